@@ -1,0 +1,135 @@
+package dev.aule;
+
+import java.util.Objects;
+
+/**
+ * The validated geometry of one attention call. Backends obtain it from {@link #forward} (or the
+ * backward variant), which checks every rule of the contract and throws
+ * {@link IllegalArgumentException} naming the argument, the shapes and the rule before anything is
+ * read or written.
+ *
+ * @param batch {@code B}
+ * @param queryHeads {@code Hq}
+ * @param kvHeads {@code Hkv}, dividing {@code Hq}
+ * @param queryLen {@code Sq}
+ * @param keyLen {@code Sk}
+ * @param headDim {@code D} of q and k
+ * @param valueDim {@code Dv} of v and the output
+ */
+public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim,
+                             int valueDim) {
+
+    /** Query heads sharing one KV head ({@code Hq / Hkv}); query head {@code h} reads KV head {@code h / groupSize}. */
+    public int groupSize() {
+        return queryHeads / kvHeads;
+    }
+
+    /** The expected output shape {@code [B, Hq, Sq, Dv]}. */
+    public long[] outShape() {
+        return new long[] {batch, queryHeads, queryLen, valueDim};
+    }
+
+    /** Forward FLOPs by the contract's count: {@code 4 * B * Hq * D * visible pairs} (D the mean of D and Dv). */
+    public double forwardFlops(AttentionOptions options) {
+        long pairs = Visibility.of(queryLen, keyLen, options).pairs();
+        return 2.0 * batch * queryHeads * (headDim + valueDim) * (double) pairs;
+    }
+
+    /**
+     * Validates a forward call: q {@code [B, Hq, Sq, D]}, k {@code [B, Hkv, Sk, D]}, v {@code [B, Hkv, Sk, Dv]},
+     * out {@code [B, Hq, Sq, Dv]}, lse (nullable) F32 {@code [B, Hq, Sq, 1]}, options against q, and head dims
+     * and dtypes against the backend's capabilities. Outputs must not overlap inputs or each other.
+     */
+    public static AttentionShape forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
+                                         AttentionOptions options, Capabilities capabilities) {
+        AttentionShape shape = ofInputs(q, k, v, options, capabilities);
+        Objects.requireNonNull(out, "out");
+        shape.checkOutput("out", out, shape.outShape(), capabilities, q, k, v);
+        if (lse != null) {
+            if (lse.dtype() != DType.F32) {
+                throw new IllegalArgumentException("lse: dtype must be F32, got " + lse.dtype());
+            }
+            shape.checkOutput("lse", lse, new long[] {shape.batch, shape.queryHeads, shape.queryLen, 1},
+                    capabilities, q, k, v);
+            checkNoOverlap("lse", lse, "out", out);
+        }
+        return shape;
+    }
+
+    /** Validates q, k, v and options alone (no outputs). */
+    public static AttentionShape ofInputs(Tensor q, Tensor k, Tensor v, AttentionOptions options,
+                                          Capabilities capabilities) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(k, "k");
+        Objects.requireNonNull(v, "v");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(capabilities, "capabilities");
+        String shapes = " (q " + q.shapeString() + ", k " + k.shapeString() + ", v " + v.shapeString() + ")";
+        if (k.batch() != q.batch() || v.batch() != q.batch()) {
+            throw new IllegalArgumentException("k, v: batch must equal q's batch " + q.batch() + shapes);
+        }
+        if (k.heads() != v.heads()) {
+            throw new IllegalArgumentException("v: heads " + v.heads() + " must equal k's heads " + k.heads() + shapes);
+        }
+        if (q.heads() % k.heads() != 0) {
+            throw new IllegalArgumentException("q, k: query heads " + q.heads() + " must be a multiple of KV heads "
+                    + k.heads() + " (GQA/MQA: Hq % Hkv == 0)" + shapes);
+        }
+        if (k.seqLen() != v.seqLen()) {
+            throw new IllegalArgumentException("v: sequence length " + v.seqLen() + " must equal k's " + k.seqLen()
+                    + " (one value per key)" + shapes);
+        }
+        if (k.headDim() != q.headDim()) {
+            throw new IllegalArgumentException("k: head dim " + k.headDim() + " must equal q's head dim " + q.headDim()
+                    + shapes);
+        }
+        int limit = capabilities.maxHeadDim();
+        if (q.headDim() > limit || v.headDim() > limit) {
+            throw new IllegalArgumentException("q, v: head dim " + Math.max(q.headDim(), v.headDim())
+                    + " is over this backend's limit of " + limit + shapes);
+        }
+        for (var named : new Object[][] {{"q", q}, {"k", k}, {"v", v}}) {
+            Tensor t = (Tensor) named[1];
+            if (!capabilities.dtypes().contains(t.dtype())) {
+                throw new IllegalArgumentException(named[0] + ": dtype " + t.dtype() + " is not supported by this backend "
+                        + capabilities.dtypes());
+            }
+        }
+        if (options.hasAlibi() && options.alibiSlopeCount() != q.heads()) {
+            throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopeCount()
+                    + " must equal the number of query heads " + q.heads() + shapes);
+        }
+        return new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
+    }
+
+    private void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Tensor... inputs) {
+        long[] actual = out.shape();
+        if (!java.util.Arrays.equals(actual, expected)) {
+            throw new IllegalArgumentException(name + ": shape " + out.shapeString() + " must be "
+                    + java.util.Arrays.toString(expected) + " for q [" + batch + ", " + queryHeads + ", " + queryLen
+                    + ", " + headDim + "] and v's head dim " + valueDim);
+        }
+        if (!capabilities.dtypes().contains(out.dtype())) {
+            throw new IllegalArgumentException(name + ": dtype " + out.dtype() + " is not supported by this backend "
+                    + capabilities.dtypes());
+        }
+        if (out.memory().isReadOnly()) {
+            throw new IllegalArgumentException(name + ": memory is read-only");
+        }
+        if (!out.hasDistinctElements()) {
+            throw new IllegalArgumentException(name + ": strides " + java.util.Arrays.toString(out.strides())
+                    + " make distinct elements share memory, which an output cannot");
+        }
+        String[] inputNames = {"q", "k", "v"};
+        for (int i = 0; i < inputs.length; i++) {
+            checkNoOverlap(name, out, inputNames[i], inputs[i]);
+        }
+    }
+
+    private static void checkNoOverlap(String outName, Tensor out, String otherName, Tensor other) {
+        if (out.addressedRegion().asOverlappingSlice(other.addressedRegion()).isPresent()) {
+            throw new IllegalArgumentException(outName + ": memory overlaps " + otherName
+                    + "; an output must not share memory with an input or another output");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+package dev.aule;
+
+/** Thrown when a backend that was asked for by name cannot run here. */
+public final class BackendUnavailableException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    public BackendUnavailableException(String message) {
+        super(message);
+    }
+}

@@ -1,0 +1,308 @@
+package dev.aule;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * A rank-4 view {@code [batch, heads, seq, headDim]} over memory the caller owns: a {@code float[]}
+ * or any {@link MemorySegment}, heap or off-heap. Views never copy; strides (in elements, not bytes)
+ * let one tensor describe BHSD, BSHD or any other layout. Elements are in native byte order.
+ *
+ * <p>A tensor is immutable in its shape and layout and safe to share between threads; its
+ * elements are as thread-safe as the memory underneath.
+ */
+public final class Tensor {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
+
+    private final MemorySegment memory;
+    private final DType dtype;
+    private final int batch;
+    private final int heads;
+    private final int seqLen;
+    private final int headDim;
+    private final long strideB;
+    private final long strideH;
+    private final long strideS;
+    private final long strideD;
+
+    private Tensor(MemorySegment memory, DType dtype, int[] shape, long[] strides) {
+        this.memory = memory;
+        this.dtype = dtype;
+        this.batch = shape[0];
+        this.heads = shape[1];
+        this.seqLen = shape[2];
+        this.headDim = shape[3];
+        this.strideB = strides[0];
+        this.strideH = strides[1];
+        this.strideS = strides[2];
+        this.strideD = strides[3];
+    }
+
+    /** A BHSD-contiguous F32 view of {@code data}, whose length must be exactly the element count. */
+    public static Tensor of(float[] data, int batch, int heads, int seq, int headDim) {
+        Objects.requireNonNull(data, "data");
+        int[] shape = checkShape(batch, heads, seq, headDim);
+        long count = (long) batch * heads * seq * headDim;
+        if (data.length != count) {
+            throw new IllegalArgumentException("data: length " + data.length + " does not match shape "
+                    + Arrays.toString(shape) + " (" + count + " elements)");
+        }
+        return new Tensor(MemorySegment.ofArray(data), DType.F32, shape, contiguousStrides(shape));
+    }
+
+    /**
+     * A BSHD ({@code [batch, seq, heads, headDim]} in memory, the layout most engines keep) F32 view
+     * of {@code data}, exposed with the logical shape {@code [batch, heads, seq, headDim]}.
+     */
+    public static Tensor ofBshd(float[] data, int batch, int seq, int heads, int headDim) {
+        Objects.requireNonNull(data, "data");
+        int[] shape = checkShape(batch, heads, seq, headDim);
+        long count = (long) batch * heads * seq * headDim;
+        if (data.length != count) {
+            throw new IllegalArgumentException("data: length " + data.length + " does not match BSHD shape ["
+                    + batch + ", " + seq + ", " + heads + ", " + headDim + "] (" + count + " elements)");
+        }
+        long[] strides = {(long) seq * heads * headDim, headDim, (long) heads * headDim, 1};
+        return new Tensor(MemorySegment.ofArray(data), DType.F32, shape, strides);
+    }
+
+    /**
+     * A view of {@code memory} with any layout. {@code shape} is {@code [batch, heads, seq, headDim]},
+     * every extent at least 1; {@code strides} are in elements and non-negative. The segment must
+     * cover every element the shape and strides address.
+     */
+    public static Tensor of(MemorySegment memory, DType dtype, long[] shape, long[] strides) {
+        Objects.requireNonNull(memory, "memory");
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(shape, "shape");
+        Objects.requireNonNull(strides, "strides");
+        if (shape.length != 4) {
+            throw new IllegalArgumentException("shape: rank must be 4 [batch, heads, seq, headDim], got rank "
+                    + shape.length + " " + Arrays.toString(shape));
+        }
+        if (strides.length != 4) {
+            throw new IllegalArgumentException("strides: rank must be 4 like shape, got rank " + strides.length
+                    + " " + Arrays.toString(strides));
+        }
+        int[] dims = new int[4];
+        long lastIndex = 0;
+        for (int i = 0; i < 4; i++) {
+            if (shape[i] < 1 || shape[i] > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException("shape: every extent must be in [1, 2^31-1], got "
+                        + Arrays.toString(shape));
+            }
+            if (strides[i] < 0) {
+                throw new IllegalArgumentException("strides: must be non-negative, got " + Arrays.toString(strides));
+            }
+            dims[i] = (int) shape[i];
+            lastIndex = Math.addExact(lastIndex, Math.multiplyExact(shape[i] - 1, strides[i]));
+        }
+        long needed = Math.multiplyExact(lastIndex + 1, (long) dtype.byteSize());
+        if (needed > memory.byteSize()) {
+            throw new IllegalArgumentException("memory: " + memory.byteSize() + " bytes do not cover shape "
+                    + Arrays.toString(shape) + " with strides " + Arrays.toString(strides) + " of " + dtype
+                    + " (" + needed + " bytes needed)");
+        }
+        return new Tensor(memory, dtype, dims, strides.clone());
+    }
+
+    /** A zeroed, BHSD-contiguous tensor on the Java heap. */
+    public static Tensor allocate(DType dtype, int batch, int heads, int seq, int headDim) {
+        Objects.requireNonNull(dtype, "dtype");
+        int[] shape = checkShape(batch, heads, seq, headDim);
+        long count = (long) batch * heads * seq * headDim;
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("shape: " + Arrays.toString(shape) + " has " + count
+                    + " elements, more than a Java array holds; use Tensor.of(MemorySegment, ...) off-heap");
+        }
+        MemorySegment memory = dtype == DType.F32
+                ? MemorySegment.ofArray(new float[(int) count])
+                : MemorySegment.ofArray(new short[(int) count]);
+        return new Tensor(memory, dtype, shape, contiguousStrides(shape));
+    }
+
+    private static int[] checkShape(int batch, int heads, int seq, int headDim) {
+        int[] shape = {batch, heads, seq, headDim};
+        for (int extent : shape) {
+            if (extent < 1) {
+                throw new IllegalArgumentException("shape: every extent of [batch, heads, seq, headDim] must be >= 1, got "
+                        + Arrays.toString(shape));
+            }
+        }
+        return shape;
+    }
+
+    private static long[] contiguousStrides(int[] shape) {
+        return new long[] {(long) shape[1] * shape[2] * shape[3], (long) shape[2] * shape[3], shape[3], 1};
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    public int heads() {
+        return heads;
+    }
+
+    public int seqLen() {
+        return seqLen;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    public DType dtype() {
+        return dtype;
+    }
+
+    /** The shape {@code [batch, heads, seq, headDim]}. */
+    public long[] shape() {
+        return new long[] {batch, heads, seqLen, headDim};
+    }
+
+    /** Strides in elements, in shape order. */
+    public long[] strides() {
+        return new long[] {strideB, strideH, strideS, strideD};
+    }
+
+    /** The memory this tensor views. */
+    public MemorySegment memory() {
+        return memory;
+    }
+
+    /** Number of logical elements. */
+    public long elementCount() {
+        return (long) batch * heads * seqLen * headDim;
+    }
+
+    /** True when the layout is BHSD with no gaps. */
+    public boolean isContiguous() {
+        return strideD == 1 && strideS == headDim && strideH == (long) seqLen * headDim
+                && strideB == (long) heads * seqLen * headDim;
+    }
+
+    public float get(int b, int h, int s, int d) {
+        return load(offsetOf(b, h, s, d));
+    }
+
+    public void set(int b, int h, int s, int d, float value) {
+        store(offsetOf(b, h, s, d), value);
+    }
+
+    /** Copies the {@code headDim} elements of row {@code (b, h, s)} into {@code dst}, as float. */
+    public void readRow(int b, int h, int s, float[] dst, int dstOffset) {
+        Objects.checkFromIndexSize(dstOffset, headDim, dst.length);
+        long offset = offsetOf(b, h, s, 0);
+        if (dtype == DType.F32 && strideD == 1) {
+            MemorySegment.copy(memory, FLOAT, offset, dst, dstOffset, headDim);
+            return;
+        }
+        long step = strideD * dtype.byteSize();
+        for (int d = 0; d < headDim; d++, offset += step) {
+            dst[dstOffset + d] = load(offset);
+        }
+    }
+
+    /** Writes {@code headDim} floats from {@code src} into row {@code (b, h, s)}, rounding to the dtype. */
+    public void writeRow(int b, int h, int s, float[] src, int srcOffset) {
+        Objects.checkFromIndexSize(srcOffset, headDim, src.length);
+        long offset = offsetOf(b, h, s, 0);
+        if (dtype == DType.F32 && strideD == 1) {
+            MemorySegment.copy(src, srcOffset, memory, FLOAT, offset, headDim);
+            return;
+        }
+        long step = strideD * dtype.byteSize();
+        for (int d = 0; d < headDim; d++, offset += step) {
+            store(offset, src[srcOffset + d]);
+        }
+    }
+
+    /** Sets every element to {@code value} (rounded to the dtype). */
+    public void fill(float value) {
+        float[] row = new float[headDim];
+        Arrays.fill(row, value);
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int s = 0; s < seqLen; s++) {
+                    writeRow(b, h, s, row, 0);
+                }
+            }
+        }
+    }
+
+    /** All elements in BHSD order, as float (a copy). */
+    public float[] toFloatArray() {
+        long count = elementCount();
+        if (count > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException("tensor has " + count + " elements, more than a float[] holds");
+        }
+        float[] out = new float[(int) count];
+        int pos = 0;
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int s = 0; s < seqLen; s++, pos += headDim) {
+                    readRow(b, h, s, out, pos);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** {@code [b, h, s, d]}, for messages. */
+    public String shapeString() {
+        return "[" + batch + ", " + heads + ", " + seqLen + ", " + headDim + "]";
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor[" + dtype + " " + shapeString() + " strides " + Arrays.toString(strides())
+                + (memory.isNative() ? " off-heap" : " heap") + "]";
+    }
+
+    private long offsetOf(int b, int h, int s, int d) {
+        Objects.checkIndex(b, batch);
+        Objects.checkIndex(h, heads);
+        Objects.checkIndex(s, seqLen);
+        Objects.checkIndex(d, headDim);
+        return (b * strideB + h * strideH + s * strideS + d * strideD) * dtype.byteSize();
+    }
+
+    private float load(long byteOffset) {
+        return dtype == DType.F32 ? memory.get(FLOAT, byteOffset) : dtype.decode16(memory.get(SHORT, byteOffset));
+    }
+
+    private void store(long byteOffset, float value) {
+        if (dtype == DType.F32) {
+            memory.set(FLOAT, byteOffset, value);
+        } else {
+            memory.set(SHORT, byteOffset, dtype.encode16(value));
+        }
+    }
+
+    /** The bytes from the first to one past the last addressed element, as a slice of the memory. */
+    MemorySegment addressedRegion() {
+        long last = (batch - 1) * strideB + (heads - 1) * strideH + (seqLen - 1) * strideS + (headDim - 1) * strideD;
+        return memory.asSlice(0, (last + 1) * dtype.byteSize());
+    }
+
+    /** True when no two logical elements share memory (required of outputs). */
+    boolean hasDistinctElements() {
+        long[][] dims = {{strideB, batch}, {strideH, heads}, {strideS, seqLen}, {strideD, headDim}};
+        Arrays.sort(dims, (x, y) -> Long.compare(x[0], y[0]));
+        long span = 1; // elements covered by the smaller-stride dimensions
+        for (long[] dim : dims) {
+            if (dim[1] == 1) {
+                continue;
+            }
+            if (dim[0] < span) {
+                return false;
+            }
+            span = dim[0] * dim[1];
+        }
+        return true;
+    }
+}

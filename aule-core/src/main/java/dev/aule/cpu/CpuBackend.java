@@ -1,0 +1,79 @@
+package dev.aule.cpu;
+
+import dev.aule.AttentionBackend;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Availability;
+import dev.aule.Capabilities;
+import dev.aule.DType;
+import dev.aule.Tensor;
+
+import java.util.EnumSet;
+
+/**
+ * FlashAttention on all cores: Vector API SIMD when {@code jdk.incubator.vector} is present, a
+ * scalar path otherwise. Always available. Safe for concurrent callers: all calls share one pool
+ * sized to the cores and keep their state in per-call objects and pooled scratch.
+ */
+public final class CpuBackend implements AttentionBackend {
+    /** Largest head dim of q, k or v. */
+    public static final int MAX_HEAD_DIM = 512;
+
+    private static final Capabilities CAPABILITIES =
+            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), false);
+
+    private final TileMath math;
+
+    /** The backend on the best tile arithmetic this JVM offers. */
+    public CpuBackend() {
+        this(TileMaths.best());
+    }
+
+    CpuBackend(TileMath math) {
+        this.math = math;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String description() {
+        return "FlashAttention-2 on " + CpuPool.threads() + " threads, " + math.description();
+    }
+
+    @Override
+    public int priority() {
+        return 100;
+    }
+
+    @Override
+    public Availability availability() {
+        return Availability.available(math.description() + ", " + CpuPool.threads() + " threads");
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return CAPABILITIES;
+    }
+
+    /** Whether this instance runs the Vector API path. */
+    public boolean simd() {
+        return math.lanes() > 1;
+    }
+
+    @Override
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
+        FlashForward call = new FlashForward(math, shape, options, q, k, v, out, lse);
+        CpuPool.forEach(call.items(), Integer.MAX_VALUE, index -> {
+            Scratch scratch = Scratch.acquire();
+            try {
+                call.run(index, scratch);
+            } finally {
+                Scratch.release(scratch);
+            }
+        });
+    }
+}

@@ -1,0 +1,237 @@
+package dev.aule.cpu;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Tensor;
+import dev.aule.Visibility;
+
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+
+/**
+ * One FlashAttention-2 forward call on the CPU: query tiles stream over key blocks with an
+ * online softmax, so no more than one {@code tileRows x keyTile} block of scores ever exists.
+ *
+ * <p>A work item is one (batch, KV head, row tile). Rows of a KV head's whole query group are
+ * tiled together, ordered query-major ({@code r = i * groupSize + g}), so GQA heads share each
+ * packed key and value block and a decode step with few queries still fills a tile. Each row
+ * sees one contiguous key interval (causal and window both bound it), so the tile only visits
+ * key blocks that some row sees, and masks elementwise only at the interval edges.
+ *
+ * <p>Tile sizes: 64 query rows (16 micro-kernel passes of 4 rows reuse each packed key block
+ * from L1/L2) by {@link TileMath#keyTile()} keys.
+ */
+final class FlashForward {
+    static final int TILE_ROWS = 64;
+
+    private final TileMath math;
+    private final Tensor q;
+    private final Tensor k;
+    private final Tensor v;
+    private final Tensor out;
+    private final Tensor lse;
+    private final Visibility visibility;
+    private final int kvHeads;
+    private final int group;
+    private final int d;
+    private final int dv;
+    private final int dvp;
+    private final int keyTile;
+    private final int rows;
+    private final int tiles;
+    private final float scale;
+    private final float softcap;
+    private final float[] slopes;
+    private final int[] order;
+
+    FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
+                 Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+        this.math = math;
+        this.q = q;
+        this.k = k;
+        this.v = v;
+        this.out = out;
+        this.lse = lse;
+        this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        this.kvHeads = shape.kvHeads();
+        this.group = shape.groupSize();
+        this.d = shape.headDim();
+        this.dv = shape.valueDim();
+        this.dvp = roundUp(dv, math.lanes());
+        this.keyTile = math.keyTile();
+        this.rows = Math.multiplyExact(group, shape.queryLen());
+        this.tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+        this.scale = options.scale(d);
+        this.softcap = options.softcap();
+        this.slopes = options.alibiSlopes();
+        this.order = costliestFirst(shape.batch() * kvHeads);
+    }
+
+    int items() {
+        return order.length;
+    }
+
+    /** Items ordered so the tiles that see the most keys start first (causal: the bottom rows). */
+    private int[] costliestFirst(int heads) {
+        long[] cost = new long[tiles];
+        for (int tile = 0; tile < tiles; tile++) {
+            int firstQuery = tile * TILE_ROWS / group;
+            int lastQuery = (Math.min(rows, (tile + 1) * TILE_ROWS) - 1) / group;
+            for (int i = firstQuery; i <= lastQuery; i++) {
+                cost[tile] += visibility.count(i);
+            }
+        }
+        Integer[] byCost = IntStream.range(0, tiles).boxed().toArray(Integer[]::new);
+        Arrays.sort(byCost, Comparator.comparingLong((Integer t) -> cost[t]).reversed());
+        int[] items = new int[heads * tiles];
+        int n = 0;
+        for (int tile : byCost) {
+            for (int head = 0; head < heads; head++) {
+                items[n++] = head * tiles + tile;
+            }
+        }
+        return items;
+    }
+
+    /** Computes the item at position {@code index} of the work order. */
+    void run(int index, Scratch sc) {
+        int item = order[index];
+        int tile = item % tiles;
+        int b = item / tiles / kvHeads;
+        int kvHead = item / tiles % kvHeads;
+        int r0 = tile * TILE_ROWS;
+        int n = Math.min(TILE_ROWS, rows - r0);
+        int n4 = roundUp(n, 4);
+        sc.ensure(TILE_ROWS, keyTile, d, dvp);
+        float[] qt = sc.q;
+        float[] s = sc.s;
+        float[] o = sc.o;
+        float[] m = sc.m;
+        float[] l = sc.l;
+        float[] alpha = sc.alpha;
+        int[] first = sc.first;
+        int[] last = sc.last;
+
+        int keyStart = Integer.MAX_VALUE;
+        int keyEnd = 0;
+        for (int t = 0; t < n4; t++) {
+            if (t < n) {
+                int r = r0 + t;
+                int i = r / group;
+                int head = kvHead * group + r % group;
+                sc.qRow[t] = i;
+                sc.qHead[t] = head;
+                first[t] = visibility.first(i);
+                last[t] = visibility.last(i);
+                if (first[t] <= last[t]) {
+                    keyStart = Math.min(keyStart, first[t]);
+                    keyEnd = Math.max(keyEnd, last[t] + 1);
+                }
+                q.readRow(b, head, i, qt, t * d);
+                math.scale(qt, t * d, d, scale);
+            } else {
+                first[t] = 1; // padding rows see nothing
+                last[t] = 0;
+                Arrays.fill(qt, t * d, (t + 1) * d, 0f);
+            }
+            m[t] = Float.NEGATIVE_INFINITY;
+            l[t] = 0f;
+        }
+        Arrays.fill(o, 0, n4 * dvp, 0f);
+
+        for (int j0 = keyStart; j0 < keyEnd; j0 += keyTile) {
+            int jn = Math.min(keyTile, keyEnd - j0);
+            if (!anyRowSees(first, last, n, j0, j0 + jn - 1)) {
+                continue;
+            }
+            packKeys(sc, b, kvHead, j0, jn);
+            packValues(sc, b, kvHead, j0, jn);
+            math.scores(qt, n4, d, sc.kt, s);
+            for (int t = 0; t < n4; t++) {
+                int off = t * keyTile;
+                int lo = Math.max(first[t] - j0, 0);
+                int hi = Math.min(last[t] - j0, jn - 1);
+                if (lo > hi) {
+                    Arrays.fill(s, off, off + keyTile, 0f);
+                    alpha[t] = 1f;
+                    continue;
+                }
+                if (softcap > 0f) {
+                    math.softcap(s, off, keyTile, softcap);
+                }
+                if (slopes != null) {
+                    float center = (float) (sc.qRow[t] + visibility.offset() - j0);
+                    math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
+                }
+                Arrays.fill(s, off, off + lo, Float.NEGATIVE_INFINITY);
+                Arrays.fill(s, off + hi + 1, off + keyTile, Float.NEGATIVE_INFINITY);
+                float mNew = Math.max(m[t], math.max(s, off, keyTile));
+                alpha[t] = (float) Math.exp(m[t] - mNew); // 0 when m was -inf
+                l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
+                m[t] = mNew;
+            }
+            math.accumulate(s, n4, jn, sc.v, dvp, o, alpha);
+        }
+
+        float[] row = sc.row;
+        for (int t = 0; t < n; t++) {
+            float rowLse;
+            if (l[t] == 0f) {
+                Arrays.fill(row, 0, dv, 0f);
+                rowLse = Float.NEGATIVE_INFINITY;
+            } else {
+                float inverse = 1f / l[t];
+                for (int x = 0; x < dv; x++) {
+                    row[x] = o[t * dvp + x] * inverse;
+                }
+                rowLse = m[t] + (float) Math.log(l[t]);
+            }
+            out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
+            if (lse != null) {
+                lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
+            }
+        }
+    }
+
+    private static boolean anyRowSees(int[] first, int[] last, int n, int j0, int j1) {
+        for (int t = 0; t < n; t++) {
+            if (first[t] <= j1 && last[t] >= j0 && first[t] <= last[t]) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** kt[x][j] = k[j0 + j][x]; columns past {@code jn} are zero. */
+    private void packKeys(Scratch sc, int b, int kvHead, int j0, int jn) {
+        float[] kt = sc.kt;
+        float[] row = sc.row;
+        for (int j = 0; j < jn; j++) {
+            k.readRow(b, kvHead, j0 + j, row, 0);
+            for (int x = 0, pos = j; x < d; x++, pos += keyTile) {
+                kt[pos] = row[x];
+            }
+        }
+        if (jn < keyTile) {
+            for (int x = 0; x < d; x++) {
+                Arrays.fill(kt, x * keyTile + jn, (x + 1) * keyTile, 0f);
+            }
+        }
+    }
+
+    /** v[j][x] = v[j0 + j][x], each row zero-padded from {@code dv} to {@code dvp}. */
+    private void packValues(Scratch sc, int b, int kvHead, int j0, int jn) {
+        float[] vb = sc.v;
+        for (int j = 0; j < jn; j++) {
+            v.readRow(b, kvHead, j0 + j, vb, j * dvp);
+            if (dvp > dv) {
+                Arrays.fill(vb, j * dvp + dv, (j + 1) * dvp, 0f);
+            }
+        }
+    }
+
+    private static int roundUp(int x, int multiple) {
+        return (x + multiple - 1) / multiple * multiple;
+    }
+}

@@ -1,0 +1,100 @@
+package dev.aule.cpu;
+
+import java.util.Arrays;
+
+/** Plain loops: the path when the Vector API module is not present. */
+final class ScalarTileMath implements TileMath {
+    private static final int KEY_TILE = 64;
+
+    @Override
+    public int lanes() {
+        return 1;
+    }
+
+    @Override
+    public int keyTile() {
+        return KEY_TILE;
+    }
+
+    @Override
+    public String description() {
+        return "scalar (no jdk.incubator.vector)";
+    }
+
+    @Override
+    public void scores(float[] q, int rows, int d, float[] kt, float[] s) {
+        for (int t = 0; t < rows; t++) {
+            int sRow = t * KEY_TILE;
+            Arrays.fill(s, sRow, sRow + KEY_TILE, 0f);
+            for (int x = 0; x < d; x++) {
+                float qx = q[t * d + x];
+                int kRow = x * KEY_TILE;
+                for (int j = 0; j < KEY_TILE; j++) {
+                    s[sRow + j] = Math.fma(qx, kt[kRow + j], s[sRow + j]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void scale(float[] x, int off, int n, float factor) {
+        for (int i = off; i < off + n; i++) {
+            x[i] *= factor;
+        }
+    }
+
+    @Override
+    public void softcap(float[] s, int off, int n, float cap) {
+        for (int i = off; i < off + n; i++) {
+            s[i] = cap * (float) Math.tanh(s[i] / cap);
+        }
+    }
+
+    @Override
+    public void alibi(float[] s, int off, int n, float slope, float center) {
+        for (int j = 0; j < n; j++) {
+            s[off + j] -= slope * Math.abs(center - j);
+        }
+    }
+
+    @Override
+    public float max(float[] s, int off, int n) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = off; i < off + n; i++) {
+            max = Math.max(max, s[i]);
+        }
+        return max;
+    }
+
+    @Override
+    public float expSum(float[] s, int off, int n, float max) {
+        float sum = 0;
+        for (int i = off; i < off + n; i++) {
+            float e = (float) Math.exp(s[i] - max);
+            s[i] = e;
+            sum += e;
+        }
+        return sum;
+    }
+
+    @Override
+    public void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha) {
+        for (int t = 0; t < rows; t++) {
+            int oRow = t * dvp;
+            float a = alpha[t];
+            for (int x = 0; x < dvp; x++) {
+                o[oRow + x] *= a;
+            }
+            for (int j = 0; j < keys; j++) {
+                float pj = p[t * KEY_TILE + j];
+                if (pj == 0f) {
+                    continue;
+                }
+                int vRow = j * dvp;
+                for (int x = 0; x < dvp; x++) {
+                    o[oRow + x] = Math.fma(pj, v[vRow + x], o[oRow + x]);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package dev.aule.cpu;
+
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * One worker's tile buffers, reused across tiles and calls so the hot path allocates nothing.
+ * Taken from and returned to a small shared pool, which works the same for platform and
+ * virtual threads (unlike a ThreadLocal, it never keeps a copy per caller thread).
+ */
+final class Scratch {
+    private static final ConcurrentLinkedQueue<Scratch> POOL = new ConcurrentLinkedQueue<>();
+
+    float[] q = new float[0];     // [tileRows][d], pre-scaled queries
+    float[] kt = new float[0];    // [d][keyTile], the key block transposed
+    float[] v = new float[0];     // [keyTile][dvp]
+    float[] s = new float[0];     // [tileRows][keyTile], scores then probabilities
+    float[] o = new float[0];     // [tileRows][dvp], the unnormalised output
+    float[] row = new float[0];   // one key or output row
+    float[] m = new float[0];     // running row max
+    float[] l = new float[0];     // running row sum
+    float[] alpha = new float[0]; // rescale factor of the current block
+    int[] qRow = new int[0];      // query index of each tile row
+    int[] qHead = new int[0];     // query head of each tile row
+    int[] first = new int[0];     // first visible key of each tile row
+    int[] last = new int[0];      // last visible key of each tile row
+
+    static Scratch acquire() {
+        Scratch scratch = POOL.poll();
+        return scratch != null ? scratch : new Scratch();
+    }
+
+    static void release(Scratch scratch) {
+        POOL.offer(scratch);
+    }
+
+    /** Grows the buffers to hold a tile of the given geometry. */
+    void ensure(int tileRows, int keyTile, int d, int dvp) {
+        q = grow(q, tileRows * d);
+        kt = grow(kt, d * keyTile);
+        v = grow(v, keyTile * dvp);
+        s = grow(s, tileRows * keyTile);
+        o = grow(o, tileRows * dvp);
+        row = grow(row, Math.max(d, dvp));
+        m = grow(m, tileRows);
+        l = grow(l, tileRows);
+        alpha = grow(alpha, tileRows);
+        if (qRow.length < tileRows) {
+            qRow = new int[tileRows];
+            qHead = new int[tileRows];
+            first = new int[tileRows];
+            last = new int[tileRows];
+        }
+    }
+
+    private static float[] grow(float[] a, int size) {
+        return a.length >= size ? a : new float[size];
+    }
+}

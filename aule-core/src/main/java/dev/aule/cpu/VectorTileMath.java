@@ -1,0 +1,287 @@
+package dev.aule.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * SIMD tile arithmetic on the platform's preferred vector width.
+ *
+ * <p>Tile sizes: a key block is 4 vectors wide (64 keys with 512-bit vectors), so both products
+ * run as 4 query rows x 4 vectors = 16 accumulators, which with 4 operand vectors and a broadcast
+ * fits the 32 vector registers of AVX-512 without spilling; 4 rows amortise each loaded key or
+ * value vector over 4 FMAs. A 64 x 64 x 128 tile set (q, kt, v, s, o) is about 150 KiB, within L2.
+ */
+final class VectorTileMath implements TileMath {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final int KT = 4 * L;
+
+    // exp(x) = 2^n * e^r with n = round(x / ln 2) and |r| <= ln(2) / 2.
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693145752f; // ln 2 split so n * LN2_HI is exact
+    private static final float LN2_LO = 1.42860677e-6f;
+    private static final float ROUNDER = 12582912f;    // 1.5 * 2^23: adding it rounds to an integer
+    private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
+    private static final float EXP_MIN = -87.0f;       // below: 0 (avoids subnormal scale factors)
+    private static final float EXP_MAX = 88.0f;
+    private static final FloatVector IOTA = iota(); // 0, 1, ..., L-1
+    private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(F, -LN2_HI);
+    private static final FloatVector NEG_LN2_LO = FloatVector.broadcast(F, -LN2_LO);
+    private static final FloatVector ONE = FloatVector.broadcast(F, 1f);
+    private static final FloatVector C2 = FloatVector.broadcast(F, 1f / 2);
+    private static final FloatVector C3 = FloatVector.broadcast(F, 1f / 6);
+    private static final FloatVector C4 = FloatVector.broadcast(F, 1f / 24);
+    private static final FloatVector C5 = FloatVector.broadcast(F, 1f / 120);
+    private static final FloatVector C6 = FloatVector.broadcast(F, 1f / 720);
+
+    @Override
+    public int lanes() {
+        return L;
+    }
+
+    @Override
+    public int keyTile() {
+        return KT;
+    }
+
+    @Override
+    public String description() {
+        return F.vectorBitSize() + "-bit Vector API (" + L + " floats)";
+    }
+
+    @Override
+    public void scores(float[] q, int rows, int d, float[] kt, float[] s) {
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * d;
+            int q1 = q0 + d;
+            int q2 = q1 + d;
+            int q3 = q2 + d;
+            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
+            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
+            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+            for (int x = 0, kb = 0; x < d; x++, kb += KT) {
+                FloatVector k0 = FloatVector.fromArray(F, kt, kb);
+                FloatVector k1 = FloatVector.fromArray(F, kt, kb + L);
+                FloatVector k2 = FloatVector.fromArray(F, kt, kb + 2 * L);
+                FloatVector k3 = FloatVector.fromArray(F, kt, kb + 3 * L);
+                FloatVector b = FloatVector.broadcast(F, q[q0 + x]);
+                a00 = k0.fma(b, a00);
+                a01 = k1.fma(b, a01);
+                a02 = k2.fma(b, a02);
+                a03 = k3.fma(b, a03);
+                b = FloatVector.broadcast(F, q[q1 + x]);
+                a10 = k0.fma(b, a10);
+                a11 = k1.fma(b, a11);
+                a12 = k2.fma(b, a12);
+                a13 = k3.fma(b, a13);
+                b = FloatVector.broadcast(F, q[q2 + x]);
+                a20 = k0.fma(b, a20);
+                a21 = k1.fma(b, a21);
+                a22 = k2.fma(b, a22);
+                a23 = k3.fma(b, a23);
+                b = FloatVector.broadcast(F, q[q3 + x]);
+                a30 = k0.fma(b, a30);
+                a31 = k1.fma(b, a31);
+                a32 = k2.fma(b, a32);
+                a33 = k3.fma(b, a33);
+            }
+            int s0 = t * KT;
+            a00.intoArray(s, s0);
+            a01.intoArray(s, s0 + L);
+            a02.intoArray(s, s0 + 2 * L);
+            a03.intoArray(s, s0 + 3 * L);
+            a10.intoArray(s, s0 + KT);
+            a11.intoArray(s, s0 + KT + L);
+            a12.intoArray(s, s0 + KT + 2 * L);
+            a13.intoArray(s, s0 + KT + 3 * L);
+            a20.intoArray(s, s0 + 2 * KT);
+            a21.intoArray(s, s0 + 2 * KT + L);
+            a22.intoArray(s, s0 + 2 * KT + 2 * L);
+            a23.intoArray(s, s0 + 2 * KT + 3 * L);
+            a30.intoArray(s, s0 + 3 * KT);
+            a31.intoArray(s, s0 + 3 * KT + L);
+            a32.intoArray(s, s0 + 3 * KT + 2 * L);
+            a33.intoArray(s, s0 + 3 * KT + 3 * L);
+        }
+    }
+
+    @Override
+    public void scale(float[] x, int off, int n, float factor) {
+        int i = off;
+        for (int end = off + F.loopBound(n); i < end; i += L) {
+            FloatVector.fromArray(F, x, i).mul(factor).intoArray(x, i);
+        }
+        for (; i < off + n; i++) {
+            x[i] *= factor;
+        }
+    }
+
+    @Override
+    public void softcap(float[] s, int off, int n, float cap) {
+        // tanh(y) = sign(y) (1 - e) / (1 + e) with e = exp(-2|y|) <= 1: no overflow for any y.
+        float inverse = 1f / cap;
+        for (int i = off; i < off + n; i += L) {
+            FloatVector y = FloatVector.fromArray(F, s, i).mul(inverse);
+            FloatVector e = exp(y.abs().mul(-2f));
+            FloatVector th = e.neg().add(1f).div(e.add(1f));
+            th = th.blend(th.neg(), y.compare(VectorOperators.LT, 0f));
+            th.mul(cap).intoArray(s, i);
+        }
+    }
+
+    @Override
+    public void alibi(float[] s, int off, int n, float slope, float center) {
+        FloatVector distance = FloatVector.broadcast(F, center).sub(IOTA);
+        for (int i = off; i < off + n; i += L) {
+            FloatVector.fromArray(F, s, i).sub(distance.abs().mul(slope)).intoArray(s, i);
+            distance = distance.sub(L);
+        }
+    }
+
+    @Override
+    public float max(float[] s, int off, int n) {
+        FloatVector max = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        for (int i = off; i < off + n; i += L) {
+            max = max.max(FloatVector.fromArray(F, s, i));
+        }
+        return max.reduceLanes(VectorOperators.MAX);
+    }
+
+    @Override
+    public float expSum(float[] s, int off, int n, float max) {
+        FloatVector sum = FloatVector.zero(F);
+        for (int i = off; i < off + n; i += L) {
+            FloatVector e = exp(FloatVector.fromArray(F, s, i).sub(max));
+            e.intoArray(s, i);
+            sum = sum.add(e);
+        }
+        return sum.reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    public void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha) {
+        for (int t = 0; t < rows; t += 4) {
+            int p0 = t * KT;
+            int p1 = p0 + KT;
+            int p2 = p1 + KT;
+            int p3 = p2 + KT;
+            int o0 = t * dvp;
+            int o1 = o0 + dvp;
+            int o2 = o1 + dvp;
+            int o3 = o2 + dvp;
+            float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+            int c = 0;
+            for (; c + 4 * L <= dvp; c += 4 * L) {
+                FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+                FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
+                FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
+                FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+                FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
+                FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
+                FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+                FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
+                FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
+                FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+                FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
+                FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
+                for (int j = 0, vb = c; j < keys; j++, vb += dvp) {
+                    FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                    FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                    FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);
+                    FloatVector v3 = FloatVector.fromArray(F, v, vb + 3 * L);
+                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                    a00 = v0.fma(b, a00);
+                    a01 = v1.fma(b, a01);
+                    a02 = v2.fma(b, a02);
+                    a03 = v3.fma(b, a03);
+                    b = FloatVector.broadcast(F, p[p1 + j]);
+                    a10 = v0.fma(b, a10);
+                    a11 = v1.fma(b, a11);
+                    a12 = v2.fma(b, a12);
+                    a13 = v3.fma(b, a13);
+                    b = FloatVector.broadcast(F, p[p2 + j]);
+                    a20 = v0.fma(b, a20);
+                    a21 = v1.fma(b, a21);
+                    a22 = v2.fma(b, a22);
+                    a23 = v3.fma(b, a23);
+                    b = FloatVector.broadcast(F, p[p3 + j]);
+                    a30 = v0.fma(b, a30);
+                    a31 = v1.fma(b, a31);
+                    a32 = v2.fma(b, a32);
+                    a33 = v3.fma(b, a33);
+                }
+                a00.intoArray(o, o0 + c);
+                a01.intoArray(o, o0 + c + L);
+                a02.intoArray(o, o0 + c + 2 * L);
+                a03.intoArray(o, o0 + c + 3 * L);
+                a10.intoArray(o, o1 + c);
+                a11.intoArray(o, o1 + c + L);
+                a12.intoArray(o, o1 + c + 2 * L);
+                a13.intoArray(o, o1 + c + 3 * L);
+                a20.intoArray(o, o2 + c);
+                a21.intoArray(o, o2 + c + L);
+                a22.intoArray(o, o2 + c + 2 * L);
+                a23.intoArray(o, o2 + c + 3 * L);
+                a30.intoArray(o, o3 + c);
+                a31.intoArray(o, o3 + c + L);
+                a32.intoArray(o, o3 + c + 2 * L);
+                a33.intoArray(o, o3 + c + 3 * L);
+            }
+            // Remaining value columns (dvp not a multiple of 4 vectors): one vector at a time.
+            for (; c < dvp; c += L) {
+                FloatVector a0 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                for (int j = 0, vb = c; j < keys; j++, vb += dvp) {
+                    FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+                }
+                a0.intoArray(o, o0 + c);
+                a1.intoArray(o, o1 + c);
+                a2.intoArray(o, o2 + c);
+                a3.intoArray(o, o3 + c);
+            }
+        }
+    }
+
+    /** e^x, relative error below 3e-7 on [-87, 88]; 0 below, +inf-free above (clamped). */
+    static FloatVector exp(FloatVector x) {
+        FloatVector xc = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector rounded = xc.fma(LOG2E, ROUNDER);
+        FloatVector n = rounded.sub(ROUNDER);
+        FloatVector r = n.fma(NEG_LN2_HI, xc);
+        r = n.fma(NEG_LN2_LO, r);
+        // Degree-6 Taylor polynomial of e^r on |r| <= ln(2)/2 (truncation error < 1.2e-7).
+        FloatVector poly = r.fma(C6, C5);
+        poly = poly.fma(r, C4);
+        poly = poly.fma(r, C3);
+        poly = poly.fma(r, C2);
+        poly = poly.fma(r, ONE);
+        poly = poly.fma(r, ONE);
+        IntVector bits = (IntVector) rounded.reinterpretAsInts();
+        FloatVector twoToN = (FloatVector) bits.sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23)
+                .reinterpretAsFloats();
+        VectorMask<Float> underflow = x.compare(VectorOperators.LT, EXP_MIN);
+        return poly.mul(twoToN).blend(0f, underflow);
+    }
+
+    private static FloatVector iota() {
+        float[] lanes = new float[L];
+        for (int i = 0; i < L; i++) {
+            lanes[i] = i;
+        }
+        return FloatVector.fromArray(F, lanes, 0);
+    }
+}

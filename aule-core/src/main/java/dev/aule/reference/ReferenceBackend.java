@@ -1,0 +1,127 @@
+package dev.aule.reference;
+
+import dev.aule.AttentionBackend;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Availability;
+import dev.aule.Capabilities;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.Visibility;
+
+import java.util.EnumSet;
+import java.util.stream.IntStream;
+
+/**
+ * The oracle: attention in float64, written straight from the contract's semantics with no
+ * tiling and no shortcuts. Slow by design; every other backend is tested against it.
+ */
+public final class ReferenceBackend implements AttentionBackend {
+    private static final Capabilities CAPABILITIES =
+            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), false);
+
+    @Override
+    public String name() {
+        return "reference";
+    }
+
+    @Override
+    public String description() {
+        return "float64 oracle, straight from the semantics (slow; for verification)";
+    }
+
+    @Override
+    public int priority() {
+        return 0;
+    }
+
+    @Override
+    public Availability availability() {
+        return Availability.available("always");
+    }
+
+    @Override
+    public Capabilities capabilities() {
+        return CAPABILITIES;
+    }
+
+    @Override
+    public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
+        Visibility visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        IntStream.range(0, shape.batch() * shape.queryHeads()).parallel().forEach(bh -> {
+            int b = bh / shape.queryHeads();
+            int h = bh % shape.queryHeads();
+            forwardHead(shape, visibility, options, q, k, v, out, lse, b, h);
+        });
+    }
+
+    private static void forwardHead(AttentionShape shape, Visibility visibility, AttentionOptions options,
+                                    Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int b, int h) {
+        int kvHead = h / shape.groupSize();
+        int d = shape.headDim();
+        int dv = shape.valueDim();
+        double scale = options.scale(d);
+        double softcap = options.softcap();
+        double slope = options.alibiSlope(h);
+        long offset = visibility.offset();
+
+        float[] keys = rows(k, b, kvHead);
+        float[] values = rows(v, b, kvHead);
+        float[] query = new float[d];
+        double[] scores = new double[shape.keyLen()];
+        double[] acc = new double[dv];
+        float[] outRow = new float[dv];
+
+        for (int i = 0; i < shape.queryLen(); i++) {
+            q.readRow(b, h, i, query, 0);
+            int first = visibility.first(i);
+            int last = visibility.last(i);
+            java.util.Arrays.fill(acc, 0.0);
+            double rowLse = Double.NEGATIVE_INFINITY;
+            if (first <= last) {
+                double max = Double.NEGATIVE_INFINITY;
+                for (int j = first; j <= last; j++) {
+                    double dot = 0;
+                    for (int x = 0; x < d; x++) {
+                        dot += (double) query[x] * keys[j * d + x];
+                    }
+                    double s = scale * dot;
+                    if (softcap > 0) {
+                        s = softcap * Math.tanh(s / softcap);
+                    }
+                    s += -slope * Math.abs(i + offset - j);
+                    scores[j] = s;
+                    max = Math.max(max, s);
+                }
+                double sum = 0;
+                for (int j = first; j <= last; j++) {
+                    sum += Math.exp(scores[j] - max);
+                }
+                rowLse = max + Math.log(sum);
+                for (int j = first; j <= last; j++) {
+                    double p = Math.exp(scores[j] - rowLse);
+                    for (int x = 0; x < dv; x++) {
+                        acc[x] += p * values[j * dv + x];
+                    }
+                }
+            }
+            for (int x = 0; x < dv; x++) {
+                outRow[x] = (float) acc[x];
+            }
+            out.writeRow(b, h, i, outRow, 0);
+            if (lse != null) {
+                lse.set(b, h, i, 0, (float) rowLse);
+            }
+        }
+    }
+
+    /** All rows of one head as a dense {@code [seq, dim]} float array. */
+    private static float[] rows(Tensor t, int b, int h) {
+        float[] rows = new float[t.seqLen() * t.headDim()];
+        for (int s = 0; s < t.seqLen(); s++) {
+            t.readRow(b, h, s, rows, s * t.headDim());
+        }
+        return rows;
+    }
+}
