@@ -63,7 +63,7 @@ public final class BenchReport {
                 .mapToDouble(r -> flops(r.getParams()) / (r.getPrimaryResult().getScore() * 1e-3) / 1e9)
                 .max().orElse(Double.NaN);
         System.out.println();
-        System.out.printf(Locale.ROOT, "%-22s %-44s %10s %10s %10s%n", "benchmark", "params", "ms/op", "GFLOP/s",
+        System.out.printf(Locale.ROOT, "%-26s %-44s %10s %10s %10s%n", "benchmark", "params", "ms/op", "GFLOP/s",
                 "% of GEMM");
         for (RunResult r : results) {
             BenchmarkParams p = r.getParams();
@@ -74,7 +74,7 @@ public final class BenchReport {
             for (String key : p.getParamsKeys()) {
                 params.append(key).append('=').append(p.getParam(key)).append(' ');
             }
-            System.out.printf(Locale.ROOT, "%-22s %-44s %10.3f %10.1f %9.0f%%%n", name, params.toString().trim(), ms,
+            System.out.printf(Locale.ROOT, "%-26s %-44s %10.3f %10.1f %9.0f%%%n", name, params.toString().trim(), ms,
                     gflops, 100 * gflops / gemmRate);
         }
     }
