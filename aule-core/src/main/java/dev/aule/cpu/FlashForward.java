@@ -7,6 +7,7 @@ import dev.aule.Visibility;
 
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.stream.IntStream;
 
 /**
@@ -24,6 +25,7 @@ import java.util.stream.IntStream;
  */
 final class FlashForward {
     static final int TILE_ROWS = 64;
+    static final int MIN_SPLIT_KEYS = 512;
 
     private final TileMath math;
     private final Tensor q;
@@ -43,7 +45,13 @@ final class FlashForward {
     private final float scale;
     private final float softcap;
     private final float[] slopes;
+    private final int splits;
     private final int[] order;
+    // Split-KV partial states, [tileItem][split][TILE_ROWS] (x dvp for o); null when splits == 1.
+    private final float[] partialO;
+    private final float[] partialM;
+    private final float[] partialL;
+    private final AtomicIntegerArray pendingSplits;
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
@@ -65,7 +73,36 @@ final class FlashForward {
         this.scale = options.scale(d);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
+        int tileItems = shape.batch() * kvHeads * tiles;
+        this.splits = keySplits(tileItems, shape.keyLen(), keyTile);
         this.order = costliestFirst(shape.batch() * kvHeads);
+        if (splits > 1) {
+            partialO = new float[tileItems * splits * TILE_ROWS * dvp];
+            partialM = new float[tileItems * splits * TILE_ROWS];
+            partialL = new float[tileItems * splits * TILE_ROWS];
+            pendingSplits = new AtomicIntegerArray(tileItems);
+            for (int i = 0; i < tileItems; i++) {
+                pendingSplits.set(i, splits);
+            }
+        } else {
+            partialO = partialM = partialL = null;
+            pendingSplits = null;
+        }
+    }
+
+    /**
+     * Flash-decoding: when there are too few tiles to keep every core busy (decode: one query per
+     * head, few heads), each tile's key range is cut into splits computed in parallel and merged
+     * exactly by their (max, sum) pairs. Splits keep at least {@link #MIN_SPLIT_KEYS} keys so the
+     * merge stays negligible.
+     */
+    private static int keySplits(int tileItems, int keyLen, int keyTile) {
+        int wanted = 4 * CpuPool.threads();
+        if (tileItems >= wanted) {
+            return 1;
+        }
+        int bySize = Math.max(1, keyLen / Math.max(MIN_SPLIT_KEYS, keyTile));
+        return Math.max(1, Math.min((wanted + tileItems - 1) / tileItems, bySize));
     }
 
     int items() {
@@ -84,11 +121,13 @@ final class FlashForward {
         }
         Integer[] byCost = IntStream.range(0, tiles).boxed().toArray(Integer[]::new);
         Arrays.sort(byCost, Comparator.comparingLong((Integer t) -> cost[t]).reversed());
-        int[] items = new int[heads * tiles];
+        int[] items = new int[heads * tiles * splits];
         int n = 0;
         for (int tile : byCost) {
             for (int head = 0; head < heads; head++) {
-                items[n++] = head * tiles + tile;
+                for (int split = 0; split < splits; split++) {
+                    items[n++] = (head * tiles + tile) * splits + split;
+                }
             }
         }
         return items;
@@ -96,7 +135,8 @@ final class FlashForward {
 
     /** Computes the item at position {@code index} of the work order. */
     void run(int index, Scratch sc) {
-        int item = order[index];
+        int item = order[index] / splits;
+        int split = order[index] % splits;
         int tile = item % tiles;
         int b = item / tiles / kvHeads;
         int kvHead = item / tiles % kvHeads;
@@ -140,6 +180,13 @@ final class FlashForward {
         }
         Arrays.fill(o, 0, n4 * dvp, 0f);
 
+        if (splits > 1 && keyStart < keyEnd) {
+            // Each split takes a whole number of key blocks of the tile's range.
+            int perSplit = roundUp((keyEnd - keyStart + splits - 1) / splits, keyTile);
+            int from = keyStart + split * perSplit;
+            keyEnd = Math.min(keyEnd, from + perSplit);
+            keyStart = from;
+        }
         for (int j0 = keyStart; j0 < keyEnd; j0 += keyTile) {
             int jn = Math.min(keyTile, keyEnd - j0);
             if (!anyRowSees(first, last, n, j0, j0 + jn - 1)) {
@@ -174,23 +221,70 @@ final class FlashForward {
             math.accumulate(s, n4, jn, sc.v, dvp, o, alpha);
         }
 
-        float[] row = sc.row;
+        if (splits == 1) {
+            for (int t = 0; t < n; t++) {
+                writeRow(sc, b, t, o, t * dvp, m[t], l[t]);
+            }
+            return;
+        }
+        int part = (item * splits + split) * TILE_ROWS;
+        System.arraycopy(o, 0, partialO, part * dvp, n * dvp);
+        System.arraycopy(m, 0, partialM, part, n);
+        System.arraycopy(l, 0, partialL, part, n);
+        if (pendingSplits.decrementAndGet(item) == 0) {
+            mergeSplits(sc, b, item, n);
+        }
+    }
+
+    /**
+     * Combines a tile's split partials, run by whichever worker finishes the last split (the
+     * atomic countdown orders the other splits' writes before it). Splits merge in index order,
+     * so the result does not depend on which worker ran what.
+     */
+    private void mergeSplits(Scratch sc, int b, int item, int n) {
+        float[] merged = sc.o;
+        int base = item * splits * TILE_ROWS;
         for (int t = 0; t < n; t++) {
-            float rowLse;
-            if (l[t] == 0f) {
-                Arrays.fill(row, 0, dv, 0f);
-                rowLse = Float.NEGATIVE_INFINITY;
-            } else {
-                float inverse = 1f / l[t];
-                for (int x = 0; x < dv; x++) {
-                    row[x] = o[t * dvp + x] * inverse;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int split = 0; split < splits; split++) {
+                max = Math.max(max, partialM[base + split * TILE_ROWS + t]);
+            }
+            float sum = 0f;
+            Arrays.fill(merged, t * dvp, t * dvp + dv, 0f);
+            if (max != Float.NEGATIVE_INFINITY) {
+                for (int split = 0; split < splits; split++) {
+                    int at = base + split * TILE_ROWS + t;
+                    float weight = (float) Math.exp(partialM[at] - max); // 0 for a split that saw nothing
+                    if (weight == 0f) {
+                        continue;
+                    }
+                    sum += weight * partialL[at];
+                    for (int x = 0; x < dv; x++) {
+                        merged[t * dvp + x] += weight * partialO[at * dvp + x];
+                    }
                 }
-                rowLse = m[t] + (float) Math.log(l[t]);
             }
-            out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
-            if (lse != null) {
-                lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
+            writeRow(sc, b, t, merged, t * dvp, max, sum);
+        }
+    }
+
+    /** Normalises one accumulated row ({@code acc[at, at+dv)} with running max and sum) and writes out and lse. */
+    private void writeRow(Scratch sc, int b, int t, float[] acc, int at, float max, float sum) {
+        float[] row = sc.row;
+        float rowLse;
+        if (sum == 0f) {
+            Arrays.fill(row, 0, dv, 0f);
+            rowLse = Float.NEGATIVE_INFINITY;
+        } else {
+            float inverse = 1f / sum;
+            for (int x = 0; x < dv; x++) {
+                row[x] = acc[at + x] * inverse;
             }
+            rowLse = max + (float) Math.log(sum);
+        }
+        out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
+        if (lse != null) {
+            lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
         }
     }
 
