@@ -60,28 +60,56 @@ public final class BenchReport {
     private static void print(Collection<RunResult> results) {
         double gemmRate = results.stream()
                 .filter(r -> r.getParams().getBenchmark().endsWith("sgemm"))
-                .mapToDouble(r -> flops(r.getParams()) / (r.getPrimaryResult().getScore() * 1e-3) / 1e9)
+                .mapToDouble(r -> flops(r.getParams()) / seconds(r) / 1e9)
+                .max().orElse(Double.NaN);
+        double readRate = results.stream()
+                .filter(r -> r.getParams().getBenchmark().endsWith("read"))
+                .mapToDouble(r -> bytes(r.getParams()) / seconds(r) / 1e9)
                 .max().orElse(Double.NaN);
         System.out.println();
-        System.out.printf(Locale.ROOT, "%-26s %-44s %10s %10s %10s%n", "benchmark", "params", "ms/op", "GFLOP/s",
-                "% of GEMM");
+        System.out.printf(Locale.ROOT, "%-26s %-44s %10s %9s %9s %9s %9s%n", "benchmark", "params", "ms/op",
+                "GFLOP/s", "%GEMM", "GB/s", "%read");
         for (RunResult r : results) {
             BenchmarkParams p = r.getParams();
-            String name = p.getBenchmark().substring(p.getBenchmark().lastIndexOf('.', p.getBenchmark().lastIndexOf('.') - 1) + 1);
-            double ms = r.getPrimaryResult().getScore();
-            double gflops = flops(p) / (ms * 1e-3) / 1e9;
+            String full = p.getBenchmark();
+            String name = full.substring(full.lastIndexOf('.', full.lastIndexOf('.') - 1) + 1);
+            double sec = seconds(r);
+            double gflops = flops(p) / sec / 1e9;
+            double gbs = bytes(p) / sec / 1e9;
             StringBuilder params = new StringBuilder();
             for (String key : p.getParamsKeys()) {
                 params.append(key).append('=').append(p.getParam(key)).append(' ');
             }
-            System.out.printf(Locale.ROOT, "%-26s %-44s %10.3f %10.1f %9.0f%%%n", name, params.toString().trim(), ms,
-                    gflops, 100 * gflops / gemmRate);
+            System.out.printf(Locale.ROOT, "%-26s %-44s %10.3f %9.1f %8.0f%% %9.1f %8.0f%%%n", name,
+                    params.toString().trim(), sec * 1e3, gflops, 100 * gflops / gemmRate, gbs, 100 * gbs / readRate);
         }
+    }
+
+    private static double seconds(RunResult r) {
+        double score = r.getPrimaryResult().getScore();
+        return switch (r.getPrimaryResult().getScoreUnit()) {
+            case "us/op" -> score * 1e-6;
+            case "ms/op" -> score * 1e-3;
+            case "s/op" -> score;
+            default -> throw new IllegalStateException("unexpected unit " + r.getPrimaryResult().getScoreUnit());
+        };
+    }
+
+    /** Bytes one operation of a memory-bound benchmark reads; NaN for the others. */
+    static double bytes(BenchmarkParams p) {
+        String method = p.getBenchmark();
+        if (method.endsWith("decode") || method.endsWith("read")) {
+            return DecodeBenchmark.bytes(Integer.parseInt(p.getParam("context")));
+        }
+        return Double.NaN;
     }
 
     /** FLOPs of one operation of a benchmark, from its parameters. */
     static double flops(BenchmarkParams p) {
         String method = p.getBenchmark();
+        if (method.endsWith("decode") || method.endsWith("read")) {
+            return Double.NaN; // memory-bound: reported in GB/s instead
+        }
         if (method.endsWith("sgemm")) {
             double n = Double.parseDouble(p.getParam("n"));
             return 2 * n * n * n;
