@@ -44,15 +44,44 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
                                          AttentionOptions options, Capabilities capabilities) {
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
         Objects.requireNonNull(out, "out");
-        shape.checkOutput("out", out, shape.outShape(), capabilities, q, k, v);
+        Named[] inputs = {new Named("q", q), new Named("k", k), new Named("v", v)};
+        shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
-            if (lse.dtype() != DType.F32) {
-                throw new IllegalArgumentException("lse: dtype must be F32, got " + lse.dtype());
-            }
-            shape.checkOutput("lse", lse, new long[] {shape.batch, shape.queryHeads, shape.queryLen, 1},
-                    capabilities, q, k, v);
+            shape.checkLse(lse, capabilities);
+            checkWritable("lse", lse, inputs);
             checkNoOverlap("lse", lse, "out", out);
         }
+        return shape;
+    }
+
+    /**
+     * Validates a backward call. The inputs are the forward's q, k, v and options, its output
+     * {@code out} and LSE ({@code lse}, F32 {@code [B, Hq, Sq, 1]}), and {@code dOut}, the gradient of the
+     * loss with respect to out ({@code [B, Hq, Sq, Dv]} like out). The outputs {@code dq}, {@code dk} and
+     * {@code dv} have the shapes of q, k and v; each must be writable with distinct elements and share
+     * memory with no input and no other gradient.
+     */
+    public static AttentionShape backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
+                                          Tensor dq, Tensor dk, Tensor dv, AttentionOptions options,
+                                          Capabilities capabilities) {
+        AttentionShape shape = ofInputs(q, k, v, options, capabilities);
+        Objects.requireNonNull(out, "out");
+        Objects.requireNonNull(dOut, "dOut");
+        Objects.requireNonNull(lse, "lse");
+        Objects.requireNonNull(dq, "dq");
+        Objects.requireNonNull(dk, "dk");
+        Objects.requireNonNull(dv, "dv");
+        shape.checkShape("out", out, shape.outShape(), capabilities);
+        shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
+        shape.checkLse(lse, capabilities);
+        Named[] inputs = {new Named("q", q), new Named("k", k), new Named("v", v), new Named("out", out),
+                new Named("dOut", dOut), new Named("lse", lse)};
+        shape.checkOutput("dq", dq, q.shape(), capabilities, inputs);
+        shape.checkOutput("dk", dk, k.shape(), capabilities, inputs);
+        shape.checkOutput("dv", dv, v.shape(), capabilities, inputs);
+        checkNoOverlap("dk", dk, "dq", dq);
+        checkNoOverlap("dv", dv, "dq", dq);
+        checkNoOverlap("dv", dv, "dk", dk);
         return shape;
     }
 
@@ -102,17 +131,37 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         return new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
     }
 
-    private void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Tensor... inputs) {
-        long[] actual = out.shape();
-        if (!java.util.Arrays.equals(actual, expected)) {
-            throw new IllegalArgumentException(name + ": shape " + out.shapeString() + " must be "
-                    + java.util.Arrays.toString(expected) + " for q [" + batch + ", " + queryHeads + ", " + queryLen
-                    + ", " + headDim + "] and v's head dim " + valueDim);
+    /** A tensor and the argument name messages call it by. */
+    private record Named(String name, Tensor tensor) {
+    }
+
+    /** An output: the expected shape, a supported dtype, writable distinct elements, no overlap with an input. */
+    private void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Named... inputs) {
+        checkShape(name, out, expected, capabilities);
+        checkWritable(name, out, inputs);
+    }
+
+    private void checkLse(Tensor lse, Capabilities capabilities) {
+        if (lse.dtype() != DType.F32) {
+            throw new IllegalArgumentException("lse: dtype must be F32, got " + lse.dtype());
         }
-        if (!capabilities.dtypes().contains(out.dtype())) {
-            throw new IllegalArgumentException(name + ": dtype " + out.dtype() + " is not supported by this backend "
+        checkShape("lse", lse, new long[] {batch, queryHeads, queryLen, 1}, capabilities);
+    }
+
+    private void checkShape(String name, Tensor t, long[] expected, Capabilities capabilities) {
+        if (!java.util.Arrays.equals(t.shape(), expected)) {
+            throw new IllegalArgumentException(name + ": shape " + t.shapeString() + " must be "
+                    + java.util.Arrays.toString(expected) + " for q [" + batch + ", " + queryHeads + ", " + queryLen
+                    + ", " + headDim + "] and v's head dim " + valueDim + " (k and v: " + kvHeads + " heads, "
+                    + keyLen + " keys)");
+        }
+        if (!capabilities.dtypes().contains(t.dtype())) {
+            throw new IllegalArgumentException(name + ": dtype " + t.dtype() + " is not supported by this backend "
                     + capabilities.dtypes());
         }
+    }
+
+    private static void checkWritable(String name, Tensor out, Named... inputs) {
         if (out.memory().isReadOnly()) {
             throw new IllegalArgumentException(name + ": memory is read-only");
         }
@@ -120,9 +169,8 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
             throw new IllegalArgumentException(name + ": strides " + java.util.Arrays.toString(out.strides())
                     + " make distinct elements share memory, which an output cannot");
         }
-        String[] inputNames = {"q", "k", "v"};
-        for (int i = 0; i < inputs.length; i++) {
-            checkNoOverlap(name, out, inputNames[i], inputs[i]);
+        for (Named input : inputs) {
+            checkNoOverlap(name, out, input.name(), input.tensor());
         }
     }
 

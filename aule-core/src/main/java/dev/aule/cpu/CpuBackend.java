@@ -20,7 +20,7 @@ public final class CpuBackend implements AttentionBackend {
     public static final int MAX_HEAD_DIM = 512;
 
     private static final Capabilities CAPABILITIES =
-            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), false);
+            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), true);
 
     private final TileMath math;
 
@@ -75,5 +75,19 @@ public final class CpuBackend implements AttentionBackend {
                 Scratch.release(scratch);
             }
         });
+    }
+
+    /** FlashAttention-2 backward ({@link FlashBackward}): deterministic, bitwise the same on any number of threads. */
+    @Override
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
+                         Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
+        backward(q, k, v, out, dOut, lse, dq, dk, dv, options, Integer.MAX_VALUE);
+    }
+
+    /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */
+    void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
+                  Tensor dq, Tensor dk, Tensor dv, AttentionOptions options, int maxWorkers) {
+        AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
+        new FlashBackward(math, shape, options, q, k, v, out, dOut, lse, dq, dk, dv).compute(maxWorkers);
     }
 }

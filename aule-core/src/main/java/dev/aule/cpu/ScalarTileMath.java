@@ -97,4 +97,66 @@ final class ScalarTileMath implements TileMath {
             }
         }
     }
+
+    @Override
+    public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
+        for (int t = 0; t < rows; t++) {
+            int cRow = t * KEY_TILE;
+            Arrays.fill(c, cRow, cRow + KEY_TILE, 0f);
+            for (int x = 0; x < inner; x++) {
+                float ax = a[t * inner + x];
+                int bRow = bOff + x * KEY_TILE;
+                for (int j = 0; j < KEY_TILE; j++) {
+                    c[cRow + j] = Math.fma(ax, b[bRow + j], c[cRow + j]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff) {
+        for (int t = 0; t < rows; t++) {
+            int cRow = cOff + t * width;
+            for (int x = 0; x < inner; x++) {
+                float ax = a[t * KEY_TILE + x];
+                if (ax == 0f) {
+                    continue;
+                }
+                int bRow = bOff + x * width;
+                for (int y = 0; y < width; y++) {
+                    c[cRow + y] = Math.fma(ax, b[bRow + y], c[cRow + y]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
+                                int[] first, int[] last, float[] diag, boolean masked, float cap, float slope) {
+        for (int j = 0; j < keys; j++) {
+            int key = key0 + j;
+            for (int t = 0; t < KEY_TILE; t++) {
+                int at = j * KEY_TILE + t;
+                int row = rowOff + t;
+                if (masked && (key < first[row] || key > last[row])) {
+                    s[at] = 0f;
+                    dp[at] = 0f;
+                    continue;
+                }
+                float y = s[at];
+                float capSlope = 1f;
+                if (cap > 0f) {
+                    float th = (float) Math.tanh(y / cap);
+                    y = cap * th;
+                    capSlope = 1f - th * th;
+                }
+                if (slope != 0f) {
+                    y -= slope * Math.abs(diag[row] - key);
+                }
+                float p = (float) Math.exp(y - lse[row]);
+                s[at] = p;
+                dp[at] = p * (dp[at] - delta[row]) * capSlope;
+            }
+        }
+    }
 }

@@ -24,6 +24,16 @@ final class Scratch {
     int[] first = new int[0];     // first visible key of each tile row
     int[] last = new int[0];      // last visible key of each tile row
 
+    // Backward (FlashBackward): one key block of T = keyTile keys and the T x T transposed tiles.
+    float[] kRows = new float[0];  // [T][d], the key block
+    float[] kCols = new float[0];  // [dPad][T], the key block transposed, rows past d zero
+    float[] vRows = new float[0];  // [T][dv], the value block
+    float[] sT = new float[0];     // [T][T], scores then probabilities, keys by query rows
+    float[] dpT = new float[0];    // [T][T], dOut . v then the score gradients
+    float[] dkAcc = new float[0];  // [T][dPad], the block's key gradients
+    float[] dvAcc = new float[0];  // [T][dvPad], the block's value gradients
+    float[] row2 = new float[0];   // a second row: out beside dOut
+
     static Scratch acquire() {
         Scratch scratch = POOL.poll();
         return scratch != null ? scratch : new Scratch();
@@ -50,6 +60,19 @@ final class Scratch {
             first = new int[tileRows];
             last = new int[tileRows];
         }
+    }
+
+    /** Grows the backward buffers for tiles of {@code t} and head dims {@code d}, {@code dv} (padded: {@code dPad}, {@code dvPad}). */
+    void ensureBackward(int t, int d, int dPad, int dv, int dvPad) {
+        kRows = grow(kRows, t * d);
+        kCols = grow(kCols, dPad * t);
+        vRows = grow(vRows, t * dv);
+        sT = grow(sT, t * t);
+        dpT = grow(dpT, t * t);
+        dkAcc = grow(dkAcc, t * dPad);
+        dvAcc = grow(dvAcc, t * dvPad);
+        row = grow(row, Math.max(dPad, dvPad));
+        row2 = grow(row2, Math.max(dPad, dvPad));
     }
 
     private static float[] grow(float[] a, int size) {

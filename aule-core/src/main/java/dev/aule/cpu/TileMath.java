@@ -43,4 +43,35 @@ interface TileMath {
      * the online-softmax rescale fused with the probabilities-times-values product.
      */
     void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha);
+
+    // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
+    // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of
+    // plain row-times-matrix products and per-row statistics (LSE, delta) load as vectors.
+
+    /**
+     * {@code c[rows][KT] = a[rows][inner] b[inner][KT]}, {@code KT} = {@link #keyTile()}: a transposed block
+     * of scores ({@code a} = keys, {@code b} = queries transposed) or of {@code dOut . v}. {@code a} and
+     * {@code c} start at 0, {@code b} at {@code bOff}; {@code rows} is a multiple of 4. Overwrites c.
+     */
+    void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c);
+
+    /**
+     * {@code c[rows][width] += a[rows][inner] b[inner][width]} with {@code a}'s rows {@link #keyTile()} apart
+     * from 0, {@code b} from {@code bOff} and {@code c} from {@code cOff}; {@code rows} is a multiple of 4 and
+     * {@code width} of {@link #lanes()}. The gradient products: {@code dV += P^T dOut}, {@code dK += dS^T q} and
+     * {@code dQ^T += K^T dS^T}.
+     */
+    void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff);
+
+    /**
+     * Softmax backward over a transposed tile, in place: {@code s} and {@code dp} are {@code [keys][KT]},
+     * row {@code j} for key {@code key0 + j}, lane {@code t} for query row {@code rowOff + t} of the arrays
+     * {@code lse}, {@code delta}, {@code first}, {@code last} and {@code diag} ({@code i + Sk - Sq}).
+     * With {@code x} the scaled score in {@code s} and {@code y = cap * tanh(x / cap)} ({@code y = x} when
+     * {@code cap} is 0), writes {@code p = exp(y - slope * |diag - key| - lse)} into {@code s} and
+     * {@code ds = p * (dp - delta) * (1 - tanh^2(x / cap))} into {@code dp}. When {@code masked}, both are 0
+     * wherever the key lies outside {@code [first, last]} of the row; otherwise every pair is visible.
+     */
+    void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
+                         int[] first, int[] last, float[] diag, boolean masked, float cap, float slope);
 }

@@ -16,6 +16,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class VectorTileMath implements TileMath {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = F.withLanes(int.class); // same shape, as many lanes
     private static final int L = F.length();
     private static final int KT = 4 * L;
 
@@ -122,14 +123,9 @@ final class VectorTileMath implements TileMath {
 
     @Override
     public void softcap(float[] s, int off, int n, float cap) {
-        // tanh(y) = sign(y) (1 - e) / (1 + e) with e = exp(-2|y|) <= 1: no overflow for any y.
         float inverse = 1f / cap;
         for (int i = off; i < off + n; i += L) {
-            FloatVector y = FloatVector.fromArray(F, s, i).mul(inverse);
-            FloatVector e = exp(y.abs().mul(-2f));
-            FloatVector th = e.neg().add(1f).div(e.add(1f));
-            th = th.blend(th.neg(), y.compare(VectorOperators.LT, 0f));
-            th.mul(cap).intoArray(s, i);
+            tanh(FloatVector.fromArray(F, s, i).mul(inverse)).mul(cap).intoArray(s, i);
         }
     }
 
@@ -254,6 +250,210 @@ final class VectorTileMath implements TileMath {
                 a3.intoArray(o, o3 + c);
             }
         }
+    }
+
+    // Backward kernels. The two products use the same 4 rows x 4 vectors register block as the
+    // forward's (16 accumulators, 4 operand vectors and a broadcast in the 32 AVX-512 registers); a
+    // backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call streams at most a
+    // KT x 128 operand from L1/L2 per 4 rows.
+
+    @Override
+    public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
+        for (int t = 0; t < rows; t += 4) {
+            int a0 = t * inner;
+            int a1 = a0 + inner;
+            int a2 = a1 + inner;
+            int a3 = a2 + inner;
+            FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+            FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+            FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+            FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+            for (int x = 0, bb = bOff; x < inner; x++, bb += KT) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                FloatVector b2 = FloatVector.fromArray(F, b, bb + 2 * L);
+                FloatVector b3 = FloatVector.fromArray(F, b, bb + 3 * L);
+                FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                c00 = b0.fma(e, c00);
+                c01 = b1.fma(e, c01);
+                c02 = b2.fma(e, c02);
+                c03 = b3.fma(e, c03);
+                e = FloatVector.broadcast(F, a[a1 + x]);
+                c10 = b0.fma(e, c10);
+                c11 = b1.fma(e, c11);
+                c12 = b2.fma(e, c12);
+                c13 = b3.fma(e, c13);
+                e = FloatVector.broadcast(F, a[a2 + x]);
+                c20 = b0.fma(e, c20);
+                c21 = b1.fma(e, c21);
+                c22 = b2.fma(e, c22);
+                c23 = b3.fma(e, c23);
+                e = FloatVector.broadcast(F, a[a3 + x]);
+                c30 = b0.fma(e, c30);
+                c31 = b1.fma(e, c31);
+                c32 = b2.fma(e, c32);
+                c33 = b3.fma(e, c33);
+            }
+            int o = t * KT;
+            c00.intoArray(c, o);
+            c01.intoArray(c, o + L);
+            c02.intoArray(c, o + 2 * L);
+            c03.intoArray(c, o + 3 * L);
+            o += KT;
+            c10.intoArray(c, o);
+            c11.intoArray(c, o + L);
+            c12.intoArray(c, o + 2 * L);
+            c13.intoArray(c, o + 3 * L);
+            o += KT;
+            c20.intoArray(c, o);
+            c21.intoArray(c, o + L);
+            c22.intoArray(c, o + 2 * L);
+            c23.intoArray(c, o + 3 * L);
+            o += KT;
+            c30.intoArray(c, o);
+            c31.intoArray(c, o + L);
+            c32.intoArray(c, o + 2 * L);
+            c33.intoArray(c, o + 3 * L);
+        }
+    }
+
+    @Override
+    public void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff) {
+        for (int t = 0; t < rows; t += 4) {
+            int a0 = t * KT;
+            int a1 = a0 + KT;
+            int a2 = a1 + KT;
+            int a3 = a2 + KT;
+            int o0 = cOff + t * width;
+            int o1 = o0 + width;
+            int o2 = o1 + width;
+            int o3 = o2 + width;
+            int y = 0;
+            for (; y + 4 * L <= width; y += 4 * L) {
+                FloatVector c00 = FloatVector.fromArray(F, c, o0 + y);
+                FloatVector c01 = FloatVector.fromArray(F, c, o0 + y + L);
+                FloatVector c02 = FloatVector.fromArray(F, c, o0 + y + 2 * L);
+                FloatVector c03 = FloatVector.fromArray(F, c, o0 + y + 3 * L);
+                FloatVector c10 = FloatVector.fromArray(F, c, o1 + y);
+                FloatVector c11 = FloatVector.fromArray(F, c, o1 + y + L);
+                FloatVector c12 = FloatVector.fromArray(F, c, o1 + y + 2 * L);
+                FloatVector c13 = FloatVector.fromArray(F, c, o1 + y + 3 * L);
+                FloatVector c20 = FloatVector.fromArray(F, c, o2 + y);
+                FloatVector c21 = FloatVector.fromArray(F, c, o2 + y + L);
+                FloatVector c22 = FloatVector.fromArray(F, c, o2 + y + 2 * L);
+                FloatVector c23 = FloatVector.fromArray(F, c, o2 + y + 3 * L);
+                FloatVector c30 = FloatVector.fromArray(F, c, o3 + y);
+                FloatVector c31 = FloatVector.fromArray(F, c, o3 + y + L);
+                FloatVector c32 = FloatVector.fromArray(F, c, o3 + y + 2 * L);
+                FloatVector c33 = FloatVector.fromArray(F, c, o3 + y + 3 * L);
+                for (int x = 0, bb = bOff + y; x < inner; x++, bb += width) {
+                    FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                    FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                    FloatVector b2 = FloatVector.fromArray(F, b, bb + 2 * L);
+                    FloatVector b3 = FloatVector.fromArray(F, b, bb + 3 * L);
+                    FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                    c00 = b0.fma(e, c00);
+                    c01 = b1.fma(e, c01);
+                    c02 = b2.fma(e, c02);
+                    c03 = b3.fma(e, c03);
+                    e = FloatVector.broadcast(F, a[a1 + x]);
+                    c10 = b0.fma(e, c10);
+                    c11 = b1.fma(e, c11);
+                    c12 = b2.fma(e, c12);
+                    c13 = b3.fma(e, c13);
+                    e = FloatVector.broadcast(F, a[a2 + x]);
+                    c20 = b0.fma(e, c20);
+                    c21 = b1.fma(e, c21);
+                    c22 = b2.fma(e, c22);
+                    c23 = b3.fma(e, c23);
+                    e = FloatVector.broadcast(F, a[a3 + x]);
+                    c30 = b0.fma(e, c30);
+                    c31 = b1.fma(e, c31);
+                    c32 = b2.fma(e, c32);
+                    c33 = b3.fma(e, c33);
+                }
+                c00.intoArray(c, o0 + y);
+                c01.intoArray(c, o0 + y + L);
+                c02.intoArray(c, o0 + y + 2 * L);
+                c03.intoArray(c, o0 + y + 3 * L);
+                c10.intoArray(c, o1 + y);
+                c11.intoArray(c, o1 + y + L);
+                c12.intoArray(c, o1 + y + 2 * L);
+                c13.intoArray(c, o1 + y + 3 * L);
+                c20.intoArray(c, o2 + y);
+                c21.intoArray(c, o2 + y + L);
+                c22.intoArray(c, o2 + y + 2 * L);
+                c23.intoArray(c, o2 + y + 3 * L);
+                c30.intoArray(c, o3 + y);
+                c31.intoArray(c, o3 + y + L);
+                c32.intoArray(c, o3 + y + 2 * L);
+                c33.intoArray(c, o3 + y + 3 * L);
+            }
+            // Remaining columns (width not a multiple of 4 vectors): one vector at a time.
+            for (; y < width; y += L) {
+                FloatVector c0 = FloatVector.fromArray(F, c, o0 + y);
+                FloatVector c1 = FloatVector.fromArray(F, c, o1 + y);
+                FloatVector c2 = FloatVector.fromArray(F, c, o2 + y);
+                FloatVector c3 = FloatVector.fromArray(F, c, o3 + y);
+                for (int x = 0, bb = bOff + y; x < inner; x++, bb += width) {
+                    FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                    c0 = b0.fma(FloatVector.broadcast(F, a[a0 + x]), c0);
+                    c1 = b0.fma(FloatVector.broadcast(F, a[a1 + x]), c1);
+                    c2 = b0.fma(FloatVector.broadcast(F, a[a2 + x]), c2);
+                    c3 = b0.fma(FloatVector.broadcast(F, a[a3 + x]), c3);
+                }
+                c0.intoArray(c, o0 + y);
+                c1.intoArray(c, o1 + y);
+                c2.intoArray(c, o2 + y);
+                c3.intoArray(c, o3 + y);
+            }
+        }
+    }
+
+    @Override
+    public void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
+                                int[] first, int[] last, float[] diag, boolean masked, float cap, float slope) {
+        float inverseCap = cap > 0f ? 1f / cap : 0f;
+        // Lane vectors outside, keys inside: each row statistic is loaded once per tile.
+        for (int lane = 0; lane < KT; lane += L) {
+            int row = rowOff + lane;
+            FloatVector rowLse = FloatVector.fromArray(F, lse, row);
+            FloatVector rowDelta = FloatVector.fromArray(F, delta, row);
+            FloatVector rowDiag = FloatVector.fromArray(F, diag, row);
+            IntVector rowFirst = IntVector.fromArray(I, first, row);
+            IntVector rowLast = IntVector.fromArray(I, last, row);
+            for (int j = 0; j < keys; j++) {
+                int at = j * KT + lane;
+                int key = key0 + j;
+                FloatVector y = FloatVector.fromArray(F, s, at);
+                FloatVector capSlope = ONE;
+                if (cap > 0f) {
+                    FloatVector th = tanh(y.mul(inverseCap));
+                    y = th.mul(cap);
+                    capSlope = th.mul(th).neg().add(1f);
+                }
+                if (slope != 0f) {
+                    y = y.sub(rowDiag.sub(key).abs().mul(slope));
+                }
+                FloatVector p = exp(y.sub(rowLse));
+                FloatVector ds = FloatVector.fromArray(F, dp, at).sub(rowDelta).mul(p).mul(capSlope);
+                if (masked) {
+                    VectorMask<Float> hidden = rowFirst.compare(VectorOperators.GT, key)
+                            .or(rowLast.compare(VectorOperators.LT, key)).cast(F);
+                    p = p.blend(0f, hidden);
+                    ds = ds.blend(0f, hidden);
+                }
+                p.intoArray(s, at);
+                ds.intoArray(dp, at);
+            }
+        }
+    }
+
+    /** tanh(y) = sign(y) (1 - e) / (1 + e) with e = exp(-2|y|) <= 1: no overflow for any y. */
+    static FloatVector tanh(FloatVector y) {
+        FloatVector e = exp(y.abs().mul(-2f));
+        FloatVector th = e.neg().add(1f).div(e.add(1f));
+        return th.blend(th.neg(), y.compare(VectorOperators.LT, 0f));
     }
 
     /** e^x, relative error below 3e-7 on [-87, 88]; 0 below, +inf-free above (clamped). */

@@ -18,7 +18,7 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES =
-            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), false);
+            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true);
 
     @Override
     public String name() {
@@ -54,6 +54,14 @@ public final class ReferenceBackend implements AttentionBackend {
             int h = bh % shape.queryHeads();
             forwardHead(shape, visibility, options, q, k, v, out, lse, b, h);
         });
+    }
+
+    /** Gradients in float64 by {@link ReferenceBackward}, which recomputes the forward itself and ignores {@code lse}'s values. */
+    @Override
+    public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
+                         Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
+        AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
+        ReferenceBackward.run(shape, options, q, k, v, dOut, dq, dk, dv);
     }
 
     private static void forwardHead(AttentionShape shape, Visibility visibility, AttentionOptions options,

@@ -1,0 +1,362 @@
+package dev.aule.cpu;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Tensor;
+import dev.aule.Visibility;
+
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+
+/**
+ * One FlashAttention-2 backward call on the CPU: the probabilities are recomputed tile by tile from
+ * the saved LSE, so no {@code Sq x Sk} matrix ever exists. Per visible pair, with {@code q} pre-scaled:
+ * <pre>
+ *   p = exp(s - lse)        dV += p dOut          dp = dOut . v
+ *   ds = p (dp - delta)     dK += ds q            dQ += scale ds k      delta = rowsum(dOut * out)
+ * </pre>
+ * (softcap multiplies ds by its derivative; ALiBi adds nothing.)
+ *
+ * <p>Three phases, each a {@link CpuPool#forEach} over independent items:
+ * <ol>
+ *   <li>prepare, per (batch, query head): F32 copies of the scaled queries and of dOut, each row-major
+ *       and transposed per tile, the LSE and delta. Every key block re-reads every query tile that
+ *       sees it, so packing them once costs O(N) memory and saves a transpose per tile pair.</li>
+ *   <li>main, per (batch, KV head, key chunk): a chunk is every {@code chunks}-th key block (strided, so
+ *       causal work spreads evenly). Each key block is owned by one task, which loops over the query
+ *       heads of its group and the query tiles that see the block, accumulates the block's dK and dV
+ *       and writes them; and adds its dQ contributions to the chunk's own partial sum.</li>
+ *   <li>reduce, per (batch, query head, query tile): dQ = scale * the chunks' partial sums, in chunk order.</li>
+ * </ol>
+ * Nothing accumulates across threads and {@code chunks} depends on the shape alone, so the gradients
+ * are bitwise the same for any thread count and schedule.
+ *
+ * <p>Memory beyond the tensors, all O(N): the packed query side (about twice q and dOut, in F32) and
+ * {@code chunks} F32 copies of dQ (at most 256 MiB beyond the first; fewer chunks when they would not fit).
+ *
+ * <p>Tiles are square, {@code T = }{@link TileMath#keyTile()} keys by T query rows (64 with 512-bit
+ * vectors), kept transposed (keys as rows, query rows along the lanes) so the three gradient products
+ * are row-times-matrix products; see {@link TileMath#multiplyAdd}.
+ */
+final class FlashBackward {
+    /** Tasks a call aims for: enough for the cores of a workstation with causal imbalance. */
+    private static final int TARGET_TASKS = 32;
+    /** Memory the dQ partial sums beyond the first may take; more chunks than fit are not made. */
+    private static final long EXTRA_PARTIAL_BYTES = 256L << 20;
+
+    private final TileMath math;
+    private final Tensor q;
+    private final Tensor k;
+    private final Tensor v;
+    private final Tensor out;
+    private final Tensor dOut;
+    private final Tensor lse;
+    private final Tensor dq;
+    private final Tensor dk;
+    private final Tensor dv;
+    private final int queryLen;
+    private final int keyLen;
+    private final int queryHeads;
+    private final int kvHeads;
+    private final int group;
+    private final int headDim;
+    private final int valueDim;
+    private final int dPad;
+    private final int dvPad;
+    private final int t;
+    private final int tiles;
+    private final int blocks;
+    private final int chunks;
+    private final float scale;
+    private final float softcap;
+    private final float[] slopes;
+
+    // Per query row, padded to tiles * t rows (padding rows see nothing: first 1, last 0).
+    private final int[] first;
+    private final int[] last;
+    private final float[] diag;
+    // Per key block: the query tiles that may see it (to, exclusive).
+    private final int[] tileFrom;
+    private final int[] tileTo;
+    private final int[] order;
+
+    // Per (batch, query head), filled by prepare; rows padded to tiles * t with zeros.
+    private final float[][] qRows;   // [tiles * t][dPad], q * scale
+    private final float[][] qCols;   // [tiles][headDim][t], the same transposed per tile
+    private final float[][] dORows;  // [tiles * t][dvPad]
+    private final float[][] dOCols;  // [tiles][valueDim][t]
+    private final float[][] rowLse;  // [tiles * t]; +inf where lse is -inf, so such rows get p = 0
+    private final float[][] rowDelta; // [tiles * t], rowsum(dOut * out)
+    private final float[][][] dqParts; // [chunks][b * Hq][tiles][dPad][t]: each chunk's dQ^T / scale
+
+    FlashBackward(TileMath math, AttentionShape shape, AttentionOptions options, Tensor q, Tensor k, Tensor v,
+                  Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk, Tensor dv) {
+        this.math = math;
+        this.q = q;
+        this.k = k;
+        this.v = v;
+        this.out = out;
+        this.dOut = dOut;
+        this.lse = lse;
+        this.dq = dq;
+        this.dk = dk;
+        this.dv = dv;
+        this.queryLen = shape.queryLen();
+        this.keyLen = shape.keyLen();
+        this.queryHeads = shape.queryHeads();
+        this.kvHeads = shape.kvHeads();
+        this.group = shape.groupSize();
+        this.headDim = shape.headDim();
+        this.valueDim = shape.valueDim();
+        // Whole vectors per row, and dQ^T's rows (dPad of them) in the kernels' groups of 4.
+        this.dPad = roundUp(headDim, Math.max(4, math.lanes()));
+        this.dvPad = roundUp(valueDim, Math.max(4, math.lanes()));
+        this.t = math.keyTile();
+        this.tiles = ceilDiv(queryLen, t);
+        this.blocks = ceilDiv(keyLen, t);
+        this.scale = options.scale(headDim);
+        this.softcap = options.softcap();
+        this.slopes = options.alibiSlopes();
+
+        // Each packed query-side array is one Java array per head: fail before any work if it cannot be.
+        int paddedRows = Math.multiplyExact(tiles, t);
+        Math.multiplyExact(paddedRows, Math.max(dPad, dvPad));
+        Visibility visibility = Visibility.of(queryLen, keyLen, options);
+        this.first = new int[paddedRows];
+        this.last = new int[paddedRows];
+        this.diag = new float[paddedRows];
+        for (int i = 0; i < paddedRows; i++) {
+            boolean real = i < queryLen;
+            first[i] = real ? visibility.first(i) : 1;
+            last[i] = real ? visibility.last(i) : 0;
+            diag[i] = (float) (i + visibility.offset());
+        }
+        this.tileFrom = new int[blocks];
+        this.tileTo = new int[blocks];
+        findTiles();
+
+        int bh = shape.batch() * queryHeads;
+        long partialBytes = 4L * bh * tiles * dPad * t;
+        int wanted = ceilDiv(TARGET_TASKS, shape.batch() * kvHeads);
+        long affordable = 1 + EXTRA_PARTIAL_BYTES / partialBytes;
+        this.chunks = (int) Math.max(1, Math.min(Math.min(wanted, blocks), affordable));
+        this.order = costliestFirst(shape.batch() * kvHeads);
+
+        this.qRows = new float[bh][];
+        this.qCols = new float[bh][];
+        this.dORows = new float[bh][];
+        this.dOCols = new float[bh][];
+        this.rowLse = new float[bh][];
+        this.rowDelta = new float[bh][];
+        this.dqParts = new float[chunks][bh][];
+    }
+
+    /** Runs the three phases on at most {@code maxWorkers} workers. */
+    void compute(int maxWorkers) {
+        inParallel(qRows.length, maxWorkers, this::prepare);
+        inParallel(order.length, maxWorkers, this::main);
+        inParallel(qRows.length * tiles, maxWorkers, this::reduce);
+    }
+
+    private interface Phase {
+        void run(int item, Scratch scratch);
+    }
+
+    private void inParallel(int items, int maxWorkers, Phase phase) {
+        CpuPool.forEach(items, maxWorkers, item -> {
+            Scratch scratch = Scratch.acquire();
+            try {
+                scratch.ensureBackward(t, headDim, dPad, valueDim, dvPad);
+                phase.run(item, scratch);
+            } finally {
+                Scratch.release(scratch);
+            }
+        });
+    }
+
+    /** Tile range per key block: tiles whose rows' union of visible keys meets the block. */
+    private void findTiles() {
+        int[] lo = new int[tiles];
+        int[] hi = new int[tiles];
+        for (int tile = 0; tile < tiles; tile++) {
+            lo[tile] = Integer.MAX_VALUE;
+            hi[tile] = -1;
+            for (int i = tile * t; i < Math.min(queryLen, (tile + 1) * t); i++) {
+                if (first[i] <= last[i]) {
+                    lo[tile] = Math.min(lo[tile], first[i]);
+                    hi[tile] = Math.max(hi[tile], last[i]);
+                }
+            }
+        }
+        for (int kb = 0; kb < blocks; kb++) {
+            int j0 = kb * t;
+            int j1 = Math.min(keyLen, j0 + t) - 1;
+            int from = tiles;
+            int to = 0;
+            for (int tile = 0; tile < tiles; tile++) {
+                if (lo[tile] <= j1 && hi[tile] >= j0) {
+                    from = Math.min(from, tile);
+                    to = tile + 1;
+                }
+            }
+            tileFrom[kb] = from;
+            tileTo[kb] = to;
+        }
+    }
+
+    /** Main-phase tasks, (batch, KV head, chunk), ordered by the tile pairs they visit, most first. */
+    private int[] costliestFirst(int kvItems) {
+        long[] cost = new long[chunks];
+        for (int kb = 0; kb < blocks; kb++) {
+            cost[kb % chunks] += Math.max(0, tileTo[kb] - tileFrom[kb]);
+        }
+        Integer[] byCost = IntStream.range(0, chunks).boxed().toArray(Integer[]::new);
+        Arrays.sort(byCost, Comparator.comparingLong((Integer c) -> cost[c]).reversed());
+        int[] items = new int[kvItems * chunks];
+        int n = 0;
+        for (int chunk : byCost) {
+            for (int head = 0; head < kvItems; head++) {
+                items[n++] = head * chunks + chunk;
+            }
+        }
+        return items;
+    }
+
+    /** Phase 1 for one (batch, query head): packs scaled q and dOut in both layouts, LSE and delta. */
+    private void prepare(int bh, Scratch sc) {
+        int b = bh / queryHeads;
+        int h = bh % queryHeads;
+        float[] qr = new float[tiles * t * dPad];
+        float[] qc = new float[tiles * headDim * t];
+        float[] dor = new float[tiles * t * dvPad];
+        float[] doc = new float[tiles * valueDim * t];
+        float[] rl = new float[tiles * t];
+        float[] rd = new float[tiles * t];
+        float[] row = sc.row;
+        float[] outRow = sc.row2;
+        for (int i = 0; i < queryLen; i++) {
+            int colBase = (i / t) * headDim * t + i % t;
+            q.readRow(b, h, i, row, 0);
+            for (int x = 0; x < headDim; x++) {
+                float scaled = row[x] * scale;
+                qr[i * dPad + x] = scaled;
+                qc[colBase + x * t] = scaled;
+            }
+            dOut.readRow(b, h, i, row, 0);
+            out.readRow(b, h, i, outRow, 0);
+            int dColBase = (i / t) * valueDim * t + i % t;
+            double delta = 0;
+            for (int x = 0; x < valueDim; x++) {
+                dor[i * dvPad + x] = row[x];
+                doc[dColBase + x * t] = row[x];
+                delta += (double) row[x] * outRow[x];
+            }
+            float rowLse = lse.get(b, h, i, 0);
+            rl[i] = rowLse == Float.NEGATIVE_INFINITY ? Float.POSITIVE_INFINITY : rowLse;
+            rd[i] = (float) delta;
+        }
+        qRows[bh] = qr;
+        qCols[bh] = qc;
+        dORows[bh] = dor;
+        dOCols[bh] = doc;
+        rowLse[bh] = rl;
+        rowDelta[bh] = rd;
+        for (int c = 0; c < chunks; c++) {
+            dqParts[c][bh] = new float[tiles * dPad * t];
+        }
+    }
+
+    /** Phase 2 for one (batch, KV head, chunk): dK and dV of the chunk's key blocks, its dQ partial sums. */
+    private void main(int index, Scratch sc) {
+        int item = order[index];
+        int chunk = item % chunks;
+        int b = item / chunks / kvHeads;
+        int kvHead = item / chunks % kvHeads;
+        float[] sT = sc.sT;
+        float[] dpT = sc.dpT;
+        for (int kb = chunk; kb < blocks; kb += chunks) {
+            int j0 = kb * t;
+            int jn = Math.min(t, keyLen - j0);
+            int jn4 = roundUp(jn, 4);
+            packKeys(sc, b, kvHead, j0, jn, jn4);
+            Arrays.fill(sc.dkAcc, 0, jn4 * dPad, 0f);
+            Arrays.fill(sc.dvAcc, 0, jn4 * dvPad, 0f);
+            for (int g = 0; g < group; g++) {
+                int head = kvHead * group + g;
+                int bh = b * queryHeads + head;
+                float slope = slopes == null ? 0f : slopes[head];
+                float[] dqPart = dqParts[chunk][bh];
+                for (int tile = tileFrom[kb]; tile < tileTo[kb]; tile++) {
+                    int r0 = tile * t;
+                    int rows = Math.min(t, queryLen - r0);
+                    math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
+                    math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
+                    math.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, first, last, diag,
+                            !fullyVisible(r0, j0), softcap, slope);
+                    math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
+                    math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
+                    math.multiplyAdd(sc.kCols, dPad, jn, dpT, 0, t, dqPart, r0 * dPad);
+                }
+            }
+            for (int j = 0; j < jn; j++) {
+                dk.writeRow(b, kvHead, j0 + j, sc.dkAcc, j * dPad);
+                dv.writeRow(b, kvHead, j0 + j, sc.dvAcc, j * dvPad);
+            }
+        }
+    }
+
+    /** Whether every row of the tile at {@code r0} sees every key of the block at {@code j0} (no mask needed). */
+    private boolean fullyVisible(int r0, int j0) {
+        int r1 = r0 + t - 1;
+        int j1 = j0 + t - 1;
+        return r1 < queryLen && j1 < keyLen && first[r1] <= j0 && last[r0] >= j1;
+    }
+
+    /** Key block rows {@code [jn, jn4)} and columns {@code [jn, t)} of the transpose are zeroed. */
+    private void packKeys(Scratch sc, int b, int kvHead, int j0, int jn, int jn4) {
+        float[] kRows = sc.kRows;
+        float[] kCols = sc.kCols;
+        for (int j = 0; j < jn; j++) {
+            k.readRow(b, kvHead, j0 + j, kRows, j * headDim);
+            v.readRow(b, kvHead, j0 + j, sc.vRows, j * valueDim);
+            for (int x = 0; x < headDim; x++) {
+                kCols[x * t + j] = kRows[j * headDim + x];
+            }
+        }
+        Arrays.fill(kRows, jn * headDim, jn4 * headDim, 0f);
+        Arrays.fill(sc.vRows, jn * valueDim, jn4 * valueDim, 0f);
+        for (int x = 0; x < dPad; x++) {
+            Arrays.fill(kCols, x * t + (x < headDim ? jn : 0), (x + 1) * t, 0f);
+        }
+    }
+
+    /** Phase 3 for one (batch, query head, tile): dq rows = scale * the chunks' partial sums, in chunk order. */
+    private void reduce(int item, Scratch sc) {
+        int bh = item / tiles;
+        int tile = item % tiles;
+        int b = bh / queryHeads;
+        int h = bh % queryHeads;
+        float[] row = sc.row;
+        int base = tile * dPad * t;
+        for (int i = tile * t; i < Math.min(queryLen, (tile + 1) * t); i++) {
+            int lane = i - tile * t;
+            for (int x = 0; x < headDim; x++) {
+                float sum = 0f;
+                for (int c = 0; c < chunks; c++) {
+                    sum += dqParts[c][bh][base + x * t + lane];
+                }
+                row[x] = sum * scale;
+            }
+            dq.writeRow(b, h, i, row, 0);
+        }
+    }
+
+    private static int roundUp(int x, int multiple) {
+        return ceilDiv(x, multiple) * multiple;
+    }
+
+    private static int ceilDiv(int x, int divisor) {
+        return (x + divisor - 1) / divisor;
+    }
+}

@@ -1,0 +1,186 @@
+package dev.aule.reference;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Tensor;
+import dev.aule.Visibility;
+
+import java.util.Arrays;
+import java.util.stream.IntStream;
+
+/**
+ * The oracle for gradients: attention's backward in float64, straight from the semantics.
+ *
+ * <p>It works on one KV head and its query group at a time (the unit GQA gradients sum over) and
+ * recomputes the probabilities from its own float64 forward, never from the LSE a caller passes:
+ * for each query row {@code i} of head {@code h},
+ * <pre>
+ *   p_ij   = softmax over visible j of s_ij      s_ij = cap(scale q_i.k_j) - m_h |i + offset - j|
+ *   dv_j  += p_ij dOut_i                           dp_ij = dOut_i . v_j
+ *   ds_ij  = p_ij (dp_ij - delta_i) cap'_ij        delta_i = sum_j p_ij dp_ij
+ *   dq_i   = scale sum_j ds_ij k_j                 dk_j += scale ds_ij q_i
+ * </pre>
+ * with {@code cap(x) = c tanh(x / c)} and {@code cap' = 1 - tanh^2(x / c)} under softcap (1 without).
+ * ALiBi's term does not depend on q or k, so it adds no gradient. Masked pairs and rows that see no
+ * key contribute nothing.
+ *
+ * <p>The float64 arrays are row-major: a query group {@code [G][Sq][D]}, keys {@code [Sk][D]},
+ * values {@code [Sk][Dv]}.
+ */
+final class ReferenceBackward {
+    private final AttentionShape shape;
+    private final Visibility visibility;
+    private final double scale;
+    private final double softcap;
+    private final float[] slopes;
+
+    ReferenceBackward(AttentionShape shape, AttentionOptions options) {
+        this.shape = shape;
+        this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        this.scale = options.scale(shape.headDim());
+        this.softcap = options.softcap();
+        this.slopes = options.alibiSlopes();
+    }
+
+    /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
+    static void run(AttentionShape shape, AttentionOptions options, Tensor q, Tensor k, Tensor v, Tensor dOut,
+                    Tensor dq, Tensor dk, Tensor dv) {
+        ReferenceBackward reference = new ReferenceBackward(shape, options);
+        int group = shape.groupSize();
+        IntStream.range(0, shape.batch() * shape.kvHeads()).parallel().forEach(item -> {
+            int b = item / shape.kvHeads();
+            int kvHead = item % shape.kvHeads();
+            double[][] qs = new double[group][];
+            double[][] dOuts = new double[group][];
+            double[][] dqs = new double[group][shape.queryLen() * shape.headDim()];
+            for (int g = 0; g < group; g++) {
+                qs[g] = read(q, b, kvHead * group + g);
+                dOuts[g] = read(dOut, b, kvHead * group + g);
+            }
+            double[] dks = new double[shape.keyLen() * shape.headDim()];
+            double[] dvs = new double[shape.keyLen() * shape.valueDim()];
+            reference.backward(kvHead, qs, read(k, b, kvHead), read(v, b, kvHead), dOuts, dqs, dks, dvs);
+            for (int g = 0; g < group; g++) {
+                write(dq, b, kvHead * group + g, dqs[g]);
+            }
+            write(dk, b, kvHead, dks);
+            write(dv, b, kvHead, dvs);
+        });
+    }
+
+    /** Attention output of each query head of the group, {@code [G][Sq][Dv]}: the function the gradients differentiate. */
+    double[][] forward(int kvHead, double[][] q, double[] k, double[] v) {
+        int dv = shape.valueDim();
+        double[][] out = new double[q.length][shape.queryLen() * dv];
+        double[] p = new double[shape.keyLen()];
+        double[] capSlope = new double[shape.keyLen()];
+        for (int g = 0; g < q.length; g++) {
+            int head = kvHead * q.length + g;
+            for (int i = 0; i < shape.queryLen(); i++) {
+                probabilities(head, i, q[g], k, p, capSlope);
+                for (int j = visibility.first(i); j <= visibility.last(i); j++) {
+                    for (int x = 0; x < dv; x++) {
+                        out[g][i * dv + x] += p[j] * v[j * dv + x];
+                    }
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Gradients of one KV head and its query group: overwrites {@code dq}; adds into {@code dk} and {@code dv}, given zeroed. */
+    void backward(int kvHead, double[][] q, double[] k, double[] v, double[][] dOut,
+                  double[][] dq, double[] dk, double[] dv) {
+        int d = shape.headDim();
+        int dvDim = shape.valueDim();
+        double[] p = new double[shape.keyLen()];
+        double[] capSlope = new double[shape.keyLen()];
+        double[] dp = new double[shape.keyLen()];
+        for (int g = 0; g < q.length; g++) {
+            int head = kvHead * q.length + g;
+            Arrays.fill(dq[g], 0.0);
+            for (int i = 0; i < shape.queryLen(); i++) {
+                int first = visibility.first(i);
+                int last = visibility.last(i);
+                probabilities(head, i, q[g], k, p, capSlope);
+                double delta = 0;
+                for (int j = first; j <= last; j++) {
+                    double dot = 0;
+                    for (int x = 0; x < dvDim; x++) {
+                        dot += dOut[g][i * dvDim + x] * v[j * dvDim + x];
+                        dv[j * dvDim + x] += p[j] * dOut[g][i * dvDim + x];
+                    }
+                    dp[j] = dot;
+                    delta += p[j] * dot;
+                }
+                for (int j = first; j <= last; j++) {
+                    double ds = p[j] * (dp[j] - delta) * capSlope[j] * scale;
+                    for (int x = 0; x < d; x++) {
+                        dq[g][i * d + x] += ds * k[j * d + x];
+                        dk[j * d + x] += ds * q[g][i * d + x];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Row {@code i} of query head {@code head}: {@code p[j]} the probabilities of the visible keys and
+     * {@code capSlope[j]} the softcap's derivative there (1 without softcap). Entries outside the
+     * visible interval are left as they were and never read.
+     */
+    private void probabilities(int head, int i, double[] q, double[] k, double[] p, double[] capSlope) {
+        int d = shape.headDim();
+        int first = visibility.first(i);
+        int last = visibility.last(i);
+        double slope = slopes == null ? 0 : slopes[head];
+        double max = Double.NEGATIVE_INFINITY;
+        for (int j = first; j <= last; j++) {
+            double dot = 0;
+            for (int x = 0; x < d; x++) {
+                dot += q[i * d + x] * k[j * d + x];
+            }
+            double s = scale * dot;
+            capSlope[j] = 1;
+            if (softcap > 0) {
+                double t = Math.tanh(s / softcap);
+                s = softcap * t;
+                capSlope[j] = 1 - t * t;
+            }
+            s -= slope * Math.abs(i + visibility.offset() - j);
+            p[j] = s;
+            max = Math.max(max, s);
+        }
+        double sum = 0;
+        for (int j = first; j <= last; j++) {
+            p[j] = Math.exp(p[j] - max);
+            sum += p[j];
+        }
+        for (int j = first; j <= last; j++) {
+            p[j] /= sum;
+        }
+    }
+
+    /** All rows of one head as float64 {@code [seq][dim]}. */
+    private static double[] read(Tensor t, int b, int h) {
+        float[] row = new float[t.headDim()];
+        double[] rows = new double[t.seqLen() * t.headDim()];
+        for (int s = 0; s < t.seqLen(); s++) {
+            t.readRow(b, h, s, row, 0);
+            for (int x = 0; x < row.length; x++) {
+                rows[s * row.length + x] = row[x];
+            }
+        }
+        return rows;
+    }
+
+    private static void write(Tensor t, int b, int h, double[] rows) {
+        float[] row = new float[t.headDim()];
+        for (int s = 0; s < t.seqLen(); s++) {
+            for (int x = 0; x < row.length; x++) {
+                row[x] = (float) rows[s * row.length + x];
+            }
+            t.writeRow(b, h, s, row, 0);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+package dev.aule;
+
+import dev.aule.testing.BackwardCases;
+import dev.aule.testing.BackwardCases.Case;
+import dev.aule.testing.BackwardCases.Inputs;
+import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Backward validation, one test per rule, on both backends: the message names the argument and the
+ * rule, and no gradient element is written. Then {@link Attention#backward} end to end.
+ */
+class BackwardValidationTest {
+    private static final float UNTOUCHED = 7f;
+    // D != Dv and Hq != Hkv, so a gradient shaped like the wrong input is caught.
+    private static final Case CASE = new Case(DType.F32, 1, 4, 2, 5, 6, 8, 4, AttentionOptions.defaults());
+
+    /** A call's arguments; each test breaks one. */
+    private record Call(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk,
+                        Tensor dv) {
+        static Call valid() {
+            Inputs in = BackwardCases.inputs(new SplittableRandom(1), CASE, Backends.get("reference"));
+            Gradients g = BackwardCases.poisoned(in, DType.F32);
+            return new Call(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv());
+        }
+
+        Call withOut(Tensor t) {
+            return new Call(q, k, v, t, dOut, lse, dq, dk, dv);
+        }
+
+        Call withDOut(Tensor t) {
+            return new Call(q, k, v, out, t, lse, dq, dk, dv);
+        }
+
+        Call withLse(Tensor t) {
+            return new Call(q, k, v, out, dOut, t, dq, dk, dv);
+        }
+
+        Call withDq(Tensor t) {
+            return new Call(q, k, v, out, dOut, lse, t, dk, dv);
+        }
+
+        Call withDk(Tensor t) {
+            return new Call(q, k, v, out, dOut, lse, dq, t, dv);
+        }
+
+        Call withDv(Tensor t) {
+            return new Call(q, k, v, out, dOut, lse, dq, dk, t);
+        }
+    }
+
+    @Test
+    void outMustHaveTheOutputShape() {
+        rejects(c -> c.withOut(Tensor.allocate(DType.F32, 1, 4, 5, 8)), "out", "shape");
+    }
+
+    @Test
+    void dOutMustHaveTheOutputShape() {
+        rejects(c -> c.withDOut(Tensor.allocate(DType.F32, 1, 4, 6, 4)), "dOut", "shape");
+    }
+
+    @Test
+    void lseMustBeF32() {
+        rejects(c -> c.withLse(Tensor.allocate(DType.F16, 1, 4, 5, 1)), "lse", "F32");
+    }
+
+    @Test
+    void lseMustHaveOneValuePerRow() {
+        rejects(c -> c.withLse(Tensor.allocate(DType.F32, 1, 2, 5, 1)), "lse", "shape");
+    }
+
+    @Test
+    void dqMustBeShapedLikeQ() {
+        rejects(c -> c.withDq(Tensor.allocate(DType.F32, 1, 4, 5, 4)), "dq", "[1, 4, 5, 8]");
+    }
+
+    @Test
+    void dkMustBeShapedLikeK() {
+        rejects(c -> c.withDk(Tensor.allocate(DType.F32, 1, 4, 6, 8)), "dk", "[1, 2, 6, 8]");
+    }
+
+    @Test
+    void dvMustBeShapedLikeV() {
+        rejects(c -> c.withDv(Tensor.allocate(DType.F32, 1, 2, 6, 8)), "dv", "[1, 2, 6, 4]");
+    }
+
+    @Test
+    void gradientsMustBeWritable() {
+        rejects(c -> c.withDk(Tensor.of(MemorySegment.ofArray(new float[2 * 6 * 8]).asReadOnly(), DType.F32,
+                c.k().shape(), c.k().strides())), "dk", "read-only");
+    }
+
+    @Test
+    void gradientsMustHaveDistinctElements() {
+        // Stride 0 over heads: both KV heads' gradients would land on the same floats.
+        rejects(c -> c.withDv(Tensor.of(MemorySegment.ofArray(new float[6 * 4]), DType.F32, c.v().shape(),
+                new long[] {24, 0, 4, 1})), "dv", "distinct");
+    }
+
+    @Test
+    void gradientsMustNotOverlapAnInput() {
+        rejects(c -> c.withDq(c.q()), "dq", "overlaps q");
+        rejects(c -> c.withDk(Tensor.of(c.k().memory(), DType.F32, c.k().shape(), c.k().strides())), "dk", "overlaps k");
+        rejects(c -> c.withDv(Tensor.of(c.out().memory(), DType.F32, c.v().shape(), c.v().strides())), "dv",
+                "overlaps out");
+        rejects(c -> c.withDv(Tensor.of(c.dOut().memory(), DType.F32, c.v().shape(), c.v().strides())), "dv",
+                "overlaps dOut");
+        rejects(c -> {
+            // lse in floats [0, 20) of one array, dv in [10, 58).
+            MemorySegment shared = MemorySegment.ofArray(new float[64]);
+            Tensor lse = Tensor.of(shared, DType.F32, c.lse().shape(), c.lse().strides());
+            Tensor dv = Tensor.of(shared.asSlice(10 * 4), DType.F32, c.v().shape(), c.v().strides());
+            return c.withLse(lse).withDv(dv);
+        }, "dv", "overlaps lse");
+    }
+
+    @Test
+    void gradientsMustNotOverlapEachOther() {
+        rejects(c -> {
+            // dk and dv views of one array: dk covers [0, 96) and dv [48, 96).
+            MemorySegment shared = MemorySegment.ofArray(new float[2 * 6 * 8]);
+            Tensor dk = Tensor.of(shared, DType.F32, c.k().shape(), c.k().strides());
+            Tensor dv = Tensor.of(shared.asSlice(48 * 4), DType.F32, c.v().shape(), c.v().strides());
+            return c.withDk(dk).withDv(dv);
+        }, "dv", "overlaps dk");
+    }
+
+    /** Both backends reject the broken call, naming {@code argument} and the rule, and leave every gradient untouched. */
+    private static void rejects(UnaryOperator<Call> breakIt, String argument, String rule) {
+        for (String name : List.of("cpu", "reference")) {
+            AttentionBackend backend = Backends.get(name);
+            Call call = breakIt.apply(Call.valid());
+            List<Tensor> grads = List.of(call.dq(), call.dk(), call.dv());
+            for (Tensor g : grads) {
+                if (!g.memory().isReadOnly()) {
+                    g.fill(UNTOUCHED);
+                }
+            }
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.backward(
+                    call.q(), call.k(), call.v(), call.out(), call.dOut(), call.lse(), call.dq(), call.dk(), call.dv(),
+                    CASE.options()), name);
+            assertTrue(e.getMessage().startsWith(argument + ":") && e.getMessage().contains(rule),
+                    name + ": message '" + e.getMessage() + "' should name " + argument + " and say " + rule);
+            for (Tensor g : grads) {
+                for (float x : g.toFloatArray()) {
+                    assertTrue(g.memory().isReadOnly() || x == UNTOUCHED,
+                            name + ": a gradient was written although " + argument + " was rejected");
+                }
+            }
+        }
+    }
+
+    @Test
+    void backendsAdvertiseTheBackwardPass() {
+        assertTrue(Backends.get("cpu").capabilities().backward());
+        assertTrue(Backends.get("reference").capabilities().backward());
+    }
+
+    /** Attention.backward allocates gradients in the inputs' dtypes and matches the backend called directly. */
+    @Test
+    void attentionBackwardEndToEnd() {
+        SplittableRandom rnd = new SplittableRandom(4);
+        AttentionOptions options = AttentionOptions.builder().causal(true).build();
+        for (DType dtype : new DType[] {DType.F32, DType.BF16}) {
+            Tensor q = Tensors.random(rnd, dtype, 1, 4, 33, 16);
+            Tensor k = Tensors.random(rnd, dtype, 1, 2, 40, 16);
+            Tensor v = Tensors.random(rnd, dtype, 1, 2, 40, 24);
+            Tensor dOut = Tensors.random(rnd, dtype, 1, 4, 33, 24);
+            AttentionResult forward = Attention.forwardWithLse(q, k, v, options);
+            Gradients grads = Attention.backward(q, k, v, forward.out(), dOut, forward.lse(), options);
+            assertEquals(dtype, grads.dq().dtype());
+            assertEquals(dtype, grads.dk().dtype());
+            assertEquals(dtype, grads.dv().dtype());
+            AttentionBackend selected = Backends.selected();
+            Tensor dq = BackwardCases.like(q, dtype);
+            Tensor dk = BackwardCases.like(k, dtype);
+            Tensor dv = BackwardCases.like(v, dtype);
+            selected.backward(q, k, v, forward.out(), dOut, forward.lse(), dq, dk, dv, options);
+            assertArrayEquals(dq.toFloatArray(), grads.dq().toFloatArray());
+            assertArrayEquals(dk.toFloatArray(), grads.dk().toFloatArray());
+            assertArrayEquals(dv.toFloatArray(), grads.dv().toFloatArray());
+        }
+    }
+}
