@@ -207,6 +207,29 @@ public final class Tensor {
         }
     }
 
+    /**
+     * Copies rows {@code s0 .. s0 + count - 1} of head {@code (b, h)} into {@code dst} as float, row
+     * {@code r} at {@code dst[dstOffset + r * dstStride]}. One bulk copy when the rows are contiguous
+     * F32 and {@code dstStride == headDim}.
+     */
+    public void readRows(int b, int h, int s0, int count, float[] dst, int dstOffset, int dstStride) {
+        Objects.checkFromIndexSize(s0, count, seqLen);
+        if (count == 0) {
+            return;
+        }
+        if (dstStride < headDim) {
+            throw new IllegalArgumentException("dstStride: " + dstStride + " must be >= headDim " + headDim);
+        }
+        Objects.checkFromIndexSize(dstOffset, (long) (count - 1) * dstStride + headDim, dst.length);
+        if (dtype == DType.F32 && strideD == 1 && strideS == headDim && dstStride == headDim) {
+            MemorySegment.copy(memory, FLOAT, offsetOf(b, h, s0, 0), dst, dstOffset, count * headDim);
+            return;
+        }
+        for (int r = 0; r < count; r++) {
+            readRow(b, h, s0 + r, dst, dstOffset + r * dstStride);
+        }
+    }
+
     /** Writes {@code headDim} floats from {@code src} into row {@code (b, h, s)}, rounding to the dtype. */
     public void writeRow(int b, int h, int s, float[] src, int srcOffset) {
         Objects.checkFromIndexSize(srcOffset, headDim, src.length);

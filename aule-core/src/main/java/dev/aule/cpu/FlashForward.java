@@ -26,6 +26,8 @@ import java.util.stream.IntStream;
 final class FlashForward {
     static final int TILE_ROWS = 64;
     static final int MIN_SPLIT_KEYS = 512;
+    /** Tiles of at most this many rows take scores by row-major dot products, skipping the key transpose. */
+    static final int BY_ROW_MAX_ROWS = 8;
 
     private final TileMath math;
     private final Tensor q;
@@ -38,6 +40,7 @@ final class FlashForward {
     private final int group;
     private final int d;
     private final int dv;
+    private final int dp;
     private final int dvp;
     private final int keyTile;
     private final int rows;
@@ -66,6 +69,7 @@ final class FlashForward {
         this.group = shape.groupSize();
         this.d = shape.headDim();
         this.dv = shape.valueDim();
+        this.dp = roundUp(d, math.lanes());
         this.dvp = roundUp(dv, math.lanes());
         this.keyTile = math.keyTile();
         this.rows = Math.multiplyExact(group, shape.queryLen());
@@ -143,7 +147,9 @@ final class FlashForward {
         int r0 = tile * TILE_ROWS;
         int n = Math.min(TILE_ROWS, rows - r0);
         int n4 = roundUp(n, 4);
-        sc.ensure(TILE_ROWS, keyTile, d, dvp);
+        boolean byRow = n4 <= BY_ROW_MAX_ROWS;
+        int qStride = byRow ? dp : d;
+        sc.ensure(TILE_ROWS, keyTile, dp, dvp);
         float[] qt = sc.q;
         float[] s = sc.s;
         float[] o = sc.o;
@@ -168,12 +174,13 @@ final class FlashForward {
                     keyStart = Math.min(keyStart, first[t]);
                     keyEnd = Math.max(keyEnd, last[t] + 1);
                 }
-                q.readRow(b, head, i, qt, t * d);
-                math.scale(qt, t * d, d, scale);
+                q.readRow(b, head, i, qt, t * qStride);
+                math.scale(qt, t * qStride, d, scale);
+                Arrays.fill(qt, t * qStride + d, (t + 1) * qStride, 0f);
             } else {
                 first[t] = 1; // padding rows see nothing
                 last[t] = 0;
-                Arrays.fill(qt, t * d, (t + 1) * d, 0f);
+                Arrays.fill(qt, t * qStride, (t + 1) * qStride, 0f);
             }
             m[t] = Float.NEGATIVE_INFINITY;
             l[t] = 0f;
@@ -192,9 +199,14 @@ final class FlashForward {
             if (!anyRowSees(first, last, n, j0, j0 + jn - 1)) {
                 continue;
             }
-            packKeys(sc, b, kvHead, j0, jn);
-            packValues(sc, b, kvHead, j0, jn);
-            math.scores(qt, n4, d, sc.kt, s);
+            if (byRow) {
+                packRows(k, sc.kt, dp, b, kvHead, j0, jn);
+                math.scoresByRow(qt, n4, dp, sc.kt, jn, s);
+            } else {
+                packKeys(sc, b, kvHead, j0, jn);
+                math.scores(qt, n4, d, sc.kt, s);
+            }
+            packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             for (int t = 0; t < n4; t++) {
                 int off = t * keyTile;
                 int lo = Math.max(first[t] - j0, 0);
@@ -314,13 +326,13 @@ final class FlashForward {
         }
     }
 
-    /** v[j][x] = v[j0 + j][x], each row zero-padded from {@code dv} to {@code dvp}. */
-    private void packValues(Scratch sc, int b, int kvHead, int j0, int jn) {
-        float[] vb = sc.v;
-        for (int j = 0; j < jn; j++) {
-            v.readRow(b, kvHead, j0 + j, vb, j * dvp);
-            if (dvp > dv) {
-                Arrays.fill(vb, j * dvp + dv, (j + 1) * dvp, 0f);
+    /** {@code dst[j][x] = t[j0 + j][x]}, rows {@code stride} apart, each zero-padded from the head dim to the stride. */
+    private static void packRows(Tensor t, float[] dst, int stride, int b, int head, int j0, int jn) {
+        t.readRows(b, head, j0, jn, dst, 0, stride);
+        int dim = t.headDim();
+        if (stride > dim) {
+            for (int j = 0; j < jn; j++) {
+                Arrays.fill(dst, j * stride + dim, (j + 1) * stride, 0f);
             }
         }
     }

@@ -37,6 +37,19 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < keys; j++) {
+                float dot = 0f;
+                for (int x = 0; x < dp; x++) {
+                    dot = Math.fma(q[t * dp + x], k[j * dp + x], dot);
+                }
+                s[t * KEY_TILE + j] = dot;
+            }
+        }
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         for (int i = off; i < off + n; i++) {
             x[i] *= factor;

@@ -23,6 +23,13 @@ interface TileMath {
     /** {@code s = q kt} for {@code rows} query rows against one key block. */
     void scores(float[] q, int rows, int d, float[] kt, float[] s);
 
+    /**
+     * {@code s[t][j] = q[t] . k[j]} for {@code j < keys} with both operands row-major, rows {@code dp}
+     * apart ({@code dp} a multiple of {@link #lanes()}, zero-padded). For short tiles (decode), where
+     * packing a transposed key block would cost more than the products.
+     */
+    void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s);
+
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 

@@ -111,6 +111,32 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
+        // 4 query rows share each loaded key vector; one horizontal sum per (row, key).
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * dp;
+            int q1 = q0 + dp;
+            int q2 = q1 + dp;
+            int q3 = q2 + dp;
+            int s0 = t * KT;
+            for (int j = 0, kb = 0; j < keys; j++, kb += dp) {
+                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+                for (int x = 0; x < dp; x += L) {
+                    FloatVector kv = FloatVector.fromArray(F, k, kb + x);
+                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
+                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
+                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
+                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+                }
+                s[s0 + j] = a0.reduceLanes(VectorOperators.ADD);
+                s[s0 + KT + j] = a1.reduceLanes(VectorOperators.ADD);
+                s[s0 + 2 * KT + j] = a2.reduceLanes(VectorOperators.ADD);
+                s[s0 + 3 * KT + j] = a3.reduceLanes(VectorOperators.ADD);
+            }
+        }
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         int i = off;
         for (int end = off + F.loopBound(n); i < end; i += L) {
