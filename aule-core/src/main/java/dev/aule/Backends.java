@@ -70,14 +70,28 @@ public final class Backends {
 
     /** The backend calls through {@link Attention} use: forced by property or environment, else the best available. */
     public static AttentionBackend selected() {
-        String forced = System.getProperty(PROPERTY);
-        if (forced == null || forced.isBlank()) {
-            forced = System.getenv(ENVIRONMENT);
+        String[] forced = forced();
+        return forced != null ? get(forced[1]) : available().getFirst();
+    }
+
+    /** What decides {@link #selected()}, for people: the property or variable that forces it, or auto-selection. */
+    public static String selectionReason() {
+        String[] forced = forced();
+        return forced != null ? "forced by " + forced[0] + "=" + forced[1]
+                : "auto: the available backend of highest priority";
+    }
+
+    /** {@code {source, name}} of a forced backend, or null: the property wins over the environment. */
+    private static String[] forced() {
+        String property = System.getProperty(PROPERTY);
+        if (property != null && !property.isBlank()) {
+            return new String[] {"system property " + PROPERTY, property.trim()};
         }
-        if (forced != null && !forced.isBlank()) {
-            return get(forced);
+        String environment = System.getenv(ENVIRONMENT);
+        if (environment != null && !environment.isBlank()) {
+            return new String[] {"environment " + ENVIRONMENT, environment.trim()};
         }
-        return available().getFirst();
+        return null;
     }
 
     private static String availableNames() {

@@ -179,6 +179,29 @@ public final class Tensor {
         return (long) batch * heads * seqLen * headDim;
     }
 
+    /**
+     * True when only one thread may touch this tensor's memory (a segment of
+     * {@code Arena.ofConfined()}). Backends then compute on the calling thread instead of their pool.
+     */
+    public boolean isThreadConfined() {
+        return !memory.isAccessibleBy(Confinement.PROBE);
+    }
+
+    /** True when any of the tensors (nulls skipped) is {@linkplain #isThreadConfined() thread-confined}. */
+    public static boolean anyThreadConfined(Tensor... tensors) {
+        for (Tensor t : tensors) {
+            if (t != null && t.isThreadConfined()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static final class Confinement {
+        /** A thread that owns nothing: only memory shared between threads is accessible by it. */
+        static final Thread PROBE = Thread.ofPlatform().unstarted(() -> { });
+    }
+
     /** True when the layout is BHSD with no gaps. */
     public boolean isContiguous() {
         return strideD == 1 && strideS == headDim && strideH == (long) seqLen * headDim

@@ -67,7 +67,8 @@ public final class CpuBackend implements AttentionBackend {
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         FlashForward call = new FlashForward(math, shape, options, q, k, v, out, lse);
-        CpuPool.forEach(call.items(), Integer.MAX_VALUE, index -> {
+        int workers = Tensor.anyThreadConfined(q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
+        CpuPool.forEach(call.items(), workers, index -> {
             Scratch scratch = Scratch.acquire();
             try {
                 call.run(index, scratch);
@@ -81,7 +82,8 @@ public final class CpuBackend implements AttentionBackend {
     @Override
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                          Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
-        backward(q, k, v, out, dOut, lse, dq, dk, dv, options, Integer.MAX_VALUE);
+        int workers = Tensor.anyThreadConfined(q, k, v, out, dOut, lse, dq, dk, dv) ? 1 : Integer.MAX_VALUE;
+        backward(q, k, v, out, dOut, lse, dq, dk, dv, options, workers);
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */

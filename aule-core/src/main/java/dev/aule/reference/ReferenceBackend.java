@@ -49,7 +49,11 @@ public final class ReferenceBackend implements AttentionBackend {
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         Visibility visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
-        IntStream.range(0, shape.batch() * shape.queryHeads()).parallel().forEach(bh -> {
+        IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
+        if (!Tensor.anyThreadConfined(q, k, v, out, lse)) {
+            heads = heads.parallel();
+        }
+        heads.forEach(bh -> {
             int b = bh / shape.queryHeads();
             int h = bh % shape.queryHeads();
             forwardHead(shape, visibility, options, q, k, v, out, lse, b, h);

@@ -47,7 +47,11 @@ final class ReferenceBackward {
                     Tensor dq, Tensor dk, Tensor dv) {
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
-        IntStream.range(0, shape.batch() * shape.kvHeads()).parallel().forEach(item -> {
+        IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
+        if (!Tensor.anyThreadConfined(q, k, v, dOut, dq, dk, dv)) {
+            items = items.parallel();
+        }
+        items.forEach(item -> {
             int b = item / shape.kvHeads();
             int kvHead = item % shape.kvHeads();
             double[][] qs = new double[group][];

@@ -73,9 +73,12 @@ public final class TrainDemo {
     }
 
     public static void main(String[] args) {
-        int steps = args.length > 0 ? Integer.parseInt(args[0]) : 300;
+        run(args.length > 0 ? Integer.parseInt(args[0]) : 300, System.out);
+    }
+
+    /** Trains for {@code steps} Adam steps with the default configuration, printing progress to {@code out}. */
+    public static void run(int steps, PrintStream out) {
         Config cfg = Config.defaults();
-        PrintStream out = System.out;
         out.printf("TrainDemo: copy task, %d tokens then the same %d again (vocab %d); one causal attention layer, "
                         + "model %d, %d heads, batch %d, Adam lr %.0e; attention on backend '%s'%n", cfg.half(),
                 cfg.half(), cfg.vocab(), cfg.model(), cfg.heads(), cfg.batch(), cfg.learningRate(),

@@ -1,0 +1,18 @@
+package dev.aule.cli;
+
+import dev.aule.AttentionBackend;
+import dev.aule.Backends;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.TypeConversionException;
+
+/** Turns {@code --backend NAME} into a backend at parse time, so a wrong name is a usage error (exit 2). */
+final class BackendConverter implements ITypeConverter<AttentionBackend> {
+    @Override
+    public AttentionBackend convert(String name) {
+        try {
+            return Backends.get(name);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new TypeConversionException(e.getMessage());
+        }
+    }
+}

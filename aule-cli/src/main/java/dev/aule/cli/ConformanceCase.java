@@ -1,0 +1,72 @@
+package dev.aule.cli;
+
+import dev.aule.AttentionOptions;
+import dev.aule.DType;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One conformance check: a geometry, a storage type, a memory layout and options. The {@code with}
+ * methods make variants so the case list reads as a table.
+ *
+ * @param name short, unique, stable: people quote it in bug reports
+ */
+record ConformanceCase(String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen,
+                       int headDim, int valueDim, DType dtype, TensorLayout layout, AttentionOptions options) {
+
+    /** F32, BHSD on the heap, default options; {@code Dv = D}. */
+    static ConformanceCase of(String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim) {
+        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, headDim, DType.F32,
+                TensorLayout.BHSD, AttentionOptions.defaults());
+    }
+
+    ConformanceCase valueDim(int dv) {
+        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, dv, dtype, layout, options);
+    }
+
+    ConformanceCase dtype(DType type) {
+        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, type, layout, options);
+    }
+
+    ConformanceCase layout(TensorLayout where) {
+        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, where, options);
+    }
+
+    ConformanceCase options(AttentionOptions.Builder builder) {
+        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, layout,
+                builder.build());
+    }
+
+    double tolerance() {
+        return Tolerance.of(dtype);
+    }
+
+    /** {@code B,Hq,Hkv,Sq,Sk,D,Dv}. */
+    String shapeText() {
+        return batch + "," + queryHeads + "," + kvHeads + "," + queryLen + "," + keyLen + "," + headDim + "," + valueDim;
+    }
+
+    /** The options that differ from the defaults, tersely; "-" for none. */
+    String optionsText() {
+        List<String> parts = new ArrayList<>();
+        if (options.causal()) {
+            parts.add("causal");
+        }
+        if (options.windowLeft() >= 0 || options.windowRight() >= 0) {
+            parts.add("window(" + options.windowLeft() + "," + options.windowRight() + ")");
+        }
+        options.explicitScale().ifPresent(s -> parts.add("scale " + compact(s)));
+        if (options.softcap() > 0) {
+            parts.add("softcap " + compact(options.softcap()));
+        }
+        if (options.hasAlibi()) {
+            parts.add("alibi");
+        }
+        return parts.isEmpty() ? "-" : String.join(" ", parts);
+    }
+
+    private static String compact(float value) {
+        return Float.toString(value).replaceAll("\\.0$", "");
+    }
+}

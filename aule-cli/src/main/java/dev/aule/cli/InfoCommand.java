@@ -1,0 +1,83 @@
+package dev.aule.cli;
+
+import dev.aule.AttentionBackend;
+import dev.aule.Availability;
+import dev.aule.Backends;
+import dev.aule.Capabilities;
+import dev.aule.DType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+import static dev.aule.cli.TextTable.Column.left;
+import static dev.aule.cli.TextTable.Column.right;
+
+/** {@code aule info}: what this JVM offers and which backends can run here. */
+@Command(name = "info", mixinStandardHelpOptions = true,
+        description = "Show the Java runtime, Vector API support, every backend and which one is selected.")
+final class InfoCommand implements Callable<Integer> {
+    @Spec
+    private CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        Labels labels = new Labels(out, 12);
+        labels.print("aule", Main.VERSION);
+        labels.print("Java", Runtime.version() + " (" + System.getProperty("java.vendor") + "), "
+                + System.getProperty("java.home"));
+        labels.print("Vector API", VectorApi.describe());
+        labels.print("Processors", Integer.toString(Runtime.getRuntime().availableProcessors()));
+        out.println();
+        out.println("Backends, in priority order:");
+        out.print(backendTable().render("  "));
+        out.println();
+        int nameWidth = Backends.all().stream().mapToInt(b -> b.name().length()).max().orElse(0);
+        Labels descriptions = new Labels(out, nameWidth + 4);
+        for (AttentionBackend backend : Backends.all()) {
+            descriptions.print("  " + backend.name(), backend.description());
+        }
+        out.println();
+        printSelection(labels);
+        out.flush();
+        return 0;
+    }
+
+    private static TextTable backendTable() {
+        TextTable table = new TextTable(left("name"), left("available"), right("priority"), right("max head dim"),
+                left("dtypes"), left("backward"), left("reason"));
+        for (AttentionBackend backend : Backends.all()) {
+            Availability availability = backend.availability();
+            Capabilities caps = backend.capabilities();
+            table.add(backend.name(), yesNo(availability.available()), Integer.toString(backend.priority()),
+                    caps.maxHeadDim() == Integer.MAX_VALUE ? "unbounded" : Integer.toString(caps.maxHeadDim()),
+                    dtypes(caps), yesNo(caps.backward()), availability.reason());
+        }
+        return table;
+    }
+
+    private static void printSelection(Labels labels) {
+        try {
+            Selection selection = Selection.current();
+            labels.print("Selected", selection.backend().name() + " (" + selection.reason() + ")");
+        } catch (RuntimeException e) {
+            labels.print("Selected", "none: " + e.getMessage());
+        }
+        labels.print("", "override with -D" + Backends.PROPERTY + "=NAME or " + Backends.ENVIRONMENT + "=NAME");
+    }
+
+    /** In enum order, so the list reads the same every run although Capabilities holds a Set. */
+    private static String dtypes(Capabilities caps) {
+        return Arrays.stream(DType.values()).filter(caps.dtypes()::contains)
+                .map(DType::name).collect(Collectors.joining(" "));
+    }
+
+    private static String yesNo(boolean value) {
+        return value ? "yes" : "no";
+    }
+}
