@@ -204,7 +204,7 @@ final class FlashForward {
                 math.scoresByRow(qt, n4, dp, sc.kt, jn, s);
             } else {
                 packKeys(sc, b, kvHead, j0, jn);
-                math.scores(qt, n4, d, sc.kt, s);
+                math.multiply(qt, n4, d, sc.kt, 0, s);
             }
             packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             for (int t = 0; t < n4; t++) {

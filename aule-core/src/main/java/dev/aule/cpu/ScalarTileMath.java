@@ -22,21 +22,6 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scores(float[] q, int rows, int d, float[] kt, float[] s) {
-        for (int t = 0; t < rows; t++) {
-            int sRow = t * KEY_TILE;
-            Arrays.fill(s, sRow, sRow + KEY_TILE, 0f);
-            for (int x = 0; x < d; x++) {
-                float qx = q[t * d + x];
-                int kRow = x * KEY_TILE;
-                for (int j = 0; j < KEY_TILE; j++) {
-                    s[sRow + j] = Math.fma(qx, kt[kRow + j], s[sRow + j]);
-                }
-            }
-        }
-    }
-
-    @Override
     public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {

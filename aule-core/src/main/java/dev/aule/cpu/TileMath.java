@@ -20,9 +20,6 @@ interface TileMath {
     /** One line for people: "512-bit Vector API", "scalar". */
     String description();
 
-    /** {@code s = q kt} for {@code rows} query rows against one key block. */
-    void scores(float[] q, int rows, int d, float[] kt, float[] s);
-
     /**
      * {@code s[t][j] = q[t] . k[j]} for {@code j < keys} with both operands row-major, rows {@code dp}
      * apart ({@code dp} a multiple of {@link #lanes()}, zero-padded). For short tiles (decode), where
@@ -56,8 +53,9 @@ interface TileMath {
     // plain row-times-matrix products and per-row statistics (LSE, delta) load as vectors.
 
     /**
-     * {@code c[rows][KT] = a[rows][inner] b[inner][KT]}, {@code KT} = {@link #keyTile()}: a transposed block
-     * of scores ({@code a} = keys, {@code b} = queries transposed) or of {@code dOut . v}. {@code a} and
+     * {@code c[rows][KT] = a[rows][inner] b[inner][KT]}, {@code KT} = {@link #keyTile()}: the forward's
+     * scores ({@code a} = query tile, {@code b} = key block transposed), or in the backward a transposed
+     * block of scores ({@code a} = keys, {@code b} = queries transposed) or of {@code dOut . v}. {@code a} and
      * {@code c} start at 0, {@code b} at {@code bOff}; {@code rows} is a multiple of 4. Overwrites c.
      */
     void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c);

@@ -54,63 +54,6 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scores(float[] q, int rows, int d, float[] kt, float[] s) {
-        for (int t = 0; t < rows; t += 4) {
-            int q0 = t * d;
-            int q1 = q0 + d;
-            int q2 = q1 + d;
-            int q3 = q2 + d;
-            FloatVector a00 = FloatVector.zero(F), a01 = a00, a02 = a00, a03 = a00;
-            FloatVector a10 = a00, a11 = a00, a12 = a00, a13 = a00;
-            FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00;
-            FloatVector a30 = a00, a31 = a00, a32 = a00, a33 = a00;
-            for (int x = 0, kb = 0; x < d; x++, kb += KT) {
-                FloatVector k0 = FloatVector.fromArray(F, kt, kb);
-                FloatVector k1 = FloatVector.fromArray(F, kt, kb + L);
-                FloatVector k2 = FloatVector.fromArray(F, kt, kb + 2 * L);
-                FloatVector k3 = FloatVector.fromArray(F, kt, kb + 3 * L);
-                FloatVector b = FloatVector.broadcast(F, q[q0 + x]);
-                a00 = k0.fma(b, a00);
-                a01 = k1.fma(b, a01);
-                a02 = k2.fma(b, a02);
-                a03 = k3.fma(b, a03);
-                b = FloatVector.broadcast(F, q[q1 + x]);
-                a10 = k0.fma(b, a10);
-                a11 = k1.fma(b, a11);
-                a12 = k2.fma(b, a12);
-                a13 = k3.fma(b, a13);
-                b = FloatVector.broadcast(F, q[q2 + x]);
-                a20 = k0.fma(b, a20);
-                a21 = k1.fma(b, a21);
-                a22 = k2.fma(b, a22);
-                a23 = k3.fma(b, a23);
-                b = FloatVector.broadcast(F, q[q3 + x]);
-                a30 = k0.fma(b, a30);
-                a31 = k1.fma(b, a31);
-                a32 = k2.fma(b, a32);
-                a33 = k3.fma(b, a33);
-            }
-            int s0 = t * KT;
-            a00.intoArray(s, s0);
-            a01.intoArray(s, s0 + L);
-            a02.intoArray(s, s0 + 2 * L);
-            a03.intoArray(s, s0 + 3 * L);
-            a10.intoArray(s, s0 + KT);
-            a11.intoArray(s, s0 + KT + L);
-            a12.intoArray(s, s0 + KT + 2 * L);
-            a13.intoArray(s, s0 + KT + 3 * L);
-            a20.intoArray(s, s0 + 2 * KT);
-            a21.intoArray(s, s0 + 2 * KT + L);
-            a22.intoArray(s, s0 + 2 * KT + 2 * L);
-            a23.intoArray(s, s0 + 2 * KT + 3 * L);
-            a30.intoArray(s, s0 + 3 * KT);
-            a31.intoArray(s, s0 + 3 * KT + L);
-            a32.intoArray(s, s0 + 3 * KT + 2 * L);
-            a33.intoArray(s, s0 + 3 * KT + 3 * L);
-        }
-    }
-
-    @Override
     public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
         // 4 query rows share each loaded key vector; one horizontal sum per (row, key).
         for (int t = 0; t < rows; t += 4) {
@@ -278,10 +221,11 @@ final class VectorTileMath implements TileMath {
         }
     }
 
-    // Backward kernels. The two products use the same 4 rows x 4 vectors register block as the
-    // forward's (16 accumulators, 4 operand vectors and a broadcast in the 32 AVX-512 registers); a
-    // backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call streams at most a
-    // KT x 128 operand from L1/L2 per 4 rows.
+    // The general products: multiply serves the forward's scores and the backward's transposed
+    // scores and dOut . v; multiplyAdd the backward's gradient products. Same 4 rows x 4 vectors
+    // register block as accumulate (16 accumulators, 4 operand vectors and a broadcast in the 32
+    // AVX-512 registers); a backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call
+    // streams at most a KT x 128 operand from L1/L2 per 4 rows.
 
     @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
