@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -29,6 +30,7 @@ final class VectorTileMath implements TileMath {
     private static final float EXP_MIN = -87.0f;       // below: 0 (avoids subnormal scale factors)
     private static final float EXP_MAX = 88.0f;
     private static final FloatVector IOTA = iota(); // 0, 1, ..., L-1
+    private static final VectorShuffle<Float>[] HALVING_ROTATIONS = halvingRotations();
     private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(F, -LN2_HI);
     private static final FloatVector NEG_LN2_LO = FloatVector.broadcast(F, -LN2_LO);
     private static final FloatVector ONE = FloatVector.broadcast(F, 1f);
@@ -37,6 +39,13 @@ final class VectorTileMath implements TileMath {
     private static final FloatVector C4 = FloatVector.broadcast(F, 1f / 24);
     private static final FloatVector C5 = FloatVector.broadcast(F, 1f / 120);
     private static final FloatVector C6 = FloatVector.broadcast(F, 1f / 720);
+    // Taylor coefficients of tanh: y - y^3/3 + 2y^5/15 - 17y^7/315 + ...
+    private static final FloatVector T3 = FloatVector.broadcast(F, -1f / 3);
+    private static final FloatVector T5 = FloatVector.broadcast(F, 2f / 15);
+    private static final FloatVector T7 = FloatVector.broadcast(F, -17f / 315);
+    private static final FloatVector T9 = FloatVector.broadcast(F, 62f / 2835);
+    private static final FloatVector T11 = FloatVector.broadcast(F, -1382f / 155925);
+    private static final FloatVector T13 = FloatVector.broadcast(F, 21844f / 6081075);
 
     @Override
     public int lanes() {
@@ -71,10 +80,10 @@ final class VectorTileMath implements TileMath {
                     a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
                     a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
                 }
-                s[s0 + j] = a0.reduceLanes(VectorOperators.ADD);
-                s[s0 + KT + j] = a1.reduceLanes(VectorOperators.ADD);
-                s[s0 + 2 * KT + j] = a2.reduceLanes(VectorOperators.ADD);
-                s[s0 + 3 * KT + j] = a3.reduceLanes(VectorOperators.ADD);
+                s[s0 + j] = sum(a0);
+                s[s0 + KT + j] = sum(a1);
+                s[s0 + 2 * KT + j] = sum(a2);
+                s[s0 + 3 * KT + j] = sum(a3);
             }
         }
     }
@@ -124,7 +133,30 @@ final class VectorTileMath implements TileMath {
             e.intoArray(s, i);
             sum = sum.add(e);
         }
-        return sum.reduceLanes(VectorOperators.ADD);
+        return sum(sum);
+    }
+
+    /**
+     * The sum of the lanes in one fixed order, halving the vector each step. Not
+     * {@code reduceLanes(ADD)}: its order is left to the implementation, and the interpreter's
+     * and C2's differ, so the same call would change in the last bit once compiled.
+     */
+    static float sum(FloatVector v) {
+        for (VectorShuffle<Float> rotation : HALVING_ROTATIONS) {
+            v = v.add(v.rearrange(rotation));
+        }
+        return v.lane(0);
+    }
+
+    /** Rotations by L/2, L/4, ..., 1 lanes: constant shuffles, which C2 turns into one permute each. */
+    private static VectorShuffle<Float>[] halvingRotations() {
+        int steps = Integer.numberOfTrailingZeros(L);
+        @SuppressWarnings("unchecked")
+        VectorShuffle<Float>[] rotations = new VectorShuffle[steps];
+        for (int i = 0, half = L / 2; i < steps; i++, half /= 2) {
+            rotations[i] = VectorShuffle.iota(F, half, 1, true);
+        }
+        return rotations;
     }
 
     @Override
@@ -419,10 +451,24 @@ final class VectorTileMath implements TileMath {
         }
     }
 
-    /** tanh(y) = sign(y) (1 - e) / (1 + e) with e = exp(-2|y|) <= 1: no overflow for any y. */
+    /**
+     * tanh(y). For |y| >= 1/2: sign(y) (1 - e) / (1 + e) with e = exp(-2|y|) <= 1, which cannot
+     * overflow. Below 1/2 that form cancels (1 - e is tiny for a tiny y, and a large softcap makes
+     * every y tiny), so there the odd Taylor series to y^13 is used: its truncation error is below
+     * 1e-7 relative at |y| = 1/2 and shrinks as y^14 below.
+     */
     static FloatVector tanh(FloatVector y) {
-        FloatVector e = exp(y.abs().mul(-2f));
-        FloatVector th = e.neg().add(1f).div(e.add(1f));
+        FloatVector a = y.abs();
+        FloatVector e = exp(a.mul(-2f));
+        FloatVector large = e.neg().add(1f).div(e.add(1f));
+        FloatVector a2 = a.mul(a);
+        FloatVector poly = a2.fma(T13, T11);
+        poly = poly.fma(a2, T9);
+        poly = poly.fma(a2, T7);
+        poly = poly.fma(a2, T5);
+        poly = poly.fma(a2, T3);
+        FloatVector small = poly.mul(a2).fma(a, a);
+        FloatVector th = large.blend(small, a.compare(VectorOperators.LT, 0.5f));
         return th.blend(th.neg(), y.compare(VectorOperators.LT, 0f));
     }
 

@@ -1,0 +1,201 @@
+package dev.aule;
+
+import dev.aule.cpu.CpuBackend;
+import dev.aule.reference.ReferenceBackend;
+import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.ServiceLoader;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/** Discovery, ordering and selection of backends, and the {@link Attention} facade over them. */
+class BackendsTest {
+    private String savedProperty;
+
+    // Tests here set -Daule.backend; put back whatever was there so other tests see the JVM as it was.
+    @BeforeEach
+    void saveProperty() {
+        savedProperty = System.getProperty(Backends.PROPERTY);
+        System.clearProperty(Backends.PROPERTY);
+    }
+
+    @AfterEach
+    void restoreProperty() {
+        if (savedProperty == null) {
+            System.clearProperty(Backends.PROPERTY);
+        } else {
+            System.setProperty(Backends.PROPERTY, savedProperty);
+        }
+    }
+
+    @Test
+    void serviceLoaderFindsTheCpuAndReferenceBackends() {
+        List<String> classes = new ArrayList<>();
+        for (AttentionBackend backend : ServiceLoader.load(AttentionBackend.class)) {
+            classes.add(backend.getClass().getName());
+        }
+        assertTrue(classes.contains(CpuBackend.class.getName()), "ServiceLoader found " + classes);
+        assertTrue(classes.contains(ReferenceBackend.class.getName()), "ServiceLoader found " + classes);
+        List<String> names = Backends.all().stream().map(AttentionBackend::name).toList();
+        assertTrue(names.contains("cpu") && names.contains("reference"), "Backends.all(): " + names);
+        assertEquals(names.size(), names.stream().distinct().count(), "each name once: " + names);
+    }
+
+    /** Both always run, and the fast CPU backend outranks the float64 oracle. */
+    @Test
+    void availableListsCpuBeforeReference() {
+        List<String> names = Backends.available().stream().map(AttentionBackend::name).toList();
+        assertTrue(names.indexOf("cpu") >= 0 && names.indexOf("cpu") < names.indexOf("reference"),
+                "available(): " + names);
+        List<AttentionBackend> available = Backends.available();
+        for (int i = 1; i < available.size(); i++) {
+            assertTrue(available.get(i - 1).priority() >= available.get(i).priority(), "priority order: " + names);
+        }
+        for (AttentionBackend backend : available) {
+            assertTrue(backend.availability().available(), backend.name());
+            assertFalse(backend.description().isBlank(), backend.name());
+        }
+    }
+
+    @Test
+    void getFindsBackendsByNameIgnoringCaseAndSpaces() {
+        assertInstanceOf(CpuBackend.class, Backends.get("cpu"));
+        assertInstanceOf(ReferenceBackend.class, Backends.get("reference"));
+        assertSame(Backends.get("cpu"), Backends.get(" CPU "));
+    }
+
+    @Test
+    void getOfAnUnknownNameListsTheKnownBackends() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.get("nope"));
+        String message = e.getMessage();
+        assertTrue(message.startsWith("name:"), message);
+        assertTrue(message.contains("'nope'"), message);
+        assertTrue(message.contains("cpu") && message.contains("reference"), message);
+        assertThrows(IllegalArgumentException.class, () -> Backends.get(null));
+        assertThrows(IllegalArgumentException.class, () -> Backends.get(""));
+    }
+
+    @Test
+    void selectedHonoursTheSystemProperty() {
+        assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set in this environment");
+        assertEquals("cpu", Backends.selected().name(), "without a property the best available backend");
+        assertTrue(Backends.selectionReason().startsWith("auto"), Backends.selectionReason());
+        System.setProperty(Backends.PROPERTY, "reference");
+        assertEquals("reference", Backends.selected().name());
+        assertTrue(Backends.selectionReason().contains(Backends.PROPERTY + "=reference"), Backends.selectionReason());
+        System.setProperty(Backends.PROPERTY, "cpu");
+        assertEquals("cpu", Backends.selected().name());
+        System.setProperty(Backends.PROPERTY, "   ");
+        assertEquals("cpu", Backends.selected().name(), "a blank property counts as unset");
+        System.setProperty(Backends.PROPERTY, "nope");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, Backends::selected);
+        assertTrue(e.getMessage().contains("nope"), e.getMessage());
+    }
+
+    /** forward, forwardWithLse and forwardInto give bit for bit what the selected backend gives. */
+    @Test
+    void theFacadeMatchesTheSelectedBackend() {
+        for (String name : new String[] {"cpu", "reference"}) {
+            System.setProperty(Backends.PROPERTY, name);
+            AttentionBackend backend = Backends.get(name);
+            SplittableRandom rnd = new SplittableRandom(4);
+            Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 33, 16);
+            Tensor k = Tensors.random(rnd, DType.F32, 2, 2, 50, 16);
+            Tensor v = Tensors.random(rnd, DType.F32, 2, 2, 50, 24);
+            AttentionOptions options = AttentionOptions.builder().causal(true).softcap(20f).build();
+            Tensor out = Tensor.allocate(DType.F32, 2, 4, 33, 24);
+            Tensor lse = Tensor.allocate(DType.F32, 2, 4, 33, 1);
+            backend.forward(q, k, v, out, lse, options);
+
+            Tensor viaForward = Attention.forward(q, k, v, options);
+            assertArrayEquals(out.shape(), viaForward.shape(), name);
+            assertArrayEquals(out.toFloatArray(), viaForward.toFloatArray(), name + ": forward");
+
+            AttentionResult withLse = Attention.forwardWithLse(q, k, v, options);
+            assertArrayEquals(out.toFloatArray(), withLse.out().toFloatArray(), name + ": forwardWithLse out");
+            assertArrayEquals(lse.toFloatArray(), withLse.lse().toFloatArray(), name + ": forwardWithLse lse");
+            assertArrayEquals(new long[] {2, 4, 33, 1}, withLse.lse().shape());
+            assertEquals(DType.F32, withLse.lse().dtype());
+
+            Tensor into = Tensor.allocate(DType.F32, 2, 4, 33, 24);
+            Tensor intoLse = Tensor.allocate(DType.F32, 2, 4, 33, 1);
+            into.fill(Float.NaN);
+            intoLse.fill(Float.NaN);
+            Attention.forwardInto(q, k, v, into, intoLse, options);
+            assertArrayEquals(out.toFloatArray(), into.toFloatArray(), name + ": forwardInto out");
+            assertArrayEquals(lse.toFloatArray(), intoLse.toFloatArray(), name + ": forwardInto lse");
+            Attention.forwardInto(q, k, v, into, null, options); // lse is optional
+            assertArrayEquals(out.toFloatArray(), into.toFloatArray(), name + ": forwardInto without lse");
+        }
+    }
+
+    /** The facade allocates an output in q's dtype: F16 in, F16 out; the same values the backend writes to F16. */
+    @Test
+    void theFacadeOutputHasTheDtypeOfQ() {
+        SplittableRandom rnd = new SplittableRandom(8);
+        for (DType dtype : DType.values()) {
+            Tensor q = Tensors.random(rnd, dtype, 1, 2, 9, 8);
+            Tensor k = Tensors.random(rnd, DType.F32, 1, 1, 11, 8);
+            Tensor v = Tensors.random(rnd, DType.BF16, 1, 1, 11, 8);
+            Tensor out = Attention.forward(q, k, v, AttentionOptions.defaults());
+            assertEquals(dtype, out.dtype());
+            assertTrue(out.isContiguous());
+            Tensor direct = Tensor.allocate(dtype, 1, 2, 9, 8);
+            Backends.selected().forward(q, k, v, direct, null, AttentionOptions.defaults());
+            assertArrayEquals(direct.toFloatArray(), out.toFloatArray(), dtype.toString());
+        }
+    }
+
+    /** A backend that does not implement backward inherits the SPI default, which says so. */
+    @Test
+    void aBackendWithoutBackwardThrowsUnsupportedOperation() {
+        AttentionBackend forwardOnly = new AttentionBackend() {
+            @Override
+            public String name() {
+                return "forward-only";
+            }
+
+            @Override
+            public String description() {
+                return "test stub";
+            }
+
+            @Override
+            public int priority() {
+                return 0;
+            }
+
+            @Override
+            public Availability availability() {
+                return Availability.available("test");
+            }
+
+            @Override
+            public Capabilities capabilities() {
+                return new Capabilities(64, java.util.Set.of(DType.F32), false);
+            }
+
+            @Override
+            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+            }
+        };
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> forwardOnly.backward(null, null, null, null, null, null, null, null, null, null));
+        assertNotNull(e.getMessage());
+        assertTrue(e.getMessage().contains("forward-only"), e.getMessage());
+    }
+}

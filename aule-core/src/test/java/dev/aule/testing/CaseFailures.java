@@ -1,0 +1,58 @@
+package dev.aule.testing;
+
+import dev.aule.AttentionBackend;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * Collects the failing cases of a property test so one run reports all of them (each with its
+ * seed), not just the first.
+ */
+public final class CaseFailures {
+    private final List<String> failures = new ArrayList<>();
+    private int cases;
+    private int failingCases;
+
+    /** Runs {@code c} on {@code backend} and records every way it breaks the contract. */
+    public void check(AttentionBackend backend, ForwardCase c) {
+        cases++;
+        int before = failures.size();
+        record(backend, c);
+        if (failures.size() > before) {
+            failingCases++;
+        }
+    }
+
+    private void record(AttentionBackend backend, ForwardCase c) {
+        ForwardCase.Outcome o;
+        try {
+            o = c.check(backend);
+        } catch (RuntimeException e) {
+            failures.add(c + " -> threw " + e);
+            return;
+        }
+        if (!(o.outError() < o.outTolerance())) {
+            failures.add(c + " -> out error " + o.outError() + " (limit " + o.outTolerance() + ")");
+        }
+        if (!(o.lseError() < 1e-5)) {
+            failures.add(c + " -> lse error " + o.lseError() + " (limit 1e-5)");
+        }
+        if (o.outGapWritten() >= 0) {
+            failures.add(c + " -> wrote outside the output view, at byte " + o.outGapWritten());
+        }
+        if (!o.inputsUnchanged()) {
+            failures.add(c + " -> modified an input");
+        }
+    }
+
+    /** Fails listing every failing case, or passes. */
+    public void assertNone(String what) {
+        if (!failures.isEmpty()) {
+            fail(failingCases + " of " + cases + " " + what + " failed (a drawn case is rebuilt by ForwardCase.random(seed, halfPrecision)):\n  "
+                    + String.join("\n  ", failures.subList(0, Math.min(20, failures.size()))));
+        }
+    }
+}
