@@ -82,7 +82,7 @@ class TensorTest {
         assertFalse(t.isContiguous());
         assertSame(memory, t.memory());
         t.set(1, 2, 3, 4, 5f);
-        assertEquals(5f, data[(int) (156 + 2 * 52 + 3 * 13 + 4 * 2)]);
+        assertEquals(5f, data[156 + 2 * 52 + 3 * 13 + 4 * 2]);
         t.fill(1f);
         int ones = 0;
         for (float x : data) {

@@ -7,6 +7,9 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * SIMD tile arithmetic on the platform's preferred vector width.
  *
@@ -30,7 +33,7 @@ final class VectorTileMath implements TileMath {
     private static final float EXP_MIN = -87.0f;       // below: 0 (avoids subnormal scale factors)
     private static final float EXP_MAX = 88.0f;
     private static final FloatVector IOTA = iota(); // 0, 1, ..., L-1
-    private static final VectorShuffle<Float>[] HALVING_ROTATIONS = halvingRotations();
+    private static final List<VectorShuffle<Float>> HALVING_ROTATIONS = halvingRotations();
     private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(F, -LN2_HI);
     private static final FloatVector NEG_LN2_LO = FloatVector.broadcast(F, -LN2_LO);
     private static final FloatVector ONE = FloatVector.broadcast(F, 1f);
@@ -142,21 +145,19 @@ final class VectorTileMath implements TileMath {
      * and C2's differ, so the same call would change in the last bit once compiled.
      */
     static float sum(FloatVector v) {
-        for (VectorShuffle<Float> rotation : HALVING_ROTATIONS) {
-            v = v.add(v.rearrange(rotation));
+        for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
+            v = v.add(v.rearrange(HALVING_ROTATIONS.get(i)));
         }
         return v.lane(0);
     }
 
     /** Rotations by L/2, L/4, ..., 1 lanes: constant shuffles, which C2 turns into one permute each. */
-    private static VectorShuffle<Float>[] halvingRotations() {
-        int steps = Integer.numberOfTrailingZeros(L);
-        @SuppressWarnings("unchecked")
-        VectorShuffle<Float>[] rotations = new VectorShuffle[steps];
-        for (int i = 0, half = L / 2; i < steps; i++, half /= 2) {
-            rotations[i] = VectorShuffle.iota(F, half, 1, true);
+    private static List<VectorShuffle<Float>> halvingRotations() {
+        List<VectorShuffle<Float>> rotations = new ArrayList<>();
+        for (int half = L / 2; half > 0; half /= 2) {
+            rotations.add(VectorShuffle.iota(F, half, 1, true));
         }
-        return rotations;
+        return List.copyOf(rotations);
     }
 
     @Override
@@ -486,8 +487,8 @@ final class VectorTileMath implements TileMath {
         poly = poly.fma(r, C2);
         poly = poly.fma(r, ONE);
         poly = poly.fma(r, ONE);
-        IntVector bits = (IntVector) rounded.reinterpretAsInts();
-        FloatVector twoToN = (FloatVector) bits.sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23)
+        IntVector bits = rounded.reinterpretAsInts();
+        FloatVector twoToN = bits.sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23)
                 .reinterpretAsFloats();
         VectorMask<Float> underflow = x.compare(VectorOperators.LT, EXP_MIN);
         return poly.mul(twoToN).blend(0f, underflow);
