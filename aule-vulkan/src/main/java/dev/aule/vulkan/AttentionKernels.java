@@ -1,0 +1,112 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.DType;
+
+import java.util.Map;
+
+/**
+ * Records the kernels of forward and backward into a {@link Submission}, on buffers that already
+ * hold contiguous BHSD data: the host path and the device-tensor path share it. Also checks, before
+ * anything is allocated, that a call fits the device's buffer and dispatch limits.
+ */
+final class AttentionKernels {
+    private AttentionKernels() {
+    }
+
+    /** The storage types of a forward call's inputs. */
+    record InputTypes(DType q, DType k, DType v) {
+        Map<String, Integer> defines() {
+            return Map.of("Q_TYPE", Variant.typeCode(q), "K_TYPE", Variant.typeCode(k), "V_TYPE", Variant.typeCode(v));
+        }
+    }
+
+    /**
+     * Rejects a call the device cannot run: a tensor over {@code maxStorageBufferRange}, a grid over
+     * {@code maxComputeWorkGroupCount}, or indices over 2^31.
+     *
+     * @throws IllegalArgumentException naming the tensor, its size and the limit
+     */
+    static void checkLimits(DeviceInfo device, AttentionShape shape, boolean backward, DType... types) {
+        long qElements = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        long kElements = (long) shape.batch() * shape.kvHeads() * shape.keyLen();
+        Object[][] tensors = {
+                {"q", qElements * shape.headDim()}, {"k", kElements * shape.headDim()},
+                {"v", kElements * shape.valueDim()}, {"out", qElements * shape.valueDim()}};
+        for (Object[] t : tensors) {
+            long elements = (long) t[1];
+            long bytes = elements * Float.BYTES; // outputs and gradients are computed as F32 on the device
+            if (bytes > device.maxStorageBufferRange() || elements >= Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(t[0] + ": " + elements + " elements (" + (bytes >> 20)
+                        + " MiB as F32) are over the device's maxStorageBufferRange of "
+                        + (device.maxStorageBufferRange() >> 20) + " MiB on " + device.name()
+                        + "; split the call over batches or heads");
+            }
+        }
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        TilePlan fwd = TilePlan.forward(device, hd);
+        int[] max = device.maxWorkgroupCount();
+        long tiles = ceilDiv(shape.queryLen(), backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows())
+                : fwd.rows());
+        if (tiles > max[0] || shape.queryHeads() > max[1] || shape.batch() > max[2]
+                || (backward && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
+            throw new IllegalArgumentException("q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
+                    + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
+                    + java.util.Arrays.toString(max) + "; split the call");
+        }
+    }
+
+    static void forward(VulkanDevice device, Submission s, AttentionShape shape, AttentionOptions options,
+                        InputTypes types, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer out,
+                        DeviceBuffer lse, boolean writeLse, DeviceBuffer slopes) {
+        TilePlan plan = TilePlan.forward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        Variant variant = Variant.of(Kernel.FORWARD, plan, types.defines());
+        s.dispatch(variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()), shape.queryHeads(), shape.batch());
+    }
+
+    /** delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile. */
+    static void backward(VulkanDevice device, Submission s, AttentionShape shape, AttentionOptions options,
+                         InputTypes types, DType outType, DType dOutType, DeviceBuffer q, DeviceBuffer k,
+                         DeviceBuffer v, DeviceBuffer out, DeviceBuffer dOut, DeviceBuffer lse, DeviceBuffer delta,
+                         DeviceBuffer slopes, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv) {
+        Params params = Params.of(shape, options, false);
+        int rows = shape.batch() * shape.queryHeads() * shape.queryLen();
+        TilePlan line = TilePlan.elementwise(device.info());
+        Variant deltaVariant = Variant.of(Kernel.DELTA, line,
+                Map.of("O_TYPE", Variant.typeCode(outType), "DO_TYPE", Variant.typeCode(dOutType)));
+        int[] grid = grid(device.info(), ceilDiv(rows, line.workgroup()));
+        s.dispatch(deltaVariant, new DeviceBuffer[] {out, dOut, delta}, params.withCount(rows), grid[0], grid[1], 1);
+
+        TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        defines.put("DO_TYPE", Variant.typeCode(dOutType));
+        s.dispatch(Variant.of(Kernel.BACKWARD_KV, plan, defines),
+                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv}, params,
+                ceilDiv(shape.keyLen(), plan.keys()), shape.kvHeads(), shape.batch());
+        s.dispatch(Variant.of(Kernel.BACKWARD_Q, plan, defines),
+                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq}, params,
+                ceilDiv(shape.queryLen(), plan.rows()), shape.queryHeads(), shape.batch());
+    }
+
+    /** Rounds {@code count} F32 values of {@code from} into the packed 16-bit {@code to}. */
+    static void pack16(VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from, DeviceBuffer to,
+                       DType type, long count) {
+        TilePlan line = TilePlan.elementwise(device.info());
+        Variant variant = Variant.of(Kernel.PACK16, line, Map.of("OUT_TYPE", Variant.typeCode(type)));
+        int[] grid = grid(device.info(), ceilDiv(ceilDiv(count, 2), line.workgroup()));
+        s.dispatch(variant, new DeviceBuffer[] {from, to}, Params.of(shape, AttentionOptions.defaults(), false)
+                .withCount(Math.toIntExact(count)), grid[0], grid[1], 1);
+    }
+
+    /** A 2-D grid of {@code groups} workgroups within the device's per-dimension limit. */
+    private static int[] grid(DeviceInfo device, long groups) {
+        long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
+        return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
+    }
+
+    static int ceilDiv(long a, long b) {
+        return Math.toIntExact((a + b - 1) / b);
+    }
+}

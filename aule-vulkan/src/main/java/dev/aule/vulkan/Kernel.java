@@ -1,0 +1,18 @@
+package dev.aule.vulkan;
+
+/** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
+enum Kernel {
+    FORWARD("forward.comp", 6),
+    DELTA("delta.comp", 3),
+    BACKWARD_KV("backward_kv.comp", 9),
+    BACKWARD_Q("backward_q.comp", 8),
+    PACK16("pack16.comp", 2);
+
+    final String resource;
+    final int bindings;
+
+    Kernel(String resource, int bindings) {
+        this.resource = resource;
+        this.bindings = bindings;
+    }
+}

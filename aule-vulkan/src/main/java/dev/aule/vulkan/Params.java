@@ -1,0 +1,33 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+
+/**
+ * The push constants every kernel reads (the {@code Params} block of common.glsl), in its order.
+ * Windows wider than the sequences are passed as unbounded, which means the same and keeps every
+ * index sum in the shaders within an int.
+ */
+record Params(AttentionShape shape, float scale, float softcap, int left, int right, boolean alibi, boolean writeLse,
+              int count) {
+    static final int INTS = 14;
+
+    static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
+        long span = (long) shape.queryLen() + shape.keyLen();
+        int left = options.windowLeft() > span ? -1 : options.windowLeft();
+        int right = options.effectiveWindowRight() > span ? -1 : options.effectiveWindowRight();
+        return new Params(shape, options.scale(shape.headDim()), options.softcap(), left, right, options.hasAlibi(),
+                writeLse, 0);
+    }
+
+    /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
+    Params withCount(int n) {
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n);
+    }
+
+    int[] words() {
+        return new int[] {shape.batch(), shape.queryHeads(), shape.kvHeads(), shape.queryLen(), shape.keyLen(),
+                shape.headDim(), shape.valueDim(), Float.floatToRawIntBits(scale), Float.floatToRawIntBits(softcap),
+                left, right, alibi ? 1 : 0, writeLse ? 1 : 0, count};
+    }
+}

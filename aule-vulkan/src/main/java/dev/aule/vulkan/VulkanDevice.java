@@ -1,0 +1,386 @@
+package dev.aule.vulkan;
+
+import org.lwjgl.PointerBuffer;
+import org.lwjgl.system.MemoryStack;
+import org.lwjgl.vulkan.VkApplicationInfo;
+import org.lwjgl.vulkan.VkDevice;
+import org.lwjgl.vulkan.VkDeviceCreateInfo;
+import org.lwjgl.vulkan.VkDeviceQueueCreateInfo;
+import org.lwjgl.vulkan.VkExtensionProperties;
+import org.lwjgl.vulkan.VkInstance;
+import org.lwjgl.vulkan.VkInstanceCreateInfo;
+import org.lwjgl.vulkan.VkPhysicalDevice;
+import org.lwjgl.vulkan.VkPhysicalDevice16BitStorageFeatures;
+import org.lwjgl.vulkan.VkPhysicalDeviceFeatures2;
+import org.lwjgl.vulkan.VkPhysicalDeviceLimits;
+import org.lwjgl.vulkan.VkPhysicalDeviceMemoryProperties;
+import org.lwjgl.vulkan.VkPhysicalDeviceProperties2;
+import org.lwjgl.vulkan.VkPhysicalDeviceShaderFloat16Int8Features;
+import org.lwjgl.vulkan.VkPhysicalDeviceSubgroupProperties;
+import org.lwjgl.vulkan.VkQueue;
+import org.lwjgl.vulkan.VkQueueFamilyProperties;
+
+import java.nio.IntBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+import static org.lwjgl.system.MemoryStack.stackPush;
+import static org.lwjgl.vulkan.VK10.*;
+import static org.lwjgl.vulkan.VK11.VK_API_VERSION_1_1;
+import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceFeatures2;
+import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
+
+/**
+ * One Vulkan device opened for compute: the instance, the chosen physical device, a logical device
+ * with one compute queue, the shader compiler and the pipelines. Thread-safe: submissions to the
+ * queue are serialised by {@link #submitLock()}; everything else a call needs (command pool,
+ * descriptor pool, buffers, fence) is its own.
+ *
+ * <p>Calls hold {@link #useLock()}'s read side; {@link #close()} takes the write side, so the device
+ * is never destroyed under a running call.
+ */
+final class VulkanDevice implements AutoCloseable {
+    /** System property choosing the device: an index in the driver's order, or a name substring. */
+    static final String DEVICE_PROPERTY = "aule.vulkan.device";
+
+    private final VkInstance instance;
+    private final VkDevice device;
+    private final VkQueue queue;
+    private final int queueFamily;
+    private final DeviceInfo info;
+    private final VkPhysicalDeviceMemoryProperties memory;
+    private final ShaderCompiler compiler;
+    private final Pipelines pipelines;
+    private final ReentrantLock submitLock = new ReentrantLock();
+    private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
+    private volatile boolean closed;
+    private volatile String lostReason;
+
+    private VulkanDevice(VkInstance instance, VkDevice device, VkQueue queue, int queueFamily, DeviceInfo info,
+                         VkPhysicalDeviceMemoryProperties memory, ShaderCompiler compiler) {
+        this.instance = instance;
+        this.device = device;
+        this.queue = queue;
+        this.queueFamily = queueFamily;
+        this.info = info;
+        this.memory = memory;
+        this.compiler = compiler;
+        this.pipelines = new Pipelines(this);
+    }
+
+    /**
+     * Opens the device {@code -Daule.vulkan.device} names, else the best one (discrete, integrated,
+     * virtual, CPU). Frees everything it created when it fails.
+     *
+     * @throws VulkanException saying why no device could be opened
+     */
+    static VulkanDevice open() {
+        VkInstance instance = createInstance();
+        VkDevice device = null;
+        ShaderCompiler compiler = null;
+        try (MemoryStack stack = stackPush()) {
+            List<Candidate> candidates = candidates(instance, stack);
+            Candidate chosen = choose(candidates, System.getProperty(DEVICE_PROPERTY));
+            device = createDevice(chosen, stack);
+            PointerBuffer pq = stack.mallocPointer(1);
+            vkGetDeviceQueue(device, chosen.queueFamily, 0, pq);
+            VkQueue queue = new VkQueue(pq.get(0), device);
+            VkPhysicalDeviceMemoryProperties mem = VkPhysicalDeviceMemoryProperties.malloc();
+            vkGetPhysicalDeviceMemoryProperties(chosen.physical, mem);
+            compiler = new ShaderCompiler();
+            return new VulkanDevice(instance, device, queue, chosen.queueFamily, chosen.info, mem, compiler);
+        } catch (RuntimeException | Error e) {
+            if (compiler != null) {
+                compiler.close();
+            }
+            if (device != null) {
+                vkDestroyDevice(device, null);
+            }
+            vkDestroyInstance(instance, null);
+            throw e;
+        }
+    }
+
+    private record Candidate(VkPhysicalDevice physical, int queueFamily, DeviceInfo info) {
+    }
+
+    private static VkInstance createInstance() {
+        try (MemoryStack stack = stackPush()) {
+            VkApplicationInfo app = VkApplicationInfo.calloc(stack).sType$Default()
+                    .pApplicationName(stack.UTF8("aule-attention")).pEngineName(stack.UTF8("aule"))
+                    .apiVersion(VK_API_VERSION_1_1);
+            VkInstanceCreateInfo create = VkInstanceCreateInfo.calloc(stack).sType$Default().pApplicationInfo(app);
+            PointerBuffer handle = stack.mallocPointer(1);
+            int result = vkCreateInstance(create, null, handle);
+            if (result == VK_ERROR_INCOMPATIBLE_DRIVER) {
+                throw new VulkanException("no Vulkan driver: vkCreateInstance returned VK_ERROR_INCOMPATIBLE_DRIVER;"
+                        + " install a GPU driver, or mesa-vulkan-drivers for the lavapipe CPU device");
+            }
+            check(result, "vkCreateInstance");
+            return new VkInstance(handle.get(0), create);
+        }
+    }
+
+    private static List<Candidate> candidates(VkInstance instance, MemoryStack stack) {
+        IntBuffer count = stack.mallocInt(1);
+        check(vkEnumeratePhysicalDevices(instance, count, null), "vkEnumeratePhysicalDevices");
+        if (count.get(0) == 0) {
+            throw new VulkanException("the Vulkan loader found no device (no GPU driver and no lavapipe:"
+                    + " install mesa-vulkan-drivers for a CPU device)");
+        }
+        PointerBuffer handles = stack.mallocPointer(count.get(0));
+        check(vkEnumeratePhysicalDevices(instance, count, handles), "vkEnumeratePhysicalDevices");
+        List<Candidate> found = new ArrayList<>();
+        List<String> skipped = new ArrayList<>();
+        for (int i = 0; i < handles.capacity(); i++) {
+            VkPhysicalDevice physical = new VkPhysicalDevice(handles.get(i), instance);
+            Candidate c = describe(i, physical, skipped);
+            if (c != null) {
+                found.add(c);
+            }
+        }
+        if (found.isEmpty()) {
+            throw new VulkanException("no usable Vulkan device: " + String.join("; ", skipped));
+        }
+        return found;
+    }
+
+    private static Candidate describe(int index, VkPhysicalDevice physical, List<String> skipped) {
+        try (MemoryStack stack = stackPush()) {
+            VkPhysicalDeviceSubgroupProperties subgroup = VkPhysicalDeviceSubgroupProperties.calloc(stack).sType$Default();
+            VkPhysicalDeviceProperties2 props = VkPhysicalDeviceProperties2.calloc(stack).sType$Default()
+                    .pNext(subgroup.address());
+            vkGetPhysicalDeviceProperties2(physical, props);
+            String name = props.properties().deviceNameString();
+            int api = props.properties().apiVersion();
+            if (VK_API_VERSION_MAJOR(api) == 1 && VK_API_VERSION_MINOR(api) < 1) {
+                skipped.add(name + ": Vulkan 1.0 only, 1.1 needed");
+                return null;
+            }
+            int family = computeQueueFamily(physical, stack);
+            if (family < 0) {
+                skipped.add(name + ": no compute queue");
+                return null;
+            }
+            VkPhysicalDeviceShaderFloat16Int8Features f16 = VkPhysicalDeviceShaderFloat16Int8Features.calloc(stack)
+                    .sType$Default();
+            VkPhysicalDevice16BitStorageFeatures s16 = VkPhysicalDevice16BitStorageFeatures.calloc(stack).sType$Default()
+                    .pNext(f16.address());
+            VkPhysicalDeviceFeatures2 features = VkPhysicalDeviceFeatures2.calloc(stack).sType$Default()
+                    .pNext(s16.address());
+            vkGetPhysicalDeviceFeatures2(physical, features);
+            VkPhysicalDeviceLimits limits = props.properties().limits();
+            int type = props.properties().deviceType();
+            DeviceInfo.Kind kind = switch (type) {
+                case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU -> DeviceInfo.Kind.DISCRETE_GPU;
+                case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU -> DeviceInfo.Kind.INTEGRATED_GPU;
+                case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU -> DeviceInfo.Kind.VIRTUAL_GPU;
+                case VK_PHYSICAL_DEVICE_TYPE_CPU -> DeviceInfo.Kind.CPU;
+                default -> DeviceInfo.Kind.OTHER;
+            };
+            String version = VK_API_VERSION_MAJOR(api) + "." + VK_API_VERSION_MINOR(api) + "." + VK_API_VERSION_PATCH(api);
+            DeviceInfo info = new DeviceInfo(index, name, kind, version, Math.max(1, subgroup.subgroupSize()),
+                    Integer.toUnsignedLong(limits.maxComputeSharedMemorySize()),
+                    Integer.toUnsignedLong(limits.maxStorageBufferRange()), limits.maxComputeWorkGroupInvocations(),
+                    limits.maxComputeWorkGroupSize(0),
+                    new int[] {limits.maxComputeWorkGroupCount(0), limits.maxComputeWorkGroupCount(1),
+                            limits.maxComputeWorkGroupCount(2)},
+                    f16.shaderFloat16(), s16.storageBuffer16BitAccess(),
+                    hasExtension(physical, "VK_KHR_cooperative_matrix", stack),
+                    kind == DeviceInfo.Kind.INTEGRATED_GPU || kind == DeviceInfo.Kind.CPU);
+            return new Candidate(physical, family, info);
+        }
+    }
+
+    private static int computeQueueFamily(VkPhysicalDevice physical, MemoryStack stack) {
+        IntBuffer count = stack.mallocInt(1);
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, count, null);
+        VkQueueFamilyProperties.Buffer families = VkQueueFamilyProperties.malloc(count.get(0), stack);
+        vkGetPhysicalDeviceQueueFamilyProperties(physical, count, families);
+        for (int i = 0; i < families.capacity(); i++) {
+            if ((families.get(i).queueFlags() & VK_QUEUE_COMPUTE_BIT) != 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static boolean hasExtension(VkPhysicalDevice physical, String name, MemoryStack stack) {
+        IntBuffer count = stack.mallocInt(1);
+        if (vkEnumerateDeviceExtensionProperties(physical, (String) null, count, null) != VK_SUCCESS) {
+            return false;
+        }
+        VkExtensionProperties.Buffer ext = VkExtensionProperties.malloc(count.get(0), stack);
+        if (vkEnumerateDeviceExtensionProperties(physical, (String) null, count, ext) != VK_SUCCESS) {
+            return false;
+        }
+        for (int i = 0; i < ext.capacity(); i++) {
+            if (ext.get(i).extensionNameString().equals(name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The device named by the property (index or name substring), else the first of the best kind. */
+    private static Candidate choose(List<Candidate> candidates, String wanted) {
+        if (wanted != null && !wanted.isBlank()) {
+            String w = wanted.trim();
+            for (Candidate c : candidates) {
+                if (w.matches("\\d+") ? c.info.index() == Integer.parseInt(w)
+                        : c.info.name().toLowerCase(Locale.ROOT).contains(w.toLowerCase(Locale.ROOT))) {
+                    return c;
+                }
+            }
+            throw new VulkanException("-D" + DEVICE_PROPERTY + "=" + wanted + " matches no usable device; devices: "
+                    + candidates.stream().map(c -> c.info.index() + " " + c.info.name()).toList());
+        }
+        Candidate best = candidates.getFirst();
+        for (Candidate c : candidates) {
+            if (c.info.kind().ordinal() < best.info.kind().ordinal()) {
+                best = c;
+            }
+        }
+        return best;
+    }
+
+    /** One compute queue and no optional feature: the kernels read 16-bit data as packed words. */
+    private static VkDevice createDevice(Candidate chosen, MemoryStack stack) {
+        VkDeviceQueueCreateInfo.Buffer queues = VkDeviceQueueCreateInfo.calloc(1, stack);
+        queues.get(0).sType$Default().queueFamilyIndex(chosen.queueFamily).pQueuePriorities(stack.floats(1f));
+        VkDeviceCreateInfo create = VkDeviceCreateInfo.calloc(stack).sType$Default().pQueueCreateInfos(queues);
+        PointerBuffer handle = stack.mallocPointer(1);
+        check(vkCreateDevice(chosen.physical, create, null, handle), "vkCreateDevice on " + chosen.info.name());
+        return new VkDevice(handle.get(0), chosen.physical, create, VK_API_VERSION_1_1);
+    }
+
+    DeviceInfo info() {
+        return info;
+    }
+
+    VkDevice handle() {
+        return device;
+    }
+
+    VkQueue queue() {
+        return queue;
+    }
+
+    int queueFamily() {
+        return queueFamily;
+    }
+
+    ShaderCompiler compiler() {
+        return compiler;
+    }
+
+    Pipelines pipelines() {
+        return pipelines;
+    }
+
+    ReentrantLock submitLock() {
+        return submitLock;
+    }
+
+    ReentrantReadWriteLock useLock() {
+        return useLock;
+    }
+
+    /** Throws when the device was closed or lost; called under the read lock at the start of a call. */
+    void checkUsable() {
+        if (closed) {
+            throw new VulkanException("the Vulkan device " + info.name() + " was closed (JVM shutting down)");
+        }
+        if (lostReason != null) {
+            throw new VulkanException("the Vulkan device " + info.name() + " was lost earlier (" + lostReason
+                    + "); restart the process to use it again");
+        }
+    }
+
+    void markLost(String why) {
+        lostReason = why;
+    }
+
+    /**
+     * A memory type with all of {@code required}, preferring one that also has {@code preferred}.
+     *
+     * @return the index, or -1
+     */
+    int memoryType(int allowedTypes, int required, int preferred) {
+        int fallback = -1;
+        for (int i = 0; i < memory.memoryTypeCount(); i++) {
+            int flags = memory.memoryTypes(i).propertyFlags();
+            if ((allowedTypes & (1 << i)) == 0 || (flags & required) != required) {
+                continue;
+            }
+            if ((flags & preferred) == preferred) {
+                return i;
+            }
+            if (fallback < 0) {
+                fallback = i;
+            }
+        }
+        return fallback;
+    }
+
+    /**
+     * Waits for running calls (a few seconds at most), saves the pipeline cache and destroys the device.
+     * Called at JVM shutdown.
+     */
+    @Override
+    public void close() {
+        boolean locked = false;
+        try {
+            locked = useLock.writeLock().tryLock(5, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        try {
+            if (closed) {
+                return;
+            }
+            pipelines.saveCache();
+            if (!locked) {
+                return; // a call is still running: leave the device to the process's exit
+            }
+            closed = true;
+            vkDeviceWaitIdle(device);
+            pipelines.close();
+            compiler.close();
+            vkDestroyDevice(device, null);
+            vkDestroyInstance(instance, null);
+            memory.free();
+        } finally {
+            if (locked) {
+                useLock.writeLock().unlock();
+            }
+        }
+    }
+
+    /** Throws a {@link VulkanException} naming the operation and the result code unless it is success. */
+    static void check(int result, String what) {
+        if (result != VK_SUCCESS) {
+            throw new VulkanException(what + " failed: " + resultName(result));
+        }
+    }
+
+    static String resultName(int result) {
+        return switch (result) {
+            case VK_ERROR_OUT_OF_HOST_MEMORY -> "VK_ERROR_OUT_OF_HOST_MEMORY";
+            case VK_ERROR_OUT_OF_DEVICE_MEMORY -> "VK_ERROR_OUT_OF_DEVICE_MEMORY";
+            case VK_ERROR_INITIALIZATION_FAILED -> "VK_ERROR_INITIALIZATION_FAILED";
+            case VK_ERROR_DEVICE_LOST -> "VK_ERROR_DEVICE_LOST";
+            case VK_ERROR_MEMORY_MAP_FAILED -> "VK_ERROR_MEMORY_MAP_FAILED";
+            case VK_ERROR_INCOMPATIBLE_DRIVER -> "VK_ERROR_INCOMPATIBLE_DRIVER (no driver for Vulkan 1.1)";
+            case VK_ERROR_FEATURE_NOT_PRESENT -> "VK_ERROR_FEATURE_NOT_PRESENT";
+            case VK_ERROR_EXTENSION_NOT_PRESENT -> "VK_ERROR_EXTENSION_NOT_PRESENT";
+            case VK_ERROR_TOO_MANY_OBJECTS -> "VK_ERROR_TOO_MANY_OBJECTS";
+            case VK_TIMEOUT -> "VK_TIMEOUT";
+            default -> "VkResult " + result;
+        };
+    }
+}

@@ -1,0 +1,18 @@
+package dev.aule.vulkan;
+
+/**
+ * A Vulkan operation failed: a shader that does not compile, device memory that runs out, a lost
+ * device. The call that throws it has freed what it allocated; the backend stays usable unless the
+ * device itself was lost.
+ */
+public final class VulkanException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
+    public VulkanException(String message) {
+        super(message);
+    }
+
+    public VulkanException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

@@ -1,0 +1,142 @@
+// Backward, dK and dV: one workgroup per (key block of BC keys, KV head, batch). It owns its keys'
+// gradients outright (no atomics, a fixed order of additions: deterministic), walking every query
+// head of its group and every query tile that can see the block. Each key is owned by TPR threads,
+// a thread keeping NC columns of its key's dK and dV in registers.
+#include "common.glsl"
+
+layout(local_size_x = WG) in;
+
+layout(std430, binding = 0) readonly buffer QBuf { uint q_data[]; };
+layout(std430, binding = 1) readonly buffer KBuf { uint k_data[]; };
+layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
+layout(std430, binding = 3) readonly buffer DOBuf { uint do_data[]; };
+layout(std430, binding = 4) readonly buffer LseBuf { float lse_data[]; };
+layout(std430, binding = 5) readonly buffer DeltaBuf { float delta[]; };
+layout(std430, binding = 6) readonly buffer SlopeBuf { float slopes[]; };
+layout(std430, binding = 7) writeonly buffer DKBuf { float dk_data[]; };
+layout(std430, binding = 8) writeonly buffer DVBuf { float dv_data[]; };
+
+shared float sK[BC * HD];
+shared float sV[BC * HD];
+shared float sQ[BR * HD];
+shared float sDO[BR * HD];
+shared float sP[BR * BC];
+shared float sDS[BR * BC];
+shared float sLse[BR];
+shared float sDelta[BR];
+
+void main() {
+    const uint lid = gl_LocalInvocationID.x;
+    const int jr = int(lid) / TPR; // the key this thread accumulates
+    const int t = int(lid) % TPR;
+    const int k0 = int(gl_WorkGroupID.x) * BC;
+    const int hkv = int(gl_WorkGroupID.y);
+    const int b = int(gl_WorkGroupID.z);
+    const int group = p.Hq / p.Hkv;
+    const int offset = p.Sk - p.Sq;
+    const int kEnd = min(k0 + BC, p.Sk) - 1;
+
+    const uint kBase = uint((b * p.Hkv + hkv) * p.Sk + k0) * uint(p.D);
+    const uint vBase = uint((b * p.Hkv + hkv) * p.Sk + k0) * uint(p.Dv);
+    for (int idx = int(lid); idx < BC * p.D; idx += WG) {
+        int jj = idx / p.D;
+        sK[jj * HD + idx - jj * p.D] = k0 + jj < p.Sk ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(idx)) : 0.0;
+    }
+    for (int idx = int(lid); idx < BC * p.Dv; idx += WG) {
+        int jj = idx / p.Dv;
+        sV[jj * HD + idx - jj * p.Dv] = k0 + jj < p.Sk ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(idx)) : 0.0;
+    }
+
+    // Rows that can see a key of this block: last(i) >= k0 and first(i) <= kEnd, an interval of rows.
+    const int iLo = p.right < 0 ? 0 : clamp(k0 - offset - p.right, 0, p.Sq);
+    const int iHi = p.left < 0 ? p.Sq - 1 : clamp(kEnd - offset + p.left, -1, p.Sq - 1);
+
+    float dk[NC];
+    float dv[NC];
+    for (int u = 0; u < NC; u++) {
+        dk[u] = 0.0;
+        dv[u] = 0.0;
+    }
+
+    for (int g = 0; g < group; g++) {
+        const int hq = hkv * group + g;
+        const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
+        const int rowHead = (b * p.Hq + hq) * p.Sq;
+        for (int i0 = iLo; i0 <= iHi; i0 += BR) {
+            barrier();
+            const uint qBase = uint(rowHead + i0) * uint(p.D);
+            const uint oBase = uint(rowHead + i0) * uint(p.Dv);
+            for (int idx = int(lid); idx < BR * p.D; idx += WG) {
+                int rr = idx / p.D;
+                sQ[rr * HD + idx - rr * p.D] = i0 + rr < p.Sq ? LOAD_TYPED(Q_TYPE, q_data, qBase + uint(idx)) : 0.0;
+            }
+            for (int idx = int(lid); idx < BR * p.Dv; idx += WG) {
+                int rr = idx / p.Dv;
+                sDO[rr * HD + idx - rr * p.Dv] = i0 + rr < p.Sq ? LOAD_TYPED(DO_TYPE, do_data, oBase + uint(idx)) : 0.0;
+            }
+            if (int(lid) < BR) {
+                bool valid = i0 + int(lid) < p.Sq;
+                sLse[lid] = valid ? lse_data[rowHead + i0 + int(lid)] : NEG_INF;
+                sDelta[lid] = valid ? delta[rowHead + i0 + int(lid)] : 0.0;
+            }
+            barrier();
+
+            for (int pair = int(lid); pair < BR * BC; pair += WG) {
+                int rr = pair / BC;
+                int jj = pair - rr * BC;
+                int i = i0 + rr;
+                int j = k0 + jj;
+                float prob = 0.0;
+                float ds = 0.0;
+                float lse = sLse[rr];
+                if (i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i)) {
+                    float dot = 0.0;
+                    for (int d = 0; d < p.D; d++) {
+                        dot += sQ[rr * HD + d] * sK[jj * HD + d];
+                    }
+                    float s = p.scale * dot;
+                    float capSlope = 1.0;
+                    if (p.softcap > 0.0) {
+                        float th = safeTanh(s / p.softcap);
+                        s = p.softcap * th;
+                        capSlope = 1.0 - th * th;
+                    }
+                    s -= slope * abs(float(i + offset - j));
+                    prob = exp(s - lse);
+                    float dp = 0.0;
+                    for (int d = 0; d < p.Dv; d++) {
+                        dp += sDO[rr * HD + d] * sV[jj * HD + d];
+                    }
+                    ds = prob * (dp - sDelta[rr]) * capSlope * p.scale;
+                }
+                sP[pair] = prob;
+                sDS[pair] = ds;
+            }
+            barrier();
+
+            for (int rr = 0; rr < BR; rr++) {
+                float pr = sP[rr * BC + jr];
+                float dsr = sDS[rr * BC + jr];
+                for (int u = 0; u < NC; u++) {
+                    int c = t + TPR * u;
+                    dv[u] += pr * sDO[rr * HD + c];
+                    dk[u] += dsr * sQ[rr * HD + c];
+                }
+            }
+        }
+    }
+
+    const int j = k0 + jr;
+    if (j < p.Sk) {
+        const uint row = uint((b * p.Hkv + hkv) * p.Sk + j);
+        for (int u = 0; u < NC; u++) {
+            int c = t + TPR * u;
+            if (c < p.D) {
+                dk_data[row * uint(p.D) + uint(c)] = dk[u];
+            }
+            if (c < p.Dv) {
+                dv_data[row * uint(p.Dv) + uint(c)] = dv[u];
+            }
+        }
+    }
+}

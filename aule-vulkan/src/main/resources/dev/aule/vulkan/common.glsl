@@ -1,0 +1,44 @@
+// Shared by every aule kernel. The host prepends "#version 450" and defines, per variant:
+//   HD    the head-dim bucket (>= D and Dv of the call): sizes shared arrays and per-thread accumulators
+//   BR/BC query rows / keys per tile, TPR threads per row (or per key), WG = rows * TPR
+//   *_TYPE storage type of a tensor: 0 F32, 1 F16, 2 BF16 (16-bit tensors are read as packed uint pairs,
+//          so no 16-bit storage feature is needed)
+
+#define NEG_INF uintBitsToFloat(0xff800000u)
+#define NC (HD / TPR) // columns of a head-dim row that one thread owns: c = t + TPR * u
+
+#define LOAD_F32(buf, i) uintBitsToFloat(buf[i])
+#define LOAD_F16(buf, i) unpackHalf2x16(buf[(i) >> 1u])[(i) & 1u]
+#define LOAD_BF16(buf, i) uintBitsToFloat((buf[(i) >> 1u] >> (((i) & 1u) << 4u)) << 16u)
+#define LOAD_TYPED(T, buf, i) ((T) == 0 ? LOAD_F32(buf, i) : (T) == 1 ? LOAD_F16(buf, i) : LOAD_BF16(buf, i))
+
+// Geometry and options of one call; windows were clamped on the host so every sum below fits an int.
+layout(push_constant) uniform Params {
+    int B; int Hq; int Hkv; int Sq; int Sk; int D; int Dv;
+    float scale; float softcap;
+    int left;    // keys visible before the diagonal, -1 unbounded
+    int right;   // keys visible after it (0 when causal), -1 unbounded
+    int alibi;   // 1 when the slopes buffer holds one slope per query head
+    int flags;   // bit 0: write lse
+    int rowCount; // delta kernel: B * Hq * Sq
+} p;
+
+int firstKey(int i) {
+    return p.left < 0 ? 0 : clamp(i + (p.Sk - p.Sq) - p.left, 0, p.Sk);
+}
+
+int lastKey(int i) {
+    return p.right < 0 ? p.Sk - 1 : clamp(i + (p.Sk - p.Sq) + p.right, -1, p.Sk - 1);
+}
+
+// tanh accurate to a few float ulps everywhere: a short series near 0 (where (e-1)/(e+1) cancels),
+// and finite for large arguments (tanh(15) rounds to 1 in float).
+float safeTanh(float x) {
+    float a = abs(x);
+    if (a < 0.125) {
+        float x2 = x * x;
+        return x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
+    }
+    float e = exp(2.0 * min(a, 15.0));
+    return sign(x) * ((e - 1.0) / (e + 1.0));
+}

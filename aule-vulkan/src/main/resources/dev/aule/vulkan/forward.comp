@@ -1,0 +1,133 @@
+// FlashAttention-2 forward, scalar path: one workgroup per (query tile of BR rows, query head, batch).
+// Each row is owned by TPR threads; a thread keeps NC output columns of its row in registers.
+// Shared memory holds the query tile and one key/value block of BC keys (tile sizes come from the
+// device's shared-memory size on the host), plus the block's scores and probabilities.
+#include "common.glsl"
+
+layout(local_size_x = WG) in;
+
+layout(std430, binding = 0) readonly buffer QBuf { uint q_data[]; };
+layout(std430, binding = 1) readonly buffer KBuf { uint k_data[]; };
+layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
+layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
+layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
+layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+
+shared float sQ[BR * HD];
+shared float sK[BC * HD];
+shared float sV[BC * HD];
+shared float sS[BR * BC];
+shared float sP[BR * BC];
+
+void main() {
+    const uint lid = gl_LocalInvocationID.x;
+    const int r = int(lid) / TPR;
+    const int t = int(lid) % TPR;
+    const int row0 = int(gl_WorkGroupID.x) * BR;
+    const int hq = int(gl_WorkGroupID.y);
+    const int b = int(gl_WorkGroupID.z);
+    const int hkv = hq / (p.Hq / p.Hkv);
+    const int i = row0 + r;
+    const bool validRow = i < p.Sq;
+    const int lastRow = min(row0 + BR, p.Sq) - 1;
+
+    const uint qBase = uint((b * p.Hq + hq) * p.Sq + row0) * uint(p.D);
+    const uint kBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.D);
+    const uint vBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.Dv);
+    const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
+
+    for (int idx = int(lid); idx < BR * p.D; idx += WG) {
+        int rr = idx / p.D;
+        int d = idx - rr * p.D;
+        sQ[rr * HD + d] = row0 + rr < p.Sq ? LOAD_TYPED(Q_TYPE, q_data, qBase + uint(idx)) : 0.0;
+    }
+
+    // Visible keys of a row form one interval whose ends never decrease with the row, so the tile
+    // visits the union [first(row0), last(lastRow)] and nothing else.
+    const int kLo = firstKey(row0);
+    const int kHi = lastKey(lastRow);
+    const int myFirst = validRow ? firstKey(i) : 1;
+    const int myLast = validRow ? lastKey(i) : 0;
+
+    float m = NEG_INF;
+    float l = 0.0;
+    float o[NC];
+    for (int u = 0; u < NC; u++) {
+        o[u] = 0.0;
+    }
+
+    for (int kb = kLo; kb <= kHi; kb += BC) {
+        barrier();
+        for (int idx = int(lid); idx < BC * p.D; idx += WG) {
+            int jj = idx / p.D;
+            int d = idx - jj * p.D;
+            sK[jj * HD + d] = kb + jj < p.Sk ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(kb * p.D + idx)) : 0.0;
+        }
+        for (int idx = int(lid); idx < BC * p.Dv; idx += WG) {
+            int jj = idx / p.Dv;
+            int d = idx - jj * p.Dv;
+            sV[jj * HD + d] = kb + jj < p.Sk ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(kb * p.Dv + idx)) : 0.0;
+        }
+        barrier();
+
+        for (int jj = t; jj < BC; jj += TPR) {
+            int j = kb + jj;
+            float s = NEG_INF;
+            if (j >= myFirst && j <= myLast) {
+                float dot = 0.0;
+                for (int d = 0; d < p.D; d++) {
+                    dot += sQ[r * HD + d] * sK[jj * HD + d];
+                }
+                s = p.scale * dot;
+                if (p.softcap > 0.0) {
+                    s = p.softcap * safeTanh(s / p.softcap);
+                }
+                s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+            }
+            sS[r * BC + jj] = s;
+        }
+        barrier();
+
+        float blockMax = NEG_INF;
+        for (int jj = 0; jj < BC; jj++) {
+            blockMax = max(blockMax, sS[r * BC + jj]);
+        }
+        float mNew = max(m, blockMax);
+        for (int jj = t; jj < BC; jj += TPR) {
+            float s = sS[r * BC + jj];
+            sP[r * BC + jj] = s == NEG_INF ? 0.0 : exp(s - mNew);
+        }
+        barrier();
+
+        if (mNew != NEG_INF) {
+            float alpha = m == NEG_INF ? 0.0 : exp(m - mNew);
+            float rowSum = 0.0;
+            for (int u = 0; u < NC; u++) {
+                o[u] *= alpha;
+            }
+            for (int jj = 0; jj < BC; jj++) {
+                float pj = sP[r * BC + jj];
+                rowSum += pj;
+                for (int u = 0; u < NC; u++) {
+                    o[u] += pj * sV[jj * HD + t + TPR * u];
+                }
+            }
+            l = l * alpha + rowSum;
+            m = mNew;
+        }
+    }
+
+    if (validRow) {
+        const uint oBase = uint((b * p.Hq + hq) * p.Sq + i) * uint(p.Dv);
+        float inv = l > 0.0 ? 1.0 / l : 0.0;
+        for (int u = 0; u < NC; u++) {
+            int c = t + TPR * u;
+            if (c < p.Dv) {
+                o_data[oBase + uint(c)] = o[u] * inv;
+            }
+        }
+        if (t == 0 && (p.flags & 1) != 0) {
+            lse_data[(b * p.Hq + hq) * p.Sq + i] = l > 0.0 ? m + log(l) : NEG_INF;
+        }
+    }
+}

@@ -1,0 +1,95 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Bad input is an IllegalArgumentException naming the argument, and nothing is written. */
+class ValidationTest {
+    private static VulkanBackend vulkan;
+
+    @BeforeAll
+    static void device() {
+        vulkan = VulkanTestSupport.backend();
+    }
+
+    @Test
+    void badShapesAreRejectedAndNothingIsWritten() {
+        SplittableRandom rnd = new SplittableRandom(1);
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 4, 8, 32);
+        Tensor k = Tensors.random(rnd, DType.F32, 1, 3, 8, 32); // 4 % 3 != 0
+        Tensor v = Tensors.random(rnd, DType.F32, 1, 3, 8, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 4, 8, 32);
+        out.fill(Float.NaN);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> vulkan.forward(q, k, v, out, null, AttentionOptions.defaults()));
+        assertTrue(e.getMessage().startsWith("q, k: query heads 4 must be a multiple of KV heads 3"), e.getMessage());
+        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+    }
+
+    @Test
+    void headDimsOver256AreRejected() {
+        Tensor q = Tensor.allocate(DType.F32, 1, 1, 2, 257);
+        Tensor out = Tensor.allocate(DType.F32, 1, 1, 2, 257);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> vulkan.forward(q, q, q, out, null, AttentionOptions.defaults()));
+        assertTrue(e.getMessage().contains("over this backend's limit of 256"), e.getMessage());
+    }
+
+    @Test
+    void wrongGradientShapesAreRejectedInBackward() {
+        Tensor q = Tensor.allocate(DType.F32, 1, 2, 4, 16);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 4, 16);
+        Tensor dOut = Tensor.allocate(DType.F32, 1, 2, 4, 16);
+        Tensor lse = Tensor.allocate(DType.F32, 1, 2, 4, 1);
+        Tensor dq = Tensor.allocate(DType.F32, 1, 2, 4, 16);
+        Tensor dk = Tensor.allocate(DType.F32, 1, 2, 5, 16);
+        Tensor dv = Tensor.allocate(DType.F32, 1, 2, 4, 16);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> vulkan.backward(q, q, q, out, dOut, lse, dq, dk, dv, AttentionOptions.defaults()));
+        assertTrue(e.getMessage().startsWith("dk: shape [1, 2, 5, 16]"), e.getMessage());
+    }
+
+    /** q over maxStorageBufferRange (lavapipe: 128 MiB): rejected with the limit named, out untouched. */
+    @Test
+    void aCallOverTheStorageBufferRangeIsRejected() {
+        long range = vulkan.device().info().maxStorageBufferRange();
+        Assumptions.assumeTrue(range <= 256L << 20, "needs an output of maxStorageBufferRange bytes; skipped at "
+                + (range >> 20) + " MiB");
+        int seq = (int) (range / (4L * 256)) + 1;
+        try (Arena arena = Arena.ofConfined()) {
+            // Inputs are stride-0 views of one row (shape-valid, no memory); the output is real memory.
+            Tensor row = Tensor.of(MemorySegment.ofArray(new float[256]), DType.F32, new long[] {1, 1, seq, 256},
+                    new long[] {0, 0, 0, 1});
+            MemorySegment outMemory = arena.allocate(4L * seq * 256, 64);
+            Tensor out = Tensor.of(outMemory, DType.F32, new long[] {1, 1, seq, 256}, new long[] {0, 0, 256, 1});
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> vulkan.forward(row, row, row, out, null, AttentionOptions.defaults()));
+            assertTrue(e.getMessage().startsWith("q: ") && e.getMessage().contains("maxStorageBufferRange"),
+                    e.getMessage());
+            assertTrue(outMemory.asSlice(0, 1024).toArray(ValueLayout.JAVA_BYTE)[0] == 0
+                    && outMemory.get(ValueLayout.JAVA_FLOAT, outMemory.byteSize() - 4) == 0f, "out was written");
+        }
+    }
+
+    private static Float[] box(float[] a) {
+        Float[] b = new Float[a.length];
+        for (int i = 0; i < a.length; i++) {
+            b[i] = a[i];
+        }
+        return b;
+    }
+}

@@ -1,0 +1,30 @@
+package dev.aule.vulkan;
+
+import dev.aule.Availability;
+import org.junit.jupiter.api.Assumptions;
+
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * The backend under test. Tests skip (a JUnit assumption, with the reason) only when this machine has
+ * no Vulkan loader or no device; any other reason the backend is unavailable (a shader that does not
+ * compile, a device that fails to open) fails them.
+ */
+final class VulkanTestSupport {
+    private VulkanTestSupport() {
+    }
+
+    static VulkanBackend backend() {
+        VulkanBackend backend = new VulkanBackend();
+        Availability a = backend.availability();
+        if (!a.available()) {
+            boolean noVulkanHere = a.reason().startsWith("no Vulkan loader")
+                    || a.reason().startsWith("no Vulkan driver")
+                    || a.reason().startsWith("the Vulkan loader found no device")
+                    || a.reason().startsWith("no usable Vulkan device");
+            Assumptions.assumeTrue(!noVulkanHere, "no Vulkan here, vulkan tests skipped: " + a.reason());
+            fail("vulkan backend unavailable although Vulkan is installed: " + a.reason());
+        }
+        return backend;
+    }
+}
