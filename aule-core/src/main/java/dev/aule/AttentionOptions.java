@@ -11,6 +11,12 @@ import java.util.Optional;
  * <p>For query row {@code i} and key {@code j}, with {@code offset = Sk - Sq}, key {@code j} is
  * visible when {@code i + offset - left <= j <= i + offset + right} ({@code -1} = unbounded);
  * {@code causal} sets {@code right = 0}.
+ *
+ * <p>Masks and programmable scores: a dense boolean {@link #mask()}, an additive {@link #bias()}, a
+ * {@link #maskMod()} (optionally with its {@link #blockMask()}) and a {@link #scoreMod()}. The score of
+ * a pair is {@code s = scale q.k}, then softcap, then ALiBi, then {@code + bias}, then the ScoreMod;
+ * the pair is visible when causal/window, the dense mask and the MaskMod all allow it (their
+ * intersection) and the final score is not {@code -inf}.
  */
 public final class AttentionOptions {
     private static final AttentionOptions DEFAULTS = new Builder().build();
@@ -21,6 +27,11 @@ public final class AttentionOptions {
     private final int windowRight;
     private final float softcap;
     private final float[] alibiSlopes;
+    private final AttentionMask mask;
+    private final Tensor bias;
+    private final MaskMod maskMod;
+    private final BlockMask blockMask;
+    private final ScoreMod scoreMod;
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -29,6 +40,11 @@ public final class AttentionOptions {
         this.windowRight = b.windowRight;
         this.softcap = b.softcap;
         this.alibiSlopes = b.alibiSlopes;
+        this.mask = b.mask;
+        this.bias = b.bias;
+        this.maskMod = b.maskMod;
+        this.blockMask = b.blockMask;
+        this.scoreMod = b.scoreMod;
     }
 
     /** Non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi. */
@@ -49,6 +65,11 @@ public final class AttentionOptions {
         b.windowRight = windowRight;
         b.softcap = softcap;
         b.alibiSlopes = alibiSlopes;
+        b.mask = mask;
+        b.bias = bias;
+        b.maskMod = maskMod;
+        b.blockMask = blockMask;
+        b.scoreMod = scoreMod;
         return b;
     }
 
@@ -105,6 +126,36 @@ public final class AttentionOptions {
         return alibiSlopes == null ? 0 : alibiSlopes.length;
     }
 
+    /** The dense boolean mask ({@code true} = attend), or null. */
+    public AttentionMask mask() {
+        return mask;
+    }
+
+    /** The additive bias {@code [B or 1, Hq or 1, Sq, Sk]} (a tensor whose head dim is Sk), or null. */
+    public Tensor bias() {
+        return bias;
+    }
+
+    /** The programmable mask, or null; set directly or through {@link #blockMask()}. */
+    public MaskMod maskMod() {
+        return maskMod;
+    }
+
+    /** The block sparsity of {@link #maskMod()}, or null when the MaskMod was set without one. */
+    public BlockMask blockMask() {
+        return blockMask;
+    }
+
+    /** The programmable score, or null. */
+    public ScoreMod scoreMod() {
+        return scoreMod;
+    }
+
+    /** Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link Capabilities#masks()}). */
+    public boolean hasMasksOrScoreMods() {
+        return mask != null || bias != null || maskMod != null || scoreMod != null;
+    }
+
     @Override
     public String toString() {
         StringBuilder s = new StringBuilder("AttentionOptions[");
@@ -119,6 +170,20 @@ public final class AttentionOptions {
         if (alibiSlopes != null) {
             s.append(", alibi ").append(alibiSlopes.length).append(" slopes");
         }
+        if (mask != null) {
+            s.append(", mask ").append(mask.shapeString());
+        }
+        if (bias != null) {
+            s.append(", bias ").append(bias.dtype()).append(' ').append(bias.shapeString());
+        }
+        if (blockMask != null) {
+            s.append(", ").append(blockMask);
+        } else if (maskMod != null) {
+            s.append(", maskMod");
+        }
+        if (scoreMod != null) {
+            s.append(scoreMod.derivative() == null ? ", scoreMod" : ", scoreMod with derivative");
+        }
         return s.append(']').toString();
     }
 
@@ -127,12 +192,16 @@ public final class AttentionOptions {
         return o instanceof AttentionOptions that && causal == that.causal
                 && Float.compare(scale, that.scale) == 0 && windowLeft == that.windowLeft
                 && windowRight == that.windowRight && Float.compare(softcap, that.softcap) == 0
-                && Arrays.equals(alibiSlopes, that.alibiSlopes);
+                && Arrays.equals(alibiSlopes, that.alibiSlopes) && mask == that.mask && bias == that.bias
+                && maskMod == that.maskMod && blockMask == that.blockMask && scoreMod == that.scoreMod;
     }
 
+    /** Masks, biases and mods compare by identity. */
     @Override
     public int hashCode() {
-        return Objects.hash(causal, scale, windowLeft, windowRight, softcap, Arrays.hashCode(alibiSlopes));
+        return Objects.hash(causal, scale, windowLeft, windowRight, softcap, Arrays.hashCode(alibiSlopes),
+                System.identityHashCode(mask), System.identityHashCode(bias), System.identityHashCode(maskMod),
+                System.identityHashCode(blockMask), System.identityHashCode(scoreMod));
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -143,6 +212,11 @@ public final class AttentionOptions {
         private int windowRight = -1;
         private float softcap;
         private float[] alibiSlopes;
+        private AttentionMask mask;
+        private Tensor bias;
+        private MaskMod maskMod;
+        private BlockMask blockMask;
+        private ScoreMod scoreMod;
 
         private Builder() {
         }
@@ -197,6 +271,45 @@ public final class AttentionOptions {
                 }
             }
             this.alibiSlopes = perQueryHead.clone();
+            return this;
+        }
+
+        /**
+         * Dense boolean mask {@code [B or 1, Hq or 1, Sq, Sk]}, {@code true} = attend; intersected with
+         * causal, window and MaskMod. Null to turn it off. Its shape is checked against each call.
+         */
+        public Builder mask(AttentionMask mask) {
+            this.mask = mask;
+            return this;
+        }
+
+        /**
+         * Additive bias {@code [B or 1, Hq or 1, Sq, Sk]} as a tensor of any dtype and layout (its head dim
+         * is Sk; zero strides broadcast too), added after softcap and ALiBi. {@code -inf} masks the pair.
+         * A constant for the backward (no gradient). Null to turn it off; checked against each call.
+         */
+        public Builder bias(Tensor bias) {
+            this.bias = bias;
+            return this;
+        }
+
+        /** A programmable mask evaluated at every pair the other masks leave visible; clears any block mask. Null to turn it off. */
+        public Builder maskMod(MaskMod maskMod) {
+            this.maskMod = maskMod;
+            this.blockMask = null;
+            return this;
+        }
+
+        /** A programmable mask with its precomputed block sparsity (sets {@link #maskMod} to its MaskMod). Null to turn it off. */
+        public Builder blockMask(BlockMask blockMask) {
+            this.blockMask = blockMask;
+            this.maskMod = blockMask == null ? null : blockMask.maskMod();
+            return this;
+        }
+
+        /** A programmable score applied after the bias and before masking. Null to turn it off. */
+        public Builder scoreMod(ScoreMod scoreMod) {
+            this.scoreMod = scoreMod;
             return this;
         }
 

@@ -44,7 +44,7 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
                                          AttentionOptions options, Capabilities capabilities) {
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
         Objects.requireNonNull(out, "out");
-        Named[] inputs = {new Named("q", q), new Named("k", k), new Named("v", v)};
+        Named[] inputs = inputs(options, new Named("q", q), new Named("k", k), new Named("v", v));
         shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
             shape.checkLse(lse, capabilities);
@@ -74,8 +74,12 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         shape.checkShape("out", out, shape.outShape(), capabilities);
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);
-        Named[] inputs = {new Named("q", q), new Named("k", k), new Named("v", v), new Named("out", out),
-                new Named("dOut", dOut), new Named("lse", lse)};
+        if (options.scoreMod() != null && options.scoreMod().derivative() == null) {
+            throw new IllegalArgumentException("options.scoreMod: the backward needs the ScoreMod's derivative d mod / d score;"
+                    + " attach it with ScoreMod.withDerivative(mod, derivative)");
+        }
+        Named[] inputs = inputs(options, new Named("q", q), new Named("k", k), new Named("v", v),
+                new Named("out", out), new Named("dOut", dOut), new Named("lse", lse));
         shape.checkOutput("dq", dq, q.shape(), capabilities, inputs);
         shape.checkOutput("dk", dk, k.shape(), capabilities, inputs);
         shape.checkOutput("dv", dv, v.shape(), capabilities, inputs);
@@ -128,7 +132,59 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
             throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopeCount()
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
-        return new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
+        AttentionShape shape = new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(),
+                v.headDim());
+        shape.checkMasks(options, capabilities, shapes);
+        return shape;
+    }
+
+    /**
+     * Dense mask, bias and block mask against the call: extents {@code [B or 1, Hq or 1, Sq, Sk]}; the
+     * backend must support them at all.
+     */
+    private void checkMasks(AttentionOptions options, Capabilities capabilities, String shapes) {
+        if (!options.hasMasksOrScoreMods()) {
+            return;
+        }
+        if (!capabilities.masks()) {
+            throw new IllegalArgumentException("options: dense masks, biases, MaskMods and ScoreMods are not supported by"
+                    + " this backend (Capabilities.masks() is false); use the cpu or reference backend");
+        }
+        AttentionMask mask = options.mask();
+        if (mask != null) {
+            checkMaskExtents("options.mask", mask.batch(), mask.heads(), mask.queryLen(), mask.keyLen(), shapes);
+        }
+        Tensor bias = options.bias();
+        if (bias != null) {
+            checkMaskExtents("options.bias", bias.batch(), bias.heads(), bias.seqLen(), bias.headDim(), shapes);
+            if (!capabilities.dtypes().contains(bias.dtype())) {
+                throw new IllegalArgumentException("options.bias: dtype " + bias.dtype()
+                        + " is not supported by this backend " + capabilities.dtypes());
+            }
+        }
+        BlockMask blockMask = options.blockMask();
+        if (blockMask != null) {
+            checkMaskExtents("options.blockMask", blockMask.batch(), blockMask.heads(), blockMask.queryLen(),
+                    blockMask.keyLen(), shapes);
+        }
+    }
+
+    private void checkMaskExtents(String name, int b, int h, int sq, int sk, String shapes) {
+        if ((b != 1 && b != batch) || (h != 1 && h != queryHeads) || sq != queryLen || sk != keyLen) {
+            throw new IllegalArgumentException(name + ": shape [" + b + ", " + h + ", " + sq + ", " + sk + "] must be [B or 1, "
+                    + "Hq or 1, Sq, Sk] = [" + batch + " or 1, " + queryHeads + " or 1, " + queryLen + ", " + keyLen
+                    + "] (an extent of 1 broadcasts)" + shapes);
+        }
+    }
+
+    /** The named inputs plus the bias, which outputs must not overlap either. */
+    private static Named[] inputs(AttentionOptions options, Named... named) {
+        if (options.bias() == null) {
+            return named;
+        }
+        Named[] all = java.util.Arrays.copyOf(named, named.length + 1);
+        all[named.length] = new Named("options.bias", options.bias());
+        return all;
     }
 
     /** A tensor and the argument name messages call it by. */

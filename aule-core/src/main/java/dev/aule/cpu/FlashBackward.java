@@ -2,6 +2,7 @@ package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionShape;
+import dev.aule.BlockMask;
 import dev.aule.Tensor;
 import dev.aule.Visibility;
 
@@ -16,7 +17,9 @@ import java.util.stream.IntStream;
  *   p = exp(s - lse)        dV += p dOut          dp = dOut . v
  *   ds = p (dp - delta)     dK += ds q            dQ += scale ds k      delta = rowsum(dOut * out)
  * </pre>
- * (softcap multiplies ds by its derivative; ALiBi adds nothing.)
+ * (softcap multiplies ds by its derivative; ALiBi adds nothing. With a dense mask, bias, MaskMod or
+ * ScoreMod, {@link ScoreMasks#softmaxBackward} does this step instead, and tiles the BlockMask marks empty
+ * are skipped.)
  *
  * <p>Three phases, each a {@link CpuPool#forEach} over independent items:
  * <ol>
@@ -71,6 +74,7 @@ final class FlashBackward {
     private final float scale;
     private final float softcap;
     private final float[] slopes;
+    private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
 
     // Per query row, padded to tiles * t rows (padding rows see nothing: first 1, last 0).
     private final int[] first;
@@ -118,6 +122,7 @@ final class FlashBackward {
         this.scale = options.scale(headDim);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
+        this.masks = ScoreMasks.of(options);
 
         // Each packed query-side array is one Java array per head: fail before any work if it cannot be.
         int paddedRows = Math.multiplyExact(tiles, t);
@@ -290,10 +295,20 @@ final class FlashBackward {
                 for (int tile = tileFrom[kb]; tile < tileTo[kb]; tile++) {
                     int r0 = tile * t;
                     int rows = Math.min(t, queryLen - r0);
+                    BlockMask.Status status = masks == null ? BlockMask.Status.FULL
+                            : masks.tile(b, head, head, r0, r0 + rows - 1, j0, j0 + jn - 1);
+                    if (status == BlockMask.Status.EMPTY) {
+                        continue;
+                    }
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
-                    math.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, first, last, diag,
-                            !fullyVisible(r0, j0), softcap, slope);
+                    if (masks == null) {
+                        math.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, first, last, diag,
+                                !fullyVisible(r0, j0), softcap, slope);
+                    } else {
+                        masks.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, t, first, last, diag,
+                                softcap, slope, b, head, status == BlockMask.Status.FULL);
+                    }
                     math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
                     math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
                     math.multiplyAdd(sc.kCols, dPad, jn, dpT, 0, t, dqPart, r0 * dPad);

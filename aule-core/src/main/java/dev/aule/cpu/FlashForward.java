@@ -2,6 +2,7 @@ package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionShape;
+import dev.aule.BlockMask;
 import dev.aule.Tensor;
 import dev.aule.Visibility;
 
@@ -48,6 +49,7 @@ final class FlashForward {
     private final float scale;
     private final float softcap;
     private final float[] slopes;
+    private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
     private final int splits;
     private final int[] order;
     // Split-KV partial states, [tileItem][split][TILE_ROWS] (x dvp for o); null when splits == 1.
@@ -77,6 +79,7 @@ final class FlashForward {
         this.scale = options.scale(d);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
+        this.masks = ScoreMasks.of(options);
         int tileItems = shape.batch() * kvHeads * tiles;
         this.splits = keySplits(tileItems, shape.keyLen(), keyTile);
         this.order = costliestFirst(shape.batch() * kvHeads);
@@ -199,6 +202,10 @@ final class FlashForward {
             if (!anyRowSees(first, last, n, j0, j0 + jn - 1)) {
                 continue;
             }
+            BlockMask.Status status = masks == null ? BlockMask.Status.FULL : tileStatus(sc, b, n, j0, jn);
+            if (status == BlockMask.Status.EMPTY) {
+                continue;
+            }
             if (byRow) {
                 packRows(k, sc.kt, dp, b, kvHead, j0, jn);
                 math.scoresByRow(qt, n4, dp, sc.kt, jn, s);
@@ -223,9 +230,17 @@ final class FlashForward {
                     float center = (float) (sc.qRow[t] + visibility.offset() - j0);
                     math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
                 }
+                if (masks != null) {
+                    masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);
+                }
                 Arrays.fill(s, off, off + lo, Float.NEGATIVE_INFINITY);
                 Arrays.fill(s, off + hi + 1, off + keyTile, Float.NEGATIVE_INFINITY);
                 float mNew = Math.max(m[t], math.max(s, off, keyTile));
+                if (mNew == Float.NEGATIVE_INFINITY) { // a mask hid every key the row has met so far
+                    Arrays.fill(s, off, off + keyTile, 0f);
+                    alpha[t] = 1f;
+                    continue;
+                }
                 alpha[t] = (float) Math.exp(m[t] - mNew); // 0 when m was -inf
                 l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
                 m[t] = mNew;
@@ -298,6 +313,17 @@ final class FlashForward {
         if (lse != null) {
             lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
         }
+    }
+
+    /** The BlockMask's verdict on this tile's rows (their query and head ranges) against keys {@code [j0, j0 + jn)}. */
+    private BlockMask.Status tileStatus(Scratch sc, int b, int n, int j0, int jn) {
+        int h0 = Integer.MAX_VALUE;
+        int h1 = 0;
+        for (int t = 0; t < Math.min(n, group); t++) {
+            h0 = Math.min(h0, sc.qHead[t]);
+            h1 = Math.max(h1, sc.qHead[t]);
+        }
+        return masks.tile(b, h0, h1, sc.qRow[0], sc.qRow[n - 1], j0, j0 + jn - 1);
     }
 
     private static boolean anyRowSees(int[] first, int[] last, int n, int j0, int j1) {

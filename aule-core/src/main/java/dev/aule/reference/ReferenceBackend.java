@@ -18,7 +18,7 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES =
-            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true);
+            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true, true);
 
     @Override
     public String name() {
@@ -48,7 +48,7 @@ public final class ReferenceBackend implements AttentionBackend {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        Visibility visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        Scores scores = new Scores(shape, options);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
         if (!Tensor.anyThreadConfined(q, k, v, out, lse)) {
             heads = heads.parallel();
@@ -56,7 +56,7 @@ public final class ReferenceBackend implements AttentionBackend {
         heads.forEach(bh -> {
             int b = bh / shape.queryHeads();
             int h = bh % shape.queryHeads();
-            forwardHead(shape, visibility, options, q, k, v, out, lse, b, h);
+            forwardHead(shape, scores, q, k, v, out, lse, b, h);
         });
     }
 
@@ -68,15 +68,12 @@ public final class ReferenceBackend implements AttentionBackend {
         ReferenceBackward.run(shape, options, q, k, v, dOut, dq, dk, dv);
     }
 
-    private static void forwardHead(AttentionShape shape, Visibility visibility, AttentionOptions options,
-                                    Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int b, int h) {
+    private static void forwardHead(AttentionShape shape, Scores pipeline, Tensor q, Tensor k, Tensor v, Tensor out,
+                                    Tensor lse, int b, int h) {
         int kvHead = h / shape.groupSize();
         int d = shape.headDim();
         int dv = shape.valueDim();
-        double scale = options.scale(d);
-        double softcap = options.softcap();
-        double slope = options.alibiSlope(h);
-        long offset = visibility.offset();
+        Visibility visibility = pipeline.visibility();
 
         float[] keys = rows(k, b, kvHead);
         float[] values = rows(v, b, kvHead);
@@ -90,28 +87,26 @@ public final class ReferenceBackend implements AttentionBackend {
             int first = visibility.first(i);
             int last = visibility.last(i);
             java.util.Arrays.fill(acc, 0.0);
-            double rowLse = Double.NEGATIVE_INFINITY;
-            if (first <= last) {
-                double max = Double.NEGATIVE_INFINITY;
-                for (int j = first; j <= last; j++) {
-                    double dot = 0;
-                    for (int x = 0; x < d; x++) {
-                        dot += (double) query[x] * keys[j * d + x];
-                    }
-                    double s = scale * dot;
-                    if (softcap > 0) {
-                        s = softcap * Math.tanh(s / softcap);
-                    }
-                    s += -slope * Math.abs(i + offset - j);
-                    scores[j] = s;
-                    max = Math.max(max, s);
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = first; j <= last; j++) {
+                double dot = 0;
+                for (int x = 0; x < d; x++) {
+                    dot += (double) query[x] * keys[j * d + x];
                 }
+                scores[j] = pipeline.score(b, h, i, j, dot, null);
+                max = Math.max(max, scores[j]);
+            }
+            double rowLse = Double.NEGATIVE_INFINITY;
+            if (max != Double.NEGATIVE_INFINITY) { // else no visible key: out 0, lse -inf
                 double sum = 0;
                 for (int j = first; j <= last; j++) {
-                    sum += Math.exp(scores[j] - max);
+                    sum += Math.exp(scores[j] - max); // exp(-inf) = 0 for hidden keys
                 }
                 rowLse = max + Math.log(sum);
                 for (int j = first; j <= last; j++) {
+                    if (scores[j] == Double.NEGATIVE_INFINITY) {
+                        continue; // a hidden key never influences the row, whatever its value holds
+                    }
                     double p = Math.exp(scores[j] - rowLse);
                     for (int x = 0; x < dv; x++) {
                         acc[x] += p * values[j * dv + x];

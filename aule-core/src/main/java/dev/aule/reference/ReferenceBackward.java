@@ -15,14 +15,15 @@ import java.util.stream.IntStream;
  * recomputes the probabilities from its own float64 forward, never from the LSE a caller passes:
  * for each query row {@code i} of head {@code h},
  * <pre>
- *   p_ij   = softmax over visible j of s_ij      s_ij = cap(scale q_i.k_j) - m_h |i + offset - j|
+ *   p_ij   = softmax over visible j of s_ij      s_ij = mod(cap(scale q_i.k_j) - m_h |i + offset - j| + bias_ij)
  *   dv_j  += p_ij dOut_i                           dp_ij = dOut_i . v_j
- *   ds_ij  = p_ij (dp_ij - delta_i) cap'_ij        delta_i = sum_j p_ij dp_ij
+ *   ds_ij  = p_ij (dp_ij - delta_i) cap'_ij mod'_ij   delta_i = sum_j p_ij dp_ij
  *   dq_i   = scale sum_j ds_ij k_j                 dk_j += scale ds_ij q_i
  * </pre>
- * with {@code cap(x) = c tanh(x / c)} and {@code cap' = 1 - tanh^2(x / c)} under softcap (1 without).
- * ALiBi's term does not depend on q or k, so it adds no gradient. Masked pairs and rows that see no
- * key contribute nothing.
+ * with {@code cap(x) = c tanh(x / c)} and {@code cap' = 1 - tanh^2(x / c)} under softcap (1 without),
+ * {@code mod} the ScoreMod and {@code mod'} its derivative (identity and 1 without); see {@link Scores}.
+ * ALiBi's term and the bias do not depend on q or k, so they add no gradient. Masked pairs and rows
+ * that see no key contribute nothing.
  *
  * <p>The float64 arrays are row-major: a query group {@code [G][Sq][D]}, keys {@code [Sk][D]},
  * values {@code [Sk][Dv]}.
@@ -31,15 +32,13 @@ final class ReferenceBackward {
     private final AttentionShape shape;
     private final Visibility visibility;
     private final double scale;
-    private final double softcap;
-    private final float[] slopes;
+    private final Scores scores;
 
     ReferenceBackward(AttentionShape shape, AttentionOptions options) {
         this.shape = shape;
-        this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        this.scores = new Scores(shape, options);
+        this.visibility = scores.visibility();
         this.scale = options.scale(shape.headDim());
-        this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
@@ -63,7 +62,7 @@ final class ReferenceBackward {
             }
             double[] dks = new double[shape.keyLen() * shape.headDim()];
             double[] dvs = new double[shape.keyLen() * shape.valueDim()];
-            reference.backward(kvHead, qs, read(k, b, kvHead), read(v, b, kvHead), dOuts, dqs, dks, dvs);
+            reference.backward(b, kvHead, qs, read(k, b, kvHead), read(v, b, kvHead), dOuts, dqs, dks, dvs);
             for (int g = 0; g < group; g++) {
                 write(dq, b, kvHead * group + g, dqs[g]);
             }
@@ -73,7 +72,7 @@ final class ReferenceBackward {
     }
 
     /** Attention output of each query head of the group, {@code [G][Sq][Dv]}: the function the gradients differentiate. */
-    double[][] forward(int kvHead, double[][] q, double[] k, double[] v) {
+    double[][] forward(int b, int kvHead, double[][] q, double[] k, double[] v) {
         int dv = shape.valueDim();
         double[][] out = new double[q.length][shape.queryLen() * dv];
         double[] p = new double[shape.keyLen()];
@@ -81,7 +80,7 @@ final class ReferenceBackward {
         for (int g = 0; g < q.length; g++) {
             int head = kvHead * q.length + g;
             for (int i = 0; i < shape.queryLen(); i++) {
-                probabilities(head, i, q[g], k, p, capSlope);
+                probabilities(b, head, i, q[g], k, p, capSlope);
                 for (int j = visibility.first(i); j <= visibility.last(i); j++) {
                     for (int x = 0; x < dv; x++) {
                         out[g][i * dv + x] += p[j] * v[j * dv + x];
@@ -93,7 +92,7 @@ final class ReferenceBackward {
     }
 
     /** Gradients of one KV head and its query group: overwrites {@code dq}; adds into {@code dk} and {@code dv}, given zeroed. */
-    void backward(int kvHead, double[][] q, double[] k, double[] v, double[][] dOut,
+    void backward(int b, int kvHead, double[][] q, double[] k, double[] v, double[][] dOut,
                   double[][] dq, double[] dk, double[] dv) {
         int d = shape.headDim();
         int dvDim = shape.valueDim();
@@ -106,7 +105,7 @@ final class ReferenceBackward {
             for (int i = 0; i < shape.queryLen(); i++) {
                 int first = visibility.first(i);
                 int last = visibility.last(i);
-                probabilities(head, i, q[g], k, p, capSlope);
+                probabilities(b, head, i, q[g], k, p, capSlope);
                 double delta = 0;
                 for (int j = first; j <= last; j++) {
                     double dot = 0;
@@ -129,31 +128,32 @@ final class ReferenceBackward {
     }
 
     /**
-     * Row {@code i} of query head {@code head}: {@code p[j]} the probabilities of the visible keys and
-     * {@code capSlope[j]} the softcap's derivative there (1 without softcap). Entries outside the
-     * visible interval are left as they were and never read.
+     * Row {@code i} of query head {@code head}: {@code p[j]} the probabilities of the keys in the visible
+     * interval (0 for those a mask or the score hides) and {@code capSlope[j]} the derivative of the final
+     * score with respect to {@code scale q.k} there. Entries outside the interval are left as they were and
+     * never read. A row that sees no key gets {@code p = 0} throughout.
      */
-    private void probabilities(int head, int i, double[] q, double[] k, double[] p, double[] capSlope) {
+    private void probabilities(int b, int head, int i, double[] q, double[] k, double[] p, double[] capSlope) {
         int d = shape.headDim();
         int first = visibility.first(i);
         int last = visibility.last(i);
-        double slope = slopes == null ? 0 : slopes[head];
+        double[] slope = new double[1];
         double max = Double.NEGATIVE_INFINITY;
         for (int j = first; j <= last; j++) {
             double dot = 0;
             for (int x = 0; x < d; x++) {
                 dot += q[i * d + x] * k[j * d + x];
             }
-            double s = scale * dot;
-            capSlope[j] = 1;
-            if (softcap > 0) {
-                double t = Math.tanh(s / softcap);
-                s = softcap * t;
-                capSlope[j] = 1 - t * t;
+            slope[0] = 0;
+            p[j] = scores.score(b, head, i, j, dot, slope);
+            capSlope[j] = slope[0];
+            max = Math.max(max, p[j]);
+        }
+        if (max == Double.NEGATIVE_INFINITY) {
+            if (first <= last) {
+                Arrays.fill(p, first, last + 1, 0.0);
             }
-            s -= slope * Math.abs(i + visibility.offset() - j);
-            p[j] = s;
-            max = Math.max(max, s);
+            return;
         }
         double sum = 0;
         for (int j = first; j <= last; j++) {

@@ -51,10 +51,10 @@ class BackwardReferenceTest {
                 double[][] dq = new double[group][shape.queryLen() * shape.headDim()];
                 double[] dk = new double[k.length];
                 double[] dv = new double[v.length];
-                reference.backward(kvHead, q, k, v, w, dq, dk, dv);
+                reference.backward(0, kvHead, q, k, v, w, dq, dk, dv);
 
                 int head = kvHead;
-                Loss loss = () -> dot(reference.forward(head, q, k, v), w);
+                Loss loss = () -> dot(reference.forward(0, head, q, k, v), w);
                 String where = shape + " " + options + " kv head " + kvHead;
                 for (int g = 0; g < group; g++) {
                     assertGradient(where + " dq[" + g + "]", dq[g], q[g], loss);
@@ -86,7 +86,7 @@ class BackwardReferenceTest {
                 for (int g = 0; g < group; g++) {
                     qs[g] = head(q, kvHead * group + g);
                 }
-                double[][] expected = reference.forward(kvHead, qs, head(k, kvHead), head(v, kvHead));
+                double[][] expected = reference.forward(0, kvHead, qs, head(k, kvHead), head(v, kvHead));
                 for (int g = 0; g < group; g++) {
                     double[] actual = head(out, kvHead * group + g);
                     for (int x = 0; x < actual.length; x++) {

@@ -1,0 +1,87 @@
+package dev.aule.reference;
+
+import dev.aule.AttentionMask;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.MaskMod;
+import dev.aule.ScoreMod;
+import dev.aule.Tensor;
+import dev.aule.Visibility;
+
+/**
+ * The score of one (query, key) pair in float64, straight from the semantics, for the reference's
+ * forward and backward: {@code s = scale q.k}, softcap, ALiBi, {@code + bias}, ScoreMod; masked (returned
+ * as {@code -inf}) outside the causal/window interval, where the dense mask or the MaskMod says no, or
+ * where the score itself is {@code -inf} (a {@code -inf} bias masks before the ScoreMod is called). The BlockMask is ignored: it only lets fast backends skip work.
+ */
+final class Scores {
+    private final Visibility visibility;
+    private final double scale;
+    private final double softcap;
+    private final float[] slopes;
+    private final AttentionMask mask;
+    private final Tensor bias;
+    private final MaskMod maskMod;
+    private final ScoreMod scoreMod;
+    private final ScoreMod.Derivative scoreModDerivative;
+
+    Scores(AttentionShape shape, AttentionOptions options) {
+        this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
+        this.scale = options.scale(shape.headDim());
+        this.softcap = options.softcap();
+        this.slopes = options.alibiSlopes();
+        this.mask = options.mask();
+        this.bias = options.bias();
+        this.maskMod = options.maskMod();
+        this.scoreMod = options.scoreMod();
+        this.scoreModDerivative = scoreMod == null ? null : scoreMod.derivative();
+    }
+
+    Visibility visibility() {
+        return visibility;
+    }
+
+    /**
+     * The final score of query {@code i}, key {@code j} from {@code dot = q_i . k_j}, or {@code -inf} when
+     * the key is hidden. When {@code slope} is not null, {@code slope[0]} receives
+     * {@code d score / d (scale q.k)}: the softcap's derivative times the ScoreMod's.
+     */
+    double score(int b, int h, int i, int j, double dot, double[] slope) {
+        if (j < visibility.first(i) || j > visibility.last(i)) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        if (mask != null && !mask.get(b, h, i, j)) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        if (maskMod != null && !maskMod.visible(b, h, i, j)) {
+            return Double.NEGATIVE_INFINITY;
+        }
+        double s = scale * dot;
+        double derivative = 1;
+        if (softcap > 0) {
+            double t = Math.tanh(s / softcap);
+            s = softcap * t;
+            derivative = 1 - t * t;
+        }
+        if (slopes != null) {
+            s -= slopes[h] * Math.abs(i + visibility.offset() - j);
+        }
+        if (bias != null) {
+            s += bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);
+        }
+        if (s == Double.NEGATIVE_INFINITY) {
+            return s; // a bias of -inf masks: the ScoreMod never sees it
+        }
+        if (scoreMod != null) {
+            float in = (float) s;
+            s = scoreMod.apply(in, b, h, i, j);
+            if (slope != null && scoreModDerivative != null) {
+                derivative *= scoreModDerivative.at(in, b, h, i, j);
+            }
+        }
+        if (slope != null) {
+            slope[0] = derivative;
+        }
+        return s;
+    }
+}
