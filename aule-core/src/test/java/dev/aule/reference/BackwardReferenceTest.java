@@ -1,6 +1,10 @@
 package dev.aule.reference;
 
+import dev.aule.AttentionMask;
 import dev.aule.AttentionOptions;
+import dev.aule.BlockMask;
+import dev.aule.MaskMod;
+import dev.aule.ScoreMod;
 import dev.aule.AttentionShape;
 import dev.aule.DType;
 import dev.aule.Tensor;
@@ -34,10 +38,41 @@ class BackwardReferenceTest {
                     .alibiSlopes(new float[] {0.3f, 0.2f, 0.1f, 0.7f}).build()},
     };
 
+    /**
+     * Masks, biases, MaskMods and ScoreMods with their derivatives (and a row left empty). A ScoreMod sees
+     * its score rounded to float, so cases with one take a larger step (1e-3: the rounding, about 1e-7 of
+     * the score, stays far below the difference) and a looser bound.
+     */
+    private static final Object[][] MASKED_CASES = {
+            {new int[] {2, 1, 4, 5, 4, 3}, AttentionOptions.builder().mask(AttentionMask.of(new boolean[] {
+                    true, false, true, true, false, false, false, false, false, false, true, true, true, false, true,
+                    false, true, false, true, true,
+                    true, true, true, true, true, false, false, false, false, false, true, false, true, false, true,
+                    true, true, false, false, true}, 1, 2, 4, 5)).build()},
+            {new int[] {4, 2, 5, 5, 4, 4}, AttentionOptions.builder().causal(true).bias(bias(5, 5)).build()},
+            {new int[] {2, 2, 6, 4, 3, 2}, AttentionOptions.builder()
+                    .blockMask(BlockMask.of((b, h, i, j) -> (i + j + h) % 3 != 0, 1, 2, 6, 4)).build()},
+            {new int[] {2, 1, 4, 4, 4, 4}, AttentionOptions.builder().scale(1.5f).scoreMod(ScoreMod.softcap(0.8f)).build()},
+            {new int[] {4, 2, 5, 7, 4, 3}, AttentionOptions.builder().window(2, 3).maskMod(MaskMod.prefixLm(2))
+                    .bias(bias(5, 7)).scoreMod(ScoreMod.withDerivative((x, b, h, i, j) -> x + 0.3f * (float) Math.sin(x * h),
+                            (x, b, h, i, j) -> 1 + 0.3f * h * (float) Math.cos(x * h))).build()},
+            {new int[] {4, 1, 5, 6, 3, 3}, AttentionOptions.builder().softcap(1.2f)
+                    .scoreMod(ScoreMod.alibi(new float[] {0.3f, 0.2f, 0.1f, 0.7f})).build()},
+    };
+
     @Test
     void gradientsMatchFiniteDifferences() {
+        checkFiniteDifferences(CASES);
+    }
+
+    @Test
+    void maskedGradientsMatchFiniteDifferences() {
+        checkFiniteDifferences(MASKED_CASES);
+    }
+
+    private static void checkFiniteDifferences(Object[][] cases) {
         SplittableRandom rnd = new SplittableRandom(5);
-        for (Object[] c : CASES) {
+        for (Object[] c : cases) {
             int[] s = (int[]) c[0];
             AttentionOptions options = (AttentionOptions) c[1];
             AttentionShape shape = new AttentionShape(1, s[0], s[1], s[2], s[3], s[4], s[5]);
@@ -56,11 +91,14 @@ class BackwardReferenceTest {
                 int head = kvHead;
                 Loss loss = () -> dot(reference.forward(0, head, q, k, v), w);
                 String where = shape + " " + options + " kv head " + kvHead;
+                boolean rounded = options.scoreMod() != null;
+                double step = rounded ? 1e-3 : STEP;
+                double bound = rounded ? 1e-3 : 1e-7;
                 for (int g = 0; g < group; g++) {
-                    assertGradient(where + " dq[" + g + "]", dq[g], q[g], loss);
+                    assertGradient(where + " dq[" + g + "]", dq[g], q[g], loss, step, bound);
                 }
-                assertGradient(where + " dk", dk, k, loss);
-                assertGradient(where + " dv", dv, v, loss);
+                assertGradient(where + " dk", dk, k, loss, step, bound);
+                assertGradient(where + " dv", dv, v, loss, step, bound);
             }
         }
     }
@@ -70,7 +108,8 @@ class BackwardReferenceTest {
     void itsForwardIsTheReferenceForward() {
         SplittableRandom rnd = new SplittableRandom(9);
         ReferenceBackend backend = new ReferenceBackend();
-        for (Object[] c : CASES) {
+        for (Object[] c : java.util.stream.Stream.concat(java.util.Arrays.stream(CASES),
+                java.util.Arrays.stream(MASKED_CASES)).toList()) {
             int[] s = (int[]) c[0];
             AttentionOptions options = (AttentionOptions) c[1];
             Tensor q = Tensors.random(rnd, DType.F32, 1, s[0], s[2], s[4]);
@@ -102,18 +141,26 @@ class BackwardReferenceTest {
     }
 
     /** Central differences {@code (L(x + h) - L(x - h)) / 2h} for every element of {@code x}, restored after. */
-    private static void assertGradient(String what, double[] gradient, double[] x, Loss loss) {
+    private static void assertGradient(String what, double[] gradient, double[] x, Loss loss, double step,
+                                       double bound) {
         for (int i = 0; i < x.length; i++) {
             double saved = x[i];
-            x[i] = saved + STEP;
+            x[i] = saved + step;
             double up = loss.value();
-            x[i] = saved - STEP;
+            x[i] = saved - step;
             double down = loss.value();
             x[i] = saved;
-            double numeric = (up - down) / (2 * STEP);
+            double numeric = (up - down) / (2 * step);
             double error = Math.abs(numeric - gradient[i]) / Math.max(1, Math.abs(numeric));
-            assertTrue(error < 1e-7, what + " element " + i + ": analytic " + gradient[i] + ", numeric " + numeric);
+            assertTrue(error < bound, what + " element " + i + ": analytic " + gradient[i] + ", numeric " + numeric);
         }
+    }
+
+    /** A fixed F32 bias [1, 1, sq, sk] with values in [-1, 1) and one -inf (a masked pair). */
+    private static Tensor bias(int sq, int sk) {
+        Tensor t = Tensors.random(new SplittableRandom(sq * 31L + sk), DType.F32, 1, 1, sq, sk);
+        t.set(0, 0, sq - 1, 0, Float.NEGATIVE_INFINITY);
+        return t;
     }
 
     private static double dot(double[][] a, double[][] b) {
