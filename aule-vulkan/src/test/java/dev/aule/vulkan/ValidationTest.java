@@ -1,6 +1,9 @@
 package dev.aule.vulkan;
 
+import dev.aule.AttentionMask;
 import dev.aule.AttentionOptions;
+import dev.aule.MaskMod;
+import dev.aule.ScoreMod;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
@@ -37,6 +40,26 @@ class ValidationTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> vulkan.forward(q, k, v, out, null, AttentionOptions.defaults()));
         assertTrue(e.getMessage().startsWith("q, k: query heads 4 must be a multiple of KV heads 3"), e.getMessage());
+        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+    }
+
+    /** Dense masks, biases, MaskMods and ScoreMods are not in the shaders: refused, not ignored, nothing written. */
+    @Test
+    void masksAndScoreModsAreRejected() {
+        assertTrue(!vulkan.capabilities().masks());
+        SplittableRandom rnd = new SplittableRandom(2);
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 2, 8, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
+        out.fill(Float.NaN);
+        for (AttentionOptions options : new AttentionOptions[] {
+                AttentionOptions.builder().mask(AttentionMask.of(new boolean[64], 1, 1, 8, 8)).build(),
+                AttentionOptions.builder().bias(Tensor.allocate(DType.F32, 1, 1, 8, 8)).build(),
+                AttentionOptions.builder().maskMod(MaskMod.causal()).build(),
+                AttentionOptions.builder().scoreMod(ScoreMod.softcap(5f)).build()}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> vulkan.forward(q, q, q, out, null, options));
+            assertTrue(e.getMessage().contains("not supported by this backend"), e.getMessage());
+        }
         assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
     }
 
