@@ -116,6 +116,9 @@ public final class BenchReport {
         }
         int seq = Integer.parseInt(p.getParam("seq"));
         int headDim = Integer.parseInt(p.getParam("headDim"));
+        if (method.endsWith("masked")) {
+            return MaskBenchmark.flops(p.getParam("mask"), seq, headDim);
+        }
         boolean causal = Boolean.parseBoolean(p.getParam("causal"));
         long pairs = Visibility.of(seq, seq, AttentionOptions.builder().causal(causal).build()).pairs();
         double forward = 4.0 * ForwardBenchmark.BATCH * ForwardBenchmark.HEADS * headDim * pairs;

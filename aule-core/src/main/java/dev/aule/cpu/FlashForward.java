@@ -206,6 +206,7 @@ final class FlashForward {
             if (status == BlockMask.Status.EMPTY) {
                 continue;
             }
+            boolean maskRows = masks != null && masks.changesRows(status);
             if (byRow) {
                 packRows(k, sc.kt, dp, b, kvHead, j0, jn);
                 math.scoresByRow(qt, n4, dp, sc.kt, jn, s);
@@ -230,7 +231,7 @@ final class FlashForward {
                     float center = (float) (sc.qRow[t] + visibility.offset() - j0);
                     math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
                 }
-                if (masks != null) {
+                if (maskRows) {
                     masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);
                 }
                 Arrays.fill(s, off, off + lo, Float.NEGATIVE_INFINITY);

@@ -52,6 +52,11 @@ final class ScoreMasks {
         return blockMask.status(b, h0, h1, i0, i1, j0, j1);
     }
 
+    /** Whether {@link #row} changes anything in a tile of this status (not when only a MaskMod is set and the tile is FULL). */
+    boolean changesRows(BlockMask.Status status) {
+        return mask != null || bias != null || scoreMod != null || (maskMod != null && status != BlockMask.Status.FULL);
+    }
+
     /**
      * The forward's hook on one row of scores: {@code s[off + j]} is the score (after softcap and ALiBi)
      * of query {@code i} against key {@code j0 + j}, for {@code j} in the row's visible interval

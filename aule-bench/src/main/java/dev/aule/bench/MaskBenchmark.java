@@ -1,0 +1,106 @@
+package dev.aule.bench;
+
+import dev.aule.AttentionBackend;
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.BlockMask;
+import dev.aule.MaskMod;
+import dev.aule.Tensor;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.Warmup;
+
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Forward with programmable masks against the same shape without (B = 1, H = 4, Sq = Sk = seq, F32):
+ * {@code none}; {@code document8}, eight equal packed documents through a {@link BlockMask} (7/8 of the
+ * tiles skipped); {@code causal}, the built-in option; {@code causalMaskMod}, {@link MaskMod#causal()}
+ * through a BlockMask, which should cost about what the built-in does. BlockMasks are built once in
+ * the setup, as a caller reusing them across calls would.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MILLISECONDS)
+@Warmup(iterations = 3, time = 2)
+@Measurement(iterations = 5, time = 2)
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
+public class MaskBenchmark {
+    static final int BATCH = 1;
+    static final int HEADS = 4;
+    static final int DOCUMENTS = 8;
+
+    @Param({"8192"})
+    public int seq;
+
+    @Param({"64"})
+    public int headDim;
+
+    @Param({"none", "document8", "causal", "causalMaskMod"})
+    public String mask;
+
+    @Param({"cpu"})
+    public String backend;
+
+    private AttentionBackend impl;
+    private AttentionOptions options;
+    private Tensor q;
+    private Tensor k;
+    private Tensor v;
+    private Tensor out;
+
+    @Setup
+    public void setUp() {
+        impl = Backends.get(backend);
+        options = options(mask, seq);
+        q = Inputs.random(1, BATCH, HEADS, seq, headDim);
+        k = Inputs.random(2, BATCH, HEADS, seq, headDim);
+        v = Inputs.random(3, BATCH, HEADS, seq, headDim);
+        out = Inputs.zeros(BATCH, HEADS, seq, headDim);
+    }
+
+    static AttentionOptions options(String mask, int seq) {
+        return switch (mask) {
+            case "none" -> AttentionOptions.defaults();
+            case "causal" -> AttentionOptions.builder().causal(true).build();
+            case "causalMaskMod" -> AttentionOptions.builder().blockMask(BlockMask.of(MaskMod.causal(), seq, seq)).build();
+            case "document8" -> AttentionOptions.builder().blockMask(BlockMask.of(MaskMod.document(documents(seq)), seq,
+                    seq)).build();
+            default -> throw new IllegalArgumentException("mask: unknown " + mask);
+        };
+    }
+
+    /** {@link #DOCUMENTS} equal documents packed into one sequence. */
+    static int[] documents(int seq) {
+        int[] ids = new int[seq];
+        for (int i = 0; i < seq; i++) {
+            ids[i] = (int) ((long) i * DOCUMENTS / seq);
+        }
+        return ids;
+    }
+
+    /** Contract FLOPs: {@code 4 B H D} times the visible pairs of the mask. */
+    static double flops(String mask, int seq, int headDim) {
+        double s = seq;
+        double pairs = switch (mask) {
+            case "causal", "causalMaskMod" -> s * (s + 1) / 2;
+            case "document8" -> s * s / DOCUMENTS;
+            default -> s * s;
+        };
+        return 4.0 * BATCH * HEADS * headDim * pairs;
+    }
+
+    @Benchmark
+    public Tensor masked() {
+        impl.forward(q, k, v, out, null, options);
+        return out;
+    }
+}
