@@ -2,7 +2,6 @@ package dev.aule;
 
 import java.util.Arrays;
 import java.util.Objects;
-import java.util.stream.IntStream;
 
 /**
  * A {@link MaskMod} with its block sparsity, computed once per shape so kernels skip work: every
@@ -16,7 +15,8 @@ import java.util.stream.IntStream;
  * tiles), so aligned tiles see exactly the sparsity of their blocks; a GQA tile, whose rows interleave
  * the group's heads, combines the blocks of each head it holds.
  *
- * <p>Building evaluates the MaskMod at every pair: O(Sq * Sk) calls per (batch, head) it is built for.
+ * <p>Building evaluates the MaskMod at every pair, on the calling thread: O(Sq * Sk) calls per
+ * (batch, head) it is built for (about 0.1 to 0.2 s for 8192 x 8192 with an inlined lambda).
  * When the MaskMod ignores {@code b} and {@code h} (causal, window, document...), build it with
  * {@link #of(MaskMod, int, int)}: one grid, evaluated at {@code b = h = 0}, serves every batch and head,
  * and the mask can be reused by every call of that {@code Sq x Sk}.
@@ -54,8 +54,11 @@ public final class BlockMask {
             throw new IllegalArgumentException("shape: " + size + " blocks do not fit one array");
         }
         this.status = new byte[(int) size];
-        // One task per (b, h, query block row): the MaskMod must be thread-safe (its contract).
-        IntStream.range(0, batch * heads * queryBlocks).parallel().forEach(this::classifyRow);
+        // On the calling thread: a MaskMod lambda of a class still in its static initializer would
+        // deadlock a parallel build (pool threads wait for the class initialisation, which waits for them).
+        for (int row = 0; row < batch * heads * queryBlocks; row++) {
+            classifyRow(row);
+        }
     }
 
     /** For a MaskMod that ignores {@code b} and {@code h}: one grid for every batch and head. */
