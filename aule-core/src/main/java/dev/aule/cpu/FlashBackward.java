@@ -18,8 +18,8 @@ import java.util.stream.IntStream;
  *   ds = p (dp - delta)     dK += ds q            dQ += scale ds k      delta = rowsum(dOut * out)
  * </pre>
  * (softcap multiplies ds by its derivative; ALiBi adds nothing. With a dense mask, bias, MaskMod or
- * ScoreMod, {@link ScoreMasks#softmaxBackward} does this step instead, and tiles the BlockMask marks empty
- * are skipped.)
+ * ScoreMod, {@link ScoreMasks#softmaxBackward} does this step instead, except in tiles where only a
+ * MaskMod is set and its BlockMask says FULL; tiles the BlockMask marks empty are skipped.)
  *
  * <p>Three phases, each a {@link CpuPool#forEach} over independent items:
  * <ol>
@@ -302,7 +302,7 @@ final class FlashBackward {
                     }
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
-                    if (masks == null) {
+                    if (masks == null || !masks.changesRows(status)) {
                         math.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, first, last, diag,
                                 !fullyVisible(r0, j0), softcap, slope);
                     } else {

@@ -52,7 +52,10 @@ final class ScoreMasks {
         return blockMask.status(b, h0, h1, i0, i1, j0, j1);
     }
 
-    /** Whether {@link #row} changes anything in a tile of this status (not when only a MaskMod is set and the tile is FULL). */
+    /**
+     * Whether {@link #row} (or {@link #softmaxBackward}) does anything the plain tile arithmetic does not in a
+     * tile of this status: not when only a MaskMod is set and the tile is FULL.
+     */
     boolean changesRows(BlockMask.Status status) {
         return mask != null || bias != null || scoreMod != null || (maskMod != null && status != BlockMask.Status.FULL);
     }
