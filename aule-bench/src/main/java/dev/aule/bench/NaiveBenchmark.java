@@ -1,7 +1,5 @@
 package dev.aule.bench;
 
-import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -50,14 +48,7 @@ public class NaiveBenchmark {
         v = tv.toFloatArray();
         out = new float[q.length];
         naive();
-        Tensor flash = Inputs.zeros(1, heads, seq, headDim);
-        Backends.get("cpu").forward(tq, tk, tv, flash, null, AttentionOptions.builder().causal(causal).build());
-        float[] expected = flash.toFloatArray();
-        for (int i = 0; i < out.length; i++) {
-            if (!(Math.abs(out[i] - expected[i]) <= 1e-4f)) {
-                throw new IllegalStateException("naive and cpu outputs differ at " + i + ": " + out[i] + " vs " + expected[i]);
-            }
-        }
+        PeerCheck.requireEqual("naive", out, PeerCheck.cpuOutput(tq, tk, tv, causal));
     }
 
     @Benchmark
