@@ -11,8 +11,8 @@ import java.util.concurrent.Callable;
 @Command(name = "aule",
         mixinStandardHelpOptions = true,
         version = "aule " + Main.VERSION,
-        description = "FlashAttention for the JVM: inspect backends, time a forward pass, check conformance.",
-        subcommands = {InfoCommand.class, DemoCommand.class, VerifyCommand.class, TrainDemoCommand.class,
+        description = "FlashAttention for the JVM: inspect backends, time a forward pass, check conformance, benchmark against peers.",
+        subcommands = {InfoCommand.class, DemoCommand.class, VerifyCommand.class, BenchCommand.class, TrainDemoCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
     static final String VERSION = "0.1.0-SNAPSHOT";

@@ -1,0 +1,218 @@
+package dev.aule.cli;
+
+import dev.aule.bench.BenchShape;
+import dev.aule.bench.Contenders;
+import dev.aule.bench.Measurement;
+import dev.aule.bench.PreparedAttention;
+import dev.aule.bench.Sweep;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code aule bench}: a prefill sweep of backends and peers with a progress bar, a table, a CSV and
+ * PNG charts. Takes subcommands for other kinds of benchmark.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
+                "GEMM rate measured in the same run, writes results.csv and PNG charts.",
+                "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
+                "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."},
+        subcommands = {CommandLine.HelpCommand.class})
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    private CommandSpec spec;
+
+    @Option(names = "--seq", split = ",", defaultValue = "512,1024,2048,4096",
+            description = "sequence lengths S (default ${DEFAULT-VALUE})")
+    private List<Integer> seqs;
+
+    @Option(names = "--head-dim", split = ",", defaultValue = "64,128", description = "head dims D (default ${DEFAULT-VALUE})")
+    private List<Integer> headDims;
+
+    @Option(names = "--heads", defaultValue = "8", description = "heads H (default ${DEFAULT-VALUE})")
+    private int heads;
+
+    @Option(names = "--causal", split = ",", defaultValue = "false,true",
+            description = "masking: false (full), true (causal) or both (default ${DEFAULT-VALUE})")
+    private List<Boolean> causal;
+
+    @Option(names = "--contenders", split = ",", defaultValue = "cpu,naive,onnxruntime", paramLabel = "NAME",
+            description = "backends and peers to time (default ${DEFAULT-VALUE})")
+    private List<String> contenders;
+
+    @Option(names = "--gemm", defaultValue = "2048", paramLabel = "N",
+            description = "size of the SGEMM whose rate is the %%GEMM yardstick, a multiple of 64; 0 skips it (default ${DEFAULT-VALUE})")
+    private int gemm;
+
+    @Option(names = "--warmup", defaultValue = "1", description = "untimed calls per shape (default ${DEFAULT-VALUE})")
+    private int warmup;
+
+    @Option(names = "--warmup-time", defaultValue = "1.0", paramLabel = "SECONDS",
+            description = "and keep warming up for at least this long per shape, so the JIT has compiled (default ${DEFAULT-VALUE})")
+    private double warmupTime;
+
+    @Option(names = "--runs", defaultValue = "3", description = "timed calls per shape; the median is reported (default ${DEFAULT-VALUE})")
+    private int runs;
+
+    @Option(names = "--out", defaultValue = "bench-results", paramLabel = "DIR",
+            description = "directory for results.csv and the charts (default ${DEFAULT-VALUE})")
+    private Path outDir;
+
+    @Override
+    public Integer call() {
+        checkArguments();
+        PrintWriter out = spec.commandLine().getOut();
+        List<BenchShape> shapes = new ArrayList<>();
+        for (int d : headDims) {
+            for (boolean c : causal) {
+                for (int s : seqs) {
+                    shapes.add(new BenchShape(heads, s, d, c));
+                }
+            }
+        }
+        out.printf(Locale.ROOT, "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each, results in %s%n",
+                shapes.size(), contenders.size(), warmup, warmupTime, runs, outDir);
+        out.flush();
+
+        List<Measurement> results = new ArrayList<>();
+        List<String[]> rows = new ArrayList<>();
+        boolean mismatch = false;
+        double gemmRate;
+        try (ProgressBar bar = progressBar(shapes.size() * contenders.size() + (gemm > 0 ? 1 : 0))) {
+            gemmRate = gemm > 0 ? measureGemm(bar) : Double.NaN;
+            for (BenchShape shape : shapes) {
+                for (String name : contenders) {
+                    bar.setExtraMessage(name + " " + shape.label());
+                    Optional<String> unfit = Contenders.unfit(name, shape);
+                    if (unfit.isPresent()) {
+                        rows.add(row(shape, name, "skipped: " + unfit.get()));
+                    } else {
+                        try (PreparedAttention attention = Contenders.prepare(name, shape)) {
+                            Measurement m = Sweep.measure(name, shape, attention, warmup, warmupTime, runs);
+                            results.add(m);
+                            rows.add(row(m, gemmRate));
+                        } catch (IllegalStateException e) {
+                            mismatch = true;
+                            rows.add(row(shape, name, "FAILED: " + e.getMessage()));
+                        }
+                    }
+                    bar.step();
+                }
+            }
+        }
+
+        TextTable table = new TextTable(TextTable.Column.left("shape"), TextTable.Column.left("contender"),
+                TextTable.Column.right("ms"), TextTable.Column.right("GFLOP/s"), TextTable.Column.right("% GEMM"),
+                TextTable.Column.right("heap MiB/call"));
+        rows.forEach(table::add);
+        out.println();
+        if (gemm > 0) {
+            out.printf(Locale.ROOT, "GEMM yardstick: %.1f GFLOP/s (SGEMM %d^3, all cores, same run)%n", gemmRate, gemm);
+        }
+        out.print(table.render(""));
+        List<Path> files = new ArrayList<>();
+        files.add(writeCsv(results));
+        if (!results.isEmpty()) {
+            files.addAll(BenchCharts.write(outDir, results, gemmRate));
+        }
+        out.println();
+        files.forEach(f -> out.println("wrote " + f));
+        out.flush();
+        return mismatch ? ErrorHandlers.FAILURE : 0;
+    }
+
+    private double measureGemm(ProgressBar bar) {
+        bar.setExtraMessage("GEMM " + gemm + "^3");
+        double rate = Sweep.gemmGflops(gemm, Math.max(runs, 2));
+        bar.step();
+        return rate;
+    }
+
+    private ProgressBar progressBar(int steps) {
+        PrintWriter err = spec.commandLine().getErr();
+        return new ProgressBarBuilder().setTaskName("bench").setInitialMax(steps).setStyle(ProgressBarStyle.ASCII)
+                .setConsumer(new WriterProgressConsumer(err)).setUpdateIntervalMillis(250).build();
+    }
+
+    private static String[] row(Measurement m, double gemmRate) {
+        return new String[] {m.shape().label(), m.contender(), String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
+                String.format(Locale.ROOT, "%.1f", m.gflops()),
+                Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
+                m.contender().equals(Contenders.ONNXRUNTIME) ? "(native)"
+                        : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0)};
+    }
+
+    private static String[] row(BenchShape shape, String name, String note) {
+        return new String[] {shape.label(), name, note, "", "", ""};
+    }
+
+    private Path writeCsv(List<Measurement> results) {
+        StringBuilder csv = new StringBuilder("heads,seq,head_dim,causal,contender,ms,gflops,heap_bytes_per_call\n");
+        for (Measurement m : results) {
+            BenchShape s = m.shape();
+            csv.append(String.format(Locale.ROOT, "%d,%d,%d,%b,%s,%.4f,%.2f,%d%n", s.heads(), s.seq(), s.headDim(),
+                    s.causal(), m.contender(), m.seconds() * 1e3, m.gflops(), m.allocatedBytes()));
+        }
+        Path file = outDir.resolve("results.csv");
+        try {
+            Files.createDirectories(outDir);
+            Files.writeString(file, csv);
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not write " + file + ": " + e.getMessage(), e);
+        }
+        return file;
+    }
+
+    private void checkArguments() {
+        CommandLine cl = spec.commandLine();
+        if (runs < 1) {
+            throw new ParameterException(cl, "--runs must be at least 1, got " + runs);
+        }
+        if (warmup < 0) {
+            throw new ParameterException(cl, "--warmup must be at least 0, got " + warmup);
+        }
+        if (!(warmupTime >= 0)) {
+            throw new ParameterException(cl, "--warmup-time must be at least 0, got " + warmupTime);
+        }
+        if (heads < 1) {
+            throw new ParameterException(cl, "--heads must be at least 1, got " + heads);
+        }
+        for (int s : seqs) {
+            if (s < 1) {
+                throw new ParameterException(cl, "--seq values must be at least 1, got " + s);
+            }
+        }
+        for (int d : headDims) {
+            if (d < 1) {
+                throw new ParameterException(cl, "--head-dim values must be at least 1, got " + d);
+            }
+        }
+        if (gemm < 0 || gemm % 64 != 0) {
+            throw new ParameterException(cl, "--gemm must be 0 or a positive multiple of 64, got " + gemm);
+        }
+        List<String> known = Contenders.known();
+        for (String name : contenders) {
+            if (!known.contains(name)) {
+                throw new ParameterException(cl, "--contenders: no '" + name + "', known: " + String.join(", ", known));
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+package dev.aule.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import javax.imageio.ImageIO;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class BenchCommandTest {
+    private static final byte[] PNG_SIGNATURE = {(byte) 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+
+    @Test
+    void aTinySweepPrintsTheTableAndWritesCsvAndCharts(@TempDir Path dir) throws IOException {
+        CliRun run = CliRun.of("bench", "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64",
+                "--warmup", "0", "--warmup-time", "0", "--runs", "1", "--out", dir.toString());
+        assertEquals(0, run.exitCode(), run.out() + run.err());
+        assertTrue(run.out().contains("GEMM yardstick"), run.out());
+        for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% GEMM"}) {
+            assertTrue(run.out().contains(column), run.out());
+        }
+        for (String contender : new String[] {"cpu", "naive", "onnxruntime"}) {
+            for (String shape : new String[] {"S=64 D=32 full", "S=96 D=32 causal"}) {
+                assertTrue(run.out().lines().anyMatch(l -> l.contains(shape) && l.contains(contender)
+                        && l.contains("%")), contender + " " + shape + "\n" + run.out());
+            }
+        }
+        assertTrue(run.err().contains("bench"), run.err()); // the progress bar
+
+        List<String> csv = Files.readAllLines(dir.resolve("results.csv"));
+        assertEquals(1 + 2 * 2 * 3, csv.size(), String.join("\n", csv));
+        for (String chart : new String[] {"gflops-D32-full.png", "gflops-D32-causal.png", "time.png", "memory.png"}) {
+            Path file = dir.resolve(chart);
+            assertTrue(Files.isRegularFile(file), chart);
+            byte[] bytes = Files.readAllBytes(file);
+            assertArrayEquals(PNG_SIGNATURE, Arrays.copyOf(bytes, PNG_SIGNATURE.length), chart);
+            BufferedImage image = ImageIO.read(file.toFile());
+            assertNotNull(image, chart);
+            assertTrue(image.getWidth() > 100 && image.getHeight() > 100, chart);
+            assertTrue(run.out().contains("wrote " + file), run.out());
+        }
+    }
+
+    @Test
+    void badSweepArgumentsAreUsageErrors(@TempDir Path dir) {
+        CliRun unknown = CliRun.of("bench", "--contenders", "cpu,nope", "--out", dir.toString());
+        assertEquals(2, unknown.exitCode());
+        assertTrue(unknown.err().contains("no 'nope'"), unknown.err());
+        assertTrue(unknown.err().contains("onnxruntime"), unknown.err());
+        assertEquals(2, CliRun.of("bench", "--gemm", "100", "--out", dir.toString()).exitCode());
+        assertEquals(2, CliRun.of("bench", "--runs", "0", "--out", dir.toString()).exitCode());
+        assertEquals(2, CliRun.of("bench", "--seq", "0", "--out", dir.toString()).exitCode());
+    }
+
+    @Test
+    void benchTakesSubcommands() {
+        CliRun help = CliRun.of("bench", "help");
+        assertEquals(0, help.exitCode(), help.err());
+        assertTrue(help.out().contains("--contenders"), help.out());
+    }
+}
