@@ -27,8 +27,11 @@ import java.util.stream.IntStream;
 final class FlashForward {
     static final int TILE_ROWS = 64;
     static final int MIN_SPLIT_KEYS = 512;
-    /** Tiles of at most this many rows take scores by row-major dot products, skipping the key transpose. */
-    static final int BY_ROW_MAX_ROWS = 8;
+    /**
+     * Tiles of at most this many rows (8 decode queries x a GQA group of 4) take scores by row-major dot
+     * products, skipping the key transpose, and read F32 keys and values in place when the layout allows.
+     */
+    static final int BY_ROW_MAX_ROWS = 32;
 
     private final TileMath math;
     private final Tensor q;
@@ -57,6 +60,9 @@ final class FlashForward {
     private final float[] partialM;
     private final float[] partialL;
     private final AtomicIntegerArray pendingSplits;
+    // Keys and values read in place by short tiles; null when they must be copied (HeapRows.of).
+    private final HeapRows kInPlace;
+    private final HeapRows vInPlace;
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
@@ -83,6 +89,8 @@ final class FlashForward {
         int tileItems = shape.batch() * kvHeads * tiles;
         this.splits = keySplits(tileItems, shape.keyLen(), keyTile);
         this.order = costliestFirst(shape.batch() * kvHeads);
+        this.kInPlace = HeapRows.of(k, math.lanes());
+        this.vInPlace = HeapRows.of(v, math.lanes());
         if (splits > 1) {
             partialO = new float[tileItems * splits * TILE_ROWS * dvp];
             partialM = new float[tileItems * splits * TILE_ROWS];
@@ -207,14 +215,26 @@ final class FlashForward {
                 continue;
             }
             boolean maskRows = masks != null && masks.changesRows(status);
-            if (byRow) {
+            if (byRow && kInPlace != null) {
+                math.scoresByRow(qt, n4, dp, kInPlace.array(), kInPlace.offset(b, kvHead, j0), kInPlace.rowStride(),
+                        jn, s);
+            } else if (byRow) {
                 packRows(k, sc.kt, dp, b, kvHead, j0, jn);
-                math.scoresByRow(qt, n4, dp, sc.kt, jn, s);
+                math.scoresByRow(qt, n4, dp, sc.kt, 0, dp, jn, s);
             } else {
                 packKeys(sc, b, kvHead, j0, jn);
                 math.multiply(qt, n4, d, sc.kt, 0, s);
             }
-            packRows(v, sc.v, dvp, b, kvHead, j0, jn);
+            float[] vRows = sc.v;
+            int vOff = 0;
+            int vStride = dvp;
+            if (byRow && vInPlace != null) {
+                vRows = vInPlace.array();
+                vOff = vInPlace.offset(b, kvHead, j0);
+                vStride = vInPlace.rowStride();
+            } else {
+                packRows(v, sc.v, dvp, b, kvHead, j0, jn);
+            }
             for (int t = 0; t < n4; t++) {
                 int off = t * keyTile;
                 int lo = Math.max(first[t] - j0, 0);
@@ -246,7 +266,7 @@ final class FlashForward {
                 l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
                 m[t] = mNew;
             }
-            math.accumulate(s, n4, jn, sc.v, dvp, o, alpha);
+            math.accumulate(s, n4, jn, vRows, vOff, vStride, dvp, o, alpha);
         }
 
         if (splits == 1) {

@@ -22,12 +22,12 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
                 for (int x = 0; x < dp; x++) {
-                    dot = Math.fma(q[t * dp + x], k[j * dp + x], dot);
+                    dot = Math.fma(q[t * dp + x], k[kOff + j * kStride + x], dot);
                 }
                 s[t * KEY_TILE + j] = dot;
             }
@@ -76,7 +76,8 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha) {
+    public void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o,
+                           float[] alpha) {
         for (int t = 0; t < rows; t++) {
             int oRow = t * dvp;
             float a = alpha[t];
@@ -88,7 +89,7 @@ final class ScalarTileMath implements TileMath {
                 if (pj == 0f) {
                     continue;
                 }
-                int vRow = j * dvp;
+                int vRow = vOff + j * vStride;
                 for (int x = 0; x < dvp; x++) {
                     o[oRow + x] = Math.fma(pj, v[vRow + x], o[oRow + x]);
                 }

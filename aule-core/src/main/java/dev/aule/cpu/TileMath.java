@@ -21,11 +21,12 @@ interface TileMath {
     String description();
 
     /**
-     * {@code s[t][j] = q[t] . k[j]} for {@code j < keys} with both operands row-major, rows {@code dp}
-     * apart ({@code dp} a multiple of {@link #lanes()}, zero-padded). For short tiles (decode), where
-     * packing a transposed key block would cost more than the products.
+     * {@code s[t][j] = q[t] . k[j]} for {@code j < keys} with both operands row-major: query rows {@code dp}
+     * apart ({@code dp} a multiple of {@link #lanes()}, zero-padded), key row {@code j} at {@code kOff + j * kStride}
+     * with {@code dp} readable floats. For short tiles (decode), where packing a transposed key block would
+     * cost more than the products; {@code k} may be the key tensor's own array.
      */
-    void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s);
+    void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s);
 
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
@@ -44,9 +45,10 @@ interface TileMath {
 
     /**
      * {@code o[t] = alpha[t] * o[t] + sum_j p[t][j] * v[j]} for {@code t < rows} and {@code j < keys}:
-     * the online-softmax rescale fused with the probabilities-times-values product.
+     * the online-softmax rescale fused with the probabilities-times-values product. Value row {@code j}
+     * is {@code v[vOff + j * vStride, +dvp)}: the packed block ({@code 0, dvp}) or the value tensor's own array.
      */
-    void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha);
+    void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of

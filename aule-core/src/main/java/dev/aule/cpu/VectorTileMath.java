@@ -66,15 +66,16 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int keys, float[] s) {
-        // 4 query rows share each loaded key vector; one horizontal sum per (row, key).
-        for (int t = 0; t < rows; t += 4) {
-            int q0 = t * dp;
-            int q1 = q0 + dp;
-            int q2 = q1 + dp;
-            int q3 = q2 + dp;
-            int s0 = t * KT;
-            for (int j = 0, kb = 0; j < keys; j++, kb += dp) {
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s) {
+        // Keys outside, groups of 4 query rows inside: a key row (at most 2 KiB) is loaded from memory
+        // once and stays in L1 for every group, and the query tile (at most 32 x 512 floats) stays
+        // in L1/L2. 4 rows share each loaded key vector; one horizontal sum per (row, key).
+        for (int j = 0, kb = kOff; j < keys; j++, kb += kStride) {
+            for (int t = 0; t < rows; t += 4) {
+                int q0 = t * dp;
+                int q1 = q0 + dp;
+                int q2 = q1 + dp;
+                int q3 = q2 + dp;
                 FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
                 for (int x = 0; x < dp; x += L) {
                     FloatVector kv = FloatVector.fromArray(F, k, kb + x);
@@ -83,10 +84,11 @@ final class VectorTileMath implements TileMath {
                     a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
                     a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
                 }
-                s[s0 + j] = sum(a0);
-                s[s0 + KT + j] = sum(a1);
-                s[s0 + 2 * KT + j] = sum(a2);
-                s[s0 + 3 * KT + j] = sum(a3);
+                int s0 = t * KT + j;
+                s[s0] = sum(a0);
+                s[s0 + KT] = sum(a1);
+                s[s0 + 2 * KT] = sum(a2);
+                s[s0 + 3 * KT] = sum(a3);
             }
         }
     }
@@ -161,7 +163,8 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, float[] v, int dvp, float[] o, float[] alpha) {
+    public void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o,
+                           float[] alpha) {
         for (int t = 0; t < rows; t += 4) {
             int p0 = t * KT;
             int p1 = p0 + KT;
@@ -190,7 +193,7 @@ final class VectorTileMath implements TileMath {
                 FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
                 FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
                 FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
-                for (int j = 0, vb = c; j < keys; j++, vb += dvp) {
+                for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
                     FloatVector v0 = FloatVector.fromArray(F, v, vb);
                     FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
                     FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);
@@ -239,7 +242,7 @@ final class VectorTileMath implements TileMath {
                 FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
                 FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
                 FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
-                for (int j = 0, vb = c; j < keys; j++, vb += dvp) {
+                for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
                     FloatVector v0 = FloatVector.fromArray(F, v, vb);
                     a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                     a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
