@@ -19,9 +19,13 @@ import java.util.Locale;
  * Runs the JMH benchmarks in one go and prints each result with its GFLOP/s (the contract's
  * FLOP count) and its ratio to the GEMM rate measured in the same run.
  *
- * <p>Usage: {@code BenchReport [--quick] [-p name=v1,v2]... [regex...]}; the regexes select benchmarks
- * as JMH's include patterns do (default: all), {@code -p} overrides a parameter's values.
- * {@code --quick}: 2 warm-up and 3 measured iterations of 1 s.
+ * <p>Usage: {@code BenchReport [--quick] [--threads N] [-p name=v1,v2]... [regex...]}; the regexes select
+ * benchmarks as JMH's include patterns do (default: GEMM, forward, backward), {@code -p} overrides a
+ * parameter's values. {@code --quick}: 2 warm-up and 3 measured iterations of 1 s. {@code --threads N}
+ * runs the cpu backend and the ONNX Runtime peer on N threads (scaling runs).
+ *
+ * <p>When the forward and its peers ran in the same report, a second table gives, per shape, the
+ * forward's ratio to the naive attention and to ONNX Runtime, and causal GFLOP/s over non-causal.
  */
 public final class BenchReport {
     private BenchReport() {
@@ -29,11 +33,14 @@ public final class BenchReport {
 
     public static void main(String[] args) throws RunnerException {
         boolean quick = false;
+        int threads = 0;
         List<String> includes = new ArrayList<>();
         List<String[]> params = new ArrayList<>();
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--quick")) {
                 quick = true;
+            } else if (args[i].equals("--threads") && i + 1 < args.length) {
+                threads = Integer.parseInt(args[++i]);
             } else if (args[i].equals("-p") && i + 1 < args.length) {
                 String[] kv = args[++i].split("=", 2);
                 params.add(new String[] {kv[0], kv.length > 1 ? kv[1] : ""});
@@ -53,8 +60,12 @@ public final class BenchReport {
             options.warmupIterations(2).warmupTime(TimeValue.seconds(1))
                     .measurementIterations(3).measurementTime(TimeValue.seconds(1));
         }
+        if (threads > 0) {
+            options.jvmArgsAppend("-Daule.cpu.threads=" + threads);
+        }
         Collection<RunResult> results = new Runner(options.build()).run();
         print(results);
+        printRatios(results);
     }
 
     private static void print(Collection<RunResult> results) {
@@ -85,6 +96,47 @@ public final class BenchReport {
         }
     }
 
+    /** Per forward shape: times the naive and ONNX Runtime peers' time, and causal over non-causal GFLOP/s. */
+    private static void printRatios(Collection<RunResult> results) {
+        List<RunResult> forwards = results.stream().filter(r -> r.getParams().getBenchmark().endsWith(".forward")).toList();
+        if (forwards.isEmpty()) {
+            return;
+        }
+        System.out.println();
+        System.out.printf(Locale.ROOT, "%-34s %9s %9s %9s %15s%n", "forward shape", "GFLOP/s", "x naive", "x onnxrt",
+                "causal/full");
+        for (RunResult f : forwards) {
+            BenchmarkParams p = f.getParams();
+            String shape = "seq=" + p.getParam("seq") + " headDim=" + p.getParam("headDim") + " causal="
+                    + p.getParam("causal");
+            double sec = seconds(f);
+            double naive = sameShape(results, p, "naive", p.getParam("causal"));
+            double ort = sameShape(results, p, "onnxruntime", p.getParam("causal"));
+            double causalRatio = Double.NaN;
+            if (Boolean.parseBoolean(p.getParam("causal"))) {
+                RunResult full = results.stream().filter(r -> r.getParams().getBenchmark().endsWith(".forward")
+                        && same(r.getParams(), p, "false")).findFirst().orElse(null);
+                if (full != null) {
+                    causalRatio = (flops(p) / sec) / (flops(full.getParams()) / seconds(full));
+                }
+            }
+            System.out.printf(Locale.ROOT, "%-34s %9.1f %9.2f %9.2f %14.0f%%%n", shape, flops(p) / sec / 1e9,
+                    naive / sec, ort / sec, 100 * causalRatio);
+        }
+    }
+
+    /** Seconds of the benchmark method {@code method} on the forward shape of {@code p} with masking {@code causal}; NaN if absent. */
+    private static double sameShape(Collection<RunResult> results, BenchmarkParams p, String method, String causal) {
+        return results.stream().filter(r -> r.getParams().getBenchmark().endsWith("." + method)
+                        && same(r.getParams(), p, causal))
+                .mapToDouble(BenchReport::seconds).findFirst().orElse(Double.NaN);
+    }
+
+    private static boolean same(BenchmarkParams a, BenchmarkParams b, String causal) {
+        return a.getParam("seq").equals(b.getParam("seq")) && a.getParam("headDim").equals(b.getParam("headDim"))
+                && causal.equals(a.getParam("causal"));
+    }
+
     private static double seconds(RunResult r) {
         double score = r.getPrimaryResult().getScore();
         return switch (r.getPrimaryResult().getScoreUnit()) {
@@ -107,8 +159,16 @@ public final class BenchReport {
     /** FLOPs of one operation of a benchmark, from its parameters. */
     static double flops(BenchmarkParams p) {
         String method = p.getBenchmark();
-        if (method.endsWith("decode") || method.endsWith("read")) {
-            return Double.NaN; // memory-bound: reported in GB/s instead
+        if (method.endsWith("read")) {
+            return Double.NaN;
+        }
+        if (method.endsWith("decode")) {
+            // Memory-bound for one query (compare GB/s with the read rate); with several queries the
+            // products of a whole GQA group per key make it compute-bound, so GFLOP/s matter too.
+            int queries = Integer.parseInt(p.getParam("queries"));
+            int context = Integer.parseInt(p.getParam("context"));
+            long pairs = Visibility.of(queries, context, AttentionOptions.builder().causal(true).build()).pairs();
+            return 4.0 * DecodeBenchmark.Q_HEADS * DecodeBenchmark.HEAD_DIM * pairs;
         }
         if (method.endsWith("sgemm")) {
             double n = Double.parseDouble(p.getParam("n"));

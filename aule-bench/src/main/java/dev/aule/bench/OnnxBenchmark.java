@@ -45,7 +45,7 @@ public class OnnxBenchmark {
         Tensor k = Inputs.random(2, 1, heads, seq, headDim);
         Tensor v = Inputs.random(3, 1, heads, seq, headDim);
         ort = new OnnxAttention(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), heads, seq, headDim, causal,
-                Runtime.getRuntime().availableProcessors());
+                Contenders.threads());
         ort.forward();
         PeerCheck.requireEqual("onnxruntime", ort.outputBhsd(), PeerCheck.cpuOutput(q, k, v, causal));
     }
