@@ -262,7 +262,8 @@ final class FlashForward {
                     alpha[t] = 1f;
                     continue;
                 }
-                alpha[t] = (float) Math.exp(m[t] - mNew); // 0 when m was -inf
+                // Once a row's max settles it rarely moves: skip the scalar exp then (exp(0) is exactly 1).
+                alpha[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew); // 0 when m was -inf
                 l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
                 m[t] = mNew;
             }
