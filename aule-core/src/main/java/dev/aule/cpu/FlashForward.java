@@ -28,10 +28,16 @@ final class FlashForward {
     static final int TILE_ROWS = 64;
     static final int MIN_SPLIT_KEYS = 512;
     /**
-     * Tiles of at most this many rows (8 decode queries x a GQA group of 4) take scores by row-major dot
-     * products, skipping the key transpose, and read F32 keys and values in place when the layout allows.
+     * Short tiles, of at most this many rows (8 decode queries x a GQA group of 4), skip the key
+     * transpose and read F32 keys and values in place when the layout allows ({@link HeapRows}).
      */
-    static final int BY_ROW_MAX_ROWS = 32;
+    static final int SHORT_TILE_MAX_ROWS = 32;
+    /**
+     * Short tiles of at most this many rows take scores by row-major dot products (one horizontal sum
+     * per score, cheap for few rows); longer ones with keys in place put the query rows along the
+     * vector lanes instead ({@link TileMath#scoresByKey}).
+     */
+    static final int BY_ROW_MAX_ROWS = 8;
 
     private final TileMath math;
     private final Tensor q;
@@ -158,8 +164,9 @@ final class FlashForward {
         int r0 = tile * TILE_ROWS;
         int n = Math.min(TILE_ROWS, rows - r0);
         int n4 = roundUp(n, 4);
-        boolean byRow = n4 <= BY_ROW_MAX_ROWS;
-        int qStride = byRow ? dp : d;
+        boolean shortTile = n4 <= SHORT_TILE_MAX_ROWS;
+        boolean byKey = shortTile && n4 > BY_ROW_MAX_ROWS && kInPlace != null;
+        int qStride = shortTile ? dp : d;
         sc.ensure(TILE_ROWS, keyTile, dp, dvp);
         float[] qt = sc.q;
         float[] s = sc.s;
@@ -197,6 +204,14 @@ final class FlashForward {
             l[t] = 0f;
         }
         Arrays.fill(o, 0, n4 * dvp, 0f);
+        int cols = math.queryColumns(n4);
+        if (byKey) {
+            for (int x = 0; x < d; x++) {
+                for (int c = 0; c < cols; c++) {
+                    sc.qCols[x * cols + c] = c < n4 ? qt[c * qStride + x] : 0f;
+                }
+            }
+        }
 
         if (splits > 1 && keyStart < keyEnd) {
             // Each split takes a whole number of key blocks of the tile's range.
@@ -215,10 +230,13 @@ final class FlashForward {
                 continue;
             }
             boolean maskRows = masks != null && masks.changesRows(status);
-            if (byRow && kInPlace != null) {
+            if (byKey) {
+                math.scoresByKey(sc.qCols, n4, d, kInPlace.array(), kInPlace.offset(b, kvHead, j0),
+                        kInPlace.rowStride(), jn, sc.sCols, s);
+            } else if (shortTile && kInPlace != null) {
                 math.scoresByRow(qt, n4, dp, kInPlace.array(), kInPlace.offset(b, kvHead, j0), kInPlace.rowStride(),
                         jn, s);
-            } else if (byRow) {
+            } else if (shortTile) {
                 packRows(k, sc.kt, dp, b, kvHead, j0, jn);
                 math.scoresByRow(qt, n4, dp, sc.kt, 0, dp, jn, s);
             } else {
@@ -228,7 +246,7 @@ final class FlashForward {
             float[] vRows = sc.v;
             int vOff = 0;
             int vStride = dvp;
-            if (byRow && vInPlace != null) {
+            if (shortTile && vInPlace != null) {
                 vRows = vInPlace.array();
                 vOff = vInPlace.offset(b, kvHead, j0);
                 vStride = vInPlace.rowStride();

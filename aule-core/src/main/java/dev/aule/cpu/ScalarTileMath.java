@@ -35,6 +35,20 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
+                            float[] s) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < keys; j++) {
+                float dot = 0f;
+                for (int x = 0; x < d; x++) {
+                    dot = Math.fma(qT[x * rows + t], k[kOff + j * kStride + x], dot);
+                }
+                s[t * KEY_TILE + j] = dot;
+            }
+        }
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         for (int i = off; i < off + n; i++) {
             x[i] *= factor;

@@ -16,6 +16,8 @@ final class Scratch {
     float[] s = new float[0];     // [tileRows][keyTile], scores then probabilities
     float[] o = new float[0];     // [tileRows][dvp], the unnormalised output
     float[] row = new float[0];   // one key or output row
+    float[] qCols = new float[0]; // [d][cols], a short tile's queries transposed (TileMath.scoresByKey)
+    float[] sCols = new float[0]; // [keyTile][cols], its scores keys by rows
     float[] m = new float[0];     // running row max
     float[] l = new float[0];     // running row sum
     float[] alpha = new float[0]; // rescale factor of the current block
@@ -51,6 +53,8 @@ final class Scratch {
         s = grow(s, tileRows * keyTile);
         o = grow(o, tileRows * dvp);
         row = grow(row, Math.max(d, dvp));
+        qCols = grow(qCols, d * tileRows);
+        sCols = grow(sCols, keyTile * tileRows);
         m = grow(m, tileRows);
         l = grow(l, tileRows);
         alpha = grow(alpha, tileRows);

@@ -28,6 +28,21 @@ interface TileMath {
      */
     void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s);
 
+    /**
+     * {@code s[t][j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
+     * {@code qT[x][c]} for {@code x < d}, {@code c < }{@link #queryColumns}{@code (rows)} (columns past the
+     * real rows zero), and key row {@code j} at {@code k[kOff + j * kStride, +d)}. For short tiles of more
+     * than a few rows (decode with a GQA group), where query rows along the vector lanes share each
+     * broadcast key element and need no horizontal sums. {@code sT} is scratch of
+     * {@code keys * queryColumns(rows)} floats.
+     */
+    void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s);
+
+    /** Columns of the transposed query tile {@link #scoresByKey} reads: {@code rows} rounded up to whole vectors. */
+    default int queryColumns(int rows) {
+        return (rows + lanes() - 1) / lanes() * lanes();
+    }
+
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 

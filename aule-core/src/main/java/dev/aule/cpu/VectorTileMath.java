@@ -94,6 +94,95 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
+                            float[] s) {
+        // sT[j][c] = sum_x k[j][x] qT[x][c]: 8 keys x 2 vectors of query rows = 16 accumulators, fed per
+        // x by 8 broadcast key elements and 2 query vectors (10 loads for 16 FMAs; the 8 key rows stream
+        // side by side from memory). Leftover keys and an odd last vector of columns go one by one.
+        int cols = queryColumns(rows);
+        int j = 0;
+        for (; j + 8 <= keys; j += 8) {
+            int k0 = kOff + j * kStride;
+            int c = 0;
+            for (; c + 2 * L <= cols; c += 2 * L) {
+                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, b6 = a0, b7 = a0;
+                for (int x = 0, qb = c; x < d; x++, qb += cols) {
+                    FloatVector qa = FloatVector.fromArray(F, qT, qb);
+                    FloatVector qc = FloatVector.fromArray(F, qT, qb + L);
+                    int kx = k0 + x;
+                    FloatVector e = FloatVector.broadcast(F, k[kx]);
+                    a0 = qa.fma(e, a0);
+                    b0 = qc.fma(e, b0);
+                    e = FloatVector.broadcast(F, k[kx + kStride]);
+                    a1 = qa.fma(e, a1);
+                    b1 = qc.fma(e, b1);
+                    e = FloatVector.broadcast(F, k[kx + 2 * kStride]);
+                    a2 = qa.fma(e, a2);
+                    b2 = qc.fma(e, b2);
+                    e = FloatVector.broadcast(F, k[kx + 3 * kStride]);
+                    a3 = qa.fma(e, a3);
+                    b3 = qc.fma(e, b3);
+                    e = FloatVector.broadcast(F, k[kx + 4 * kStride]);
+                    a4 = qa.fma(e, a4);
+                    b4 = qc.fma(e, b4);
+                    e = FloatVector.broadcast(F, k[kx + 5 * kStride]);
+                    a5 = qa.fma(e, a5);
+                    b5 = qc.fma(e, b5);
+                    e = FloatVector.broadcast(F, k[kx + 6 * kStride]);
+                    a6 = qa.fma(e, a6);
+                    b6 = qc.fma(e, b6);
+                    e = FloatVector.broadcast(F, k[kx + 7 * kStride]);
+                    a7 = qa.fma(e, a7);
+                    b7 = qc.fma(e, b7);
+                }
+                int o = j * cols + c;
+                a0.intoArray(sT, o);
+                b0.intoArray(sT, o + L);
+                a1.intoArray(sT, o + cols);
+                b1.intoArray(sT, o + cols + L);
+                a2.intoArray(sT, o + 2 * cols);
+                b2.intoArray(sT, o + 2 * cols + L);
+                a3.intoArray(sT, o + 3 * cols);
+                b3.intoArray(sT, o + 3 * cols + L);
+                a4.intoArray(sT, o + 4 * cols);
+                b4.intoArray(sT, o + 4 * cols + L);
+                a5.intoArray(sT, o + 5 * cols);
+                b5.intoArray(sT, o + 5 * cols + L);
+                a6.intoArray(sT, o + 6 * cols);
+                b6.intoArray(sT, o + 6 * cols + L);
+                a7.intoArray(sT, o + 7 * cols);
+                b7.intoArray(sT, o + 7 * cols + L);
+            }
+            for (; c < cols; c += L) {
+                for (int jj = j; jj < j + 8; jj++) {
+                    scoresOneKey(qT, cols, c, d, k, kOff + jj * kStride, sT, jj * cols + c);
+                }
+            }
+        }
+        for (; j < keys; j++) {
+            for (int c = 0; c < cols; c += L) {
+                scoresOneKey(qT, cols, c, d, k, kOff + j * kStride, sT, j * cols + c);
+            }
+        }
+        // Back to the row-major score tile the softmax works on.
+        for (int jj = 0; jj < keys; jj++) {
+            for (int t = 0, at = jj * cols; t < rows; t++, at++) {
+                s[t * KT + jj] = sT[at];
+            }
+        }
+    }
+
+    /** {@code sT[at, at+L) = sum_x k[kb + x] qT[x][c, c+L)}: one key against one vector of query rows. */
+    private static void scoresOneKey(float[] qT, int cols, int c, int d, float[] k, int kb, float[] sT, int at) {
+        FloatVector acc = FloatVector.zero(F);
+        for (int x = 0, qb = c; x < d; x++, qb += cols) {
+            acc = FloatVector.fromArray(F, qT, qb).fma(FloatVector.broadcast(F, k[kb + x]), acc);
+        }
+        acc.intoArray(sT, at);
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         int i = off;
         for (int end = off + F.loopBound(n); i < end; i += L) {

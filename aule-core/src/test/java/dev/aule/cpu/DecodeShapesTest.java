@@ -23,7 +23,16 @@ class DecodeShapesTest {
             {4, 1, 5, 777, 64}, {8, 2, 7, 2053, 80}, {2, 2, 2, 129, 48}, {8, 2, 8, 3001, 32}};
 
     @Test
-    void inPlaceAndCopiedShortTilesMatchTheReference() {
+    void simdShortTilesMatchTheReference() {
+        checkAll(new CpuBackend(new VectorTileMath()));
+    }
+
+    @Test
+    void scalarShortTilesMatchTheReference() {
+        checkAll(new CpuBackend(new ScalarTileMath()));
+    }
+
+    private static void checkAll(CpuBackend cpu) {
         SplittableRandom rnd = new SplittableRandom(29);
         AttentionOptions[] options = {
                 AttentionOptions.defaults(),
@@ -42,7 +51,7 @@ class DecodeShapesTest {
                     Tensor refLse = Tensor.allocate(DType.F32, 1, s[0], s[2], 1);
                     out.fill(Float.NaN);
                     lse.fill(Float.NaN);
-                    new CpuBackend().forward(q, k, v, out, lse, option);
+                    cpu.forward(q, k, v, out, lse, option);
                     Backends.get("reference").forward(q, k, v, ref, refLse, option);
                     String where = java.util.Arrays.toString(s) + " " + layout + " " + option;
                     double tolerance = layout == Layout.BF16 ? 1e-2 : 1e-5;
