@@ -13,7 +13,7 @@ import java.util.Map;
 /**
  * The ONNX Runtime peer: its CPU {@code com.microsoft.MultiHeadAttention} contrib op (MLAS's
  * flash kernel when not causal; {@code unidirectional = 1} for causal) in a one-node model built
- * in memory, on as many intra-op threads as the cpu backend uses. Inputs and output are
+ * in memory, on as many intra-op threads as the cpu backend uses, which do not spin when idle. Inputs and output are
  * {@code [1, S, H*D]} (BSHD) direct buffers created once, and the output is pinned, so a call
  * times the attention kernel and nothing else.
  */
@@ -45,6 +45,9 @@ final class OnnxAttention implements AutoCloseable {
         try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
             options.setIntraOpNumThreads(threads);
             options.setInterOpNumThreads(1);
+            // No spinning between calls: idle ORT workers would otherwise steal the cores from
+            // whatever is timed next in the same JVM (aule bench interleaves contenders).
+            options.addConfigEntry("session.intra_op.allow_spinning", "0");
             session = env.createSession(model, options);
             query = OnnxTensor.createTensor(env, bshd(q), shape);
             key = OnnxTensor.createTensor(env, bshd(k), shape);

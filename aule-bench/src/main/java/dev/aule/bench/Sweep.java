@@ -1,7 +1,10 @@
 package dev.aule.bench;
 
 import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /** Times prepared contenders and the machine's GEMM rate in the calling JVM, for {@code aule bench}. */
@@ -13,24 +16,37 @@ public final class Sweep {
     }
 
     /**
-     * Untimed calls until both {@code warmupCalls} calls and {@code warmupSeconds} have passed (so the
-     * JIT has compiled the kernels), then the median of {@code runs} timed calls and their mean heap allocation.
+     * Times several contenders on one shape, interleaved so that on a shared machine they all see
+     * the same background load: each is warmed up (at least {@code warmupCalls} calls and
+     * {@code warmupSeconds}, so the JIT has compiled it), then {@code runs} rounds each call every
+     * contender once. Reports each one's median and its mean Java-heap allocation per call.
      */
-    public static Measurement measure(String name, BenchShape shape, PreparedAttention attention, int warmupCalls,
-                                      double warmupSeconds, int runs) {
-        long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
-        for (int i = 0; i < warmupCalls || System.nanoTime() < warmupEnd; i++) {
-            attention.run();
+    public static List<Measurement> measure(BenchShape shape, Map<String, PreparedAttention> contenders,
+                                            int warmupCalls, double warmupSeconds, int runs) {
+        for (PreparedAttention attention : contenders.values()) {
+            long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
+            for (int i = 0; i < warmupCalls || System.nanoTime() < warmupEnd; i++) {
+                attention.run();
+            }
         }
-        long[] nanos = new long[runs];
-        long allocatedBefore = THREADS.getTotalThreadAllocatedBytes();
+        List<String> names = List.copyOf(contenders.keySet());
+        long[][] nanos = new long[names.size()][runs];
+        long[] allocated = new long[names.size()];
         for (int r = 0; r < runs; r++) {
-            long start = System.nanoTime();
-            attention.run();
-            nanos[r] = System.nanoTime() - start;
+            for (int c = 0; c < names.size(); c++) {
+                PreparedAttention attention = contenders.get(names.get(c));
+                long heapBefore = THREADS.getTotalThreadAllocatedBytes();
+                long start = System.nanoTime();
+                attention.run();
+                nanos[c][r] = System.nanoTime() - start;
+                allocated[c] += THREADS.getTotalThreadAllocatedBytes() - heapBefore;
+            }
         }
-        long allocated = (THREADS.getTotalThreadAllocatedBytes() - allocatedBefore) / runs;
-        return new Measurement(shape, name, median(nanos) / 1e9, Math.max(0, allocated));
+        List<Measurement> results = new ArrayList<>();
+        for (int c = 0; c < names.size(); c++) {
+            results.add(new Measurement(shape, names.get(c), median(nanos[c]) / 1e9, Math.max(0, allocated[c] / runs)));
+        }
+        return results;
     }
 
     /** GFLOP/s of the bench's Vector API SGEMM ({@code 2 n^3} FLOPs) on all cores: the best of {@code runs} after one warm-up. */

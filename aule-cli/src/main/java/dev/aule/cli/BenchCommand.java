@@ -21,7 +21,9 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.Callable;
@@ -88,7 +90,8 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
         }
-        out.printf(Locale.ROOT, "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each, results in %s%n",
+        out.printf(Locale.ROOT, "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each"
+                + " (contenders interleaved), results in %s%n",
                 shapes.size(), contenders.size(), warmup, warmupTime, runs, outDir);
         out.flush();
 
@@ -99,23 +102,36 @@ final class BenchCommand implements Callable<Integer> {
         try (ProgressBar bar = progressBar(shapes.size() * contenders.size() + (gemm > 0 ? 1 : 0))) {
             gemmRate = gemm > 0 ? measureGemm(bar) : Double.NaN;
             for (BenchShape shape : shapes) {
-                for (String name : contenders) {
-                    bar.setExtraMessage(name + " " + shape.label());
-                    Optional<String> unfit = Contenders.unfit(name, shape);
-                    if (unfit.isPresent()) {
-                        rows.add(row(shape, name, "skipped: " + unfit.get()));
-                    } else {
-                        try (PreparedAttention attention = Contenders.prepare(name, shape)) {
-                            Measurement m = Sweep.measure(name, shape, attention, warmup, warmupTime, runs);
-                            results.add(m);
-                            rows.add(row(m, gemmRate));
+                Map<String, PreparedAttention> prepared = new LinkedHashMap<>();
+                Map<String, String> notes = new LinkedHashMap<>();
+                try {
+                    for (String name : contenders) {
+                        bar.setExtraMessage("checking " + name + " " + shape.label());
+                        Optional<String> unfit = Contenders.unfit(name, shape);
+                        if (unfit.isPresent()) {
+                            notes.put(name, "skipped: " + unfit.get());
+                            continue;
+                        }
+                        try {
+                            prepared.put(name, Contenders.prepare(name, shape));
                         } catch (IllegalStateException e) {
                             mismatch = true;
-                            rows.add(row(shape, name, "FAILED: " + e.getMessage()));
+                            notes.put(name, "FAILED: " + e.getMessage());
                         }
                     }
-                    bar.step();
+                    bar.setExtraMessage("timing " + shape.label());
+                    Map<String, Measurement> timed = new LinkedHashMap<>();
+                    for (Measurement m : Sweep.measure(shape, prepared, warmup, warmupTime, runs)) {
+                        timed.put(m.contender(), m);
+                        results.add(m);
+                    }
+                    for (String name : contenders) {
+                        rows.add(timed.containsKey(name) ? row(timed.get(name), gemmRate) : row(shape, name, notes.get(name)));
+                    }
+                } finally {
+                    prepared.values().forEach(PreparedAttention::close);
                 }
+                bar.stepBy(contenders.size());
             }
         }
 
