@@ -52,7 +52,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--heads", defaultValue = "8", description = "heads H (default ${DEFAULT-VALUE})")
     private int heads;
 
-    @Option(names = "--causal", split = ",", defaultValue = "false,true",
+    @Option(names = "--causal", split = ",", arity = "1", defaultValue = "false,true",
             description = "masking: false (full), true (causal) or both (default ${DEFAULT-VALUE})")
     private List<Boolean> causal;
 

@@ -59,6 +59,19 @@ class BenchCommandTest {
         assertEquals(2, CliRun.of("bench", "--gemm", "100", "--out", dir.toString()).exitCode());
         assertEquals(2, CliRun.of("bench", "--runs", "0", "--out", dir.toString()).exitCode());
         assertEquals(2, CliRun.of("bench", "--seq", "0", "--out", dir.toString()).exitCode());
+        assertEquals(2, CliRun.of("bench", "--causal", "maybe", "--out", dir.toString()).exitCode());
+    }
+
+    @Test
+    void oneMaskingAndOneContender(@TempDir Path dir) throws IOException {
+        CliRun run = CliRun.of("bench", "--seq", "80", "--head-dim", "16", "--heads", "1", "--causal", "true",
+                "--contenders", "cpu", "--gemm", "0", "--warmup", "0", "--warmup-time", "0", "--runs", "1",
+                "--out", dir.toString());
+        assertEquals(0, run.exitCode(), run.out() + run.err());
+        assertTrue(run.out().contains("H=1 S=80 D=16 causal"), run.out());
+        assertTrue(!run.out().contains("full"), run.out());
+        assertEquals(2, Files.readAllLines(dir.resolve("results.csv")).size());
+        assertTrue(Files.isRegularFile(dir.resolve("gflops-D16-causal.png")));
     }
 
     @Test

@@ -34,6 +34,11 @@ final class VectorTileMath implements TileMath {
     private static final float EXP_MAX = 88.0f;
     private static final FloatVector IOTA = iota(); // 0, 1, ..., L-1
     private static final List<VectorShuffle<Float>> HALVING_ROTATIONS = halvingRotations();
+    // Lane i takes lane i + n (mod L): sum()'s halving steps for up to 16 lanes.
+    private static final VectorShuffle<Float> ROTATE_8 = VectorShuffle.iota(F, 8 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_4 = VectorShuffle.iota(F, 4 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_2 = VectorShuffle.iota(F, 2 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_1 = VectorShuffle.iota(F, 1 % L, 1, true);
     private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(F, -LN2_HI);
     private static final FloatVector NEG_LN2_LO = FloatVector.broadcast(F, -LN2_LO);
     private static final FloatVector ONE = FloatVector.broadcast(F, 1f);
@@ -227,22 +232,58 @@ final class VectorTileMath implements TileMath {
             e.intoArray(s, i);
             sum = sum.add(e);
         }
-        return sum(sum);
+        // sum(sum) written out: this method is inlined into FlashForward.run, where C2 runs out of
+        // inlining budget, and a call to sum() left out of line would box its vector argument on
+        // the heap for every score row. Same steps and order as sum().
+        if (L > 16) {
+            return sum(sum);
+        }
+        if (L >= 16) {
+            sum = sum.add(sum.rearrange(ROTATE_8));
+        }
+        if (L >= 8) {
+            sum = sum.add(sum.rearrange(ROTATE_4));
+        }
+        if (L >= 4) {
+            sum = sum.add(sum.rearrange(ROTATE_2));
+        }
+        if (L >= 2) {
+            sum = sum.add(sum.rearrange(ROTATE_1));
+        }
+        return sum.lane(0);
     }
 
     /**
      * The sum of the lanes in one fixed order, halving the vector each step. Not
      * {@code reduceLanes(ADD)}: its order is left to the implementation, and the interpreter's
-     * and C2's differ, so the same call would change in the last bit once compiled.
+     * and C2's differ, so the same call would change in the last bit once compiled. The steps are
+     * written out with shuffles held in static final fields, which C2 sees as constants: fetched
+     * from a list in a loop, the shuffles were not constant, {@code rearrange} and {@code add} fell
+     * back to their Java implementations, and every score row allocated vectors on the heap.
      */
     static float sum(FloatVector v) {
-        for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
-            v = v.add(v.rearrange(HALVING_ROTATIONS.get(i)));
+        if (L > 16) {
+            for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
+                v = v.add(v.rearrange(HALVING_ROTATIONS.get(i)));
+            }
+            return v.lane(0);
+        }
+        if (L >= 16) {
+            v = v.add(v.rearrange(ROTATE_8));
+        }
+        if (L >= 8) {
+            v = v.add(v.rearrange(ROTATE_4));
+        }
+        if (L >= 4) {
+            v = v.add(v.rearrange(ROTATE_2));
+        }
+        if (L >= 2) {
+            v = v.add(v.rearrange(ROTATE_1));
         }
         return v.lane(0);
     }
 
-    /** Rotations by L/2, L/4, ..., 1 lanes: constant shuffles, which C2 turns into one permute each. */
+    /** Rotations by L/2, L/4, ..., 1 lanes, for vectors wider than 16 lanes. */
     private static List<VectorShuffle<Float>> halvingRotations() {
         List<VectorShuffle<Float>> rotations = new ArrayList<>();
         for (int half = L / 2; half > 0; half /= 2) {
