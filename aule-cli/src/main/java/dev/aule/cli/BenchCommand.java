@@ -137,7 +137,7 @@ final class BenchCommand implements Callable<Integer> {
 
         TextTable table = new TextTable(TextTable.Column.left("shape"), TextTable.Column.left("contender"),
                 TextTable.Column.right("ms"), TextTable.Column.right("GFLOP/s"), TextTable.Column.right("% GEMM"),
-                TextTable.Column.right("heap MiB/call"));
+                TextTable.Column.right("heap MiB/call"), TextTable.Column.left("note"));
         rows.forEach(table::add);
         out.println();
         if (gemm > 0) {
@@ -173,11 +173,11 @@ final class BenchCommand implements Callable<Integer> {
                 String.format(Locale.ROOT, "%.1f", m.gflops()),
                 Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
                 m.contender().equals(Contenders.ONNXRUNTIME) ? "(native)"
-                        : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0)};
+                        : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0), ""};
     }
 
     private static String[] row(BenchShape shape, String name, String note) {
-        return new String[] {shape.label(), name, note, "", "", ""};
+        return new String[] {shape.label(), name, "-", "-", "-", "-", note};
     }
 
     private Path writeCsv(List<Measurement> results) {

@@ -21,11 +21,19 @@ import java.util.stream.IntStream;
  * sees one contiguous key interval (causal and window both bound it), so the tile only visits
  * key blocks that some row sees, and masks elementwise only at the interval edges.
  *
- * <p>Tile sizes: 64 query rows (16 micro-kernel passes of 4 rows reuse each packed key block
- * from L1/L2) by {@link TileMath#keyTile()} keys.
+ * <p>Tile sizes: as many query rows as keep the query tile and the output accumulator within
+ * {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at 256, 64 at 512), by
+ * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block)
+ * is then reused by 64 passes of the 4-row micro-kernels, and the tile set in use (about 400 KiB
+ * at D = 128) stays in a 1 MiB L2; 64-row tiles ran 20 to 30 % slower at D = 64 and 128.
  */
 final class FlashForward {
-    static final int TILE_ROWS = 64;
+    /** Most query rows a tile holds (D <= 128). */
+    static final int MAX_TILE_ROWS = 256;
+    /** Fewest query rows a tile holds (large head dims). */
+    static final int MIN_TILE_ROWS = 64;
+    /** Bytes of query tile plus output accumulator that a tile aims at: a quarter of a 1 MiB L2, or half of 512 KiB. */
+    static final int TILE_BUDGET_BYTES = 256 * 1024;
     static final int MIN_SPLIT_KEYS = 512;
     /**
      * Short tiles, of at most this many rows (8 decode queries x a GQA group of 4), skip the key
@@ -53,6 +61,7 @@ final class FlashForward {
     private final int dp;
     private final int dvp;
     private final int keyTile;
+    private final int tileRows;
     private final int rows;
     private final int tiles;
     private final float scale;
@@ -61,7 +70,8 @@ final class FlashForward {
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
     private final int splits;
     private final int[] order;
-    // Split-KV partial states, [tileItem][split][TILE_ROWS] (x dvp for o); null when splits == 1.
+    // Split-KV partial states, [tileItem][split][partRows] (x dvp for o); null when splits == 1.
+    private final int partRows;
     private final float[] partialO;
     private final float[] partialM;
     private final float[] partialL;
@@ -87,7 +97,9 @@ final class FlashForward {
         this.dvp = roundUp(dv, math.lanes());
         this.keyTile = math.keyTile();
         this.rows = Math.multiplyExact(group, shape.queryLen());
-        this.tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+        this.tileRows = tileRows(dp, dvp);
+        this.tiles = (rows + tileRows - 1) / tileRows;
+        this.partRows = Math.min(tileRows, rows);
         this.scale = options.scale(d);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
@@ -98,9 +110,9 @@ final class FlashForward {
         this.kInPlace = HeapRows.of(k, math.lanes());
         this.vInPlace = HeapRows.of(v, math.lanes());
         if (splits > 1) {
-            partialO = new float[tileItems * splits * TILE_ROWS * dvp];
-            partialM = new float[tileItems * splits * TILE_ROWS];
-            partialL = new float[tileItems * splits * TILE_ROWS];
+            partialO = new float[tileItems * splits * partRows * dvp];
+            partialM = new float[tileItems * splits * partRows];
+            partialL = new float[tileItems * splits * partRows];
             pendingSplits = new AtomicIntegerArray(tileItems);
             for (int i = 0; i < tileItems; i++) {
                 pendingSplits.set(i, splits);
@@ -109,6 +121,16 @@ final class FlashForward {
             partialO = partialM = partialL = null;
             pendingSplits = null;
         }
+    }
+
+    /** Rows per tile for padded head dims {@code dp}, {@code dvp}: a power of two within the budget and bounds. */
+    static int tileRows(int dp, int dvp) {
+        int fit = TILE_BUDGET_BYTES / ((dp + dvp) * Float.BYTES);
+        int rows = MIN_TILE_ROWS;
+        while (rows * 2 <= Math.min(fit, MAX_TILE_ROWS)) {
+            rows *= 2;
+        }
+        return rows;
     }
 
     /**
@@ -134,8 +156,8 @@ final class FlashForward {
     private int[] costliestFirst(int heads) {
         long[] cost = new long[tiles];
         for (int tile = 0; tile < tiles; tile++) {
-            int firstQuery = tile * TILE_ROWS / group;
-            int lastQuery = (Math.min(rows, (tile + 1) * TILE_ROWS) - 1) / group;
+            int firstQuery = tile * tileRows / group;
+            int lastQuery = (Math.min(rows, (tile + 1) * tileRows) - 1) / group;
             for (int i = firstQuery; i <= lastQuery; i++) {
                 cost[tile] += visibility.count(i);
             }
@@ -161,13 +183,13 @@ final class FlashForward {
         int tile = item % tiles;
         int b = item / tiles / kvHeads;
         int kvHead = item / tiles % kvHeads;
-        int r0 = tile * TILE_ROWS;
-        int n = Math.min(TILE_ROWS, rows - r0);
+        int r0 = tile * tileRows;
+        int n = Math.min(tileRows, rows - r0);
         int n4 = roundUp(n, 4);
         boolean shortTile = n4 <= SHORT_TILE_MAX_ROWS;
         boolean byKey = shortTile && n4 > BY_ROW_MAX_ROWS && kInPlace != null;
         int qStride = shortTile ? dp : d;
-        sc.ensure(TILE_ROWS, keyTile, dp, dvp);
+        sc.ensure(tileRows, keyTile, dp, dvp);
         float[] qt = sc.q;
         float[] s = sc.s;
         float[] o = sc.o;
@@ -294,7 +316,7 @@ final class FlashForward {
             }
             return;
         }
-        int part = (item * splits + split) * TILE_ROWS;
+        int part = (item * splits + split) * partRows;
         System.arraycopy(o, 0, partialO, part * dvp, n * dvp);
         System.arraycopy(m, 0, partialM, part, n);
         System.arraycopy(l, 0, partialL, part, n);
@@ -310,17 +332,17 @@ final class FlashForward {
      */
     private void mergeSplits(Scratch sc, int b, int item, int n) {
         float[] merged = sc.o;
-        int base = item * splits * TILE_ROWS;
+        int base = item * splits * partRows;
         for (int t = 0; t < n; t++) {
             float max = Float.NEGATIVE_INFINITY;
             for (int split = 0; split < splits; split++) {
-                max = Math.max(max, partialM[base + split * TILE_ROWS + t]);
+                max = Math.max(max, partialM[base + split * partRows + t]);
             }
             float sum = 0f;
             Arrays.fill(merged, t * dvp, t * dvp + dv, 0f);
             if (max != Float.NEGATIVE_INFINITY) {
                 for (int split = 0; split < splits; split++) {
-                    int at = base + split * TILE_ROWS + t;
+                    int at = base + split * partRows + t;
                     float weight = (float) Math.exp(partialM[at] - max); // 0 for a split that saw nothing
                     if (weight == 0f) {
                         continue;

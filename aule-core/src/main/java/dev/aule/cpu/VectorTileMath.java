@@ -16,7 +16,7 @@ import java.util.List;
  * <p>Tile sizes: a key block is 4 vectors wide (64 keys with 512-bit vectors), so both products
  * run as 4 query rows x 4 vectors = 16 accumulators, which with 4 operand vectors and a broadcast
  * fits the 32 vector registers of AVX-512 without spilling; 4 rows amortise each loaded key or
- * value vector over 4 FMAs. A 64 x 64 x 128 tile set (q, kt, v, s, o) is about 150 KiB, within L2.
+ * value vector over 4 FMAs. A 256 x 64 x 128 tile set (q, kt, v, s, o) is about 400 KiB, within L2.
  */
 final class VectorTileMath implements TileMath {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
