@@ -22,7 +22,8 @@ import java.util.stream.IntStream;
  * key blocks that some row sees, and masks elementwise only at the interval edges.
  *
  * <p>Tile sizes: as many query rows as keep the query tile and the output accumulator within
- * {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at 256, 64 at 512), by
+ * {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at 256, 64 at 512; fewer when a call
+ * would otherwise have under 4 tiles per core), by
  * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block)
  * is then reused by 64 passes of the 4-row micro-kernels, and the tile set in use (about 400 KiB
  * at D = 128) stays in a 1 MiB L2; 64-row tiles ran 20 to 30 % slower at D = 64 and 128.
@@ -97,7 +98,7 @@ final class FlashForward {
         this.dvp = roundUp(dv, math.lanes());
         this.keyTile = math.keyTile();
         this.rows = Math.multiplyExact(group, shape.queryLen());
-        this.tileRows = tileRows(dp, dvp);
+        this.tileRows = tileRows(dp, dvp, rows, (long) shape.batch() * kvHeads);
         this.tiles = (rows + tileRows - 1) / tileRows;
         this.partRows = Math.min(tileRows, rows);
         this.scale = options.scale(d);
@@ -123,14 +124,22 @@ final class FlashForward {
         }
     }
 
-    /** Rows per tile for padded head dims {@code dp}, {@code dvp}: a power of two within the budget and bounds. */
-    static int tileRows(int dp, int dvp) {
+    /**
+     * Rows per tile for padded head dims {@code dp}, {@code dvp}: the largest power of two within the
+     * budget and bounds, halved (down to the minimum) while the call would have fewer than 4 tiles
+     * per core, so shapes with few heads still keep every core busy.
+     */
+    static int tileRows(int dp, int dvp, int rows, long heads) {
         int fit = TILE_BUDGET_BYTES / ((dp + dvp) * Float.BYTES);
-        int rows = MIN_TILE_ROWS;
-        while (rows * 2 <= Math.min(fit, MAX_TILE_ROWS)) {
-            rows *= 2;
+        int tileRows = MIN_TILE_ROWS;
+        while (tileRows * 2 <= Math.min(fit, MAX_TILE_ROWS)) {
+            tileRows *= 2;
         }
-        return rows;
+        long wanted = 4L * CpuPool.threads();
+        while (tileRows > MIN_TILE_ROWS && heads * ((rows + tileRows - 1) / tileRows) < wanted) {
+            tileRows /= 2;
+        }
+        return tileRows;
     }
 
     /**
