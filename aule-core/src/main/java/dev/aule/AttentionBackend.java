@@ -42,4 +42,43 @@ public interface AttentionBackend {
         throw new UnsupportedOperationException("backend " + name()
                 + " has no backward pass yet: gradients arrive with the training issue");
     }
+
+    /**
+     * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys and values of batch
+     * entry {@code b} of a cache ({@code kCache} {@code [B, Hkv, capacity, D]}): each sequence is its own
+     * forward with {@code Sk = cacheLens[b]}, so with causal masking (bottom-right) the queries are the
+     * sequence's last {@code Sq} positions, and prefill over a cached prefix and single-token decode are the
+     * same call. See {@link ServingShapes#cached}.
+     *
+     * @throws UnsupportedOperationException when this backend has no serving entry points
+     */
+    default void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
+                               AttentionOptions options) {
+        throw new UnsupportedOperationException("backend " + name() + " has no cached attention; use cpu or reference");
+    }
+
+    /**
+     * Paged attention (the vLLM block-table layout): like {@link #forwardCached} with sequence {@code b}'s
+     * {@code contextLens[b]} keys read through its block table. See {@link ServingShapes#paged} for the
+     * shapes and rules.
+     *
+     * @throws UnsupportedOperationException when this backend has no serving entry points
+     */
+    default void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+                                Tensor out, Tensor lse, AttentionOptions options) {
+        throw new UnsupportedOperationException("backend " + name() + " has no paged attention; use cpu or reference");
+    }
+
+    /**
+     * Packed variable-length attention: sequences back to back in q, k and v (batch 1), delimited by
+     * {@code cuSeqlensQ} and {@code cuSeqlensK}; no row sees another sequence's keys and every option applies
+     * per sequence. See {@link ServingShapes#varlen}.
+     *
+     * @throws UnsupportedOperationException when this backend has no serving entry points
+     */
+    default void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
+                               Tensor lse, AttentionOptions options) {
+        throw new UnsupportedOperationException("backend " + name()
+                + " has no packed variable-length attention; use cpu or reference");
+    }
 }

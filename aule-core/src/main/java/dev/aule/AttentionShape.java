@@ -188,16 +188,16 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
     }
 
     /** A tensor and the argument name messages call it by. */
-    private record Named(String name, Tensor tensor) {
+    record Named(String name, Tensor tensor) {
     }
 
     /** An output: the expected shape, a supported dtype, writable distinct elements, no overlap with an input. */
-    private void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Named... inputs) {
+    void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Named... inputs) {
         checkShape(name, out, expected, capabilities);
         checkWritable(name, out, inputs);
     }
 
-    private void checkLse(Tensor lse, Capabilities capabilities) {
+    void checkLse(Tensor lse, Capabilities capabilities) {
         if (lse.dtype() != DType.F32) {
             throw new IllegalArgumentException("lse: dtype must be F32, got " + lse.dtype());
         }
@@ -217,7 +217,7 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         }
     }
 
-    private static void checkWritable(String name, Tensor out, Named... inputs) {
+    static void checkWritable(String name, Tensor out, Named... inputs) {
         if (out.memory().isReadOnly()) {
             throw new IllegalArgumentException(name + ": memory is read-only");
         }
@@ -230,7 +230,7 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         }
     }
 
-    private static void checkNoOverlap(String outName, Tensor out, String otherName, Tensor other) {
+    static void checkNoOverlap(String outName, Tensor out, String otherName, Tensor other) {
         if (out.addressedRegion().asOverlappingSlice(other.addressedRegion()).isPresent()) {
             throw new IllegalArgumentException(outName + ": memory overlaps " + otherName
                     + "; an output must not share memory with an input or another output");

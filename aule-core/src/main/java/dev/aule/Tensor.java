@@ -159,6 +159,22 @@ public final class Tensor {
         return dtype;
     }
 
+    /**
+     * A zero-copy view {@code [1, heads, length, headDim]} of rows {@code start .. start + length - 1}
+     * of batch entry {@code b}: one sequence of a batch, or one sequence of a packed (variable-length)
+     * tensor.
+     */
+    public Tensor sequence(int b, int start, int length) {
+        Objects.checkIndex(b, batch);
+        if (length < 1) {
+            throw new IllegalArgumentException("length: must be >= 1, got " + length);
+        }
+        Objects.checkFromIndexSize(start, length, seqLen);
+        long first = (b * strideB + start * strideS) * dtype.byteSize();
+        return new Tensor(memory.asSlice(first), dtype, new int[] {1, heads, length, headDim},
+                new long[] {strideB, strideH, strideS, strideD});
+    }
+
     /** The shape {@code [batch, heads, seq, headDim]}. */
     public long[] shape() {
         return new long[] {batch, heads, seqLen, headDim};

@@ -6,6 +6,7 @@ import dev.aule.AttentionShape;
 import dev.aule.Availability;
 import dev.aule.Capabilities;
 import dev.aule.DType;
+import dev.aule.ServingShapes;
 import dev.aule.Tensor;
 
 import java.util.EnumSet;
@@ -76,6 +77,71 @@ public final class CpuBackend implements AttentionBackend {
                 Scratch.release(scratch);
             }
         });
+    }
+
+    /** Each sequence of the cache runs the same tiled kernel on its own length; all share one pool round-trip. */
+    @Override
+    public void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
+                              AttentionOptions options) {
+        int[] lens = cacheLens == null ? null : cacheLens.clone(); // validated and used: the same copy
+        AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(shape, options);
+        for (int b = 0; b < shape.batch(); b++) {
+            int len = lens[b];
+            call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
+                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                    len == 0 ? null : KvRows.of(kCache.sequence(b, 0, len)),
+                    len == 0 ? null : KvRows.of(vCache.sequence(b, 0, len)), len);
+        }
+        call.run(workers(q, kCache, vCache, out, lse));
+    }
+
+    /** Keys and values are copied page by page into the kernel's packed blocks ({@link PagedRows}). */
+    @Override
+    public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+                               Tensor out, Tensor lse, AttentionOptions options) {
+        int[][] tables = ServingShapes.copyOf(blockTables);
+        int[] lens = contextLens == null ? null : contextLens.clone();
+        AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(shape, options);
+        int blockSize = kCache.seqLen();
+        for (int b = 0; b < shape.batch(); b++) {
+            call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
+                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                    new PagedRows(kCache, tables[b], blockSize), new PagedRows(vCache, tables[b], blockSize), lens[b]);
+        }
+        call.run(workers(q, kCache, vCache, out, lse));
+    }
+
+    /** Each packed sequence is a view of its rows and keys; all of them share one pool round-trip. */
+    @Override
+    public void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
+                              Tensor lse, AttentionOptions options) {
+        int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
+        int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
+        AttentionShape shape = ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(shape, options);
+        for (int s = 0; s + 1 < cuQ.length; s++) {
+            int rows = cuQ[s + 1] - cuQ[s];
+            int keys = cuK[s + 1] - cuK[s];
+            if (rows == 0) {
+                continue;
+            }
+            call.add(q.sequence(0, cuQ[s], rows), out.sequence(0, cuQ[s], rows),
+                    lse == null ? null : lse.sequence(0, cuQ[s], rows),
+                    keys == 0 ? null : KvRows.of(k.sequence(0, cuK[s], keys)),
+                    keys == 0 ? null : KvRows.of(v.sequence(0, cuK[s], keys)), keys);
+        }
+        call.run(workers(q, k, v, out, lse));
+    }
+
+    private SequenceForward sequences(AttentionShape shape, AttentionOptions options) {
+        return new SequenceForward(math, options, shape.queryHeads(), shape.kvHeads(), shape.headDim(),
+                shape.valueDim());
+    }
+
+    private static int workers(Tensor... tensors) {
+        return Tensor.anyThreadConfined(tensors) ? 1 : Integer.MAX_VALUE;
     }
 
     /** FlashAttention-2 backward ({@link FlashBackward}): deterministic, bitwise the same on any number of threads. */

@@ -50,8 +50,8 @@ final class FlashForward {
 
     private final TileMath math;
     private final Tensor q;
-    private final Tensor k;
-    private final Tensor v;
+    private final KvRows k;
+    private final KvRows v;
     private final Tensor out;
     private final Tensor lse;
     private final Visibility visibility;
@@ -83,6 +83,16 @@ final class FlashForward {
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, tileItems(shape));
+    }
+
+    /**
+     * A call whose keys and values come from any {@link KvRows}, one of several sharing the pool at
+     * once ({@code concurrentTiles}: the tile items of all of them, which decides whether key
+     * ranges are split).
+     */
+    FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
+                 Tensor q, KvRows k, KvRows v, Tensor out, Tensor lse, int concurrentTiles) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -106,7 +116,7 @@ final class FlashForward {
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
         int tileItems = shape.batch() * kvHeads * tiles;
-        this.splits = keySplits(tileItems, shape.keyLen(), keyTile);
+        this.splits = keySplits(concurrentTiles, shape.keyLen(), keyTile);
         this.order = costliestFirst(shape.batch() * kvHeads);
         this.kInPlace = HeapRows.of(k, math.lanes());
         this.vInPlace = HeapRows.of(v, math.lanes());
@@ -159,6 +169,12 @@ final class FlashForward {
 
     int items() {
         return order.length;
+    }
+
+    /** Tile items (batch, KV head, row tile) of a call of this shape. */
+    static int tileItems(AttentionShape shape) {
+        int rows = Math.multiplyExact(shape.groupSize(), shape.queryLen());
+        return shape.batch() * shape.kvHeads() * ((rows + TILE_ROWS - 1) / TILE_ROWS);
     }
 
     /** Items ordered so the tiles that see the most keys start first (causal: the bottom rows). */
@@ -411,7 +427,7 @@ final class FlashForward {
         float[] kt = sc.kt;
         float[] row = sc.row;
         for (int j = 0; j < jn; j++) {
-            k.readRow(b, kvHead, j0 + j, row, 0);
+            k.readRows(b, kvHead, j0 + j, 1, row, 0, d);
             for (int x = 0, pos = j; x < d; x++, pos += keyTile) {
                 kt[pos] = row[x];
             }
@@ -424,7 +440,7 @@ final class FlashForward {
     }
 
     /** {@code dst[j][x] = t[j0 + j][x]}, rows {@code stride} apart, each zero-padded from the head dim to the stride. */
-    private static void packRows(Tensor t, float[] dst, int stride, int b, int head, int j0, int jn) {
+    private static void packRows(KvRows t, float[] dst, int stride, int b, int head, int j0, int jn) {
         t.readRows(b, head, j0, jn, dst, 0, stride);
         int dim = t.headDim();
         if (stride > dim) {

@@ -6,6 +6,7 @@ import dev.aule.AttentionShape;
 import dev.aule.Availability;
 import dev.aule.Capabilities;
 import dev.aule.DType;
+import dev.aule.ServingShapes;
 import dev.aule.Tensor;
 import dev.aule.Visibility;
 
@@ -58,6 +59,82 @@ public final class ReferenceBackend implements AttentionBackend {
             int h = bh % shape.queryHeads();
             forwardHead(shape, scores, q, k, v, out, lse, b, h);
         });
+    }
+
+    /** Each sequence is a plain forward on views of its rows and of its cached prefix. */
+    @Override
+    public void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
+                              AttentionOptions options) {
+        int[] lens = cacheLens == null ? null : cacheLens.clone();
+        AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
+        for (int b = 0; b < shape.batch(); b++) {
+            int len = lens[b];
+            forwardSequence(q.sequence(b, 0, shape.queryLen()),
+                    len == 0 ? null : kCache.sequence(b, 0, len), len == 0 ? null : vCache.sequence(b, 0, len),
+                    out.sequence(b, 0, shape.queryLen()), lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                    options);
+        }
+    }
+
+    /** Gathers each sequence's keys and values from its blocks into contiguous tensors, then a plain forward. */
+    @Override
+    public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+                               Tensor out, Tensor lse, AttentionOptions options) {
+        int[][] tables = ServingShapes.copyOf(blockTables);
+        int[] lens = contextLens == null ? null : contextLens.clone();
+        AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
+        for (int b = 0; b < shape.batch(); b++) {
+            forwardSequence(q.sequence(b, 0, shape.queryLen()), gather(kCache, tables[b], lens[b]),
+                    gather(vCache, tables[b], lens[b]), out.sequence(b, 0, shape.queryLen()),
+                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()), options);
+        }
+    }
+
+    /** Each packed sequence is a plain forward on views of its rows and keys. */
+    @Override
+    public void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
+                              Tensor lse, AttentionOptions options) {
+        int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
+        int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
+        ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
+        for (int s = 0; s + 1 < cuQ.length; s++) {
+            int rows = cuQ[s + 1] - cuQ[s];
+            int keys = cuK[s + 1] - cuK[s];
+            if (rows > 0) {
+                forwardSequence(q.sequence(0, cuQ[s], rows), keys == 0 ? null : k.sequence(0, cuK[s], keys),
+                        keys == 0 ? null : v.sequence(0, cuK[s], keys), out.sequence(0, cuQ[s], rows),
+                        lse == null ? null : lse.sequence(0, cuQ[s], rows), options);
+            }
+        }
+    }
+
+    /** One sequence; with no keys (null k and v) every row gets output 0 and LSE {@code -inf}. */
+    private void forwardSequence(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+        if (k == null) {
+            out.fill(0f);
+            if (lse != null) {
+                lse.fill(Float.NEGATIVE_INFINITY);
+            }
+            return;
+        }
+        forward(q, k, v, out, lse, options);
+    }
+
+    /** The first {@code len} rows of one sequence of a paged cache, as a contiguous F32 tensor; null when empty. */
+    private static Tensor gather(Tensor cache, int[] table, int len) {
+        if (len == 0) {
+            return null;
+        }
+        int blockSize = cache.seqLen();
+        Tensor rows = Tensor.allocate(DType.F32, 1, cache.heads(), len, cache.headDim());
+        float[] row = new float[cache.headDim()];
+        for (int h = 0; h < cache.heads(); h++) {
+            for (int j = 0; j < len; j++) {
+                cache.readRow(table[j / blockSize], h, j % blockSize, row, 0);
+                rows.writeRow(0, h, j, row, 0);
+            }
+        }
+        return rows;
     }
 
     /** Gradients in float64 by {@link ReferenceBackward}, which recomputes the forward itself and ignores {@code lse}'s values. */

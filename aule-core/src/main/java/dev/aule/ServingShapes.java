@@ -1,0 +1,165 @@
+package dev.aule;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * Validation of the serving entry points (attention against a cache with a length per sequence,
+ * paged attention, packed variable-length attention), in the spirit of {@link AttentionShape}: every
+ * shape, length, offset and block index a kernel will use is checked before anything is read or
+ * written, and a violation is an {@link IllegalArgumentException} naming the argument and the rule.
+ */
+public final class ServingShapes {
+    private ServingShapes() {
+    }
+
+    /**
+     * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys of batch entry
+     * {@code b} of {@code kCache} {@code [B, Hkv, capacity, D]} and {@code vCache}
+     * {@code [B, Hkv, capacity, Dv]}; {@code 0 <= cacheLens[b] <= capacity}. The returned shape has
+     * {@code keyLen = capacity}; each sequence's own is its length.
+     */
+    public static AttentionShape cached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out,
+                                        Tensor lse, AttentionOptions options, Capabilities capabilities) {
+        AttentionShape shape = AttentionShape.forward(q, kCache, vCache, out, lse, options, capabilities);
+        Objects.requireNonNull(cacheLens, "cacheLens");
+        if (cacheLens.length != shape.batch()) {
+            throw new IllegalArgumentException("cacheLens: length " + cacheLens.length + " must equal the batch "
+                    + shape.batch() + " of q " + q.shapeString());
+        }
+        for (int b = 0; b < cacheLens.length; b++) {
+            if (cacheLens[b] < 0 || cacheLens[b] > shape.keyLen()) {
+                throw new IllegalArgumentException("cacheLens[" + b + "]: " + cacheLens[b]
+                        + " must be in [0, capacity " + shape.keyLen() + "] of kCache " + kCache.shapeString());
+            }
+        }
+        return shape;
+    }
+
+    /**
+     * Paged attention: sequence {@code b} has {@code contextLens[b]} keys; key {@code j} lives in slot
+     * {@code j % blockSize} of block {@code blockTables[b][j / blockSize]}. {@code kCache} is
+     * {@code [numBlocks, Hkv, blockSize, D]} (the vLLM memory layout {@code [numBlocks, blockSize, Hkv, D]}
+     * is this view with BSHD strides), {@code vCache} {@code [numBlocks, Hkv, blockSize, Dv]}. Rules:
+     * one table and one length per query batch entry, {@code 0 <= contextLens[b] <= blockTables[b].length
+     * * blockSize}, and every block id a context reaches (the first {@code ceil(contextLens[b] / blockSize)}
+     * of its table) in {@code [0, numBlocks)}; later entries are never read. The returned shape has
+     * {@code keyLen} the longest context.
+     */
+    public static AttentionShape paged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
+                                       int[] contextLens, Tensor out, Tensor lse, AttentionOptions options,
+                                       Capabilities capabilities) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(kCache, "kCache");
+        Objects.requireNonNull(vCache, "vCache");
+        Objects.requireNonNull(blockTables, "blockTables");
+        Objects.requireNonNull(contextLens, "contextLens");
+        Objects.requireNonNull(out, "out");
+        Objects.requireNonNull(options, "options");
+        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
+                + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
+        if (vCache.batch() != kCache.batch() || vCache.heads() != kCache.heads()
+                || vCache.seqLen() != kCache.seqLen()) {
+            throw new IllegalArgumentException("vCache: numBlocks, Hkv and blockSize must equal kCache's" + shapes);
+        }
+        // The per-row rules (heads, head dims, dtypes, slopes) are forward's, on one block as keys.
+        Tensor kBlock = kCache.sequence(0, 0, kCache.seqLen());
+        Tensor vBlock = vCache.sequence(0, 0, vCache.seqLen());
+        AttentionShape rows = AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options,
+                capabilities);
+        int batch = q.batch();
+        if (blockTables.length != batch || contextLens.length != batch) {
+            throw new IllegalArgumentException("blockTables, contextLens: lengths " + blockTables.length + " and "
+                    + contextLens.length + " must both equal the batch " + batch + " of q" + shapes);
+        }
+        int numBlocks = kCache.batch();
+        int blockSize = kCache.seqLen();
+        int longest = 0;
+        for (int b = 0; b < batch; b++) {
+            int[] table = blockTables[b];
+            if (table == null) {
+                throw new IllegalArgumentException("blockTables[" + b + "]: is null");
+            }
+            long reach = (long) table.length * blockSize;
+            if (contextLens[b] < 0 || contextLens[b] > reach) {
+                throw new IllegalArgumentException("contextLens[" + b + "]: " + contextLens[b] + " must be in [0, "
+                        + reach + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
+            }
+            int used = (contextLens[b] + blockSize - 1) / blockSize;
+            for (int i = 0; i < used; i++) {
+                if (table[i] < 0 || table[i] >= numBlocks) {
+                    throw new IllegalArgumentException("blockTables[" + b + "][" + i + "]: block " + table[i]
+                            + " must be in [0, numBlocks " + numBlocks + ")" + shapes);
+                }
+            }
+            longest = Math.max(longest, contextLens[b]);
+        }
+        AttentionShape shape = new AttentionShape(batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest,
+                rows.headDim(), rows.valueDim());
+        AttentionShape.Named[] inputs = {new AttentionShape.Named("q", q), new AttentionShape.Named("kCache", kCache),
+                new AttentionShape.Named("vCache", vCache)};
+        shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
+        if (lse != null) {
+            shape.checkLse(lse, capabilities);
+            AttentionShape.checkWritable("lse", lse, inputs);
+            AttentionShape.checkNoOverlap("lse", lse, "out", out);
+        }
+        return shape;
+    }
+
+    /**
+     * Packed variable-length attention: q {@code [1, Hq, totalQ, D]}, k {@code [1, Hkv, totalK, D]} and v hold
+     * {@code n} sequences back to back; sequence {@code s} is query rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])}
+     * against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. Both offset arrays have {@code n + 1} entries,
+     * start at 0, never decrease and end at the total.
+     */
+    public static AttentionShape varlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
+                                        Tensor out, Tensor lse, AttentionOptions options,
+                                        Capabilities capabilities) {
+        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
+        if (shape.batch() != 1) {
+            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
+                    + "cuSeqlensQ/cuSeqlensK), got " + q.shapeString());
+        }
+        checkOffsets("cuSeqlensQ", cuSeqlensQ, shape.queryLen(), "q");
+        checkOffsets("cuSeqlensK", cuSeqlensK, shape.keyLen(), "k");
+        if (cuSeqlensQ.length != cuSeqlensK.length) {
+            throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
+                    + cuSeqlensQ.length + " (one offset per sequence, plus one)");
+        }
+        return shape;
+    }
+
+    /**
+     * A copy of block tables (rows copied, null rows kept null), for backends to validate and then read
+     * the same values however the caller's arrays change meanwhile.
+     */
+    public static int[][] copyOf(int[][] blockTables) {
+        if (blockTables == null) {
+            return null;
+        }
+        int[][] copy = new int[blockTables.length][];
+        for (int b = 0; b < copy.length; b++) {
+            copy[b] = blockTables[b] == null ? null : blockTables[b].clone();
+        }
+        return copy;
+    }
+
+    private static void checkOffsets(String name, int[] cu, int total, String tensor) {
+        Objects.requireNonNull(cu, name);
+        if (cu.length < 2 || cu[0] != 0 || cu[cu.length - 1] != total) {
+            throw new IllegalArgumentException(name + ": must hold at least 2 offsets, start at 0 and end at "
+                    + tensor + "'s packed length " + total + ", got " + abbreviate(cu));
+        }
+        for (int s = 1; s < cu.length; s++) {
+            if (cu[s] < cu[s - 1]) {
+                throw new IllegalArgumentException(name + "[" + s + "]: " + cu[s] + " is below " + name + "["
+                        + (s - 1) + "] " + cu[s - 1] + "; offsets must not decrease");
+            }
+        }
+    }
+
+    private static String abbreviate(int[] a) {
+        return a.length <= 16 ? Arrays.toString(a) : Arrays.toString(Arrays.copyOf(a, 16)) + "... (" + a.length + ")";
+    }
+}

@@ -1,0 +1,85 @@
+package dev.aule.cpu;
+
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionShape;
+import dev.aule.Tensor;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * Several independent sequences in one pool round-trip: the sequences of a cache with a length
+ * each, of a paged cache, or of a packed variable-length batch. Each is a {@link FlashForward} over
+ * its own views and key source; their work items are concatenated (longest sequences first) and
+ * taken from one shared counter, and whether key ranges are split is decided on the tiles of all
+ * of them together, so a batch of decodes splits exactly as one batched forward would.
+ */
+final class SequenceForward {
+    private final List<Sequence> sequences = new ArrayList<>();
+    private final TileMath math;
+    private final AttentionOptions options;
+    private final int queryHeads;
+    private final int kvHeads;
+    private final int headDim;
+    private final int valueDim;
+
+    /** One sequence: its query rows, outputs, and {@code keyLen} keys and values. */
+    private record Sequence(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, AttentionShape shape) {
+    }
+
+    SequenceForward(TileMath math, AttentionOptions options, int queryHeads, int kvHeads, int headDim, int valueDim) {
+        this.math = math;
+        this.options = options;
+        this.queryHeads = queryHeads;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.valueDim = valueDim;
+    }
+
+    /**
+     * Adds a sequence of {@code q.seqLen()} rows ({@code q}, {@code out}, {@code lse}: batch-1 views, lse
+     * nullable) against {@code keyLen} keys; with no keys its rows are written at once (0 and {@code -inf}).
+     */
+    void add(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen) {
+        if (keyLen == 0) {
+            out.fill(0f);
+            if (lse != null) {
+                lse.fill(Float.NEGATIVE_INFINITY);
+            }
+            return;
+        }
+        AttentionShape shape = new AttentionShape(1, queryHeads, kvHeads, q.seqLen(), keyLen, headDim, valueDim);
+        sequences.add(new Sequence(q, out, lse, k, v, keyLen, shape));
+    }
+
+    /** Runs every added sequence on at most {@code maxWorkers} workers. */
+    void run(int maxWorkers) {
+        if (sequences.isEmpty()) {
+            return;
+        }
+        sequences.sort(Comparator.comparingLong((Sequence s) -> (long) s.q().seqLen() * s.keyLen()).reversed());
+        int tiles = 0;
+        for (Sequence s : sequences) {
+            tiles += FlashForward.tileItems(s.shape());
+        }
+        FlashForward[] calls = new FlashForward[sequences.size()];
+        int[] firstItem = new int[calls.length + 1];
+        for (int i = 0; i < calls.length; i++) {
+            Sequence s = sequences.get(i);
+            calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse(), tiles);
+            firstItem[i + 1] = firstItem[i] + calls[i].items();
+        }
+        CpuPool.forEach(firstItem[calls.length], maxWorkers, index -> {
+            int found = Arrays.binarySearch(firstItem, index);
+            int call = found >= 0 ? found : -found - 2; // every call has at least one item
+            Scratch scratch = Scratch.acquire();
+            try {
+                calls[call].run(index - firstItem[call], scratch);
+            } finally {
+                Scratch.release(scratch);
+            }
+        });
+    }
+}
