@@ -1,5 +1,7 @@
 package dev.aule;
 
+import java.util.List;
+
 /**
  * Attention through the {@linkplain Backends#selected() selected backend}. Shapes are
  * {@code [batch, heads, seq, headDim]}; k and v may have fewer heads than q (GQA/MQA) and v its
@@ -49,6 +51,68 @@ public final class Attention {
                 Tensor.allocate(v.dtype(), v.batch(), v.heads(), v.seqLen(), v.headDim()));
         backend.backward(q, k, v, out, dOut, lse, grads.dq(), grads.dk(), grads.dv(), options);
         return grads;
+    }
+
+    /**
+     * Paged attention in the vLLM block-table layout, on the selected backend. {@code kCache} is the
+     * tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout {@code [numBlocks, blockSize, Hkv, D]}
+     * is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
+     * {@code Tensor.of(segment, dtype, {numBlocks, Hkv, blockSize, D}, {blockSize*Hkv*D, D, Hkv*D, 1})}).
+     * Sequence {@code b} (batch entry {@code b} of q {@code [B, Hq, Sq, D]}) has {@code contextLens[b]} keys,
+     * key {@code j} in slot {@code j % blockSize} of block {@code blockTables[b][j / blockSize]}; its queries are
+     * its last {@code Sq} positions. Every block index and length is checked before any read
+     * ({@link ServingShapes#paged}).
+     */
+    public static AttentionResult pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
+                                                 int[] contextLens, AttentionOptions options) {
+        AttentionResult result = allocateResult(q, vCache);
+        Backends.selected().pagedAttention(q, kCache, vCache, blockTables, contextLens, result.out(), result.lse(),
+                options);
+        return result;
+    }
+
+    /**
+     * Packed variable-length attention (no padding): q {@code [1, Hq, totalQ, D]}, k and v
+     * {@code [1, Hkv, totalK, D]} hold sequences back to back; sequence {@code s} is rows
+     * {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. No row
+     * sees another sequence; causal, window and ALiBi apply within each sequence.
+     */
+    public static AttentionResult forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
+                                                AttentionOptions options) {
+        AttentionResult result = allocateResult(q, v);
+        Backends.selected().forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * Combines attention results of the same queries over disjoint key sets into the exact result over
+     * their union (split-KV, context parallelism, ring attention): each partial is weighted by
+     * {@code exp(lse_p - lse)}. Partials with {@code lse = -inf} contribute nothing; if all are empty the row
+     * is 0 with {@code lse = -inf}. Computed in float64; the output has the first partial's dtype.
+     */
+    public static AttentionResult mergeStates(List<AttentionResult> partials) {
+        java.util.Objects.requireNonNull(partials, "partials");
+        if (partials.isEmpty() || partials.getFirst() == null || partials.getFirst().out() == null) {
+            throw new IllegalArgumentException("partials: need at least one (out, lse) pair");
+        }
+        Tensor first = partials.getFirst().out();
+        AttentionResult merged = new AttentionResult(
+                Tensor.allocate(first.dtype(), first.batch(), first.heads(), first.seqLen(), first.headDim()),
+                Tensor.allocate(DType.F32, first.batch(), first.heads(), first.seqLen(), 1));
+        StateMerge.merge(partials, merged.out(), merged.lse());
+        return merged;
+    }
+
+    /** {@link #mergeStates(List)} into caller-owned {@code out} and F32 {@code lse}, which must not overlap the partials. */
+    public static void mergeStatesInto(List<AttentionResult> partials, Tensor out, Tensor lse) {
+        StateMerge.merge(partials, out, lse);
+    }
+
+    private static AttentionResult allocateResult(Tensor q, Tensor v) {
+        java.util.Objects.requireNonNull(q, "q");
+        java.util.Objects.requireNonNull(v, "v");
+        return new AttentionResult(Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), v.headDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
     }
 
     private static Tensor allocateOut(Tensor q, Tensor k, Tensor v, AttentionOptions options, AttentionBackend backend) {

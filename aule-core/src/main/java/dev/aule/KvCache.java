@@ -1,0 +1,207 @@
+package dev.aule;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * A contiguous key/value cache for a batch of sequences: keys {@code [batch, Hkv, capacity, D]} and
+ * values {@code [batch, Hkv, capacity, Dv]}, with a length per sequence. New tokens are appended (any
+ * number per sequence, optionally rotated by RoPE on the way in); queries attend to each sequence's
+ * cached prefix with {@link #attention}.
+ *
+ * <p>Causal masking is aligned bottom-right, so the queries of a call are the last {@code Sq}
+ * positions of each sequence: prefill on top of a cached prefix (append the prompt's keys, then
+ * attend with its queries) and single-token decode (append one, attend with one) are the same call.
+ *
+ * <p>Not thread-safe: one thread (the scheduler) appends and attends; attention itself runs on all
+ * cores.
+ */
+public final class KvCache {
+    private final Tensor keys;
+    private final Tensor values;
+    private final int[] lengths;
+
+    private KvCache(Tensor keys, Tensor values) {
+        this.keys = keys;
+        this.values = values;
+        this.lengths = new int[keys.batch()];
+    }
+
+    /**
+     * A zeroed cache of {@code batch} empty sequences. Storage is off-heap (freed by the garbage
+     * collector with the cache), so it may exceed a Java array.
+     */
+    public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim, int valueDim) {
+        Objects.requireNonNull(dtype, "dtype");
+        long[] kShape = {batch, kvHeads, capacity, headDim};
+        long[] vShape = {batch, kvHeads, capacity, valueDim};
+        for (long extent : kShape) {
+            if (extent < 1) {
+                throw new IllegalArgumentException("batch, kvHeads, capacity, headDim: must be >= 1, got "
+                        + Arrays.toString(kShape));
+            }
+        }
+        if (valueDim < 1) {
+            throw new IllegalArgumentException("valueDim: must be >= 1, got " + valueDim);
+        }
+        return new KvCache(offHeap(dtype, kShape), offHeap(dtype, vShape));
+    }
+
+    /** {@link #allocate(DType, int, int, int, int, int)} with {@code Dv = D}. */
+    public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim) {
+        return allocate(dtype, batch, kvHeads, capacity, headDim, headDim);
+    }
+
+    /**
+     * A cache over caller-owned storage (any layout): keys {@code [batch, Hkv, capacity, D]} and values
+     * with the same batch, heads and capacity. Every sequence starts empty; the memory is not cleared.
+     */
+    public static KvCache of(Tensor keys, Tensor values) {
+        Objects.requireNonNull(keys, "keys");
+        Objects.requireNonNull(values, "values");
+        if (keys.batch() != values.batch() || keys.heads() != values.heads() || keys.seqLen() != values.seqLen()) {
+            throw new IllegalArgumentException("values: batch, heads and capacity must equal the keys' (keys "
+                    + keys.shapeString() + ", values " + values.shapeString() + ")");
+        }
+        if (keys.memory().isReadOnly() || values.memory().isReadOnly()) {
+            throw new IllegalArgumentException("keys, values: memory is read-only; a cache is written");
+        }
+        return new KvCache(keys, values);
+    }
+
+    static Tensor offHeap(DType dtype, long[] shape) {
+        long count = shape[0] * shape[1] * shape[2] * shape[3];
+        MemorySegment memory = Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+        long[] strides = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
+        return Tensor.of(memory, dtype, shape, strides);
+    }
+
+    public int batch() {
+        return keys.batch();
+    }
+
+    public int kvHeads() {
+        return keys.heads();
+    }
+
+    public int capacity() {
+        return keys.seqLen();
+    }
+
+    public int headDim() {
+        return keys.headDim();
+    }
+
+    public int valueDim() {
+        return values.headDim();
+    }
+
+    /** Cached tokens of sequence {@code b}. */
+    public int length(int b) {
+        return lengths[Objects.checkIndex(b, lengths.length)];
+    }
+
+    /** The length of every sequence (a copy). */
+    public int[] lengths() {
+        return lengths.clone();
+    }
+
+    /** The whole key storage {@code [batch, Hkv, capacity, D]}; positions past a sequence's length are stale. */
+    public Tensor keys() {
+        return keys;
+    }
+
+    /** The whole value storage {@code [batch, Hkv, capacity, Dv]}. */
+    public Tensor values() {
+        return values;
+    }
+
+    /** Appends {@code k.seqLen()} tokens to every sequence: k {@code [batch, Hkv, n, D]}, v {@code [batch, Hkv, n, Dv]}. */
+    public void append(Tensor k, Tensor v) {
+        append(k, v, null, null);
+    }
+
+    /**
+     * Appends the first {@code counts[b]} rows of batch entry {@code b} of k and v to sequence {@code b}
+     * ({@code counts} null: all {@code k.seqLen()} rows), rotating each key by {@code rope} (null: none) to
+     * its position in the sequence. All or nothing: a count out of range or a sequence that would pass the
+     * capacity changes nothing.
+     *
+     * @throws KvCacheFullException when a sequence would pass the capacity
+     */
+    public void append(Tensor k, Tensor v, int[] counts, Rope rope) {
+        CacheRows.checkNew(k, v, batch(), kvHeads(), headDim(), valueDim(), rope);
+        int[] n = counts == null ? filled(batch(), k.seqLen()) : counts.clone();
+        if (n.length != batch()) {
+            throw new IllegalArgumentException("counts: length " + n.length + " must equal the batch " + batch());
+        }
+        for (int b = 0; b < n.length; b++) {
+            if (n[b] < 0 || n[b] > k.seqLen()) {
+                throw new IllegalArgumentException("counts[" + b + "]: " + n[b] + " must be in [0, " + k.seqLen()
+                        + "], the rows of k " + k.shapeString());
+            }
+            if (rope != null) {
+                rope.checkPositions("counts[" + b + "]", lengths[b], n[b]);
+            }
+            if ((long) lengths[b] + n[b] > capacity()) {
+                throw new KvCacheFullException("sequence " + b + ": " + lengths[b] + " cached + " + n[b]
+                        + " new tokens exceed the capacity " + capacity());
+            }
+        }
+        float[] row = new float[Math.max(headDim(), valueDim())];
+        for (int b = 0; b < n.length; b++) {
+            for (int h = 0; h < kvHeads(); h++) {
+                for (int s = 0; s < n[b]; s++) {
+                    int position = lengths[b] + s;
+                    CacheRows.copy(k, b, h, s, keys, b, position, row, rope, position);
+                    CacheRows.copy(v, b, h, s, values, b, position, row, null, 0);
+                }
+            }
+        }
+        for (int b = 0; b < n.length; b++) {
+            lengths[b] += n[b];
+        }
+    }
+
+    /** Drops the tokens of sequence {@code b} past {@code length} (for example rejected speculative tokens); 0 empties it. */
+    public void truncate(int b, int length) {
+        Objects.checkIndex(b, lengths.length);
+        if (length < 0 || length > lengths[b]) {
+            throw new IllegalArgumentException("length: " + length + " must be in [0, " + lengths[b]
+                    + "], the length of sequence " + b);
+        }
+        lengths[b] = length;
+    }
+
+    /**
+     * Attention of q {@code [batch, Hq, Sq, D]} against each sequence's cached tokens, on the selected
+     * backend: output (q's dtype) and LSE. See {@link AttentionBackend#forwardCached}.
+     */
+    public AttentionResult attention(Tensor q, AttentionOptions options) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionInto(q, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable), on the selected backend. */
+    public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
+        Backends.selected().forwardCached(q, keys, values, lengths.clone(), out, lse, options);
+    }
+
+    private static int[] filled(int n, int value) {
+        int[] a = new int[n];
+        Arrays.fill(a, value);
+        return a;
+    }
+
+    @Override
+    public String toString() {
+        return "KvCache[" + keys.dtype() + ", batch " + batch() + ", " + kvHeads() + " KV heads, capacity " + capacity()
+                + ", head dims " + headDim() + "/" + valueDim() + ", lengths " + Arrays.toString(lengths) + "]";
+    }
+}

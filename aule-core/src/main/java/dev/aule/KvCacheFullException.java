@@ -1,0 +1,12 @@
+package dev.aule;
+
+/**
+ * An append needs more room than a cache has: more positions than a {@link KvCache}'s capacity, or
+ * more blocks than a {@link PagedKvCache} has free. The cache is unchanged when this is thrown, so a
+ * scheduler can free or preempt sequences and retry.
+ */
+public final class KvCacheFullException extends IllegalStateException {
+    public KvCacheFullException(String message) {
+        super(message);
+    }
+}

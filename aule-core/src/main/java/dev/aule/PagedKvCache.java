@@ -1,0 +1,375 @@
+package dev.aule;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * A paged key/value cache: a fixed pool of blocks of {@code blockSize} tokens, and per sequence a
+ * block table mapping its positions to blocks, as in vLLM. Sequences grow a block at a time, so
+ * memory follows the tokens actually cached instead of a maximum length per request.
+ *
+ * <p>Storage: keys {@code [numBlocks, Hkv, blockSize, D]} and values {@code [numBlocks, Hkv,
+ * blockSize, Dv]}, each block one contiguous run (a key block's rows of one head are read with one
+ * bulk copy), off-heap, in F32, F16 or BF16.
+ *
+ * <p>Prefix sharing: {@link #fork} makes a sequence that shares every block of its parent (blocks
+ * are reference-counted). Full blocks are never written again, so they stay shared; the first append
+ * into a shared partial last block copies it first (copy-on-write). {@link #free} returns a
+ * sequence's blocks whose count drops to zero.
+ *
+ * <p>Failure leaves the cache unchanged: an append that needs more blocks than are free throws
+ * {@link KvCacheFullException} before anything is written, so a scheduler can preempt and retry.
+ *
+ * <p>Not thread-safe: one thread (the scheduler) owns it; attention itself runs on all cores.
+ */
+public final class PagedKvCache {
+    private final Tensor keys;
+    private final Tensor values;
+    private final int blockSize;
+    private final int[] refCount;
+    private final int[] freeBlocks; // a stack; freeBlocks[0 .. freeCount) are free
+    private int freeCount;
+    private final Map<Integer, Sequence> sequences = new HashMap<>();
+    private int nextId;
+
+    /** A sequence's block table and length. */
+    private static final class Sequence {
+        int[] blocks = new int[4];
+        int blockCount;
+        int length;
+
+        Sequence copy() {
+            Sequence s = new Sequence();
+            s.blocks = blocks.clone();
+            s.blockCount = blockCount;
+            s.length = length;
+            return s;
+        }
+    }
+
+    /**
+     * Token and memory accounting.
+     *
+     * @param totalBlocks blocks in the pool
+     * @param usedBlocks blocks held by at least one sequence
+     * @param freeBlocks blocks available to appends
+     * @param sequences live sequences
+     * @param tokens tokens over all sequences (a shared prefix counted once per sequence)
+     * @param bytesPerBlock key and value bytes of one block
+     */
+    public record Usage(int totalBlocks, int usedBlocks, int freeBlocks, int sequences, long tokens,
+                        long bytesPerBlock) {
+        /** Key and value bytes of the blocks in use. */
+        public long bytesUsed() {
+            return usedBlocks * bytesPerBlock;
+        }
+
+        /** Key and value bytes of the whole pool. */
+        public long bytesTotal() {
+            return totalBlocks * bytesPerBlock;
+        }
+    }
+
+    private PagedKvCache(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim, int valueDim) {
+        this.keys = KvCache.offHeap(dtype, new long[] {numBlocks, kvHeads, blockSize, headDim});
+        this.values = KvCache.offHeap(dtype, new long[] {numBlocks, kvHeads, blockSize, valueDim});
+        this.blockSize = blockSize;
+        this.refCount = new int[numBlocks];
+        this.freeBlocks = new int[numBlocks];
+        for (int i = 0; i < numBlocks; i++) {
+            freeBlocks[i] = numBlocks - 1 - i; // block 0 is handed out first
+        }
+        this.freeCount = numBlocks;
+    }
+
+    /**
+     * A pool of {@code numBlocks} blocks of {@code blockSize} tokens (16 and 32 are usual), each holding
+     * {@code kvHeads} heads of keys of {@code headDim} and values of {@code valueDim} elements.
+     */
+    public static PagedKvCache create(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim,
+                                      int valueDim) {
+        Objects.requireNonNull(dtype, "dtype");
+        int[] extents = {numBlocks, blockSize, kvHeads, headDim, valueDim};
+        for (int extent : extents) {
+            if (extent < 1) {
+                throw new IllegalArgumentException("numBlocks, blockSize, kvHeads, headDim, valueDim: must be >= 1, got "
+                        + Arrays.toString(extents));
+            }
+        }
+        return new PagedKvCache(dtype, numBlocks, blockSize, kvHeads, headDim, valueDim);
+    }
+
+    /** {@link #create(DType, int, int, int, int, int)} with {@code Dv = D}. */
+    public static PagedKvCache create(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        return create(dtype, numBlocks, blockSize, kvHeads, headDim, headDim);
+    }
+
+    /** Blocks a pool needs to hold {@code tokens} tokens of one sequence. */
+    public static int blocksFor(long tokens, int blockSize) {
+        return Math.toIntExact((tokens + blockSize - 1) / blockSize);
+    }
+
+    public int blockSize() {
+        return blockSize;
+    }
+
+    public int numBlocks() {
+        return refCount.length;
+    }
+
+    public int kvHeads() {
+        return keys.heads();
+    }
+
+    public int headDim() {
+        return keys.headDim();
+    }
+
+    public int valueDim() {
+        return values.headDim();
+    }
+
+    public DType dtype() {
+        return keys.dtype();
+    }
+
+    /** The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#pagedAttention} reads. */
+    public Tensor keyBlocks() {
+        return keys;
+    }
+
+    /** The value pool {@code [numBlocks, Hkv, blockSize, Dv]}. */
+    public Tensor valueBlocks() {
+        return values;
+    }
+
+    /** Starts an empty sequence; returns its id. Takes no block until the first append. */
+    public int newSequence() {
+        int id = nextId++;
+        sequences.put(id, new Sequence());
+        return id;
+    }
+
+    /**
+     * A new sequence with the same tokens as {@code parent}, sharing all its blocks (a shared system
+     * prompt, parallel sampling, beam search). Costs no block until one of them appends into a shared
+     * partial block.
+     */
+    public int fork(int parent) {
+        Sequence child = sequence(parent, "parent").copy();
+        for (int i = 0; i < child.blockCount; i++) {
+            refCount[child.blocks[i]]++;
+        }
+        int id = nextId++;
+        sequences.put(id, child);
+        return id;
+    }
+
+    /** Ends a sequence; blocks no other sequence shares go back to the pool. */
+    public void free(int seq) {
+        Sequence s = sequence(seq, "seq");
+        sequences.remove(seq);
+        for (int i = s.blockCount - 1; i >= 0; i--) {
+            int block = s.blocks[i];
+            if (--refCount[block] == 0) {
+                freeBlocks[freeCount++] = block;
+            }
+        }
+    }
+
+    /** Whether {@code seq} is a live sequence. */
+    public boolean contains(int seq) {
+        return sequences.containsKey(seq);
+    }
+
+    /** Cached tokens of {@code seq}. */
+    public int length(int seq) {
+        return sequence(seq, "seq").length;
+    }
+
+    /** The blocks of {@code seq}, in position order (a copy). */
+    public int[] blockTable(int seq) {
+        Sequence s = sequence(seq, "seq");
+        return Arrays.copyOf(s.blocks, s.blockCount);
+    }
+
+    /** How many sequences share {@code block} (0: free). */
+    public int references(int block) {
+        return refCount[Objects.checkIndex(block, refCount.length)];
+    }
+
+    public Usage usage() {
+        long tokens = 0;
+        for (Sequence s : sequences.values()) {
+            tokens += s.length;
+        }
+        long bytesPerBlock = (long) blockSize * kvHeads() * (headDim() + valueDim()) * dtype().byteSize();
+        return new Usage(numBlocks(), numBlocks() - freeCount, freeCount, sequences.size(), tokens, bytesPerBlock);
+    }
+
+    /** Blocks an append of {@code tokens} tokens to {@code seq} would take from the pool (copy-on-write included). */
+    public int blocksNeeded(int seq, int tokens) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("tokens: must be >= 0, got " + tokens);
+        }
+        return blocksNeeded(sequence(seq, "seq"), tokens);
+    }
+
+    private int blocksNeeded(Sequence s, int tokens) {
+        if (tokens == 0) {
+            return 0;
+        }
+        int grow = blocksFor((long) s.length + tokens, blockSize) - s.blockCount;
+        boolean copyOnWrite = s.length % blockSize != 0 && refCount[s.blocks[s.blockCount - 1]] > 1;
+        return grow + (copyOnWrite ? 1 : 0);
+    }
+
+    /** Appends k {@code [1, Hkv, n, D]} and v {@code [1, Hkv, n, Dv]} to {@code seq}. */
+    public void append(int seq, Tensor k, Tensor v) {
+        append(new int[] {seq}, k, v, null);
+    }
+
+    /** Appends to {@code seq}, rotating each key by {@code rope} to its position in the sequence. */
+    public void append(int seq, Tensor k, Tensor v, Rope rope) {
+        append(new int[] {seq}, k, v, rope);
+    }
+
+    /**
+     * Appends batch entry {@code i} of k {@code [seqs.length, Hkv, n, D]} and v to sequence {@code seqs[i]}
+     * (a decode step appends one token to each running sequence), rotating keys by {@code rope} when not
+     * null. All or nothing: unknown or repeated ids, bad shapes, positions past the RoPE table or too few
+     * free blocks change nothing.
+     *
+     * @throws KvCacheFullException when the pool has fewer free blocks than the append needs
+     */
+    public void append(int[] seqs, Tensor k, Tensor v, Rope rope) {
+        Objects.requireNonNull(seqs, "seqs");
+        CacheRows.checkNew(k, v, seqs.length, kvHeads(), headDim(), valueDim(), rope);
+        int n = k.seqLen();
+        Sequence[] targets = new Sequence[seqs.length];
+        long needed = 0;
+        for (int i = 0; i < seqs.length; i++) {
+            targets[i] = sequence(seqs[i], "seqs[" + i + "]");
+            for (int j = 0; j < i; j++) {
+                if (seqs[j] == seqs[i]) {
+                    throw new IllegalArgumentException("seqs: sequence " + seqs[i] + " appears twice (entries " + j
+                            + " and " + i + ")");
+                }
+            }
+            if (rope != null) {
+                rope.checkPositions("seqs[" + i + "]", targets[i].length, n);
+            }
+            if ((long) targets[i].length + n > Integer.MAX_VALUE - blockSize) {
+                throw new IllegalArgumentException("seqs[" + i + "]: " + targets[i].length + " + " + n
+                        + " tokens is more than a sequence holds");
+            }
+            needed += blocksNeeded(targets[i], n);
+        }
+        if (needed > freeCount) {
+            throw new KvCacheFullException("appending " + n + " token(s) to " + seqs.length + " sequence(s) needs "
+                    + needed + " blocks of " + blockSize + " tokens; " + freeCount + " of " + numBlocks() + " are free");
+        }
+        float[] row = new float[Math.max(headDim(), valueDim())];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = targets[i];
+            if (n > 0) {
+                unshareLastBlock(s);
+            }
+            for (int t = 0; t < n; t++) {
+                int position = s.length;
+                if (position % blockSize == 0) {
+                    addBlock(s, takeBlock());
+                }
+                int block = s.blocks[position / blockSize];
+                int slot = position % blockSize;
+                for (int h = 0; h < kvHeads(); h++) {
+                    CacheRows.copy(k, i, h, t, keys, block, slot, row, rope, position);
+                    CacheRows.copy(v, i, h, t, values, block, slot, row, null, 0);
+                }
+                s.length++;
+            }
+        }
+    }
+
+    /** Copy-on-write: a partial last block shared with another sequence is copied before it is written. */
+    private void unshareLastBlock(Sequence s) {
+        if (s.length % blockSize == 0) {
+            return;
+        }
+        int shared = s.blocks[s.blockCount - 1];
+        if (refCount[shared] == 1) {
+            return;
+        }
+        int own = takeBlock();
+        copyBlock(keys, shared, own);
+        copyBlock(values, shared, own);
+        refCount[shared]--;
+        s.blocks[s.blockCount - 1] = own;
+    }
+
+    private static void copyBlock(Tensor pool, int from, int to) {
+        long bytes = (long) pool.heads() * pool.seqLen() * pool.headDim() * pool.dtype().byteSize();
+        MemorySegment memory = pool.memory();
+        MemorySegment.copy(memory, from * bytes, memory, to * bytes, bytes);
+    }
+
+    private int takeBlock() {
+        int block = freeBlocks[--freeCount];
+        refCount[block] = 1;
+        return block;
+    }
+
+    private static void addBlock(Sequence s, int block) {
+        if (s.blockCount == s.blocks.length) {
+            s.blocks = Arrays.copyOf(s.blocks, s.blocks.length * 2);
+        }
+        s.blocks[s.blockCount++] = block;
+    }
+
+    /**
+     * Attention of q {@code [seqs.length, Hq, Sq, D]} against the cached tokens of each sequence in
+     * {@code seqs} (batch entry {@code i} against {@code seqs[i]}), on the selected backend: output
+     * (q's dtype) and LSE.
+     */
+    public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionInto(seqs, q, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable). */
+    public void attentionInto(int[] seqs, Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
+        Objects.requireNonNull(seqs, "seqs");
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = sequence(seqs[i], "seqs[" + i + "]");
+            tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
+            lens[i] = s.length;
+        }
+        Backends.selected().pagedAttention(q, keys, values, tables, lens, out, lse, options);
+    }
+
+    private Sequence sequence(int id, String name) {
+        Sequence s = sequences.get(id);
+        if (s == null) {
+            throw new IllegalArgumentException(name + ": no live sequence " + id + " in this cache ("
+                    + sequences.size() + " live)");
+        }
+        return s;
+    }
+
+    @Override
+    public String toString() {
+        Usage u = usage();
+        return "PagedKvCache[" + dtype() + ", " + numBlocks() + " blocks of " + blockSize + ", " + kvHeads()
+                + " KV heads, head dims " + headDim() + "/" + valueDim() + ", " + u.usedBlocks() + " used, "
+                + u.sequences() + " sequences]";
+    }
+}
