@@ -1,0 +1,133 @@
+package dev.aule.serving;
+
+import dev.aule.AttentionBackend;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionResult;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.KvCache;
+import dev.aule.KvCacheFullException;
+import dev.aule.Rope;
+import dev.aule.Tensor;
+import dev.aule.testing.ForwardCase;
+import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The contiguous cache: prefill, chunked prefill and decode against each sequence's own length. */
+class KvCacheTest {
+    private static final DType[] TYPES = {DType.F32, DType.F16, DType.BF16};
+
+    @Test
+    void prefillThenDecodeEqualsThePlainForwardOnTheCachedTokens() {
+        for (long seed = 1; seed <= 24; seed++) {
+            SplittableRandom rnd = new SplittableRandom(seed);
+            int batch = 1 + rnd.nextInt(3);
+            int kvHeads = 1 + rnd.nextInt(2);
+            int group = new int[] {1, 2, 4}[rnd.nextInt(3)];
+            int d = new int[] {16, 32, 64, 7}[rnd.nextInt(4)];
+            int dv = rnd.nextInt(4) == 0 ? 24 : d;
+            DType dtype = TYPES[(int) (seed % 3)];
+            int capacity = 80 + rnd.nextInt(60);
+            KvCache cache = KvCache.allocate(dtype, batch, kvHeads, capacity, d, dv);
+            AttentionOptions options = ForwardCase.randomOptions(rnd, kvHeads * group, capacity);
+            // Steps: a ragged prefill, a chunk on top of it, then single-token decodes.
+            int[] steps = {1 + rnd.nextInt(40), 1 + rnd.nextInt(20), 1, 1, 1};
+            for (int step = 0; step < steps.length; step++) {
+                int n = steps[step];
+                int[] counts = new int[batch];
+                for (int b = 0; b < batch; b++) {
+                    counts[b] = step == 0 ? rnd.nextInt(n + 1) : n; // a sequence may stay empty in the prefill
+                }
+                Tensor k = Tensors.random(rnd, dtype, batch, kvHeads, n, d);
+                Tensor v = Tensors.random(rnd, dtype, batch, kvHeads, n, dv);
+                int[] before = cache.lengths();
+                cache.append(k, v, counts, null);
+                for (int b = 0; b < batch; b++) {
+                    assertEquals(before[b] + counts[b], cache.length(b));
+                }
+                Tensor q = Tensors.random(rnd, dtype, batch, kvHeads * group, n, d);
+                checkAgainstReference(cache, q, options, "seed " + seed + " step " + step + " " + options);
+            }
+        }
+    }
+
+    private static void checkAgainstReference(KvCache cache, Tensor q, AttentionOptions options, String where) {
+        int batch = cache.batch();
+        for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
+            Tensor out = Oracle.poisoned(q.dtype(), batch, q.heads(), q.seqLen(), cache.valueDim());
+            Tensor lse = Oracle.poisoned(DType.F32, batch, q.heads(), q.seqLen(), 1);
+            backend.forwardCached(q, cache.keys(), cache.values(), cache.lengths(), out, lse, options);
+            for (int b = 0; b < batch; b++) {
+                Tensor k = Oracle.prefix(cache.keys(), b, cache.length(b));
+                Tensor v = Oracle.prefix(cache.values(), b, cache.length(b));
+                Tensor qb = q.sequence(b, 0, q.seqLen());
+                AttentionResult ref = Oracle.forward(qb, k, v, cache.valueDim(), options);
+                Oracle.assertMatches(out.sequence(b, 0, q.seqLen()), lse.sequence(b, 0, q.seqLen()), ref, qb, k,
+                        options, backend.name() + " sequence " + b + " of " + Arrays.toString(cache.lengths())
+                                + ", " + where);
+            }
+        }
+    }
+
+    @Test
+    void attentionOnTheSelectedBackendMatchesForwardCached() {
+        SplittableRandom rnd = new SplittableRandom(5);
+        KvCache cache = KvCache.allocate(DType.F32, 2, 2, 64, 32);
+        cache.append(Tensors.random(rnd, DType.F32, 2, 2, 20, 32), Tensors.random(rnd, DType.F32, 2, 2, 20, 32));
+        Tensor q = Tensors.random(rnd, DType.F32, 2, 8, 1, 32);
+        AttentionOptions causal = AttentionOptions.builder().causal(true).build();
+        AttentionResult r = cache.attention(q, causal);
+        Tensor out = Tensor.allocate(DType.F32, 2, 8, 1, 32);
+        Backends.get("cpu").forwardCached(q, cache.keys(), cache.values(), cache.lengths(), out, null, causal);
+        assertArrayEquals(out.toFloatArray(), r.out().toFloatArray());
+    }
+
+    @Test
+    void fullCacheAndBadAppendsChangeNothing() {
+        SplittableRandom rnd = new SplittableRandom(3);
+        KvCache cache = KvCache.allocate(DType.F32, 2, 1, 10, 8);
+        cache.append(Tensors.random(rnd, DType.F32, 2, 1, 8, 8), Tensors.random(rnd, DType.F32, 2, 1, 8, 8));
+        float[] keysBefore = cache.keys().toFloatArray();
+        KvCacheFullException full = assertThrows(KvCacheFullException.class, () -> cache.append(
+                Tensors.random(rnd, DType.F32, 2, 1, 3, 8), Tensors.random(rnd, DType.F32, 2, 1, 3, 8)));
+        assertTrue(full.getMessage().contains("capacity 10"), full.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> cache.append(
+                Tensors.random(rnd, DType.F32, 2, 2, 1, 8), Tensors.random(rnd, DType.F32, 2, 2, 1, 8)));
+        assertThrows(IllegalArgumentException.class, () -> cache.append(
+                Tensors.random(rnd, DType.F32, 2, 1, 2, 8), Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
+                new int[] {1, 3}, null));
+        Rope rope = Rope.of(8, 9, 10000, Rope.Style.NEOX);
+        assertThrows(IllegalArgumentException.class, () -> cache.append(
+                Tensors.random(rnd, DType.F32, 2, 1, 2, 8), Tensors.random(rnd, DType.F32, 2, 1, 2, 8), null, rope));
+        assertArrayEquals(new int[] {8, 8}, cache.lengths());
+        assertArrayEquals(keysBefore, cache.keys().toFloatArray());
+        cache.truncate(1, 3);
+        assertArrayEquals(new int[] {8, 3}, cache.lengths());
+        assertThrows(IllegalArgumentException.class, () -> cache.truncate(1, 4));
+    }
+
+    @Test
+    void badCacheLengthsAreRejectedBeforeAnyWrite() {
+        SplittableRandom rnd = new SplittableRandom(4);
+        Tensor k = Tensors.random(rnd, DType.F32, 2, 2, 16, 8);
+        Tensor v = Tensors.random(rnd, DType.F32, 2, 2, 16, 8);
+        Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 8);
+        for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
+            for (int[] lens : new int[][] {{3, 17}, {-1, 2}, {3}, {1, 2, 3}}) {
+                Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> backend.forwardCached(q, k, v, lens, out, null, AttentionOptions.defaults()));
+                assertTrue(e.getMessage().startsWith("cacheLens"), e.getMessage());
+                assertTrue(Oracle.allNaN(out), "nothing written");
+            }
+        }
+    }
+}
