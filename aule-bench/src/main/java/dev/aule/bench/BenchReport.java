@@ -151,6 +151,9 @@ public final class BenchReport {
     /** Bytes one operation of a memory-bound benchmark reads; NaN for the others. */
     static double bytes(BenchmarkParams p) {
         String method = p.getBenchmark();
+        if (method.contains(PagedDecodeBenchmark.class.getSimpleName())) {
+            return PagedDecodeBenchmark.bytes(Integer.parseInt(p.getParam("batch")), Integer.parseInt(p.getParam("context")));
+        }
         if (method.endsWith("decode") || method.endsWith("read")) {
             return DecodeBenchmark.bytes(Integer.parseInt(p.getParam("context")));
         }

@@ -30,14 +30,14 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code aule bench}: a prefill sweep of backends and peers with a progress bar, a table, a CSV and
- * PNG charts. Takes subcommands for other kinds of benchmark.
+ * PNG charts. Subcommands run other kinds of benchmark: {@code serve} simulates LLM serving over a paged KV cache.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
                 "GEMM rate measured in the same run, writes results.csv and PNG charts.",
                 "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
                 "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."},
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;

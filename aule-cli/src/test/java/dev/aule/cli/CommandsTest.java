@@ -47,6 +47,27 @@ class CommandsTest {
     }
 
     @Test
+    void benchServeReportsThroughputLatencyAndMemory() {
+        CliRun run = CliRun.of("bench", "serve", "--requests", "6", "--rate", "2", "--system-prompt", "20",
+                "--prompt", "4-12", "--output", "3-9", "--max-batch", "4", "--blocks", "64", "--block-size", "8",
+                "--heads", "4", "--kv-heads", "2", "--head-dim", "16");
+        assertEquals(0, run.exitCode(), run.out() + run.err());
+        assertTrue(run.out().contains("served        6 requests"), run.out());
+        assertTrue(run.out().contains("generated tokens/s"), run.out());
+        assertTrue(run.out().contains("p50") && run.out().contains("p99"), run.out());
+        assertTrue(run.out().contains("contiguous per-request caches"), run.out());
+    }
+
+    @Test
+    void benchServeRejectsBadRanges() {
+        assertEquals(2, CliRun.of("bench", "serve", "--prompt", "9-x").exitCode());
+        CliRun tooSmall = CliRun.of("bench", "serve", "--blocks", "2");
+        assertEquals(2, tooSmall.exitCode());
+        assertTrue(tooSmall.err().contains("blocks: 2 blocks of 16 cannot hold"), tooSmall.err());
+        assertEquals(2, CliRun.of("bench").exitCode());
+    }
+
+    @Test
     void unknownBackendIsAClearUsageError() {
         for (String command : new String[] {"demo", "verify"}) {
             CliRun run = CliRun.of(command, "--backend", "nope");

@@ -1,0 +1,223 @@
+package dev.aule.bench;
+
+import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.KvCacheFullException;
+import dev.aule.PagedKvCache;
+import dev.aule.Rope;
+import dev.aule.Tensor;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * A serving loop over a {@link PagedKvCache}, with the model's attention layer alone (one layer, no
+ * projections): requests arrive at random (Poisson per step) with random prompt and output lengths;
+ * each step admits waiting requests while there is room (fork of the shared system prompt, then
+ * prefill of its own prompt as attention against the cached prefix), then decodes one token for
+ * every running request in one batched paged-attention call (continuous batching). When the pool
+ * runs out of blocks the newest request is preempted: freed and queued again from scratch, as vLLM
+ * does by recomputation. Keys are rotated by RoPE on the way into the cache.
+ *
+ * <p>Keys, values and queries are random (their values do not change the work); they come from
+ * buffers made once, so the loop times attention and cache management only.
+ */
+public final class ServingSimulation {
+    private final ServeConfig config;
+    private final SplittableRandom rnd;
+    private final PagedKvCache cache;
+    private final Rope rope;
+    private final AttentionOptions causal = AttentionOptions.builder().causal(true).build();
+    private final Tensor keys;
+    private final Tensor values;
+    private final Tensor queries;
+    private final long bytesPerToken;
+
+    /** One request as the scheduler sees it. */
+    private static final class Request {
+        final int prompt;
+        final int output;
+        int seq = -1;
+        int generated;
+
+        Request(int prompt, int output) {
+            this.prompt = prompt;
+            this.output = output;
+        }
+    }
+
+    public ServingSimulation(ServeConfig config) {
+        this.config = config;
+        this.rnd = new SplittableRandom(config.seed());
+        this.cache = PagedKvCache.create(config.dtype(), config.blocks(), config.blockSize(), config.kvHeads(),
+                config.headDim());
+        this.rope = Rope.of(config.headDim(), config.longestSequence() + 1, 10000, Rope.Style.NEOX);
+        int rows = Math.max(Math.max(config.systemPrompt(), config.maxPrompt()), config.maxBatch());
+        // Decode appends take one row per request: batch entries of the key buffer, one row each.
+        this.keys = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
+        this.values = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
+        this.queries = random(config.maxBatch(), config.queryHeads(), Math.max(config.maxPrompt(), 1));
+        this.bytesPerToken = 2L * config.kvHeads() * config.headDim() * config.dtype().byteSize();
+    }
+
+    private Tensor random(int batch, int heads, int rows) {
+        Tensor t = Tensor.allocate(config.dtype(), batch, heads, rows, config.headDim());
+        float[] row = new float[config.headDim()];
+        for (int b = 0; b < batch; b++) {
+            for (int h = 0; h < heads; h++) {
+                for (int s = 0; s < rows; s++) {
+                    for (int x = 0; x < row.length; x++) {
+                        row[x] = (float) (rnd.nextDouble() * 2 - 1);
+                    }
+                    t.writeRow(b, h, s, row, 0);
+                }
+            }
+        }
+        return t;
+    }
+
+    /** Runs the whole workload and reports what it measured. */
+    public ServeReport run() {
+        int system = -1;
+        if (config.systemPrompt() > 0) {
+            system = cache.newSequence();
+            Tensor k = keys.sequence(0, 0, config.systemPrompt());
+            cache.append(system, k, values.sequence(0, 0, config.systemPrompt()), rope);
+        }
+        Deque<Request> waiting = new ArrayDeque<>();
+        List<Request> running = new ArrayList<>();
+        List<Long> stepNanos = new ArrayList<>();
+        int arrived = 0;
+        int completed = 0;
+        int preemptions = 0;
+        long promptTokens = config.systemPrompt();
+        long generated = 0;
+        long batchSum = 0;
+        long peakPaged = cache.usage().bytesUsed();
+        long peakContiguous = 0;
+        long start = System.nanoTime();
+        while (completed < config.requests()) {
+            long stepStart = System.nanoTime();
+            for (int n = poisson(config.arrivalsPerStep()); n > 0 && arrived < config.requests(); n--, arrived++) {
+                waiting.add(new Request(uniform(config.minPrompt(), config.maxPrompt()),
+                        uniform(config.minOutput(), config.maxOutput())));
+            }
+            if (running.isEmpty() && waiting.isEmpty() && arrived < config.requests()) {
+                continue; // an idle step: nothing arrived yet
+            }
+            // Admit while a request's prompt and its first decoded token fit.
+            while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
+                Request r = waiting.peek();
+                int seq = system >= 0 ? cache.fork(system) : cache.newSequence();
+                if (cache.blocksNeeded(seq, r.prompt + 1) > cache.usage().freeBlocks()) {
+                    cache.free(seq);
+                    break;
+                }
+                waiting.poll();
+                r.seq = seq;
+                prefill(r);
+                promptTokens += r.prompt;
+                running.add(r);
+            }
+            // One decode token for every running request; preempt the newest until the step fits.
+            while (!running.isEmpty()) {
+                try {
+                    decode(running);
+                    break;
+                } catch (KvCacheFullException full) {
+                    Request victim = running.removeLast();
+                    cache.free(victim.seq);
+                    victim.seq = -1;
+                    victim.generated = 0;
+                    waiting.addFirst(victim);
+                    preemptions++;
+                }
+            }
+            batchSum += running.size();
+            generated += running.size();
+            long contiguous = 0;
+            for (Request r : running) {
+                r.generated++;
+                contiguous += (long) (config.systemPrompt() + r.prompt + r.output) * bytesPerToken;
+            }
+            peakPaged = Math.max(peakPaged, cache.usage().bytesUsed());
+            peakContiguous = Math.max(peakContiguous, contiguous);
+            for (int i = running.size() - 1; i >= 0; i--) {
+                Request r = running.get(i);
+                if (r.generated == r.output) {
+                    cache.free(r.seq);
+                    running.remove(i);
+                    completed++;
+                }
+            }
+            stepNanos.add(System.nanoTime() - stepStart);
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        long[] sorted = stepNanos.stream().mapToLong(Long::longValue).sorted().toArray();
+        return new ServeReport(completed, sorted.length, promptTokens, generated, seconds,
+                percentile(sorted, 0.50) / 1e6, percentile(sorted, 0.99) / 1e6,
+                sorted.length == 0 ? 0 : (double) batchSum / sorted.length, preemptions, peakPaged, peakContiguous,
+                cache.usage().bytesTotal());
+    }
+
+    /** Appends the request's prompt after the shared prefix and attends with its queries (causal, bottom-right). */
+    private void prefill(Request r) {
+        cache.append(r.seq, keys.sequence(0, 0, r.prompt), values.sequence(0, 0, r.prompt), rope);
+        Tensor q = queries.sequence(0, 0, r.prompt);
+        cache.attentionInto(new int[] {r.seq}, q, out(1, r.prompt), null, causal);
+    }
+
+    /** One token for each running request: a batched append, then one paged-attention call for the batch. */
+    private void decode(List<Request> running) {
+        int n = running.size();
+        int[] seqs = new int[n];
+        for (int i = 0; i < n; i++) {
+            seqs[i] = running.get(i).seq;
+        }
+        Tensor k = rows(keys, n);
+        Tensor v = rows(values, n);
+        cache.append(seqs, k, v, rope);
+        cache.attentionInto(seqs, rows(queries, n), out(n, 1), null, causal);
+    }
+
+    /** Row 0 of the first {@code n} batch entries: {@code [n, heads, 1, D]}. */
+    private static Tensor rows(Tensor t, int n) {
+        long[] strides = t.strides();
+        return Tensor.of(t.memory(), t.dtype(), new long[] {n, t.heads(), 1, t.headDim()}, strides);
+    }
+
+    private Tensor out(int batch, int rows) {
+        return Tensor.allocate(DType.F32, batch, config.queryHeads(), rows, config.headDim());
+    }
+
+    private int uniform(int min, int max) {
+        return min + rnd.nextInt(max - min + 1);
+    }
+
+    /** Knuth's method; fine for the small means a step sees. */
+    private int poisson(double mean) {
+        double limit = Math.exp(-mean);
+        double product = rnd.nextDouble();
+        int n = 0;
+        while (product > limit) {
+            n++;
+            product *= rnd.nextDouble();
+        }
+        return n;
+    }
+
+    private static double percentile(long[] sorted, double p) {
+        if (sorted.length == 0) {
+            return 0;
+        }
+        return sorted[Math.min(sorted.length - 1, (int) Math.ceil(p * sorted.length) - 1)];
+    }
+
+    @Override
+    public String toString() {
+        return "ServingSimulation[" + config + "]";
+    }
+}
