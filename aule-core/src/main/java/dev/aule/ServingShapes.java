@@ -131,6 +131,40 @@ public final class ServingShapes {
     }
 
     /**
+     * The sequences of a validated {@link #cached} call: batch entry {@code b}'s rows against its first
+     * {@code cacheLens[b]} keys.
+     */
+    public static java.util.List<SequenceView> cachedSequences(Tensor q, Tensor kCache, Tensor vCache,
+                                                               int[] cacheLens, Tensor out, Tensor lse) {
+        java.util.List<SequenceView> views = new java.util.ArrayList<>(q.batch());
+        for (int b = 0; b < q.batch(); b++) {
+            int len = cacheLens[b];
+            views.add(new SequenceView(q.sequence(b, 0, q.seqLen()),
+                    len == 0 ? null : kCache.sequence(b, 0, len), len == 0 ? null : vCache.sequence(b, 0, len),
+                    out.sequence(b, 0, q.seqLen()), lse == null ? null : lse.sequence(b, 0, q.seqLen())));
+        }
+        return views;
+    }
+
+    /** The sequences of a validated {@link #varlen} call that have query rows. */
+    public static java.util.List<SequenceView> varlenSequences(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ,
+                                                               int[] cuSeqlensK, Tensor out, Tensor lse) {
+        java.util.List<SequenceView> views = new java.util.ArrayList<>(cuSeqlensQ.length - 1);
+        for (int s = 0; s + 1 < cuSeqlensQ.length; s++) {
+            int q0 = cuSeqlensQ[s];
+            int k0 = cuSeqlensK[s];
+            int rows = cuSeqlensQ[s + 1] - q0;
+            int keys = cuSeqlensK[s + 1] - k0;
+            if (rows > 0) {
+                views.add(new SequenceView(q.sequence(0, q0, rows), keys == 0 ? null : k.sequence(0, k0, keys),
+                        keys == 0 ? null : v.sequence(0, k0, keys), out.sequence(0, q0, rows),
+                        lse == null ? null : lse.sequence(0, q0, rows)));
+            }
+        }
+        return views;
+    }
+
+    /**
      * A copy of block tables (rows copied, null rows kept null), for backends to validate and then read
      * the same values however the caller's arrays change meanwhile.
      */

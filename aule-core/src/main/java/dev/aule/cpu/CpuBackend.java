@@ -6,6 +6,7 @@ import dev.aule.AttentionShape;
 import dev.aule.Availability;
 import dev.aule.Capabilities;
 import dev.aule.DType;
+import dev.aule.SequenceView;
 import dev.aule.ServingShapes;
 import dev.aule.Tensor;
 
@@ -86,12 +87,8 @@ public final class CpuBackend implements AttentionBackend {
         int[] lens = cacheLens == null ? null : cacheLens.clone(); // validated and used: the same copy
         AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
         SequenceForward call = sequences(shape, options);
-        for (int b = 0; b < shape.batch(); b++) {
-            int len = lens[b];
-            call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
-                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    len == 0 ? null : KvRows.of(kCache.sequence(b, 0, len)),
-                    len == 0 ? null : KvRows.of(vCache.sequence(b, 0, len)), len);
+        for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, lens, out, lse)) {
+            add(call, view);
         }
         call.run(workers(q, kCache, vCache, out, lse));
     }
@@ -121,18 +118,15 @@ public final class CpuBackend implements AttentionBackend {
         int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
         AttentionShape shape = ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
         SequenceForward call = sequences(shape, options);
-        for (int s = 0; s + 1 < cuQ.length; s++) {
-            int rows = cuQ[s + 1] - cuQ[s];
-            int keys = cuK[s + 1] - cuK[s];
-            if (rows == 0) {
-                continue;
-            }
-            call.add(q.sequence(0, cuQ[s], rows), out.sequence(0, cuQ[s], rows),
-                    lse == null ? null : lse.sequence(0, cuQ[s], rows),
-                    keys == 0 ? null : KvRows.of(k.sequence(0, cuK[s], keys)),
-                    keys == 0 ? null : KvRows.of(v.sequence(0, cuK[s], keys)), keys);
+        for (SequenceView view : ServingShapes.varlenSequences(q, k, v, cuQ, cuK, out, lse)) {
+            add(call, view);
         }
         call.run(workers(q, k, v, out, lse));
+    }
+
+    private static void add(SequenceForward call, SequenceView view) {
+        call.add(view.q(), view.out(), view.lse(), view.k() == null ? null : KvRows.of(view.k()),
+                view.v() == null ? null : KvRows.of(view.v()), view.keyLen());
     }
 
     private SequenceForward sequences(AttentionShape shape, AttentionOptions options) {

@@ -6,6 +6,7 @@ import dev.aule.AttentionShape;
 import dev.aule.Availability;
 import dev.aule.Capabilities;
 import dev.aule.DType;
+import dev.aule.SequenceView;
 import dev.aule.ServingShapes;
 import dev.aule.Tensor;
 import dev.aule.Visibility;
@@ -66,13 +67,9 @@ public final class ReferenceBackend implements AttentionBackend {
     public void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
                               AttentionOptions options) {
         int[] lens = cacheLens == null ? null : cacheLens.clone();
-        AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
-        for (int b = 0; b < shape.batch(); b++) {
-            int len = lens[b];
-            forwardSequence(q.sequence(b, 0, shape.queryLen()),
-                    len == 0 ? null : kCache.sequence(b, 0, len), len == 0 ? null : vCache.sequence(b, 0, len),
-                    out.sequence(b, 0, shape.queryLen()), lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    options);
+        ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
+        for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, lens, out, lse)) {
+            forwardSequence(view, options);
         }
     }
 
@@ -84,9 +81,9 @@ public final class ReferenceBackend implements AttentionBackend {
         int[] lens = contextLens == null ? null : contextLens.clone();
         AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
         for (int b = 0; b < shape.batch(); b++) {
-            forwardSequence(q.sequence(b, 0, shape.queryLen()), gather(kCache, tables[b], lens[b]),
+            forwardSequence(new SequenceView(q.sequence(b, 0, shape.queryLen()), gather(kCache, tables[b], lens[b]),
                     gather(vCache, tables[b], lens[b]), out.sequence(b, 0, shape.queryLen()),
-                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()), options);
+                    lse == null ? null : lse.sequence(b, 0, shape.queryLen())), options);
         }
     }
 
@@ -97,27 +94,21 @@ public final class ReferenceBackend implements AttentionBackend {
         int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
         int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
         ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
-        for (int s = 0; s + 1 < cuQ.length; s++) {
-            int rows = cuQ[s + 1] - cuQ[s];
-            int keys = cuK[s + 1] - cuK[s];
-            if (rows > 0) {
-                forwardSequence(q.sequence(0, cuQ[s], rows), keys == 0 ? null : k.sequence(0, cuK[s], keys),
-                        keys == 0 ? null : v.sequence(0, cuK[s], keys), out.sequence(0, cuQ[s], rows),
-                        lse == null ? null : lse.sequence(0, cuQ[s], rows), options);
-            }
+        for (SequenceView view : ServingShapes.varlenSequences(q, k, v, cuQ, cuK, out, lse)) {
+            forwardSequence(view, options);
         }
     }
 
-    /** One sequence; with no keys (null k and v) every row gets output 0 and LSE {@code -inf}. */
-    private void forwardSequence(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-        if (k == null) {
-            out.fill(0f);
-            if (lse != null) {
-                lse.fill(Float.NEGATIVE_INFINITY);
+    /** One sequence; with no keys every row gets output 0 and LSE {@code -inf}. */
+    private void forwardSequence(SequenceView view, AttentionOptions options) {
+        if (view.k() == null) {
+            view.out().fill(0f);
+            if (view.lse() != null) {
+                view.lse().fill(Float.NEGATIVE_INFINITY);
             }
             return;
         }
-        forward(q, k, v, out, lse, options);
+        forward(view.q(), view.k(), view.v(), view.out(), view.lse(), options);
     }
 
     /** The first {@code len} rows of one sequence of a paged cache, as a contiguous F32 tensor; null when empty. */
