@@ -23,10 +23,11 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * One decode step (one new query per sequence) of a batch against its cache, GQA 32:8, D = 128,
- * F32, causal: through a contiguous {@link KvCache} or a {@link PagedKvCache} (blocks of 16 whose
- * sequences were grown in turn, so each sequence's blocks are interleaved with the others' and, at
- * batch 1, with a freed sequence's: scattered as in a serving pool). Memory-bound: compare the
- * bytes of K and V per second ({@link #bytes}) with {@link BandwidthBenchmark} over as many bytes.
+ * F32, causal: through a contiguous {@link KvCache} or a {@link PagedKvCache} with blocks of 16 or
+ * 32 tokens ({@code paged16}, {@code paged32}), whose sequences were grown in turn, so each
+ * sequence's blocks are interleaved with the others' and, at batch 1, with a freed sequence's:
+ * scattered as in a serving pool. Memory-bound: compare the bytes of K and V per second
+ * ({@link #bytes}) with {@link BandwidthBenchmark} over as many bytes.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -35,9 +36,10 @@ import java.util.concurrent.TimeUnit;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx12g"})
 public class PagedDecodeBenchmark {
-    static final int BLOCK_SIZE = 16;
+    /** Tokens appended per call while filling the caches. */
+    static final int CHUNK = 16;
 
-    @Param({"contiguous", "paged"})
+    @Param({"contiguous", "paged16", "paged32"})
     public String cache;
 
     @Param({"1", "16"})
@@ -65,27 +67,28 @@ public class PagedDecodeBenchmark {
         out = Inputs.zeros(batch, DecodeBenchmark.Q_HEADS, 1, DecodeBenchmark.HEAD_DIM);
         int kvHeads = DecodeBenchmark.KV_HEADS;
         int d = DecodeBenchmark.HEAD_DIM;
-        Tensor k = Inputs.random(2, batch, kvHeads, BLOCK_SIZE, d);
-        Tensor v = Inputs.random(3, batch, kvHeads, BLOCK_SIZE, d);
+        Tensor k = Inputs.random(2, batch, kvHeads, CHUNK, d);
+        Tensor v = Inputs.random(3, batch, kvHeads, CHUNK, d);
         if (cache.equals("contiguous")) {
             contiguous = KvCache.allocate(DType.F32, batch, kvHeads, context, d);
-            for (int pos = 0; pos < context; pos += BLOCK_SIZE) {
+            for (int pos = 0; pos < context; pos += CHUNK) {
                 contiguous.append(k, v);
             }
             return;
         }
+        int blockSize = Integer.parseInt(cache.substring("paged".length()));
         int decoys = batch == 1 ? 1 : 0;
-        int perSequence = PagedKvCache.blocksFor(context, BLOCK_SIZE);
-        paged = PagedKvCache.create(DType.F32, (batch + decoys) * perSequence, BLOCK_SIZE, kvHeads, d);
+        int perSequence = PagedKvCache.blocksFor(context, blockSize);
+        paged = PagedKvCache.create(DType.F32, (batch + decoys) * perSequence, blockSize, kvHeads, d);
         int[] grown = new int[batch + decoys];
         for (int i = 0; i < grown.length; i++) {
             grown[i] = paged.newSequence();
         }
         SplittableRandom rnd = new SplittableRandom(4);
-        for (int pos = 0; pos < context; pos += BLOCK_SIZE) {
+        for (int pos = 0; pos < context; pos += CHUNK) {
             for (int i = 0; i < grown.length; i++) {
                 int b = rnd.nextInt(batch); // the rows' values do not matter for speed, only their placement
-                paged.append(grown[i], k.sequence(b, 0, BLOCK_SIZE), v.sequence(b, 0, BLOCK_SIZE));
+                paged.append(grown[i], k.sequence(b, 0, CHUNK), v.sequence(b, 0, CHUNK));
             }
         }
         for (int i = batch; i < grown.length; i++) {
