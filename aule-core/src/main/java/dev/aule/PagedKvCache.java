@@ -1,5 +1,6 @@
 package dev.aule;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -12,8 +13,10 @@ import java.util.Objects;
  * memory follows the tokens actually cached instead of a maximum length per request.
  *
  * <p>Storage: keys {@code [numBlocks, Hkv, blockSize, D]} and values {@code [numBlocks, Hkv,
- * blockSize, Dv]}, each block one contiguous run (a key block's rows of one head are read with one
- * bulk copy), off-heap, in F32, F16 or BF16.
+ * blockSize, Dv]}, off-heap, in F32, F16 or BF16, laid out head-major ({@code [Hkv][numBlocks]
+ * [blockSize][D]} in memory): one head's rows of adjacent blocks are adjacent, and the allocator
+ * ({@link BlockAllocator}) gives a sequence adjacent blocks where it can, so attention reads a
+ * sequence's keys in long runs, one bulk copy each, almost as from a contiguous cache.
  *
  * <p>Prefix sharing: {@link #fork} makes a sequence that shares every block of its parent (blocks
  * are reference-counted). Full blocks are never written again, so they stay shared; the first append
@@ -29,9 +32,7 @@ public final class PagedKvCache {
     private final Tensor keys;
     private final Tensor values;
     private final int blockSize;
-    private final int[] refCount;
-    private final int[] freeBlocks; // a stack; freeBlocks[0 .. freeCount) are free
-    private int freeCount;
+    private final BlockAllocator blocks;
     private final Map<Integer, Sequence> sequences = new HashMap<>();
     private int nextId;
 
@@ -74,15 +75,22 @@ public final class PagedKvCache {
     }
 
     private PagedKvCache(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim, int valueDim) {
-        this.keys = KvCache.offHeap(dtype, new long[] {numBlocks, kvHeads, blockSize, headDim});
-        this.values = KvCache.offHeap(dtype, new long[] {numBlocks, kvHeads, blockSize, valueDim});
+        this.keys = headMajorPool(dtype, numBlocks, kvHeads, blockSize, headDim);
+        this.values = headMajorPool(dtype, numBlocks, kvHeads, blockSize, valueDim);
         this.blockSize = blockSize;
-        this.refCount = new int[numBlocks];
-        this.freeBlocks = new int[numBlocks];
-        for (int i = 0; i < numBlocks; i++) {
-            freeBlocks[i] = numBlocks - 1 - i; // block 0 is handed out first
-        }
-        this.freeCount = numBlocks;
+        this.blocks = new BlockAllocator(numBlocks);
+    }
+
+    /**
+     * {@code [numBlocks, Hkv, blockSize, dim]} stored head-major ({@code [Hkv][numBlocks][blockSize][dim]}):
+     * a head's rows of adjacent blocks are adjacent, so a run of a sequence's blocks is one bulk copy.
+     */
+    private static Tensor headMajorPool(DType dtype, int numBlocks, int kvHeads, int blockSize, int dim) {
+        long perHead = (long) numBlocks * blockSize * dim;
+        long count = Math.multiplyExact(perHead, (long) kvHeads);
+        MemorySegment memory = Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+        return Tensor.of(memory, dtype, new long[] {numBlocks, kvHeads, blockSize, dim},
+                new long[] {(long) blockSize * dim, perHead, dim, 1});
     }
 
     /**
@@ -117,7 +125,7 @@ public final class PagedKvCache {
     }
 
     public int numBlocks() {
-        return refCount.length;
+        return blocks.total();
     }
 
     public int kvHeads() {
@@ -161,7 +169,7 @@ public final class PagedKvCache {
     public int fork(int parent) {
         Sequence child = sequence(parent, "parent").copy();
         for (int i = 0; i < child.blockCount; i++) {
-            refCount[child.blocks[i]]++;
+            blocks.retain(child.blocks[i]);
         }
         int id = nextId++;
         sequences.put(id, child);
@@ -173,10 +181,7 @@ public final class PagedKvCache {
         Sequence s = sequence(seq, "seq");
         sequences.remove(seq);
         for (int i = s.blockCount - 1; i >= 0; i--) {
-            int block = s.blocks[i];
-            if (--refCount[block] == 0) {
-                freeBlocks[freeCount++] = block;
-            }
+            blocks.release(s.blocks[i]);
         }
     }
 
@@ -198,7 +203,7 @@ public final class PagedKvCache {
 
     /** How many sequences share {@code block} (0: free). */
     public int references(int block) {
-        return refCount[Objects.checkIndex(block, refCount.length)];
+        return blocks.references(Objects.checkIndex(block, blocks.total()));
     }
 
     public Usage usage() {
@@ -207,7 +212,8 @@ public final class PagedKvCache {
             tokens += s.length;
         }
         long bytesPerBlock = (long) blockSize * kvHeads() * (headDim() + valueDim()) * dtype().byteSize();
-        return new Usage(numBlocks(), numBlocks() - freeCount, freeCount, sequences.size(), tokens, bytesPerBlock);
+        return new Usage(numBlocks(), numBlocks() - blocks.free(), blocks.free(), sequences.size(), tokens,
+                bytesPerBlock);
     }
 
     /** Blocks an append of {@code tokens} tokens to {@code seq} would take from the pool (copy-on-write included). */
@@ -223,7 +229,7 @@ public final class PagedKvCache {
             return 0;
         }
         int grow = blocksFor((long) s.length + tokens, blockSize) - s.blockCount;
-        boolean copyOnWrite = s.length % blockSize != 0 && refCount[s.blocks[s.blockCount - 1]] > 1;
+        boolean copyOnWrite = s.length % blockSize != 0 && blocks.references(s.blocks[s.blockCount - 1]) > 1;
         return grow + (copyOnWrite ? 1 : 0);
     }
 
@@ -268,9 +274,10 @@ public final class PagedKvCache {
             }
             needed += blocksNeeded(targets[i], n);
         }
-        if (needed > freeCount) {
+        if (needed > blocks.free()) {
             throw new KvCacheFullException("appending " + n + " token(s) to " + seqs.length + " sequence(s) needs "
-                    + needed + " blocks of " + blockSize + " tokens; " + freeCount + " of " + numBlocks() + " are free");
+                    + needed + " blocks of " + blockSize + " tokens; " + blocks.free() + " of " + numBlocks()
+                    + " are free");
         }
         float[] row = new float[Math.max(headDim(), valueDim())];
         for (int i = 0; i < seqs.length; i++) {
@@ -281,7 +288,7 @@ public final class PagedKvCache {
             for (int t = 0; t < n; t++) {
                 int position = s.length;
                 if (position % blockSize == 0) {
-                    addBlock(s, takeBlock());
+                    addBlock(s, blocks.take(s.blockCount == 0 ? -1 : s.blocks[s.blockCount - 1]));
                 }
                 int block = s.blocks[position / blockSize];
                 int slot = position % blockSize;
@@ -300,26 +307,26 @@ public final class PagedKvCache {
             return;
         }
         int shared = s.blocks[s.blockCount - 1];
-        if (refCount[shared] == 1) {
+        if (blocks.references(shared) == 1) {
             return;
         }
-        int own = takeBlock();
+        int own = blocks.take(s.blockCount >= 2 ? s.blocks[s.blockCount - 2] : -1);
         copyBlock(keys, shared, own);
         copyBlock(values, shared, own);
-        refCount[shared]--;
+        blocks.release(shared);
         s.blocks[s.blockCount - 1] = own;
     }
 
+    /** Copies every head's rows of block {@code from} into block {@code to}. */
     private static void copyBlock(Tensor pool, int from, int to) {
-        long bytes = (long) pool.heads() * pool.seqLen() * pool.headDim() * pool.dtype().byteSize();
+        long[] strides = pool.strides();
+        long size = pool.dtype().byteSize();
+        long bytes = (long) pool.seqLen() * pool.headDim() * size;
         MemorySegment memory = pool.memory();
-        MemorySegment.copy(memory, from * bytes, memory, to * bytes, bytes);
-    }
-
-    private int takeBlock() {
-        int block = freeBlocks[--freeCount];
-        refCount[block] = 1;
-        return block;
+        for (int h = 0; h < pool.heads(); h++) {
+            long head = h * strides[1];
+            MemorySegment.copy(memory, (head + from * strides[0]) * size, memory, (head + to * strides[0]) * size, bytes);
+        }
     }
 
     private static void addBlock(Sequence s, int block) {

@@ -1,6 +1,8 @@
 package dev.aule.bench;
 
+import dev.aule.AttentionBackend;
 import dev.aule.AttentionOptions;
+import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.KvCache;
 import dev.aule.PagedKvCache;
@@ -23,11 +25,18 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * One decode step (one new query per sequence) of a batch against its cache, GQA 32:8, D = 128,
- * F32, causal: through a contiguous {@link KvCache} or a {@link PagedKvCache} with blocks of 16 or
- * 32 tokens ({@code paged16}, {@code paged32}), whose sequences were grown in turn, so each
- * sequence's blocks are interleaved with the others' and, at batch 1, with a freed sequence's:
- * scattered as in a serving pool. Memory-bound: compare the bytes of K and V per second
- * ({@link #bytes}) with {@link BandwidthBenchmark} over as many bytes.
+ * F32, causal. {@code cache}:
+ * <ul>
+ *   <li>{@code contiguous}: a {@link KvCache};
+ *   <li>{@code paged16}, {@code paged32}: a {@link PagedKvCache} with blocks of 16 or 32 tokens whose
+ *       sequences grew in turn (16 tokens each round, at batch 1 beside a second sequence freed
+ *       afterwards), blocks placed by the cache's allocator;
+ *   <li>{@code scattered16}, {@code scattered32}: the same pool read through block tables of randomly
+ *       permuted blocks, the worst fragmentation a long-running pool can reach (through
+ *       {@code pagedAttention} directly).
+ * </ul>
+ * Memory-bound: compare the bytes of K and V per second ({@link #bytes}) with
+ * {@link BandwidthBenchmark} over as many bytes.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -39,7 +48,7 @@ public class PagedDecodeBenchmark {
     /** Tokens appended per call while filling the caches. */
     static final int CHUNK = 16;
 
-    @Param({"contiguous", "paged16", "paged32"})
+    @Param({"contiguous", "paged16", "paged32", "scattered16", "scattered32"})
     public String cache;
 
     @Param({"1", "16"})
@@ -54,6 +63,9 @@ public class PagedDecodeBenchmark {
     private KvCache contiguous;
     private PagedKvCache paged;
     private int[] sequences;
+    private int[][] scatteredTables;
+    private int[] contextLens;
+    private AttentionBackend cpu;
 
     /** Bytes one step must read: every sequence's K and V. */
     static long bytes(int batch, int context) {
@@ -76,7 +88,7 @@ public class PagedDecodeBenchmark {
             }
             return;
         }
-        int blockSize = Integer.parseInt(cache.substring("paged".length()));
+        int blockSize = Integer.parseInt(cache.replaceAll("[a-z]", ""));
         int decoys = batch == 1 ? 1 : 0;
         int perSequence = PagedKvCache.blocksFor(context, blockSize);
         paged = PagedKvCache.create(DType.F32, (batch + decoys) * perSequence, blockSize, kvHeads, d);
@@ -95,12 +107,30 @@ public class PagedDecodeBenchmark {
             paged.free(grown[i]);
         }
         sequences = java.util.Arrays.copyOf(grown, batch);
+        if (cache.startsWith("scattered")) {
+            int[] permutation = new int[paged.numBlocks()];
+            for (int i = 0; i < permutation.length; i++) {
+                int j = rnd.nextInt(i + 1);
+                permutation[i] = permutation[j];
+                permutation[j] = i;
+            }
+            scatteredTables = new int[batch][];
+            contextLens = new int[batch];
+            for (int b = 0; b < batch; b++) {
+                scatteredTables[b] = java.util.Arrays.copyOfRange(permutation, b * perSequence, (b + 1) * perSequence);
+                contextLens[b] = context;
+            }
+            cpu = Backends.get("cpu");
+        }
     }
 
     @Benchmark
     public Tensor decode() {
         if (contiguous != null) {
             contiguous.attentionInto(q, out, null, options);
+        } else if (scatteredTables != null) {
+            cpu.pagedAttention(q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null,
+                    options);
         } else {
             paged.attentionInto(sequences, q, out, null, options);
         }

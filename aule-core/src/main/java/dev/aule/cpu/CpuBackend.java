@@ -101,11 +101,10 @@ public final class CpuBackend implements AttentionBackend {
         int[] lens = contextLens == null ? null : contextLens.clone();
         AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
         SequenceForward call = sequences(shape, options);
-        int blockSize = kCache.seqLen();
         for (int b = 0; b < shape.batch(); b++) {
             call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    new PagedRows(kCache, tables[b], blockSize), new PagedRows(vCache, tables[b], blockSize), lens[b]);
+                    new PagedRows(kCache, tables[b]), new PagedRows(vCache, tables[b]), lens[b]);
         }
         call.run(workers(q, kCache, vCache, out, lse));
     }

@@ -107,10 +107,9 @@ class PagedAttentionTest {
         Tensor kCache = vllmCache(rnd, DType.F32, numBlocks, blockSize, 1, 64);
         Tensor vCache = vllmCache(rnd, DType.F32, numBlocks, blockSize, 1, 64);
         int[][] tables = new int[2][250];
-        for (int[] table : tables) {
-            for (int i = 0; i < table.length; i++) {
-                table[i] = (i * 37 + 11) % numBlocks; // scattered pages
-            }
+        for (int i = 0; i < 250; i++) {
+            tables[0][i] = (i * 37 + 11) % numBlocks; // scattered pages: one copy per page
+            tables[1][i] = (i + 3 * (i / 40) + 30) % numBlocks; // runs of 40 adjacent blocks: one copy per run
         }
         int[] lens = {3999, 2501};
         Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 64);
