@@ -21,6 +21,7 @@ public final class ServingShapes {
      */
     public static AttentionShape cached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out,
                                         Tensor lse, AttentionOptions options, Capabilities capabilities) {
+        rejectMasks(options, "cached");
         AttentionShape shape = AttentionShape.forward(q, kCache, vCache, out, lse, options, capabilities);
         Objects.requireNonNull(cacheLens, "cacheLens");
         if (cacheLens.length != shape.batch()) {
@@ -55,7 +56,7 @@ public final class ServingShapes {
         Objects.requireNonNull(blockTables, "blockTables");
         Objects.requireNonNull(contextLens, "contextLens");
         Objects.requireNonNull(out, "out");
-        Objects.requireNonNull(options, "options");
+        rejectMasks(options, "paged");
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
                 + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
         if (vCache.batch() != kCache.batch() || vCache.heads() != kCache.heads()
@@ -116,6 +117,7 @@ public final class ServingShapes {
     public static AttentionShape varlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
                                         Tensor out, Tensor lse, AttentionOptions options,
                                         Capabilities capabilities) {
+        rejectMasks(options, "packed variable-length");
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
         if (shape.batch() != 1) {
             throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
@@ -177,6 +179,19 @@ public final class ServingShapes {
             copy[b] = blockTables[b] == null ? null : blockTables[b].clone();
         }
         return copy;
+    }
+
+    /**
+     * Dense masks, biases, block masks and mods index positions of one call ({@code b, h, i, j}), which
+     * per-sequence calls would renumber; the serving entry points take the built-in options only.
+     */
+    private static void rejectMasks(AttentionOptions options, String call) {
+        Objects.requireNonNull(options, "options");
+        if (options.hasMasksOrScoreMods()) {
+            throw new IllegalArgumentException("options: masks, biases, MaskMods and ScoreMods are not supported by "
+                    + call + " attention (their positions are a whole call's, not a sequence's); use causal, window,"
+                    + " softcap and ALiBi, which apply per sequence");
+        }
     }
 
     private static void checkOffsets(String name, int[] cu, int total, String tensor) {

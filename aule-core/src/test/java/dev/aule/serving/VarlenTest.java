@@ -116,4 +116,26 @@ class VarlenTest {
                     AttentionOptions.defaults()));
         }
     }
+
+    @Test
+    void masksAndScoreModsAreRejectedByEveryServingCall() {
+        SplittableRandom rnd = new SplittableRandom(10);
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
+        Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
+        Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
+        AttentionOptions masked = AttentionOptions.builder().maskMod(dev.aule.MaskMod.causal()).build();
+        for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
+            Tensor out = Oracle.poisoned(DType.F32, 1, 2, 4, 8);
+            String varlen = assertThrows(IllegalArgumentException.class, () -> backend.forwardVarlen(q, k, v,
+                    new int[] {0, 4}, new int[] {0, 4}, out, null, masked)).getMessage();
+            String cached = assertThrows(IllegalArgumentException.class, () -> backend.forwardCached(q, k, v,
+                    new int[] {4}, out, null, masked)).getMessage();
+            String paged = assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(q, k, v,
+                    new int[][] {{0}}, new int[] {4}, out, null, masked)).getMessage();
+            for (String message : new String[] {varlen, cached, paged}) {
+                assertTrue(message.startsWith("options: masks"), message);
+            }
+            assertTrue(Oracle.allNaN(out), "nothing written");
+        }
+    }
 }
