@@ -247,7 +247,9 @@ public final class PagedKvCache {
      * Appends batch entry {@code i} of k {@code [seqs.length, Hkv, n, D]} and v to sequence {@code seqs[i]}
      * (a decode step appends one token to each running sequence), rotating keys by {@code rope} when not
      * null. All or nothing: unknown or repeated ids, bad shapes, positions past the RoPE table or too few
-     * free blocks change nothing.
+     * free blocks change nothing. The blocks needed are counted per sequence before any copy, so when two
+     * sequences of one call share a partial last block, both count a copy although the second then
+     * writes in place: such a call may be refused with one block to spare.
      *
      * @throws KvCacheFullException when the pool has fewer free blocks than the append needs
      */
