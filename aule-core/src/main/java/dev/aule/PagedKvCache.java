@@ -15,7 +15,8 @@ import java.util.Objects;
  * <p>Storage: keys {@code [numBlocks, Hkv, blockSize, D]} and values {@code [numBlocks, Hkv,
  * blockSize, Dv]}, off-heap, in F32, F16 or BF16, laid out head-major ({@code [Hkv][numBlocks]
  * [blockSize][D]} in memory): one head's rows of adjacent blocks are adjacent, and the allocator
- * ({@link BlockAllocator}) gives a sequence adjacent blocks where it can, so attention reads a
+ * gives a sequence adjacent blocks where it can (the block after its last when free, else the
+ * middle of the longest free run), so attention reads a
  * sequence's keys in long runs, one bulk copy each, almost as from a contiguous cache.
  *
  * <p>Prefix sharing: {@link #fork} makes a sequence that shares every block of its parent (blocks
@@ -117,6 +118,10 @@ public final class PagedKvCache {
 
     /** Blocks a pool needs to hold {@code tokens} tokens of one sequence. */
     public static int blocksFor(long tokens, int blockSize) {
+        if (tokens < 0 || blockSize < 1) {
+            throw new IllegalArgumentException("tokens, blockSize: need tokens >= 0 and blockSize >= 1, got " + tokens
+                    + " and " + blockSize);
+        }
         return Math.toIntExact((tokens + blockSize - 1) / blockSize);
     }
 
