@@ -44,17 +44,20 @@ public final class ServingShapes {
      * is this view with BSHD strides), {@code vCache} {@code [numBlocks, Hkv, blockSize, Dv]}. Rules:
      * one table and one length per query batch entry, {@code 0 <= contextLens[b] <= blockTables[b].length
      * * blockSize}, and every block id a context reaches (the first {@code ceil(contextLens[b] / blockSize)}
-     * of its table) in {@code [0, numBlocks)}; later entries are never read. The returned shape has
-     * {@code keyLen} the longest context.
+     * of its table) in {@code [0, numBlocks)}; later entries are never read. The tables and lengths are
+     * copied first and the copies validated, so a backend reads exactly what was checked however the
+     * caller's arrays change meanwhile; the shape's {@code keyLen} is the longest context.
      */
-    public static AttentionShape paged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
-                                       int[] contextLens, Tensor out, Tensor lse, AttentionOptions options,
-                                       Capabilities capabilities) {
+    public static PagedCall paged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
+                                  int[] contextLens, Tensor out, Tensor lse, AttentionOptions options,
+                                  Capabilities capabilities) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(kCache, "kCache");
         Objects.requireNonNull(vCache, "vCache");
         Objects.requireNonNull(blockTables, "blockTables");
         Objects.requireNonNull(contextLens, "contextLens");
+        int[][] tables = copyOf(blockTables);
+        int[] lens = contextLens.clone();
         Objects.requireNonNull(out, "out");
         rejectMasks(options, "paged");
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
@@ -69,31 +72,31 @@ public final class ServingShapes {
         AttentionShape rows = AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options,
                 capabilities);
         int batch = q.batch();
-        if (blockTables.length != batch || contextLens.length != batch) {
-            throw new IllegalArgumentException("blockTables, contextLens: lengths " + blockTables.length + " and "
-                    + contextLens.length + " must both equal the batch " + batch + " of q" + shapes);
+        if (tables.length != batch || lens.length != batch) {
+            throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
+                    + lens.length + " must both equal the batch " + batch + " of q" + shapes);
         }
         int numBlocks = kCache.batch();
         int blockSize = kCache.seqLen();
         int longest = 0;
         for (int b = 0; b < batch; b++) {
-            int[] table = blockTables[b];
+            int[] table = tables[b];
             if (table == null) {
                 throw new IllegalArgumentException("blockTables[" + b + "]: is null");
             }
             long reach = (long) table.length * blockSize;
-            if (contextLens[b] < 0 || contextLens[b] > reach) {
-                throw new IllegalArgumentException("contextLens[" + b + "]: " + contextLens[b] + " must be in [0, "
+            if (lens[b] < 0 || lens[b] > reach) {
+                throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, "
                         + reach + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
             }
-            int used = (contextLens[b] + blockSize - 1) / blockSize;
+            int used = (lens[b] + blockSize - 1) / blockSize;
             for (int i = 0; i < used; i++) {
                 if (table[i] < 0 || table[i] >= numBlocks) {
                     throw new IllegalArgumentException("blockTables[" + b + "][" + i + "]: block " + table[i]
                             + " must be in [0, numBlocks " + numBlocks + ")" + shapes);
                 }
             }
-            longest = Math.max(longest, contextLens[b]);
+            longest = Math.max(longest, lens[b]);
         }
         AttentionShape shape = new AttentionShape(batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest,
                 rows.headDim(), rows.valueDim());
@@ -105,7 +108,17 @@ public final class ServingShapes {
             AttentionShape.checkWritable("lse", lse, inputs);
             AttentionShape.checkNoOverlap("lse", lse, "out", out);
         }
-        return shape;
+        return new PagedCall(shape, tables, lens);
+    }
+
+    /**
+     * A validated paged call.
+     *
+     * @param shape its geometry; {@code keyLen} is the longest context
+     * @param blockTables the validated copy of the block tables: what a backend reads
+     * @param contextLens the validated copy of the lengths
+     */
+    public record PagedCall(AttentionShape shape, int[][] blockTables, int[] contextLens) {
     }
 
     /**
@@ -166,14 +179,8 @@ public final class ServingShapes {
         return views;
     }
 
-    /**
-     * A copy of block tables (rows copied, null rows kept null), for backends to validate and then read
-     * the same values however the caller's arrays change meanwhile.
-     */
-    public static int[][] copyOf(int[][] blockTables) {
-        if (blockTables == null) {
-            return null;
-        }
+    /** A copy of block tables: rows copied, null rows kept null (and rejected by validation). */
+    private static int[][] copyOf(int[][] blockTables) {
         int[][] copy = new int[blockTables.length][];
         for (int b = 0; b < copy.length; b++) {
             copy[b] = blockTables[b] == null ? null : blockTables[b].clone();

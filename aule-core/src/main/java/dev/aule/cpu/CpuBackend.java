@@ -97,14 +97,15 @@ public final class CpuBackend implements AttentionBackend {
     @Override
     public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                Tensor out, Tensor lse, AttentionOptions options) {
-        int[][] tables = ServingShapes.copyOf(blockTables);
-        int[] lens = contextLens == null ? null : contextLens.clone();
-        AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
+        ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
+                options, CAPABILITIES);
+        AttentionShape shape = paged.shape();
         SequenceForward call = sequences(shape, options);
         for (int b = 0; b < shape.batch(); b++) {
+            int[] table = paged.blockTables()[b];
             call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    new PagedRows(kCache, tables[b]), new PagedRows(vCache, tables[b]), lens[b]);
+                    new PagedRows(kCache, table), new PagedRows(vCache, table), paged.contextLens()[b]);
         }
         call.run(workers(q, kCache, vCache, out, lse));
     }

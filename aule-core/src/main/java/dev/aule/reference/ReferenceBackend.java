@@ -77,12 +77,14 @@ public final class ReferenceBackend implements AttentionBackend {
     @Override
     public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                Tensor out, Tensor lse, AttentionOptions options) {
-        int[][] tables = ServingShapes.copyOf(blockTables);
-        int[] lens = contextLens == null ? null : contextLens.clone();
-        AttentionShape shape = ServingShapes.paged(q, kCache, vCache, tables, lens, out, lse, options, CAPABILITIES);
+        ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
+                options, CAPABILITIES);
+        AttentionShape shape = paged.shape();
         for (int b = 0; b < shape.batch(); b++) {
-            forwardSequence(new SequenceView(q.sequence(b, 0, shape.queryLen()), gather(kCache, tables[b], lens[b]),
-                    gather(vCache, tables[b], lens[b]), out.sequence(b, 0, shape.queryLen()),
+            int[] table = paged.blockTables()[b];
+            int len = paged.contextLens()[b];
+            forwardSequence(new SequenceView(q.sequence(b, 0, shape.queryLen()), gather(kCache, table, len),
+                    gather(vCache, table, len), out.sequence(b, 0, shape.queryLen()),
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen())), options);
         }
     }
