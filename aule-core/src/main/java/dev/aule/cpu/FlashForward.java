@@ -83,7 +83,7 @@ final class FlashForward {
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
-        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, tileItems(shape));
+        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, tileItems(shape, math.lanes()));
     }
 
     /**
@@ -118,8 +118,8 @@ final class FlashForward {
         int tileItems = shape.batch() * kvHeads * tiles;
         this.splits = keySplits(concurrentTiles, shape.keyLen(), keyTile);
         this.order = costliestFirst(shape.batch() * kvHeads);
-        this.kInPlace = HeapRows.of(k, math.lanes());
-        this.vInPlace = HeapRows.of(v, math.lanes());
+        this.kInPlace = k.inPlace(math.lanes());
+        this.vInPlace = v.inPlace(math.lanes());
         if (splits > 1) {
             partialO = new float[tileItems * splits * partRows * dvp];
             partialM = new float[tileItems * splits * partRows];
@@ -172,9 +172,11 @@ final class FlashForward {
     }
 
     /** Tile items (batch, KV head, row tile) of a call of this shape. */
-    static int tileItems(AttentionShape shape) {
+    static int tileItems(AttentionShape shape, int lanes) {
         int rows = Math.multiplyExact(shape.groupSize(), shape.queryLen());
-        return shape.batch() * shape.kvHeads() * ((rows + TILE_ROWS - 1) / TILE_ROWS);
+        long heads = (long) shape.batch() * shape.kvHeads();
+        int tileRows = tileRows(roundUp(shape.headDim(), lanes), roundUp(shape.valueDim(), lanes), rows, heads);
+        return Math.toIntExact(heads * ((rows + tileRows - 1) / tileRows));
     }
 
     /** Items ordered so the tiles that see the most keys start first (causal: the bottom rows). */

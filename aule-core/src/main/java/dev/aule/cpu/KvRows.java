@@ -18,6 +18,9 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
      */
     void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride);
 
+    /** The rows as a {@code float[]} the kernel may read in place ({@link HeapRows}), or null when they must be copied. */
+    HeapRows inPlace(int lanes);
+
     static KvRows of(Tensor t) {
         return new OfTensor(t);
     }
@@ -32,6 +35,11 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
         @Override
         public void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
             t.readRows(b, head, j0, count, dst, dstOffset, dstStride);
+        }
+
+        @Override
+        public HeapRows inPlace(int lanes) {
+            return HeapRows.of(t, lanes);
         }
     }
 }

@@ -40,6 +40,12 @@ final class PagedRows implements KvRows {
         return cache.headDim();
     }
 
+    /** Never in place: a sequence's rows are spread over blocks. */
+    @Override
+    public HeapRows inPlace(int lanes) {
+        return null;
+    }
+
     @Override
     public void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
         int j = j0;

@@ -62,7 +62,7 @@ final class SequenceForward {
         sequences.sort(Comparator.comparingLong((Sequence s) -> (long) s.q().seqLen() * s.keyLen()).reversed());
         int tiles = 0;
         for (Sequence s : sequences) {
-            tiles += FlashForward.tileItems(s.shape());
+            tiles += FlashForward.tileItems(s.shape(), math.lanes());
         }
         FlashForward[] calls = new FlashForward[sequences.size()];
         int[] firstItem = new int[calls.length + 1];
