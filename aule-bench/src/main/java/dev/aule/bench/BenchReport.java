@@ -169,10 +169,13 @@ public final class BenchReport {
         if (method.endsWith("decode")) {
             // Memory-bound for one query (compare GB/s with the read rate); with several queries the
             // products of a whole GQA group per key make it compute-bound, so GFLOP/s matter too.
-            int queries = Integer.parseInt(p.getParam("queries"));
+            // PagedDecodeBenchmark: one query for each of `batch` sequences.
+            boolean paged = method.contains(PagedDecodeBenchmark.class.getSimpleName());
+            int queries = paged ? 1 : Integer.parseInt(p.getParam("queries"));
+            int sequences = paged ? Integer.parseInt(p.getParam("batch")) : 1;
             int context = Integer.parseInt(p.getParam("context"));
             long pairs = Visibility.of(queries, context, AttentionOptions.builder().causal(true).build()).pairs();
-            return 4.0 * DecodeBenchmark.Q_HEADS * DecodeBenchmark.HEAD_DIM * pairs;
+            return 4.0 * sequences * DecodeBenchmark.Q_HEADS * DecodeBenchmark.HEAD_DIM * pairs;
         }
         if (method.endsWith("sgemm")) {
             double n = Double.parseDouble(p.getParam("n"));
