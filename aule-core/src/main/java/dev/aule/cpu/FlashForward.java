@@ -38,7 +38,8 @@ final class FlashForward {
     static final int MIN_SPLIT_KEYS = 512;
     /**
      * Short tiles, of at most this many rows (8 decode queries x a GQA group of 4), skip the key
-     * transpose and read F32 keys and values in place when the layout allows ({@link HeapRows}).
+     * transpose and read F32 keys and values in place when the layout allows ({@link InPlaceRows}), from heap
+     * arrays or any other memory, and for a paged cache one run of adjacent blocks at a time.
      */
     static final int SHORT_TILE_MAX_ROWS = 32;
     /**
@@ -77,9 +78,9 @@ final class FlashForward {
     private final float[] partialM;
     private final float[] partialL;
     private final AtomicIntegerArray pendingSplits;
-    // Keys and values read in place by short tiles; null when they must be copied (HeapRows.of).
-    private final HeapRows kInPlace;
-    private final HeapRows vInPlace;
+    // Keys and values read in place by short tiles; null when they must be copied (InPlaceRows.of).
+    private final InPlaceRows kInPlace;
+    private final InPlaceRows vInPlace;
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
@@ -214,7 +215,8 @@ final class FlashForward {
         int n = Math.min(tileRows, rows - r0);
         int n4 = roundUp(n, 4);
         boolean shortTile = n4 <= SHORT_TILE_MAX_ROWS;
-        boolean byKey = shortTile && n4 > BY_ROW_MAX_ROWS && kInPlace != null;
+        // scoresByKey broadcasts single key elements and has only an array form; other memory goes by row.
+        boolean byKey = shortTile && n4 > BY_ROW_MAX_ROWS && kInPlace != null && kInPlace.array() != null;
         int qStride = shortTile ? dp : d;
         sc.ensure(tileRows, keyTile, dp, dvp);
         float[] qt = sc.q;
@@ -279,27 +281,17 @@ final class FlashForward {
                 continue;
             }
             boolean maskRows = masks != null && masks.changesRows(status);
-            if (byKey) {
-                math.scoresByKey(sc.qCols, n4, d, kInPlace.array(), kInPlace.offset(b, kvHead, j0),
-                        kInPlace.rowStride(), jn, sc.sCols, s);
-            } else if (shortTile && kInPlace != null) {
-                math.scoresByRow(qt, n4, dp, kInPlace.array(), kInPlace.offset(b, kvHead, j0), kInPlace.rowStride(),
-                        jn, s);
+            if (shortTile && kInPlace != null) {
+                scoresInPlace(sc, n4, byKey, b, kvHead, j0, jn);
             } else if (shortTile) {
                 packRows(k, sc.kt, dp, b, kvHead, j0, jn);
-                math.scoresByRow(qt, n4, dp, sc.kt, 0, dp, jn, s);
+                math.scoresByRow(qt, n4, dp, sc.kt, 0, dp, jn, s, 0);
             } else {
                 packKeys(sc, b, kvHead, j0, jn);
                 math.multiply(qt, n4, d, sc.kt, 0, s);
             }
-            float[] vRows = sc.v;
-            int vOff = 0;
-            int vStride = dvp;
-            if (shortTile && vInPlace != null) {
-                vRows = vInPlace.array();
-                vOff = vInPlace.offset(b, kvHead, j0);
-                vStride = vInPlace.rowStride();
-            } else {
+            boolean valuesInPlace = shortTile && vInPlace != null;
+            if (!valuesInPlace) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
             for (int t = 0; t < n4; t++) {
@@ -334,7 +326,11 @@ final class FlashForward {
                 l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
                 m[t] = mNew;
             }
-            math.accumulate(s, n4, jn, vRows, vOff, vStride, dvp, o, alpha);
+            if (valuesInPlace) {
+                accumulateInPlace(sc, n4, b, kvHead, j0, jn);
+            } else {
+                math.accumulate(s, n4, jn, 0, sc.v, 0, dvp, dvp, o, alpha);
+            }
         }
 
         if (splits == 1) {
@@ -349,6 +345,52 @@ final class FlashForward {
         System.arraycopy(l, 0, partialL, part, n);
         if (pendingSplits.decrementAndGet(item) == 0) {
             mergeSplits(sc, b, item, n);
+        }
+    }
+
+    /**
+     * A short tile's scores against keys {@code [j0, j0 + jn)} read in place: one call per run of rows
+     * stored one stride apart (the whole block for a tensor, each run of adjacent blocks of a paged cache),
+     * through the array when the keys are a {@code float[]}, else through their segment.
+     */
+    private void scoresInPlace(Scratch sc, int n4, boolean byKey, int b, int kvHead, int j0, int jn) {
+        InPlaceRows rows = kInPlace;
+        for (int j = j0, end = j0 + jn; j < end; ) {
+            int count = k.contiguousRows(j, end - j);
+            int stored = k.storedRow(j);
+            if (byKey) {
+                math.scoresByKey(sc.qCols, n4, d, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
+                        sc.sCols, sc.s, j - j0);
+            } else if (rows.array() != null) {
+                math.scoresByRow(sc.q, n4, dp, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
+                        sc.s, j - j0);
+            } else {
+                math.scoresByRow(sc.q, n4, dp, rows.memory(), rows.byteOffset(b, kvHead, stored), rows.rowBytes(),
+                        count, sc.s, j - j0);
+            }
+            j += count;
+        }
+    }
+
+    /**
+     * A short tile's {@code o = alpha o + p v} over values {@code [j0, j0 + jn)} read in place, run by run as
+     * {@link #scoresInPlace}; the first run applies the rescale, later ones add to the rescaled rows.
+     */
+    private void accumulateInPlace(Scratch sc, int n4, int b, int kvHead, int j0, int jn) {
+        InPlaceRows rows = vInPlace;
+        float[] alpha = sc.alpha;
+        for (int j = j0, end = j0 + jn; j < end; ) {
+            int count = v.contiguousRows(j, end - j);
+            int stored = v.storedRow(j);
+            if (rows.array() != null) {
+                math.accumulate(sc.s, n4, count, j - j0, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(),
+                        dvp, sc.o, alpha);
+            } else {
+                math.accumulate(sc.s, n4, count, j - j0, rows.memory(), rows.byteOffset(b, kvHead, stored),
+                        rows.rowBytes(), dvp, sc.o, alpha);
+            }
+            alpha = sc.ones;
+            j += count;
         }
     }
 

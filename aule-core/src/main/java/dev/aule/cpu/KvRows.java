@@ -4,8 +4,8 @@ import dev.aule.Tensor;
 
 /**
  * Where the forward kernel reads key and value rows from: a plain tensor, or one sequence of a
- * paged cache. Either way rows arrive as float in the kernel's packed scratch, so prefill, decode,
- * cached and paged attention all run the same tiles.
+ * paged cache. Either way rows arrive as float in the kernel's packed scratch, or are read in
+ * place run by run, so prefill, decode, cached and paged attention all run the same tiles.
  */
 sealed interface KvRows permits KvRows.OfTensor, PagedRows {
 
@@ -18,8 +18,20 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
      */
     void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride);
 
-    /** The rows as a {@code float[]} the kernel may read in place ({@link HeapRows}), or null when they must be copied. */
-    HeapRows inPlace(int lanes);
+    /**
+     * The stored rows as memory the kernel may read in place ({@link InPlaceRows}), or null when they must be
+     * copied. Logical row {@code j} is stored row {@link #storedRow}{@code (j)} of that view.
+     */
+    InPlaceRows inPlace(int lanes);
+
+    /** The row of the {@link #inPlace} view that holds logical row {@code j}. */
+    int storedRow(int j);
+
+    /**
+     * How many logical rows from {@code j} on (at most {@code max}, all below the sequence's length) are
+     * stored one row stride apart, so that one in-place read covers them.
+     */
+    int contiguousRows(int j, int max);
 
     static KvRows of(Tensor t) {
         return new OfTensor(t);
@@ -38,8 +50,18 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
         }
 
         @Override
-        public HeapRows inPlace(int lanes) {
-            return HeapRows.of(t, lanes);
+        public InPlaceRows inPlace(int lanes) {
+            return InPlaceRows.of(t, lanes);
+        }
+
+        @Override
+        public int storedRow(int j) {
+            return j;
+        }
+
+        @Override
+        public int contiguousRows(int j, int max) {
+            return max;
         }
     }
 }

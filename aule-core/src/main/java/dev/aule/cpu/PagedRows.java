@@ -8,8 +8,8 @@ import dev.aule.Tensor;
  * {@code [numBlocks, Hkv, blockSize, D]}. A read of consecutive rows is copied page by page; when
  * the cache's layout puts a block's rows right after the previous block's (head-major pools, as
  * {@code PagedKvCache} keeps, and the vLLM layout), a run of adjacent block ids in the table is one
- * copy. The table is validated by the caller before this is built; the batch index is ignored
- * (one sequence).
+ * copy, or one in-place read for a short (decode) tile. The table is validated by the caller before
+ * this is built; the batch index is ignored (one sequence).
  */
 final class PagedRows implements KvRows {
     private final Tensor cache;
@@ -40,10 +40,30 @@ final class PagedRows implements KvRows {
         return cache.headDim();
     }
 
-    /** Never in place: a sequence's rows are spread over blocks. */
+    /** The cache as one sequence, when its blocks follow each other; a run of adjacent blocks is then read in place. */
     @Override
-    public HeapRows inPlace(int lanes) {
-        return null;
+    public InPlaceRows inPlace(int lanes) {
+        return flat == null ? null : InPlaceRows.of(flat, lanes);
+    }
+
+    @Override
+    public int storedRow(int j) {
+        return blockTable[j / blockSize] * blockSize + j % blockSize;
+    }
+
+    /** Rows to the end of {@code j}'s block, extended over the following blocks while their ids are adjacent. */
+    @Override
+    public int contiguousRows(int j, int max) {
+        int page = j / blockSize;
+        int n = Math.min(blockSize - j % blockSize, max);
+        if (flat == null) {
+            return n;
+        }
+        while (n < max && blockTable[page + 1] == blockTable[page] + 1) {
+            page++;
+            n += Math.min(blockSize, max - n);
+        }
+        return n;
     }
 
     @Override
@@ -52,18 +72,11 @@ final class PagedRows implements KvRows {
         int end = j0 + count;
         int at = dstOffset;
         while (j < end) {
-            int page = j / blockSize;
-            int slot = j % blockSize;
-            int n = Math.min(blockSize - slot, end - j);
+            int n = contiguousRows(j, end - j);
             if (flat != null) {
-                // Extend the copy over the following pages while their blocks are adjacent.
-                while (j + n < end && blockTable[page + 1] == blockTable[page] + 1) {
-                    page++;
-                    n += Math.min(blockSize, end - j - n);
-                }
-                flat.readRows(0, head, blockTable[j / blockSize] * blockSize + slot, n, dst, at, dstStride);
+                flat.readRows(0, head, storedRow(j), n, dst, at, dstStride);
             } else {
-                cache.readRows(blockTable[page], head, slot, n, dst, at, dstStride);
+                cache.readRows(blockTable[j / blockSize], head, j % blockSize, n, dst, at, dstStride);
             }
             j += n;
             at += n * dstStride;

@@ -1,10 +1,14 @@
 package dev.aule.cpu;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 /** Plain loops: the path when the Vector API module is not present. */
 final class ScalarTileMath implements TileMath {
     private static final int KEY_TILE = 64;
+    /** Native-order floats, as tensors store them. */
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     @Override
     public int lanes() {
@@ -22,28 +26,44 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s) {
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s,
+                            int sCol) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
                 for (int x = 0; x < dp; x++) {
                     dot = Math.fma(q[t * dp + x], k[kOff + j * kStride + x], dot);
                 }
-                s[t * KEY_TILE + j] = dot;
+                s[t * KEY_TILE + sCol + j] = dot;
+            }
+        }
+    }
+
+    @Override
+    public void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys,
+                            float[] s, int sCol) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < keys; j++) {
+                float dot = 0f;
+                long row = kOff + j * kStride;
+                for (int x = 0; x < dp; x++) {
+                    dot = Math.fma(q[t * dp + x], k.get(FLOAT, row + (long) x * Float.BYTES), dot);
+                }
+                s[t * KEY_TILE + sCol + j] = dot;
             }
         }
     }
 
     @Override
     public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
-                            float[] s) {
+                            float[] s, int sCol) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
                 for (int x = 0; x < d; x++) {
                     dot = Math.fma(qT[x * rows + t], k[kOff + j * kStride + x], dot);
                 }
-                s[t * KEY_TILE + j] = dot;
+                s[t * KEY_TILE + sCol + j] = dot;
             }
         }
     }
@@ -90,8 +110,8 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o,
-                           float[] alpha) {
+    public void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
+                           float[] o, float[] alpha) {
         for (int t = 0; t < rows; t++) {
             int oRow = t * dvp;
             float a = alpha[t];
@@ -99,13 +119,35 @@ final class ScalarTileMath implements TileMath {
                 o[oRow + x] *= a;
             }
             for (int j = 0; j < keys; j++) {
-                float pj = p[t * KEY_TILE + j];
+                float pj = p[t * KEY_TILE + pCol + j];
                 if (pj == 0f) {
                     continue;
                 }
                 int vRow = vOff + j * vStride;
                 for (int x = 0; x < dvp; x++) {
                     o[oRow + x] = Math.fma(pj, v[vRow + x], o[oRow + x]);
+                }
+            }
+        }
+    }
+
+    @Override
+    public void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
+                           int dvp, float[] o, float[] alpha) {
+        for (int t = 0; t < rows; t++) {
+            int oRow = t * dvp;
+            float a = alpha[t];
+            for (int x = 0; x < dvp; x++) {
+                o[oRow + x] *= a;
+            }
+            for (int j = 0; j < keys; j++) {
+                float pj = p[t * KEY_TILE + pCol + j];
+                if (pj == 0f) {
+                    continue;
+                }
+                long vRow = vOff + j * vStride;
+                for (int x = 0; x < dvp; x++) {
+                    o[oRow + x] = Math.fma(pj, v.get(FLOAT, vRow + (long) x * Float.BYTES), o[oRow + x]);
                 }
             }
         }

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import java.util.Arrays;
 import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
@@ -21,6 +22,7 @@ final class Scratch {
     float[] m = new float[0];     // running row max
     float[] l = new float[0];     // running row sum
     float[] alpha = new float[0]; // rescale factor of the current block
+    float[] ones = new float[0];  // alphas of 1: a block's later runs of in-place values (no rescale)
     int[] qRow = new int[0];      // query index of each tile row
     int[] qHead = new int[0];     // query head of each tile row
     int[] first = new int[0];     // first visible key of each tile row
@@ -58,6 +60,10 @@ final class Scratch {
         m = grow(m, tileRows);
         l = grow(l, tileRows);
         alpha = grow(alpha, tileRows);
+        if (ones.length < tileRows) {
+            ones = new float[tileRows];
+            Arrays.fill(ones, 1f);
+        }
         if (qRow.length < tileRows) {
             qRow = new int[tileRows];
             qHead = new int[tileRows];

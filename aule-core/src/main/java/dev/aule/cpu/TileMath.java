@@ -1,5 +1,7 @@
 package dev.aule.cpu;
 
+import java.lang.foreign.MemorySegment;
+
 /**
  * The arithmetic of one FlashAttention tile, with a SIMD and a scalar implementation.
  *
@@ -21,22 +23,31 @@ interface TileMath {
     String description();
 
     /**
-     * {@code s[t][j] = q[t] . k[j]} for {@code j < keys} with both operands row-major: query rows {@code dp}
+     * {@code s[t][sCol + j] = q[t] . k[j]} for {@code j < keys} with both operands row-major: query rows {@code dp}
      * apart ({@code dp} a multiple of {@link #lanes()}, zero-padded), key row {@code j} at {@code kOff + j * kStride}
      * with {@code dp} readable floats. For short tiles (decode), where packing a transposed key block would
-     * cost more than the products; {@code k} may be the key tensor's own array.
+     * cost more than the products; {@code k} may be the key tensor's own array. {@code sCol} places a run of
+     * keys within the block (a paged cache's block runs each get a call).
      */
-    void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s);
+    void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s, int sCol);
 
     /**
-     * {@code s[t][j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
+     * {@link #scoresByRow(float[], int, int, float[], int, int, int, float[], int)} with the keys read in place from
+     * any memory holding native-order floats: key row {@code j} at byte {@code kOff + j * kStride} of {@code k}.
+     */
+    void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s,
+                     int sCol);
+
+    /**
+     * {@code s[t][sCol + j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
      * {@code qT[x][c]} for {@code x < d}, {@code c < }{@link #queryColumns}{@code (rows)} (columns past the
      * real rows zero), and key row {@code j} at {@code k[kOff + j * kStride, +d)}. For short tiles of more
      * than a few rows (decode with a GQA group), where query rows along the vector lanes share each
      * broadcast key element and need no horizontal sums. {@code sT} is scratch of
      * {@code keys * queryColumns(rows)} floats.
      */
-    void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s);
+    void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s,
+                     int sCol);
 
     /** Columns of the transposed query tile {@link #scoresByKey} reads: {@code rows} rounded up to whole vectors. */
     default int queryColumns(int rows) {
@@ -59,11 +70,21 @@ interface TileMath {
     float expSum(float[] s, int off, int n, float max);
 
     /**
-     * {@code o[t] = alpha[t] * o[t] + sum_j p[t][j] * v[j]} for {@code t < rows} and {@code j < keys}:
+     * {@code o[t] = alpha[t] * o[t] + sum_j p[t][pCol + j] * v[j]} for {@code t < rows} and {@code j < keys}:
      * the online-softmax rescale fused with the probabilities-times-values product. Value row {@code j}
      * is {@code v[vOff + j * vStride, +dvp)}: the packed block ({@code 0, dvp}) or the value tensor's own array.
+     * {@code pCol} places a run of keys within the block; later runs of a block pass alphas of 1.
      */
-    void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha);
+    void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp, float[] o,
+                    float[] alpha);
+
+    /**
+     * {@link #accumulate(float[], int, int, int, float[], int, int, int, float[], float[])} with the values read
+     * in place from any memory holding native-order floats: value row {@code j} at byte {@code vOff + j * vStride}
+     * of {@code v}.
+     */
+    void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, int dvp,
+                    float[] o, float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of

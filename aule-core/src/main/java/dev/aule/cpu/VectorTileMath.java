@@ -7,6 +7,8 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -23,6 +25,9 @@ final class VectorTileMath implements TileMath {
     private static final VectorSpecies<Integer> I = F.withLanes(int.class); // same shape, as many lanes
     private static final int L = F.length();
     private static final int KT = 4 * L;
+    private static final long LANE_BYTES = (long) L * Float.BYTES;
+    /** Tensors store floats in native order. */
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     // exp(x) = 2^n * e^r with n = round(x / ln 2) and |r| <= ln(2) / 2.
     private static final float LOG2E = 1.44269504f;
@@ -71,7 +76,8 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s) {
+    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s,
+                            int sCol) {
         // Keys outside, groups of 4 query rows inside: a key row (at most 2 KiB) is loaded from memory
         // once and stays in L1 for every group, and the query tile (at most 32 x 512 floats) stays
         // in L1/L2. 4 rows share each loaded key vector; one horizontal sum per (row, key).
@@ -89,7 +95,35 @@ final class VectorTileMath implements TileMath {
                     a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
                     a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
                 }
-                int s0 = t * KT + j;
+                int s0 = t * KT + sCol + j;
+                s[s0] = sum(a0);
+                s[s0 + KT] = sum(a1);
+                s[s0 + 2 * KT] = sum(a2);
+                s[s0 + 3 * KT] = sum(a3);
+            }
+        }
+    }
+
+    @Override
+    public void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys,
+                            float[] s, int sCol) {
+        // As the array version: one key row streamed from memory, shared by every group of 4 query rows.
+        long kb = kOff;
+        for (int j = 0; j < keys; j++, kb += kStride) {
+            for (int t = 0; t < rows; t += 4) {
+                int q0 = t * dp;
+                int q1 = q0 + dp;
+                int q2 = q1 + dp;
+                int q3 = q2 + dp;
+                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+                for (int x = 0; x < dp; x += L) {
+                    FloatVector kv = FloatVector.fromMemorySegment(F, k, kb + (long) x * Float.BYTES, NATIVE);
+                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
+                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
+                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
+                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+                }
+                int s0 = t * KT + sCol + j;
                 s[s0] = sum(a0);
                 s[s0 + KT] = sum(a1);
                 s[s0 + 2 * KT] = sum(a2);
@@ -100,7 +134,7 @@ final class VectorTileMath implements TileMath {
 
     @Override
     public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
-                            float[] s) {
+                            float[] s, int sCol) {
         // sT[j][c] = sum_x k[j][x] qT[x][c]: 8 keys x 2 vectors of query rows = 16 accumulators, fed per
         // x by 8 broadcast key elements and 2 query vectors (10 loads for 16 FMAs; the 8 key rows stream
         // side by side from memory). Leftover keys and an odd last vector of columns go one by one.
@@ -173,7 +207,7 @@ final class VectorTileMath implements TileMath {
         // Back to the row-major score tile the softmax works on.
         for (int jj = 0; jj < keys; jj++) {
             for (int t = 0, at = jj * cols; t < rows; t++, at++) {
-                s[t * KT + jj] = sT[at];
+                s[t * KT + sCol + jj] = sT[at];
             }
         }
     }
@@ -293,10 +327,10 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o,
-                           float[] alpha) {
+    public void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
+                           float[] o, float[] alpha) {
         for (int t = 0; t < rows; t += 4) {
-            int p0 = t * KT;
+            int p0 = t * KT + pCol;
             int p1 = p0 + KT;
             int p2 = p1 + KT;
             int p3 = p2 + KT;
@@ -374,6 +408,104 @@ final class VectorTileMath implements TileMath {
                 FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
                 for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
                     FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+                }
+                a0.intoArray(o, o0 + c);
+                a1.intoArray(o, o1 + c);
+                a2.intoArray(o, o2 + c);
+                a3.intoArray(o, o3 + c);
+            }
+        }
+    }
+
+    @Override
+    public void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
+                           int dvp, float[] o, float[] alpha) {
+        // As the array version, value rows loaded from the segment.
+        for (int t = 0; t < rows; t += 4) {
+            int p0 = t * KT + pCol;
+            int p1 = p0 + KT;
+            int p2 = p1 + KT;
+            int p3 = p2 + KT;
+            int o0 = t * dvp;
+            int o1 = o0 + dvp;
+            int o2 = o1 + dvp;
+            int o3 = o2 + dvp;
+            float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+            int c = 0;
+            for (; c + 4 * L <= dvp; c += 4 * L) {
+                FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+                FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
+                FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
+                FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+                FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
+                FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
+                FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+                FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
+                FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
+                FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+                FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
+                FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
+                long vb = vOff + (long) c * Float.BYTES;
+                for (int j = 0; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromMemorySegment(F, v, vb, NATIVE);
+                    FloatVector v1 = FloatVector.fromMemorySegment(F, v, vb + LANE_BYTES, NATIVE);
+                    FloatVector v2 = FloatVector.fromMemorySegment(F, v, vb + 2 * LANE_BYTES, NATIVE);
+                    FloatVector v3 = FloatVector.fromMemorySegment(F, v, vb + 3 * LANE_BYTES, NATIVE);
+                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                    a00 = v0.fma(b, a00);
+                    a01 = v1.fma(b, a01);
+                    a02 = v2.fma(b, a02);
+                    a03 = v3.fma(b, a03);
+                    b = FloatVector.broadcast(F, p[p1 + j]);
+                    a10 = v0.fma(b, a10);
+                    a11 = v1.fma(b, a11);
+                    a12 = v2.fma(b, a12);
+                    a13 = v3.fma(b, a13);
+                    b = FloatVector.broadcast(F, p[p2 + j]);
+                    a20 = v0.fma(b, a20);
+                    a21 = v1.fma(b, a21);
+                    a22 = v2.fma(b, a22);
+                    a23 = v3.fma(b, a23);
+                    b = FloatVector.broadcast(F, p[p3 + j]);
+                    a30 = v0.fma(b, a30);
+                    a31 = v1.fma(b, a31);
+                    a32 = v2.fma(b, a32);
+                    a33 = v3.fma(b, a33);
+                }
+                a00.intoArray(o, o0 + c);
+                a01.intoArray(o, o0 + c + L);
+                a02.intoArray(o, o0 + c + 2 * L);
+                a03.intoArray(o, o0 + c + 3 * L);
+                a10.intoArray(o, o1 + c);
+                a11.intoArray(o, o1 + c + L);
+                a12.intoArray(o, o1 + c + 2 * L);
+                a13.intoArray(o, o1 + c + 3 * L);
+                a20.intoArray(o, o2 + c);
+                a21.intoArray(o, o2 + c + L);
+                a22.intoArray(o, o2 + c + 2 * L);
+                a23.intoArray(o, o2 + c + 3 * L);
+                a30.intoArray(o, o3 + c);
+                a31.intoArray(o, o3 + c + L);
+                a32.intoArray(o, o3 + c + 2 * L);
+                a33.intoArray(o, o3 + c + 3 * L);
+            }
+            // Remaining value columns (dvp not a multiple of 4 vectors): one vector at a time.
+            for (; c < dvp; c += L) {
+                FloatVector a0 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                long vb = vOff + (long) c * Float.BYTES;
+                for (int j = 0; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromMemorySegment(F, v, vb, NATIVE);
                     a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                     a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
                     a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
