@@ -93,7 +93,10 @@ public final class CpuBackend implements AttentionBackend {
         call.run(workers(q, kCache, vCache, out, lse));
     }
 
-    /** Keys and values are copied page by page into the kernel's packed blocks ({@link PagedRows}). */
+    /**
+     * Keys and values go through {@link PagedRows}: F32 pools that keep a head's blocks one after another are
+     * read in place by decode tiles, one run of adjacent blocks at a time; others are copied page by page.
+     */
     @Override
     public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                Tensor out, Tensor lse, AttentionOptions options) {
