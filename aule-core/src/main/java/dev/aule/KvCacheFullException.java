@@ -6,6 +6,8 @@ package dev.aule;
  * scheduler can free or preempt sequences and retry.
  */
 public final class KvCacheFullException extends IllegalStateException {
+    private static final long serialVersionUID = 1L;
+
     public KvCacheFullException(String message) {
         super(message);
     }
