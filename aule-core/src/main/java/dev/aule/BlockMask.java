@@ -28,6 +28,8 @@ public final class BlockMask {
     /** What a block holds. */
     public enum Status { EMPTY, PARTIAL, FULL }
 
+    /** Indexed by the byte codes below ({@code Status.values()} would copy the array on every call). */
+    private static final Status[] STATUSES = Status.values();
     private static final byte EMPTY = 0;
     private static final byte PARTIAL = 1;
     private static final byte FULL = 2;
@@ -123,7 +125,7 @@ public final class BlockMask {
 
     /** The status of block ({@code queryBlock}, {@code keyBlock}) for batch {@code b} and query head {@code h}. */
     public Status status(int b, int h, int queryBlock, int keyBlock) {
-        return Status.values()[code(b, h, queryBlock, keyBlock)];
+        return STATUSES[code(b, h, queryBlock, keyBlock)];
     }
 
     /**
