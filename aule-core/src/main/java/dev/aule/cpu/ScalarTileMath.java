@@ -25,18 +25,13 @@ final class ScalarTileMath implements TileMath {
         return "scalar (no jdk.incubator.vector)";
     }
 
+    // The array forms read through a heap segment: one loop per product, and the scalar path is the
+    // fallback, where the segment's bounds checks do not matter.
     @Override
     public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s,
                             int sCol) {
-        for (int t = 0; t < rows; t++) {
-            for (int j = 0; j < keys; j++) {
-                float dot = 0f;
-                for (int x = 0; x < dp; x++) {
-                    dot = Math.fma(q[t * dp + x], k[kOff + j * kStride + x], dot);
-                }
-                s[t * KEY_TILE + sCol + j] = dot;
-            }
-        }
+        scoresByRow(q, rows, dp, MemorySegment.ofArray(k), (long) kOff * Float.BYTES, (long) kStride * Float.BYTES,
+                keys, s, sCol);
     }
 
     @Override
@@ -112,23 +107,8 @@ final class ScalarTileMath implements TileMath {
     @Override
     public void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
                            float[] o, float[] alpha) {
-        for (int t = 0; t < rows; t++) {
-            int oRow = t * dvp;
-            float a = alpha[t];
-            for (int x = 0; x < dvp; x++) {
-                o[oRow + x] *= a;
-            }
-            for (int j = 0; j < keys; j++) {
-                float pj = p[t * KEY_TILE + pCol + j];
-                if (pj == 0f) {
-                    continue;
-                }
-                int vRow = vOff + j * vStride;
-                for (int x = 0; x < dvp; x++) {
-                    o[oRow + x] = Math.fma(pj, v[vRow + x], o[oRow + x]);
-                }
-            }
-        }
+        accumulate(p, rows, keys, pCol, MemorySegment.ofArray(v), (long) vOff * Float.BYTES,
+                (long) vStride * Float.BYTES, dvp, o, alpha);
     }
 
     @Override
