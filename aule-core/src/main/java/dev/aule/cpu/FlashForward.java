@@ -471,7 +471,7 @@ final class FlashForward {
         float[] kt = sc.kt;
         float[] row = sc.row;
         for (int j = 0; j < jn; j++) {
-            k.readRows(b, kvHead, j0 + j, 1, row, 0, d);
+            k.readRows(math, b, kvHead, j0 + j, 1, row, 0, d);
             for (int x = 0, pos = j; x < d; x++, pos += keyTile) {
                 kt[pos] = row[x];
             }
@@ -484,8 +484,8 @@ final class FlashForward {
     }
 
     /** {@code dst[j][x] = t[j0 + j][x]}, rows {@code stride} apart, each zero-padded from the head dim to the stride. */
-    private static void packRows(KvRows t, float[] dst, int stride, int b, int head, int j0, int jn) {
-        t.readRows(b, head, j0, jn, dst, 0, stride);
+    private void packRows(KvRows t, float[] dst, int stride, int b, int head, int j0, int jn) {
+        t.readRows(math, b, head, j0, jn, dst, 0, stride);
         int dim = t.headDim();
         if (stride > dim) {
             for (int j = 0; j < jn; j++) {

@@ -14,9 +14,9 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
 
     /**
      * Copies rows {@code j0 .. j0 + count - 1} of head {@code (b, head)} into {@code dst} as float,
-     * row {@code r} at {@code dst[dstOffset + r * dstStride]}.
+     * row {@code r} at {@code dst[dstOffset + r * dstStride]}; half-precision rows are widened by {@code math}.
      */
-    void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride);
+    void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride);
 
     /**
      * The stored rows as memory the kernel may read in place ({@link InPlaceRows}), or null when they must be
@@ -34,19 +34,24 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
     int contiguousRows(int j, int max);
 
     static KvRows of(Tensor t) {
-        return new OfTensor(t);
+        return new OfTensor(t, HalfRows.of(t));
     }
 
-    /** Rows of a tensor; bulk copies when they are contiguous F32. */
-    record OfTensor(Tensor t) implements KvRows {
+    /** Rows of a tensor; bulk copies when they are contiguous F32, vector widening when contiguous F16/BF16. */
+    record OfTensor(Tensor t, HalfRows half) implements KvRows {
         @Override
         public int headDim() {
             return t.headDim();
         }
 
         @Override
-        public void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
-            t.readRows(b, head, j0, count, dst, dstOffset, dstStride);
+        public void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset,
+                             int dstStride) {
+            if (half != null) {
+                half.read(math, b, head, j0, count, dst, dstOffset, dstStride);
+            } else {
+                t.readRows(b, head, j0, count, dst, dstOffset, dstStride);
+            }
         }
 
         @Override

@@ -17,12 +17,15 @@ final class PagedRows implements KvRows {
     private final int blockSize;
     /** The cache as one sequence {@code [1, Hkv, numBlocks * blockSize, D]} when blocks follow each other, else null. */
     private final Tensor flat;
+    /** The half-precision rows of {@link #flat} (of the cache when that is null), widened by vectors; null for F32. */
+    private final HalfRows half;
 
     PagedRows(Tensor cache, int[] blockTable) {
         this.cache = cache;
         this.blockTable = blockTable;
         this.blockSize = cache.seqLen();
         this.flat = flatView(cache);
+        this.half = HalfRows.of(flat != null ? flat : cache);
     }
 
     private static Tensor flatView(Tensor cache) {
@@ -67,16 +70,21 @@ final class PagedRows implements KvRows {
     }
 
     @Override
-    public void readRows(int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
+    public void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset,
+                         int dstStride) {
         int j = j0;
         int end = j0 + count;
         int at = dstOffset;
         while (j < end) {
             int n = contiguousRows(j, end - j);
-            if (flat != null) {
-                flat.readRows(0, head, storedRow(j), n, dst, at, dstStride);
+            // A run of adjacent blocks is one stretch of the flat view; otherwise n rows of one block.
+            Tensor source = flat != null ? flat : cache;
+            int block = flat != null ? 0 : blockTable[j / blockSize];
+            int row = flat != null ? storedRow(j) : j % blockSize;
+            if (half != null) {
+                half.read(math, block, head, row, n, dst, at, dstStride);
             } else {
-                cache.readRows(blockTable[j / blockSize], head, j % blockSize, n, dst, at, dstStride);
+                source.readRows(block, head, row, n, dst, at, dstStride);
             }
             j += n;
             at += n * dstStride;

@@ -9,6 +9,7 @@ final class ScalarTileMath implements TileMath {
     private static final int KEY_TILE = 64;
     /** Native-order floats, as tensors store them. */
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
 
     @Override
     public int lanes() {
@@ -60,6 +61,14 @@ final class ScalarTileMath implements TileMath {
                 }
                 s[t * KEY_TILE + sCol + j] = dot;
             }
+        }
+    }
+
+    @Override
+    public void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count) {
+        for (int i = 0; i < count; i++) {
+            short bits = src.get(HALF, srcOff + 2L * i);
+            dst[dstOff + i] = bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
         }
     }
 

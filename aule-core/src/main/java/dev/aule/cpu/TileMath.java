@@ -54,6 +54,14 @@ interface TileMath {
         return (rows + lanes() - 1) / lanes() * lanes();
     }
 
+    /**
+     * {@code dst[dstOff + i]} = the 16-bit value at byte {@code srcOff + 2 i} of {@code src} as float, for
+     * {@code i < count}: F16 (IEEE binary16) when {@code bf16} is false, else bfloat16; bit for bit what
+     * {@link Float#float16ToFloat} and a 16-bit shift give, subnormals included (any NaN stays a NaN). How
+     * half-precision keys and values reach the tiles.
+     */
+    void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count);
+
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 

@@ -2,12 +2,15 @@ package dev.aule.cpu;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,11 +26,14 @@ import java.util.List;
 final class VectorTileMath implements TileMath {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     private static final VectorSpecies<Integer> I = F.withLanes(int.class); // same shape, as many lanes
+    /** As many 16-bit lanes as F has floats (half its width): one load widens to one float vector. */
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final int L = F.length();
     private static final int KT = 4 * L;
     private static final long LANE_BYTES = (long) L * Float.BYTES;
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
 
     // exp(x) = 2^n * e^r with n = round(x / ln 2) and |r| <= ln(2) / 2.
     private static final float LOG2E = 1.44269504f;
@@ -219,6 +225,37 @@ final class VectorTileMath implements TileMath {
             acc = FloatVector.fromArray(F, qT, qb).fma(FloatVector.broadcast(F, k[kb + x]), acc);
         }
         acc.intoArray(sT, at);
+    }
+
+    @Override
+    public void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count) {
+        // S2I sign-extends each 16-bit pattern into its int lane; both conversions mask or shift the
+        // extension away. bfloat16 is the upper half of a binary32. binary16: the 15 magnitude bits
+        // shifted into binary32's exponent and fraction, times 2^112 to rebias the exponent (exact, and
+        // right for subnormals and zero too); an all-ones exponent (infinity, NaN) came out as 2^16 times
+        // its fraction, so setting every exponent bit restores it, the fraction (NaN payload) kept.
+        long at = srcOff;
+        int i = 0;
+        for (; i + L <= count; i += L, at += 2L * L) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(H, src, at, NATIVE)
+                    .convertShape(VectorOperators.S2I, I, 0);
+            FloatVector f;
+            if (bf16) {
+                f = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+            } else {
+                IntVector magnitude = h.and(0x7FFF);
+                IntVector bits = magnitude.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                        .reinterpretAsInts()
+                        .lanewise(VectorOperators.OR, 0x7F800000, magnitude.compare(VectorOperators.GE, 0x7C00))
+                        .or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16));
+                f = bits.reinterpretAsFloats();
+            }
+            f.intoArray(dst, dstOff + i);
+        }
+        for (; i < count; i++, at += 2) {
+            short bits = src.get(HALF, at);
+            dst[dstOff + i] = bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
+        }
     }
 
     @Override

@@ -5,6 +5,9 @@ import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -31,6 +34,40 @@ class TileMathPathsTest {
             assertTrue(math.lanes() >= 1, math.description());
             assertEquals(0, math.keyTile() % math.lanes(), math.description());
             assertFalse(math.description().isBlank());
+        }
+    }
+
+    /**
+     * Every 16-bit pattern widens bit for bit as the JDK converts it (subnormals, infinities; NaN to NaN),
+     * from an odd element offset and over a count that leaves a tail for the scalar loop.
+     */
+    @Test
+    void widenConvertsEveryHalfPrecisionPatternExactly() {
+        int count = 65536 + 3;
+        MemorySegment src = MemorySegment.ofArray(new short[count + 1]);
+        for (int i = 0; i < count; i++) {
+            src.setAtIndex(ValueLayout.JAVA_SHORT, i + 1, (short) i);
+        }
+        for (TileMath math : new TileMath[] {new ScalarTileMath(), new VectorTileMath()}) {
+            for (boolean bf16 : new boolean[] {false, true}) {
+                float[] dst = new float[count + 2];
+                math.widen(src, Short.BYTES, bf16, dst, 2, count);
+                for (int i = 0; i < count; i++) {
+                    short bits = (short) i;
+                    float expected = bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
+                    int want = Float.floatToRawIntBits(expected);
+                    int got = Float.floatToRawIntBits(dst[2 + i]);
+                    // NaN payloads may differ (the JDK's own conversion quiets them or not, compiled or
+                    // interpreted); a NaN must stay a NaN.
+                    boolean same = Float.isNaN(expected) ? Float.isNaN(dst[2 + i]) : want == got;
+                    if (!same) {
+                        throw new AssertionError(String.format("%s %s: pattern 0x%04x gave 0x%08x, want 0x%08x",
+                                math.description(), bf16 ? "BF16" : "F16", i & 0xFFFF, got, want));
+                    }
+                }
+                assertEquals(0f, dst[0]);
+                assertEquals(0f, dst[1]);
+            }
         }
     }
 

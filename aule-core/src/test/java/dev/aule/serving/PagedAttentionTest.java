@@ -23,15 +23,22 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class PagedAttentionTest {
 
-    /** A vLLM-layout cache ({@code [numBlocks, blockSize, Hkv, dim]} in memory) of random values. */
-    private static Tensor vllmCache(SplittableRandom rnd, DType dtype, int numBlocks, int blockSize, int kvHeads,
-                                    int dim) {
+    /**
+     * A cache of random values in the vLLM layout ({@code [numBlocks, blockSize, Hkv, dim]} in memory), or
+     * block-major ({@code [numBlocks, Hkv, blockSize, dim]}), where a head's blocks never follow each other
+     * and runs of adjacent blocks cannot be read as one.
+     */
+    private static Tensor cache(SplittableRandom rnd, DType dtype, boolean blockMajor, int numBlocks, int blockSize,
+                                int kvHeads, int dim) {
         long[] shape = {numBlocks, kvHeads, blockSize, dim};
-        long[] strides = {(long) blockSize * kvHeads * dim, dim, (long) kvHeads * dim, 1};
-        long elements = (long) numBlocks * blockSize * kvHeads * dim;
-        Tensor t = dtype == DType.F32
-                ? Tensor.ofBshd(new float[(int) elements], numBlocks, blockSize, kvHeads, dim)
-                : Tensor.of(MemorySegment.ofArray(new short[(int) elements]), dtype, shape, strides);
+        long[] strides = blockMajor
+                ? new long[] {(long) kvHeads * blockSize * dim, (long) blockSize * dim, dim, 1}
+                : new long[] {(long) blockSize * kvHeads * dim, dim, (long) kvHeads * dim, 1};
+        int elements = Math.toIntExact((long) numBlocks * blockSize * kvHeads * dim);
+        MemorySegment memory = dtype == DType.F32
+                ? MemorySegment.ofArray(new float[elements])
+                : MemorySegment.ofArray(new short[elements]);
+        Tensor t = Tensor.of(memory, dtype, shape, strides);
         Tensors.fillRandom(rnd, t);
         return t;
     }
@@ -66,8 +73,9 @@ class PagedAttentionTest {
             int batch = 1 + rnd.nextInt(4);
             int maxBlocks = 1 + rnd.nextInt(seed % 5 == 0 ? 160 / blockSize + 1 : 8);
             int queries = rnd.nextInt(3) == 0 ? 1 + rnd.nextInt(20) : 1;
-            Tensor kCache = vllmCache(rnd, kvType, numBlocks, blockSize, kvHeads, d);
-            Tensor vCache = vllmCache(rnd, kvType, numBlocks, blockSize, kvHeads, dv);
+            boolean blockMajor = rnd.nextInt(3) == 0;
+            Tensor kCache = cache(rnd, kvType, blockMajor, numBlocks, blockSize, kvHeads, d);
+            Tensor vCache = cache(rnd, kvType, blockMajor, numBlocks, blockSize, kvHeads, dv);
             int[][] tables = new int[batch][maxBlocks];
             int[] lens = new int[batch];
             for (int b = 0; b < batch; b++) {
@@ -93,7 +101,8 @@ class PagedAttentionTest {
                     AttentionResult ref = Oracle.forward(qb, k, v, dv, options);
                     Oracle.assertMatches(out.sequence(b, 0, queries), lse.sequence(b, 0, queries), ref, qb, k, options,
                             backend.name() + " seed " + seed + " sequence " + b + " len " + lens[b] + " blockSize "
-                                    + blockSize + " " + kvType + " " + options);
+                                    + blockSize + " " + kvType + (blockMajor ? " block-major " : " vLLM layout ")
+                                    + options);
                 }
             }
         }
@@ -104,8 +113,8 @@ class PagedAttentionTest {
         SplittableRandom rnd = new SplittableRandom(77);
         int blockSize = 16;
         int numBlocks = 260;
-        Tensor kCache = vllmCache(rnd, DType.F32, numBlocks, blockSize, 1, 64);
-        Tensor vCache = vllmCache(rnd, DType.F32, numBlocks, blockSize, 1, 64);
+        Tensor kCache = cache(rnd, DType.F32, false, numBlocks, blockSize, 1, 64);
+        Tensor vCache = cache(rnd, DType.F32, false, numBlocks, blockSize, 1, 64);
         int[][] tables = new int[2][250];
         for (int i = 0; i < 250; i++) {
             tables[0][i] = (i * 37 + 11) % numBlocks; // scattered pages: one copy per page
@@ -130,8 +139,8 @@ class PagedAttentionTest {
     @Test
     void corruptedTablesAndLengthsAreRejectedBeforeAnyRead() {
         SplittableRandom rnd = new SplittableRandom(5);
-        Tensor kCache = vllmCache(rnd, DType.F32, 6, 4, 2, 8);
-        Tensor vCache = vllmCache(rnd, DType.F32, 6, 4, 2, 8);
+        Tensor kCache = cache(rnd, DType.F32, false, 6, 4, 2, 8);
+        Tensor vCache = cache(rnd, DType.F32, false, 6, 4, 2, 8);
         Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 8);
         int[][] good = {{0, 1, 2}, {5, 4, 3}};
         record Bad(String argument, int[][] tables, int[] lens, Tensor q) {
@@ -155,7 +164,7 @@ class PagedAttentionTest {
                 assertTrue(e.getMessage().startsWith(c.argument()), c.argument() + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written: " + e.getMessage());
             }
-            Tensor wrongV = vllmCache(rnd, DType.F32, 5, 4, 2, 8);
+            Tensor wrongV = cache(rnd, DType.F32, false, 5, 4, 2, 8);
             Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(
                     q, kCache, wrongV, good, new int[] {1, 1}, out, null, AttentionOptions.defaults()));
