@@ -50,6 +50,10 @@ public final class VulkanBackend implements AttentionBackend {
 
     private record State(VulkanDevice device, Availability availability, Set<VulkanTensor> live) {
         static State open() {
+            String missing = VulkanLoader.missingReason();
+            if (missing != null) {
+                return new State(null, Availability.unavailable(missing), Set.of());
+            }
             VulkanDevice device = null;
             try {
                 device = VulkanDevice.open();
@@ -83,8 +87,7 @@ public final class VulkanBackend implements AttentionBackend {
         private static String reason(Throwable t) {
             String message = t.getMessage() == null ? t.getClass().getSimpleName() : t.getMessage();
             if (t instanceof UnsatisfiedLinkError || message.contains("libvulkan") || message.contains("vulkan-1")) {
-                return "no Vulkan loader (" + message + "); install libvulkan1 and a driver"
-                        + " (mesa-vulkan-drivers gives the lavapipe CPU device)";
+                return VulkanLoader.noLoader(message);
             }
             return t instanceof VulkanException ? message : t.getClass().getSimpleName() + ": " + message;
         }
