@@ -73,10 +73,11 @@ public final class BenchReport {
                 .filter(r -> r.getParams().getBenchmark().endsWith("sgemm"))
                 .mapToDouble(r -> flops(r.getParams()) / seconds(r) / 1e9)
                 .max().orElse(Double.NaN);
-        // The read rate of the same byte count (decode's context), which decides cache or memory.
-        java.util.Map<String, Double> readRate = new java.util.HashMap<>();
+        // The read rate of the same byte count, which decides cache or memory: a batch of paged decodes
+        // compares with the read of all its sequences' bytes (BandwidthBenchmark at batch x context).
+        java.util.Map<Double, Double> readRate = new java.util.HashMap<>();
         results.stream().filter(r -> r.getParams().getBenchmark().endsWith("read"))
-                .forEach(r -> readRate.put(r.getParams().getParam("context"), bytes(r.getParams()) / seconds(r) / 1e9));
+                .forEach(r -> readRate.put(bytes(r.getParams()), bytes(r.getParams()) / seconds(r) / 1e9));
         System.out.println();
         System.out.printf(Locale.ROOT, "%-26s %-44s %10s %9s %9s %9s %9s%n", "benchmark", "params", "ms/op",
                 "GFLOP/s", "%GEMM", "GB/s", "%read");
@@ -91,7 +92,7 @@ public final class BenchReport {
             for (String key : p.getParamsKeys()) {
                 params.append(key).append('=').append(p.getParam(key)).append(' ');
             }
-            double read = readRate.getOrDefault(p.getParam("context"), Double.NaN);
+            double read = readRate.getOrDefault(bytes(p), Double.NaN);
             System.out.printf(Locale.ROOT, "%-26s %-44s %10.3f %9.1f %8.0f%% %9.1f %8.0f%%%n", name,
                     params.toString().trim(), sec * 1e3, gflops, 100 * gflops / gemmRate, gbs, 100 * gbs / read);
         }
@@ -152,7 +153,8 @@ public final class BenchReport {
     static double bytes(BenchmarkParams p) {
         String method = p.getBenchmark();
         if (method.contains(PagedDecodeBenchmark.class.getSimpleName())) {
-            return PagedDecodeBenchmark.bytes(Integer.parseInt(p.getParam("batch")), Integer.parseInt(p.getParam("context")));
+            return PagedDecodeBenchmark.bytes(Integer.parseInt(p.getParam("batch")), Integer.parseInt(p.getParam("context")),
+                    p.getParam("dtype"));
         }
         if (method.endsWith("decode") || method.endsWith("read")) {
             return DecodeBenchmark.bytes(Integer.parseInt(p.getParam("context")));

@@ -25,7 +25,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * One decode step (one new query per sequence) of a batch against its cache, GQA 32:8, D = 128,
- * F32, causal. {@code cache}:
+ * causal, caches of {@code dtype} (F32 unless given). {@code cache}:
  * <ul>
  *   <li>{@code contiguous}: a {@link KvCache};
  *   <li>{@code paged16}, {@code paged32}: a {@link PagedKvCache} with blocks of 16 or 32 tokens whose
@@ -57,6 +57,10 @@ public class PagedDecodeBenchmark {
     @Param({"4096", "16384", "32768"})
     public int context;
 
+    /** Storage of both caches: F32, or F16/BF16 (half the bytes, widened to F32 as the tiles read them). */
+    @Param({"F32"})
+    public String dtype;
+
     private AttentionOptions options;
     private Tensor q;
     private Tensor out;
@@ -67,9 +71,14 @@ public class PagedDecodeBenchmark {
     private int[] contextLens;
     private AttentionBackend cpu;
 
-    /** Bytes one step must read: every sequence's K and V. */
+    /** Bytes one step must read from F32 caches: every sequence's K and V. */
     static long bytes(int batch, int context) {
         return batch * DecodeBenchmark.bytes(context);
+    }
+
+    /** Bytes one step must read from caches of {@code dtype}. */
+    static long bytes(int batch, int context, String dtype) {
+        return bytes(batch, context) / Float.BYTES * DType.valueOf(dtype).byteSize();
     }
 
     @Setup(Level.Trial)
@@ -82,7 +91,7 @@ public class PagedDecodeBenchmark {
         Tensor k = Inputs.random(2, batch, kvHeads, CHUNK, d);
         Tensor v = Inputs.random(3, batch, kvHeads, CHUNK, d);
         if (cache.equals("contiguous")) {
-            contiguous = KvCache.allocate(DType.F32, batch, kvHeads, context, d);
+            contiguous = KvCache.allocate(DType.valueOf(dtype), batch, kvHeads, context, d);
             for (int pos = 0; pos < context; pos += CHUNK) {
                 contiguous.append(k, v);
             }
@@ -91,7 +100,7 @@ public class PagedDecodeBenchmark {
         int blockSize = Integer.parseInt(cache.replaceAll("[a-z]", ""));
         int decoys = batch == 1 ? 1 : 0;
         int perSequence = PagedKvCache.blocksFor(context, blockSize);
-        paged = PagedKvCache.create(DType.F32, (batch + decoys) * perSequence, blockSize, kvHeads, d);
+        paged = PagedKvCache.create(DType.valueOf(dtype), (batch + decoys) * perSequence, blockSize, kvHeads, d);
         int[] grown = new int[batch + decoys];
         for (int i = 0; i < grown.length; i++) {
             grown[i] = paged.newSequence();

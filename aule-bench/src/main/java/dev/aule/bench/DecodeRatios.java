@@ -1,0 +1,110 @@
+package dev.aule.bench;
+
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * The serving issue's decode ratio, measured so a shared machine's noise hurts less: per shape, the
+ * streaming read over as many bytes as one decode step reads ({@link BandwidthBenchmark}), a step on a
+ * contiguous {@code KvCache} and a step on a {@code PagedKvCache} of 16-token blocks
+ * ({@link PagedDecodeBenchmark}) run in turn, round after round, in one JVM, after two seconds of
+ * warm-up each; a sample repeats its op for at least 50 ms, and each keeps the median of its rounds. A busy moment slows the three of a round alike, so the ratios hold where single JMH
+ * windows swing. A check of the ratios, not a replacement for JMH.
+ *
+ * <p>{@code java --add-modules jdk.incubator.vector -Xmx9g -cp ... dev.aule.bench.DecodeRatios
+ * [contexts] [batches] [rounds] [dtype]}, lists comma-separated; defaults {@code 4096,16384,32768}, {@code 1,16},
+ * 15 and F32 (F16 and BF16 caches read half the bytes). Batch 16 at 32768 tokens reads 4 GiB per step: that much heap for the read buffer and twice
+ * that off-heap for the two caches, which the JVM caps at the heap size, so it needs {@code -Xmx9g}; a
+ * shape that does not fit is skipped, and its row says so.
+ */
+public final class DecodeRatios {
+    private static final String[] CACHES = {"contiguous", "paged16"};
+    private static final long WARMUP_NANOS = 2_000_000_000L;
+    private static final double SAMPLE_NANOS = 50e6;
+
+    private DecodeRatios() {
+    }
+
+    public static void main(String[] args) {
+        int[] contexts = ints(args.length > 0 ? args[0] : "4096,16384,32768");
+        int[] batches = ints(args.length > 1 ? args[1] : "1,16");
+        int rounds = args.length > 2 ? Integer.parseInt(args[2]) : 15;
+        String dtype = args.length > 3 ? args[3] : "F32";
+        System.out.printf(Locale.ROOT, "decode step: one query per sequence, GQA %d:%d, D = %d, %s caches, causal; "
+                        + "median of %d interleaved rounds%n%n", DecodeBenchmark.Q_HEADS, DecodeBenchmark.KV_HEADS,
+                DecodeBenchmark.HEAD_DIM, dtype, rounds);
+        System.out.printf(Locale.ROOT, "%5s %7s %9s %10s %10s %10s %10s %10s %9s%n", "batch", "context", "MiB/step",
+                "read GB/s", "contig ms", "contig GB/s", "% of read", "paged GB/s", "% of read");
+        for (int batch : batches) {
+            for (int context : contexts) {
+                measure(batch, context, dtype, rounds);
+            }
+        }
+    }
+
+    private static void measure(int batch, int context, String dtype, int rounds) {
+        long bytes = PagedDecodeBenchmark.bytes(batch, context, dtype);
+        System.gc(); // lets the previous shape's off-heap caches go before this one's are allocated
+        // The read buffer is on the heap and the two caches, as large each, off-heap, where the JVM allows
+        // as much as the heap unless -XX:MaxDirectMemorySize says otherwise.
+        long needed = 2 * bytes + (512L << 20);
+        if (needed > Runtime.getRuntime().maxMemory()) {
+            System.out.printf(Locale.ROOT, "%5d %7d %9d   skipped: needs -Xmx%dm or more (read buffer on the heap,"
+                    + " caches off-heap)%n", batch, context, bytes >> 20, needed >> 20);
+            return;
+        }
+        BandwidthBenchmark read = new BandwidthBenchmark();
+        read.context = Math.toIntExact(bytes / DecodeBenchmark.bytes(1)); // as many bytes as the step reads
+        read.setUp();
+        PagedDecodeBenchmark[] steps = new PagedDecodeBenchmark[CACHES.length];
+        for (int c = 0; c < CACHES.length; c++) {
+            steps[c] = new PagedDecodeBenchmark();
+            steps[c].cache = CACHES[c];
+            steps[c].batch = batch;
+            steps[c].context = context;
+            steps[c].dtype = dtype;
+            steps[c].setUp();
+        }
+        Runnable[] ops = {read::read, steps[0]::decode, steps[1]::decode};
+        // Warm-up: each op for WARMUP_NANOS (the JIT compiles the kernels); its pace sets the repetitions that
+        // make one timed sample at least SAMPLE_NANOS long.
+        int[] reps = new int[ops.length];
+        for (int c = 0; c < ops.length; c++) {
+            long start = System.nanoTime();
+            int calls = 0;
+            do {
+                ops[c].run();
+                calls++;
+            } while (System.nanoTime() - start < WARMUP_NANOS);
+            double perCall = (double) (System.nanoTime() - start) / calls;
+            reps[c] = (int) Math.max(1, Math.ceil(SAMPLE_NANOS / perCall));
+        }
+        double[][] nanos = new double[ops.length][rounds];
+        for (int round = 0; round < rounds; round++) {
+            for (int c = 0; c < ops.length; c++) {
+                long start = System.nanoTime();
+                for (int i = 0; i < reps[c]; i++) {
+                    ops[c].run();
+                }
+                nanos[c][round] = (double) (System.nanoTime() - start) / reps[c];
+            }
+        }
+        double readRate = bytes / median(nanos[0]);
+        double contiguous = bytes / median(nanos[1]);
+        double paged = bytes / median(nanos[2]);
+        System.out.printf(Locale.ROOT, "%5d %7d %9d %10.1f %10.2f %10.1f %9.0f%% %10.1f %8.0f%%%n", batch, context,
+                bytes >> 20, readRate, median(nanos[1]) / 1e6, contiguous, 100 * contiguous / readRate, paged,
+                100 * paged / readRate);
+    }
+
+    private static double median(double[] values) {
+        double[] sorted = values.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    private static int[] ints(String list) {
+        return Arrays.stream(list.split(",")).mapToInt(s -> Integer.parseInt(s.trim())).toArray();
+    }
+}
