@@ -31,7 +31,8 @@ public final class KvCache {
 
     /**
      * A zeroed cache of {@code batch} empty sequences. Storage is off-heap (freed by the garbage
-     * collector with the cache), so it may exceed a Java array.
+     * collector with the cache), so it may exceed a Java array; the JVM counts it against
+     * {@code -XX:MaxDirectMemorySize}, which defaults to the maximum heap size.
      */
     public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim, int valueDim) {
         Objects.requireNonNull(dtype, "dtype");

@@ -17,7 +17,9 @@ import java.util.Objects;
  * [blockSize][D]} in memory): one head's rows of adjacent blocks are adjacent, and the allocator
  * gives a sequence adjacent blocks where it can (the block after its last when free, else the
  * middle of the longest free run), so attention reads a
- * sequence's keys in long runs, one bulk copy each, almost as from a contiguous cache.
+ * sequence's keys in long runs, almost as from a contiguous cache: F32 runs in place, F16 and BF16
+ * runs widened to float a vector at a time. The JVM counts off-heap memory against
+ * {@code -XX:MaxDirectMemorySize}, which defaults to the maximum heap size.
  *
  * <p>Prefix sharing: {@link #fork} makes a sequence that shares every block of its parent (blocks
  * are reference-counted). Full blocks are never written again, so they stay shared; the first append
