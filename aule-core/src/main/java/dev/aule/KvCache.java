@@ -30,9 +30,12 @@ public final class KvCache {
     }
 
     /**
-     * A zeroed cache of {@code batch} empty sequences. Storage is off-heap (freed by the garbage
-     * collector with the cache), so it may exceed a Java array; the JVM counts it against
-     * {@code -XX:MaxDirectMemorySize}, which defaults to the maximum heap size.
+     * A zeroed cache of {@code batch} empty sequences. Each of keys and values is one Java array
+     * ({@code float[]}, or {@code short[]} for F16/BF16) when it has at most {@link Integer#MAX_VALUE}
+     * {@code - 8} elements, so it counts against the heap ({@code -Xmx}); a larger one is native memory,
+     * freed by the garbage collector with the cache and counted against {@code -XX:MaxDirectMemorySize}
+     * (by default the maximum heap size). For other memory (mapped files, an arena of your own), build
+     * the cache over your tensors with {@link #of}.
      */
     public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim, int valueDim) {
         Objects.requireNonNull(dtype, "dtype");
@@ -47,7 +50,7 @@ public final class KvCache {
         if (valueDim < 1) {
             throw new IllegalArgumentException("valueDim: must be >= 1, got " + valueDim);
         }
-        return new KvCache(offHeap(dtype, kShape), offHeap(dtype, vShape));
+        return new KvCache(contiguous(dtype, kShape), contiguous(dtype, vShape));
     }
 
     /** {@link #allocate(DType, int, int, int, int, int)} with {@code Dv = D}. */
@@ -72,12 +75,27 @@ public final class KvCache {
         return new KvCache(keys, values);
     }
 
-    static Tensor offHeap(DType dtype, long[] shape) {
-        long count = shape[0] * shape[1] * shape[2] * shape[3];
-        MemorySegment memory = Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+    private static Tensor contiguous(DType dtype, long[] shape) {
+        long count = Math.multiplyExact(Math.multiplyExact(shape[0], shape[1]), Math.multiplyExact(shape[2], shape[3]));
         long[] strides = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
-        return Tensor.of(memory, dtype, shape, strides);
+        return Tensor.of(storage(dtype, count), dtype, shape, strides);
     }
+
+    /**
+     * Zeroed memory for {@code count} elements of a cache: a Java array when one holds them, because the
+     * CPU kernels stream F32 rows from a {@code float[]} faster than from native memory (a third faster
+     * per decode step, docs/PERFORMANCE.md), else native memory from an automatic arena.
+     */
+    static MemorySegment storage(DType dtype, long count) {
+        if (count <= MAX_ARRAY_LENGTH) {
+            return dtype == DType.F32 ? MemorySegment.ofArray(new float[(int) count])
+                    : MemorySegment.ofArray(new short[(int) count]);
+        }
+        return Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+    }
+
+    /** The longest array every JVM allocates (some reserve a few header words below Integer.MAX_VALUE). */
+    static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
 
     public int batch() {
         return keys.batch();

@@ -1,6 +1,5 @@
 package dev.aule;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -13,13 +12,13 @@ import java.util.Objects;
  * memory follows the tokens actually cached instead of a maximum length per request.
  *
  * <p>Storage: keys {@code [numBlocks, Hkv, blockSize, D]} and values {@code [numBlocks, Hkv,
- * blockSize, Dv]}, off-heap, in F32, F16 or BF16, laid out head-major ({@code [Hkv][numBlocks]
+ * blockSize, Dv]} in F32, F16 or BF16, each one Java array when it fits in one (else native memory;
+ * see {@link KvCache#allocate(DType, int, int, int, int, int)}), laid out head-major ({@code [Hkv][numBlocks]
  * [blockSize][D]} in memory): one head's rows of adjacent blocks are adjacent, and the allocator
  * gives a sequence adjacent blocks where it can (the block after its last when free, else the
  * middle of the longest free run), so attention reads a
  * sequence's keys in long runs, almost as from a contiguous cache: F32 runs in place, F16 and BF16
- * runs widened to float a vector at a time. The JVM counts off-heap memory against
- * {@code -XX:MaxDirectMemorySize}, which defaults to the maximum heap size.
+ * runs widened to float a vector at a time.
  *
  * <p>Prefix sharing: {@link #fork} makes a sequence that shares every block of its parent (blocks
  * are reference-counted). Full blocks are never written again, so they stay shared; the first append
@@ -86,12 +85,12 @@ public final class PagedKvCache {
 
     /**
      * {@code [numBlocks, Hkv, blockSize, dim]} stored head-major ({@code [Hkv][numBlocks][blockSize][dim]}):
-     * a head's rows of adjacent blocks are adjacent, so a run of a sequence's blocks is one bulk copy.
+     * a head's rows of adjacent blocks are adjacent, so a run of a sequence's blocks is read as one.
      */
     private static Tensor headMajorPool(DType dtype, int numBlocks, int kvHeads, int blockSize, int dim) {
         long perHead = (long) numBlocks * blockSize * dim;
         long count = Math.multiplyExact(perHead, (long) kvHeads);
-        MemorySegment memory = Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+        MemorySegment memory = KvCache.storage(dtype, count);
         return Tensor.of(memory, dtype, new long[] {numBlocks, kvHeads, blockSize, dim},
                 new long[] {(long) blockSize * dim, perHead, dim, 1});
     }

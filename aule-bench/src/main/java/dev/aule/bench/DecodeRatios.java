@@ -8,14 +8,15 @@ import java.util.Locale;
  * streaming read over as many bytes as one decode step reads ({@link BandwidthBenchmark}), a step on a
  * contiguous {@code KvCache} and a step on a {@code PagedKvCache} of 16-token blocks
  * ({@link PagedDecodeBenchmark}) run in turn, round after round, in one JVM, after two seconds of
- * warm-up each; a sample repeats its op for at least 50 ms, and each keeps the median of its rounds. A busy moment slows the three of a round alike, so the ratios hold where single JMH
- * windows swing. A check of the ratios, not a replacement for JMH.
+ * warm-up each; a sample repeats its op for at least 50 ms, and each keeps the median of its rounds.
+ * A busy moment slows the three of a round alike, so the ratios hold where single JMH windows swing.
+ * A check of the ratios, not a replacement for JMH.
  *
- * <p>{@code java --add-modules jdk.incubator.vector -Xmx9g -cp ... dev.aule.bench.DecodeRatios
- * [contexts] [batches] [rounds] [dtype]}, lists comma-separated; defaults {@code 4096,16384,32768}, {@code 1,16},
- * 15 and F32 (F16 and BF16 caches read half the bytes). Batch 16 at 32768 tokens reads 4 GiB per step: that much heap for the read buffer and twice
- * that off-heap for the two caches, which the JVM caps at the heap size, so it needs {@code -Xmx9g}; a
- * shape that does not fit is skipped, and its row says so.
+ * <p>{@code java --add-modules jdk.incubator.vector -Xmx14g -cp ... dev.aule.bench.DecodeRatios
+ * [contexts] [batches] [rounds] [dtype]}, lists comma-separated; defaults {@code 4096,16384,32768},
+ * {@code 1,16}, 15 and F32 (F16 and BF16 caches read half the bytes). Batch 16 at 32768 F32 tokens
+ * reads 4 GiB per step, held three times on the heap (the read buffer and the two caches), so it
+ * needs {@code -Xmx14g}; a shape that does not fit is skipped, and its row says so.
  */
 public final class DecodeRatios {
     private static final String[] CACHES = {"contiguous", "paged16"};
@@ -45,12 +46,11 @@ public final class DecodeRatios {
     private static void measure(int batch, int context, String dtype, int rounds) {
         long bytes = PagedDecodeBenchmark.bytes(batch, context, dtype);
         System.gc(); // lets the previous shape's off-heap caches go before this one's are allocated
-        // The read buffer is on the heap and the two caches, as large each, off-heap, where the JVM allows
-        // as much as the heap unless -XX:MaxDirectMemorySize says otherwise.
-        long needed = 2 * bytes + (512L << 20);
+        // The read buffer and the two caches, as large each, live on the heap at once.
+        long needed = 3 * bytes + (1L << 30);
         if (needed > Runtime.getRuntime().maxMemory()) {
-            System.out.printf(Locale.ROOT, "%5d %7d %9d   skipped: needs -Xmx%dm or more (read buffer on the heap,"
-                    + " caches off-heap)%n", batch, context, bytes >> 20, needed >> 20);
+            System.out.printf(Locale.ROOT, "%5d %7d %9d   skipped: needs -Xmx%dm or more%n", batch, context,
+                    bytes >> 20, needed >> 20);
             return;
         }
         BandwidthBenchmark read = new BandwidthBenchmark();

@@ -7,6 +7,7 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.KvCache;
 import dev.aule.KvCacheFullException;
+import dev.aule.PagedKvCache;
 import dev.aule.Rope;
 import dev.aule.Tensor;
 import dev.aule.testing.ForwardCase;
@@ -23,6 +24,23 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The contiguous cache: prefill, chunked prefill and decode against each sequence's own length. */
 class KvCacheTest {
+
+    /** Caches that fit in an array live in one, of the dtype's width: the kernels' fastest path, and what -Xmx sizes. */
+    @Test
+    void storageIsAJavaArrayOfTheDtypeWhenItFits() {
+        KvCache f32 = KvCache.allocate(DType.F32, 2, 2, 64, 16, 8);
+        assertTrue(f32.keys().memory().heapBase().orElseThrow() instanceof float[]);
+        assertTrue(f32.values().memory().heapBase().orElseThrow() instanceof float[]);
+        assertEquals(2L * 2 * 64 * 16 * Float.BYTES, f32.keys().memory().byteSize());
+        for (DType half : new DType[] {DType.F16, DType.BF16}) {
+            KvCache cache = KvCache.allocate(half, 1, 2, 32, 8);
+            assertTrue(cache.keys().memory().heapBase().orElseThrow() instanceof short[], half.toString());
+            assertTrue(cache.values().memory().heapBase().orElseThrow() instanceof short[], half.toString());
+        }
+        PagedKvCache paged = PagedKvCache.create(DType.F32, 8, 16, 2, 32);
+        assertTrue(paged.keyBlocks().memory().heapBase().orElseThrow() instanceof float[]);
+        assertTrue(paged.valueBlocks().memory().heapBase().orElseThrow() instanceof float[]);
+    }
     private static final DType[] TYPES = {DType.F32, DType.F16, DType.BF16};
 
     @Test
