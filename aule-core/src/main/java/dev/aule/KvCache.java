@@ -95,7 +95,7 @@ public final class KvCache {
     }
 
     /** The longest array every JVM allocates (some reserve a few header words below Integer.MAX_VALUE). */
-    static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
+    private static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
 
     public int batch() {
         return keys.batch();
