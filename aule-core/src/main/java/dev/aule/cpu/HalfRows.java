@@ -32,6 +32,11 @@ record HalfRows(MemorySegment memory, boolean bf16, long strideB, long strideH, 
                 t.headDim());
     }
 
+    /** One stored 16-bit pattern as float: bfloat16 is the upper half of a binary32, F16 as the JDK converts it. */
+    static float widen(short bits, boolean bf16) {
+        return bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
+    }
+
     /** {@link Tensor#readRows} of these rows: row {@code s0 + r} of head {@code (b, h)} to {@code dst[dstOffset + r * dstStride]}. */
     void read(TileMath math, int b, int h, int s0, int count, float[] dst, int dstOffset, int dstStride) {
         Objects.checkFromIndexSize(s0, count, seqLen);

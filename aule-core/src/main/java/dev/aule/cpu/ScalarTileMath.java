@@ -67,8 +67,7 @@ final class ScalarTileMath implements TileMath {
     @Override
     public void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count) {
         for (int i = 0; i < count; i++) {
-            short bits = src.get(HALF, srcOff + 2L * i);
-            dst[dstOff + i] = bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
+            dst[dstOff + i] = HalfRows.widen(src.get(HALF, srcOff + 2L * i), bf16);
         }
     }
 

@@ -253,8 +253,7 @@ final class VectorTileMath implements TileMath {
             f.intoArray(dst, dstOff + i);
         }
         for (; i < count; i++, at += 2) {
-            short bits = src.get(HALF, at);
-            dst[dstOff + i] = bf16 ? Float.intBitsToFloat(bits << 16) : Float.float16ToFloat(bits);
+            dst[dstOff + i] = HalfRows.widen(src.get(HALF, at), bf16);
         }
     }
 
