@@ -45,7 +45,7 @@ public final class DecodeRatios {
 
     private static void measure(int batch, int context, String dtype, int rounds) {
         long bytes = PagedDecodeBenchmark.bytes(batch, context, dtype);
-        System.gc(); // lets the previous shape's off-heap caches go before this one's are allocated
+        System.gc(); // lets the previous shape's caches go before this one's are allocated
         // The read buffer and the two caches, as large each, live on the heap at once.
         long needed = 3 * bytes + (1L << 30);
         if (needed > Runtime.getRuntime().maxMemory()) {
@@ -90,10 +90,11 @@ public final class DecodeRatios {
             }
         }
         double readRate = bytes / median(nanos[0]);
-        double contiguous = bytes / median(nanos[1]);
+        double contiguousNanos = median(nanos[1]);
+        double contiguous = bytes / contiguousNanos;
         double paged = bytes / median(nanos[2]);
         System.out.printf(Locale.ROOT, "%5d %7d %9d %10.1f %10.2f %10.1f %9.0f%% %10.1f %8.0f%%%n", batch, context,
-                bytes >> 20, readRate, median(nanos[1]) / 1e6, contiguous, 100 * contiguous / readRate, paged,
+                bytes >> 20, readRate, contiguousNanos / 1e6, contiguous, 100 * contiguous / readRate, paged,
                 100 * paged / readRate);
     }
 
