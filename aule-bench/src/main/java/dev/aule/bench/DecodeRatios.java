@@ -2,6 +2,7 @@ package dev.aule.bench;
 
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * The serving issue's decode ratio, measured so a shared machine's noise hurts less: per shape, the
@@ -31,6 +32,12 @@ public final class DecodeRatios {
         int[] batches = ints(args.length > 1 ? args[1] : "1,16");
         int rounds = args.length > 2 ? Integer.parseInt(args[2]) : 15;
         String dtype = args.length > 3 ? args[3] : "F32";
+        if (!Set.of("F32", "F16", "BF16").contains(dtype)) {
+            throw new IllegalArgumentException("dtype (4th argument): must be F32, F16 or BF16, got '" + dtype + "'");
+        }
+        if (rounds < 1) {
+            throw new IllegalArgumentException("rounds (3rd argument): must be >= 1, got " + rounds);
+        }
         System.out.printf(Locale.ROOT, "decode step: one query per sequence, GQA %d:%d, D = %d, %s caches, causal; "
                         + "median of %d interleaved rounds%n%n", DecodeBenchmark.Q_HEADS, DecodeBenchmark.KV_HEADS,
                 DecodeBenchmark.HEAD_DIM, dtype, rounds);

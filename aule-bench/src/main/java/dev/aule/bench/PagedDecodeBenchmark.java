@@ -71,14 +71,9 @@ public class PagedDecodeBenchmark {
     private int[] contextLens;
     private AttentionBackend cpu;
 
-    /** Bytes one step must read from F32 caches: every sequence's K and V. */
-    static long bytes(int batch, int context) {
-        return batch * DecodeBenchmark.bytes(context);
-    }
-
-    /** Bytes one step must read from caches of {@code dtype}. */
+    /** Bytes one step must read from caches of {@code dtype}: every sequence's K and V. */
     static long bytes(int batch, int context, String dtype) {
-        return bytes(batch, context) / Float.BYTES * DType.valueOf(dtype).byteSize();
+        return batch * DecodeBenchmark.bytes(context) / Float.BYTES * DType.valueOf(dtype).byteSize();
     }
 
     @Setup(Level.Trial)
@@ -87,11 +82,12 @@ public class PagedDecodeBenchmark {
         q = Inputs.random(1, batch, DecodeBenchmark.Q_HEADS, 1, DecodeBenchmark.HEAD_DIM);
         out = Inputs.zeros(batch, DecodeBenchmark.Q_HEADS, 1, DecodeBenchmark.HEAD_DIM);
         int kvHeads = DecodeBenchmark.KV_HEADS;
+        DType storage = DType.valueOf(dtype);
         int d = DecodeBenchmark.HEAD_DIM;
         Tensor k = Inputs.random(2, batch, kvHeads, CHUNK, d);
         Tensor v = Inputs.random(3, batch, kvHeads, CHUNK, d);
         if (cache.equals("contiguous")) {
-            contiguous = KvCache.allocate(DType.valueOf(dtype), batch, kvHeads, context, d);
+            contiguous = KvCache.allocate(storage, batch, kvHeads, context, d);
             for (int pos = 0; pos < context; pos += CHUNK) {
                 contiguous.append(k, v);
             }
@@ -100,7 +96,7 @@ public class PagedDecodeBenchmark {
         int blockSize = Integer.parseInt(cache.replaceAll("[a-z]", ""));
         int decoys = batch == 1 ? 1 : 0;
         int perSequence = PagedKvCache.blocksFor(context, blockSize);
-        paged = PagedKvCache.create(DType.valueOf(dtype), (batch + decoys) * perSequence, blockSize, kvHeads, d);
+        paged = PagedKvCache.create(storage, (batch + decoys) * perSequence, blockSize, kvHeads, d);
         int[] grown = new int[batch + decoys];
         for (int i = 0; i < grown.length; i++) {
             grown[i] = paged.newSequence();
