@@ -1,9 +1,12 @@
 package dev.aule;
 
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
- * Attention through the {@linkplain Backends#selected() selected backend}. Shapes are
+ * Attention through the {@linkplain Backends#selected() selected backend}, or, when that backend cannot
+ * run a call (a head dim over its limit, masks, gradients, the serving entry points) and none is forced,
+ * through the best available one that can ({@link Backends#selected(Predicate)}). Shapes are
  * {@code [batch, heads, seq, headDim]}; k and v may have fewer heads than q (GQA/MQA) and v its
  * own head dim. The output has q's dtype.
  */
@@ -13,7 +16,7 @@ public final class Attention {
 
     /** Attention output {@code [B, Hq, Sq, Dv]}. */
     public static Tensor forward(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
-        AttentionBackend backend = Backends.selected();
+        AttentionBackend backend = Backends.selected(canForward(q, k, v, options));
         Tensor out = allocateOut(q, k, v, options, backend);
         backend.forward(q, k, v, out, null, options);
         return out;
@@ -21,7 +24,7 @@ public final class Attention {
 
     /** Attention output and each row's log-sum-exp (F32 {@code [B, Hq, Sq, 1]}). */
     public static AttentionResult forwardWithLse(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
-        AttentionBackend backend = Backends.selected();
+        AttentionBackend backend = Backends.selected(canForward(q, k, v, options));
         Tensor out = allocateOut(q, k, v, options, backend);
         Tensor lse = Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1);
         backend.forward(q, k, v, out, lse, options);
@@ -33,13 +36,13 @@ public final class Attention {
      * reuse its buffers.
      */
     public static void forwardInto(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-        Backends.selected().forward(q, k, v, out, lse, options);
+        Backends.selected(canForward(q, k, v, options)).forward(q, k, v, out, lse, options);
     }
 
     /** Gradients of q, k and v, each in the dtype of its input. */
     public static Gradients backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                                      AttentionOptions options) {
-        AttentionBackend backend = Backends.selected();
+        AttentionBackend backend = Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
         if (!backend.capabilities().backward()) {
             throw new UnsupportedOperationException("backend " + backend.name()
                     + " has no backward pass yet: gradients arrive with the training issue");
@@ -54,7 +57,7 @@ public final class Attention {
     }
 
     /**
-     * Paged attention in the vLLM block-table layout, on the selected backend. {@code kCache} is the
+     * Paged attention in the vLLM block-table layout, on the best available backend with serving entry points. {@code kCache} is the
      * tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout {@code [numBlocks, blockSize, Hkv, D]}
      * is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
      * {@code Tensor.of(segment, dtype, {numBlocks, Hkv, blockSize, D}, {blockSize*Hkv*D, D, Hkv*D, 1})}).
@@ -66,8 +69,8 @@ public final class Attention {
     public static AttentionResult pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
                                                  int[] contextLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected().pagedAttention(q, kCache, vCache, blockTables, contextLens, result.out(), result.lse(),
-                options);
+        Backends.selected(Capabilities::serving).pagedAttention(q, kCache, vCache, blockTables, contextLens,
+                result.out(), result.lse(), options);
         return result;
     }
 
@@ -80,7 +83,8 @@ public final class Attention {
     public static AttentionResult forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
                                                 AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
-        Backends.selected().forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(), result.lse(), options);
+        Backends.selected(Capabilities::serving).forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(),
+                result.lse(), options);
         return result;
     }
 
@@ -118,5 +122,20 @@ public final class Attention {
     private static Tensor allocateOut(Tensor q, Tensor k, Tensor v, AttentionOptions options, AttentionBackend backend) {
         AttentionShape shape = AttentionShape.ofInputs(q, k, v, options, backend.capabilities());
         return Tensor.allocate(q.dtype(), shape.batch(), shape.queryHeads(), shape.queryLen(), shape.valueDim());
+    }
+
+    /**
+     * Whether a backend with given capabilities can run a forward over these inputs: head dims, dtypes and
+     * masks. Missing inputs pass, so that the chosen backend's validation names them.
+     */
+    private static Predicate<Capabilities> canForward(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
+        if (q == null || k == null || v == null || options == null) {
+            return caps -> true;
+        }
+        int headDim = Math.max(q.headDim(), v.headDim());
+        return caps -> caps.maxHeadDim() >= headDim
+                && caps.dtypes().contains(q.dtype()) && caps.dtypes().contains(k.dtype())
+                && caps.dtypes().contains(v.dtype())
+                && (caps.masks() || !options.hasMasksOrScoreMods());
     }
 }

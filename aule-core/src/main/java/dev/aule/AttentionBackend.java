@@ -54,7 +54,7 @@ public interface AttentionBackend {
      */
     default void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
                                AttentionOptions options) {
-        throw new UnsupportedOperationException("backend " + name() + " has no cached attention; use cpu or reference");
+        throw noServing("cached attention");
     }
 
     /**
@@ -66,7 +66,7 @@ public interface AttentionBackend {
      */
     default void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                 Tensor out, Tensor lse, AttentionOptions options) {
-        throw new UnsupportedOperationException("backend " + name() + " has no paged attention; use cpu or reference");
+        throw noServing("paged attention");
     }
 
     /**
@@ -78,7 +78,11 @@ public interface AttentionBackend {
      */
     default void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
                                Tensor lse, AttentionOptions options) {
-        throw new UnsupportedOperationException("backend " + name()
-                + " has no packed variable-length attention; use cpu or reference");
+        throw noServing("packed variable-length attention");
+    }
+
+    private UnsupportedOperationException noServing(String what) {
+        return new UnsupportedOperationException("backend " + name() + " has no " + what + " (its Capabilities.serving()"
+                + " is false); unless a backend is forced, serving calls run on one that has it");
     }
 }

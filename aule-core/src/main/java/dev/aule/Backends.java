@@ -5,19 +5,29 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.ServiceLoader;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 /**
  * Finds backends with {@link ServiceLoader} and chooses one.
  *
  * <p>{@link #selected()} honours the system property {@code aule.backend}, then the environment
- * variable {@code AULE_BACKEND}, then picks the available backend of highest priority.
+ * variable {@code AULE_BACKEND}, then picks the available backend of highest priority. Calls that need
+ * more than that backend offers (serving entry points, masks, a larger head dim, gradients) run, unless
+ * a backend is forced, on the available backend of highest priority that has it
+ * ({@link #selected(Predicate)}); the first such fallback per pair of backends is logged at {@code INFO}.
+ * Backends of priority 0 or less (the float64 reference oracle) are never chosen as a fallback.
  */
 public final class Backends {
     /** System property naming the backend to use. */
     public static final String PROPERTY = "aule.backend";
     /** Environment variable naming the backend to use when the property is not set. */
     public static final String ENVIRONMENT = "AULE_BACKEND";
+
+    private static final System.Logger LOG = System.getLogger(Backends.class.getName());
+    private static final Set<String> LOGGED_FALLBACKS = ConcurrentHashMap.newKeySet();
 
     private Backends() {
     }
@@ -72,6 +82,41 @@ public final class Backends {
     public static AttentionBackend selected() {
         String[] forced = forced();
         return forced != null ? get(forced[1]) : available().getFirst();
+    }
+
+    /**
+     * The backend for a call that needs what {@code can} tests, for example {@code Capabilities::serving}:
+     * a forced backend as is (it rejects what it cannot run), else the available backend of highest priority
+     * whose capabilities pass (of priority above 0 unless it is the first), else {@link #selected()}, so that
+     * its own message explains the refusal.
+     */
+    public static AttentionBackend selected(Predicate<Capabilities> can) {
+        java.util.Objects.requireNonNull(can, "can");
+        if (forced() != null) {
+            return selected();
+        }
+        List<AttentionBackend> available = available();
+        AttentionBackend chosen = firstCapable(available, can);
+        AttentionBackend top = available.getFirst();
+        if (chosen != top && LOGGED_FALLBACKS.add(top.name() + ">" + chosen.name())) {
+            LOG.log(System.Logger.Level.INFO, "aule: backend " + top.name() + " cannot run a call (see its "
+                    + "Capabilities), so it runs on " + chosen.name() + "; later fallbacks of this kind are not logged");
+        }
+        return chosen;
+    }
+
+    /**
+     * The first of {@code candidates} (in priority order, not empty) whose capabilities pass {@code can}, skipping
+     * after the first those of priority 0 or less; else the first.
+     */
+    static AttentionBackend firstCapable(List<AttentionBackend> candidates, Predicate<Capabilities> can) {
+        AttentionBackend first = candidates.getFirst();
+        for (AttentionBackend backend : candidates) {
+            if ((backend == first || backend.priority() > 0) && can.test(backend.capabilities())) {
+                return backend;
+            }
+        }
+        return first;
     }
 
     /** What decides {@link #selected()}, for people: the property or variable that forces it, or auto-selection. */

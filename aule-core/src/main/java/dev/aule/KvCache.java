@@ -195,8 +195,9 @@ public final class KvCache {
     }
 
     /**
-     * Attention of q {@code [batch, Hq, Sq, D]} against each sequence's cached tokens, on the selected
-     * backend: output (q's dtype) and LSE. See {@link AttentionBackend#forwardCached}.
+     * Attention of q {@code [batch, Hq, Sq, D]} against each sequence's cached tokens, on the best available
+     * backend with serving entry points ({@link Backends#selected(java.util.function.Predicate)}): output (q's
+     * dtype) and LSE. See {@link AttentionBackend#forwardCached}.
      */
     public AttentionResult attention(Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
@@ -207,9 +208,9 @@ public final class KvCache {
         return result;
     }
 
-    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable), on the selected backend. */
+    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable). */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
-        Backends.selected().forwardCached(q, keys, values, lengths.clone(), out, lse, options);
+        Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
     }
 
     private static int[] filled(int n, int value) {

@@ -346,8 +346,8 @@ public final class PagedKvCache {
 
     /**
      * Attention of q {@code [seqs.length, Hq, Sq, D]} against the cached tokens of each sequence in
-     * {@code seqs} (batch entry {@code i} against {@code seqs[i]}), on the selected backend: output
-     * (q's dtype) and LSE.
+     * {@code seqs} (batch entry {@code i} against {@code seqs[i]}), on the best available backend with serving
+     * entry points ({@link Backends#selected(java.util.function.Predicate)}): output (q's dtype) and LSE.
      */
     public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
@@ -368,7 +368,7 @@ public final class PagedKvCache {
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
             lens[i] = s.length;
         }
-        Backends.selected().pagedAttention(q, keys, values, tables, lens, out, lse, options);
+        Backends.selected(Capabilities::serving).pagedAttention(q, keys, values, tables, lens, out, lse, options);
     }
 
     private Sequence sequence(int id, String name) {

@@ -8,6 +8,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.ServiceLoader;
 import java.util.SplittableRandom;
@@ -197,5 +198,94 @@ class BackendsTest {
                 () -> forwardOnly.backward(null, null, null, null, null, null, null, null, null, null));
         assertNotNull(e.getMessage());
         assertTrue(e.getMessage().contains("forward-only"), e.getMessage());
+    }
+
+    /**
+     * A call goes to the first backend, in priority order, whose capabilities cover it, but never to one of
+     * priority 0 (an oracle) unless it is the first; when none can, to the first, whose own validation then
+     * explains the refusal.
+     */
+    @Test
+    void aCallGoesToTheBestBackendThatCanRunIt() {
+        AttentionBackend gpu = stub("gpu", 200, new Capabilities(256, EnumSet.allOf(DType.class), true));
+        AttentionBackend cpu = stub("fast-cpu", 100, new Capabilities(512, EnumSet.allOf(DType.class), true, true,
+                true));
+        AttentionBackend small = stub("small", 10, new Capabilities(1024, EnumSet.of(DType.F32), false));
+        AttentionBackend oracle = stub("oracle", 0, new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class),
+                true, true, true));
+        List<AttentionBackend> byPriority = List.of(gpu, cpu, small, oracle);
+        assertSame(gpu, Backends.firstCapable(byPriority, caps -> true));
+        assertSame(cpu, Backends.firstCapable(byPriority, Capabilities::serving));
+        assertSame(cpu, Backends.firstCapable(byPriority, Capabilities::masks));
+        assertSame(cpu, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 512));
+        assertSame(small, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 1024));
+        assertSame(gpu, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 2048),
+                "only the oracle can: not chosen, the first explains");
+        assertSame(oracle, Backends.firstCapable(List.of(oracle, gpu), caps -> caps.maxHeadDim() >= 2048),
+                "an oracle that is first is chosen like any other");
+    }
+
+    @Test
+    void theSpiDefaultsHaveNoServingAndTheBuiltInBackendsHaveIt() {
+        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true).serving());
+        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true, true).serving());
+        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true).masks());
+        for (String name : new String[] {"cpu", "reference"}) {
+            Capabilities caps = Backends.get(name).capabilities();
+            assertTrue(caps.serving() && caps.masks() && caps.backward(), name + ": " + caps);
+        }
+        AttentionBackend forwardOnly = stub("forward-only", 1, new Capabilities(64, EnumSet.of(DType.F32), false));
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> forwardOnly.pagedAttention(null, null, null, null, null, null, null, null));
+        assertTrue(e.getMessage().contains("forward-only") && e.getMessage().contains("serving"), e.getMessage());
+        assertThrows(UnsupportedOperationException.class,
+                () -> forwardOnly.forwardCached(null, null, null, null, null, null, null));
+        assertThrows(UnsupportedOperationException.class,
+                () -> forwardOnly.forwardVarlen(null, null, null, null, null, null, null, null));
+    }
+
+    /** A forced backend is used as is, even for a call it cannot run: the user asked for it. */
+    @Test
+    void aForcedBackendIsNotReplaced() {
+        assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set in this environment");
+        assertEquals("cpu", Backends.selected(Capabilities::serving).name());
+        assertEquals("cpu", Backends.selected(caps -> caps.maxHeadDim() > 512).name(),
+                "unforced: the oracle is no fallback, the cpu backend rejects the call itself");
+        System.setProperty(Backends.PROPERTY, "reference");
+        assertEquals("reference", Backends.selected(caps -> false).name());
+        assertThrows(NullPointerException.class, () -> Backends.selected(null));
+    }
+
+    private static AttentionBackend stub(String name, int priority, Capabilities capabilities) {
+        return new AttentionBackend() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public String description() {
+                return "test stub";
+            }
+
+            @Override
+            public int priority() {
+                return priority;
+            }
+
+            @Override
+            public Availability availability() {
+                return Availability.available("test");
+            }
+
+            @Override
+            public Capabilities capabilities() {
+                return capabilities;
+            }
+
+            @Override
+            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+            }
+        };
     }
 }

@@ -50,13 +50,14 @@ final class InfoCommand implements Callable<Integer> {
 
     private static TextTable backendTable() {
         TextTable table = new TextTable(left("name"), left("available"), right("priority"), right("max head dim"),
-                left("dtypes"), left("backward"), left("reason"));
+                left("dtypes"), left("backward"), left("masks"), left("serving"), left("reason"));
         for (AttentionBackend backend : Backends.all()) {
             Availability availability = backend.availability();
             Capabilities caps = backend.capabilities();
             table.add(backend.name(), yesNo(availability.available()), Integer.toString(backend.priority()),
                     caps.maxHeadDim() == Integer.MAX_VALUE ? "unbounded" : Integer.toString(caps.maxHeadDim()),
-                    dtypes(caps), yesNo(caps.backward()), availability.reason());
+                    dtypes(caps), yesNo(caps.backward()), yesNo(caps.masks()), yesNo(caps.serving()),
+                    availability.reason());
         }
         return table;
     }
@@ -65,6 +66,11 @@ final class InfoCommand implements Callable<Integer> {
         try {
             Selection selection = Selection.current();
             labels.print("Selected", selection.backend().name() + " (" + selection.reason() + ")");
+            AttentionBackend serving = Backends.selected(Capabilities::serving);
+            if (serving != selection.backend()) {
+                labels.print("Serving", serving.name() + " (KvCache, PagedKvCache, paged and varlen calls: "
+                        + selection.backend().name() + " has no serving entry points)");
+            }
         } catch (RuntimeException e) {
             labels.print("Selected", "none: " + e.getMessage());
         }

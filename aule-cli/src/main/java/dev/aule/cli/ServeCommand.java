@@ -1,6 +1,8 @@
 package dev.aule.cli;
 
+import dev.aule.AttentionBackend;
 import dev.aule.Backends;
+import dev.aule.Capabilities;
 import dev.aule.DType;
 import dev.aule.bench.ServeConfig;
 import dev.aule.bench.ServeReport;
@@ -73,7 +75,8 @@ final class ServeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
-        labels.print("backend", Backends.selected().name() + ": " + Backends.selected().description());
+        AttentionBackend backend = Backends.selected(Capabilities::serving);
+        labels.print("backend", backend.name() + ": " + backend.description());
         labels.print("workload", String.format(Locale.ROOT,
                 "%d requests, %.2f arrivals/step (Poisson), system prompt %d shared by fork, prompt %s, output %s",
                 requests, rate, systemPrompt, prompt, output));

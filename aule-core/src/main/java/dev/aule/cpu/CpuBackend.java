@@ -22,7 +22,7 @@ public final class CpuBackend implements AttentionBackend {
     public static final int MAX_HEAD_DIM = 512;
 
     private static final Capabilities CAPABILITIES =
-            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), true, true);
+            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), true, true, true);
 
     private final TileMath math;
 

@@ -20,7 +20,7 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES =
-            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true, true);
+            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true, true, true);
 
     @Override
     public String name() {

@@ -2,6 +2,8 @@ package dev.aule.vulkan;
 
 import dev.aule.AttentionMask;
 import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.KvCache;
 import dev.aule.MaskMod;
 import dev.aule.ScoreMod;
 import dev.aule.DType;
@@ -17,6 +19,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -61,6 +64,42 @@ class ValidationTest {
             assertTrue(e.getMessage().contains("not supported by this backend"), e.getMessage());
         }
         assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+    }
+
+    /**
+     * The serving entry points are not on the device yet: the backend says so in its capabilities, refuses
+     * them when forced, and serving calls then go to the cpu backend unless vulkan is forced.
+     */
+    @Test
+    void servingCallsRunElsewhereUnlessVulkanIsForced() {
+        assertTrue(!vulkan.capabilities().serving());
+        Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 1, 16);
+        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                () -> vulkan.forwardCached(q, q, q, new int[] {1}, out, null, AttentionOptions.defaults()));
+        assertTrue(e.getMessage().contains("serving"), e.getMessage());
+
+        KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
+        cache.append(Tensors.random(new SplittableRandom(3), DType.F32, 1, 2, 3, 16),
+                Tensors.random(new SplittableRandom(4), DType.F32, 1, 2, 3, 16));
+        String saved = System.getProperty(Backends.PROPERTY);
+        try {
+            System.setProperty(Backends.PROPERTY, "vulkan");
+            assertThrows(UnsupportedOperationException.class, () -> cache.attention(q, AttentionOptions.defaults()));
+            System.clearProperty(Backends.PROPERTY);
+            Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
+            assertTrue(Backends.selected(dev.aule.Capabilities::serving).capabilities().serving());
+            assertEquals("vulkan", Backends.selected(caps -> !caps.serving()).name(),
+                    "auto-selection passes over cpu for a call only vulkan can take");
+            float[] o = cache.attention(q, AttentionOptions.defaults()).out().toFloatArray();
+            assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), Arrays.toString(o));
+        } finally {
+            if (saved == null) {
+                System.clearProperty(Backends.PROPERTY);
+            } else {
+                System.setProperty(Backends.PROPERTY, saved);
+            }
+        }
     }
 
     @Test
