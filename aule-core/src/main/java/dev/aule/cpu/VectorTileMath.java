@@ -31,6 +31,12 @@ final class VectorTileMath implements TileMath {
     private static final int L = F.length();
     private static final int KT = 4 * L;
     private static final long LANE_BYTES = (long) L * Float.BYTES;
+    /**
+     * 256-bit vectors (AVX2): 16 registers cannot hold a 4 x 4 block of accumulators with its 4 operand
+     * vectors and a broadcast (21), so the products use 4 x 2 blocks there: 8 accumulators, 2 operands and a
+     * broadcast (alone on a 256 x 128 by 128 x 32 product: 79 to 88 GFLOP/s against 48 to 51).
+     */
+    private static final boolean NARROW = L == 8;
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
@@ -376,6 +382,11 @@ final class VectorTileMath implements TileMath {
             int o3 = o2 + dvp;
             float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
             int c = 0;
+            // A lone group of 4 rows (decode) streams each value row from memory once per pass: it keeps the
+            // wide block's 4 passes even where that spills; with more rows the values come from L1.
+            if (NARROW && rows > 4) {
+                c = accumulatePairs(p, p0, keys, v, vOff, vStride, dvp, o, o0, dvp, alpha, t);
+            }
             for (; c + 4 * L <= dvp; c += 4 * L) {
                 FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
                 FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
@@ -455,6 +466,58 @@ final class VectorTileMath implements TileMath {
                 a3.intoArray(o, o3 + c);
             }
         }
+    }
+
+    /**
+     * The 4 x 2 block of {@link #accumulate} for rows {@code t..t+3} (probabilities from {@code p0}, output rows
+     * from {@code o0}, {@code oStride} apart), over every pair of value vectors within {@code dvp}; returns the
+     * first column it did not do.
+     */
+    private static int accumulatePairs(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
+                                       float[] o, int o0, int oStride, float[] alpha, int t) {
+        int p1 = p0 + KT;
+        int p2 = p1 + KT;
+        int p3 = p2 + KT;
+        int o1 = o0 + oStride;
+        int o2 = o1 + oStride;
+        int o3 = o2 + oStride;
+        float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+        int c = 0;
+        for (; c + 2 * L <= dvp; c += 2 * L) {
+            FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+            FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+            FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+            FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+            FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+            FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+            FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+            for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                a00 = v0.fma(b, a00);
+                a01 = v1.fma(b, a01);
+                b = FloatVector.broadcast(F, p[p1 + j]);
+                a10 = v0.fma(b, a10);
+                a11 = v1.fma(b, a11);
+                b = FloatVector.broadcast(F, p[p2 + j]);
+                a20 = v0.fma(b, a20);
+                a21 = v1.fma(b, a21);
+                b = FloatVector.broadcast(F, p[p3 + j]);
+                a30 = v0.fma(b, a30);
+                a31 = v1.fma(b, a31);
+            }
+            a00.intoArray(o, o0 + c);
+            a01.intoArray(o, o0 + c + L);
+            a10.intoArray(o, o1 + c);
+            a11.intoArray(o, o1 + c + L);
+            a20.intoArray(o, o2 + c);
+            a21.intoArray(o, o2 + c + L);
+            a30.intoArray(o, o3 + c);
+            a31.intoArray(o, o3 + c + L);
+        }
+        return c;
     }
 
     @Override
@@ -558,11 +621,15 @@ final class VectorTileMath implements TileMath {
     // The general products: multiply serves the forward's scores and the backward's transposed
     // scores and dOut . v; multiplyAdd the backward's gradient products. Same 4 rows x 4 vectors
     // register block as accumulate (16 accumulators, 4 operand vectors and a broadcast in the 32
-    // AVX-512 registers); a backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call
-    // streams at most a KT x 128 operand from L1/L2 per 4 rows.
+    // AVX-512 registers; 4 x 2 on AVX2, see NARROW); a backward tile is KT x KT (64 x 64 with 512-bit
+    // vectors), so one call streams at most a KT x 128 operand from L1/L2 per 4 rows.
 
     @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
+        if (NARROW) {
+            multiplyPairs(a, rows, inner, b, bOff, c);
+            return;
+        }
         for (int t = 0; t < rows; t += 4) {
             int a0 = t * inner;
             int a1 = a0 + inner;
@@ -621,6 +688,45 @@ final class VectorTileMath implements TileMath {
         }
     }
 
+    /** {@link #multiply} in 4 x 2 blocks (see {@link #NARROW}): each 4-row block in two passes over half the columns. */
+    private static void multiplyPairs(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
+        for (int t = 0; t < rows; t += 4) {
+            int a0 = t * inner;
+            int a1 = a0 + inner;
+            int a2 = a1 + inner;
+            int a3 = a2 + inner;
+            for (int h = 0; h < KT; h += 2 * L) {
+                FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00;
+                FloatVector c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+                for (int x = 0, bb = bOff + h; x < inner; x++, bb += KT) {
+                    FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                    FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                    FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                    c00 = b0.fma(e, c00);
+                    c01 = b1.fma(e, c01);
+                    e = FloatVector.broadcast(F, a[a1 + x]);
+                    c10 = b0.fma(e, c10);
+                    c11 = b1.fma(e, c11);
+                    e = FloatVector.broadcast(F, a[a2 + x]);
+                    c20 = b0.fma(e, c20);
+                    c21 = b1.fma(e, c21);
+                    e = FloatVector.broadcast(F, a[a3 + x]);
+                    c30 = b0.fma(e, c30);
+                    c31 = b1.fma(e, c31);
+                }
+                int o = t * KT + h;
+                c00.intoArray(c, o);
+                c01.intoArray(c, o + L);
+                c10.intoArray(c, o + KT);
+                c11.intoArray(c, o + KT + L);
+                c20.intoArray(c, o + 2 * KT);
+                c21.intoArray(c, o + 2 * KT + L);
+                c30.intoArray(c, o + 3 * KT);
+                c31.intoArray(c, o + 3 * KT + L);
+            }
+        }
+    }
+
     @Override
     public void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff) {
         for (int t = 0; t < rows; t += 4) {
@@ -632,7 +738,7 @@ final class VectorTileMath implements TileMath {
             int o1 = o0 + width;
             int o2 = o1 + width;
             int o3 = o2 + width;
-            int y = 0;
+            int y = NARROW ? multiplyAddPairs(a, a0, inner, b, bOff, width, c, o0) : 0;
             for (; y + 4 * L <= width; y += 4 * L) {
                 FloatVector c00 = FloatVector.fromArray(F, c, o0 + y);
                 FloatVector c01 = FloatVector.fromArray(F, c, o0 + y + L);
@@ -712,6 +818,57 @@ final class VectorTileMath implements TileMath {
                 c3.intoArray(c, o3 + y);
             }
         }
+    }
+
+    /**
+     * The 4 x 2 block of {@link #multiplyAdd} for the 4 rows of {@code a} from {@code a0} ({@link #KT} apart) and of
+     * {@code c} from {@code o0} ({@code width} apart), over every pair of vectors within {@code width}; returns the
+     * first column it did not do.
+     */
+    private static int multiplyAddPairs(float[] a, int a0, int inner, float[] b, int bOff, int width, float[] c,
+                                        int o0) {
+        int a1 = a0 + KT;
+        int a2 = a1 + KT;
+        int a3 = a2 + KT;
+        int o1 = o0 + width;
+        int o2 = o1 + width;
+        int o3 = o2 + width;
+        int y = 0;
+        for (; y + 2 * L <= width; y += 2 * L) {
+            FloatVector c00 = FloatVector.fromArray(F, c, o0 + y);
+            FloatVector c01 = FloatVector.fromArray(F, c, o0 + y + L);
+            FloatVector c10 = FloatVector.fromArray(F, c, o1 + y);
+            FloatVector c11 = FloatVector.fromArray(F, c, o1 + y + L);
+            FloatVector c20 = FloatVector.fromArray(F, c, o2 + y);
+            FloatVector c21 = FloatVector.fromArray(F, c, o2 + y + L);
+            FloatVector c30 = FloatVector.fromArray(F, c, o3 + y);
+            FloatVector c31 = FloatVector.fromArray(F, c, o3 + y + L);
+            for (int x = 0, bb = bOff + y; x < inner; x++, bb += width) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                c00 = b0.fma(e, c00);
+                c01 = b1.fma(e, c01);
+                e = FloatVector.broadcast(F, a[a1 + x]);
+                c10 = b0.fma(e, c10);
+                c11 = b1.fma(e, c11);
+                e = FloatVector.broadcast(F, a[a2 + x]);
+                c20 = b0.fma(e, c20);
+                c21 = b1.fma(e, c21);
+                e = FloatVector.broadcast(F, a[a3 + x]);
+                c30 = b0.fma(e, c30);
+                c31 = b1.fma(e, c31);
+            }
+            c00.intoArray(c, o0 + y);
+            c01.intoArray(c, o0 + y + L);
+            c10.intoArray(c, o1 + y);
+            c11.intoArray(c, o1 + y + L);
+            c20.intoArray(c, o2 + y);
+            c21.intoArray(c, o2 + y + L);
+            c30.intoArray(c, o3 + y);
+            c31.intoArray(c, o3 + y + L);
+        }
+        return y;
     }
 
     @Override
