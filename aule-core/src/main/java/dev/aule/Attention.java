@@ -57,9 +57,9 @@ public final class Attention {
     }
 
     /**
-     * Paged attention in the vLLM block-table layout, on the best available backend with serving entry points. {@code kCache} is the
-     * tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout {@code [numBlocks, blockSize, Hkv, D]}
-     * is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
+     * Paged attention in the vLLM block-table layout, on the best available backend with serving entry
+     * points. {@code kCache} is the tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout
+     * {@code [numBlocks, blockSize, Hkv, D]} is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
      * {@code Tensor.of(segment, dtype, {numBlocks, Hkv, blockSize, D}, {blockSize*Hkv*D, D, Hkv*D, 1})}).
      * Sequence {@code b} (batch entry {@code b} of q {@code [B, Hq, Sq, D]}) has {@code contextLens[b]} keys,
      * key {@code j} in slot {@code j % blockSize} of block {@code blockTables[b][j / blockSize]}; its queries are

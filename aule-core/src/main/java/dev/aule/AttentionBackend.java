@@ -82,7 +82,8 @@ public interface AttentionBackend {
     }
 
     private UnsupportedOperationException noServing(String what) {
-        return new UnsupportedOperationException("backend " + name() + " has no " + what + " (its Capabilities.serving()"
-                + " is false); unless a backend is forced, serving calls run on one that has it");
+        return new UnsupportedOperationException("backend " + name() + " has no " + what
+                + " (its Capabilities.serving() is false); unless a backend is forced, serving calls run on one"
+                + " that has it");
     }
 }

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
 import java.util.ServiceLoader;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -91,7 +92,7 @@ public final class Backends {
      * its own message explains the refusal.
      */
     public static AttentionBackend selected(Predicate<Capabilities> can) {
-        java.util.Objects.requireNonNull(can, "can");
+        Objects.requireNonNull(can, "can");
         if (forced() != null) {
             return selected();
         }
