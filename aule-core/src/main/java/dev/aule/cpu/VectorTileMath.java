@@ -37,6 +37,7 @@ final class VectorTileMath implements TileMath {
      * broadcast (alone on a 256 x 128 by 128 x 32 product: 79 to 88 GFLOP/s against 48 to 51).
      */
     private static final boolean NARROW = L == 8;
+    private static final float[] ONES = {1f, 1f, 1f, 1f};
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
@@ -469,9 +470,10 @@ final class VectorTileMath implements TileMath {
     }
 
     /**
-     * The 4 x 2 block of {@link #accumulate} for rows {@code t..t+3} (probabilities from {@code p0}, output rows
-     * from {@code o0}, {@code oStride} apart), over every pair of value vectors within {@code dvp}; returns the
-     * first column it did not do.
+     * The 4 x 2 block of {@link #accumulate} (and, with alphas of 1, of {@link #multiplyAdd}) for rows
+     * {@code t..t+3}: probabilities from {@code p0} ({@link #KT} apart), output rows from {@code o0}
+     * ({@code oStride} apart), over every pair of value vectors within {@code dvp}; returns the first column it
+     * did not do.
      */
     private static int accumulatePairs(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
                                        float[] o, int o0, int oStride, float[] alpha, int t) {
@@ -738,7 +740,8 @@ final class VectorTileMath implements TileMath {
             int o1 = o0 + width;
             int o2 = o1 + width;
             int o3 = o2 + width;
-            int y = NARROW ? multiplyAddPairs(a, a0, inner, b, bOff, width, c, o0) : 0;
+            // c += a b is accumulate's block with alphas of 1 (exact): a's rows are KT apart like p's.
+            int y = NARROW ? accumulatePairs(a, a0, inner, b, bOff, width, width, c, o0, width, ONES, 0) : 0;
             for (; y + 4 * L <= width; y += 4 * L) {
                 FloatVector c00 = FloatVector.fromArray(F, c, o0 + y);
                 FloatVector c01 = FloatVector.fromArray(F, c, o0 + y + L);
@@ -818,57 +821,6 @@ final class VectorTileMath implements TileMath {
                 c3.intoArray(c, o3 + y);
             }
         }
-    }
-
-    /**
-     * The 4 x 2 block of {@link #multiplyAdd} for the 4 rows of {@code a} from {@code a0} ({@link #KT} apart) and of
-     * {@code c} from {@code o0} ({@code width} apart), over every pair of vectors within {@code width}; returns the
-     * first column it did not do.
-     */
-    private static int multiplyAddPairs(float[] a, int a0, int inner, float[] b, int bOff, int width, float[] c,
-                                        int o0) {
-        int a1 = a0 + KT;
-        int a2 = a1 + KT;
-        int a3 = a2 + KT;
-        int o1 = o0 + width;
-        int o2 = o1 + width;
-        int o3 = o2 + width;
-        int y = 0;
-        for (; y + 2 * L <= width; y += 2 * L) {
-            FloatVector c00 = FloatVector.fromArray(F, c, o0 + y);
-            FloatVector c01 = FloatVector.fromArray(F, c, o0 + y + L);
-            FloatVector c10 = FloatVector.fromArray(F, c, o1 + y);
-            FloatVector c11 = FloatVector.fromArray(F, c, o1 + y + L);
-            FloatVector c20 = FloatVector.fromArray(F, c, o2 + y);
-            FloatVector c21 = FloatVector.fromArray(F, c, o2 + y + L);
-            FloatVector c30 = FloatVector.fromArray(F, c, o3 + y);
-            FloatVector c31 = FloatVector.fromArray(F, c, o3 + y + L);
-            for (int x = 0, bb = bOff + y; x < inner; x++, bb += width) {
-                FloatVector b0 = FloatVector.fromArray(F, b, bb);
-                FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
-                FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
-                c00 = b0.fma(e, c00);
-                c01 = b1.fma(e, c01);
-                e = FloatVector.broadcast(F, a[a1 + x]);
-                c10 = b0.fma(e, c10);
-                c11 = b1.fma(e, c11);
-                e = FloatVector.broadcast(F, a[a2 + x]);
-                c20 = b0.fma(e, c20);
-                c21 = b1.fma(e, c21);
-                e = FloatVector.broadcast(F, a[a3 + x]);
-                c30 = b0.fma(e, c30);
-                c31 = b1.fma(e, c31);
-            }
-            c00.intoArray(c, o0 + y);
-            c01.intoArray(c, o0 + y + L);
-            c10.intoArray(c, o1 + y);
-            c11.intoArray(c, o1 + y + L);
-            c20.intoArray(c, o2 + y);
-            c21.intoArray(c, o2 + y + L);
-            c30.intoArray(c, o3 + y);
-            c31.intoArray(c, o3 + y + L);
-        }
-        return y;
     }
 
     @Override
