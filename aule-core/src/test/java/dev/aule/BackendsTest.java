@@ -164,36 +164,7 @@ class BackendsTest {
     /** A backend that does not implement backward inherits the SPI default, which says so. */
     @Test
     void aBackendWithoutBackwardThrowsUnsupportedOperation() {
-        AttentionBackend forwardOnly = new AttentionBackend() {
-            @Override
-            public String name() {
-                return "forward-only";
-            }
-
-            @Override
-            public String description() {
-                return "test stub";
-            }
-
-            @Override
-            public int priority() {
-                return 0;
-            }
-
-            @Override
-            public Availability availability() {
-                return Availability.available("test");
-            }
-
-            @Override
-            public Capabilities capabilities() {
-                return new Capabilities(64, java.util.Set.of(DType.F32), false);
-            }
-
-            @Override
-            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-            }
-        };
+        AttentionBackend forwardOnly = stub("forward-only", 0, new Capabilities(64, EnumSet.of(DType.F32), false));
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
                 () -> forwardOnly.backward(null, null, null, null, null, null, null, null, null, null));
         assertNotNull(e.getMessage());
