@@ -1,18 +1,25 @@
 /**
  * aule-attention: exact FlashAttention in O(N) memory for the JVM.
  *
- * <p>The API lives in {@code dev.aule}. Backends are found with {@link java.util.ServiceLoader};
- * this module provides {@code cpu} and {@code reference}. The Vector API is optional: without
- * {@code --add-modules jdk.incubator.vector} the CPU backend runs its scalar path.
+ * <p>What a user calls lives in {@code dev.aule} (the {@code Attention} facade, {@code Tensor},
+ * options, backend selection), {@code dev.aule.mask} (dense masks, biases, MaskMods, ScoreMods,
+ * block masks) and {@code dev.aule.serving} (KV caches, paged caches, RoPE). What a backend
+ * implements and uses is {@code dev.aule.spi}. Backends are found with {@link java.util.ServiceLoader};
+ * this module provides {@code cpu} and {@code reference}, whose packages are not exported. The Vector
+ * API is optional: without {@code --add-modules jdk.incubator.vector} the CPU backend runs its
+ * scalar path.
  */
 module dev.aule {
     requires static jdk.incubator.vector;
 
     exports dev.aule;
+    exports dev.aule.mask;
+    exports dev.aule.serving;
+    exports dev.aule.spi;
 
-    uses dev.aule.AttentionBackend;
+    uses dev.aule.spi.AttentionBackend;
 
-    provides dev.aule.AttentionBackend with
+    provides dev.aule.spi.AttentionBackend with
             dev.aule.cpu.CpuBackend,
             dev.aule.reference.ReferenceBackend;
 }

@@ -1,5 +1,9 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.ServingShapes;
 import java.util.List;
 import java.util.function.Predicate;
 
@@ -45,7 +49,7 @@ public final class Attention {
         AttentionBackend backend = Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
         if (!backend.capabilities().backward()) {
             throw new UnsupportedOperationException("backend " + backend.name()
-                    + " has no backward pass yet: gradients arrive with the training issue");
+                    + " has no backward pass (its Capabilities.backward() is false), and no available backend has one");
         }
         AttentionShape.ofInputs(q, k, v, options, backend.capabilities());
         Gradients grads = new Gradients(
@@ -54,6 +58,22 @@ public final class Attention {
                 Tensor.allocate(v.dtype(), v.batch(), v.heads(), v.seqLen(), v.headDim()));
         backend.backward(q, k, v, out, dOut, lse, grads.dq(), grads.dk(), grads.dv(), options);
         return grads;
+    }
+
+    /**
+     * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys and values of batch
+     * entry {@code b} of contiguous caches {@code kCache}, {@code vCache} ({@code [B, Hkv, capacity, D]}), on
+     * the best available backend with serving entry points: each sequence is its own forward with
+     * {@code Sk = cacheLens[b]}, so under causal masking (bottom-right) the queries are the sequence's last
+     * {@code Sq} positions. {@link dev.aule.serving.KvCache#attention} is this call on the cache's own
+     * tensors and lengths. Lengths are checked before any read ({@link ServingShapes#cached}).
+     */
+    public static AttentionResult forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens,
+                                                AttentionOptions options) {
+        AttentionResult result = allocateResult(q, vCache);
+        Backends.selected(Capabilities::serving).forwardCached(q, kCache, vCache, cacheLens, result.out(),
+                result.lse(), options);
+        return result;
     }
 
     /**
@@ -66,10 +86,10 @@ public final class Attention {
      * its last {@code Sq} positions. Every block index and length is checked before any read
      * ({@link ServingShapes#paged}).
      */
-    public static AttentionResult pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
+    public static AttentionResult forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
                                                  int[] contextLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected(Capabilities::serving).pagedAttention(q, kCache, vCache, blockTables, contextLens,
+        Backends.selected(Capabilities::serving).forwardPaged(q, kCache, vCache, blockTables, contextLens,
                 result.out(), result.lse(), options);
         return result;
     }

@@ -1,5 +1,10 @@
 package dev.aule;
 
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
+import dev.aule.spi.Capabilities;
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.Optional;
@@ -120,10 +125,6 @@ public final class AttentionOptions {
     /** ALiBi slope of one query head; 0 without ALiBi. */
     public float alibiSlope(int queryHead) {
         return alibiSlopes == null ? 0f : alibiSlopes[queryHead];
-    }
-
-    int alibiSlopeCount() {
-        return alibiSlopes == null ? 0 : alibiSlopes.length;
     }
 
     /** The dense boolean mask ({@code true} = attend), or null. */

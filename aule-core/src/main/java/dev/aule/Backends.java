@@ -1,5 +1,8 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Availability;
+import dev.aule.spi.Capabilities;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;

@@ -1,5 +1,7 @@
 package dev.aule;
 
+import dev.aule.spi.NamedTensor;
+import dev.aule.spi.TensorChecks;
 import java.util.List;
 import java.util.Objects;
 
@@ -24,7 +26,7 @@ final class StateMerge {
         Tensor first = Objects.requireNonNull(partials.getFirst(), "partials[0]").out();
         long[] outShape = first.shape();
         long[] lseShape = {first.batch(), first.heads(), first.seqLen(), 1};
-        AttentionShape.Named[] inputs = new AttentionShape.Named[2 * partials.size()];
+        NamedTensor[] inputs = new NamedTensor[2 * partials.size()];
         for (int p = 0; p < partials.size(); p++) {
             AttentionResult r = Objects.requireNonNull(partials.get(p), "partials[" + p + "]");
             Objects.requireNonNull(r.out(), "partials[" + p + "].out");
@@ -34,17 +36,17 @@ final class StateMerge {
             if (r.lse().dtype() != DType.F32) {
                 throw new IllegalArgumentException("partials[" + p + "].lse: dtype must be F32, got " + r.lse().dtype());
             }
-            inputs[2 * p] = new AttentionShape.Named("partials[" + p + "].out", r.out());
-            inputs[2 * p + 1] = new AttentionShape.Named("partials[" + p + "].lse", r.lse());
+            inputs[2 * p] = new NamedTensor("partials[" + p + "].out", r.out());
+            inputs[2 * p + 1] = new NamedTensor("partials[" + p + "].lse", r.lse());
         }
         requireShape("out", out, outShape);
         requireShape("lse", lse, lseShape);
         if (lse.dtype() != DType.F32) {
             throw new IllegalArgumentException("lse: dtype must be F32, got " + lse.dtype());
         }
-        AttentionShape.checkWritable("out", out, inputs);
-        AttentionShape.checkWritable("lse", lse, inputs);
-        AttentionShape.checkNoOverlap("lse", lse, "out", out);
+        TensorChecks.checkWritable("out", out, inputs);
+        TensorChecks.checkWritable("lse", lse, inputs);
+        TensorChecks.checkNoOverlap("lse", lse, "out", out);
 
         int dv = first.headDim();
         int n = partials.size();

@@ -195,29 +195,6 @@ public final class Tensor {
         return (long) batch * heads * seqLen * headDim;
     }
 
-    /**
-     * True when only one thread may touch this tensor's memory (a segment of
-     * {@code Arena.ofConfined()}). Backends then compute on the calling thread instead of their pool.
-     */
-    public boolean isThreadConfined() {
-        return !memory.isAccessibleBy(Confinement.PROBE);
-    }
-
-    /** True when any of the tensors (nulls skipped) is {@linkplain #isThreadConfined() thread-confined}. */
-    public static boolean anyThreadConfined(Tensor... tensors) {
-        for (Tensor t : tensors) {
-            if (t != null && t.isThreadConfined()) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private static final class Confinement {
-        /** A thread that owns nothing: only memory shared between threads is accessible by it. */
-        static final Thread PROBE = Thread.ofPlatform().unstarted(() -> { });
-    }
-
     /** True when the layout is BHSD with no gaps. */
     public boolean isContiguous() {
         return strideD == 1 && strideS == headDim && strideH == (long) seqLen * headDim
@@ -345,26 +322,4 @@ public final class Tensor {
         }
     }
 
-    /** The bytes from the first to one past the last addressed element, as a slice of the memory. */
-    MemorySegment addressedRegion() {
-        long last = (batch - 1) * strideB + (heads - 1) * strideH + (seqLen - 1) * strideS + (headDim - 1) * strideD;
-        return memory.asSlice(0, (last + 1) * dtype.byteSize());
-    }
-
-    /** True when no two logical elements share memory (required of outputs). */
-    boolean hasDistinctElements() {
-        long[][] dims = {{strideB, batch}, {strideH, heads}, {strideS, seqLen}, {strideD, headDim}};
-        Arrays.sort(dims, (x, y) -> Long.compare(x[0], y[0]));
-        long span = 1; // elements covered by the smaller-stride dimensions
-        for (long[] dim : dims) {
-            if (dim[1] == 1) {
-                continue;
-            }
-            if (dim[0] < span) {
-                return false;
-            }
-            span = dim[0] * dim[1];
-        }
-        return true;
-    }
 }

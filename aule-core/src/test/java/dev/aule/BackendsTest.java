@@ -1,5 +1,9 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Availability;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 import dev.aule.cpu.CpuBackend;
 import dev.aule.reference.ReferenceBackend;
 import dev.aule.testing.Tensors;
@@ -164,7 +168,7 @@ class BackendsTest {
     /** A backend that does not implement backward inherits the SPI default, which says so. */
     @Test
     void aBackendWithoutBackwardThrowsUnsupportedOperation() {
-        AttentionBackend forwardOnly = stub("forward-only", 0, new Capabilities(64, EnumSet.of(DType.F32), false));
+        AttentionBackend forwardOnly = stub("forward-only", 0, Capabilities.of(64, EnumSet.of(DType.F32)));
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
                 () -> forwardOnly.backward(null, null, null, null, null, null, null, null, null, null));
         assertNotNull(e.getMessage());
@@ -178,12 +182,10 @@ class BackendsTest {
      */
     @Test
     void aCallGoesToTheBestBackendThatCanRunIt() {
-        AttentionBackend gpu = stub("gpu", 200, new Capabilities(256, EnumSet.allOf(DType.class), true));
-        AttentionBackend cpu = stub("fast-cpu", 100, new Capabilities(512, EnumSet.allOf(DType.class), true, true,
-                true));
-        AttentionBackend small = stub("small", 10, new Capabilities(1024, EnumSet.of(DType.F32), false));
-        AttentionBackend oracle = stub("oracle", 0, new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class),
-                true, true, true));
+        AttentionBackend gpu = stub("gpu", 200, Capabilities.of(256, EnumSet.allOf(DType.class), Feature.BACKWARD));
+        AttentionBackend cpu = stub("fast-cpu", 100, Capabilities.of(512, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING));
+        AttentionBackend small = stub("small", 10, Capabilities.of(1024, EnumSet.of(DType.F32)));
+        AttentionBackend oracle = stub("oracle", 0, Capabilities.of(Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING));
         List<AttentionBackend> byPriority = List.of(gpu, cpu, small, oracle);
         assertSame(gpu, Backends.firstCapable(byPriority, caps -> true));
         assertSame(cpu, Backends.firstCapable(byPriority, Capabilities::serving));
@@ -198,16 +200,16 @@ class BackendsTest {
 
     @Test
     void theSpiDefaultsHaveNoServingAndTheBuiltInBackendsHaveIt() {
-        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true).serving());
-        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true, true).serving());
-        assertFalse(new Capabilities(64, EnumSet.of(DType.F32), true).masks());
+        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).serving());
+        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD, Feature.MASKS).serving());
+        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).masks());
         for (String name : new String[] {"cpu", "reference"}) {
             Capabilities caps = Backends.get(name).capabilities();
             assertTrue(caps.serving() && caps.masks() && caps.backward(), name + ": " + caps);
         }
-        AttentionBackend forwardOnly = stub("forward-only", 1, new Capabilities(64, EnumSet.of(DType.F32), false));
+        AttentionBackend forwardOnly = stub("forward-only", 1, Capabilities.of(64, EnumSet.of(DType.F32)));
         UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
-                () -> forwardOnly.pagedAttention(null, null, null, null, null, null, null, null));
+                () -> forwardOnly.forwardPaged(null, null, null, null, null, null, null, null));
         assertTrue(e.getMessage().contains("forward-only") && e.getMessage().contains("serving"), e.getMessage());
         assertThrows(UnsupportedOperationException.class,
                 () -> forwardOnly.forwardCached(null, null, null, null, null, null, null));

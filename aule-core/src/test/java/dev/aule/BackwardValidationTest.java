@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;

@@ -1,5 +1,7 @@
 package dev.aule;
 
+import dev.aule.spi.TensorChecks;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -27,8 +29,8 @@ class ConfinedMemoryTest {
             Tensor k = confined(arena, rnd);
             Tensor v = confined(arena, rnd);
             Tensor dOut = confined(arena, rnd);
-            assertTrue(q.isThreadConfined());
-            assertFalse(Tensor.allocate(DType.F32, 1, 1, 1, 1).isThreadConfined());
+            assertTrue(TensorChecks.isThreadConfined(q));
+            assertFalse(TensorChecks.isThreadConfined(Tensor.allocate(DType.F32, 1, 1, 1, 1)));
             for (String name : new String[] {"cpu", "reference"}) {
                 AttentionBackend backend = Backends.get(name);
                 Tensor out = confined(arena, null);

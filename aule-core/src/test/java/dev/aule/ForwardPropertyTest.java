@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Layout;

@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;

@@ -1,5 +1,7 @@
 package dev.aule;
 
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Visibility;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -1,5 +1,13 @@
 package dev.aule;
 
+import dev.aule.spi.BlockMaskTiles;
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -111,7 +119,7 @@ class MaskValidationTest {
     /** A backend whose capabilities lack masks refuses every mask and mod, naming the rule. */
     @Test
     void backendsWithoutMasksRefuseThem() {
-        Capabilities plain = new Capabilities(64, EnumSet.allOf(DType.class), true);
+        Capabilities plain = Capabilities.of(64, EnumSet.allOf(DType.class), Feature.BACKWARD);
         assertTrue(!plain.masks());
         MaskMod causal = MaskMod.causal();
         for (AttentionOptions options : new AttentionOptions[] {
@@ -161,8 +169,8 @@ class MaskValidationTest {
         assertEquals(BlockMask.Status.EMPTY, causal.status(0, 0, 0, 2));
         assertEquals(BlockMask.Status.PARTIAL, causal.status(0, 0, 2, 2)); // the cut 8 x 8 corner block
         assertEquals(40L * 41 / 2, causal.visiblePairs(0, 0));
-        assertEquals(BlockMask.Status.EMPTY, causal.status(0, 0, 0, 0, 15, 16, 39));
-        assertEquals(BlockMask.Status.FULL, causal.status(0, 0, 0, 16, 31, 0, 15));
-        assertEquals(BlockMask.Status.PARTIAL, causal.status(0, 0, 0, 0, 39, 0, 39));
+        assertEquals(BlockMask.Status.EMPTY, BlockMaskTiles.status(causal, 0, 0, 0, 0, 15, 16, 39));
+        assertEquals(BlockMask.Status.FULL, BlockMaskTiles.status(causal, 0, 0, 0, 16, 31, 0, 15));
+        assertEquals(BlockMask.Status.PARTIAL, BlockMaskTiles.status(causal, 0, 0, 0, 0, 39, 0, 39));
     }
 }

@@ -1,5 +1,10 @@
 package dev.aule;
 
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Layout;

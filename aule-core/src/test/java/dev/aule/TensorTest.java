@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.TensorChecks;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -292,14 +293,14 @@ class TensorTest {
 
     @Test
     void onlyConfinedArenaMemoryIsThreadConfined() {
-        assertFalse(Tensor.allocate(DType.F32, 1, 1, 1, 4).isThreadConfined(), "heap");
+        assertFalse(TensorChecks.isThreadConfined(Tensor.allocate(DType.F32, 1, 1, 1, 4)), "heap");
         try (Arena confined = Arena.ofConfined(); Arena shared = Arena.ofShared()) {
             Tensor c = Tensor.of(confined.allocate(16), DType.F32, new long[] {1, 1, 1, 4}, new long[] {4, 4, 4, 1});
             Tensor s = Tensor.of(shared.allocate(16), DType.F32, new long[] {1, 1, 1, 4}, new long[] {4, 4, 4, 1});
-            assertTrue(c.isThreadConfined());
-            assertFalse(s.isThreadConfined());
-            assertTrue(Tensor.anyThreadConfined(s, null, c));
-            assertFalse(Tensor.anyThreadConfined(s, null, Tensor.allocate(DType.F16, 1, 1, 1, 1)));
+            assertTrue(TensorChecks.isThreadConfined(c));
+            assertFalse(TensorChecks.isThreadConfined(s));
+            assertTrue(TensorChecks.anyThreadConfined(s, null, c));
+            assertFalse(TensorChecks.anyThreadConfined(s, null, Tensor.allocate(DType.F16, 1, 1, 1, 1)));
         }
     }
 }

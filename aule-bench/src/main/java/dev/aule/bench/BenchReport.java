@@ -1,7 +1,7 @@
 package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 import org.openjdk.jmh.infra.BenchmarkParams;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;

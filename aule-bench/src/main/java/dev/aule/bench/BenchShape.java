@@ -1,7 +1,7 @@
 package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 
 import java.util.Locale;
 

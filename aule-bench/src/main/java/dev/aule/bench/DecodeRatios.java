@@ -1,5 +1,7 @@
 package dev.aule.bench;
 
+import dev.aule.serving.KvCache;
+import dev.aule.serving.PagedKvCache;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Set;

@@ -1,10 +1,10 @@
 package dev.aule.bench;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.BlockMask;
-import dev.aule.MaskMod;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

@@ -1,11 +1,11 @@
 package dev.aule.bench;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
-import dev.aule.KvCache;
-import dev.aule.PagedKvCache;
+import dev.aule.serving.KvCache;
+import dev.aule.serving.PagedKvCache;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -33,7 +33,7 @@ import java.util.concurrent.TimeUnit;
  *       afterwards), blocks placed by the cache's allocator;
  *   <li>{@code scattered16}, {@code scattered32}: the same pool read through block tables of randomly
  *       permuted blocks, the worst fragmentation a long-running pool can reach (through
- *       {@code pagedAttention} directly).
+ *       {@code forwardPaged} directly).
  * </ul>
  * Memory-bound: compare the bytes of K and V per second ({@link #bytes}) with
  * {@link BandwidthBenchmark} over as many bytes.
@@ -134,7 +134,7 @@ public class PagedDecodeBenchmark {
         if (contiguous != null) {
             contiguous.attentionInto(q, out, null, options);
         } else if (scatteredTables != null) {
-            cpu.pagedAttention(q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null,
+            cpu.forwardPaged(q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null,
                     options);
         } else {
             paged.attentionInto(sequences, q, out, null, options);

@@ -2,9 +2,9 @@ package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
-import dev.aule.KvCacheFullException;
-import dev.aule.PagedKvCache;
-import dev.aule.Rope;
+import dev.aule.serving.KvCacheFullException;
+import dev.aule.serving.PagedKvCache;
+import dev.aule.serving.Rope;
 import dev.aule.Tensor;
 
 import java.util.ArrayDeque;

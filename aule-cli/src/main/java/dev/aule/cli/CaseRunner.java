@@ -1,6 +1,6 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;

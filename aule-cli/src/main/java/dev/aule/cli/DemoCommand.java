@@ -1,8 +1,8 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
+import dev.aule.spi.AttentionShape;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;

@@ -1,9 +1,9 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
-import dev.aule.Availability;
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Availability;
 import dev.aule.Backends;
-import dev.aule.Capabilities;
+import dev.aule.spi.Capabilities;
 import dev.aule.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;

@@ -1,6 +1,7 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
+import dev.aule.Attention;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
 
 /**

@@ -1,8 +1,8 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
-import dev.aule.Capabilities;
+import dev.aule.spi.Capabilities;
 import dev.aule.DType;
 import dev.aule.bench.ServeConfig;
 import dev.aule.bench.ServeReport;

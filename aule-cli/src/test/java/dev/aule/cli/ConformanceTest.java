@@ -1,10 +1,10 @@
 package dev.aule.cli;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.Availability;
+import dev.aule.spi.Availability;
 import dev.aule.Backends;
-import dev.aule.Capabilities;
+import dev.aule.spi.Capabilities;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import org.junit.jupiter.api.Test;
@@ -76,7 +76,7 @@ class ConformanceTest {
 
     /** Some row of some head sees no key at all. */
     private static boolean hasRowWithoutKeys(ConformanceCase c) {
-        var visibility = dev.aule.Visibility.of(c.queryLen(), c.keyLen(), c.options());
+        var visibility = dev.aule.spi.Visibility.of(c.queryLen(), c.keyLen(), c.options());
         return visibility.count(0) == 0;
     }
 

@@ -1,13 +1,15 @@
 package dev.aule.cpu;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.TensorChecks;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
-import dev.aule.Availability;
-import dev.aule.Capabilities;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Availability;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 import dev.aule.DType;
-import dev.aule.SequenceView;
-import dev.aule.ServingShapes;
+import dev.aule.spi.SequenceView;
+import dev.aule.spi.ServingShapes;
 import dev.aule.Tensor;
 
 import java.util.EnumSet;
@@ -22,7 +24,7 @@ public final class CpuBackend implements AttentionBackend {
     public static final int MAX_HEAD_DIM = 512;
 
     private static final Capabilities CAPABILITIES =
-            new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), true, true, true);
+            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
 
     private final TileMath math;
 
@@ -69,7 +71,7 @@ public final class CpuBackend implements AttentionBackend {
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         FlashForward call = new FlashForward(math, shape, options, q, k, v, out, lse);
-        int workers = Tensor.anyThreadConfined(q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
+        int workers = TensorChecks.anyThreadConfined(q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
         CpuPool.forEach(call.items(), workers, index -> {
             Scratch scratch = Scratch.acquire();
             try {
@@ -98,7 +100,7 @@ public final class CpuBackend implements AttentionBackend {
      * read in place by decode tiles, one run of adjacent blocks at a time; others are copied page by page.
      */
     @Override
-    public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+    public void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                Tensor out, Tensor lse, AttentionOptions options) {
         ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
                 options, CAPABILITIES);
@@ -138,14 +140,14 @@ public final class CpuBackend implements AttentionBackend {
     }
 
     private static int workers(Tensor... tensors) {
-        return Tensor.anyThreadConfined(tensors) ? 1 : Integer.MAX_VALUE;
+        return TensorChecks.anyThreadConfined(tensors) ? 1 : Integer.MAX_VALUE;
     }
 
     /** FlashAttention-2 backward ({@link FlashBackward}): deterministic, bitwise the same on any number of threads. */
     @Override
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                          Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
-        int workers = Tensor.anyThreadConfined(q, k, v, out, dOut, lse, dq, dk, dv) ? 1 : Integer.MAX_VALUE;
+        int workers = TensorChecks.anyThreadConfined(q, k, v, out, dOut, lse, dq, dk, dv) ? 1 : Integer.MAX_VALUE;
         backward(q, k, v, out, dOut, lse, dq, dk, dv, options, workers);
     }
 

@@ -1,10 +1,12 @@
 package dev.aule.cpu;
 
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
-import dev.aule.BlockMask;
+import dev.aule.spi.AttentionShape;
+import dev.aule.mask.BlockMask;
 import dev.aule.Tensor;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
 import java.util.Comparator;

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.serving.PagedKvCache;
 import dev.aule.Tensor;
 
 /**

@@ -1,10 +1,11 @@
 package dev.aule.cpu;
 
-import dev.aule.AttentionMask;
+import dev.aule.spi.BlockMaskTiles;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.BlockMask;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.Tensor;
 
 /**
@@ -49,7 +50,7 @@ final class ScoreMasks {
         if (blockMask == null) {
             return BlockMask.Status.PARTIAL;
         }
-        return blockMask.status(b, h0, h1, i0, i1, j0, j1);
+        return BlockMaskTiles.status(blockMask, b, h0, h1, i0, i1, j0, j1);
     }
 
     /**

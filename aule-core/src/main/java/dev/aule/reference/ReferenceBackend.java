@@ -1,15 +1,18 @@
 package dev.aule.reference;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.TensorChecks;
+import dev.aule.Gradients;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
-import dev.aule.Availability;
-import dev.aule.Capabilities;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Availability;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 import dev.aule.DType;
-import dev.aule.SequenceView;
-import dev.aule.ServingShapes;
+import dev.aule.spi.SequenceView;
+import dev.aule.spi.ServingShapes;
 import dev.aule.Tensor;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 
 import java.util.EnumSet;
 import java.util.stream.IntStream;
@@ -20,7 +23,7 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES =
-            new Capabilities(Integer.MAX_VALUE, EnumSet.allOf(DType.class), true, true, true);
+            Capabilities.of(Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
 
     @Override
     public String name() {
@@ -52,7 +55,7 @@ public final class ReferenceBackend implements AttentionBackend {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         Scores scores = new Scores(shape, options);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
-        if (!Tensor.anyThreadConfined(q, k, v, out, lse)) {
+        if (!TensorChecks.anyThreadConfined(q, k, v, out, lse)) {
             heads = heads.parallel();
         }
         heads.forEach(bh -> {
@@ -75,7 +78,7 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Gathers each sequence's keys and values from its blocks into contiguous tensors, then a plain forward. */
     @Override
-    public void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+    public void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                Tensor out, Tensor lse, AttentionOptions options) {
         ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
                 options, CAPABILITIES);

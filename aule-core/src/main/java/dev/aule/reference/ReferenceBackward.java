@@ -1,9 +1,13 @@
 package dev.aule.reference;
 
+import dev.aule.spi.TensorChecks;
+import dev.aule.Attention;
+import dev.aule.Gradients;
+import dev.aule.mask.ScoreMod;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
+import dev.aule.spi.AttentionShape;
 import dev.aule.Tensor;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
 import java.util.stream.IntStream;
@@ -47,7 +51,7 @@ final class ReferenceBackward {
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
-        if (!Tensor.anyThreadConfined(q, k, v, dOut, dq, dk, dv)) {
+        if (!TensorChecks.anyThreadConfined(q, k, v, dOut, dq, dk, dv)) {
             items = items.parallel();
         }
         items.forEach(item -> {

@@ -1,12 +1,13 @@
 package dev.aule.reference;
 
-import dev.aule.AttentionMask;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
+import dev.aule.spi.AttentionShape;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.Tensor;
-import dev.aule.Visibility;
+import dev.aule.spi.Visibility;
 
 /**
  * The score of one (query, key) pair in float64, straight from the semantics, for the reference's

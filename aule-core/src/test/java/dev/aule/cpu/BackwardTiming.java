@@ -1,7 +1,7 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
+import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
 import dev.aule.Tensor;
 

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.serving.PagedKvCache;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
@@ -136,8 +137,8 @@ class DecodeShapesTest {
                     Tensor refLse = Tensor.allocate(DType.F32, batch, s[0], s[2], 1);
                     out.fill(Float.NaN);
                     lse.fill(Float.NaN);
-                    cpu.pagedAttention(q, kCache, vCache, tables, lens, out, lse, option);
-                    Backends.get("reference").pagedAttention(q, kCache, vCache, tables, lens, ref, refLse, option);
+                    cpu.forwardPaged(q, kCache, vCache, tables, lens, out, lse, option);
+                    Backends.get("reference").forwardPaged(q, kCache, vCache, tables, lens, ref, refLse, option);
                     String where = Arrays.toString(s) + " " + pool + " " + option;
                     assertTrue(Tensors.relativeError(out, ref) < 1e-5, "out " + where);
                     assertTrue(Tensors.relativeError(lse, refLse) < 1e-5, "lse " + where);

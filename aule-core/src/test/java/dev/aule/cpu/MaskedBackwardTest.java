@@ -1,14 +1,14 @@
 package dev.aule.cpu;
 
-import dev.aule.AttentionBackend;
-import dev.aule.AttentionMask;
+import dev.aule.spi.AttentionBackend;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.BlockMask;
+import dev.aule.mask.BlockMask;
 import dev.aule.DType;
 import dev.aule.Gradients;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;

@@ -1,11 +1,11 @@
 package dev.aule.reference;
 
-import dev.aule.AttentionMask;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.BlockMask;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
-import dev.aule.AttentionShape;
+import dev.aule.mask.BlockMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
+import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;

@@ -1,14 +1,14 @@
 package dev.aule.serving;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
-import dev.aule.KvCache;
-import dev.aule.KvCacheFullException;
-import dev.aule.PagedKvCache;
-import dev.aule.Rope;
+import dev.aule.serving.KvCache;
+import dev.aule.serving.KvCacheFullException;
+import dev.aule.serving.PagedKvCache;
+import dev.aule.serving.Rope;
 import dev.aule.Tensor;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;

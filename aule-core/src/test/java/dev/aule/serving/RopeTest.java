@@ -1,9 +1,9 @@
 package dev.aule.serving;
 
 import dev.aule.DType;
-import dev.aule.KvCache;
-import dev.aule.PagedKvCache;
-import dev.aule.Rope;
+import dev.aule.serving.KvCache;
+import dev.aule.serving.PagedKvCache;
+import dev.aule.serving.Rope;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;

@@ -1,7 +1,7 @@
 package dev.aule.serving;
 
 import dev.aule.Attention;
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
@@ -123,14 +123,14 @@ class VarlenTest {
         Tensor q = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
         Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
-        AttentionOptions masked = AttentionOptions.builder().maskMod(dev.aule.MaskMod.causal()).build();
+        AttentionOptions masked = AttentionOptions.builder().maskMod(dev.aule.mask.MaskMod.causal()).build();
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             Tensor out = Oracle.poisoned(DType.F32, 1, 2, 4, 8);
             String varlen = assertThrows(IllegalArgumentException.class, () -> backend.forwardVarlen(q, k, v,
                     new int[] {0, 4}, new int[] {0, 4}, out, null, masked)).getMessage();
             String cached = assertThrows(IllegalArgumentException.class, () -> backend.forwardCached(q, k, v,
                     new int[] {4}, out, null, masked)).getMessage();
-            String paged = assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(q, k, v,
+            String paged = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(q, k, v,
                     new int[][] {{0}}, new int[] {4}, out, null, masked)).getMessage();
             for (String message : new String[] {varlen, cached, paged}) {
                 assertTrue(message.startsWith("options: masks"), message);

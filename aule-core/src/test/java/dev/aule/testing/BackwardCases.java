@@ -1,6 +1,6 @@
 package dev.aule.testing;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Gradients;

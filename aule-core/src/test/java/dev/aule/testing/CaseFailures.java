@@ -1,6 +1,6 @@
 package dev.aule.testing;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 
 import java.util.ArrayList;
 import java.util.List;

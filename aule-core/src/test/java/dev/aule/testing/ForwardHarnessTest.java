@@ -1,10 +1,10 @@
 package dev.aule.testing;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.Availability;
+import dev.aule.spi.Availability;
 import dev.aule.Backends;
-import dev.aule.Capabilities;
+import dev.aule.spi.Capabilities;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import org.junit.jupiter.api.Test;

@@ -1,11 +1,11 @@
 package dev.aule.testing;
 
-import dev.aule.AttentionMask;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.BlockMask;
+import dev.aule.mask.BlockMask;
 import dev.aule.DType;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.Tensor;
 
 import java.util.SplittableRandom;

@@ -1,7 +1,7 @@
 package dev.aule.vulkan;
 
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
+import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
 
 import java.util.Map;

@@ -1,7 +1,7 @@
 package dev.aule.vulkan;
 
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
+import dev.aule.spi.AttentionShape;
 
 /**
  * The push constants every kernel reads (the {@code Params} block of common.glsl), in its order.

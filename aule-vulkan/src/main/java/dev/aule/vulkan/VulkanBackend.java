@@ -1,11 +1,12 @@
 package dev.aule.vulkan;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionShape;
-import dev.aule.Availability;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Availability;
 import dev.aule.BackendUnavailableException;
-import dev.aule.Capabilities;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 import dev.aule.DType;
 import dev.aule.Tensor;
 
@@ -41,7 +42,7 @@ public final class VulkanBackend implements AttentionBackend {
     /** Priority on a CPU device (lavapipe) or without a device: below {@code cpu}, which is faster there. */
     public static final int CPU_DEVICE_PRIORITY = 50;
 
-    private static final Capabilities CAPABILITIES = new Capabilities(MAX_HEAD_DIM, EnumSet.allOf(DType.class), true);
+    private static final Capabilities CAPABILITIES = Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {

@@ -17,7 +17,7 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class VulkanTensor implements AutoCloseable {
     /**
-     * Validation reuses {@link dev.aule.AttentionShape}, which works on {@link Tensor}s: each device tensor
+     * Validation reuses {@link dev.aule.spi.AttentionShape}, which works on {@link Tensor}s: each device tensor
      * gets a stand-in {@code Tensor} over a range of addresses no other device tensor has and nothing ever
      * dereferences, so the shared rules (shapes, dtypes, outputs overlapping inputs) apply unchanged.
      */

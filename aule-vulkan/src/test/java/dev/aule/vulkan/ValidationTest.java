@@ -1,11 +1,11 @@
 package dev.aule.vulkan;
 
-import dev.aule.AttentionMask;
+import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.KvCache;
-import dev.aule.MaskMod;
-import dev.aule.ScoreMod;
+import dev.aule.serving.KvCache;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
@@ -88,7 +88,7 @@ class ValidationTest {
             assertThrows(UnsupportedOperationException.class, () -> cache.attention(q, AttentionOptions.defaults()));
             System.clearProperty(Backends.PROPERTY);
             Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
-            assertTrue(Backends.selected(dev.aule.Capabilities::serving).capabilities().serving());
+            assertTrue(Backends.selected(dev.aule.spi.Capabilities::serving).capabilities().serving());
             assertEquals("vulkan", Backends.selected(caps -> !caps.serving()).name(),
                     "auto-selection passes over cpu for a call only vulkan can take");
             float[] o = cache.attention(q, AttentionOptions.defaults()).out().toFloatArray();

@@ -1,6 +1,6 @@
 package dev.aule.vulkan;
 
-import dev.aule.Availability;
+import dev.aule.spi.Availability;
 import org.junit.jupiter.api.Assumptions;
 
 import static org.junit.jupiter.api.Assertions.fail;

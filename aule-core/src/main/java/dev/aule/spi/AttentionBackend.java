@@ -1,4 +1,10 @@
-package dev.aule;
+package dev.aule.spi;
+
+import dev.aule.Attention;
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.Gradients;
+import dev.aule.Tensor;
 
 /**
  * A place attention runs: found with {@link java.util.ServiceLoader}, chosen through {@link Backends}.
@@ -40,7 +46,7 @@ public interface AttentionBackend {
     default void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                           Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
         throw new UnsupportedOperationException("backend " + name()
-                + " has no backward pass yet: gradients arrive with the training issue");
+                + " has no backward pass (its Capabilities.backward() is false)");
     }
 
     /**
@@ -64,7 +70,7 @@ public interface AttentionBackend {
      *
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
-    default void pagedAttention(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
+    default void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
                                 Tensor out, Tensor lse, AttentionOptions options) {
         throw noServing("paged attention");
     }

@@ -1,5 +1,13 @@
-package dev.aule;
+package dev.aule.serving;
 
+import dev.aule.Attention;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionResult;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Capabilities;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;

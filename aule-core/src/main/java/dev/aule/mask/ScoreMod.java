@@ -1,5 +1,6 @@
-package dev.aule;
+package dev.aule.mask;
 
+import dev.aule.AttentionOptions;
 import java.util.Objects;
 
 /**

@@ -1,5 +1,6 @@
-package dev.aule;
+package dev.aule.serving;
 
+import dev.aule.Tensor;
 import java.util.Objects;
 
 /**
@@ -173,7 +174,7 @@ public final class Rope {
     }
 
     /** Rotates one row {@code row[off, off + rotaryDim)} to {@code position}, which must be in the table. */
-    public void rotate(float[] row, int off, int position) {
+    void rotate(float[] row, int off, int position) {
         Objects.checkIndex(position, maxPositions);
         Objects.checkFromIndexSize(off, rotaryDim, row.length);
         int half = rotaryDim / 2;

@@ -1,4 +1,6 @@
-package dev.aule;
+package dev.aule.spi;
+
+import dev.aule.AttentionOptions;
 
 /**
  * Which keys each query row sees. Causal masking and the window both bound a row to one

@@ -1,6 +1,6 @@
 package dev.aule.serving;
 
-import dev.aule.AttentionBackend;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Attention;
@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The vLLM-layout entry point: caches {@code [numBlocks, blockSize, Hkv, D]} in memory, random block
  * tables (blocks in any order, shared between sequences), lengths from 0 to the table's reach.
  */
-class PagedAttentionTest {
+class ForwardPagedTest {
 
     /**
      * A cache of random values in the vLLM layout ({@code [numBlocks, blockSize, Hkv, dim]} in memory), or
@@ -93,7 +93,7 @@ class PagedAttentionTest {
             for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
                 Tensor out = Oracle.poisoned(DType.F32, batch, q.heads(), queries, dv);
                 Tensor lse = Oracle.poisoned(DType.F32, batch, q.heads(), queries, 1);
-                backend.pagedAttention(q, kCache, vCache, tables, lens, out, lse, options);
+                backend.forwardPaged(q, kCache, vCache, tables, lens, out, lse, options);
                 for (int b = 0; b < batch; b++) {
                     Tensor k = gather(kCache, tables[b], lens[b]);
                     Tensor v = gather(vCache, tables[b], lens[b]);
@@ -125,7 +125,7 @@ class PagedAttentionTest {
         AttentionOptions[] all = {AttentionOptions.builder().causal(true).build(),
                 AttentionOptions.builder().causal(true).window(1500, -1).softcap(20f).build()};
         for (AttentionOptions options : all) {
-            AttentionResult r = Attention.pagedAttention(q, kCache, vCache, tables, lens, options);
+            AttentionResult r = Attention.forwardPaged(q, kCache, vCache, tables, lens, options);
             for (int b = 0; b < 2; b++) {
                 Tensor k = gather(kCache, tables[b], lens[b]);
                 Tensor v = gather(vCache, tables[b], lens[b]);
@@ -159,17 +159,17 @@ class PagedAttentionTest {
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             for (Bad c : bad) {
                 Tensor out = Oracle.poisoned(DType.F32, c.q().batch(), c.q().heads(), 1, 8);
-                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(
                         c.q(), kCache, vCache, c.tables(), c.lens(), out, null, AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith(c.argument()), c.argument() + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written: " + e.getMessage());
             }
             Tensor wrongV = cache(rnd, DType.F32, false, 5, 4, 2, 8);
             Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(
                     q, kCache, wrongV, good, new int[] {1, 1}, out, null, AttentionOptions.defaults()));
             assertTrue(e.getMessage().startsWith("vCache"), e.getMessage());
-            assertThrows(IllegalArgumentException.class, () -> backend.pagedAttention(q.sequence(0, 0, 1), kCache,
+            assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(q.sequence(0, 0, 1), kCache,
                     vCache, new int[][] {{0}}, new int[] {1}, Tensor.of(kCache.memory(), DType.F32,
                             new long[] {1, 4, 1, 8}, new long[] {32, 8, 8, 1}), null, AttentionOptions.defaults()),
                     "out overlapping the cache");

@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.serving;
 
 import org.junit.jupiter.api.Test;
 

@@ -1,4 +1,6 @@
-package dev.aule;
+package dev.aule.spi;
+
+import dev.aule.Tensor;
 
 /**
  * One sequence of a serving call (a cache entry, a packed sequence), as zero-copy batch-1 views, so

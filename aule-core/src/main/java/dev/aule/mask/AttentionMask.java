@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.mask;
 
 import java.util.Arrays;
 import java.util.Objects;

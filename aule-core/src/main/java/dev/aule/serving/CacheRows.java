@@ -1,5 +1,6 @@
-package dev.aule;
+package dev.aule.serving;
 
+import dev.aule.Tensor;
 import java.util.Objects;
 
 /** Checks and row copies shared by {@link KvCache} and {@link PagedKvCache} appends. */

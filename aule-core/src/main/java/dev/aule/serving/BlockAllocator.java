@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.serving;
 
 /**
  * The blocks of a {@link PagedKvCache} pool: a reference count per block (0 = free) and where a

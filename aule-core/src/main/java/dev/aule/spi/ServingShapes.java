@@ -1,5 +1,8 @@
-package dev.aule;
+package dev.aule.spi;
 
+import dev.aule.Attention;
+import dev.aule.AttentionOptions;
+import dev.aule.Tensor;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -100,13 +103,13 @@ public final class ServingShapes {
         }
         AttentionShape shape = new AttentionShape(batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest,
                 rows.headDim(), rows.valueDim());
-        AttentionShape.Named[] inputs = {new AttentionShape.Named("q", q), new AttentionShape.Named("kCache", kCache),
-                new AttentionShape.Named("vCache", vCache)};
+        NamedTensor[] inputs = {new NamedTensor("q", q), new NamedTensor("kCache", kCache),
+                new NamedTensor("vCache", vCache)};
         shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
             shape.checkLse(lse, capabilities);
-            AttentionShape.checkWritable("lse", lse, inputs);
-            AttentionShape.checkNoOverlap("lse", lse, "out", out);
+            TensorChecks.checkWritable("lse", lse, inputs);
+            TensorChecks.checkNoOverlap("lse", lse, "out", out);
         }
         return new PagedCall(shape, tables, lens);
     }

@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.mask;
 
 import java.util.Arrays;
 import java.util.Objects;
@@ -126,29 +126,6 @@ public final class BlockMask {
     /** The status of block ({@code queryBlock}, {@code keyBlock}) for batch {@code b} and query head {@code h}. */
     public Status status(int b, int h, int queryBlock, int keyBlock) {
         return STATUSES[code(b, h, queryBlock, keyBlock)];
-    }
-
-    /**
-     * The combined status of the rectangle of queries {@code [i0, i1]} and keys {@code [j0, j1]} (inclusive)
-     * for batch {@code b} and query heads {@code [h0, h1]}: EMPTY when every block it touches is, FULL when
-     * every block is, else PARTIAL. Blocks cut by the rectangle's edges count whole, so EMPTY and FULL are
-     * exact for the rectangle and PARTIAL only means "ask the MaskMod".
-     */
-    public Status status(int b, int h0, int h1, int i0, int i1, int j0, int j1) {
-        boolean anyVisible = false;
-        boolean allVisible = true;
-        int hLast = heads == 1 ? 0 : h1;
-        for (int h = heads == 1 ? 0 : h0; h <= hLast; h++) {
-            for (int qb = i0 / BLOCK; qb <= i1 / BLOCK; qb++) {
-                int base = ((batch == 1 ? 0 : b) * heads + h) * queryBlocks * keyBlocks + qb * keyBlocks;
-                for (int kb = j0 / BLOCK; kb <= j1 / BLOCK; kb++) {
-                    byte s = status[base + kb];
-                    anyVisible |= s != EMPTY;
-                    allVisible &= s == FULL;
-                }
-            }
-        }
-        return !anyVisible ? Status.EMPTY : allVisible ? Status.FULL : Status.PARTIAL;
     }
 
     /** Visible pairs of batch {@code b}, query head {@code h}: counts FULL blocks whole and asks the MaskMod in partial ones. */

@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.serving;
 
 /**
  * An append needs more room than a cache has: more positions than a {@link KvCache}'s capacity, or

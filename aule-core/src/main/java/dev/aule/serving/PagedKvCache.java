@@ -1,5 +1,12 @@
-package dev.aule;
+package dev.aule.serving;
 
+import dev.aule.Attention;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionResult;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.Capabilities;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -150,7 +157,7 @@ public final class PagedKvCache {
         return keys.dtype();
     }
 
-    /** The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#pagedAttention} reads. */
+    /** The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#forwardPaged} reads. */
     public Tensor keyBlocks() {
         return keys;
     }
@@ -368,7 +375,7 @@ public final class PagedKvCache {
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
             lens[i] = s.length;
         }
-        Backends.selected(Capabilities::serving).pagedAttention(q, keys, values, tables, lens, out, lse, options);
+        Backends.selected(Capabilities::serving).forwardPaged(q, keys, values, tables, lens, out, lse, options);
     }
 
     private Sequence sequence(int id, String name) {

@@ -1,5 +1,11 @@
-package dev.aule;
+package dev.aule.spi;
 
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
 import java.util.Objects;
 
 /**
@@ -44,12 +50,12 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
                                          AttentionOptions options, Capabilities capabilities) {
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
         Objects.requireNonNull(out, "out");
-        Named[] inputs = inputs(options, new Named("q", q), new Named("k", k), new Named("v", v));
+        NamedTensor[] inputs = inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v));
         shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
             shape.checkLse(lse, capabilities);
-            checkWritable("lse", lse, inputs);
-            checkNoOverlap("lse", lse, "out", out);
+            TensorChecks.checkWritable("lse", lse, inputs);
+            TensorChecks.checkNoOverlap("lse", lse, "out", out);
         }
         return shape;
     }
@@ -78,14 +84,14 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
             throw new IllegalArgumentException("options.scoreMod: the backward needs the ScoreMod's derivative d mod / d score;"
                     + " attach it with ScoreMod.withDerivative(mod, derivative)");
         }
-        Named[] inputs = inputs(options, new Named("q", q), new Named("k", k), new Named("v", v),
-                new Named("out", out), new Named("dOut", dOut), new Named("lse", lse));
+        NamedTensor[] inputs = inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v),
+                new NamedTensor("out", out), new NamedTensor("dOut", dOut), new NamedTensor("lse", lse));
         shape.checkOutput("dq", dq, q.shape(), capabilities, inputs);
         shape.checkOutput("dk", dk, k.shape(), capabilities, inputs);
         shape.checkOutput("dv", dv, v.shape(), capabilities, inputs);
-        checkNoOverlap("dk", dk, "dq", dq);
-        checkNoOverlap("dv", dv, "dq", dq);
-        checkNoOverlap("dv", dv, "dk", dk);
+        TensorChecks.checkNoOverlap("dk", dk, "dq", dq);
+        TensorChecks.checkNoOverlap("dv", dv, "dq", dq);
+        TensorChecks.checkNoOverlap("dv", dv, "dk", dk);
         return shape;
     }
 
@@ -121,15 +127,15 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
             throw new IllegalArgumentException("q, v: head dim " + Math.max(q.headDim(), v.headDim())
                     + " is over this backend's limit of " + limit + shapes);
         }
-        for (var named : new Object[][] {{"q", q}, {"k", k}, {"v", v}}) {
-            Tensor t = (Tensor) named[1];
+        for (NamedTensor named : new NamedTensor[] {new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v)}) {
+            Tensor t = named.tensor();
             if (!capabilities.dtypes().contains(t.dtype())) {
-                throw new IllegalArgumentException(named[0] + ": dtype " + t.dtype() + " is not supported by this backend "
+                throw new IllegalArgumentException(named.name() + ": dtype " + t.dtype() + " is not supported by this backend "
                         + capabilities.dtypes());
             }
         }
-        if (options.hasAlibi() && options.alibiSlopeCount() != q.heads()) {
-            throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopeCount()
+        if (options.hasAlibi() && options.alibiSlopes().length != q.heads()) {
+            throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopes().length
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
         AttentionShape shape = new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(),
@@ -178,23 +184,19 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
     }
 
     /** The named inputs plus the bias, which outputs must not overlap either. */
-    private static Named[] inputs(AttentionOptions options, Named... named) {
+    private static NamedTensor[] inputs(AttentionOptions options, NamedTensor... named) {
         if (options.bias() == null) {
             return named;
         }
-        Named[] all = java.util.Arrays.copyOf(named, named.length + 1);
-        all[named.length] = new Named("options.bias", options.bias());
+        NamedTensor[] all = java.util.Arrays.copyOf(named, named.length + 1);
+        all[named.length] = new NamedTensor("options.bias", options.bias());
         return all;
     }
 
-    /** A tensor and the argument name messages call it by. */
-    record Named(String name, Tensor tensor) {
-    }
-
     /** An output: the expected shape, a supported dtype, writable distinct elements, no overlap with an input. */
-    void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, Named... inputs) {
+    void checkOutput(String name, Tensor out, long[] expected, Capabilities capabilities, NamedTensor... inputs) {
         checkShape(name, out, expected, capabilities);
-        checkWritable(name, out, inputs);
+        TensorChecks.checkWritable(name, out, inputs);
     }
 
     void checkLse(Tensor lse, Capabilities capabilities) {
@@ -214,26 +216,6 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         if (!capabilities.dtypes().contains(t.dtype())) {
             throw new IllegalArgumentException(name + ": dtype " + t.dtype() + " is not supported by this backend "
                     + capabilities.dtypes());
-        }
-    }
-
-    static void checkWritable(String name, Tensor out, Named... inputs) {
-        if (out.memory().isReadOnly()) {
-            throw new IllegalArgumentException(name + ": memory is read-only");
-        }
-        if (!out.hasDistinctElements()) {
-            throw new IllegalArgumentException(name + ": strides " + java.util.Arrays.toString(out.strides())
-                    + " make distinct elements share memory, which an output cannot");
-        }
-        for (Named input : inputs) {
-            checkNoOverlap(name, out, input.name(), input.tensor());
-        }
-    }
-
-    static void checkNoOverlap(String outName, Tensor out, String otherName, Tensor other) {
-        if (out.addressedRegion().asOverlappingSlice(other.addressedRegion()).isPresent()) {
-            throw new IllegalArgumentException(outName + ": memory overlaps " + otherName
-                    + "; an output must not share memory with an input or another output");
         }
     }
 }

@@ -1,4 +1,4 @@
-package dev.aule;
+package dev.aule.spi;
 
 import java.util.Objects;
 

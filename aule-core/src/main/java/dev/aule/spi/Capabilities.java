@@ -1,0 +1,68 @@
+package dev.aule.spi;
+
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.DType;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * What a backend can do. Auto-selection ({@link Backends#selected(java.util.function.Predicate)}) runs each
+ * call on the backend of highest priority whose capabilities cover it. Built by name:
+ * {@code Capabilities.of(512, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.SERVING)}.
+ *
+ * @param maxHeadDim largest head dim of q, k and v it accepts
+ * @param dtypes storage types it reads and writes
+ * @param features what it has beyond the forward pass
+ */
+public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> features) {
+
+    /** What a backend may have beyond the plain forward pass. */
+    public enum Feature {
+        /** It computes gradients: {@link AttentionBackend#backward}. */
+        BACKWARD,
+        /**
+         * It honours dense masks, additive biases, MaskMods and ScoreMods
+         * ({@link AttentionOptions#hasMasksOrScoreMods()}); calls using them are rejected otherwise.
+         */
+        MASKS,
+        /**
+         * It has the serving entry points: {@link AttentionBackend#forwardCached},
+         * {@link AttentionBackend#forwardPaged} and {@link AttentionBackend#forwardVarlen}.
+         */
+        SERVING
+    }
+
+    public Capabilities {
+        if (maxHeadDim < 1) {
+            throw new IllegalArgumentException("maxHeadDim: " + maxHeadDim + " must be at least 1");
+        }
+        dtypes = Set.copyOf(Objects.requireNonNull(dtypes, "dtypes"));
+        features = Set.copyOf(Objects.requireNonNull(features, "features"));
+    }
+
+    /** Capabilities with the given features (none: a forward-only backend without masks). */
+    public static Capabilities of(int maxHeadDim, Set<DType> dtypes, Feature... features) {
+        EnumSet<Feature> set = EnumSet.noneOf(Feature.class);
+        for (Feature f : features) {
+            set.add(Objects.requireNonNull(f, "features"));
+        }
+        return new Capabilities(maxHeadDim, dtypes, set);
+    }
+
+    /** Whether it has {@link Feature#BACKWARD}. */
+    public boolean backward() {
+        return features.contains(Feature.BACKWARD);
+    }
+
+    /** Whether it has {@link Feature#MASKS}. */
+    public boolean masks() {
+        return features.contains(Feature.MASKS);
+    }
+
+    /** Whether it has {@link Feature#SERVING}. */
+    public boolean serving() {
+        return features.contains(Feature.SERVING);
+    }
+}
