@@ -120,10 +120,6 @@ public final class VulkanTensor implements AutoCloseable {
         return "VulkanTensor[" + dtype + " " + Arrays.toString(shape) + (closed ? " closed" : "") + "]";
     }
 
-    VulkanBackend owner() {
-        return owner;
-    }
-
     DeviceBuffer buffer() {
         checkOpen();
         return buffer;
