@@ -77,7 +77,7 @@ final class Submission implements AutoCloseable {
                     "vkCreateCommandPool");
             pool = handle.get(0);
             VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
-            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * 9);
+            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
             VulkanDevice.check(vkCreateDescriptorPool(device.handle(), VkDescriptorPoolCreateInfo.calloc(stack)
                     .sType$Default().maxSets(MAX_SETS).pPoolSizes(sizes), null, handle), "vkCreateDescriptorPool");
             long descriptors = handle.get(0);

@@ -332,7 +332,7 @@ public final class VulkanBackend implements AttentionBackend {
                 : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
     }
 
-    /** Rounds the F32 result {@code from} into a 16-bit {@code target}; nothing for an F32 target (written in place). */
+    /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
     private static void pack16(VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from,
                                VulkanTensor target) {
         if (target.dtype() != DType.F32) {
