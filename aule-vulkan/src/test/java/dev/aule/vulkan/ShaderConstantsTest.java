@@ -104,7 +104,8 @@ class ShaderConstantsTest {
         assertEquals(List.of(0, 1), codes, "LOAD_TYPED tests F32 then F16; anything else is BF16");
         assertEquals(2, Variant.typeCode(DType.BF16));
         String pack16 = ShaderCompiler.source(Kernel.PACK16);
-        assertTrue(pack16.contains("#if OUT_TYPE == " + Variant.typeCode(DType.F16) + "\n"), "pack16.comp's F16 branch");
+        assertTrue(pack16.contains("#if OUT_TYPE == " + Variant.typeCode(DType.F16) + "\n"),
+                "pack16.comp's F16 branch");
     }
 
     /**
