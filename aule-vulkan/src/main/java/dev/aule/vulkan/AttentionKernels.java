@@ -3,7 +3,10 @@ package dev.aule.vulkan;
 import dev.aule.AttentionOptions;
 import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.NamedTensor;
 
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -24,21 +27,19 @@ final class AttentionKernels {
 
     /**
      * Rejects a call the device cannot run: a tensor over {@code maxStorageBufferRange}, a grid over
-     * {@code maxComputeWorkGroupCount}, or indices over 2^31.
+     * {@code maxComputeWorkGroupCount}, or indices over 2^31. The tensors are the call's q, k, v and out
+     * (gradients have their shapes), host tensors or device tensors' stand-ins.
      *
      * @throws IllegalArgumentException naming the tensor, its size and the limit
      */
-    static void checkLimits(DeviceInfo device, AttentionShape shape, boolean backward, DType... types) {
-        long qElements = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
-        long kElements = (long) shape.batch() * shape.kvHeads() * shape.keyLen();
-        Object[][] tensors = {
-                {"q", qElements * shape.headDim()}, {"k", kElements * shape.headDim()},
-                {"v", kElements * shape.valueDim()}, {"out", qElements * shape.valueDim()}};
-        for (Object[] t : tensors) {
-            long elements = (long) t[1];
+    static void checkLimits(DeviceInfo device, AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v,
+                            Tensor out) {
+        for (NamedTensor t : List.of(new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v),
+                new NamedTensor("out", out))) {
+            long elements = t.tensor().elementCount();
             long bytes = elements * Float.BYTES; // outputs and gradients are computed as F32 on the device
             if (bytes > device.maxStorageBufferRange() || elements >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(t[0] + ": " + elements + " elements (" + (bytes >> 20)
+                throw new IllegalArgumentException(t.name() + ": " + elements + " elements (" + (bytes >> 20)
                         + " MiB as F32) are over the device's maxStorageBufferRange of "
                         + (device.maxStorageBufferRange() >> 20) + " MiB on " + device.name()
                         + "; split the call over batches or heads");

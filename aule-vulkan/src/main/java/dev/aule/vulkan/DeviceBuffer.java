@@ -17,21 +17,16 @@ import static org.lwjgl.vulkan.VK10.*;
  * A storage buffer and its memory. On unified-memory devices (integrated GPUs, CPU devices) it is
  * host-visible and mapped, so the host reads and writes it in place; on discrete GPUs it is
  * device-local, and {@link #write}/{@link #read} go through a temporary host-visible staging buffer.
+ * Made by {@link #allocate}, which owns the handles it records; {@link #close()} frees them.
+ *
+ * @param device the device it lives on
+ * @param handle the {@code VkBuffer}
+ * @param memory the {@code VkDeviceMemory} bound to it
+ * @param bytes its size, a whole number of 32-bit words
+ * @param mapped the host's view of its memory, or null when it is device-local only
  */
-final class DeviceBuffer implements AutoCloseable {
-    private final VulkanDevice device;
-    private final long buffer;
-    private final long memory;
-    private final long bytes;
-    private final MemorySegment mapped; // null when device-local only
-
-    private DeviceBuffer(VulkanDevice device, long buffer, long memory, long bytes, MemorySegment mapped) {
-        this.device = device;
-        this.buffer = buffer;
-        this.memory = memory;
-        this.bytes = bytes;
-        this.mapped = mapped;
-    }
+record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, MemorySegment mapped)
+        implements AutoCloseable {
 
     /** A buffer for the kernels: mapped where memory is unified, device-local otherwise. */
     static DeviceBuffer allocate(VulkanDevice device, long bytes) {
@@ -89,14 +84,6 @@ final class DeviceBuffer implements AutoCloseable {
         }
     }
 
-    long handle() {
-        return buffer;
-    }
-
-    long bytes() {
-        return bytes;
-    }
-
     /** Lets {@code fill} write the buffer's bytes (through staging on device-local memory). */
     void write(Consumer<MemorySegment> fill) {
         if (mapped != null) {
@@ -128,7 +115,7 @@ final class DeviceBuffer implements AutoCloseable {
         if (mapped != null) {
             vkUnmapMemory(device.handle(), memory);
         }
-        vkDestroyBuffer(device.handle(), buffer, null);
+        vkDestroyBuffer(device.handle(), handle, null);
         vkFreeMemory(device.handle(), memory, null);
     }
 }

@@ -8,6 +8,9 @@ enum Kernel {
     BACKWARD_Q("backward_q.comp", 8),
     PACK16("pack16.comp", 2);
 
+    /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
+    static final int MAX_BINDINGS = java.util.Arrays.stream(values()).mapToInt(k -> k.bindings).max().orElseThrow();
+
     final String resource;
     final int bindings;
 

@@ -23,7 +23,8 @@ import static org.lwjgl.vulkan.VK10.*;
 
 /**
  * One batch of GPU work: its own command pool, command buffer, descriptor pool and fence, so calls
- * from many threads never share a recording object; only the queue submit itself is locked. Every
+ * from many threads never share a recording object; only the queue submit itself is serialised
+ * ({@link VulkanDevice#submit}). Every
  * command is followed by a full memory barrier (kernels of one call depend on each other in order).
  */
 final class Submission implements AutoCloseable {
@@ -36,6 +37,36 @@ final class Submission implements AutoCloseable {
     private final VkCommandBuffer commands;
     private int sets;
 
+    /** One call's device work: its buffers and kernels, and what to read back once the device is done. */
+    @FunctionalInterface
+    interface Work {
+        /**
+         * Allocates the call's buffers into {@code scope} and records its kernels into {@code submission}.
+         *
+         * @return what to run after the device finished (downloads), before the buffers are freed
+         */
+        Runnable record(Scope scope, Submission submission);
+    }
+
+    /**
+     * The shape of every backend call: while the device is usable (under its use lock), {@code work} records
+     * into one submission, which is submitted and waited for; then its read-back runs, and the scope frees
+     * the buffers however the call ends.
+     */
+    static void run(VulkanDevice device, Work work) {
+        device.whileUsable(() -> {
+            try (Scope scope = new Scope()) {
+                Runnable readBack;
+                try (Submission s = new Submission(device)) {
+                    readBack = work.record(scope, s);
+                    s.submitAndWait();
+                }
+                readBack.run();
+            }
+            return null;
+        });
+    }
+
     Submission(VulkanDevice device) {
         this.device = device;
         long pool = VK_NULL_HANDLE;
@@ -46,7 +77,7 @@ final class Submission implements AutoCloseable {
                     "vkCreateCommandPool");
             pool = handle.get(0);
             VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
-            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * 9);
+            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
             VulkanDevice.check(vkCreateDescriptorPool(device.handle(), VkDescriptorPoolCreateInfo.calloc(stack)
                     .sType$Default().maxSets(MAX_SETS).pPoolSizes(sizes), null, handle), "vkCreateDescriptorPool");
             long descriptors = handle.get(0);
@@ -139,13 +170,7 @@ final class Submission implements AutoCloseable {
             long fence = handle.get(0);
             try {
                 VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
-                int result;
-                device.submitLock().lock();
-                try {
-                    result = vkQueueSubmit(device.queue(), submit, fence);
-                } finally {
-                    device.submitLock().unlock();
-                }
+                int result = device.submit(submit, fence);
                 checkLost(result, "vkQueueSubmit");
                 do {
                     result = vkWaitForFences(device.handle(), fence, true, WAIT_NANOS);

@@ -1,5 +1,7 @@
 package dev.aule.vulkan;
 
+import java.util.Arrays;
+
 /**
  * Tile sizes of one kernel for one head-dim bucket, derived from the device's limits.
  *
@@ -30,42 +32,50 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         throw new IllegalArgumentException("head dim " + need + " is over the vulkan backend's limit of 256");
     }
 
-    /** Forward: sQ[BR][hd], sK and sV[BC][hd], scores and probabilities [BR][BC]. */
+    /** Forward: the largest query tile whose key block holds at least half as many keys (or the smallest tile). */
     static TilePlan forward(DeviceInfo device, int hd) {
         long budget = sharedFloats(device);
         int wg = workgroup(device);
-        for (int rows : ROW_CHOICES) {
-            if (wg % rows != 0 || wg / rows > hd) {
-                continue;
-            }
+        for (int rows : rowChoices(wg, hd)) {
+            // sharedFloats(FORWARD) = rows * hd + keys * (2 hd + 2 rows) <= budget, solved for keys
             long keys = (budget - (long) rows * hd) / (2L * hd + 2L * rows);
             keys = Math.min(MAX_KEYS, keys - keys % 4);
             if (keys >= 4 && (keys >= rows / 2 || rows == 4)) {
                 return new TilePlan(hd, rows, (int) keys, wg / rows, wg);
             }
         }
-        throw new VulkanException("device has " + device.sharedMemoryBytes() + " bytes of shared memory, too little"
-                + " for head dim " + hd);
+        throw tooLittleSharedMemory(device, "head dim " + hd);
     }
 
-    /**
-     * Backward (square tiles, BR = BC): the dK/dV kernel, the larger of the two, holds K, V, Q and dOut
-     * tiles of hd floats a row, P and dS [BR][BC], and LSE and delta per row.
-     */
+    /** Backward: square tiles (BR = BC), the largest whose two kernels both fit. */
     static TilePlan backward(DeviceInfo device, int hd) {
         long budget = sharedFloats(device);
         int wg = workgroup(device);
-        for (int b : ROW_CHOICES) {
-            if (wg % b != 0 || wg / b > hd) {
-                continue;
-            }
-            long need = 4L * b * hd + 2L * b * b + 2L * b;
-            if (need <= budget) {
-                return new TilePlan(hd, b, b, wg / b, wg);
+        for (int b : rowChoices(wg, hd)) {
+            TilePlan plan = new TilePlan(hd, b, b, wg / b, wg);
+            if (Math.max(plan.sharedFloats(Kernel.BACKWARD_KV), plan.sharedFloats(Kernel.BACKWARD_Q)) <= budget) {
+                return plan;
             }
         }
-        throw new VulkanException("device has " + device.sharedMemoryBytes() + " bytes of shared memory, too little"
-                + " for the backward pass at head dim " + hd);
+        throw tooLittleSharedMemory(device, "the backward pass at head dim " + hd);
+    }
+
+    /**
+     * Floats of shared memory that {@code kernel}'s {@code shared float} arrays take with this plan. It mirrors
+     * the declarations in the shaders (ShaderConstantsTest checks that it does): every tile row is {@code hd}
+     * floats, whatever the call's D and Dv.
+     */
+    long sharedFloats(Kernel kernel) {
+        long queryTile = (long) rows * hd;
+        long keyBlock = (long) keys * hd;
+        long scores = (long) rows * keys;
+        // forward: sQ; sK, sV; sS, sP. dK/dV: sQ, sDO; sK, sV; sP, sDS; sLse, sDelta. dQ: the same without sP.
+        return switch (kernel) {
+            case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
+            case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
+            case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
+            case DELTA, PACK16 -> 0;
+        };
     }
 
     /** Plain 1-D kernels (delta, conversion): one workgroup of the usual size. */
@@ -74,7 +84,18 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         return new TilePlan(TilePlan.BUCKETS[0], 1, 1, 1, wg);
     }
 
-    private static long sharedFloats(DeviceInfo device) {
+    /** Row counts of a tile that split a workgroup of {@code wg} threads evenly, at most {@code hd} threads a row. */
+    private static int[] rowChoices(int wg, int hd) {
+        return Arrays.stream(ROW_CHOICES).filter(rows -> wg % rows == 0 && wg / rows <= hd).toArray();
+    }
+
+    private static VulkanException tooLittleSharedMemory(DeviceInfo device, String what) {
+        return new VulkanException("device has " + device.sharedMemoryBytes() + " bytes of shared memory, too little"
+                + " for " + what);
+    }
+
+    /** Floats of shared memory a kernel may use on {@code device}. */
+    static long sharedFloats(DeviceInfo device) {
         return device.sharedMemoryBytes() / Float.BYTES - 64; // a little room for the compiler's own use
     }
 

@@ -16,7 +16,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.locks.Lock;
 
 /**
  * The {@code vulkan} backend: FlashAttention-2 forward and backward as GLSL compute shaders, compiled
@@ -58,8 +57,9 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanDevice device = null;
             try {
                 device = VulkanDevice.open();
+                // Too little shared memory for the smallest forward tile shows up as "unavailable" too.
+                TilePlan.forward(device.info(), TilePlan.BUCKETS[0]);
                 // Compile one kernel now so a broken shaderc shows up as "unavailable", not as a failed call.
-                AttentionKernels.checkLimits(device.info(), new AttentionShape(1, 1, 1, 1, 1, 1, 1), false, DType.F32);
                 device.pipelines().pipeline(Variant.of(Kernel.DELTA, TilePlan.elementwise(device.info()),
                         Map.of("O_TYPE", 0, "DO_TYPE", 0)));
                 Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
@@ -129,42 +129,31 @@ public final class VulkanBackend implements AttentionBackend {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        VulkanDevice device = device();
-        AttentionKernels.checkLimits(device.info(), shape, false, q.dtype(), k.dtype(), v.dtype());
-        Lock use = device.useLock().readLock();
-        use.lock();
-        try (Scope scope = new Scope()) {
-            device.checkUsable();
+        VulkanDevice device = deviceFitting(shape, false, q, k, v, out);
+        Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
             DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
             DeviceBuffer vb = scope.add(HostCopy.upload(device, v));
             DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
             DeviceBuffer lb = scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            try (Submission s = new Submission(device)) {
-                AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
-                        v.dtype()), qb, kb, vb, ob, lb, lse != null, slopes);
-                s.submitAndWait();
-            }
-            HostCopy.download(ob, DType.F32, out);
-            if (lse != null) {
-                HostCopy.download(lb, DType.F32, lse);
-            }
-        } finally {
-            use.unlock();
-        }
+            AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
+                    v.dtype()), qb, kb, vb, ob, lb, lse != null, slopes);
+            return () -> {
+                HostCopy.download(ob, DType.F32, out);
+                if (lse != null) {
+                    HostCopy.download(lb, DType.F32, lse);
+                }
+            };
+        });
     }
 
     @Override
     public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk,
                          Tensor dv, AttentionOptions options) {
         AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
-        VulkanDevice device = device();
-        AttentionKernels.checkLimits(device.info(), shape, true, q.dtype(), k.dtype(), v.dtype());
-        Lock use = device.useLock().readLock();
-        use.lock();
-        try (Scope scope = new Scope()) {
-            device.checkUsable();
+        VulkanDevice device = deviceFitting(shape, true, q, k, v, out);
+        Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
             DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
             DeviceBuffer vb = scope.add(HostCopy.upload(device, v));
@@ -176,23 +165,26 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dqb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dq.shape())));
             DeviceBuffer dkb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dk.shape())));
             DeviceBuffer dvb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dv.shape())));
-            try (Submission s = new Submission(device)) {
-                AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
-                        k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), qb, kb, vb, ob, dob, lb, delta, slopes, dqb,
-                        dkb, dvb);
-                s.submitAndWait();
-            }
-            HostCopy.download(dqb, DType.F32, dq);
-            HostCopy.download(dkb, DType.F32, dk);
-            HostCopy.download(dvb, DType.F32, dv);
-        } finally {
-            use.unlock();
-        }
+            AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
+                    k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), qb, kb, vb, ob, dob, lb, delta, slopes, dqb,
+                    dkb, dvb);
+            return () -> {
+                HostCopy.download(dqb, DType.F32, dq);
+                HostCopy.download(dkb, DType.F32, dk);
+                HostCopy.download(dvb, DType.F32, dv);
+            };
+        });
     }
 
     /**
      * A zeroed device tensor, contiguous BHSD.
      *
+     * @param dtype   its storage type
+     * @param batch   batch size
+     * @param heads   number of heads
+     * @param seq     sequence length
+     * @param headDim head dim
+     * @return the tensor; close it to free its device memory
      * @throws IllegalArgumentException when an extent is below 1 or it exceeds the device's
      *                                  {@code maxStorageBufferRange}
      */
@@ -213,10 +205,7 @@ public final class VulkanBackend implements AttentionBackend {
                     + (device.info().maxStorageBufferRange() >> 20) + " MiB on " + device.info().name()
                     + "; split it over batches or heads");
         }
-        Lock use = device.useLock().readLock();
-        use.lock();
-        try {
-            device.checkUsable();
+        return device.whileUsable(() -> {
             DeviceBuffer buffer = DeviceBuffer.allocate(device, bytes);
             try {
                 buffer.write(memory -> memory.fill((byte) 0));
@@ -227,12 +216,15 @@ public final class VulkanBackend implements AttentionBackend {
                 buffer.close();
                 throw e;
             }
-        } finally {
-            use.unlock();
-        }
+        });
     }
 
-    /** A device tensor holding a copy of {@code src} in {@code src}'s dtype. */
+    /**
+     * A device tensor holding a copy of {@code src} in {@code src}'s dtype.
+     *
+     * @param src the host tensor to copy, in any layout
+     * @return the tensor; close it to free its device memory
+     */
     public VulkanTensor upload(Tensor src) {
         Objects.requireNonNull(src, "src");
         VulkanTensor t = allocate(src.dtype(), src.batch(), src.heads(), src.seqLen(), src.headDim());
@@ -249,77 +241,68 @@ public final class VulkanBackend implements AttentionBackend {
      * Forward on device tensors: the same contract as {@link #forward(Tensor, Tensor, Tensor, Tensor, Tensor,
      * AttentionOptions)}, with nothing copied to or from the host. A 16-bit {@code out} is computed in F32 and
      * rounded on the device.
+     *
+     * @param q       queries {@code [B, Hq, Sq, D]}
+     * @param k       keys {@code [B, Hkv, Sk, D]}
+     * @param v       values {@code [B, Hkv, Sk, Dv]}
+     * @param out     the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse     the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null when not wanted
+     * @param options mask, scale and the other options
+     * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
      */
     public void forward(VulkanTensor q, VulkanTensor k, VulkanTensor v, VulkanTensor out, VulkanTensor lse,
                         AttentionOptions options) {
-        Objects.requireNonNull(out, "out");
-        checkOwned(q, "q", k, "k", v, "v", out, "out", lse, "lse");
-        AttentionShape shape = AttentionShape.forward(q.standIn(), k.standIn(), v.standIn(), out.standIn(),
-                lse == null ? null : lse.standIn(), options, CAPABILITIES);
-        VulkanDevice device = device();
-        AttentionKernels.checkLimits(device.info(), shape, false, q.dtype(), k.dtype(), v.dtype());
-        Lock use = device.useLock().readLock();
-        use.lock();
-        try (Scope scope = new Scope()) {
-            device.checkUsable();
-            DeviceBuffer ob = out.dtype() == DType.F32 ? out.buffer()
-                    : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
+        AttentionShape shape = AttentionShape.forward(standIn(q, "q"), standIn(k, "k"), standIn(v, "v"),
+                standIn(out, "out"), lse == null ? null : standIn(lse, "lse"), options, CAPABILITIES);
+        VulkanDevice device = deviceFitting(shape, false, q.standIn(), k.standIn(), v.standIn(), out.standIn());
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer ob = f32(device, scope, out);
             DeviceBuffer lb = lse != null ? lse.buffer() : scope.add(DeviceBuffer.allocate(device, 4));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            try (Submission s = new Submission(device)) {
-                AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
-                        v.dtype()), q.buffer(), k.buffer(), v.buffer(), ob, lb, lse != null, slopes);
-                if (out.dtype() != DType.F32) {
-                    AttentionKernels.pack16(device, s, shape, ob, out.buffer(), out.dtype(), elements(out));
-                }
-                s.submitAndWait();
-            }
-        } finally {
-            use.unlock();
-        }
+            AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
+                    v.dtype()), q.buffer(), k.buffer(), v.buffer(), ob, lb, lse != null, slopes);
+            pack16(device, s, shape, ob, out);
+            return () -> {};
+        });
     }
 
-    /** Backward on device tensors; 16-bit gradients are computed in F32 and rounded on the device. */
+    /**
+     * Backward on device tensors: the same contract as {@link #backward(Tensor, Tensor, Tensor, Tensor, Tensor,
+     * Tensor, Tensor, Tensor, Tensor, AttentionOptions)}, with nothing copied to or from the host. 16-bit
+     * gradients are computed in F32 and rounded on the device.
+     *
+     * @param q       the forward's queries
+     * @param k       the forward's keys
+     * @param v       the forward's values
+     * @param out     the forward's output
+     * @param dOut    the gradient of the loss with respect to {@code out}
+     * @param lse     the forward's F32 log-sum-exp {@code [B, Hq, Sq, 1]}
+     * @param dq      the gradient for {@code q}, written
+     * @param dk      the gradient for {@code k}, written
+     * @param dv      the gradient for {@code v}, written
+     * @param options the forward's options
+     * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
+     */
     public void backward(VulkanTensor q, VulkanTensor k, VulkanTensor v, VulkanTensor out, VulkanTensor dOut,
                          VulkanTensor lse, VulkanTensor dq, VulkanTensor dk, VulkanTensor dv, AttentionOptions options) {
-        Objects.requireNonNull(out, "out");
-        Objects.requireNonNull(dOut, "dOut");
-        Objects.requireNonNull(lse, "lse");
-        Objects.requireNonNull(dq, "dq");
-        Objects.requireNonNull(dk, "dk");
-        Objects.requireNonNull(dv, "dv");
-        checkOwned(q, "q", k, "k", v, "v", out, "out", dOut, "dOut", lse, "lse", dq, "dq", dk, "dk", dv, "dv");
-        AttentionShape shape = AttentionShape.backward(q.standIn(), k.standIn(), v.standIn(), out.standIn(),
-                dOut.standIn(), lse.standIn(), dq.standIn(), dk.standIn(), dv.standIn(), options, CAPABILITIES);
-        VulkanDevice device = device();
-        AttentionKernels.checkLimits(device.info(), shape, true, q.dtype(), k.dtype(), v.dtype());
-        Lock use = device.useLock().readLock();
-        use.lock();
-        try (Scope scope = new Scope()) {
-            device.checkUsable();
+        AttentionShape shape = AttentionShape.backward(standIn(q, "q"), standIn(k, "k"), standIn(v, "v"),
+                standIn(out, "out"), standIn(dOut, "dOut"), standIn(lse, "lse"), standIn(dq, "dq"),
+                standIn(dk, "dk"), standIn(dv, "dv"), options, CAPABILITIES);
+        VulkanDevice device = deviceFitting(shape, true, q.standIn(), k.standIn(), v.standIn(), out.standIn());
+        Submission.run(device, (scope, s) -> {
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            DeviceBuffer[] grads = new DeviceBuffer[3];
-            VulkanTensor[] targets = {dq, dk, dv};
-            for (int i = 0; i < 3; i++) {
-                grads[i] = targets[i].dtype() == DType.F32 ? targets[i].buffer()
-                        : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, targets[i].shape())));
-            }
-            try (Submission s = new Submission(device)) {
-                AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
-                        k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), q.buffer(), k.buffer(), v.buffer(),
-                        out.buffer(), dOut.buffer(), lse.buffer(), delta, slopes, grads[0], grads[1], grads[2]);
-                for (int i = 0; i < 3; i++) {
-                    if (targets[i].dtype() != DType.F32) {
-                        AttentionKernels.pack16(device, s, shape, grads[i], targets[i].buffer(), targets[i].dtype(),
-                                elements(targets[i]));
-                    }
-                }
-                s.submitAndWait();
-            }
-        } finally {
-            use.unlock();
-        }
+            DeviceBuffer dqb = f32(device, scope, dq);
+            DeviceBuffer dkb = f32(device, scope, dk);
+            DeviceBuffer dvb = f32(device, scope, dv);
+            AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
+                    k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), q.buffer(), k.buffer(), v.buffer(),
+                    out.buffer(), dOut.buffer(), lse.buffer(), delta, slopes, dqb, dkb, dvb);
+            pack16(device, s, shape, dqb, dq);
+            pack16(device, s, shape, dkb, dk);
+            pack16(device, s, shape, dvb, dv);
+            return () -> {};
+        });
     }
 
     /** The device this backend runs on, or the reason it has none. */
@@ -335,9 +318,27 @@ public final class VulkanBackend implements AttentionBackend {
         Shared.STATE.live.remove(t);
     }
 
-    private static long elements(VulkanTensor t) {
-        long[] s = t.shape();
-        return s[0] * s[1] * s[2] * s[3];
+    /** The device, once a call of {@code shape} on these tensors is known to fit its limits. */
+    private VulkanDevice deviceFitting(AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v,
+                                       Tensor out) {
+        VulkanDevice device = device();
+        AttentionKernels.checkLimits(device.info(), shape, backward, q, k, v, out);
+        return device;
+    }
+
+    /** Where the kernels write {@code target} in F32: its own buffer, or a scratch one rounded by {@link #pack16}. */
+    private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target) {
+        return target.dtype() == DType.F32 ? target.buffer()
+                : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
+    }
+
+    /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
+    private static void pack16(VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from,
+                               VulkanTensor target) {
+        if (target.dtype() != DType.F32) {
+            AttentionKernels.pack16(device, s, shape, from, target.buffer(), target.dtype(),
+                    target.standIn().elementCount());
+        }
     }
 
     /** One ALiBi slope per query head, or a placeholder word the kernels never read. */
@@ -354,20 +355,16 @@ public final class VulkanBackend implements AttentionBackend {
         }
     }
 
-    /** Every device tensor must be open and come from this process's device. */
-    private void checkOwned(Object... namedTensors) {
-        for (int i = 0; i < namedTensors.length; i += 2) {
-            VulkanTensor t = (VulkanTensor) namedTensors[i];
-            String name = (String) namedTensors[i + 1];
-            if (t == null) {
-                if (!name.equals("lse")) {
-                    throw new NullPointerException(name);
-                }
-                continue;
-            }
-            if (t.isClosed()) {
-                throw new IllegalArgumentException(name + ": this VulkanTensor was closed");
-            }
+    /**
+     * The stand-in that shared validation checks for device tensor {@code t}, which must be non-null and open.
+     * Ownership needs no check: every {@link VulkanTensor} lives on the process's one device, which all
+     * instances of this backend share.
+     */
+    private static Tensor standIn(VulkanTensor t, String name) {
+        Objects.requireNonNull(t, name);
+        if (t.isClosed()) {
+            throw new IllegalArgumentException(name + ": this VulkanTensor was closed");
         }
+        return t.standIn();
     }
 }

@@ -19,14 +19,17 @@ import org.lwjgl.vulkan.VkPhysicalDeviceShaderFloat16Int8Features;
 import org.lwjgl.vulkan.VkPhysicalDeviceSubgroupProperties;
 import org.lwjgl.vulkan.VkQueue;
 import org.lwjgl.vulkan.VkQueueFamilyProperties;
+import org.lwjgl.vulkan.VkSubmitInfo;
 
 import java.nio.IntBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Supplier;
 
 import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
@@ -37,11 +40,11 @@ import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
 /**
  * One Vulkan device opened for compute: the instance, the chosen physical device, a logical device
  * with one compute queue, the shader compiler and the pipelines. Thread-safe: submissions to the
- * queue are serialised by {@link #submitLock()}; everything else a call needs (command pool,
+ * queue are serialised by {@link #submit}; everything else a call needs (command pool,
  * descriptor pool, buffers, fence) is its own.
  *
- * <p>Calls hold {@link #useLock()}'s read side; {@link #close()} takes the write side, so the device
- * is never destroyed under a running call.
+ * <p>Calls run inside {@link #whileUsable}, which holds the read side of the use lock; {@link #close()}
+ * takes the write side, so the device is never destroyed under a running call.
  */
 final class VulkanDevice implements AutoCloseable {
     /** System property choosing the device: an index in the driver's order, or a name substring. */
@@ -266,10 +269,6 @@ final class VulkanDevice implements AutoCloseable {
         return device;
     }
 
-    VkQueue queue() {
-        return queue;
-    }
-
     int queueFamily() {
         return queueFamily;
     }
@@ -282,16 +281,35 @@ final class VulkanDevice implements AutoCloseable {
         return pipelines;
     }
 
-    ReentrantLock submitLock() {
-        return submitLock;
+    /** Submits to the one queue, which Vulkan requires to be externally synchronised. */
+    int submit(VkSubmitInfo info, long fence) {
+        submitLock.lock();
+        try {
+            return vkQueueSubmit(queue, info, fence);
+        } finally {
+            submitLock.unlock();
+        }
     }
 
-    ReentrantReadWriteLock useLock() {
-        return useLock;
+    /**
+     * Runs {@code call} under the read side of the use lock, once the device is known to be neither closed
+     * nor lost: {@link #close()} waits for it to finish.
+     *
+     * @throws VulkanException when the device was closed or lost
+     */
+    <T> T whileUsable(Supplier<T> call) {
+        Lock use = useLock.readLock();
+        use.lock();
+        try {
+            checkUsable();
+            return call.get();
+        } finally {
+            use.unlock();
+        }
     }
 
-    /** Throws when the device was closed or lost; called under the read lock at the start of a call. */
-    void checkUsable() {
+    /** Throws when the device was closed or lost. */
+    private void checkUsable() {
         if (closed) {
             throw new VulkanException("the Vulkan device " + info.name() + " was closed (JVM shutting down)");
         }

@@ -41,27 +41,56 @@ public final class VulkanTensor implements AutoCloseable {
         this.standIn = HostCopy.view(MemorySegment.ofAddress(address).reinterpret(bytes), dtype, shape);
     }
 
+    /**
+     * The storage type on the device.
+     *
+     * @return F32, F16 or BF16
+     */
     public DType dtype() {
         return dtype;
     }
 
-    /** {@code [batch, heads, seq, headDim]}. */
+    /**
+     * The extents, a copy.
+     *
+     * @return {@code [batch, heads, seq, headDim]}
+     */
     public long[] shape() {
         return shape.clone();
     }
 
+    /**
+     * The batch size.
+     *
+     * @return {@code shape()[0]}
+     */
     public int batch() {
         return (int) shape[0];
     }
 
+    /**
+     * The number of heads.
+     *
+     * @return {@code shape()[1]}
+     */
     public int heads() {
         return (int) shape[1];
     }
 
+    /**
+     * The sequence length.
+     *
+     * @return {@code shape()[2]}
+     */
     public int seqLen() {
         return (int) shape[2];
     }
 
+    /**
+     * The head dim.
+     *
+     * @return {@code shape()[3]}
+     */
     public int headDim() {
         return (int) shape[3];
     }
@@ -69,6 +98,7 @@ public final class VulkanTensor implements AutoCloseable {
     /**
      * Copies {@code src} (any layout and dtype, rounded to this tensor's dtype) onto the device.
      *
+     * @param src a host tensor of this tensor's shape
      * @throws IllegalArgumentException when the shapes differ
      */
     public void upload(Tensor src) {
@@ -80,6 +110,7 @@ public final class VulkanTensor implements AutoCloseable {
     /**
      * Copies this tensor into {@code dst} (any layout and dtype, rounded to its dtype).
      *
+     * @param dst a writable host tensor of this tensor's shape
      * @throws IllegalArgumentException when the shapes differ or {@code dst} is read-only
      */
     public void download(Tensor dst) {
@@ -91,7 +122,11 @@ public final class VulkanTensor implements AutoCloseable {
         HostCopy.download(buffer, dtype, dst);
     }
 
-    /** A new heap tensor of this dtype holding a copy of the data. */
+    /**
+     * Copies this tensor to the host.
+     *
+     * @return a new heap tensor of this dtype and shape holding a copy of the data
+     */
     public Tensor toHost() {
         Tensor t = Tensor.allocate(dtype, batch(), heads(), seqLen(), headDim());
         download(t);
@@ -111,6 +146,11 @@ public final class VulkanTensor implements AutoCloseable {
         buffer.close();
     }
 
+    /**
+     * Whether {@link #close()} was called.
+     *
+     * @return true once the device memory is freed
+     */
     public boolean isClosed() {
         return closed;
     }
@@ -118,10 +158,6 @@ public final class VulkanTensor implements AutoCloseable {
     @Override
     public String toString() {
         return "VulkanTensor[" + dtype + " " + Arrays.toString(shape) + (closed ? " closed" : "") + "]";
-    }
-
-    VulkanBackend owner() {
-        return owner;
     }
 
     DeviceBuffer buffer() {

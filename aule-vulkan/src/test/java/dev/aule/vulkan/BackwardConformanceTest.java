@@ -8,7 +8,6 @@ import dev.aule.Gradients;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -28,13 +27,8 @@ class BackwardConformanceTest {
     private static final double F32_BOUND = 1e-4;
     private static final double HALF_BOUND = 2e-2;
 
-    private static VulkanBackend vulkan;
+    private final VulkanBackend vulkan = VulkanTestSupport.backend();
     private final AttentionBackend reference = Backends.get("reference");
-
-    @BeforeAll
-    static void device() {
-        vulkan = VulkanTestSupport.backend();
-    }
 
     @Test
     void randomShapesAndOptionsMatchTheReference() {

@@ -6,7 +6,6 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.nio.file.Files;
@@ -25,13 +24,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Many threads on one queue; faults give clear exceptions and leave the backend usable. */
 class ConcurrencyAndFaultTest {
-    private static VulkanBackend vulkan;
+    private final VulkanBackend vulkan = VulkanTestSupport.backend();
     private final AttentionBackend reference = Backends.get("reference");
-
-    @BeforeAll
-    static void device() {
-        vulkan = VulkanTestSupport.backend();
-    }
 
     @Test
     void callsFromManyThreadsMatchTheReference() throws Exception {
@@ -111,10 +105,8 @@ class ConcurrencyAndFaultTest {
     }
 
     @Test
-    void aCorruptOrUnwritableCacheDirectoryIsHarmless(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
-        String before = System.getProperty(PipelineCacheFile.DIRECTORY_PROPERTY);
-        try {
-            System.setProperty(PipelineCacheFile.DIRECTORY_PROPERTY, dir.toString());
+    void aCorruptOrUnwritableCacheDirectoryIsHarmless(@org.junit.jupiter.api.io.TempDir Path dir) throws Throwable {
+        VulkanTestSupport.withProperty(PipelineCacheFile.DIRECTORY_PROPERTY, dir.toString(), () -> {
             PipelineCacheFile file = PipelineCacheFile.forDevice(vulkan.device().info());
             Files.write(file.path(), new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
             // The driver rejects (or ignores) the garbage; the pipelines still build.
@@ -131,12 +123,6 @@ class ConcurrencyAndFaultTest {
             try (Pipelines pipelines = new Pipelines(vulkan.device())) {
                 pipelines.saveCache();
             }
-        } finally {
-            if (before == null) {
-                System.clearProperty(PipelineCacheFile.DIRECTORY_PROPERTY);
-            } else {
-                System.setProperty(PipelineCacheFile.DIRECTORY_PROPERTY, before);
-            }
-        }
+        });
     }
 }

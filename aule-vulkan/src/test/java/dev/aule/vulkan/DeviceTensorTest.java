@@ -8,8 +8,8 @@ import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.Tensors;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 
 import java.util.SplittableRandom;
 
@@ -20,13 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@link VulkanTensor}: data stays on the device across calls, and results match the reference. */
 class DeviceTensorTest {
-    private static VulkanBackend vulkan;
+    private final VulkanBackend vulkan = VulkanTestSupport.backend();
     private final AttentionBackend reference = Backends.get("reference");
-
-    @BeforeAll
-    static void device() {
-        vulkan = VulkanTestSupport.backend();
-    }
 
     @Test
     void uploadAndDownloadRoundTripEveryDtype() {
@@ -89,27 +84,23 @@ class DeviceTensorTest {
 
     @Test
     void closedTensorsAndMismatchedShapesAreRejected() {
-        VulkanTensor t = vulkan.allocate(DType.F32, 1, 1, 4, 8);
-        IllegalArgumentException shape = assertThrows(IllegalArgumentException.class,
-                () -> t.upload(Tensor.allocate(DType.F32, 1, 1, 4, 9)));
-        assertTrue(shape.getMessage().startsWith("src: shape [1, 1, 4, 9]"), shape.getMessage());
+        VulkanTensor t = small();
+        assertRejected("src: shape [1, 1, 4, 9]", () -> t.upload(Tensor.allocate(DType.F32, 1, 1, 4, 9)));
         t.close();
         t.close(); // idempotent
         assertThrows(IllegalStateException.class, t::toHost);
-        try (VulkanTensor k = vulkan.allocate(DType.F32, 1, 1, 4, 8); VulkanTensor out = vulkan.allocate(DType.F32, 1, 1, 4, 8)) {
-            IllegalArgumentException closed = assertThrows(IllegalArgumentException.class,
+        try (VulkanTensor k = small(); VulkanTensor out = small()) {
+            assertRejected("q: this VulkanTensor was closed",
                     () -> vulkan.forward(t, k, k, out, null, AttentionOptions.defaults()));
-            assertTrue(closed.getMessage().startsWith("q: this VulkanTensor was closed"), closed.getMessage());
         }
     }
 
     /** Outputs may not alias inputs: the shared validation sees device tensors as distinct memory ranges. */
     @Test
     void anOutputAliasingAnInputIsRejected() {
-        try (VulkanTensor q = vulkan.allocate(DType.F32, 1, 1, 4, 8); VulkanTensor k = vulkan.allocate(DType.F32, 1, 1, 4, 8)) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        try (VulkanTensor q = small(); VulkanTensor k = small()) {
+            assertRejected("out: memory overlaps q",
                     () -> vulkan.forward(q, k, k, q, null, AttentionOptions.defaults()));
-            assertTrue(e.getMessage().startsWith("out: memory overlaps q"), e.getMessage());
         }
     }
 
@@ -120,5 +111,15 @@ class DeviceTensorTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> vulkan.allocate(DType.F32, 1, 8, seq, 256));
         assertTrue(e.getMessage().contains("maxStorageBufferRange"), e.getMessage());
+    }
+
+    /** A zeroed F32 device tensor of one head, four rows of eight. */
+    private VulkanTensor small() {
+        return vulkan.allocate(DType.F32, 1, 1, 4, 8);
+    }
+
+    private static void assertRejected(String messageStart, Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+        assertTrue(e.getMessage().startsWith(messageStart), e.getMessage());
     }
 }

@@ -5,7 +5,6 @@ import dev.aule.DType;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Layout;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -18,29 +17,16 @@ import java.util.SplittableRandom;
  * (lengths up to 200), which lavapipe runs in seconds.
  */
 class ForwardConformanceTest {
-    private static VulkanBackend vulkan;
-
-    @BeforeAll
-    static void device() {
-        vulkan = VulkanTestSupport.backend();
-    }
+    private final VulkanBackend vulkan = VulkanTestSupport.backend();
 
     @Test
     void randomF32CasesMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = 1_000; seed < 1_000 + 150; seed++) {
-            failures.check(vulkan, ForwardCase.random(seed, false));
-        }
-        failures.assertNone("F32 cases");
+        checkRandomCases(1_000, 150, false, "F32 cases");
     }
 
     @Test
     void randomHalfPrecisionCasesMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = 2_000_000; seed < 2_000_000 + 100; seed++) {
-            failures.check(vulkan, ForwardCase.random(seed, true));
-        }
-        failures.assertNone("F16/BF16 cases");
+        checkRandomCases(2_000_000, 100, true, "F16/BF16 cases");
     }
 
     /** Every head-dim bucket and its edges, with Dv equal and different, and rows that see no key. */
@@ -65,6 +51,15 @@ class ForwardConformanceTest {
                 layouts(Layout.BSHD), false, AttentionOptions.builder().causal(true).alibiSlopes(
                 new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f}).build()));
         failures.assertNone("head-dim and edge cases");
+    }
+
+    /** The harness's random cases of seeds {@code first} to {@code first + count - 1}. */
+    private void checkRandomCases(long first, int count, boolean halfPrecision, String what) {
+        CaseFailures failures = new CaseFailures();
+        for (long seed = first; seed < first + count; seed++) {
+            failures.check(vulkan, ForwardCase.random(seed, halfPrecision));
+        }
+        failures.assertNone(what);
     }
 
     private static Layout[] layouts(Layout l) {

@@ -10,7 +10,6 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
@@ -25,12 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Bad input is an IllegalArgumentException naming the argument, and nothing is written. */
 class ValidationTest {
-    private static VulkanBackend vulkan;
-
-    @BeforeAll
-    static void device() {
-        vulkan = VulkanTestSupport.backend();
-    }
+    private final VulkanBackend vulkan = VulkanTestSupport.backend();
 
     @Test
     void badShapesAreRejectedAndNothingIsWritten() {
@@ -71,7 +65,7 @@ class ValidationTest {
      * them when forced, and serving calls then go to the cpu backend unless vulkan is forced.
      */
     @Test
-    void servingCallsRunElsewhereUnlessVulkanIsForced() {
+    void servingCallsRunElsewhereUnlessVulkanIsForced() throws Throwable {
         assertTrue(!vulkan.capabilities().serving());
         Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
         Tensor out = Tensor.allocate(DType.F32, 1, 2, 1, 16);
@@ -82,24 +76,17 @@ class ValidationTest {
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
         cache.append(Tensors.random(new SplittableRandom(3), DType.F32, 1, 2, 3, 16),
                 Tensors.random(new SplittableRandom(4), DType.F32, 1, 2, 3, 16));
-        String saved = System.getProperty(Backends.PROPERTY);
-        try {
-            System.setProperty(Backends.PROPERTY, "vulkan");
-            assertThrows(UnsupportedOperationException.class, () -> cache.attention(q, AttentionOptions.defaults()));
-            System.clearProperty(Backends.PROPERTY);
+        VulkanTestSupport.withProperty(Backends.PROPERTY, "vulkan",
+                () -> assertThrows(UnsupportedOperationException.class,
+                        () -> cache.attention(q, AttentionOptions.defaults())));
+        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
             Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
             assertTrue(Backends.selected(dev.aule.spi.Capabilities::serving).capabilities().serving());
             assertEquals("vulkan", Backends.selected(caps -> !caps.serving()).name(),
                     "auto-selection passes over cpu for a call only vulkan can take");
             float[] o = cache.attention(q, AttentionOptions.defaults()).out().toFloatArray();
             assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), Arrays.toString(o));
-        } finally {
-            if (saved == null) {
-                System.clearProperty(Backends.PROPERTY);
-            } else {
-                System.setProperty(Backends.PROPERTY, saved);
-            }
-        }
+        });
     }
 
     @Test

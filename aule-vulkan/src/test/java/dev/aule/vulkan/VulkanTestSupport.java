@@ -2,6 +2,7 @@ package dev.aule.vulkan;
 
 import dev.aule.spi.Availability;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.function.Executable;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -31,5 +32,24 @@ final class VulkanTestSupport {
                     : "vulkan backend unavailable although Vulkan is installed: " + a.reason());
         }
         return backend;
+    }
+
+    /** Runs {@code body} with system property {@code name} set to {@code value} (cleared if null), then restores it. */
+    static void withProperty(String name, String value, Executable body) throws Throwable {
+        String saved = System.getProperty(name);
+        setOrClear(name, value);
+        try {
+            body.execute();
+        } finally {
+            setOrClear(name, saved);
+        }
+    }
+
+    private static void setOrClear(String name, String value) {
+        if (value == null) {
+            System.clearProperty(name);
+        } else {
+            System.setProperty(name, value);
+        }
     }
 }

@@ -1,0 +1,175 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.spi.AttentionShape;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+/**
+ * What the Java side copies from the GLSL sources, read from the shaders themselves (as
+ * {@link ShaderCompiler#source} hands them to shaderc), so changing one side without the other fails
+ * the build: the push-constant block against {@link Params}, each kernel's bindings against
+ * {@link Kernel}, the storage type codes against {@link Variant#typeCode}, and the shared arrays against
+ * {@link TilePlan#sharedFloats}. Needs no device.
+ */
+class ShaderConstantsTest {
+    private static final Pattern PUSH_BLOCK = Pattern.compile("layout\\(push_constant\\) uniform Params \\{(.*?)}",
+            Pattern.DOTALL);
+    private static final Pattern MEMBER = Pattern.compile("\\b(int|float) (\\w+);");
+    private static final Pattern BINDING = Pattern.compile("layout\\(std430, binding = (\\d+)\\)");
+    private static final Pattern TYPE_CODE = Pattern.compile("\\(T\\) == (\\d) \\? LOAD_(\\w+)\\(");
+    private static final Pattern SHARED = Pattern.compile("shared float (\\w+)\\[([^]]+)];");
+
+    @Test
+    void thePushConstantBlockIsParamsWordForWord() {
+        List<String[]> members = new ArrayList<>(); // {type, name} in the block's order
+        Matcher block = PUSH_BLOCK.matcher(ShaderCompiler.source(Kernel.FORWARD).replaceAll("//[^\n]*", ""));
+        assertTrue(block.find(), "no push_constant block in common.glsl");
+        Matcher member = MEMBER.matcher(block.group(1));
+        while (member.find()) {
+            members.add(new String[] {member.group(1), member.group(2)});
+        }
+        assertEquals(Params.INTS, members.size(), "push constants in common.glsl vs Params.INTS");
+        assertEquals(Params.INTS * Integer.BYTES, Pipelines.PUSH_BYTES);
+
+        // Every word distinct, so a swapped pair shows.
+        AttentionShape shape = new AttentionShape(2, 6, 3, 5, 7, 16, 8);
+        AttentionOptions options = AttentionOptions.builder().causal(true).window(4, -1).scale(0.25f).softcap(3f)
+                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f}).build();
+        int[] words = Params.of(shape, options, true).withCount(99).words();
+        Map<String, Integer> byName = new LinkedHashMap<>();
+        byName.put("B", 2);
+        byName.put("Hq", 6);
+        byName.put("Hkv", 3);
+        byName.put("Sq", 5);
+        byName.put("Sk", 7);
+        byName.put("D", 16);
+        byName.put("Dv", 8);
+        byName.put("scale", Float.floatToRawIntBits(0.25f));
+        byName.put("softcap", Float.floatToRawIntBits(3f));
+        byName.put("left", 4);
+        byName.put("right", 0); // causal
+        byName.put("alibi", 1);
+        byName.put("flags", 1); // bit 0: write lse
+        byName.put("rowCount", 99);
+        assertEquals(members.size(), words.length, "Params.words() vs the block");
+        for (int i = 0; i < words.length; i++) {
+            String type = members.get(i)[0];
+            String name = members.get(i)[1];
+            assertTrue(byName.containsKey(name), "push constant " + name + " is new to this test and to Params");
+            assertEquals(byName.get(name), words[i], "word " + i + " (" + type + " " + name + ")");
+            boolean isFloat = name.equals("scale") || name.equals("softcap");
+            assertEquals(isFloat ? "float" : "int", type,
+                    name + ": Params writes it as " + (isFloat ? "float bits" : "an int"));
+        }
+    }
+
+    @Test
+    void everyKernelBindsBuffersZeroToBindingsMinusOne() {
+        for (Kernel kernel : Kernel.values()) {
+            TreeSet<Integer> bindings = new TreeSet<>();
+            Matcher m = BINDING.matcher(ShaderCompiler.source(kernel));
+            while (m.find()) {
+                assertTrue(bindings.add(Integer.parseInt(m.group(1))), kernel + ": binding " + m.group(1) + " twice");
+            }
+            assertEquals(IntStream.range(0, kernel.bindings).boxed().collect(Collectors.toSet()), bindings,
+                    kernel.resource + " vs Kernel." + kernel + ".bindings = " + kernel.bindings);
+        }
+    }
+
+    @Test
+    void storageTypeCodesAreTheShadersOwn() {
+        String common = ShaderCompiler.source(Kernel.DELTA);
+        Matcher m = TYPE_CODE.matcher(common);
+        List<Integer> codes = new ArrayList<>();
+        while (m.find()) {
+            DType dtype = DType.valueOf(m.group(2));
+            assertEquals(Integer.parseInt(m.group(1)), Variant.typeCode(dtype), "LOAD_TYPED's code for " + dtype);
+            codes.add(Variant.typeCode(dtype));
+        }
+        assertEquals(List.of(0, 1), codes, "LOAD_TYPED tests F32 then F16; anything else is BF16");
+        assertEquals(2, Variant.typeCode(DType.BF16));
+        String pack16 = ShaderCompiler.source(Kernel.PACK16);
+        assertTrue(pack16.contains("#if OUT_TYPE == " + Variant.typeCode(DType.F16) + "\n"),
+                "pack16.comp's F16 branch");
+    }
+
+    /**
+     * For plans on devices from 16 to 64 KiB of shared memory, with workgroups of 128 and 256: TilePlan's
+     * count of shared floats is the sum of each kernel's {@code shared float} arrays, every plan fits its
+     * device, and a forward key block four keys longer would not (the plan is not needlessly small).
+     */
+    @Test
+    void sharedArraysAreWhatTilePlanBudgets() {
+        for (long sharedBytes : new long[] {16 << 10, 32 << 10, 48 << 10, 64 << 10}) {
+            for (int subgroup : new int[] {32, 256}) {
+                DeviceInfo device = device(sharedBytes, subgroup);
+                long budget = TilePlan.sharedFloats(device);
+                for (int hd : TilePlan.BUCKETS) {
+                    TilePlan forward = TilePlan.forward(device, hd);
+                    assertEquals(declaredFloats(Kernel.FORWARD, forward), forward.sharedFloats(Kernel.FORWARD),
+                            "forward " + forward);
+                    assertTrue(forward.sharedFloats(Kernel.FORWARD) <= budget, forward + " over " + budget);
+                    TilePlan longer = new TilePlan(hd, forward.rows(), forward.keys() + 4, forward.threadsPerRow(),
+                            forward.workgroup());
+                    assertTrue(forward.keys() == 64 || declaredFloats(Kernel.FORWARD, longer) > budget,
+                            forward + " leaves room for " + longer + " in " + budget);
+                    if (sharedBytes < 32 << 10 && hd == 256) {
+                        continue; // no square backward tile of head dim 256 fits 16 KiB
+                    }
+                    TilePlan backward = TilePlan.backward(device, hd);
+                    for (Kernel kernel : new Kernel[] {Kernel.BACKWARD_KV, Kernel.BACKWARD_Q}) {
+                        assertEquals(declaredFloats(kernel, backward), backward.sharedFloats(kernel),
+                                kernel + " " + backward);
+                        assertTrue(backward.sharedFloats(kernel) <= budget,
+                                kernel + " " + backward + " over " + budget);
+                    }
+                }
+            }
+        }
+        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16}) {
+            TilePlan line = TilePlan.elementwise(device(32 << 10, 32));
+            assertEquals(declaredFloats(kernel, line), line.sharedFloats(kernel), kernel.toString());
+        }
+    }
+
+    /** The sum of {@code kernel}'s shared float arrays with the plan's macros (each size a product of them). */
+    private static long declaredFloats(Kernel kernel, TilePlan plan) {
+        Map<String, Long> macros = Map.of("BR", (long) plan.rows(), "BC", (long) plan.keys(), "HD", (long) plan.hd());
+        long total = 0;
+        Matcher m = SHARED.matcher(ShaderCompiler.source(kernel));
+        while (m.find()) {
+            long size = 1;
+            for (String factor : m.group(2).split("\\*")) {
+                String f = factor.strip();
+                Long value = f.matches("\\d+") ? Long.valueOf(f) : macros.get(f);
+                if (value == null) {
+                    fail(kernel.resource + ": shared array " + m.group(1) + "[" + m.group(2) + "] is not a product of"
+                            + " BR, BC, HD and numbers; teach this test and TilePlan.sharedFloats its size");
+                }
+                size *= value;
+            }
+            total += size;
+        }
+        return total;
+    }
+
+    private static DeviceInfo device(long sharedBytes, int subgroup) {
+        return new DeviceInfo(0, "test device", DeviceInfo.Kind.DISCRETE_GPU, "1.1.0", subgroup, sharedBytes, 1L << 30,
+                1024, 1024, new int[] {65535, 65535, 65535}, false, false, false, false);
+    }
+}
