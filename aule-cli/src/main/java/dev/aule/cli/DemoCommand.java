@@ -1,5 +1,6 @@
 package dev.aule.cli;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.spi.AttentionShape;
@@ -91,10 +92,10 @@ final class DemoCommand implements Callable<Integer> {
                 flops / seconds / 1e9, flops / 1e9));
 
         double error = errorAgainstReference(out, q, k, v, result, options);
-        double tolerance = Tolerance.of(dtype);
-        boolean pass = ErrorMeasure.passes(error, tolerance);
-        labels.print("error", ErrorMeasure.format(error) + " max|out-ref|/max(1,max|ref|), tolerance "
-                + ErrorMeasure.format(tolerance) + ": " + (pass ? "PASS" : "FAIL"));
+        double tolerance = Accuracy.tolerance(dtype);
+        boolean pass = Accuracy.within(error, tolerance);
+        labels.print("error", ErrorText.format(error) + " max|out-ref|/max(1,max|ref|), tolerance "
+                + ErrorText.format(tolerance) + ": " + (pass ? "PASS" : "FAIL"));
         out.flush();
         return pass ? 0 : ErrorHandlers.FAILURE;
     }
@@ -116,7 +117,7 @@ final class DemoCommand implements Callable<Integer> {
         long start = System.nanoTime();
         Backends.get("reference").forward(q, k, v, expected, null, options);
         out.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - start) / 1e9);
-        return ErrorMeasure.relative(result, expected);
+        return Accuracy.relativeError(result, expected);
     }
 
     private String describe(AttentionShape s) {
