@@ -1,5 +1,6 @@
 package dev.aule.cli;
 
+import dev.aule.bench.Stopwatch;
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
@@ -83,8 +84,9 @@ final class DemoCommand implements Callable<Integer> {
         out.flush();
 
         // Poisoned before every run, so an element the backend skips shows up as NaN in the check.
-        Timing timing = time(() -> result.fill(Float.NaN), () -> chosen.forward(q, k, v, result, null, options));
-        double seconds = timing.medianSeconds();
+        Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.calls(warmup), runs);
+        double seconds = stopwatch.time(() -> result.fill(Float.NaN), () -> chosen.forward(q, k, v, result, null, options))
+                .medianSeconds();
         double flops = shape.forwardFlops(options);
         labels.print("time", String.format(Locale.ROOT, "%.2f ms median of %d runs (after %d warm-up)",
                 seconds * 1e3, runs, warmup));
@@ -98,14 +100,6 @@ final class DemoCommand implements Callable<Integer> {
                 + ErrorText.format(tolerance) + ": " + (pass ? "PASS" : "FAIL"));
         out.flush();
         return pass ? 0 : ErrorHandlers.FAILURE;
-    }
-
-    private Timing time(Runnable poison, Runnable forward) {
-        for (int i = 0; i < warmup; i++) {
-            poison.run();
-            forward.run();
-        }
-        return Timing.of(runs, poison, forward);
     }
 
     /** The reference is float64 and single-pass, so this is the slow step: say so before it starts. */
