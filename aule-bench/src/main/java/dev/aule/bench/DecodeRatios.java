@@ -8,11 +8,12 @@ import java.util.Locale;
 import java.util.Set;
 
 /**
- * Decode's bytes per second against the machine's read rate, measured so a shared machine's noise hurts less: per shape, the
- * streaming read over as many bytes as one decode step reads ({@link BandwidthBenchmark}), a step on a
- * contiguous {@code KvCache} and a step on a {@code PagedKvCache} of 16-token blocks
- * ({@link PagedDecodeBenchmark}) run in turn, pass after pass, in one JVM, after two seconds of
- * warm-up each; a sample repeats its op for at least 50 ms, and each keeps the median of its passes.
+ * Decode's bytes per second against the machine's read rate, measured so a shared machine's noise
+ * hurts less: per shape, the streaming read over as many bytes as one decode step reads
+ * ({@link BandwidthBenchmark}), a step on a contiguous {@code KvCache} and a step on a
+ * {@code PagedKvCache} of 16-token blocks ({@link PagedDecodeBenchmark}) run in turn, pass after
+ * pass, in one JVM, after two seconds of warm-up each; a sample repeats its op for at least 50 ms,
+ * and each keeps the median of its passes.
  * A busy moment slows the three of a pass alike, so the ratios hold where single JMH windows swing.
  * A check of the ratios, not a replacement for JMH.
  *

@@ -20,7 +20,8 @@ public final class Sweep {
                                                 int warmupCalls, double warmupSeconds, int runs) {
         List<String> names = List.copyOf(contenders.keySet());
         Stopwatch stopwatch = new Stopwatch(new Stopwatch.Warmup(warmupCalls, warmupSeconds), runs);
-        List<Stopwatch.Samples> samples = stopwatch.time(names.stream().<Runnable>map(n -> contenders.get(n)::run).toList());
+        List<Runnable> calls = names.stream().<Runnable>map(n -> contenders.get(n)::run).toList();
+        List<Stopwatch.Samples> samples = stopwatch.time(calls);
         List<ContenderTiming> results = new ArrayList<>();
         for (int c = 0; c < names.size(); c++) {
             Stopwatch.Samples s = samples.get(c);

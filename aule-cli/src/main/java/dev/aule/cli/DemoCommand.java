@@ -85,8 +85,8 @@ final class DemoCommand implements Callable<Integer> {
 
         // Poisoned before every run, so an element the backend skips shows up as NaN in the check.
         Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.calls(warmup), runs);
-        double seconds = stopwatch.time(() -> result.fill(Float.NaN), () -> chosen.forward(q, k, v, result, null, options))
-                .medianSeconds();
+        Runnable poison = () -> result.fill(Float.NaN);
+        double seconds = stopwatch.time(poison, () -> chosen.forward(q, k, v, result, null, options)).medianSeconds();
         double flops = shape.forwardFlops(options);
         labels.print("time", String.format(Locale.ROOT, "%.2f ms median of %d runs (after %d warm-up)",
                 seconds * 1e3, runs, warmup));

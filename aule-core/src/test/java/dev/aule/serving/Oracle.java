@@ -39,7 +39,8 @@ final class Oracle {
 
     /**
      * Asserts that {@code out}/{@code lse} (batch-1 views of one sequence) match {@code ref} within the
-     * contract's limit for {@code out}'s dtype (widened for large logits as {@link Accuracy#forwardTolerance} explains).
+     * contract's limit for {@code out}'s dtype (widened for large logits as
+     * {@link Accuracy#forwardTolerance} explains).
      */
     static void assertMatches(Tensor out, Tensor lse, AttentionResult ref, Tensor q, Tensor k,
                               AttentionOptions options, String where) {
