@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.TensorChecks;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
@@ -44,7 +45,7 @@ class ConfinedMemoryTest {
 
                 Tensor ref = Tensor.allocate(DType.F32, 1, 4, 130, 32);
                 Backends.get("reference").forward(copy(q), copy(k), copy(v), ref, null, options);
-                assertTrue(Tensors.relativeError(out, ref) < 1e-5, name + " forward");
+                assertTrue(Accuracy.relativeError(out, ref) < 1e-5, name + " forward");
                 assertTrue(Float.isFinite(dq.get(0, 3, 129, 31)), name + " backward wrote dq");
             }
         }

@@ -1,11 +1,11 @@
 package dev.aule;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Layout;
 import dev.aule.testing.Tensors;
-import dev.aule.testing.Tolerances;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * GQA/MQA, dtypes, layouts, every option), then grids that guarantee every head dim and every
  * option combination appears regardless of what the draws picked.
  *
- * <p>Limits are the contract's (see {@link Tolerances}: F32 1e-5, widened only where logits are so
+ * <p>Limits are the contract's (see {@link Accuracy#forwardTolerance}: F32 1e-5, widened only where logits are so
  * large that float rounding alone exceeds it; 16-bit outputs 1e-2). Each drawn case is rebuilt from
  * its seed by {@code ForwardCase.random(seed, halfPrecision)}; failure messages list the seeds.
  */
@@ -145,9 +145,9 @@ class ForwardPropertyTest {
                     Tensor ref = Tensor.allocate(DType.F32, 1, 2, sq, d);
                     Tensor refLse = Tensor.allocate(DType.F32, 1, 2, sq, 1);
                     Backends.get("reference").forward(q, k, v, ref, refLse, options);
-                    double err = Tensors.relativeError(out, ref);
-                    double lseErr = Tensors.relativeError(lse, refLse);
-                    double limit = Tolerances.forwardOut(DType.F32, q, k, options);
+                    double err = Accuracy.relativeError(out, ref);
+                    double lseErr = Accuracy.relativeError(lse, refLse);
+                    double limit = Accuracy.forwardTolerance(DType.F32, q, k, options);
                     assertTrue(err < limit, () -> where + ": out error " + err + " (limit " + limit + ")");
                     assertTrue(lseErr < 1e-5, () -> where + ": lse error " + lseErr);
                 }

@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Visibility;
 import dev.aule.testing.Tensors;
@@ -91,8 +92,8 @@ class FullyMaskedRowsTest {
         Tensor refLse = Tensor.allocate(DType.F32, b, hq, sq, 1);
         Backends.get("reference").forward(q, k, v, ref, refLse, options);
         double limit = outType == DType.F32 ? 1e-5 : 1e-2;
-        double err = Tensors.relativeError(out, ref);
-        double lseErr = Tensors.relativeError(lse, refLse);
+        double err = Accuracy.relativeError(out, ref);
+        double lseErr = Accuracy.relativeError(lse, refLse);
         assertTrue(err < limit, () -> where + ": out error " + err);
         assertTrue(lseErr < 1e-5, () -> where + ": lse error " + lseErr);
     }
@@ -116,8 +117,8 @@ class FullyMaskedRowsTest {
         Tensor ref = Tensor.allocate(DType.F32, 1, 1, 60, 16);
         Tensor refLse = Tensor.allocate(DType.F32, 1, 1, 60, 1);
         Backends.get("reference").forward(q, k, v, ref, refLse, options);
-        assertTrue(Tensors.relativeError(result.out(), ref) < 1e-5, "out");
-        assertTrue(Tensors.relativeError(result.lse(), refLse) < 1e-5, "lse");
+        assertTrue(Accuracy.relativeError(result.out(), ref) < 1e-5, "out");
+        assertTrue(Accuracy.relativeError(result.lse(), refLse) < 1e-5, "lse");
     }
 
     /**

@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -83,8 +84,8 @@ class NativeMemoryTest {
         Backends.get(backend).forward(q, k, v, out, lse, options);
         // Not bitwise: the vector path's last bit depends on JIT state (ReproducibilityTest). Reading a
         // wrong element would be off by far more than 1e-6.
-        double outDiff = Tensors.relativeError(nOut, out);
-        double lseDiff = Tensors.relativeError(nLse, lse);
+        double outDiff = Accuracy.relativeError(nOut, out);
+        double lseDiff = Accuracy.relativeError(nLse, lse);
         assertTrue(outDiff < 1e-6, () -> backend + ": out in native memory differs by " + outDiff);
         assertTrue(lseDiff < 1e-6, () -> backend + ": lse in native memory differs by " + lseDiff);
     }

@@ -28,6 +28,14 @@ import java.util.Locale;
  * forward's ratio to the naive attention and to ONNX Runtime, and causal GFLOP/s over non-causal.
  */
 public final class BenchReport {
+    /**
+     * Put in front of every fork's JVM arguments: the Vector API module the cpu backend and the GEMM and
+     * read yardsticks need, and native access for ONNX Runtime. Forks also inherit this JVM's own
+     * arguments (see {@link BenchmarkSettings}), so the flags hold even when this JVM was started without them.
+     */
+    static final List<String> FORK_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
+            "--enable-native-access=ALL-UNNAMED");
+
     private BenchReport() {
     }
 
@@ -60,9 +68,12 @@ public final class BenchReport {
             options.warmupIterations(2).warmupTime(TimeValue.seconds(1))
                     .measurementIterations(3).measurementTime(TimeValue.seconds(1));
         }
+        // Prepended, not appended: options' jvmArgsAppend would replace the benchmarks' own (their heaps).
+        List<String> forkFlags = new ArrayList<>(FORK_FLAGS);
         if (threads > 0) {
-            options.jvmArgsAppend("-Daule.cpu.threads=" + threads);
+            forkFlags.add("-Daule.cpu.threads=" + threads);
         }
+        options.jvmArgsPrepend(forkFlags.toArray(String[]::new));
         Collection<RunResult> results = new Runner(options.build()).run();
         print(results);
         printRatios(results);
@@ -190,7 +201,7 @@ public final class BenchReport {
         }
         boolean causal = Boolean.parseBoolean(p.getParam("causal"));
         long pairs = Visibility.of(seq, seq, AttentionOptions.builder().causal(causal).build()).pairs();
-        double forward = 4.0 * ForwardBenchmark.BATCH * ForwardBenchmark.HEADS * headDim * pairs;
+        double forward = 4.0 * ForwardShapes.HEADS * headDim * pairs;
         return method.endsWith("backward") ? 2.5 * forward : forward;
     }
 }

@@ -3,27 +3,29 @@ package dev.aule.bench;
 import dev.aule.serving.KvCache;
 import dev.aule.serving.PagedKvCache;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 
 /**
- * The serving issue's decode ratio, measured so a shared machine's noise hurts less: per shape, the
- * streaming read over as many bytes as one decode step reads ({@link BandwidthBenchmark}), a step on a
- * contiguous {@code KvCache} and a step on a {@code PagedKvCache} of 16-token blocks
- * ({@link PagedDecodeBenchmark}) run in turn, round after round, in one JVM, after two seconds of
- * warm-up each; a sample repeats its op for at least 50 ms, and each keeps the median of its rounds.
- * A busy moment slows the three of a round alike, so the ratios hold where single JMH windows swing.
+ * Decode's bytes per second against the machine's read rate, measured so a shared machine's noise
+ * hurts less: per shape, the streaming read over as many bytes as one decode step reads
+ * ({@link BandwidthBenchmark}), a step on a contiguous {@code KvCache} and a step on a
+ * {@code PagedKvCache} of 16-token blocks ({@link PagedDecodeBenchmark}) run in turn, pass after
+ * pass, in one JVM, after two seconds of warm-up each; a sample repeats its op for at least 50 ms,
+ * and each keeps the median of its passes.
+ * A busy moment slows the three of a pass alike, so the ratios hold where single JMH windows swing.
  * A check of the ratios, not a replacement for JMH.
  *
  * <p>{@code java --add-modules jdk.incubator.vector -Xmx14g -cp ... dev.aule.bench.DecodeRatios
- * [contexts] [batches] [rounds] [dtype]}, lists comma-separated; defaults {@code 4096,16384,32768},
+ * [contexts] [batches] [passes] [dtype]}, lists comma-separated; defaults {@code 4096,16384,32768},
  * {@code 1,16}, 15 and F32 (F16 and BF16 caches read half the bytes). Batch 16 at 32768 F32 tokens
  * reads 4 GiB per step, held three times on the heap (the read buffer and the two caches), so it
  * needs {@code -Xmx14g}; a shape that does not fit is skipped, and its row says so.
  */
 public final class DecodeRatios {
     private static final String[] CACHES = {"contiguous", "paged16"};
-    private static final long WARMUP_NANOS = 2_000_000_000L;
+    private static final double WARMUP_SECONDS = 2;
     private static final double SAMPLE_NANOS = 50e6;
 
     private DecodeRatios() {
@@ -32,27 +34,27 @@ public final class DecodeRatios {
     public static void main(String[] args) {
         int[] contexts = ints(args.length > 0 ? args[0] : "4096,16384,32768");
         int[] batches = ints(args.length > 1 ? args[1] : "1,16");
-        int rounds = args.length > 2 ? Integer.parseInt(args[2]) : 15;
+        int passes = args.length > 2 ? Integer.parseInt(args[2]) : 15;
         String dtype = args.length > 3 ? args[3] : "F32";
         if (!Set.of("F32", "F16", "BF16").contains(dtype)) {
             throw new IllegalArgumentException("dtype (4th argument): must be F32, F16 or BF16, got '" + dtype + "'");
         }
-        if (rounds < 1) {
-            throw new IllegalArgumentException("rounds (3rd argument): must be >= 1, got " + rounds);
+        if (passes < 1) {
+            throw new IllegalArgumentException("passes (3rd argument): must be >= 1, got " + passes);
         }
         System.out.printf(Locale.ROOT, "decode step: one query per sequence, GQA %d:%d, D = %d, %s caches, causal; "
-                        + "median of %d interleaved rounds%n%n", DecodeBenchmark.Q_HEADS, DecodeBenchmark.KV_HEADS,
-                DecodeBenchmark.HEAD_DIM, dtype, rounds);
+                        + "median of %d interleaved passes%n%n", DecodeBenchmark.Q_HEADS, DecodeBenchmark.KV_HEADS,
+                DecodeBenchmark.HEAD_DIM, dtype, passes);
         System.out.printf(Locale.ROOT, "%5s %7s %9s %10s %10s %10s %10s %10s %9s%n", "batch", "context", "MiB/step",
                 "read GB/s", "contig ms", "contig GB/s", "% of read", "paged GB/s", "% of read");
         for (int batch : batches) {
             for (int context : contexts) {
-                measure(batch, context, dtype, rounds);
+                measure(batch, context, dtype, passes);
             }
         }
     }
 
-    private static void measure(int batch, int context, String dtype, int rounds) {
+    private static void measure(int batch, int context, String dtype, int passes) {
         long bytes = PagedDecodeBenchmark.bytes(batch, context, dtype);
         System.gc(); // lets the previous shape's caches go before this one's are allocated
         // The read buffer and the two caches, as large each, live on the heap at once.
@@ -74,44 +76,17 @@ public final class DecodeRatios {
             steps[c].dtype = dtype;
             steps[c].setUp();
         }
-        Runnable[] ops = {read::read, steps[0]::decode, steps[1]::decode};
-        // Warm-up: each op for WARMUP_NANOS (the JIT compiles the kernels); its pace sets the repetitions that
-        // make one timed sample at least SAMPLE_NANOS long.
-        int[] reps = new int[ops.length];
-        for (int c = 0; c < ops.length; c++) {
-            long start = System.nanoTime();
-            int calls = 0;
-            do {
-                ops[c].run();
-                calls++;
-            } while (System.nanoTime() - start < WARMUP_NANOS);
-            double perCall = (double) (System.nanoTime() - start) / calls;
-            reps[c] = (int) Math.max(1, Math.ceil(SAMPLE_NANOS / perCall));
-        }
-        double[][] nanos = new double[ops.length][rounds];
-        for (int round = 0; round < rounds; round++) {
-            for (int c = 0; c < ops.length; c++) {
-                long start = System.nanoTime();
-                for (int i = 0; i < reps[c]; i++) {
-                    ops[c].run();
-                }
-                nanos[c][round] = (double) (System.nanoTime() - start) / reps[c];
-            }
-        }
-        double readRate = bytes / median(nanos[0]);
-        double contiguousNanos = median(nanos[1]);
+        // Warm-up: each op for two seconds (the JIT compiles the kernels); its pace sets the repetitions that
+        // make one timed sample at least 50 ms long.
+        Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.seconds(WARMUP_SECONDS), passes, SAMPLE_NANOS);
+        List<Stopwatch.Samples> samples = stopwatch.time(List.of(read::read, steps[0]::decode, steps[1]::decode));
+        double readRate = bytes / samples.get(0).medianNanos();
+        double contiguousNanos = samples.get(1).medianNanos();
         double contiguous = bytes / contiguousNanos;
-        double paged = bytes / median(nanos[2]);
+        double paged = bytes / samples.get(2).medianNanos();
         System.out.printf(Locale.ROOT, "%5d %7d %9d %10.1f %10.2f %10.1f %9.0f%% %10.1f %8.0f%%%n", batch, context,
                 bytes >> 20, readRate, contiguousNanos / 1e6, contiguous, 100 * contiguous / readRate, paged,
                 100 * paged / readRate);
-    }
-
-    private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int n = sorted.length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     private static int[] ints(String list) {

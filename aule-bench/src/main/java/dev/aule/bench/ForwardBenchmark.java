@@ -1,61 +1,18 @@
 package dev.aule.bench;
 
-import dev.aule.spi.AttentionBackend;
-import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Warmup;
 
-import java.util.concurrent.TimeUnit;
-
-/** Prefill forward, B = 1, H = 8, Sq = Sk = seq, F32: the shapes of the CPU speed targets. */
-@State(Scope.Benchmark)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MILLISECONDS)
-@Warmup(iterations = 3, time = 2)
-@Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
-public class ForwardBenchmark {
-    static final int BATCH = 1;
-    static final int HEADS = 8;
-
-    @Param({"2048", "4096"})
-    public int seq;
-
-    @Param({"64", "128"})
-    public int headDim;
-
-    @Param({"false", "true"})
-    public boolean causal;
-
+/** Prefill forward on the {@link ForwardShapes}: the shapes of the CPU speed targets. */
+public class ForwardBenchmark extends ForwardShapes {
     @Param({"cpu"})
     public String backend;
 
-    private AttentionBackend impl;
-    private AttentionOptions options;
-    private Tensor q;
-    private Tensor k;
-    private Tensor v;
-    private Tensor out;
-
     @Setup
     public void setUp() {
-        impl = Backends.get(backend);
-        options = AttentionOptions.builder().causal(causal).build();
-        q = Inputs.random(1, BATCH, HEADS, seq, headDim);
-        k = Inputs.random(2, BATCH, HEADS, seq, headDim);
-        v = Inputs.random(3, BATCH, HEADS, seq, headDim);
-        out = Inputs.zeros(BATCH, HEADS, seq, headDim);
+        prepare(backend);
     }
 
     @Benchmark

@@ -1,24 +1,12 @@
 package dev.aule.bench;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
-import org.openjdk.jmh.annotations.Fork;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
-import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Warmup;
-
-import java.util.concurrent.TimeUnit;
 
 /**
  * Forward with programmable masks against the same shape without (B = 1, H = 4, Sq = Sk = seq, F32):
@@ -27,13 +15,7 @@ import java.util.concurrent.TimeUnit;
  * through a BlockMask, which should cost about what the built-in does. BlockMasks are built once in
  * the setup, as a caller reusing them across calls would.
  */
-@State(Scope.Benchmark)
-@BenchmarkMode(Mode.AverageTime)
-@OutputTimeUnit(TimeUnit.MILLISECONDS)
-@Warmup(iterations = 3, time = 2)
-@Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector"})
-public class MaskBenchmark {
+public class MaskBenchmark extends AttentionInputs {
     static final int BATCH = 1;
     static final int HEADS = 4;
     static final int DOCUMENTS = 8;
@@ -50,21 +32,9 @@ public class MaskBenchmark {
     @Param({"cpu"})
     public String backend;
 
-    private AttentionBackend impl;
-    private AttentionOptions options;
-    private Tensor q;
-    private Tensor k;
-    private Tensor v;
-    private Tensor out;
-
     @Setup
     public void setUp() {
-        impl = Backends.get(backend);
-        options = options(mask, seq);
-        q = Inputs.random(1, BATCH, HEADS, seq, headDim);
-        k = Inputs.random(2, BATCH, HEADS, seq, headDim);
-        v = Inputs.random(3, BATCH, HEADS, seq, headDim);
-        out = Inputs.zeros(BATCH, HEADS, seq, headDim);
+        prepare(backend, options(mask, seq), HEADS, HEADS, seq, seq, headDim);
     }
 
     static AttentionOptions options(String mask, int seq) {

@@ -5,16 +5,17 @@ import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.Tensor;
 
-import java.util.Arrays;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /**
  * The ratios {@link MaskBenchmark} is about, measured so a shared machine's noise hurts less: the four
- * configurations run in turn, round after round, in one JVM, and each keeps its fastest time. Other
- * processes slow every configuration alike within a round, and the best of many rounds is the time
+ * configurations run in turn, pass after pass, in one JVM, and each keeps its fastest time. Other
+ * processes slow every configuration alike within a pass, and the best of many passes is the time
  * the machine gave when it was least disturbed. A check of the ratios, not a replacement for JMH.
  *
- * <p>{@code java --add-modules jdk.incubator.vector -cp ... dev.aule.bench.MaskRatios [seq] [rounds]}
+ * <p>{@code java --add-modules jdk.incubator.vector -cp ... dev.aule.bench.MaskRatios [seq] [passes]}
  */
 public final class MaskRatios {
     private static final String[] MASKS = {"none", "document8", "causal", "causalMaskMod"};
@@ -24,7 +25,7 @@ public final class MaskRatios {
 
     public static void main(String[] args) {
         int seq = args.length > 0 ? Integer.parseInt(args[0]) : 8192;
-        int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 8;
+        int passes = args.length > 1 ? Integer.parseInt(args[1]) : 8;
         int headDim = 64;
         AttentionBackend cpu = Backends.get("cpu");
         Tensor q = Inputs.random(1, MaskBenchmark.BATCH, MaskBenchmark.HEADS, seq, headDim);
@@ -37,20 +38,15 @@ public final class MaskRatios {
             options[c] = MaskBenchmark.options(MASKS[c], seq);
             System.out.printf(Locale.ROOT, "%-14s options built in %.0f ms%n", MASKS[c], (System.nanoTime() - start) / 1e6);
         }
-        double[] best = new double[MASKS.length];
-        Arrays.fill(best, Double.POSITIVE_INFINITY);
-        for (int round = 0; round < rounds + 1; round++) { // round 0 warms up
-            for (int c = 0; c < MASKS.length; c++) {
-                long start = System.nanoTime();
-                cpu.forward(q, k, v, out, null, options[c]);
-                double ms = (System.nanoTime() - start) / 1e6;
-                if (round > 0) {
-                    best[c] = Math.min(best[c], ms);
-                }
-            }
+        List<Runnable> forwards = new ArrayList<>();
+        for (AttentionOptions o : options) {
+            forwards.add(() -> cpu.forward(q, k, v, out, null, o));
         }
-        System.out.printf(Locale.ROOT, "%nS = %d, D = %d, B = %d, H = %d, best of %d rounds%n", seq, headDim,
-                MaskBenchmark.BATCH, MaskBenchmark.HEADS, rounds);
+        // One warm-up call each, then the passes; the best of each configuration, in ms.
+        List<Stopwatch.Samples> samples = new Stopwatch(Stopwatch.Warmup.calls(1), passes).time(forwards);
+        double[] best = samples.stream().mapToDouble(t -> t.bestNanos() / 1e6).toArray();
+        System.out.printf(Locale.ROOT, "%nS = %d, D = %d, B = %d, H = %d, best of %d passes%n", seq, headDim,
+                MaskBenchmark.BATCH, MaskBenchmark.HEADS, passes);
         for (int c = 0; c < MASKS.length; c++) {
             double gflops = MaskBenchmark.flops(MASKS[c], seq, headDim) / (best[c] * 1e-3) / 1e9;
             System.out.printf(Locale.ROOT, "%-14s %9.1f ms %8.1f GFLOP/s%n", MASKS[c], best[c], gflops);

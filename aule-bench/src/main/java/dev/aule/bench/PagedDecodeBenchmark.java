@@ -8,17 +8,11 @@ import dev.aule.serving.KvCache;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
-import org.openjdk.jmh.annotations.Measurement;
-import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.State;
-import org.openjdk.jmh.annotations.Warmup;
 
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -29,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  * <ul>
  *   <li>{@code contiguous}: a {@link KvCache};
  *   <li>{@code paged16}, {@code paged32}: a {@link PagedKvCache} with blocks of 16 or 32 tokens whose
- *       sequences grew in turn (16 tokens each round, at batch 1 beside a second sequence freed
+ *       sequences grew in turn (16 tokens at a time, at batch 1 beside a second sequence freed
  *       afterwards), blocks placed by the cache's allocator;
  *   <li>{@code scattered16}, {@code scattered32}: the same pool read through block tables of randomly
  *       permuted blocks, the worst fragmentation a long-running pool can reach (through
@@ -38,13 +32,9 @@ import java.util.concurrent.TimeUnit;
  * Memory-bound: compare the bytes of K and V per second ({@link #bytes}) with
  * {@link BandwidthBenchmark} over as many bytes.
  */
-@State(Scope.Benchmark)
-@BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
-@Warmup(iterations = 3, time = 2)
-@Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx12g"})
-public class PagedDecodeBenchmark {
+@Fork(value = 1, jvmArgsAppend = "-Xmx12g")
+public class PagedDecodeBenchmark extends BenchmarkSettings {
     /** Tokens appended per call while filling the caches. */
     static final int CHUNK = 16;
 

@@ -1,50 +1,31 @@
 package dev.aule.bench;
 
-import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
 /** Times prepared contenders and the machine's GEMM rate in the calling JVM, for {@code aule bench}. */
 public final class Sweep {
-    private static final com.sun.management.ThreadMXBean THREADS =
-            (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-
     private Sweep() {
     }
 
     /**
      * Times several contenders on one shape, interleaved so that on a shared machine they all see
      * the same background load: each is warmed up (at least {@code warmupCalls} calls and
-     * {@code warmupSeconds}, so the JIT has compiled it), then {@code runs} rounds each call every
+     * {@code warmupSeconds}, so the JIT has compiled it), then {@code runs} passes each call every
      * contender once. Reports each one's median and its mean Java-heap allocation per call.
      */
-    public static List<Measurement> measure(BenchShape shape, Map<String, PreparedAttention> contenders,
-                                            int warmupCalls, double warmupSeconds, int runs) {
-        for (PreparedAttention attention : contenders.values()) {
-            long warmupEnd = System.nanoTime() + (long) (warmupSeconds * 1e9);
-            for (int i = 0; i < warmupCalls || System.nanoTime() < warmupEnd; i++) {
-                attention.run();
-            }
-        }
+    public static List<ContenderTiming> measure(BenchShape shape, Map<String, PreparedAttention> contenders,
+                                                int warmupCalls, double warmupSeconds, int runs) {
         List<String> names = List.copyOf(contenders.keySet());
-        long[][] nanos = new long[names.size()][runs];
-        long[] allocated = new long[names.size()];
-        for (int r = 0; r < runs; r++) {
-            for (int c = 0; c < names.size(); c++) {
-                PreparedAttention attention = contenders.get(names.get(c));
-                long heapBefore = THREADS.getTotalThreadAllocatedBytes();
-                long start = System.nanoTime();
-                attention.run();
-                nanos[c][r] = System.nanoTime() - start;
-                allocated[c] += THREADS.getTotalThreadAllocatedBytes() - heapBefore;
-            }
-        }
-        List<Measurement> results = new ArrayList<>();
+        Stopwatch stopwatch = new Stopwatch(new Stopwatch.Warmup(warmupCalls, warmupSeconds), runs);
+        List<Runnable> calls = names.stream().<Runnable>map(n -> contenders.get(n)::run).toList();
+        List<Stopwatch.Samples> samples = stopwatch.time(calls);
+        List<ContenderTiming> results = new ArrayList<>();
         for (int c = 0; c < names.size(); c++) {
-            results.add(new Measurement(shape, names.get(c), median(nanos[c]) / 1e9, Math.max(0, allocated[c] / runs)));
+            Stopwatch.Samples s = samples.get(c);
+            results.add(new ContenderTiming(shape, names.get(c), s.medianSeconds(), s.allocatedBytesPerCall()));
         }
         return results;
     }
@@ -59,20 +40,8 @@ public final class Sweep {
             a[i] = (float) rnd.nextDouble();
             b[i] = (float) rnd.nextDouble();
         }
-        Sgemm.multiply(a, b, c, n);
-        long best = Long.MAX_VALUE;
-        for (int r = 0; r < runs; r++) {
-            long start = System.nanoTime();
-            Sgemm.multiply(a, b, c, n);
-            best = Math.min(best, System.nanoTime() - start);
-        }
-        return 2.0 * n * n * n / best;
-    }
-
-    private static double median(long[] nanos) {
-        long[] sorted = nanos.clone();
-        Arrays.sort(sorted);
-        int mid = sorted.length / 2;
-        return sorted.length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2.0;
+        Runnable multiply = () -> Sgemm.multiply(a, b, c, n);
+        Stopwatch.Samples samples = new Stopwatch(Stopwatch.Warmup.calls(1), runs).time(List.of(multiply)).getFirst();
+        return 2.0 * n * n * n / samples.bestNanos();
     }
 }

@@ -1,6 +1,6 @@
 package dev.aule.cli;
 
-import dev.aule.bench.Measurement;
+import dev.aule.bench.ContenderTiming;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -31,17 +31,17 @@ final class BenchCharts {
      * contender, with the GEMM rate as a line), {@code time.png} (ms against S, log-log) and
      * {@code memory.png} (Java heap allocated per call against S); returns the files written.
      */
-    static List<Path> write(Path dir, List<Measurement> results, double gemmGflops) {
+    static List<Path> write(Path dir, List<ContenderTiming> results, double gemmGflops) {
         System.setProperty("java.awt.headless", "true");
         List<Path> files = new ArrayList<>();
         Set<String> variants = new LinkedHashSet<>();
-        for (Measurement m : results) {
+        for (ContenderTiming m : results) {
             variants.add(variant(m));
         }
         for (String variant : variants) {
-            List<Measurement> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
+            List<ContenderTiming> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
             XYChart chart = chart("GFLOP/s against sequence length, " + variant.replace('-', ' '), "GFLOP/s");
-            addSeries(chart, subset, Measurement::gflops);
+            addSeries(chart, subset, ContenderTiming::gflops);
             if (gemmGflops > 0) {
                 double[] xs = subset.stream().mapToDouble(m -> m.shape().seq()).distinct().sorted().toArray();
                 double[] ys = new double[xs.length];
@@ -55,7 +55,7 @@ final class BenchCharts {
         XYChart time = chart("Time against sequence length (log-log)", "ms per forward");
         time.getStyler().setYAxisLogarithmic(true);
         for (String variant : variants) {
-            List<Measurement> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
+            List<ContenderTiming> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
             addSeries(time, subset, m -> m.seconds() * 1e3, " " + variant);
         }
         files.add(save(time, dir.resolve("time.png")));
@@ -67,7 +67,7 @@ final class BenchCharts {
         return files;
     }
 
-    private static String variant(Measurement m) {
+    private static String variant(ContenderTiming m) {
         return "D" + m.shape().headDim() + "-" + (m.shape().causal() ? "causal" : "full");
     }
 
@@ -80,18 +80,18 @@ final class BenchCharts {
         return chart;
     }
 
-    private static void addSeries(XYChart chart, List<Measurement> results, ToDoubleFunction<Measurement> y) {
+    private static void addSeries(XYChart chart, List<ContenderTiming> results, ToDoubleFunction<ContenderTiming> y) {
         addSeries(chart, results, y, "");
     }
 
     /** One series per contender: for each S the largest value over the other shape parameters. */
-    private static void addSeries(XYChart chart, List<Measurement> results, ToDoubleFunction<Measurement> y,
+    private static void addSeries(XYChart chart, List<ContenderTiming> results, ToDoubleFunction<ContenderTiming> y,
                                   String suffix) {
         Set<String> names = new LinkedHashSet<>();
         results.forEach(m -> names.add(m.contender()));
         for (String name : names) {
             TreeMap<Integer, Double> points = new TreeMap<>();
-            for (Measurement m : results) {
+            for (ContenderTiming m : results) {
                 if (m.contender().equals(name)) {
                     points.merge(m.shape().seq(), y.applyAsDouble(m), Math::max);
                 }

@@ -2,7 +2,7 @@ package dev.aule.cli;
 
 import dev.aule.bench.BenchShape;
 import dev.aule.bench.Contenders;
-import dev.aule.bench.Measurement;
+import dev.aule.bench.ContenderTiming;
 import dev.aule.bench.PreparedAttention;
 import dev.aule.bench.Sweep;
 import me.tongfei.progressbar.ProgressBar;
@@ -95,7 +95,7 @@ final class BenchCommand implements Callable<Integer> {
                 shapes.size(), contenders.size(), warmup, warmupTime, runs, outDir);
         out.flush();
 
-        List<Measurement> results = new ArrayList<>();
+        List<ContenderTiming> results = new ArrayList<>();
         List<String[]> rows = new ArrayList<>();
         boolean mismatch = false;
         double gemmRate;
@@ -120,8 +120,8 @@ final class BenchCommand implements Callable<Integer> {
                         }
                     }
                     bar.setExtraMessage("timing " + shape.label());
-                    Map<String, Measurement> timed = new LinkedHashMap<>();
-                    for (Measurement m : Sweep.measure(shape, prepared, warmup, warmupTime, runs)) {
+                    Map<String, ContenderTiming> timed = new LinkedHashMap<>();
+                    for (ContenderTiming m : Sweep.measure(shape, prepared, warmup, warmupTime, runs)) {
                         timed.put(m.contender(), m);
                         results.add(m);
                     }
@@ -168,7 +168,7 @@ final class BenchCommand implements Callable<Integer> {
                 .setConsumer(new WriterProgressConsumer(err)).setUpdateIntervalMillis(250).build();
     }
 
-    private static String[] row(Measurement m, double gemmRate) {
+    private static String[] row(ContenderTiming m, double gemmRate) {
         return new String[] {m.shape().label(), m.contender(), String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
                 String.format(Locale.ROOT, "%.1f", m.gflops()),
                 Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
@@ -180,9 +180,9 @@ final class BenchCommand implements Callable<Integer> {
         return new String[] {shape.label(), name, "-", "-", "-", "-", note};
     }
 
-    private Path writeCsv(List<Measurement> results) {
+    private Path writeCsv(List<ContenderTiming> results) {
         StringBuilder csv = new StringBuilder("heads,seq,head_dim,causal,contender,ms,gflops,heap_bytes_per_call\n");
-        for (Measurement m : results) {
+        for (ContenderTiming m : results) {
             BenchShape s = m.shape();
             csv.append(String.format(Locale.ROOT, "%d,%d,%d,%b,%s,%.4f,%.2f,%d%n", s.heads(), s.seq(), s.headDim(),
                     s.causal(), m.contender(), m.seconds() * 1e3, m.gflops(), m.allocatedBytes()));

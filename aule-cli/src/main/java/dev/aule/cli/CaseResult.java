@@ -1,9 +1,12 @@
 package dev.aule.cli;
 
+import dev.aule.spi.Accuracy;
+
 /**
  * How one backend did on one case.
  *
- * @param outError the contract's error of the output; NaN when an element was left unwritten or is NaN
+ * @param outError the contract's error of the output ({@link Accuracy#relativeError}): infinite when an element
+ *                 was left unwritten or is NaN; NaN when the call threw
  * @param lseError the same measure on the log-sum-exp
  * @param failure why the call itself failed (an exception), or null when it returned
  */
@@ -14,7 +17,7 @@ record CaseResult(ConformanceCase testCase, String backend, double outError, dou
     }
 
     boolean passed() {
-        double tolerance = testCase.tolerance();
-        return failure == null && ErrorMeasure.passes(outError, tolerance) && ErrorMeasure.passes(lseError, tolerance);
+        return failure == null && Accuracy.within(outError, testCase.tolerance())
+                && Accuracy.within(lseError, Accuracy.LSE_TOLERANCE);
     }
 }

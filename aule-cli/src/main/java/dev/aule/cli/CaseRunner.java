@@ -1,5 +1,6 @@
 package dev.aule.cli;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
 import dev.aule.DType;
@@ -48,8 +49,8 @@ final class CaseRunner {
                     results.add(CaseResult.threw(c, backend.name(), e));
                     continue;
                 }
-                results.add(new CaseResult(c, backend.name(), ErrorMeasure.relative(out, expectedOut),
-                        ErrorMeasure.relative(lse, expectedLse), null));
+                results.add(new CaseResult(c, backend.name(), Accuracy.relativeError(out, expectedOut),
+                        Accuracy.relativeError(lse, expectedLse), null));
             }
             return results;
         }

@@ -1,5 +1,6 @@
 package dev.aule.cli;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 
@@ -39,7 +40,7 @@ record ConformanceCase(String name, int batch, int queryHeads, int kvHeads, int 
     }
 
     double tolerance() {
-        return Tolerance.of(dtype);
+        return Accuracy.tolerance(dtype);
     }
 
     /** {@code B,Hq,Hkv,Sq,Sk,D,Dv}. */

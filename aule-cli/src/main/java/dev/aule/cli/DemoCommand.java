@@ -1,5 +1,7 @@
 package dev.aule.cli;
 
+import dev.aule.bench.Stopwatch;
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.spi.AttentionShape;
@@ -82,8 +84,9 @@ final class DemoCommand implements Callable<Integer> {
         out.flush();
 
         // Poisoned before every run, so an element the backend skips shows up as NaN in the check.
-        Timing timing = time(() -> result.fill(Float.NaN), () -> chosen.forward(q, k, v, result, null, options));
-        double seconds = timing.medianSeconds();
+        Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.calls(warmup), runs);
+        Runnable poison = () -> result.fill(Float.NaN);
+        double seconds = stopwatch.time(poison, () -> chosen.forward(q, k, v, result, null, options)).medianSeconds();
         double flops = shape.forwardFlops(options);
         labels.print("time", String.format(Locale.ROOT, "%.2f ms median of %d runs (after %d warm-up)",
                 seconds * 1e3, runs, warmup));
@@ -91,20 +94,12 @@ final class DemoCommand implements Callable<Integer> {
                 flops / seconds / 1e9, flops / 1e9));
 
         double error = errorAgainstReference(out, q, k, v, result, options);
-        double tolerance = Tolerance.of(dtype);
-        boolean pass = ErrorMeasure.passes(error, tolerance);
-        labels.print("error", ErrorMeasure.format(error) + " max|out-ref|/max(1,max|ref|), tolerance "
-                + ErrorMeasure.format(tolerance) + ": " + (pass ? "PASS" : "FAIL"));
+        double tolerance = Accuracy.tolerance(dtype);
+        boolean pass = Accuracy.within(error, tolerance);
+        labels.print("error", ErrorText.format(error) + " max|out-ref|/max(1,max|ref|), tolerance "
+                + ErrorText.format(tolerance) + ": " + (pass ? "PASS" : "FAIL"));
         out.flush();
         return pass ? 0 : ErrorHandlers.FAILURE;
-    }
-
-    private Timing time(Runnable poison, Runnable forward) {
-        for (int i = 0; i < warmup; i++) {
-            poison.run();
-            forward.run();
-        }
-        return Timing.of(runs, poison, forward);
     }
 
     /** The reference is float64 and single-pass, so this is the slow step: say so before it starts. */
@@ -116,7 +111,7 @@ final class DemoCommand implements Callable<Integer> {
         long start = System.nanoTime();
         Backends.get("reference").forward(q, k, v, expected, null, options);
         out.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - start) / 1e9);
-        return ErrorMeasure.relative(result, expected);
+        return Accuracy.relativeError(result, expected);
     }
 
     private String describe(AttentionShape s) {

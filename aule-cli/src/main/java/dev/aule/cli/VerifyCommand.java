@@ -38,7 +38,8 @@ final class VerifyCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         List<AttentionBackend> backends = backend != null ? List.of(backend) : candidates();
         List<ConformanceCase> cases = quick ? ConformanceCases.quick() : ConformanceCases.all();
-        out.printf(Locale.ROOT, "Checking %s on %d cases against the float64 reference (tolerance 1e-5 F32, 1e-2 F16/BF16)%n%n",
+        out.printf(Locale.ROOT, "Checking %s on %d cases against the float64 reference"
+                        + " (tolerance 1e-5 F32, 1e-2 F16/BF16, lse 1e-5)%n%n",
                 String.join(", ", backends.stream().map(AttentionBackend::name).toList()), cases.size());
 
         TextTable table = table(cases, backends);
@@ -91,7 +92,7 @@ final class VerifyCommand implements Callable<Integer> {
     private static String[] cells(CaseResult r) {
         ConformanceCase c = r.testCase();
         return new String[] {r.backend(), c.name(), c.shapeText(), c.dtype().name(), c.layout().label(),
-                c.optionsText(), ErrorMeasure.format(r.outError()), ErrorMeasure.format(r.lseError()),
+                c.optionsText(), ErrorText.format(r.outError()), ErrorText.format(r.lseError()),
                 r.passed() ? "PASS" : "FAIL"};
     }
 }

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
@@ -107,8 +108,8 @@ class DecodeShapesTest {
                     Backends.get("reference").forward(q, k, v, ref, refLse, option);
                     String where = Arrays.toString(s) + " " + layout + " " + option;
                     double tolerance = layout == Layout.BF16 ? 1e-2 : 1e-5;
-                    assertTrue(Tensors.relativeError(out, ref) < tolerance, "out " + where);
-                    assertTrue(Tensors.relativeError(lse, refLse) < tolerance, "lse " + where);
+                    assertTrue(Accuracy.relativeError(out, ref) < tolerance, "out " + where);
+                    assertTrue(Accuracy.relativeError(lse, refLse) < tolerance, "lse " + where);
                 }
             }
         }
@@ -140,8 +141,8 @@ class DecodeShapesTest {
                     cpu.forwardPaged(q, kCache, vCache, tables, lens, out, lse, option);
                     Backends.get("reference").forwardPaged(q, kCache, vCache, tables, lens, ref, refLse, option);
                     String where = Arrays.toString(s) + " " + pool + " " + option;
-                    assertTrue(Tensors.relativeError(out, ref) < 1e-5, "out " + where);
-                    assertTrue(Tensors.relativeError(lse, refLse) < 1e-5, "lse " + where);
+                    assertTrue(Accuracy.relativeError(out, ref) < 1e-5, "out " + where);
+                    assertTrue(Accuracy.relativeError(lse, refLse) < 1e-5, "lse " + where);
                 }
             }
         }

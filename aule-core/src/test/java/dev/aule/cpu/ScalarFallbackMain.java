@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
@@ -39,7 +40,7 @@ public final class ScalarFallbackMain {
             out.fill(Float.NaN);
             calls[call].forward(q, k, v, out, null, options);
             Backends.get("reference").forward(q, k, v, ref, null, options);
-            double err = Tensors.relativeError(out, ref);
+            double err = Accuracy.relativeError(out, ref);
             if (!(err < 1e-5)) {
                 fail("call " + call + " (" + options + "): error " + err);
             }

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
@@ -42,8 +43,8 @@ class SplitKeysTest {
                 new CpuBackend().forward(q, k, v, out, lse, option);
                 Backends.get("reference").forward(q, k, v, ref, refLse, option);
                 String where = java.util.Arrays.toString(s) + " " + option;
-                assertTrue(Tensors.relativeError(out, ref) < 1e-5, "out " + where);
-                assertTrue(Tensors.relativeError(lse, refLse) < 1e-5, "lse " + where);
+                assertTrue(Accuracy.relativeError(out, ref) < 1e-5, "out " + where);
+                assertTrue(Accuracy.relativeError(lse, refLse) < 1e-5, "lse " + where);
             }
         }
     }

@@ -1,12 +1,11 @@
 package dev.aule.serving;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
-import dev.aule.testing.Tensors;
-import dev.aule.testing.Tolerances;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -40,16 +39,17 @@ final class Oracle {
 
     /**
      * Asserts that {@code out}/{@code lse} (batch-1 views of one sequence) match {@code ref} within the
-     * contract's limit for {@code out}'s dtype (widened for large logits as {@link Tolerances} explains).
+     * contract's limit for {@code out}'s dtype (widened for large logits as
+     * {@link Accuracy#forwardTolerance} explains).
      */
     static void assertMatches(Tensor out, Tensor lse, AttentionResult ref, Tensor q, Tensor k,
                               AttentionOptions options, String where) {
-        double limit = k == null ? 1e-5 : Tolerances.forwardOut(out.dtype(), q, k, options);
-        double outError = Tensors.relativeError(out, ref.out());
+        double limit = k == null ? 1e-5 : Accuracy.forwardTolerance(out.dtype(), q, k, options);
+        double outError = Accuracy.relativeError(out, ref.out());
         assertTrue(outError < limit, "out error " + outError + " over " + limit + ": " + where);
         if (lse != null) {
             double lseLimit = k == null ? 1e-5 : Math.max(1e-5, limit);
-            double lseError = Tensors.relativeError(lse, ref.lse());
+            double lseError = Accuracy.relativeError(lse, ref.lse());
             assertTrue(lseError < (out.dtype() == DType.F32 ? lseLimit : Math.max(lseLimit, 1e-4)),
                     "lse error " + lseError + ": " + where);
         }

@@ -1,5 +1,6 @@
 package dev.aule.testing;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
@@ -92,9 +93,9 @@ public final class BackwardCases {
 
     /** The largest of the contract's errors over dq, dk and dv (infinite when any holds NaN). */
     public static double error(Gradients actual, Gradients expected) {
-        return Math.max(Tensors.relativeError(actual.dq(), expected.dq()),
-                Math.max(Tensors.relativeError(actual.dk(), expected.dk()),
-                        Tensors.relativeError(actual.dv(), expected.dv())));
+        return Math.max(Accuracy.relativeError(actual.dq(), expected.dq()),
+                Math.max(Accuracy.relativeError(actual.dk(), expected.dk()),
+                        Accuracy.relativeError(actual.dv(), expected.dv())));
     }
 
     public static Tensor like(Tensor t, DType dtype) {

@@ -1,5 +1,6 @@
 package dev.aule.testing;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 
 import java.util.ArrayList;
@@ -34,11 +35,11 @@ public final class CaseFailures {
             failures.add(c + " -> threw " + e);
             return;
         }
-        if (!(o.outError() < o.outTolerance())) {
+        if (!Accuracy.within(o.outError(), o.outTolerance())) {
             failures.add(c + " -> out error " + o.outError() + " (limit " + o.outTolerance() + ")");
         }
-        if (!(o.lseError() < 1e-5)) {
-            failures.add(c + " -> lse error " + o.lseError() + " (limit 1e-5)");
+        if (!Accuracy.within(o.lseError(), Accuracy.LSE_TOLERANCE)) {
+            failures.add(c + " -> lse error " + o.lseError() + " (limit " + Accuracy.LSE_TOLERANCE + ")");
         }
         if (o.outGapWritten() >= 0) {
             failures.add(c + " -> wrote outside the output view, at byte " + o.outGapWritten());

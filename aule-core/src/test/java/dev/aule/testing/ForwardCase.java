@@ -1,5 +1,6 @@
 package dev.aule.testing;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
@@ -145,8 +146,8 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
             boolean unchanged = Arrays.equals(inputsBefore[0], q.toFloatArray())
                     && Arrays.equals(inputsBefore[1], k.toFloatArray())
                     && Arrays.equals(inputsBefore[2], v.toFloatArray());
-            return new Outcome(Tensors.relativeError(out, ref), Tolerances.forwardOut(outType, q, k, options),
-                    Tensors.relativeError(lse, refLse),
+            return new Outcome(Accuracy.relativeError(out, ref), Accuracy.forwardTolerance(outType, q, k, options),
+                    Accuracy.relativeError(lse, refLse),
                     Layout.firstChangedGap(out, outBefore), unchanged);
         }
     }

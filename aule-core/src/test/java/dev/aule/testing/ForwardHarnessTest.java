@@ -2,11 +2,8 @@ package dev.aule.testing;
 
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.Availability;
 import dev.aule.Backends;
-import dev.aule.spi.Capabilities;
 import dev.aule.DType;
-import dev.aule.Tensor;
 import org.junit.jupiter.api.Test;
 import org.opentest4j.AssertionFailedError;
 
@@ -36,10 +33,10 @@ class ForwardHarnessTest {
     @Test
     void anUnwrittenElementIsCaught() {
         assertCaught(call -> {
-            float[] row = new float[call.out.headDim()];
-            call.out.readRow(0, 3, 8, row, 0);
+            float[] row = new float[call.out().headDim()];
+            call.out().readRow(0, 3, 8, row, 0);
             row[5] = Float.NaN; // as if never written: the poison is NaN
-            call.out.writeRow(0, 3, 8, row, 0);
+            call.out().writeRow(0, 3, 8, row, 0);
         });
     }
 
@@ -47,10 +44,10 @@ class ForwardHarnessTest {
     void aWriteIntoAGapOfTheOutputIsCaught() {
         assertCaught(call -> {
             // Write 0 into the first element of memory that belongs to no logical element.
-            boolean[] logical = Layout.logicalElements(call.out);
+            boolean[] logical = Layout.logicalElements(call.out());
             for (int i = 0; i < logical.length; i++) {
                 if (!logical[i]) {
-                    call.out.memory().setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0f);
+                    call.out().memory().setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, 0f);
                     return;
                 }
             }
@@ -60,57 +57,21 @@ class ForwardHarnessTest {
 
     @Test
     void aSlightlyWrongValueIsCaught() {
-        assertCaught(call -> call.out.set(0, 0, 0, 0, call.out.get(0, 0, 0, 0) + 1e-4f));
+        assertCaught(call -> call.out().set(0, 0, 0, 0, call.out().get(0, 0, 0, 0) + 1e-4f));
     }
 
     @Test
     void aWrongLseIsCaught() {
-        assertCaught(call -> call.lse.set(0, 1, 4, 0, call.lse.get(0, 1, 4, 0) * (1 + 1e-4f)));
+        assertCaught(call -> call.lse().set(0, 1, 4, 0, call.lse().get(0, 1, 4, 0) * (1 + 1e-4f)));
     }
 
     @Test
     void aModifiedInputIsCaught() {
-        assertCaught(call -> call.q.set(0, 0, 0, 0, 0.123f));
+        assertCaught(call -> call.q().set(0, 0, 0, 0, 0.123f));
     }
 
-    /** The tensors of one call, for a fault to tamper with. */
-    private record Call(Tensor q, Tensor out, Tensor lse) {
-    }
-
-    private static void assertCaught(Consumer<Call> fault) {
-        AttentionBackend reference = Backends.get("reference");
-        AttentionBackend broken = new AttentionBackend() {
-            @Override
-            public String name() {
-                return "broken";
-            }
-
-            @Override
-            public String description() {
-                return "the reference with one fault";
-            }
-
-            @Override
-            public int priority() {
-                return 0;
-            }
-
-            @Override
-            public Availability availability() {
-                return Availability.available("test");
-            }
-
-            @Override
-            public Capabilities capabilities() {
-                return reference.capabilities();
-            }
-
-            @Override
-            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-                reference.forward(q, k, v, out, lse, options);
-                fault.accept(new Call(q, out, lse));
-            }
-        };
+    private static void assertCaught(Consumer<FaultyBackend.Call> fault) {
+        AttentionBackend broken = new FaultyBackend("broken", Backends.get("reference"), fault);
         CaseFailures failures = new CaseFailures();
         failures.check(broken, CASE);
         AssertionFailedError e = assertThrows(AssertionFailedError.class, () -> failures.assertNone("harness cases"));

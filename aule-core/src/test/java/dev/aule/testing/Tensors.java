@@ -2,10 +2,11 @@ package dev.aule.testing;
 
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
 
 import java.util.SplittableRandom;
 
-/** Test data and the contract's error measure. */
+/** Test data. */
 public final class Tensors {
     private Tensors() {
     }
@@ -30,30 +31,10 @@ public final class Tensors {
     }
 
     /**
-     * The contract's error: {@code max|out - ref| / max(1, max|ref|)}; infinity when any element is
-     * NaN or where one is infinite and the other not (so NaN and unwritten poison never pass).
+     * {@link Accuracy#relativeError}, under the name aule-vulkan's tests call it by. New code calls
+     * {@code Accuracy} directly.
      */
     public static double relativeError(Tensor out, Tensor ref) {
-        float[] a = out.toFloatArray();
-        float[] r = ref.toFloatArray();
-        if (a.length != r.length) {
-            throw new IllegalArgumentException("sizes differ: " + a.length + " vs " + r.length);
-        }
-        double maxDiff = 0;
-        double maxRef = 0;
-        for (int i = 0; i < a.length; i++) {
-            if (Float.isNaN(a[i]) || Float.isNaN(r[i])) {
-                return Double.POSITIVE_INFINITY;
-            }
-            if (Float.isInfinite(a[i]) || Float.isInfinite(r[i])) {
-                if (a[i] != r[i]) {
-                    return Double.POSITIVE_INFINITY;
-                }
-                continue;
-            }
-            maxDiff = Math.max(maxDiff, Math.abs((double) a[i] - r[i]));
-            maxRef = Math.max(maxRef, Math.abs((double) r[i]));
-        }
-        return maxDiff / Math.max(1, maxRef);
+        return Accuracy.relativeError(out, ref);
     }
 }

@@ -259,14 +259,11 @@ public final class TrainDemo {
 
         Gradients g = Attention.backward(heads(f.q), heads(f.k), heads(f.v), f.attention.out(), heads(dO),
                 f.attention.lse(), CAUSAL);
-        float[] dq = rowsOf(g.dq());
-        float[] dk = rowsOf(g.dk());
-        float[] dv = rowsOf(g.dv());
-        for (Object[] proj : new Object[][] {{wq, dq}, {wk, dk}, {wv, dv}}) {
-            Param w = (Param) proj[0];
-            float[] dy = (float[]) proj[1];
-            Matrices.addTransposedTimes(f.x, dy, rows, m, m, w.grad);
-            float[] dxPart = Matrices.multiplyTransposed(dy, w.value, rows, m, m);
+        List<Projection> projections = List.of(new Projection(wq, rowsOf(g.dq())), new Projection(wk, rowsOf(g.dk())),
+                new Projection(wv, rowsOf(g.dv())));
+        for (Projection p : projections) {
+            Matrices.addTransposedTimes(f.x, p.dOutput(), rows, m, m, p.weight().grad);
+            float[] dxPart = Matrices.multiplyTransposed(p.dOutput(), p.weight().value, rows, m, m);
             for (int i = 0; i < dx.length; i++) {
                 dx[i] += dxPart[i];
             }
@@ -278,6 +275,10 @@ public final class TrainDemo {
                 positionEmbedding.grad[pos * m + c] += dx[r * m + c];
             }
         }
+    }
+
+    /** One of the q, k, v projections of x and the gradient of its output, {@code [batch * seq][model]}. */
+    private record Projection(Param weight, float[] dOutput) {
     }
 
     /** {@code [batch * seq][model]} viewed as attention's {@code [batch, heads, seq, headDim]}. */

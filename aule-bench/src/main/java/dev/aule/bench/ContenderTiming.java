@@ -8,7 +8,7 @@ package dev.aule.bench;
  * @param seconds        median wall-clock seconds of one forward
  * @param allocatedBytes Java-heap bytes allocated per call by all threads (native memory, such as ONNX Runtime's, is not seen)
  */
-public record Measurement(BenchShape shape, String contender, double seconds, long allocatedBytes) {
+public record ContenderTiming(BenchShape shape, String contender, double seconds, long allocatedBytes) {
     public double gflops() {
         return shape.flops() / seconds / 1e9;
     }
