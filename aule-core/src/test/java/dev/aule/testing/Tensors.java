@@ -2,7 +2,6 @@ package dev.aule.testing;
 
 import dev.aule.DType;
 import dev.aule.Tensor;
-import dev.aule.spi.Accuracy;
 
 import java.util.SplittableRandom;
 
@@ -28,13 +27,5 @@ public final class Tensors {
                 }
             }
         }
-    }
-
-    /**
-     * {@link Accuracy#relativeError}, under the name aule-vulkan's tests call it by. New code calls
-     * {@code Accuracy} directly.
-     */
-    public static double relativeError(Tensor out, Tensor ref) {
-        return Accuracy.relativeError(out, ref);
     }
 }

@@ -1,5 +1,6 @@
 package dev.aule.vulkan;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
@@ -78,7 +79,7 @@ class ConcurrencyAndFaultTest {
                 od.download(out);
             }
         }
-        double error = Tensors.relativeError(out, ref);
+        double error = Accuracy.relativeError(out, ref);
         return error < 1e-5 ? null : "call " + id + ": error " + error;
     }
 

@@ -1,5 +1,6 @@
 package dev.aule.vulkan;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
@@ -52,9 +53,9 @@ class DeviceTensorTest {
                      VulkanTensor lse = vulkan.allocate(DType.F32, 1, 8, 9, 1)) {
                     vulkan.forward(qd, kd, vd, out, lse, causal);
                     double limit = outType == DType.F32 ? 1e-5 : 1e-2;
-                    double error = Tensors.relativeError(out.toHost(), ref);
+                    double error = Accuracy.relativeError(out.toHost(), ref);
                     assertTrue(error < limit, outType + " out error " + error);
-                    assertTrue(Tensors.relativeError(lse.toHost(), refLse) < 1e-5, "lse");
+                    assertTrue(Accuracy.relativeError(lse.toHost(), refLse) < 1e-5, "lse");
                 }
             }
         }

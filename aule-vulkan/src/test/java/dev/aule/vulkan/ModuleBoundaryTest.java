@@ -1,5 +1,6 @@
 package dev.aule.vulkan;
 
+import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
@@ -60,7 +61,7 @@ class ModuleBoundaryTest {
         Backends.get("reference").forward(q, k, v, expected, null, causal);
         Tensor out = Tensor.allocate(DType.F32, 1, 4, 9, 16);
         vulkan.forward(q, k, v, out, null, causal);
-        double error = Tensors.relativeError(out, expected);
+        double error = Accuracy.relativeError(out, expected);
         assertTrue(error < 1e-5, "error " + error);
     }
 }
