@@ -18,7 +18,15 @@ public final class Attention {
     private Attention() {
     }
 
-    /** Attention output {@code [B, Hq, Sq, Dv]}. */
+    /**
+     * Attention output {@code [B, Hq, Sq, Dv]}.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype
+     */
     public static Tensor forward(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
         AttentionBackend backend = Backends.selected(canForward(q, k, v, options));
         Tensor out = allocateOut(q, k, v, options, backend);
@@ -26,7 +34,15 @@ public final class Attention {
         return out;
     }
 
-    /** Attention output and each row's log-sum-exp (F32 {@code [B, Hq, Sq, 1]}). */
+    /**
+     * Attention output and each row's log-sum-exp (F32 {@code [B, Hq, Sq, 1]}).
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
+     */
     public static AttentionResult forwardWithLse(Tensor q, Tensor k, Tensor v, AttentionOptions options) {
         AttentionBackend backend = Backends.selected(canForward(q, k, v, options));
         Tensor out = allocateOut(q, k, v, options, backend);
@@ -38,12 +54,30 @@ public final class Attention {
     /**
      * Writes attention into caller-owned {@code out} (and {@code lse} when not null), so a loop can
      * reuse its buffers.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
      */
     public static void forwardInto(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         Backends.selected(canForward(q, k, v, options)).forward(q, k, v, out, lse, options);
     }
 
-    /** Gradients of q, k and v, each in the dtype of its input. */
+    /**
+     * Gradients of q, k and v, each in the dtype of its input.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out the forward output {@code [B, Hq, Sq, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}
+     * @param options masking, scale and the other options of the call
+     * @return the gradients of q, k and v
+     */
     public static Gradients backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                                      AttentionOptions options) {
         AttentionBackend backend = Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
@@ -67,6 +101,13 @@ public final class Attention {
      * {@code Sk = cacheLens[b]}, so under causal masking (bottom-right) the queries are the sequence's last
      * {@code Sq} positions. {@link dev.aule.serving.KvCache#attention} is this call on the cache's own
      * tensors and lengths. Lengths are checked before any read ({@link ServingShapes#cached}).
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
      */
     public static AttentionResult forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens,
                                                 AttentionOptions options) {
@@ -85,6 +126,14 @@ public final class Attention {
      * key {@code j} in slot {@code j % blockSize} of block {@code blockTables[b][j / blockSize]}; its queries are
      * its last {@code Sq} positions. Every block index and length is checked before any read
      * ({@link ServingShapes#paged}).
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids, in position order
+     * @param contextLens cached tokens of each sequence
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
      */
     public static AttentionResult forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
                                                  int[] contextLens, AttentionOptions options) {
@@ -99,6 +148,14 @@ public final class Attention {
      * {@code [1, Hkv, totalK, D]} hold sequences back to back; sequence {@code s} is rows
      * {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. No row
      * sees another sequence; causal, window and ALiBi apply within each sequence.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param options masking, scale and the other options of the call
+     * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
      */
     public static AttentionResult forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
                                                 AttentionOptions options) {
@@ -113,6 +170,9 @@ public final class Attention {
      * their union (split-KV, context parallelism, ring attention): each partial is weighted by
      * {@code exp(lse_p - lse)}. Partials with {@code lse = -inf} contribute nothing; if all are empty the row
      * is 0 with {@code lse = -inf}. Computed in float64; the output has the first partial's dtype.
+     *
+     * @param partials attention results over disjoint keys of the same queries, each with its LSE
+     * @return the attention over the union of their keys, with its LSE
      */
     public static AttentionResult mergeStates(List<AttentionResult> partials) {
         java.util.Objects.requireNonNull(partials, "partials");
@@ -127,7 +187,14 @@ public final class Attention {
         return merged;
     }
 
-    /** {@link #mergeStates(List)} into caller-owned {@code out} and F32 {@code lse}, which must not overlap the partials. */
+    /**
+     * {@link #mergeStates(List)} into caller-owned {@code out} and F32 {@code lse}, which must not overlap the
+     *     partials.
+     *
+     * @param partials attention results over disjoint keys of the same queries, each with its LSE
+     * @param out receives the merged output, shaped like each partial output
+     * @param lse receives the merged log-sum-exp, F32, shaped like each partial LSE
+     */
     public static void mergeStatesInto(List<AttentionResult> partials, Tensor out, Tensor lse) {
         StateMerge.merge(partials, out, lse);
     }

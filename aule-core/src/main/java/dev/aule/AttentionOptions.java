@@ -52,16 +52,17 @@ public final class AttentionOptions {
         this.scoreMod = b.scoreMod;
     }
 
-    /** Non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi. */
+    /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
     public static AttentionOptions defaults() {
         return DEFAULTS;
     }
 
+    /** {@return a builder starting from the defaults} */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** A builder starting from these options. */
+    /** {@return a builder starting from these options} */
     public Builder toBuilder() {
         Builder b = new Builder();
         b.causal = causal;
@@ -78,81 +79,105 @@ public final class AttentionOptions {
         return b;
     }
 
+    /** {@return whether causal masking (aligned bottom-right) is on} */
     public boolean causal() {
         return causal;
     }
 
-    /** The scale set explicitly, or empty for the default {@code 1/sqrt(headDim)}. */
+    /** {@return the scale set explicitly, or empty for the default {@code 1/sqrt(headDim)}} */
     public Optional<Float> explicitScale() {
         return Float.isNaN(scale) ? Optional.empty() : Optional.of(scale);
     }
 
-    /** The scale applied to {@code q . k} for this head dim. */
+    /**
+     * The scale applied to {@code q . k} for this head dim.
+     *
+     * @param headDim elements {@code D} per query and key row
+     * @return the explicit scale, or {@code 1/sqrt(headDim)}
+     */
     public float scale(int headDim) {
         return Float.isNaN(scale) ? (float) (1.0 / Math.sqrt(headDim)) : scale;
     }
 
-    /** Keys visible to the left of the diagonal; -1 = unbounded. */
+    /** {@return the keys visible to the left of the diagonal; -1 = unbounded} */
     public int windowLeft() {
         return windowLeft;
     }
 
-    /** Keys visible to the right of the diagonal as set; -1 = unbounded. See {@link #effectiveWindowRight()}. */
+    /**
+     * Keys visible to the right of the diagonal as set; -1 = unbounded. See {@link #effectiveWindowRight()}.
+     *
+     * @return the right bound as set, -1 for unbounded
+     */
     public int windowRight() {
         return windowRight;
     }
 
-    /** The right bound in force: 0 when causal, else {@link #windowRight()}. */
+    /** {@return the right bound in force: 0 when causal, else {@link #windowRight()}} */
     public int effectiveWindowRight() {
         return causal ? 0 : windowRight;
     }
 
-    /** Soft-capping constant {@code c} ({@code s = c tanh(s / c)}); 0 = off. */
+    /**
+     * Soft-capping constant {@code c} ({@code s = c tanh(s / c)}); 0 = off.
+     *
+     * @return the soft-capping constant, 0 when off
+     */
     public float softcap() {
         return softcap;
     }
 
-    /** True when ALiBi slopes are set. */
+    /** {@return true when ALiBi slopes are set} */
     public boolean hasAlibi() {
         return alibiSlopes != null;
     }
 
-    /** ALiBi slope per query head (a copy), or null. */
+    /** {@return the ALiBi slope of each query head (a copy), or null} */
     public float[] alibiSlopes() {
         return alibiSlopes == null ? null : alibiSlopes.clone();
     }
 
-    /** ALiBi slope of one query head; 0 without ALiBi. */
+    /**
+     * ALiBi slope of one query head; 0 without ALiBi.
+     *
+     * @param queryHead the query head, {@code 0 <= queryHead < Hq}
+     * @return its slope, or 0 without ALiBi
+     */
     public float alibiSlope(int queryHead) {
         return alibiSlopes == null ? 0f : alibiSlopes[queryHead];
     }
 
-    /** The dense boolean mask ({@code true} = attend), or null. */
+    /** {@return the dense boolean mask ({@code true} = attend), or null} */
     public AttentionMask mask() {
         return mask;
     }
 
-    /** The additive bias {@code [B or 1, Hq or 1, Sq, Sk]} (a tensor whose head dim is Sk), or null. */
+    /** {@return the additive bias {@code [B or 1, Hq or 1, Sq, Sk]} (a tensor whose head dim is Sk), or null} */
     public Tensor bias() {
         return bias;
     }
 
-    /** The programmable mask, or null; set directly or through {@link #blockMask()}. */
+    /** {@return the programmable mask, or null; set directly or through {@link #blockMask()}} */
     public MaskMod maskMod() {
         return maskMod;
     }
 
-    /** The block sparsity of {@link #maskMod()}, or null when the MaskMod was set without one. */
+    /** {@return the block sparsity of {@link #maskMod()}, or null when the MaskMod was set without one} */
     public BlockMask blockMask() {
         return blockMask;
     }
 
-    /** The programmable score, or null. */
+    /** {@return the programmable score, or null} */
     public ScoreMod scoreMod() {
         return scoreMod;
     }
 
-    /** Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link Capabilities#masks()}). */
+    /**
+     * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
+     *     Capabilities#masks()}).
+     *
+     * @return whether any of them is set
+     */
     public boolean hasMasksOrScoreMods() {
         return mask != null || bias != null || maskMod != null || scoreMod != null;
     }
@@ -222,13 +247,23 @@ public final class AttentionOptions {
         private Builder() {
         }
 
-        /** Causal masking aligned bottom-right: row {@code i} sees keys {@code j <= i + Sk - Sq}. */
+        /**
+         * Causal masking aligned bottom-right: row {@code i} sees keys {@code j <= i + Sk - Sq}.
+         *
+         * @param causal true for causal masking
+         * @return this builder
+         */
         public Builder causal(boolean causal) {
             this.causal = causal;
             return this;
         }
 
-        /** Multiplier of {@code q . k}; any finite value. */
+        /**
+         * Multiplier of {@code q . k}; any finite value.
+         *
+         * @param scale the multiplier, finite
+         * @return this builder
+         */
         public Builder scale(float scale) {
             if (!Float.isFinite(scale)) {
                 throw new IllegalArgumentException("scale: must be finite, got " + scale);
@@ -237,7 +272,13 @@ public final class AttentionOptions {
             return this;
         }
 
-        /** Local window: keys at most {@code left} before and {@code right} after the diagonal; -1 = unbounded. */
+        /**
+         * Local window: keys at most {@code left} before and {@code right} after the diagonal; -1 = unbounded.
+         *
+         * @param left keys visible before the diagonal, at least -1
+         * @param right keys visible after the diagonal, at least -1
+         * @return this builder
+         */
         public Builder window(int left, int right) {
             if (left < -1 || right < -1) {
                 throw new IllegalArgumentException("window: left and right must be >= -1 (-1 = unbounded), got ("
@@ -248,7 +289,12 @@ public final class AttentionOptions {
             return this;
         }
 
-        /** Logit soft-capping {@code s = c tanh(s / c)}; {@code c > 0}, or 0 to turn it off. */
+        /**
+         * Logit soft-capping {@code s = c tanh(s / c)}; {@code c > 0}, or 0 to turn it off.
+         *
+         * @param softcap the constant {@code c}, finite and above 0, or 0
+         * @return this builder
+         */
         public Builder softcap(float softcap) {
             if (!Float.isFinite(softcap) || softcap < 0) {
                 throw new IllegalArgumentException("softcap: must be finite and >= 0 (0 = off), got " + softcap);
@@ -257,7 +303,12 @@ public final class AttentionOptions {
             return this;
         }
 
-        /** ALiBi: one finite slope per query head ({@code s += -m_h |i + offset - j|}); null to turn it off. */
+        /**
+         * ALiBi: one finite slope per query head ({@code s += -m_h |i + offset - j|}); null to turn it off.
+         *
+         * @param perQueryHead the slopes, one per query head (copied), or null
+         * @return this builder
+         */
         public Builder alibiSlopes(float[] perQueryHead) {
             if (perQueryHead == null) {
                 this.alibiSlopes = null;
@@ -278,6 +329,9 @@ public final class AttentionOptions {
         /**
          * Dense boolean mask {@code [B or 1, Hq or 1, Sq, Sk]}, {@code true} = attend; intersected with
          * causal, window and MaskMod. Null to turn it off. Its shape is checked against each call.
+         *
+         * @param mask the mask, or null
+         * @return this builder
          */
         public Builder mask(AttentionMask mask) {
             this.mask = mask;
@@ -288,32 +342,53 @@ public final class AttentionOptions {
          * Additive bias {@code [B or 1, Hq or 1, Sq, Sk]} as a tensor of any dtype and layout (its head dim
          * is Sk; zero strides broadcast too), added after softcap and ALiBi. {@code -inf} masks the pair.
          * A constant for the backward (no gradient). Null to turn it off; checked against each call.
+         *
+         * @param bias the bias, or null
+         * @return this builder
          */
         public Builder bias(Tensor bias) {
             this.bias = bias;
             return this;
         }
 
-        /** A programmable mask evaluated at every pair the other masks leave visible; clears any block mask. Null to turn it off. */
+        /**
+         * A programmable mask evaluated at every pair the other masks leave visible; clears any block mask. Null to
+         *     turn it off.
+         *
+         * @param maskMod the mask, or null
+         * @return this builder
+         */
         public Builder maskMod(MaskMod maskMod) {
             this.maskMod = maskMod;
             this.blockMask = null;
             return this;
         }
 
-        /** A programmable mask with its precomputed block sparsity (sets {@link #maskMod} to its MaskMod). Null to turn it off. */
+        /**
+         * A programmable mask with its precomputed block sparsity (sets {@link #maskMod} to its MaskMod). Null to turn
+         *     it off.
+         *
+         * @param blockMask the mask with its block sparsity, or null
+         * @return this builder
+         */
         public Builder blockMask(BlockMask blockMask) {
             this.blockMask = blockMask;
             this.maskMod = blockMask == null ? null : blockMask.maskMod();
             return this;
         }
 
-        /** A programmable score applied after the bias and before masking. Null to turn it off. */
+        /**
+         * A programmable score applied after the bias and before masking. Null to turn it off.
+         *
+         * @param scoreMod the score, or null
+         * @return this builder
+         */
         public Builder scoreMod(ScoreMod scoreMod) {
             this.scoreMod = scoreMod;
             return this;
         }
 
+        /** {@return the options set so far} */
         public AttentionOptions build() {
             return new AttentionOptions(this);
         }

@@ -52,12 +52,12 @@ public final class Backends {
         }
     }
 
-    /** Every backend found, available or not, in priority order. */
+    /** {@return every backend found, available or not, in priority order} */
     public static List<AttentionBackend> all() {
         return Discovered.ALL;
     }
 
-    /** The backends that can run here, in priority order. */
+    /** {@return the backends that can run here, in priority order} */
     public static List<AttentionBackend> available() {
         return all().stream().filter(b -> b.availability().available()).toList();
     }
@@ -65,6 +65,8 @@ public final class Backends {
     /**
      * The backend called {@code name}.
      *
+     * @param name the backend's {@link AttentionBackend#name()}
+     * @return that backend
      * @throws IllegalArgumentException when no backend has that name
      * @throws BackendUnavailableException when it exists but cannot run here
      */
@@ -82,7 +84,10 @@ public final class Backends {
         return backend;
     }
 
-    /** The backend calls through {@link Attention} use: forced by property or environment, else the best available. */
+    /**
+     * {@return the backend calls through {@link Attention} use: forced by property or environment, else the best
+     * available}
+     */
     public static AttentionBackend selected() {
         String[] forced = forced();
         return forced != null ? get(forced[1]) : available().getFirst();
@@ -93,6 +98,9 @@ public final class Backends {
      * a forced backend as is (it rejects what it cannot run), else the available backend of highest priority
      * whose capabilities pass (of priority above 0 unless it is the first), else {@link #selected()}, so that
      * its own message explains the refusal.
+     *
+     * @param can what the call needs of a backend's capabilities
+     * @return the backend to use
      */
     public static AttentionBackend selected(Predicate<Capabilities> can) {
         Objects.requireNonNull(can, "can");
@@ -123,7 +131,11 @@ public final class Backends {
         return first;
     }
 
-    /** What decides {@link #selected()}, for people: the property or variable that forces it, or auto-selection. */
+    /**
+     * What decides {@link #selected()}, for people: the property or variable that forces it, or auto-selection.
+     *
+     * @return one line: the forcing property or variable and its value, or auto-selection
+     */
     public static String selectionReason() {
         String[] forced = forced();
         return forced != null ? "forced by " + forced[0] + "=" + forced[1]

@@ -18,7 +18,7 @@ public enum DType {
         this.byteSize = byteSize;
     }
 
-    /** Bytes one element occupies. */
+    /** {@return the bytes one element occupies} */
     public int byteSize() {
         return byteSize;
     }

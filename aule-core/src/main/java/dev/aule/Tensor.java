@@ -41,7 +41,16 @@ public final class Tensor {
         this.strideD = strides[3];
     }
 
-    /** A BHSD-contiguous F32 view of {@code data}, whose length must be exactly the element count. */
+    /**
+     * A BHSD-contiguous F32 view of {@code data}, whose length must be exactly the element count.
+     *
+     * @param data the elements, BHSD order
+     * @param batch batch entries {@code B}, at least 1
+     * @param heads heads {@code H}, at least 1
+     * @param seq positions {@code S} per sequence, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @return a view of {@code data} (not a copy)
+     */
     public static Tensor of(float[] data, int batch, int heads, int seq, int headDim) {
         Objects.requireNonNull(data, "data");
         int[] shape = checkShape(batch, heads, seq, headDim);
@@ -56,6 +65,13 @@ public final class Tensor {
     /**
      * A BSHD ({@code [batch, seq, heads, headDim]} in memory, the layout most engines keep) F32 view
      * of {@code data}, exposed with the logical shape {@code [batch, heads, seq, headDim]}.
+     *
+     * @param data the elements, BSHD order
+     * @param batch batch entries {@code B}, at least 1
+     * @param seq positions {@code S} per sequence, at least 1
+     * @param heads heads {@code H}, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @return a view of {@code data} (not a copy)
      */
     public static Tensor ofBshd(float[] data, int batch, int seq, int heads, int headDim) {
         Objects.requireNonNull(data, "data");
@@ -73,6 +89,12 @@ public final class Tensor {
      * A view of {@code memory} with any layout. {@code shape} is {@code [batch, heads, seq, headDim]},
      * every extent at least 1; {@code strides} are in elements and non-negative. The segment must
      * cover every element the shape and strides address.
+     *
+     * @param memory the elements
+     * @param dtype the element type
+     * @param shape {@code [batch, heads, seq, headDim]}
+     * @param strides strides in elements, in shape order
+     * @return the view
      */
     public static Tensor of(MemorySegment memory, DType dtype, long[] shape, long[] strides) {
         Objects.requireNonNull(memory, "memory");
@@ -109,7 +131,16 @@ public final class Tensor {
         return new Tensor(memory, dtype, dims, strides.clone());
     }
 
-    /** A zeroed, BHSD-contiguous tensor on the Java heap. */
+    /**
+     * A zeroed, BHSD-contiguous tensor on the Java heap.
+     *
+     * @param dtype the element type
+     * @param batch batch entries {@code B}, at least 1
+     * @param heads heads {@code H}, at least 1
+     * @param seq positions {@code S} per sequence, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @return the new tensor
+     */
     public static Tensor allocate(DType dtype, int batch, int heads, int seq, int headDim) {
         Objects.requireNonNull(dtype, "dtype");
         int[] shape = checkShape(batch, heads, seq, headDim);
@@ -139,22 +170,27 @@ public final class Tensor {
         return new long[] {(long) shape[1] * shape[2] * shape[3], (long) shape[2] * shape[3], shape[3], 1};
     }
 
+    /** {@return the batch entries {@code B}} */
     public int batch() {
         return batch;
     }
 
+    /** {@return the heads {@code H}} */
     public int heads() {
         return heads;
     }
 
+    /** {@return the positions {@code S} of each sequence} */
     public int seqLen() {
         return seqLen;
     }
 
+    /** {@return the elements {@code D} of each row} */
     public int headDim() {
         return headDim;
     }
 
+    /** {@return the element type} */
     public DType dtype() {
         return dtype;
     }
@@ -163,6 +199,11 @@ public final class Tensor {
      * A zero-copy view {@code [1, heads, length, headDim]} of rows {@code start .. start + length - 1}
      * of batch entry {@code b}: one sequence of a batch, or one sequence of a packed (variable-length)
      * tensor.
+     *
+     * @param b the batch entry
+     * @param start the first row
+     * @param length rows in the view, at least 1
+     * @return the view
      */
     public Tensor sequence(int b, int start, int length) {
         Objects.checkIndex(b, batch);
@@ -175,41 +216,75 @@ public final class Tensor {
                 new long[] {strideB, strideH, strideS, strideD});
     }
 
-    /** The shape {@code [batch, heads, seq, headDim]}. */
+    /** {@return the shape {@code [batch, heads, seq, headDim]}} */
     public long[] shape() {
         return new long[] {batch, heads, seqLen, headDim};
     }
 
-    /** Strides in elements, in shape order. */
+    /**
+     * Strides in elements, in shape order.
+     *
+     * @return the strides in elements, in shape order
+     */
     public long[] strides() {
         return new long[] {strideB, strideH, strideS, strideD};
     }
 
-    /** The memory this tensor views. */
+    /** {@return the memory this tensor views} */
     public MemorySegment memory() {
         return memory;
     }
 
-    /** Number of logical elements. */
+    /**
+     * Number of logical elements.
+     *
+     * @return the number of logical elements
+     */
     public long elementCount() {
         return (long) batch * heads * seqLen * headDim;
     }
 
-    /** True when the layout is BHSD with no gaps. */
+    /** {@return true when the layout is BHSD with no gaps} */
     public boolean isContiguous() {
         return strideD == 1 && strideS == headDim && strideH == (long) seqLen * headDim
                 && strideB == (long) heads * seqLen * headDim;
     }
 
+    /**
+     * One element, as float.
+     *
+     * @param b the batch entry
+     * @param h the head
+     * @param s the position in the sequence
+     * @param d the element of the row
+     * @return element {@code (b, h, s, d)}
+     */
     public float get(int b, int h, int s, int d) {
         return load(offsetOf(b, h, s, d));
     }
 
+    /**
+     * Sets one element, rounded to the dtype.
+     *
+     * @param b the batch entry
+     * @param h the head
+     * @param s the position in the sequence
+     * @param d the element of the row
+     * @param value its new value
+     */
     public void set(int b, int h, int s, int d, float value) {
         store(offsetOf(b, h, s, d), value);
     }
 
-    /** Copies the {@code headDim} elements of row {@code (b, h, s)} into {@code dst}, as float. */
+    /**
+     * Copies the {@code headDim} elements of row {@code (b, h, s)} into {@code dst}, as float.
+     *
+     * @param b the batch entry
+     * @param h the head
+     * @param s the position in the sequence
+     * @param dst receives the floats
+     * @param dstOffset where the first element goes in {@code dst}
+     */
     public void readRow(int b, int h, int s, float[] dst, int dstOffset) {
         Objects.checkFromIndexSize(dstOffset, headDim, dst.length);
         long offset = offsetOf(b, h, s, 0);
@@ -227,6 +302,14 @@ public final class Tensor {
      * Copies rows {@code s0 .. s0 + count - 1} of head {@code (b, h)} into {@code dst} as float, row
      * {@code r} at {@code dst[dstOffset + r * dstStride]}. One bulk copy when the rows are contiguous
      * F32 and {@code dstStride == headDim}.
+     *
+     * @param b the batch entry
+     * @param h the head
+     * @param s0 the first position
+     * @param count rows to copy
+     * @param dst receives the floats
+     * @param dstOffset where the first element goes in {@code dst}
+     * @param dstStride floats from one row to the next in {@code dst}
      */
     public void readRows(int b, int h, int s0, int count, float[] dst, int dstOffset, int dstStride) {
         Objects.checkFromIndexSize(s0, count, seqLen);
@@ -246,7 +329,15 @@ public final class Tensor {
         }
     }
 
-    /** Writes {@code headDim} floats from {@code src} into row {@code (b, h, s)}, rounding to the dtype. */
+    /**
+     * Writes {@code headDim} floats from {@code src} into row {@code (b, h, s)}, rounding to the dtype.
+     *
+     * @param b the batch entry
+     * @param h the head
+     * @param s the position in the sequence
+     * @param src the floats to write
+     * @param srcOffset where the first element is in {@code src}
+     */
     public void writeRow(int b, int h, int s, float[] src, int srcOffset) {
         Objects.checkFromIndexSize(srcOffset, headDim, src.length);
         long offset = offsetOf(b, h, s, 0);
@@ -260,7 +351,11 @@ public final class Tensor {
         }
     }
 
-    /** Sets every element to {@code value} (rounded to the dtype). */
+    /**
+     * Sets every element to {@code value} (rounded to the dtype).
+     *
+     * @param value the value of every element
+     */
     public void fill(float value) {
         float[] row = new float[headDim];
         Arrays.fill(row, value);
@@ -273,7 +368,7 @@ public final class Tensor {
         }
     }
 
-    /** All elements in BHSD order, as float (a copy). */
+    /** {@return all elements in BHSD order, as float (a copy)} */
     public float[] toFloatArray() {
         long count = elementCount();
         if (count > Integer.MAX_VALUE - 8) {
@@ -291,7 +386,11 @@ public final class Tensor {
         return out;
     }
 
-    /** {@code [b, h, s, d]}, for messages. */
+    /**
+     * {@code [b, h, s, d]}, for messages.
+     *
+     * @return the shape as {@code [b, h, s, d]}
+     */
     public String shapeString() {
         return "[" + batch + ", " + heads + ", " + seqLen + ", " + headDim + "]";
     }

@@ -5,17 +5,22 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.Properties;
 import java.util.concurrent.Callable;
 
 /** The {@code aule} command. With no subcommand it runs {@code demo}, so a bare {@code aule} shows the library at work. */
 @Command(name = "aule",
         mixinStandardHelpOptions = true,
-        version = "aule " + Main.VERSION,
+        versionProvider = Main.Version.class,
         description = "FlashAttention for the JVM: inspect backends, time a forward pass, check conformance, benchmark against peers.",
         subcommands = {InfoCommand.class, DemoCommand.class, VerifyCommand.class, BenchCommand.class, TrainDemoCommand.class,
                 CommandLine.HelpCommand.class})
 public final class Main implements Callable<Integer> {
-    static final String VERSION = "0.1.0-SNAPSHOT";
+    /** This build's project version, as {@code aule --version} and {@code aule info} print it. */
+    static final String VERSION = Version.projectVersion();
 
     @Spec
     private CommandSpec spec;
@@ -35,5 +40,41 @@ public final class Main implements Callable<Integer> {
 
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));
+    }
+
+    /**
+     * {@code aule --version}: the project version the build wrote into aule-cli.jar's manifest
+     * (Implementation-Version). Run from classes (tests, an IDE) there is no manifest, and the version
+     * comes from version.properties, which the build copies beside this class with the same project version.
+     */
+    static final class Version implements CommandLine.IVersionProvider {
+        private static final String RESOURCE = "version.properties";
+
+        @Override
+        public String[] getVersion() {
+            return new String[] {"aule " + VERSION};
+        }
+
+        static String projectVersion() {
+            String fromManifest = Main.class.getPackage().getImplementationVersion();
+            return fromManifest != null ? fromManifest : fromResource();
+        }
+
+        private static String fromResource() {
+            try (InputStream in = Main.class.getResourceAsStream(RESOURCE)) {
+                if (in == null) {
+                    throw new IllegalStateException(RESOURCE + " is missing beside " + Main.class.getName());
+                }
+                Properties properties = new Properties();
+                properties.load(in);
+                String version = properties.getProperty("version");
+                if (version == null) {
+                    throw new IllegalStateException(RESOURCE + " has no version entry");
+                }
+                return version;
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read " + RESOURCE, e);
+            }
+        }
     }
 }

@@ -27,6 +27,12 @@ public final class AttentionMask {
     /**
      * A mask over {@code data} in row-major {@code [batch, heads, queryLen, keyLen]} order (copied).
      *
+     * @param data true where a query sees a key
+     * @param batch batch entries, 1 to broadcast
+     * @param heads query heads, 1 to broadcast
+     * @param queryLen query rows {@code Sq}, at least 1
+     * @param keyLen keys {@code Sk}, at least 1
+     * @return the mask
      * @throws IllegalArgumentException when an extent is below 1 or {@code data} has another length
      */
     public static AttentionMask of(boolean[] data, int batch, int heads, int queryLen, int keyLen) {
@@ -43,7 +49,16 @@ public final class AttentionMask {
         return new AttentionMask(data.clone(), batch, heads, queryLen, keyLen);
     }
 
-    /** The mask a {@link MaskMod} describes, evaluated for every element of the shape. */
+    /**
+     * The mask a {@link MaskMod} describes, evaluated for every element of the shape.
+     *
+     * @param mod the MaskMod
+     * @param batch batch entries, 1 to broadcast
+     * @param heads query heads, 1 to broadcast
+     * @param queryLen query rows {@code Sq}, at least 1
+     * @param keyLen keys {@code Sk}, at least 1
+     * @return the mask
+     */
     public static AttentionMask of(MaskMod mod, int batch, int heads, int queryLen, int keyLen) {
         Objects.requireNonNull(mod, "mod");
         long size = (long) batch * heads * queryLen * keyLen;
@@ -65,30 +80,46 @@ public final class AttentionMask {
         return new AttentionMask(data, batch, heads, queryLen, keyLen);
     }
 
+    /** {@return the batch entries, 1 when it broadcasts} */
     public int batch() {
         return batch;
     }
 
+    /** {@return the query heads, 1 when it broadcasts} */
     public int heads() {
         return heads;
     }
 
+    /** {@return the query rows {@code Sq}} */
     public int queryLen() {
         return queryLen;
     }
 
+    /** {@return the keys {@code Sk}} */
     public int keyLen() {
         return keyLen;
     }
 
-    /** Whether query {@code i} of batch {@code b} and query head {@code h} sees key {@code j}; extents of 1 broadcast. */
+    /**
+     * Whether query {@code i} of batch {@code b} and query head {@code h} sees key {@code j}; extents of 1 broadcast.
+     *
+     * @param b the batch entry
+     * @param h the query head
+     * @param i the query
+     * @param j the key
+     * @return true when it sees it
+     */
     public boolean get(int b, int h, int i, int j) {
         int bb = batch == 1 ? 0 : b;
         int hh = heads == 1 ? 0 : h;
         return data[((bb * heads + hh) * queryLen + i) * keyLen + j];
     }
 
-    /** {@code [B, H, Sq, Sk]}. */
+    /**
+     * {@code [B, H, Sq, Sk]}.
+     *
+     * @return the shape as {@code [B, H, Sq, Sk]}
+     */
     public String shapeString() {
         return shapeString(batch, heads, queryLen, keyLen);
     }

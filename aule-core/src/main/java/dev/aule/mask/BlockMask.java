@@ -26,7 +26,14 @@ public final class BlockMask {
     public static final int BLOCK = 16;
 
     /** What a block holds. */
-    public enum Status { EMPTY, PARTIAL, FULL }
+    public enum Status {
+        /** No pair in the block is visible: it is skipped. */
+        EMPTY,
+        /** Some pairs are visible: the MaskMod is asked at each. */
+        PARTIAL,
+        /** Every pair is visible: the MaskMod is not asked. */
+        FULL
+    }
 
     /** Indexed by the byte codes below ({@code Status.values()} would copy the array on every call). */
     private static final Status[] STATUSES = Status.values();
@@ -63,7 +70,14 @@ public final class BlockMask {
         }
     }
 
-    /** For a MaskMod that ignores {@code b} and {@code h}: one grid for every batch and head. */
+    /**
+     * For a MaskMod that ignores {@code b} and {@code h}: one grid for every batch and head.
+     *
+     * @param mod the MaskMod
+     * @param queryLen query rows {@code Sq}, at least 1
+     * @param keyLen keys {@code Sk}, at least 1
+     * @return the block mask
+     */
     public static BlockMask of(MaskMod mod, int queryLen, int keyLen) {
         return of(mod, 1, 1, queryLen, keyLen);
     }
@@ -71,6 +85,13 @@ public final class BlockMask {
     /**
      * For a MaskMod that depends on the batch or head: a grid per {@code (b, h)}. {@code batch} and
      * {@code heads} may be 1 to broadcast (evaluated at index 0) or the call's {@code B} and {@code Hq}.
+     *
+     * @param mod the MaskMod
+     * @param batch batch entries, 1 to broadcast
+     * @param heads query heads, 1 to broadcast
+     * @param queryLen query rows {@code Sq}, at least 1
+     * @param keyLen keys {@code Sk}, at least 1
+     * @return the block mask
      */
     public static BlockMask of(MaskMod mod, int batch, int heads, int queryLen, int keyLen) {
         Objects.requireNonNull(mod, "mod");
@@ -103,32 +124,52 @@ public final class BlockMask {
         }
     }
 
+    /** {@return the MaskMod the blocks were computed from} */
     public MaskMod maskMod() {
         return mod;
     }
 
+    /** {@return the batch entries of the grid, 1 when it broadcasts} */
     public int batch() {
         return batch;
     }
 
+    /** {@return the query heads of the grid, 1 when it broadcasts} */
     public int heads() {
         return heads;
     }
 
+    /** {@return the query rows {@code Sq}} */
     public int queryLen() {
         return queryLen;
     }
 
+    /** {@return the keys {@code Sk}} */
     public int keyLen() {
         return keyLen;
     }
 
-    /** The status of block ({@code queryBlock}, {@code keyBlock}) for batch {@code b} and query head {@code h}. */
+    /**
+     * The status of block ({@code queryBlock}, {@code keyBlock}) for batch {@code b} and query head {@code h}.
+     *
+     * @param b the batch entry
+     * @param h the query head
+     * @param queryBlock the block of query rows
+     * @param keyBlock the block of keys
+     * @return what the block holds
+     */
     public Status status(int b, int h, int queryBlock, int keyBlock) {
         return STATUSES[code(b, h, queryBlock, keyBlock)];
     }
 
-    /** Visible pairs of batch {@code b}, query head {@code h}: counts FULL blocks whole and asks the MaskMod in partial ones. */
+    /**
+     * Visible pairs of batch {@code b}, query head {@code h}: counts FULL blocks whole and asks the MaskMod in partial
+     *     ones.
+     *
+     * @param b the batch entry
+     * @param h the query head
+     * @return the number of visible (query, key) pairs
+     */
     public long visiblePairs(int b, int h) {
         long pairs = 0;
         for (int qb = 0; qb < queryBlocks; qb++) {
@@ -161,7 +202,11 @@ public final class BlockMask {
         return status[((bb * heads + hh) * queryBlocks + queryBlock) * keyBlocks + keyBlock];
     }
 
-    /** Share of blocks that are not empty (for one broadcast grid, or averaged over all). */
+    /**
+     * Share of blocks that are not empty (for one broadcast grid, or averaged over all).
+     *
+     * @return the share of non-empty blocks, from 0 to 1
+     */
     public double density() {
         long live = 0;
         for (byte s : status) {

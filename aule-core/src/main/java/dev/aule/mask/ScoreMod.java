@@ -15,9 +15,23 @@ import java.util.Objects;
 @FunctionalInterface
 public interface ScoreMod {
 
+    /**
+     * The new score of one (query, key) pair.
+     *
+     * @param score the score so far
+     * @param b the batch entry
+     * @param h the query head
+     * @param qIdx the query position, 0-based
+     * @param kvIdx the key position, 0-based
+     * @return the score to use; {@code -inf} hides the key
+     */
     float apply(float score, int b, int h, int qIdx, int kvIdx);
 
-    /** The derivative of {@link #apply} with respect to {@code score}, or null when unknown (no backward). */
+    /**
+     * The derivative of {@link #apply} with respect to {@code score}, or null when unknown (no backward).
+     *
+     * @return the derivative, or null
+     */
     default Derivative derivative() {
         return null;
     }
@@ -25,10 +39,26 @@ public interface ScoreMod {
     /** {@code d apply(score, ...) / d score}, evaluated at the score the ScoreMod received. */
     @FunctionalInterface
     interface Derivative {
+        /**
+         * The derivative at one pair.
+         *
+         * @param score the score the ScoreMod received
+         * @param b the batch entry
+         * @param h the query head
+         * @param qIdx the query position, 0-based
+         * @param kvIdx the key position, 0-based
+         * @return {@code d apply / d score} there
+         */
         float at(float score, int b, int h, int qIdx, int kvIdx);
     }
 
-    /** {@code mod} with its derivative, so the backward can use it. */
+    /**
+     * {@code mod} with its derivative, so the backward can use it.
+     *
+     * @param mod the ScoreMod
+     * @param derivative its derivative
+     * @return the ScoreMod with it
+     */
     static ScoreMod withDerivative(ScoreMod mod, Derivative derivative) {
         Objects.requireNonNull(mod, "mod");
         Objects.requireNonNull(derivative, "derivative");
@@ -45,7 +75,12 @@ public interface ScoreMod {
         };
     }
 
-    /** Soft-capping {@code c tanh(s / c)}, {@code c > 0}, with its derivative {@code 1 - tanh^2(s / c)}. */
+    /**
+     * Soft-capping {@code c tanh(s / c)}, {@code c > 0}, with its derivative {@code 1 - tanh^2(s / c)}.
+     *
+     * @param cap the constant {@code c}
+     * @return the ScoreMod
+     */
     static ScoreMod softcap(float cap) {
         if (!(cap > 0) || !Float.isFinite(cap)) {
             throw new IllegalArgumentException("cap: must be finite and > 0, got " + cap);
@@ -60,6 +95,9 @@ public interface ScoreMod {
     /**
      * ALiBi {@code s - m_h |qIdx - kvIdx|} with one slope per query head (copied); derivative 1. Aligned
      * top-left: equals {@link AttentionOptions.Builder#alibiSlopes} when {@code Sq == Sk}.
+     *
+     * @param slopesPerQueryHead one slope per query head
+     * @return the ScoreMod
      */
     static ScoreMod alibi(float[] slopesPerQueryHead) {
         float[] slopes = Objects.requireNonNull(slopesPerQueryHead, "slopesPerQueryHead").clone();

@@ -44,6 +44,14 @@ public final class KvCache {
      * freed by the garbage collector with the cache and counted against {@code -XX:MaxDirectMemorySize}
      * (by default the maximum heap size). For other memory (mapped files, an arena of your own), build
      * the cache over your tensors with {@link #of}.
+     *
+     * @param dtype the element type
+     * @param batch sequences, at least 1
+     * @param kvHeads KV heads {@code Hkv}, at least 1
+     * @param capacity tokens each sequence can hold, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the empty cache
      */
     public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim, int valueDim) {
         Objects.requireNonNull(dtype, "dtype");
@@ -61,7 +69,16 @@ public final class KvCache {
         return new KvCache(contiguous(dtype, kShape), contiguous(dtype, vShape));
     }
 
-    /** {@link #allocate(DType, int, int, int, int, int)} with {@code Dv = D}. */
+    /**
+     * {@link #allocate(DType, int, int, int, int, int)} with {@code Dv = D}.
+     *
+     * @param dtype the element type
+     * @param batch sequences, at least 1
+     * @param kvHeads KV heads {@code Hkv}, at least 1
+     * @param capacity tokens each sequence can hold, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @return the empty cache
+     */
     public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim) {
         return allocate(dtype, batch, kvHeads, capacity, headDim, headDim);
     }
@@ -69,6 +86,10 @@ public final class KvCache {
     /**
      * A cache over caller-owned storage (any layout): keys {@code [batch, Hkv, capacity, D]} and values
      * with the same batch, heads and capacity. Every sequence starts empty; the memory is not cleared.
+     *
+     * @param keys the key storage
+     * @param values the value storage
+     * @return the empty cache
      */
     public static KvCache of(Tensor keys, Tensor values) {
         Objects.requireNonNull(keys, "keys");
@@ -105,47 +126,66 @@ public final class KvCache {
     /** The longest array every JVM allocates (some reserve a few header words below Integer.MAX_VALUE). */
     private static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
 
+    /** {@return the sequences} */
     public int batch() {
         return keys.batch();
     }
 
+    /** {@return the KV heads {@code Hkv}} */
     public int kvHeads() {
         return keys.heads();
     }
 
+    /** {@return the tokens each sequence can hold} */
     public int capacity() {
         return keys.seqLen();
     }
 
+    /** {@return the elements {@code D} of each key row} */
     public int headDim() {
         return keys.headDim();
     }
 
+    /** {@return the elements {@code Dv} of each value row} */
     public int valueDim() {
         return values.headDim();
     }
 
-    /** Cached tokens of sequence {@code b}. */
+    /**
+     * Cached tokens of sequence {@code b}.
+     *
+     * @param b the sequence (batch entry)
+     * @return its cached tokens
+     */
     public int length(int b) {
         return lengths[Objects.checkIndex(b, lengths.length)];
     }
 
-    /** The length of every sequence (a copy). */
+    /** {@return the length of every sequence (a copy)} */
     public int[] lengths() {
         return lengths.clone();
     }
 
-    /** The whole key storage {@code [batch, Hkv, capacity, D]}; positions past a sequence's length are stale. */
+    /**
+     * The whole key storage {@code [batch, Hkv, capacity, D]}; positions past a sequence's length are stale.
+     *
+     * @return the key storage
+     */
     public Tensor keys() {
         return keys;
     }
 
-    /** The whole value storage {@code [batch, Hkv, capacity, Dv]}. */
+    /** {@return the whole value storage {@code [batch, Hkv, capacity, Dv]}} */
     public Tensor values() {
         return values;
     }
 
-    /** Appends {@code k.seqLen()} tokens to every sequence: k {@code [batch, Hkv, n, D]}, v {@code [batch, Hkv, n, Dv]}. */
+    /**
+     * Appends {@code k.seqLen()} tokens to every sequence: k {@code [batch, Hkv, n, D]}, v {@code [batch, Hkv, n, Dv]}.
+     *
+     * @param k keys {@code [batch, Hkv, n, D]} of the {@code n} new tokens
+     * @param v values {@code [batch, Hkv, n, Dv]} of the same tokens
+     */
     public void append(Tensor k, Tensor v) {
         append(k, v, null, null);
     }
@@ -156,6 +196,10 @@ public final class KvCache {
      * its position in the sequence. All or nothing: a count out of range or a sequence that would pass the
      * capacity changes nothing.
      *
+     * @param k keys {@code [batch, Hkv, n, D]} of the {@code n} new tokens
+     * @param v values {@code [batch, Hkv, n, Dv]} of the same tokens
+     * @param counts new tokens of each sequence
+     * @param rope rotates each key to its position in its sequence; null to store keys as they are
      * @throws KvCacheFullException when a sequence would pass the capacity
      */
     public void append(Tensor k, Tensor v, int[] counts, Rope rope) {
@@ -192,7 +236,13 @@ public final class KvCache {
         }
     }
 
-    /** Drops the tokens of sequence {@code b} past {@code length} (for example rejected speculative tokens); 0 empties it. */
+    /**
+     * Drops the tokens of sequence {@code b} past {@code length} (for example rejected speculative tokens); 0 empties
+     *     it.
+     *
+     * @param b the sequence (batch entry)
+     * @param length tokens to keep, at most the current length
+     */
     public void truncate(int b, int length) {
         Objects.checkIndex(b, lengths.length);
         if (length < 0 || length > lengths[b]) {
@@ -206,6 +256,10 @@ public final class KvCache {
      * Attention of q {@code [batch, Hq, Sq, D]} against each sequence's cached tokens, on the best available
      * backend with serving entry points ({@link Backends#selected(java.util.function.Predicate)}): output (q's
      * dtype) and LSE. See {@link AttentionBackend#forwardCached}.
+     *
+     * @param q queries {@code [batch, Hq, Sq, D]}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
      */
     public AttentionResult attention(Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
@@ -216,7 +270,14 @@ public final class KvCache {
         return result;
     }
 
-    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable). */
+    /**
+     * {@link #attention} into caller-owned {@code out} and {@code lse} (nullable).
+     *
+     * @param q queries {@code [batch, Hq, Sq, D]}
+     * @param out receives the output {@code [batch, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [batch, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
         Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
     }

@@ -8,6 +8,11 @@ package dev.aule.serving;
 public final class KvCacheFullException extends IllegalStateException {
     private static final long serialVersionUID = 1L;
 
+    /**
+     * An exception that says which sequence is full.
+     *
+     * @param message the sequence, its length and the capacity
+     */
     public KvCacheFullException(String message) {
         super(message);
     }

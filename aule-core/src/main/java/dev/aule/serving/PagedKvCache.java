@@ -72,12 +72,20 @@ public final class PagedKvCache {
      */
     public record Usage(int totalBlocks, int usedBlocks, int freeBlocks, int sequences, long tokens,
                         long bytesPerBlock) {
-        /** Key and value bytes of the blocks in use. */
+        /**
+         * Key and value bytes of the blocks in use.
+         *
+         * @return the key and value bytes of the blocks in use
+         */
         public long bytesUsed() {
             return usedBlocks * bytesPerBlock;
         }
 
-        /** Key and value bytes of the whole pool. */
+        /**
+         * Key and value bytes of the whole pool.
+         *
+         * @return the key and value bytes of the whole pool
+         */
         public long bytesTotal() {
             return totalBlocks * bytesPerBlock;
         }
@@ -105,6 +113,14 @@ public final class PagedKvCache {
     /**
      * A pool of {@code numBlocks} blocks of {@code blockSize} tokens (16 and 32 are usual), each holding
      * {@code kvHeads} heads of keys of {@code headDim} and values of {@code valueDim} elements.
+     *
+     * @param dtype the element type
+     * @param numBlocks blocks in the pool, at least 1
+     * @param blockSize tokens per block, at least 1
+     * @param kvHeads KV heads {@code Hkv} of every block, at least 1
+     * @param headDim elements {@code D} per key row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the pool, every block free
      */
     public static PagedKvCache create(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim,
                                       int valueDim) {
@@ -119,12 +135,27 @@ public final class PagedKvCache {
         return new PagedKvCache(dtype, numBlocks, blockSize, kvHeads, headDim, valueDim);
     }
 
-    /** {@link #create(DType, int, int, int, int, int)} with {@code Dv = D}. */
+    /**
+     * {@link #create(DType, int, int, int, int, int)} with {@code Dv = D}.
+     *
+     * @param dtype the element type
+     * @param numBlocks blocks in the pool, at least 1
+     * @param blockSize tokens per block, at least 1
+     * @param kvHeads KV heads {@code Hkv} of every block, at least 1
+     * @param headDim elements {@code D} per key and value row, at least 1
+     * @return the pool, every block free
+     */
     public static PagedKvCache create(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim) {
         return create(dtype, numBlocks, blockSize, kvHeads, headDim, headDim);
     }
 
-    /** Blocks a pool needs to hold {@code tokens} tokens of one sequence. */
+    /**
+     * Blocks a pool needs to hold {@code tokens} tokens of one sequence.
+     *
+     * @param tokens tokens to hold, at least 0
+     * @param blockSize tokens per block, at least 1
+     * @return the blocks, {@code ceil(tokens / blockSize)}
+     */
     public static int blocksFor(long tokens, int blockSize) {
         if (tokens < 0 || blockSize < 1) {
             throw new IllegalArgumentException("tokens, blockSize: need tokens >= 0 and blockSize >= 1, got " + tokens
@@ -133,41 +164,55 @@ public final class PagedKvCache {
         return Math.toIntExact((tokens + blockSize - 1) / blockSize);
     }
 
+    /** {@return the tokens per block} */
     public int blockSize() {
         return blockSize;
     }
 
+    /** {@return the blocks in the pool} */
     public int numBlocks() {
         return blocks.total();
     }
 
+    /** {@return the KV heads {@code Hkv}} */
     public int kvHeads() {
         return keys.heads();
     }
 
+    /** {@return the elements {@code D} of each key row} */
     public int headDim() {
         return keys.headDim();
     }
 
+    /** {@return the elements {@code Dv} of each value row} */
     public int valueDim() {
         return values.headDim();
     }
 
+    /** {@return the element type} */
     public DType dtype() {
         return keys.dtype();
     }
 
-    /** The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#forwardPaged} reads. */
+    /**
+     * The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#forwardPaged} reads.
+     *
+     * @return the key pool
+     */
     public Tensor keyBlocks() {
         return keys;
     }
 
-    /** The value pool {@code [numBlocks, Hkv, blockSize, Dv]}. */
+    /** {@return the value pool {@code [numBlocks, Hkv, blockSize, Dv]}} */
     public Tensor valueBlocks() {
         return values;
     }
 
-    /** Starts an empty sequence; returns its id. Takes no block until the first append. */
+    /**
+     * Starts an empty sequence; returns its id. Takes no block until the first append.
+     *
+     * @return the new sequence id
+     */
     public int newSequence() {
         int id = nextId++;
         sequences.put(id, new Sequence());
@@ -178,6 +223,9 @@ public final class PagedKvCache {
      * A new sequence with the same tokens as {@code parent}, sharing all its blocks (a shared system
      * prompt, parallel sampling, beam search). Costs no block until one of them appends into a shared
      * partial block.
+     *
+     * @param parent a live sequence id
+     * @return the new sequence id
      */
     public int fork(int parent) {
         Sequence child = sequence(parent, "parent").copy();
@@ -189,7 +237,11 @@ public final class PagedKvCache {
         return id;
     }
 
-    /** Ends a sequence; blocks no other sequence shares go back to the pool. */
+    /**
+     * Ends a sequence; blocks no other sequence shares go back to the pool.
+     *
+     * @param seq a live sequence id
+     */
     public void free(int seq) {
         Sequence s = sequence(seq, "seq");
         sequences.remove(seq);
@@ -198,27 +250,48 @@ public final class PagedKvCache {
         }
     }
 
-    /** Whether {@code seq} is a live sequence. */
+    /**
+     * Whether {@code seq} is a live sequence.
+     *
+     * @param seq a sequence id
+     * @return true while it is live
+     */
     public boolean contains(int seq) {
         return sequences.containsKey(seq);
     }
 
-    /** Cached tokens of {@code seq}. */
+    /**
+     * Cached tokens of {@code seq}.
+     *
+     * @param seq a live sequence id
+     * @return its cached tokens
+     */
     public int length(int seq) {
         return sequence(seq, "seq").length;
     }
 
-    /** The blocks of {@code seq}, in position order (a copy). */
+    /**
+     * The blocks of {@code seq}, in position order (a copy).
+     *
+     * @param seq a live sequence id
+     * @return the block ids
+     */
     public int[] blockTable(int seq) {
         Sequence s = sequence(seq, "seq");
         return Arrays.copyOf(s.blocks, s.blockCount);
     }
 
-    /** How many sequences share {@code block} (0: free). */
+    /**
+     * How many sequences share {@code block} (0: free).
+     *
+     * @param block a block id, {@code 0 <= block < numBlocks}
+     * @return the count
+     */
     public int references(int block) {
         return blocks.references(Objects.checkIndex(block, blocks.total()));
     }
 
+    /** {@return the blocks, sequences, tokens and bytes in use now} */
     public Usage usage() {
         long tokens = 0;
         for (Sequence s : sequences.values()) {
@@ -229,7 +302,13 @@ public final class PagedKvCache {
                 bytesPerBlock);
     }
 
-    /** Blocks an append of {@code tokens} tokens to {@code seq} would take from the pool (copy-on-write included). */
+    /**
+     * Blocks an append of {@code tokens} tokens to {@code seq} would take from the pool (copy-on-write included).
+     *
+     * @param seq a live sequence id
+     * @param tokens tokens to append, at least 0
+     * @return the blocks
+     */
     public int blocksNeeded(int seq, int tokens) {
         if (tokens < 0) {
             throw new IllegalArgumentException("tokens: must be >= 0, got " + tokens);
@@ -246,12 +325,25 @@ public final class PagedKvCache {
         return grow + (copyOnWrite ? 1 : 0);
     }
 
-    /** Appends k {@code [1, Hkv, n, D]} and v {@code [1, Hkv, n, Dv]} to {@code seq}. */
+    /**
+     * Appends k {@code [1, Hkv, n, D]} and v {@code [1, Hkv, n, Dv]} to {@code seq}.
+     *
+     * @param seq a live sequence id
+     * @param k keys {@code [1, Hkv, n, D]} of the {@code n} new tokens
+     * @param v values {@code [1, Hkv, n, Dv]} of the same tokens
+     */
     public void append(int seq, Tensor k, Tensor v) {
         append(new int[] {seq}, k, v, null);
     }
 
-    /** Appends to {@code seq}, rotating each key by {@code rope} to its position in the sequence. */
+    /**
+     * Appends to {@code seq}, rotating each key by {@code rope} to its position in the sequence.
+     *
+     * @param seq a live sequence id
+     * @param k keys {@code [1, Hkv, n, D]} of the {@code n} new tokens
+     * @param v values {@code [1, Hkv, n, Dv]} of the same tokens
+     * @param rope rotates each key to its position in the sequence
+     */
     public void append(int seq, Tensor k, Tensor v, Rope rope) {
         append(new int[] {seq}, k, v, rope);
     }
@@ -264,6 +356,10 @@ public final class PagedKvCache {
      * sequences of one call share a partial last block, both count a copy although the second then
      * writes in place: such a call may be refused with one block to spare.
      *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param k keys {@code [seqs.length, Hkv, n, D]} of the {@code n} new tokens
+     * @param v values {@code [seqs.length, Hkv, n, Dv]} of the same tokens
+     * @param rope rotates each key to its position in its sequence; null to store keys as they are
      * @throws KvCacheFullException when the pool has fewer free blocks than the append needs
      */
     public void append(int[] seqs, Tensor k, Tensor v, Rope rope) {
@@ -355,6 +451,11 @@ public final class PagedKvCache {
      * Attention of q {@code [seqs.length, Hq, Sq, D]} against the cached tokens of each sequence in
      * {@code seqs} (batch entry {@code i} against {@code seqs[i]}), on the best available backend with serving
      * entry points ({@link Backends#selected(java.util.function.Predicate)}): output (q's dtype) and LSE.
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q queries {@code [seqs.length, Hq, Sq, D]}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
      */
     public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
@@ -365,7 +466,15 @@ public final class PagedKvCache {
         return result;
     }
 
-    /** {@link #attention} into caller-owned {@code out} and {@code lse} (nullable). */
+    /**
+     * {@link #attention} into caller-owned {@code out} and {@code lse} (nullable).
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q queries {@code [seqs.length, Hq, Sq, D]}
+     * @param out receives the output {@code [seqs.length, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [seqs.length, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     */
     public void attentionInto(int[] seqs, Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
         Objects.requireNonNull(seqs, "seqs");
         int[][] tables = new int[seqs.length][];

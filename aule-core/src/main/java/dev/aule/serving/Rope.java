@@ -34,15 +34,25 @@ public final class Rope {
         record None() implements Scaling {
         }
 
-        /** Position interpolation: the angle uses {@code position / factor}. */
+        /**
+         * Position interpolation: the angle uses {@code position / factor}.
+         *
+         * @param factor the divisor of every position, finite and at least 1
+         */
         record Linear(double factor) implements Scaling {
+            /** Checks the factor. */
             public Linear {
                 requireFactor(factor);
             }
         }
 
-        /** NTK-aware: the base becomes {@code theta * factor^(rotaryDim / (rotaryDim - 2))}. */
+        /**
+         * NTK-aware: the base becomes {@code theta * factor^(rotaryDim / (rotaryDim - 2))}.
+         *
+         * @param factor the scaling factor, finite and at least 1
+         */
         record Ntk(double factor) implements Scaling {
+            /** Checks the factor. */
             public Ntk {
                 requireFactor(factor);
             }
@@ -89,7 +99,11 @@ public final class Rope {
      * Tables for positions {@code [0, maxPositions)}.
      *
      * @param rotaryDim rotated elements of each row: even, at least 2 (the head dim, or less for partial rotary)
+     * @param maxPositions positions the tables cover, at least 1
      * @param theta the base, for example 10000 (Llama 2) or 500000 (Llama 3); finite and above 1
+     * @param style which elements of a row rotate together
+     * @param scaling how positions are scaled: none, linear interpolation or NTK-aware
+     * @return the tables
      */
     public static Rope of(int rotaryDim, int maxPositions, double theta, Style style, Scaling scaling) {
         Objects.requireNonNull(style, "style");
@@ -110,27 +124,40 @@ public final class Rope {
         return new Rope(rotaryDim, maxPositions, theta, style, scaling);
     }
 
-    /** Unscaled tables. */
+    /**
+     * Unscaled tables.
+     *
+     * @param rotaryDim rotated elements of each row: even, at least 2
+     * @param maxPositions positions the tables cover, at least 1
+     * @param theta the base, finite and above 1
+     * @param style which elements of a row rotate together
+     * @return the tables
+     */
     public static Rope of(int rotaryDim, int maxPositions, double theta, Style style) {
         return of(rotaryDim, maxPositions, theta, style, new Scaling.None());
     }
 
+    /** {@return the rotated elements of each row} */
     public int rotaryDim() {
         return rotaryDim;
     }
 
+    /** {@return the positions the tables cover} */
     public int maxPositions() {
         return maxPositions;
     }
 
+    /** {@return which elements of a row rotate together} */
     public Style style() {
         return style;
     }
 
+    /** {@return the base of the angles} */
     public double theta() {
         return theta;
     }
 
+    /** {@return how positions are scaled} */
     public Scaling scaling() {
         return scaling;
     }
@@ -138,6 +165,9 @@ public final class Rope {
     /**
      * Rotates {@code x} in place: row {@code s} of batch entry {@code b} is at position
      * {@code startPositions[b] + s}. Checks every position against the table before writing.
+     *
+     * @param x rows {@code [B, H, S, D]} to rotate, {@code D >= rotaryDim}
+     * @param startPositions the position of row 0 of each batch entry
      */
     public void apply(Tensor x, int[] startPositions) {
         Objects.requireNonNull(x, "x");
@@ -165,7 +195,12 @@ public final class Rope {
         }
     }
 
-    /** Rotates {@code x} in place, row {@code s} of every batch entry at position {@code startPosition + s}. */
+    /**
+     * Rotates {@code x} in place, row {@code s} of every batch entry at position {@code startPosition + s}.
+     *
+     * @param x rows {@code [B, H, S, D]} to rotate, {@code D >= rotaryDim}
+     * @param startPosition the position of row 0
+     */
     public void apply(Tensor x, int startPosition) {
         Objects.requireNonNull(x, "x");
         int[] starts = new int[x.batch()];

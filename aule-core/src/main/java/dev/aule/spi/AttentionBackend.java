@@ -15,24 +15,47 @@ import dev.aule.Tensor;
  */
 public interface AttentionBackend {
 
-    /** Short, stable, lower-case name: {@code cpu}, {@code reference}, {@code vulkan}. */
+    /**
+     * Short, stable, lower-case name: {@code cpu}, {@code reference}, {@code vulkan}.
+     *
+     * @return the name
+     */
     String name();
 
-    /** One line for people: what this backend is and runs on. */
+    /**
+     * One line for people: what this backend is and runs on.
+     *
+     * @return the description
+     */
     String description();
 
-    /** Auto-selection picks the available backend with the highest priority. */
+    /**
+     * Auto-selection picks the available backend with the highest priority.
+     *
+     * @return the priority; higher wins
+     */
     int priority();
 
-    /** Whether this backend can run here; cheap after the first call. */
+    /**
+     * Whether this backend can run here; cheap after the first call.
+     *
+     * @return whether it can run, and what it found or why not
+     */
     Availability availability();
 
+    /** {@return what this backend supports: head dims, dtypes, features} */
     Capabilities capabilities();
 
     /**
      * Writes attention of q against k and v into {@code out}, and each row's log-sum-exp into
      * {@code lse} when it is not null. See {@link AttentionShape#forward} for the shapes.
      *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
      * @throws IllegalArgumentException when any argument breaks a rule; nothing is written then
      */
     void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options);
@@ -41,6 +64,16 @@ public interface AttentionBackend {
      * Gradients of attention: writes {@code dq}, {@code dk}, {@code dv} from the forward's inputs, its
      * output and LSE, and the gradient of the output.
      *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out the forward output {@code [B, Hq, Sq, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}
+     * @param dq receives the gradient with respect to {@code q}, shaped like it
+     * @param dk receives the gradient with respect to {@code k}, shaped like it
+     * @param dv receives the gradient with respect to {@code v}, shaped like it
+     * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when {@link Capabilities#backward()} is false
      */
     default void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
@@ -56,6 +89,13 @@ public interface AttentionBackend {
      * sequence's last {@code Sq} positions, and prefill over a cached prefix and single-token decode are the
      * same call. See {@link ServingShapes#cached}.
      *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
     default void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
@@ -68,6 +108,14 @@ public interface AttentionBackend {
      * {@code contextLens[b]} keys read through its block table. See {@link ServingShapes#paged} for the
      * shapes and rules.
      *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids, in position order
+     * @param contextLens cached tokens of each sequence
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
     default void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
@@ -80,6 +128,14 @@ public interface AttentionBackend {
      * {@code cuSeqlensQ} and {@code cuSeqlensK}; no row sees another sequence's keys and every option applies
      * per sequence. See {@link ServingShapes#varlen}.
      *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
     default void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,

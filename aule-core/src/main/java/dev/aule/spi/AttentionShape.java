@@ -25,17 +25,26 @@ import java.util.Objects;
 public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim,
                              int valueDim) {
 
-    /** Query heads sharing one KV head ({@code Hq / Hkv}); query head {@code h} reads KV head {@code h / groupSize}. */
+    /**
+     * Query heads sharing one KV head ({@code Hq / Hkv}); query head {@code h} reads KV head {@code h / groupSize}.
+     *
+     * @return the query heads per KV head
+     */
     public int groupSize() {
         return queryHeads / kvHeads;
     }
 
-    /** The expected output shape {@code [B, Hq, Sq, Dv]}. */
+    /** {@return the expected output shape {@code [B, Hq, Sq, Dv]}} */
     public long[] outShape() {
         return new long[] {batch, queryHeads, queryLen, valueDim};
     }
 
-    /** Forward FLOPs by the contract's count: {@code 4 * B * Hq * D * visible pairs} (D the mean of D and Dv). */
+    /**
+     * Forward FLOPs by the contract's count: {@code 4 * B * Hq * D * visible pairs} (D the mean of D and Dv).
+     *
+     * @param options the masks that decide the visible pairs
+     * @return the FLOPs
+     */
     public double forwardFlops(AttentionOptions options) {
         long pairs = Visibility.of(queryLen, keyLen, options).pairs();
         return 2.0 * batch * queryHeads * (headDim + valueDim) * (double) pairs;
@@ -45,6 +54,15 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
      * Validates a forward call: q {@code [B, Hq, Sq, D]}, k {@code [B, Hkv, Sk, D]}, v {@code [B, Hkv, Sk, Dv]},
      * out {@code [B, Hq, Sq, Dv]}, lse (nullable) F32 {@code [B, Hq, Sq, 1]}, options against q, and head dims
      * and dtypes against the backend's capabilities. Outputs must not overlap inputs or each other.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape
      */
     public static AttentionShape forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
                                          AttentionOptions options, Capabilities capabilities) {
@@ -66,6 +84,19 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
      * loss with respect to out ({@code [B, Hq, Sq, Dv]} like out). The outputs {@code dq}, {@code dk} and
      * {@code dv} have the shapes of q, k and v; each must be writable with distinct elements and share
      * memory with no input and no other gradient.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param out the forward output {@code [B, Hq, Sq, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}
+     * @param dq receives the gradient with respect to {@code q}, shaped like it
+     * @param dk receives the gradient with respect to {@code k}, shaped like it
+     * @param dv receives the gradient with respect to {@code v}, shaped like it
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape
      */
     public static AttentionShape backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
                                           Tensor dq, Tensor dk, Tensor dv, AttentionOptions options,
@@ -95,7 +126,16 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         return shape;
     }
 
-    /** Validates q, k, v and options alone (no outputs). */
+    /**
+     * Validates q, k, v and options alone (no outputs).
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param k keys {@code [B, Hkv, Sk, D]}
+     * @param v values {@code [B, Hkv, Sk, Dv]}
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape
+     */
     public static AttentionShape ofInputs(Tensor q, Tensor k, Tensor v, AttentionOptions options,
                                           Capabilities capabilities) {
         Objects.requireNonNull(q, "q");

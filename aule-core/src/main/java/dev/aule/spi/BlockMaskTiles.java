@@ -14,6 +14,16 @@ public final class BlockMaskTiles {
      * for batch {@code b} and query heads {@code [h0, h1]}: EMPTY when every block it touches is, FULL when
      * every block is, else PARTIAL. Blocks cut by the rectangle's edges count whole, so EMPTY and FULL are
      * exact for the rectangle and PARTIAL only means "ask the MaskMod".
+     *
+     * @param mask the block mask
+     * @param b the batch entry
+     * @param h0 the first query head
+     * @param h1 the last query head
+     * @param i0 the first query row
+     * @param i1 the last query row
+     * @param j0 the first key
+     * @param j1 the last key
+     * @return what the rectangle holds
      */
     public static BlockMask.Status status(BlockMask mask, int b, int h0, int h1, int i0, int i1, int j0, int j1) {
         boolean anyVisible = false;

@@ -34,6 +34,7 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         SERVING
     }
 
+    /** Checks {@code maxHeadDim} and copies the sets. */
     public Capabilities {
         if (maxHeadDim < 1) {
             throw new IllegalArgumentException("maxHeadDim: " + maxHeadDim + " must be at least 1");
@@ -42,7 +43,14 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         features = Set.copyOf(Objects.requireNonNull(features, "features"));
     }
 
-    /** Capabilities with the given features (none: a forward-only backend without masks). */
+    /**
+     * Capabilities with the given features (none: a forward-only backend without masks).
+     *
+     * @param maxHeadDim the largest head dim, at least 1
+     * @param dtypes the element types it computes
+     * @param features what it has beyond a forward pass
+     * @return the capabilities
+     */
     public static Capabilities of(int maxHeadDim, Set<DType> dtypes, Feature... features) {
         EnumSet<Feature> set = EnumSet.noneOf(Feature.class);
         for (Feature f : features) {
@@ -51,17 +59,17 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         return new Capabilities(maxHeadDim, dtypes, set);
     }
 
-    /** Whether it has {@link Feature#BACKWARD}. */
+    /** {@return whether it has {@link Feature#BACKWARD}} */
     public boolean backward() {
         return features.contains(Feature.BACKWARD);
     }
 
-    /** Whether it has {@link Feature#MASKS}. */
+    /** {@return whether it has {@link Feature#MASKS}} */
     public boolean masks() {
         return features.contains(Feature.MASKS);
     }
 
-    /** Whether it has {@link Feature#SERVING}. */
+    /** {@return whether it has {@link Feature#SERVING}} */
     public boolean serving() {
         return features.contains(Feature.SERVING);
     }

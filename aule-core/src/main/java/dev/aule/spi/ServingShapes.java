@@ -21,6 +21,16 @@ public final class ServingShapes {
      * {@code b} of {@code kCache} {@code [B, Hkv, capacity, D]} and {@code vCache}
      * {@code [B, Hkv, capacity, Dv]}; {@code 0 <= cacheLens[b] <= capacity}. The returned shape has
      * {@code keyLen = capacity}; each sequence's own is its length.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape
      */
     public static AttentionShape cached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out,
                                         Tensor lse, AttentionOptions options, Capabilities capabilities) {
@@ -50,6 +60,17 @@ public final class ServingShapes {
      * of its table) in {@code [0, numBlocks)}; later entries are never read. The tables and lengths are
      * copied first and the copies validated, so a backend reads exactly what was checked however the
      * caller's arrays change meanwhile; the shape's {@code keyLen} is the longest context.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids, in position order
+     * @param contextLens cached tokens of each sequence
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape with the copied tables and lengths
      */
     public static PagedCall paged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
                                   int[] contextLens, Tensor out, Tensor lse, AttentionOptions options,
@@ -129,6 +150,17 @@ public final class ServingShapes {
      * {@code n} sequences back to back; sequence {@code s} is query rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])}
      * against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. Both offset arrays have {@code n + 1} entries,
      * start at 0, never decrease and end at the total.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape
      */
     public static AttentionShape varlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
                                         Tensor out, Tensor lse, AttentionOptions options,
@@ -151,6 +183,14 @@ public final class ServingShapes {
     /**
      * The sequences of a validated {@link #cached} call: batch entry {@code b}'s rows against its first
      * {@code cacheLens[b]} keys.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @return one view per batch entry
      */
     public static java.util.List<SequenceView> cachedSequences(Tensor q, Tensor kCache, Tensor vCache,
                                                                int[] cacheLens, Tensor out, Tensor lse) {
@@ -164,7 +204,18 @@ public final class ServingShapes {
         return views;
     }
 
-    /** The sequences of a validated {@link #varlen} call that have query rows. */
+    /**
+     * The sequences of a validated {@link #varlen} call that have query rows.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @return one view per sequence with query rows
+     */
     public static java.util.List<SequenceView> varlenSequences(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ,
                                                                int[] cuSeqlensK, Tensor out, Tensor lse) {
         java.util.List<SequenceView> views = new java.util.ArrayList<>(cuSeqlensQ.length - 1);

@@ -19,6 +19,10 @@ public final class TensorChecks {
     /**
      * Rejects an output that is read-only, whose strides make two elements share memory, or that overlaps
      * any of {@code inputs} (entries with a null tensor are skipped).
+     *
+     * @param name the argument name of {@code out}, for messages
+     * @param out the output
+     * @param inputs the inputs it must not overlap
      */
     public static void checkWritable(String name, Tensor out, NamedTensor... inputs) {
         if (out.memory().isReadOnly()) {
@@ -35,7 +39,14 @@ public final class TensorChecks {
         }
     }
 
-    /** Rejects an output {@code out} whose addressed bytes overlap those of {@code other}. */
+    /**
+     * Rejects an output {@code out} whose addressed bytes overlap those of {@code other}.
+     *
+     * @param outName the argument name of {@code out}, for messages
+     * @param out the output
+     * @param otherName the argument name of {@code other}
+     * @param other another tensor
+     */
     public static void checkNoOverlap(String outName, Tensor out, String otherName, Tensor other) {
         if (addressedRegion(out).asOverlappingSlice(addressedRegion(other)).isPresent()) {
             throw new IllegalArgumentException(outName + ": memory overlaps " + otherName
@@ -46,12 +57,20 @@ public final class TensorChecks {
     /**
      * True when only one thread may touch this tensor's memory (a segment of {@code Arena.ofConfined()}):
      * backends then compute on the calling thread instead of their pool.
+     *
+     * @param t the tensor
+     * @return whether its memory is thread-confined
      */
     public static boolean isThreadConfined(Tensor t) {
         return !t.memory().isAccessibleBy(PROBE);
     }
 
-    /** True when any of the tensors (nulls skipped) is {@linkplain #isThreadConfined thread-confined}. */
+    /**
+     * True when any of the tensors (nulls skipped) is {@linkplain #isThreadConfined thread-confined}.
+     *
+     * @param tensors the tensors
+     * @return whether any is thread-confined
+     */
     public static boolean anyThreadConfined(Tensor... tensors) {
         for (Tensor t : tensors) {
             if (t != null && isThreadConfined(t)) {

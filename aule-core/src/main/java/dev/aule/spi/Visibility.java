@@ -17,16 +17,33 @@ import dev.aule.AttentionOptions;
  */
 public record Visibility(int queryLen, int keyLen, int left, int right) {
 
+    /**
+     * The visibility of a call.
+     *
+     * @param queryLen rows {@code Sq}
+     * @param keyLen keys {@code Sk}
+     * @param options its window and causal flag
+     * @return the visibility
+     */
     public static Visibility of(int queryLen, int keyLen, AttentionOptions options) {
         return new Visibility(queryLen, keyLen, options.windowLeft(), options.effectiveWindowRight());
     }
 
-    /** {@code keyLen - queryLen}: the diagonal of row {@code i} is key {@code i + offset}. */
+    /**
+     * {@code keyLen - queryLen}: the diagonal of row {@code i} is key {@code i + offset}.
+     *
+     * @return the offset
+     */
     public long offset() {
         return (long) keyLen - queryLen;
     }
 
-    /** First visible key of row {@code i}; may exceed {@link #last(int)} when the row sees nothing. */
+    /**
+     * First visible key of row {@code i}; may exceed {@link #last(int)} when the row sees nothing.
+     *
+     * @param i the row (query index)
+     * @return the key index
+     */
     public int first(int i) {
         if (left < 0) {
             return 0;
@@ -34,7 +51,12 @@ public record Visibility(int queryLen, int keyLen, int left, int right) {
         return (int) Math.min(keyLen, Math.max(0, i + offset() - left));
     }
 
-    /** Last visible key of row {@code i}; may be below {@link #first(int)} when the row sees nothing. */
+    /**
+     * Last visible key of row {@code i}; may be below {@link #first(int)} when the row sees nothing.
+     *
+     * @param i the row (query index)
+     * @return the key index
+     */
     public int last(int i) {
         long diagonal = i + offset();
         if (right < 0) {
@@ -43,12 +65,21 @@ public record Visibility(int queryLen, int keyLen, int left, int right) {
         return (int) Math.max(-1, Math.min(keyLen - 1L, diagonal + right));
     }
 
-    /** Number of keys row {@code i} sees. */
+    /**
+     * Number of keys row {@code i} sees.
+     *
+     * @param i the row (query index)
+     * @return the count, 0 or more
+     */
     public int count(int i) {
         return Math.max(0, last(i) - first(i) + 1);
     }
 
-    /** Visible (row, key) pairs of one head. */
+    /**
+     * Visible (row, key) pairs of one head.
+     *
+     * @return the pair count
+     */
     public long pairs() {
         long total = 0;
         for (int i = 0; i < queryLen; i++) {
