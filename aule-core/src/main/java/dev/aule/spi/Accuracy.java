@@ -46,7 +46,12 @@ public final class Accuracy {
     private Accuracy() {
     }
 
-    /** The contract's limit for an output stored as {@code outType}. */
+    /**
+     * The contract's limit for an output stored as {@code outType}.
+     *
+     * @param outType the output's storage type
+     * @return {@link #F32_TOLERANCE} for F32, {@link #HALF_TOLERANCE} for F16 and BF16
+     */
     public static double tolerance(DType outType) {
         return outType == DType.F32 ? F32_TOLERANCE : HALF_TOLERANCE;
     }
@@ -60,6 +65,12 @@ public final class Accuracy {
      * {@value #F32_TOLERANCE} (a plain float loop does no better). The limit is then
      * {@code 2^-23 * M}, with {@code M} the {@link #logitBound}. At default scales it stays at
      * {@value #F32_TOLERANCE}. 16-bit outputs get {@link #HALF_TOLERANCE}.
+     *
+     * @param outType the output's storage type
+     * @param q the call's queries
+     * @param k the call's keys
+     * @param options the call's options (scale, ALiBi)
+     * @return the largest error the output may have against the reference
      */
     public static double forwardTolerance(DType outType, Tensor q, Tensor k, AttentionOptions options) {
         if (outType != DType.F32) {
@@ -71,6 +82,11 @@ public final class Accuracy {
     /**
      * A bound on every logit of the call: {@code |scale| * max|q_i| * max|k_j|} (Cauchy-Schwarz bounds
      * every {@code |scale * q.k|}) plus the largest ALiBi penalty, {@code max|m_h| * (Sq + Sk)}.
+     *
+     * @param q the call's queries
+     * @param k the call's keys
+     * @param options the call's options (scale, ALiBi)
+     * @return an upper bound of {@code |logit|} over every pair of the call
      */
     public static double logitBound(Tensor q, Tensor k, AttentionOptions options) {
         double bound = Math.abs(options.scale(q.headDim())) * maxRowNorm(q) * maxRowNorm(k);
@@ -89,6 +105,9 @@ public final class Accuracy {
      * {@code max|actual - expected| / max(1, max|expected|)}, with the non-finite rules of the class
      * description; never NaN.
      *
+     * @param actual what the backend under test wrote
+     * @param expected what the reference wrote for the same call
+     * @return the error, 0 or more, infinite for a non-finite mismatch
      * @throws IllegalArgumentException when the two hold different numbers of elements
      */
     public static double relativeError(Tensor actual, Tensor expected) {
@@ -111,7 +130,13 @@ public final class Accuracy {
         return maxDiff / Math.max(1, maxRef);
     }
 
-    /** Whether an error is within a tolerance; an infinite error never is. */
+    /**
+     * Whether an error is within a tolerance; an infinite error never is.
+     *
+     * @param error a {@link #relativeError}
+     * @param tolerance the limit, for example {@link #tolerance(DType)}
+     * @return {@code error < tolerance}
+     */
     public static boolean within(double error, double tolerance) {
         return error < tolerance;
     }
