@@ -38,18 +38,14 @@ import java.util.stream.IntStream;
  * are bitwise the same for any thread count and schedule.
  *
  * <p>Memory beyond the tensors, all O(N): the packed query side (about twice q and dOut, in F32) and
- * {@code chunks} F32 copies of dQ (at most 256 MiB beyond the first; fewer chunks when they would not fit).
+ * {@code chunks} F32 copies of dQ (at most {@link TileConfig#DQ_PARTIALS_EXTRA_BYTES} beyond the first; fewer
+ * chunks when they would not fit).
  *
- * <p>Tiles are square, {@code T = }{@link TileMath#keyTile()} keys by T query rows (64 with 512-bit
- * vectors), kept transposed (keys as rows, query rows along the lanes) so the three gradient products
- * are row-times-matrix products; see {@link TileMath#multiplyAdd}.
+ * <p>Tiles are square, {@code T = }{@link TileMath#keyTile()} keys ({@link TileConfig#KEY_BLOCK_VECTORS} vectors:
+ * 64 with 512-bit vectors) by T query rows, kept transposed (keys as rows, query rows along the lanes) so the
+ * three gradient products are row-times-matrix products; see {@link TileMath#multiplyAdd}.
  */
 final class FlashBackward {
-    /** Tasks a call aims for: enough for the cores of a workstation with causal imbalance. */
-    private static final int TARGET_TASKS = 32;
-    /** Memory the dQ partial sums beyond the first may take; more chunks than fit are not made. */
-    private static final long EXTRA_PARTIAL_BYTES = 256L << 20;
-
     private final TileMath math;
     private final Tensor q;
     private final Tensor k;
@@ -115,9 +111,9 @@ final class FlashBackward {
         this.group = shape.groupSize();
         this.headDim = shape.headDim();
         this.valueDim = shape.valueDim();
-        // Whole vectors per row, and dQ^T's rows (dPad of them) in the kernels' groups of 4.
-        this.dPad = roundUp(headDim, Math.max(4, math.lanes()));
-        this.dvPad = roundUp(valueDim, Math.max(4, math.lanes()));
+        // Whole vectors per row, and dQ^T's rows (dPad of them) in the kernels' groups of MICRO_ROWS.
+        this.dPad = roundUp(headDim, Math.max(TileConfig.MICRO_ROWS, math.lanes()));
+        this.dvPad = roundUp(valueDim, Math.max(TileConfig.MICRO_ROWS, math.lanes()));
         this.t = math.keyTile();
         this.tiles = ceilDiv(queryLen, t);
         this.blocks = ceilDiv(keyLen, t);
@@ -145,8 +141,8 @@ final class FlashBackward {
 
         int bh = shape.batch() * queryHeads;
         long partialBytes = 4L * bh * tiles * dPad * t;
-        int wanted = ceilDiv(TARGET_TASKS, shape.batch() * kvHeads);
-        long affordable = 1 + EXTRA_PARTIAL_BYTES / partialBytes;
+        int wanted = ceilDiv(TileConfig.BACKWARD_TARGET_TASKS, shape.batch() * kvHeads);
+        long affordable = 1 + TileConfig.DQ_PARTIALS_EXTRA_BYTES / partialBytes;
         this.chunks = (int) Math.max(1, Math.min(Math.min(wanted, blocks), affordable));
         this.order = costliestFirst(shape.batch() * kvHeads);
 
@@ -285,7 +281,7 @@ final class FlashBackward {
         for (int kb = chunk; kb < blocks; kb += chunks) {
             int j0 = kb * t;
             int jn = Math.min(t, keyLen - j0);
-            int jn4 = roundUp(jn, 4);
+            int jn4 = roundUp(jn, TileConfig.MICRO_ROWS);
             packKeys(sc, b, kvHead, j0, jn, jn4);
             Arrays.fill(sc.dkAcc, 0, jn4 * dPad, 0f);
             Arrays.fill(sc.dvAcc, 0, jn4 * dvPad, 0f);

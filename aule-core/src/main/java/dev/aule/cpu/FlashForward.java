@@ -23,34 +23,17 @@ import java.util.stream.IntStream;
  * sees one contiguous key interval (causal and window both bound it), so the tile only visits
  * key blocks that some row sees, and masks elementwise only at the interval edges.
  *
- * <p>Tile sizes: as many query rows as keep the query tile and the output accumulator within
- * {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at 256, 64 at 512; fewer when a call
- * would otherwise have under 4 tiles per core), by
- * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block)
- * is then reused by 64 passes of the 4-row micro-kernels, and the tile set in use (about 400 KiB
- * at D = 128) stays in a 1 MiB L2; 64-row tiles ran 20 to 30 % slower at D = 64 and 128.
+ * <p>Tile sizes ({@link TileConfig}): as many query rows as keep the query tile and the output accumulator
+ * within {@link TileConfig#TILE_BUDGET_BYTES}, {@link TileConfig#MIN_TILE_ROWS} to {@link TileConfig#MAX_TILE_ROWS}
+ * (fewer when a call would otherwise have under {@link TileConfig#TILES_PER_CORE} tiles per core), by
+ * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block) is then reused
+ * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2.
+ *
+ * <p>Each tile's path (packed or in-place keys and values, scores by product, row or key, array or segment) is
+ * chosen once per call as a {@link TilePath}, for the full tiles and for the last one; {@link #run} then calls
+ * that path's steps around {@link #updateSoftmax}, the online-softmax update of one key block.
  */
 final class FlashForward {
-    /** Most query rows a tile holds (D <= 128). */
-    static final int MAX_TILE_ROWS = 256;
-    /** Fewest query rows a tile holds (large head dims). */
-    static final int MIN_TILE_ROWS = 64;
-    /** Bytes of query tile plus output accumulator that a tile aims at: a quarter of a 1 MiB L2, or half of 512 KiB. */
-    static final int TILE_BUDGET_BYTES = 256 * 1024;
-    static final int MIN_SPLIT_KEYS = 512;
-    /**
-     * Short tiles, of at most this many rows (8 decode queries x a GQA group of 4), skip the key
-     * transpose and read F32 keys and values in place when the layout allows ({@link InPlaceRows}), from heap
-     * arrays or any other memory, and for a paged cache one run of adjacent blocks at a time.
-     */
-    static final int SHORT_TILE_MAX_ROWS = 32;
-    /**
-     * Short tiles of at most this many rows take scores by row-major dot products (one horizontal sum
-     * per score, cheap for few rows); longer ones with keys in place put the query rows along the
-     * vector lanes instead ({@link TileMath#scoresByKey}).
-     */
-    static final int BY_ROW_MAX_ROWS = 8;
-
     private final TileMath math;
     private final Tensor q;
     private final KvRows k;
@@ -83,6 +66,9 @@ final class FlashForward {
     // Keys and values read in place by short tiles; null when they must be copied (InPlaceRows.of).
     private final InPlaceRows kInPlace;
     private final InPlaceRows vInPlace;
+    // The path of every tile but the last, and of the last (it may be short when the others are not).
+    private final TilePath fullTilePath;
+    private final TilePath lastTilePath;
 
     FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
                  Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
@@ -123,6 +109,10 @@ final class FlashForward {
         this.order = costliestFirst(shape.batch() * kvHeads);
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
+        this.fullTilePath = TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace,
+                d, dp);
+        this.lastTilePath = TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace,
+                vInPlace, d, dp);
         if (splits > 1) {
             partialO = new float[tileItems * splits * partRows * dvp];
             partialM = new float[tileItems * splits * partRows];
@@ -139,17 +129,17 @@ final class FlashForward {
 
     /**
      * Rows per tile for padded head dims {@code dp}, {@code dvp}: the largest power of two within the
-     * budget and bounds, halved (down to the minimum) while the call would have fewer than 4 tiles
-     * per core, so shapes with few heads still keep every core busy.
+     * budget and bounds, halved (down to the minimum) while the call would have fewer than
+     * {@link TileConfig#TILES_PER_CORE} tiles per core, so shapes with few heads still keep every core busy.
      */
     static int tileRows(int dp, int dvp, int rows, long heads) {
-        int fit = TILE_BUDGET_BYTES / ((dp + dvp) * Float.BYTES);
-        int tileRows = MIN_TILE_ROWS;
-        while (tileRows * 2 <= Math.min(fit, MAX_TILE_ROWS)) {
+        int fit = TileConfig.TILE_BUDGET_BYTES / ((dp + dvp) * Float.BYTES);
+        int tileRows = TileConfig.MIN_TILE_ROWS;
+        while (tileRows * 2 <= Math.min(fit, TileConfig.MAX_TILE_ROWS)) {
             tileRows *= 2;
         }
-        long wanted = 4L * CpuPool.threads();
-        while (tileRows > MIN_TILE_ROWS && heads * ((rows + tileRows - 1) / tileRows) < wanted) {
+        long wanted = (long) TileConfig.TILES_PER_CORE * CpuPool.threads();
+        while (tileRows > TileConfig.MIN_TILE_ROWS && heads * ((rows + tileRows - 1) / tileRows) < wanted) {
             tileRows /= 2;
         }
         return tileRows;
@@ -158,15 +148,15 @@ final class FlashForward {
     /**
      * Flash-decoding: when there are too few tiles to keep every core busy (decode: one query per
      * head, few heads), each tile's key range is cut into splits computed in parallel and merged
-     * exactly by their (max, sum) pairs. Splits keep at least {@link #MIN_SPLIT_KEYS} keys so the
+     * exactly by their (max, sum) pairs. Splits keep at least {@link TileConfig#MIN_SPLIT_KEYS} keys so the
      * merge stays negligible.
      */
     private static int keySplits(int tileItems, int keyLen, int keyTile) {
-        int wanted = 4 * CpuPool.threads();
+        int wanted = TileConfig.TILES_PER_CORE * CpuPool.threads();
         if (tileItems >= wanted) {
             return 1;
         }
-        int bySize = Math.max(1, keyLen / Math.max(MIN_SPLIT_KEYS, keyTile));
+        int bySize = Math.max(1, keyLen / Math.max(TileConfig.MIN_SPLIT_KEYS, keyTile));
         return Math.max(1, Math.min((wanted + tileItems - 1) / tileItems, bySize));
     }
 
@@ -215,21 +205,56 @@ final class FlashForward {
         int kvHead = item / tiles % kvHeads;
         int r0 = tile * tileRows;
         int n = Math.min(tileRows, rows - r0);
-        int n4 = roundUp(n, 4);
-        boolean shortTile = n4 <= SHORT_TILE_MAX_ROWS;
-        // scoresByKey broadcasts single key elements and has only an array form; other memory goes by row.
-        boolean byKey = shortTile && n4 > BY_ROW_MAX_ROWS && kInPlace != null && kInPlace.array() != null;
-        int qStride = shortTile ? dp : d;
+        int n4 = roundUp(n, TileConfig.MICRO_ROWS);
+        TilePath path = tile == tiles - 1 ? lastTilePath : fullTilePath;
         sc.ensure(tileRows, keyTile, dp, dvp);
+        KeyRange keys = loadQueries(sc, path, b, kvHead, r0, n, n4);
+        if (splits > 1 && keys.start() < keys.end()) {
+            keys = keys.split(split, splits, keyTile);
+        }
+        for (int j0 = keys.start(); j0 < keys.end(); j0 += keyTile) {
+            int jn = Math.min(keyTile, keys.end() - j0);
+            if (!anyRowSees(sc.first, sc.last, n, j0, j0 + jn - 1)) {
+                continue;
+            }
+            BlockMask.Status status = masks == null ? BlockMask.Status.FULL : tileStatus(sc, b, n, j0, jn);
+            if (status == BlockMask.Status.EMPTY) {
+                continue;
+            }
+            scoreBlock(sc, path, n4, b, kvHead, j0, jn);
+            if (path.values() == TilePath.Values.PACKED) {
+                packRows(v, sc.v, dvp, b, kvHead, j0, jn);
+            }
+            updateSoftmax(sc, n4, b, j0, jn, status);
+            if (path.values() == TilePath.Values.PACKED) {
+                math.accumulate(sc.s, n4, jn, 0, sc.v, 0, dvp, dvp, sc.o, sc.alpha);
+            } else {
+                accumulateInPlace(sc, n4, b, kvHead, j0, jn);
+            }
+        }
+        finish(sc, b, item, split, n);
+    }
+
+    /** The keys a tile's rows see together, {@code [start, end)}; empty when {@code start >= end}. */
+    private record KeyRange(int start, int end) {
+        /** Split {@code split} of {@code splits}: each takes a whole number of key blocks of the range. */
+        KeyRange split(int split, int splits, int keyTile) {
+            int perSplit = roundUp((end - start + splits - 1) / splits, keyTile);
+            int from = start + split * perSplit;
+            return new KeyRange(from, Math.min(end, from + perSplit));
+        }
+    }
+
+    /**
+     * Fills the tile's scratch for rows {@code r0 .. r0 + n - 1} (padded to {@code n4}): scaled queries (also
+     * transposed when the path scores by key), each row's query, head and visible keys, and the running max, sum
+     * and output at their starting values. Returns the keys that some row sees.
+     */
+    private KeyRange loadQueries(Scratch sc, TilePath path, int b, int kvHead, int r0, int n, int n4) {
+        int qStride = path.qStride();
         float[] qt = sc.q;
-        float[] s = sc.s;
-        float[] o = sc.o;
-        float[] m = sc.m;
-        float[] l = sc.l;
-        float[] alpha = sc.alpha;
         int[] first = sc.first;
         int[] last = sc.last;
-
         int keyStart = Integer.MAX_VALUE;
         int keyEnd = 0;
         for (int t = 0; t < n4; t++) {
@@ -253,98 +278,98 @@ final class FlashForward {
                 last[t] = 0;
                 Arrays.fill(qt, t * qStride, (t + 1) * qStride, 0f);
             }
-            m[t] = Float.NEGATIVE_INFINITY;
-            l[t] = 0f;
+            sc.m[t] = Float.NEGATIVE_INFINITY;
+            sc.l[t] = 0f;
         }
-        Arrays.fill(o, 0, n4 * dvp, 0f);
-        int cols = math.queryColumns(n4);
-        if (byKey) {
+        Arrays.fill(sc.o, 0, n4 * dvp, 0f);
+        if (path.transposedQueries()) {
+            int cols = math.queryColumns(n4);
             for (int x = 0; x < d; x++) {
                 for (int c = 0; c < cols; c++) {
                     sc.qCols[x * cols + c] = c < n4 ? qt[c * qStride + x] : 0f;
                 }
             }
         }
+        return new KeyRange(keyStart, keyEnd);
+    }
 
-        if (splits > 1 && keyStart < keyEnd) {
-            // Each split takes a whole number of key blocks of the tile's range.
-            int perSplit = roundUp((keyEnd - keyStart + splits - 1) / splits, keyTile);
-            int from = keyStart + split * perSplit;
-            keyEnd = Math.min(keyEnd, from + perSplit);
-            keyStart = from;
-        }
-        for (int j0 = keyStart; j0 < keyEnd; j0 += keyTile) {
-            int jn = Math.min(keyTile, keyEnd - j0);
-            if (!anyRowSees(first, last, n, j0, j0 + jn - 1)) {
-                continue;
-            }
-            BlockMask.Status status = masks == null ? BlockMask.Status.FULL : tileStatus(sc, b, n, j0, jn);
-            if (status == BlockMask.Status.EMPTY) {
-                continue;
-            }
-            boolean maskRows = masks != null && masks.changesRows(status);
-            if (shortTile && kInPlace != null) {
-                scoresInPlace(sc, n4, byKey, b, kvHead, j0, jn);
-            } else if (shortTile) {
-                packRows(k, sc.kt, dp, b, kvHead, j0, jn);
-                math.scoresByRow(qt, n4, dp, sc.kt, 0, dp, jn, s, 0);
-            } else {
+    /** The tile's scores against keys {@code [j0, j0 + jn)} into {@code sc.s}, as its path takes them. */
+    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn) {
+        switch (path.scores()) {
+            case PACKED_PRODUCT -> {
                 packKeys(sc, b, kvHead, j0, jn);
-                math.multiply(qt, n4, d, sc.kt, 0, s);
+                math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
             }
-            boolean valuesInPlace = shortTile && vInPlace != null;
-            if (!valuesInPlace) {
-                packRows(v, sc.v, dvp, b, kvHead, j0, jn);
+            case COPIED_BY_ROW -> {
+                packRows(k, sc.kt, dp, b, kvHead, j0, jn);
+                math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
             }
-            for (int t = 0; t < n4; t++) {
-                int off = t * keyTile;
-                int lo = Math.max(first[t] - j0, 0);
-                int hi = Math.min(last[t] - j0, jn - 1);
-                if (lo > hi) {
-                    Arrays.fill(s, off, off + keyTile, 0f);
-                    alpha[t] = 1f;
-                    continue;
-                }
-                if (softcap > 0f) {
-                    math.softcap(s, off, keyTile, softcap);
-                }
-                if (slopes != null) {
-                    float center = (float) (sc.qRow[t] + visibility.offset() - j0);
-                    math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
-                }
-                if (maskRows) {
-                    masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);
-                }
-                Arrays.fill(s, off, off + lo, Float.NEGATIVE_INFINITY);
-                Arrays.fill(s, off + hi + 1, off + keyTile, Float.NEGATIVE_INFINITY);
-                float mNew = Math.max(m[t], math.max(s, off, keyTile));
-                if (mNew == Float.NEGATIVE_INFINITY) { // a mask hid every key the row has met so far
-                    Arrays.fill(s, off, off + keyTile, 0f);
-                    alpha[t] = 1f;
-                    continue;
-                }
-                // Once a row's max settles it rarely moves: skip the scalar exp then (exp(0) is exactly 1).
-                alpha[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew); // 0 when m was -inf
-                l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
-                m[t] = mNew;
-            }
-            if (valuesInPlace) {
-                accumulateInPlace(sc, n4, b, kvHead, j0, jn);
-            } else {
-                math.accumulate(s, n4, jn, 0, sc.v, 0, dvp, dvp, o, alpha);
-            }
+            case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW ->
+                    scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
         }
+    }
 
+    /**
+     * The online-softmax update of one key block: per row, the score pipeline (softcap, ALiBi, the masks' hook,
+     * {@code -inf} outside the row's visible keys), then the new running max, the rescale {@code alpha} of what the
+     * row accumulated so far, and the probabilities {@code exp(s - max)} in place with their sum added to the
+     * row's. Rows that see no key of the block get zero probabilities and an alpha of 1.
+     */
+    private void updateSoftmax(Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status) {
+        float[] s = sc.s;
+        float[] m = sc.m;
+        float[] l = sc.l;
+        float[] alpha = sc.alpha;
+        boolean maskRows = masks != null && masks.changesRows(status);
+        for (int t = 0; t < n4; t++) {
+            int off = t * keyTile;
+            int lo = Math.max(sc.first[t] - j0, 0);
+            int hi = Math.min(sc.last[t] - j0, jn - 1);
+            if (lo > hi) {
+                Arrays.fill(s, off, off + keyTile, 0f);
+                alpha[t] = 1f;
+                continue;
+            }
+            if (softcap > 0f) {
+                math.softcap(s, off, keyTile, softcap);
+            }
+            if (slopes != null) {
+                float center = (float) (sc.qRow[t] + visibility.offset() - j0);
+                math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
+            }
+            if (maskRows) {
+                masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);
+            }
+            Arrays.fill(s, off, off + lo, Float.NEGATIVE_INFINITY);
+            Arrays.fill(s, off + hi + 1, off + keyTile, Float.NEGATIVE_INFINITY);
+            float mNew = Math.max(m[t], math.max(s, off, keyTile));
+            if (mNew == Float.NEGATIVE_INFINITY) { // a mask hid every key the row has met so far
+                Arrays.fill(s, off, off + keyTile, 0f);
+                alpha[t] = 1f;
+                continue;
+            }
+            // Once a row's max settles it rarely moves: skip the scalar exp then (exp(0) is exactly 1).
+            alpha[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew); // 0 when m was -inf
+            l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
+            m[t] = mNew;
+        }
+    }
+
+    /**
+     * Writes the tile's rows, or with split keys stores this split's partial state and, for the split that
+     * finishes the tile last, merges them all.
+     */
+    private void finish(Scratch sc, int b, int item, int split, int n) {
         if (splits == 1) {
             for (int t = 0; t < n; t++) {
-                writeRow(sc, b, t, o, t * dvp, m[t], l[t]);
+                writeRow(sc, b, t, sc.o, t * dvp, sc.m[t], sc.l[t]);
             }
             return;
         }
         int part = (item * splits + split) * partRows;
-        System.arraycopy(o, 0, partialO, part * dvp, n * dvp);
-        System.arraycopy(m, 0, partialM, part, n);
-        System.arraycopy(l, 0, partialL, part, n);
+        System.arraycopy(sc.o, 0, partialO, part * dvp, n * dvp);
+        System.arraycopy(sc.m, 0, partialM, part, n);
+        System.arraycopy(sc.l, 0, partialL, part, n);
         if (pendingSplits.decrementAndGet(item) == 0) {
             mergeSplits(sc, b, item, n);
         }
@@ -353,17 +378,17 @@ final class FlashForward {
     /**
      * A short tile's scores against keys {@code [j0, j0 + jn)} read in place: one call per run of rows
      * stored one stride apart (the whole block for a tensor, each run of adjacent blocks of a paged cache),
-     * through the array when the keys are a {@code float[]}, else through their segment.
+     * by key or by row from the array, or by row from the segment, as {@code scores} says.
      */
-    private void scoresInPlace(Scratch sc, int n4, boolean byKey, int b, int kvHead, int j0, int jn) {
+    private void scoresInPlace(Scratch sc, int n4, TilePath.Scores scores, int b, int kvHead, int j0, int jn) {
         InPlaceRows rows = kInPlace;
         for (int j = j0, end = j0 + jn; j < end; ) {
             int count = k.contiguousRows(j, end - j);
             int stored = k.storedRow(j);
-            if (byKey) {
+            if (scores == TilePath.Scores.IN_PLACE_BY_KEY) {
                 math.scoresByKey(sc.qCols, n4, d, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
                         sc.sCols, sc.s, j - j0);
-            } else if (rows.array() != null) {
+            } else if (scores == TilePath.Scores.IN_PLACE_ARRAY_BY_ROW) {
                 math.scoresByRow(sc.q, n4, dp, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
                         sc.s, j - j0);
             } else {

@@ -6,7 +6,7 @@ import java.util.Arrays;
 
 /** Plain loops: the path when the Vector API module is not present. */
 final class ScalarTileMath implements TileMath {
-    private static final int KEY_TILE = 64;
+    private static final int KEY_TILE = TileConfig.SCALAR_KEY_TILE;
     /** Native-order floats, as tensors store them. */
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;

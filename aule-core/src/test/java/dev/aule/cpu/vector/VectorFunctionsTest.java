@@ -1,4 +1,4 @@
-package dev.aule.cpu;
+package dev.aule.cpu.vector;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The SIMD exp and tanh against {@link Math} over their whole range, tiny arguments included. */
 class VectorFunctionsTest {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F = SimdWidth.F;
 
     @Test
     void expHasARelativeErrorBelow3e7() {
@@ -19,11 +19,11 @@ class VectorFunctionsTest {
         for (int i = 0; i < 20_000; i++) {
             float x = (float) (rnd.nextDouble() * 175 - 87);
             double want = Math.exp(x);
-            double got = VectorTileMath.exp(FloatVector.broadcast(F, x)).lane(0);
+            double got = Elementwise.exp(FloatVector.broadcast(F, x)).lane(0);
             assertTrue(Math.abs(got - want) <= 3e-7 * want, "exp(" + x + ") = " + got + ", want " + want);
         }
-        assertEquals(0f, VectorTileMath.exp(FloatVector.broadcast(F, -100f)).lane(0));
-        assertEquals(0f, VectorTileMath.exp(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
+        assertEquals(0f, Elementwise.exp(FloatVector.broadcast(F, -100f)).lane(0));
+        assertEquals(0f, Elementwise.exp(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
     }
 
     /** Relative accuracy matters down to tiny arguments: a softcap c makes the logit c * tanh(s / c). */
@@ -34,12 +34,12 @@ class VectorFunctionsTest {
             double magnitude = Math.pow(10, rnd.nextDouble() * 36 - 32); // 1e-32 .. 1e4
             float y = (float) (rnd.nextBoolean() ? magnitude : -magnitude);
             double want = Math.tanh(y);
-            double got = VectorTileMath.tanh(FloatVector.broadcast(F, y)).lane(0);
+            double got = Elementwise.tanh(FloatVector.broadcast(F, y)).lane(0);
             assertTrue(Math.abs(got - want) <= 5e-7 * Math.abs(want) + 1e-45,
                     "tanh(" + y + ") = " + got + ", want " + want);
         }
-        assertEquals(0f, VectorTileMath.tanh(FloatVector.broadcast(F, 0f)).lane(0));
-        assertEquals(1f, VectorTileMath.tanh(FloatVector.broadcast(F, Float.POSITIVE_INFINITY)).lane(0));
-        assertEquals(-1f, VectorTileMath.tanh(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
+        assertEquals(0f, Elementwise.tanh(FloatVector.broadcast(F, 0f)).lane(0));
+        assertEquals(1f, Elementwise.tanh(FloatVector.broadcast(F, Float.POSITIVE_INFINITY)).lane(0));
+        assertEquals(-1f, Elementwise.tanh(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
     }
 }

@@ -1,0 +1,98 @@
+package dev.aule.cpu;
+
+import dev.aule.mask.BlockMask;
+
+/**
+ * Every tile size and threshold of the CPU kernels (forward, decode, split-KV and backward), each with the
+ * reason for its value. The kernels and their javadoc refer to these names rather than restating numbers.
+ *
+ * <p>Geometry in one place, with {@code L} the floats per vector (16 at 512 bits, 8 at 256, 4 at 128, 1 on
+ * the scalar path):
+ * <ul>
+ *   <li>a key block is {@link #KEY_BLOCK_VECTORS} vectors wide ({@code 4 L} keys; {@link #SCALAR_KEY_TILE}
+ *       on the scalar path);</li>
+ *   <li>a forward query tile holds {@link #MIN_TILE_ROWS} to {@link #MAX_TILE_ROWS} rows, as many as keep the
+ *       query tile and the output accumulator within {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at
+ *       256, 64 at 512), halved while a call would have fewer than {@link #TILES_PER_CORE} tiles per core;</li>
+ *   <li>tiles of at most {@link #SHORT_TILE_MAX_ROWS} rows (decode) read F32 keys and values in place, and take
+ *       their scores row by row up to {@link #BY_ROW_MAX_ROWS} rows;</li>
+ *   <li>when there are fewer than {@link #TILES_PER_CORE} tiles per core, key ranges are split into parts of at
+ *       least {@link #MIN_SPLIT_KEYS} keys (flash-decoding);</li>
+ *   <li>the backward works on square tiles of one key block by as many query rows, in about
+ *       {@link #BACKWARD_TARGET_TASKS} tasks, its dQ partial sums within {@link #DQ_PARTIALS_EXTRA_BYTES};</li>
+ *   <li>every micro-kernel takes {@link #MICRO_ROWS} rows at a time, and {@link #BLOCK_MASK_BLOCK} divides every
+ *       tile size.</li>
+ * </ul>
+ *
+ * <p>This class is public only so that the SIMD kernels of {@code dev.aule.cpu.vector} can read it; neither
+ * package is exported by the module.
+ */
+public final class TileConfig {
+    /**
+     * Vectors per key block row: the products then run as 4 query rows x 4 vectors = 16 accumulators, which with
+     * 4 operand vectors and a broadcast fit the 32 registers of AVX-512 without spilling.
+     */
+    public static final int KEY_BLOCK_VECTORS = 4;
+
+    /** Rows every micro-kernel takes at once: 4 rows amortise each loaded key or value vector over 4 FMAs. */
+    public static final int MICRO_ROWS = 4;
+
+    /** Keys per block on the scalar path (one lane): the block of 512-bit vectors, so tiles look the same. */
+    public static final int SCALAR_KEY_TILE = 64;
+
+    /**
+     * Bytes of query tile plus output accumulator a forward tile aims at: a quarter of a 1 MiB L2, or half of
+     * 512 KiB, so the whole tile set (about 400 KiB at D = 128 with the key, value and score blocks) stays in L2.
+     */
+    public static final int TILE_BUDGET_BYTES = 256 * 1024;
+
+    /**
+     * Most query rows a forward tile holds (D up to 128): every packed key block is reused by 64 passes of the
+     * 4-row micro-kernels; 64-row tiles ran 20 to 30 % slower at D = 64 and 128.
+     */
+    public static final int MAX_TILE_ROWS = 256;
+
+    /** Fewest query rows a forward tile holds (large head dims, or few heads to spread over the cores). */
+    public static final int MIN_TILE_ROWS = 64;
+
+    /**
+     * Tiles per core a call aims for: fewer and some cores idle at the end of the call (causal tiles differ in
+     * cost), so tile rows are halved down to {@link #MIN_TILE_ROWS}, then key ranges split.
+     */
+    public static final int TILES_PER_CORE = 4;
+
+    /** Fewest keys a split of a key range holds: merging the splits' partial states then stays negligible. */
+    public static final int MIN_SPLIT_KEYS = 512;
+
+    /**
+     * Tiles of at most this many rows (8 decode queries x a GQA group of 4) skip the key transpose and read F32
+     * keys and values in place when the layout allows ({@link InPlaceRows}): for few rows the transpose would
+     * cost more than the products.
+     */
+    public static final int SHORT_TILE_MAX_ROWS = 32;
+
+    /**
+     * Short tiles of at most this many rows take scores by row-major dot products (one horizontal sum per score,
+     * cheap for few rows); longer ones with keys in place put the query rows along the vector lanes instead
+     * ({@link TileMath#scoresByKey}).
+     */
+    public static final int BY_ROW_MAX_ROWS = 8;
+
+    /** Main-phase tasks a backward call aims for: enough for the cores of a workstation with causal imbalance. */
+    public static final int BACKWARD_TARGET_TASKS = 32;
+
+    /**
+     * Memory the backward's dQ partial sums beyond the first may take: each key chunk keeps its own so nothing
+     * accumulates across threads; more chunks than fit are not made.
+     */
+    public static final long DQ_PARTIALS_EXTRA_BYTES = 256L << 20;
+
+    /**
+     * The BlockMask's block side: it divides every tile size here (key blocks of at least 4 vectors of 4 floats,
+     * query tiles of 64 rows or more, backward tiles of one key block), so a tile covers whole mask blocks.
+     */
+    public static final int BLOCK_MASK_BLOCK = BlockMask.BLOCK;
+
+    private TileConfig() {
+    }
+}

@@ -1,0 +1,522 @@
+package dev.aule.cpu.vector;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+
+/**
+ * The register-blocked products of the tiles: {@link #multiply} (the forward's scores, the backward's
+ * transposed scores and {@code dOut . v}), {@link #multiplyAdd} (the backward's gradient products) and
+ * {@link #accumulate} (the forward's {@code o = alpha o + p v}). One register block serves them all: 4 rows x 4
+ * vectors = 16 accumulators, 4 operand vectors and a broadcast in the 32 AVX-512 registers, or 4 x 2 on AVX2
+ * (see {@link #NARROW}); a backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call streams at most a
+ * KT x 128 operand from L1/L2 per 4 rows.
+ *
+ * <p>{@link #multiply} is public for aule-bench's SGEMM yardstick (see the package documentation).
+ */
+public final class Products {
+    private static final VectorSpecies<Float> F = SimdWidth.F;
+    private static final int L = SimdWidth.L;
+    private static final int KT = SimdWidth.KT;
+    private static final long LANE_BYTES = (long) L * Float.BYTES;
+    /**
+     * 256-bit vectors (AVX2): 16 registers cannot hold a 4 x 4 block of accumulators with its 4 operand
+     * vectors and a broadcast (21), so the products use 4 x 2 blocks there: 8 accumulators, 2 operands and a
+     * broadcast (alone on a 256 x 128 by 128 x 32 product: 79 to 88 GFLOP/s against 48 to 51).
+     */
+    private static final boolean NARROW = L == 8;
+    private static final float[] ONES = {1f, 1f, 1f, 1f};
+    /** Tensors store floats in native order. */
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
+
+    private Products() {
+    }
+
+    /**
+     * {@code c[cOff + t * cStride + j] = sum_x a[aOff + t * inner + x] b[bOff + x * KT + j]} for {@code t < rows},
+     * {@code j < KT} ({@link SimdWidth#keyTile()}): {@code a} row-major {@code [rows][inner]}, {@code b} a panel
+     * {@code [inner][KT]}. {@code rows} is a multiple of 4. Overwrites those columns of {@code c}.
+     */
+    public static void multiply(float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff,
+                                int cStride) {
+        if (NARROW) {
+            multiplyPairs(a, aOff, rows, inner, b, bOff, c, cOff, cStride);
+            return;
+        }
+        for (int t = 0; t < rows; t += 4) {
+            int a0 = aOff + t * inner;
+            int a1 = a0 + inner;
+            int a2 = a1 + inner;
+            int a3 = a2 + inner;
+            FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+            FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+            FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+            FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+            for (int x = 0, bb = bOff; x < inner; x++, bb += KT) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                FloatVector b2 = FloatVector.fromArray(F, b, bb + 2 * L);
+                FloatVector b3 = FloatVector.fromArray(F, b, bb + 3 * L);
+                FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                c00 = b0.fma(e, c00);
+                c01 = b1.fma(e, c01);
+                c02 = b2.fma(e, c02);
+                c03 = b3.fma(e, c03);
+                e = FloatVector.broadcast(F, a[a1 + x]);
+                c10 = b0.fma(e, c10);
+                c11 = b1.fma(e, c11);
+                c12 = b2.fma(e, c12);
+                c13 = b3.fma(e, c13);
+                e = FloatVector.broadcast(F, a[a2 + x]);
+                c20 = b0.fma(e, c20);
+                c21 = b1.fma(e, c21);
+                c22 = b2.fma(e, c22);
+                c23 = b3.fma(e, c23);
+                e = FloatVector.broadcast(F, a[a3 + x]);
+                c30 = b0.fma(e, c30);
+                c31 = b1.fma(e, c31);
+                c32 = b2.fma(e, c32);
+                c33 = b3.fma(e, c33);
+            }
+            int o = cOff + t * cStride;
+            c00.intoArray(c, o);
+            c01.intoArray(c, o + L);
+            c02.intoArray(c, o + 2 * L);
+            c03.intoArray(c, o + 3 * L);
+            o += cStride;
+            c10.intoArray(c, o);
+            c11.intoArray(c, o + L);
+            c12.intoArray(c, o + 2 * L);
+            c13.intoArray(c, o + 3 * L);
+            o += cStride;
+            c20.intoArray(c, o);
+            c21.intoArray(c, o + L);
+            c22.intoArray(c, o + 2 * L);
+            c23.intoArray(c, o + 3 * L);
+            o += cStride;
+            c30.intoArray(c, o);
+            c31.intoArray(c, o + L);
+            c32.intoArray(c, o + 2 * L);
+            c33.intoArray(c, o + 3 * L);
+        }
+    }
+
+    /**
+     * {@link #multiply} in 4 x 2 blocks (see {@link #NARROW}): each 4-row block in two passes over half the
+     * columns.
+     */
+    private static void multiplyPairs(float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c,
+                                      int cOff, int cStride) {
+        for (int t = 0; t < rows; t += 4) {
+            int a0 = aOff + t * inner;
+            int a1 = a0 + inner;
+            int a2 = a1 + inner;
+            int a3 = a2 + inner;
+            for (int h = 0; h < KT; h += 2 * L) {
+                FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00;
+                FloatVector c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+                for (int x = 0, bb = bOff + h; x < inner; x++, bb += KT) {
+                    FloatVector b0 = FloatVector.fromArray(F, b, bb);
+                    FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
+                    FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+                    c00 = b0.fma(e, c00);
+                    c01 = b1.fma(e, c01);
+                    e = FloatVector.broadcast(F, a[a1 + x]);
+                    c10 = b0.fma(e, c10);
+                    c11 = b1.fma(e, c11);
+                    e = FloatVector.broadcast(F, a[a2 + x]);
+                    c20 = b0.fma(e, c20);
+                    c21 = b1.fma(e, c21);
+                    e = FloatVector.broadcast(F, a[a3 + x]);
+                    c30 = b0.fma(e, c30);
+                    c31 = b1.fma(e, c31);
+                }
+                int o = cOff + t * cStride + h;
+                c00.intoArray(c, o);
+                c01.intoArray(c, o + L);
+                c10.intoArray(c, o + cStride);
+                c11.intoArray(c, o + cStride + L);
+                c20.intoArray(c, o + 2 * cStride);
+                c21.intoArray(c, o + 2 * cStride + L);
+                c30.intoArray(c, o + 3 * cStride);
+                c31.intoArray(c, o + 3 * cStride + L);
+            }
+        }
+    }
+
+    /**
+     * {@code c[rows][width] += a[rows][inner] b[inner][width]} with {@code a}'s rows KT apart from 0, {@code b} from
+     * {@code bOff} and {@code c} from {@code cOff}; {@code rows} is a multiple of 4 and {@code width} of the lanes.
+     */
+    public static void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c,
+                                   int cOff) {
+        for (int t = 0; t < rows; t += 4) {
+            // c += a b is accumulate's block with alphas of 1 (exact): a's rows are KT apart like p's.
+            accumulateRows(a, t * KT, inner, b, bOff, width, width, c, cOff + t * width, width, ONES, 0, NARROW);
+        }
+    }
+
+    /**
+     * {@code o[t] = alpha[t] * o[t] + sum_j p[t][pCol + j] * v[j]} for {@code t < rows}, {@code j < keys}: value row
+     * {@code j} at {@code v[vOff + j * vStride, +dvp)}, probabilities KT apart, output rows {@code dvp} apart.
+     */
+    public static void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
+                                  float[] o, float[] alpha) {
+        // The block is written out here rather than called (as multiplyAdd does): on decode's lone group of 4 rows
+        // the call to accumulateWide, compiled on its own, cost 15 to 30 % of a decode step.
+        for (int t = 0; t < rows; t += 4) {
+            int p0 = t * KT + pCol;
+            int o0 = t * dvp;
+            int oStride = dvp;
+            // A lone group of 4 rows (decode) streams each value row from memory once per pass: it keeps the
+            // wide block's 4 passes even where that spills; with more rows the values come from L1.
+            int c = NARROW && rows > 4 ? accumulatePairs(p, p0, keys, v, vOff, vStride, dvp, o, o0, dvp, alpha, t) : 0;
+            int p1 = p0 + KT;
+            int p2 = p1 + KT;
+            int p3 = p2 + KT;
+            int o1 = o0 + oStride;
+            int o2 = o1 + oStride;
+            int o3 = o2 + oStride;
+            float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+            for (; c + 4 * L <= dvp; c += 4 * L) {
+                FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+                FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
+                FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
+                FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+                FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
+                FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
+                FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+                FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
+                FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
+                FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+                FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
+                FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
+                for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                    FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                    FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);
+                    FloatVector v3 = FloatVector.fromArray(F, v, vb + 3 * L);
+                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                    a00 = v0.fma(b, a00);
+                    a01 = v1.fma(b, a01);
+                    a02 = v2.fma(b, a02);
+                    a03 = v3.fma(b, a03);
+                    b = FloatVector.broadcast(F, p[p1 + j]);
+                    a10 = v0.fma(b, a10);
+                    a11 = v1.fma(b, a11);
+                    a12 = v2.fma(b, a12);
+                    a13 = v3.fma(b, a13);
+                    b = FloatVector.broadcast(F, p[p2 + j]);
+                    a20 = v0.fma(b, a20);
+                    a21 = v1.fma(b, a21);
+                    a22 = v2.fma(b, a22);
+                    a23 = v3.fma(b, a23);
+                    b = FloatVector.broadcast(F, p[p3 + j]);
+                    a30 = v0.fma(b, a30);
+                    a31 = v1.fma(b, a31);
+                    a32 = v2.fma(b, a32);
+                    a33 = v3.fma(b, a33);
+                }
+                a00.intoArray(o, o0 + c);
+                a01.intoArray(o, o0 + c + L);
+                a02.intoArray(o, o0 + c + 2 * L);
+                a03.intoArray(o, o0 + c + 3 * L);
+                a10.intoArray(o, o1 + c);
+                a11.intoArray(o, o1 + c + L);
+                a12.intoArray(o, o1 + c + 2 * L);
+                a13.intoArray(o, o1 + c + 3 * L);
+                a20.intoArray(o, o2 + c);
+                a21.intoArray(o, o2 + c + L);
+                a22.intoArray(o, o2 + c + 2 * L);
+                a23.intoArray(o, o2 + c + 3 * L);
+                a30.intoArray(o, o3 + c);
+                a31.intoArray(o, o3 + c + L);
+                a32.intoArray(o, o3 + c + 2 * L);
+                a33.intoArray(o, o3 + c + 3 * L);
+            }
+            // Remaining value columns (dvp not a multiple of 4 vectors): one vector at a time.
+            for (; c < dvp; c += L) {
+                FloatVector a0 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+                }
+                a0.intoArray(o, o0 + c);
+                a1.intoArray(o, o1 + c);
+                a2.intoArray(o, o2 + c);
+                a3.intoArray(o, o3 + c);
+            }
+        }
+    }
+
+    /**
+     * Rows {@code t..t+3} of {@link #accumulate} (and, with alphas of 1, of {@link #multiplyAdd}): probabilities
+     * from {@code p0} (KT apart), output rows from {@code o0} ({@code oStride} apart), value columns
+     * {@code [0, width)}; in 4 x 2 blocks first when {@code pairs}, then 4 x 4, then one vector at a time.
+     */
+    private static void accumulateRows(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int width,
+                                       float[] o, int o0, int oStride, float[] alpha, int t, boolean pairs) {
+        int c = pairs ? accumulatePairs(p, p0, keys, v, vOff, vStride, width, o, o0, oStride, alpha, t) : 0;
+        accumulateWide(p, p0, keys, v, vOff, vStride, width, o, o0, oStride, alpha, t, c);
+    }
+
+    /**
+     * The 4 x 2 block of {@link #accumulate} (and, with alphas of 1, of {@link #multiplyAdd}) for rows
+     * {@code t..t+3}: probabilities from {@code p0} ({@link #KT} apart), output rows from {@code o0}
+     * ({@code oStride} apart), over every pair of value vectors within {@code dvp}; returns the first column it
+     * did not do.
+     */
+    private static int accumulatePairs(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
+                                       float[] o, int o0, int oStride, float[] alpha, int t) {
+        int p1 = p0 + KT;
+        int p2 = p1 + KT;
+        int p3 = p2 + KT;
+        int o1 = o0 + oStride;
+        int o2 = o1 + oStride;
+        int o3 = o2 + oStride;
+        float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+        int c = 0;
+        for (; c + 2 * L <= dvp; c += 2 * L) {
+            FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+            FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+            FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+            FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+            FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+            FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+            FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+            for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                a00 = v0.fma(b, a00);
+                a01 = v1.fma(b, a01);
+                b = FloatVector.broadcast(F, p[p1 + j]);
+                a10 = v0.fma(b, a10);
+                a11 = v1.fma(b, a11);
+                b = FloatVector.broadcast(F, p[p2 + j]);
+                a20 = v0.fma(b, a20);
+                a21 = v1.fma(b, a21);
+                b = FloatVector.broadcast(F, p[p3 + j]);
+                a30 = v0.fma(b, a30);
+                a31 = v1.fma(b, a31);
+            }
+            a00.intoArray(o, o0 + c);
+            a01.intoArray(o, o0 + c + L);
+            a10.intoArray(o, o1 + c);
+            a11.intoArray(o, o1 + c + L);
+            a20.intoArray(o, o2 + c);
+            a21.intoArray(o, o2 + c + L);
+            a30.intoArray(o, o3 + c);
+            a31.intoArray(o, o3 + c + L);
+        }
+        return c;
+    }
+
+    /**
+     * {@link #accumulateRows} from column {@code c} on: 4 x 4 blocks, then the columns left (width not a multiple
+     * of 4 vectors) one vector at a time.
+     */
+    private static void accumulateWide(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
+                                       float[] o, int o0, int oStride, float[] alpha, int t, int c) {
+        int p1 = p0 + KT;
+        int p2 = p1 + KT;
+        int p3 = p2 + KT;
+        int o1 = o0 + oStride;
+        int o2 = o1 + oStride;
+        int o3 = o2 + oStride;
+        float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+        for (; c + 4 * L <= dvp; c += 4 * L) {
+            FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+            FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
+            FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
+            FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+            FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+            FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
+            FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
+            FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+            FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+            FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
+            FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
+            FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+            FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+            FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
+            FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
+            for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);
+                FloatVector v3 = FloatVector.fromArray(F, v, vb + 3 * L);
+                FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                a00 = v0.fma(b, a00);
+                a01 = v1.fma(b, a01);
+                a02 = v2.fma(b, a02);
+                a03 = v3.fma(b, a03);
+                b = FloatVector.broadcast(F, p[p1 + j]);
+                a10 = v0.fma(b, a10);
+                a11 = v1.fma(b, a11);
+                a12 = v2.fma(b, a12);
+                a13 = v3.fma(b, a13);
+                b = FloatVector.broadcast(F, p[p2 + j]);
+                a20 = v0.fma(b, a20);
+                a21 = v1.fma(b, a21);
+                a22 = v2.fma(b, a22);
+                a23 = v3.fma(b, a23);
+                b = FloatVector.broadcast(F, p[p3 + j]);
+                a30 = v0.fma(b, a30);
+                a31 = v1.fma(b, a31);
+                a32 = v2.fma(b, a32);
+                a33 = v3.fma(b, a33);
+            }
+            a00.intoArray(o, o0 + c);
+            a01.intoArray(o, o0 + c + L);
+            a02.intoArray(o, o0 + c + 2 * L);
+            a03.intoArray(o, o0 + c + 3 * L);
+            a10.intoArray(o, o1 + c);
+            a11.intoArray(o, o1 + c + L);
+            a12.intoArray(o, o1 + c + 2 * L);
+            a13.intoArray(o, o1 + c + 3 * L);
+            a20.intoArray(o, o2 + c);
+            a21.intoArray(o, o2 + c + L);
+            a22.intoArray(o, o2 + c + 2 * L);
+            a23.intoArray(o, o2 + c + 3 * L);
+            a30.intoArray(o, o3 + c);
+            a31.intoArray(o, o3 + c + L);
+            a32.intoArray(o, o3 + c + 2 * L);
+            a33.intoArray(o, o3 + c + 3 * L);
+        }
+        // Remaining value columns (dvp not a multiple of 4 vectors): one vector at a time.
+        for (; c < dvp; c += L) {
+            FloatVector a0 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+            FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+            FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+            FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+            for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+                a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+                a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+            }
+            a0.intoArray(o, o0 + c);
+            a1.intoArray(o, o1 + c);
+            a2.intoArray(o, o2 + c);
+            a3.intoArray(o, o3 + c);
+        }
+    }
+
+    /**
+     * {@link #accumulate(float[], int, int, int, float[], int, int, int, float[], float[])} with value row {@code j}
+     * at byte {@code vOff + j * vStride} of {@code v}. The same loop over other memory, kept apart because C2
+     * compiles each form to plain vector loads; a test holds the two to bitwise-equal results.
+     */
+    public static void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
+                                  int dvp, float[] o, float[] alpha) {
+        // As the array version, value rows loaded from the segment.
+        for (int t = 0; t < rows; t += 4) {
+            int p0 = t * KT + pCol;
+            int p1 = p0 + KT;
+            int p2 = p1 + KT;
+            int p3 = p2 + KT;
+            int o0 = t * dvp;
+            int o1 = o0 + dvp;
+            int o2 = o1 + dvp;
+            int o3 = o2 + dvp;
+            float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
+            int c = 0;
+            for (; c + 4 * L <= dvp; c += 4 * L) {
+                FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
+                FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
+                FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
+                FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
+                FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
+                FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
+                FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
+                FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
+                FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
+                FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
+                FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
+                FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
+                long vb = vOff + (long) c * Float.BYTES;
+                for (int j = 0; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromMemorySegment(F, v, vb, NATIVE);
+                    FloatVector v1 = FloatVector.fromMemorySegment(F, v, vb + LANE_BYTES, NATIVE);
+                    FloatVector v2 = FloatVector.fromMemorySegment(F, v, vb + 2 * LANE_BYTES, NATIVE);
+                    FloatVector v3 = FloatVector.fromMemorySegment(F, v, vb + 3 * LANE_BYTES, NATIVE);
+                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                    a00 = v0.fma(b, a00);
+                    a01 = v1.fma(b, a01);
+                    a02 = v2.fma(b, a02);
+                    a03 = v3.fma(b, a03);
+                    b = FloatVector.broadcast(F, p[p1 + j]);
+                    a10 = v0.fma(b, a10);
+                    a11 = v1.fma(b, a11);
+                    a12 = v2.fma(b, a12);
+                    a13 = v3.fma(b, a13);
+                    b = FloatVector.broadcast(F, p[p2 + j]);
+                    a20 = v0.fma(b, a20);
+                    a21 = v1.fma(b, a21);
+                    a22 = v2.fma(b, a22);
+                    a23 = v3.fma(b, a23);
+                    b = FloatVector.broadcast(F, p[p3 + j]);
+                    a30 = v0.fma(b, a30);
+                    a31 = v1.fma(b, a31);
+                    a32 = v2.fma(b, a32);
+                    a33 = v3.fma(b, a33);
+                }
+                a00.intoArray(o, o0 + c);
+                a01.intoArray(o, o0 + c + L);
+                a02.intoArray(o, o0 + c + 2 * L);
+                a03.intoArray(o, o0 + c + 3 * L);
+                a10.intoArray(o, o1 + c);
+                a11.intoArray(o, o1 + c + L);
+                a12.intoArray(o, o1 + c + 2 * L);
+                a13.intoArray(o, o1 + c + 3 * L);
+                a20.intoArray(o, o2 + c);
+                a21.intoArray(o, o2 + c + L);
+                a22.intoArray(o, o2 + c + 2 * L);
+                a23.intoArray(o, o2 + c + 3 * L);
+                a30.intoArray(o, o3 + c);
+                a31.intoArray(o, o3 + c + L);
+                a32.intoArray(o, o3 + c + 2 * L);
+                a33.intoArray(o, o3 + c + 3 * L);
+            }
+            // Remaining value columns (dvp not a multiple of 4 vectors): one vector at a time.
+            for (; c < dvp; c += L) {
+                FloatVector a0 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
+                FloatVector a1 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
+                FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
+                FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
+                long vb = vOff + (long) c * Float.BYTES;
+                for (int j = 0; j < keys; j++, vb += vStride) {
+                    FloatVector v0 = FloatVector.fromMemorySegment(F, v, vb, NATIVE);
+                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
+                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
+                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
+                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+                }
+                a0.intoArray(o, o0 + c);
+                a1.intoArray(o, o1 + c);
+                a2.intoArray(o, o2 + c);
+                a3.intoArray(o, o3 + c);
+            }
+        }
+    }
+}

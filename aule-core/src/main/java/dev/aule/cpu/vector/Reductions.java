@@ -1,0 +1,107 @@
+package dev.aule.cpu.vector;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Row reductions of the online softmax: the row max, and exp-and-sum, each summing lanes in one fixed order so
+ * that a result does not change in the last bit between the interpreter and compiled code.
+ */
+public final class Reductions {
+    private static final VectorSpecies<Float> F = SimdWidth.F;
+    private static final int L = SimdWidth.L;
+    private static final List<VectorShuffle<Float>> HALVING_ROTATIONS = halvingRotations();
+    // Lane i takes lane i + n (mod L): sum()'s halving steps for up to 16 lanes.
+    private static final VectorShuffle<Float> ROTATE_8 = VectorShuffle.iota(F, 8 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_4 = VectorShuffle.iota(F, 4 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_2 = VectorShuffle.iota(F, 2 % L, 1, true);
+    private static final VectorShuffle<Float> ROTATE_1 = VectorShuffle.iota(F, 1 % L, 1, true);
+
+    private Reductions() {
+    }
+
+    /** Largest of {@code s[off, off+n)}, {@code n} a multiple of the lanes. */
+    public static float max(float[] s, int off, int n) {
+        FloatVector max = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        for (int i = off; i < off + n; i += L) {
+            max = max.max(FloatVector.fromArray(F, s, i));
+        }
+        return max.reduceLanes(VectorOperators.MAX);
+    }
+
+    /**
+     * {@code s = exp(s - max)} in place over {@code s[off, off+n)}, {@code n} a multiple of the lanes; returns the
+     * sum. {@code -inf} gives 0.
+     */
+    public static float expSum(float[] s, int off, int n, float max) {
+        FloatVector sum = FloatVector.zero(F);
+        for (int i = off; i < off + n; i += L) {
+            FloatVector e = Elementwise.exp(FloatVector.fromArray(F, s, i).sub(max));
+            e.intoArray(s, i);
+            sum = sum.add(e);
+        }
+        // sum(sum) written out: this method is inlined into the forward's softmax, where C2 runs out of
+        // inlining budget, and a call to sum() left out of line would box its vector argument on
+        // the heap for every score row. Same steps and order as sum().
+        if (L > 16) {
+            return sum(sum);
+        }
+        if (L >= 16) {
+            sum = sum.add(sum.rearrange(ROTATE_8));
+        }
+        if (L >= 8) {
+            sum = sum.add(sum.rearrange(ROTATE_4));
+        }
+        if (L >= 4) {
+            sum = sum.add(sum.rearrange(ROTATE_2));
+        }
+        if (L >= 2) {
+            sum = sum.add(sum.rearrange(ROTATE_1));
+        }
+        return sum.lane(0);
+    }
+
+    /**
+     * The sum of the lanes in one fixed order, halving the vector each step. Not
+     * {@code reduceLanes(ADD)}: its order is left to the implementation, and the interpreter's
+     * and C2's differ, so the same call would change in the last bit once compiled. The steps are
+     * written out with shuffles held in static final fields, which C2 sees as constants: fetched
+     * from a list in a loop, the shuffles were not constant, {@code rearrange} and {@code add} fell
+     * back to their Java implementations, and every score row allocated vectors on the heap.
+     */
+    static float sum(FloatVector v) {
+        if (L > 16) {
+            for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
+                v = v.add(v.rearrange(HALVING_ROTATIONS.get(i)));
+            }
+            return v.lane(0);
+        }
+        if (L >= 16) {
+            v = v.add(v.rearrange(ROTATE_8));
+        }
+        if (L >= 8) {
+            v = v.add(v.rearrange(ROTATE_4));
+        }
+        if (L >= 4) {
+            v = v.add(v.rearrange(ROTATE_2));
+        }
+        if (L >= 2) {
+            v = v.add(v.rearrange(ROTATE_1));
+        }
+        return v.lane(0);
+    }
+
+    /** Rotations by L/2, L/4, ..., 1 lanes, for vectors wider than 16 lanes. */
+    private static List<VectorShuffle<Float>> halvingRotations() {
+        List<VectorShuffle<Float>> rotations = new ArrayList<>();
+        for (int half = L / 2; half > 0; half /= 2) {
+            rotations.add(VectorShuffle.iota(F, half, 1, true));
+        }
+        return List.copyOf(rotations);
+    }
+}
