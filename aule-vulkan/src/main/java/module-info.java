@@ -15,5 +15,6 @@ module dev.aule.vulkan {
 
     exports dev.aule.vulkan;
 
-    provides dev.aule.spi.AttentionBackend with dev.aule.vulkan.VulkanBackend;
+    provides dev.aule.spi.AttentionBackend with
+            dev.aule.vulkan.VulkanBackend;
 }

@@ -4,6 +4,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.ServingShapes;
+
 import java.util.List;
 import java.util.function.Predicate;
 
@@ -15,8 +16,7 @@ import java.util.function.Predicate;
  * own head dim. The output has q's dtype.
  */
 public final class Attention {
-    private Attention() {
-    }
+    private Attention() {}
 
     /**
      * Attention output {@code [B, Hq, Sq, Dv]}.
@@ -78,9 +78,10 @@ public final class Attention {
      * @param options masking, scale and the other options of the call
      * @return the gradients of q, k and v
      */
-    public static Gradients backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                                     AttentionOptions options) {
-        AttentionBackend backend = Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
+    public static Gradients backward(
+            Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, AttentionOptions options) {
+        AttentionBackend backend =
+                Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
         if (!backend.capabilities().backward()) {
             throw new UnsupportedOperationException("backend " + backend.name()
                     + " has no backward pass (its Capabilities.backward() is false), and no available backend has one");
@@ -109,11 +110,11 @@ public final class Attention {
      * @param options masking, scale and the other options of the call
      * @return the output, in q's dtype, and the LSE
      */
-    public static AttentionResult forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens,
-                                                AttentionOptions options) {
+    public static AttentionResult forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected(Capabilities::serving).forwardCached(q, kCache, vCache, cacheLens, result.out(),
-                result.lse(), options);
+        Backends.selected(Capabilities::serving)
+                .forwardCached(q, kCache, vCache, cacheLens, result.out(), result.lse(), options);
         return result;
     }
 
@@ -135,11 +136,11 @@ public final class Attention {
      * @param options masking, scale and the other options of the call
      * @return the output, in q's dtype, and the LSE
      */
-    public static AttentionResult forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
-                                                 int[] contextLens, AttentionOptions options) {
+    public static AttentionResult forwardPaged(
+            Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected(Capabilities::serving).forwardPaged(q, kCache, vCache, blockTables, contextLens,
-                result.out(), result.lse(), options);
+        Backends.selected(Capabilities::serving)
+                .forwardPaged(q, kCache, vCache, blockTables, contextLens, result.out(), result.lse(), options);
         return result;
     }
 
@@ -157,11 +158,11 @@ public final class Attention {
      * @param options masking, scale and the other options of the call
      * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
      */
-    public static AttentionResult forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
-                                                AttentionOptions options) {
+    public static AttentionResult forwardVarlen(
+            Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
-        Backends.selected(Capabilities::serving).forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(),
-                result.lse(), options);
+        Backends.selected(Capabilities::serving)
+                .forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(), result.lse(), options);
         return result;
     }
 
@@ -176,7 +177,9 @@ public final class Attention {
      */
     public static AttentionResult mergeStates(List<AttentionResult> partials) {
         java.util.Objects.requireNonNull(partials, "partials");
-        if (partials.isEmpty() || partials.getFirst() == null || partials.getFirst().out() == null) {
+        if (partials.isEmpty()
+                || partials.getFirst() == null
+                || partials.getFirst().out() == null) {
             throw new IllegalArgumentException("partials: need at least one (out, lse) pair");
         }
         Tensor first = partials.getFirst().out();
@@ -202,11 +205,13 @@ public final class Attention {
     private static AttentionResult allocateResult(Tensor q, Tensor v) {
         java.util.Objects.requireNonNull(q, "q");
         java.util.Objects.requireNonNull(v, "v");
-        return new AttentionResult(Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), v.headDim()),
+        return new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), v.headDim()),
                 Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
     }
 
-    private static Tensor allocateOut(Tensor q, Tensor k, Tensor v, AttentionOptions options, AttentionBackend backend) {
+    private static Tensor allocateOut(
+            Tensor q, Tensor k, Tensor v, AttentionOptions options, AttentionBackend backend) {
         AttentionShape shape = AttentionShape.ofInputs(q, k, v, options, backend.capabilities());
         return Tensor.allocate(q.dtype(), shape.batch(), shape.queryHeads(), shape.queryLen(), shape.valueDim());
     }
@@ -221,7 +226,8 @@ public final class Attention {
         }
         int headDim = Math.max(q.headDim(), v.headDim());
         return caps -> caps.maxHeadDim() >= headDim
-                && caps.dtypes().contains(q.dtype()) && caps.dtypes().contains(k.dtype())
+                && caps.dtypes().contains(q.dtype())
+                && caps.dtypes().contains(k.dtype())
                 && caps.dtypes().contains(v.dtype())
                 && (caps.masks() || !options.hasMasksOrScoreMods());
     }

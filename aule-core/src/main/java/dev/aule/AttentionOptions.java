@@ -5,6 +5,7 @@ import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.Capabilities;
+
 import java.util.Arrays;
 import java.util.Objects;
 import java.util.Optional;
@@ -188,7 +189,11 @@ public final class AttentionOptions {
         s.append(causal ? "causal" : "non-causal");
         s.append(", scale ").append(Float.isNaN(scale) ? "1/sqrt(D)" : Float.toString(scale));
         if (windowLeft >= 0 || windowRight >= 0) {
-            s.append(", window (").append(windowLeft).append(", ").append(windowRight).append(')');
+            s.append(", window (")
+                    .append(windowLeft)
+                    .append(", ")
+                    .append(windowRight)
+                    .append(')');
         }
         if (softcap > 0) {
             s.append(", softcap ").append(softcap);
@@ -215,19 +220,35 @@ public final class AttentionOptions {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof AttentionOptions that && causal == that.causal
-                && Float.compare(scale, that.scale) == 0 && windowLeft == that.windowLeft
-                && windowRight == that.windowRight && Float.compare(softcap, that.softcap) == 0
-                && Arrays.equals(alibiSlopes, that.alibiSlopes) && mask == that.mask && bias == that.bias
-                && maskMod == that.maskMod && blockMask == that.blockMask && scoreMod == that.scoreMod;
+        return o instanceof AttentionOptions that
+                && causal == that.causal
+                && Float.compare(scale, that.scale) == 0
+                && windowLeft == that.windowLeft
+                && windowRight == that.windowRight
+                && Float.compare(softcap, that.softcap) == 0
+                && Arrays.equals(alibiSlopes, that.alibiSlopes)
+                && mask == that.mask
+                && bias == that.bias
+                && maskMod == that.maskMod
+                && blockMask == that.blockMask
+                && scoreMod == that.scoreMod;
     }
 
     /** Masks, biases and mods compare by identity. */
     @Override
     public int hashCode() {
-        return Objects.hash(causal, scale, windowLeft, windowRight, softcap, Arrays.hashCode(alibiSlopes),
-                System.identityHashCode(mask), System.identityHashCode(bias), System.identityHashCode(maskMod),
-                System.identityHashCode(blockMask), System.identityHashCode(scoreMod));
+        return Objects.hash(
+                causal,
+                scale,
+                windowLeft,
+                windowRight,
+                softcap,
+                Arrays.hashCode(alibiSlopes),
+                System.identityHashCode(mask),
+                System.identityHashCode(bias),
+                System.identityHashCode(maskMod),
+                System.identityHashCode(blockMask),
+                System.identityHashCode(scoreMod));
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -244,8 +265,7 @@ public final class AttentionOptions {
         private BlockMask blockMask;
         private ScoreMod scoreMod;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /**
          * Causal masking aligned bottom-right: row {@code i} sees keys {@code j <= i + Sk - Sq}.
@@ -281,8 +301,8 @@ public final class AttentionOptions {
          */
         public Builder window(int left, int right) {
             if (left < -1 || right < -1) {
-                throw new IllegalArgumentException("window: left and right must be >= -1 (-1 = unbounded), got ("
-                        + left + ", " + right + ")");
+                throw new IllegalArgumentException(
+                        "window: left and right must be >= -1 (-1 = unbounded), got (" + left + ", " + right + ")");
             }
             this.windowLeft = left;
             this.windowRight = right;
@@ -315,11 +335,13 @@ public final class AttentionOptions {
                 return this;
             }
             if (perQueryHead.length == 0) {
-                throw new IllegalArgumentException("alibiSlopes: must hold one slope per query head, got an empty array");
+                throw new IllegalArgumentException(
+                        "alibiSlopes: must hold one slope per query head, got an empty array");
             }
             for (int h = 0; h < perQueryHead.length; h++) {
                 if (!Float.isFinite(perQueryHead[h])) {
-                    throw new IllegalArgumentException("alibiSlopes: slope " + h + " must be finite, got " + perQueryHead[h]);
+                    throw new IllegalArgumentException(
+                            "alibiSlopes: slope " + h + " must be finite, got " + perQueryHead[h]);
                 }
             }
             this.alibiSlopes = perQueryHead.clone();

@@ -7,5 +7,4 @@ package dev.aule;
  * @param lse F32 {@code [B, Hq, Sq, 1]}: natural log of each row's softmax denominator,
  *            {@code -inf} for a row with no visible key
  */
-public record AttentionResult(Tensor out, Tensor lse) {
-}
+public record AttentionResult(Tensor out, Tensor lse) {}

@@ -3,6 +3,7 @@ package dev.aule;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
+
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -33,20 +34,21 @@ public final class Backends {
     private static final System.Logger LOG = System.getLogger(Backends.class.getName());
     private static final Set<String> LOGGED_FALLBACKS = ConcurrentHashMap.newKeySet();
 
-    private Backends() {
-    }
+    private Backends() {}
 
     private static final class Discovered {
         static final List<AttentionBackend> ALL = discover();
 
         private static List<AttentionBackend> discover() {
             List<AttentionBackend> found = new ArrayList<>();
-            for (AttentionBackend backend : ServiceLoader.load(AttentionBackend.class, Backends.class.getClassLoader())) {
+            for (AttentionBackend backend :
+                    ServiceLoader.load(AttentionBackend.class, Backends.class.getClassLoader())) {
                 if (found.stream().noneMatch(b -> b.name().equals(backend.name()))) {
                     found.add(backend);
                 }
             }
-            found.sort(Comparator.comparingInt(AttentionBackend::priority).reversed()
+            found.sort(Comparator.comparingInt(AttentionBackend::priority)
+                    .reversed()
                     .thenComparing(AttentionBackend::name));
             return List.copyOf(found);
         }
@@ -72,7 +74,9 @@ public final class Backends {
      */
     public static AttentionBackend get(String name) {
         String wanted = name == null ? "" : name.trim().toLowerCase(Locale.ROOT);
-        AttentionBackend backend = all().stream().filter(b -> b.name().equals(wanted)).findFirst()
+        AttentionBackend backend = all().stream()
+                .filter(b -> b.name().equals(wanted))
+                .findFirst()
                 .orElseThrow(() -> new IllegalArgumentException("name: no backend called '" + name + "'; known: "
                         + all().stream().map(AttentionBackend::name).collect(Collectors.joining(", "))
                         + "; available: " + availableNames()));
@@ -111,8 +115,10 @@ public final class Backends {
         AttentionBackend chosen = firstCapable(available, can);
         AttentionBackend top = available.getFirst();
         if (chosen != top && LOGGED_FALLBACKS.add(top.name() + ">" + chosen.name())) {
-            LOG.log(System.Logger.Level.INFO, "aule: backend " + top.name() + " cannot run a call (see its "
-                    + "Capabilities), so it runs on " + chosen.name() + "; later fallbacks of this kind are not logged");
+            LOG.log(
+                    System.Logger.Level.INFO,
+                    "aule: backend " + top.name() + " cannot run a call (see its " + "Capabilities), so it runs on "
+                            + chosen.name() + "; later fallbacks of this kind are not logged");
         }
         return chosen;
     }
@@ -138,7 +144,8 @@ public final class Backends {
      */
     public static String selectionReason() {
         String[] forced = forced();
-        return forced != null ? "forced by " + forced[0] + "=" + forced[1]
+        return forced != null
+                ? "forced by " + forced[0] + "=" + forced[1]
                 : "auto: the available backend of highest priority";
     }
 

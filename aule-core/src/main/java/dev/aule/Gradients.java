@@ -7,5 +7,4 @@ package dev.aule;
  * @param dk the gradient with respect to k
  * @param dv the gradient with respect to v
  */
-public record Gradients(Tensor dq, Tensor dk, Tensor dv) {
-}
+public record Gradients(Tensor dq, Tensor dk, Tensor dv) {}

@@ -2,6 +2,7 @@ package dev.aule;
 
 import dev.aule.spi.NamedTensor;
 import dev.aule.spi.TensorChecks;
+
 import java.util.List;
 import java.util.Objects;
 
@@ -13,8 +14,7 @@ import java.util.Objects;
  * (no visible key) contribute nothing, and if every partial is empty the row is 0 with {@code -inf}.
  */
 final class StateMerge {
-    private StateMerge() {
-    }
+    private StateMerge() {}
 
     static void merge(List<AttentionResult> partials, Tensor out, Tensor lse) {
         Objects.requireNonNull(partials, "partials");
@@ -23,7 +23,8 @@ final class StateMerge {
         if (partials.isEmpty()) {
             throw new IllegalArgumentException("partials: need at least one (out, lse) pair");
         }
-        Tensor first = Objects.requireNonNull(partials.getFirst(), "partials[0]").out();
+        Tensor first =
+                Objects.requireNonNull(partials.getFirst(), "partials[0]").out();
         long[] outShape = first.shape();
         long[] lseShape = {first.batch(), first.heads(), first.seqLen(), 1};
         NamedTensor[] inputs = new NamedTensor[2 * partials.size()];
@@ -34,7 +35,8 @@ final class StateMerge {
             requireShape("partials[" + p + "].out", r.out(), outShape);
             requireShape("partials[" + p + "].lse", r.lse(), lseShape);
             if (r.lse().dtype() != DType.F32) {
-                throw new IllegalArgumentException("partials[" + p + "].lse: dtype must be F32, got " + r.lse().dtype());
+                throw new IllegalArgumentException("partials[" + p + "].lse: dtype must be F32, got "
+                        + r.lse().dtype());
             }
             inputs[2 * p] = new NamedTensor("partials[" + p + "].out", r.out());
             inputs[2 * p + 1] = new NamedTensor("partials[" + p + "].lse", r.lse());
@@ -89,8 +91,9 @@ final class StateMerge {
 
     private static void requireShape(String name, Tensor t, long[] expected) {
         if (!java.util.Arrays.equals(t.shape(), expected)) {
-            throw new IllegalArgumentException(name + ": shape " + t.shapeString() + " must be "
-                    + java.util.Arrays.toString(expected) + ", the shape of partials[0] (out [B, H, S, Dv], lse [B, H, S, 1])");
+            throw new IllegalArgumentException(
+                    name + ": shape " + t.shapeString() + " must be " + java.util.Arrays.toString(expected)
+                            + ", the shape of partials[0] (out [B, H, S, Dv], lse [B, H, S, 1])");
         }
     }
 }

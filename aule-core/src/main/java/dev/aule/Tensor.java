@@ -78,8 +78,8 @@ public final class Tensor {
         int[] shape = checkShape(batch, heads, seq, headDim);
         long count = (long) batch * heads * seq * headDim;
         if (data.length != count) {
-            throw new IllegalArgumentException("data: length " + data.length + " does not match BSHD shape ["
-                    + batch + ", " + seq + ", " + heads + ", " + headDim + "] (" + count + " elements)");
+            throw new IllegalArgumentException("data: length " + data.length + " does not match BSHD shape [" + batch
+                    + ", " + seq + ", " + heads + ", " + headDim + "] (" + count + " elements)");
         }
         long[] strides = {(long) seq * heads * headDim, headDim, (long) heads * headDim, 1};
         return new Tensor(MemorySegment.ofArray(data), DType.F32, shape, strides);
@@ -106,15 +106,15 @@ public final class Tensor {
                     + shape.length + " " + Arrays.toString(shape));
         }
         if (strides.length != 4) {
-            throw new IllegalArgumentException("strides: rank must be 4 like shape, got rank " + strides.length
-                    + " " + Arrays.toString(strides));
+            throw new IllegalArgumentException(
+                    "strides: rank must be 4 like shape, got rank " + strides.length + " " + Arrays.toString(strides));
         }
         int[] dims = new int[4];
         long lastIndex = 0;
         for (int i = 0; i < 4; i++) {
             if (shape[i] < 1 || shape[i] > Integer.MAX_VALUE) {
-                throw new IllegalArgumentException("shape: every extent must be in [1, 2^31-1], got "
-                        + Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        "shape: every extent must be in [1, 2^31-1], got " + Arrays.toString(shape));
             }
             if (strides[i] < 0) {
                 throw new IllegalArgumentException("strides: must be non-negative, got " + Arrays.toString(strides));
@@ -159,8 +159,9 @@ public final class Tensor {
         int[] shape = {batch, heads, seq, headDim};
         for (int extent : shape) {
             if (extent < 1) {
-                throw new IllegalArgumentException("shape: every extent of [batch, heads, seq, headDim] must be >= 1, got "
-                        + Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        "shape: every extent of [batch, heads, seq, headDim] must be >= 1, got "
+                                + Arrays.toString(shape));
             }
         }
         return shape;
@@ -212,8 +213,9 @@ public final class Tensor {
         }
         Objects.checkFromIndexSize(start, length, seqLen);
         long first = (b * strideB + start * strideS) * dtype.byteSize();
-        return new Tensor(memory.asSlice(first), dtype, new int[] {1, heads, length, headDim},
-                new long[] {strideB, strideH, strideS, strideD});
+        return new Tensor(memory.asSlice(first), dtype, new int[] {1, heads, length, headDim}, new long[] {
+            strideB, strideH, strideS, strideD
+        });
     }
 
     /** {@return the shape {@code [batch, heads, seq, headDim]}} */
@@ -246,7 +248,9 @@ public final class Tensor {
 
     /** {@return true when the layout is BHSD with no gaps} */
     public boolean isContiguous() {
-        return strideD == 1 && strideS == headDim && strideH == (long) seqLen * headDim
+        return strideD == 1
+                && strideS == headDim
+                && strideH == (long) seqLen * headDim
                 && strideB == (long) heads * seqLen * headDim;
     }
 
@@ -420,5 +424,4 @@ public final class Tensor {
             memory.set(SHORT, byteOffset, dtype.encode16(value));
         }
     }
-
 }

@@ -1,11 +1,11 @@
 package dev.aule;
 
+import dev.aule.cpu.CpuBackend;
+import dev.aule.reference.ReferenceBackend;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
-import dev.aule.cpu.CpuBackend;
-import dev.aule.reference.ReferenceBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -63,8 +63,10 @@ class BackendsTest {
     /** Both always run, and the fast CPU backend outranks the float64 oracle. */
     @Test
     void availableListsCpuBeforeReference() {
-        List<String> names = Backends.available().stream().map(AttentionBackend::name).toList();
-        assertTrue(names.indexOf("cpu") >= 0 && names.indexOf("cpu") < names.indexOf("reference"),
+        List<String> names =
+                Backends.available().stream().map(AttentionBackend::name).toList();
+        assertTrue(
+                names.indexOf("cpu") >= 0 && names.indexOf("cpu") < names.indexOf("reference"),
                 "available(): " + names);
         List<AttentionBackend> available = Backends.available();
         for (int i = 1; i < available.size(); i++) {
@@ -121,7 +123,8 @@ class BackendsTest {
             Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 33, 16);
             Tensor k = Tensors.random(rnd, DType.F32, 2, 2, 50, 16);
             Tensor v = Tensors.random(rnd, DType.F32, 2, 2, 50, 24);
-            AttentionOptions options = AttentionOptions.builder().causal(true).softcap(20f).build();
+            AttentionOptions options =
+                    AttentionOptions.builder().causal(true).softcap(20f).build();
             Tensor out = Tensor.allocate(DType.F32, 2, 4, 33, 24);
             Tensor lse = Tensor.allocate(DType.F32, 2, 4, 33, 1);
             backend.forward(q, k, v, out, lse, options);
@@ -169,7 +172,8 @@ class BackendsTest {
     @Test
     void aBackendWithoutBackwardThrowsUnsupportedOperation() {
         AttentionBackend forwardOnly = stub("forward-only", 0, Capabilities.of(64, EnumSet.of(DType.F32)));
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+        UnsupportedOperationException e = assertThrows(
+                UnsupportedOperationException.class,
                 () -> forwardOnly.backward(null, null, null, null, null, null, null, null, null, null));
         assertNotNull(e.getMessage());
         assertTrue(e.getMessage().contains("forward-only"), e.getMessage());
@@ -183,37 +187,56 @@ class BackendsTest {
     @Test
     void aCallGoesToTheBestBackendThatCanRunIt() {
         AttentionBackend gpu = stub("gpu", 200, Capabilities.of(256, EnumSet.allOf(DType.class), Feature.BACKWARD));
-        AttentionBackend cpu = stub("fast-cpu", 100, Capabilities.of(512, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING));
+        AttentionBackend cpu = stub(
+                "fast-cpu",
+                100,
+                Capabilities.of(512, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING));
         AttentionBackend small = stub("small", 10, Capabilities.of(1024, EnumSet.of(DType.F32)));
-        AttentionBackend oracle = stub("oracle", 0, Capabilities.of(Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING));
+        AttentionBackend oracle = stub(
+                "oracle",
+                0,
+                Capabilities.of(
+                        Integer.MAX_VALUE,
+                        EnumSet.allOf(DType.class),
+                        Feature.BACKWARD,
+                        Feature.MASKS,
+                        Feature.SERVING));
         List<AttentionBackend> byPriority = List.of(gpu, cpu, small, oracle);
         assertSame(gpu, Backends.firstCapable(byPriority, caps -> true));
         assertSame(cpu, Backends.firstCapable(byPriority, Capabilities::serving));
         assertSame(cpu, Backends.firstCapable(byPriority, Capabilities::masks));
         assertSame(cpu, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 512));
         assertSame(small, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 1024));
-        assertSame(gpu, Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 2048),
+        assertSame(
+                gpu,
+                Backends.firstCapable(byPriority, caps -> caps.maxHeadDim() >= 2048),
                 "only the oracle can: not chosen, the first explains");
-        assertSame(oracle, Backends.firstCapable(List.of(oracle, gpu), caps -> caps.maxHeadDim() >= 2048),
+        assertSame(
+                oracle,
+                Backends.firstCapable(List.of(oracle, gpu), caps -> caps.maxHeadDim() >= 2048),
                 "an oracle that is first is chosen like any other");
     }
 
     @Test
     void theSpiDefaultsHaveNoServingAndTheBuiltInBackendsHaveIt() {
         assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).serving());
-        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD, Feature.MASKS).serving());
+        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD, Feature.MASKS)
+                .serving());
         assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).masks());
         for (String name : new String[] {"cpu", "reference"}) {
             Capabilities caps = Backends.get(name).capabilities();
             assertTrue(caps.serving() && caps.masks() && caps.backward(), name + ": " + caps);
         }
         AttentionBackend forwardOnly = stub("forward-only", 1, Capabilities.of(64, EnumSet.of(DType.F32)));
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+        UnsupportedOperationException e = assertThrows(
+                UnsupportedOperationException.class,
                 () -> forwardOnly.forwardPaged(null, null, null, null, null, null, null, null));
         assertTrue(e.getMessage().contains("forward-only") && e.getMessage().contains("serving"), e.getMessage());
-        assertThrows(UnsupportedOperationException.class,
+        assertThrows(
+                UnsupportedOperationException.class,
                 () -> forwardOnly.forwardCached(null, null, null, null, null, null, null));
-        assertThrows(UnsupportedOperationException.class,
+        assertThrows(
+                UnsupportedOperationException.class,
                 () -> forwardOnly.forwardVarlen(null, null, null, null, null, null, null, null));
     }
 
@@ -222,7 +245,9 @@ class BackendsTest {
     void aForcedBackendIsNotReplaced() {
         assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set in this environment");
         assertEquals("cpu", Backends.selected(Capabilities::serving).name());
-        assertEquals("cpu", Backends.selected(caps -> caps.maxHeadDim() > 512).name(),
+        assertEquals(
+                "cpu",
+                Backends.selected(caps -> caps.maxHeadDim() > 512).name(),
                 "unforced: the oracle is no fallback, the cpu backend rejects the call itself");
         System.setProperty(Backends.PROPERTY, "reference");
         assertEquals("reference", Backends.selected(caps -> false).name());
@@ -257,8 +282,7 @@ class BackendsTest {
             }
 
             @Override
-            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-            }
+            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {}
         };
     }
 }

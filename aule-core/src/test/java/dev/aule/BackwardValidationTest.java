@@ -27,8 +27,8 @@ class BackwardValidationTest {
     private static final Case CASE = new Case(DType.F32, 1, 4, 2, 5, 6, 8, 4, AttentionOptions.defaults());
 
     /** A call's arguments; each test breaks one. */
-    private record Call(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk,
-                        Tensor dv) {
+    private record Call(
+            Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk, Tensor dv) {
         static Call valid() {
             Inputs in = BackwardCases.inputs(new SplittableRandom(1), CASE, Backends.get("reference"));
             Gradients g = BackwardCases.poisoned(in, DType.F32);
@@ -97,43 +97,66 @@ class BackwardValidationTest {
 
     @Test
     void gradientsMustBeWritable() {
-        rejects(c -> c.withDk(Tensor.of(MemorySegment.ofArray(new float[2 * 6 * 8]).asReadOnly(), DType.F32,
-                c.k().shape(), c.k().strides())), "dk", "read-only");
+        rejects(
+                c -> c.withDk(Tensor.of(
+                        MemorySegment.ofArray(new float[2 * 6 * 8]).asReadOnly(),
+                        DType.F32,
+                        c.k().shape(),
+                        c.k().strides())),
+                "dk",
+                "read-only");
     }
 
     @Test
     void gradientsMustHaveDistinctElements() {
         // Stride 0 over heads: both KV heads' gradients would land on the same floats.
-        rejects(c -> c.withDv(Tensor.of(MemorySegment.ofArray(new float[6 * 4]), DType.F32, c.v().shape(),
-                new long[] {24, 0, 4, 1})), "dv", "distinct");
+        rejects(
+                c -> c.withDv(Tensor.of(
+                        MemorySegment.ofArray(new float[6 * 4]), DType.F32, c.v().shape(), new long[] {24, 0, 4, 1})),
+                "dv",
+                "distinct");
     }
 
     @Test
     void gradientsMustNotOverlapAnInput() {
         rejects(c -> c.withDq(c.q()), "dq", "overlaps q");
-        rejects(c -> c.withDk(Tensor.of(c.k().memory(), DType.F32, c.k().shape(), c.k().strides())), "dk", "overlaps k");
-        rejects(c -> c.withDv(Tensor.of(c.out().memory(), DType.F32, c.v().shape(), c.v().strides())), "dv",
+        rejects(
+                c -> c.withDk(Tensor.of(c.k().memory(), DType.F32, c.k().shape(), c.k().strides())),
+                "dk",
+                "overlaps k");
+        rejects(
+                c -> c.withDv(Tensor.of(c.out().memory(), DType.F32, c.v().shape(), c.v().strides())),
+                "dv",
                 "overlaps out");
-        rejects(c -> c.withDv(Tensor.of(c.dOut().memory(), DType.F32, c.v().shape(), c.v().strides())), "dv",
+        rejects(
+                c -> c.withDv(Tensor.of(c.dOut().memory(), DType.F32, c.v().shape(), c.v().strides())),
+                "dv",
                 "overlaps dOut");
-        rejects(c -> {
-            // lse in floats [0, 20) of one array, dv in [10, 58).
-            MemorySegment shared = MemorySegment.ofArray(new float[64]);
-            Tensor lse = Tensor.of(shared, DType.F32, c.lse().shape(), c.lse().strides());
-            Tensor dv = Tensor.of(shared.asSlice(10 * 4), DType.F32, c.v().shape(), c.v().strides());
-            return c.withLse(lse).withDv(dv);
-        }, "dv", "overlaps lse");
+        rejects(
+                c -> {
+                    // lse in floats [0, 20) of one array, dv in [10, 58).
+                    MemorySegment shared = MemorySegment.ofArray(new float[64]);
+                    Tensor lse = Tensor.of(
+                            shared, DType.F32, c.lse().shape(), c.lse().strides());
+                    Tensor dv = Tensor.of(shared.asSlice(10 * 4), DType.F32, c.v().shape(), c.v().strides());
+                    return c.withLse(lse).withDv(dv);
+                },
+                "dv",
+                "overlaps lse");
     }
 
     @Test
     void gradientsMustNotOverlapEachOther() {
-        rejects(c -> {
-            // dk and dv views of one array: dk covers [0, 96) and dv [48, 96).
-            MemorySegment shared = MemorySegment.ofArray(new float[2 * 6 * 8]);
-            Tensor dk = Tensor.of(shared, DType.F32, c.k().shape(), c.k().strides());
-            Tensor dv = Tensor.of(shared.asSlice(48 * 4), DType.F32, c.v().shape(), c.v().strides());
-            return c.withDk(dk).withDv(dv);
-        }, "dv", "overlaps dk");
+        rejects(
+                c -> {
+                    // dk and dv views of one array: dk covers [0, 96) and dv [48, 96).
+                    MemorySegment shared = MemorySegment.ofArray(new float[2 * 6 * 8]);
+                    Tensor dk = Tensor.of(shared, DType.F32, c.k().shape(), c.k().strides());
+                    Tensor dv = Tensor.of(shared.asSlice(48 * 4), DType.F32, c.v().shape(), c.v().strides());
+                    return c.withDk(dk).withDv(dv);
+                },
+                "dv",
+                "overlaps dk");
     }
 
     /** Both backends reject the broken call, naming {@code argument} and the rule, and leave every gradient untouched. */
@@ -147,14 +170,27 @@ class BackwardValidationTest {
                     g.fill(UNTOUCHED);
                 }
             }
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.backward(
-                    call.q(), call.k(), call.v(), call.out(), call.dOut(), call.lse(), call.dq(), call.dk(), call.dv(),
-                    CASE.options()), name);
-            assertTrue(e.getMessage().startsWith(argument + ":") && e.getMessage().contains(rule),
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> backend.backward(
+                            call.q(),
+                            call.k(),
+                            call.v(),
+                            call.out(),
+                            call.dOut(),
+                            call.lse(),
+                            call.dq(),
+                            call.dk(),
+                            call.dv(),
+                            CASE.options()),
+                    name);
+            assertTrue(
+                    e.getMessage().startsWith(argument + ":") && e.getMessage().contains(rule),
                     name + ": message '" + e.getMessage() + "' should name " + argument + " and say " + rule);
             for (Tensor g : grads) {
                 for (float x : g.toFloatArray()) {
-                    assertTrue(g.memory().isReadOnly() || x == UNTOUCHED,
+                    assertTrue(
+                            g.memory().isReadOnly() || x == UNTOUCHED,
                             name + ": a gradient was written although " + argument + " was rejected");
                 }
             }

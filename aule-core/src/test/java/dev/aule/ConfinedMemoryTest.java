@@ -1,8 +1,8 @@
 package dev.aule;
 
 import dev.aule.spi.Accuracy;
-import dev.aule.spi.TensorChecks;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.TensorChecks;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -35,8 +35,10 @@ class ConfinedMemoryTest {
             for (String name : new String[] {"cpu", "reference"}) {
                 AttentionBackend backend = Backends.get(name);
                 Tensor out = confined(arena, null);
-                Tensor lse = Tensor.of(arena.allocate(4L * 130 * Float.BYTES), DType.F32,
-                        new long[] {1, 4, 130, 1}, new long[] {4L * 130, 130, 1, 1});
+                Tensor lse = Tensor.of(
+                        arena.allocate(4L * 130 * Float.BYTES), DType.F32, new long[] {1, 4, 130, 1}, new long[] {
+                            4L * 130, 130, 1, 1
+                        });
                 Tensor dq = confined(arena, null);
                 Tensor dk = confined(arena, null);
                 Tensor dv = confined(arena, null);

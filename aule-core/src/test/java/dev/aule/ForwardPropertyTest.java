@@ -59,8 +59,23 @@ class ForwardPropertyTest {
             for (int dv : new int[] {d, d == 256 ? 64 : 256 - d % 7}) {
                 for (int[] lengths : new int[][] {{17, 65}, {65, 17}, {1, 200}}) {
                     AttentionOptions options = ForwardCase.randomOptions(rnd, 4, lengths[1]);
-                    failures.check(cpu, new ForwardCase(seed++, 1, 2, 2, lengths[0], lengths[1], d, dv, DType.F32,
-                            DType.F32, DType.F32, bhsd(), false, options));
+                    failures.check(
+                            cpu,
+                            new ForwardCase(
+                                    seed++,
+                                    1,
+                                    2,
+                                    2,
+                                    lengths[0],
+                                    lengths[1],
+                                    d,
+                                    dv,
+                                    DType.F32,
+                                    DType.F32,
+                                    DType.F32,
+                                    bhsd(),
+                                    false,
+                                    options));
                 }
             }
         }
@@ -82,15 +97,33 @@ class ForwardPropertyTest {
                 for (float softcap : new float[] {0f, 5f}) {
                     for (boolean alibi : new boolean[] {false, true}) {
                         for (float scale : new float[] {Float.NaN, 10f}) {
-                            AttentionOptions.Builder b = AttentionOptions.builder().causal(causal)
-                                    .window(window[0], window[1]).softcap(softcap).alibiSlopes(alibi ? slopes : null);
+                            AttentionOptions.Builder b = AttentionOptions.builder()
+                                    .causal(causal)
+                                    .window(window[0], window[1])
+                                    .softcap(softcap)
+                                    .alibiSlopes(alibi ? slopes : null);
                             if (!Float.isNaN(scale)) {
                                 b.scale(scale);
                             }
                             AttentionOptions options = b.build();
                             for (int[] lengths : new int[][] {{17, 127}, {127, 17}, {65, 65}}) {
-                                failures.check(cpu, new ForwardCase(seed++, 1, 2, 2, lengths[0], lengths[1], 32, 32,
-                                        DType.F32, DType.F32, DType.F32, bhsd(), false, options));
+                                failures.check(
+                                        cpu,
+                                        new ForwardCase(
+                                                seed++,
+                                                1,
+                                                2,
+                                                2,
+                                                lengths[0],
+                                                lengths[1],
+                                                32,
+                                                32,
+                                                DType.F32,
+                                                DType.F32,
+                                                DType.F32,
+                                                bhsd(),
+                                                false,
+                                                options));
                             }
                         }
                     }
@@ -135,7 +168,10 @@ class ForwardPropertyTest {
                             k.set(0, 0, j, x, (float) (0.25 * ramp * u[x] + 0.02 * (rnd.nextDouble() - 0.5)));
                         }
                     }
-                    AttentionOptions options = AttentionOptions.builder().scale(scale).causal(causal).build();
+                    AttentionOptions options = AttentionOptions.builder()
+                            .scale(scale)
+                            .causal(causal)
+                            .build();
                     String where = "rising " + rising + ", " + options;
                     Tensor out = Tensor.allocate(DType.F32, 1, 2, sq, d);
                     Tensor lse = Tensor.allocate(DType.F32, 1, 2, sq, 1);
@@ -164,20 +200,37 @@ class ForwardPropertyTest {
     void extremeOptionValuesMatchTheReference() {
         int max = Integer.MAX_VALUE;
         AttentionOptions[] options = {
-                AttentionOptions.builder().window(max, max).build(),
-                AttentionOptions.builder().window(max, -1).causal(true).build(),
-                AttentionOptions.builder().window(-1, max).build(),
-                AttentionOptions.builder().alibiSlopes(new float[] {0f, 0f, -0.05f, 0.9f}).build(),
-                AttentionOptions.builder().softcap(1e-3f).build(),
-                AttentionOptions.builder().scale(0f).causal(true).build(),
-                AttentionOptions.builder().scale(-10f).window(5, 5).build(),
+            AttentionOptions.builder().window(max, max).build(),
+            AttentionOptions.builder().window(max, -1).causal(true).build(),
+            AttentionOptions.builder().window(-1, max).build(),
+            AttentionOptions.builder()
+                    .alibiSlopes(new float[] {0f, 0f, -0.05f, 0.9f})
+                    .build(),
+            AttentionOptions.builder().softcap(1e-3f).build(),
+            AttentionOptions.builder().scale(0f).causal(true).build(),
+            AttentionOptions.builder().scale(-10f).window(5, 5).build(),
         };
         CaseFailures failures = new CaseFailures();
         long seed = 0;
         for (AttentionOptions option : options) {
             for (int[] lengths : new int[][] {{1, 200}, {65, 64}, {127, 3}}) {
-                failures.check(cpu, new ForwardCase(seed++, 2, 2, 2, lengths[0], lengths[1], 32, 16, DType.F32,
-                        DType.F32, DType.F32, bhsd(), false, option));
+                failures.check(
+                        cpu,
+                        new ForwardCase(
+                                seed++,
+                                2,
+                                2,
+                                2,
+                                lengths[0],
+                                lengths[1],
+                                32,
+                                16,
+                                DType.F32,
+                                DType.F32,
+                                DType.F32,
+                                bhsd(),
+                                false,
+                                option));
             }
         }
         failures.assertNone("extreme option cases");
@@ -192,10 +245,26 @@ class ForwardPropertyTest {
         CaseFailures failures = new CaseFailures();
         long seed = 0;
         for (float cap : new float[] {1e4f, 1e6f, 1e30f}) {
-            AttentionOptions option = AttentionOptions.builder().softcap(cap).scale(2f).build();
+            AttentionOptions option =
+                    AttentionOptions.builder().softcap(cap).scale(2f).build();
             for (int[] lengths : new int[][] {{1, 200}, {65, 64}}) {
-                failures.check(cpu, new ForwardCase(seed++, 1, 2, 2, lengths[0], lengths[1], 32, 16, DType.F32,
-                        DType.F32, DType.F32, bhsd(), false, option));
+                failures.check(
+                        cpu,
+                        new ForwardCase(
+                                seed++,
+                                1,
+                                2,
+                                2,
+                                lengths[0],
+                                lengths[1],
+                                32,
+                                16,
+                                DType.F32,
+                                DType.F32,
+                                DType.F32,
+                                bhsd(),
+                                false,
+                                option));
             }
         }
         failures.assertNone("large softcap cases");
@@ -205,10 +274,40 @@ class ForwardPropertyTest {
     @Test
     void headDimAtTheCpuLimitMatchesTheReference() {
         CaseFailures failures = new CaseFailures();
-        failures.check(cpu, new ForwardCase(5, 1, 1, 2, 33, 70, 512, 512, DType.F32, DType.F32, DType.F32, bhsd(),
-                false, AttentionOptions.builder().causal(true).build()));
-        failures.check(cpu, new ForwardCase(6, 1, 1, 1, 5, 9, 3, 512, DType.F32, DType.F32, DType.F32, bhsd(),
-                false, AttentionOptions.defaults()));
+        failures.check(
+                cpu,
+                new ForwardCase(
+                        5,
+                        1,
+                        1,
+                        2,
+                        33,
+                        70,
+                        512,
+                        512,
+                        DType.F32,
+                        DType.F32,
+                        DType.F32,
+                        bhsd(),
+                        false,
+                        AttentionOptions.builder().causal(true).build()));
+        failures.check(
+                cpu,
+                new ForwardCase(
+                        6,
+                        1,
+                        1,
+                        1,
+                        5,
+                        9,
+                        3,
+                        512,
+                        DType.F32,
+                        DType.F32,
+                        DType.F32,
+                        bhsd(),
+                        false,
+                        AttentionOptions.defaults()));
         failures.assertNone("head dim 512 cases");
     }
 

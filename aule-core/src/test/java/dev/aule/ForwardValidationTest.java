@@ -64,18 +64,20 @@ class ForwardValidationTest {
     private void assertRejected(String backend, String argument, String... fragments) {
         float[] outBefore = out.toFloatArray();
         float[] lseBefore = lse == null ? null : lse.toFloatArray();
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Backends.get(backend).forward(q, k, v, out, lse, options));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Backends.get(backend).forward(q, k, v, out, lse, options));
         assertMessage(e, argument, fragments);
         assertArrayEquals(outBefore, out.toFloatArray(), backend + ": out was written although the call was rejected");
         if (lse != null) {
-            assertArrayEquals(lseBefore, lse.toFloatArray(), backend + ": lse was written although the call was rejected");
+            assertArrayEquals(
+                    lseBefore, lse.toFloatArray(), backend + ": lse was written although the call was rejected");
         }
     }
 
     private static void assertMessage(IllegalArgumentException e, String argument, String... fragments) {
         String message = e.getMessage();
-        assertTrue(message.startsWith(argument + ":"), () -> "message should start with '" + argument + ":': " + message);
+        assertTrue(
+                message.startsWith(argument + ":"), () -> "message should start with '" + argument + ":': " + message);
         for (String fragment : fragments) {
             assertTrue(message.contains(fragment), () -> "message should mention '" + fragment + "': " + message);
         }
@@ -97,20 +99,28 @@ class ForwardValidationTest {
     @Test
     void aShapeOfRankOtherThanFourIsRejected() {
         MemorySegment memory = MemorySegment.ofArray(new float[24]);
-        assertMessage(rejects(() -> Tensor.of(memory, DType.F32, new long[] {2, 3, 4}, new long[] {12, 4, 1})),
-                "shape", "rank");
-        assertMessage(rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 1, 2, 3, 4}, new long[] {24, 24, 12, 4, 1})),
-                "shape", "rank");
-        assertMessage(rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 4, 1})),
-                "strides", "rank");
+        assertMessage(
+                rejects(() -> Tensor.of(memory, DType.F32, new long[] {2, 3, 4}, new long[] {12, 4, 1})),
+                "shape",
+                "rank");
+        assertMessage(
+                rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 1, 2, 3, 4}, new long[] {24, 24, 12, 4, 1})),
+                "shape",
+                "rank");
+        assertMessage(
+                rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 4, 1})),
+                "strides",
+                "rank");
     }
 
     @Test
     void anExtentBelowOneOrANegativeStrideIsRejected() {
         MemorySegment memory = MemorySegment.ofArray(new float[24]);
-        assertMessage(rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 0, 3, 4}, new long[] {12, 12, 4, 1})),
+        assertMessage(
+                rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 0, 3, 4}, new long[] {12, 12, 4, 1})),
                 "shape");
-        assertMessage(rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 2, 3, 4}, new long[] {24, 12, -4, 1})),
+        assertMessage(
+                rejects(() -> Tensor.of(memory, DType.F32, new long[] {1, 2, 3, 4}, new long[] {24, 12, -4, 1})),
                 "strides");
         assertMessage(rejects(() -> Tensor.of(new float[0], 1, 1, 0, 4)), "shape");
         assertMessage(rejects(() -> Tensor.allocate(DType.F16, 1, -1, 3, 4)), "shape");
@@ -120,16 +130,20 @@ class ForwardValidationTest {
     void memoryThatDoesNotCoverTheShapeAndStridesIsRejected() {
         // 1 x 2 x 3 x 4 contiguous needs 24 floats; 23 are one short.
         MemorySegment small = MemorySegment.ofArray(new float[23]);
-        assertMessage(rejects(() -> Tensor.of(small, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 12, 4, 1})),
-                "memory", "bytes");
+        assertMessage(
+                rejects(() -> Tensor.of(small, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 12, 4, 1})),
+                "memory",
+                "bytes");
         // Enough floats for a dense layout, not for a padded one (row stride 5: last element at 1*15 + 2*5 + 3).
         MemorySegment exact = MemorySegment.ofArray(new float[24]);
-        assertMessage(rejects(() -> Tensor.of(exact, DType.F32, new long[] {1, 2, 3, 4}, new long[] {15, 15, 5, 1})),
+        assertMessage(
+                rejects(() -> Tensor.of(exact, DType.F32, new long[] {1, 2, 3, 4}, new long[] {15, 15, 5, 1})),
                 "memory");
         // 24 shorts are 48 bytes: enough for F16, not for F32.
         MemorySegment shorts = MemorySegment.ofArray(new short[24]);
         assertDoesNotThrow(() -> Tensor.of(shorts, DType.F16, new long[] {1, 2, 3, 4}, new long[] {12, 12, 4, 1}));
-        assertMessage(rejects(() -> Tensor.of(shorts, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 12, 4, 1})),
+        assertMessage(
+                rejects(() -> Tensor.of(shorts, DType.F32, new long[] {1, 2, 3, 4}, new long[] {12, 12, 4, 1})),
                 "memory");
     }
 
@@ -232,21 +246,30 @@ class ForwardValidationTest {
     @Test
     void emptyOrNonFiniteAlibiSlopesAreRejected() {
         assertMessage(rejects(() -> AttentionOptions.builder().alibiSlopes(new float[0])), "alibiSlopes");
-        assertMessage(rejects(() -> AttentionOptions.builder().alibiSlopes(new float[] {0.5f, Float.NaN})),
-                "alibiSlopes", "slope 1");
-        assertMessage(rejects(() -> AttentionOptions.builder().alibiSlopes(new float[] {Float.NEGATIVE_INFINITY})),
+        assertMessage(
+                rejects(() -> AttentionOptions.builder().alibiSlopes(new float[] {0.5f, Float.NaN})),
+                "alibiSlopes",
+                "slope 1");
+        assertMessage(
+                rejects(() -> AttentionOptions.builder().alibiSlopes(new float[] {Float.NEGATIVE_INFINITY})),
                 "alibiSlopes");
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("backends")
     void alibiSlopesNotOnePerQueryHeadAreRejected(String backend) {
-        options = AttentionOptions.builder().alibiSlopes(new float[] {0.5f, 0.25f, 0.125f}).build();
+        options = AttentionOptions.builder()
+                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f})
+                .build();
         assertRejected(backend, "options.alibiSlopes", "length 3", "query heads 4");
         // One per KV head is a likely mistake with GQA: still wrong.
-        options = AttentionOptions.builder().alibiSlopes(new float[] {0.5f, 0.25f}).build();
+        options = AttentionOptions.builder()
+                .alibiSlopes(new float[] {0.5f, 0.25f})
+                .build();
         assertRejected(backend, "options.alibiSlopes", "length 2");
-        options = AttentionOptions.builder().alibiSlopes(new float[] {1, 2, 3, 4, 5}).build();
+        options = AttentionOptions.builder()
+                .alibiSlopes(new float[] {1, 2, 3, 4, 5})
+                .build();
         assertRejected(backend, "options.alibiSlopes", "length 5");
     }
 
@@ -256,11 +279,11 @@ class ForwardValidationTest {
     @MethodSource("backends")
     void anOutputOfTheWrongShapeIsRejected(String backend) {
         long[][] wrong = {
-                {B, HQ, SQ - 1, DV}, // too small
-                {B, HQ, SQ + 1, DV}, // too big
-                {B, HQ, SQ, D},      // shaped like q: head dim of q instead of v's
-                {B, HKV, SQ, DV},    // KV heads instead of query heads
-                {B + 1, HQ, SQ, DV},
+            {B, HQ, SQ - 1, DV}, // too small
+            {B, HQ, SQ + 1, DV}, // too big
+            {B, HQ, SQ, D}, // shaped like q: head dim of q instead of v's
+            {B, HKV, SQ, DV}, // KV heads instead of query heads
+            {B + 1, HQ, SQ, DV},
         };
         for (long[] shape : wrong) {
             out = sentinel(Tensor.allocate(DType.F32, (int) shape[0], (int) shape[1], (int) shape[2], (int) shape[3]));
@@ -289,8 +312,9 @@ class ForwardValidationTest {
     void anOutputInTheSameArrayAsQIsRejected(String backend) {
         float[] data = q.toFloatArray();
         q = Tensor.of(data, B, HQ, SQ, D);
-        out = Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {B, HQ, SQ, DV},
-                new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+        out = Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
+            HQ * SQ * DV, SQ * DV, DV, 1
+        });
         float[] before = data.clone();
         assertRejected(backend, "out", "overlaps q");
         assertArrayEquals(before, data, "q's memory was written");
@@ -306,8 +330,9 @@ class ForwardValidationTest {
             MemorySegment memory = arena.allocate((vFloats + outFloats - 1) * 4);
             v = Tensor.of(memory, DType.F32, v.shape(), v.strides());
             Tensors.fillRandom(rnd, v);
-            out = Tensor.of(memory.asSlice((vFloats - 1) * 4), DType.F32, new long[] {B, HQ, SQ, DV},
-                    new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+            out = Tensor.of(memory.asSlice((vFloats - 1) * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
+                HQ * SQ * DV, SQ * DV, DV, 1
+            });
             out.fill(SENTINEL);
             float[] vBefore = v.toFloatArray();
             assertRejected(backend, "out", "overlaps v");
@@ -320,8 +345,9 @@ class ForwardValidationTest {
     void anOutputOverlappingKIsRejected(String backend) {
         // out's 80 floats lie inside k's 96.
         MemorySegment memory = k.memory();
-        out = Tensor.of(memory.asSlice(4 * 4), DType.F32, new long[] {B, HQ, SQ, DV},
-                new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+        out = Tensor.of(
+                memory.asSlice(4 * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1
+                });
         float[] before = k.toFloatArray();
         assertRejected(backend, "out", "overlaps k");
         assertArrayEquals(before, k.toFloatArray(), "k's memory was written");
@@ -335,8 +361,10 @@ class ForwardValidationTest {
         float[] data = new float[qFloats + B * HQ * SQ * DV];
         System.arraycopy(q.toFloatArray(), 0, data, 0, qFloats);
         Tensor sharedQ = Tensor.of(MemorySegment.ofArray(data), DType.F32, q.shape(), q.strides());
-        Tensor after = Tensor.of(MemorySegment.ofArray(data).asSlice(qFloats * 4L), DType.F32,
-                new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+        Tensor after = Tensor.of(
+                MemorySegment.ofArray(data).asSlice(qFloats * 4L), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
+                    HQ * SQ * DV, SQ * DV, DV, 1
+                });
         Backends.get(backend).forward(sharedQ, k, v, after, null, options);
         Backends.get(backend).forward(q, k, v, out, null, options);
         assertArrayEquals(out.toFloatArray(), after.toFloatArray());
@@ -373,16 +401,20 @@ class ForwardValidationTest {
     @MethodSource("backends")
     void anOutputWhoseElementsShareMemoryIsRejected(String backend) {
         // Every query row of a head maps to the same DV floats.
-        out = sentinel(Tensor.of(MemorySegment.ofArray(new float[HQ * DV]), DType.F32, new long[] {B, HQ, SQ, DV},
-                new long[] {HQ * DV, DV, 0, 1}));
+        out = sentinel(
+                Tensor.of(MemorySegment.ofArray(new float[HQ * DV]), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
+                    HQ * DV, DV, 0, 1
+                }));
         assertRejected(backend, "out", "strides");
         // Subtler: row stride 2 < DV = 4, so consecutive rows overlap by half.
-        out = sentinel(Tensor.of(MemorySegment.ofArray(new float[HQ * SQ * DV]), DType.F32,
-                new long[] {B, HQ, SQ, DV}, new long[] {SQ * DV * HQ, SQ * DV, 2, 1}));
+        out = sentinel(Tensor.of(
+                MemorySegment.ofArray(new float[HQ * SQ * DV]), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
+                    SQ * DV * HQ, SQ * DV, 2, 1
+                }));
         assertRejected(backend, "out", "strides");
         out = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, DV));
-        lse = sentinel(Tensor.of(MemorySegment.ofArray(new float[HQ]), DType.F32, new long[] {B, HQ, SQ, 1},
-                new long[] {HQ, 1, 0, 1}));
+        lse = sentinel(Tensor.of(
+                MemorySegment.ofArray(new float[HQ]), DType.F32, new long[] {B, HQ, SQ, 1}, new long[] {HQ, 1, 0, 1}));
         assertRejected(backend, "lse", "strides");
     }
 
@@ -392,8 +424,11 @@ class ForwardValidationTest {
         Tensor badK = Tensors.random(rnd, DType.F32, B, 3, SK, D);
         Tensor badV = Tensors.random(rnd, DType.F32, B, 3, SK, DV);
         assertMessage(rejects(() -> Attention.forward(q, badK, badV, options)), "q, k", "Hq % Hkv");
-        assertMessage(rejects(() -> Attention.forwardWithLse(q, k, Tensors.random(rnd, DType.F32, B, HKV, SK + 2, DV),
-                options)), "v", "sequence length");
+        assertMessage(
+                rejects(() ->
+                        Attention.forwardWithLse(q, k, Tensors.random(rnd, DType.F32, B, HKV, SK + 2, DV), options)),
+                "v",
+                "sequence length");
         Tensor smallOut = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ - 1, DV));
         assertMessage(rejects(() -> Attention.forwardInto(q, k, v, smallOut, null, options)), "out", "shape");
         for (float x : smallOut.toFloatArray()) {

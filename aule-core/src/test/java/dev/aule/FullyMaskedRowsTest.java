@@ -36,8 +36,13 @@ class FullyMaskedRowsTest {
         // GQA 8:1 tiles interleave query heads, so masked and unmasked rows share a tile.
         checkMaskedRows(backend, 1, 8, 1, 17, 3, 16, causal, DType.F32, 14);
         // Every option on: softcap, ALiBi and a scale must not turn an empty row into NaN.
-        AttentionOptions all = AttentionOptions.builder().causal(true).softcap(5f).scale(3f)
-                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f}).window(4, 2).build();
+        AttentionOptions all = AttentionOptions.builder()
+                .causal(true)
+                .softcap(5f)
+                .scale(3f)
+                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f})
+                .window(4, 2)
+                .build();
         checkMaskedRows(backend, 1, 4, 4, 90, 7, 64, all, DType.BF16, 83);
     }
 
@@ -46,17 +51,46 @@ class FullyMaskedRowsTest {
     @MethodSource("backends")
     void windowLeftOfTheFirstKeyEmptiesRows(String backend) {
         // Row i sees j in [i - 40 - 2, i - 40 + 1]: rows 0..38 see nothing.
-        checkMaskedRows(backend, 1, 2, 2, 50, 10, 24, AttentionOptions.builder().window(2, 1).build(), DType.F32, 39);
+        checkMaskedRows(
+                backend,
+                1,
+                2,
+                2,
+                50,
+                10,
+                24,
+                AttentionOptions.builder().window(2, 1).build(),
+                DType.F32,
+                39);
         // The diagonal alone: rows 0..(Sq - Sk - 1) see nothing; the rest see exactly one key.
-        checkMaskedRows(backend, 1, 2, 1, 130, 65, 33, AttentionOptions.builder().window(0, 0).build(), DType.F16, 65);
+        checkMaskedRows(
+                backend,
+                1,
+                2,
+                1,
+                130,
+                65,
+                33,
+                AttentionOptions.builder().window(0, 0).build(),
+                DType.F16,
+                65);
     }
 
     /**
      * Runs one case with outputs poisoned by NaN and checks: the first {@code emptyRows} rows of every
      * head are exactly 0 with lse -inf, and the whole output and lse match the reference.
      */
-    private static void checkMaskedRows(String backendName, int b, int hq, int hkv, int sq, int sk, int d,
-                                        AttentionOptions options, DType outType, int emptyRows) {
+    private static void checkMaskedRows(
+            String backendName,
+            int b,
+            int hq,
+            int hkv,
+            int sq,
+            int sk,
+            int d,
+            AttentionOptions options,
+            DType outType,
+            int emptyRows) {
         String where = backendName + " " + options + " B " + b + " Hq " + hq + " Hkv " + hkv + " Sq " + sq + " Sk " + sk
                 + " out " + outType;
         Visibility visibility = Visibility.of(sq, sk, options);
@@ -80,10 +114,13 @@ class FullyMaskedRowsTest {
                     for (int x = 0; x < d; x++) {
                         float value = out.get(bi, h, i, x);
                         if (value != 0f) {
-                            fail(where + ": empty row (" + bi + ", " + h + ", " + i + ") has out[" + x + "] = " + value);
+                            fail(where + ": empty row (" + bi + ", " + h + ", " + i + ") has out[" + x + "] = "
+                                    + value);
                         }
                     }
-                    assertEquals(Float.NEGATIVE_INFINITY, lse.get(bi, h, i, 0),
+                    assertEquals(
+                            Float.NEGATIVE_INFINITY,
+                            lse.get(bi, h, i, 0),
                             where + ": lse of empty row (" + bi + ", " + h + ", " + i + ")");
                 }
             }
@@ -110,7 +147,8 @@ class FullyMaskedRowsTest {
         Tensor q = Tensors.random(rnd, DType.F32, 1, 1, 60, 16);
         Tensor k = Tensors.random(rnd, DType.F32, 1, 1, 10, 16);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 1, 10, 16);
-        AttentionOptions options = AttentionOptions.builder().alibiSlopes(new float[] {100f}).build();
+        AttentionOptions options =
+                AttentionOptions.builder().alibiSlopes(new float[] {100f}).build();
         AttentionResult result = forward(backend, q, k, v, options);
         float lse0 = result.lse().get(0, 0, 0, 0);
         assertTrue(lse0 < -4000 && lse0 > -6000, "lse of row 0: " + lse0);
@@ -148,11 +186,16 @@ class FullyMaskedRowsTest {
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, sk, 16);
         for (int h = 0; h < 2; h++) {
             for (int x = 0; x < 16; x++) {
-                k.set(0, h, sk - 1, x, x % 3 == 0 ? Float.NaN
-                        : x % 3 == 1 ? Float.POSITIVE_INFINITY : Float.NEGATIVE_INFINITY);
+                k.set(
+                        0,
+                        h,
+                        sk - 1,
+                        x,
+                        x % 3 == 0 ? Float.NaN : x % 3 == 1 ? Float.POSITIVE_INFINITY : Float.NEGATIVE_INFINITY);
             }
         }
-        AttentionOptions options = AttentionOptions.builder().causal(true).window(3, 0).build();
+        AttentionOptions options =
+                AttentionOptions.builder().causal(true).window(3, 0).build();
         AttentionResult result = forward(backend, q, k, v, options);
         Tensor ref = Tensor.allocate(DType.F32, 1, 2, sq, 16);
         Backends.get("reference").forward(q, k, v, ref, null, options);
@@ -161,8 +204,9 @@ class FullyMaskedRowsTest {
                 for (int x = 0; x < 16; x++) {
                     float got = result.out().get(0, h, i, x);
                     float want = ref.get(0, h, i, x);
-                    assertTrue(Math.abs(got - want) < 1e-5, backend + ": row " + i + " head " + h + " out[" + x
-                            + "] = " + got + ", reference " + want);
+                    assertTrue(
+                            Math.abs(got - want) < 1e-5,
+                            backend + ": row " + i + " head " + h + " out[" + x + "] = " + got + ", reference " + want);
                 }
             }
         }

@@ -18,8 +18,11 @@ class LinearMemoryTest {
 
     @Test
     void a32kCausalForwardRunsInA512MiBHeap() throws Exception {
-        ForkedJvm.Result result = ForkedJvm.run(List.of("--add-modules", "jdk.incubator.vector", "-Xmx512m"),
-                LongCausalForward.class, Duration.ofMinutes(5), "32768");
+        ForkedJvm.Result result = ForkedJvm.run(
+                List.of("--add-modules", "jdk.incubator.vector", "-Xmx512m"),
+                LongCausalForward.class,
+                Duration.ofMinutes(5),
+                "32768");
         System.out.println("[LinearMemoryTest] " + result.stdout().strip());
         assertEquals(0, result.exitCode(), result::transcript);
         assertTrue(result.stdout().startsWith("OK"), result::transcript);

@@ -12,8 +12,7 @@ import java.util.SplittableRandom;
 public final class LongCausalForward {
     private static final int D = 64;
 
-    private LongCausalForward() {
-    }
+    private LongCausalForward() {}
 
     public static void main(String[] args) {
         int n = Integer.parseInt(args[0]);
@@ -27,8 +26,14 @@ public final class LongCausalForward {
         lse.fill(Float.NaN);
 
         long start = System.nanoTime();
-        Backends.get("cpu").forward(Tensor.of(q, 1, 1, n, D), Tensor.of(k, 1, 1, n, D), Tensor.of(v, 1, 1, n, D),
-                out, lse, AttentionOptions.builder().causal(true).build());
+        Backends.get("cpu")
+                .forward(
+                        Tensor.of(q, 1, 1, n, D),
+                        Tensor.of(k, 1, 1, n, D),
+                        Tensor.of(v, 1, 1, n, D),
+                        out,
+                        lse,
+                        AttentionOptions.builder().causal(true).build());
         double seconds = (System.nanoTime() - start) / 1e9;
 
         // Every element written (no NaN poison left), then sampled rows exact to the contract's 1e-5.
@@ -58,8 +63,9 @@ public final class LongCausalForward {
             }
             worst = Math.max(worst, Math.max(err, lseErr));
         }
-        System.out.printf("OK n=%d forward %.1f s, worst sampled error %.2e, max heap %d MiB%n", n, seconds, worst,
-                Runtime.getRuntime().maxMemory() >> 20);
+        System.out.printf(
+                "OK n=%d forward %.1f s, worst sampled error %.2e, max heap %d MiB%n",
+                n, seconds, worst, Runtime.getRuntime().maxMemory() >> 20);
     }
 
     /** Row {@code i} of causal attention in float64 (keys 0..i, scale 1/sqrt(D)) into {@code out}; returns its LSE. */

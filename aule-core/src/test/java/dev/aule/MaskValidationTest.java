@@ -1,11 +1,11 @@
 package dev.aule;
 
-import dev.aule.spi.BlockMaskTiles;
 import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BlockMaskTiles;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.testing.Tensors;
@@ -70,48 +70,80 @@ class MaskValidationTest {
     @ParameterizedTest
     @ValueSource(strings = {"cpu", "reference"})
     void maskShapeMustBroadcastToTheCall(String backend) {
-        for (int[] bad : new int[][] {{3, 1, SQ, SK}, {1, 2, SQ, SK}, {1, 1, SQ + 1, SK}, {1, 1, SQ, SK - 1},
-                {1, HKV, SQ, SK}}) {
+        for (int[] bad :
+                new int[][] {{3, 1, SQ, SK}, {1, 2, SQ, SK}, {1, 1, SQ + 1, SK}, {1, 1, SQ, SK - 1}, {1, HKV, SQ, SK}
+                }) {
             if (bad[1] == HKV && HKV == HQ) {
                 continue;
             }
-            assertRejected(backend, AttentionOptions.builder().mask(mask(bad[0], bad[1], bad[2], bad[3])).build(),
-                    "options.mask", "[B or 1, Hq or 1, Sq, Sk]", "[2 or 1, 4 or 1, 5, 6]");
+            assertRejected(
+                    backend,
+                    AttentionOptions.builder()
+                            .mask(mask(bad[0], bad[1], bad[2], bad[3]))
+                            .build(),
+                    "options.mask",
+                    "[B or 1, Hq or 1, Sq, Sk]",
+                    "[2 or 1, 4 or 1, 5, 6]");
         }
         for (int[] good : new int[][] {{1, 1, SQ, SK}, {B, 1, SQ, SK}, {1, HQ, SQ, SK}, {B, HQ, SQ, SK}}) {
-            AttentionOptions options = AttentionOptions.builder().mask(mask(good[0], good[1], good[2], good[3])).build();
-            assertDoesNotThrow(() -> Backends.get(backend).forward(q, k, v, Tensor.allocate(DType.F32, B, HQ, SQ, 4), null,
-                    options));
+            AttentionOptions options = AttentionOptions.builder()
+                    .mask(mask(good[0], good[1], good[2], good[3]))
+                    .build();
+            assertDoesNotThrow(() ->
+                    Backends.get(backend).forward(q, k, v, Tensor.allocate(DType.F32, B, HQ, SQ, 4), null, options));
         }
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"cpu", "reference"})
     void biasShapeMustBroadcastToTheCall(String backend) {
-        assertRejected(backend, AttentionOptions.builder().bias(Tensor.allocate(DType.F32, 1, 1, SQ, SK + 1)).build(),
-                "options.bias", "[B or 1, Hq or 1, Sq, Sk]", "[1, 1, 5, 7]");
-        assertRejected(backend, AttentionOptions.builder().bias(Tensor.allocate(DType.BF16, 1, 3, SQ, SK)).build(),
-                "options.bias", "[1, 3, 5, 6]");
+        assertRejected(
+                backend,
+                AttentionOptions.builder()
+                        .bias(Tensor.allocate(DType.F32, 1, 1, SQ, SK + 1))
+                        .build(),
+                "options.bias",
+                "[B or 1, Hq or 1, Sq, Sk]",
+                "[1, 1, 5, 7]");
+        assertRejected(
+                backend,
+                AttentionOptions.builder()
+                        .bias(Tensor.allocate(DType.BF16, 1, 3, SQ, SK))
+                        .build(),
+                "options.bias",
+                "[1, 3, 5, 6]");
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"cpu", "reference"})
     void blockMaskShapeMustMatchTheCall(String backend) {
         MaskMod all = (b, h, i, j) -> true;
-        assertRejected(backend, AttentionOptions.builder().blockMask(BlockMask.of(all, SQ, SK + 16)).build(),
-                "options.blockMask", "[1, 1, 5, 22]");
-        assertRejected(backend, AttentionOptions.builder().blockMask(BlockMask.of(all, 1, HKV, SQ, SK)).build(),
-                "options.blockMask", "Hq or 1");
+        assertRejected(
+                backend,
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(all, SQ, SK + 16))
+                        .build(),
+                "options.blockMask",
+                "[1, 1, 5, 22]");
+        assertRejected(
+                backend,
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(all, 1, HKV, SQ, SK))
+                        .build(),
+                "options.blockMask",
+                "Hq or 1");
     }
 
     /** An output that shares memory with the bias is refused like one overlapping an input. */
     @Test
     void outputMustNotOverlapTheBias() {
         float[] shared = new float[B * HQ * SQ * SK];
-        Tensor bias = Tensor.of(MemorySegment.ofArray(shared), DType.F32, new long[] {B, HQ, SQ, SK},
-                new long[] {(long) HQ * SQ * SK, (long) SQ * SK, SK, 1});
-        Tensor out = Tensor.of(MemorySegment.ofArray(shared), DType.F32, new long[] {B, HQ, SQ, 4},
-                new long[] {(long) HQ * SQ * SK, (long) SQ * SK, SK, 1});
+        Tensor bias = Tensor.of(MemorySegment.ofArray(shared), DType.F32, new long[] {B, HQ, SQ, SK}, new long[] {
+            (long) HQ * SQ * SK, (long) SQ * SK, SK, 1
+        });
+        Tensor out = Tensor.of(MemorySegment.ofArray(shared), DType.F32, new long[] {B, HQ, SQ, 4}, new long[] {
+            (long) HQ * SQ * SK, (long) SQ * SK, SK, 1
+        });
         AttentionOptions options = AttentionOptions.builder().bias(bias).build();
         assertMessage(() -> Backends.get("cpu").forward(q, k, v, out, null, options), "out", "overlaps options.bias");
     }
@@ -123,12 +155,18 @@ class MaskValidationTest {
         assertTrue(!plain.masks());
         MaskMod causal = MaskMod.causal();
         for (AttentionOptions options : new AttentionOptions[] {
-                AttentionOptions.builder().mask(mask(1, 1, SQ, SK)).build(),
-                AttentionOptions.builder().bias(Tensor.allocate(DType.F32, 1, 1, SQ, SK)).build(),
-                AttentionOptions.builder().maskMod(causal).build(),
-                AttentionOptions.builder().blockMask(BlockMask.of(causal, SQ, SK)).build(),
-                AttentionOptions.builder().scoreMod(ScoreMod.softcap(5f)).build()}) {
-            assertMessage(() -> AttentionShape.ofInputs(q, k, v, options, plain), "options", "not supported by this backend",
+            AttentionOptions.builder().mask(mask(1, 1, SQ, SK)).build(),
+            AttentionOptions.builder()
+                    .bias(Tensor.allocate(DType.F32, 1, 1, SQ, SK))
+                    .build(),
+            AttentionOptions.builder().maskMod(causal).build(),
+            AttentionOptions.builder().blockMask(BlockMask.of(causal, SQ, SK)).build(),
+            AttentionOptions.builder().scoreMod(ScoreMod.softcap(5f)).build()
+        }) {
+            assertMessage(
+                    () -> AttentionShape.ofInputs(q, k, v, options, plain),
+                    "options",
+                    "not supported by this backend",
                     "Capabilities.masks()");
         }
         assertDoesNotThrow(() -> AttentionShape.ofInputs(q, k, v, AttentionOptions.defaults(), plain));
@@ -150,10 +188,12 @@ class MaskValidationTest {
     void blockMaskAndMaskModAreOneSetting() {
         MaskMod causal = MaskMod.causal();
         BlockMask blocks = BlockMask.of(causal, SQ, SK);
-        AttentionOptions withBlocks = AttentionOptions.builder().blockMask(blocks).build();
+        AttentionOptions withBlocks =
+                AttentionOptions.builder().blockMask(blocks).build();
         assertEquals(causal, withBlocks.maskMod());
         assertEquals(blocks, withBlocks.blockMask());
-        AttentionOptions plain = withBlocks.toBuilder().maskMod(MaskMod.prefixLm(1)).build();
+        AttentionOptions plain =
+                withBlocks.toBuilder().maskMod(MaskMod.prefixLm(1)).build();
         assertEquals(null, plain.blockMask());
         assertEquals(withBlocks, withBlocks.toBuilder().build());
         assertTrue(withBlocks.hasMasksOrScoreMods());

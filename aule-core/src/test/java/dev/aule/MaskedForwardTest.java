@@ -56,10 +56,15 @@ class MaskedForwardTest {
             for (int kind = 0; kind < 7; kind++) {
                 MaskMod mod = MaskCases.maskMod(rnd, s[0], s[1]);
                 BlockMask blocks = BlockMask.of(mod, 2, 2 * s[2], s[0], s[1]);
-                AttentionOptions options = AttentionOptions.builder().blockMask(blocks).causal(kind % 3 == 0)
+                AttentionOptions options = AttentionOptions.builder()
+                        .blockMask(blocks)
+                        .causal(kind % 3 == 0)
                         .build();
-                failures.check(cpu, new ForwardCase(seed++, 2, 2, s[2], s[0], s[1], 32, 32, DType.F32, DType.F32,
-                        DType.F32, bhsd(), false, options));
+                failures.check(
+                        cpu,
+                        new ForwardCase(
+                                seed++, 2, 2, s[2], s[0], s[1], 32, 32, DType.F32, DType.F32, DType.F32, bhsd(), false,
+                                options));
             }
         }
         failures.assertNone("block-mask cases");
@@ -73,14 +78,35 @@ class MaskedForwardTest {
         Tensor q = Tensors.random(rnd, DType.F32, 1, 4, n, 32);
         Tensor k = Tensors.random(rnd, DType.F32, 1, 2, n, 32);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, n, 32);
-        assertSame(q, k, v, AttentionOptions.builder().causal(true).build(),
-                AttentionOptions.builder().blockMask(BlockMask.of(MaskMod.causal(), n, n)).build());
-        assertSame(q, k, v, AttentionOptions.builder().causal(true).window(20, -1).build(),
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder().causal(true).build(),
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(MaskMod.causal(), n, n))
+                        .build());
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder().causal(true).window(20, -1).build(),
                 AttentionOptions.builder().maskMod(MaskMod.slidingWindow(20)).build());
         float[] slopes = {0.1f, 0.2f, 0.05f, 0.3f};
-        assertSame(q, k, v, AttentionOptions.builder().softcap(2f).alibiSlopes(slopes).build(),
-                AttentionOptions.builder().softcap(2f).scoreMod(ScoreMod.alibi(slopes)).build());
-        assertSame(q, k, v, AttentionOptions.builder().softcap(2f).build(),
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder().softcap(2f).alibiSlopes(slopes).build(),
+                AttentionOptions.builder()
+                        .softcap(2f)
+                        .scoreMod(ScoreMod.alibi(slopes))
+                        .build());
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder().softcap(2f).build(),
                 AttentionOptions.builder().scoreMod(ScoreMod.softcap(2f)).build());
     }
 
@@ -99,7 +125,13 @@ class MaskedForwardTest {
         Tensor q = Tensors.random(rnd, DType.F32, 2, 2, sq, 16);
         Tensor k = Tensors.random(rnd, DType.F32, 2, 2, sk, 16);
         Tensor v = Tensors.random(rnd, DType.F32, 2, 2, sk, 16);
-        assertSame(q, k, v, AttentionOptions.builder().mask(AttentionMask.of(visible, 1, 1, sq, sk)).build(),
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder()
+                        .mask(AttentionMask.of(visible, 1, 1, sq, sk))
+                        .build(),
                 AttentionOptions.builder().bias(bias).build());
     }
 
@@ -115,9 +147,14 @@ class MaskedForwardTest {
             Tensor k = Tensors.random(rnd, DType.F32, 1, 1, sk, 16);
             Tensor v = Tensors.random(rnd, DType.F32, 1, 1, sk, 16);
             for (AttentionOptions options : new AttentionOptions[] {
-                    AttentionOptions.builder().maskMod(evenRowsOnly).build(),
-                    AttentionOptions.builder().blockMask(BlockMask.of(evenRowsOnly, sq, sk)).build(),
-                    AttentionOptions.builder().mask(AttentionMask.of(evenRowsOnly, 1, 1, sq, sk)).build()}) {
+                AttentionOptions.builder().maskMod(evenRowsOnly).build(),
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(evenRowsOnly, sq, sk))
+                        .build(),
+                AttentionOptions.builder()
+                        .mask(AttentionMask.of(evenRowsOnly, 1, 1, sq, sk))
+                        .build()
+            }) {
                 Tensor out = Tensor.allocate(DType.F32, 1, 4, sq, 16);
                 Tensor lse = Tensor.allocate(DType.F32, 1, 4, sq, 1);
                 out.fill(Float.NaN);
@@ -151,7 +188,11 @@ class MaskedForwardTest {
         Tensor v = Tensors.random(rnd, DType.F32, 2, 2, n, 16);
         BlockMask blocks = BlockMask.of(perHead, 2, 4, n, n);
         assertTrue(blocks.density() < 1, blocks.toString());
-        assertSame(q, k, v, AttentionOptions.builder().maskMod(perHead).build(),
+        assertSame(
+                q,
+                k,
+                v,
+                AttentionOptions.builder().maskMod(perHead).build(),
                 AttentionOptions.builder().blockMask(blocks).build());
     }
 
@@ -191,10 +232,23 @@ class MaskedForwardTest {
 
     private static ForwardCase masked(ForwardCase c) {
         SplittableRandom rnd = new SplittableRandom(c.seed() * 31 + 7);
-        AttentionOptions options = MaskCases.add(rnd, c.options(), c.batch(), c.queryHeads(), c.queryLen(), c.keyLen(),
-                false);
-        return new ForwardCase(c.seed(), c.batch(), c.kvHeads(), c.group(), c.queryLen(), c.keyLen(), c.headDim(),
-                c.valueDim(), c.qType(), c.kvType(), c.outType(), c.layouts(), c.stridedLse(), options);
+        AttentionOptions options =
+                MaskCases.add(rnd, c.options(), c.batch(), c.queryHeads(), c.queryLen(), c.keyLen(), false);
+        return new ForwardCase(
+                c.seed(),
+                c.batch(),
+                c.kvHeads(),
+                c.group(),
+                c.queryLen(),
+                c.keyLen(),
+                c.headDim(),
+                c.valueDim(),
+                c.qType(),
+                c.kvType(),
+                c.outType(),
+                c.layouts(),
+                c.stridedLse(),
+                options);
     }
 
     private static Layout[] bhsd() {

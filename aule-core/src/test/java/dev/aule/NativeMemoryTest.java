@@ -72,8 +72,8 @@ class NativeMemoryTest {
         Tensor nk = copyTo(k, allocator);
         Tensor nv = copyTo(v, allocator);
         Tensor nOut = Tensor.of(allocator.apply((long) B * H * S * D * 4), DType.F32, q.shape(), q.strides());
-        Tensor nLse = Tensor.of(allocator.apply((long) B * H * S * 4), DType.F32, new long[] {B, H, S, 1},
-                new long[] {H * S, S, 1, 1});
+        Tensor nLse = Tensor.of(
+                allocator.apply((long) B * H * S * 4), DType.F32, new long[] {B, H, S, 1}, new long[] {H * S, S, 1, 1});
         nOut.fill(Float.NaN);
         nLse.fill(Float.NaN);
         AttentionOptions options = AttentionOptions.builder().causal(true).build();

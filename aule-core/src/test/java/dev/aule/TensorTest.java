@@ -91,15 +91,17 @@ class TensorTest {
         }
         assertEquals(120, ones, "fill writes the 120 elements and no gap");
         // A contiguous layout given explicitly is recognised as such.
-        assertTrue(Tensor.of(MemorySegment.ofArray(new float[120]), DType.F32, new long[] {2, 3, 4, 5},
-                new long[] {60, 20, 5, 1}).isContiguous());
+        assertTrue(Tensor.of(MemorySegment.ofArray(new float[120]), DType.F32, new long[] {2, 3, 4, 5}, new long[] {
+                    60, 20, 5, 1
+                })
+                .isContiguous());
     }
 
     /** A size-1 dimension's stride never matters; a layout with any stride there still addresses the same elements. */
     @Test
     void stridesOfExtentOneDimensionsAreIrrelevant() {
-        Tensor t = Tensor.of(MemorySegment.ofArray(iota(10)), DType.F32, new long[] {1, 1, 2, 5},
-                new long[] {1_000_000, 777, 5, 1});
+        Tensor t = Tensor.of(
+                MemorySegment.ofArray(iota(10)), DType.F32, new long[] {1, 1, 2, 5}, new long[] {1_000_000, 777, 5, 1});
         assertEquals(7f, t.get(0, 0, 1, 2));
         assertArrayEquals(iota(10), t.toFloatArray());
     }
@@ -120,7 +122,8 @@ class TensorTest {
                 }
             }
             assertArrayEquals(values, t.toFloatArray());
-            assertEquals(bhsdIndex(1, 1, 1, 1), memory.getAtIndex(ValueLayout.JAVA_FLOAT, (long) bhsdIndex(1, 1, 1, 1)));
+            assertEquals(
+                    bhsdIndex(1, 1, 1, 1), memory.getAtIndex(ValueLayout.JAVA_FLOAT, (long) bhsdIndex(1, 1, 1, 1)));
         }
     }
 
@@ -183,9 +186,10 @@ class TensorTest {
     /** Values a 16-bit type holds exactly survive a round trip unchanged, including the specials. */
     @Test
     void exactValuesRoundTripThroughF16AndBf16() {
-        float[] common = {0f, -0f, 1f, -2f, 0.5f, 0.375f, 3f, -1024f, 1f / 1024, Float.POSITIVE_INFINITY,
-                Float.NEGATIVE_INFINITY};
-        float[] f16Only = {65504f, 0x1p-24f, 1f + 0x1p-10f};    // largest, smallest subnormal, 10 fraction bits
+        float[] common = {
+            0f, -0f, 1f, -2f, 0.5f, 0.375f, 3f, -1024f, 1f / 1024, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY
+        };
+        float[] f16Only = {65504f, 0x1p-24f, 1f + 0x1p-10f}; // largest, smallest subnormal, 10 fraction bits
         float[] bf16Only = {0x1p127f, 0x1p-133f, 1f + 0x1p-7f}; // F32's range, 7 fraction bits
         for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
             float[] own = dtype == DType.F16 ? f16Only : bf16Only;
@@ -196,7 +200,8 @@ class TensorTest {
             t.writeRow(0, 0, 0, exact, 0);
             float[] back = t.toFloatArray();
             for (int i = 0; i < exact.length; i++) {
-                assertEquals(Float.floatToRawIntBits(exact[i]), Float.floatToRawIntBits(back[i]), dtype + " " + exact[i]);
+                assertEquals(
+                        Float.floatToRawIntBits(exact[i]), Float.floatToRawIntBits(back[i]), dtype + " " + exact[i]);
             }
         }
         Tensor bf16 = Tensor.allocate(DType.BF16, 1, 1, 1, 1);
@@ -213,17 +218,17 @@ class TensorTest {
      */
     @Test
     void f16AndBf16RoundToNearestEven() {
-        assertRoundsTo(DType.F16, 1f + 0x1p-11f, 1f);                       // tie, 1 is even
-        assertRoundsTo(DType.F16, 1f + 3 * 0x1p-11f, 1f + 0x1p-9f);         // tie, 1 + 2^-9 is even
+        assertRoundsTo(DType.F16, 1f + 0x1p-11f, 1f); // tie, 1 is even
+        assertRoundsTo(DType.F16, 1f + 3 * 0x1p-11f, 1f + 0x1p-9f); // tie, 1 + 2^-9 is even
         assertRoundsTo(DType.F16, 1f + 0x1p-11f + 0x1p-20f, 1f + 0x1p-10f); // just above the tie: up
-        assertRoundsTo(DType.F16, -(1f + 0x1p-11f), -1f);                   // symmetric for negatives
-        assertRoundsTo(DType.BF16, 1f + 0x1p-8f, 1f);                        // tie, 1 is even
-        assertRoundsTo(DType.BF16, 1f + 3 * 0x1p-8f, 1f + 0x1p-6f);          // tie, 1 + 2^-6 is even
-        assertRoundsTo(DType.BF16, 1f + 0x1p-8f + 0x1p-20f, 1f + 0x1p-7f);   // just above the tie: up
-        assertRoundsTo(DType.BF16, 1f + 0x1p-8f - 0x1p-20f, 1f);             // just below: down
+        assertRoundsTo(DType.F16, -(1f + 0x1p-11f), -1f); // symmetric for negatives
+        assertRoundsTo(DType.BF16, 1f + 0x1p-8f, 1f); // tie, 1 is even
+        assertRoundsTo(DType.BF16, 1f + 3 * 0x1p-8f, 1f + 0x1p-6f); // tie, 1 + 2^-6 is even
+        assertRoundsTo(DType.BF16, 1f + 0x1p-8f + 0x1p-20f, 1f + 0x1p-7f); // just above the tie: up
+        assertRoundsTo(DType.BF16, 1f + 0x1p-8f - 0x1p-20f, 1f); // just below: down
         assertRoundsTo(DType.BF16, -(1f + 3 * 0x1p-8f), -(1f + 0x1p-6f));
         assertRoundsTo(DType.BF16, Float.MAX_VALUE, Float.POSITIVE_INFINITY); // rounds past BF16's largest finite
-        assertRoundsTo(DType.BF16, 0x1p-130f, 0x1p-130f);                    // subnormals keep their top bits
+        assertRoundsTo(DType.BF16, 0x1p-130f, 0x1p-130f); // subnormals keep their top bits
     }
 
     private static void assertRoundsTo(DType dtype, float value, float expected) {
@@ -294,7 +299,8 @@ class TensorTest {
     @Test
     void onlyConfinedArenaMemoryIsThreadConfined() {
         assertFalse(TensorChecks.isThreadConfined(Tensor.allocate(DType.F32, 1, 1, 1, 4)), "heap");
-        try (Arena confined = Arena.ofConfined(); Arena shared = Arena.ofShared()) {
+        try (Arena confined = Arena.ofConfined();
+                Arena shared = Arena.ofShared()) {
             Tensor c = Tensor.of(confined.allocate(16), DType.F32, new long[] {1, 1, 1, 4}, new long[] {4, 4, 4, 1});
             Tensor s = Tensor.of(shared.allocate(16), DType.F32, new long[] {1, 1, 1, 4}, new long[] {4, 4, 4, 1});
             assertTrue(TensorChecks.isThreadConfined(c));

@@ -18,8 +18,14 @@ public abstract class AttentionInputs extends BenchmarkSettings {
     protected Tensor out;
 
     /** Call from the subclass's {@code @Setup}: {@code Dv = D}, batch 1. */
-    protected final void prepare(String backend, AttentionOptions attentionOptions, int queryHeads, int kvHeads,
-                                 int queryLen, int keyLen, int headDim) {
+    protected final void prepare(
+            String backend,
+            AttentionOptions attentionOptions,
+            int queryHeads,
+            int kvHeads,
+            int queryLen,
+            int keyLen,
+            int headDim) {
         impl = Backends.get(backend);
         options = attentionOptions;
         q = Inputs.random(1, 1, queryHeads, queryLen, headDim);

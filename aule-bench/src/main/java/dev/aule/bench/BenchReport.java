@@ -33,11 +33,10 @@ public final class BenchReport {
      * read yardsticks need, and native access for ONNX Runtime. Forks also inherit this JVM's own
      * arguments (see {@link BenchmarkSettings}), so the flags hold even when this JVM was started without them.
      */
-    static final List<String> FORK_FLAGS = List.of("--add-modules", "jdk.incubator.vector",
-            "--enable-native-access=ALL-UNNAMED");
+    static final List<String> FORK_FLAGS =
+            List.of("--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED");
 
-    private BenchReport() {
-    }
+    private BenchReport() {}
 
     public static void main(String[] args) throws RunnerException {
         boolean quick = false;
@@ -65,8 +64,10 @@ public final class BenchReport {
         includes.forEach(options::include);
         params.forEach(kv -> options.param(kv[0], kv[1].split(",")));
         if (quick) {
-            options.warmupIterations(2).warmupTime(TimeValue.seconds(1))
-                    .measurementIterations(3).measurementTime(TimeValue.seconds(1));
+            options.warmupIterations(2)
+                    .warmupTime(TimeValue.seconds(1))
+                    .measurementIterations(3)
+                    .measurementTime(TimeValue.seconds(1));
         }
         // Prepended, not appended: options' jvmArgsAppend would replace the benchmarks' own (their heaps).
         List<String> forkFlags = new ArrayList<>(FORK_FLAGS);
@@ -83,15 +84,25 @@ public final class BenchReport {
         double gemmRate = results.stream()
                 .filter(r -> r.getParams().getBenchmark().endsWith("sgemm"))
                 .mapToDouble(r -> flops(r.getParams()) / seconds(r) / 1e9)
-                .max().orElse(Double.NaN);
+                .max()
+                .orElse(Double.NaN);
         // The read rate of the same byte count, which decides cache or memory: a batch of paged decodes
         // compares with the read of all its sequences' bytes (BandwidthBenchmark at batch x context).
         java.util.Map<Double, Double> readRate = new java.util.HashMap<>();
-        results.stream().filter(r -> r.getParams().getBenchmark().endsWith("read"))
+        results.stream()
+                .filter(r -> r.getParams().getBenchmark().endsWith("read"))
                 .forEach(r -> readRate.put(bytes(r.getParams()), bytes(r.getParams()) / seconds(r) / 1e9));
         System.out.println();
-        System.out.printf(Locale.ROOT, "%-26s %-44s %10s %9s %9s %9s %9s%n", "benchmark", "params", "ms/op",
-                "GFLOP/s", "%GEMM", "GB/s", "%read");
+        System.out.printf(
+                Locale.ROOT,
+                "%-26s %-44s %10s %9s %9s %9s %9s%n",
+                "benchmark",
+                "params",
+                "ms/op",
+                "GFLOP/s",
+                "%GEMM",
+                "GB/s",
+                "%read");
         for (RunResult r : results) {
             BenchmarkParams p = r.getParams();
             String full = p.getBenchmark();
@@ -104,19 +115,35 @@ public final class BenchReport {
                 params.append(key).append('=').append(p.getParam(key)).append(' ');
             }
             double read = readRate.getOrDefault(bytes(p), Double.NaN);
-            System.out.printf(Locale.ROOT, "%-26s %-44s %10.3f %9.1f %8.0f%% %9.1f %8.0f%%%n", name,
-                    params.toString().trim(), sec * 1e3, gflops, 100 * gflops / gemmRate, gbs, 100 * gbs / read);
+            System.out.printf(
+                    Locale.ROOT,
+                    "%-26s %-44s %10.3f %9.1f %8.0f%% %9.1f %8.0f%%%n",
+                    name,
+                    params.toString().trim(),
+                    sec * 1e3,
+                    gflops,
+                    100 * gflops / gemmRate,
+                    gbs,
+                    100 * gbs / read);
         }
     }
 
     /** Per forward shape: times the naive and ONNX Runtime peers' time, and causal over non-causal GFLOP/s. */
     private static void printRatios(Collection<RunResult> results) {
-        List<RunResult> forwards = results.stream().filter(r -> r.getParams().getBenchmark().endsWith(".forward")).toList();
+        List<RunResult> forwards = results.stream()
+                .filter(r -> r.getParams().getBenchmark().endsWith(".forward"))
+                .toList();
         if (forwards.isEmpty()) {
             return;
         }
         System.out.println();
-        System.out.printf(Locale.ROOT, "%-34s %9s %9s %9s %15s%n", "forward shape", "GFLOP/s", "x naive", "x onnxrt",
+        System.out.printf(
+                Locale.ROOT,
+                "%-34s %9s %9s %9s %15s%n",
+                "forward shape",
+                "GFLOP/s",
+                "x naive",
+                "x onnxrt",
                 "causal/full");
         for (RunResult f : forwards) {
             BenchmarkParams p = f.getParams();
@@ -127,26 +154,38 @@ public final class BenchReport {
             double ort = sameShape(results, p, "onnxruntime", p.getParam("causal"));
             double causalRatio = Double.NaN;
             if (Boolean.parseBoolean(p.getParam("causal"))) {
-                RunResult full = results.stream().filter(r -> r.getParams().getBenchmark().endsWith(".forward")
-                        && same(r.getParams(), p, "false")).findFirst().orElse(null);
+                RunResult full = results.stream()
+                        .filter(r ->
+                                r.getParams().getBenchmark().endsWith(".forward") && same(r.getParams(), p, "false"))
+                        .findFirst()
+                        .orElse(null);
                 if (full != null) {
                     causalRatio = (flops(p) / sec) / (flops(full.getParams()) / seconds(full));
                 }
             }
-            System.out.printf(Locale.ROOT, "%-34s %9.1f %9.2f %9.2f %14.0f%%%n", shape, flops(p) / sec / 1e9,
-                    naive / sec, ort / sec, 100 * causalRatio);
+            System.out.printf(
+                    Locale.ROOT,
+                    "%-34s %9.1f %9.2f %9.2f %14.0f%%%n",
+                    shape,
+                    flops(p) / sec / 1e9,
+                    naive / sec,
+                    ort / sec,
+                    100 * causalRatio);
         }
     }
 
     /** Seconds of the benchmark method {@code method} on the forward shape of {@code p} with masking {@code causal}; NaN if absent. */
     private static double sameShape(Collection<RunResult> results, BenchmarkParams p, String method, String causal) {
-        return results.stream().filter(r -> r.getParams().getBenchmark().endsWith("." + method)
-                        && same(r.getParams(), p, causal))
-                .mapToDouble(BenchReport::seconds).findFirst().orElse(Double.NaN);
+        return results.stream()
+                .filter(r -> r.getParams().getBenchmark().endsWith("." + method) && same(r.getParams(), p, causal))
+                .mapToDouble(BenchReport::seconds)
+                .findFirst()
+                .orElse(Double.NaN);
     }
 
     private static boolean same(BenchmarkParams a, BenchmarkParams b, String causal) {
-        return a.getParam("seq").equals(b.getParam("seq")) && a.getParam("headDim").equals(b.getParam("headDim"))
+        return a.getParam("seq").equals(b.getParam("seq"))
+                && a.getParam("headDim").equals(b.getParam("headDim"))
                 && causal.equals(a.getParam("causal"));
     }
 
@@ -156,7 +195,9 @@ public final class BenchReport {
             case "us/op" -> score * 1e-6;
             case "ms/op" -> score * 1e-3;
             case "s/op" -> score;
-            default -> throw new IllegalStateException("unexpected unit " + r.getPrimaryResult().getScoreUnit());
+            default ->
+                throw new IllegalStateException(
+                        "unexpected unit " + r.getPrimaryResult().getScoreUnit());
         };
     }
 
@@ -164,7 +205,9 @@ public final class BenchReport {
     static double bytes(BenchmarkParams p) {
         String method = p.getBenchmark();
         if (method.contains(PagedDecodeBenchmark.class.getSimpleName())) {
-            return PagedDecodeBenchmark.bytes(Integer.parseInt(p.getParam("batch")), Integer.parseInt(p.getParam("context")),
+            return PagedDecodeBenchmark.bytes(
+                    Integer.parseInt(p.getParam("batch")),
+                    Integer.parseInt(p.getParam("context")),
                     p.getParam("dtype"));
         }
         if (method.endsWith("decode") || method.endsWith("read")) {
@@ -187,7 +230,11 @@ public final class BenchReport {
             int queries = paged ? 1 : Integer.parseInt(p.getParam("queries"));
             int sequences = paged ? Integer.parseInt(p.getParam("batch")) : 1;
             int context = Integer.parseInt(p.getParam("context"));
-            long pairs = Visibility.of(queries, context, AttentionOptions.builder().causal(true).build()).pairs();
+            long pairs = Visibility.of(
+                            queries,
+                            context,
+                            AttentionOptions.builder().causal(true).build())
+                    .pairs();
             return 4.0 * sequences * DecodeBenchmark.Q_HEADS * DecodeBenchmark.HEAD_DIM * pairs;
         }
         if (method.endsWith("sgemm")) {
@@ -200,7 +247,9 @@ public final class BenchReport {
             return MaskBenchmark.flops(p.getParam("mask"), seq, headDim);
         }
         boolean causal = Boolean.parseBoolean(p.getParam("causal"));
-        long pairs = Visibility.of(seq, seq, AttentionOptions.builder().causal(causal).build()).pairs();
+        long pairs = Visibility.of(
+                        seq, seq, AttentionOptions.builder().causal(causal).build())
+                .pairs();
         double forward = 4.0 * ForwardShapes.HEADS * headDim * pairs;
         return method.endsWith("backward") ? 2.5 * forward : forward;
     }

@@ -16,14 +16,16 @@ import java.util.Locale;
 public record BenchShape(int heads, int seq, int headDim, boolean causal) {
     public BenchShape {
         if (heads < 1 || seq < 1 || headDim < 1) {
-            throw new IllegalArgumentException("heads, seq, headDim: must be positive, got " + heads + ", " + seq
-                    + ", " + headDim);
+            throw new IllegalArgumentException(
+                    "heads, seq, headDim: must be positive, got " + heads + ", " + seq + ", " + headDim);
         }
     }
 
     /** The contract's forward FLOPs: {@code 4 * H * D * visible pairs} (causal counts only visible pairs). */
     public double flops() {
-        long pairs = Visibility.of(seq, seq, AttentionOptions.builder().causal(causal).build()).pairs();
+        long pairs = Visibility.of(
+                        seq, seq, AttentionOptions.builder().causal(causal).build())
+                .pairs();
         return 4.0 * heads * headDim * pairs;
     }
 

@@ -28,5 +28,4 @@ import java.util.concurrent.TimeUnit;
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
 @Fork(1)
-public abstract class BenchmarkSettings {
-}
+public abstract class BenchmarkSettings {}

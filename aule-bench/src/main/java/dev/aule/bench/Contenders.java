@@ -1,9 +1,9 @@
 package dev.aule.bench;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -21,8 +21,7 @@ public final class Contenders {
     public static final String ONNXRUNTIME = "onnxruntime";
     private static final String REFERENCE = "reference";
 
-    private Contenders() {
-    }
+    private Contenders() {}
 
     /** Names a sweep accepts: available backends (not the reference), then the peers. */
     public static List<String> known() {
@@ -44,7 +43,8 @@ public final class Contenders {
             long scores = (long) shape.seq() * shape.seq() * Float.BYTES;
             long live = scores * Math.min(shape.heads(), Runtime.getRuntime().availableProcessors() + 1);
             long need = live + shape.ioBytes() * 2;
-            if ((long) shape.seq() * shape.seq() > Integer.MAX_VALUE - 8 || need > Runtime.getRuntime().maxMemory() * 3 / 4) {
+            if ((long) shape.seq() * shape.seq() > Integer.MAX_VALUE - 8
+                    || need > Runtime.getRuntime().maxMemory() * 3 / 4) {
                 return Optional.of(String.format(Locale.ROOT, "needs %.1f GiB of score matrices", live / 1073741824.0));
             }
         }
@@ -98,7 +98,8 @@ public final class Contenders {
     }
 
     private static PreparedAttention backend(AttentionBackend backend, Tensor q, Tensor k, Tensor v, BenchShape shape) {
-        AttentionOptions options = AttentionOptions.builder().causal(shape.causal()).build();
+        AttentionOptions options =
+                AttentionOptions.builder().causal(shape.causal()).build();
         Tensor out = Inputs.zeros(1, shape.heads(), shape.seq(), shape.headDim());
         return new Checked() {
             @Override
@@ -112,8 +113,7 @@ public final class Contenders {
             }
 
             @Override
-            public void close() {
-            }
+            public void close() {}
         };
     }
 
@@ -134,14 +134,20 @@ public final class Contenders {
             }
 
             @Override
-            public void close() {
-            }
+            public void close() {}
         };
     }
 
     private static PreparedAttention onnxRuntime(Tensor q, Tensor k, Tensor v, BenchShape shape) {
-        OnnxAttention ort = new OnnxAttention(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), shape.heads(),
-                shape.seq(), shape.headDim(), shape.causal(), threads());
+        OnnxAttention ort = new OnnxAttention(
+                q.toFloatArray(),
+                k.toFloatArray(),
+                v.toFloatArray(),
+                shape.heads(),
+                shape.seq(),
+                shape.headDim(),
+                shape.causal(),
+                threads());
         return new Checked() {
             @Override
             public void run() {

@@ -1,7 +1,5 @@
 package dev.aule.bench;
 
-import dev.aule.serving.KvCache;
-import dev.aule.serving.PagedKvCache;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -28,8 +26,7 @@ public final class DecodeRatios {
     private static final double WARMUP_SECONDS = 2;
     private static final double SAMPLE_NANOS = 50e6;
 
-    private DecodeRatios() {
-    }
+    private DecodeRatios() {}
 
     public static void main(String[] args) {
         int[] contexts = ints(args.length > 0 ? args[0] : "4096,16384,32768");
@@ -42,11 +39,27 @@ public final class DecodeRatios {
         if (passes < 1) {
             throw new IllegalArgumentException("passes (3rd argument): must be >= 1, got " + passes);
         }
-        System.out.printf(Locale.ROOT, "decode step: one query per sequence, GQA %d:%d, D = %d, %s caches, causal; "
-                        + "median of %d interleaved passes%n%n", DecodeBenchmark.Q_HEADS, DecodeBenchmark.KV_HEADS,
-                DecodeBenchmark.HEAD_DIM, dtype, passes);
-        System.out.printf(Locale.ROOT, "%5s %7s %9s %10s %10s %10s %10s %10s %9s%n", "batch", "context", "MiB/step",
-                "read GB/s", "contig ms", "contig GB/s", "% of read", "paged GB/s", "% of read");
+        System.out.printf(
+                Locale.ROOT,
+                "decode step: one query per sequence, GQA %d:%d, D = %d, %s caches, causal; "
+                        + "median of %d interleaved passes%n%n",
+                DecodeBenchmark.Q_HEADS,
+                DecodeBenchmark.KV_HEADS,
+                DecodeBenchmark.HEAD_DIM,
+                dtype,
+                passes);
+        System.out.printf(
+                Locale.ROOT,
+                "%5s %7s %9s %10s %10s %10s %10s %10s %9s%n",
+                "batch",
+                "context",
+                "MiB/step",
+                "read GB/s",
+                "contig ms",
+                "contig GB/s",
+                "% of read",
+                "paged GB/s",
+                "% of read");
         for (int batch : batches) {
             for (int context : contexts) {
                 measure(batch, context, dtype, passes);
@@ -60,8 +73,13 @@ public final class DecodeRatios {
         // The read buffer and the two caches, as large each, live on the heap at once.
         long needed = 3 * bytes + (1L << 30);
         if (needed > Runtime.getRuntime().maxMemory()) {
-            System.out.printf(Locale.ROOT, "%5d %7d %9d   skipped: needs -Xmx%dm or more%n", batch, context,
-                    bytes >> 20, needed >> 20);
+            System.out.printf(
+                    Locale.ROOT,
+                    "%5d %7d %9d   skipped: needs -Xmx%dm or more%n",
+                    batch,
+                    context,
+                    bytes >> 20,
+                    needed >> 20);
             return;
         }
         BandwidthBenchmark read = new BandwidthBenchmark();
@@ -84,12 +102,23 @@ public final class DecodeRatios {
         double contiguousNanos = samples.get(1).medianNanos();
         double contiguous = bytes / contiguousNanos;
         double paged = bytes / samples.get(2).medianNanos();
-        System.out.printf(Locale.ROOT, "%5d %7d %9d %10.1f %10.2f %10.1f %9.0f%% %10.1f %8.0f%%%n", batch, context,
-                bytes >> 20, readRate, contiguousNanos / 1e6, contiguous, 100 * contiguous / readRate, paged,
+        System.out.printf(
+                Locale.ROOT,
+                "%5d %7d %9d %10.1f %10.2f %10.1f %9.0f%% %10.1f %8.0f%%%n",
+                batch,
+                context,
+                bytes >> 20,
+                readRate,
+                contiguousNanos / 1e6,
+                contiguous,
+                100 * contiguous / readRate,
+                paged,
                 100 * paged / readRate);
     }
 
     private static int[] ints(String list) {
-        return Arrays.stream(list.split(",")).mapToInt(s -> Integer.parseInt(s.trim())).toArray();
+        return Arrays.stream(list.split(","))
+                .mapToInt(s -> Integer.parseInt(s.trim()))
+                .toArray();
     }
 }

@@ -7,8 +7,7 @@ import java.util.SplittableRandom;
 
 /** Random benchmark inputs: uniform in [-1, 1), seeded so every run times the same data. */
 final class Inputs {
-    private Inputs() {
-    }
+    private Inputs() {}
 
     static Tensor random(long seed, int batch, int heads, int seq, int dim) {
         SplittableRandom rnd = new SplittableRandom(seed);

@@ -1,9 +1,9 @@
 package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Tensor;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
-import dev.aule.Tensor;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -41,9 +41,14 @@ public class MaskBenchmark extends AttentionInputs {
         return switch (mask) {
             case "none" -> AttentionOptions.defaults();
             case "causal" -> AttentionOptions.builder().causal(true).build();
-            case "causalMaskMod" -> AttentionOptions.builder().blockMask(BlockMask.of(MaskMod.causal(), seq, seq)).build();
-            case "document8" -> AttentionOptions.builder().blockMask(BlockMask.of(MaskMod.document(documents(seq)), seq,
-                    seq)).build();
+            case "causalMaskMod" ->
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(MaskMod.causal(), seq, seq))
+                        .build();
+            case "document8" ->
+                AttentionOptions.builder()
+                        .blockMask(BlockMask.of(MaskMod.document(documents(seq)), seq, seq))
+                        .build();
             default -> throw new IllegalArgumentException("mask: unknown " + mask);
         };
     }

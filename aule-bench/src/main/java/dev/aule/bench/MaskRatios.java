@@ -1,9 +1,9 @@
 package dev.aule.bench;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -20,8 +20,7 @@ import java.util.Locale;
 public final class MaskRatios {
     private static final String[] MASKS = {"none", "document8", "causal", "causalMaskMod"};
 
-    private MaskRatios() {
-    }
+    private MaskRatios() {}
 
     public static void main(String[] args) {
         int seq = args.length > 0 ? Integer.parseInt(args[0]) : 8192;
@@ -36,7 +35,8 @@ public final class MaskRatios {
         for (int c = 0; c < MASKS.length; c++) {
             long start = System.nanoTime();
             options[c] = MaskBenchmark.options(MASKS[c], seq);
-            System.out.printf(Locale.ROOT, "%-14s options built in %.0f ms%n", MASKS[c], (System.nanoTime() - start) / 1e6);
+            System.out.printf(
+                    Locale.ROOT, "%-14s options built in %.0f ms%n", MASKS[c], (System.nanoTime() - start) / 1e6);
         }
         List<Runnable> forwards = new ArrayList<>();
         for (AttentionOptions o : options) {
@@ -45,8 +45,14 @@ public final class MaskRatios {
         // One warm-up call each, then the passes; the best of each configuration, in ms.
         List<Stopwatch.Samples> samples = new Stopwatch(Stopwatch.Warmup.calls(1), passes).time(forwards);
         double[] best = samples.stream().mapToDouble(t -> t.bestNanos() / 1e6).toArray();
-        System.out.printf(Locale.ROOT, "%nS = %d, D = %d, B = %d, H = %d, best of %d passes%n", seq, headDim,
-                MaskBenchmark.BATCH, MaskBenchmark.HEADS, passes);
+        System.out.printf(
+                Locale.ROOT,
+                "%nS = %d, D = %d, B = %d, H = %d, best of %d passes%n",
+                seq,
+                headDim,
+                MaskBenchmark.BATCH,
+                MaskBenchmark.HEADS,
+                passes);
         for (int c = 0; c < MASKS.length; c++) {
             double gflops = MaskBenchmark.flops(MASKS[c], seq, headDim) / (best[c] * 1e-3) / 1e9;
             System.out.printf(Locale.ROOT, "%-14s %9.1f ms %8.1f GFLOP/s%n", MASKS[c], best[c], gflops);

@@ -16,8 +16,7 @@ import java.util.stream.IntStream;
 final class NaiveAttention {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
 
-    private NaiveAttention() {
-    }
+    private NaiveAttention() {}
 
     static void forward(float[] q, float[] k, float[] v, float[] out, int heads, int seq, int d, boolean causal) {
         float scale = (float) (1 / Math.sqrt(d));
@@ -63,7 +62,9 @@ final class NaiveAttention {
     private static void axpy(float alpha, float[] x, int ix, float[] y, int iy, int n) {
         int i = 0;
         for (int bound = F.loopBound(n); i < bound; i += F.length()) {
-            FloatVector.fromArray(F, x, ix + i).fma(alpha, 0f).add(FloatVector.fromArray(F, y, iy + i))
+            FloatVector.fromArray(F, x, ix + i)
+                    .fma(alpha, 0f)
+                    .add(FloatVector.fromArray(F, y, iy + i))
                     .intoArray(y, iy + i);
         }
         for (; i < n; i++) {

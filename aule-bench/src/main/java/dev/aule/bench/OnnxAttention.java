@@ -35,7 +35,9 @@ final class OnnxAttention implements AutoCloseable {
         this.headDim = headDim;
         long[] shape = {1, seq, (long) heads * headDim};
         byte[] model = new OnnxModel("MultiHeadAttention", "com.microsoft")
-                .input("query", shape).input("key", shape).input("value", shape)
+                .input("query", shape)
+                .input("key", shape)
+                .input("value", shape)
                 .output("out", shape)
                 .attribute("num_heads", heads)
                 .attribute("scale", (float) (1 / Math.sqrt(headDim)))
@@ -62,7 +64,8 @@ final class OnnxAttention implements AutoCloseable {
     /** One attention call into the pinned output. */
     void forward() {
         try {
-            session.run(Map.of("query", query, "key", key, "value", value), Map.of("out", output)).close();
+            session.run(Map.of("query", query, "key", key, "value", value), Map.of("out", output))
+                    .close();
         } catch (OrtException e) {
             throw new IllegalStateException("ONNX Runtime attention failed: " + e.getMessage(), e);
         }
@@ -103,6 +106,8 @@ final class OnnxAttention implements AutoCloseable {
     }
 
     private static FloatBuffer direct(int floats) {
-        return ByteBuffer.allocateDirect(floats * Float.BYTES).order(ByteOrder.nativeOrder()).asFloatBuffer();
+        return ByteBuffer.allocateDirect(floats * Float.BYTES)
+                .order(ByteOrder.nativeOrder())
+                .asFloatBuffer();
     }
 }

@@ -16,7 +16,14 @@ public class OnnxBenchmark extends ForwardShapes {
     @Setup
     public void setUp() {
         prepare("cpu");
-        ort = new OnnxAttention(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), HEADS, seq, headDim, causal,
+        ort = new OnnxAttention(
+                q.toFloatArray(),
+                k.toFloatArray(),
+                v.toFloatArray(),
+                HEADS,
+                seq,
+                headDim,
+                causal,
                 Contenders.threads());
         ort.forward();
         PeerCheck.requireEqual("onnxruntime", ort.outputBhsd(), PeerCheck.cpuOutput(q, k, v, causal));

@@ -46,8 +46,12 @@ final class OnnxModel {
     }
 
     OnnxModel attribute(String name, float value) {
-        node.message(5, new Message().string(1, name).fixed32(2, Float.floatToRawIntBits(value))
-                .varint(20, ATTRIBUTE_FLOAT));
+        node.message(
+                5,
+                new Message()
+                        .string(1, name)
+                        .fixed32(2, Float.floatToRawIntBits(value))
+                        .varint(20, ATTRIBUTE_FLOAT));
         return this;
     }
 

@@ -1,12 +1,12 @@
 package dev.aule.bench;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
+import dev.aule.Tensor;
 import dev.aule.serving.KvCache;
 import dev.aule.serving.PagedKvCache;
-import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
@@ -63,7 +63,10 @@ public class PagedDecodeBenchmark extends BenchmarkSettings {
 
     /** Bytes one step must read from caches of {@code dtype}: every sequence's K and V. */
     static long bytes(int batch, int context, String dtype) {
-        return batch * DecodeBenchmark.bytes(context) / Float.BYTES * DType.valueOf(dtype).byteSize();
+        return batch
+                * DecodeBenchmark.bytes(context)
+                / Float.BYTES
+                * DType.valueOf(dtype).byteSize();
     }
 
     @Setup(Level.Trial)
@@ -124,8 +127,8 @@ public class PagedDecodeBenchmark extends BenchmarkSettings {
         if (contiguous != null) {
             contiguous.attentionInto(q, out, null, options);
         } else if (scatteredTables != null) {
-            cpu.forwardPaged(q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null,
-                    options);
+            cpu.forwardPaged(
+                    q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null, options);
         } else {
             paged.attentionInto(sequences, q, out, null, options);
         }

@@ -18,9 +18,19 @@ package dev.aule.bench;
  *        the shared prompt copied into each) would have held at once for the same running requests
  * @param poolBytes bytes of the whole block pool
  */
-public record ServeReport(int requests, long steps, long promptTokens, long generatedTokens, double seconds,
-                          double stepP50Millis, double stepP99Millis, double meanBatch, int preemptions,
-                          long peakPagedBytes, long peakContiguousBytes, long poolBytes) {
+public record ServeReport(
+        int requests,
+        long steps,
+        long promptTokens,
+        long generatedTokens,
+        double seconds,
+        double stepP50Millis,
+        double stepP99Millis,
+        double meanBatch,
+        int preemptions,
+        long peakPagedBytes,
+        long peakContiguousBytes,
+        long poolBytes) {
 
     /** Generated tokens per second of wall time. */
     public double tokensPerSecond() {

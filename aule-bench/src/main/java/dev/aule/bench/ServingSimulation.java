@@ -2,10 +2,10 @@ package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.Tensor;
 import dev.aule.serving.KvCacheFullException;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.serving.Rope;
-import dev.aule.Tensor;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -30,7 +30,8 @@ public final class ServingSimulation {
     private final SplittableRandom rnd;
     private final PagedKvCache cache;
     private final Rope rope;
-    private final AttentionOptions causal = AttentionOptions.builder().causal(true).build();
+    private final AttentionOptions causal =
+            AttentionOptions.builder().causal(true).build();
     private final Tensor keys;
     private final Tensor values;
     private final Tensor queries;
@@ -52,15 +53,16 @@ public final class ServingSimulation {
     public ServingSimulation(ServeConfig config) {
         this.config = config;
         this.rnd = new SplittableRandom(config.seed());
-        this.cache = PagedKvCache.create(config.dtype(), config.blocks(), config.blockSize(), config.kvHeads(),
-                config.headDim());
+        this.cache = PagedKvCache.create(
+                config.dtype(), config.blocks(), config.blockSize(), config.kvHeads(), config.headDim());
         this.rope = Rope.of(config.headDim(), config.longestSequence() + 1, 10000, Rope.Style.NEOX);
         int rows = Math.max(Math.max(config.systemPrompt(), config.maxPrompt()), config.maxBatch());
         // Decode appends take one row per request: batch entries of the key buffer, one row each.
         this.keys = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
         this.values = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
         this.queries = random(config.maxBatch(), config.queryHeads(), Math.max(config.maxPrompt(), 1));
-        this.bytesPerToken = 2L * config.kvHeads() * config.headDim() * config.dtype().byteSize();
+        this.bytesPerToken =
+                2L * config.kvHeads() * config.headDim() * config.dtype().byteSize();
     }
 
     private Tensor random(int batch, int heads, int rows) {
@@ -102,7 +104,8 @@ public final class ServingSimulation {
         while (completed < config.requests()) {
             long stepStart = System.nanoTime();
             for (int n = poisson(config.arrivalsPerStep()); n > 0 && arrived < config.requests(); n--, arrived++) {
-                waiting.add(new Request(uniform(config.minPrompt(), config.maxPrompt()),
+                waiting.add(new Request(
+                        uniform(config.minPrompt(), config.maxPrompt()),
                         uniform(config.minOutput(), config.maxOutput())));
             }
             if (running.isEmpty() && waiting.isEmpty() && arrived < config.requests()) {
@@ -157,9 +160,18 @@ public final class ServingSimulation {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         long[] sorted = stepNanos.stream().mapToLong(Long::longValue).sorted().toArray();
-        return new ServeReport(completed, sorted.length, promptTokens, generated, seconds,
-                percentile(sorted, 0.50) / 1e6, percentile(sorted, 0.99) / 1e6,
-                sorted.length == 0 ? 0 : (double) batchSum / sorted.length, preemptions, peakPaged, peakContiguous,
+        return new ServeReport(
+                completed,
+                sorted.length,
+                promptTokens,
+                generated,
+                seconds,
+                percentile(sorted, 0.50) / 1e6,
+                percentile(sorted, 0.99) / 1e6,
+                sorted.length == 0 ? 0 : (double) batchSum / sorted.length,
+                preemptions,
+                peakPaged,
+                peakContiguous,
                 cache.usage().bytesTotal());
     }
 

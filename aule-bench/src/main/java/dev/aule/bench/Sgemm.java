@@ -16,8 +16,7 @@ final class Sgemm {
     /** Rows of C per task: 128 rows (32 register blocks of 4) re-read their panel of B from L2. */
     private static final int TASK_ROWS = 128;
 
-    private Sgemm() {
-    }
+    private Sgemm() {}
 
     /** {@code c = a b} with {@code n} a multiple of 128 and of the key block ({@code 4 * lanes}). */
     static void multiply(float[] a, float[] b, float[] c, int n) {

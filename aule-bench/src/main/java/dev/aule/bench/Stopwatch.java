@@ -97,15 +97,15 @@ public record Stopwatch(Warmup warmup, int passes, double minSampleNanos) {
     /** Times one operation, running {@code untimed} before each of its calls (to reset an output, say). */
     public Samples time(Runnable untimed, Runnable operation) {
         if (minSampleNanos > 0) {
-            throw new IllegalStateException("untimed steps need one call per pass, but minSampleNanos is "
-                    + minSampleNanos);
+            throw new IllegalStateException(
+                    "untimed steps need one call per pass, but minSampleNanos is " + minSampleNanos);
         }
         return time(List.of(operation), untimed).getFirst();
     }
 
     /** Times the operations, warmed up one after another and then interleaved; results in their order. */
     public List<Samples> time(List<? extends Runnable> operations) {
-        return time(operations, () -> { });
+        return time(operations, () -> {});
     }
 
     private List<Samples> time(List<? extends Runnable> operations, Runnable untimed) {

@@ -7,8 +7,7 @@ import java.util.SplittableRandom;
 
 /** Times prepared contenders and the machine's GEMM rate in the calling JVM, for {@code aule bench}. */
 public final class Sweep {
-    private Sweep() {
-    }
+    private Sweep() {}
 
     /**
      * Times several contenders on one shape, interleaved so that on a shared machine they all see
@@ -16,11 +15,16 @@ public final class Sweep {
      * {@code warmupSeconds}, so the JIT has compiled it), then {@code runs} passes each call every
      * contender once. Reports each one's median and its mean Java-heap allocation per call.
      */
-    public static List<ContenderTiming> measure(BenchShape shape, Map<String, PreparedAttention> contenders,
-                                                int warmupCalls, double warmupSeconds, int runs) {
+    public static List<ContenderTiming> measure(
+            BenchShape shape,
+            Map<String, PreparedAttention> contenders,
+            int warmupCalls,
+            double warmupSeconds,
+            int runs) {
         List<String> names = List.copyOf(contenders.keySet());
         Stopwatch stopwatch = new Stopwatch(new Stopwatch.Warmup(warmupCalls, warmupSeconds), runs);
-        List<Runnable> calls = names.stream().<Runnable>map(n -> contenders.get(n)::run).toList();
+        List<Runnable> calls =
+                names.stream().<Runnable>map(n -> contenders.get(n)::run).toList();
         List<Stopwatch.Samples> samples = stopwatch.time(calls);
         List<ContenderTiming> results = new ArrayList<>();
         for (int c = 0; c < names.size(); c++) {
@@ -41,7 +45,9 @@ public final class Sweep {
             b[i] = (float) rnd.nextDouble();
         }
         Runnable multiply = () -> Sgemm.multiply(a, b, c, n);
-        Stopwatch.Samples samples = new Stopwatch(Stopwatch.Warmup.calls(1), runs).time(List.of(multiply)).getFirst();
+        Stopwatch.Samples samples = new Stopwatch(Stopwatch.Warmup.calls(1), runs)
+                .time(List.of(multiply))
+                .getFirst();
         return 2.0 * n * n * n / samples.bestNanos();
     }
 }

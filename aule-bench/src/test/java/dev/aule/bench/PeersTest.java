@@ -16,8 +16,8 @@ class PeersTest {
         Tensor q = Inputs.random(11, 1, heads, seq, headDim);
         Tensor k = Inputs.random(12, 1, heads, seq, headDim);
         Tensor v = Inputs.random(13, 1, heads, seq, headDim);
-        try (OnnxAttention ort = new OnnxAttention(q.toFloatArray(), k.toFloatArray(), v.toFloatArray(),
-                heads, seq, headDim, causal, 2)) {
+        try (OnnxAttention ort = new OnnxAttention(
+                q.toFloatArray(), k.toFloatArray(), v.toFloatArray(), heads, seq, headDim, causal, 2)) {
             ort.forward();
             PeerCheck.requireEqual("onnxruntime", ort.outputBhsd(), PeerCheck.cpuOutput(q, k, v, causal));
         }
@@ -40,8 +40,8 @@ class PeersTest {
         float[] expected = {0.5f, -0.25f, 1f};
         float[] actual = expected.clone();
         actual[1] += 1e-3f;
-        IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> PeerCheck.requireEqual("peer", actual, expected));
+        IllegalStateException e =
+                assertThrows(IllegalStateException.class, () -> PeerCheck.requireEqual("peer", actual, expected));
         assertTrue(e.getMessage().contains("differ at 1"), e.getMessage());
         actual[1] = Float.NaN;
         assertThrows(IllegalStateException.class, () -> PeerCheck.requireEqual("peer", actual, expected));

@@ -25,8 +25,8 @@ class StopwatchTest {
 
     @Test
     void theUntimedStepIsNotCounted() {
-        Stopwatch.Samples samples = new Stopwatch(Stopwatch.Warmup.calls(0), 3)
-                .time(() -> sleepNanos(30_000_000), () -> { });
+        Stopwatch.Samples samples =
+                new Stopwatch(Stopwatch.Warmup.calls(0), 3).time(() -> sleepNanos(30_000_000), () -> {});
         assertTrue(samples.medianNanos() < 10_000_000, samples.medianNanos() + " ns");
     }
 

@@ -1,7 +1,7 @@
 package dev.aule.cli;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
+import dev.aule.spi.AttentionBackend;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.TypeConversionException;
 

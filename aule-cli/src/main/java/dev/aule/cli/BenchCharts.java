@@ -23,8 +23,7 @@ final class BenchCharts {
     /** Floor of the memory chart's log axis: a call that allocates nothing plots here. */
     private static final double MIN_MIB = 1.0 / 1024;
 
-    private BenchCharts() {
-    }
+    private BenchCharts() {}
 
     /**
      * Writes {@code gflops-D<d>-<full|causal>.png} per head dim and masking (GFLOP/s against S per
@@ -39,11 +38,16 @@ final class BenchCharts {
             variants.add(variant(m));
         }
         for (String variant : variants) {
-            List<ContenderTiming> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
+            List<ContenderTiming> subset =
+                    results.stream().filter(m -> variant(m).equals(variant)).toList();
             XYChart chart = chart("GFLOP/s against sequence length, " + variant.replace('-', ' '), "GFLOP/s");
             addSeries(chart, subset, ContenderTiming::gflops);
             if (gemmGflops > 0) {
-                double[] xs = subset.stream().mapToDouble(m -> m.shape().seq()).distinct().sorted().toArray();
+                double[] xs = subset.stream()
+                        .mapToDouble(m -> m.shape().seq())
+                        .distinct()
+                        .sorted()
+                        .toArray();
                 double[] ys = new double[xs.length];
                 java.util.Arrays.fill(ys, gemmGflops);
                 chart.addSeries("GEMM (same run)", xs, ys);
@@ -55,13 +59,18 @@ final class BenchCharts {
         XYChart time = chart("Time against sequence length (log-log)", "ms per forward");
         time.getStyler().setYAxisLogarithmic(true);
         for (String variant : variants) {
-            List<ContenderTiming> subset = results.stream().filter(m -> variant(m).equals(variant)).toList();
+            List<ContenderTiming> subset =
+                    results.stream().filter(m -> variant(m).equals(variant)).toList();
             addSeries(time, subset, m -> m.seconds() * 1e3, " " + variant);
         }
         files.add(save(time, dir.resolve("time.png")));
         XYChart memory = chart("Java heap allocated per forward call (log; floor 1 KiB)", "MiB per call");
         memory.getStyler().setYAxisLogarithmic(true);
-        addSeries(memory, results.stream().filter(m -> !m.contender().equals("onnxruntime")).toList(),
+        addSeries(
+                memory,
+                results.stream()
+                        .filter(m -> !m.contender().equals("onnxruntime"))
+                        .toList(),
                 m -> Math.max(MIN_MIB, m.allocatedBytes() / 1048576.0));
         files.add(save(memory, dir.resolve("memory.png")));
         return files;
@@ -72,8 +81,13 @@ final class BenchCharts {
     }
 
     private static XYChart chart(String title, String yTitle) {
-        XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title)
-                .xAxisTitle("sequence length S").yAxisTitle(yTitle).build();
+        XYChart chart = new XYChartBuilder()
+                .width(WIDTH)
+                .height(HEIGHT)
+                .title(title)
+                .xAxisTitle("sequence length S")
+                .yAxisTitle(yTitle)
+                .build();
         chart.getStyler().setXAxisLogarithmic(true);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideE);
         chart.getStyler().setXAxisDecimalPattern("#");
@@ -85,8 +99,8 @@ final class BenchCharts {
     }
 
     /** One series per contender: for each S the largest value over the other shape parameters. */
-    private static void addSeries(XYChart chart, List<ContenderTiming> results, ToDoubleFunction<ContenderTiming> y,
-                                  String suffix) {
+    private static void addSeries(
+            XYChart chart, List<ContenderTiming> results, ToDoubleFunction<ContenderTiming> y, String suffix) {
         Set<String> names = new LinkedHashSet<>();
         results.forEach(m -> names.add(m.contender()));
         for (String name : names) {
@@ -96,8 +110,10 @@ final class BenchCharts {
                     points.merge(m.shape().seq(), y.applyAsDouble(m), Math::max);
                 }
             }
-            double[] xs = points.keySet().stream().mapToDouble(Integer::doubleValue).toArray();
-            double[] ys = points.values().stream().mapToDouble(Double::doubleValue).toArray();
+            double[] xs =
+                    points.keySet().stream().mapToDouble(Integer::doubleValue).toArray();
+            double[] ys =
+                    points.values().stream().mapToDouble(Double::doubleValue).toArray();
             chart.addSeries(name + suffix, xs, ys);
         }
     }

@@ -1,8 +1,8 @@
 package dev.aule.cli;
 
 import dev.aule.bench.BenchShape;
-import dev.aule.bench.Contenders;
 import dev.aule.bench.ContenderTiming;
+import dev.aule.bench.Contenders;
 import dev.aule.bench.PreparedAttention;
 import dev.aule.bench.Sweep;
 import me.tongfei.progressbar.ProgressBar;
@@ -23,8 +23,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 
@@ -32,49 +32,83 @@ import java.util.concurrent.Callable;
  * {@code aule bench}: a prefill sweep of backends and peers with a progress bar, a table, a CSV and
  * PNG charts. Subcommands run other kinds of benchmark: {@code serve} simulates LLM serving over a paged KV cache.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
-                "GEMM rate measured in the same run, writes results.csv and PNG charts.",
-                "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
-                "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."},
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
+            "GEMM rate measured in the same run, writes results.csv and PNG charts.",
+            "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
+            "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."
+        },
         subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
 final class BenchCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
 
-    @Option(names = "--seq", split = ",", defaultValue = "512,1024,2048,4096",
+    @Option(
+            names = "--seq",
+            split = ",",
+            defaultValue = "512,1024,2048,4096",
             description = "sequence lengths S (default ${DEFAULT-VALUE})")
     private List<Integer> seqs;
 
-    @Option(names = "--head-dim", split = ",", defaultValue = "64,128", description = "head dims D (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--head-dim",
+            split = ",",
+            defaultValue = "64,128",
+            description = "head dims D (default ${DEFAULT-VALUE})")
     private List<Integer> headDims;
 
     @Option(names = "--heads", defaultValue = "8", description = "heads H (default ${DEFAULT-VALUE})")
     private int heads;
 
-    @Option(names = "--causal", split = ",", arity = "1", defaultValue = "false,true",
+    @Option(
+            names = "--causal",
+            split = ",",
+            arity = "1",
+            defaultValue = "false,true",
             description = "masking: false (full), true (causal) or both (default ${DEFAULT-VALUE})")
     private List<Boolean> causal;
 
-    @Option(names = "--contenders", split = ",", defaultValue = "cpu,naive,onnxruntime", paramLabel = "NAME",
+    @Option(
+            names = "--contenders",
+            split = ",",
+            defaultValue = "cpu,naive,onnxruntime",
+            paramLabel = "NAME",
             description = "backends and peers to time (default ${DEFAULT-VALUE})")
     private List<String> contenders;
 
-    @Option(names = "--gemm", defaultValue = "2048", paramLabel = "N",
-            description = "size of the SGEMM whose rate is the %%GEMM yardstick, a multiple of 64; 0 skips it (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--gemm",
+            defaultValue = "2048",
+            paramLabel = "N",
+            description =
+                    "size of the SGEMM whose rate is the %%GEMM yardstick, a multiple of 64; 0 skips it (default ${DEFAULT-VALUE})")
     private int gemm;
 
     @Option(names = "--warmup", defaultValue = "1", description = "untimed calls per shape (default ${DEFAULT-VALUE})")
     private int warmup;
 
-    @Option(names = "--warmup-time", defaultValue = "1.0", paramLabel = "SECONDS",
-            description = "and keep warming up for at least this long per shape, so the JIT has compiled (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--warmup-time",
+            defaultValue = "1.0",
+            paramLabel = "SECONDS",
+            description =
+                    "and keep warming up for at least this long per shape, so the JIT has compiled (default ${DEFAULT-VALUE})")
     private double warmupTime;
 
-    @Option(names = "--runs", defaultValue = "3", description = "timed calls per shape; the median is reported (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--runs",
+            defaultValue = "3",
+            description = "timed calls per shape; the median is reported (default ${DEFAULT-VALUE})")
     private int runs;
 
-    @Option(names = "--out", defaultValue = "bench-results", paramLabel = "DIR",
+    @Option(
+            names = "--out",
+            defaultValue = "bench-results",
+            paramLabel = "DIR",
             description = "directory for results.csv and the charts (default ${DEFAULT-VALUE})")
     private Path outDir;
 
@@ -90,9 +124,16 @@ final class BenchCommand implements Callable<Integer> {
                 }
             }
         }
-        out.printf(Locale.ROOT, "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each"
-                + " (contenders interleaved), results in %s%n",
-                shapes.size(), contenders.size(), warmup, warmupTime, runs, outDir);
+        out.printf(
+                Locale.ROOT,
+                "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each"
+                        + " (contenders interleaved), results in %s%n",
+                shapes.size(),
+                contenders.size(),
+                warmup,
+                warmupTime,
+                runs,
+                outDir);
         out.flush();
 
         List<ContenderTiming> results = new ArrayList<>();
@@ -126,7 +167,10 @@ final class BenchCommand implements Callable<Integer> {
                         results.add(m);
                     }
                     for (String name : contenders) {
-                        rows.add(timed.containsKey(name) ? row(timed.get(name), gemmRate) : row(shape, name, notes.get(name)));
+                        rows.add(
+                                timed.containsKey(name)
+                                        ? row(timed.get(name), gemmRate)
+                                        : row(shape, name, notes.get(name)));
                     }
                 } finally {
                     prepared.values().forEach(PreparedAttention::close);
@@ -135,9 +179,14 @@ final class BenchCommand implements Callable<Integer> {
             }
         }
 
-        TextTable table = new TextTable(TextTable.Column.left("shape"), TextTable.Column.left("contender"),
-                TextTable.Column.right("ms"), TextTable.Column.right("GFLOP/s"), TextTable.Column.right("% GEMM"),
-                TextTable.Column.right("heap MiB/call"), TextTable.Column.left("note"));
+        TextTable table = new TextTable(
+                TextTable.Column.left("shape"),
+                TextTable.Column.left("contender"),
+                TextTable.Column.right("ms"),
+                TextTable.Column.right("GFLOP/s"),
+                TextTable.Column.right("% GEMM"),
+                TextTable.Column.right("heap MiB/call"),
+                TextTable.Column.left("note"));
         rows.forEach(table::add);
         out.println();
         if (gemm > 0) {
@@ -164,16 +213,27 @@ final class BenchCommand implements Callable<Integer> {
 
     private ProgressBar progressBar(int steps) {
         PrintWriter err = spec.commandLine().getErr();
-        return new ProgressBarBuilder().setTaskName("bench").setInitialMax(steps).setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new WriterProgressConsumer(err)).setUpdateIntervalMillis(250).build();
+        return new ProgressBarBuilder()
+                .setTaskName("bench")
+                .setInitialMax(steps)
+                .setStyle(ProgressBarStyle.ASCII)
+                .setConsumer(new WriterProgressConsumer(err))
+                .setUpdateIntervalMillis(250)
+                .build();
     }
 
     private static String[] row(ContenderTiming m, double gemmRate) {
-        return new String[] {m.shape().label(), m.contender(), String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
-                String.format(Locale.ROOT, "%.1f", m.gflops()),
-                Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
-                m.contender().equals(Contenders.ONNXRUNTIME) ? "(native)"
-                        : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0), ""};
+        return new String[] {
+            m.shape().label(),
+            m.contender(),
+            String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
+            String.format(Locale.ROOT, "%.1f", m.gflops()),
+            Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
+            m.contender().equals(Contenders.ONNXRUNTIME)
+                    ? "(native)"
+                    : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0),
+            ""
+        };
     }
 
     private static String[] row(BenchShape shape, String name, String note) {
@@ -184,8 +244,17 @@ final class BenchCommand implements Callable<Integer> {
         StringBuilder csv = new StringBuilder("heads,seq,head_dim,causal,contender,ms,gflops,heap_bytes_per_call\n");
         for (ContenderTiming m : results) {
             BenchShape s = m.shape();
-            csv.append(String.format(Locale.ROOT, "%d,%d,%d,%b,%s,%.4f,%.2f,%d%n", s.heads(), s.seq(), s.headDim(),
-                    s.causal(), m.contender(), m.seconds() * 1e3, m.gflops(), m.allocatedBytes()));
+            csv.append(String.format(
+                    Locale.ROOT,
+                    "%d,%d,%d,%b,%s,%.4f,%.2f,%d%n",
+                    s.heads(),
+                    s.seq(),
+                    s.headDim(),
+                    s.causal(),
+                    m.contender(),
+                    m.seconds() * 1e3,
+                    m.gflops(),
+                    m.allocatedBytes()));
         }
         Path file = outDir.resolve("results.csv");
         try {

@@ -13,11 +13,13 @@ import dev.aule.spi.Accuracy;
 record CaseResult(ConformanceCase testCase, String backend, double outError, double lseError, String failure) {
 
     static CaseResult threw(ConformanceCase testCase, String backend, RuntimeException e) {
-        return new CaseResult(testCase, backend, Double.NaN, Double.NaN, e.getClass().getSimpleName() + ": " + e.getMessage());
+        return new CaseResult(
+                testCase, backend, Double.NaN, Double.NaN, e.getClass().getSimpleName() + ": " + e.getMessage());
     }
 
     boolean passed() {
-        return failure == null && Accuracy.within(outError, testCase.tolerance())
+        return failure == null
+                && Accuracy.within(outError, testCase.tolerance())
                 && Accuracy.within(lseError, Accuracy.LSE_TOLERANCE);
     }
 }

@@ -1,10 +1,10 @@
 package dev.aule.cli;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionBackend;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -28,9 +28,12 @@ final class CaseRunner {
         SplittableRandom rnd = new SplittableRandom(seed ^ c.name().hashCode());
         try (Arena arena = Arena.ofShared()) {
             TensorLayout layout = c.layout();
-            Tensor q = RandomFill.fill(layout.allocate(arena, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.headDim()), rnd);
-            Tensor k = RandomFill.fill(layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.headDim()), rnd);
-            Tensor v = RandomFill.fill(layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.valueDim()), rnd);
+            Tensor q = RandomFill.fill(
+                    layout.allocate(arena, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.headDim()), rnd);
+            Tensor k = RandomFill.fill(
+                    layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.headDim()), rnd);
+            Tensor v = RandomFill.fill(
+                    layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.valueDim()), rnd);
 
             // The reference writes F32 so the 16-bit cases measure the backend's rounding, not the reference's.
             Tensor expectedOut = Tensor.allocate(DType.F32, c.batch(), c.queryHeads(), c.queryLen(), c.valueDim());
@@ -49,8 +52,12 @@ final class CaseRunner {
                     results.add(CaseResult.threw(c, backend.name(), e));
                     continue;
                 }
-                results.add(new CaseResult(c, backend.name(), Accuracy.relativeError(out, expectedOut),
-                        Accuracy.relativeError(lse, expectedLse), null));
+                results.add(new CaseResult(
+                        c,
+                        backend.name(),
+                        Accuracy.relativeError(out, expectedOut),
+                        Accuracy.relativeError(lse, expectedLse),
+                        null));
             }
             return results;
         }

@@ -1,8 +1,8 @@
 package dev.aule.cli;
 
-import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.spi.Accuracy;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -13,30 +13,54 @@ import java.util.List;
  *
  * @param name short, unique, stable: people quote it in bug reports
  */
-record ConformanceCase(String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen,
-                       int headDim, int valueDim, DType dtype, TensorLayout layout, AttentionOptions options) {
+record ConformanceCase(
+        String name,
+        int batch,
+        int queryHeads,
+        int kvHeads,
+        int queryLen,
+        int keyLen,
+        int headDim,
+        int valueDim,
+        DType dtype,
+        TensorLayout layout,
+        AttentionOptions options) {
 
     /** F32, BHSD on the heap, default options; {@code Dv = D}. */
-    static ConformanceCase of(String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim) {
-        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, headDim, DType.F32,
-                TensorLayout.BHSD, AttentionOptions.defaults());
+    static ConformanceCase of(
+            String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim) {
+        return new ConformanceCase(
+                name,
+                batch,
+                queryHeads,
+                kvHeads,
+                queryLen,
+                keyLen,
+                headDim,
+                headDim,
+                DType.F32,
+                TensorLayout.BHSD,
+                AttentionOptions.defaults());
     }
 
     ConformanceCase valueDim(int dv) {
-        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, dv, dtype, layout, options);
+        return new ConformanceCase(
+                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, dv, dtype, layout, options);
     }
 
     ConformanceCase dtype(DType type) {
-        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, type, layout, options);
+        return new ConformanceCase(
+                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, type, layout, options);
     }
 
     ConformanceCase layout(TensorLayout where) {
-        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, where, options);
+        return new ConformanceCase(
+                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, where, options);
     }
 
     ConformanceCase options(AttentionOptions.Builder builder) {
-        return new ConformanceCase(name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, layout,
-                builder.build());
+        return new ConformanceCase(
+                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, layout, builder.build());
     }
 
     double tolerance() {
@@ -45,7 +69,8 @@ record ConformanceCase(String name, int batch, int queryHeads, int kvHeads, int 
 
     /** {@code B,Hq,Hkv,Sq,Sk,D,Dv}. */
     String shapeText() {
-        return batch + "," + queryHeads + "," + kvHeads + "," + queryLen + "," + keyLen + "," + headDim + "," + valueDim;
+        return batch + "," + queryHeads + "," + kvHeads + "," + queryLen + "," + keyLen + "," + headDim + ","
+                + valueDim;
     }
 
     /** The options that differ from the defaults, tersely; "-" for none. */

@@ -18,12 +18,23 @@ import static dev.aule.cli.TensorLayout.OFF_HEAP;
  */
 final class ConformanceCases {
     /** The cases {@code --quick} keeps: one per feature, the cheapest of each. */
-    static final Set<String> QUICK = Set.of("len-1", "len-17-causal", "sq>sk-masked-rows", "d80", "dv<d",
-            "gqa-8:1", "window-both", "softcap", "alibi-causal", "f16-causal-gqa", "bf16-causal-gqa", "bshd-view",
-            "off-heap", "decode-split");
+    static final Set<String> QUICK = Set.of(
+            "len-1",
+            "len-17-causal",
+            "sq>sk-masked-rows",
+            "d80",
+            "dv<d",
+            "gqa-8:1",
+            "window-both",
+            "softcap",
+            "alibi-causal",
+            "f16-causal-gqa",
+            "bf16-causal-gqa",
+            "bshd-view",
+            "off-heap",
+            "decode-split");
 
-    private ConformanceCases() {
-    }
+    private ConformanceCases() {}
 
     static List<ConformanceCase> all() {
         return List.of(
@@ -61,13 +72,18 @@ final class ConformanceCases {
                 of("window-diagonal-only", 1, 4, 2, 77, 77, 64).options(window(0, 0)),
                 of("window-sq<sk", 1, 4, 2, 50, 180, 64).options(window(20, 5)),
                 // score transforms
-                of("softcap", 1, 4, 2, 90, 90, 64).options(AttentionOptions.builder().scale(1f).softcap(2f)),
+                of("softcap", 1, 4, 2, 90, 90, 64)
+                        .options(AttentionOptions.builder().scale(1f).softcap(2f)),
                 of("softcap-causal", 1, 4, 2, 90, 90, 64).options(causal().softcap(30f)),
                 of("alibi-causal", 1, 4, 2, 90, 90, 64).options(causal().alibiSlopes(alibi(4))),
-                of("alibi-sq<sk", 1, 8, 2, 40, 120, 64).options(AttentionOptions.builder().alibiSlopes(alibi(8))),
-                of("scale-2", 1, 4, 2, 90, 90, 64).options(AttentionOptions.builder().scale(2f)),
-                of("scale-0.05", 1, 4, 2, 90, 90, 64).options(AttentionOptions.builder().scale(0.05f)),
-                of("scale-negative", 1, 4, 2, 90, 90, 64).options(AttentionOptions.builder().scale(-0.5f)),
+                of("alibi-sq<sk", 1, 8, 2, 40, 120, 64)
+                        .options(AttentionOptions.builder().alibiSlopes(alibi(8))),
+                of("scale-2", 1, 4, 2, 90, 90, 64)
+                        .options(AttentionOptions.builder().scale(2f)),
+                of("scale-0.05", 1, 4, 2, 90, 90, 64)
+                        .options(AttentionOptions.builder().scale(0.05f)),
+                of("scale-negative", 1, 4, 2, 90, 90, 64)
+                        .options(AttentionOptions.builder().scale(-0.5f)),
                 // rows that see no key must come out 0 with LSE -inf
                 of("sq>sk-masked-rows", 1, 4, 2, 40, 16, 64).options(causal()),
                 of("masked-first-tile", 1, 4, 2, 130, 3, 64).options(causal()),
@@ -76,22 +92,33 @@ final class ConformanceCases {
                 of("f16-causal-gqa", 1, 8, 2, 77, 77, 64).dtype(F16).options(causal()),
                 of("f16-window", 1, 4, 2, 120, 120, 128).dtype(F16).options(window(24, 0)),
                 of("bf16-causal-gqa", 1, 8, 2, 77, 77, 64).dtype(BF16).options(causal()),
-                of("bf16-alibi-softcap", 1, 4, 2, 60, 90, 96).dtype(BF16)
+                of("bf16-alibi-softcap", 1, 4, 2, 60, 90, 96)
+                        .dtype(BF16)
                         .options(AttentionOptions.builder().softcap(20f).alibiSlopes(alibi(4))),
                 // memory layouts
                 of("bshd-view", 2, 8, 2, 45, 45, 64).layout(BSHD).options(causal()),
-                of("bshd-window-dv", 1, 4, 1, 70, 90, 32).valueDim(64).layout(BSHD).options(window(10, 10)),
+                of("bshd-window-dv", 1, 4, 1, 70, 90, 32)
+                        .valueDim(64)
+                        .layout(BSHD)
+                        .options(window(10, 10)),
                 of("bshd-f16", 1, 8, 4, 66, 66, 64).dtype(F16).layout(BSHD).options(causal()),
                 of("off-heap", 2, 8, 2, 45, 45, 64).layout(OFF_HEAP).options(causal()),
-                of("off-heap-bf16", 1, 4, 2, 70, 70, 80).dtype(BF16).layout(OFF_HEAP).options(causal()),
+                of("off-heap-bf16", 1, 4, 2, 70, 70, 80)
+                        .dtype(BF16)
+                        .layout(OFF_HEAP)
+                        .options(causal()),
                 // decode: few rows, many keys, so the CPU backend splits the key range across cores
                 of("decode-split", 1, 8, 1, 1, 2048, 128),
                 of("decode-causal", 1, 8, 2, 1, 1500, 64).options(causal()),
                 of("decode-4-window", 1, 8, 2, 4, 2048, 64).options(causal().window(700, -1)),
                 // everything at once
-                of("all-options", 2, 8, 2, 99, 131, 80).valueDim(48).dtype(BF16)
-                        .options(causal().window(40, -1).scale(0.2f).softcap(15f).alibiSlopes(alibi(8))),
-                of("all-options-f32", 3, 8, 1, 129, 100, 96).valueDim(112)
+                of("all-options", 2, 8, 2, 99, 131, 80)
+                        .valueDim(48)
+                        .dtype(BF16)
+                        .options(
+                                causal().window(40, -1).scale(0.2f).softcap(15f).alibiSlopes(alibi(8))),
+                of("all-options-f32", 3, 8, 1, 129, 100, 96)
+                        .valueDim(112)
                         .options(window(30, 3).scale(0.3f).softcap(8f).alibiSlopes(alibi(8))));
     }
 

@@ -15,8 +15,7 @@ final class ErrorHandlers {
     static final int BAD_INPUT = 2;
     static final int FAILURE = 1;
 
-    private ErrorHandlers() {
-    }
+    private ErrorHandlers() {}
 
     /** Bad arguments: the message and a pointer to help instead of the whole usage text. */
     static final class BadArguments implements IParameterExceptionHandler {

@@ -1,10 +1,10 @@
 package dev.aule.cli;
 
+import dev.aule.Backends;
+import dev.aule.DType;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Availability;
-import dev.aule.Backends;
 import dev.aule.spi.Capabilities;
-import dev.aule.DType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
@@ -18,7 +18,9 @@ import static dev.aule.cli.TextTable.Column.left;
 import static dev.aule.cli.TextTable.Column.right;
 
 /** {@code aule info}: what this JVM offers and which backends can run here. */
-@Command(name = "info", mixinStandardHelpOptions = true,
+@Command(
+        name = "info",
+        mixinStandardHelpOptions = true,
         description = "Show the Java runtime, Vector API support, every backend and which one is selected.")
 final class InfoCommand implements Callable<Integer> {
     @Spec
@@ -29,15 +31,17 @@ final class InfoCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Labels labels = new Labels(out, 12);
         labels.print("aule", Main.VERSION);
-        labels.print("Java", Runtime.version() + " (" + System.getProperty("java.vendor") + "), "
-                + System.getProperty("java.home"));
+        labels.print(
+                "Java",
+                Runtime.version() + " (" + System.getProperty("java.vendor") + "), " + System.getProperty("java.home"));
         labels.print("Vector API", VectorApi.describe());
         labels.print("Processors", Integer.toString(Runtime.getRuntime().availableProcessors()));
         out.println();
         out.println("Backends, in priority order:");
         out.print(backendTable().render("  "));
         out.println();
-        int nameWidth = Backends.all().stream().mapToInt(b -> b.name().length()).max().orElse(0);
+        int nameWidth =
+                Backends.all().stream().mapToInt(b -> b.name().length()).max().orElse(0);
         Labels descriptions = new Labels(out, nameWidth + 4);
         for (AttentionBackend backend : Backends.all()) {
             descriptions.print("  " + backend.name(), backend.description());
@@ -49,14 +53,28 @@ final class InfoCommand implements Callable<Integer> {
     }
 
     private static TextTable backendTable() {
-        TextTable table = new TextTable(left("name"), left("available"), right("priority"), right("max head dim"),
-                left("dtypes"), left("backward"), left("masks"), left("serving"), left("reason"));
+        TextTable table = new TextTable(
+                left("name"),
+                left("available"),
+                right("priority"),
+                right("max head dim"),
+                left("dtypes"),
+                left("backward"),
+                left("masks"),
+                left("serving"),
+                left("reason"));
         for (AttentionBackend backend : Backends.all()) {
             Availability availability = backend.availability();
             Capabilities caps = backend.capabilities();
-            table.add(backend.name(), yesNo(availability.available()), Integer.toString(backend.priority()),
+            table.add(
+                    backend.name(),
+                    yesNo(availability.available()),
+                    Integer.toString(backend.priority()),
                     caps.maxHeadDim() == Integer.MAX_VALUE ? "unbounded" : Integer.toString(caps.maxHeadDim()),
-                    dtypes(caps), yesNo(caps.backward()), yesNo(caps.masks()), yesNo(caps.serving()),
+                    dtypes(caps),
+                    yesNo(caps.backward()),
+                    yesNo(caps.masks()),
+                    yesNo(caps.serving()),
                     availability.reason());
         }
         return table;
@@ -68,8 +86,10 @@ final class InfoCommand implements Callable<Integer> {
             labels.print("Selected", selection.backend().name() + " (" + selection.reason() + ")");
             AttentionBackend serving = Backends.selected(Capabilities::serving);
             if (serving != selection.backend()) {
-                labels.print("Serving", serving.name() + " (KvCache, PagedKvCache, paged and varlen calls: "
-                        + selection.backend().name() + " has no serving entry points)");
+                labels.print(
+                        "Serving",
+                        serving.name() + " (KvCache, PagedKvCache, paged and varlen calls: "
+                                + selection.backend().name() + " has no serving entry points)");
             }
         } catch (RuntimeException e) {
             labels.print("Selected", "none: " + e.getMessage());
@@ -79,8 +99,10 @@ final class InfoCommand implements Callable<Integer> {
 
     /** In enum order, so the list reads the same every run although Capabilities holds a Set. */
     private static String dtypes(Capabilities caps) {
-        return Arrays.stream(DType.values()).filter(caps.dtypes()::contains)
-                .map(DType::name).collect(Collectors.joining(" "));
+        return Arrays.stream(DType.values())
+                .filter(caps.dtypes()::contains)
+                .map(DType::name)
+                .collect(Collectors.joining(" "));
     }
 
     private static String yesNo(boolean value) {

@@ -12,12 +12,20 @@ import java.util.Properties;
 import java.util.concurrent.Callable;
 
 /** The {@code aule} command. With no subcommand it runs {@code demo}, so a bare {@code aule} shows the library at work. */
-@Command(name = "aule",
+@Command(
+        name = "aule",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
-        description = "FlashAttention for the JVM: inspect backends, time a forward pass, check conformance, benchmark against peers.",
-        subcommands = {InfoCommand.class, DemoCommand.class, VerifyCommand.class, BenchCommand.class, TrainDemoCommand.class,
-                CommandLine.HelpCommand.class})
+        description =
+                "FlashAttention for the JVM: inspect backends, time a forward pass, check conformance, benchmark against peers.",
+        subcommands = {
+            InfoCommand.class,
+            DemoCommand.class,
+            VerifyCommand.class,
+            BenchCommand.class,
+            TrainDemoCommand.class,
+            CommandLine.HelpCommand.class
+        })
 public final class Main implements Callable<Integer> {
     /** This build's project version, as {@code aule --version} and {@code aule info} print it. */
     static final String VERSION = Version.projectVersion();

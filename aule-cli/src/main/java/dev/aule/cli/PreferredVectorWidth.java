@@ -4,8 +4,7 @@ import jdk.incubator.vector.VectorShape;
 
 /** Kept apart so its jdk.incubator.vector reference loads only when {@link VectorApi#present()} is true. */
 final class PreferredVectorWidth {
-    private PreferredVectorWidth() {
-    }
+    private PreferredVectorWidth() {}
 
     static int bits() {
         return VectorShape.preferredShape().vectorBitSize();

@@ -6,8 +6,7 @@ import java.util.SplittableRandom;
 
 /** Fills tensors with uniform values in [-1, 1): never zeros, which would hide wrong indexing. */
 final class RandomFill {
-    private RandomFill() {
-    }
+    private RandomFill() {}
 
     static Tensor fill(Tensor t, SplittableRandom rnd) {
         float[] row = new float[t.headDim()];

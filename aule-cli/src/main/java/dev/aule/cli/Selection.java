@@ -1,8 +1,7 @@
 package dev.aule.cli;
 
-import dev.aule.Attention;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
+import dev.aule.spi.AttentionBackend;
 
 /**
  * The backend a command runs on and what decided it.

@@ -1,12 +1,12 @@
 package dev.aule.cli;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
-import dev.aule.spi.Capabilities;
 import dev.aule.DType;
 import dev.aule.bench.ServeConfig;
 import dev.aule.bench.ServeReport;
 import dev.aule.bench.ServingSimulation;
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -17,10 +17,15 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code aule bench serve}: a simulated serving loop (continuous batching over a paged KV cache). */
-@Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Simulate LLM serving with the attention layer alone: Poisson arrivals with random prompt and",
-                "output lengths, continuous batching over a paged KV cache, a system prompt shared through fork.",
-                "Reports tokens/s, step latency and cache memory against per-request contiguous caches."})
+@Command(
+        name = "serve",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Simulate LLM serving with the attention layer alone: Poisson arrivals with random prompt and",
+            "output lengths, continuous batching over a paged KV cache, a system prompt shared through fork.",
+            "Reports tokens/s, step latency and cache memory against per-request contiguous caches."
+        })
 final class ServeCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
@@ -28,24 +33,42 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--requests", defaultValue = "48", description = "requests to serve (default ${DEFAULT-VALUE})")
     private int requests;
 
-    @Option(names = "--rate", defaultValue = "0.25", description = "mean arrivals per decode step, Poisson (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--rate",
+            defaultValue = "0.25",
+            description = "mean arrivals per decode step, Poisson (default ${DEFAULT-VALUE})")
     private double rate;
 
-    @Option(names = "--system-prompt", defaultValue = "512", description = "tokens of the shared system prompt (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--system-prompt",
+            defaultValue = "512",
+            description = "tokens of the shared system prompt (default ${DEFAULT-VALUE})")
     private int systemPrompt;
 
-    @Option(names = "--prompt", defaultValue = "32-256", paramLabel = "MIN-MAX",
+    @Option(
+            names = "--prompt",
+            defaultValue = "32-256",
+            paramLabel = "MIN-MAX",
             description = "own prompt length range, uniform (default ${DEFAULT-VALUE})")
     private String prompt;
 
-    @Option(names = "--output", defaultValue = "16-192", paramLabel = "MIN-MAX",
+    @Option(
+            names = "--output",
+            defaultValue = "16-192",
+            paramLabel = "MIN-MAX",
             description = "generated length range, uniform (default ${DEFAULT-VALUE})")
     private String output;
 
-    @Option(names = "--max-batch", defaultValue = "16", description = "most requests decoding at once (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--max-batch",
+            defaultValue = "16",
+            description = "most requests decoding at once (default ${DEFAULT-VALUE})")
     private int maxBatch;
 
-    @Option(names = "--blocks", defaultValue = "1024", description = "blocks in the paged pool (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--blocks",
+            defaultValue = "1024",
+            description = "blocks in the paged pool (default ${DEFAULT-VALUE})")
     private int blocks;
 
     @Option(names = "--block-size", defaultValue = "16", description = "tokens per block (default ${DEFAULT-VALUE})")
@@ -60,7 +83,10 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--head-dim", defaultValue = "128", description = "head dim D (default ${DEFAULT-VALUE})")
     private int headDim;
 
-    @Option(names = "--dtype", defaultValue = "F16", description = "cache storage: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
+    @Option(
+            names = "--dtype",
+            defaultValue = "F16",
+            description = "cache storage: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
     private DType dtype;
 
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
@@ -70,31 +96,82 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() {
         int[] promptRange = range("--prompt", prompt);
         int[] outputRange = range("--output", output);
-        ServeConfig config = new ServeConfig(requests, rate, systemPrompt, promptRange[0], promptRange[1],
-                outputRange[0], outputRange[1], maxBatch, blocks, blockSize, heads, kvHeads, headDim, dtype, seed);
+        ServeConfig config = new ServeConfig(
+                requests,
+                rate,
+                systemPrompt,
+                promptRange[0],
+                promptRange[1],
+                outputRange[0],
+                outputRange[1],
+                maxBatch,
+                blocks,
+                blockSize,
+                heads,
+                kvHeads,
+                headDim,
+                dtype,
+                seed);
         PrintWriter out = spec.commandLine().getOut();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
         AttentionBackend backend = Backends.selected(Capabilities::serving);
         labels.print("backend", backend.name() + ": " + backend.description());
-        labels.print("workload", String.format(Locale.ROOT,
-                "%d requests, %.2f arrivals/step (Poisson), system prompt %d shared by fork, prompt %s, output %s",
-                requests, rate, systemPrompt, prompt, output));
-        labels.print("cache", String.format(Locale.ROOT, "%d blocks of %d tokens, Hq=%d Hkv=%d D=%d, %s, max batch %d",
-                blocks, blockSize, heads, kvHeads, headDim, dtype, maxBatch));
+        labels.print(
+                "workload",
+                String.format(
+                        Locale.ROOT,
+                        "%d requests, %.2f arrivals/step (Poisson), system prompt %d shared by fork, prompt %s, output %s",
+                        requests,
+                        rate,
+                        systemPrompt,
+                        prompt,
+                        output));
+        labels.print(
+                "cache",
+                String.format(
+                        Locale.ROOT,
+                        "%d blocks of %d tokens, Hq=%d Hkv=%d D=%d, %s, max batch %d",
+                        blocks,
+                        blockSize,
+                        heads,
+                        kvHeads,
+                        headDim,
+                        dtype,
+                        maxBatch));
         out.flush();
         ServeReport r = new ServingSimulation(config).run();
-        labels.print("served", String.format(Locale.ROOT, "%d requests in %d steps, %.2f s, mean batch %.1f, %d preempted",
-                r.requests(), r.steps(), r.seconds(), r.meanBatch(), r.preemptions()));
-        labels.print("throughput", String.format(Locale.ROOT, "%.0f generated tokens/s (%d tokens); %.0f tokens/s with %d prompt tokens",
-                r.tokensPerSecond(), r.generatedTokens(), r.allTokensPerSecond(), r.promptTokens()));
-        labels.print("step latency", String.format(Locale.ROOT, "p50 %.2f ms, p99 %.2f ms", r.stepP50Millis(), r.stepP99Millis()));
-        TextTable memory = new TextTable(TextTable.Column.left("KV cache memory at peak"), TextTable.Column.right("MiB"));
+        labels.print(
+                "served",
+                String.format(
+                        Locale.ROOT,
+                        "%d requests in %d steps, %.2f s, mean batch %.1f, %d preempted",
+                        r.requests(),
+                        r.steps(),
+                        r.seconds(),
+                        r.meanBatch(),
+                        r.preemptions()));
+        labels.print(
+                "throughput",
+                String.format(
+                        Locale.ROOT,
+                        "%.0f generated tokens/s (%d tokens); %.0f tokens/s with %d prompt tokens",
+                        r.tokensPerSecond(),
+                        r.generatedTokens(),
+                        r.allTokensPerSecond(),
+                        r.promptTokens()));
+        labels.print(
+                "step latency",
+                String.format(Locale.ROOT, "p50 %.2f ms, p99 %.2f ms", r.stepP50Millis(), r.stepP99Millis()));
+        TextTable memory =
+                new TextTable(TextTable.Column.left("KV cache memory at peak"), TextTable.Column.right("MiB"));
         memory.add("paged (blocks in use)", mib(r.peakPagedBytes()));
         memory.add("contiguous per-request caches", mib(r.peakContiguousBytes()));
         memory.add("paged pool (allocated)", mib(r.poolBytes()));
         out.print(memory.render(""));
-        out.printf(Locale.ROOT, "paged holds %.0f%% of what per-request contiguous caches would need%n",
+        out.printf(
+                Locale.ROOT,
+                "paged holds %.0f%% of what per-request contiguous caches would need%n",
                 100.0 * r.peakPagedBytes() / Math.max(1, r.peakContiguousBytes()));
         out.flush();
         return 0;
@@ -117,7 +194,7 @@ final class ServeCommand implements Callable<Integer> {
         } catch (NumberFormatException ignored) {
             // reported below
         }
-        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
-                option + ": expected MIN-MAX or N, got '" + value + "'");
+        throw new picocli.CommandLine.ParameterException(
+                spec.commandLine(), option + ": expected MIN-MAX or N, got '" + value + "'");
     }
 }

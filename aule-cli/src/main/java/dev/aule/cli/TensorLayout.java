@@ -34,12 +34,16 @@ enum TensorLayout {
         long[] shape = {b, h, s, d};
         return switch (this) {
             case BHSD -> Tensor.allocate(dtype, b, h, s, d);
-            case BSHD -> dtype == DType.F32
-                    ? Tensor.ofBshd(new float[Math.toIntExact(count)], b, s, h, d)
-                    : Tensor.of(MemorySegment.ofArray(new short[Math.toIntExact(count)]), dtype, shape,
-                            new long[] {(long) s * h * d, d, (long) h * d, 1});
-            case OFF_HEAP -> Tensor.of(arena.allocate(count * dtype.byteSize(), 64), dtype, shape,
-                    new long[] {(long) h * s * d, (long) s * d, d, 1});
+            case BSHD ->
+                dtype == DType.F32
+                        ? Tensor.ofBshd(new float[Math.toIntExact(count)], b, s, h, d)
+                        : Tensor.of(MemorySegment.ofArray(new short[Math.toIntExact(count)]), dtype, shape, new long[] {
+                            (long) s * h * d, d, (long) h * d, 1
+                        });
+            case OFF_HEAP ->
+                Tensor.of(arena.allocate(count * dtype.byteSize(), 64), dtype, shape, new long[] {
+                    (long) h * s * d, (long) s * d, d, 1
+                });
         };
     }
 }

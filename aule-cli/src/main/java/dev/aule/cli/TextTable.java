@@ -8,7 +8,10 @@ import java.util.List;
  * rows can then be printed one at a time, which lets a slow command show each row as it finishes.
  */
 final class TextTable {
-    enum Align { LEFT, RIGHT }
+    enum Align {
+        LEFT,
+        RIGHT
+    }
 
     /** @param header column title; @param align how cells sit in the column */
     record Column(String header, Align align) {

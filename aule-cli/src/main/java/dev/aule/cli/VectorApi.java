@@ -7,8 +7,7 @@ package dev.aule.cli;
 final class VectorApi {
     static final String MODULE = "jdk.incubator.vector";
 
-    private VectorApi() {
-    }
+    private VectorApi() {}
 
     static boolean present() {
         return ModuleLayer.boot().findModule(MODULE).isPresent();

@@ -1,7 +1,7 @@
 package dev.aule.cli;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.Backends;
+import dev.aule.spi.AttentionBackend;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -16,14 +16,22 @@ import static dev.aule.cli.TextTable.Column.left;
 import static dev.aule.cli.TextTable.Column.right;
 
 /** {@code aule verify}: the conformance sweep of one or every backend against the float64 reference. */
-@Command(name = "verify", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Check backends against the float64 reference on the conformance cases.",
-                "Outputs are poisoned with NaN first, so an unwritten element fails. Exits 1 if any case fails."})
+@Command(
+        name = "verify",
+        mixinStandardHelpOptions = true,
+        sortOptions = false,
+        description = {
+            "Check backends against the float64 reference on the conformance cases.",
+            "Outputs are poisoned with NaN first, so an unwritten element fails. Exits 1 if any case fails."
+        })
 final class VerifyCommand implements Callable<Integer> {
     @Spec
     private CommandSpec spec;
 
-    @Option(names = "--backend", converter = BackendConverter.class, paramLabel = "NAME",
+    @Option(
+            names = "--backend",
+            converter = BackendConverter.class,
+            paramLabel = "NAME",
             description = "backend to check (default: every available backend but the reference)")
     private AttentionBackend backend;
 
@@ -38,9 +46,12 @@ final class VerifyCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         List<AttentionBackend> backends = backend != null ? List.of(backend) : candidates();
         List<ConformanceCase> cases = quick ? ConformanceCases.quick() : ConformanceCases.all();
-        out.printf(Locale.ROOT, "Checking %s on %d cases against the float64 reference"
+        out.printf(
+                Locale.ROOT,
+                "Checking %s on %d cases against the float64 reference"
                         + " (tolerance 1e-5 F32, 1e-2 F16/BF16, lse 1e-5)%n%n",
-                String.join(", ", backends.stream().map(AttentionBackend::name).toList()), cases.size());
+                String.join(", ", backends.stream().map(AttentionBackend::name).toList()),
+                cases.size());
 
         TextTable table = table(cases, backends);
         out.println(table.header());
@@ -72,18 +83,36 @@ final class VerifyCommand implements Callable<Integer> {
 
     /** Every backend that can run here except the oracle itself. */
     private static List<AttentionBackend> candidates() {
-        return Backends.available().stream().filter(b -> !b.name().equals("reference")).toList();
+        return Backends.available().stream()
+                .filter(b -> !b.name().equals("reference"))
+                .toList();
     }
 
     /** Widths come from the cases up front so each row can print as soon as it is checked. */
     private static TextTable table(List<ConformanceCase> cases, List<AttentionBackend> backends) {
-        TextTable table = new TextTable(left("backend"), left("case"), left("B,Hq,Hkv,Sq,Sk,D,Dv"), left("dtype"),
-                left("layout"), left("options"), right("out error"), right("lse error"), left("result"));
+        TextTable table = new TextTable(
+                left("backend"),
+                left("case"),
+                left("B,Hq,Hkv,Sq,Sk,D,Dv"),
+                left("dtype"),
+                left("layout"),
+                left("options"),
+                right("out error"),
+                right("lse error"),
+                left("result"));
         String widestError = "1.00e-05";
         for (ConformanceCase c : cases) {
             for (AttentionBackend b : backends) {
-                table.fit(b.name(), c.name(), c.shapeText(), c.dtype().name(), c.layout().label(), c.optionsText(),
-                        widestError, widestError, "FAIL");
+                table.fit(
+                        b.name(),
+                        c.name(),
+                        c.shapeText(),
+                        c.dtype().name(),
+                        c.layout().label(),
+                        c.optionsText(),
+                        widestError,
+                        widestError,
+                        "FAIL");
             }
         }
         return table;
@@ -91,8 +120,16 @@ final class VerifyCommand implements Callable<Integer> {
 
     private static String[] cells(CaseResult r) {
         ConformanceCase c = r.testCase();
-        return new String[] {r.backend(), c.name(), c.shapeText(), c.dtype().name(), c.layout().label(),
-                c.optionsText(), ErrorText.format(r.outError()), ErrorText.format(r.lseError()),
-                r.passed() ? "PASS" : "FAIL"};
+        return new String[] {
+            r.backend(),
+            c.name(),
+            c.shapeText(),
+            c.dtype().name(),
+            c.layout().label(),
+            c.optionsText(),
+            ErrorText.format(r.outError()),
+            ErrorText.format(r.lseError()),
+            r.passed() ? "PASS" : "FAIL"
+        };
     }
 }

@@ -3,13 +3,13 @@ package dev.aule.cli;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import javax.imageio.ImageIO;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import javax.imageio.ImageIO;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,8 +21,24 @@ class BenchCommandTest {
 
     @Test
     void aTinySweepPrintsTheTableAndWritesCsvAndCharts(@TempDir Path dir) throws IOException {
-        CliRun run = CliRun.of("bench", "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64",
-                "--warmup", "0", "--warmup-time", "0", "--runs", "1", "--out", dir.toString());
+        CliRun run = CliRun.of(
+                "bench",
+                "--seq",
+                "64,96",
+                "--head-dim",
+                "32",
+                "--heads",
+                "2",
+                "--gemm",
+                "64",
+                "--warmup",
+                "0",
+                "--warmup-time",
+                "0",
+                "--runs",
+                "1",
+                "--out",
+                dir.toString());
         assertEquals(0, run.exitCode(), run.out() + run.err());
         assertTrue(run.out().contains("GEMM yardstick"), run.out());
         for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% GEMM"}) {
@@ -30,8 +46,9 @@ class BenchCommandTest {
         }
         for (String contender : new String[] {"cpu", "naive", "onnxruntime"}) {
             for (String shape : new String[] {"S=64 D=32 full", "S=96 D=32 causal"}) {
-                assertTrue(run.out().lines().anyMatch(l -> l.contains(shape) && l.contains(contender)
-                        && l.contains("%")), contender + " " + shape + "\n" + run.out());
+                assertTrue(
+                        run.out().lines().anyMatch(l -> l.contains(shape) && l.contains(contender) && l.contains("%")),
+                        contender + " " + shape + "\n" + run.out());
             }
         }
         assertTrue(run.err().contains("bench"), run.err()); // the progress bar
@@ -56,17 +73,41 @@ class BenchCommandTest {
         assertEquals(2, unknown.exitCode());
         assertTrue(unknown.err().contains("no 'nope'"), unknown.err());
         assertTrue(unknown.err().contains("onnxruntime"), unknown.err());
-        assertEquals(2, CliRun.of("bench", "--gemm", "100", "--out", dir.toString()).exitCode());
-        assertEquals(2, CliRun.of("bench", "--runs", "0", "--out", dir.toString()).exitCode());
-        assertEquals(2, CliRun.of("bench", "--seq", "0", "--out", dir.toString()).exitCode());
-        assertEquals(2, CliRun.of("bench", "--causal", "maybe", "--out", dir.toString()).exitCode());
+        assertEquals(
+                2, CliRun.of("bench", "--gemm", "100", "--out", dir.toString()).exitCode());
+        assertEquals(
+                2, CliRun.of("bench", "--runs", "0", "--out", dir.toString()).exitCode());
+        assertEquals(
+                2, CliRun.of("bench", "--seq", "0", "--out", dir.toString()).exitCode());
+        assertEquals(
+                2,
+                CliRun.of("bench", "--causal", "maybe", "--out", dir.toString()).exitCode());
     }
 
     @Test
     void oneMaskingAndOneContender(@TempDir Path dir) throws IOException {
-        CliRun run = CliRun.of("bench", "--seq", "80", "--head-dim", "16", "--heads", "1", "--causal", "true",
-                "--contenders", "cpu", "--gemm", "0", "--warmup", "0", "--warmup-time", "0", "--runs", "1",
-                "--out", dir.toString());
+        CliRun run = CliRun.of(
+                "bench",
+                "--seq",
+                "80",
+                "--head-dim",
+                "16",
+                "--heads",
+                "1",
+                "--causal",
+                "true",
+                "--contenders",
+                "cpu",
+                "--gemm",
+                "0",
+                "--warmup",
+                "0",
+                "--warmup-time",
+                "0",
+                "--runs",
+                "1",
+                "--out",
+                dir.toString());
         assertEquals(0, run.exitCode(), run.out() + run.err());
         assertTrue(run.out().contains("H=1 S=80 D=16 causal"), run.out());
         assertTrue(!run.out().contains("full"), run.out());

@@ -7,8 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CommandsTest {
     /** Small enough that the warm-up, the run and the reference all take milliseconds. */
-    private static final String[] TINY = {"--seq", "33", "--heads", "4", "--kv-heads", "2", "--head-dim", "32",
-            "--warmup", "0", "--runs", "2"};
+    private static final String[] TINY = {
+        "--seq", "33", "--heads", "4", "--kv-heads", "2", "--head-dim", "32", "--warmup", "0", "--runs", "2"
+    };
 
     @Test
     void infoListsTheBuiltInBackendsAndTheSelection() {
@@ -48,9 +49,31 @@ class CommandsTest {
 
     @Test
     void benchServeReportsThroughputLatencyAndMemory() {
-        CliRun run = CliRun.of("bench", "serve", "--requests", "6", "--rate", "2", "--system-prompt", "20",
-                "--prompt", "4-12", "--output", "3-9", "--max-batch", "4", "--blocks", "64", "--block-size", "8",
-                "--heads", "4", "--kv-heads", "2", "--head-dim", "16");
+        CliRun run = CliRun.of(
+                "bench",
+                "serve",
+                "--requests",
+                "6",
+                "--rate",
+                "2",
+                "--system-prompt",
+                "20",
+                "--prompt",
+                "4-12",
+                "--output",
+                "3-9",
+                "--max-batch",
+                "4",
+                "--blocks",
+                "64",
+                "--block-size",
+                "8",
+                "--heads",
+                "4",
+                "--kv-heads",
+                "2",
+                "--head-dim",
+                "16");
         assertEquals(0, run.exitCode(), run.out() + run.err());
         assertTrue(run.out().contains("served        6 requests"), run.out());
         assertTrue(run.out().contains("generated tokens/s"), run.out());

@@ -38,8 +38,10 @@ class ConformanceTest {
         assertTrue(all.stream().anyMatch(c -> c.valueDim() != c.headDim()));
         assertTrue(all.stream().anyMatch(c -> c.queryHeads() == 8 * c.kvHeads() && c.kvHeads() > 1));
         assertTrue(all.stream().anyMatch(c -> c.kvHeads() == 1));
-        assertTrue(all.stream().anyMatch(c -> c.options().windowLeft() >= 0 && c.options().windowRight() >= 0));
-        assertTrue(all.stream().anyMatch(c -> c.options().windowLeft() >= 0 && c.options().windowRight() < 0));
+        assertTrue(all.stream()
+                .anyMatch(c -> c.options().windowLeft() >= 0 && c.options().windowRight() >= 0));
+        assertTrue(all.stream()
+                .anyMatch(c -> c.options().windowLeft() >= 0 && c.options().windowRight() < 0));
         assertTrue(all.stream().anyMatch(c -> c.options().softcap() > 0));
         assertTrue(all.stream().anyMatch(c -> c.options().hasAlibi()));
         assertTrue(all.stream().anyMatch(c -> c.options().explicitScale().isPresent()));
@@ -56,8 +58,11 @@ class ConformanceTest {
         ConformanceCase c = ConformanceCases.all().getFirst();
         CaseResult honest = runner.run(c, List.of(Backends.get("cpu"))).getFirst();
         assertTrue(honest.passed(), honest.toString());
-        CaseResult lazy = runner.run(c, List.of(new FaultyBackend("skips-last-row", Backends.get("cpu"),
-                ConformanceTest::unwriteLastRow))).getFirst();
+        CaseResult lazy = runner.run(
+                        c,
+                        List.of(new FaultyBackend(
+                                "skips-last-row", Backends.get("cpu"), ConformanceTest::unwriteLastRow)))
+                .getFirst();
         assertFalse(lazy.passed());
         assertEquals(Double.POSITIVE_INFINITY, lazy.outError(), lazy.toString());
     }

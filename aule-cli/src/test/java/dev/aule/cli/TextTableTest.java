@@ -9,7 +9,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 class TextTableTest {
     @Test
     void padsColumnsToTheWidestCell() {
-        TextTable table = new TextTable(left("name"), right("n")).add("cpu", "100").add("reference", "0");
+        TextTable table =
+                new TextTable(left("name"), right("n")).add("cpu", "100").add("reference", "0");
         assertEquals("""
                 name         n
                 ---------  ---

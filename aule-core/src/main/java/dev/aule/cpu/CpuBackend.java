@@ -1,16 +1,16 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.TensorChecks;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
-import dev.aule.DType;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
-import dev.aule.Tensor;
+import dev.aule.spi.TensorChecks;
 
 import java.util.EnumSet;
 
@@ -84,8 +84,8 @@ public final class CpuBackend implements AttentionBackend {
 
     /** Each sequence of the cache runs the same tiled kernel on its own length; all share one pool round-trip. */
     @Override
-    public void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
-                              AttentionOptions options) {
+    public void forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse, AttentionOptions options) {
         int[] lens = cacheLens == null ? null : cacheLens.clone(); // validated and used: the same copy
         AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
         SequenceForward call = sequences(shape, options);
@@ -100,25 +100,43 @@ public final class CpuBackend implements AttentionBackend {
      * read in place by decode tiles, one run of adjacent blocks at a time; others are copied page by page.
      */
     @Override
-    public void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
-                               Tensor out, Tensor lse, AttentionOptions options) {
-        ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
-                options, CAPABILITIES);
+    public void forwardPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.PagedCall paged =
+                ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse, options, CAPABILITIES);
         AttentionShape shape = paged.shape();
         SequenceForward call = sequences(shape, options);
         for (int b = 0; b < shape.batch(); b++) {
             int[] table = paged.blockTables()[b];
-            call.add(q.sequence(b, 0, shape.queryLen()), out.sequence(b, 0, shape.queryLen()),
+            call.add(
+                    q.sequence(b, 0, shape.queryLen()),
+                    out.sequence(b, 0, shape.queryLen()),
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    new PagedRows(kCache, table), new PagedRows(vCache, table), paged.contextLens()[b]);
+                    new PagedRows(kCache, table),
+                    new PagedRows(vCache, table),
+                    paged.contextLens()[b]);
         }
         call.run(workers(q, kCache, vCache, out, lse));
     }
 
     /** Each packed sequence is a view of its rows and keys; all of them share one pool round-trip. */
     @Override
-    public void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
-                              Tensor lse, AttentionOptions options) {
+    public void forwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
         int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
         int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
         AttentionShape shape = ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
@@ -130,13 +148,18 @@ public final class CpuBackend implements AttentionBackend {
     }
 
     private static void add(SequenceForward call, SequenceView view) {
-        call.add(view.q(), view.out(), view.lse(), view.k() == null ? null : KvRows.of(view.k()),
-                view.v() == null ? null : KvRows.of(view.v()), view.keyLen());
+        call.add(
+                view.q(),
+                view.out(),
+                view.lse(),
+                view.k() == null ? null : KvRows.of(view.k()),
+                view.v() == null ? null : KvRows.of(view.v()),
+                view.keyLen());
     }
 
     private SequenceForward sequences(AttentionShape shape, AttentionOptions options) {
-        return new SequenceForward(math, options, shape.queryHeads(), shape.kvHeads(), shape.headDim(),
-                shape.valueDim());
+        return new SequenceForward(
+                math, options, shape.queryHeads(), shape.kvHeads(), shape.headDim(), shape.valueDim());
     }
 
     private static int workers(Tensor... tensors) {
@@ -145,15 +168,34 @@ public final class CpuBackend implements AttentionBackend {
 
     /** FlashAttention-2 backward ({@link FlashBackward}): deterministic, bitwise the same on any number of threads. */
     @Override
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                         Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
+    public void backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options) {
         int workers = TensorChecks.anyThreadConfined(q, k, v, out, dOut, lse, dq, dk, dv) ? 1 : Integer.MAX_VALUE;
         backward(q, k, v, out, dOut, lse, dq, dk, dv, options, workers);
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */
-    void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                  Tensor dq, Tensor dk, Tensor dv, AttentionOptions options, int maxWorkers) {
+    void backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options,
+            int maxWorkers) {
         AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
         new FlashBackward(math, shape, options, q, k, v, out, dOut, lse, dq, dk, dv).compute(maxWorkers);
     }

@@ -16,15 +16,18 @@ final class CpuPool {
     static final String THREADS_PROPERTY = "aule.cpu.threads";
 
     private static final int THREADS = threadCount();
-    private static final ForkJoinPool POOL = new ForkJoinPool(THREADS, pool -> {
-        ForkJoinWorkerThread thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
-        thread.setName("aule-cpu-" + thread.getPoolIndex());
-        thread.setDaemon(true);
-        return thread;
-    }, null, false);
+    private static final ForkJoinPool POOL = new ForkJoinPool(
+            THREADS,
+            pool -> {
+                ForkJoinWorkerThread thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(pool);
+                thread.setName("aule-cpu-" + thread.getPoolIndex());
+                thread.setDaemon(true);
+                return thread;
+            },
+            null,
+            false);
 
-    private CpuPool() {
-    }
+    private CpuPool() {}
 
     static int threads() {
         return THREADS;

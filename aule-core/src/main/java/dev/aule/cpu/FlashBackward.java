@@ -1,11 +1,9 @@
 package dev.aule.cpu;
 
-import dev.aule.mask.MaskMod;
-import dev.aule.mask.ScoreMod;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
-import dev.aule.mask.BlockMask;
 import dev.aule.Tensor;
+import dev.aule.mask.BlockMask;
+import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -84,16 +82,27 @@ final class FlashBackward {
     private final int[] order;
 
     // Per (batch, query head), filled by prepare; rows padded to tiles * t with zeros.
-    private final float[][] qRows;   // [tiles * t][dPad], q * scale
-    private final float[][] qCols;   // [tiles][headDim][t], the same transposed per tile
-    private final float[][] dORows;  // [tiles * t][dvPad]
-    private final float[][] dOCols;  // [tiles][valueDim][t]
-    private final float[][] rowLse;  // [tiles * t]; +inf where lse is -inf, so such rows get p = 0
+    private final float[][] qRows; // [tiles * t][dPad], q * scale
+    private final float[][] qCols; // [tiles][headDim][t], the same transposed per tile
+    private final float[][] dORows; // [tiles * t][dvPad]
+    private final float[][] dOCols; // [tiles][valueDim][t]
+    private final float[][] rowLse; // [tiles * t]; +inf where lse is -inf, so such rows get p = 0
     private final float[][] rowDelta; // [tiles * t], rowsum(dOut * out)
     private final float[][][] dqParts; // [chunks][b * Hq][tiles][dPad][t]: each chunk's dQ^T / scale
 
-    FlashBackward(TileMath math, AttentionShape shape, AttentionOptions options, Tensor q, Tensor k, Tensor v,
-                  Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk, Tensor dv) {
+    FlashBackward(
+            TileMath math,
+            AttentionShape shape,
+            AttentionOptions options,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -293,7 +302,8 @@ final class FlashBackward {
                 for (int tile = tileFrom[kb]; tile < tileTo[kb]; tile++) {
                     int r0 = tile * t;
                     int rows = Math.min(t, queryLen - r0);
-                    BlockMask.Status status = masks == null ? BlockMask.Status.FULL
+                    BlockMask.Status status = masks == null
+                            ? BlockMask.Status.FULL
                             : masks.tile(b, head, head, r0, r0 + rows - 1, j0, j0 + jn - 1);
                     if (status == BlockMask.Status.EMPTY) {
                         continue;
@@ -301,11 +311,38 @@ final class FlashBackward {
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
                     if (masks == null || !masks.changesRows(status)) {
-                        math.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, first, last, diag,
-                                !fullyVisible(r0, j0), softcap, slope);
+                        math.softmaxBackward(
+                                sT,
+                                dpT,
+                                jn4,
+                                j0,
+                                rowLse[bh],
+                                rowDelta[bh],
+                                r0,
+                                first,
+                                last,
+                                diag,
+                                !fullyVisible(r0, j0),
+                                softcap,
+                                slope);
                     } else {
-                        masks.softmaxBackward(sT, dpT, jn4, j0, rowLse[bh], rowDelta[bh], r0, t, first, last, diag,
-                                softcap, slope, b, head, status == BlockMask.Status.FULL);
+                        masks.softmaxBackward(
+                                sT,
+                                dpT,
+                                jn4,
+                                j0,
+                                rowLse[bh],
+                                rowDelta[bh],
+                                r0,
+                                t,
+                                first,
+                                last,
+                                diag,
+                                softcap,
+                                slope,
+                                b,
+                                head,
+                                status == BlockMask.Status.FULL);
                     }
                     math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
                     math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);

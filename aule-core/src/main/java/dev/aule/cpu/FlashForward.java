@@ -1,11 +1,9 @@
 package dev.aule.cpu;
 
-import dev.aule.mask.MaskMod;
-import dev.aule.mask.ScoreMod;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
-import dev.aule.mask.BlockMask;
 import dev.aule.Tensor;
+import dev.aule.mask.BlockMask;
+import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -70,8 +68,15 @@ final class FlashForward {
     private final TilePath fullTilePath;
     private final TilePath lastTilePath;
 
-    FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
-                 Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+    FlashForward(
+            TileMath math,
+            AttentionShape shape,
+            AttentionOptions options,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor lse) {
         this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, tileItems(shape, math.lanes()));
     }
 
@@ -80,8 +85,16 @@ final class FlashForward {
      * once ({@code concurrentTiles}: the tile items of all of them, which decides whether key
      * ranges are split).
      */
-    FlashForward(TileMath math, AttentionShape shape, AttentionOptions options,
-                 Tensor q, KvRows k, KvRows v, Tensor out, Tensor lse, int concurrentTiles) {
+    FlashForward(
+            TileMath math,
+            AttentionShape shape,
+            AttentionOptions options,
+            Tensor q,
+            KvRows k,
+            KvRows v,
+            Tensor out,
+            Tensor lse,
+            int concurrentTiles) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -109,10 +122,10 @@ final class FlashForward {
         this.order = costliestFirst(shape.batch() * kvHeads);
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
-        this.fullTilePath = TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace,
-                d, dp);
-        this.lastTilePath = TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace,
-                vInPlace, d, dp);
+        this.fullTilePath =
+                TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
+        this.lastTilePath =
+                TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         if (splits > 1) {
             partialO = new float[tileItems * splits * partRows * dvp];
             partialM = new float[tileItems * splits * partRows];
@@ -305,7 +318,7 @@ final class FlashForward {
                 math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
             }
             case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW ->
-                    scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
+                scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
         }
     }
 
@@ -386,14 +399,39 @@ final class FlashForward {
             int count = k.contiguousRows(j, end - j);
             int stored = k.storedRow(j);
             if (scores == TilePath.Scores.IN_PLACE_BY_KEY) {
-                math.scoresByKey(sc.qCols, n4, d, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
-                        sc.sCols, sc.s, j - j0);
+                math.scoresByKey(
+                        sc.qCols,
+                        n4,
+                        d,
+                        rows.array(),
+                        rows.index(b, kvHead, stored),
+                        rows.rowStride(),
+                        count,
+                        sc.sCols,
+                        sc.s,
+                        j - j0);
             } else if (scores == TilePath.Scores.IN_PLACE_ARRAY_BY_ROW) {
-                math.scoresByRow(sc.q, n4, dp, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), count,
-                        sc.s, j - j0);
+                math.scoresByRow(
+                        sc.q,
+                        n4,
+                        dp,
+                        rows.array(),
+                        rows.index(b, kvHead, stored),
+                        rows.rowStride(),
+                        count,
+                        sc.s,
+                        j - j0);
             } else {
-                math.scoresByRow(sc.q, n4, dp, rows.memory(), rows.byteOffset(b, kvHead, stored), rows.rowBytes(),
-                        count, sc.s, j - j0);
+                math.scoresByRow(
+                        sc.q,
+                        n4,
+                        dp,
+                        rows.memory(),
+                        rows.byteOffset(b, kvHead, stored),
+                        rows.rowBytes(),
+                        count,
+                        sc.s,
+                        j - j0);
             }
             j += count;
         }
@@ -410,11 +448,29 @@ final class FlashForward {
             int count = v.contiguousRows(j, end - j);
             int stored = v.storedRow(j);
             if (rows.array() != null) {
-                math.accumulate(sc.s, n4, count, j - j0, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(),
-                        dvp, sc.o, alpha);
+                math.accumulate(
+                        sc.s,
+                        n4,
+                        count,
+                        j - j0,
+                        rows.array(),
+                        rows.index(b, kvHead, stored),
+                        rows.rowStride(),
+                        dvp,
+                        sc.o,
+                        alpha);
             } else {
-                math.accumulate(sc.s, n4, count, j - j0, rows.memory(), rows.byteOffset(b, kvHead, stored),
-                        rows.rowBytes(), dvp, sc.o, alpha);
+                math.accumulate(
+                        sc.s,
+                        n4,
+                        count,
+                        j - j0,
+                        rows.memory(),
+                        rows.byteOffset(b, kvHead, stored),
+                        rows.rowBytes(),
+                        dvp,
+                        sc.o,
+                        alpha);
             }
             alpha = sc.ones;
             j += count;

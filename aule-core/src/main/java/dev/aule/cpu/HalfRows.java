@@ -19,8 +19,7 @@ import java.util.Objects;
  * @param seqLen  rows per head
  * @param headDim elements per row
  */
-record HalfRows(MemorySegment memory, boolean bf16, long strideB, long strideH, long strideS, int seqLen,
-                int headDim) {
+record HalfRows(MemorySegment memory, boolean bf16, long strideB, long strideH, long strideS, int seqLen, int headDim) {
 
     /** The rows of {@code t}, or null when it is F32 or its rows are not contiguous. */
     static HalfRows of(Tensor t) {
@@ -28,8 +27,8 @@ record HalfRows(MemorySegment memory, boolean bf16, long strideB, long strideH, 
         if (t.dtype() == DType.F32 || strides[3] != 1) {
             return null;
         }
-        return new HalfRows(t.memory(), t.dtype() == DType.BF16, strides[0], strides[1], strides[2], t.seqLen(),
-                t.headDim());
+        return new HalfRows(
+                t.memory(), t.dtype() == DType.BF16, strides[0], strides[1], strides[2], t.seqLen(), t.headDim());
     }
 
     /** One stored 16-bit pattern as float: bfloat16 is the upper half of a binary32, F16 as the JDK converts it. */

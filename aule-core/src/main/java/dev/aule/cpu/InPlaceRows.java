@@ -28,7 +28,9 @@ record InPlaceRows(MemorySegment memory, float[] array, long arrayBase, long str
     static InPlaceRows of(Tensor t, int lanes) {
         long[] strides = t.strides();
         MemorySegment memory = t.memory();
-        if (t.dtype() != DType.F32 || strides[3] != 1 || t.headDim() % lanes != 0
+        if (t.dtype() != DType.F32
+                || strides[3] != 1
+                || t.headDim() % lanes != 0
                 || memory.address() % Float.BYTES != 0) {
             return null;
         }

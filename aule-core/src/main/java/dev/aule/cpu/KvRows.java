@@ -45,8 +45,8 @@ sealed interface KvRows permits KvRows.OfTensor, PagedRows {
         }
 
         @Override
-        public void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset,
-                             int dstStride) {
+        public void readRows(
+                TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
             if (half != null) {
                 half.read(math, b, head, j0, count, dst, dstOffset, dstStride);
             } else {

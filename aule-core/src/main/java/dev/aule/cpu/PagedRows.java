@@ -1,6 +1,5 @@
 package dev.aule.cpu;
 
-import dev.aule.serving.PagedKvCache;
 import dev.aule.Tensor;
 
 /**
@@ -35,8 +34,10 @@ final class PagedRows implements KvRows {
         if (strides[0] != cache.seqLen() * strides[2] || rows > Integer.MAX_VALUE) {
             return null;
         }
-        return Tensor.of(cache.memory(), cache.dtype(), new long[] {1, cache.heads(), rows, cache.headDim()},
-                new long[] {0, strides[1], strides[2], strides[3]});
+        return Tensor.of(
+                cache.memory(), cache.dtype(), new long[] {1, cache.heads(), rows, cache.headDim()}, new long[] {
+                    0, strides[1], strides[2], strides[3]
+                });
     }
 
     @Override
@@ -71,8 +72,7 @@ final class PagedRows implements KvRows {
     }
 
     @Override
-    public void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset,
-                         int dstStride) {
+    public void readRows(TileMath math, int b, int head, int j0, int count, float[] dst, int dstOffset, int dstStride) {
         int j = j0;
         int end = j0 + count;
         int at = dstOffset;

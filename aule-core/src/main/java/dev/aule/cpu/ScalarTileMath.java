@@ -9,6 +9,7 @@ final class ScalarTileMath implements TileMath {
     private static final int KEY_TILE = TileConfig.SCALAR_KEY_TILE;
     /** Native-order floats, as tensors store them. */
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
 
     @Override
@@ -29,15 +30,23 @@ final class ScalarTileMath implements TileMath {
     // The array forms read through a heap segment: one loop per product, and the scalar path is the
     // fallback, where the segment's bounds checks do not matter.
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s,
-                            int sCol) {
-        scoresByRow(q, rows, dp, MemorySegment.ofArray(k), (long) kOff * Float.BYTES, (long) kStride * Float.BYTES,
-                keys, s, sCol);
+    public void scoresByRow(
+            float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s, int sCol) {
+        scoresByRow(
+                q,
+                rows,
+                dp,
+                MemorySegment.ofArray(k),
+                (long) kOff * Float.BYTES,
+                (long) kStride * Float.BYTES,
+                keys,
+                s,
+                sCol);
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys,
-                            float[] s, int sCol) {
+    public void scoresByRow(
+            float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
@@ -51,8 +60,8 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
-                            float[] s, int sCol) {
+    public void scoresByKey(
+            float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s, int sCol) {
         for (int t = 0; t < rows; t++) {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
@@ -113,15 +122,42 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
-                           float[] o, float[] alpha) {
-        accumulate(p, rows, keys, pCol, MemorySegment.ofArray(v), (long) vOff * Float.BYTES,
-                (long) vStride * Float.BYTES, dvp, o, alpha);
+    public void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
+        accumulate(
+                p,
+                rows,
+                keys,
+                pCol,
+                MemorySegment.ofArray(v),
+                (long) vOff * Float.BYTES,
+                (long) vStride * Float.BYTES,
+                dvp,
+                o,
+                alpha);
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
-                           int dvp, float[] o, float[] alpha) {
+    public void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         for (int t = 0; t < rows; t++) {
             int oRow = t * dvp;
             float a = alpha[t];
@@ -174,8 +210,20 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
-                                int[] first, int[] last, float[] diag, boolean masked, float cap, float slope) {
+    public void softmaxBackward(
+            float[] s,
+            float[] dp,
+            int keys,
+            int key0,
+            float[] lse,
+            float[] delta,
+            int rowOff,
+            int[] first,
+            int[] last,
+            float[] diag,
+            boolean masked,
+            float cap,
+            float slope) {
         for (int j = 0; j < keys; j++) {
             int key = key0 + j;
             for (int t = 0; t < KEY_TILE; t++) {

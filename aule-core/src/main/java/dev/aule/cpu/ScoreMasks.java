@@ -1,12 +1,12 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.BlockMaskTiles;
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
+import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
-import dev.aule.Tensor;
+import dev.aule.spi.BlockMaskTiles;
 
 /**
  * The element-wise part of a call's score pipeline that the tile arithmetic does not do: the additive
@@ -92,15 +92,31 @@ final class ScoreMasks {
      * {@code y = softcap(x) - slope |diag - key| + bias}, {@code z = mod(y)}; hidden pairs get {@code p = ds = 0},
      * others {@code p = exp(z - lse)} and {@code ds = p (dp - delta) softcap'(x) mod'(y)}.
      */
-    void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff, int t,
-                         int[] first, int[] last, float[] diag, float cap, float slope, int b, int h,
-                         boolean maskModFull) {
+    void softmaxBackward(
+            float[] s,
+            float[] dp,
+            int keys,
+            int key0,
+            float[] lse,
+            float[] delta,
+            int rowOff,
+            int t,
+            int[] first,
+            int[] last,
+            float[] diag,
+            float cap,
+            float slope,
+            int b,
+            int h,
+            boolean maskModFull) {
         boolean askMod = maskMod != null && !maskModFull;
         for (int j = 0; j < keys; j++) {
             int key = key0 + j;
             for (int lane = 0, at = j * t; lane < t; lane++, at++) {
                 int i = rowOff + lane;
-                if (key < first[i] || key > last[i] || (mask != null && !mask.get(b, h, i, key))
+                if (key < first[i]
+                        || key > last[i]
+                        || (mask != null && !mask.get(b, h, i, key))
                         || (askMod && !maskMod.visible(b, h, i, key))) {
                     s[at] = 0f;
                     dp[at] = 0f;

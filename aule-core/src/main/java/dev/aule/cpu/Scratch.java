@@ -11,32 +11,32 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 final class Scratch {
     private static final ConcurrentLinkedQueue<Scratch> POOL = new ConcurrentLinkedQueue<>();
 
-    float[] q = new float[0];     // [tileRows][d], pre-scaled queries
-    float[] kt = new float[0];    // [d][keyTile], the key block transposed
-    float[] v = new float[0];     // [keyTile][dvp]
-    float[] s = new float[0];     // [tileRows][keyTile], scores then probabilities
-    float[] o = new float[0];     // [tileRows][dvp], the unnormalised output
-    float[] row = new float[0];   // one key or output row
+    float[] q = new float[0]; // [tileRows][d], pre-scaled queries
+    float[] kt = new float[0]; // [d][keyTile], the key block transposed
+    float[] v = new float[0]; // [keyTile][dvp]
+    float[] s = new float[0]; // [tileRows][keyTile], scores then probabilities
+    float[] o = new float[0]; // [tileRows][dvp], the unnormalised output
+    float[] row = new float[0]; // one key or output row
     float[] qCols = new float[0]; // [d][cols], a short tile's queries transposed (TileMath.scoresByKey)
     float[] sCols = new float[0]; // [keyTile][cols], its scores keys by rows
-    float[] m = new float[0];     // running row max
-    float[] l = new float[0];     // running row sum
+    float[] m = new float[0]; // running row max
+    float[] l = new float[0]; // running row sum
     float[] alpha = new float[0]; // rescale factor of the current block
-    float[] ones = new float[0];  // alphas of 1: a block's later runs of in-place values (no rescale)
-    int[] qRow = new int[0];      // query index of each tile row
-    int[] qHead = new int[0];     // query head of each tile row
-    int[] first = new int[0];     // first visible key of each tile row
-    int[] last = new int[0];      // last visible key of each tile row
+    float[] ones = new float[0]; // alphas of 1: a block's later runs of in-place values (no rescale)
+    int[] qRow = new int[0]; // query index of each tile row
+    int[] qHead = new int[0]; // query head of each tile row
+    int[] first = new int[0]; // first visible key of each tile row
+    int[] last = new int[0]; // last visible key of each tile row
 
     // Backward (FlashBackward): one key block of T = keyTile keys and the T x T transposed tiles.
-    float[] kRows = new float[0];  // [T][d], the key block
-    float[] kCols = new float[0];  // [dPad][T], the key block transposed, rows past d zero
-    float[] vRows = new float[0];  // [T][dv], the value block
-    float[] sT = new float[0];     // [T][T], scores then probabilities, keys by query rows
-    float[] dpT = new float[0];    // [T][T], dOut . v then the score gradients
-    float[] dkAcc = new float[0];  // [T][dPad], the block's key gradients
-    float[] dvAcc = new float[0];  // [T][dvPad], the block's value gradients
-    float[] row2 = new float[0];   // a second row: out beside dOut
+    float[] kRows = new float[0]; // [T][d], the key block
+    float[] kCols = new float[0]; // [dPad][T], the key block transposed, rows past d zero
+    float[] vRows = new float[0]; // [T][dv], the value block
+    float[] sT = new float[0]; // [T][T], scores then probabilities, keys by query rows
+    float[] dpT = new float[0]; // [T][T], dOut . v then the score gradients
+    float[] dkAcc = new float[0]; // [T][dPad], the block's key gradients
+    float[] dvAcc = new float[0]; // [T][dvPad], the block's value gradients
+    float[] row2 = new float[0]; // a second row: out beside dOut
 
     static Scratch acquire() {
         Scratch scratch = POOL.poll();

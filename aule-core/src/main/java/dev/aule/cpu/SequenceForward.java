@@ -1,8 +1,8 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -26,8 +26,7 @@ final class SequenceForward {
     private final int valueDim;
 
     /** One sequence: its query rows, outputs, and {@code keyLen} keys and values. */
-    private record Sequence(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, AttentionShape shape) {
-    }
+    private record Sequence(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, AttentionShape shape) {}
 
     SequenceForward(TileMath math, AttentionOptions options, int queryHeads, int kvHeads, int headDim, int valueDim) {
         this.math = math;
@@ -59,7 +58,8 @@ final class SequenceForward {
         if (sequences.isEmpty()) {
             return;
         }
-        sequences.sort(Comparator.comparingLong((Sequence s) -> (long) s.q().seqLen() * s.keyLen()).reversed());
+        sequences.sort(Comparator.comparingLong((Sequence s) -> (long) s.q().seqLen() * s.keyLen())
+                .reversed());
         int tiles = 0;
         for (Sequence s : sequences) {
             tiles += FlashForward.tileItems(s.shape(), math.lanes());

@@ -93,6 +93,5 @@ public final class TileConfig {
      */
     public static final int BLOCK_MASK_BLOCK = BlockMask.BLOCK;
 
-    private TileConfig() {
-    }
+    private TileConfig() {}
 }

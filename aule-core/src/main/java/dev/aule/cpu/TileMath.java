@@ -35,8 +35,8 @@ interface TileMath {
      * {@link #scoresByRow(float[], int, int, float[], int, int, int, float[], int)} with the keys read in place from
      * any memory holding native-order floats: key row {@code j} at byte {@code kOff + j * kStride} of {@code k}.
      */
-    void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s,
-                     int sCol);
+    void scoresByRow(
+            float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol);
 
     /**
      * {@code s[t][sCol + j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
@@ -46,8 +46,8 @@ interface TileMath {
      * broadcast key element and need no horizontal sums. {@code sT} is scratch of
      * {@code keys * queryColumns(rows)} floats.
      */
-    void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s,
-                     int sCol);
+    void scoresByKey(
+            float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s, int sCol);
 
     /** Columns of the transposed query tile {@link #scoresByKey} reads: {@code rows} rounded up to whole vectors. */
     default int queryColumns(int rows) {
@@ -83,16 +83,34 @@ interface TileMath {
      * is {@code v[vOff + j * vStride, +dvp)}: the packed block ({@code 0, dvp}) or the value tensor's own array.
      * {@code pCol} places a run of keys within the block; later runs of a block pass alphas of 1.
      */
-    void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp, float[] o,
-                    float[] alpha);
+    void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha);
 
     /**
      * {@link #accumulate(float[], int, int, int, float[], int, int, int, float[], float[])} with the values read
      * in place from any memory holding native-order floats: value row {@code j} at byte {@code vOff + j * vStride}
      * of {@code v}.
      */
-    void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, int dvp,
-                    float[] o, float[] alpha);
+    void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            int dvp,
+            float[] o,
+            float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of
@@ -123,6 +141,18 @@ interface TileMath {
      * {@code ds = p * (dp - delta) * (1 - tanh^2(x / cap))} into {@code dp}. When {@code masked}, both are 0
      * wherever the key lies outside {@code [first, last]} of the row; otherwise every pair is visible.
      */
-    void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
-                         int[] first, int[] last, float[] diag, boolean masked, float cap, float slope);
+    void softmaxBackward(
+            float[] s,
+            float[] dp,
+            int keys,
+            int key0,
+            float[] lse,
+            float[] delta,
+            int rowOff,
+            int[] first,
+            int[] last,
+            float[] diag,
+            boolean masked,
+            float cap,
+            float slope);
 }

@@ -6,8 +6,7 @@ import java.lang.System.Logger.Level;
 final class TileMaths {
     private static final String VECTOR_MODULE = "jdk.incubator.vector";
 
-    private TileMaths() {
-    }
+    private TileMaths() {}
 
     static boolean vectorApiPresent() {
         return ModuleLayer.boot().findModule(VECTOR_MODULE).isPresent();
@@ -24,9 +23,11 @@ final class TileMaths {
             if (vectorApiPresent()) {
                 return new VectorTileMath();
             }
-            System.getLogger("dev.aule.cpu").log(Level.WARNING,
-                    "The Vector API is not enabled: the cpu backend runs its scalar path, several times slower. "
-                            + "Start the JVM with --add-modules " + VECTOR_MODULE + " for SIMD.");
+            System.getLogger("dev.aule.cpu")
+                    .log(
+                            Level.WARNING,
+                            "The Vector API is not enabled: the cpu backend runs its scalar path, several times slower. "
+                                    + "Start the JVM with --add-modules " + VECTOR_MODULE + " for SIMD.");
             return new ScalarTileMath();
         }
     }

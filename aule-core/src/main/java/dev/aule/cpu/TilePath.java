@@ -61,7 +61,8 @@ record TilePath(Scores scores, Values values, int qStride) {
         } else {
             scores = rows4 > TileConfig.BY_ROW_MAX_ROWS ? Scores.IN_PLACE_BY_KEY : Scores.IN_PLACE_ARRAY_BY_ROW;
         }
-        Values read = values == null ? Values.PACKED
+        Values read = values == null
+                ? Values.PACKED
                 : values.array() != null ? Values.IN_PLACE_ARRAY : Values.IN_PLACE_SEGMENT;
         return new TilePath(scores, read, dp);
     }

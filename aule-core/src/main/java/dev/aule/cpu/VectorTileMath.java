@@ -35,20 +35,20 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s,
-                            int sCol) {
+    public void scoresByRow(
+            float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s, int sCol) {
         Scores.scoresByRow(q, rows, dp, k, kOff, kStride, keys, s, sCol);
     }
 
     @Override
-    public void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys,
-                            float[] s, int sCol) {
+    public void scoresByRow(
+            float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol) {
         Scores.scoresByRow(q, rows, dp, k, kOff, kStride, keys, s, sCol);
     }
 
     @Override
-    public void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT,
-                            float[] s, int sCol) {
+    public void scoresByKey(
+            float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s, int sCol) {
         Scores.scoresByKey(qT, rows, d, k, kOff, kStride, keys, sT, s, sCol);
     }
 
@@ -88,14 +88,32 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
-                           float[] o, float[] alpha) {
+    public void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         Products.accumulate(p, rows, keys, pCol, v, vOff, vStride, dvp, o, alpha);
     }
 
     @Override
-    public void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
-                           int dvp, float[] o, float[] alpha) {
+    public void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         Products.accumulate(p, rows, keys, pCol, v, vOff, vStride, dvp, o, alpha);
     }
 
@@ -110,8 +128,20 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta, int rowOff,
-                                int[] first, int[] last, float[] diag, boolean masked, float cap, float slope) {
+    public void softmaxBackward(
+            float[] s,
+            float[] dp,
+            int keys,
+            int key0,
+            float[] lse,
+            float[] delta,
+            int rowOff,
+            int[] first,
+            int[] last,
+            float[] diag,
+            boolean masked,
+            float cap,
+            float slope) {
         Elementwise.softmaxBackward(s, dp, keys, key0, lse, delta, rowOff, first, last, diag, masked, cap, slope);
     }
 }

@@ -38,13 +38,14 @@ public final class AttentionMask {
     public static AttentionMask of(boolean[] data, int batch, int heads, int queryLen, int keyLen) {
         Objects.requireNonNull(data, "data");
         if (batch < 1 || heads < 1 || queryLen < 1 || keyLen < 1) {
-            throw new IllegalArgumentException("shape: every extent must be >= 1, got " + shapeString(batch, heads,
-                    queryLen, keyLen));
+            throw new IllegalArgumentException(
+                    "shape: every extent must be >= 1, got " + shapeString(batch, heads, queryLen, keyLen));
         }
         long size = (long) batch * heads * queryLen * keyLen;
         if (data.length != size) {
-            throw new IllegalArgumentException("data: length " + data.length + " must be batch * heads * queryLen * keyLen = "
-                    + size + " for shape " + shapeString(batch, heads, queryLen, keyLen));
+            throw new IllegalArgumentException(
+                    "data: length " + data.length + " must be batch * heads * queryLen * keyLen = " + size
+                            + " for shape " + shapeString(batch, heads, queryLen, keyLen));
         }
         return new AttentionMask(data.clone(), batch, heads, queryLen, keyLen);
     }

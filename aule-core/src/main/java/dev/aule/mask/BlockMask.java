@@ -37,6 +37,7 @@ public final class BlockMask {
 
     /** Indexed by the byte codes below ({@code Status.values()} would copy the array on every call). */
     private static final Status[] STATUSES = Status.values();
+
     private static final byte EMPTY = 0;
     private static final byte PARTIAL = 1;
     private static final byte FULL = 2;
@@ -189,7 +190,7 @@ public final class BlockMask {
                             }
                         }
                     }
-                    default -> { }
+                    default -> {}
                 }
             }
         }

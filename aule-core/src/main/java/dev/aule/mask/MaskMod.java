@@ -1,6 +1,7 @@
 package dev.aule.mask;
 
 import dev.aule.AttentionOptions;
+
 import java.util.Objects;
 
 /**

@@ -1,6 +1,7 @@
 package dev.aule.mask;
 
 import dev.aule.AttentionOptions;
+
 import java.util.Objects;
 
 /**
@@ -85,11 +86,10 @@ public interface ScoreMod {
         if (!(cap > 0) || !Float.isFinite(cap)) {
             throw new IllegalArgumentException("cap: must be finite and > 0, got " + cap);
         }
-        return withDerivative((s, b, h, q, kv) -> cap * (float) Math.tanh(s / cap),
-                (s, b, h, q, kv) -> {
-                    double t = Math.tanh(s / cap);
-                    return (float) (1 - t * t);
-                });
+        return withDerivative((s, b, h, q, kv) -> cap * (float) Math.tanh(s / cap), (s, b, h, q, kv) -> {
+            double t = Math.tanh(s / cap);
+            return (float) (1 - t * t);
+        });
     }
 
     /**
@@ -100,10 +100,12 @@ public interface ScoreMod {
      * @return the ScoreMod
      */
     static ScoreMod alibi(float[] slopesPerQueryHead) {
-        float[] slopes = Objects.requireNonNull(slopesPerQueryHead, "slopesPerQueryHead").clone();
+        float[] slopes =
+                Objects.requireNonNull(slopesPerQueryHead, "slopesPerQueryHead").clone();
         for (int h = 0; h < slopes.length; h++) {
             if (!Float.isFinite(slopes[h])) {
-                throw new IllegalArgumentException("slopesPerQueryHead: slope " + h + " must be finite, got " + slopes[h]);
+                throw new IllegalArgumentException(
+                        "slopesPerQueryHead: slope " + h + " must be finite, got " + slopes[h]);
             }
         }
         return withDerivative((s, b, h, q, kv) -> s - slopes[h] * Math.abs(q - kv), (s, b, h, q, kv) -> 1f);

@@ -1,17 +1,16 @@
 package dev.aule.reference;
 
-import dev.aule.spi.TensorChecks;
-import dev.aule.Gradients;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
-import dev.aule.DType;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
-import dev.aule.Tensor;
+import dev.aule.spi.TensorChecks;
 import dev.aule.spi.Visibility;
 
 import java.util.EnumSet;
@@ -22,8 +21,8 @@ import java.util.stream.IntStream;
  * tiling and no shortcuts. Slow by design; every other backend is tested against it.
  */
 public final class ReferenceBackend implements AttentionBackend {
-    private static final Capabilities CAPABILITIES =
-            Capabilities.of(Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
+    private static final Capabilities CAPABILITIES = Capabilities.of(
+            Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
 
     @Override
     public String name() {
@@ -67,8 +66,8 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Each sequence is a plain forward on views of its rows and of its cached prefix. */
     @Override
-    public void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
-                              AttentionOptions options) {
+    public void forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse, AttentionOptions options) {
         int[] lens = cacheLens == null ? null : cacheLens.clone();
         ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
         for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, lens, out, lse)) {
@@ -78,24 +77,43 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Gathers each sequence's keys and values from its blocks into contiguous tensors, then a plain forward. */
     @Override
-    public void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
-                               Tensor out, Tensor lse, AttentionOptions options) {
-        ServingShapes.PagedCall paged = ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse,
-                options, CAPABILITIES);
+    public void forwardPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.PagedCall paged =
+                ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse, options, CAPABILITIES);
         AttentionShape shape = paged.shape();
         for (int b = 0; b < shape.batch(); b++) {
             int[] table = paged.blockTables()[b];
             int len = paged.contextLens()[b];
-            forwardSequence(new SequenceView(q.sequence(b, 0, shape.queryLen()), gather(kCache, table, len),
-                    gather(vCache, table, len), out.sequence(b, 0, shape.queryLen()),
-                    lse == null ? null : lse.sequence(b, 0, shape.queryLen())), options);
+            forwardSequence(
+                    new SequenceView(
+                            q.sequence(b, 0, shape.queryLen()),
+                            gather(kCache, table, len),
+                            gather(vCache, table, len),
+                            out.sequence(b, 0, shape.queryLen()),
+                            lse == null ? null : lse.sequence(b, 0, shape.queryLen())),
+                    options);
         }
     }
 
     /** Each packed sequence is a plain forward on views of its rows and keys. */
     @Override
-    public void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
-                              Tensor lse, AttentionOptions options) {
+    public void forwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
         int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
         int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
         ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
@@ -135,14 +153,23 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Gradients in float64 by {@link ReferenceBackward}, which recomputes the forward itself and ignores {@code lse}'s values. */
     @Override
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                         Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
+    public void backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options) {
         AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
         ReferenceBackward.run(shape, options, q, k, v, dOut, dq, dk, dv);
     }
 
-    private static void forwardHead(AttentionShape shape, Scores pipeline, Tensor q, Tensor k, Tensor v, Tensor out,
-                                    Tensor lse, int b, int h) {
+    private static void forwardHead(
+            AttentionShape shape, Scores pipeline, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int b, int h) {
         int kvHead = h / shape.groupSize();
         int d = shape.headDim();
         int dv = shape.valueDim();

@@ -1,12 +1,9 @@
 package dev.aule.reference;
 
-import dev.aule.spi.TensorChecks;
-import dev.aule.Attention;
-import dev.aule.Gradients;
-import dev.aule.mask.ScoreMod;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.TensorChecks;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -46,8 +43,16 @@ final class ReferenceBackward {
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
-    static void run(AttentionShape shape, AttentionOptions options, Tensor q, Tensor k, Tensor v, Tensor dOut,
-                    Tensor dq, Tensor dk, Tensor dv) {
+    static void run(
+            AttentionShape shape,
+            AttentionOptions options,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor dOut,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv) {
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
@@ -96,8 +101,16 @@ final class ReferenceBackward {
     }
 
     /** Gradients of one KV head and its query group: overwrites {@code dq}; adds into {@code dk} and {@code dv}, given zeroed. */
-    void backward(int b, int kvHead, double[][] q, double[] k, double[] v, double[][] dOut,
-                  double[][] dq, double[] dk, double[] dv) {
+    void backward(
+            int b,
+            int kvHead,
+            double[][] q,
+            double[] k,
+            double[] v,
+            double[][] dOut,
+            double[][] dq,
+            double[] dk,
+            double[] dv) {
         int d = shape.headDim();
         int dvDim = shape.valueDim();
         double[] p = new double[shape.keyLen()];

@@ -1,12 +1,11 @@
 package dev.aule.reference;
 
-import dev.aule.mask.BlockMask;
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
+import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
-import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Visibility;
 
 /**

@@ -48,7 +48,8 @@ final class BlockAllocator {
      */
     int take(int previous) {
         int block = previous >= 0 && previous + 1 < refCount.length && refCount[previous + 1] == 0
-                ? previous + 1 : middleOfLongestFreeRun();
+                ? previous + 1
+                : middleOfLongestFreeRun();
         refCount[block] = 1;
         free--;
         return block;

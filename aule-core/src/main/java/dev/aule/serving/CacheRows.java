@@ -1,12 +1,12 @@
 package dev.aule.serving;
 
 import dev.aule.Tensor;
+
 import java.util.Objects;
 
 /** Checks and row copies shared by {@link KvCache} and {@link PagedKvCache} appends. */
 final class CacheRows {
-    private CacheRows() {
-    }
+    private CacheRows() {}
 
     /**
      * Checks new keys and values against a cache's geometry: {@code k} {@code [batch, Hkv, n, D]},
@@ -18,8 +18,8 @@ final class CacheRows {
         String shapes = " (k " + k.shapeString() + ", v " + v.shapeString() + "; the cache holds " + kvHeads
                 + " KV heads, head dims " + headDim + " and " + valueDim + ")";
         if (k.batch() != batch || v.batch() != batch) {
-            throw new IllegalArgumentException("k, v: batch must be " + batch + ", one entry per sequence appended to"
-                    + shapes);
+            throw new IllegalArgumentException(
+                    "k, v: batch must be " + batch + ", one entry per sequence appended to" + shapes);
         }
         if (k.heads() != kvHeads || v.heads() != kvHeads) {
             throw new IllegalArgumentException("k, v: heads must equal the cache's KV heads " + kvHeads + shapes);
@@ -28,7 +28,8 @@ final class CacheRows {
             throw new IllegalArgumentException("k, v: head dims must equal the cache's" + shapes);
         }
         if (k.seqLen() != v.seqLen()) {
-            throw new IllegalArgumentException("v: " + v.seqLen() + " new tokens must equal k's " + k.seqLen() + shapes);
+            throw new IllegalArgumentException(
+                    "v: " + v.seqLen() + " new tokens must equal k's " + k.seqLen() + shapes);
         }
         if (rope != null) {
             rope.checkRows("k", k);
@@ -39,8 +40,8 @@ final class CacheRows {
      * Copies row {@code (b, h, s)} of {@code src} into row {@code (db, h, ds)} of {@code dst} through
      * {@code row}, rotated to {@code position} when {@code rope} is not null (RoPE fused into the copy).
      */
-    static void copy(Tensor src, int b, int h, int s, Tensor dst, int db, int ds, float[] row, Rope rope,
-                     int position) {
+    static void copy(
+            Tensor src, int b, int h, int s, Tensor dst, int db, int ds, float[] row, Rope rope, int position) {
         src.readRow(b, h, s, row, 0);
         if (rope != null) {
             rope.rotate(row, 0, position);

@@ -1,6 +1,5 @@
 package dev.aule.serving;
 
-import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
@@ -8,6 +7,7 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -59,8 +59,8 @@ public final class KvCache {
         long[] vShape = {batch, kvHeads, capacity, valueDim};
         for (long extent : kShape) {
             if (extent < 1) {
-                throw new IllegalArgumentException("batch, kvHeads, capacity, headDim: must be >= 1, got "
-                        + Arrays.toString(kShape));
+                throw new IllegalArgumentException(
+                        "batch, kvHeads, capacity, headDim: must be >= 1, got " + Arrays.toString(kShape));
             }
         }
         if (valueDim < 1) {
@@ -117,7 +117,8 @@ public final class KvCache {
      */
     static MemorySegment storage(DType dtype, long count) {
         if (count <= MAX_ARRAY_LENGTH) {
-            return dtype == DType.F32 ? MemorySegment.ofArray(new float[(int) count])
+            return dtype == DType.F32
+                    ? MemorySegment.ofArray(new float[(int) count])
                     : MemorySegment.ofArray(new short[(int) count]);
         }
         return Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
@@ -246,8 +247,8 @@ public final class KvCache {
     public void truncate(int b, int length) {
         Objects.checkIndex(b, lengths.length);
         if (length < 0 || length > lengths[b]) {
-            throw new IllegalArgumentException("length: " + length + " must be in [0, " + lengths[b]
-                    + "], the length of sequence " + b);
+            throw new IllegalArgumentException(
+                    "length: " + length + " must be in [0, " + lengths[b] + "], the length of sequence " + b);
         }
         lengths[b] = length;
     }

@@ -7,6 +7,7 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.Capabilities;
+
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -70,8 +71,8 @@ public final class PagedKvCache {
      * @param tokens tokens over all sequences (a shared prefix counted once per sequence)
      * @param bytesPerBlock key and value bytes of one block
      */
-    public record Usage(int totalBlocks, int usedBlocks, int freeBlocks, int sequences, long tokens,
-                        long bytesPerBlock) {
+    public record Usage(
+            int totalBlocks, int usedBlocks, int freeBlocks, int sequences, long tokens, long bytesPerBlock) {
         /**
          * Key and value bytes of the blocks in use.
          *
@@ -106,8 +107,9 @@ public final class PagedKvCache {
         long perHead = (long) numBlocks * blockSize * dim;
         long count = Math.multiplyExact(perHead, (long) kvHeads);
         MemorySegment memory = KvCache.storage(dtype, count);
-        return Tensor.of(memory, dtype, new long[] {numBlocks, kvHeads, blockSize, dim},
-                new long[] {(long) blockSize * dim, perHead, dim, 1});
+        return Tensor.of(memory, dtype, new long[] {numBlocks, kvHeads, blockSize, dim}, new long[] {
+            (long) blockSize * dim, perHead, dim, 1
+        });
     }
 
     /**
@@ -122,14 +124,15 @@ public final class PagedKvCache {
      * @param valueDim elements {@code Dv} per value row, at least 1
      * @return the pool, every block free
      */
-    public static PagedKvCache create(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim,
-                                      int valueDim) {
+    public static PagedKvCache create(
+            DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim, int valueDim) {
         Objects.requireNonNull(dtype, "dtype");
         int[] extents = {numBlocks, blockSize, kvHeads, headDim, valueDim};
         for (int extent : extents) {
             if (extent < 1) {
-                throw new IllegalArgumentException("numBlocks, blockSize, kvHeads, headDim, valueDim: must be >= 1, got "
-                        + Arrays.toString(extents));
+                throw new IllegalArgumentException(
+                        "numBlocks, blockSize, kvHeads, headDim, valueDim: must be >= 1, got "
+                                + Arrays.toString(extents));
             }
         }
         return new PagedKvCache(dtype, numBlocks, blockSize, kvHeads, headDim, valueDim);
@@ -158,8 +161,8 @@ public final class PagedKvCache {
      */
     public static int blocksFor(long tokens, int blockSize) {
         if (tokens < 0 || blockSize < 1) {
-            throw new IllegalArgumentException("tokens, blockSize: need tokens >= 0 and blockSize >= 1, got " + tokens
-                    + " and " + blockSize);
+            throw new IllegalArgumentException(
+                    "tokens, blockSize: need tokens >= 0 and blockSize >= 1, got " + tokens + " and " + blockSize);
         }
         return Math.toIntExact((tokens + blockSize - 1) / blockSize);
     }
@@ -298,8 +301,8 @@ public final class PagedKvCache {
             tokens += s.length;
         }
         long bytesPerBlock = (long) blockSize * kvHeads() * (headDim() + valueDim()) * dtype().byteSize();
-        return new Usage(numBlocks(), numBlocks() - blocks.free(), blocks.free(), sequences.size(), tokens,
-                bytesPerBlock);
+        return new Usage(
+                numBlocks(), numBlocks() - blocks.free(), blocks.free(), sequences.size(), tokens, bytesPerBlock);
     }
 
     /**
@@ -372,16 +375,16 @@ public final class PagedKvCache {
             targets[i] = sequence(seqs[i], "seqs[" + i + "]");
             for (int j = 0; j < i; j++) {
                 if (seqs[j] == seqs[i]) {
-                    throw new IllegalArgumentException("seqs: sequence " + seqs[i] + " appears twice (entries " + j
-                            + " and " + i + ")");
+                    throw new IllegalArgumentException(
+                            "seqs: sequence " + seqs[i] + " appears twice (entries " + j + " and " + i + ")");
                 }
             }
             if (rope != null) {
                 rope.checkPositions("seqs[" + i + "]", targets[i].length, n);
             }
             if ((long) targets[i].length + n > Integer.MAX_VALUE - blockSize) {
-                throw new IllegalArgumentException("seqs[" + i + "]: " + targets[i].length + " + " + n
-                        + " tokens is more than a sequence holds");
+                throw new IllegalArgumentException(
+                        "seqs[" + i + "]: " + targets[i].length + " + " + n + " tokens is more than a sequence holds");
             }
             needed += blocksNeeded(targets[i], n);
         }
@@ -436,7 +439,8 @@ public final class PagedKvCache {
         MemorySegment memory = pool.memory();
         for (int h = 0; h < pool.heads(); h++) {
             long head = h * strides[1];
-            MemorySegment.copy(memory, (head + from * strides[0]) * size, memory, (head + to * strides[0]) * size, bytes);
+            MemorySegment.copy(
+                    memory, (head + from * strides[0]) * size, memory, (head + to * strides[0]) * size, bytes);
         }
     }
 
@@ -490,8 +494,8 @@ public final class PagedKvCache {
     private Sequence sequence(int id, String name) {
         Sequence s = sequences.get(id);
         if (s == null) {
-            throw new IllegalArgumentException(name + ": no live sequence " + id + " in this cache ("
-                    + sequences.size() + " live)");
+            throw new IllegalArgumentException(
+                    name + ": no live sequence " + id + " in this cache (" + sequences.size() + " live)");
         }
         return s;
     }

@@ -1,6 +1,7 @@
 package dev.aule.serving;
 
 import dev.aule.Tensor;
+
 import java.util.Objects;
 
 /**
@@ -31,8 +32,7 @@ public final class Rope {
     /** How positions or frequencies are stretched for long contexts. */
     public sealed interface Scaling permits Scaling.None, Scaling.Linear, Scaling.Ntk {
         /** No scaling. */
-        record None() implements Scaling {
-        }
+        record None() implements Scaling {}
 
         /**
          * Position interpolation: the angle uses {@code position / factor}.
@@ -81,7 +81,8 @@ public final class Rope {
         this.scaling = scaling;
         int half = rotaryDim / 2;
         double base = scaling instanceof Scaling.Ntk(double factor)
-                ? theta * Math.pow(factor, rotaryDim / (rotaryDim - 2.0)) : theta;
+                ? theta * Math.pow(factor, rotaryDim / (rotaryDim - 2.0))
+                : theta;
         double positionScale = scaling instanceof Scaling.Linear(double factor) ? 1 / factor : 1;
         this.cos = new float[maxPositions * half];
         this.sin = new float[maxPositions * half];
@@ -249,7 +250,7 @@ public final class Rope {
 
     @Override
     public String toString() {
-        return "Rope[" + style + ", rotaryDim " + rotaryDim + ", theta " + theta + ", " + scaling + ", "
-                + maxPositions + " positions]";
+        return "Rope[" + style + ", rotaryDim " + rotaryDim + ", theta " + theta + ", " + scaling + ", " + maxPositions
+                + " positions]";
     }
 }

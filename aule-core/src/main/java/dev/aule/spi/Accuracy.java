@@ -43,8 +43,7 @@ public final class Accuracy {
 
     private static final double ULP_AT_ONE = Math.ulp(1f); // 2^-23
 
-    private Accuracy() {
-    }
+    private Accuracy() {}
 
     /**
      * The contract's limit for an output stored as {@code outType}.
@@ -114,8 +113,8 @@ public final class Accuracy {
         float[] a = actual.toFloatArray();
         float[] r = expected.toFloatArray();
         if (a.length != r.length) {
-            throw new IllegalArgumentException("actual, expected: must hold as many elements, got " + a.length
-                    + " and " + r.length);
+            throw new IllegalArgumentException(
+                    "actual, expected: must hold as many elements, got " + a.length + " and " + r.length);
         }
         double maxDiff = 0;
         double maxRef = 0;

@@ -1,9 +1,7 @@
 package dev.aule.spi;
 
-import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.Gradients;
 import dev.aule.Tensor;
 
 /**
@@ -76,10 +74,19 @@ public interface AttentionBackend {
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when {@link Capabilities#backward()} is false
      */
-    default void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                          Tensor dq, Tensor dk, Tensor dv, AttentionOptions options) {
-        throw new UnsupportedOperationException("backend " + name()
-                + " has no backward pass (its Capabilities.backward() is false)");
+    default void backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options) {
+        throw new UnsupportedOperationException(
+                "backend " + name() + " has no backward pass (its Capabilities.backward() is false)");
     }
 
     /**
@@ -98,8 +105,8 @@ public interface AttentionBackend {
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
-    default void forwardCached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse,
-                               AttentionOptions options) {
+    default void forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse, AttentionOptions options) {
         throw noServing("cached attention");
     }
 
@@ -118,8 +125,15 @@ public interface AttentionBackend {
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
-    default void forwardPaged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens,
-                                Tensor out, Tensor lse, AttentionOptions options) {
+    default void forwardPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
         throw noServing("paged attention");
     }
 
@@ -138,8 +152,15 @@ public interface AttentionBackend {
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
-    default void forwardVarlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out,
-                               Tensor lse, AttentionOptions options) {
+    default void forwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
         throw noServing("packed variable-length attention");
     }
 

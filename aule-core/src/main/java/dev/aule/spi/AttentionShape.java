@@ -1,11 +1,11 @@
 package dev.aule.spi;
 
 import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
+
 import java.util.Objects;
 
 /**
@@ -22,8 +22,8 @@ import java.util.Objects;
  * @param headDim {@code D} of q and k
  * @param valueDim {@code Dv} of v and the output
  */
-public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim,
-                             int valueDim) {
+public record AttentionShape(
+        int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim, int valueDim) {
 
     /**
      * Query heads sharing one KV head ({@code Hq / Hkv}); query head {@code h} reads KV head {@code h / groupSize}.
@@ -64,11 +64,12 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
-    public static AttentionShape forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse,
-                                         AttentionOptions options, Capabilities capabilities) {
+    public static AttentionShape forward(
+            Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options, Capabilities capabilities) {
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
         Objects.requireNonNull(out, "out");
-        NamedTensor[] inputs = inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v));
+        NamedTensor[] inputs =
+                inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v));
         shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
             shape.checkLse(lse, capabilities);
@@ -98,9 +99,18 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
-    public static AttentionShape backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse,
-                                          Tensor dq, Tensor dk, Tensor dv, AttentionOptions options,
-                                          Capabilities capabilities) {
+    public static AttentionShape backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options,
+            Capabilities capabilities) {
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
         Objects.requireNonNull(out, "out");
         Objects.requireNonNull(dOut, "dOut");
@@ -112,11 +122,18 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);
         if (options.scoreMod() != null && options.scoreMod().derivative() == null) {
-            throw new IllegalArgumentException("options.scoreMod: the backward needs the ScoreMod's derivative d mod / d score;"
-                    + " attach it with ScoreMod.withDerivative(mod, derivative)");
+            throw new IllegalArgumentException(
+                    "options.scoreMod: the backward needs the ScoreMod's derivative d mod / d score;"
+                            + " attach it with ScoreMod.withDerivative(mod, derivative)");
         }
-        NamedTensor[] inputs = inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v),
-                new NamedTensor("out", out), new NamedTensor("dOut", dOut), new NamedTensor("lse", lse));
+        NamedTensor[] inputs = inputs(
+                options,
+                new NamedTensor("q", q),
+                new NamedTensor("k", k),
+                new NamedTensor("v", v),
+                new NamedTensor("out", out),
+                new NamedTensor("dOut", dOut),
+                new NamedTensor("lse", lse));
         shape.checkOutput("dq", dq, q.shape(), capabilities, inputs);
         shape.checkOutput("dk", dk, k.shape(), capabilities, inputs);
         shape.checkOutput("dv", dv, v.shape(), capabilities, inputs);
@@ -136,8 +153,8 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
-    public static AttentionShape ofInputs(Tensor q, Tensor k, Tensor v, AttentionOptions options,
-                                          Capabilities capabilities) {
+    public static AttentionShape ofInputs(
+            Tensor q, Tensor k, Tensor v, AttentionOptions options, Capabilities capabilities) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
@@ -159,27 +176,28 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
                     + " (one value per key)" + shapes);
         }
         if (k.headDim() != q.headDim()) {
-            throw new IllegalArgumentException("k: head dim " + k.headDim() + " must equal q's head dim " + q.headDim()
-                    + shapes);
+            throw new IllegalArgumentException(
+                    "k: head dim " + k.headDim() + " must equal q's head dim " + q.headDim() + shapes);
         }
         int limit = capabilities.maxHeadDim();
         if (q.headDim() > limit || v.headDim() > limit) {
             throw new IllegalArgumentException("q, v: head dim " + Math.max(q.headDim(), v.headDim())
                     + " is over this backend's limit of " + limit + shapes);
         }
-        for (NamedTensor named : new NamedTensor[] {new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v)}) {
+        for (NamedTensor named :
+                new NamedTensor[] {new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v)}) {
             Tensor t = named.tensor();
             if (!capabilities.dtypes().contains(t.dtype())) {
-                throw new IllegalArgumentException(named.name() + ": dtype " + t.dtype() + " is not supported by this backend "
-                        + capabilities.dtypes());
+                throw new IllegalArgumentException(named.name() + ": dtype " + t.dtype()
+                        + " is not supported by this backend " + capabilities.dtypes());
             }
         }
         if (options.hasAlibi() && options.alibiSlopes().length != q.heads()) {
             throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopes().length
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
-        AttentionShape shape = new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(),
-                v.headDim());
+        AttentionShape shape =
+                new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
         shape.checkMasks(options, capabilities, shapes);
         return shape;
     }
@@ -193,8 +211,9 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
             return;
         }
         if (!capabilities.masks()) {
-            throw new IllegalArgumentException("options: dense masks, biases, MaskMods and ScoreMods are not supported by"
-                    + " this backend (Capabilities.masks() is false); use the cpu or reference backend");
+            throw new IllegalArgumentException(
+                    "options: dense masks, biases, MaskMods and ScoreMods are not supported by"
+                            + " this backend (Capabilities.masks() is false); use the cpu or reference backend");
         }
         AttentionMask mask = options.mask();
         if (mask != null) {
@@ -210,14 +229,20 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
         }
         BlockMask blockMask = options.blockMask();
         if (blockMask != null) {
-            checkMaskExtents("options.blockMask", blockMask.batch(), blockMask.heads(), blockMask.queryLen(),
-                    blockMask.keyLen(), shapes);
+            checkMaskExtents(
+                    "options.blockMask",
+                    blockMask.batch(),
+                    blockMask.heads(),
+                    blockMask.queryLen(),
+                    blockMask.keyLen(),
+                    shapes);
         }
     }
 
     private void checkMaskExtents(String name, int b, int h, int sq, int sk, String shapes) {
         if ((b != 1 && b != batch) || (h != 1 && h != queryHeads) || sq != queryLen || sk != keyLen) {
-            throw new IllegalArgumentException(name + ": shape [" + b + ", " + h + ", " + sq + ", " + sk + "] must be [B or 1, "
+            throw new IllegalArgumentException(name + ": shape [" + b + ", " + h + ", " + sq + ", " + sk
+                    + "] must be [B or 1, "
                     + "Hq or 1, Sq, Sk] = [" + batch + " or 1, " + queryHeads + " or 1, " + queryLen + ", " + keyLen
                     + "] (an extent of 1 broadcasts)" + shapes);
         }
@@ -254,8 +279,8 @@ public record AttentionShape(int batch, int queryHeads, int kvHeads, int queryLe
                     + keyLen + " keys)");
         }
         if (!capabilities.dtypes().contains(t.dtype())) {
-            throw new IllegalArgumentException(name + ": dtype " + t.dtype() + " is not supported by this backend "
-                    + capabilities.dtypes());
+            throw new IllegalArgumentException(
+                    name + ": dtype " + t.dtype() + " is not supported by this backend " + capabilities.dtypes());
         }
     }
 }

@@ -3,6 +3,7 @@ package dev.aule.spi;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
+
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Set;

@@ -1,6 +1,7 @@
 package dev.aule.spi;
 
 import dev.aule.Tensor;
+
 import java.util.Objects;
 
 /**

@@ -1,8 +1,8 @@
 package dev.aule.spi;
 
-import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
+
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -13,8 +13,7 @@ import java.util.Objects;
  * written, and a violation is an {@link IllegalArgumentException} naming the argument and the rule.
  */
 public final class ServingShapes {
-    private ServingShapes() {
-    }
+    private ServingShapes() {}
 
     /**
      * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys of batch entry
@@ -32,8 +31,15 @@ public final class ServingShapes {
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
-    public static AttentionShape cached(Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out,
-                                        Tensor lse, AttentionOptions options, Capabilities capabilities) {
+    public static AttentionShape cached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[] cacheLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities) {
         rejectMasks(options, "cached");
         AttentionShape shape = AttentionShape.forward(q, kCache, vCache, out, lse, options, capabilities);
         Objects.requireNonNull(cacheLens, "cacheLens");
@@ -43,8 +49,8 @@ public final class ServingShapes {
         }
         for (int b = 0; b < cacheLens.length; b++) {
             if (cacheLens[b] < 0 || cacheLens[b] > shape.keyLen()) {
-                throw new IllegalArgumentException("cacheLens[" + b + "]: " + cacheLens[b]
-                        + " must be in [0, capacity " + shape.keyLen() + "] of kCache " + kCache.shapeString());
+                throw new IllegalArgumentException("cacheLens[" + b + "]: " + cacheLens[b] + " must be in [0, capacity "
+                        + shape.keyLen() + "] of kCache " + kCache.shapeString());
             }
         }
         return shape;
@@ -72,9 +78,16 @@ public final class ServingShapes {
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape with the copied tables and lengths
      */
-    public static PagedCall paged(Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables,
-                                  int[] contextLens, Tensor out, Tensor lse, AttentionOptions options,
-                                  Capabilities capabilities) {
+    public static PagedCall paged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(kCache, "kCache");
         Objects.requireNonNull(vCache, "vCache");
@@ -86,15 +99,16 @@ public final class ServingShapes {
         rejectMasks(options, "paged");
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
                 + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
-        if (vCache.batch() != kCache.batch() || vCache.heads() != kCache.heads()
+        if (vCache.batch() != kCache.batch()
+                || vCache.heads() != kCache.heads()
                 || vCache.seqLen() != kCache.seqLen()) {
             throw new IllegalArgumentException("vCache: numBlocks, Hkv and blockSize must equal kCache's" + shapes);
         }
         // The per-row rules (heads, head dims, dtypes, slopes) are forward's, on one block as keys.
         Tensor kBlock = kCache.sequence(0, 0, kCache.seqLen());
         Tensor vBlock = vCache.sequence(0, 0, vCache.seqLen());
-        AttentionShape rows = AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options,
-                capabilities);
+        AttentionShape rows =
+                AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options, capabilities);
         int batch = q.batch();
         if (tables.length != batch || lens.length != batch) {
             throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
@@ -110,8 +124,8 @@ public final class ServingShapes {
             }
             long reach = (long) table.length * blockSize;
             if (lens[b] < 0 || lens[b] > reach) {
-                throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, "
-                        + reach + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
+                throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, " + reach
+                        + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
             }
             int used = (lens[b] + blockSize - 1) / blockSize;
             for (int i = 0; i < used; i++) {
@@ -122,10 +136,11 @@ public final class ServingShapes {
             }
             longest = Math.max(longest, lens[b]);
         }
-        AttentionShape shape = new AttentionShape(batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest,
-                rows.headDim(), rows.valueDim());
-        NamedTensor[] inputs = {new NamedTensor("q", q), new NamedTensor("kCache", kCache),
-                new NamedTensor("vCache", vCache)};
+        AttentionShape shape = new AttentionShape(
+                batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest, rows.headDim(), rows.valueDim());
+        NamedTensor[] inputs = {
+            new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache)
+        };
         shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
         if (lse != null) {
             shape.checkLse(lse, capabilities);
@@ -142,8 +157,7 @@ public final class ServingShapes {
      * @param blockTables the validated copy of the block tables: what a backend reads
      * @param contextLens the validated copy of the lengths
      */
-    public record PagedCall(AttentionShape shape, int[][] blockTables, int[] contextLens) {
-    }
+    public record PagedCall(AttentionShape shape, int[][] blockTables, int[] contextLens) {}
 
     /**
      * Packed variable-length attention: q {@code [1, Hq, totalQ, D]}, k {@code [1, Hkv, totalK, D]} and v hold
@@ -162,9 +176,16 @@ public final class ServingShapes {
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
-    public static AttentionShape varlen(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK,
-                                        Tensor out, Tensor lse, AttentionOptions options,
-                                        Capabilities capabilities) {
+    public static AttentionShape varlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities) {
         rejectMasks(options, "packed variable-length");
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
         if (shape.batch() != 1) {
@@ -192,14 +213,17 @@ public final class ServingShapes {
      * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
      * @return one view per batch entry
      */
-    public static java.util.List<SequenceView> cachedSequences(Tensor q, Tensor kCache, Tensor vCache,
-                                                               int[] cacheLens, Tensor out, Tensor lse) {
+    public static java.util.List<SequenceView> cachedSequences(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse) {
         java.util.List<SequenceView> views = new java.util.ArrayList<>(q.batch());
         for (int b = 0; b < q.batch(); b++) {
             int len = cacheLens[b];
-            views.add(new SequenceView(q.sequence(b, 0, q.seqLen()),
-                    len == 0 ? null : kCache.sequence(b, 0, len), len == 0 ? null : vCache.sequence(b, 0, len),
-                    out.sequence(b, 0, q.seqLen()), lse == null ? null : lse.sequence(b, 0, q.seqLen())));
+            views.add(new SequenceView(
+                    q.sequence(b, 0, q.seqLen()),
+                    len == 0 ? null : kCache.sequence(b, 0, len),
+                    len == 0 ? null : vCache.sequence(b, 0, len),
+                    out.sequence(b, 0, q.seqLen()),
+                    lse == null ? null : lse.sequence(b, 0, q.seqLen())));
         }
         return views;
     }
@@ -216,8 +240,8 @@ public final class ServingShapes {
      * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
      * @return one view per sequence with query rows
      */
-    public static java.util.List<SequenceView> varlenSequences(Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ,
-                                                               int[] cuSeqlensK, Tensor out, Tensor lse) {
+    public static java.util.List<SequenceView> varlenSequences(
+            Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out, Tensor lse) {
         java.util.List<SequenceView> views = new java.util.ArrayList<>(cuSeqlensQ.length - 1);
         for (int s = 0; s + 1 < cuSeqlensQ.length; s++) {
             int q0 = cuSeqlensQ[s];
@@ -225,8 +249,11 @@ public final class ServingShapes {
             int rows = cuSeqlensQ[s + 1] - q0;
             int keys = cuSeqlensK[s + 1] - k0;
             if (rows > 0) {
-                views.add(new SequenceView(q.sequence(0, q0, rows), keys == 0 ? null : k.sequence(0, k0, keys),
-                        keys == 0 ? null : v.sequence(0, k0, keys), out.sequence(0, q0, rows),
+                views.add(new SequenceView(
+                        q.sequence(0, q0, rows),
+                        keys == 0 ? null : k.sequence(0, k0, keys),
+                        keys == 0 ? null : v.sequence(0, k0, keys),
+                        out.sequence(0, q0, rows),
                         lse == null ? null : lse.sequence(0, q0, rows)));
             }
         }
@@ -258,13 +285,13 @@ public final class ServingShapes {
     private static void checkOffsets(String name, int[] cu, int total, String tensor) {
         Objects.requireNonNull(cu, name);
         if (cu.length < 2 || cu[0] != 0 || cu[cu.length - 1] != total) {
-            throw new IllegalArgumentException(name + ": must hold at least 2 offsets, start at 0 and end at "
-                    + tensor + "'s packed length " + total + ", got " + abbreviate(cu));
+            throw new IllegalArgumentException(name + ": must hold at least 2 offsets, start at 0 and end at " + tensor
+                    + "'s packed length " + total + ", got " + abbreviate(cu));
         }
         for (int s = 1; s < cu.length; s++) {
             if (cu[s] < cu[s - 1]) {
-                throw new IllegalArgumentException(name + "[" + s + "]: " + cu[s] + " is below " + name + "["
-                        + (s - 1) + "] " + cu[s - 1] + "; offsets must not decrease");
+                throw new IllegalArgumentException(name + "[" + s + "]: " + cu[s] + " is below " + name + "[" + (s - 1)
+                        + "] " + cu[s - 1] + "; offsets must not decrease");
             }
         }
     }

@@ -1,10 +1,10 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Gradients;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -58,8 +58,20 @@ class BackwardCpuTest {
         List<Case> cases = new ArrayList<>();
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();
         // GQA 8:1 with Dv != D, ALiBi and softcap; MQA with a long key side.
-        cases.add(new Case(DType.F32, 1, 8, 1, 130, 130, 64, 32,
-                AttentionOptions.builder().causal(true).alibiSlopes(slopes8).softcap(2f).build()));
+        cases.add(new Case(
+                DType.F32,
+                1,
+                8,
+                1,
+                130,
+                130,
+                64,
+                32,
+                AttentionOptions.builder()
+                        .causal(true)
+                        .alibiSlopes(slopes8)
+                        .softcap(2f)
+                        .build()));
         cases.add(new Case(DType.F32, 2, 4, 1, 17, 200, 80, 80, AttentionOptions.defaults()));
         // Sq > Sk causal: the top Sq - Sk rows see no key (lse = -inf) and must contribute nothing.
         cases.add(new Case(DType.F32, 1, 2, 2, 127, 40, 32, 32, causal));
@@ -68,12 +80,47 @@ class BackwardCpuTest {
         cases.add(new Case(DType.F32, 1, 4, 2, 1, 127, 128, 128, causal));
         cases.add(new Case(DType.F32, 1, 1, 1, 1, 1, 16, 16, AttentionOptions.defaults()));
         // Windows that leave rows empty (right bound below the diagonal for the first rows), and a tiny band.
-        cases.add(new Case(DType.F32, 1, 2, 2, 65, 65, 64, 64, AttentionOptions.builder().window(3, -1).build()));
-        cases.add(new Case(DType.F32, 1, 2, 1, 100, 70, 16, 48, AttentionOptions.builder().window(0, 0).build()));
-        cases.add(new Case(DType.F32, 1, 2, 1, 64, 128, 32, 32,
+        cases.add(new Case(
+                DType.F32,
+                1,
+                2,
+                2,
+                65,
+                65,
+                64,
+                64,
+                AttentionOptions.builder().window(3, -1).build()));
+        cases.add(new Case(
+                DType.F32,
+                1,
+                2,
+                1,
+                100,
+                70,
+                16,
+                48,
+                AttentionOptions.builder().window(0, 0).build()));
+        cases.add(new Case(
+                DType.F32,
+                1,
+                2,
+                1,
+                64,
+                128,
+                32,
+                32,
                 AttentionOptions.builder().causal(true).window(5, 7).scale(0.4f).build()));
         // Whole tiles, every pair visible (the unmasked path), custom scale.
-        cases.add(new Case(DType.F32, 1, 2, 2, 128, 192, 64, 64, AttentionOptions.builder().scale(0.3f).build()));
+        cases.add(new Case(
+                DType.F32,
+                1,
+                2,
+                2,
+                128,
+                192,
+                64,
+                64,
+                AttentionOptions.builder().scale(0.3f).build()));
         for (Case c : cases) {
             check(cpu, c, rnd, F32_BOUND);
         }
@@ -87,9 +134,24 @@ class BackwardCpuTest {
         for (int n = 0; n < 12; n++) {
             check(scalar, BackwardCases.random(rnd, DType.F32), rnd, F32_BOUND);
         }
-        check(scalar, new Case(DType.F32, 1, 4, 1, 130, 70, 80, 48,
-                AttentionOptions.builder().causal(true).softcap(1.5f).alibiSlopes(new float[] {0.1f, 0.2f, 0.3f, 0.4f})
-                        .build()), rnd, F32_BOUND);
+        check(
+                scalar,
+                new Case(
+                        DType.F32,
+                        1,
+                        4,
+                        1,
+                        130,
+                        70,
+                        80,
+                        48,
+                        AttentionOptions.builder()
+                                .causal(true)
+                                .softcap(1.5f)
+                                .alibiSlopes(new float[] {0.1f, 0.2f, 0.3f, 0.4f})
+                                .build()),
+                rnd,
+                F32_BOUND);
     }
 
     private void check(CpuBackend cpu, Case c, SplittableRandom rnd, double bound) {

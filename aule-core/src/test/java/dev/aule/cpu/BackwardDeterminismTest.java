@@ -21,11 +21,39 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 class BackwardDeterminismTest {
     // Shapes that split the keys into several chunks (so dQ is reduced from partial sums) and use every option.
     private static final List<Case> CASES = List.of(
-            new Case(DType.F32, 1, 4, 1, 300, 300, 64, 64,
+            new Case(
+                    DType.F32,
+                    1,
+                    4,
+                    1,
+                    300,
+                    300,
+                    64,
+                    64,
                     AttentionOptions.builder().causal(true).softcap(2f).build()),
-            new Case(DType.F32, 2, 8, 2, 200, 333, 80, 48, AttentionOptions.builder().window(40, 9)
-                    .alibiSlopes(new float[] {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f}).build()),
-            new Case(DType.BF16, 1, 2, 2, 150, 129, 32, 32, AttentionOptions.builder().causal(true).build()));
+            new Case(
+                    DType.F32,
+                    2,
+                    8,
+                    2,
+                    200,
+                    333,
+                    80,
+                    48,
+                    AttentionOptions.builder()
+                            .window(40, 9)
+                            .alibiSlopes(new float[] {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f})
+                            .build()),
+            new Case(
+                    DType.BF16,
+                    1,
+                    2,
+                    2,
+                    150,
+                    129,
+                    32,
+                    32,
+                    AttentionOptions.builder().causal(true).build()));
 
     private final CpuBackend cpu = new CpuBackend();
 
@@ -50,7 +78,8 @@ class BackwardDeterminismTest {
         Gradients single = run(in, c, 1);
         try (ExecutorService callers = Executors.newFixedThreadPool(3)) {
             List<Future<Gradients>> results = callers.invokeAll(List.of(
-                    () -> run(in, c, Integer.MAX_VALUE), () -> run(in, c, Integer.MAX_VALUE),
+                    () -> run(in, c, Integer.MAX_VALUE),
+                    () -> run(in, c, Integer.MAX_VALUE),
                     () -> run(in, c, Integer.MAX_VALUE)));
             for (Future<Gradients> result : results) {
                 assertBitwiseEqual(single, result.get(), c + " concurrent");
@@ -60,8 +89,8 @@ class BackwardDeterminismTest {
 
     private Gradients run(Inputs in, Case c, int maxWorkers) {
         Gradients g = BackwardCases.poisoned(in, c.dtype());
-        cpu.backward(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), c.options(),
-                maxWorkers);
+        cpu.backward(
+                in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), c.options(), maxWorkers);
         return g;
     }
 

@@ -1,9 +1,9 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -21,15 +21,15 @@ import java.util.SplittableRandom;
  * </pre>
  */
 public final class BackwardTiming {
-    private BackwardTiming() {
-    }
+    private BackwardTiming() {}
 
     public static void main(String[] args) {
         int runs = args.length > 0 ? Integer.parseInt(args[0]) : 7;
         CpuBackend cpu = new CpuBackend();
         System.out.println("cpu backend: " + cpu.description());
         double gemm = gemmGflops(runs);
-        System.out.printf("F32 GEMM (n = 1536, same 4x4-vector micro-kernel, %d threads): %.1f GFLOP/s%n",
+        System.out.printf(
+                "F32 GEMM (n = 1536, same 4x4-vector micro-kernel, %d threads): %.1f GFLOP/s%n",
                 CpuPool.threads(), gemm);
         int seq = 2048;
         int heads = 8;
@@ -45,14 +45,24 @@ public final class BackwardTiming {
                 Tensor dq = Tensor.allocate(DType.F32, 1, heads, seq, d);
                 Tensor dk = Tensor.allocate(DType.F32, 1, heads, seq, d);
                 Tensor dv = Tensor.allocate(DType.F32, 1, heads, seq, d);
-                AttentionOptions options = AttentionOptions.builder().causal(causal).build();
-                double forwardFlops = AttentionShape.ofInputs(q, k, v, options, cpu.capabilities()).forwardFlops(options);
+                AttentionOptions options =
+                        AttentionOptions.builder().causal(causal).build();
+                double forwardFlops = AttentionShape.ofInputs(q, k, v, options, cpu.capabilities())
+                        .forwardFlops(options);
                 double fwd = median(runs, () -> cpu.forward(q, k, v, out, lse, options));
                 double bwd = median(runs, () -> cpu.backward(q, k, v, out, dOut, lse, dq, dk, dv, options));
                 double gflops = 2.5 * forwardFlops / bwd / 1e9;
-                System.out.printf("S=%d D=%3d %-10s forward %7.1f ms %6.1f GFLOP/s | backward %7.1f ms %6.1f GFLOP/s"
-                                + " = %4.1f%% of GEMM%n", seq, d, causal ? "causal" : "non-causal", fwd * 1e3,
-                        forwardFlops / fwd / 1e9, bwd * 1e3, gflops, 100 * gflops / gemm);
+                System.out.printf(
+                        "S=%d D=%3d %-10s forward %7.1f ms %6.1f GFLOP/s | backward %7.1f ms %6.1f GFLOP/s"
+                                + " = %4.1f%% of GEMM%n",
+                        seq,
+                        d,
+                        causal ? "causal" : "non-causal",
+                        fwd * 1e3,
+                        forwardFlops / fwd / 1e9,
+                        bwd * 1e3,
+                        gflops,
+                        100 * gflops / gemm);
             }
         }
     }
@@ -96,8 +106,12 @@ public final class BackwardTiming {
             }
         }
         float[][] c = new float[rowBlocks * panels][64 * t];
-        double seconds = median(runs, () -> CpuPool.forEach(rowBlocks * panels, Integer.MAX_VALUE,
-                item -> math.multiply(a[item / panels], 64, n, b[item % panels], 0, c[item])));
+        double seconds = median(
+                runs,
+                () -> CpuPool.forEach(
+                        rowBlocks * panels,
+                        Integer.MAX_VALUE,
+                        item -> math.multiply(a[item / panels], 64, n, b[item % panels], 0, c[item])));
         return 2.0 * n * n * n / seconds / 1e9;
     }
 

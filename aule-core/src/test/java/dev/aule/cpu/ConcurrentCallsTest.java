@@ -1,10 +1,10 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -65,9 +65,10 @@ class ConcurrentCallsTest {
         SplittableRandom rnd = new SplittableRandom(2024);
         List<Job> jobs = new ArrayList<>();
         int[][] shapes = { // {B, Hq, Hkv, Sq, Sk, D, Dv}
-                {1, 4, 1, 1, 600, 64, 64}, {2, 8, 2, 65, 127, 32, 32}, {1, 2, 2, 200, 200, 80, 80},
-                {1, 8, 1, 17, 3, 16, 48}, {2, 4, 4, 127, 64, 96, 96}, {1, 2, 1, 3, 1100, 128, 64},
-                {1, 1, 1, 1, 1, 7, 7}, {1, 4, 2, 100, 30, 33, 33}};
+            {1, 4, 1, 1, 600, 64, 64}, {2, 8, 2, 65, 127, 32, 32}, {1, 2, 2, 200, 200, 80, 80},
+            {1, 8, 1, 17, 3, 16, 48}, {2, 4, 4, 127, 64, 96, 96}, {1, 2, 1, 3, 1100, 128, 64},
+            {1, 1, 1, 1, 1, 7, 7}, {1, 4, 2, 100, 30, 33, 33}
+        };
         for (int i = 0; i < THREADS; i++) {
             int[] s = shapes[i % shapes.length];
             Tensor q = Tensors.random(rnd, DType.F32, s[0], s[1], s[3], s[5]);
@@ -144,8 +145,11 @@ class ConcurrentCallsTest {
             start.countDown();
             for (int i = 0; i < jobs.size(); i++) {
                 int[] got = results.get(i).get(2, TimeUnit.MINUTES);
-                assertBitwiseEqual(expected.get(i), got, backend.description() + ", round " + round + ", "
-                        + jobs.get(i).name());
+                assertBitwiseEqual(
+                        expected.get(i),
+                        got,
+                        backend.description() + ", round " + round + ", "
+                                + jobs.get(i).name());
             }
         }
     }

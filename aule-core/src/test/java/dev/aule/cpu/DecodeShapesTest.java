@@ -1,11 +1,10 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.serving.PagedKvCache;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -32,11 +31,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class DecodeShapesTest {
     private static final int[][] SHAPES = { // {Hq, Hkv, Sq, Sk, D}
-            {8, 2, 1, 1, 128}, {8, 2, 1, 63, 128}, {8, 2, 8, 65, 128}, {8, 2, 3, 1001, 128},
-            {4, 1, 5, 777, 64}, {8, 2, 7, 2053, 80}, {2, 2, 2, 129, 48}, {8, 2, 8, 3001, 32}};
+        {8, 2, 1, 1, 128}, {8, 2, 1, 63, 128}, {8, 2, 8, 65, 128}, {8, 2, 3, 1001, 128},
+        {4, 1, 5, 777, 64}, {8, 2, 7, 2053, 80}, {2, 2, 2, 129, 48}, {8, 2, 8, 3001, 32}
+    };
     private static final int[][] PAGED_SHAPES = { // {Hq, Hkv, Sq, D, blockSize, context}
-            {8, 2, 1, 128, 16, 1001}, {8, 2, 1, 128, 24, 777}, {4, 1, 3, 64, 5, 333}, {8, 2, 8, 128, 16, 2053},
-            {8, 2, 1, 40, 16, 129}, {16, 2, 4, 32, 7, 500}};
+        {8, 2, 1, 128, 16, 1001},
+        {8, 2, 1, 128, 24, 777},
+        {4, 1, 3, 64, 5, 333},
+        {8, 2, 8, 128, 16, 2053},
+        {8, 2, 1, 40, 16, 129},
+        {16, 2, 4, 32, 7, 500}
+    };
 
     @Test
     void simdShortTilesMatchTheReference() {
@@ -84,9 +89,9 @@ class DecodeShapesTest {
 
     private static AttentionOptions[] options() {
         return new AttentionOptions[] {
-                AttentionOptions.defaults(),
-                AttentionOptions.builder().causal(true).build(),
-                AttentionOptions.builder().causal(true).window(300, -1).softcap(20f).build(),
+            AttentionOptions.defaults(),
+            AttentionOptions.builder().causal(true).build(),
+            AttentionOptions.builder().causal(true).window(300, -1).softcap(20f).build(),
         };
     }
 
@@ -170,8 +175,8 @@ class DecodeShapesTest {
     /** Random floats in [-1, 1) written to {@code floats} floats of {@code memory} from byte {@code at}. */
     private static MemorySegment filled(SplittableRandom rnd, MemorySegment memory, long at, long floats) {
         for (long i = 0; i < floats; i++) {
-            memory.set(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, at + i * Float.BYTES,
-                    (float) (rnd.nextDouble() * 2 - 1));
+            memory.set(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, at + i * Float.BYTES, (float)
+                    (rnd.nextDouble() * 2 - 1));
         }
         return memory.asSlice(at, floats * Float.BYTES);
     }
@@ -182,7 +187,14 @@ class DecodeShapesTest {
 
     /** How keys and values are stored. */
     private enum Layout {
-        BHSD, BSHD, SLICE, BF16, OFF_HEAP_BHSD, OFF_HEAP_BSHD, OFF_HEAP_UNALIGNED, BYTE_ARRAY;
+        BHSD,
+        BSHD,
+        SLICE,
+        BF16,
+        OFF_HEAP_BHSD,
+        OFF_HEAP_BSHD,
+        OFF_HEAP_UNALIGNED,
+        BYTE_ARRAY;
 
         Tensor make(SplittableRandom rnd, int heads, int seq, int dim) {
             int n = heads * seq * dim;
@@ -229,15 +241,23 @@ class DecodeShapesTest {
             long n = (long) numBlocks * kvHeads * blockSize * dim;
             long[] shape = {numBlocks, kvHeads, blockSize, dim};
             return switch (this) {
-                case HEAD_MAJOR_OFF_HEAP, HEAD_MAJOR_UNALIGNED -> Tensor.of(
-                        offHeap(rnd, n, this == HEAD_MAJOR_UNALIGNED ? 2 : 0), DType.F32, shape,
-                        new long[] {(long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1});
-                case HEAD_MAJOR_HEAP -> Tensor.of(filled(rnd, MemorySegment.ofArray(new float[(int) n]), 0, n),
-                        DType.F32, shape, new long[] {(long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1});
-                case VLLM_OFF_HEAP -> Tensor.of(offHeap(rnd, n, 0), DType.F32, shape,
-                        new long[] {(long) blockSize * kvHeads * dim, dim, (long) kvHeads * dim, 1});
-                case BLOCK_MAJOR_OFF_HEAP -> Tensor.of(offHeap(rnd, n, 0), DType.F32, shape,
-                        new long[] {(long) kvHeads * blockSize * dim, (long) blockSize * dim, dim, 1});
+                case HEAD_MAJOR_OFF_HEAP, HEAD_MAJOR_UNALIGNED ->
+                    Tensor.of(offHeap(rnd, n, this == HEAD_MAJOR_UNALIGNED ? 2 : 0), DType.F32, shape, new long[] {
+                        (long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1
+                    });
+                case HEAD_MAJOR_HEAP ->
+                    Tensor.of(
+                            filled(rnd, MemorySegment.ofArray(new float[(int) n]), 0, n), DType.F32, shape, new long[] {
+                                (long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1
+                            });
+                case VLLM_OFF_HEAP ->
+                    Tensor.of(offHeap(rnd, n, 0), DType.F32, shape, new long[] {
+                        (long) blockSize * kvHeads * dim, dim, (long) kvHeads * dim, 1
+                    });
+                case BLOCK_MAJOR_OFF_HEAP ->
+                    Tensor.of(offHeap(rnd, n, 0), DType.F32, shape, new long[] {
+                        (long) kvHeads * blockSize * dim, (long) blockSize * dim, dim, 1
+                    });
             };
         }
     }

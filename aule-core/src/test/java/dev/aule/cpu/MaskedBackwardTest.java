@@ -1,14 +1,14 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.AttentionBackend;
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.mask.BlockMask;
 import dev.aule.DType;
 import dev.aule.Gradients;
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -65,14 +65,18 @@ class MaskedBackwardTest {
         int n = 200;
         int[] docs = MaskCases.documents(rnd, n);
         MaskMod oddRowsHidden = (b, h, i, j) -> i % 2 == 0 && j <= i;
-        for (MaskMod mod : new MaskMod[] {MaskMod.document(docs).and(MaskMod.causal()), MaskMod.prefixLm(70),
-                MaskMod.slidingWindow(40), oddRowsHidden}) {
-            AttentionOptions options = AttentionOptions.builder().blockMask(BlockMask.of(mod, n, n)).build();
+        for (MaskMod mod : new MaskMod[] {
+            MaskMod.document(docs).and(MaskMod.causal()), MaskMod.prefixLm(70), MaskMod.slidingWindow(40), oddRowsHidden
+        }) {
+            AttentionOptions options = AttentionOptions.builder()
+                    .blockMask(BlockMask.of(mod, n, n))
+                    .build();
             check(cpu, new Case(DType.F32, 1, 4, 2, n, n, 32, 48, options), rnd, F32_BOUND);
         }
         AttentionOptions emptyRows = AttentionOptions.builder()
                 .mask(AttentionMask.of(oddRowsHidden, 1, 1, 70, 70))
-                .scoreMod(ScoreMod.softcap(1.5f)).build();
+                .scoreMod(ScoreMod.softcap(1.5f))
+                .build();
         Case c = new Case(DType.F32, 2, 2, 1, 70, 70, 16, 16, emptyRows);
         Inputs in = BackwardCases.inputs(rnd, c, cpu);
         Gradients g = BackwardCases.backward(cpu, in, c.options(), DType.F32);
@@ -88,13 +92,16 @@ class MaskedBackwardTest {
     @Test
     void scoreModWithoutDerivativeIsRefused() {
         SplittableRandom rnd = new SplittableRandom(105);
-        AttentionOptions options = AttentionOptions.builder().scoreMod((s, b, h, q, kv) -> 2 * s).build();
+        AttentionOptions options =
+                AttentionOptions.builder().scoreMod((s, b, h, q, kv) -> 2 * s).build();
         Case c = new Case(DType.F32, 1, 2, 1, 9, 9, 16, 16, options);
         Inputs in = BackwardCases.inputs(rnd, c, cpu);
         for (AttentionBackend backend : new AttentionBackend[] {cpu, reference}) {
             Gradients g = BackwardCases.poisoned(in, DType.F32);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.backward(in.q(),
-                    in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), options));
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> backend.backward(
+                            in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), options));
             assertTrue(e.getMessage().startsWith("options.scoreMod"), e.getMessage());
             assertTrue(e.getMessage().contains("ScoreMod.withDerivative"), e.getMessage());
             for (float x : g.dq().toFloatArray()) {
@@ -104,10 +111,18 @@ class MaskedBackwardTest {
     }
 
     private static Case masked(SplittableRandom rnd, Case c) {
-        AttentionOptions options = MaskCases.add(rnd, c.options(), c.batch(), c.queryHeads(), c.queryLen(), c.keyLen(),
-                true);
-        return new Case(c.dtype(), c.batch(), c.queryHeads(), c.kvHeads(), c.queryLen(), c.keyLen(), c.headDim(),
-                c.valueDim(), options);
+        AttentionOptions options =
+                MaskCases.add(rnd, c.options(), c.batch(), c.queryHeads(), c.queryLen(), c.keyLen(), true);
+        return new Case(
+                c.dtype(),
+                c.batch(),
+                c.queryHeads(),
+                c.kvHeads(),
+                c.queryLen(),
+                c.keyLen(),
+                c.headDim(),
+                c.valueDim(),
+                options);
     }
 
     private void check(CpuBackend backend, Case c, SplittableRandom rnd, double bound) {

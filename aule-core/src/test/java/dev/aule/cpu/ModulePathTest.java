@@ -24,7 +24,8 @@ class ModulePathTest {
         assertTrue(module.isNamed());
         assertEquals("dev.aule", module.getName());
         assertEquals(module, CpuBackend.class.getModule());
-        assertTrue(module.getDescriptor().exports().stream().noneMatch(e -> e.source().startsWith("dev.aule.cpu")));
+        assertTrue(module.getDescriptor().exports().stream()
+                .noneMatch(e -> e.source().startsWith("dev.aule.cpu")));
         assertTrue(((CpuBackend) Backends.get("cpu")).simd());
         assertFalse(Backends.get("reference").description().isBlank());
     }

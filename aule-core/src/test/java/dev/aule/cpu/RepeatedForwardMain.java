@@ -18,8 +18,7 @@ import java.util.SplittableRandom;
  * <p>Usage: {@code RepeatedForwardMain <calls>}
  */
 public final class RepeatedForwardMain {
-    private RepeatedForwardMain() {
-    }
+    private RepeatedForwardMain() {}
 
     public static void main(String[] args) {
         int calls = Integer.parseInt(args[0]);
@@ -29,7 +28,8 @@ public final class RepeatedForwardMain {
         Tensor v = Tensors.random(rnd, DType.F32, 1, 1, 600, 64);
         AttentionOptions options = AttentionOptions.builder().scale(10f).build();
         Tensor prefillQ = Tensors.random(rnd, DType.F32, 1, 4, 70, 64);
-        AttentionOptions prefill = AttentionOptions.builder().causal(true).softcap(5f).build();
+        AttentionOptions prefill =
+                AttentionOptions.builder().causal(true).softcap(5f).build();
         float[] first = null;
         for (int call = 0; call < calls; call++) {
             Tensor out = Tensor.allocate(DType.F32, 1, 4, 1, 64);

@@ -30,8 +30,11 @@ class ReproducibilityTest {
      */
     @Test
     void vectorPathGivesTheSameBitsColdAndWarm() throws Exception {
-        ForkedJvm.Result result = ForkedJvm.run(List.of("--add-modules", "jdk.incubator.vector"),
-                RepeatedForwardMain.class, Duration.ofMinutes(2), "3000");
+        ForkedJvm.Result result = ForkedJvm.run(
+                List.of("--add-modules", "jdk.incubator.vector"),
+                RepeatedForwardMain.class,
+                Duration.ofMinutes(2),
+                "3000");
         assertEquals(0, result.exitCode(), result::transcript);
         assertTrue(result.stdout().startsWith("STABLE"), result::transcript);
     }

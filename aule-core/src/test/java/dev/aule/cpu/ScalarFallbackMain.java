@@ -1,11 +1,11 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 
 import java.util.SplittableRandom;
@@ -16,8 +16,7 @@ import java.util.SplittableRandom;
  * {@link Backends} and a fresh instance) against the reference. Prints OK, or exits with status 1.
  */
 public final class ScalarFallbackMain {
-    private ScalarFallbackMain() {
-    }
+    private ScalarFallbackMain() {}
 
     public static void main(String[] args) {
         AttentionBackend cpu = Backends.get("cpu");
@@ -33,7 +32,9 @@ public final class ScalarFallbackMain {
             Tensor q = Tensors.random(rnd, DType.F32, 1, 4, 70, 40);
             Tensor k = Tensors.random(rnd, DType.BF16, 1, 2, 90, 40);
             Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 90, 24);
-            AttentionOptions options = AttentionOptions.builder().causal(call != 1).softcap(call == 2 ? 10f : 0f)
+            AttentionOptions options = AttentionOptions.builder()
+                    .causal(call != 1)
+                    .softcap(call == 2 ? 10f : 0f)
                     .build();
             Tensor out = Tensor.allocate(DType.F32, 1, 4, 70, 24);
             Tensor ref = Tensor.allocate(DType.F32, 1, 4, 70, 24);

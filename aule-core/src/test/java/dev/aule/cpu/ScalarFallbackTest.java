@@ -25,7 +25,8 @@ class ScalarFallbackTest {
         assertTrue(result.stdout().startsWith("OK"), result::transcript);
         assertTrue(result.stdout().contains("scalar"), "description should say scalar: " + result.transcript());
         assertEquals(1, occurrences(result.stderr(), WARNING), () -> "the warning once: " + result.transcript());
-        assertTrue(result.stderr().contains("--add-modules jdk.incubator.vector"),
+        assertTrue(
+                result.stderr().contains("--add-modules jdk.incubator.vector"),
                 () -> "the warning says how to enable SIMD: " + result.transcript());
         assertFalse(result.stderr().contains("Using incubator modules"), result::transcript);
     }

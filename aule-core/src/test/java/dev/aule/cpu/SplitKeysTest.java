@@ -1,10 +1,10 @@
 package dev.aule.cpu;
 
-import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -18,14 +18,18 @@ class SplitKeysTest {
     void splitKeyRangesMergeToTheReference() {
         SplittableRandom rnd = new SplittableRandom(11);
         AttentionOptions[] options = {
-                AttentionOptions.defaults(),
-                AttentionOptions.builder().causal(true).build(),
-                AttentionOptions.builder().causal(true).window(700, -1).build(),
-                AttentionOptions.builder().softcap(5f).alibiSlopes(new float[] {0.01f, 0.02f, 0.05f, 0.1f}).build(),
-                AttentionOptions.builder().window(3000, 3000).build(), // the first rows of long splits see nothing
+            AttentionOptions.defaults(),
+            AttentionOptions.builder().causal(true).build(),
+            AttentionOptions.builder().causal(true).window(700, -1).build(),
+            AttentionOptions.builder()
+                    .softcap(5f)
+                    .alibiSlopes(new float[] {0.01f, 0.02f, 0.05f, 0.1f})
+                    .build(),
+            AttentionOptions.builder().window(3000, 3000).build(), // the first rows of long splits see nothing
         };
         int[][] shapes = { // {Hq, Hkv, Sq, Sk, D}
-                {4, 1, 1, 2500, 64}, {4, 4, 2, 1537, 80}, {4, 2, 3, 4099, 32}, {4, 1, 4, 8192, 16}};
+            {4, 1, 1, 2500, 64}, {4, 4, 2, 1537, 80}, {4, 2, 3, 4099, 32}, {4, 1, 4, 8192, 16}
+        };
         for (int[] s : shapes) {
             for (AttentionOptions option : options) {
                 if (option.hasAlibi() && s[0] != 4) {

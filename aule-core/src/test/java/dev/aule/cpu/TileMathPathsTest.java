@@ -61,7 +61,8 @@ class TileMathPathsTest {
                     // interpreted); a NaN must stay a NaN.
                     boolean same = Float.isNaN(expected) ? Float.isNaN(dst[2 + i]) : want == got;
                     if (!same) {
-                        throw new AssertionError(String.format("%s %s: pattern 0x%04x gave 0x%08x, want 0x%08x",
+                        throw new AssertionError(String.format(
+                                "%s %s: pattern 0x%04x gave 0x%08x, want 0x%08x",
                                 math.description(), bf16 ? "BF16" : "F16", i & 0xFFFF, got, want));
                     }
                 }

@@ -1,13 +1,13 @@
 package dev.aule.reference;
 
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.AttentionShape;
-import dev.aule.DType;
-import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -26,16 +26,34 @@ class BackwardReferenceTest {
 
     /** (Hq, Hkv, Sq, Sk, D, Dv) and options; tiny, so every input element gets its own difference. */
     private static final Object[][] CASES = {
-            {new int[] {2, 1, 4, 5, 4, 3}, AttentionOptions.defaults()},
-            {new int[] {4, 2, 5, 5, 4, 4}, AttentionOptions.builder().causal(true).build()},
-            // Sq > Sk causal: the first two rows see no key.
-            {new int[] {2, 2, 6, 4, 3, 2}, AttentionOptions.builder().causal(true).build()},
-            {new int[] {4, 2, 5, 7, 4, 3}, AttentionOptions.builder().window(1, 2).scale(0.9f).build()},
-            {new int[] {2, 1, 4, 4, 4, 4}, AttentionOptions.builder().softcap(0.8f).scale(1.5f).build()},
-            {new int[] {4, 2, 3, 6, 2, 5}, AttentionOptions.builder().causal(true)
-                    .alibiSlopes(new float[] {0.5f, 0.25f, 1f, 0.1f}).build()},
-            {new int[] {4, 1, 5, 6, 3, 3}, AttentionOptions.builder().causal(true).window(2, -1).softcap(1.2f)
-                    .alibiSlopes(new float[] {0.3f, 0.2f, 0.1f, 0.7f}).build()},
+        {new int[] {2, 1, 4, 5, 4, 3}, AttentionOptions.defaults()},
+        {new int[] {4, 2, 5, 5, 4, 4}, AttentionOptions.builder().causal(true).build()},
+        // Sq > Sk causal: the first two rows see no key.
+        {new int[] {2, 2, 6, 4, 3, 2}, AttentionOptions.builder().causal(true).build()},
+        {
+            new int[] {4, 2, 5, 7, 4, 3},
+            AttentionOptions.builder().window(1, 2).scale(0.9f).build()
+        },
+        {
+            new int[] {2, 1, 4, 4, 4, 4},
+            AttentionOptions.builder().softcap(0.8f).scale(1.5f).build()
+        },
+        {
+            new int[] {4, 2, 3, 6, 2, 5},
+            AttentionOptions.builder()
+                    .causal(true)
+                    .alibiSlopes(new float[] {0.5f, 0.25f, 1f, 0.1f})
+                    .build()
+        },
+        {
+            new int[] {4, 1, 5, 6, 3, 3},
+            AttentionOptions.builder()
+                    .causal(true)
+                    .window(2, -1)
+                    .softcap(1.2f)
+                    .alibiSlopes(new float[] {0.3f, 0.2f, 0.1f, 0.7f})
+                    .build()
+        },
     };
 
     /**
@@ -44,20 +62,56 @@ class BackwardReferenceTest {
      * the score, stays far below the difference) and a looser bound.
      */
     private static final Object[][] MASKED_CASES = {
-            {new int[] {2, 1, 4, 5, 4, 3}, AttentionOptions.builder().mask(AttentionMask.of(new boolean[] {
-                    true, false, true, true, false, false, false, false, false, false, true, true, true, false, true,
-                    false, true, false, true, true,
-                    true, true, true, true, true, false, false, false, false, false, true, false, true, false, true,
-                    true, true, false, false, true}, 1, 2, 4, 5)).build()},
-            {new int[] {4, 2, 5, 5, 4, 4}, AttentionOptions.builder().causal(true).bias(bias(5, 5)).build()},
-            {new int[] {2, 2, 6, 4, 3, 2}, AttentionOptions.builder()
-                    .blockMask(BlockMask.of((b, h, i, j) -> (i + j + h) % 3 != 0, 1, 2, 6, 4)).build()},
-            {new int[] {2, 1, 4, 4, 4, 4}, AttentionOptions.builder().scale(1.5f).scoreMod(ScoreMod.softcap(0.8f)).build()},
-            {new int[] {4, 2, 5, 7, 4, 3}, AttentionOptions.builder().window(2, 3).maskMod(MaskMod.prefixLm(2))
-                    .bias(bias(5, 7)).scoreMod(ScoreMod.withDerivative((x, b, h, i, j) -> x + 0.3f * (float) Math.sin(x * h),
-                            (x, b, h, i, j) -> 1 + 0.3f * h * (float) Math.cos(x * h))).build()},
-            {new int[] {4, 1, 5, 6, 3, 3}, AttentionOptions.builder().softcap(1.2f)
-                    .scoreMod(ScoreMod.alibi(new float[] {0.3f, 0.2f, 0.1f, 0.7f})).build()},
+        {
+            new int[] {2, 1, 4, 5, 4, 3},
+            AttentionOptions.builder()
+                    .mask(AttentionMask.of(
+                            new boolean[] {
+                                true, false, true, true, false, false, false, false, false, false, true, true, true,
+                                false, true, false, true, false, true, true, true, true, true, true, true, false, false,
+                                false, false, false, true, false, true, false, true, true, true, false, false, true
+                            },
+                            1,
+                            2,
+                            4,
+                            5))
+                    .build()
+        },
+        {
+            new int[] {4, 2, 5, 5, 4, 4},
+            AttentionOptions.builder().causal(true).bias(bias(5, 5)).build()
+        },
+        {
+            new int[] {2, 2, 6, 4, 3, 2},
+            AttentionOptions.builder()
+                    .blockMask(BlockMask.of((b, h, i, j) -> (i + j + h) % 3 != 0, 1, 2, 6, 4))
+                    .build()
+        },
+        {
+            new int[] {2, 1, 4, 4, 4, 4},
+            AttentionOptions.builder()
+                    .scale(1.5f)
+                    .scoreMod(ScoreMod.softcap(0.8f))
+                    .build()
+        },
+        {
+            new int[] {4, 2, 5, 7, 4, 3},
+            AttentionOptions.builder()
+                    .window(2, 3)
+                    .maskMod(MaskMod.prefixLm(2))
+                    .bias(bias(5, 7))
+                    .scoreMod(ScoreMod.withDerivative(
+                            (x, b, h, i, j) -> x + 0.3f * (float) Math.sin(x * h),
+                            (x, b, h, i, j) -> 1 + 0.3f * h * (float) Math.cos(x * h)))
+                    .build()
+        },
+        {
+            new int[] {4, 1, 5, 6, 3, 3},
+            AttentionOptions.builder()
+                    .softcap(1.2f)
+                    .scoreMod(ScoreMod.alibi(new float[] {0.3f, 0.2f, 0.1f, 0.7f}))
+                    .build()
+        },
     };
 
     @Test
@@ -108,8 +162,9 @@ class BackwardReferenceTest {
     void itsForwardIsTheReferenceForward() {
         SplittableRandom rnd = new SplittableRandom(9);
         ReferenceBackend backend = new ReferenceBackend();
-        for (Object[] c : java.util.stream.Stream.concat(java.util.Arrays.stream(CASES),
-                java.util.Arrays.stream(MASKED_CASES)).toList()) {
+        for (Object[] c : java.util.stream.Stream.concat(
+                        java.util.Arrays.stream(CASES), java.util.Arrays.stream(MASKED_CASES))
+                .toList()) {
             int[] s = (int[]) c[0];
             AttentionOptions options = (AttentionOptions) c[1];
             Tensor q = Tensors.random(rnd, DType.F32, 1, s[0], s[2], s[4]);
@@ -141,8 +196,8 @@ class BackwardReferenceTest {
     }
 
     /** Central differences {@code (L(x + h) - L(x - h)) / 2h} for every element of {@code x}, restored after. */
-    private static void assertGradient(String what, double[] gradient, double[] x, Loss loss, double step,
-                                       double bound) {
+    private static void assertGradient(
+            String what, double[] gradient, double[] x, Loss loss, double step, double bound) {
         for (int i = 0; i < x.length; i++) {
             double saved = x[i];
             x[i] = saved + step;

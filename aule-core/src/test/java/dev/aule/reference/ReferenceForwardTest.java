@@ -45,18 +45,34 @@ class ReferenceForwardTest {
         Tensor v = Tensor.of(new float[] {10, 0}, 1, 1, 2, 1);
         Tensor out = Tensor.allocate(DType.F32, 1, 1, 1, 1);
         Tensor lse = Tensor.allocate(DType.F32, 1, 1, 1, 1);
-        reference.forward(q, k, v, out, lse, AttentionOptions.builder().scale(1f).build());
+        reference.forward(
+                q, k, v, out, lse, AttentionOptions.builder().scale(1f).build());
         assertEquals(10 * Math.E / (Math.E + 1), out.get(0, 0, 0, 0), 1e-5);
         assertEquals(Math.log(Math.E + 1), lse.get(0, 0, 0, 0), 1e-6);
 
         // ALiBi slope 2 on a single query (Sq 1, Sk 2: offset 1, the query sits at key 1): key 0 is
         // 1 away, so scores become 1 - 2 = -1 and 0.
-        reference.forward(q, k, v, out, lse, AttentionOptions.builder().scale(1f).alibiSlopes(new float[] {2f}).build());
+        reference.forward(
+                q,
+                k,
+                v,
+                out,
+                lse,
+                AttentionOptions.builder()
+                        .scale(1f)
+                        .alibiSlopes(new float[] {2f})
+                        .build());
         assertEquals(10 * Math.exp(-1) / (Math.exp(-1) + 1), out.get(0, 0, 0, 0), 1e-5);
 
         // Softcap 0.5: scores 0.5 tanh(2) and 0.
         double s0 = 0.5 * Math.tanh(2);
-        reference.forward(q, k, v, out, lse, AttentionOptions.builder().scale(1f).softcap(0.5f).build());
+        reference.forward(
+                q,
+                k,
+                v,
+                out,
+                lse,
+                AttentionOptions.builder().scale(1f).softcap(0.5f).build());
         assertEquals(10 * Math.exp(s0) / (Math.exp(s0) + 1), out.get(0, 0, 0, 0), 1e-5);
     }
 
@@ -69,7 +85,13 @@ class ReferenceForwardTest {
         Tensor v = Tensors.random(rnd, DType.F32, 1, 1, 6, 3);
         Tensor out = Tensor.allocate(DType.F32, 1, 1, 4, 3);
         Tensor lse = Tensor.allocate(DType.F32, 1, 1, 4, 1);
-        reference.forward(q, k, v, out, lse, AttentionOptions.builder().scale(0f).causal(true).build());
+        reference.forward(
+                q,
+                k,
+                v,
+                out,
+                lse,
+                AttentionOptions.builder().scale(0f).causal(true).build());
         for (int i = 0; i < 4; i++) {
             int visible = i + 2 + 1; // bottom-right causal, offset 6 - 4 = 2: keys 0..i+2
             assertEquals(Math.log(visible), lse.get(0, 0, i, 0), 1e-6, "row " + i);
@@ -106,11 +128,17 @@ class ReferenceForwardTest {
                     for (int i = 0; i < sq; i++) {
                         double[] want = new double[dv];
                         double wantLse = attentionRow(q, k, v, options, b, h, i, want);
-                        assertEquals(wantLse, lse.get(b, h, i, 0), Math.max(1, Math.abs(wantLse)) * 1e-6,
+                        assertEquals(
+                                wantLse,
+                                lse.get(b, h, i, 0),
+                                Math.max(1, Math.abs(wantLse)) * 1e-6,
                                 where + " lse (" + b + ", " + h + ", " + i + ")");
                         for (int x = 0; x < dv; x++) {
-                            assertEquals(want[x], out.get(b, h, i, x), 1e-6, where + " out (" + b + ", " + h + ", " + i
-                                    + ", " + x + ")");
+                            assertEquals(
+                                    want[x],
+                                    out.get(b, h, i, x),
+                                    1e-6,
+                                    where + " out (" + b + ", " + h + ", " + i + ", " + x + ")");
                         }
                     }
                 }
@@ -122,14 +150,14 @@ class ReferenceForwardTest {
      * One output row straight from the contract's numbered rules, with its own visibility test per
      * key. Returns the LSE (-inf for a row that sees nothing, whose output stays 0).
      */
-    private static double attentionRow(Tensor q, Tensor k, Tensor v, AttentionOptions options, int b, int h, int i,
-                                       double[] out) {
+    private static double attentionRow(
+            Tensor q, Tensor k, Tensor v, AttentionOptions options, int b, int h, int i, double[] out) {
         int sq = q.seqLen();
         int sk = k.seqLen();
-        int kvHead = h / (q.heads() / k.heads());                        // rule 1
+        int kvHead = h / (q.heads() / k.heads()); // rule 1
         int offset = sk - sq;
         int left = options.windowLeft();
-        int right = options.causal() ? 0 : options.windowRight();        // rule 5: causal sets right = 0
+        int right = options.causal() ? 0 : options.windowRight(); // rule 5: causal sets right = 0
         double scale = options.explicitScale().map(Float::doubleValue).orElse(1 / Math.sqrt(q.headDim()));
         double[] s = new double[sk];
         boolean[] visible = new boolean[sk];
@@ -143,15 +171,15 @@ class ReferenceForwardTest {
             for (int x = 0; x < q.headDim(); x++) {
                 dot += (double) q.get(b, h, i, x) * k.get(b, kvHead, j, x);
             }
-            s[j] = scale * dot;                                          // rule 2
+            s[j] = scale * dot; // rule 2
             if (options.softcap() > 0) {
                 s[j] = options.softcap() * Math.tanh(s[j] / options.softcap()); // rule 3
             }
-            s[j] -= options.alibiSlope(h) * Math.abs(i + offset - j);    // rule 4
+            s[j] -= options.alibiSlope(h) * Math.abs(i + offset - j); // rule 4
             max = Math.max(max, s[j]);
         }
         if (max == Double.NEGATIVE_INFINITY) {
-            return Double.NEGATIVE_INFINITY;                             // rule 7
+            return Double.NEGATIVE_INFINITY; // rule 7
         }
         double sum = 0;
         for (int j = 0; j < sk; j++) {
@@ -159,7 +187,7 @@ class ReferenceForwardTest {
                 sum += Math.exp(s[j] - max);
             }
         }
-        double lse = max + Math.log(sum);                                // rule 6
+        double lse = max + Math.log(sum); // rule 6
         for (int j = 0; j < sk; j++) {
             if (visible[j]) {
                 double p = Math.exp(s[j] - lse);

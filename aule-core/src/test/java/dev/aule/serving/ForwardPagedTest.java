@@ -1,12 +1,12 @@
 package dev.aule.serving;
 
-import dev.aule.spi.AttentionBackend;
+import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
-import dev.aule.Attention;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -28,8 +28,8 @@ class ForwardPagedTest {
      * block-major ({@code [numBlocks, Hkv, blockSize, dim]}), where a head's blocks never follow each other
      * and runs of adjacent blocks cannot be read as one.
      */
-    private static Tensor cache(SplittableRandom rnd, DType dtype, boolean blockMajor, int numBlocks, int blockSize,
-                                int kvHeads, int dim) {
+    private static Tensor cache(
+            SplittableRandom rnd, DType dtype, boolean blockMajor, int numBlocks, int blockSize, int kvHeads, int dim) {
         long[] shape = {numBlocks, kvHeads, blockSize, dim};
         long[] strides = blockMajor
                 ? new long[] {(long) kvHeads * blockSize * dim, (long) blockSize * dim, dim, 1}
@@ -99,7 +99,13 @@ class ForwardPagedTest {
                     Tensor v = gather(vCache, tables[b], lens[b]);
                     Tensor qb = q.sequence(b, 0, queries);
                     AttentionResult ref = Oracle.forward(qb, k, v, dv, options);
-                    Oracle.assertMatches(out.sequence(b, 0, queries), lse.sequence(b, 0, queries), ref, qb, k, options,
+                    Oracle.assertMatches(
+                            out.sequence(b, 0, queries),
+                            lse.sequence(b, 0, queries),
+                            ref,
+                            qb,
+                            k,
+                            options,
                             backend.name() + " seed " + seed + " sequence " + b + " len " + lens[b] + " blockSize "
                                     + blockSize + " " + kvType + (blockMajor ? " block-major " : " vLLM layout ")
                                     + options);
@@ -122,16 +128,28 @@ class ForwardPagedTest {
         }
         int[] lens = {3999, 2501};
         Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 64);
-        AttentionOptions[] all = {AttentionOptions.builder().causal(true).build(),
-                AttentionOptions.builder().causal(true).window(1500, -1).softcap(20f).build()};
+        AttentionOptions[] all = {
+            AttentionOptions.builder().causal(true).build(),
+            AttentionOptions.builder()
+                    .causal(true)
+                    .window(1500, -1)
+                    .softcap(20f)
+                    .build()
+        };
         for (AttentionOptions options : all) {
             AttentionResult r = Attention.forwardPaged(q, kCache, vCache, tables, lens, options);
             for (int b = 0; b < 2; b++) {
                 Tensor k = gather(kCache, tables[b], lens[b]);
                 Tensor v = gather(vCache, tables[b], lens[b]);
                 AttentionResult ref = Oracle.forward(q.sequence(b, 0, 1), k, v, 64, options);
-                Oracle.assertMatches(r.out().sequence(b, 0, 1), r.lse().sequence(b, 0, 1), ref, q.sequence(b, 0, 1), k,
-                        options, "sequence " + b + " " + options);
+                Oracle.assertMatches(
+                        r.out().sequence(b, 0, 1),
+                        r.lse().sequence(b, 0, 1),
+                        ref,
+                        q.sequence(b, 0, 1),
+                        k,
+                        options,
+                        "sequence " + b + " " + options);
             }
         }
     }
@@ -143,35 +161,46 @@ class ForwardPagedTest {
         Tensor vCache = cache(rnd, DType.F32, false, 6, 4, 2, 8);
         Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 8);
         int[][] good = {{0, 1, 2}, {5, 4, 3}};
-        record Bad(String argument, int[][] tables, int[] lens, Tensor q) {
-        }
+        record Bad(String argument, int[][] tables, int[] lens, Tensor q) {}
         Bad[] bad = {
-                new Bad("blockTables[1][0]", new int[][] {{0, 1, 2}, {6, 4, 3}}, new int[] {12, 12}, q),
-                new Bad("blockTables[0][2]", new int[][] {{0, 1, -1}, {5, 4, 3}}, new int[] {9, 12}, q),
-                new Bad("contextLens[0]", good, new int[] {13, 1}, q),
-                new Bad("contextLens[1]", good, new int[] {1, -1}, q),
-                new Bad("blockTables, contextLens", new int[][] {{0, 1, 2}}, new int[] {1, 1}, q),
-                new Bad("blockTables, contextLens", good, new int[] {1}, q),
-                new Bad("blockTables[1]", new int[][] {{0, 1, 2}, null}, new int[] {1, 1}, q),
-                new Bad("blockTables, contextLens", good, new int[] {1, 1}, Tensors.random(rnd, DType.F32, 3, 4, 1, 8)),
-                new Bad("q, k", good, new int[] {1, 1}, Tensors.random(rnd, DType.F32, 2, 3, 1, 8)),
+            new Bad("blockTables[1][0]", new int[][] {{0, 1, 2}, {6, 4, 3}}, new int[] {12, 12}, q),
+            new Bad("blockTables[0][2]", new int[][] {{0, 1, -1}, {5, 4, 3}}, new int[] {9, 12}, q),
+            new Bad("contextLens[0]", good, new int[] {13, 1}, q),
+            new Bad("contextLens[1]", good, new int[] {1, -1}, q),
+            new Bad("blockTables, contextLens", new int[][] {{0, 1, 2}}, new int[] {1, 1}, q),
+            new Bad("blockTables, contextLens", good, new int[] {1}, q),
+            new Bad("blockTables[1]", new int[][] {{0, 1, 2}, null}, new int[] {1, 1}, q),
+            new Bad("blockTables, contextLens", good, new int[] {1, 1}, Tensors.random(rnd, DType.F32, 3, 4, 1, 8)),
+            new Bad("q, k", good, new int[] {1, 1}, Tensors.random(rnd, DType.F32, 2, 3, 1, 8)),
         };
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             for (Bad c : bad) {
                 Tensor out = Oracle.poisoned(DType.F32, c.q().batch(), c.q().heads(), 1, 8);
-                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(
-                        c.q(), kCache, vCache, c.tables(), c.lens(), out, null, AttentionOptions.defaults()));
+                IllegalArgumentException e = assertThrows(
+                        IllegalArgumentException.class,
+                        () -> backend.forwardPaged(
+                                c.q(), kCache, vCache, c.tables(), c.lens(), out, null, AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith(c.argument()), c.argument() + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written: " + e.getMessage());
             }
             Tensor wrongV = cache(rnd, DType.F32, false, 5, 4, 2, 8);
             Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(
-                    q, kCache, wrongV, good, new int[] {1, 1}, out, null, AttentionOptions.defaults()));
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> backend.forwardPaged(
+                            q, kCache, wrongV, good, new int[] {1, 1}, out, null, AttentionOptions.defaults()));
             assertTrue(e.getMessage().startsWith("vCache"), e.getMessage());
-            assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(q.sequence(0, 0, 1), kCache,
-                    vCache, new int[][] {{0}}, new int[] {1}, Tensor.of(kCache.memory(), DType.F32,
-                            new long[] {1, 4, 1, 8}, new long[] {32, 8, 8, 1}), null, AttentionOptions.defaults()),
+            assertThrows(
+                    IllegalArgumentException.class,
+                    () -> backend.forwardPaged(
+                            q.sequence(0, 0, 1),
+                            kCache,
+                            vCache,
+                            new int[][] {{0}},
+                            new int[] {1},
+                            Tensor.of(kCache.memory(), DType.F32, new long[] {1, 4, 1, 8}, new long[] {32, 8, 8, 1}),
+                            null,
+                            AttentionOptions.defaults()),
                     "out overlapping the cache");
         }
     }

@@ -1,15 +1,11 @@
 package dev.aule.serving;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
-import dev.aule.serving.KvCache;
-import dev.aule.serving.KvCacheFullException;
-import dev.aule.serving.PagedKvCache;
-import dev.aule.serving.Rope;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -41,6 +37,7 @@ class KvCacheTest {
         assertTrue(paged.keyBlocks().memory().heapBase().orElseThrow() instanceof float[]);
         assertTrue(paged.valueBlocks().memory().heapBase().orElseThrow() instanceof float[]);
     }
+
     private static final DType[] TYPES = {DType.F32, DType.F16, DType.BF16};
 
     @Test
@@ -88,9 +85,14 @@ class KvCacheTest {
                 Tensor v = Oracle.prefix(cache.values(), b, cache.length(b));
                 Tensor qb = q.sequence(b, 0, q.seqLen());
                 AttentionResult ref = Oracle.forward(qb, k, v, cache.valueDim(), options);
-                Oracle.assertMatches(out.sequence(b, 0, q.seqLen()), lse.sequence(b, 0, q.seqLen()), ref, qb, k,
-                        options, backend.name() + " sequence " + b + " of " + Arrays.toString(cache.lengths())
-                                + ", " + where);
+                Oracle.assertMatches(
+                        out.sequence(b, 0, q.seqLen()),
+                        lse.sequence(b, 0, q.seqLen()),
+                        ref,
+                        qb,
+                        k,
+                        options,
+                        backend.name() + " sequence " + b + " of " + Arrays.toString(cache.lengths()) + ", " + where);
             }
         }
     }
@@ -114,17 +116,30 @@ class KvCacheTest {
         KvCache cache = KvCache.allocate(DType.F32, 2, 1, 10, 8);
         cache.append(Tensors.random(rnd, DType.F32, 2, 1, 8, 8), Tensors.random(rnd, DType.F32, 2, 1, 8, 8));
         float[] keysBefore = cache.keys().toFloatArray();
-        KvCacheFullException full = assertThrows(KvCacheFullException.class, () -> cache.append(
-                Tensors.random(rnd, DType.F32, 2, 1, 3, 8), Tensors.random(rnd, DType.F32, 2, 1, 3, 8)));
+        KvCacheFullException full = assertThrows(
+                KvCacheFullException.class,
+                () -> cache.append(
+                        Tensors.random(rnd, DType.F32, 2, 1, 3, 8), Tensors.random(rnd, DType.F32, 2, 1, 3, 8)));
         assertTrue(full.getMessage().contains("capacity 10"), full.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> cache.append(
-                Tensors.random(rnd, DType.F32, 2, 2, 1, 8), Tensors.random(rnd, DType.F32, 2, 2, 1, 8)));
-        assertThrows(IllegalArgumentException.class, () -> cache.append(
-                Tensors.random(rnd, DType.F32, 2, 1, 2, 8), Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
-                new int[] {1, 3}, null));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> cache.append(
+                        Tensors.random(rnd, DType.F32, 2, 2, 1, 8), Tensors.random(rnd, DType.F32, 2, 2, 1, 8)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> cache.append(
+                        Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
+                        Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
+                        new int[] {1, 3},
+                        null));
         Rope rope = Rope.of(8, 9, 10000, Rope.Style.NEOX);
-        assertThrows(IllegalArgumentException.class, () -> cache.append(
-                Tensors.random(rnd, DType.F32, 2, 1, 2, 8), Tensors.random(rnd, DType.F32, 2, 1, 2, 8), null, rope));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> cache.append(
+                        Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
+                        Tensors.random(rnd, DType.F32, 2, 1, 2, 8),
+                        null,
+                        rope));
         assertArrayEquals(new int[] {8, 8}, cache.lengths());
         assertArrayEquals(keysBefore, cache.keys().toFloatArray());
         cache.truncate(1, 3);
@@ -141,7 +156,8 @@ class KvCacheTest {
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             for (int[] lens : new int[][] {{3, 17}, {-1, 2}, {3}, {1, 2, 3}}) {
                 Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
-                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                IllegalArgumentException e = assertThrows(
+                        IllegalArgumentException.class,
                         () -> backend.forwardCached(q, k, v, lens, out, null, AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith("cacheLens"), e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written");

@@ -34,7 +34,8 @@ class MergeStatesTest {
             Tensor v = Tensors.random(rnd, DType.F32, 1, heads, sk, d);
             AttentionOptions options = AttentionOptions.builder()
                     .scale(new float[] {0.1f, 1f, 4f}[rnd.nextInt(3)])
-                    .softcap(rnd.nextBoolean() ? 0f : 5f).build();
+                    .softcap(rnd.nextBoolean() ? 0f : 5f)
+                    .build();
             // Each key goes to a random part (not contiguous); some parts stay empty.
             List<List<Integer>> members = new ArrayList<>();
             for (int p = 0; p < parts; p++) {
@@ -49,13 +50,14 @@ class MergeStatesTest {
             }
             AttentionResult merged = Attention.mergeStates(partials);
             AttentionResult ref = Oracle.forward(q, k, v, d, options);
-            Oracle.assertMatches(merged.out(), merged.lse(), ref, q, k, options, "seed " + seed + ", " + parts + " parts");
+            Oracle.assertMatches(
+                    merged.out(), merged.lse(), ref, q, k, options, "seed " + seed + ", " + parts + " parts");
         }
     }
 
     /** Attention over a subset of keys; an empty subset is a partial of zeros with lse -inf (and NaN out, never read). */
-    private static AttentionResult partial(Tensor q, Tensor k, Tensor v, List<Integer> keys, AttentionOptions options,
-                                           String backend) {
+    private static AttentionResult partial(
+            Tensor q, Tensor k, Tensor v, List<Integer> keys, AttentionOptions options, String backend) {
         Tensor out = Tensor.allocate(DType.F32, 1, q.heads(), q.seqLen(), v.headDim());
         Tensor lse = Tensor.allocate(DType.F32, 1, q.heads(), q.seqLen(), 1);
         if (keys.isEmpty()) {
@@ -84,8 +86,8 @@ class MergeStatesTest {
         out.fill(Float.NaN);
         Tensor lse = Tensor.allocate(DType.F32, 1, 2, 3, 1);
         lse.fill(Float.NEGATIVE_INFINITY);
-        AttentionResult merged = Attention.mergeStates(List.of(new AttentionResult(out, lse),
-                new AttentionResult(out, lse)));
+        AttentionResult merged =
+                Attention.mergeStates(List.of(new AttentionResult(out, lse), new AttentionResult(out, lse)));
         for (float x : merged.out().toFloatArray()) {
             assertEquals(0f, x);
         }
@@ -97,20 +99,25 @@ class MergeStatesTest {
     @Test
     void mismatchedPartialsAreRejected() {
         SplittableRandom rnd = new SplittableRandom(2);
-        AttentionResult a = new AttentionResult(Tensors.random(rnd, DType.F32, 1, 2, 3, 4),
-                Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
-        AttentionResult wrongOut = new AttentionResult(Tensors.random(rnd, DType.F32, 1, 2, 3, 5),
-                Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
-        AttentionResult halfLse = new AttentionResult(Tensors.random(rnd, DType.F32, 1, 2, 3, 4),
-                Tensors.random(rnd, DType.F16, 1, 2, 3, 1));
+        AttentionResult a = new AttentionResult(
+                Tensors.random(rnd, DType.F32, 1, 2, 3, 4), Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
+        AttentionResult wrongOut = new AttentionResult(
+                Tensors.random(rnd, DType.F32, 1, 2, 3, 5), Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
+        AttentionResult halfLse = new AttentionResult(
+                Tensors.random(rnd, DType.F32, 1, 2, 3, 4), Tensors.random(rnd, DType.F16, 1, 2, 3, 1));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Attention.mergeStates(List.of()))
-                .getMessage().startsWith("partials"));
+                .getMessage()
+                .startsWith("partials"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Attention.mergeStates(List.of(a, wrongOut)))
-                .getMessage().startsWith("partials[1].out"));
+                .getMessage()
+                .startsWith("partials[1].out"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> Attention.mergeStates(List.of(a, halfLse)))
-                .getMessage().startsWith("partials[1].lse"));
+                .getMessage()
+                .startsWith("partials[1].lse"));
         Tensor lse = Tensor.allocate(DType.F32, 1, 2, 3, 1);
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> Attention.mergeStatesInto(List.of(a), a.out(), lse))
-                .getMessage().startsWith("out: memory overlaps"));
+        assertTrue(
+                assertThrows(IllegalArgumentException.class, () -> Attention.mergeStatesInto(List.of(a), a.out(), lse))
+                        .getMessage()
+                        .startsWith("out: memory overlaps"));
     }
 }

@@ -1,11 +1,11 @@
 package dev.aule.serving;
 
-import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -14,8 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * keys and values of one sequence, and the comparison of a serving path's rows with it.
  */
 final class Oracle {
-    private Oracle() {
-    }
+    private Oracle() {}
 
     /** Reference attention of q {@code [1, Hq, Sq, D]} against k and v (null: no keys; rows 0 and -inf). */
     static AttentionResult forward(Tensor q, Tensor k, Tensor v, int valueDim, AttentionOptions options) {
@@ -42,15 +41,16 @@ final class Oracle {
      * contract's limit for {@code out}'s dtype (widened for large logits as
      * {@link Accuracy#forwardTolerance} explains).
      */
-    static void assertMatches(Tensor out, Tensor lse, AttentionResult ref, Tensor q, Tensor k,
-                              AttentionOptions options, String where) {
+    static void assertMatches(
+            Tensor out, Tensor lse, AttentionResult ref, Tensor q, Tensor k, AttentionOptions options, String where) {
         double limit = k == null ? 1e-5 : Accuracy.forwardTolerance(out.dtype(), q, k, options);
         double outError = Accuracy.relativeError(out, ref.out());
         assertTrue(outError < limit, "out error " + outError + " over " + limit + ": " + where);
         if (lse != null) {
             double lseLimit = k == null ? 1e-5 : Math.max(1e-5, limit);
             double lseError = Accuracy.relativeError(lse, ref.lse());
-            assertTrue(lseError < (out.dtype() == DType.F32 ? lseLimit : Math.max(lseLimit, 1e-4)),
+            assertTrue(
+                    lseError < (out.dtype() == DType.F32 ? lseLimit : Math.max(lseLimit, 1e-4)),
                     "lse error " + lseError + ": " + where);
         }
     }

@@ -4,8 +4,6 @@ import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
-import dev.aule.serving.KvCacheFullException;
-import dev.aule.serving.PagedKvCache;
 import dev.aule.Tensor;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
@@ -98,8 +96,8 @@ class PagedKvCachePropertyTest {
         assertEquals(numBlocks, cache.usage().freeBlocks(), context + ": every block back after freeing all");
     }
 
-    private void appendChecked(PagedKvCache cache, Map<Integer, Tokens> model, int seq, SplittableRandom rnd,
-                                      DType dtype, String where) {
+    private void appendChecked(
+            PagedKvCache cache, Map<Integer, Tokens> model, int seq, SplittableRandom rnd, DType dtype, String where) {
         int n = 1 + rnd.nextInt(rnd.nextInt(4) == 0 ? 3 * cache.blockSize() + 2 : 3);
         Tensor k = Tensors.random(rnd, dtype, 1, KV_HEADS, n, D);
         Tensor v = Tensors.random(rnd, dtype, 1, KV_HEADS, n, DV);
@@ -169,7 +167,8 @@ class PagedKvCachePropertyTest {
                 for (int h = 0; h < KV_HEADS; h++) {
                     cache.keyBlocks().readRow(block, h, slot, row, 0);
                     if (!Arrays.equals(row, 0, D, expected.keys().get(j), h * D, (h + 1) * D)) {
-                        fail(where + ": key " + j + " head " + h + " of sequence " + seq + " differs from what was appended");
+                        fail(where + ": key " + j + " head " + h + " of sequence " + seq
+                                + " differs from what was appended");
                     }
                     cache.valueBlocks().readRow(block, h, slot, row, 0);
                     if (!Arrays.equals(row, 0, DV, expected.values().get(j), h * DV, (h + 1) * DV)) {
@@ -189,11 +188,12 @@ class PagedKvCachePropertyTest {
         assertEquals(model.size(), usage.sequences(), where);
         assertEquals(tokens, usage.tokens(), where);
         assertEquals(used * usage.bytesPerBlock(), usage.bytesUsed(), where);
-        assertEquals((long) cache.blockSize() * KV_HEADS * (D + DV) * cache.dtype().byteSize(), usage.bytesPerBlock());
+        assertEquals(
+                (long) cache.blockSize() * KV_HEADS * (D + DV) * cache.dtype().byteSize(), usage.bytesPerBlock());
     }
 
-    private void attendChecked(PagedKvCache cache, Map<Integer, Tokens> model, List<Integer> live,
-                                      SplittableRandom rnd, String where) {
+    private void attendChecked(
+            PagedKvCache cache, Map<Integer, Tokens> model, List<Integer> live, SplittableRandom rnd, String where) {
         int batch = 1 + rnd.nextInt(Math.min(3, live.size()));
         int[] seqs = new int[batch];
         List<Integer> pool = new ArrayList<>(live);
@@ -213,8 +213,15 @@ class PagedKvCachePropertyTest {
             Tensor v = stack(tokens.values(), DV);
             Tensor qb = q.sequence(b, 0, queries);
             AttentionResult ref = Oracle.forward(qb, k, v, DV, options);
-            Oracle.assertMatches(out.sequence(b, 0, queries), lse.sequence(b, 0, queries), ref, qb, k, options,
-                    where + " attention of sequence " + seqs[b] + " (" + tokens.keys().size() + " tokens) " + options);
+            Oracle.assertMatches(
+                    out.sequence(b, 0, queries),
+                    lse.sequence(b, 0, queries),
+                    ref,
+                    qb,
+                    k,
+                    options,
+                    where + " attention of sequence " + seqs[b] + " ("
+                            + tokens.keys().size() + " tokens) " + options);
         }
         attentions++;
         assertEquals("cpu", Backends.selected().name(), "the cache's attention ran on the cpu backend");

@@ -1,9 +1,6 @@
 package dev.aule.serving;
 
 import dev.aule.DType;
-import dev.aule.serving.KvCache;
-import dev.aule.serving.PagedKvCache;
-import dev.aule.serving.Rope;
 import dev.aule.Tensor;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -17,8 +14,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** RoPE against float64 rotations written from the definition, and fused into cache appends. */
 class RopeTest {
-    private static final Rope.Scaling[] SCALINGS = {new Rope.Scaling.None(), new Rope.Scaling.Linear(4),
-            new Rope.Scaling.Ntk(8)};
+    private static final Rope.Scaling[] SCALINGS = {
+        new Rope.Scaling.None(), new Rope.Scaling.Linear(4), new Rope.Scaling.Ntk(8)
+    };
 
     /** The angle of pair {@code i} at {@code position}, from the definition. */
     private static double angle(Rope rope, int i, int position) {
@@ -59,8 +57,16 @@ class RopeTest {
                                     double a = angle(rope, i, starts[b] + s);
                                     double x0 = before[base + p[0]];
                                     double x1 = before[base + p[1]];
-                                    assertEquals(x0 * Math.cos(a) - x1 * Math.sin(a), after[base + p[0]], 2e-6, style + " " + scaling);
-                                    assertEquals(x1 * Math.cos(a) + x0 * Math.sin(a), after[base + p[1]], 2e-6, style + " " + scaling);
+                                    assertEquals(
+                                            x0 * Math.cos(a) - x1 * Math.sin(a),
+                                            after[base + p[0]],
+                                            2e-6,
+                                            style + " " + scaling);
+                                    assertEquals(
+                                            x1 * Math.cos(a) + x0 * Math.sin(a),
+                                            after[base + p[1]],
+                                            2e-6,
+                                            style + " " + scaling);
                                 }
                                 for (int e = dims[1]; e < dims[0]; e++) {
                                     assertEquals(before[base + e], after[base + e], "past the rotary dim: untouched");

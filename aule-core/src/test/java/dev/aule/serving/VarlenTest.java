@@ -1,12 +1,12 @@
 package dev.aule.serving;
 
 import dev.aule.Attention;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -62,9 +62,15 @@ class VarlenTest {
                     Tensor ks = keys == 0 ? null : k.sequence(0, cuK[s], keys);
                     Tensor vs = keys == 0 ? null : v.sequence(0, cuK[s], keys);
                     AttentionResult ref = Oracle.forward(qs, ks, vs, dv, options);
-                    Oracle.assertMatches(out.sequence(0, cuQ[s], rows), lse.sequence(0, cuQ[s], rows), ref, qs, ks,
-                            options, backend.name() + " seed " + seed + " sequence " + s + " cuQ "
-                                    + Arrays.toString(cuQ) + " cuK " + Arrays.toString(cuK) + " " + options);
+                    Oracle.assertMatches(
+                            out.sequence(0, cuQ[s], rows),
+                            lse.sequence(0, cuQ[s], rows),
+                            ref,
+                            qs,
+                            ks,
+                            options,
+                            backend.name() + " seed " + seed + " sequence " + s + " cuQ " + Arrays.toString(cuQ)
+                                    + " cuK " + Arrays.toString(cuK) + " " + options);
                 }
             }
         }
@@ -98,22 +104,32 @@ class VarlenTest {
         Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 12, 8);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 12, 8);
         int[][][] bad = { // {cuQ, cuK, expected argument as the first element's first entry index}
-                {{0, 5, 10}, {0, 6, 11}}, {{0, 5, 10}, {1, 6, 12}}, {{0, 11, 10}, {0, 6, 12}},
-                {{0, 10}, {0, 6, 12}}, {{10}, {12}}, {{0, 6, 4, 10}, {0, 1, 2, 12}}};
+            {{0, 5, 10}, {0, 6, 11}}, {{0, 5, 10}, {1, 6, 12}}, {{0, 11, 10}, {0, 6, 12}},
+            {{0, 10}, {0, 6, 12}}, {{10}, {12}}, {{0, 6, 4, 10}, {0, 1, 2, 12}}
+        };
         String[] argument = {"cuSeqlensK", "cuSeqlensK", "cuSeqlensQ[2]", "cuSeqlensK", "cuSeqlensQ", "cuSeqlensQ[2]"};
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             for (int i = 0; i < bad.length; i++) {
                 int[][] c = bad[i];
                 Tensor out = Oracle.poisoned(DType.F32, 1, 2, 10, 8);
-                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                IllegalArgumentException e = assertThrows(
+                        IllegalArgumentException.class,
                         () -> backend.forwardVarlen(q, k, v, c[0], c[1], out, null, AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith(argument[i]), argument[i] + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written");
             }
             Tensor q2 = Tensors.random(rnd, DType.F32, 2, 2, 5, 8);
-            assertThrows(IllegalArgumentException.class, () -> backend.forwardVarlen(q2, k.sequence(0, 0, 12),
-                    v, new int[] {0, 5}, new int[] {0, 12}, Oracle.poisoned(DType.F32, 2, 2, 5, 8), null,
-                    AttentionOptions.defaults()));
+            assertThrows(
+                    IllegalArgumentException.class,
+                    () -> backend.forwardVarlen(
+                            q2,
+                            k.sequence(0, 0, 12),
+                            v,
+                            new int[] {0, 5},
+                            new int[] {0, 12},
+                            Oracle.poisoned(DType.F32, 2, 2, 5, 8),
+                            null,
+                            AttentionOptions.defaults()));
         }
     }
 
@@ -123,15 +139,23 @@ class VarlenTest {
         Tensor q = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
         Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 4, 8);
-        AttentionOptions masked = AttentionOptions.builder().maskMod(dev.aule.mask.MaskMod.causal()).build();
+        AttentionOptions masked = AttentionOptions.builder()
+                .maskMod(dev.aule.mask.MaskMod.causal())
+                .build();
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             Tensor out = Oracle.poisoned(DType.F32, 1, 2, 4, 8);
-            String varlen = assertThrows(IllegalArgumentException.class, () -> backend.forwardVarlen(q, k, v,
-                    new int[] {0, 4}, new int[] {0, 4}, out, null, masked)).getMessage();
-            String cached = assertThrows(IllegalArgumentException.class, () -> backend.forwardCached(q, k, v,
-                    new int[] {4}, out, null, masked)).getMessage();
-            String paged = assertThrows(IllegalArgumentException.class, () -> backend.forwardPaged(q, k, v,
-                    new int[][] {{0}}, new int[] {4}, out, null, masked)).getMessage();
+            String varlen = assertThrows(
+                            IllegalArgumentException.class,
+                            () -> backend.forwardVarlen(q, k, v, new int[] {0, 4}, new int[] {0, 4}, out, null, masked))
+                    .getMessage();
+            String cached = assertThrows(
+                            IllegalArgumentException.class,
+                            () -> backend.forwardCached(q, k, v, new int[] {4}, out, null, masked))
+                    .getMessage();
+            String paged = assertThrows(
+                            IllegalArgumentException.class,
+                            () -> backend.forwardPaged(q, k, v, new int[][] {{0}}, new int[] {4}, out, null, masked))
+                    .getMessage();
             for (String message : new String[] {varlen, cached, paged}) {
                 assertTrue(message.startsWith("options: masks"), message);
             }

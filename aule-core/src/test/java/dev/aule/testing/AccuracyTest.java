@@ -58,8 +58,8 @@ class AccuracyTest {
 
     @Test
     void differentSizesAreRejected() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Accuracy.relativeError(row(1f), row(1f, 2f)));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> Accuracy.relativeError(row(1f), row(1f, 2f)));
         assertTrue(e.getMessage().contains("actual, expected"), e.getMessage());
     }
 
@@ -91,7 +91,10 @@ class AccuracyTest {
         assertEquals(6e3 * Math.ulp(1f), Accuracy.forwardTolerance(DType.F32, q, k, large), 1e-12);
         assertEquals(1e-2, Accuracy.forwardTolerance(DType.BF16, q, k, large));
         // ALiBi adds max|slope| * (Sq + Sk)
-        AttentionOptions alibi = AttentionOptions.builder().scale(1f).alibiSlopes(new float[] {-0.5f}).build();
+        AttentionOptions alibi = AttentionOptions.builder()
+                .scale(1f)
+                .alibiSlopes(new float[] {-0.5f})
+                .build();
         assertEquals(7, Accuracy.logitBound(q, k, alibi), 1e-9);
     }
 

@@ -1,11 +1,11 @@
 package dev.aule.testing;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Gradients;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionBackend;
 
 import java.util.SplittableRandom;
 
@@ -15,12 +15,19 @@ public final class BackwardCases {
     private static final int[] HEAD_DIMS = {16, 32, 64, 80, 128};
     private static final int[][] HEADS = {{1, 1}, {2, 2}, {4, 2}, {4, 1}, {8, 1}};
 
-    private BackwardCases() {
-    }
+    private BackwardCases() {}
 
     /** One call's geometry, storage type and options. */
-    public record Case(DType dtype, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim,
-                       int valueDim, AttentionOptions options) {
+    public record Case(
+            DType dtype,
+            int batch,
+            int queryHeads,
+            int kvHeads,
+            int queryLen,
+            int keyLen,
+            int headDim,
+            int valueDim,
+            AttentionOptions options) {
         @Override
         public String toString() {
             return dtype + " B" + batch + " Hq" + queryHeads + " Hkv" + kvHeads + " Sq" + queryLen + " Sk" + keyLen
@@ -29,8 +36,7 @@ public final class BackwardCases {
     }
 
     /** The forward's inputs and results plus a random output gradient. */
-    public record Inputs(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dOut) {
-    }
+    public record Inputs(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dOut) {}
 
     /** A random case: odd and tile-sized lengths both ways, GQA and MQA, any mix of the options. */
     public static Case random(SplittableRandom rnd, DType dtype) {
@@ -93,8 +99,10 @@ public final class BackwardCases {
 
     /** The largest of the contract's errors over dq, dk and dv (infinite when any holds NaN). */
     public static double error(Gradients actual, Gradients expected) {
-        return Math.max(Accuracy.relativeError(actual.dq(), expected.dq()),
-                Math.max(Accuracy.relativeError(actual.dk(), expected.dk()),
+        return Math.max(
+                Accuracy.relativeError(actual.dq(), expected.dq()),
+                Math.max(
+                        Accuracy.relativeError(actual.dk(), expected.dk()),
                         Accuracy.relativeError(actual.dv(), expected.dv())));
     }
 

@@ -52,7 +52,8 @@ public final class CaseFailures {
     /** Fails listing every failing case, or passes. */
     public void assertNone(String what) {
         if (!failures.isEmpty()) {
-            fail(failingCases + " of " + cases + " " + what + " failed (a drawn case is rebuilt by ForwardCase.random(seed, halfPrecision)):\n  "
+            fail(failingCases + " of " + cases + " " + what
+                    + " failed (a drawn case is rebuilt by ForwardCase.random(seed, halfPrecision)):\n  "
                     + String.join("\n  ", failures.subList(0, Math.min(20, failures.size()))));
         }
     }

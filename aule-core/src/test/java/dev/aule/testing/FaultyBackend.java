@@ -19,8 +19,7 @@ import java.util.function.Consumer;
 public record FaultyBackend(String name, AttentionBackend inner, Consumer<Call> fault) implements AttentionBackend {
 
     /** The tensors of one forward call, for a fault to tamper with. */
-    public record Call(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-    }
+    public record Call(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {}
 
     @Override
     public String description() {

@@ -15,8 +15,7 @@ import java.util.concurrent.TimeUnit;
  * what one JVM cannot show: a heap limit, the absence of a module, a one-time log line.
  */
 public final class ForkedJvm {
-    private ForkedJvm() {
-    }
+    private ForkedJvm() {}
 
     /** What the forked JVM did. */
     public record Result(int exitCode, String stdout, String stderr) {
@@ -43,9 +42,8 @@ public final class ForkedJvm {
         Path stdout = Files.createTempFile("aule-fork", ".out");
         Path stderr = Files.createTempFile("aule-fork", ".err");
         try {
-            ProcessBuilder builder = new ProcessBuilder(command)
-                    .redirectOutput(stdout.toFile())
-                    .redirectError(stderr.toFile());
+            ProcessBuilder builder =
+                    new ProcessBuilder(command).redirectOutput(stdout.toFile()).redirectError(stderr.toFile());
             builder.environment().remove("JAVA_TOOL_OPTIONS"); // its banner would land in stderr
             builder.environment().remove("JDK_JAVA_OPTIONS");
             Process process = builder.start();
@@ -56,7 +54,9 @@ public final class ForkedJvm {
                 process.destroyForcibly().waitFor();
                 exit = -1;
             }
-            return new Result(exit, Files.readString(stdout, StandardCharsets.UTF_8),
+            return new Result(
+                    exit,
+                    Files.readString(stdout, StandardCharsets.UTF_8),
                     Files.readString(stderr, StandardCharsets.UTF_8));
         } finally {
             Files.deleteIfExists(stdout);
@@ -65,7 +65,9 @@ public final class ForkedJvm {
     }
 
     private static String javaBinary() {
-        return ProcessHandle.current().info().command()
+        return ProcessHandle.current()
+                .info()
+                .command()
                 .orElse(System.getProperty("java.home") + File.separator + "bin" + File.separator + "java");
     }
 }

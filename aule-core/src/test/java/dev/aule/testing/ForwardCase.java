@@ -1,11 +1,11 @@
 package dev.aule.testing;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionBackend;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -33,9 +33,21 @@ import java.util.SplittableRandom;
  * @param stridedLse whether the LSE is a strided view (every third float) instead of contiguous
  * @param options the attention options
  */
-public record ForwardCase(long seed, int batch, int kvHeads, int group, int queryLen, int keyLen, int headDim,
-                          int valueDim, DType qType, DType kvType, DType outType, Layout[] layouts,
-                          boolean stridedLse, AttentionOptions options) {
+public record ForwardCase(
+        long seed,
+        int batch,
+        int kvHeads,
+        int group,
+        int queryLen,
+        int keyLen,
+        int headDim,
+        int valueDim,
+        DType qType,
+        DType kvType,
+        DType outType,
+        Layout[] layouts,
+        boolean stridedLse,
+        AttentionOptions options) {
 
     /** Sequence lengths: odd, one below and above a tile of 64, and Sq/Sk both ways. */
     public static final int[] LENGTHS = {1, 3, 17, 64, 65, 127, 200};
@@ -76,8 +88,21 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
                 layouts[i] = rnd.nextInt(3) == 0 ? Layout.BHSD : Layout.values()[rnd.nextInt(Layout.values().length)];
             }
             AttentionOptions options = randomOptions(rnd, kvHeads * group, keyLen);
-            return new ForwardCase(seed, batch, kvHeads, group, queryLen, keyLen, headDim, valueDim, qType, kvType,
-                    outType, layouts, rnd.nextInt(4) == 0, options);
+            return new ForwardCase(
+                    seed,
+                    batch,
+                    kvHeads,
+                    group,
+                    queryLen,
+                    keyLen,
+                    headDim,
+                    valueDim,
+                    qType,
+                    kvType,
+                    outType,
+                    layouts,
+                    rnd.nextInt(4) == 0,
+                    options);
         }
     }
 
@@ -86,10 +111,10 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
         AttentionOptions.Builder b = AttentionOptions.builder().causal(rnd.nextBoolean());
         switch (rnd.nextInt(6)) {
             case 0 -> b.window(rnd.nextInt(keyLen + 2), rnd.nextInt(keyLen + 2)); // bounded both sides
-            case 1 -> b.window(rnd.nextInt(keyLen + 2), -1);                       // sliding window (left only)
-            case 2 -> b.window(-1, rnd.nextInt(keyLen + 2));                       // right only
-            case 3 -> b.window(0, 0);                                              // the diagonal alone
-            default -> { } // unbounded
+            case 1 -> b.window(rnd.nextInt(keyLen + 2), -1); // sliding window (left only)
+            case 2 -> b.window(-1, rnd.nextInt(keyLen + 2)); // right only
+            case 3 -> b.window(0, 0); // the diagonal alone
+            default -> {} // unbounded
         }
         if (rnd.nextInt(3) == 0) {
             b.softcap(pick(rnd, new float[] {0.5f, 2f, 5f, 30f, 50f}));
@@ -111,9 +136,8 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
     }
 
     /** What one run measured. */
-    public record Outcome(double outError, double outTolerance, double lseError, long outGapWritten,
-                          boolean inputsUnchanged) {
-    }
+    public record Outcome(
+            double outError, double outTolerance, double lseError, long outGapWritten, boolean inputsUnchanged) {}
 
     /**
      * Builds the tensors (data from the seed), poisons out and lse with NaN, runs {@code backend},
@@ -132,8 +156,9 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
             float[][] inputsBefore = {q.toFloatArray(), k.toFloatArray(), v.toFloatArray()};
 
             Tensor out = layouts[3].allocate(outType, batch, queryHeads(), queryLen, valueDim, arena, rnd);
-            Tensor lse = stridedLse ? stridedLse(batch, queryHeads(), queryLen) : Tensor.allocate(DType.F32, batch,
-                    queryHeads(), queryLen, 1);
+            Tensor lse = stridedLse
+                    ? stridedLse(batch, queryHeads(), queryLen)
+                    : Tensor.allocate(DType.F32, batch, queryHeads(), queryLen, 1);
             lse.fill(Float.NaN);
             byte[] outBefore = out.memory().toArray(ValueLayout.JAVA_BYTE);
 
@@ -146,9 +171,12 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
             boolean unchanged = Arrays.equals(inputsBefore[0], q.toFloatArray())
                     && Arrays.equals(inputsBefore[1], k.toFloatArray())
                     && Arrays.equals(inputsBefore[2], v.toFloatArray());
-            return new Outcome(Accuracy.relativeError(out, ref), Accuracy.forwardTolerance(outType, q, k, options),
+            return new Outcome(
+                    Accuracy.relativeError(out, ref),
+                    Accuracy.forwardTolerance(outType, q, k, options),
                     Accuracy.relativeError(lse, refLse),
-                    Layout.firstChangedGap(out, outBefore), unchanged);
+                    Layout.firstChangedGap(out, outBefore),
+                    unchanged);
         }
     }
 
@@ -160,14 +188,16 @@ public record ForwardCase(long seed, int batch, int kvHeads, int group, int quer
     /** An LSE view over every third float of a larger buffer. */
     private static Tensor stridedLse(int b, int h, int s) {
         float[] data = new float[b * h * s * 3];
-        return Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {b, h, s, 1},
-                new long[] {(long) h * s * 3, (long) s * 3, 3, 1});
+        return Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {b, h, s, 1}, new long[] {
+            (long) h * s * 3, (long) s * 3, 3, 1
+        });
     }
 
     @Override
     public String toString() {
         return "case seed " + seed + ": B " + batch + ", Hq " + queryHeads() + ", Hkv " + kvHeads + ", Sq " + queryLen
-                + ", Sk " + keyLen + ", D " + headDim + ", Dv " + valueDim + ", q " + qType + ", kv " + kvType + ", out "
+                + ", Sk " + keyLen + ", D " + headDim + ", Dv " + valueDim + ", q " + qType + ", kv " + kvType
+                + ", out "
                 + outType + ", layouts " + Arrays.toString(layouts) + (confinedArena() ? " (confined)" : "")
                 + (stridedLse ? ", strided lse" : "") + ", "
                 + options;

@@ -1,9 +1,9 @@
 package dev.aule.testing;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
+import dev.aule.spi.AttentionBackend;
 import org.junit.jupiter.api.Test;
 import org.opentest4j.AssertionFailedError;
 
@@ -20,8 +20,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class ForwardHarnessTest {
     // Strided output (PADDED has gaps), so gap writes are possible; F32 throughout.
-    private static final ForwardCase CASE = new ForwardCase(1, 1, 2, 2, 9, 13, 8, 6, DType.F32, DType.F32, DType.F32,
-            new Layout[] {Layout.BHSD, Layout.BHSD, Layout.BHSD, Layout.PADDED}, false, AttentionOptions.defaults());
+    private static final ForwardCase CASE = new ForwardCase(
+            1,
+            1,
+            2,
+            2,
+            9,
+            13,
+            8,
+            6,
+            DType.F32,
+            DType.F32,
+            DType.F32,
+            new Layout[] {Layout.BHSD, Layout.BHSD, Layout.BHSD, Layout.PADDED},
+            false,
+            AttentionOptions.defaults());
 
     @Test
     void aCorrectBackendPasses() {

@@ -1,12 +1,12 @@
 package dev.aule.testing;
 
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
-import dev.aule.mask.BlockMask;
 import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
-import dev.aule.Tensor;
 
 import java.util.SplittableRandom;
 
@@ -16,16 +16,21 @@ import java.util.SplittableRandom;
  * comes up. Masks leave rows with no visible key now and then, on purpose.
  */
 public final class MaskCases {
-    private MaskCases() {
-    }
+    private MaskCases() {}
 
     /**
      * {@code base} plus, each about half the time, a dense mask, a bias, a MaskMod and a ScoreMod for
      * {@code [batch, queryHeads, queryLen, keyLen]}; at least one of them. With {@code differentiable},
      * every ScoreMod carries its derivative.
      */
-    public static AttentionOptions add(SplittableRandom rnd, AttentionOptions base, int batch, int queryHeads,
-                                       int queryLen, int keyLen, boolean differentiable) {
+    public static AttentionOptions add(
+            SplittableRandom rnd,
+            AttentionOptions base,
+            int batch,
+            int queryHeads,
+            int queryLen,
+            int keyLen,
+            boolean differentiable) {
         AttentionOptions.Builder b = base.toBuilder();
         int kinds = 0;
         while (kinds == 0) {
@@ -41,8 +46,10 @@ public final class MaskCases {
                 MaskMod mod = maskMod(rnd, queryLen, keyLen);
                 boolean perHead = mod instanceof PerHead;
                 if (rnd.nextBoolean()) {
-                    b.blockMask(perHead ? BlockMask.of(mod, batch, queryHeads, queryLen, keyLen)
-                            : BlockMask.of(mod, queryLen, keyLen));
+                    b.blockMask(
+                            perHead
+                                    ? BlockMask.of(mod, batch, queryHeads, queryLen, keyLen)
+                                    : BlockMask.of(mod, queryLen, keyLen));
                 } else {
                     b.maskMod(mod);
                 }
@@ -84,7 +91,8 @@ public final class MaskCases {
             for (int h = 0; h < bh; h++) {
                 for (int i = 0; i < queryLen; i++) {
                     for (int j = 0; j < keyLen; j++) {
-                        float x = withInf && rnd.nextInt(4) == 0 ? Float.NEGATIVE_INFINITY
+                        float x = withInf && rnd.nextInt(4) == 0
+                                ? Float.NEGATIVE_INFINITY
                                 : (float) (rnd.nextDouble() * 4 - 2);
                         t.set(b, h, i, j, x);
                     }
@@ -94,15 +102,15 @@ public final class MaskCases {
         if (bb == 1 && bh == 1 && batch * queryHeads > 1 && rnd.nextBoolean()) {
             // The same data viewed at the call's full extents through zero strides.
             long[] strides = t.strides();
-            return Tensor.of(t.memory(), dtype, new long[] {batch, queryHeads, queryLen, keyLen},
-                    new long[] {0, 0, strides[2], strides[3]});
+            return Tensor.of(t.memory(), dtype, new long[] {batch, queryHeads, queryLen, keyLen}, new long[] {
+                0, 0, strides[2], strides[3]
+            });
         }
         return t;
     }
 
     /** A MaskMod that reads b and h; {@link #add} builds its BlockMask per (batch, head). */
-    interface PerHead extends MaskMod {
-    }
+    interface PerHead extends MaskMod {}
 
     /** One of the built-ins, a combination, or a pseudo-random per-head pattern. */
     public static MaskMod maskMod(SplittableRandom rnd, int queryLen, int keyLen) {
@@ -113,11 +121,14 @@ public final class MaskCases {
             case 2 -> MaskMod.slidingWindow(rnd.nextInt(1 + n / 2));
             case 3 -> MaskMod.prefixLm(rnd.nextInt(1 + keyLen));
             case 4 -> MaskMod.document(documents(rnd, queryLen), documents(rnd, keyLen));
-            case 5 -> MaskMod.document(documents(rnd, queryLen), documents(rnd, keyLen)).and(MaskMod.causal())
-                    .or(MaskMod.prefixLm(rnd.nextInt(3)));
+            case 5 ->
+                MaskMod.document(documents(rnd, queryLen), documents(rnd, keyLen))
+                        .and(MaskMod.causal())
+                        .or(MaskMod.prefixLm(rnd.nextInt(3)));
             default -> {
                 int salt = rnd.nextInt(1 << 20);
-                PerHead mod = (b, h, q, kv) -> ((b * 31 + h * 17 + q * 7 + kv * 13 + salt) * 0x9E3779B1 >>> 28) % 3 != 0;
+                PerHead mod =
+                        (b, h, q, kv) -> ((b * 31 + h * 17 + q * 7 + kv * 13 + salt) * 0x9E3779B1 >>> 28) % 3 != 0;
                 yield mod;
             }
         };
@@ -144,8 +155,8 @@ public final class MaskCases {
         }
         float c = (float) (0.5 + rnd.nextDouble() * 3);
         ScoreMod plain = (s, b, h, q, kv) -> 0.7f * s + 0.05f * ((q - kv) % 5) + 0.1f * h - 0.2f * b;
-        ScoreMod hiding = (s, b, h, q, kv) -> (q + 2 * kv + h) % 5 == 0 ? Float.NEGATIVE_INFINITY
-                : s + 0.3f * (float) Math.sin(s);
+        ScoreMod hiding = (s, b, h, q, kv) ->
+                (q + 2 * kv + h) % 5 == 0 ? Float.NEGATIVE_INFINITY : s + 0.3f * (float) Math.sin(s);
         return switch (rnd.nextInt(differentiable ? 4 : 5)) {
             case 0 -> ScoreMod.softcap(c);
             case 1 -> ScoreMod.alibi(slopes);

@@ -7,8 +7,7 @@ import java.util.SplittableRandom;
 
 /** Test data. */
 public final class Tensors {
-    private Tensors() {
-    }
+    private Tensors() {}
 
     /** A BHSD tensor of the dtype filled with uniform values in [-1, 1) (never zeros). */
     public static Tensor random(SplittableRandom rnd, DType dtype, int b, int h, int s, int d) {

@@ -42,7 +42,8 @@ public final class TrainDemo {
         }
     }
 
-    private static final AttentionOptions CAUSAL = AttentionOptions.builder().causal(true).build();
+    private static final AttentionOptions CAUSAL =
+            AttentionOptions.builder().causal(true).build();
 
     private final Config cfg;
     private final SplittableRandom rnd;
@@ -79,9 +80,16 @@ public final class TrainDemo {
     /** Trains for {@code steps} Adam steps with the default configuration, printing progress to {@code out}. */
     public static void run(int steps, PrintStream out) {
         Config cfg = Config.defaults();
-        out.printf("TrainDemo: copy task, %d tokens then the same %d again (vocab %d); one causal attention layer, "
-                        + "model %d, %d heads, batch %d, Adam lr %.0e; attention on backend '%s'%n", cfg.half(),
-                cfg.half(), cfg.vocab(), cfg.model(), cfg.heads(), cfg.batch(), cfg.learningRate(),
+        out.printf(
+                "TrainDemo: copy task, %d tokens then the same %d again (vocab %d); one causal attention layer, "
+                        + "model %d, %d heads, batch %d, Adam lr %.0e; attention on backend '%s'%n",
+                cfg.half(),
+                cfg.half(),
+                cfg.vocab(),
+                cfg.model(),
+                cfg.heads(),
+                cfg.batch(),
+                cfg.learningRate(),
                 Backends.selected().name());
         TrainDemo demo = new TrainDemo(cfg);
         long start = System.nanoTime();
@@ -95,7 +103,8 @@ public final class TrainDemo {
                 running = 0;
             }
         }
-        out.printf("accuracy on the copied half of 1024 fresh sequences: %.1f%% (chance %.1f%%)%n",
+        out.printf(
+                "accuracy on the copied half of 1024 fresh sequences: %.1f%% (chance %.1f%%)%n",
                 100 * demo.accuracy(1024), 100.0 / cfg.vocab());
     }
 
@@ -150,13 +159,13 @@ public final class TrainDemo {
     /** What the backward pass needs from the forward. */
     private static final class Forward {
         int[] tokens;
-        float[] x;      // [rows][model], rows = batch * seq
+        float[] x; // [rows][model], rows = batch * seq
         float[] q;
         float[] k;
         float[] v;
         AttentionResult attention; // out [batch, heads, seq, headDim]
-        float[] o;      // attention output as [rows][model]
-        float[] h;      // x + o Wo
+        float[] o; // attention output as [rows][model]
+        float[] h; // x + o Wo
         float[] logits; // [rows][vocab], softmax probabilities after the loss
         double loss;
     }
@@ -257,9 +266,11 @@ public final class TrainDemo {
         Matrices.addTransposedTimes(f.o, dh, rows, m, m, wo.grad);
         float[] dO = Matrices.multiplyTransposed(dh, wo.value, rows, m, m);
 
-        Gradients g = Attention.backward(heads(f.q), heads(f.k), heads(f.v), f.attention.out(), heads(dO),
-                f.attention.lse(), CAUSAL);
-        List<Projection> projections = List.of(new Projection(wq, rowsOf(g.dq())), new Projection(wk, rowsOf(g.dk())),
+        Gradients g = Attention.backward(
+                heads(f.q), heads(f.k), heads(f.v), f.attention.out(), heads(dO), f.attention.lse(), CAUSAL);
+        List<Projection> projections = List.of(
+                new Projection(wq, rowsOf(g.dq())),
+                new Projection(wk, rowsOf(g.dk())),
                 new Projection(wv, rowsOf(g.dv())));
         for (Projection p : projections) {
             Matrices.addTransposedTimes(f.x, p.dOutput(), rows, m, m, p.weight().grad);
@@ -278,8 +289,7 @@ public final class TrainDemo {
     }
 
     /** One of the q, k, v projections of x and the gradient of its output, {@code [batch * seq][model]}. */
-    private record Projection(Param weight, float[] dOutput) {
-    }
+    private record Projection(Param weight, float[] dOutput) {}
 
     /** {@code [batch * seq][model]} viewed as attention's {@code [batch, heads, seq, headDim]}. */
     private Tensor heads(float[] rows) {
@@ -343,8 +353,7 @@ public final class TrainDemo {
 
     /** Row-major matrix products in plain loops (the model is small; attention is the part that matters). */
     static final class Matrices {
-        private Matrices() {
-        }
+        private Matrices() {}
 
         /** {@code a[n][k] b[k][m]}. */
         static float[] multiply(float[] a, float[] b, int n, int k, int m) {

@@ -1,9 +1,9 @@
 package dev.aule.vulkan;
 
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
 import dev.aule.spi.NamedTensor;
 
 import java.util.List;
@@ -15,8 +15,7 @@ import java.util.Map;
  * anything is allocated, that a call fits the device's buffer and dispatch limits.
  */
 final class AttentionKernels {
-    private AttentionKernels() {
-    }
+    private AttentionKernels() {}
 
     /** The storage types of a forward call's inputs. */
     record InputTypes(DType q, DType k, DType v) {
@@ -32,9 +31,12 @@ final class AttentionKernels {
      *
      * @throws IllegalArgumentException naming the tensor, its size and the limit
      */
-    static void checkLimits(DeviceInfo device, AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v,
-                            Tensor out) {
-        for (NamedTensor t : List.of(new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v),
+    static void checkLimits(
+            DeviceInfo device, AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v, Tensor out) {
+        for (NamedTensor t : List.of(
+                new NamedTensor("q", q),
+                new NamedTensor("k", k),
+                new NamedTensor("v", v),
                 new NamedTensor("out", out))) {
             long elements = t.tensor().elementCount();
             long bytes = elements * Float.BYTES; // outputs and gradients are computed as F32 on the device
@@ -48,57 +50,111 @@ final class AttentionKernels {
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         TilePlan fwd = TilePlan.forward(device, hd);
         int[] max = device.maxWorkgroupCount();
-        long tiles = ceilDiv(shape.queryLen(), backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows())
-                : fwd.rows());
-        if (tiles > max[0] || shape.queryHeads() > max[1] || shape.batch() > max[2]
-                || (backward && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
-            throw new IllegalArgumentException("q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
-                    + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
-                    + java.util.Arrays.toString(max) + "; split the call");
+        long tiles = ceilDiv(
+                shape.queryLen(),
+                backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows()) : fwd.rows());
+        if (tiles > max[0]
+                || shape.queryHeads() > max[1]
+                || shape.batch() > max[2]
+                || (backward
+                        && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
+            throw new IllegalArgumentException(
+                    "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
+                            + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
+                            + java.util.Arrays.toString(max) + "; split the call");
         }
     }
 
-    static void forward(VulkanDevice device, Submission s, AttentionShape shape, AttentionOptions options,
-                        InputTypes types, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer out,
-                        DeviceBuffer lse, boolean writeLse, DeviceBuffer slopes) {
+    static void forward(
+            VulkanDevice device,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
         TilePlan plan = TilePlan.forward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Variant variant = Variant.of(Kernel.FORWARD, plan, types.defines());
-        s.dispatch(variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, Params.of(shape, options, writeLse),
-                ceilDiv(shape.queryLen(), plan.rows()), shape.queryHeads(), shape.batch());
+        s.dispatch(
+                variant,
+                new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()),
+                shape.queryHeads(),
+                shape.batch());
     }
 
     /** delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile. */
-    static void backward(VulkanDevice device, Submission s, AttentionShape shape, AttentionOptions options,
-                         InputTypes types, DType outType, DType dOutType, DeviceBuffer q, DeviceBuffer k,
-                         DeviceBuffer v, DeviceBuffer out, DeviceBuffer dOut, DeviceBuffer lse, DeviceBuffer delta,
-                         DeviceBuffer slopes, DeviceBuffer dq, DeviceBuffer dk, DeviceBuffer dv) {
+    static void backward(
+            VulkanDevice device,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DType outType,
+            DType dOutType,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer dOut,
+            DeviceBuffer lse,
+            DeviceBuffer delta,
+            DeviceBuffer slopes,
+            DeviceBuffer dq,
+            DeviceBuffer dk,
+            DeviceBuffer dv) {
         Params params = Params.of(shape, options, false);
         int rows = shape.batch() * shape.queryHeads() * shape.queryLen();
         TilePlan line = TilePlan.elementwise(device.info());
-        Variant deltaVariant = Variant.of(Kernel.DELTA, line,
-                Map.of("O_TYPE", Variant.typeCode(outType), "DO_TYPE", Variant.typeCode(dOutType)));
+        Variant deltaVariant = Variant.of(
+                Kernel.DELTA, line, Map.of("O_TYPE", Variant.typeCode(outType), "DO_TYPE", Variant.typeCode(dOutType)));
         int[] grid = grid(device.info(), ceilDiv(rows, line.workgroup()));
         s.dispatch(deltaVariant, new DeviceBuffer[] {out, dOut, delta}, params.withCount(rows), grid[0], grid[1], 1);
 
         TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("DO_TYPE", Variant.typeCode(dOutType));
-        s.dispatch(Variant.of(Kernel.BACKWARD_KV, plan, defines),
-                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv}, params,
-                ceilDiv(shape.keyLen(), plan.keys()), shape.kvHeads(), shape.batch());
-        s.dispatch(Variant.of(Kernel.BACKWARD_Q, plan, defines),
-                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq}, params,
-                ceilDiv(shape.queryLen(), plan.rows()), shape.queryHeads(), shape.batch());
+        s.dispatch(
+                Variant.of(Kernel.BACKWARD_KV, plan, defines),
+                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv},
+                params,
+                ceilDiv(shape.keyLen(), plan.keys()),
+                shape.kvHeads(),
+                shape.batch());
+        s.dispatch(
+                Variant.of(Kernel.BACKWARD_Q, plan, defines),
+                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq},
+                params,
+                ceilDiv(shape.queryLen(), plan.rows()),
+                shape.queryHeads(),
+                shape.batch());
     }
 
     /** Rounds {@code count} F32 values of {@code from} into the packed 16-bit {@code to}. */
-    static void pack16(VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from, DeviceBuffer to,
-                       DType type, long count) {
+    static void pack16(
+            VulkanDevice device,
+            Submission s,
+            AttentionShape shape,
+            DeviceBuffer from,
+            DeviceBuffer to,
+            DType type,
+            long count) {
         TilePlan line = TilePlan.elementwise(device.info());
         Variant variant = Variant.of(Kernel.PACK16, line, Map.of("OUT_TYPE", Variant.typeCode(type)));
         int[] grid = grid(device.info(), ceilDiv(ceilDiv(count, 2), line.workgroup()));
-        s.dispatch(variant, new DeviceBuffer[] {from, to}, Params.of(shape, AttentionOptions.defaults(), false)
-                .withCount(Math.toIntExact(count)), grid[0], grid[1], 1);
+        s.dispatch(
+                variant,
+                new DeviceBuffer[] {from, to},
+                Params.of(shape, AttentionOptions.defaults(), false).withCount(Math.toIntExact(count)),
+                grid[0],
+                grid[1],
+                1);
     }
 
     /** A 2-D grid of {@code groups} workgroups within the device's per-dimension limit. */

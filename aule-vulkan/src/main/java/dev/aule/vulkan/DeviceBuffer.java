@@ -42,27 +42,44 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
         long size = Math.max(4, (bytes + 3) & ~3L); // storage buffers are read as 32-bit words
         try (MemoryStack stack = stackPush()) {
             LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(vkCreateBuffer(device.handle(), VkBufferCreateInfo.calloc(stack).sType$Default().size(size)
-                    .usage(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT
-                            | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
-                    .sharingMode(VK_SHARING_MODE_EXCLUSIVE), null, handle), "vkCreateBuffer of " + size + " bytes");
+            VulkanDevice.check(
+                    vkCreateBuffer(
+                            device.handle(),
+                            VkBufferCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .size(size)
+                                    .usage(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT
+                                            | VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+                                            | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
+                                    .sharingMode(VK_SHARING_MODE_EXCLUSIVE),
+                            null,
+                            handle),
+                    "vkCreateBuffer of " + size + " bytes");
             long buffer = handle.get(0);
             long memory = VK_NULL_HANDLE;
             try {
                 VkMemoryRequirements req = VkMemoryRequirements.malloc(stack);
                 vkGetBufferMemoryRequirements(device.handle(), buffer, req);
-                int required = hostVisible ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT
+                int required = hostVisible
+                        ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT
                         : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-                int type = device.memoryType(req.memoryTypeBits(), required,
-                        hostVisible ? VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : 0);
+                int type = device.memoryType(
+                        req.memoryTypeBits(), required, hostVisible ? VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : 0);
                 if (type < 0) {
                     type = device.memoryType(req.memoryTypeBits(), 0, 0);
                 }
-                int result = vkAllocateMemory(device.handle(), VkMemoryAllocateInfo.calloc(stack).sType$Default()
-                        .allocationSize(req.size()).memoryTypeIndex(type), null, handle);
+                int result = vkAllocateMemory(
+                        device.handle(),
+                        VkMemoryAllocateInfo.calloc(stack)
+                                .sType$Default()
+                                .allocationSize(req.size())
+                                .memoryTypeIndex(type),
+                        null,
+                        handle);
                 if (result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY) {
-                    throw new VulkanException("out of memory on " + device.info().name() + " allocating " + size
-                            + " bytes (" + VulkanDevice.resultName(result) + "); free device tensors or use smaller calls");
+                    throw new VulkanException(
+                            "out of memory on " + device.info().name() + " allocating " + size + " bytes ("
+                                    + VulkanDevice.resultName(result) + "); free device tensors or use smaller calls");
                 }
                 VulkanDevice.check(result, "vkAllocateMemory of " + size + " bytes");
                 memory = handle.get(0);
@@ -90,7 +107,8 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
             fill.accept(mapped);
             return;
         }
-        try (DeviceBuffer staging = allocate(device, bytes, true); Submission s = new Submission(device)) {
+        try (DeviceBuffer staging = allocate(device, bytes, true);
+                Submission s = new Submission(device)) {
             fill.accept(staging.mapped);
             s.copy(staging, this);
             s.submitAndWait();
@@ -103,7 +121,8 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
             use.accept(mapped);
             return;
         }
-        try (DeviceBuffer staging = allocate(device, bytes, true); Submission s = new Submission(device)) {
+        try (DeviceBuffer staging = allocate(device, bytes, true);
+                Submission s = new Submission(device)) {
             s.copy(this, staging);
             s.submitAndWait();
             use.accept(staging.mapped);

@@ -21,14 +21,28 @@ import java.util.Locale;
  * @param cooperativeMatrix whether {@code VK_KHR_cooperative_matrix} is offered
  * @param unifiedMemory whether device memory is host memory (integrated GPUs and CPU devices)
  */
-record DeviceInfo(int index, String name, Kind kind, String apiVersion, int subgroupSize, long sharedMemoryBytes,
-                  long maxStorageBufferRange, int maxWorkgroupInvocations, int maxWorkgroupSizeX,
-                  int[] maxWorkgroupCount, boolean shaderFloat16, boolean storage16Bit, boolean cooperativeMatrix,
-                  boolean unifiedMemory) {
+record DeviceInfo(
+        int index,
+        String name,
+        Kind kind,
+        String apiVersion,
+        int subgroupSize,
+        long sharedMemoryBytes,
+        long maxStorageBufferRange,
+        int maxWorkgroupInvocations,
+        int maxWorkgroupSizeX,
+        int[] maxWorkgroupCount,
+        boolean shaderFloat16,
+        boolean storage16Bit,
+        boolean cooperativeMatrix,
+        boolean unifiedMemory) {
 
     /** Device types in the order auto-selection prefers them. */
     enum Kind {
-        DISCRETE_GPU("discrete GPU"), INTEGRATED_GPU("integrated GPU"), VIRTUAL_GPU("virtual GPU"), CPU("CPU device"),
+        DISCRETE_GPU("discrete GPU"),
+        INTEGRATED_GPU("integrated GPU"),
+        VIRTUAL_GPU("virtual GPU"),
+        CPU("CPU device"),
         OTHER("other device");
 
         final String label;
@@ -44,11 +58,19 @@ record DeviceInfo(int index, String name, Kind kind, String apiVersion, int subg
 
     /** One line for {@code aule info}. */
     String summary() {
-        return String.format(Locale.ROOT,
+        return String.format(
+                Locale.ROOT,
                 "%s (%s, Vulkan %s): subgroup %d, %d KiB shared memory, max storage buffer %d MiB, fp16 math %s,"
                         + " 16-bit storage %s, cooperative matrix %s; scalar FP32 kernels",
-                name, kind.label, apiVersion, subgroupSize, sharedMemoryBytes / 1024, maxStorageBufferRange >> 20,
-                yesNo(shaderFloat16), yesNo(storage16Bit), cooperativeMatrix ? "offered (not used yet)" : "no");
+                name,
+                kind.label,
+                apiVersion,
+                subgroupSize,
+                sharedMemoryBytes / 1024,
+                maxStorageBufferRange >> 20,
+                yesNo(shaderFloat16),
+                yesNo(storage16Bit),
+                cooperativeMatrix ? "offered (not used yet)" : "no");
     }
 
     private static String yesNo(boolean b) {

@@ -7,8 +7,7 @@ import java.lang.foreign.MemorySegment;
 
 /** Copies between caller tensors (any layout) and the contiguous BHSD buffers the kernels use. */
 final class HostCopy {
-    private HostCopy() {
-    }
+    private HostCopy() {}
 
     /** A BHSD-contiguous view of {@code memory} with {@code shape}. */
     static Tensor view(MemorySegment memory, DType dtype, long[] shape) {

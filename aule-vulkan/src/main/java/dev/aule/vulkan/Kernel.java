@@ -9,7 +9,8 @@ enum Kernel {
     PACK16("pack16.comp", 2);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
-    static final int MAX_BINDINGS = java.util.Arrays.stream(values()).mapToInt(k -> k.bindings).max().orElseThrow();
+    static final int MAX_BINDINGS =
+            java.util.Arrays.stream(values()).mapToInt(k -> k.bindings).max().orElseThrow();
 
     final String resource;
     final int bindings;

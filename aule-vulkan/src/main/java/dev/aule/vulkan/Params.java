@@ -8,16 +8,23 @@ import dev.aule.spi.AttentionShape;
  * Windows wider than the sequences are passed as unbounded, which means the same and keeps every
  * index sum in the shaders within an int.
  */
-record Params(AttentionShape shape, float scale, float softcap, int left, int right, boolean alibi, boolean writeLse,
-              int count) {
+record Params(
+        AttentionShape shape,
+        float scale,
+        float softcap,
+        int left,
+        int right,
+        boolean alibi,
+        boolean writeLse,
+        int count) {
     static final int INTS = 14;
 
     static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
         long span = (long) shape.queryLen() + shape.keyLen();
         int left = options.windowLeft() > span ? -1 : options.windowLeft();
         int right = options.effectiveWindowRight() > span ? -1 : options.effectiveWindowRight();
-        return new Params(shape, options.scale(shape.headDim()), options.softcap(), left, right, options.hasAlibi(),
-                writeLse, 0);
+        return new Params(
+                shape, options.scale(shape.headDim()), options.softcap(), left, right, options.hasAlibi(), writeLse, 0);
     }
 
     /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
@@ -26,8 +33,21 @@ record Params(AttentionShape shape, float scale, float softcap, int left, int ri
     }
 
     int[] words() {
-        return new int[] {shape.batch(), shape.queryHeads(), shape.kvHeads(), shape.queryLen(), shape.keyLen(),
-                shape.headDim(), shape.valueDim(), Float.floatToRawIntBits(scale), Float.floatToRawIntBits(softcap),
-                left, right, alibi ? 1 : 0, writeLse ? 1 : 0, count};
+        return new int[] {
+            shape.batch(),
+            shape.queryHeads(),
+            shape.kvHeads(),
+            shape.queryLen(),
+            shape.keyLen(),
+            shape.headDim(),
+            shape.valueDim(),
+            Float.floatToRawIntBits(scale),
+            Float.floatToRawIntBits(softcap),
+            left,
+            right,
+            alibi ? 1 : 0,
+            writeLse ? 1 : 0,
+            count
+        };
     }
 }

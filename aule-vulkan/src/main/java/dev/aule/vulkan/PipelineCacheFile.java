@@ -28,7 +28,8 @@ final class PipelineCacheFile {
         if (dir == null) {
             return new PipelineCacheFile(null);
         }
-        String safe = (info.name() + "-" + info.apiVersion()).toLowerCase(Locale.ROOT).replaceAll("[^a-z0-9.]+", "-");
+        String safe =
+                (info.name() + "-" + info.apiVersion()).toLowerCase(Locale.ROOT).replaceAll("[^a-z0-9.]+", "-");
         return new PipelineCacheFile(dir.resolve("vulkan-pipelines-" + safe + ".bin"));
     }
 

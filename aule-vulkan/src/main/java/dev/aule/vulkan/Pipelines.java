@@ -58,8 +58,8 @@ final class Pipelines implements AutoCloseable {
         if (existing != null) {
             return existing;
         }
-        return pipelines.computeIfAbsent(variant,
-                v -> build(v.kernel(), v.kernel().resource, ShaderCompiler.source(v.kernel()), v.defines()));
+        return pipelines.computeIfAbsent(
+                variant, v -> build(v.kernel(), v.kernel().resource, ShaderCompiler.source(v.kernel()), v.defines()));
     }
 
     /**
@@ -71,14 +71,21 @@ final class Pipelines implements AutoCloseable {
         long module = VK_NULL_HANDLE;
         try (MemoryStack stack = stackPush()) {
             LongBuffer handle = stack.mallocLong(1);
-            VkShaderModuleCreateInfo moduleInfo = VkShaderModuleCreateInfo.calloc(stack).sType$Default().pCode(spirv);
-            VulkanDevice.check(vkCreateShaderModule(device.handle(), moduleInfo, null, handle),
-                    "vkCreateShaderModule " + name);
+            VkShaderModuleCreateInfo moduleInfo =
+                    VkShaderModuleCreateInfo.calloc(stack).sType$Default().pCode(spirv);
+            VulkanDevice.check(
+                    vkCreateShaderModule(device.handle(), moduleInfo, null, handle), "vkCreateShaderModule " + name);
             module = handle.get(0);
             VkComputePipelineCreateInfo.Buffer create = VkComputePipelineCreateInfo.calloc(1, stack);
-            create.get(0).sType$Default().layout(pipelineLayout(kernel)).stage(s -> s.sType$Default()
-                    .stage(VK_SHADER_STAGE_COMPUTE_BIT).module(handle.get(0)).pName(stack.UTF8("main")));
-            VulkanDevice.check(vkCreateComputePipelines(device.handle(), cache, create, null, handle),
+            create.get(0)
+                    .sType$Default()
+                    .layout(pipelineLayout(kernel))
+                    .stage(s -> s.sType$Default()
+                            .stage(VK_SHADER_STAGE_COMPUTE_BIT)
+                            .module(handle.get(0))
+                            .pName(stack.UTF8("main")));
+            VulkanDevice.check(
+                    vkCreateComputePipelines(device.handle(), cache, create, null, handle),
                     "vkCreateComputePipelines " + name + " " + defines);
             return handle.get(0);
         } finally {
@@ -97,9 +104,11 @@ final class Pipelines implements AutoCloseable {
         try (MemoryStack stack = stackPush()) {
             LongBuffer handle = stack.mallocLong(1);
             if (initial.length > 0) {
-                ByteBuffer data = MemoryUtil.memAlloc(initial.length).put(initial).flip();
+                ByteBuffer data =
+                        MemoryUtil.memAlloc(initial.length).put(initial).flip();
                 try {
-                    VkPipelineCacheCreateInfo info = VkPipelineCacheCreateInfo.calloc(stack).sType$Default()
+                    VkPipelineCacheCreateInfo info = VkPipelineCacheCreateInfo.calloc(stack)
+                            .sType$Default()
                             .pInitialData(data);
                     if (vkCreatePipelineCache(device.handle(), info, null, handle) == VK_SUCCESS) {
                         return handle.get(0);
@@ -109,7 +118,8 @@ final class Pipelines implements AutoCloseable {
                 }
                 // Drivers reject a cache of another version or device; a corrupt file must not matter either.
             }
-            VkPipelineCacheCreateInfo empty = VkPipelineCacheCreateInfo.calloc(stack).sType$Default();
+            VkPipelineCacheCreateInfo empty =
+                    VkPipelineCacheCreateInfo.calloc(stack).sType$Default();
             VulkanDevice.check(vkCreatePipelineCache(device.handle(), empty, null, handle), "vkCreatePipelineCache");
             return handle.get(0);
         }
@@ -139,18 +149,34 @@ final class Pipelines implements AutoCloseable {
         try (MemoryStack stack = stackPush()) {
             VkDescriptorSetLayoutBinding.Buffer b = VkDescriptorSetLayoutBinding.calloc(bindings, stack);
             for (int i = 0; i < bindings; i++) {
-                b.get(i).binding(i).descriptorType(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(1)
+                b.get(i)
+                        .binding(i)
+                        .descriptorType(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER)
+                        .descriptorCount(1)
                         .stageFlags(VK_SHADER_STAGE_COMPUTE_BIT);
             }
             LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(vkCreateDescriptorSetLayout(device.handle(),
-                    VkDescriptorSetLayoutCreateInfo.calloc(stack).sType$Default().pBindings(b), null, handle),
+            VulkanDevice.check(
+                    vkCreateDescriptorSetLayout(
+                            device.handle(),
+                            VkDescriptorSetLayoutCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .pBindings(b),
+                            null,
+                            handle),
                     "vkCreateDescriptorSetLayout");
             long setLayout = handle.get(0);
             VkPushConstantRange.Buffer push = VkPushConstantRange.calloc(1, stack);
             push.get(0).stageFlags(VK_SHADER_STAGE_COMPUTE_BIT).offset(0).size(PUSH_BYTES);
-            VulkanDevice.check(vkCreatePipelineLayout(device.handle(), VkPipelineLayoutCreateInfo.calloc(stack)
-                    .sType$Default().pSetLayouts(stack.longs(setLayout)).pPushConstantRanges(push), null, handle),
+            VulkanDevice.check(
+                    vkCreatePipelineLayout(
+                            device.handle(),
+                            VkPipelineLayoutCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .pSetLayouts(stack.longs(setLayout))
+                                    .pPushConstantRanges(push),
+                            null,
+                            handle),
                     "vkCreatePipelineLayout");
             return new long[] {setLayout, handle.get(0)};
         }

@@ -49,8 +49,8 @@ final class ShaderCompiler implements AutoCloseable {
             for (Map.Entry<String, Integer> e : defines.entrySet()) {
                 shaderc_compile_options_add_macro_definition(options, e.getKey(), Integer.toString(e.getValue()));
             }
-            result = shaderc_compile_into_spv(compiler, "#version 450\n" + glsl, shaderc_glsl_compute_shader, name,
-                    "main", options);
+            result = shaderc_compile_into_spv(
+                    compiler, "#version 450\n" + glsl, shaderc_glsl_compute_shader, name, "main", options);
             if (result == 0) {
                 throw new VulkanException("shaderc: out of memory compiling " + name);
             }

@@ -72,18 +72,39 @@ final class Submission implements AutoCloseable {
         long pool = VK_NULL_HANDLE;
         try (MemoryStack stack = stackPush()) {
             LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(vkCreateCommandPool(device.handle(), VkCommandPoolCreateInfo.calloc(stack).sType$Default()
-                    .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT).queueFamilyIndex(device.queueFamily()), null, handle),
+            VulkanDevice.check(
+                    vkCreateCommandPool(
+                            device.handle(),
+                            VkCommandPoolCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT)
+                                    .queueFamilyIndex(device.queueFamily()),
+                            null,
+                            handle),
                     "vkCreateCommandPool");
             pool = handle.get(0);
             VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
             sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
-            VulkanDevice.check(vkCreateDescriptorPool(device.handle(), VkDescriptorPoolCreateInfo.calloc(stack)
-                    .sType$Default().maxSets(MAX_SETS).pPoolSizes(sizes), null, handle), "vkCreateDescriptorPool");
+            VulkanDevice.check(
+                    vkCreateDescriptorPool(
+                            device.handle(),
+                            VkDescriptorPoolCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .maxSets(MAX_SETS)
+                                    .pPoolSizes(sizes),
+                            null,
+                            handle),
+                    "vkCreateDescriptorPool");
             long descriptors = handle.get(0);
             PointerBuffer cb = stack.mallocPointer(1);
-            int result = vkAllocateCommandBuffers(device.handle(), VkCommandBufferAllocateInfo.calloc(stack).sType$Default()
-                    .commandPool(pool).level(VK_COMMAND_BUFFER_LEVEL_PRIMARY).commandBufferCount(1), cb);
+            int result = vkAllocateCommandBuffers(
+                    device.handle(),
+                    VkCommandBufferAllocateInfo.calloc(stack)
+                            .sType$Default()
+                            .commandPool(pool)
+                            .level(VK_COMMAND_BUFFER_LEVEL_PRIMARY)
+                            .commandBufferCount(1),
+                    cb);
             if (result != VK_SUCCESS) {
                 vkDestroyDescriptorPool(device.handle(), descriptors, null);
                 VulkanDevice.check(result, "vkAllocateCommandBuffers");
@@ -91,8 +112,13 @@ final class Submission implements AutoCloseable {
             this.commands = new VkCommandBuffer(cb.get(0), device.handle());
             this.commandPool = pool;
             this.descriptorPool = descriptors;
-            VulkanDevice.check(vkBeginCommandBuffer(commands, VkCommandBufferBeginInfo.calloc(stack).sType$Default()
-                    .flags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)), "vkBeginCommandBuffer");
+            VulkanDevice.check(
+                    vkBeginCommandBuffer(
+                            commands,
+                            VkCommandBufferBeginInfo.calloc(stack)
+                                    .sType$Default()
+                                    .flags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)),
+                    "vkBeginCommandBuffer");
         } catch (RuntimeException e) {
             if (pool != VK_NULL_HANDLE) {
                 vkDestroyCommandPool(device.handle(), pool, null);
@@ -114,23 +140,34 @@ final class Submission implements AutoCloseable {
         Pipelines pipelines = device.pipelines();
         try (MemoryStack stack = stackPush()) {
             LongBuffer set = stack.mallocLong(1);
-            VulkanDevice.check(vkAllocateDescriptorSets(device.handle(), VkDescriptorSetAllocateInfo.calloc(stack)
-                    .sType$Default().descriptorPool(descriptorPool)
-                    .pSetLayouts(stack.longs(pipelines.descriptorSetLayout(kernel))), set), "vkAllocateDescriptorSets");
+            VulkanDevice.check(
+                    vkAllocateDescriptorSets(
+                            device.handle(),
+                            VkDescriptorSetAllocateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .descriptorPool(descriptorPool)
+                                    .pSetLayouts(stack.longs(pipelines.descriptorSetLayout(kernel))),
+                            set),
+                    "vkAllocateDescriptorSets");
             sets++;
             VkWriteDescriptorSet.Buffer writes = VkWriteDescriptorSet.calloc(buffers.length, stack);
             for (int i = 0; i < buffers.length; i++) {
                 VkDescriptorBufferInfo.Buffer info = VkDescriptorBufferInfo.calloc(1, stack);
                 info.get(0).buffer(buffers[i].handle()).offset(0).range(VK_WHOLE_SIZE);
-                writes.get(i).sType$Default().dstSet(set.get(0)).dstBinding(i).descriptorCount(1)
-                        .descriptorType(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).pBufferInfo(info);
+                writes.get(i)
+                        .sType$Default()
+                        .dstSet(set.get(0))
+                        .dstBinding(i)
+                        .descriptorCount(1)
+                        .descriptorType(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER)
+                        .pBufferInfo(info);
             }
             vkUpdateDescriptorSets(device.handle(), writes, null);
             vkCmdBindPipeline(commands, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
-            vkCmdBindDescriptorSets(commands, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines.pipelineLayout(kernel), 0, set,
-                    null);
-            vkCmdPushConstants(commands, pipelines.pipelineLayout(kernel), VK_SHADER_STAGE_COMPUTE_BIT, 0,
-                    params.words());
+            vkCmdBindDescriptorSets(
+                    commands, VK_PIPELINE_BIND_POINT_COMPUTE, pipelines.pipelineLayout(kernel), 0, set, null);
+            vkCmdPushConstants(
+                    commands, pipelines.pipelineLayout(kernel), VK_SHADER_STAGE_COMPUTE_BIT, 0, params.words());
             vkCmdDispatch(commands, gx, gy, gz);
             barrier(stack);
         }
@@ -147,13 +184,22 @@ final class Submission implements AutoCloseable {
 
     private void barrier(MemoryStack stack) {
         VkMemoryBarrier.Buffer b = VkMemoryBarrier.calloc(1, stack);
-        b.get(0).sType$Default()
+        b.get(0)
+                .sType$Default()
                 .srcAccessMask(VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT)
-                .dstAccessMask(VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT
-                        | VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT);
-        vkCmdPipelineBarrier(commands, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, b,
-                null, null);
+                .dstAccessMask(VK_ACCESS_SHADER_READ_BIT
+                        | VK_ACCESS_SHADER_WRITE_BIT
+                        | VK_ACCESS_TRANSFER_READ_BIT
+                        | VK_ACCESS_TRANSFER_WRITE_BIT
+                        | VK_ACCESS_HOST_READ_BIT);
+        vkCmdPipelineBarrier(
+                commands,
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+                0,
+                b,
+                null,
+                null);
     }
 
     /**
@@ -165,11 +211,14 @@ final class Submission implements AutoCloseable {
         try (MemoryStack stack = stackPush()) {
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
             LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(vkCreateFence(device.handle(), VkFenceCreateInfo.calloc(stack).sType$Default(), null,
-                    handle), "vkCreateFence");
+            VulkanDevice.check(
+                    vkCreateFence(
+                            device.handle(), VkFenceCreateInfo.calloc(stack).sType$Default(), null, handle),
+                    "vkCreateFence");
             long fence = handle.get(0);
             try {
-                VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
+                VkSubmitInfo submit =
+                        VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
                 int result = device.submit(submit, fence);
                 checkLost(result, "vkQueueSubmit");
                 do {

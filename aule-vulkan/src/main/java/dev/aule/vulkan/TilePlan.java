@@ -86,12 +86,14 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
 
     /** Row counts of a tile that split a workgroup of {@code wg} threads evenly, at most {@code hd} threads a row. */
     private static int[] rowChoices(int wg, int hd) {
-        return Arrays.stream(ROW_CHOICES).filter(rows -> wg % rows == 0 && wg / rows <= hd).toArray();
+        return Arrays.stream(ROW_CHOICES)
+                .filter(rows -> wg % rows == 0 && wg / rows <= hd)
+                .toArray();
     }
 
     private static VulkanException tooLittleSharedMemory(DeviceInfo device, String what) {
-        return new VulkanException("device has " + device.sharedMemoryBytes() + " bytes of shared memory, too little"
-                + " for " + what);
+        return new VulkanException(
+                "device has " + device.sharedMemoryBytes() + " bytes of shared memory, too little" + " for " + what);
     }
 
     /** Floats of shared memory a kernel may use on {@code device}. */

@@ -1,14 +1,14 @@
 package dev.aule.vulkan;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
-import dev.aule.spi.AttentionShape;
-import dev.aule.spi.Availability;
 import dev.aule.BackendUnavailableException;
-import dev.aule.spi.Capabilities;
-import dev.aule.spi.Capabilities.Feature;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Availability;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.Capabilities.Feature;
 
 import java.lang.foreign.MemorySegment;
 import java.util.EnumSet;
@@ -41,7 +41,8 @@ public final class VulkanBackend implements AttentionBackend {
     /** Priority on a CPU device (lavapipe) or without a device: below {@code cpu}, which is faster there. */
     public static final int CPU_DEVICE_PRIORITY = 50;
 
-    private static final Capabilities CAPABILITIES = Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD);
+    private static final Capabilities CAPABILITIES =
+            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {
@@ -60,8 +61,9 @@ public final class VulkanBackend implements AttentionBackend {
                 // Too little shared memory for the smallest forward tile shows up as "unavailable" too.
                 TilePlan.forward(device.info(), TilePlan.BUCKETS[0]);
                 // Compile one kernel now so a broken shaderc shows up as "unavailable", not as a failed call.
-                device.pipelines().pipeline(Variant.of(Kernel.DELTA, TilePlan.elementwise(device.info()),
-                        Map.of("O_TYPE", 0, "DO_TYPE", 0)));
+                device.pipelines()
+                        .pipeline(Variant.of(
+                                Kernel.DELTA, TilePlan.elementwise(device.info()), Map.of("O_TYPE", 0, "DO_TYPE", 0)));
                 Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
                 VulkanDevice opened = device;
                 Runtime.getRuntime().addShutdownHook(new Thread(() -> closeAll(opened, live), "aule-vulkan-shutdown"));
@@ -95,8 +97,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** Called by {@link java.util.ServiceLoader}; opens nothing until the backend is used. */
-    public VulkanBackend() {
-    }
+    public VulkanBackend() {}
 
     @Override
     public String name() {
@@ -135,10 +136,22 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
             DeviceBuffer vb = scope.add(HostCopy.upload(device, v));
             DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
-            DeviceBuffer lb = scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
+            DeviceBuffer lb =
+                    scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
-                    v.dtype()), qb, kb, vb, ob, lb, lse != null, slopes);
+            AttentionKernels.forward(
+                    device,
+                    s,
+                    shape,
+                    options,
+                    new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
+                    qb,
+                    kb,
+                    vb,
+                    ob,
+                    lb,
+                    lse != null,
+                    slopes);
             return () -> {
                 HostCopy.download(ob, DType.F32, out);
                 if (lse != null) {
@@ -149,8 +162,17 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     @Override
-    public void backward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, Tensor dq, Tensor dk,
-                         Tensor dv, AttentionOptions options) {
+    public void backward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            Tensor dq,
+            Tensor dk,
+            Tensor dv,
+            AttentionOptions options) {
         AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
         VulkanDevice device = deviceFitting(shape, true, q, k, v, out);
         Submission.run(device, (scope, s) -> {
@@ -165,9 +187,25 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dqb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dq.shape())));
             DeviceBuffer dkb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dk.shape())));
             DeviceBuffer dvb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dv.shape())));
-            AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
-                    k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), qb, kb, vb, ob, dob, lb, delta, slopes, dqb,
-                    dkb, dvb);
+            AttentionKernels.backward(
+                    device,
+                    s,
+                    shape,
+                    options,
+                    new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
+                    out.dtype(),
+                    dOut.dtype(),
+                    qb,
+                    kb,
+                    vb,
+                    ob,
+                    dob,
+                    lb,
+                    delta,
+                    slopes,
+                    dqb,
+                    dkb,
+                    dvb);
             return () -> {
                 HostCopy.download(dqb, DType.F32, dq);
                 HostCopy.download(dkb, DType.F32, dk);
@@ -193,8 +231,9 @@ public final class VulkanBackend implements AttentionBackend {
         long[] shape = {batch, heads, seq, headDim};
         for (long extent : shape) {
             if (extent < 1) {
-                throw new IllegalArgumentException("shape: every extent of [batch, heads, seq, headDim] must be >= 1, got "
-                        + java.util.Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        "shape: every extent of [batch, heads, seq, headDim] must be >= 1, got "
+                                + java.util.Arrays.toString(shape));
             }
         }
         VulkanDevice device = device();
@@ -202,7 +241,8 @@ public final class VulkanBackend implements AttentionBackend {
         if (bytes > device.info().maxStorageBufferRange()) {
             throw new IllegalArgumentException("shape: " + java.util.Arrays.toString(shape) + " of " + dtype + " is "
                     + (bytes >> 20) + " MiB, over the device's maxStorageBufferRange of "
-                    + (device.info().maxStorageBufferRange() >> 20) + " MiB on " + device.info().name()
+                    + (device.info().maxStorageBufferRange() >> 20) + " MiB on "
+                    + device.info().name()
                     + "; split it over batches or heads");
         }
         return device.whileUsable(() -> {
@@ -250,17 +290,39 @@ public final class VulkanBackend implements AttentionBackend {
      * @param options mask, scale and the other options
      * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
      */
-    public void forward(VulkanTensor q, VulkanTensor k, VulkanTensor v, VulkanTensor out, VulkanTensor lse,
-                        AttentionOptions options) {
-        AttentionShape shape = AttentionShape.forward(standIn(q, "q"), standIn(k, "k"), standIn(v, "v"),
-                standIn(out, "out"), lse == null ? null : standIn(lse, "lse"), options, CAPABILITIES);
+    public void forward(
+            VulkanTensor q,
+            VulkanTensor k,
+            VulkanTensor v,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        AttentionShape shape = AttentionShape.forward(
+                standIn(q, "q"),
+                standIn(k, "k"),
+                standIn(v, "v"),
+                standIn(out, "out"),
+                lse == null ? null : standIn(lse, "lse"),
+                options,
+                CAPABILITIES);
         VulkanDevice device = deviceFitting(shape, false, q.standIn(), k.standIn(), v.standIn(), out.standIn());
         Submission.run(device, (scope, s) -> {
             DeviceBuffer ob = f32(device, scope, out);
             DeviceBuffer lb = lse != null ? lse.buffer() : scope.add(DeviceBuffer.allocate(device, 4));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            AttentionKernels.forward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(), k.dtype(),
-                    v.dtype()), q.buffer(), k.buffer(), v.buffer(), ob, lb, lse != null, slopes);
+            AttentionKernels.forward(
+                    device,
+                    s,
+                    shape,
+                    options,
+                    new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
+                    q.buffer(),
+                    k.buffer(),
+                    v.buffer(),
+                    ob,
+                    lb,
+                    lse != null,
+                    slopes);
             pack16(device, s, shape, ob, out);
             return () -> {};
         });
@@ -283,11 +345,29 @@ public final class VulkanBackend implements AttentionBackend {
      * @param options the forward's options
      * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
      */
-    public void backward(VulkanTensor q, VulkanTensor k, VulkanTensor v, VulkanTensor out, VulkanTensor dOut,
-                         VulkanTensor lse, VulkanTensor dq, VulkanTensor dk, VulkanTensor dv, AttentionOptions options) {
-        AttentionShape shape = AttentionShape.backward(standIn(q, "q"), standIn(k, "k"), standIn(v, "v"),
-                standIn(out, "out"), standIn(dOut, "dOut"), standIn(lse, "lse"), standIn(dq, "dq"),
-                standIn(dk, "dk"), standIn(dv, "dv"), options, CAPABILITIES);
+    public void backward(
+            VulkanTensor q,
+            VulkanTensor k,
+            VulkanTensor v,
+            VulkanTensor out,
+            VulkanTensor dOut,
+            VulkanTensor lse,
+            VulkanTensor dq,
+            VulkanTensor dk,
+            VulkanTensor dv,
+            AttentionOptions options) {
+        AttentionShape shape = AttentionShape.backward(
+                standIn(q, "q"),
+                standIn(k, "k"),
+                standIn(v, "v"),
+                standIn(out, "out"),
+                standIn(dOut, "dOut"),
+                standIn(lse, "lse"),
+                standIn(dq, "dq"),
+                standIn(dk, "dk"),
+                standIn(dv, "dv"),
+                options,
+                CAPABILITIES);
         VulkanDevice device = deviceFitting(shape, true, q.standIn(), k.standIn(), v.standIn(), out.standIn());
         Submission.run(device, (scope, s) -> {
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
@@ -295,9 +375,25 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dqb = f32(device, scope, dq);
             DeviceBuffer dkb = f32(device, scope, dk);
             DeviceBuffer dvb = f32(device, scope, dv);
-            AttentionKernels.backward(device, s, shape, options, new AttentionKernels.InputTypes(q.dtype(),
-                    k.dtype(), v.dtype()), out.dtype(), dOut.dtype(), q.buffer(), k.buffer(), v.buffer(),
-                    out.buffer(), dOut.buffer(), lse.buffer(), delta, slopes, dqb, dkb, dvb);
+            AttentionKernels.backward(
+                    device,
+                    s,
+                    shape,
+                    options,
+                    new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
+                    out.dtype(),
+                    dOut.dtype(),
+                    q.buffer(),
+                    k.buffer(),
+                    v.buffer(),
+                    out.buffer(),
+                    dOut.buffer(),
+                    lse.buffer(),
+                    delta,
+                    slopes,
+                    dqb,
+                    dkb,
+                    dvb);
             pack16(device, s, shape, dqb, dq);
             pack16(device, s, shape, dkb, dk);
             pack16(device, s, shape, dvb, dv);
@@ -319,8 +415,8 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** The device, once a call of {@code shape} on these tensors is known to fit its limits. */
-    private VulkanDevice deviceFitting(AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v,
-                                       Tensor out) {
+    private VulkanDevice deviceFitting(
+            AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v, Tensor out) {
         VulkanDevice device = device();
         AttentionKernels.checkLimits(device.info(), shape, backward, q, k, v, out);
         return device;
@@ -328,15 +424,22 @@ public final class VulkanBackend implements AttentionBackend {
 
     /** Where the kernels write {@code target} in F32: its own buffer, or a scratch one rounded by {@link #pack16}. */
     private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target) {
-        return target.dtype() == DType.F32 ? target.buffer()
+        return target.dtype() == DType.F32
+                ? target.buffer()
                 : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
     }
 
     /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
-    private static void pack16(VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from,
-                               VulkanTensor target) {
+    private static void pack16(
+            VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from, VulkanTensor target) {
         if (target.dtype() != DType.F32) {
-            AttentionKernels.pack16(device, s, shape, from, target.buffer(), target.dtype(),
+            AttentionKernels.pack16(
+                    device,
+                    s,
+                    shape,
+                    from,
+                    target.buffer(),
+                    target.dtype(),
                     target.standIn().elementCount());
         }
     }
@@ -346,8 +449,8 @@ public final class VulkanBackend implements AttentionBackend {
         float[] slopes = options.hasAlibi() ? options.alibiSlopes() : new float[1];
         DeviceBuffer buffer = DeviceBuffer.allocate(device, (long) slopes.length * Float.BYTES);
         try {
-            buffer.write(memory -> MemorySegment.copy(slopes, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0,
-                    slopes.length));
+            buffer.write(memory ->
+                    MemorySegment.copy(slopes, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, slopes.length));
             return buffer;
         } catch (RuntimeException e) {
             buffer.close();

@@ -63,8 +63,14 @@ final class VulkanDevice implements AutoCloseable {
     private volatile boolean closed;
     private volatile String lostReason;
 
-    private VulkanDevice(VkInstance instance, VkDevice device, VkQueue queue, int queueFamily, DeviceInfo info,
-                         VkPhysicalDeviceMemoryProperties memory, ShaderCompiler compiler) {
+    private VulkanDevice(
+            VkInstance instance,
+            VkDevice device,
+            VkQueue queue,
+            int queueFamily,
+            DeviceInfo info,
+            VkPhysicalDeviceMemoryProperties memory,
+            ShaderCompiler compiler) {
         this.instance = instance;
         this.device = device;
         this.queue = queue;
@@ -108,15 +114,17 @@ final class VulkanDevice implements AutoCloseable {
         }
     }
 
-    private record Candidate(VkPhysicalDevice physical, int queueFamily, DeviceInfo info) {
-    }
+    private record Candidate(VkPhysicalDevice physical, int queueFamily, DeviceInfo info) {}
 
     private static VkInstance createInstance() {
         try (MemoryStack stack = stackPush()) {
-            VkApplicationInfo app = VkApplicationInfo.calloc(stack).sType$Default()
-                    .pApplicationName(stack.UTF8("aule-attention")).pEngineName(stack.UTF8("aule"))
+            VkApplicationInfo app = VkApplicationInfo.calloc(stack)
+                    .sType$Default()
+                    .pApplicationName(stack.UTF8("aule-attention"))
+                    .pEngineName(stack.UTF8("aule"))
                     .apiVersion(VK_API_VERSION_1_1);
-            VkInstanceCreateInfo create = VkInstanceCreateInfo.calloc(stack).sType$Default().pApplicationInfo(app);
+            VkInstanceCreateInfo create =
+                    VkInstanceCreateInfo.calloc(stack).sType$Default().pApplicationInfo(app);
             PointerBuffer handle = stack.mallocPointer(1);
             int result = vkCreateInstance(create, null, handle);
             if (result == VK_ERROR_INCOMPATIBLE_DRIVER) {
@@ -154,9 +162,10 @@ final class VulkanDevice implements AutoCloseable {
 
     private static Candidate describe(int index, VkPhysicalDevice physical, List<String> skipped) {
         try (MemoryStack stack = stackPush()) {
-            VkPhysicalDeviceSubgroupProperties subgroup = VkPhysicalDeviceSubgroupProperties.calloc(stack).sType$Default();
-            VkPhysicalDeviceProperties2 props = VkPhysicalDeviceProperties2.calloc(stack).sType$Default()
-                    .pNext(subgroup.address());
+            VkPhysicalDeviceSubgroupProperties subgroup =
+                    VkPhysicalDeviceSubgroupProperties.calloc(stack).sType$Default();
+            VkPhysicalDeviceProperties2 props =
+                    VkPhysicalDeviceProperties2.calloc(stack).sType$Default().pNext(subgroup.address());
             vkGetPhysicalDeviceProperties2(physical, props);
             String name = props.properties().deviceNameString();
             int api = props.properties().apiVersion();
@@ -169,12 +178,13 @@ final class VulkanDevice implements AutoCloseable {
                 skipped.add(name + ": no compute queue");
                 return null;
             }
-            VkPhysicalDeviceShaderFloat16Int8Features f16 = VkPhysicalDeviceShaderFloat16Int8Features.calloc(stack)
-                    .sType$Default();
-            VkPhysicalDevice16BitStorageFeatures s16 = VkPhysicalDevice16BitStorageFeatures.calloc(stack).sType$Default()
+            VkPhysicalDeviceShaderFloat16Int8Features f16 =
+                    VkPhysicalDeviceShaderFloat16Int8Features.calloc(stack).sType$Default();
+            VkPhysicalDevice16BitStorageFeatures s16 = VkPhysicalDevice16BitStorageFeatures.calloc(stack)
+                    .sType$Default()
                     .pNext(f16.address());
-            VkPhysicalDeviceFeatures2 features = VkPhysicalDeviceFeatures2.calloc(stack).sType$Default()
-                    .pNext(s16.address());
+            VkPhysicalDeviceFeatures2 features =
+                    VkPhysicalDeviceFeatures2.calloc(stack).sType$Default().pNext(s16.address());
             vkGetPhysicalDeviceFeatures2(physical, features);
             VkPhysicalDeviceLimits limits = props.properties().limits();
             int type = props.properties().deviceType();
@@ -185,14 +195,25 @@ final class VulkanDevice implements AutoCloseable {
                 case VK_PHYSICAL_DEVICE_TYPE_CPU -> DeviceInfo.Kind.CPU;
                 default -> DeviceInfo.Kind.OTHER;
             };
-            String version = VK_API_VERSION_MAJOR(api) + "." + VK_API_VERSION_MINOR(api) + "." + VK_API_VERSION_PATCH(api);
-            DeviceInfo info = new DeviceInfo(index, name, kind, version, Math.max(1, subgroup.subgroupSize()),
+            String version =
+                    VK_API_VERSION_MAJOR(api) + "." + VK_API_VERSION_MINOR(api) + "." + VK_API_VERSION_PATCH(api);
+            DeviceInfo info = new DeviceInfo(
+                    index,
+                    name,
+                    kind,
+                    version,
+                    Math.max(1, subgroup.subgroupSize()),
                     Integer.toUnsignedLong(limits.maxComputeSharedMemorySize()),
-                    Integer.toUnsignedLong(limits.maxStorageBufferRange()), limits.maxComputeWorkGroupInvocations(),
+                    Integer.toUnsignedLong(limits.maxStorageBufferRange()),
+                    limits.maxComputeWorkGroupInvocations(),
                     limits.maxComputeWorkGroupSize(0),
-                    new int[] {limits.maxComputeWorkGroupCount(0), limits.maxComputeWorkGroupCount(1),
-                            limits.maxComputeWorkGroupCount(2)},
-                    f16.shaderFloat16(), s16.storageBuffer16BitAccess(),
+                    new int[] {
+                        limits.maxComputeWorkGroupCount(0),
+                        limits.maxComputeWorkGroupCount(1),
+                        limits.maxComputeWorkGroupCount(2)
+                    },
+                    f16.shaderFloat16(),
+                    s16.storageBuffer16BitAccess(),
                     hasExtension(physical, "VK_KHR_cooperative_matrix", stack),
                     kind == DeviceInfo.Kind.INTEGRATED_GPU || kind == DeviceInfo.Kind.CPU);
             return new Candidate(physical, family, info);
@@ -234,13 +255,16 @@ final class VulkanDevice implements AutoCloseable {
         if (wanted != null && !wanted.isBlank()) {
             String w = wanted.trim();
             for (Candidate c : candidates) {
-                if (w.matches("\\d+") ? c.info.index() == Integer.parseInt(w)
+                if (w.matches("\\d+")
+                        ? c.info.index() == Integer.parseInt(w)
                         : c.info.name().toLowerCase(Locale.ROOT).contains(w.toLowerCase(Locale.ROOT))) {
                     return c;
                 }
             }
             throw new VulkanException("-D" + DEVICE_PROPERTY + "=" + wanted + " matches no usable device; devices: "
-                    + candidates.stream().map(c -> c.info.index() + " " + c.info.name()).toList());
+                    + candidates.stream()
+                            .map(c -> c.info.index() + " " + c.info.name())
+                            .toList());
         }
         Candidate best = candidates.getFirst();
         for (Candidate c : candidates) {
@@ -255,7 +279,8 @@ final class VulkanDevice implements AutoCloseable {
     private static VkDevice createDevice(Candidate chosen, MemoryStack stack) {
         VkDeviceQueueCreateInfo.Buffer queues = VkDeviceQueueCreateInfo.calloc(1, stack);
         queues.get(0).sType$Default().queueFamilyIndex(chosen.queueFamily).pQueuePriorities(stack.floats(1f));
-        VkDeviceCreateInfo create = VkDeviceCreateInfo.calloc(stack).sType$Default().pQueueCreateInfos(queues);
+        VkDeviceCreateInfo create =
+                VkDeviceCreateInfo.calloc(stack).sType$Default().pQueueCreateInfos(queues);
         PointerBuffer handle = stack.mallocPointer(1);
         check(vkCreateDevice(chosen.physical, create, null, handle), "vkCreateDevice on " + chosen.info.name());
         return new VkDevice(handle.get(0), chosen.physical, create, VK_API_VERSION_1_1);

@@ -13,8 +13,7 @@ final class VulkanLoader {
     /** LWJGL's property for a loader of another name or path: with it set, LWJGL alone decides. */
     static final String LIBRARY_NAME_PROPERTY = "org.lwjgl.vulkan.libname";
 
-    private VulkanLoader() {
-    }
+    private VulkanLoader() {}
 
     /**
      * Why Vulkan cannot be used here, or null when the loader is found or cannot be checked first (a

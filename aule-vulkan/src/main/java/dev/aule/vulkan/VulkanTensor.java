@@ -178,8 +178,8 @@ public final class VulkanTensor implements AutoCloseable {
 
     private void checkShape(String name, Tensor t) {
         if (!Arrays.equals(t.shape(), shape)) {
-            throw new IllegalArgumentException(name + ": shape " + t.shapeString() + " must equal the device tensor's "
-                    + Arrays.toString(shape));
+            throw new IllegalArgumentException(
+                    name + ": shape " + t.shapeString() + " must equal the device tensor's " + Arrays.toString(shape));
         }
     }
 }

@@ -1,10 +1,10 @@
 package dev.aule.vulkan;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Gradients;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -57,15 +57,57 @@ class BackwardConformanceTest {
         float[] slopes8 = {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f};
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();
         List<Case> cases = List.of(
-                new Case(DType.F32, 1, 8, 1, 40, 40, 64, 32,
-                        AttentionOptions.builder().causal(true).alibiSlopes(slopes8).softcap(2f).build()),
+                new Case(
+                        DType.F32,
+                        1,
+                        8,
+                        1,
+                        40,
+                        40,
+                        64,
+                        32,
+                        AttentionOptions.builder()
+                                .causal(true)
+                                .alibiSlopes(slopes8)
+                                .softcap(2f)
+                                .build()),
                 new Case(DType.F32, 2, 4, 1, 17, 90, 80, 80, AttentionOptions.defaults()),
                 new Case(DType.F32, 1, 2, 2, 67, 20, 32, 32, causal),
                 new Case(DType.F32, 1, 4, 2, 1, 67, 128, 128, causal),
-                new Case(DType.F32, 1, 2, 1, 50, 35, 16, 48, AttentionOptions.builder().window(0, 0).build()),
-                new Case(DType.F32, 1, 2, 1, 33, 65, 32, 32,
-                        AttentionOptions.builder().causal(true).window(5, 7).scale(0.4f).build()),
-                new Case(DType.F32, 1, 1, 1, 9, 13, 256, 256, AttentionOptions.builder().softcap(1.5f).build()),
+                new Case(
+                        DType.F32,
+                        1,
+                        2,
+                        1,
+                        50,
+                        35,
+                        16,
+                        48,
+                        AttentionOptions.builder().window(0, 0).build()),
+                new Case(
+                        DType.F32,
+                        1,
+                        2,
+                        1,
+                        33,
+                        65,
+                        32,
+                        32,
+                        AttentionOptions.builder()
+                                .causal(true)
+                                .window(5, 7)
+                                .scale(0.4f)
+                                .build()),
+                new Case(
+                        DType.F32,
+                        1,
+                        1,
+                        1,
+                        9,
+                        13,
+                        256,
+                        256,
+                        AttentionOptions.builder().softcap(1.5f).build()),
                 new Case(DType.F32, 1, 1, 1, 5, 7, 1, 7, AttentionOptions.defaults()));
         List<String> failures = new ArrayList<>();
         for (Case c : cases) {
@@ -78,7 +120,16 @@ class BackwardConformanceTest {
     @Test
     void gradientsAreDeterministic() {
         SplittableRandom rnd = new SplittableRandom(5);
-        Case c = new Case(DType.F32, 1, 4, 2, 70, 70, 64, 64, AttentionOptions.builder().causal(true).build());
+        Case c = new Case(
+                DType.F32,
+                1,
+                4,
+                2,
+                70,
+                70,
+                64,
+                64,
+                AttentionOptions.builder().causal(true).build());
         Inputs in = BackwardCases.inputs(rnd, c, reference);
         Gradients a = BackwardCases.backward(vulkan, in, c.options(), DType.F32);
         Gradients b = BackwardCases.backward(vulkan, in, c.options(), DType.F32);
@@ -94,8 +145,10 @@ class BackwardConformanceTest {
         double error = BackwardCases.error(actual, expected);
         if (!(error < bound)) {
             failures.add(c + " -> gradient error " + error + " (limit " + bound + ")"
-                    + (Double.isInfinite(error) ? " dq[0..4] " + Arrays.toString(
-                    Arrays.copyOf(actual.dq().toFloatArray(), 4)) : ""));
+                    + (Double.isInfinite(error)
+                            ? " dq[0..4] "
+                                    + Arrays.toString(Arrays.copyOf(actual.dq().toFloatArray(), 4))
+                            : ""));
         }
     }
 }

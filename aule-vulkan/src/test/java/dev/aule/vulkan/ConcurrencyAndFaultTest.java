@@ -1,11 +1,11 @@
 package dev.aule.vulkan;
 
-import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -63,7 +63,8 @@ class ConcurrencyAndFaultTest {
         int sq = 1 + rnd.nextInt(40);
         int sk = 1 + rnd.nextInt(40);
         int d = 16 * (1 + rnd.nextInt(4));
-        AttentionOptions options = AttentionOptions.builder().causal(rnd.nextBoolean()).build();
+        AttentionOptions options =
+                AttentionOptions.builder().causal(rnd.nextBoolean()).build();
         Tensor q = Tensors.random(rnd, DType.F32, 1, 2 * group, sq, d);
         Tensor k = Tensors.random(rnd, DType.F32, 1, 2, sk, d);
         Tensor v = Tensors.random(rnd, DType.F32, 1, 2, sk, d);
@@ -73,8 +74,10 @@ class ConcurrencyAndFaultTest {
         if (id % 2 == 0) {
             vulkan.forward(q, k, v, out, null, options);
         } else {
-            try (VulkanTensor qd = vulkan.upload(q); VulkanTensor kd = vulkan.upload(k); VulkanTensor vd = vulkan.upload(v);
-                 VulkanTensor od = vulkan.allocate(DType.F32, 1, 2 * group, sq, d)) {
+            try (VulkanTensor qd = vulkan.upload(q);
+                    VulkanTensor kd = vulkan.upload(k);
+                    VulkanTensor vd = vulkan.upload(v);
+                    VulkanTensor od = vulkan.allocate(DType.F32, 1, 2 * group, sq, d)) {
                 vulkan.forward(qd, kd, vd, od, null, options);
                 od.download(out);
             }
@@ -87,9 +90,10 @@ class ConcurrencyAndFaultTest {
     void aShaderThatDoesNotCompileFailsClearlyAndTheBackendStaysUsable() {
         VulkanDevice device = vulkan.device();
         String broken = "layout(local_size_x = 1) in;\nvoid main() { undefined_function(); }\n";
-        VulkanException e = assertThrows(VulkanException.class,
-                () -> device.pipelines().build(Kernel.DELTA, "broken.comp", broken, Map.of()));
-        assertTrue(e.getMessage().contains("broken.comp") && e.getMessage().contains("undefined_function"),
+        VulkanException e = assertThrows(
+                VulkanException.class, () -> device.pipelines().build(Kernel.DELTA, "broken.comp", broken, Map.of()));
+        assertTrue(
+                e.getMessage().contains("broken.comp") && e.getMessage().contains("undefined_function"),
                 e.getMessage());
         SplittableRandom rnd = new SplittableRandom(9);
         assertEquals(null, oneCall(rnd, 0));
@@ -102,7 +106,8 @@ class ConcurrencyAndFaultTest {
         } else {
             assertTrue(vulkan.priority() > Backends.get("cpu").priority(), "a GPU must win auto-selection");
         }
-        assertTrue(vulkan.availability().reason().contains(vulkan.device().info().name()));
+        assertTrue(
+                vulkan.availability().reason().contains(vulkan.device().info().name()));
     }
 
     @Test
@@ -112,8 +117,8 @@ class ConcurrencyAndFaultTest {
             Files.write(file.path(), new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9});
             // The driver rejects (or ignores) the garbage; the pipelines still build.
             try (Pipelines pipelines = new Pipelines(vulkan.device())) {
-                long p = pipelines.pipeline(Variant.of(Kernel.DELTA, TilePlan.elementwise(vulkan.device().info()),
-                        Map.of("O_TYPE", 0, "DO_TYPE", 0)));
+                long p = pipelines.pipeline(Variant.of(
+                        Kernel.DELTA, TilePlan.elementwise(vulkan.device().info()), Map.of("O_TYPE", 0, "DO_TYPE", 0)));
                 assertTrue(p != 0);
                 pipelines.saveCache();
             }

@@ -35,21 +35,84 @@ class ForwardConformanceTest {
         CaseFailures failures = new CaseFailures();
         SplittableRandom rnd = new SplittableRandom(11);
         long seed = 0;
-        int[][] dims = {{1, 1}, {7, 33}, {32, 32}, {33, 64}, {64, 16}, {80, 80}, {128, 128}, {96, 200}, {256, 256},
-                {256, 64}};
+        int[][] dims = {
+            {1, 1}, {7, 33}, {32, 32}, {33, 64}, {64, 16}, {80, 80}, {128, 128}, {96, 200}, {256, 256}, {256, 64}
+        };
         for (int[] d : dims) {
             AttentionOptions options = ForwardCase.randomOptions(rnd, 4, 40);
-            failures.check(vulkan, new ForwardCase(seed++, 1, 2, 2, 21, 40, d[0], d[1], DType.F32, DType.F32, DType.F32,
-                    layouts(Layout.BHSD), false, options));
+            failures.check(
+                    vulkan,
+                    new ForwardCase(
+                            seed++,
+                            1,
+                            2,
+                            2,
+                            21,
+                            40,
+                            d[0],
+                            d[1],
+                            DType.F32,
+                            DType.F32,
+                            DType.F32,
+                            layouts(Layout.BHSD),
+                            false,
+                            options));
         }
         // Sq > Sk causal: the first rows see nothing (out 0, lse -inf); a window that empties rows.
-        failures.check(vulkan, new ForwardCase(seed++, 1, 1, 4, 70, 9, 64, 64, DType.F32, DType.F32, DType.F32,
-                layouts(Layout.PADDED), true, AttentionOptions.builder().causal(true).build()));
-        failures.check(vulkan, new ForwardCase(seed++, 2, 2, 1, 33, 20, 32, 48, DType.BF16, DType.F16, DType.F32,
-                layouts(Layout.OFF_HEAP), false, AttentionOptions.builder().window(0, 0).softcap(5f).build()));
-        failures.check(vulkan, new ForwardCase(seed, 1, 1, 8, 1, 120, 128, 128, DType.F16, DType.F16, DType.F16,
-                layouts(Layout.BSHD), false, AttentionOptions.builder().causal(true).alibiSlopes(
-                new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f}).build()));
+        failures.check(
+                vulkan,
+                new ForwardCase(
+                        seed++,
+                        1,
+                        1,
+                        4,
+                        70,
+                        9,
+                        64,
+                        64,
+                        DType.F32,
+                        DType.F32,
+                        DType.F32,
+                        layouts(Layout.PADDED),
+                        true,
+                        AttentionOptions.builder().causal(true).build()));
+        failures.check(
+                vulkan,
+                new ForwardCase(
+                        seed++,
+                        2,
+                        2,
+                        1,
+                        33,
+                        20,
+                        32,
+                        48,
+                        DType.BF16,
+                        DType.F16,
+                        DType.F32,
+                        layouts(Layout.OFF_HEAP),
+                        false,
+                        AttentionOptions.builder().window(0, 0).softcap(5f).build()));
+        failures.check(
+                vulkan,
+                new ForwardCase(
+                        seed,
+                        1,
+                        1,
+                        8,
+                        1,
+                        120,
+                        128,
+                        128,
+                        DType.F16,
+                        DType.F16,
+                        DType.F16,
+                        layouts(Layout.BSHD),
+                        false,
+                        AttentionOptions.builder()
+                                .causal(true)
+                                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f})
+                                .build()));
         failures.assertNone("head-dim and edge cases");
     }
 

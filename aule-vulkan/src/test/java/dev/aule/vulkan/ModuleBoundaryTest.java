@@ -1,10 +1,10 @@
 package dev.aule.vulkan;
 
-import dev.aule.spi.Accuracy;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -36,11 +36,17 @@ class ModuleBoundaryTest {
         if (ON_MODULE_PATH) {
             ModuleDescriptor descriptor = module.getDescriptor();
             assertEquals("dev.aule.vulkan", descriptor.name());
-            assertEquals(Set.of("dev.aule.vulkan"),
-                    descriptor.exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toSet()));
-            assertEquals(List.of(VulkanBackend.class.getName()), descriptor.provides().stream()
-                    .filter(p -> p.service().equals(AttentionBackend.class.getName()))
-                    .flatMap(p -> p.providers().stream()).toList());
+            assertEquals(
+                    Set.of("dev.aule.vulkan"),
+                    descriptor.exports().stream()
+                            .map(ModuleDescriptor.Exports::source)
+                            .collect(Collectors.toSet()));
+            assertEquals(
+                    List.of(VulkanBackend.class.getName()),
+                    descriptor.provides().stream()
+                            .filter(p -> p.service().equals(AttentionBackend.class.getName()))
+                            .flatMap(p -> p.providers().stream())
+                            .toList());
         }
     }
 

@@ -27,8 +27,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@link TilePlan#sharedFloats}. Needs no device.
  */
 class ShaderConstantsTest {
-    private static final Pattern PUSH_BLOCK = Pattern.compile("layout\\(push_constant\\) uniform Params \\{(.*?)}",
-            Pattern.DOTALL);
+    private static final Pattern PUSH_BLOCK =
+            Pattern.compile("layout\\(push_constant\\) uniform Params \\{(.*?)}", Pattern.DOTALL);
     private static final Pattern MEMBER = Pattern.compile("\\b(int|float) (\\w+);");
     private static final Pattern BINDING = Pattern.compile("layout\\(std430, binding = (\\d+)\\)");
     private static final Pattern TYPE_CODE = Pattern.compile("\\(T\\) == (\\d) \\? LOAD_(\\w+)\\(");
@@ -48,8 +48,13 @@ class ShaderConstantsTest {
 
         // Every word distinct, so a swapped pair shows.
         AttentionShape shape = new AttentionShape(2, 6, 3, 5, 7, 16, 8);
-        AttentionOptions options = AttentionOptions.builder().causal(true).window(4, -1).scale(0.25f).softcap(3f)
-                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f}).build();
+        AttentionOptions options = AttentionOptions.builder()
+                .causal(true)
+                .window(4, -1)
+                .scale(0.25f)
+                .softcap(3f)
+                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f})
+                .build();
         int[] words = Params.of(shape, options, true).withCount(99).words();
         Map<String, Integer> byName = new LinkedHashMap<>();
         byName.put("B", 2);
@@ -73,7 +78,9 @@ class ShaderConstantsTest {
             assertTrue(byName.containsKey(name), "push constant " + name + " is new to this test and to Params");
             assertEquals(byName.get(name), words[i], "word " + i + " (" + type + " " + name + ")");
             boolean isFloat = name.equals("scale") || name.equals("softcap");
-            assertEquals(isFloat ? "float" : "int", type,
+            assertEquals(
+                    isFloat ? "float" : "int",
+                    type,
                     name + ": Params writes it as " + (isFloat ? "float bits" : "an int"));
         }
     }
@@ -86,7 +93,9 @@ class ShaderConstantsTest {
             while (m.find()) {
                 assertTrue(bindings.add(Integer.parseInt(m.group(1))), kernel + ": binding " + m.group(1) + " twice");
             }
-            assertEquals(IntStream.range(0, kernel.bindings).boxed().collect(Collectors.toSet()), bindings,
+            assertEquals(
+                    IntStream.range(0, kernel.bindings).boxed().collect(Collectors.toSet()),
+                    bindings,
                     kernel.resource + " vs Kernel." + kernel + ".bindings = " + kernel.bindings);
         }
     }
@@ -104,8 +113,8 @@ class ShaderConstantsTest {
         assertEquals(List.of(0, 1), codes, "LOAD_TYPED tests F32 then F16; anything else is BF16");
         assertEquals(2, Variant.typeCode(DType.BF16));
         String pack16 = ShaderCompiler.source(Kernel.PACK16);
-        assertTrue(pack16.contains("#if OUT_TYPE == " + Variant.typeCode(DType.F16) + "\n"),
-                "pack16.comp's F16 branch");
+        assertTrue(
+                pack16.contains("#if OUT_TYPE == " + Variant.typeCode(DType.F16) + "\n"), "pack16.comp's F16 branch");
     }
 
     /**
@@ -121,22 +130,27 @@ class ShaderConstantsTest {
                 long budget = TilePlan.sharedFloats(device);
                 for (int hd : TilePlan.BUCKETS) {
                     TilePlan forward = TilePlan.forward(device, hd);
-                    assertEquals(declaredFloats(Kernel.FORWARD, forward), forward.sharedFloats(Kernel.FORWARD),
+                    assertEquals(
+                            declaredFloats(Kernel.FORWARD, forward),
+                            forward.sharedFloats(Kernel.FORWARD),
                             "forward " + forward);
                     assertTrue(forward.sharedFloats(Kernel.FORWARD) <= budget, forward + " over " + budget);
-                    TilePlan longer = new TilePlan(hd, forward.rows(), forward.keys() + 4, forward.threadsPerRow(),
-                            forward.workgroup());
-                    assertTrue(forward.keys() == 64 || declaredFloats(Kernel.FORWARD, longer) > budget,
+                    TilePlan longer = new TilePlan(
+                            hd, forward.rows(), forward.keys() + 4, forward.threadsPerRow(), forward.workgroup());
+                    assertTrue(
+                            forward.keys() == 64 || declaredFloats(Kernel.FORWARD, longer) > budget,
                             forward + " leaves room for " + longer + " in " + budget);
                     if (sharedBytes < 32 << 10 && hd == 256) {
                         continue; // no square backward tile of head dim 256 fits 16 KiB
                     }
                     TilePlan backward = TilePlan.backward(device, hd);
                     for (Kernel kernel : new Kernel[] {Kernel.BACKWARD_KV, Kernel.BACKWARD_Q}) {
-                        assertEquals(declaredFloats(kernel, backward), backward.sharedFloats(kernel),
+                        assertEquals(
+                                declaredFloats(kernel, backward),
+                                backward.sharedFloats(kernel),
                                 kernel + " " + backward);
-                        assertTrue(backward.sharedFloats(kernel) <= budget,
-                                kernel + " " + backward + " over " + budget);
+                        assertTrue(
+                                backward.sharedFloats(kernel) <= budget, kernel + " " + backward + " over " + budget);
                     }
                 }
             }
@@ -169,7 +183,20 @@ class ShaderConstantsTest {
     }
 
     private static DeviceInfo device(long sharedBytes, int subgroup) {
-        return new DeviceInfo(0, "test device", DeviceInfo.Kind.DISCRETE_GPU, "1.1.0", subgroup, sharedBytes, 1L << 30,
-                1024, 1024, new int[] {65535, 65535, 65535}, false, false, false, false);
+        return new DeviceInfo(
+                0,
+                "test device",
+                DeviceInfo.Kind.DISCRETE_GPU,
+                "1.1.0",
+                subgroup,
+                sharedBytes,
+                1L << 30,
+                1024,
+                1024,
+                new int[] {65535, 65535, 65535},
+                false,
+                false,
+                false,
+                false);
     }
 }

@@ -1,13 +1,13 @@
 package dev.aule.vulkan;
 
-import dev.aule.mask.AttentionMask;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
-import dev.aule.serving.KvCache;
-import dev.aule.mask.MaskMod;
-import dev.aule.mask.ScoreMod;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.mask.AttentionMask;
+import dev.aule.mask.MaskMod;
+import dev.aule.mask.ScoreMod;
+import dev.aule.serving.KvCache;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -34,8 +34,8 @@ class ValidationTest {
         Tensor v = Tensors.random(rnd, DType.F32, 1, 3, 8, 32);
         Tensor out = Tensor.allocate(DType.F32, 1, 4, 8, 32);
         out.fill(Float.NaN);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> vulkan.forward(q, k, v, out, null, AttentionOptions.defaults()));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> vulkan.forward(q, k, v, out, null, AttentionOptions.defaults()));
         assertTrue(e.getMessage().startsWith("q, k: query heads 4 must be a multiple of KV heads 3"), e.getMessage());
         assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
     }
@@ -49,12 +49,17 @@ class ValidationTest {
         Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
         out.fill(Float.NaN);
         for (AttentionOptions options : new AttentionOptions[] {
-                AttentionOptions.builder().mask(AttentionMask.of(new boolean[64], 1, 1, 8, 8)).build(),
-                AttentionOptions.builder().bias(Tensor.allocate(DType.F32, 1, 1, 8, 8)).build(),
-                AttentionOptions.builder().maskMod(MaskMod.causal()).build(),
-                AttentionOptions.builder().scoreMod(ScoreMod.softcap(5f)).build()}) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> vulkan.forward(q, q, q, out, null, options));
+            AttentionOptions.builder()
+                    .mask(AttentionMask.of(new boolean[64], 1, 1, 8, 8))
+                    .build(),
+            AttentionOptions.builder()
+                    .bias(Tensor.allocate(DType.F32, 1, 1, 8, 8))
+                    .build(),
+            AttentionOptions.builder().maskMod(MaskMod.causal()).build(),
+            AttentionOptions.builder().scoreMod(ScoreMod.softcap(5f)).build()
+        }) {
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, options));
             assertTrue(e.getMessage().contains("not supported by this backend"), e.getMessage());
         }
         assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
@@ -69,20 +74,28 @@ class ValidationTest {
         assertTrue(!vulkan.capabilities().serving());
         Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
         Tensor out = Tensor.allocate(DType.F32, 1, 2, 1, 16);
-        UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+        UnsupportedOperationException e = assertThrows(
+                UnsupportedOperationException.class,
                 () -> vulkan.forwardCached(q, q, q, new int[] {1}, out, null, AttentionOptions.defaults()));
         assertTrue(e.getMessage().contains("serving"), e.getMessage());
 
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
-        cache.append(Tensors.random(new SplittableRandom(3), DType.F32, 1, 2, 3, 16),
+        cache.append(
+                Tensors.random(new SplittableRandom(3), DType.F32, 1, 2, 3, 16),
                 Tensors.random(new SplittableRandom(4), DType.F32, 1, 2, 3, 16));
-        VulkanTestSupport.withProperty(Backends.PROPERTY, "vulkan",
-                () -> assertThrows(UnsupportedOperationException.class,
-                        () -> cache.attention(q, AttentionOptions.defaults())));
+        VulkanTestSupport.withProperty(
+                Backends.PROPERTY,
+                "vulkan",
+                () -> assertThrows(
+                        UnsupportedOperationException.class, () -> cache.attention(q, AttentionOptions.defaults())));
         VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
             Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
-            assertTrue(Backends.selected(dev.aule.spi.Capabilities::serving).capabilities().serving());
-            assertEquals("vulkan", Backends.selected(caps -> !caps.serving()).name(),
+            assertTrue(Backends.selected(dev.aule.spi.Capabilities::serving)
+                    .capabilities()
+                    .serving());
+            assertEquals(
+                    "vulkan",
+                    Backends.selected(caps -> !caps.serving()).name(),
                     "auto-selection passes over cpu for a call only vulkan can take");
             float[] o = cache.attention(q, AttentionOptions.defaults()).out().toFloatArray();
             assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), Arrays.toString(o));
@@ -93,8 +106,8 @@ class ValidationTest {
     void headDimsOver256AreRejected() {
         Tensor q = Tensor.allocate(DType.F32, 1, 1, 2, 257);
         Tensor out = Tensor.allocate(DType.F32, 1, 1, 2, 257);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> vulkan.forward(q, q, q, out, null, AttentionOptions.defaults()));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, AttentionOptions.defaults()));
         assertTrue(e.getMessage().contains("over this backend's limit of 256"), e.getMessage());
     }
 
@@ -107,7 +120,8 @@ class ValidationTest {
         Tensor dq = Tensor.allocate(DType.F32, 1, 2, 4, 16);
         Tensor dk = Tensor.allocate(DType.F32, 1, 2, 5, 16);
         Tensor dv = Tensor.allocate(DType.F32, 1, 2, 4, 16);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
                 () -> vulkan.backward(q, q, q, out, dOut, lse, dq, dk, dv, AttentionOptions.defaults()));
         assertTrue(e.getMessage().startsWith("dk: shape [1, 2, 5, 16]"), e.getMessage());
     }
@@ -116,21 +130,28 @@ class ValidationTest {
     @Test
     void aCallOverTheStorageBufferRangeIsRejected() {
         long range = vulkan.device().info().maxStorageBufferRange();
-        Assumptions.assumeTrue(range <= 256L << 20, "needs an output of maxStorageBufferRange bytes; skipped at "
-                + (range >> 20) + " MiB");
+        Assumptions.assumeTrue(
+                range <= 256L << 20,
+                "needs an output of maxStorageBufferRange bytes; skipped at " + (range >> 20) + " MiB");
         int seq = (int) (range / (4L * 256)) + 1;
         try (Arena arena = Arena.ofConfined()) {
             // Inputs are stride-0 views of one row (shape-valid, no memory); the output is real memory.
-            Tensor row = Tensor.of(MemorySegment.ofArray(new float[256]), DType.F32, new long[] {1, 1, seq, 256},
-                    new long[] {0, 0, 0, 1});
+            Tensor row = Tensor.of(
+                    MemorySegment.ofArray(new float[256]), DType.F32, new long[] {1, 1, seq, 256}, new long[] {
+                        0, 0, 0, 1
+                    });
             MemorySegment outMemory = arena.allocate(4L * seq * 256, 64);
             Tensor out = Tensor.of(outMemory, DType.F32, new long[] {1, 1, seq, 256}, new long[] {0, 0, 256, 1});
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
                     () -> vulkan.forward(row, row, row, out, null, AttentionOptions.defaults()));
-            assertTrue(e.getMessage().startsWith("q: ") && e.getMessage().contains("maxStorageBufferRange"),
+            assertTrue(
+                    e.getMessage().startsWith("q: ") && e.getMessage().contains("maxStorageBufferRange"),
                     e.getMessage());
-            assertTrue(outMemory.asSlice(0, 1024).toArray(ValueLayout.JAVA_BYTE)[0] == 0
-                    && outMemory.get(ValueLayout.JAVA_FLOAT, outMemory.byteSize() - 4) == 0f, "out was written");
+            assertTrue(
+                    outMemory.asSlice(0, 1024).toArray(ValueLayout.JAVA_BYTE)[0] == 0
+                            && outMemory.get(ValueLayout.JAVA_FLOAT, outMemory.byteSize() - 4) == 0f,
+                    "out was written");
         }
     }
 

@@ -14,8 +14,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  * so a broken driver install cannot turn the suite into a silent skip.
  */
 final class VulkanTestSupport {
-    private VulkanTestSupport() {
-    }
+    private VulkanTestSupport() {}
 
     static VulkanBackend backend() {
         VulkanBackend backend = new VulkanBackend();
@@ -27,9 +26,10 @@ final class VulkanTestSupport {
                     || a.reason().startsWith("no usable Vulkan device");
             boolean required = "1".equals(System.getenv("AULE_REQUIRE_VULKAN"));
             Assumptions.assumeTrue(!noVulkanHere || required, "no Vulkan here, vulkan tests skipped: " + a.reason());
-            fail(noVulkanHere
-                    ? "AULE_REQUIRE_VULKAN=1 but the vulkan backend is unavailable: " + a.reason()
-                    : "vulkan backend unavailable although Vulkan is installed: " + a.reason());
+            fail(
+                    noVulkanHere
+                            ? "AULE_REQUIRE_VULKAN=1 but the vulkan backend is unavailable: " + a.reason()
+                            : "vulkan backend unavailable although Vulkan is installed: " + a.reason());
         }
         return backend;
     }

@@ -20,9 +20,9 @@ public final class Elementwise {
     private static final float LOG2E = 1.44269504f;
     private static final float LN2_HI = 0.693145752f; // ln 2 split so n * LN2_HI is exact
     private static final float LN2_LO = 1.42860677e-6f;
-    private static final float ROUNDER = 12582912f;    // 1.5 * 2^23: adding it rounds to an integer
+    private static final float ROUNDER = 12582912f; // 1.5 * 2^23: adding it rounds to an integer
     private static final int ROUNDER_BITS = Float.floatToRawIntBits(ROUNDER);
-    private static final float EXP_MIN = -87.0f;       // below: 0 (avoids subnormal scale factors)
+    private static final float EXP_MIN = -87.0f; // below: 0 (avoids subnormal scale factors)
     private static final float EXP_MAX = 88.0f;
     private static final FloatVector IOTA = iota(); // 0, 1, ..., L-1
     private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(F, -LN2_HI);
@@ -41,8 +41,7 @@ public final class Elementwise {
     private static final FloatVector T11 = FloatVector.broadcast(F, -1382f / 155925);
     private static final FloatVector T13 = FloatVector.broadcast(F, 21844f / 6081075);
 
-    private Elementwise() {
-    }
+    private Elementwise() {}
 
     /** {@code x[off, off+n) *= factor}. */
     public static void scale(float[] x, int off, int n, float factor) {
@@ -76,9 +75,20 @@ public final class Elementwise {
      * Softmax backward over a transposed {@code keys x KT} tile, in place (the contract of
      * {@code TileMath.softmaxBackward}): {@code p} into {@code s}, {@code ds} into {@code dp}.
      */
-    public static void softmaxBackward(float[] s, float[] dp, int keys, int key0, float[] lse, float[] delta,
-                                       int rowOff, int[] first, int[] last, float[] diag, boolean masked,
-                                       float cap, float slope) {
+    public static void softmaxBackward(
+            float[] s,
+            float[] dp,
+            int keys,
+            int key0,
+            float[] lse,
+            float[] delta,
+            int rowOff,
+            int[] first,
+            int[] last,
+            float[] diag,
+            boolean masked,
+            float cap,
+            float slope) {
         float inverseCap = cap > 0f ? 1f / cap : 0f;
         // Lane vectors outside, keys inside: each row statistic is loaded once per tile.
         for (int lane = 0; lane < KT; lane += L) {
@@ -102,10 +112,12 @@ public final class Elementwise {
                     y = y.sub(rowDiag.sub(key).abs().mul(slope));
                 }
                 FloatVector p = exp(y.sub(rowLse));
-                FloatVector ds = FloatVector.fromArray(F, dp, at).sub(rowDelta).mul(p).mul(capSlope);
+                FloatVector ds =
+                        FloatVector.fromArray(F, dp, at).sub(rowDelta).mul(p).mul(capSlope);
                 if (masked) {
                     VectorMask<Float> hidden = rowFirst.compare(VectorOperators.GT, key)
-                            .or(rowLast.compare(VectorOperators.LT, key)).cast(F);
+                            .or(rowLast.compare(VectorOperators.LT, key))
+                            .cast(F);
                     p = p.blend(0f, hidden);
                     ds = ds.blend(0f, hidden);
                 }
@@ -151,8 +163,8 @@ public final class Elementwise {
         poly = poly.fma(r, ONE);
         poly = poly.fma(r, ONE);
         IntVector bits = rounded.reinterpretAsInts();
-        FloatVector twoToN = bits.sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23)
-                .reinterpretAsFloats();
+        FloatVector twoToN =
+                bits.sub(ROUNDER_BITS - 127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         VectorMask<Float> underflow = x.compare(VectorOperators.LT, EXP_MIN);
         return poly.mul(twoToN).blend(0f, underflow);
     }

@@ -19,8 +19,7 @@ public final class HalfWidening {
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED;
 
-    private HalfWidening() {
-    }
+    private HalfWidening() {}
 
     /**
      * {@code dst[dstOff + i]} = the 16-bit value at byte {@code srcOff + 2 i} of {@code src} as float, for
@@ -36,14 +35,17 @@ public final class HalfWidening {
         long at = srcOff;
         int i = 0;
         for (; i + L <= count; i += L, at += 2L * L) {
-            IntVector h = (IntVector) ShortVector.fromMemorySegment(H, src, at, NATIVE)
-                    .convertShape(VectorOperators.S2I, I, 0);
+            IntVector h = (IntVector)
+                    ShortVector.fromMemorySegment(H, src, at, NATIVE).convertShape(VectorOperators.S2I, I, 0);
             FloatVector f;
             if (bf16) {
                 f = h.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             } else {
                 IntVector magnitude = h.and(0x7FFF);
-                IntVector bits = magnitude.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
+                IntVector bits = magnitude
+                        .lanewise(VectorOperators.LSHL, 13)
+                        .reinterpretAsFloats()
+                        .mul(0x1p112f)
                         .reinterpretAsInts()
                         .lanewise(VectorOperators.OR, 0x7F800000, magnitude.compare(VectorOperators.GE, 0x7C00))
                         .or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16));

@@ -27,20 +27,20 @@ public final class Products {
      * broadcast (alone on a 256 x 128 by 128 x 32 product: 79 to 88 GFLOP/s against 48 to 51).
      */
     private static final boolean NARROW = L == 8;
+
     private static final float[] ONES = {1f, 1f, 1f, 1f};
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
-    private Products() {
-    }
+    private Products() {}
 
     /**
      * {@code c[cOff + t * cStride + j] = sum_x a[aOff + t * inner + x] b[bOff + x * KT + j]} for {@code t < rows},
      * {@code j < KT} ({@link SimdWidth#keyTile()}): {@code a} row-major {@code [rows][inner]}, {@code b} a panel
      * {@code [inner][KT]}. {@code rows} is a multiple of 4. Overwrites those columns of {@code c}.
      */
-    public static void multiply(float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff,
-                                int cStride) {
+    public static void multiply(
+            float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
         if (NARROW) {
             multiplyPairs(a, aOff, rows, inner, b, bOff, c, cOff, cStride);
             return;
@@ -107,8 +107,8 @@ public final class Products {
      * {@link #multiply} in 4 x 2 blocks (see {@link #NARROW}): each 4-row block in two passes over half the
      * columns.
      */
-    private static void multiplyPairs(float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c,
-                                      int cOff, int cStride) {
+    private static void multiplyPairs(
+            float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
         for (int t = 0; t < rows; t += 4) {
             int a0 = aOff + t * inner;
             int a1 = a0 + inner;
@@ -150,8 +150,8 @@ public final class Products {
      * {@code c[rows][width] += a[rows][inner] b[inner][width]} with {@code a}'s rows KT apart from 0, {@code b} from
      * {@code bOff} and {@code c} from {@code cOff}; {@code rows} is a multiple of 4 and {@code width} of the lanes.
      */
-    public static void multiplyAdd(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c,
-                                   int cOff) {
+    public static void multiplyAdd(
+            float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff) {
         for (int t = 0; t < rows; t += 4) {
             // c += a b is accumulate's block with alphas of 1 (exact): a's rows are KT apart like p's.
             accumulateRows(a, t * KT, inner, b, bOff, width, width, c, cOff + t * width, width, ONES, 0, NARROW);
@@ -162,8 +162,17 @@ public final class Products {
      * {@code o[t] = alpha[t] * o[t] + sum_j p[t][pCol + j] * v[j]} for {@code t < rows}, {@code j < keys}: value row
      * {@code j} at {@code v[vOff + j * vStride, +dvp)}, probabilities KT apart, output rows {@code dvp} apart.
      */
-    public static void accumulate(float[] p, int rows, int keys, int pCol, float[] v, int vOff, int vStride, int dvp,
-                                  float[] o, float[] alpha) {
+    public static void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         // The block is written out here rather than called (as multiplyAdd does): on decode's lone group of 4 rows
         // the call to accumulateWide, compiled on its own, cost 15 to 30 % of a decode step.
         for (int t = 0; t < rows; t += 4) {
@@ -266,8 +275,20 @@ public final class Products {
      * from {@code p0} (KT apart), output rows from {@code o0} ({@code oStride} apart), value columns
      * {@code [0, width)}; in 4 x 2 blocks first when {@code pairs}, then 4 x 4, then one vector at a time.
      */
-    private static void accumulateRows(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int width,
-                                       float[] o, int o0, int oStride, float[] alpha, int t, boolean pairs) {
+    private static void accumulateRows(
+            float[] p,
+            int p0,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int width,
+            float[] o,
+            int o0,
+            int oStride,
+            float[] alpha,
+            int t,
+            boolean pairs) {
         int c = pairs ? accumulatePairs(p, p0, keys, v, vOff, vStride, width, o, o0, oStride, alpha, t) : 0;
         accumulateWide(p, p0, keys, v, vOff, vStride, width, o, o0, oStride, alpha, t, c);
     }
@@ -278,8 +299,19 @@ public final class Products {
      * ({@code oStride} apart), over every pair of value vectors within {@code dvp}; returns the first column it
      * did not do.
      */
-    private static int accumulatePairs(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
-                                       float[] o, int o0, int oStride, float[] alpha, int t) {
+    private static int accumulatePairs(
+            float[] p,
+            int p0,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            int o0,
+            int oStride,
+            float[] alpha,
+            int t) {
         int p1 = p0 + KT;
         int p2 = p1 + KT;
         int p3 = p2 + KT;
@@ -329,8 +361,20 @@ public final class Products {
      * {@link #accumulateRows} from column {@code c} on: 4 x 4 blocks, then the columns left (width not a multiple
      * of 4 vectors) one vector at a time.
      */
-    private static void accumulateWide(float[] p, int p0, int keys, float[] v, int vOff, int vStride, int dvp,
-                                       float[] o, int o0, int oStride, float[] alpha, int t, int c) {
+    private static void accumulateWide(
+            float[] p,
+            int p0,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            int o0,
+            int oStride,
+            float[] alpha,
+            int t,
+            int c) {
         int p1 = p0 + KT;
         int p2 = p1 + KT;
         int p3 = p2 + KT;
@@ -423,8 +467,17 @@ public final class Products {
      * at byte {@code vOff + j * vStride} of {@code v}. The same loop over other memory, kept apart because C2
      * compiles each form to plain vector loads; a test holds the two to bitwise-equal results.
      */
-    public static void accumulate(float[] p, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride,
-                                  int dvp, float[] o, float[] alpha) {
+    public static void accumulate(
+            float[] p,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         // As the array version, value rows loaded from the segment.
         for (int t = 0; t < rows; t += 4) {
             int p0 = t * KT + pCol;

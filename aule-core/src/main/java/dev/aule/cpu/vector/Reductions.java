@@ -22,8 +22,7 @@ public final class Reductions {
     private static final VectorShuffle<Float> ROTATE_2 = VectorShuffle.iota(F, 2 % L, 1, true);
     private static final VectorShuffle<Float> ROTATE_1 = VectorShuffle.iota(F, 1 % L, 1, true);
 
-    private Reductions() {
-    }
+    private Reductions() {}
 
     /** Largest of {@code s[off, off+n)}, {@code n} a multiple of the lanes. */
     public static float max(float[] s, int off, int n) {

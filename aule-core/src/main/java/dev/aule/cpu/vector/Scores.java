@@ -19,8 +19,7 @@ public final class Scores {
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
-    private Scores() {
-    }
+    private Scores() {}
 
     /** Columns of the transposed query tile {@link #scoresByKey} reads: {@code rows} rounded up to whole vectors. */
     public static int queryColumns(int rows) {
@@ -31,8 +30,8 @@ public final class Scores {
      * {@code s[t][sCol + j] = q[t] . k[j]}: query rows {@code dp} apart, key row {@code j} at
      * {@code kOff + j * kStride} (the contract of {@code TileMath.scoresByRow}).
      */
-    public static void scoresByRow(float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys,
-                                   float[] s, int sCol) {
+    public static void scoresByRow(
+            float[] q, int rows, int dp, float[] k, int kOff, int kStride, int keys, float[] s, int sCol) {
         // Keys outside, groups of 4 query rows inside: a key row (at most 2 KiB) is loaded from memory
         // once and stays in L1 for every group, and the query tile (at most 32 x 512 floats) stays
         // in L1/L2. 4 rows share each loaded key vector; one horizontal sum per (row, key).
@@ -63,8 +62,8 @@ public final class Scores {
      * {@link #scoresByRow(float[], int, int, float[], int, int, int, float[], int)} with key row {@code j} at
      * byte {@code kOff + j * kStride} of {@code k}.
      */
-    public static void scoresByRow(float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride,
-                                   int keys, float[] s, int sCol) {
+    public static void scoresByRow(
+            float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol) {
         // As the array version: one key row streamed from memory, shared by every group of 4 query rows.
         long kb = kOff;
         for (int j = 0; j < keys; j++, kb += kStride) {
@@ -94,8 +93,8 @@ public final class Scores {
      * {@code s[t][sCol + j] = q[t] . k[j]} from the transposed query tile {@code qT[x][c]} (the contract of
      * {@code TileMath.scoresByKey}); {@code sT} is scratch of {@code keys * queryColumns(rows)} floats.
      */
-    public static void scoresByKey(float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys,
-                                   float[] sT, float[] s, int sCol) {
+    public static void scoresByKey(
+            float[] qT, int rows, int d, float[] k, int kOff, int kStride, int keys, float[] sT, float[] s, int sCol) {
         // sT[j][c] = sum_x k[j][x] qT[x][c]: 8 keys x 2 vectors of query rows = 16 accumulators, fed per
         // x by 8 broadcast key elements and 2 query vectors (10 loads for 16 FMAs; the 8 key rows stream
         // side by side from memory). Leftover keys and an odd last vector of columns go one by one.

@@ -35,7 +35,8 @@ public final class SimdWidth {
         if (choice.warning() != null) {
             System.getLogger("dev.aule.cpu").log(Level.WARNING, choice.warning());
         }
-        F = FloatVector.SPECIES_PREFERRED.vectorBitSize() == choice.bits() ? FloatVector.SPECIES_PREFERRED
+        F = FloatVector.SPECIES_PREFERRED.vectorBitSize() == choice.bits()
+                ? FloatVector.SPECIES_PREFERRED
                 : VectorSpecies.of(float.class, VectorShape.forBitSize(choice.bits()));
         I = F.withLanes(int.class);
         H = VectorSpecies.of(short.class, VectorShape.forBitSize(choice.bits() / 2));
@@ -43,8 +44,7 @@ public final class SimdWidth {
         KT = TileConfig.KEY_BLOCK_VECTORS * L;
     }
 
-    private SimdWidth() {
-    }
+    private SimdWidth() {}
 
     /**
      * A width to run on, and the warning to log when the configured value could not be honoured (else null).
@@ -52,8 +52,7 @@ public final class SimdWidth {
      * @param bits    128, 256 or 512
      * @param warning why the configured value was not used, or null
      */
-    public record Choice(int bits, String warning) {
-    }
+    public record Choice(int bits, String warning) {}
 
     /**
      * The width for a configured value ({@code configured}: the property's value, null when unset) on a CPU
@@ -72,12 +71,15 @@ public final class SimdWidth {
             bits = -1;
         }
         if (bits != 128 && bits != 256 && bits != 512) {
-            return new Choice(preferredBits, PROPERTY + " must be 128, 256 or 512, got '" + configured
-                    + "': using the preferred " + preferredBits + "-bit vectors");
+            return new Choice(
+                    preferredBits,
+                    PROPERTY + " must be 128, 256 or 512, got '" + configured + "': using the preferred "
+                            + preferredBits + "-bit vectors");
         }
         if (bits > preferredBits) {
-            return new Choice(preferredBits, PROPERTY + "=" + bits + " is wider than this CPU's " + preferredBits
-                    + "-bit vectors: using those");
+            return new Choice(
+                    preferredBits,
+                    PROPERTY + "=" + bits + " is wider than this CPU's " + preferredBits + "-bit vectors: using those");
         }
         return new Choice(bits, null);
     }

@@ -30,10 +30,18 @@ class ArrayAndSegmentKernelsTest {
                     float[] fromArray = new float[rows * KT];
                     float[] fromSegment = new float[rows * KT];
                     Scores.scoresByRow(q, rows, dp, k, 3, stride, keys, fromArray, sCol);
-                    Scores.scoresByRow(q, rows, dp, MemorySegment.ofArray(k), 3L * Float.BYTES,
-                            (long) stride * Float.BYTES, keys, fromSegment, sCol);
-                    assertBitwiseEqual(fromArray, fromSegment,
-                            "scoresByRow rows " + rows + " dp " + dp + " keys " + keys);
+                    Scores.scoresByRow(
+                            q,
+                            rows,
+                            dp,
+                            MemorySegment.ofArray(k),
+                            3L * Float.BYTES,
+                            (long) stride * Float.BYTES,
+                            keys,
+                            fromSegment,
+                            sCol);
+                    assertBitwiseEqual(
+                            fromArray, fromSegment, "scoresByRow rows " + rows + " dp " + dp + " keys " + keys);
                 }
             }
         }
@@ -54,10 +62,19 @@ class ArrayAndSegmentKernelsTest {
                     float[] fromArray = start.clone();
                     float[] fromSegment = start.clone();
                     Products.accumulate(p, rows, keys, pCol, v, 5, stride, dvp, fromArray, alpha);
-                    Products.accumulate(p, rows, keys, pCol, MemorySegment.ofArray(v), 5L * Float.BYTES,
-                            (long) stride * Float.BYTES, dvp, fromSegment, alpha);
-                    assertBitwiseEqual(fromArray, fromSegment,
-                            "accumulate rows " + rows + " dvp " + dvp + " keys " + keys);
+                    Products.accumulate(
+                            p,
+                            rows,
+                            keys,
+                            pCol,
+                            MemorySegment.ofArray(v),
+                            5L * Float.BYTES,
+                            (long) stride * Float.BYTES,
+                            dvp,
+                            fromSegment,
+                            alpha);
+                    assertBitwiseEqual(
+                            fromArray, fromSegment, "accumulate rows " + rows + " dvp " + dvp + " keys " + keys);
                 }
             }
         }
@@ -74,7 +91,9 @@ class ArrayAndSegmentKernelsTest {
     private static void assertBitwiseEqual(float[] want, float[] got, String what) {
         for (int i = 0; i < want.length; i++) {
             int at = i;
-            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]),
+            assertEquals(
+                    Float.floatToRawIntBits(want[i]),
+                    Float.floatToRawIntBits(got[i]),
                     () -> what + " at " + at + " (" + SimdWidth.bits() + "-bit vectors)");
         }
     }

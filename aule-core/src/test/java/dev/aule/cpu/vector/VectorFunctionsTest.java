@@ -23,7 +23,10 @@ class VectorFunctionsTest {
             assertTrue(Math.abs(got - want) <= 3e-7 * want, "exp(" + x + ") = " + got + ", want " + want);
         }
         assertEquals(0f, Elementwise.exp(FloatVector.broadcast(F, -100f)).lane(0));
-        assertEquals(0f, Elementwise.exp(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
+        assertEquals(
+                0f,
+                Elementwise.exp(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY))
+                        .lane(0));
     }
 
     /** Relative accuracy matters down to tiny arguments: a softcap c makes the logit c * tanh(s / c). */
@@ -35,11 +38,18 @@ class VectorFunctionsTest {
             float y = (float) (rnd.nextBoolean() ? magnitude : -magnitude);
             double want = Math.tanh(y);
             double got = Elementwise.tanh(FloatVector.broadcast(F, y)).lane(0);
-            assertTrue(Math.abs(got - want) <= 5e-7 * Math.abs(want) + 1e-45,
+            assertTrue(
+                    Math.abs(got - want) <= 5e-7 * Math.abs(want) + 1e-45,
                     "tanh(" + y + ") = " + got + ", want " + want);
         }
         assertEquals(0f, Elementwise.tanh(FloatVector.broadcast(F, 0f)).lane(0));
-        assertEquals(1f, Elementwise.tanh(FloatVector.broadcast(F, Float.POSITIVE_INFINITY)).lane(0));
-        assertEquals(-1f, Elementwise.tanh(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY)).lane(0));
+        assertEquals(
+                1f,
+                Elementwise.tanh(FloatVector.broadcast(F, Float.POSITIVE_INFINITY))
+                        .lane(0));
+        assertEquals(
+                -1f,
+                Elementwise.tanh(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY))
+                        .lane(0));
     }
 }
