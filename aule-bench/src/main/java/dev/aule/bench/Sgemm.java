@@ -13,19 +13,19 @@ import java.util.stream.IntStream;
  * not exported by the module; the bench runs on the class path, where it is reachable.
  */
 final class Sgemm {
-    /** Rows of C per task: 128 rows (32 register blocks of 4) re-read their panel of B from L2. */
+    /** Rows of C per task (the last task takes what is left): 128 rows re-read their panel of B from L2. */
     private static final int TASK_ROWS = 128;
 
     private Sgemm() {}
 
-    /** {@code c = a b} with {@code n} a multiple of 128 and of the key block ({@code 4 * lanes}). */
+    /** {@code c = a b} with {@code n} a multiple of the key block ({@code 4 * lanes}). */
     static void multiply(float[] a, float[] b, float[] c, int n) {
         int panel = SimdWidth.keyTile();
-        if (n % panel != 0 || n % TASK_ROWS != 0) {
-            throw new IllegalArgumentException("n: must be a multiple of " + Math.max(panel, TASK_ROWS) + ", got " + n);
+        if (n < 1 || n % panel != 0) {
+            throw new IllegalArgumentException("n: must be a positive multiple of " + panel + ", got " + n);
         }
         int panels = n / panel;
-        int rowTasks = n / TASK_ROWS;
+        int rowTasks = Math.ceilDiv(n, TASK_ROWS);
         IntStream.range(0, panels * rowTasks).parallel().forEach(task -> {
             int col = task % panels * panel;
             int row = task / panels * TASK_ROWS;
@@ -34,7 +34,9 @@ final class Sgemm {
             for (int x = 0; x < n; x++) {
                 System.arraycopy(b, x * n + col, packed, x * panel, panel);
             }
-            Products.multiply(a, row * n, TASK_ROWS, n, packed, 0, c, row * n + col, n);
+            // Every task's row count is a multiple of 4, as the product needs: n and TASK_ROWS are.
+            int rows = Math.min(TASK_ROWS, n - row);
+            Products.multiply(a, row * n, rows, n, packed, 0, c, row * n + col, n);
         });
     }
 }
