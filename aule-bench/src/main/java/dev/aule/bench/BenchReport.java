@@ -92,17 +92,9 @@ public final class BenchReport {
         results.stream()
                 .filter(r -> r.getParams().getBenchmark().endsWith("read"))
                 .forEach(r -> readRate.put(bytes(r.getParams()), bytes(r.getParams()) / seconds(r) / 1e9));
-        System.out.println();
-        System.out.printf(
-                Locale.ROOT,
+        printHeader(
                 "%-26s %-44s %10s %9s %9s %9s %9s%n",
-                "benchmark",
-                "params",
-                "ms/op",
-                "GFLOP/s",
-                "%GEMM",
-                "GB/s",
-                "%read");
+                "benchmark", "params", "ms/op", "GFLOP/s", "%GEMM", "GB/s", "%read");
         for (RunResult r : results) {
             BenchmarkParams p = r.getParams();
             String full = p.getBenchmark();
@@ -136,15 +128,7 @@ public final class BenchReport {
         if (forwards.isEmpty()) {
             return;
         }
-        System.out.println();
-        System.out.printf(
-                Locale.ROOT,
-                "%-34s %9s %9s %9s %15s%n",
-                "forward shape",
-                "GFLOP/s",
-                "x naive",
-                "x onnxrt",
-                "causal/full");
+        printHeader("%-34s %9s %9s %9s %15s%n", "forward shape", "GFLOP/s", "x naive", "x onnxrt", "causal/full");
         for (RunResult f : forwards) {
             BenchmarkParams p = f.getParams();
             String shape = "seq=" + p.getParam("seq") + " headDim=" + p.getParam("headDim") + " causal="
@@ -172,6 +156,12 @@ public final class BenchReport {
                     ort / sec,
                     100 * causalRatio);
         }
+    }
+
+    /** A blank line, then a table's column titles laid out by {@code format}. */
+    private static void printHeader(String format, String... titles) {
+        System.out.println();
+        System.out.printf(Locale.ROOT, format, (Object[]) titles);
     }
 
     /** Seconds of the benchmark method {@code method} on the forward shape of {@code p} with masking {@code causal}; NaN if absent. */

@@ -10,10 +10,7 @@ import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.ParameterException;
-import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -26,7 +23,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.Callable;
 
 /**
  * {@code aule bench}: a prefill sweep of backends and peers with a progress bar, a table, a CSV and
@@ -34,8 +30,6 @@ import java.util.concurrent.Callable;
  */
 @Command(
         name = "bench",
-        mixinStandardHelpOptions = true,
-        sortOptions = false,
         description = {
             "Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
             "GEMM rate measured in the same run, writes results.csv and PNG charts.",
@@ -43,10 +37,7 @@ import java.util.concurrent.Callable;
             "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."
         },
         subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
-final class BenchCommand implements Callable<Integer> {
-    @Spec
-    private CommandSpec spec;
-
+final class BenchCommand extends AuleCommand {
     @Option(
             names = "--seq",
             split = ",",
@@ -115,7 +106,7 @@ final class BenchCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         checkArguments();
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         List<BenchShape> shapes = new ArrayList<>();
         for (int d : headDims) {
             for (boolean c : causal) {
@@ -212,12 +203,11 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private ProgressBar progressBar(int steps) {
-        PrintWriter err = spec.commandLine().getErr();
         return new ProgressBarBuilder()
                 .setTaskName("bench")
                 .setInitialMax(steps)
                 .setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new WriterProgressConsumer(err))
+                .setConsumer(new WriterProgressConsumer(err()))
                 .setUpdateIntervalMillis(250)
                 .build();
     }
@@ -267,36 +257,21 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private void checkArguments() {
-        CommandLine cl = spec.commandLine();
-        if (runs < 1) {
-            throw new ParameterException(cl, "--runs must be at least 1, got " + runs);
-        }
-        if (warmup < 0) {
-            throw new ParameterException(cl, "--warmup must be at least 0, got " + warmup);
-        }
+        requireAtLeast("--runs", runs, 1);
+        requireAtLeast("--warmup", warmup, 0);
         if (!(warmupTime >= 0)) {
-            throw new ParameterException(cl, "--warmup-time must be at least 0, got " + warmupTime);
+            throw usageError("--warmup-time must be at least 0, got " + warmupTime);
         }
-        if (heads < 1) {
-            throw new ParameterException(cl, "--heads must be at least 1, got " + heads);
-        }
-        for (int s : seqs) {
-            if (s < 1) {
-                throw new ParameterException(cl, "--seq values must be at least 1, got " + s);
-            }
-        }
-        for (int d : headDims) {
-            if (d < 1) {
-                throw new ParameterException(cl, "--head-dim values must be at least 1, got " + d);
-            }
-        }
+        requireAtLeast("--heads", heads, 1);
+        seqs.forEach(s -> requireAtLeast("--seq values", s, 1));
+        headDims.forEach(d -> requireAtLeast("--head-dim values", d, 1));
         if (gemm < 0 || gemm % 64 != 0) {
-            throw new ParameterException(cl, "--gemm must be 0 or a positive multiple of 64, got " + gemm);
+            throw usageError("--gemm must be 0 or a positive multiple of 64, got " + gemm);
         }
         List<String> known = Contenders.known();
         for (String name : contenders) {
             if (!known.contains(name)) {
-                throw new ParameterException(cl, "--contenders: no '" + name + "', known: " + String.join(", ", known));
+                throw usageError("--contenders: no '" + name + "', known: " + String.join(", ", known));
             }
         }
     }

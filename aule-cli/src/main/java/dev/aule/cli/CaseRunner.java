@@ -5,6 +5,7 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.AttentionShape;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
@@ -28,22 +29,23 @@ final class CaseRunner {
         SplittableRandom rnd = new SplittableRandom(seed ^ c.name().hashCode());
         try (Arena arena = Arena.ofShared()) {
             TensorLayout layout = c.layout();
+            AttentionShape s = c.shape();
             Tensor q = RandomFill.fill(
-                    layout.allocate(arena, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.headDim()), rnd);
+                    layout.allocate(arena, c.dtype(), s.batch(), s.queryHeads(), s.queryLen(), s.headDim()), rnd);
             Tensor k = RandomFill.fill(
-                    layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.headDim()), rnd);
+                    layout.allocate(arena, c.dtype(), s.batch(), s.kvHeads(), s.keyLen(), s.headDim()), rnd);
             Tensor v = RandomFill.fill(
-                    layout.allocate(arena, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.valueDim()), rnd);
+                    layout.allocate(arena, c.dtype(), s.batch(), s.kvHeads(), s.keyLen(), s.valueDim()), rnd);
 
             // The reference writes F32 so the 16-bit cases measure the backend's rounding, not the reference's.
-            Tensor expectedOut = Tensor.allocate(DType.F32, c.batch(), c.queryHeads(), c.queryLen(), c.valueDim());
-            Tensor expectedLse = Tensor.allocate(DType.F32, c.batch(), c.queryHeads(), c.queryLen(), 1);
+            Tensor expectedOut = Tensor.allocate(DType.F32, s.batch(), s.queryHeads(), s.queryLen(), s.valueDim());
+            Tensor expectedLse = Tensor.allocate(DType.F32, s.batch(), s.queryHeads(), s.queryLen(), 1);
             reference.forward(q, k, v, expectedOut, expectedLse, c.options());
 
             List<CaseResult> results = new ArrayList<>();
             for (AttentionBackend backend : backends) {
-                Tensor out = layout.allocate(arena, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.valueDim());
-                Tensor lse = layout.allocate(arena, DType.F32, c.batch(), c.queryHeads(), c.queryLen(), 1);
+                Tensor out = layout.allocate(arena, c.dtype(), s.batch(), s.queryHeads(), s.queryLen(), s.valueDim());
+                Tensor lse = layout.allocate(arena, DType.F32, s.batch(), s.queryHeads(), s.queryLen(), 1);
                 out.fill(Float.NaN);
                 lse.fill(Float.NaN);
                 try {

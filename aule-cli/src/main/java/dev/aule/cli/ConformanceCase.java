@@ -3,6 +3,7 @@ package dev.aule.cli;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.spi.Accuracy;
+import dev.aule.spi.AttentionShape;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -13,54 +14,39 @@ import java.util.List;
  *
  * @param name short, unique, stable: people quote it in bug reports
  */
-record ConformanceCase(
-        String name,
-        int batch,
-        int queryHeads,
-        int kvHeads,
-        int queryLen,
-        int keyLen,
-        int headDim,
-        int valueDim,
-        DType dtype,
-        TensorLayout layout,
-        AttentionOptions options) {
+record ConformanceCase(String name, AttentionShape shape, DType dtype, TensorLayout layout, AttentionOptions options) {
 
     /** F32, BHSD on the heap, default options; {@code Dv = D}. */
     static ConformanceCase of(
             String name, int batch, int queryHeads, int kvHeads, int queryLen, int keyLen, int headDim) {
         return new ConformanceCase(
                 name,
-                batch,
-                queryHeads,
-                kvHeads,
-                queryLen,
-                keyLen,
-                headDim,
-                headDim,
+                new AttentionShape(batch, queryHeads, kvHeads, queryLen, keyLen, headDim, headDim),
                 DType.F32,
                 TensorLayout.BHSD,
                 AttentionOptions.defaults());
     }
 
     ConformanceCase valueDim(int dv) {
+        AttentionShape s = shape;
         return new ConformanceCase(
-                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, dv, dtype, layout, options);
+                name,
+                new AttentionShape(s.batch(), s.queryHeads(), s.kvHeads(), s.queryLen(), s.keyLen(), s.headDim(), dv),
+                dtype,
+                layout,
+                options);
     }
 
     ConformanceCase dtype(DType type) {
-        return new ConformanceCase(
-                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, type, layout, options);
+        return new ConformanceCase(name, shape, type, layout, options);
     }
 
     ConformanceCase layout(TensorLayout where) {
-        return new ConformanceCase(
-                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, where, options);
+        return new ConformanceCase(name, shape, dtype, where, options);
     }
 
     ConformanceCase options(AttentionOptions.Builder builder) {
-        return new ConformanceCase(
-                name, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, dtype, layout, builder.build());
+        return new ConformanceCase(name, shape, dtype, layout, builder.build());
     }
 
     double tolerance() {
@@ -69,8 +55,9 @@ record ConformanceCase(
 
     /** {@code B,Hq,Hkv,Sq,Sk,D,Dv}. */
     String shapeText() {
-        return batch + "," + queryHeads + "," + kvHeads + "," + queryLen + "," + keyLen + "," + headDim + ","
-                + valueDim;
+        AttentionShape s = shape;
+        return s.batch() + "," + s.queryHeads() + "," + s.kvHeads() + "," + s.queryLen() + "," + s.keyLen() + ","
+                + s.headDim() + "," + s.valueDim();
     }
 
     /** The options that differ from the defaults, tersely; "-" for none. */

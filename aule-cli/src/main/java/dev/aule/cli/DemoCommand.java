@@ -9,29 +9,21 @@ import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.ParameterException;
-import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.Locale;
 import java.util.SplittableRandom;
-import java.util.concurrent.Callable;
 
 /** {@code aule demo}: one Llama-like attention forward, timed, then checked against the float64 reference. */
 @Command(
         name = "demo",
-        mixinStandardHelpOptions = true,
-        sortOptions = false,
         description = {
             "Time a forward pass on a Llama-like shape (GQA, causal) and check it against the float64 reference.",
             "Exits 1 when the result is outside tolerance (1e-5 for F32, 1e-2 for F16/BF16)."
         })
-final class DemoCommand implements Callable<Integer> {
-    @Spec
-    private CommandSpec spec;
-
+final class DemoCommand extends AuleCommand {
     @Option(names = "--batch", defaultValue = "1", description = "batch size B (default ${DEFAULT-VALUE})")
     private int batch;
 
@@ -83,22 +75,19 @@ final class DemoCommand implements Callable<Integer> {
             description = "timed runs; the median is reported (default ${DEFAULT-VALUE})")
     private int runs;
 
-    @Option(
-            names = "--seed",
-            defaultValue = "42",
-            description = "random seed for the inputs (default ${DEFAULT-VALUE})")
-    private long seed;
+    @Mixin
+    private final InputSeed seed = new InputSeed(42);
 
     @Override
     public Integer call() {
         checkCounts();
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         Labels labels = new Labels(out, 10);
         Selection selection = Selection.of(backend);
         AttentionBackend chosen = selection.backend();
         AttentionOptions options = AttentionOptions.builder().causal(causal).build();
 
-        SplittableRandom rnd = new SplittableRandom(seed);
+        SplittableRandom rnd = new SplittableRandom(seed.value());
         Tensor q = RandomFill.fill(Tensor.allocate(dtype, batch, heads, seq, headDim), rnd);
         Tensor k = RandomFill.fill(Tensor.allocate(dtype, batch, kvHeads, seq, headDim), rnd);
         Tensor v = RandomFill.fill(Tensor.allocate(dtype, batch, kvHeads, seq, headDim), rnd);
@@ -170,11 +159,7 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private void checkCounts() {
-        if (runs < 1) {
-            throw new ParameterException(spec.commandLine(), "--runs must be at least 1, got " + runs);
-        }
-        if (warmup < 0) {
-            throw new ParameterException(spec.commandLine(), "--warmup must be at least 0, got " + warmup);
-        }
+        requireAtLeast("--runs", runs, 1);
+        requireAtLeast("--warmup", warmup, 0);
     }
 }

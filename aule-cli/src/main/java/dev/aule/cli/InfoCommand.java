@@ -6,12 +6,9 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.Arrays;
-import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
 import static dev.aule.cli.TextTable.Column.left;
@@ -20,15 +17,11 @@ import static dev.aule.cli.TextTable.Column.right;
 /** {@code aule info}: what this JVM offers and which backends can run here. */
 @Command(
         name = "info",
-        mixinStandardHelpOptions = true,
         description = "Show the Java runtime, Vector API support, every backend and which one is selected.")
-final class InfoCommand implements Callable<Integer> {
-    @Spec
-    private CommandSpec spec;
-
+final class InfoCommand extends AuleCommand {
     @Override
     public Integer call() {
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         Labels labels = new Labels(out, 12);
         labels.print("aule", Main.VERSION);
         labels.print(

@@ -8,28 +8,20 @@ import dev.aule.bench.ServingSimulation;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 
 /** {@code aule bench serve}: a simulated serving loop (continuous batching over a paged KV cache). */
 @Command(
         name = "serve",
-        mixinStandardHelpOptions = true,
-        sortOptions = false,
         description = {
             "Simulate LLM serving with the attention layer alone: Poisson arrivals with random prompt and",
             "output lengths, continuous batching over a paged KV cache, a system prompt shared through fork.",
             "Reports tokens/s, step latency and cache memory against per-request contiguous caches."
         })
-final class ServeCommand implements Callable<Integer> {
-    @Spec
-    private CommandSpec spec;
-
+final class ServeCommand extends AuleCommand {
     @Option(names = "--requests", defaultValue = "48", description = "requests to serve (default ${DEFAULT-VALUE})")
     private int requests;
 
@@ -112,7 +104,7 @@ final class ServeCommand implements Callable<Integer> {
                 headDim,
                 dtype,
                 seed);
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
         AttentionBackend backend = Backends.selected(Capabilities::serving);
@@ -194,7 +186,6 @@ final class ServeCommand implements Callable<Integer> {
         } catch (NumberFormatException ignored) {
             // reported below
         }
-        throw new picocli.CommandLine.ParameterException(
-                spec.commandLine(), option + ": expected MIN-MAX or N, got '" + value + "'");
+        throw usageError(option + ": expected MIN-MAX or N, got '" + value + "'");
     }
 }

@@ -3,14 +3,12 @@ package dev.aule.cli;
 import dev.aule.Backends;
 import dev.aule.spi.AttentionBackend;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.util.List;
 import java.util.Locale;
-import java.util.concurrent.Callable;
 
 import static dev.aule.cli.TextTable.Column.left;
 import static dev.aule.cli.TextTable.Column.right;
@@ -18,16 +16,11 @@ import static dev.aule.cli.TextTable.Column.right;
 /** {@code aule verify}: the conformance sweep of one or every backend against the float64 reference. */
 @Command(
         name = "verify",
-        mixinStandardHelpOptions = true,
-        sortOptions = false,
         description = {
             "Check backends against the float64 reference on the conformance cases.",
             "Outputs are poisoned with NaN first, so an unwritten element fails. Exits 1 if any case fails."
         })
-final class VerifyCommand implements Callable<Integer> {
-    @Spec
-    private CommandSpec spec;
-
+final class VerifyCommand extends AuleCommand {
     @Option(
             names = "--backend",
             converter = BackendConverter.class,
@@ -38,12 +31,12 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--quick", description = "one case per feature instead of the full sweep")
     private boolean quick;
 
-    @Option(names = "--seed", defaultValue = "1", description = "random seed for the inputs (default ${DEFAULT-VALUE})")
-    private long seed;
+    @Mixin
+    private final InputSeed seed = new InputSeed(1);
 
     @Override
     public Integer call() {
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         List<AttentionBackend> backends = backend != null ? List.of(backend) : candidates();
         List<ConformanceCase> cases = quick ? ConformanceCases.quick() : ConformanceCases.all();
         out.printf(
@@ -57,7 +50,7 @@ final class VerifyCommand implements Callable<Integer> {
         out.println(table.header());
         out.println(table.rule());
         out.flush();
-        CaseRunner runner = new CaseRunner(seed);
+        CaseRunner runner = new CaseRunner(seed.value());
         int passed = 0;
         int failed = 0;
         long start = System.nanoTime();
@@ -103,33 +96,33 @@ final class VerifyCommand implements Callable<Integer> {
         String widestError = "1.00e-05";
         for (ConformanceCase c : cases) {
             for (AttentionBackend b : backends) {
-                table.fit(
-                        b.name(),
-                        c.name(),
-                        c.shapeText(),
-                        c.dtype().name(),
-                        c.layout().label(),
-                        c.optionsText(),
-                        widestError,
-                        widestError,
-                        "FAIL");
+                table.fit(cells(b.name(), c, widestError, widestError, "FAIL"));
             }
         }
         return table;
     }
 
     private static String[] cells(CaseResult r) {
-        ConformanceCase c = r.testCase();
+        return cells(
+                r.backend(),
+                r.testCase(),
+                ErrorText.format(r.outError()),
+                ErrorText.format(r.lseError()),
+                r.passed() ? "PASS" : "FAIL");
+    }
+
+    /** One row of the table: the backend, the case, its two errors and the verdict. */
+    private static String[] cells(String backend, ConformanceCase c, String outError, String lseError, String result) {
         return new String[] {
-            r.backend(),
+            backend,
             c.name(),
             c.shapeText(),
             c.dtype().name(),
             c.layout().label(),
             c.optionsText(),
-            ErrorText.format(r.outError()),
-            ErrorText.format(r.lseError()),
-            r.passed() ? "PASS" : "FAIL"
+            outError,
+            lseError,
+            result
         };
     }
 }

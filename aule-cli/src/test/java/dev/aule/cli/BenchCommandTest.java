@@ -7,6 +7,7 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import javax.imageio.ImageIO;
@@ -21,24 +22,7 @@ class BenchCommandTest {
 
     @Test
     void aTinySweepPrintsTheTableAndWritesCsvAndCharts(@TempDir Path dir) throws IOException {
-        CliRun run = CliRun.of(
-                "bench",
-                "--seq",
-                "64,96",
-                "--head-dim",
-                "32",
-                "--heads",
-                "2",
-                "--gemm",
-                "64",
-                "--warmup",
-                "0",
-                "--warmup-time",
-                "0",
-                "--runs",
-                "1",
-                "--out",
-                dir.toString());
+        CliRun run = quickSweep(dir, "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64");
         assertEquals(0, run.exitCode(), run.out() + run.err());
         assertTrue(run.out().contains("GEMM yardstick"), run.out());
         for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% GEMM"}) {
@@ -86,8 +70,8 @@ class BenchCommandTest {
 
     @Test
     void oneMaskingAndOneContender(@TempDir Path dir) throws IOException {
-        CliRun run = CliRun.of(
-                "bench",
+        CliRun run = quickSweep(
+                dir,
                 "--seq",
                 "80",
                 "--head-dim",
@@ -99,15 +83,7 @@ class BenchCommandTest {
                 "--contenders",
                 "cpu",
                 "--gemm",
-                "0",
-                "--warmup",
-                "0",
-                "--warmup-time",
-                "0",
-                "--runs",
-                "1",
-                "--out",
-                dir.toString());
+                "0");
         assertEquals(0, run.exitCode(), run.out() + run.err());
         assertTrue(run.out().contains("H=1 S=80 D=16 causal"), run.out());
         assertTrue(!run.out().contains("full"), run.out());
@@ -120,5 +96,13 @@ class BenchCommandTest {
         CliRun help = CliRun.of("bench", "help");
         assertEquals(0, help.exitCode(), help.err());
         assertTrue(help.out().contains("--contenders"), help.out());
+    }
+
+    /** {@code aule bench} with {@code args}, no warm-up and one timed call per shape, results in {@code dir}. */
+    private static CliRun quickSweep(Path dir, String... args) {
+        List<String> all = new ArrayList<>(List.of("bench"));
+        all.addAll(List.of(args));
+        all.addAll(List.of("--warmup", "0", "--warmup-time", "0", "--runs", "1", "--out", dir.toString()));
+        return CliRun.of(all.toArray(String[]::new));
     }
 }

@@ -29,15 +29,17 @@ class ConformanceTest {
     @Test
     void sweepCoversTheContract() {
         List<ConformanceCase> all = ConformanceCases.all();
-        Set<Integer> dims = all.stream().map(ConformanceCase::headDim).collect(Collectors.toSet());
+        Set<Integer> dims = all.stream().map(c -> c.shape().headDim()).collect(Collectors.toSet());
         assertTrue(dims.containsAll(Set.of(16, 32, 64, 80, 96, 128, 256)), dims.toString());
-        Set<Integer> lengths = all.stream().map(ConformanceCase::queryLen).collect(Collectors.toSet());
+        Set<Integer> lengths = all.stream().map(c -> c.shape().queryLen()).collect(Collectors.toSet());
         assertTrue(lengths.containsAll(Set.of(1, 3, 17, 127)), lengths.toString());
-        assertTrue(all.stream().anyMatch(c -> c.queryLen() < c.keyLen()));
-        assertTrue(all.stream().anyMatch(c -> c.queryLen() > c.keyLen()));
-        assertTrue(all.stream().anyMatch(c -> c.valueDim() != c.headDim()));
-        assertTrue(all.stream().anyMatch(c -> c.queryHeads() == 8 * c.kvHeads() && c.kvHeads() > 1));
-        assertTrue(all.stream().anyMatch(c -> c.kvHeads() == 1));
+        assertTrue(all.stream().anyMatch(c -> c.shape().queryLen() < c.shape().keyLen()));
+        assertTrue(all.stream().anyMatch(c -> c.shape().queryLen() > c.shape().keyLen()));
+        assertTrue(all.stream().anyMatch(c -> c.shape().valueDim() != c.shape().headDim()));
+        assertTrue(all.stream()
+                .anyMatch(c -> c.shape().queryHeads() == 8 * c.shape().kvHeads()
+                        && c.shape().kvHeads() > 1));
+        assertTrue(all.stream().anyMatch(c -> c.shape().kvHeads() == 1));
         assertTrue(all.stream()
                 .anyMatch(c -> c.options().windowLeft() >= 0 && c.options().windowRight() >= 0));
         assertTrue(all.stream()
@@ -80,7 +82,8 @@ class ConformanceTest {
 
     /** Some row of some head sees no key at all. */
     private static boolean hasRowWithoutKeys(ConformanceCase c) {
-        var visibility = dev.aule.spi.Visibility.of(c.queryLen(), c.keyLen(), c.options());
+        var visibility =
+                dev.aule.spi.Visibility.of(c.shape().queryLen(), c.shape().keyLen(), c.options());
         return visibility.count(0) == 0;
     }
 

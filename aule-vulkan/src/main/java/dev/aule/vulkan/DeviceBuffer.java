@@ -2,6 +2,7 @@ package dev.aule.vulkan;
 
 import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
+import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkBufferCreateInfo;
 import org.lwjgl.vulkan.VkMemoryAllocateInfo;
 import org.lwjgl.vulkan.VkMemoryRequirements;
@@ -41,21 +42,17 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
     static DeviceBuffer allocate(VulkanDevice device, long bytes, boolean hostVisible) {
         long size = Math.max(4, (bytes + 3) & ~3L); // storage buffers are read as 32-bit words
         try (MemoryStack stack = stackPush()) {
-            LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(
-                    vkCreateBuffer(
-                            device.handle(),
-                            VkBufferCreateInfo.calloc(stack)
-                                    .sType$Default()
-                                    .size(size)
-                                    .usage(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT
-                                            | VK_BUFFER_USAGE_TRANSFER_SRC_BIT
-                                            | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
-                                    .sharingMode(VK_SHARING_MODE_EXCLUSIVE),
-                            null,
-                            handle),
+            long buffer = device.create(
+                    VK10::vkCreateBuffer,
+                    VkBufferCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .size(size)
+                            .usage(VK_BUFFER_USAGE_STORAGE_BUFFER_BIT
+                                    | VK_BUFFER_USAGE_TRANSFER_SRC_BIT
+                                    | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
+                            .sharingMode(VK_SHARING_MODE_EXCLUSIVE),
                     "vkCreateBuffer of " + size + " bytes");
-            long buffer = handle.get(0);
+            LongBuffer handle = stack.mallocLong(1);
             long memory = VK_NULL_HANDLE;
             try {
                 VkMemoryRequirements req = VkMemoryRequirements.malloc(stack);
@@ -103,29 +100,34 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
 
     /** Lets {@code fill} write the buffer's bytes (through staging on device-local memory). */
     void write(Consumer<MemorySegment> fill) {
-        if (mapped != null) {
-            fill.accept(mapped);
-            return;
-        }
-        try (DeviceBuffer staging = allocate(device, bytes, true);
-                Submission s = new Submission(device)) {
-            fill.accept(staging.mapped);
-            s.copy(staging, this);
-            s.submitAndWait();
-        }
+        access(fill, true);
     }
 
     /** Lets {@code use} read the buffer's bytes (through staging on device-local memory). */
     void read(Consumer<MemorySegment> use) {
+        access(use, false);
+    }
+
+    /**
+     * Hands {@code access} the mapped bytes; on device-local memory, a host-visible staging copy, copied in
+     * after {@code access} when {@code write} and out before it otherwise.
+     */
+    private void access(Consumer<MemorySegment> access, boolean write) {
         if (mapped != null) {
-            use.accept(mapped);
+            access.accept(mapped);
             return;
         }
         try (DeviceBuffer staging = allocate(device, bytes, true);
                 Submission s = new Submission(device)) {
-            s.copy(this, staging);
-            s.submitAndWait();
-            use.accept(staging.mapped);
+            if (write) {
+                access.accept(staging.mapped);
+                s.copy(staging, this);
+                s.submitAndWait();
+            } else {
+                s.copy(this, staging);
+                s.submitAndWait();
+                access.accept(staging.mapped);
+            }
         }
     }
 

@@ -2,6 +2,7 @@ package dev.aule.vulkan;
 
 import org.lwjgl.system.MemoryStack;
 import org.lwjgl.system.MemoryUtil;
+import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkComputePipelineCreateInfo;
 import org.lwjgl.vulkan.VkDescriptorSetLayoutBinding;
 import org.lwjgl.vulkan.VkDescriptorSetLayoutCreateInfo;
@@ -155,30 +156,22 @@ final class Pipelines implements AutoCloseable {
                         .descriptorCount(1)
                         .stageFlags(VK_SHADER_STAGE_COMPUTE_BIT);
             }
-            LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(
-                    vkCreateDescriptorSetLayout(
-                            device.handle(),
-                            VkDescriptorSetLayoutCreateInfo.calloc(stack)
-                                    .sType$Default()
-                                    .pBindings(b),
-                            null,
-                            handle),
+            long setLayout = device.create(
+                    VK10::vkCreateDescriptorSetLayout,
+                    VkDescriptorSetLayoutCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .pBindings(b),
                     "vkCreateDescriptorSetLayout");
-            long setLayout = handle.get(0);
             VkPushConstantRange.Buffer push = VkPushConstantRange.calloc(1, stack);
             push.get(0).stageFlags(VK_SHADER_STAGE_COMPUTE_BIT).offset(0).size(PUSH_BYTES);
-            VulkanDevice.check(
-                    vkCreatePipelineLayout(
-                            device.handle(),
-                            VkPipelineLayoutCreateInfo.calloc(stack)
-                                    .sType$Default()
-                                    .pSetLayouts(stack.longs(setLayout))
-                                    .pPushConstantRanges(push),
-                            null,
-                            handle),
+            long layout = device.create(
+                    VK10::vkCreatePipelineLayout,
+                    VkPipelineLayoutCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .pSetLayouts(stack.longs(setLayout))
+                            .pPushConstantRanges(push),
                     "vkCreatePipelineLayout");
-            return new long[] {setLayout, handle.get(0)};
+            return new long[] {setLayout, layout};
         }
     }
 

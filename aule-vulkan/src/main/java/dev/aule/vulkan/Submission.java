@@ -2,6 +2,7 @@ package dev.aule.vulkan;
 
 import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
+import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkBufferCopy;
 import org.lwjgl.vulkan.VkCommandBuffer;
 import org.lwjgl.vulkan.VkCommandBufferAllocateInfo;
@@ -71,31 +72,22 @@ final class Submission implements AutoCloseable {
         this.device = device;
         long pool = VK_NULL_HANDLE;
         try (MemoryStack stack = stackPush()) {
-            LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(
-                    vkCreateCommandPool(
-                            device.handle(),
-                            VkCommandPoolCreateInfo.calloc(stack)
-                                    .sType$Default()
-                                    .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT)
-                                    .queueFamilyIndex(device.queueFamily()),
-                            null,
-                            handle),
+            pool = device.create(
+                    VK10::vkCreateCommandPool,
+                    VkCommandPoolCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT)
+                            .queueFamilyIndex(device.queueFamily()),
                     "vkCreateCommandPool");
-            pool = handle.get(0);
             VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
             sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
-            VulkanDevice.check(
-                    vkCreateDescriptorPool(
-                            device.handle(),
-                            VkDescriptorPoolCreateInfo.calloc(stack)
-                                    .sType$Default()
-                                    .maxSets(MAX_SETS)
-                                    .pPoolSizes(sizes),
-                            null,
-                            handle),
+            long descriptors = device.create(
+                    VK10::vkCreateDescriptorPool,
+                    VkDescriptorPoolCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .maxSets(MAX_SETS)
+                            .pPoolSizes(sizes),
                     "vkCreateDescriptorPool");
-            long descriptors = handle.get(0);
             PointerBuffer cb = stack.mallocPointer(1);
             int result = vkAllocateCommandBuffers(
                     device.handle(),
@@ -210,12 +202,8 @@ final class Submission implements AutoCloseable {
     void submitAndWait() {
         try (MemoryStack stack = stackPush()) {
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
-            LongBuffer handle = stack.mallocLong(1);
-            VulkanDevice.check(
-                    vkCreateFence(
-                            device.handle(), VkFenceCreateInfo.calloc(stack).sType$Default(), null, handle),
-                    "vkCreateFence");
-            long fence = handle.get(0);
+            long fence = device.create(
+                    VK10::vkCreateFence, VkFenceCreateInfo.calloc(stack).sType$Default(), "vkCreateFence");
             try {
                 VkSubmitInfo submit =
                         VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));

@@ -2,6 +2,7 @@ package dev.aule.vulkan;
 
 import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
+import org.lwjgl.vulkan.VkAllocationCallbacks;
 import org.lwjgl.vulkan.VkApplicationInfo;
 import org.lwjgl.vulkan.VkDevice;
 import org.lwjgl.vulkan.VkDeviceCreateInfo;
@@ -22,6 +23,7 @@ import org.lwjgl.vulkan.VkQueueFamilyProperties;
 import org.lwjgl.vulkan.VkSubmitInfo;
 
 import java.nio.IntBuffer;
+import java.nio.LongBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -401,6 +403,26 @@ final class VulkanDevice implements AutoCloseable {
             if (locked) {
                 useLock.writeLock().unlock();
             }
+        }
+    }
+
+    /**
+     * A {@code vkCreate...} function of a device that writes one handle ({@code vkCreateBuffer},
+     * {@code vkCreateCommandPool} and the like).
+     *
+     * @param <I> its create-info struct
+     */
+    @FunctionalInterface
+    interface Create<I> {
+        int create(VkDevice device, I info, VkAllocationCallbacks allocator, LongBuffer handle);
+    }
+
+    /** Creates one object on this device from {@code info} and returns its handle, checked as {@link #check} does. */
+    <I> long create(Create<I> function, I info, String what) {
+        try (MemoryStack stack = stackPush()) {
+            LongBuffer handle = stack.mallocLong(1);
+            check(function.create(device, info, null, handle), what);
+            return handle.get(0);
         }
     }
 
