@@ -1,8 +1,10 @@
 package dev.aule.reference;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.TensorChecks;
 import dev.aule.spi.Visibility;
 
@@ -43,16 +45,14 @@ final class ReferenceBackward {
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
-    static void run(
-            AttentionShape shape,
-            AttentionOptions options,
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor dOut,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv) {
+    static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
+        Tensor q = in.q();
+        Tensor k = in.k();
+        Tensor v = in.v();
+        Tensor dOut = in.dOut();
+        Tensor dq = grads.dq();
+        Tensor dk = grads.dk();
+        Tensor dv = grads.dv();
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
