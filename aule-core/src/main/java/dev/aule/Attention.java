@@ -2,6 +2,7 @@ package dev.aule;
 
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.ServingShapes;
 
@@ -91,7 +92,7 @@ public final class Attention {
                 Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), q.headDim()),
                 Tensor.allocate(k.dtype(), k.batch(), k.heads(), k.seqLen(), k.headDim()),
                 Tensor.allocate(v.dtype(), v.batch(), v.heads(), v.seqLen(), v.headDim()));
-        backend.backward(q, k, v, out, dOut, lse, grads.dq(), grads.dk(), grads.dv(), options);
+        backend.backward(new BackwardInputs(q, k, v, out, dOut, lse), grads, options);
         return grads;
     }
 

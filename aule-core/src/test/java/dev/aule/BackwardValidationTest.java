@@ -1,6 +1,7 @@
 package dev.aule;
 
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -173,15 +174,8 @@ class BackwardValidationTest {
             IllegalArgumentException e = assertThrows(
                     IllegalArgumentException.class,
                     () -> backend.backward(
-                            call.q(),
-                            call.k(),
-                            call.v(),
-                            call.out(),
-                            call.dOut(),
-                            call.lse(),
-                            call.dq(),
-                            call.dk(),
-                            call.dv(),
+                            new BackwardInputs(call.q(), call.k(), call.v(), call.out(), call.dOut(), call.lse()),
+                            new Gradients(call.dq(), call.dk(), call.dv()),
                             CASE.options()),
                     name);
             assertTrue(
@@ -222,7 +216,10 @@ class BackwardValidationTest {
             Tensor dq = BackwardCases.like(q, dtype);
             Tensor dk = BackwardCases.like(k, dtype);
             Tensor dv = BackwardCases.like(v, dtype);
-            selected.backward(q, k, v, forward.out(), dOut, forward.lse(), dq, dk, dv, options);
+            selected.backward(
+                    new BackwardInputs(q, k, v, forward.out(), dOut, forward.lse()),
+                    new Gradients(dq, dk, dv),
+                    options);
             assertArrayEquals(dq.toFloatArray(), grads.dq().toFloatArray());
             assertArrayEquals(dk.toFloatArray(), grads.dk().toFloatArray());
             assertArrayEquals(dv.toFloatArray(), grads.dv().toFloatArray());

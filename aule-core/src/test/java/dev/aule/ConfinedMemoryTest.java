@@ -2,6 +2,7 @@ package dev.aule;
 
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.TensorChecks;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -43,7 +44,7 @@ class ConfinedMemoryTest {
                 Tensor dk = confined(arena, null);
                 Tensor dv = confined(arena, null);
                 backend.forward(q, k, v, out, lse, options);
-                backend.backward(q, k, v, out, dOut, lse, dq, dk, dv, options);
+                backend.backward(new BackwardInputs(q, k, v, out, dOut, lse), new Gradients(dq, dk, dv), options);
 
                 Tensor ref = Tensor.allocate(DType.F32, 1, 4, 130, 32);
                 Backends.get("reference").forward(copy(q), copy(k), copy(v), ref, null, options);

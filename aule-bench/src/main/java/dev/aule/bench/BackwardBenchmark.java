@@ -1,7 +1,9 @@
 package dev.aule.bench;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
+import dev.aule.spi.BackwardInputs;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -40,7 +42,7 @@ public class BackwardBenchmark extends AttentionInputs {
 
     @Benchmark
     public Tensor backward() {
-        impl.backward(q, k, v, out, dOut, lse, dq, dk, dv, options);
+        impl.backward(new BackwardInputs(q, k, v, out, dOut, lse), new Gradients(dq, dk, dv), options);
         return dq;
     }
 }

@@ -2,10 +2,12 @@ package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.SequenceView;
@@ -168,35 +170,14 @@ public final class CpuBackend implements AttentionBackend {
 
     /** FlashAttention-2 backward ({@link FlashBackward}): deterministic, bitwise the same on any number of threads. */
     @Override
-    public void backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options) {
-        int workers = TensorChecks.anyThreadConfined(q, k, v, out, dOut, lse, dq, dk, dv) ? 1 : Integer.MAX_VALUE;
-        backward(q, k, v, out, dOut, lse, dq, dk, dv, options, workers);
+    public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
+        Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
+        backward(in, grads, options, workers(tensors));
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */
-    void backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options,
-            int maxWorkers) {
-        AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
-        new FlashBackward(math, shape, options, q, k, v, out, dOut, lse, dq, dk, dv).compute(maxWorkers);
+    void backward(BackwardInputs in, Gradients grads, AttentionOptions options, int maxWorkers) {
+        AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
+        new FlashBackward(math, shape, options, in, grads).compute(maxWorkers);
     }
 }

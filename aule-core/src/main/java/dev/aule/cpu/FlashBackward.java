@@ -1,9 +1,11 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -90,29 +92,17 @@ final class FlashBackward {
     private final float[][] rowDelta; // [tiles * t], rowsum(dOut * out)
     private final float[][][] dqParts; // [chunks][b * Hq][tiles][dPad][t]: each chunk's dQ^T / scale
 
-    FlashBackward(
-            TileMath math,
-            AttentionShape shape,
-            AttentionOptions options,
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv) {
+    FlashBackward(TileMath math, AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
         this.math = math;
-        this.q = q;
-        this.k = k;
-        this.v = v;
-        this.out = out;
-        this.dOut = dOut;
-        this.lse = lse;
-        this.dq = dq;
-        this.dk = dk;
-        this.dv = dv;
+        this.q = in.q();
+        this.k = in.k();
+        this.v = in.v();
+        this.out = in.out();
+        this.dOut = in.dOut();
+        this.lse = in.lse();
+        this.dq = grads.dq();
+        this.dk = grads.dk();
+        this.dv = grads.dv();
         this.queryLen = shape.queryLen();
         this.keyLen = shape.keyLen();
         this.queryHeads = shape.queryHeads();

@@ -2,10 +2,12 @@ package dev.aule.reference;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.SequenceView;
@@ -153,19 +155,9 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Gradients in float64 by {@link ReferenceBackward}, which recomputes the forward itself and ignores {@code lse}'s values. */
     @Override
-    public void backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options) {
-        AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
-        ReferenceBackward.run(shape, options, q, k, v, dOut, dq, dk, dv);
+    public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
+        AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
+        ReferenceBackward.run(shape, options, in, grads);
     }
 
     private static void forwardHead(

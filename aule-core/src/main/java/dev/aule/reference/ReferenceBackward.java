@@ -1,8 +1,10 @@
 package dev.aule.reference;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.TensorChecks;
 import dev.aule.spi.Visibility;
 
@@ -43,20 +45,11 @@ final class ReferenceBackward {
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
-    static void run(
-            AttentionShape shape,
-            AttentionOptions options,
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor dOut,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv) {
+    static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
-        if (!TensorChecks.anyThreadConfined(q, k, v, dOut, dq, dk, dv)) {
+        if (!TensorChecks.anyThreadConfined(in.q(), in.k(), in.v(), in.dOut(), grads.dq(), grads.dk(), grads.dv())) {
             items = items.parallel();
         }
         items.forEach(item -> {
@@ -66,17 +59,17 @@ final class ReferenceBackward {
             double[][] dOuts = new double[group][];
             double[][] dqs = new double[group][shape.queryLen() * shape.headDim()];
             for (int g = 0; g < group; g++) {
-                qs[g] = read(q, b, kvHead * group + g);
-                dOuts[g] = read(dOut, b, kvHead * group + g);
+                qs[g] = read(in.q(), b, kvHead * group + g);
+                dOuts[g] = read(in.dOut(), b, kvHead * group + g);
             }
             double[] dks = new double[shape.keyLen() * shape.headDim()];
             double[] dvs = new double[shape.keyLen() * shape.valueDim()];
-            reference.backward(b, kvHead, qs, read(k, b, kvHead), read(v, b, kvHead), dOuts, dqs, dks, dvs);
+            reference.backward(b, kvHead, qs, read(in.k(), b, kvHead), read(in.v(), b, kvHead), dOuts, dqs, dks, dvs);
             for (int g = 0; g < group; g++) {
-                write(dq, b, kvHead * group + g, dqs[g]);
+                write(grads.dq(), b, kvHead * group + g, dqs[g]);
             }
-            write(dk, b, kvHead, dks);
-            write(dv, b, kvHead, dvs);
+            write(grads.dk(), b, kvHead, dks);
+            write(grads.dv(), b, kvHead, dvs);
         });
     }
 

@@ -2,6 +2,7 @@ package dev.aule.spi;
 
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 
 /**
@@ -59,32 +60,15 @@ public interface AttentionBackend {
     void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options);
 
     /**
-     * Gradients of attention: writes {@code dq}, {@code dk}, {@code dv} from the forward's inputs, its
-     * output and LSE, and the gradient of the output.
+     * Gradients of attention: writes {@code grads} from the forward's inputs, its output and LSE, and the
+     * gradient of the output. See {@link AttentionShape#backward} for the shapes.
      *
-     * @param q queries {@code [B, Hq, Sq, D]}
-     * @param k keys {@code [B, Hkv, Sk, D]}
-     * @param v values {@code [B, Hkv, Sk, Dv]}
-     * @param out the forward output {@code [B, Hq, Sq, Dv]}
-     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
-     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}
-     * @param dq receives the gradient with respect to {@code q}, shaped like it
-     * @param dk receives the gradient with respect to {@code k}, shaped like it
-     * @param dv receives the gradient with respect to {@code v}, shaped like it
+     * @param in the forward's q, k, v, output and LSE, and the gradient of the output
+     * @param grads receives the gradients with respect to q, k and v, each shaped like its input
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when {@link Capabilities#backward()} is false
      */
-    default void backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options) {
+    default void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
         throw new UnsupportedOperationException(
                 "backend " + name() + " has no backward pass (its Capabilities.backward() is false)");
     }

@@ -2,6 +2,7 @@ package dev.aule.spi;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
@@ -86,38 +87,26 @@ public record AttentionShape(
      * {@code dv} have the shapes of q, k and v; each must be writable with distinct elements and share
      * memory with no input and no other gradient.
      *
-     * @param q queries {@code [B, Hq, Sq, D]}
-     * @param k keys {@code [B, Hkv, Sk, D]}
-     * @param v values {@code [B, Hkv, Sk, Dv]}
-     * @param out the forward output {@code [B, Hq, Sq, Dv]}
-     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
-     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}
-     * @param dq receives the gradient with respect to {@code q}, shaped like it
-     * @param dk receives the gradient with respect to {@code k}, shaped like it
-     * @param dv receives the gradient with respect to {@code v}, shaped like it
+     * @param in the forward's q, k, v, output and LSE, and the gradient of the output
+     * @param grads receives the gradients with respect to q, k and v
      * @param options masking, scale and the other options of the call
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
      * @return the validated shape
      */
     public static AttentionShape backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options,
-            Capabilities capabilities) {
+            BackwardInputs in, Gradients grads, AttentionOptions options, Capabilities capabilities) {
+        Objects.requireNonNull(in, "in");
+        Objects.requireNonNull(grads, "grads");
+        Tensor q = in.q();
+        Tensor k = in.k();
+        Tensor v = in.v();
         AttentionShape shape = ofInputs(q, k, v, options, capabilities);
-        Objects.requireNonNull(out, "out");
-        Objects.requireNonNull(dOut, "dOut");
-        Objects.requireNonNull(lse, "lse");
-        Objects.requireNonNull(dq, "dq");
-        Objects.requireNonNull(dk, "dk");
-        Objects.requireNonNull(dv, "dv");
+        Tensor out = Objects.requireNonNull(in.out(), "out");
+        Tensor dOut = Objects.requireNonNull(in.dOut(), "dOut");
+        Tensor lse = Objects.requireNonNull(in.lse(), "lse");
+        Tensor dq = Objects.requireNonNull(grads.dq(), "dq");
+        Tensor dk = Objects.requireNonNull(grads.dk(), "dk");
+        Tensor dv = Objects.requireNonNull(grads.dv(), "dv");
         shape.checkShape("out", out, shape.outShape(), capabilities);
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);

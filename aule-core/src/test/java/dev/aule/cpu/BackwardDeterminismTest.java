@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Gradients;
 import dev.aule.Tensor;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -90,7 +91,7 @@ class BackwardDeterminismTest {
     private Gradients run(Inputs in, Case c, int maxWorkers) {
         Gradients g = BackwardCases.poisoned(in, c.dtype());
         cpu.backward(
-                in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), c.options(), maxWorkers);
+                new BackwardInputs(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse()), g, c.options(), maxWorkers);
         return g;
     }
 

@@ -2,8 +2,10 @@ package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.BackwardInputs;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -50,7 +52,10 @@ public final class BackwardTiming {
                 double forwardFlops = AttentionShape.ofInputs(q, k, v, options, cpu.capabilities())
                         .forwardFlops(options);
                 double fwd = median(runs, () -> cpu.forward(q, k, v, out, lse, options));
-                double bwd = median(runs, () -> cpu.backward(q, k, v, out, dOut, lse, dq, dk, dv, options));
+                double bwd = median(
+                        runs,
+                        () -> cpu.backward(
+                                new BackwardInputs(q, k, v, out, dOut, lse), new Gradients(dq, dk, dv), options));
                 double gflops = 2.5 * forwardFlops / bwd / 1e9;
                 System.out.printf(
                         "S=%d D=%3d %-10s forward %7.1f ms %6.1f GFLOP/s | backward %7.1f ms %6.1f GFLOP/s"

@@ -9,6 +9,7 @@ import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
@@ -101,7 +102,7 @@ class MaskedBackwardTest {
             IllegalArgumentException e = assertThrows(
                     IllegalArgumentException.class,
                     () -> backend.backward(
-                            in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), options));
+                            new BackwardInputs(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse()), g, options));
             assertTrue(e.getMessage().startsWith("options.scoreMod"), e.getMessage());
             assertTrue(e.getMessage().contains("ScoreMod.withDerivative"), e.getMessage());
             for (float x : g.dq().toFloatArray()) {

@@ -6,6 +6,7 @@ import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.BackwardInputs;
 
 import java.util.SplittableRandom;
 
@@ -93,7 +94,7 @@ public final class BackwardCases {
     /** Runs {@code backend}'s backward into fresh NaN-poisoned gradients of {@code dtype}. */
     public static Gradients backward(AttentionBackend backend, Inputs in, AttentionOptions options, DType dtype) {
         Gradients g = poisoned(in, dtype);
-        backend.backward(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv(), options);
+        backend.backward(new BackwardInputs(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse()), g, options);
         return g;
     }
 

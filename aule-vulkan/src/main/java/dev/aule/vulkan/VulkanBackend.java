@@ -3,10 +3,12 @@ package dev.aule.vulkan;
 import dev.aule.AttentionOptions;
 import dev.aule.BackendUnavailableException;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 
@@ -162,18 +164,17 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     @Override
-    public void backward(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            Tensor out,
-            Tensor dOut,
-            Tensor lse,
-            Tensor dq,
-            Tensor dk,
-            Tensor dv,
-            AttentionOptions options) {
-        AttentionShape shape = AttentionShape.backward(q, k, v, out, dOut, lse, dq, dk, dv, options, CAPABILITIES);
+    public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
+        AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
+        Tensor q = in.q();
+        Tensor k = in.k();
+        Tensor v = in.v();
+        Tensor out = in.out();
+        Tensor dOut = in.dOut();
+        Tensor lse = in.lse();
+        Tensor dq = grads.dq();
+        Tensor dk = grads.dk();
+        Tensor dv = grads.dv();
         VulkanDevice device = deviceFitting(shape, true, q, k, v, out);
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
@@ -329,8 +330,8 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
-     * Backward on device tensors: the same contract as {@link #backward(Tensor, Tensor, Tensor, Tensor, Tensor,
-     * Tensor, Tensor, Tensor, Tensor, AttentionOptions)}, with nothing copied to or from the host. 16-bit
+     * Backward on device tensors: the same contract as {@link #backward(BackwardInputs, Gradients,
+     * AttentionOptions)}, with nothing copied to or from the host. 16-bit
      * gradients are computed in F32 and rounded on the device.
      *
      * @param q       the forward's queries
@@ -356,18 +357,15 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanTensor dk,
             VulkanTensor dv,
             AttentionOptions options) {
-        AttentionShape shape = AttentionShape.backward(
+        BackwardInputs in = new BackwardInputs(
                 standIn(q, "q"),
                 standIn(k, "k"),
                 standIn(v, "v"),
                 standIn(out, "out"),
                 standIn(dOut, "dOut"),
-                standIn(lse, "lse"),
-                standIn(dq, "dq"),
-                standIn(dk, "dk"),
-                standIn(dv, "dv"),
-                options,
-                CAPABILITIES);
+                standIn(lse, "lse"));
+        Gradients grads = new Gradients(standIn(dq, "dq"), standIn(dk, "dk"), standIn(dv, "dv"));
+        AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
         VulkanDevice device = deviceFitting(shape, true, q.standIn(), k.standIn(), v.standIn(), out.standIn());
         Submission.run(device, (scope, s) -> {
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));

@@ -3,11 +3,13 @@ package dev.aule.vulkan;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.mask.AttentionMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.serving.KvCache;
+import dev.aule.spi.BackwardInputs;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -122,7 +124,10 @@ class ValidationTest {
         Tensor dv = Tensor.allocate(DType.F32, 1, 2, 4, 16);
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
-                () -> vulkan.backward(q, q, q, out, dOut, lse, dq, dk, dv, AttentionOptions.defaults()));
+                () -> vulkan.backward(
+                        new BackwardInputs(q, q, q, out, dOut, lse),
+                        new Gradients(dq, dk, dv),
+                        AttentionOptions.defaults()));
         assertTrue(e.getMessage().startsWith("dk: shape [1, 2, 5, 16]"), e.getMessage());
     }
 
