@@ -3,6 +3,7 @@ package dev.aule.cpu;
 import dev.aule.AttentionOptions;
 import dev.aule.Gradients;
 import dev.aule.Tensor;
+import dev.aule.cpu.vector.BackwardRows;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.BackwardInputs;
@@ -288,6 +289,7 @@ final class FlashBackward {
                 int head = kvHead * group + g;
                 int bh = b * queryHeads + head;
                 float slope = slopes == null ? 0f : slopes[head];
+                BackwardRows rowStats = new BackwardRows(rowLse[bh], rowDelta[bh], first, last, diag, softcap, slope);
                 float[] dqPart = dqParts[chunk][bh];
                 for (int tile = tileFrom[kb]; tile < tileTo[kb]; tile++) {
                     int r0 = tile * t;
@@ -301,38 +303,10 @@ final class FlashBackward {
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
                     if (masks == null || !masks.changesRows(status)) {
-                        math.softmaxBackward(
-                                sT,
-                                dpT,
-                                jn4,
-                                j0,
-                                rowLse[bh],
-                                rowDelta[bh],
-                                r0,
-                                first,
-                                last,
-                                diag,
-                                !fullyVisible(r0, j0),
-                                softcap,
-                                slope);
+                        math.softmaxBackward(sT, dpT, jn4, j0, r0, !fullyVisible(r0, j0), rowStats);
                     } else {
                         masks.softmaxBackward(
-                                sT,
-                                dpT,
-                                jn4,
-                                j0,
-                                rowLse[bh],
-                                rowDelta[bh],
-                                r0,
-                                t,
-                                first,
-                                last,
-                                diag,
-                                softcap,
-                                slope,
-                                b,
-                                head,
-                                status == BlockMask.Status.FULL);
+                                sT, dpT, jn4, j0, r0, t, rowStats, b, head, status == BlockMask.Status.FULL);
                     }
                     math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
                     math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);

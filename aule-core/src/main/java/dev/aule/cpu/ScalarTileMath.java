@@ -1,5 +1,7 @@
 package dev.aule.cpu;
 
+import dev.aule.cpu.vector.BackwardRows;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
@@ -211,19 +213,14 @@ final class ScalarTileMath implements TileMath {
 
     @Override
     public void softmaxBackward(
-            float[] s,
-            float[] dp,
-            int keys,
-            int key0,
-            float[] lse,
-            float[] delta,
-            int rowOff,
-            int[] first,
-            int[] last,
-            float[] diag,
-            boolean masked,
-            float cap,
-            float slope) {
+            float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows) {
+        float[] lse = rows.lse();
+        float[] delta = rows.delta();
+        int[] first = rows.first();
+        int[] last = rows.last();
+        float[] diag = rows.diag();
+        float cap = rows.softcap();
+        float slope = rows.slope();
         for (int j = 0; j < keys; j++) {
             int key = key0 + j;
             for (int t = 0; t < KEY_TILE; t++) {

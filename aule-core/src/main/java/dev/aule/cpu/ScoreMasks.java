@@ -2,6 +2,7 @@ package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
+import dev.aule.cpu.vector.BackwardRows;
 import dev.aule.mask.AttentionMask;
 import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
@@ -97,18 +98,19 @@ final class ScoreMasks {
             float[] dp,
             int keys,
             int key0,
-            float[] lse,
-            float[] delta,
             int rowOff,
             int t,
-            int[] first,
-            int[] last,
-            float[] diag,
-            float cap,
-            float slope,
+            BackwardRows rows,
             int b,
             int h,
             boolean maskModFull) {
+        float[] lse = rows.lse();
+        float[] delta = rows.delta();
+        int[] first = rows.first();
+        int[] last = rows.last();
+        float[] diag = rows.diag();
+        float cap = rows.softcap();
+        float slope = rows.slope();
         boolean askMod = maskMod != null && !maskModFull;
         for (int j = 0; j < keys; j++) {
             int key = key0 + j;

@@ -1,5 +1,7 @@
 package dev.aule.cpu;
 
+import dev.aule.cpu.vector.BackwardRows;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -135,24 +137,12 @@ interface TileMath {
     /**
      * Softmax backward over a transposed tile, in place: {@code s} and {@code dp} are {@code [keys][KT]},
      * row {@code j} for key {@code key0 + j}, lane {@code t} for query row {@code rowOff + t} of the arrays
-     * {@code lse}, {@code delta}, {@code first}, {@code last} and {@code diag} ({@code i + Sk - Sq}).
+     * {@code rows} holds ({@code lse}, {@code delta}, {@code first}, {@code last}, {@code diag}; {@code cap} is its
+     * softcap, {@code slope} its ALiBi slope).
      * With {@code x} the scaled score in {@code s} and {@code y = cap * tanh(x / cap)} ({@code y = x} when
      * {@code cap} is 0), writes {@code p = exp(y - slope * |diag - key| - lse)} into {@code s} and
      * {@code ds = p * (dp - delta) * (1 - tanh^2(x / cap))} into {@code dp}. When {@code masked}, both are 0
      * wherever the key lies outside {@code [first, last]} of the row; otherwise every pair is visible.
      */
-    void softmaxBackward(
-            float[] s,
-            float[] dp,
-            int keys,
-            int key0,
-            float[] lse,
-            float[] delta,
-            int rowOff,
-            int[] first,
-            int[] last,
-            float[] diag,
-            boolean masked,
-            float cap,
-            float slope);
+    void softmaxBackward(float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows);
 }

@@ -1,5 +1,6 @@
 package dev.aule.cpu;
 
+import dev.aule.cpu.vector.BackwardRows;
 import dev.aule.cpu.vector.Elementwise;
 import dev.aule.cpu.vector.HalfWidening;
 import dev.aule.cpu.vector.Products;
@@ -129,19 +130,7 @@ final class VectorTileMath implements TileMath {
 
     @Override
     public void softmaxBackward(
-            float[] s,
-            float[] dp,
-            int keys,
-            int key0,
-            float[] lse,
-            float[] delta,
-            int rowOff,
-            int[] first,
-            int[] last,
-            float[] diag,
-            boolean masked,
-            float cap,
-            float slope) {
-        Elementwise.softmaxBackward(s, dp, keys, key0, lse, delta, rowOff, first, last, diag, masked, cap, slope);
+            float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows) {
+        Elementwise.softmaxBackward(s, dp, keys, key0, rowOff, masked, rows);
     }
 }

@@ -76,19 +76,14 @@ public final class Elementwise {
      * {@code TileMath.softmaxBackward}): {@code p} into {@code s}, {@code ds} into {@code dp}.
      */
     public static void softmaxBackward(
-            float[] s,
-            float[] dp,
-            int keys,
-            int key0,
-            float[] lse,
-            float[] delta,
-            int rowOff,
-            int[] first,
-            int[] last,
-            float[] diag,
-            boolean masked,
-            float cap,
-            float slope) {
+            float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows) {
+        float[] lse = rows.lse();
+        float[] delta = rows.delta();
+        int[] first = rows.first();
+        int[] last = rows.last();
+        float[] diag = rows.diag();
+        float cap = rows.softcap();
+        float slope = rows.slope();
         float inverseCap = cap > 0f ? 1f / cap : 0f;
         // Lane vectors outside, keys inside: each row statistic is loaded once per tile.
         for (int lane = 0; lane < KT; lane += L) {

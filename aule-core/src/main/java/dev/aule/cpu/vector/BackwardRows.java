@@ -1,0 +1,10 @@
+package dev.aule.cpu.vector;
+
+/**
+ * What the softmax backward of one tile pair reads about its query rows, per query head: row {@code i}'s
+ * log-sum-exp {@code lse[i]} and {@code delta[i] = rowsum(dOut * out)}, its visible key interval
+ * {@code [first[i], last[i]]}, its diagonal {@code diag[i] = i + Sk - Sq} (the ALiBi distance's origin), the
+ * call's softcap (0 = off) and the head's ALiBi slope (0 = none). The arrays are the call's own, not copies.
+ */
+public record BackwardRows(
+        float[] lse, float[] delta, int[] first, int[] last, float[] diag, float softcap, float slope) {}
