@@ -1,6 +1,5 @@
 package dev.aule;
 
-import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -10,7 +9,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
-import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -38,10 +36,6 @@ class ForwardValidationTest {
     private static final int D = 8;
     private static final int DV = 4;
 
-    static List<String> backends() {
-        return Backends.available().stream().map(AttentionBackend::name).toList();
-    }
-
     private final SplittableRandom rnd = new SplittableRandom(3);
 
     private Tensor q = Tensors.random(rnd, DType.F32, B, HQ, SQ, D);
@@ -50,6 +44,11 @@ class ForwardValidationTest {
     private Tensor out = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, DV));
     private Tensor lse = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, 1));
     private AttentionOptions options = AttentionOptions.defaults();
+
+    /** A contiguous F32 output (B, HQ, SQ, DV) over {@code memory}. */
+    private static Tensor outView(MemorySegment memory) {
+        return Tensor.of(memory, DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+    }
 
     private static Tensor sentinel(Tensor t) {
         t.fill(SENTINEL);
@@ -74,6 +73,13 @@ class ForwardValidationTest {
         }
     }
 
+    /** Expects out rejected for overlapping the input {@code name}, and that input's memory unwritten. */
+    private void assertOverlapRejected(String backend, String name, Tensor input) {
+        float[] before = input.toFloatArray();
+        assertRejected(backend, "out", "overlaps " + name);
+        assertArrayEquals(before, input.toFloatArray(), name + "'s memory was written");
+    }
+
     private static void assertMessage(IllegalArgumentException e, String argument, String... fragments) {
         String message = e.getMessage();
         assertTrue(
@@ -89,7 +95,7 @@ class ForwardValidationTest {
 
     /** The fields as they are make a valid call on every backend (so each test breaks exactly one rule). */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void theBaseCallIsValid(String backend) {
         assertDoesNotThrow(() -> Backends.get(backend).forward(q, k, v, out, lse, options));
     }
@@ -157,7 +163,7 @@ class ForwardValidationTest {
     // ---- inputs against each other ----
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void batchOfKOrVDifferentFromQIsRejected(String backend) {
         k = Tensors.random(rnd, DType.F32, 2, HKV, SK, D);
         assertRejected(backend, "k, v", "batch", "[2, 2, 6, 8]", q.shapeString());
@@ -167,14 +173,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void headsOfVDifferentFromKIsRejected(String backend) {
         v = Tensors.random(rnd, DType.F32, B, 1, SK, DV);
         assertRejected(backend, "v", "heads", k.shapeString(), v.shapeString());
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void queryHeadsNotAMultipleOfKvHeadsIsRejected(String backend) {
         q = Tensors.random(rnd, DType.F32, B, 3, SQ, D);
         out = sentinel(Tensor.allocate(DType.F32, B, 3, SQ, DV));
@@ -183,14 +189,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void keyLengthOfVDifferentFromKIsRejected(String backend) {
         v = Tensors.random(rnd, DType.F32, B, HKV, SK + 1, DV);
         assertRejected(backend, "v", "sequence length", k.shapeString(), v.shapeString());
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void headDimOfKDifferentFromQIsRejected(String backend) {
         k = Tensors.random(rnd, DType.F32, B, HKV, SK, D + 1);
         assertRejected(backend, "k", "head dim", q.shapeString(), k.shapeString());
@@ -198,7 +204,7 @@ class ForwardValidationTest {
 
     /** The CPU backend takes head dims up to 512, of q/k and of v; 513 is over. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void headDimOverTheBackendsLimitIsRejected(String backend) {
         int limit = Backends.get(backend).capabilities().maxHeadDim();
         assumeTrue(limit < 1 << 16, backend + " has no practical head-dim limit (" + limit + ")");
@@ -256,7 +262,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void alibiSlopesNotOnePerQueryHeadAreRejected(String backend) {
         options = AttentionOptions.builder()
                 .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f})
@@ -276,7 +282,7 @@ class ForwardValidationTest {
     // ---- outputs ----
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputOfTheWrongShapeIsRejected(String backend) {
         long[][] wrong = {
             {B, HQ, SQ - 1, DV}, // too small
@@ -292,7 +298,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anLseOfTheWrongShapeOrDtypeIsRejected(String backend) {
         lse = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, 2));
         assertRejected(backend, "lse", "shape");
@@ -308,21 +314,17 @@ class ForwardValidationTest {
 
     /** The output is a view of the very float[] q lives in. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputInTheSameArrayAsQIsRejected(String backend) {
         float[] data = q.toFloatArray();
         q = Tensor.of(data, B, HQ, SQ, D);
-        out = Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-            HQ * SQ * DV, SQ * DV, DV, 1
-        });
-        float[] before = data.clone();
-        assertRejected(backend, "out", "overlaps q");
-        assertArrayEquals(before, data, "q's memory was written");
+        out = outView(MemorySegment.ofArray(data));
+        assertOverlapRejected(backend, "q", q);
     }
 
     /** Overlap by a single element, at v's last float, in native memory. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputOverlappingTheLastElementOfVIsRejected(String backend) {
         try (Arena arena = Arena.ofShared()) {
             long vFloats = (long) B * HKV * SK * DV;
@@ -330,48 +332,37 @@ class ForwardValidationTest {
             MemorySegment memory = arena.allocate((vFloats + outFloats - 1) * 4);
             v = Tensor.of(memory, DType.F32, v.shape(), v.strides());
             Tensors.fillRandom(rnd, v);
-            out = Tensor.of(memory.asSlice((vFloats - 1) * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-                HQ * SQ * DV, SQ * DV, DV, 1
-            });
+            out = outView(memory.asSlice((vFloats - 1) * 4));
             out.fill(SENTINEL);
-            float[] vBefore = v.toFloatArray();
-            assertRejected(backend, "out", "overlaps v");
-            assertArrayEquals(vBefore, v.toFloatArray(), "v's memory was written");
+            assertOverlapRejected(backend, "v", v);
         }
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputOverlappingKIsRejected(String backend) {
         // out's 80 floats lie inside k's 96.
         MemorySegment memory = k.memory();
-        out = Tensor.of(
-                memory.asSlice(4 * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1
-                });
-        float[] before = k.toFloatArray();
-        assertRejected(backend, "out", "overlaps k");
-        assertArrayEquals(before, k.toFloatArray(), "k's memory was written");
+        out = outView(memory.asSlice(4 * 4));
+        assertOverlapRejected(backend, "k", k);
     }
 
     /** The converse: q and out back to back in one array, touching but disjoint, is fine. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputRightAfterQInTheSameArrayIsAccepted(String backend) {
         int qFloats = B * HQ * SQ * D;
         float[] data = new float[qFloats + B * HQ * SQ * DV];
         System.arraycopy(q.toFloatArray(), 0, data, 0, qFloats);
         Tensor sharedQ = Tensor.of(MemorySegment.ofArray(data), DType.F32, q.shape(), q.strides());
-        Tensor after = Tensor.of(
-                MemorySegment.ofArray(data).asSlice(qFloats * 4L), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-                    HQ * SQ * DV, SQ * DV, DV, 1
-                });
+        Tensor after = outView(MemorySegment.ofArray(data).asSlice(qFloats * 4L));
         Backends.get(backend).forward(sharedQ, k, v, after, null, options);
         Backends.get(backend).forward(q, k, v, out, null, options);
         assertArrayEquals(out.toFloatArray(), after.toFloatArray());
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anLseOverlappingTheOutputOrAnInputIsRejected(String backend) {
         // lse (20 floats) over the start of out's memory.
         lse = Tensor.of(out.memory(), DType.F32, new long[] {B, HQ, SQ, 1}, new long[] {HQ * SQ, SQ, 1, 1});
@@ -383,14 +374,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void aReadOnlyOutputIsRejected(String backend) {
         out = Tensor.of(out.memory().asReadOnly(), DType.F32, out.shape(), out.strides());
         assertRejected(backend, "out", "read-only");
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void aReadOnlyLseIsRejected(String backend) {
         lse = Tensor.of(lse.memory().asReadOnly(), DType.F32, lse.shape(), lse.strides());
         assertRejected(backend, "lse", "read-only");
@@ -398,7 +389,7 @@ class ForwardValidationTest {
 
     /** A zero stride makes several output elements one memory cell: results would overwrite each other. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void anOutputWhoseElementsShareMemoryIsRejected(String backend) {
         // Every query row of a head maps to the same DV floats.
         out = sentinel(
