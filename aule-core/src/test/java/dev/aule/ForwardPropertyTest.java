@@ -169,16 +169,7 @@ class ForwardPropertyTest {
             AttentionOptions.builder().scale(0f).causal(true).build(),
             AttentionOptions.builder().scale(-10f).window(5, 5).build(),
         };
-        CaseFailures failures = new CaseFailures();
-        long seed = 0;
-        for (AttentionOptions option : options) {
-            for (int[] lengths : new int[][] {{1, 200}, {65, 64}, {127, 3}}) {
-                failures.check(
-                        cpu,
-                        ForwardCase.of(seed++, new Case(DType.F32, 2, 4, 2, lengths[0], lengths[1], 32, 16, option)));
-            }
-        }
-        failures.assertNone("extreme option cases");
+        checkEachOnLengths(2, options, new int[][] {{1, 200}, {65, 64}, {127, 3}}, "extreme option cases");
     }
 
     /**
@@ -187,18 +178,25 @@ class ForwardPropertyTest {
      */
     @Test
     void largeSoftcapsMatchTheReference() {
+        float[] caps = {1e4f, 1e6f, 1e30f};
+        AttentionOptions[] options = new AttentionOptions[caps.length];
+        for (int i = 0; i < caps.length; i++) {
+            options[i] = AttentionOptions.builder().softcap(caps[i]).scale(2f).build();
+        }
+        checkEachOnLengths(1, options, new int[][] {{1, 200}, {65, 64}}, "large softcap cases");
+    }
+
+    /** Each of {@code options} on each pair of {Sq, Sk}: B {@code batch}, Hq 4, Hkv 2, D 32, Dv 16, seeds from 0. */
+    private void checkEachOnLengths(int batch, AttentionOptions[] options, int[][] lengths, String what) {
         CaseFailures failures = new CaseFailures();
         long seed = 0;
-        for (float cap : new float[] {1e4f, 1e6f, 1e30f}) {
-            AttentionOptions option =
-                    AttentionOptions.builder().softcap(cap).scale(2f).build();
-            for (int[] lengths : new int[][] {{1, 200}, {65, 64}}) {
+        for (AttentionOptions option : options) {
+            for (int[] s : lengths) {
                 failures.check(
-                        cpu,
-                        ForwardCase.of(seed++, new Case(DType.F32, 1, 4, 2, lengths[0], lengths[1], 32, 16, option)));
+                        cpu, ForwardCase.of(seed++, new Case(DType.F32, batch, 4, 2, s[0], s[1], 32, 16, option)));
             }
         }
-        failures.assertNone("large softcap cases");
+        failures.assertNone(what);
     }
 
     /** The CPU backend's largest head dim, 512, is accepted and computed correctly. */
