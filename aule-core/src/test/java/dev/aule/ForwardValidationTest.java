@@ -1,5 +1,6 @@
 package dev.aule;
 
+import dev.aule.testing.BackendNames;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -9,6 +10,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -35,6 +37,12 @@ class ForwardValidationTest {
     private static final int SK = 6;
     private static final int D = 8;
     private static final int DV = 4;
+
+    // A source of this class's own: this test also runs on the module path, where JUnit cannot reach into
+    // dev.aule.testing reflectively.
+    static List<String> backends() {
+        return BackendNames.available();
+    }
 
     private final SplittableRandom rnd = new SplittableRandom(3);
 
@@ -95,7 +103,7 @@ class ForwardValidationTest {
 
     /** The fields as they are make a valid call on every backend (so each test breaks exactly one rule). */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void theBaseCallIsValid(String backend) {
         assertDoesNotThrow(() -> Backends.get(backend).forward(q, k, v, out, lse, options));
     }
@@ -163,7 +171,7 @@ class ForwardValidationTest {
     // ---- inputs against each other ----
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void batchOfKOrVDifferentFromQIsRejected(String backend) {
         k = Tensors.random(rnd, DType.F32, 2, HKV, SK, D);
         assertRejected(backend, "k, v", "batch", "[2, 2, 6, 8]", q.shapeString());
@@ -173,14 +181,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void headsOfVDifferentFromKIsRejected(String backend) {
         v = Tensors.random(rnd, DType.F32, B, 1, SK, DV);
         assertRejected(backend, "v", "heads", k.shapeString(), v.shapeString());
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void queryHeadsNotAMultipleOfKvHeadsIsRejected(String backend) {
         q = Tensors.random(rnd, DType.F32, B, 3, SQ, D);
         out = sentinel(Tensor.allocate(DType.F32, B, 3, SQ, DV));
@@ -189,14 +197,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void keyLengthOfVDifferentFromKIsRejected(String backend) {
         v = Tensors.random(rnd, DType.F32, B, HKV, SK + 1, DV);
         assertRejected(backend, "v", "sequence length", k.shapeString(), v.shapeString());
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void headDimOfKDifferentFromQIsRejected(String backend) {
         k = Tensors.random(rnd, DType.F32, B, HKV, SK, D + 1);
         assertRejected(backend, "k", "head dim", q.shapeString(), k.shapeString());
@@ -204,7 +212,7 @@ class ForwardValidationTest {
 
     /** The CPU backend takes head dims up to 512, of q/k and of v; 513 is over. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void headDimOverTheBackendsLimitIsRejected(String backend) {
         int limit = Backends.get(backend).capabilities().maxHeadDim();
         assumeTrue(limit < 1 << 16, backend + " has no practical head-dim limit (" + limit + ")");
@@ -262,7 +270,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void alibiSlopesNotOnePerQueryHeadAreRejected(String backend) {
         options = AttentionOptions.builder()
                 .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f})
@@ -282,7 +290,7 @@ class ForwardValidationTest {
     // ---- outputs ----
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputOfTheWrongShapeIsRejected(String backend) {
         long[][] wrong = {
             {B, HQ, SQ - 1, DV}, // too small
@@ -298,7 +306,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anLseOfTheWrongShapeOrDtypeIsRejected(String backend) {
         lse = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, 2));
         assertRejected(backend, "lse", "shape");
@@ -314,7 +322,7 @@ class ForwardValidationTest {
 
     /** The output is a view of the very float[] q lives in. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputInTheSameArrayAsQIsRejected(String backend) {
         float[] data = q.toFloatArray();
         q = Tensor.of(data, B, HQ, SQ, D);
@@ -324,7 +332,7 @@ class ForwardValidationTest {
 
     /** Overlap by a single element, at v's last float, in native memory. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputOverlappingTheLastElementOfVIsRejected(String backend) {
         try (Arena arena = Arena.ofShared()) {
             long vFloats = (long) B * HKV * SK * DV;
@@ -339,7 +347,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputOverlappingKIsRejected(String backend) {
         // out's 80 floats lie inside k's 96.
         MemorySegment memory = k.memory();
@@ -349,7 +357,7 @@ class ForwardValidationTest {
 
     /** The converse: q and out back to back in one array, touching but disjoint, is fine. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputRightAfterQInTheSameArrayIsAccepted(String backend) {
         int qFloats = B * HQ * SQ * D;
         float[] data = new float[qFloats + B * HQ * SQ * DV];
@@ -362,7 +370,7 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anLseOverlappingTheOutputOrAnInputIsRejected(String backend) {
         // lse (20 floats) over the start of out's memory.
         lse = Tensor.of(out.memory(), DType.F32, new long[] {B, HQ, SQ, 1}, new long[] {HQ * SQ, SQ, 1, 1});
@@ -374,14 +382,14 @@ class ForwardValidationTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void aReadOnlyOutputIsRejected(String backend) {
         out = Tensor.of(out.memory().asReadOnly(), DType.F32, out.shape(), out.strides());
         assertRejected(backend, "out", "read-only");
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void aReadOnlyLseIsRejected(String backend) {
         lse = Tensor.of(lse.memory().asReadOnly(), DType.F32, lse.shape(), lse.strides());
         assertRejected(backend, "lse", "read-only");
@@ -389,7 +397,7 @@ class ForwardValidationTest {
 
     /** A zero stride makes several output elements one memory cell: results would overwrite each other. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("dev.aule.testing.BackendNames#available")
+    @MethodSource("backends")
     void anOutputWhoseElementsShareMemoryIsRejected(String backend) {
         // Every query row of a head maps to the same DV floats.
         out = sentinel(
