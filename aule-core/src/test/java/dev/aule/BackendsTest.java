@@ -3,10 +3,10 @@ package dev.aule;
 import dev.aule.cpu.CpuBackend;
 import dev.aule.reference.ReferenceBackend;
 import dev.aule.spi.AttentionBackend;
-import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.testing.Tensors;
+import dev.aule.testing.TestBackend;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -254,25 +254,15 @@ class BackendsTest {
     }
 
     private static AttentionBackend stub(String name, int priority, Capabilities capabilities) {
-        return new AttentionBackend() {
+        return new TestBackend() {
             @Override
             public String name() {
                 return name;
             }
 
             @Override
-            public String description() {
-                return "test stub";
-            }
-
-            @Override
             public int priority() {
                 return priority;
-            }
-
-            @Override
-            public Availability availability() {
-                return Availability.available("test");
             }
 
             @Override

@@ -6,12 +6,18 @@ import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Inputs;
 import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.function.Function;
 import java.util.function.UnaryOperator;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -36,101 +42,70 @@ class BackwardValidationTest {
             return new Call(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), g.dq(), g.dk(), g.dv());
         }
 
-        Call withOut(Tensor t) {
-            return new Call(q, k, v, t, dOut, lse, dq, dk, dv);
-        }
-
-        Call withDOut(Tensor t) {
-            return new Call(q, k, v, out, t, lse, dq, dk, dv);
-        }
-
-        Call withLse(Tensor t) {
-            return new Call(q, k, v, out, dOut, t, dq, dk, dv);
-        }
-
-        Call withDq(Tensor t) {
-            return new Call(q, k, v, out, dOut, lse, t, dk, dv);
-        }
-
-        Call withDk(Tensor t) {
-            return new Call(q, k, v, out, dOut, lse, dq, t, dv);
-        }
-
-        Call withDv(Tensor t) {
-            return new Call(q, k, v, out, dOut, lse, dq, dk, t);
+        /** This call with the argument named {@code argument} replaced by {@code t}. */
+        Call with(String argument, Tensor t) {
+            Tensor[] args = {q, k, v, out, dOut, lse, dq, dk, dv};
+            args[ARGUMENTS.indexOf(argument)] = t;
+            return new Call(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]);
         }
     }
 
-    @Test
-    void outMustHaveTheOutputShape() {
-        rejects(c -> c.withOut(Tensor.allocate(DType.F32, 1, 4, 5, 8)), "out", "shape");
+    /** The arguments' names, in the order of the call. */
+    private static final List<String> ARGUMENTS = List.of("q", "k", "v", "out", "dOut", "lse", "dq", "dk", "dv");
+
+    /** One broken call: how it is broken, the argument the message must name and the rule it must state. */
+    static Stream<Arguments> brokenCalls() {
+        return Stream.of(
+                broken("outMustHaveTheOutputShape", "out", "shape", c -> Tensor.allocate(DType.F32, 1, 4, 5, 8)),
+                broken("dOutMustHaveTheOutputShape", "dOut", "shape", c -> Tensor.allocate(DType.F32, 1, 4, 6, 4)),
+                broken("lseMustBeF32", "lse", "F32", c -> Tensor.allocate(DType.F16, 1, 4, 5, 1)),
+                broken("lseMustHaveOneValuePerRow", "lse", "shape", c -> Tensor.allocate(DType.F32, 1, 2, 5, 1)),
+                broken("dqMustBeShapedLikeQ", "dq", "[1, 4, 5, 8]", c -> Tensor.allocate(DType.F32, 1, 4, 5, 4)),
+                broken("dkMustBeShapedLikeK", "dk", "[1, 2, 6, 8]", c -> Tensor.allocate(DType.F32, 1, 4, 6, 8)),
+                broken("dvMustBeShapedLikeV", "dv", "[1, 2, 6, 4]", c -> Tensor.allocate(DType.F32, 1, 2, 6, 8)),
+                broken(
+                        "gradientsMustBeWritable",
+                        "dk",
+                        "read-only",
+                        c -> Tensor.of(
+                                MemorySegment.ofArray(new float[2 * 6 * 8]).asReadOnly(),
+                                DType.F32,
+                                c.k().shape(),
+                                c.k().strides())),
+                // Stride 0 over heads: both KV heads' gradients would land on the same floats.
+                broken(
+                        "gradientsMustHaveDistinctElements",
+                        "dv",
+                        "distinct",
+                        c -> Tensor.of(MemorySegment.ofArray(new float[6 * 4]), DType.F32, c.v().shape(), new long[] {
+                            24, 0, 4, 1
+                        })));
     }
 
-    @Test
-    void dOutMustHaveTheOutputShape() {
-        rejects(c -> c.withDOut(Tensor.allocate(DType.F32, 1, 4, 6, 4)), "dOut", "shape");
+    private static Arguments broken(String rule, String argument, String says, Function<Call, Tensor> replacement) {
+        UnaryOperator<Call> breakIt = c -> c.with(argument, replacement.apply(c));
+        return Arguments.of(Named.of(rule, breakIt), argument, says);
     }
 
-    @Test
-    void lseMustBeF32() {
-        rejects(c -> c.withLse(Tensor.allocate(DType.F16, 1, 4, 5, 1)), "lse", "F32");
-    }
-
-    @Test
-    void lseMustHaveOneValuePerRow() {
-        rejects(c -> c.withLse(Tensor.allocate(DType.F32, 1, 2, 5, 1)), "lse", "shape");
-    }
-
-    @Test
-    void dqMustBeShapedLikeQ() {
-        rejects(c -> c.withDq(Tensor.allocate(DType.F32, 1, 4, 5, 4)), "dq", "[1, 4, 5, 8]");
-    }
-
-    @Test
-    void dkMustBeShapedLikeK() {
-        rejects(c -> c.withDk(Tensor.allocate(DType.F32, 1, 4, 6, 8)), "dk", "[1, 2, 6, 8]");
-    }
-
-    @Test
-    void dvMustBeShapedLikeV() {
-        rejects(c -> c.withDv(Tensor.allocate(DType.F32, 1, 2, 6, 8)), "dv", "[1, 2, 6, 4]");
-    }
-
-    @Test
-    void gradientsMustBeWritable() {
-        rejects(
-                c -> c.withDk(Tensor.of(
-                        MemorySegment.ofArray(new float[2 * 6 * 8]).asReadOnly(),
-                        DType.F32,
-                        c.k().shape(),
-                        c.k().strides())),
-                "dk",
-                "read-only");
-    }
-
-    @Test
-    void gradientsMustHaveDistinctElements() {
-        // Stride 0 over heads: both KV heads' gradients would land on the same floats.
-        rejects(
-                c -> c.withDv(Tensor.of(
-                        MemorySegment.ofArray(new float[6 * 4]), DType.F32, c.v().shape(), new long[] {24, 0, 4, 1})),
-                "dv",
-                "distinct");
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("brokenCalls")
+    void eachRuleIsEnforced(UnaryOperator<Call> breakIt, String argument, String rule) {
+        rejects(breakIt, argument, rule);
     }
 
     @Test
     void gradientsMustNotOverlapAnInput() {
-        rejects(c -> c.withDq(c.q()), "dq", "overlaps q");
+        rejects(c -> c.with("dq", c.q()), "dq", "overlaps q");
         rejects(
-                c -> c.withDk(Tensor.of(c.k().memory(), DType.F32, c.k().shape(), c.k().strides())),
+                c -> c.with("dk", Tensor.of(c.k().memory(), DType.F32, c.k().shape(), c.k().strides())),
                 "dk",
                 "overlaps k");
         rejects(
-                c -> c.withDv(Tensor.of(c.out().memory(), DType.F32, c.v().shape(), c.v().strides())),
+                c -> c.with("dv", Tensor.of(c.out().memory(), DType.F32, c.v().shape(), c.v().strides())),
                 "dv",
                 "overlaps out");
         rejects(
-                c -> c.withDv(Tensor.of(c.dOut().memory(), DType.F32, c.v().shape(), c.v().strides())),
+                c -> c.with("dv", Tensor.of(c.dOut().memory(), DType.F32, c.v().shape(), c.v().strides())),
                 "dv",
                 "overlaps dOut");
         rejects(
@@ -140,7 +115,7 @@ class BackwardValidationTest {
                     Tensor lse = Tensor.of(
                             shared, DType.F32, c.lse().shape(), c.lse().strides());
                     Tensor dv = Tensor.of(shared.asSlice(10 * 4), DType.F32, c.v().shape(), c.v().strides());
-                    return c.withLse(lse).withDv(dv);
+                    return c.with("lse", lse).with("dv", dv);
                 },
                 "dv",
                 "overlaps lse");
@@ -154,7 +129,7 @@ class BackwardValidationTest {
                     MemorySegment shared = MemorySegment.ofArray(new float[2 * 6 * 8]);
                     Tensor dk = Tensor.of(shared, DType.F32, c.k().shape(), c.k().strides());
                     Tensor dv = Tensor.of(shared.asSlice(48 * 4), DType.F32, c.v().shape(), c.v().strides());
-                    return c.withDk(dk).withDv(dv);
+                    return c.with("dk", dk).with("dv", dv);
                 },
                 "dv",
                 "overlaps dk");

@@ -2,13 +2,17 @@ package dev.aule;
 
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
-import dev.aule.testing.Layout;
+import dev.aule.testing.Forwards;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -22,31 +26,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * its seed by {@code ForwardCase.random(seed, halfPrecision)}; failure messages list the seeds.
  */
 class ForwardPropertyTest {
-    private static final long F32_SEEDS = 1_000;
-    private static final long HALF_SEEDS = 2_000_000;
-
     private final AttentionBackend cpu = Backends.get("cpu");
 
-    @Test
-    void randomF32CasesMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = F32_SEEDS; seed < F32_SEEDS + 500; seed++) {
-            failures.check(cpu, ForwardCase.random(seed, false));
-        }
-        failures.assertNone("F32 cases");
-    }
-
     /**
-     * 16-bit storage. The reference reads the same rounded inputs and writes F32, so an F32 output
-     * must still meet the F32 limit (compute is F32 by the contract); a 16-bit output gets 1e-2.
+     * 500 F32 cases from seed 1000, then 250 with 16-bit storage from seed 2 000 000. The reference reads the same
+     * rounded inputs and writes F32, so an F32 output must still meet the F32 limit (compute is F32 by the
+     * contract); a 16-bit output gets 1e-2.
      */
-    @Test
-    void randomHalfPrecisionCasesMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = HALF_SEEDS; seed < HALF_SEEDS + 250; seed++) {
-            failures.check(cpu, ForwardCase.random(seed, true));
-        }
-        failures.assertNone("F16/BF16 cases");
+    @ParameterizedTest(name = "{3}")
+    @CsvSource({"1000, 500, false, F32 cases", "2000000, 250, true, F16/BF16 cases"})
+    void randomCasesMatchTheReference(long firstSeed, int count, boolean halfPrecision, String what) {
+        CaseFailures.assertRandomCasesPass(cpu, firstSeed, count, halfPrecision, UnaryOperator.identity(), what);
     }
 
     /** Every head dim, with Dv both equal and different, on shapes small enough for D = 256. */
@@ -61,21 +51,8 @@ class ForwardPropertyTest {
                     AttentionOptions options = ForwardCase.randomOptions(rnd, 4, lengths[1]);
                     failures.check(
                             cpu,
-                            new ForwardCase(
-                                    seed++,
-                                    1,
-                                    2,
-                                    2,
-                                    lengths[0],
-                                    lengths[1],
-                                    d,
-                                    dv,
-                                    DType.F32,
-                                    DType.F32,
-                                    DType.F32,
-                                    bhsd(),
-                                    false,
-                                    options));
+                            ForwardCase.of(
+                                    seed++, new Case(DType.F32, 1, 4, 2, lengths[0], lengths[1], d, dv, options)));
                 }
             }
         }
@@ -109,21 +86,9 @@ class ForwardPropertyTest {
                             for (int[] lengths : new int[][] {{17, 127}, {127, 17}, {65, 65}}) {
                                 failures.check(
                                         cpu,
-                                        new ForwardCase(
+                                        ForwardCase.of(
                                                 seed++,
-                                                1,
-                                                2,
-                                                2,
-                                                lengths[0],
-                                                lengths[1],
-                                                32,
-                                                32,
-                                                DType.F32,
-                                                DType.F32,
-                                                DType.F32,
-                                                bhsd(),
-                                                false,
-                                                options));
+                                                new Case(DType.F32, 1, 4, 2, lengths[0], lengths[1], 32, 32, options)));
                             }
                         }
                     }
@@ -173,16 +138,10 @@ class ForwardPropertyTest {
                             .causal(causal)
                             .build();
                     String where = "rising " + rising + ", " + options;
-                    Tensor out = Tensor.allocate(DType.F32, 1, 2, sq, d);
-                    Tensor lse = Tensor.allocate(DType.F32, 1, 2, sq, 1);
-                    out.fill(Float.NaN);
-                    lse.fill(Float.NaN);
-                    cpu.forward(q, k, v, out, lse, options);
-                    Tensor ref = Tensor.allocate(DType.F32, 1, 2, sq, d);
-                    Tensor refLse = Tensor.allocate(DType.F32, 1, 2, sq, 1);
-                    Backends.get("reference").forward(q, k, v, ref, refLse, options);
-                    double err = Accuracy.relativeError(out, ref);
-                    double lseErr = Accuracy.relativeError(lse, refLse);
+                    Forwards.Errors errors = Forwards.againstReference(
+                            cpu, (b, out, lse) -> b.forward(q, k, v, out, lse, options), 1, 2, sq, d);
+                    double err = errors.out();
+                    double lseErr = errors.lse();
                     double limit = Accuracy.forwardTolerance(DType.F32, q, k, options);
                     assertTrue(err < limit, () -> where + ": out error " + err + " (limit " + limit + ")");
                     assertTrue(lseErr < 1e-5, () -> where + ": lse error " + lseErr);
@@ -210,30 +169,7 @@ class ForwardPropertyTest {
             AttentionOptions.builder().scale(0f).causal(true).build(),
             AttentionOptions.builder().scale(-10f).window(5, 5).build(),
         };
-        CaseFailures failures = new CaseFailures();
-        long seed = 0;
-        for (AttentionOptions option : options) {
-            for (int[] lengths : new int[][] {{1, 200}, {65, 64}, {127, 3}}) {
-                failures.check(
-                        cpu,
-                        new ForwardCase(
-                                seed++,
-                                2,
-                                2,
-                                2,
-                                lengths[0],
-                                lengths[1],
-                                32,
-                                16,
-                                DType.F32,
-                                DType.F32,
-                                DType.F32,
-                                bhsd(),
-                                false,
-                                option));
-            }
-        }
-        failures.assertNone("extreme option cases");
+        checkEachOnLengths(2, options, new int[][] {{1, 200}, {65, 64}, {127, 3}}, "extreme option cases");
     }
 
     /**
@@ -242,32 +178,25 @@ class ForwardPropertyTest {
      */
     @Test
     void largeSoftcapsMatchTheReference() {
+        float[] caps = {1e4f, 1e6f, 1e30f};
+        AttentionOptions[] options = new AttentionOptions[caps.length];
+        for (int i = 0; i < caps.length; i++) {
+            options[i] = AttentionOptions.builder().softcap(caps[i]).scale(2f).build();
+        }
+        checkEachOnLengths(1, options, new int[][] {{1, 200}, {65, 64}}, "large softcap cases");
+    }
+
+    /** Each of {@code options} on each pair of {Sq, Sk}: B {@code batch}, Hq 4, Hkv 2, D 32, Dv 16, seeds from 0. */
+    private void checkEachOnLengths(int batch, AttentionOptions[] options, int[][] lengths, String what) {
         CaseFailures failures = new CaseFailures();
         long seed = 0;
-        for (float cap : new float[] {1e4f, 1e6f, 1e30f}) {
-            AttentionOptions option =
-                    AttentionOptions.builder().softcap(cap).scale(2f).build();
-            for (int[] lengths : new int[][] {{1, 200}, {65, 64}}) {
+        for (AttentionOptions option : options) {
+            for (int[] s : lengths) {
                 failures.check(
-                        cpu,
-                        new ForwardCase(
-                                seed++,
-                                1,
-                                2,
-                                2,
-                                lengths[0],
-                                lengths[1],
-                                32,
-                                16,
-                                DType.F32,
-                                DType.F32,
-                                DType.F32,
-                                bhsd(),
-                                false,
-                                option));
+                        cpu, ForwardCase.of(seed++, new Case(DType.F32, batch, 4, 2, s[0], s[1], 32, 16, option)));
             }
         }
-        failures.assertNone("large softcap cases");
+        failures.assertNone(what);
     }
 
     /** The CPU backend's largest head dim, 512, is accepted and computed correctly. */
@@ -276,42 +205,19 @@ class ForwardPropertyTest {
         CaseFailures failures = new CaseFailures();
         failures.check(
                 cpu,
-                new ForwardCase(
+                ForwardCase.of(
                         5,
-                        1,
-                        1,
-                        2,
-                        33,
-                        70,
-                        512,
-                        512,
-                        DType.F32,
-                        DType.F32,
-                        DType.F32,
-                        bhsd(),
-                        false,
-                        AttentionOptions.builder().causal(true).build()));
-        failures.check(
-                cpu,
-                new ForwardCase(
-                        6,
-                        1,
-                        1,
-                        1,
-                        5,
-                        9,
-                        3,
-                        512,
-                        DType.F32,
-                        DType.F32,
-                        DType.F32,
-                        bhsd(),
-                        false,
-                        AttentionOptions.defaults()));
+                        new Case(
+                                DType.F32,
+                                1,
+                                2,
+                                1,
+                                33,
+                                70,
+                                512,
+                                512,
+                                AttentionOptions.builder().causal(true).build())));
+        failures.check(cpu, ForwardCase.of(6, new Case(DType.F32, 1, 1, 1, 5, 9, 3, 512, AttentionOptions.defaults())));
         failures.assertNone("head dim 512 cases");
-    }
-
-    private static Layout[] bhsd() {
-        return new Layout[] {Layout.BHSD, Layout.BHSD, Layout.BHSD, Layout.BHSD};
     }
 }

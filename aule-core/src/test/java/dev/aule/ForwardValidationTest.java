@@ -1,6 +1,6 @@
 package dev.aule;
 
-import dev.aule.spi.AttentionBackend;
+import dev.aule.testing.BackendNames;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
@@ -38,8 +38,10 @@ class ForwardValidationTest {
     private static final int D = 8;
     private static final int DV = 4;
 
+    // A source of this class's own: this test also runs on the module path, where JUnit cannot reach into
+    // dev.aule.testing reflectively.
     static List<String> backends() {
-        return Backends.available().stream().map(AttentionBackend::name).toList();
+        return BackendNames.available();
     }
 
     private final SplittableRandom rnd = new SplittableRandom(3);
@@ -50,6 +52,11 @@ class ForwardValidationTest {
     private Tensor out = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, DV));
     private Tensor lse = sentinel(Tensor.allocate(DType.F32, B, HQ, SQ, 1));
     private AttentionOptions options = AttentionOptions.defaults();
+
+    /** A contiguous F32 output (B, HQ, SQ, DV) over {@code memory}. */
+    private static Tensor outView(MemorySegment memory) {
+        return Tensor.of(memory, DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1});
+    }
 
     private static Tensor sentinel(Tensor t) {
         t.fill(SENTINEL);
@@ -72,6 +79,13 @@ class ForwardValidationTest {
             assertArrayEquals(
                     lseBefore, lse.toFloatArray(), backend + ": lse was written although the call was rejected");
         }
+    }
+
+    /** Expects out rejected for overlapping the input {@code name}, and that input's memory unwritten. */
+    private void assertOverlapRejected(String backend, String name, Tensor input) {
+        float[] before = input.toFloatArray();
+        assertRejected(backend, "out", "overlaps " + name);
+        assertArrayEquals(before, input.toFloatArray(), name + "'s memory was written");
     }
 
     private static void assertMessage(IllegalArgumentException e, String argument, String... fragments) {
@@ -312,12 +326,8 @@ class ForwardValidationTest {
     void anOutputInTheSameArrayAsQIsRejected(String backend) {
         float[] data = q.toFloatArray();
         q = Tensor.of(data, B, HQ, SQ, D);
-        out = Tensor.of(MemorySegment.ofArray(data), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-            HQ * SQ * DV, SQ * DV, DV, 1
-        });
-        float[] before = data.clone();
-        assertRejected(backend, "out", "overlaps q");
-        assertArrayEquals(before, data, "q's memory was written");
+        out = outView(MemorySegment.ofArray(data));
+        assertOverlapRejected(backend, "q", q);
     }
 
     /** Overlap by a single element, at v's last float, in native memory. */
@@ -330,13 +340,9 @@ class ForwardValidationTest {
             MemorySegment memory = arena.allocate((vFloats + outFloats - 1) * 4);
             v = Tensor.of(memory, DType.F32, v.shape(), v.strides());
             Tensors.fillRandom(rnd, v);
-            out = Tensor.of(memory.asSlice((vFloats - 1) * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-                HQ * SQ * DV, SQ * DV, DV, 1
-            });
+            out = outView(memory.asSlice((vFloats - 1) * 4));
             out.fill(SENTINEL);
-            float[] vBefore = v.toFloatArray();
-            assertRejected(backend, "out", "overlaps v");
-            assertArrayEquals(vBefore, v.toFloatArray(), "v's memory was written");
+            assertOverlapRejected(backend, "v", v);
         }
     }
 
@@ -345,12 +351,8 @@ class ForwardValidationTest {
     void anOutputOverlappingKIsRejected(String backend) {
         // out's 80 floats lie inside k's 96.
         MemorySegment memory = k.memory();
-        out = Tensor.of(
-                memory.asSlice(4 * 4), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {HQ * SQ * DV, SQ * DV, DV, 1
-                });
-        float[] before = k.toFloatArray();
-        assertRejected(backend, "out", "overlaps k");
-        assertArrayEquals(before, k.toFloatArray(), "k's memory was written");
+        out = outView(memory.asSlice(4 * 4));
+        assertOverlapRejected(backend, "k", k);
     }
 
     /** The converse: q and out back to back in one array, touching but disjoint, is fine. */
@@ -361,10 +363,7 @@ class ForwardValidationTest {
         float[] data = new float[qFloats + B * HQ * SQ * DV];
         System.arraycopy(q.toFloatArray(), 0, data, 0, qFloats);
         Tensor sharedQ = Tensor.of(MemorySegment.ofArray(data), DType.F32, q.shape(), q.strides());
-        Tensor after = Tensor.of(
-                MemorySegment.ofArray(data).asSlice(qFloats * 4L), DType.F32, new long[] {B, HQ, SQ, DV}, new long[] {
-                    HQ * SQ * DV, SQ * DV, DV, 1
-                });
+        Tensor after = outView(MemorySegment.ofArray(data).asSlice(qFloats * 4L));
         Backends.get(backend).forward(sharedQ, k, v, after, null, options);
         Backends.get(backend).forward(q, k, v, out, null, options);
         assertArrayEquals(out.toFloatArray(), after.toFloatArray());

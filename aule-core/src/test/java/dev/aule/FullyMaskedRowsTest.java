@@ -1,13 +1,11 @@
 package dev.aule;
 
 import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Visibility;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
-import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,13 +19,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class FullyMaskedRowsTest {
 
-    static List<String> backends() {
-        return Backends.available().stream().map(AttentionBackend::name).toList();
-    }
-
     /** Bottom-right causal with Sq > Sk: row i sees keys j <= i - (Sq - Sk), so the first Sq - Sk rows see nothing. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void causalWithMoreQueriesThanKeysEmptiesTheFirstRows(String backend) {
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();
         for (DType outType : DType.values()) {
@@ -48,7 +42,7 @@ class FullyMaskedRowsTest {
 
     /** A window around the diagonal with Sq > Sk: rows whose window lies left of key 0 see nothing. */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void windowLeftOfTheFirstKeyEmptiesRows(String backend) {
         // Row i sees j in [i - 40 - 2, i - 40 + 1]: rows 0..38 see nothing.
         checkMaskedRows(
@@ -140,7 +134,7 @@ class FullyMaskedRowsTest {
      * proper softmax (out a weighted mean of values, lse near -5000), not 0 and -inf.
      */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void veryNegativeLogitsAreStillASoftmax(String backend) {
         SplittableRandom rnd = new SplittableRandom(5);
         // Sq > Sk, no mask: row 0's diagonal is key -50, so every key is at least 50 away; slope 100.
@@ -164,7 +158,7 @@ class FullyMaskedRowsTest {
      * (an unwritten cache slot, say) leave every other row equal to the reference, which never reads it.
      */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void nonFiniteKeysOutsideTheMaskDoNotLeak(String backend) {
         checkPoisonedLastKey(backend);
     }

@@ -5,12 +5,14 @@ import dev.aule.mask.BlockMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.CaseFailures;
 import dev.aule.testing.ForwardCase;
-import dev.aule.testing.Layout;
 import dev.aule.testing.MaskCases;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -28,22 +30,10 @@ class MaskedForwardTest {
     private final AttentionBackend cpu = Backends.get("cpu");
     private final AttentionBackend reference = Backends.get("reference");
 
-    @Test
-    void randomF32MasksMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = 70_000; seed < 70_160; seed++) {
-            failures.check(cpu, masked(ForwardCase.random(seed, false)));
-        }
-        failures.assertNone("masked F32 cases");
-    }
-
-    @Test
-    void randomHalfPrecisionMasksMatchTheReference() {
-        CaseFailures failures = new CaseFailures();
-        for (long seed = 80_000; seed < 80_060; seed++) {
-            failures.check(cpu, masked(ForwardCase.random(seed, true)));
-        }
-        failures.assertNone("masked F16/BF16 cases");
+    @ParameterizedTest(name = "{3}")
+    @CsvSource({"70000, 160, false, masked F32 cases", "80000, 60, true, masked F16/BF16 cases"})
+    void randomMasksMatchTheReference(long firstSeed, int count, boolean halfPrecision, String what) {
+        CaseFailures.assertRandomCasesPass(cpu, firstSeed, count, halfPrecision, MaskedForwardTest::masked, what);
     }
 
     /** Tile-sized and longer shapes where BlockMasks have empty, full and partial tiles, with GQA interleaving. */
@@ -61,10 +51,7 @@ class MaskedForwardTest {
                         .causal(kind % 3 == 0)
                         .build();
                 failures.check(
-                        cpu,
-                        new ForwardCase(
-                                seed++, 2, 2, s[2], s[0], s[1], 32, 32, DType.F32, DType.F32, DType.F32, bhsd(), false,
-                                options));
+                        cpu, ForwardCase.of(seed++, new Case(DType.F32, 2, 2 * s[2], 2, s[0], s[1], 32, 32, options)));
             }
         }
         failures.assertNone("block-mask cases");
@@ -249,9 +236,5 @@ class MaskedForwardTest {
                 c.layouts(),
                 c.stridedLse(),
                 options);
-    }
-
-    private static Layout[] bhsd() {
-        return new Layout[] {Layout.BHSD, Layout.BHSD, Layout.BHSD, Layout.BHSD};
     }
 }

@@ -1,14 +1,12 @@
 package dev.aule;
 
 import dev.aule.spi.Accuracy;
-import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Function;
 
@@ -25,12 +23,8 @@ class NativeMemoryTest {
     private static final int S = 256;
     private static final int D = 32;
 
-    static List<String> backends() {
-        return Backends.available().stream().map(AttentionBackend::name).toList();
-    }
-
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void sharedArenaSegmentsWork(String backend) {
         try (Arena arena = Arena.ofShared()) {
             checkAgainstHeap(backend, bytes -> arena.allocate(bytes, 16));
@@ -38,14 +32,14 @@ class NativeMemoryTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void automaticArenaSegmentsWork(String backend) {
         Arena arena = Arena.ofAuto();
         checkAgainstHeap(backend, bytes -> arena.allocate(bytes, 16));
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void globalArenaSegmentsWork(String backend) {
         checkAgainstHeap(backend, bytes -> Arena.global().allocate(bytes, 16));
     }
@@ -55,7 +49,7 @@ class NativeMemoryTest {
      * MemorySegment"; only the owner thread may touch such memory, so the pool threads must not.
      */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("backends")
+    @MethodSource("dev.aule.testing.BackendNames#available")
     void confinedArenaSegmentsWork(String backend) {
         try (Arena arena = Arena.ofConfined()) {
             checkAgainstHeap(backend, bytes -> arena.allocate(bytes, 16));

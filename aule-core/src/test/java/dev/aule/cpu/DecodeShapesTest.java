@@ -1,12 +1,14 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
-import dev.aule.spi.Accuracy;
+import dev.aule.testing.Forwards;
 import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Named;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -15,6 +17,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -43,24 +46,21 @@ class DecodeShapesTest {
         {16, 2, 4, 32, 7, 500}
     };
 
-    @Test
-    void simdShortTilesMatchTheReference() {
-        checkAll(new CpuBackend(new VectorTileMath()));
+    /** The SIMD and the scalar tile math. */
+    static Stream<Named<TileMath>> tileMaths() {
+        return Stream.of(Named.of("simd", new VectorTileMath()), Named.of("scalar", new ScalarTileMath()));
     }
 
-    @Test
-    void scalarShortTilesMatchTheReference() {
-        checkAll(new CpuBackend(new ScalarTileMath()));
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("tileMaths")
+    void shortTilesMatchTheReference(TileMath math) {
+        checkAll(new CpuBackend(math));
     }
 
-    @Test
-    void simdPagedBlockRunsMatchTheReference() {
-        checkPaged(new CpuBackend(new VectorTileMath()));
-    }
-
-    @Test
-    void scalarPagedBlockRunsMatchTheReference() {
-        checkPaged(new CpuBackend(new ScalarTileMath()));
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("tileMaths")
+    void pagedBlockRunsMatchTheReference(TileMath math) {
+        checkPaged(new CpuBackend(math));
     }
 
     /** The layouts above that should be read in place are: a silent fallback to copies would pass the others. */
@@ -103,18 +103,12 @@ class DecodeShapesTest {
                     Tensor q = Tensors.random(rnd, DType.F32, 1, s[0], s[2], s[4]);
                     Tensor k = layout.make(rnd, s[1], s[3], s[4]);
                     Tensor v = layout.make(rnd, s[1], s[3], s[4]);
-                    Tensor out = Tensor.allocate(DType.F32, 1, s[0], s[2], s[4]);
-                    Tensor lse = Tensor.allocate(DType.F32, 1, s[0], s[2], 1);
-                    Tensor ref = Tensor.allocate(DType.F32, 1, s[0], s[2], s[4]);
-                    Tensor refLse = Tensor.allocate(DType.F32, 1, s[0], s[2], 1);
-                    out.fill(Float.NaN);
-                    lse.fill(Float.NaN);
-                    cpu.forward(q, k, v, out, lse, option);
-                    Backends.get("reference").forward(q, k, v, ref, refLse, option);
+                    Forwards.Errors errors = Forwards.againstReference(
+                            cpu, (b, out, lse) -> b.forward(q, k, v, out, lse, option), 1, s[0], s[2], s[4]);
                     String where = Arrays.toString(s) + " " + layout + " " + option;
                     double tolerance = layout == Layout.BF16 ? 1e-2 : 1e-5;
-                    assertTrue(Accuracy.relativeError(out, ref) < tolerance, "out " + where);
-                    assertTrue(Accuracy.relativeError(lse, refLse) < tolerance, "lse " + where);
+                    assertTrue(errors.out() < tolerance, "out " + where);
+                    assertTrue(errors.lse() < tolerance, "lse " + where);
                 }
             }
         }
@@ -137,17 +131,16 @@ class DecodeShapesTest {
                     Tensor q = Tensors.random(rnd, DType.F32, batch, s[0], s[2], s[3]);
                     Tensor kCache = pool.make(rnd, numBlocks, s[1], blockSize, s[3]);
                     Tensor vCache = pool.make(rnd, numBlocks, s[1], blockSize, s[3]);
-                    Tensor out = Tensor.allocate(DType.F32, batch, s[0], s[2], s[3]);
-                    Tensor lse = Tensor.allocate(DType.F32, batch, s[0], s[2], 1);
-                    Tensor ref = Tensor.allocate(DType.F32, batch, s[0], s[2], s[3]);
-                    Tensor refLse = Tensor.allocate(DType.F32, batch, s[0], s[2], 1);
-                    out.fill(Float.NaN);
-                    lse.fill(Float.NaN);
-                    cpu.forwardPaged(q, kCache, vCache, tables, lens, out, lse, option);
-                    Backends.get("reference").forwardPaged(q, kCache, vCache, tables, lens, ref, refLse, option);
+                    Forwards.Errors errors = Forwards.againstReference(
+                            cpu,
+                            (b, out, lse) -> b.forwardPaged(q, kCache, vCache, tables, lens, out, lse, option),
+                            batch,
+                            s[0],
+                            s[2],
+                            s[3]);
                     String where = Arrays.toString(s) + " " + pool + " " + option;
-                    assertTrue(Accuracy.relativeError(out, ref) < 1e-5, "out " + where);
-                    assertTrue(Accuracy.relativeError(lse, refLse) < 1e-5, "lse " + where);
+                    assertTrue(errors.out() < 1e-5, "out " + where);
+                    assertTrue(errors.lse() < 1e-5, "lse " + where);
                 }
             }
         }

@@ -1,10 +1,9 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
-import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
-import dev.aule.spi.Accuracy;
+import dev.aule.testing.Forwards;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -38,17 +37,11 @@ class SplitKeysTest {
                 Tensor q = Tensors.random(rnd, DType.F32, 1, s[0], s[2], s[4]);
                 Tensor k = Tensors.random(rnd, DType.F32, 1, s[1], s[3], s[4]);
                 Tensor v = Tensors.random(rnd, DType.F32, 1, s[1], s[3], s[4]);
-                Tensor out = Tensor.allocate(DType.F32, 1, s[0], s[2], s[4]);
-                Tensor lse = Tensor.allocate(DType.F32, 1, s[0], s[2], 1);
-                Tensor ref = Tensor.allocate(DType.F32, 1, s[0], s[2], s[4]);
-                Tensor refLse = Tensor.allocate(DType.F32, 1, s[0], s[2], 1);
-                out.fill(Float.NaN);
-                lse.fill(Float.NaN);
-                new CpuBackend().forward(q, k, v, out, lse, option);
-                Backends.get("reference").forward(q, k, v, ref, refLse, option);
+                Forwards.Errors errors = Forwards.againstReference(
+                        new CpuBackend(), (b, out, lse) -> b.forward(q, k, v, out, lse, option), 1, s[0], s[2], s[4]);
                 String where = java.util.Arrays.toString(s) + " " + option;
-                assertTrue(Accuracy.relativeError(out, ref) < 1e-5, "out " + where);
-                assertTrue(Accuracy.relativeError(lse, refLse) < 1e-5, "lse " + where);
+                assertTrue(errors.out() < 1e-5, "out " + where);
+                assertTrue(errors.lse() < 1e-5, "lse " + where);
             }
         }
     }

@@ -2,11 +2,11 @@ package dev.aule.cpu;
 
 import dev.aule.Backends;
 import dev.aule.testing.CaseFailures;
-import dev.aule.testing.ForwardCase;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -85,12 +85,8 @@ class TileMathPathsTest {
     /** 60 F32 and 30 half-precision cases, seeds apart from the property test's. */
     private static void checkSample(CpuBackend backend, String what) {
         CaseFailures failures = new CaseFailures();
-        for (long seed = 50_000; seed < 50_060; seed++) {
-            failures.check(backend, ForwardCase.random(seed, false));
-        }
-        for (long seed = 60_000; seed < 60_030; seed++) {
-            failures.check(backend, ForwardCase.random(seed, true));
-        }
+        failures.checkRandom(backend, 50_000, 60, false, UnaryOperator.identity());
+        failures.checkRandom(backend, 60_000, 30, true, UnaryOperator.identity());
         failures.assertNone(what + " tile-math cases");
     }
 }

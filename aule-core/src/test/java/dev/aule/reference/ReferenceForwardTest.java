@@ -4,6 +4,9 @@ import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.testing.BackwardCases;
+import dev.aule.testing.BackwardCases.Case;
+import dev.aule.testing.BackwardCases.Qkv;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -79,26 +82,19 @@ class ReferenceForwardTest {
     /** Scale 0 makes every score 0: out is the mean of the visible values, lse the log of their count. */
     @Test
     void zeroScaleAveragesTheVisibleValues() {
-        SplittableRandom rnd = new SplittableRandom(1);
-        Tensor q = Tensors.random(rnd, DType.F32, 1, 1, 4, 8);
-        Tensor k = Tensors.random(rnd, DType.F32, 1, 1, 6, 8);
-        Tensor v = Tensors.random(rnd, DType.F32, 1, 1, 6, 3);
+        AttentionOptions options =
+                AttentionOptions.builder().scale(0f).causal(true).build();
+        Qkv in = BackwardCases.qkv(new SplittableRandom(1), new Case(DType.F32, 1, 1, 1, 4, 6, 8, 3, options));
         Tensor out = Tensor.allocate(DType.F32, 1, 1, 4, 3);
         Tensor lse = Tensor.allocate(DType.F32, 1, 1, 4, 1);
-        reference.forward(
-                q,
-                k,
-                v,
-                out,
-                lse,
-                AttentionOptions.builder().scale(0f).causal(true).build());
+        reference.forward(in.q(), in.k(), in.v(), out, lse, options);
         for (int i = 0; i < 4; i++) {
             int visible = i + 2 + 1; // bottom-right causal, offset 6 - 4 = 2: keys 0..i+2
             assertEquals(Math.log(visible), lse.get(0, 0, i, 0), 1e-6, "row " + i);
             for (int x = 0; x < 3; x++) {
                 double mean = 0;
                 for (int j = 0; j < visible; j++) {
-                    mean += v.get(0, 0, j, x) / (double) visible;
+                    mean += in.v().get(0, 0, j, x) / (double) visible;
                 }
                 assertEquals(mean, out.get(0, 0, i, x), 1e-6, "row " + i + " x " + x);
             }

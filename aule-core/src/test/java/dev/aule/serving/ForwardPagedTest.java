@@ -97,18 +97,10 @@ class ForwardPagedTest {
                 for (int b = 0; b < batch; b++) {
                     Tensor k = gather(kCache, tables[b], lens[b]);
                     Tensor v = gather(vCache, tables[b], lens[b]);
-                    Tensor qb = q.sequence(b, 0, queries);
-                    AttentionResult ref = Oracle.forward(qb, k, v, dv, options);
-                    Oracle.assertMatches(
-                            out.sequence(b, 0, queries),
-                            lse.sequence(b, 0, queries),
-                            ref,
-                            qb,
-                            k,
-                            options,
-                            backend.name() + " seed " + seed + " sequence " + b + " len " + lens[b] + " blockSize "
-                                    + blockSize + " " + kvType + (blockMajor ? " block-major " : " vLLM layout ")
-                                    + options);
+                    String where = backend.name() + " seed " + seed + " sequence " + b + " len " + lens[b]
+                            + " blockSize " + blockSize + " " + kvType
+                            + (blockMajor ? " block-major " : " vLLM layout ") + options;
+                    Oracle.assertRowsMatch(out, lse, q, b, 0, queries, k, v, dv, options, where);
                 }
             }
         }
@@ -141,15 +133,8 @@ class ForwardPagedTest {
             for (int b = 0; b < 2; b++) {
                 Tensor k = gather(kCache, tables[b], lens[b]);
                 Tensor v = gather(vCache, tables[b], lens[b]);
-                AttentionResult ref = Oracle.forward(q.sequence(b, 0, 1), k, v, 64, options);
-                Oracle.assertMatches(
-                        r.out().sequence(b, 0, 1),
-                        r.lse().sequence(b, 0, 1),
-                        ref,
-                        q.sequence(b, 0, 1),
-                        k,
-                        options,
-                        "sequence " + b + " " + options);
+                Oracle.assertRowsMatch(
+                        r.out(), r.lse(), q, b, 0, 1, k, v, 64, options, "sequence " + b + " " + options);
             }
         }
     }

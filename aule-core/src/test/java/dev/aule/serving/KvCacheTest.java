@@ -6,6 +6,9 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.testing.BackwardCases;
+import dev.aule.testing.BackwardCases.Case;
+import dev.aule.testing.BackwardCases.Qkv;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -44,31 +47,27 @@ class KvCacheTest {
     void prefillThenDecodeEqualsThePlainForwardOnTheCachedTokens() {
         for (long seed = 1; seed <= 24; seed++) {
             SplittableRandom rnd = new SplittableRandom(seed);
-            int batch = 1 + rnd.nextInt(3);
-            int kvHeads = 1 + rnd.nextInt(2);
-            int group = new int[] {1, 2, 4}[rnd.nextInt(3)];
-            int d = new int[] {16, 32, 64, 7}[rnd.nextInt(4)];
-            int dv = rnd.nextInt(4) == 0 ? 24 : d;
+            Geometry g = Geometry.random(rnd, 3, 24);
             DType dtype = TYPES[(int) (seed % 3)];
             int capacity = 80 + rnd.nextInt(60);
-            KvCache cache = KvCache.allocate(dtype, batch, kvHeads, capacity, d, dv);
-            AttentionOptions options = ForwardCase.randomOptions(rnd, kvHeads * group, capacity);
+            KvCache cache = KvCache.allocate(dtype, g.sequences(), g.kvHeads(), capacity, g.headDim(), g.valueDim());
+            AttentionOptions options = ForwardCase.randomOptions(rnd, g.queryHeads(), capacity);
             // Steps: a ragged prefill, a chunk on top of it, then single-token decodes.
             int[] steps = {1 + rnd.nextInt(40), 1 + rnd.nextInt(20), 1, 1, 1};
             for (int step = 0; step < steps.length; step++) {
                 int n = steps[step];
-                int[] counts = new int[batch];
-                for (int b = 0; b < batch; b++) {
+                int[] counts = new int[g.sequences()];
+                for (int b = 0; b < g.sequences(); b++) {
                     counts[b] = step == 0 ? rnd.nextInt(n + 1) : n; // a sequence may stay empty in the prefill
                 }
-                Tensor k = Tensors.random(rnd, dtype, batch, kvHeads, n, d);
-                Tensor v = Tensors.random(rnd, dtype, batch, kvHeads, n, dv);
+                Tensor k = Tensors.random(rnd, dtype, g.sequences(), g.kvHeads(), n, g.headDim());
+                Tensor v = Tensors.random(rnd, dtype, g.sequences(), g.kvHeads(), n, g.valueDim());
                 int[] before = cache.lengths();
                 cache.append(k, v, counts, null);
-                for (int b = 0; b < batch; b++) {
+                for (int b = 0; b < g.sequences(); b++) {
                     assertEquals(before[b] + counts[b], cache.length(b));
                 }
-                Tensor q = Tensors.random(rnd, dtype, batch, kvHeads * group, n, d);
+                Tensor q = Tensors.random(rnd, dtype, g.sequences(), g.queryHeads(), n, g.headDim());
                 checkAgainstReference(cache, q, options, "seed " + seed + " step " + step + " " + options);
             }
         }
@@ -83,16 +82,9 @@ class KvCacheTest {
             for (int b = 0; b < batch; b++) {
                 Tensor k = Oracle.prefix(cache.keys(), b, cache.length(b));
                 Tensor v = Oracle.prefix(cache.values(), b, cache.length(b));
-                Tensor qb = q.sequence(b, 0, q.seqLen());
-                AttentionResult ref = Oracle.forward(qb, k, v, cache.valueDim(), options);
-                Oracle.assertMatches(
-                        out.sequence(b, 0, q.seqLen()),
-                        lse.sequence(b, 0, q.seqLen()),
-                        ref,
-                        qb,
-                        k,
-                        options,
-                        backend.name() + " sequence " + b + " of " + Arrays.toString(cache.lengths()) + ", " + where);
+                String context =
+                        backend.name() + " sequence " + b + " of " + Arrays.toString(cache.lengths()) + ", " + where;
+                Oracle.assertRowsMatch(out, lse, q, b, 0, q.seqLen(), k, v, cache.valueDim(), options, context);
             }
         }
     }
@@ -149,16 +141,14 @@ class KvCacheTest {
 
     @Test
     void badCacheLengthsAreRejectedBeforeAnyWrite() {
-        SplittableRandom rnd = new SplittableRandom(4);
-        Tensor k = Tensors.random(rnd, DType.F32, 2, 2, 16, 8);
-        Tensor v = Tensors.random(rnd, DType.F32, 2, 2, 16, 8);
-        Tensor q = Tensors.random(rnd, DType.F32, 2, 4, 1, 8);
+        AttentionOptions options = AttentionOptions.defaults();
+        Qkv in = BackwardCases.qkv(new SplittableRandom(4), new Case(DType.F32, 2, 4, 2, 1, 16, 8, 8, options));
         for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
             for (int[] lens : new int[][] {{3, 17}, {-1, 2}, {3}, {1, 2, 3}}) {
                 Tensor out = Oracle.poisoned(DType.F32, 2, 4, 1, 8);
                 IllegalArgumentException e = assertThrows(
                         IllegalArgumentException.class,
-                        () -> backend.forwardCached(q, k, v, lens, out, null, AttentionOptions.defaults()));
+                        () -> backend.forwardCached(in.q(), in.k(), in.v(), lens, out, null, options));
                 assertTrue(e.getMessage().startsWith("cacheLens"), e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written");
             }

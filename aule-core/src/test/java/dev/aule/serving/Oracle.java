@@ -55,6 +55,27 @@ final class Oracle {
         }
     }
 
+    /**
+     * Asserts that rows {@code [from, from + rows)} of batch entry {@code b} in {@code out} and {@code lse} match the
+     * reference attention of the same rows of {@code q} against {@code k} and {@code v} (null: no keys).
+     */
+    static void assertRowsMatch(
+            Tensor out,
+            Tensor lse,
+            Tensor q,
+            int b,
+            int from,
+            int rows,
+            Tensor k,
+            Tensor v,
+            int valueDim,
+            AttentionOptions options,
+            String where) {
+        Tensor qRows = q.sequence(b, from, rows);
+        AttentionResult ref = forward(qRows, k, v, valueDim, options);
+        assertMatches(out.sequence(b, from, rows), lse.sequence(b, from, rows), ref, qRows, k, options, where);
+    }
+
     /** A BHSD tensor poisoned with NaN: every element a call must write. */
     static Tensor poisoned(DType dtype, int b, int h, int s, int d) {
         Tensor t = Tensor.allocate(dtype, b, h, s, d);

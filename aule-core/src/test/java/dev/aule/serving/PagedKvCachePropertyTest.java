@@ -1,7 +1,6 @@
 package dev.aule.serving;
 
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
@@ -211,17 +210,9 @@ class PagedKvCachePropertyTest {
             Tokens tokens = model.get(seqs[b]);
             Tensor k = stack(tokens.keys(), D);
             Tensor v = stack(tokens.values(), DV);
-            Tensor qb = q.sequence(b, 0, queries);
-            AttentionResult ref = Oracle.forward(qb, k, v, DV, options);
-            Oracle.assertMatches(
-                    out.sequence(b, 0, queries),
-                    lse.sequence(b, 0, queries),
-                    ref,
-                    qb,
-                    k,
-                    options,
-                    where + " attention of sequence " + seqs[b] + " ("
-                            + tokens.keys().size() + " tokens) " + options);
+            String context = where + " attention of sequence " + seqs[b] + " ("
+                    + tokens.keys().size() + " tokens) " + options;
+            Oracle.assertRowsMatch(out, lse, q, b, 0, queries, k, v, DV, options, context);
         }
         attentions++;
         assertEquals("cpu", Backends.selected().name(), "the cache's attention ran on the cpu backend");

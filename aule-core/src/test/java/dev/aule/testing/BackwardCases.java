@@ -1,6 +1,7 @@
 package dev.aule.testing;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Gradients;
 import dev.aule.Tensor;
@@ -9,6 +10,8 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.BackwardInputs;
 
 import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Backward test cases: random shapes and options, inputs with the forward's out and LSE, poisoned gradients. */
 public final class BackwardCases {
@@ -29,12 +32,20 @@ public final class BackwardCases {
             int headDim,
             int valueDim,
             AttentionOptions options) {
+        /** This case with other options. */
+        public Case withOptions(AttentionOptions other) {
+            return new Case(dtype, batch, queryHeads, kvHeads, queryLen, keyLen, headDim, valueDim, other);
+        }
+
         @Override
         public String toString() {
             return dtype + " B" + batch + " Hq" + queryHeads + " Hkv" + kvHeads + " Sq" + queryLen + " Sk" + keyLen
                     + " D" + headDim + " Dv" + valueDim + " " + options;
         }
     }
+
+    /** The q, k and v of one call. */
+    public record Qkv(Tensor q, Tensor k, Tensor v) {}
 
     /** The forward's inputs and results plus a random output gradient. */
     public record Inputs(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor dOut) {}
@@ -47,6 +58,15 @@ public final class BackwardCases {
         int sq = LENGTHS[rnd.nextInt(LENGTHS.length)];
         int sk = LENGTHS[rnd.nextInt(LENGTHS.length)];
         return new Case(dtype, 1 + rnd.nextInt(2), heads[0], heads[1], sq, sk, d, dv, randomOptions(rnd, heads[0], d));
+    }
+
+    /** Causal, ALiBi over 8 query heads (a zero slope among them) and a softcap of 2: the GQA 8:1 corner case. */
+    public static AttentionOptions causalAlibiSoftcap8() {
+        return AttentionOptions.builder()
+                .causal(true)
+                .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f})
+                .softcap(2f)
+                .build();
     }
 
     public static AttentionOptions randomOptions(SplittableRandom rnd, int queryHeads, int headDim) {
@@ -70,11 +90,19 @@ public final class BackwardCases {
         return b.build();
     }
 
-    /** Random q, k, v and dOut; out and LSE from {@code forward}. */
-    public static Inputs inputs(SplittableRandom rnd, Case c, AttentionBackend forward) {
+    /** Random q, k and v of case {@code c} (BHSD, its dtype), drawn in that order. */
+    public static Qkv qkv(SplittableRandom rnd, Case c) {
         Tensor q = Tensors.random(rnd, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.headDim());
         Tensor k = Tensors.random(rnd, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.headDim());
-        Tensor v = Tensors.random(rnd, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.valueDim());
+        return new Qkv(q, k, Tensors.random(rnd, c.dtype(), c.batch(), c.kvHeads(), c.keyLen(), c.valueDim()));
+    }
+
+    /** Random q, k, v and dOut; out and LSE from {@code forward}. */
+    public static Inputs inputs(SplittableRandom rnd, Case c, AttentionBackend forward) {
+        Qkv qkv = qkv(rnd, c);
+        Tensor q = qkv.q();
+        Tensor k = qkv.k();
+        Tensor v = qkv.v();
         Tensor dOut = Tensors.random(rnd, c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.valueDim());
         Tensor out = Tensor.allocate(c.dtype(), c.batch(), c.queryHeads(), c.queryLen(), c.valueDim());
         Tensor lse = Tensor.allocate(DType.F32, c.batch(), c.queryHeads(), c.queryLen(), 1);
@@ -96,6 +124,18 @@ public final class BackwardCases {
         Gradients g = poisoned(in, dtype);
         backend.backward(new BackwardInputs(in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse()), g, options);
         return g;
+    }
+
+    /**
+     * Asserts that {@code backend}'s gradients of case {@code c} (out and LSE from its own forward) are within
+     * {@code bound} of the reference's F32 gradients.
+     */
+    public static void assertMatchesReference(AttentionBackend backend, Case c, SplittableRandom rnd, double bound) {
+        Inputs in = inputs(rnd, c, backend);
+        Gradients actual = backward(backend, in, c.options(), c.dtype());
+        Gradients expected = backward(Backends.get("reference"), in, c.options(), DType.F32);
+        double error = error(actual, expected);
+        assertTrue(error < bound, c + ": error " + error + " (bound " + bound + ")");
     }
 
     /** The largest of the contract's errors over dq, dk and dv (infinite when any holds NaN). */

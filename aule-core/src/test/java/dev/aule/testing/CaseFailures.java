@@ -5,6 +5,7 @@ import dev.aule.spi.AttentionBackend;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -25,6 +26,37 @@ public final class CaseFailures {
         if (failures.size() > before) {
             failingCases++;
         }
+    }
+
+    /**
+     * Checks the drawn cases {@code ForwardCase.random(seed, halfPrecision)} of seeds {@code [firstSeed, firstSeed +
+     * count)} on {@code backend}, each made ready by {@code prepare}.
+     */
+    public void checkRandom(
+            AttentionBackend backend,
+            long firstSeed,
+            int count,
+            boolean halfPrecision,
+            UnaryOperator<ForwardCase> prepare) {
+        for (long seed = firstSeed; seed < firstSeed + count; seed++) {
+            check(backend, prepare.apply(ForwardCase.random(seed, halfPrecision)));
+        }
+    }
+
+    /**
+     * Checks the drawn cases of seeds {@code [firstSeed, firstSeed + count)} as {@link #checkRandom} does and fails
+     * listing every failing one, as {@code what}.
+     */
+    public static void assertRandomCasesPass(
+            AttentionBackend backend,
+            long firstSeed,
+            int count,
+            boolean halfPrecision,
+            UnaryOperator<ForwardCase> prepare,
+            String what) {
+        CaseFailures failures = new CaseFailures();
+        failures.checkRandom(backend, firstSeed, count, halfPrecision, prepare);
+        failures.assertNone(what);
     }
 
     private void record(AttentionBackend backend, ForwardCase c) {

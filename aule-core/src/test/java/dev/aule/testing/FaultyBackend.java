@@ -3,7 +3,6 @@ package dev.aule.testing;
 import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
-import dev.aule.spi.Availability;
 import dev.aule.spi.Capabilities;
 
 import java.util.function.Consumer;
@@ -16,7 +15,7 @@ import java.util.function.Consumer;
  * @param inner the backend that computes the right answer first
  * @param fault the damage done after each forward
  */
-public record FaultyBackend(String name, AttentionBackend inner, Consumer<Call> fault) implements AttentionBackend {
+public record FaultyBackend(String name, AttentionBackend inner, Consumer<Call> fault) implements TestBackend {
 
     /** The tensors of one forward call, for a fault to tamper with. */
     public record Call(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {}
@@ -24,16 +23,6 @@ public record FaultyBackend(String name, AttentionBackend inner, Consumer<Call> 
     @Override
     public String description() {
         return inner.name() + " with one fault";
-    }
-
-    @Override
-    public int priority() {
-        return 0;
-    }
-
-    @Override
-    public Availability availability() {
-        return Availability.available("test");
     }
 
     @Override

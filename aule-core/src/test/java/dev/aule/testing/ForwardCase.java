@@ -63,6 +63,31 @@ public record ForwardCase(
     }
 
     /**
+     * The call {@code c} as a case: q, k, v and out all of {@code c}'s dtype and {@link Layout#BHSD}, a contiguous
+     * LSE, data from {@code seed}.
+     */
+    public static ForwardCase of(long seed, BackwardCases.Case c) {
+        DType t = c.dtype();
+        Layout[] layouts = {Layout.BHSD, Layout.BHSD, Layout.BHSD, Layout.BHSD};
+        int group = c.queryHeads() / c.kvHeads();
+        return new ForwardCase(
+                seed,
+                c.batch(),
+                c.kvHeads(),
+                group,
+                c.queryLen(),
+                c.keyLen(),
+                c.headDim(),
+                c.valueDim(),
+                t,
+                t,
+                t,
+                layouts,
+                false,
+                c.options());
+    }
+
+    /**
      * A random case. With {@code halfPrecision}, q, k, v and out are each F16 or BF16 (or, now and then,
      * F32, to mix precisions); otherwise everything is F32.
      */

@@ -54,23 +54,9 @@ class BackwardConformanceTest {
     @Test
     void cornersMatchTheReference() {
         SplittableRandom rnd = new SplittableRandom(3);
-        float[] slopes8 = {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f, 0.01f, 0f};
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();
         List<Case> cases = List.of(
-                new Case(
-                        DType.F32,
-                        1,
-                        8,
-                        1,
-                        40,
-                        40,
-                        64,
-                        32,
-                        AttentionOptions.builder()
-                                .causal(true)
-                                .alibiSlopes(slopes8)
-                                .softcap(2f)
-                                .build()),
+                new Case(DType.F32, 1, 8, 1, 40, 40, 64, 32, BackwardCases.causalAlibiSoftcap8()),
                 new Case(DType.F32, 2, 4, 1, 17, 90, 80, 80, AttentionOptions.defaults()),
                 new Case(DType.F32, 1, 2, 2, 67, 20, 32, 32, causal),
                 new Case(DType.F32, 1, 4, 2, 1, 67, 128, 128, causal),

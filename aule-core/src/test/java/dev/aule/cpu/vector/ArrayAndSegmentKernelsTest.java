@@ -31,15 +31,7 @@ class ArrayAndSegmentKernelsTest {
                     float[] fromSegment = new float[rows * KT];
                     Scores.scoresByRow(q, rows, dp, k, 3, stride, keys, fromArray, sCol);
                     Scores.scoresByRow(
-                            q,
-                            rows,
-                            dp,
-                            MemorySegment.ofArray(k),
-                            3L * Float.BYTES,
-                            (long) stride * Float.BYTES,
-                            keys,
-                            fromSegment,
-                            sCol);
+                            q, rows, dp, MemorySegment.ofArray(k), bytes(3), bytes(stride), keys, fromSegment, sCol);
                     assertBitwiseEqual(
                             fromArray, fromSegment, "scoresByRow rows " + rows + " dp " + dp + " keys " + keys);
                 }
@@ -68,8 +60,8 @@ class ArrayAndSegmentKernelsTest {
                             keys,
                             pCol,
                             MemorySegment.ofArray(v),
-                            5L * Float.BYTES,
-                            (long) stride * Float.BYTES,
+                            bytes(5),
+                            bytes(stride),
                             dvp,
                             fromSegment,
                             alpha);
@@ -78,6 +70,11 @@ class ArrayAndSegmentKernelsTest {
                 }
             }
         }
+    }
+
+    /** The byte size of {@code floats} floats: offsets and strides of the segment kernels. */
+    private static long bytes(int floats) {
+        return (long) floats * Float.BYTES;
     }
 
     private static float[] random(SplittableRandom rnd, int n) {
