@@ -33,7 +33,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class ConcurrentCallsTest {
     private static final int THREADS = 16;
-    private static final int ROUNDS = 3;
+    private static final int REPEATS = 3;
 
     /** One caller's inputs. */
     private record Job(String name, Tensor q, Tensor k, Tensor v, AttentionOptions options, DType outType) {
@@ -118,7 +118,7 @@ class ConcurrentCallsTest {
 
     /**
      * Takes each job's sequential result (after warming up when asked), then starts all jobs together
-     * on the executor, several rounds, comparing every result bitwise.
+     * on the executor, several times, comparing every result bitwise.
      */
     private static void runConcurrently(AttentionBackend backend, ExecutorService pool, boolean warmUp)
             throws Exception {
@@ -133,7 +133,7 @@ class ConcurrentCallsTest {
                 expected = again;
             }
         }
-        for (int round = 0; round < ROUNDS; round++) {
+        for (int repeat = 0; repeat < REPEATS; repeat++) {
             CountDownLatch start = new CountDownLatch(1);
             List<Future<int[]>> results = new ArrayList<>();
             for (Job job : jobs) {
@@ -148,7 +148,7 @@ class ConcurrentCallsTest {
                 assertBitwiseEqual(
                         expected.get(i),
                         got,
-                        backend.description() + ", round " + round + ", "
+                        backend.description() + ", repeat " + repeat + ", "
                                 + jobs.get(i).name());
             }
         }

@@ -28,7 +28,7 @@ class BlockAllocatorTest {
         int[] last = new int[8];
         java.util.Arrays.fill(last, -1);
         int[] runs = new int[8];
-        for (int round = 0; round < 24; round++) {
+        for (int step = 0; step < 24; step++) {
             for (int s = 0; s < 8; s++) {
                 int block = blocks.take(last[s]);
                 if (block != last[s] + 1 || last[s] < 0) {
