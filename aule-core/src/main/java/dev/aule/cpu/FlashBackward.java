@@ -89,8 +89,9 @@ final class FlashBackward {
     private final float[][] qCols; // [tiles][headDim][t], the same transposed per tile
     private final float[][] dORows; // [tiles * t][dvPad]
     private final float[][] dOCols; // [tiles][valueDim][t]
-    private final float[][] rowLse; // [tiles * t]; +inf where lse is -inf, so such rows get p = 0
-    private final float[][] rowDelta; // [tiles * t], rowsum(dOut * out)
+    // Per (batch, query head), built once by prepare: lse ([tiles * t]; +inf where lse is -inf, so such rows get
+    // p = 0), delta ([tiles * t], rowsum(dOut * out)), the call's row intervals and diagonal, softcap and slope.
+    private final BackwardRows[] rowStats;
     private final float[][][] dqParts; // [chunks][b * Hq][tiles][dPad][t]: each chunk's dQ^T / scale
 
     FlashBackward(TileMath math, AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
@@ -150,8 +151,7 @@ final class FlashBackward {
         this.qCols = new float[bh][];
         this.dORows = new float[bh][];
         this.dOCols = new float[bh][];
-        this.rowLse = new float[bh][];
-        this.rowDelta = new float[bh][];
+        this.rowStats = new BackwardRows[bh];
         this.dqParts = new float[chunks][bh][];
     }
 
@@ -263,8 +263,7 @@ final class FlashBackward {
         qCols[bh] = qc;
         dORows[bh] = dor;
         dOCols[bh] = doc;
-        rowLse[bh] = rl;
-        rowDelta[bh] = rd;
+        rowStats[bh] = new BackwardRows(rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h]);
         for (int c = 0; c < chunks; c++) {
             dqParts[c][bh] = new float[tiles * dPad * t];
         }
@@ -288,8 +287,6 @@ final class FlashBackward {
             for (int g = 0; g < group; g++) {
                 int head = kvHead * group + g;
                 int bh = b * queryHeads + head;
-                float slope = slopes == null ? 0f : slopes[head];
-                BackwardRows rowStats = new BackwardRows(rowLse[bh], rowDelta[bh], first, last, diag, softcap, slope);
                 float[] dqPart = dqParts[chunk][bh];
                 for (int tile = tileFrom[kb]; tile < tileTo[kb]; tile++) {
                     int r0 = tile * t;
@@ -303,10 +300,10 @@ final class FlashBackward {
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
                     if (masks == null || !masks.changesRows(status)) {
-                        math.softmaxBackward(sT, dpT, jn4, j0, r0, !fullyVisible(r0, j0), rowStats);
+                        math.softmaxBackward(sT, dpT, jn4, j0, r0, !fullyVisible(r0, j0), rowStats[bh]);
                     } else {
                         masks.softmaxBackward(
-                                sT, dpT, jn4, j0, r0, t, rowStats, b, head, status == BlockMask.Status.FULL);
+                                sT, dpT, jn4, j0, r0, t, rowStats[bh], b, head, status == BlockMask.Status.FULL);
                     }
                     math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
                     math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
