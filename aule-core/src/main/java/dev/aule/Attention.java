@@ -4,6 +4,8 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
+import dev.aule.spi.PackedSequences;
+import dev.aule.spi.PagedKv;
 import dev.aule.spi.ServingShapes;
 
 import java.util.List;
@@ -141,7 +143,8 @@ public final class Attention {
             Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
         Backends.selected(Capabilities::serving)
-                .forwardPaged(q, kCache, vCache, blockTables, contextLens, result.out(), result.lse(), options);
+                .forwardPaged(
+                        q, new PagedKv(kCache, vCache, blockTables, contextLens), result.out(), result.lse(), options);
         return result;
     }
 
@@ -163,7 +166,8 @@ public final class Attention {
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
         Backends.selected(Capabilities::serving)
-                .forwardVarlen(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(), result.lse(), options);
+                .forwardVarlen(
+                        q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), result.out(), result.lse(), options);
         return result;
     }
 

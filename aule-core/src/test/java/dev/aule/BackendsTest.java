@@ -5,6 +5,8 @@ import dev.aule.reference.ReferenceBackend;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
+import dev.aule.spi.PackedSequences;
+import dev.aule.spi.PagedKv;
 import dev.aule.testing.Tensors;
 import dev.aule.testing.TestBackend;
 import org.junit.jupiter.api.AfterEach;
@@ -229,14 +231,14 @@ class BackendsTest {
         AttentionBackend forwardOnly = stub("forward-only", 1, Capabilities.of(64, EnumSet.of(DType.F32)));
         UnsupportedOperationException e = assertThrows(
                 UnsupportedOperationException.class,
-                () -> forwardOnly.forwardPaged(null, null, null, null, null, null, null, null));
+                () -> forwardOnly.forwardPaged(null, new PagedKv(null, null, null, null), null, null, null));
         assertTrue(e.getMessage().contains("forward-only") && e.getMessage().contains("serving"), e.getMessage());
         assertThrows(
                 UnsupportedOperationException.class,
                 () -> forwardOnly.forwardCached(null, null, null, null, null, null, null));
         assertThrows(
                 UnsupportedOperationException.class,
-                () -> forwardOnly.forwardVarlen(null, null, null, null, null, null, null, null));
+                () -> forwardOnly.forwardVarlen(null, null, null, new PackedSequences(null, null), null, null, null));
     }
 
     /** A forced backend is used as is, even for a call it cannot run: the user asked for it. */

@@ -7,6 +7,7 @@ import dev.aule.Tensor;
 import dev.aule.serving.KvCache;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.PagedKv;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Level;
@@ -128,7 +129,11 @@ public class PagedDecodeBenchmark extends BenchmarkSettings {
             contiguous.attentionInto(q, out, null, options);
         } else if (scatteredTables != null) {
             cpu.forwardPaged(
-                    q, paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens, out, null, options);
+                    q,
+                    new PagedKv(paged.keyBlocks(), paged.valueBlocks(), scatteredTables, contextLens),
+                    out,
+                    null,
+                    options);
         } else {
             paged.attentionInto(sequences, q, out, null, options);
         }

@@ -10,6 +10,8 @@ import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
+import dev.aule.spi.PackedSequences;
+import dev.aule.spi.PagedKv;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
 import dev.aule.spi.TensorChecks;
@@ -102,17 +104,8 @@ public final class CpuBackend implements AttentionBackend {
      * read in place by decode tiles, one run of adjacent blocks at a time; others are copied page by page.
      */
     @Override
-    public void forwardPaged(
-            Tensor q,
-            Tensor kCache,
-            Tensor vCache,
-            int[][] blockTables,
-            int[] contextLens,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
-        ServingShapes.PagedCall paged =
-                ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse, options, CAPABILITIES);
+    public void forwardPaged(Tensor q, PagedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.PagedCall paged = ServingShapes.paged(q, cache, out, lse, options, CAPABILITIES);
         AttentionShape shape = paged.shape();
         SequenceForward call = sequences(shape, options);
         for (int b = 0; b < shape.batch(); b++) {
@@ -121,29 +114,20 @@ public final class CpuBackend implements AttentionBackend {
                     q.sequence(b, 0, shape.queryLen()),
                     out.sequence(b, 0, shape.queryLen()),
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
-                    new PagedRows(kCache, table),
-                    new PagedRows(vCache, table),
+                    new PagedRows(cache.kCache(), table),
+                    new PagedRows(cache.vCache(), table),
                     paged.contextLens()[b]);
         }
-        call.run(workers(q, kCache, vCache, out, lse));
+        call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
     }
 
     /** Each packed sequence is a view of its rows and keys; all of them share one pool round-trip. */
     @Override
     public void forwardVarlen(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            int[] cuSeqlensQ,
-            int[] cuSeqlensK,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
-        int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
-        int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
-        AttentionShape shape = ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
-        SequenceForward call = sequences(shape, options);
-        for (SequenceView view : ServingShapes.varlenSequences(q, k, v, cuQ, cuK, out, lse)) {
+            Tensor q, Tensor k, Tensor v, PackedSequences packed, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.VarlenCall packedCall = ServingShapes.varlen(q, k, v, packed, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(packedCall.shape(), options);
+        for (SequenceView view : packedCall.sequences()) {
             add(call, view);
         }
         call.run(workers(q, k, v, out, lse));

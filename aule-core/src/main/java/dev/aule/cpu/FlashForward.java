@@ -240,7 +240,7 @@ final class FlashForward {
             }
             updateSoftmax(sc, n4, b, j0, jn, status);
             if (path.values() == TilePath.Values.PACKED) {
-                math.accumulate(sc.s, n4, jn, 0, sc.v, 0, dvp, dvp, sc.o, sc.alpha);
+                math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
             }
@@ -449,27 +449,16 @@ final class FlashForward {
             int stored = v.storedRow(j);
             if (rows.array() != null) {
                 math.accumulate(
-                        sc.s,
-                        n4,
-                        count,
-                        j - j0,
-                        rows.array(),
-                        rows.index(b, kvHead, stored),
-                        rows.rowStride(),
-                        dvp,
-                        sc.o,
-                        alpha);
+                        sc, n4, count, j - j0, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), alpha);
             } else {
                 math.accumulate(
-                        sc.s,
+                        sc,
                         n4,
                         count,
                         j - j0,
                         rows.memory(),
                         rows.byteOffset(b, kvHead, stored),
                         rows.rowBytes(),
-                        dvp,
-                        sc.o,
                         alpha);
             }
             alpha = sc.ones;

@@ -124,42 +124,17 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            float[] v,
-            int vOff,
-            int vStride,
-            int dvp,
-            float[] o,
-            float[] alpha) {
-        accumulate(
-                p,
-                rows,
-                keys,
-                pCol,
-                MemorySegment.ofArray(v),
-                (long) vOff * Float.BYTES,
-                (long) vStride * Float.BYTES,
-                dvp,
-                o,
-                alpha);
+    public void accumulate(Scratch sc, int rows, int keys, int pCol, float[] v, int vOff, int vStride, float[] alpha) {
+        MemorySegment values = MemorySegment.ofArray(v);
+        accumulate(sc, rows, keys, pCol, values, (long) vOff * Float.BYTES, (long) vStride * Float.BYTES, alpha);
     }
 
     @Override
     public void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            MemorySegment v,
-            long vOff,
-            long vStride,
-            int dvp,
-            float[] o,
-            float[] alpha) {
+            Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha) {
+        float[] p = sc.s;
+        float[] o = sc.o;
+        int dvp = sc.dvp;
         for (int t = 0; t < rows; t++) {
             int oRow = t * dvp;
             float a = alpha[t];
@@ -214,11 +189,7 @@ final class ScalarTileMath implements TileMath {
     @Override
     public void softmaxBackward(
             float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows) {
-        float[] lse = rows.lse();
-        float[] delta = rows.delta();
-        int[] first = rows.first();
-        int[] last = rows.last();
-        float[] diag = rows.diag();
+        // The reference form of the vector loop: row statistics read straight from the rows, one element at a time.
         float cap = rows.softcap();
         float slope = rows.slope();
         for (int j = 0; j < keys; j++) {
@@ -226,7 +197,7 @@ final class ScalarTileMath implements TileMath {
             for (int t = 0; t < KEY_TILE; t++) {
                 int at = j * KEY_TILE + t;
                 int row = rowOff + t;
-                if (masked && (key < first[row] || key > last[row])) {
+                if (masked && (key < rows.first()[row] || key > rows.last()[row])) {
                     s[at] = 0f;
                     dp[at] = 0f;
                     continue;
@@ -239,11 +210,11 @@ final class ScalarTileMath implements TileMath {
                     capSlope = 1f - th * th;
                 }
                 if (slope != 0f) {
-                    y -= slope * Math.abs(diag[row] - key);
+                    y -= slope * Math.abs(rows.diag()[row] - key);
                 }
-                float p = (float) Math.exp(y - lse[row]);
+                float p = (float) Math.exp(y - rows.lse()[row]);
                 s[at] = p;
-                dp[at] = p * (dp[at] - delta[row]) * capSlope;
+                dp[at] = p * (dp[at] - rows.delta()[row]) * capSlope;
             }
         }
     }

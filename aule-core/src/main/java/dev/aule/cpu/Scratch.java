@@ -16,6 +16,7 @@ final class Scratch {
     float[] v = new float[0]; // [keyTile][dvp]
     float[] s = new float[0]; // [tileRows][keyTile], scores then probabilities
     float[] o = new float[0]; // [tileRows][dvp], the unnormalised output
+    int dvp; // the padded value dim of the current geometry: o's and a value row's length
     float[] row = new float[0]; // one key or output row
     float[] qCols = new float[0]; // [d][cols], a short tile's queries transposed (TileMath.scoresByKey)
     float[] sCols = new float[0]; // [keyTile][cols], its scores keys by rows
@@ -49,6 +50,7 @@ final class Scratch {
 
     /** Grows the buffers to hold a tile of the given geometry. */
     void ensure(int tileRows, int keyTile, int d, int dvp) {
+        this.dvp = dvp;
         q = grow(q, tileRows * d);
         kt = grow(kt, d * keyTile);
         v = grow(v, keyTile * dvp);

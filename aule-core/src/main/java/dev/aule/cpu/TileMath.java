@@ -80,39 +80,21 @@ interface TileMath {
     float expSum(float[] s, int off, int n, float max);
 
     /**
-     * {@code o[t] = alpha[t] * o[t] + sum_j p[t][pCol + j] * v[j]} for {@code t < rows} and {@code j < keys}:
-     * the online-softmax rescale fused with the probabilities-times-values product. Value row {@code j}
+     * {@code o[t] = alpha[t] * o[t] + sum_j p[t][pCol + j] * v[j]} for {@code t < rows} and {@code j < keys},
+     * with {@code p} the tile's probabilities ({@code sc.s}, rows {@link #keyTile()} apart) and {@code o} its
+     * unnormalised output ({@code sc.o}, rows {@code dvp} = {@code sc.dvp} apart): the online-softmax rescale fused with the
+     * probabilities-times-values product. Value row {@code j}
      * is {@code v[vOff + j * vStride, +dvp)}: the packed block ({@code 0, dvp}) or the value tensor's own array.
      * {@code pCol} places a run of keys within the block; later runs of a block pass alphas of 1.
      */
-    void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            float[] v,
-            int vOff,
-            int vStride,
-            int dvp,
-            float[] o,
-            float[] alpha);
+    void accumulate(Scratch sc, int rows, int keys, int pCol, float[] v, int vOff, int vStride, float[] alpha);
 
     /**
-     * {@link #accumulate(float[], int, int, int, float[], int, int, int, float[], float[])} with the values read
+     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with the values read
      * in place from any memory holding native-order floats: value row {@code j} at byte {@code vOff + j * vStride}
      * of {@code v}.
      */
-    void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            MemorySegment v,
-            long vOff,
-            long vStride,
-            int dvp,
-            float[] o,
-            float[] alpha);
+    void accumulate(Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of

@@ -89,33 +89,14 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            float[] v,
-            int vOff,
-            int vStride,
-            int dvp,
-            float[] o,
-            float[] alpha) {
-        Products.accumulate(p, rows, keys, pCol, v, vOff, vStride, dvp, o, alpha);
+    public void accumulate(Scratch sc, int rows, int keys, int pCol, float[] v, int vOff, int vStride, float[] alpha) {
+        Products.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, sc.dvp, sc.o, alpha);
     }
 
     @Override
     public void accumulate(
-            float[] p,
-            int rows,
-            int keys,
-            int pCol,
-            MemorySegment v,
-            long vOff,
-            long vStride,
-            int dvp,
-            float[] o,
-            float[] alpha) {
-        Products.accumulate(p, rows, keys, pCol, v, vOff, vStride, dvp, o, alpha);
+            Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha) {
+        Products.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, sc.dvp, sc.o, alpha);
     }
 
     @Override

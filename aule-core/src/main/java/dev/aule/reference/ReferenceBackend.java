@@ -10,6 +10,8 @@ import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
+import dev.aule.spi.PackedSequences;
+import dev.aule.spi.PagedKv;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
 import dev.aule.spi.TensorChecks;
@@ -79,17 +81,8 @@ public final class ReferenceBackend implements AttentionBackend {
 
     /** Gathers each sequence's keys and values from its blocks into contiguous tensors, then a plain forward. */
     @Override
-    public void forwardPaged(
-            Tensor q,
-            Tensor kCache,
-            Tensor vCache,
-            int[][] blockTables,
-            int[] contextLens,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
-        ServingShapes.PagedCall paged =
-                ServingShapes.paged(q, kCache, vCache, blockTables, contextLens, out, lse, options, CAPABILITIES);
+    public void forwardPaged(Tensor q, PagedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.PagedCall paged = ServingShapes.paged(q, cache, out, lse, options, CAPABILITIES);
         AttentionShape shape = paged.shape();
         for (int b = 0; b < shape.batch(); b++) {
             int[] table = paged.blockTables()[b];
@@ -97,8 +90,8 @@ public final class ReferenceBackend implements AttentionBackend {
             forwardSequence(
                     new SequenceView(
                             q.sequence(b, 0, shape.queryLen()),
-                            gather(kCache, table, len),
-                            gather(vCache, table, len),
+                            gather(cache.kCache(), table, len),
+                            gather(cache.vCache(), table, len),
                             out.sequence(b, 0, shape.queryLen()),
                             lse == null ? null : lse.sequence(b, 0, shape.queryLen())),
                     options);
@@ -108,18 +101,9 @@ public final class ReferenceBackend implements AttentionBackend {
     /** Each packed sequence is a plain forward on views of its rows and keys. */
     @Override
     public void forwardVarlen(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            int[] cuSeqlensQ,
-            int[] cuSeqlensK,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
-        int[] cuQ = cuSeqlensQ == null ? null : cuSeqlensQ.clone();
-        int[] cuK = cuSeqlensK == null ? null : cuSeqlensK.clone();
-        ServingShapes.varlen(q, k, v, cuQ, cuK, out, lse, options, CAPABILITIES);
-        for (SequenceView view : ServingShapes.varlenSequences(q, k, v, cuQ, cuK, out, lse)) {
+            Tensor q, Tensor k, Tensor v, PackedSequences packed, Tensor out, Tensor lse, AttentionOptions options) {
+        for (SequenceView view : ServingShapes.varlen(q, k, v, packed, out, lse, options, CAPABILITIES)
+                .sequences()) {
             forwardSequence(view, options);
         }
     }

@@ -7,6 +7,7 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.Capabilities;
+import dev.aule.spi.PagedKv;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -488,7 +489,8 @@ public final class PagedKvCache {
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
             lens[i] = s.length;
         }
-        Backends.selected(Capabilities::serving).forwardPaged(q, keys, values, tables, lens, out, lse, options);
+        Backends.selected(Capabilities::serving)
+                .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
     }
 
     private Sequence sequence(int id, String name) {

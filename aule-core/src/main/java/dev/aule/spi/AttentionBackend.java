@@ -96,28 +96,17 @@ public interface AttentionBackend {
 
     /**
      * Paged attention (the vLLM block-table layout): like {@link #forwardCached} with sequence {@code b}'s
-     * {@code contextLens[b]} keys read through its block table. See {@link ServingShapes#paged} for the
+     * {@code cache.contextLens()[b]} keys read through its block table. See {@link ServingShapes#paged} for the
      * shapes and rules.
      *
      * @param q queries {@code [B, Hq, Sq, D]}
-     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
-     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
-     * @param blockTables each sequence's block ids, in position order
-     * @param contextLens cached tokens of each sequence
+     * @param cache the block pools, each sequence's block table and its length
      * @param out receives the output {@code [B, Hq, Sq, Dv]}
      * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
-    default void forwardPaged(
-            Tensor q,
-            Tensor kCache,
-            Tensor vCache,
-            int[][] blockTables,
-            int[] contextLens,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
+    default void forwardPaged(Tensor q, PagedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
         throw noServing("paged attention");
     }
 
@@ -129,22 +118,14 @@ public interface AttentionBackend {
      * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
      * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
      * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
-     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
-     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param packed where each sequence's query rows and keys start
      * @param out receives the output {@code [1, Hq, totalQ, Dv]}
      * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
      * @param options masking, scale and the other options of the call
      * @throws UnsupportedOperationException when this backend has no serving entry points
      */
     default void forwardVarlen(
-            Tensor q,
-            Tensor k,
-            Tensor v,
-            int[] cuSeqlensQ,
-            int[] cuSeqlensK,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options) {
+            Tensor q, Tensor k, Tensor v, PackedSequences packed, Tensor out, Tensor lse, AttentionOptions options) {
         throw noServing("packed variable-length attention");
     }
 

@@ -68,10 +68,7 @@ public final class ServingShapes {
      * caller's arrays change meanwhile; the shape's {@code keyLen} is the longest context.
      *
      * @param q queries {@code [B, Hq, Sq, D]}
-     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
-     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
-     * @param blockTables each sequence's block ids, in position order
-     * @param contextLens cached tokens of each sequence
+     * @param cache the block pools, each sequence's block table and its length
      * @param out receives the output {@code [B, Hq, Sq, Dv]}
      * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
      * @param options masking, scale and the other options of the call
@@ -79,20 +76,13 @@ public final class ServingShapes {
      * @return the validated shape with the copied tables and lengths
      */
     public static PagedCall paged(
-            Tensor q,
-            Tensor kCache,
-            Tensor vCache,
-            int[][] blockTables,
-            int[] contextLens,
-            Tensor out,
-            Tensor lse,
-            AttentionOptions options,
-            Capabilities capabilities) {
+            Tensor q, PagedKv cache, Tensor out, Tensor lse, AttentionOptions options, Capabilities capabilities) {
         Objects.requireNonNull(q, "q");
-        Objects.requireNonNull(kCache, "kCache");
-        Objects.requireNonNull(vCache, "vCache");
-        Objects.requireNonNull(blockTables, "blockTables");
-        Objects.requireNonNull(contextLens, "contextLens");
+        Objects.requireNonNull(cache, "cache");
+        Tensor kCache = Objects.requireNonNull(cache.kCache(), "kCache");
+        Tensor vCache = Objects.requireNonNull(cache.vCache(), "vCache");
+        int[][] blockTables = Objects.requireNonNull(cache.blockTables(), "blockTables");
+        int[] contextLens = Objects.requireNonNull(cache.contextLens(), "contextLens");
         int[][] tables = copyOf(blockTables);
         int[] lens = contextLens.clone();
         Objects.requireNonNull(out, "out");
@@ -168,24 +158,27 @@ public final class ServingShapes {
      * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
      * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
      * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
-     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
-     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param packed where each sequence's query rows and keys start
      * @param out receives the output {@code [1, Hq, totalQ, Dv]}
      * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
      * @param options masking, scale and the other options of the call
      * @param capabilities what the backend supports; head dims and dtypes are checked against it
-     * @return the validated shape
+     * @return the validated shape and the sequences that have query rows
      */
-    public static AttentionShape varlen(
+    public static VarlenCall varlen(
             Tensor q,
             Tensor k,
             Tensor v,
-            int[] cuSeqlensQ,
-            int[] cuSeqlensK,
+            PackedSequences packed,
             Tensor out,
             Tensor lse,
             AttentionOptions options,
             Capabilities capabilities) {
+        Objects.requireNonNull(packed, "packed");
+        int[] cuSeqlensQ =
+                packed.cuSeqlensQ() == null ? null : packed.cuSeqlensQ().clone();
+        int[] cuSeqlensK =
+                packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
         rejectMasks(options, "packed variable-length");
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
         if (shape.batch() != 1) {
@@ -198,8 +191,16 @@ public final class ServingShapes {
             throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
                     + cuSeqlensQ.length + " (one offset per sequence, plus one)");
         }
-        return shape;
+        return new VarlenCall(shape, varlenSequences(q, k, v, cuSeqlensQ, cuSeqlensK, out, lse));
     }
+
+    /**
+     * A validated packed call.
+     *
+     * @param shape its geometry, the whole packed batch as one sequence
+     * @param sequences a view of each sequence that has query rows, built from the validated copy of the offsets
+     */
+    public record VarlenCall(AttentionShape shape, java.util.List<SequenceView> sequences) {}
 
     /**
      * The sequences of a validated {@link #cached} call: batch entry {@code b}'s rows against its first
@@ -228,19 +229,8 @@ public final class ServingShapes {
         return views;
     }
 
-    /**
-     * The sequences of a validated {@link #varlen} call that have query rows.
-     *
-     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
-     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
-     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
-     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
-     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
-     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
-     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
-     * @return one view per sequence with query rows
-     */
-    public static java.util.List<SequenceView> varlenSequences(
+    /** The sequences of a validated {@link #varlen} call that have query rows. */
+    private static java.util.List<SequenceView> varlenSequences(
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, Tensor out, Tensor lse) {
         java.util.List<SequenceView> views = new java.util.ArrayList<>(cuSeqlensQ.length - 1);
         for (int s = 0; s + 1 < cuSeqlensQ.length; s++) {

@@ -3,6 +3,7 @@ package dev.aule.cpu;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.PagedKv;
 import dev.aule.testing.Forwards;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Named;
@@ -133,7 +134,8 @@ class DecodeShapesTest {
                     Tensor vCache = pool.make(rnd, numBlocks, s[1], blockSize, s[3]);
                     Forwards.Errors errors = Forwards.againstReference(
                             cpu,
-                            (b, out, lse) -> b.forwardPaged(q, kCache, vCache, tables, lens, out, lse, option),
+                            (b, out, lse) ->
+                                    b.forwardPaged(q, new PagedKv(kCache, vCache, tables, lens), out, lse, option),
                             batch,
                             s[0],
                             s[2],

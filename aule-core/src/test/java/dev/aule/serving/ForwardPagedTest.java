@@ -7,6 +7,7 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.PagedKv;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -93,7 +94,7 @@ class ForwardPagedTest {
             for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
                 Tensor out = Oracle.poisoned(DType.F32, batch, q.heads(), queries, dv);
                 Tensor lse = Oracle.poisoned(DType.F32, batch, q.heads(), queries, 1);
-                backend.forwardPaged(q, kCache, vCache, tables, lens, out, lse, options);
+                backend.forwardPaged(q, new PagedKv(kCache, vCache, tables, lens), out, lse, options);
                 for (int b = 0; b < batch; b++) {
                     Tensor k = gather(kCache, tables[b], lens[b]);
                     Tensor v = gather(vCache, tables[b], lens[b]);
@@ -164,7 +165,11 @@ class ForwardPagedTest {
                 IllegalArgumentException e = assertThrows(
                         IllegalArgumentException.class,
                         () -> backend.forwardPaged(
-                                c.q(), kCache, vCache, c.tables(), c.lens(), out, null, AttentionOptions.defaults()));
+                                c.q(),
+                                new PagedKv(kCache, vCache, c.tables(), c.lens()),
+                                out,
+                                null,
+                                AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith(c.argument()), c.argument() + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written: " + e.getMessage());
             }
@@ -173,16 +178,17 @@ class ForwardPagedTest {
             IllegalArgumentException e = assertThrows(
                     IllegalArgumentException.class,
                     () -> backend.forwardPaged(
-                            q, kCache, wrongV, good, new int[] {1, 1}, out, null, AttentionOptions.defaults()));
+                            q,
+                            new PagedKv(kCache, wrongV, good, new int[] {1, 1}),
+                            out,
+                            null,
+                            AttentionOptions.defaults()));
             assertTrue(e.getMessage().startsWith("vCache"), e.getMessage());
             assertThrows(
                     IllegalArgumentException.class,
                     () -> backend.forwardPaged(
                             q.sequence(0, 0, 1),
-                            kCache,
-                            vCache,
-                            new int[][] {{0}},
-                            new int[] {1},
+                            new PagedKv(kCache, vCache, new int[][] {{0}}, new int[] {1}),
                             Tensor.of(kCache.memory(), DType.F32, new long[] {1, 4, 1, 8}, new long[] {32, 8, 8, 1}),
                             null,
                             AttentionOptions.defaults()),

@@ -7,6 +7,8 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.PackedSequences;
+import dev.aule.spi.PagedKv;
 import dev.aule.testing.BackwardCases;
 import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Qkv;
@@ -50,7 +52,7 @@ class VarlenTest {
             for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
                 Tensor out = Oracle.poisoned(dtype, 1, q.heads(), cuQ[g.sequences()], g.valueDim());
                 Tensor lse = Oracle.poisoned(DType.F32, 1, q.heads(), cuQ[g.sequences()], 1);
-                backend.forwardVarlen(q, k, v, cuQ, cuK, out, lse, options);
+                backend.forwardVarlen(q, k, v, new PackedSequences(cuQ, cuK), out, lse, options);
                 for (int s = 0; s < g.sequences(); s++) {
                     int rows = cuQ[s + 1] - cuQ[s];
                     int keys = cuK[s + 1] - cuK[s];
@@ -101,7 +103,13 @@ class VarlenTest {
                 IllegalArgumentException e = assertThrows(
                         IllegalArgumentException.class,
                         () -> backend.forwardVarlen(
-                                in.q(), in.k(), in.v(), c[0], c[1], out, null, AttentionOptions.defaults()));
+                                in.q(),
+                                in.k(),
+                                in.v(),
+                                new PackedSequences(c[0], c[1]),
+                                out,
+                                null,
+                                AttentionOptions.defaults()));
                 assertTrue(e.getMessage().startsWith(argument[i]), argument[i] + " expected: " + e.getMessage());
                 assertTrue(Oracle.allNaN(out), "nothing written");
             }
@@ -112,8 +120,7 @@ class VarlenTest {
                             q2,
                             in.k().sequence(0, 0, 12),
                             in.v(),
-                            new int[] {0, 5},
-                            new int[] {0, 12},
+                            new PackedSequences(new int[] {0, 5}, new int[] {0, 12}),
                             Oracle.poisoned(DType.F32, 2, 2, 5, 8),
                             null,
                             AttentionOptions.defaults()));
@@ -131,7 +138,13 @@ class VarlenTest {
             String varlen = assertThrows(
                             IllegalArgumentException.class,
                             () -> backend.forwardVarlen(
-                                    in.q(), in.k(), in.v(), new int[] {0, 4}, new int[] {0, 4}, out, null, masked))
+                                    in.q(),
+                                    in.k(),
+                                    in.v(),
+                                    new PackedSequences(new int[] {0, 4}, new int[] {0, 4}),
+                                    out,
+                                    null,
+                                    masked))
                     .getMessage();
             String cached = assertThrows(
                             IllegalArgumentException.class,
@@ -140,7 +153,11 @@ class VarlenTest {
             String paged = assertThrows(
                             IllegalArgumentException.class,
                             () -> backend.forwardPaged(
-                                    in.q(), in.k(), in.v(), new int[][] {{0}}, new int[] {4}, out, null, masked))
+                                    in.q(),
+                                    new PagedKv(in.k(), in.v(), new int[][] {{0}}, new int[] {4}),
+                                    out,
+                                    null,
+                                    masked))
                     .getMessage();
             for (String message : new String[] {varlen, cached, paged}) {
                 assertTrue(message.startsWith("options: masks"), message);
