@@ -23,6 +23,8 @@ public final class TensorChecks {
      * Rejects a tensor whose memory the calling thread cannot read or write now: memory of an arena that
      * was closed, or of a confined arena ({@code Arena.ofConfined()}) owned by another thread. Checked
      * during validation, so that such a call fails before it writes anything instead of part-way through.
+     * A shared arena that another thread closes while the call runs is a race of the caller's: the JDK
+     * then fails the call's next access with an {@link IllegalStateException}, and what was written stays.
      *
      * @param name the argument name of {@code t}, for messages
      * @param t the tensor
