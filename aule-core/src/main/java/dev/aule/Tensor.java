@@ -13,12 +13,12 @@ import java.util.Objects;
  * <p>A tensor is immutable in its shape and layout and safe to share between threads; its
  * elements are as thread-safe as the memory underneath.
  */
-/*
- * Invariant of every tensor (the factories check it with exact arithmetic): the element count and the
- * byte offset one past the last addressed element both fit in a long. So offset arithmetic on valid
- * indices (offsetOf, sequence, TensorChecks.addressedRegion) never overflows and needs no exact checks.
- */
 public final class Tensor {
+    /*
+     * Invariant of every tensor (the factories check it with exact arithmetic): the element count and the
+     * byte offset one past the last addressed element both fit in a long. So offset arithmetic on valid
+     * indices (offsetOf, sequence, TensorChecks.addressedRegion) never overflows and needs no exact checks.
+     */
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
 

@@ -28,6 +28,7 @@ public final class TensorChecks {
      *
      * @param name the argument name of {@code t}, for messages
      * @param t the tensor
+     * @throws IllegalArgumentException when the calling thread cannot reach {@code t}'s memory
      */
     public static void checkAccessible(String name, Tensor t) {
         MemorySegment memory = t.memory();
