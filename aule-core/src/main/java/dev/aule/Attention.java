@@ -177,8 +177,14 @@ public final class Attention {
      * {@code exp(lse_p - lse)}. Partials with {@code lse = -inf} contribute nothing; if all are empty the row
      * is 0 with {@code lse = -inf}. Computed in float64; the output has the first partial's dtype.
      *
+     * <p>Every partial output is {@code [B, H, S, Dv]} like the first, every LSE F32 {@code [B, H, S, 1]},
+     * all memory alive and reachable from the calling thread, and every LSE value finite or {@code -inf}:
+     * {@code +inf} and NaN come from no forward and are rejected. NaN in a partial output propagates to the
+     * rows that weigh it.
+     *
      * @param partials attention results over disjoint keys of the same queries, each with its LSE
      * @return the attention over the union of their keys, with its LSE
+     * @throws IllegalArgumentException when a rule above is broken, naming the partial
      */
     public static AttentionResult mergeStates(List<AttentionResult> partials) {
         java.util.Objects.requireNonNull(partials, "partials");
@@ -202,6 +208,8 @@ public final class Attention {
      * @param partials attention results over disjoint keys of the same queries, each with its LSE
      * @param out receives the merged output, shaped like each partial output
      * @param lse receives the merged log-sum-exp, F32, shaped like each partial LSE
+     * @throws IllegalArgumentException when a rule of {@link #mergeStates(List)} is broken, or out or lse is not
+     *     writable or overlaps a partial or each other; nothing is written then
      */
     public static void mergeStatesInto(List<AttentionResult> partials, Tensor out, Tensor lse) {
         StateMerge.merge(partials, out, lse);

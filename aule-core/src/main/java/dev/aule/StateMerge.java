@@ -12,6 +12,12 @@ import java.util.Objects;
  * {@code out = sum_p exp(l_p - L) o_p} with {@code L = log(sum_p exp(l_p))}. Computed in float64
  * from the largest {@code l_p}, so it neither overflows nor underflows; partials with {@code -inf}
  * (no visible key) contribute nothing, and if every partial is empty the row is 0 with {@code -inf}.
+ *
+ * <p>Validated like every entry point before anything is written: shapes, the F32 LSEs, memory
+ * reachable from the calling thread, outputs writable and apart from the partials, and every LSE
+ * finite or {@code -inf}. An LSE of {@code +inf} or NaN comes from no forward (a row's LSE is the log
+ * of a sum of finite exponentials, or {@code -inf} when it sees no key), so it is rejected; NaN in a
+ * partial output propagates to the rows that weigh it, as plain arithmetic would.
  */
 final class StateMerge {
     private StateMerge() {}
@@ -40,6 +46,10 @@ final class StateMerge {
             }
             inputs[2 * p] = new NamedTensor("partials[" + p + "].out", r.out());
             inputs[2 * p + 1] = new NamedTensor("partials[" + p + "].lse", r.lse());
+        }
+        TensorChecks.checkAccessible(inputs);
+        for (int p = 0; p < partials.size(); p++) {
+            requireFiniteOrEmpty("partials[" + p + "].lse", partials.get(p).lse());
         }
         requireShape("out", out, outShape);
         requireShape("lse", lse, lseShape);
@@ -84,6 +94,21 @@ final class StateMerge {
                     }
                     out.writeRow(b, h, s, mergedRow, 0);
                     lse.set(b, h, s, 0, sum == 0 ? Float.NEGATIVE_INFINITY : (float) (max + Math.log(sum)));
+                }
+            }
+        }
+    }
+
+    /** Rejects an LSE of {@code +inf} or NaN, which no forward writes; {@code -inf} is an empty row. */
+    private static void requireFiniteOrEmpty(String name, Tensor lse) {
+        for (int b = 0; b < lse.batch(); b++) {
+            for (int h = 0; h < lse.heads(); h++) {
+                for (int s = 0; s < lse.seqLen(); s++) {
+                    float x = lse.get(b, h, s, 0);
+                    if (Float.isNaN(x) || x == Float.POSITIVE_INFINITY) {
+                        throw new IllegalArgumentException(name + ": " + x + " at [" + b + ", " + h + ", " + s
+                                + ", 0]; a log-sum-exp is finite, or -inf for a row that sees no key");
+                    }
                 }
             }
         }

@@ -14,6 +14,11 @@ import java.util.Objects;
  * elements are as thread-safe as the memory underneath.
  */
 public final class Tensor {
+    /*
+     * Invariant of every tensor (the factories check it with exact arithmetic): the element count and the
+     * byte offset one past the last addressed element both fit in a long. So offset arithmetic on valid
+     * indices (offsetOf, sequence, TensorChecks.addressedRegion) never overflows and needs no exact checks.
+     */
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort SHORT = ValueLayout.JAVA_SHORT_UNALIGNED;
 
@@ -54,10 +59,10 @@ public final class Tensor {
     public static Tensor of(float[] data, int batch, int heads, int seq, int headDim) {
         Objects.requireNonNull(data, "data");
         int[] shape = checkShape(batch, heads, seq, headDim);
-        long count = (long) batch * heads * seq * headDim;
+        long count = countOrMinusOne(shape);
         if (data.length != count) {
             throw new IllegalArgumentException("data: length " + data.length + " does not match shape "
-                    + Arrays.toString(shape) + " (" + count + " elements)");
+                    + Arrays.toString(shape) + " (" + countString(count) + ")");
         }
         return new Tensor(MemorySegment.ofArray(data), DType.F32, shape, contiguousStrides(shape));
     }
@@ -76,10 +81,10 @@ public final class Tensor {
     public static Tensor ofBshd(float[] data, int batch, int seq, int heads, int headDim) {
         Objects.requireNonNull(data, "data");
         int[] shape = checkShape(batch, heads, seq, headDim);
-        long count = (long) batch * heads * seq * headDim;
+        long count = countOrMinusOne(shape);
         if (data.length != count) {
             throw new IllegalArgumentException("data: length " + data.length + " does not match BSHD shape [" + batch
-                    + ", " + seq + ", " + heads + ", " + headDim + "] (" + count + " elements)");
+                    + ", " + seq + ", " + heads + ", " + headDim + "] (" + countString(count) + ")");
         }
         long[] strides = {(long) seq * heads * headDim, headDim, (long) heads * headDim, 1};
         return new Tensor(MemorySegment.ofArray(data), DType.F32, shape, strides);
@@ -87,14 +92,16 @@ public final class Tensor {
 
     /**
      * A view of {@code memory} with any layout. {@code shape} is {@code [batch, heads, seq, headDim]},
-     * every extent at least 1; {@code strides} are in elements and non-negative. The segment must
-     * cover every element the shape and strides address.
+     * every extent at least 1, with at most {@code 2^63 - 1} elements in all; {@code strides} are in
+     * elements and non-negative, and the byte offset past the last element they address fits in a
+     * {@code long}. The segment must cover every element the shape and strides address.
      *
      * @param memory the elements
      * @param dtype the element type
      * @param shape {@code [batch, heads, seq, headDim]}
      * @param strides strides in elements, in shape order
      * @return the view
+     * @throws IllegalArgumentException when a rule above is broken
      */
     public static Tensor of(MemorySegment memory, DType dtype, long[] shape, long[] strides) {
         Objects.requireNonNull(memory, "memory");
@@ -110,7 +117,6 @@ public final class Tensor {
                     "strides: rank must be 4 like shape, got rank " + strides.length + " " + Arrays.toString(strides));
         }
         int[] dims = new int[4];
-        long lastIndex = 0;
         for (int i = 0; i < 4; i++) {
             if (shape[i] < 1 || shape[i] > Integer.MAX_VALUE) {
                 throw new IllegalArgumentException(
@@ -120,9 +126,22 @@ public final class Tensor {
                 throw new IllegalArgumentException("strides: must be non-negative, got " + Arrays.toString(strides));
             }
             dims[i] = (int) shape[i];
-            lastIndex = Math.addExact(lastIndex, Math.multiplyExact(shape[i] - 1, strides[i]));
         }
-        long needed = Math.multiplyExact(lastIndex + 1, (long) dtype.byteSize());
+        if (countOrMinusOne(dims) < 0) {
+            throw new IllegalArgumentException(
+                    "shape: " + Arrays.toString(shape) + " has more than 2^63-1 elements, which a long cannot count");
+        }
+        long needed;
+        try {
+            long lastIndex = 0;
+            for (int i = 0; i < 4; i++) {
+                lastIndex = Math.addExact(lastIndex, Math.multiplyExact(shape[i] - 1, strides[i]));
+            }
+            needed = Math.multiplyExact(Math.addExact(lastIndex, 1), (long) dtype.byteSize());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("strides: " + Arrays.toString(strides) + " with shape "
+                    + Arrays.toString(shape) + " address " + dtype + " elements past 2^63-1 bytes");
+        }
         if (needed > memory.byteSize()) {
             throw new IllegalArgumentException("memory: " + memory.byteSize() + " bytes do not cover shape "
                     + Arrays.toString(shape) + " with strides " + Arrays.toString(strides) + " of " + dtype
@@ -144,10 +163,10 @@ public final class Tensor {
     public static Tensor allocate(DType dtype, int batch, int heads, int seq, int headDim) {
         Objects.requireNonNull(dtype, "dtype");
         int[] shape = checkShape(batch, heads, seq, headDim);
-        long count = (long) batch * heads * seq * headDim;
-        if (count > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("shape: " + Arrays.toString(shape) + " has " + count
-                    + " elements, more than a Java array holds; use Tensor.of(MemorySegment, ...) off-heap");
+        long count = countOrMinusOne(shape);
+        if (count < 0 || count > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("shape: " + Arrays.toString(shape) + " has " + countString(count)
+                    + ", more than a Java array holds; use Tensor.of(MemorySegment, ...) off-heap");
         }
         MemorySegment memory = dtype == DType.F32
                 ? MemorySegment.ofArray(new float[(int) count])
@@ -167,6 +186,21 @@ public final class Tensor {
         return shape;
     }
 
+    /** The element count of {@code shape}, or -1 when it passes {@code Long.MAX_VALUE}. */
+    private static long countOrMinusOne(int[] shape) {
+        try {
+            return Math.multiplyExact(
+                    Math.multiplyExact((long) shape[0], shape[1]), Math.multiplyExact((long) shape[2], shape[3]));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
+    }
+
+    private static String countString(long count) {
+        return count < 0 ? "more than 2^63-1 elements" : count + " elements";
+    }
+
+    /** Strides of a BHSD-contiguous shape whose element count was checked to fit. */
     private static long[] contiguousStrides(int[] shape) {
         return new long[] {(long) shape[1] * shape[2] * shape[3], (long) shape[2] * shape[3], shape[3], 1};
     }

@@ -75,7 +75,7 @@ public final class CpuBackend implements AttentionBackend {
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         FlashForward call = new FlashForward(math, shape, options, q, k, v, out, lse);
-        int workers = TensorChecks.anyThreadConfined(q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
+        int workers = TensorChecks.anyThreadConfined(options, q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
         CpuPool.forEach(call.items(), workers, index -> {
             Scratch scratch = Scratch.acquire();
             try {
@@ -156,7 +156,7 @@ public final class CpuBackend implements AttentionBackend {
     @Override
     public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
         Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
-        backward(in, grads, options, workers(tensors));
+        backward(in, grads, options, TensorChecks.anyThreadConfined(options, tensors) ? 1 : Integer.MAX_VALUE);
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */

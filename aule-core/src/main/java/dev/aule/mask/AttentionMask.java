@@ -41,11 +41,11 @@ public final class AttentionMask {
             throw new IllegalArgumentException(
                     "shape: every extent must be >= 1, got " + shapeString(batch, heads, queryLen, keyLen));
         }
-        long size = (long) batch * heads * queryLen * keyLen;
+        long size = sizeOrMinusOne(batch, heads, queryLen, keyLen);
         if (data.length != size) {
-            throw new IllegalArgumentException(
-                    "data: length " + data.length + " must be batch * heads * queryLen * keyLen = " + size
-                            + " for shape " + shapeString(batch, heads, queryLen, keyLen));
+            throw new IllegalArgumentException("data: length " + data.length + " must be batch * heads * queryLen"
+                    + " * keyLen = " + (size < 0 ? "more than 2^63-1" : String.valueOf(size)) + " for shape "
+                    + shapeString(batch, heads, queryLen, keyLen));
         }
         return new AttentionMask(data.clone(), batch, heads, queryLen, keyLen);
     }
@@ -62,8 +62,8 @@ public final class AttentionMask {
      */
     public static AttentionMask of(MaskMod mod, int batch, int heads, int queryLen, int keyLen) {
         Objects.requireNonNull(mod, "mod");
-        long size = (long) batch * heads * queryLen * keyLen;
-        if (batch < 1 || heads < 1 || queryLen < 1 || keyLen < 1 || size > Integer.MAX_VALUE - 8) {
+        long size = sizeOrMinusOne(batch, heads, queryLen, keyLen);
+        if (batch < 1 || heads < 1 || queryLen < 1 || keyLen < 1 || size < 0 || size > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException("shape: every extent must be >= 1 and the mask must fit one array, got "
                     + shapeString(batch, heads, queryLen, keyLen));
         }
@@ -79,6 +79,16 @@ public final class AttentionMask {
             }
         }
         return new AttentionMask(data, batch, heads, queryLen, keyLen);
+    }
+
+    /** {@code batch * heads * queryLen * keyLen}, or -1 when it passes {@code Long.MAX_VALUE}. */
+    private static long sizeOrMinusOne(int batch, int heads, int queryLen, int keyLen) {
+        try {
+            return Math.multiplyExact(
+                    Math.multiplyExact((long) batch, heads), Math.multiplyExact((long) queryLen, keyLen));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
     }
 
     /** {@return the batch entries, 1 when it broadcasts} */

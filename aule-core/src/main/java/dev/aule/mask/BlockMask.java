@@ -57,11 +57,19 @@ public final class BlockMask {
         this.heads = heads;
         this.queryLen = queryLen;
         this.keyLen = keyLen;
-        this.queryBlocks = (queryLen + BLOCK - 1) / BLOCK;
-        this.keyBlocks = (keyLen + BLOCK - 1) / BLOCK;
-        long size = (long) batch * heads * queryBlocks * keyBlocks;
+        this.queryBlocks = Math.ceilDiv(queryLen, BLOCK);
+        this.keyBlocks = Math.ceilDiv(keyLen, BLOCK);
+        long size;
+        try {
+            size = Math.multiplyExact(
+                    Math.multiplyExact((long) batch, heads), Math.multiplyExact((long) queryBlocks, keyBlocks));
+        } catch (ArithmeticException e) {
+            size = Long.MAX_VALUE;
+        }
         if (size > Integer.MAX_VALUE - 8) {
-            throw new IllegalArgumentException("shape: " + size + " blocks do not fit one array");
+            throw new IllegalArgumentException("shape: " + (size == Long.MAX_VALUE ? "more than 2^63-1" : size)
+                    + " blocks of " + Arrays.toString(new int[] {batch, heads, queryLen, keyLen})
+                    + " do not fit one array");
         }
         this.status = new byte[(int) size];
         // On the calling thread: a MaskMod lambda of a class still in its static initializer would

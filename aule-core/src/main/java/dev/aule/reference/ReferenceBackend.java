@@ -58,7 +58,7 @@ public final class ReferenceBackend implements AttentionBackend {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         Scores scores = new Scores(shape, options);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
-        if (!TensorChecks.anyThreadConfined(q, k, v, out, lse)) {
+        if (!TensorChecks.anyThreadConfined(options, q, k, v, out, lse)) {
             heads = heads.parallel();
         }
         heads.forEach(bh -> {

@@ -49,7 +49,8 @@ final class ReferenceBackward {
         ReferenceBackward reference = new ReferenceBackward(shape, options);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
-        if (!TensorChecks.anyThreadConfined(in.q(), in.k(), in.v(), in.dOut(), grads.dq(), grads.dk(), grads.dv())) {
+        if (!TensorChecks.anyThreadConfined(
+                options, in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv())) {
             items = items.parallel();
         }
         items.forEach(item -> {

@@ -1,6 +1,8 @@
 package dev.aule.serving;
 
 import dev.aule.Tensor;
+import dev.aule.spi.NamedTensor;
+import dev.aule.spi.TensorChecks;
 
 import java.util.Objects;
 
@@ -10,11 +12,13 @@ final class CacheRows {
 
     /**
      * Checks new keys and values against a cache's geometry: {@code k} {@code [batch, Hkv, n, D]},
-     * {@code v} {@code [batch, Hkv, n, Dv]}.
+     * {@code v} {@code [batch, Hkv, n, Dv]}, both reachable from this thread (an append fails before it
+     * copies its first row, not part-way).
      */
     static void checkNew(Tensor k, Tensor v, int batch, int kvHeads, int headDim, int valueDim, Rope rope) {
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
+        TensorChecks.checkAccessible(new NamedTensor("k", k), new NamedTensor("v", v));
         String shapes = " (k " + k.shapeString() + ", v " + v.shapeString() + "; the cache holds " + kvHeads
                 + " KV heads, head dims " + headDim + " and " + valueDim + ")";
         if (k.batch() != batch || v.batch() != batch) {

@@ -7,6 +7,8 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
+import dev.aule.spi.NamedTensor;
+import dev.aule.spi.TensorChecks;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -66,7 +68,14 @@ public final class KvCache {
         if (valueDim < 1) {
             throw new IllegalArgumentException("valueDim: must be >= 1, got " + valueDim);
         }
-        return new KvCache(contiguous(dtype, kShape), contiguous(dtype, vShape));
+        long kCount = countOrMinusOne(kShape);
+        long vCount = countOrMinusOne(vShape);
+        if (kCount < 0 || vCount < 0) {
+            throw new IllegalArgumentException("batch, kvHeads, capacity, headDim, valueDim: "
+                    + Arrays.toString(new int[] {batch, kvHeads, capacity, headDim, valueDim})
+                    + " make more than 2^63-1 elements, which no memory holds");
+        }
+        return new KvCache(contiguous(dtype, kShape, kCount), contiguous(dtype, vShape, vCount));
     }
 
     /**
@@ -86,10 +95,13 @@ public final class KvCache {
     /**
      * A cache over caller-owned storage (any layout): keys {@code [batch, Hkv, capacity, D]} and values
      * with the same batch, heads and capacity. Every sequence starts empty; the memory is not cleared.
+     * Appends write both, so each must be writable, reachable from this thread, with no two elements
+     * sharing memory (no zero strides), and the two must not overlap.
      *
      * @param keys the key storage
      * @param values the value storage
      * @return the empty cache
+     * @throws IllegalArgumentException when a rule above is broken
      */
     public static KvCache of(Tensor keys, Tensor values) {
         Objects.requireNonNull(keys, "keys");
@@ -98,14 +110,23 @@ public final class KvCache {
             throw new IllegalArgumentException("values: batch, heads and capacity must equal the keys' (keys "
                     + keys.shapeString() + ", values " + values.shapeString() + ")");
         }
-        if (keys.memory().isReadOnly() || values.memory().isReadOnly()) {
-            throw new IllegalArgumentException("keys, values: memory is read-only; a cache is written");
-        }
+        // Appends write through both tensors: they are outputs, with the rules of every output.
+        TensorChecks.checkWritable("keys", keys);
+        TensorChecks.checkWritable("values", values, new NamedTensor("keys", keys));
         return new KvCache(keys, values);
     }
 
-    private static Tensor contiguous(DType dtype, long[] shape) {
-        long count = Math.multiplyExact(Math.multiplyExact(shape[0], shape[1]), Math.multiplyExact(shape[2], shape[3]));
+    /** The element count of {@code shape}, or -1 when it passes {@code Long.MAX_VALUE}. */
+    private static long countOrMinusOne(long[] shape) {
+        try {
+            return Math.multiplyExact(Math.multiplyExact(shape[0], shape[1]), Math.multiplyExact(shape[2], shape[3]));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
+    }
+
+    /** A zeroed BHSD-contiguous tensor of {@code count} elements, the checked element count of {@code shape}. */
+    private static Tensor contiguous(DType dtype, long[] shape, long count) {
         long[] strides = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
         return Tensor.of(storage(dtype, count), dtype, shape, strides);
     }
@@ -121,7 +142,11 @@ public final class KvCache {
                     ? MemorySegment.ofArray(new float[(int) count])
                     : MemorySegment.ofArray(new short[(int) count]);
         }
-        return Arena.ofAuto().allocate(Math.multiplyExact(count, (long) dtype.byteSize()), 64);
+        if (count > Long.MAX_VALUE / dtype.byteSize()) {
+            throw new IllegalArgumentException(
+                    "shape: " + count + " elements of " + dtype + " are more than 2^63-1 bytes, which no memory holds");
+        }
+        return Arena.ofAuto().allocate(count * dtype.byteSize(), 64);
     }
 
     /** The longest array every JVM allocates (some reserve a few header words below Integer.MAX_VALUE). */
@@ -205,6 +230,8 @@ public final class KvCache {
      */
     public void append(Tensor k, Tensor v, int[] counts, Rope rope) {
         CacheRows.checkNew(k, v, batch(), kvHeads(), headDim(), valueDim(), rope);
+        // The storage is the caller's (of): its arena may have been closed since.
+        TensorChecks.checkAccessible(new NamedTensor("keys", keys), new NamedTensor("values", values));
         int[] n = counts == null ? filled(batch(), k.seqLen()) : counts.clone();
         if (n.length != batch()) {
             throw new IllegalArgumentException("counts: length " + n.length + " must equal the batch " + batch());

@@ -94,6 +94,13 @@ public final class PagedKvCache {
     }
 
     private PagedKvCache(DType dtype, int numBlocks, int blockSize, int kvHeads, int headDim, int valueDim) {
+        for (int dim : new int[] {headDim, valueDim}) {
+            if (poolElementsOrMinusOne(numBlocks, kvHeads, blockSize, dim) < 0) {
+                throw new IllegalArgumentException("numBlocks, blockSize, kvHeads, headDim, valueDim: "
+                        + Arrays.toString(new int[] {numBlocks, blockSize, kvHeads, headDim, valueDim})
+                        + " make a pool of more than 2^63-1 elements, which no memory holds");
+            }
+        }
         this.keys = headMajorPool(dtype, numBlocks, kvHeads, blockSize, headDim);
         this.values = headMajorPool(dtype, numBlocks, kvHeads, blockSize, valueDim);
         this.blockSize = blockSize;
@@ -105,12 +112,22 @@ public final class PagedKvCache {
      * a head's rows of adjacent blocks are adjacent, so a run of a sequence's blocks is read as one.
      */
     private static Tensor headMajorPool(DType dtype, int numBlocks, int kvHeads, int blockSize, int dim) {
-        long perHead = (long) numBlocks * blockSize * dim;
-        long count = Math.multiplyExact(perHead, (long) kvHeads);
+        long perHead = (long) numBlocks * blockSize * dim; // fits: the constructor checked the whole pool
+        long count = perHead * kvHeads;
         MemorySegment memory = KvCache.storage(dtype, count);
         return Tensor.of(memory, dtype, new long[] {numBlocks, kvHeads, blockSize, dim}, new long[] {
             (long) blockSize * dim, perHead, dim, 1
         });
+    }
+
+    /** {@code numBlocks * kvHeads * blockSize * dim}, or -1 when it passes {@code Long.MAX_VALUE}. */
+    private static long poolElementsOrMinusOne(int numBlocks, int kvHeads, int blockSize, int dim) {
+        try {
+            return Math.multiplyExact(
+                    Math.multiplyExact((long) numBlocks, blockSize), Math.multiplyExact((long) kvHeads, dim));
+        } catch (ArithmeticException e) {
+            return -1;
+        }
     }
 
     /**
@@ -159,13 +176,20 @@ public final class PagedKvCache {
      * @param tokens tokens to hold, at least 0
      * @param blockSize tokens per block, at least 1
      * @return the blocks, {@code ceil(tokens / blockSize)}
+     * @throws IllegalArgumentException when {@code tokens} is negative or needs more than {@link Integer#MAX_VALUE}
+     *     blocks, or {@code blockSize} is below 1
      */
     public static int blocksFor(long tokens, int blockSize) {
         if (tokens < 0 || blockSize < 1) {
             throw new IllegalArgumentException(
                     "tokens, blockSize: need tokens >= 0 and blockSize >= 1, got " + tokens + " and " + blockSize);
         }
-        return Math.toIntExact((tokens + blockSize - 1) / blockSize);
+        long blocks = Math.ceilDiv(tokens, blockSize); // tokens + blockSize - 1 could pass Long.MAX_VALUE
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("tokens: " + tokens + " need " + blocks + " blocks of " + blockSize
+                    + ", more than a block table holds (2^31-1)");
+        }
+        return (int) blocks;
     }
 
     /** {@return the tokens per block} */
@@ -301,7 +325,7 @@ public final class PagedKvCache {
         for (Sequence s : sequences.values()) {
             tokens += s.length;
         }
-        long bytesPerBlock = (long) blockSize * kvHeads() * (headDim() + valueDim()) * dtype().byteSize();
+        long bytesPerBlock = (long) blockSize * kvHeads() * ((long) headDim() + valueDim()) * dtype().byteSize();
         return new Usage(
                 numBlocks(), numBlocks() - blocks.free(), blocks.free(), sequences.size(), tokens, bytesPerBlock);
     }

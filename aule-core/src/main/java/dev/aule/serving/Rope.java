@@ -1,6 +1,7 @@
 package dev.aule.serving;
 
 import dev.aule.Tensor;
+import dev.aule.spi.TensorChecks;
 
 import java.util.Objects;
 
@@ -167,7 +168,7 @@ public final class Rope {
      * Rotates {@code x} in place: row {@code s} of batch entry {@code b} is at position
      * {@code startPositions[b] + s}. Checks every position against the table before writing.
      *
-     * @param x rows {@code [B, H, S, D]} to rotate, {@code D >= rotaryDim}
+     * @param x rows {@code [B, H, S, D]} to rotate, {@code D >= rotaryDim}; writable, no two elements sharing memory
      * @param startPositions the position of row 0 of each batch entry
      */
     public void apply(Tensor x, int[] startPositions) {
@@ -178,9 +179,9 @@ public final class Rope {
                     + " must equal the batch " + x.batch() + " of x " + x.shapeString());
         }
         checkRows("x", x);
-        if (x.memory().isReadOnly()) {
-            throw new IllegalArgumentException("x: memory is read-only");
-        }
+        // Rotated in place: x is an output (reachable, writable, no two rows sharing memory, which would
+        // be rotated once per row that shares them).
+        TensorChecks.checkWritable("x", x);
         for (int b = 0; b < x.batch(); b++) {
             checkPositions("startPositions[" + b + "]", startPositions[b], x.seqLen());
         }

@@ -13,7 +13,8 @@ import java.util.Objects;
  * The validated geometry of one attention call. Backends obtain it from {@link #forward} (or the
  * backward variant), which checks every rule of the contract and throws
  * {@link IllegalArgumentException} naming the argument, the shapes and the rule before anything is
- * read or written.
+ * read or written. Among the rules: the memory of every tensor of the call, the bias included, is alive
+ * and reachable from the calling thread ({@link TensorChecks#checkAccessible(String, Tensor)}).
  *
  * @param batch {@code B}
  * @param queryHeads {@code Hq}
@@ -107,6 +108,8 @@ public record AttentionShape(
         Tensor dq = Objects.requireNonNull(grads.dq(), "dq");
         Tensor dk = Objects.requireNonNull(grads.dk(), "dk");
         Tensor dv = Objects.requireNonNull(grads.dv(), "dv");
+        TensorChecks.checkAccessible(
+                new NamedTensor("out", out), new NamedTensor("dOut", dOut), new NamedTensor("lse", lse));
         shape.checkShape("out", out, shape.outShape(), capabilities);
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);
@@ -149,6 +152,8 @@ public record AttentionShape(
         Objects.requireNonNull(v, "v");
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(capabilities, "capabilities");
+        TensorChecks.checkAccessible(
+                inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v)));
         String shapes = " (q " + q.shapeString() + ", k " + k.shapeString() + ", v " + v.shapeString() + ")";
         if (k.batch() != q.batch() || v.batch() != q.batch()) {
             throw new IllegalArgumentException("k, v: batch must equal q's batch " + q.batch() + shapes);

@@ -41,6 +41,9 @@ public final class ServingShapes {
             AttentionOptions options,
             Capabilities capabilities) {
         rejectMasks(options, "cached");
+        Objects.requireNonNull(kCache, "kCache");
+        Objects.requireNonNull(vCache, "vCache");
+        TensorChecks.checkAccessible(new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
         AttentionShape shape = AttentionShape.forward(q, kCache, vCache, out, lse, options, capabilities);
         Objects.requireNonNull(cacheLens, "cacheLens");
         if (cacheLens.length != shape.batch()) {
@@ -87,6 +90,8 @@ public final class ServingShapes {
         int[] lens = contextLens.clone();
         Objects.requireNonNull(out, "out");
         rejectMasks(options, "paged");
+        TensorChecks.checkAccessible(
+                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
                 + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
         if (vCache.batch() != kCache.batch()
@@ -117,7 +122,9 @@ public final class ServingShapes {
                 throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, " + reach
                         + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
             }
-            int used = (lens[b] + blockSize - 1) / blockSize;
+            // ceilDiv: lens[b] + blockSize - 1 passes Integer.MAX_VALUE for a context near it, which would
+            // wrap the count negative and skip the check of the block ids below.
+            int used = Math.ceilDiv(lens[b], blockSize);
             for (int i = 0; i < used; i++) {
                 if (table[i] < 0 || table[i] >= numBlocks) {
                     throw new IllegalArgumentException("blockTables[" + b + "][" + i + "]: block " + table[i]

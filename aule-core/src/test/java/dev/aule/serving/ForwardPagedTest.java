@@ -195,4 +195,38 @@ class ForwardPagedTest {
                     "out overlapping the cache");
         }
     }
+
+    /**
+     * A context near Integer.MAX_VALUE (a zero-stride pool lets a block hold 2^30 tokens): the count of
+     * blocks it reaches must not wrap around and skip the check of their ids.
+     */
+    @Test
+    void aContextNearIntegerMaxStillHasEveryBlockIdChecked() {
+        int blockSize = 1 << 30;
+        Tensor kCache =
+                Tensor.of(MemorySegment.ofArray(new float[16]), DType.F32, new long[] {1, 2, blockSize, 8}, new long[] {
+                    16, 8, 0, 1
+                });
+        Tensor vCache =
+                Tensor.of(MemorySegment.ofArray(new float[16]), DType.F32, new long[] {1, 2, blockSize, 8}, new long[] {
+                    16, 8, 0, 1
+                });
+        Tensor q = Tensors.random(new SplittableRandom(6), DType.F32, 1, 2, 1, 8);
+        for (AttentionBackend backend : new AttentionBackend[] {Backends.get("cpu"), Backends.get("reference")}) {
+            for (int[] table : new int[][] {{5, 0}, {0, 5}}) {
+                Tensor out = Oracle.poisoned(DType.F32, 1, 2, 1, 8);
+                IllegalArgumentException e = assertThrows(
+                        IllegalArgumentException.class,
+                        () -> backend.forwardPaged(
+                                q,
+                                new PagedKv(kCache, vCache, new int[][] {table}, new int[] {Integer.MAX_VALUE}),
+                                out,
+                                null,
+                                AttentionOptions.defaults()));
+                String bad = "blockTables[0][" + (table[0] == 5 ? 0 : 1) + "]";
+                assertTrue(e.getMessage().startsWith(bad), bad + " expected: " + e.getMessage());
+                assertTrue(Oracle.allNaN(out), "nothing written");
+            }
+        }
+    }
 }

@@ -11,8 +11,11 @@ import dev.aule.testing.BackwardCases.Case;
 import dev.aule.testing.BackwardCases.Qkv;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
+import dev.aule.testing.UnreachableMemory;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -153,5 +156,77 @@ class KvCacheTest {
                 assertTrue(Oracle.allNaN(out), "nothing written");
             }
         }
+    }
+
+    /** Keys and values that share memory, or rows that share memory, would overwrite each other on append. */
+    @Test
+    void storageWhoseRowsOrTensorsShareMemoryIsRejected() {
+        Tensor t = Tensor.allocate(DType.F32, 1, 2, 4, 8);
+        assertRejected("values", () -> KvCache.of(t, t));
+        float[] data = new float[2 * 4 * 8 + 8];
+        MemorySegment memory = MemorySegment.ofArray(data);
+        long[] shape = {1, 2, 4, 8};
+        long[] strides = {64, 32, 8, 1};
+        Tensor keys = Tensor.of(memory, DType.F32, shape, strides);
+        Tensor shifted = Tensor.of(memory.asSlice(8 * Float.BYTES), DType.F32, shape, strides);
+        assertRejected("values", () -> KvCache.of(keys, shifted));
+        Tensor broadcast = Tensor.of(MemorySegment.ofArray(new float[16]), DType.F32, shape, new long[] {16, 8, 0, 1});
+        assertRejected("keys", () -> KvCache.of(broadcast, Tensor.allocate(DType.F32, 1, 2, 4, 8)));
+        assertRejected("values", () -> KvCache.of(Tensor.allocate(DType.F32, 1, 2, 4, 8), broadcast));
+        assertRejected("keys", () -> KvCache.of(UnreachableMemory.closed(t), Tensor.allocate(DType.F32, 1, 2, 4, 8)));
+    }
+
+    /** An append whose new rows cannot be read fails before it copies any row: the cache stays byte-identical. */
+    @Test
+    void appendingUnreachableRowsChangesNothing() {
+        SplittableRandom rnd = new SplittableRandom(8);
+        KvCache cache = KvCache.allocate(DType.F32, 2, 1, 10, 8);
+        cache.append(Tensors.random(rnd, DType.F32, 2, 1, 3, 8), Tensors.random(rnd, DType.F32, 2, 1, 3, 8));
+        PagedKvCache paged = PagedKvCache.create(DType.F32, 4, 4, 1, 8);
+        int seq = paged.newSequence();
+        paged.append(seq, Tensors.random(rnd, DType.F32, 1, 1, 3, 8), Tensors.random(rnd, DType.F32, 1, 1, 3, 8));
+        float[][] before = {
+            cache.keys().toFloatArray(),
+            cache.values().toFloatArray(),
+            paged.keyBlocks().toFloatArray(),
+            paged.valueBlocks().toFloatArray()
+        };
+        Tensor k = Tensors.random(rnd, DType.F32, 2, 1, 2, 8);
+        assertRejected("v", () -> cache.append(k, UnreachableMemory.closed(k)));
+        Tensor k1 = Tensors.random(rnd, DType.F32, 1, 1, 2, 8);
+        assertRejected("v", () -> paged.append(seq, k1, UnreachableMemory.closed(k1)));
+        assertRejected("k", () -> paged.append(seq, UnreachableMemory.closed(k1), k1));
+        assertArrayEquals(new int[] {3, 3}, cache.lengths());
+        assertEquals(3, paged.length(seq));
+        assertEquals(1, paged.usage().usedBlocks());
+        assertArrayEquals(before[0], cache.keys().toFloatArray());
+        assertArrayEquals(before[1], cache.values().toFloatArray());
+        assertArrayEquals(before[2], paged.keyBlocks().toFloatArray());
+        assertArrayEquals(before[3], paged.valueBlocks().toFloatArray());
+    }
+
+    /** Storage of the caller's whose arena was closed after the cache was built fails an append before any write. */
+    @Test
+    void storageClosedAfterTheCacheWasBuiltFailsTheAppendCleanly() {
+        SplittableRandom rnd = new SplittableRandom(9);
+        long[] shape = {1, 1, 4, 8};
+        long[] strides = {32, 32, 8, 1};
+        KvCache cache;
+        try (Arena arena = Arena.ofConfined()) {
+            cache = KvCache.of(
+                    Tensor.of(arena.allocate(32 * Float.BYTES), DType.F32, shape, strides),
+                    Tensor.of(arena.allocate(32 * Float.BYTES), DType.F32, shape, strides));
+        }
+        KvCache closed = cache;
+        assertRejected(
+                "keys",
+                () -> closed.append(
+                        Tensors.random(rnd, DType.F32, 1, 1, 1, 8), Tensors.random(rnd, DType.F32, 1, 1, 1, 8)));
+        assertArrayEquals(new int[] {0}, closed.lengths());
+    }
+
+    private static void assertRejected(String argument, org.junit.jupiter.api.function.Executable call) {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call, argument);
+        assertTrue(e.getMessage().startsWith(argument + ": "), argument + " expected: " + e.getMessage());
     }
 }

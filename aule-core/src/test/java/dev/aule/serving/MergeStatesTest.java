@@ -120,4 +120,52 @@ class MergeStatesTest {
                         .getMessage()
                         .startsWith("out: memory overlaps"));
     }
+
+    /**
+     * An lse of -inf is an empty partial (weight 0); +inf or NaN cannot come from any forward, so the merge
+     * rejects it, naming the partial, before writing anything.
+     */
+    @Test
+    void anLseOfPlusInfinityOrNaNIsRejected() {
+        SplittableRandom rnd = new SplittableRandom(3);
+        AttentionResult a = new AttentionResult(
+                Tensors.random(rnd, DType.F32, 1, 2, 3, 4), Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
+        for (float bad : new float[] {Float.NaN, Float.POSITIVE_INFINITY}) {
+            AttentionResult b = new AttentionResult(
+                    Tensors.random(rnd, DType.F32, 1, 2, 3, 4), Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
+            b.lse().set(0, 1, 2, 0, bad);
+            Tensor out = Tensor.allocate(DType.F32, 1, 2, 3, 4);
+            Tensor lse = Tensor.allocate(DType.F32, 1, 2, 3, 1);
+            out.fill(42f);
+            lse.fill(42f);
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class, () -> Attention.mergeStatesInto(List.of(a, b), out, lse));
+            assertTrue(e.getMessage().startsWith("partials[1].lse: "), e.getMessage());
+            assertTrue(e.getMessage().contains("[0, 1, 2, 0]"), e.getMessage());
+            for (float x : out.toFloatArray()) {
+                assertEquals(42f, x, "out was written");
+            }
+            for (float x : lse.toFloatArray()) {
+                assertEquals(42f, x, "lse was written");
+            }
+            assertThrows(IllegalArgumentException.class, () -> Attention.mergeStates(List.of(b)));
+        }
+    }
+
+    /** A partial with lse -inf has no keys: the result is the other partial's, whatever the empty one's out holds. */
+    @Test
+    void anEmptyPartialHasWeightZero() {
+        SplittableRandom rnd = new SplittableRandom(4);
+        AttentionResult full = new AttentionResult(
+                Tensors.random(rnd, DType.F32, 1, 2, 3, 4), Tensors.random(rnd, DType.F32, 1, 2, 3, 1));
+        Tensor emptyOut = Tensor.allocate(DType.F32, 1, 2, 3, 4);
+        emptyOut.fill(Float.NaN);
+        Tensor emptyLse = Tensor.allocate(DType.F32, 1, 2, 3, 1);
+        emptyLse.fill(Float.NEGATIVE_INFINITY);
+        AttentionResult merged = Attention.mergeStates(List.of(new AttentionResult(emptyOut, emptyLse), full));
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+                full.out().toFloatArray(), merged.out().toFloatArray());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(
+                full.lse().toFloatArray(), merged.lse().toFloatArray());
+    }
 }
