@@ -26,11 +26,24 @@ public abstract class AttentionInputs extends BenchmarkSettings {
             int queryLen,
             int keyLen,
             int headDim) {
+        prepare(backend, attentionOptions, 1, queryHeads, kvHeads, queryLen, keyLen, headDim);
+    }
+
+    /** Call from the subclass's {@code @Setup}: {@code Dv = D}, {@code batch} sequences. */
+    protected final void prepare(
+            String backend,
+            AttentionOptions attentionOptions,
+            int batch,
+            int queryHeads,
+            int kvHeads,
+            int queryLen,
+            int keyLen,
+            int headDim) {
         impl = Backends.get(backend);
         options = attentionOptions;
-        q = Inputs.random(1, 1, queryHeads, queryLen, headDim);
-        k = Inputs.random(2, 1, kvHeads, keyLen, headDim);
-        v = Inputs.random(3, 1, kvHeads, keyLen, headDim);
-        out = Inputs.zeros(1, queryHeads, queryLen, headDim);
+        q = Inputs.random(1, batch, queryHeads, queryLen, headDim);
+        k = Inputs.random(2, batch, kvHeads, keyLen, headDim);
+        v = Inputs.random(3, batch, kvHeads, keyLen, headDim);
+        out = Inputs.zeros(batch, queryHeads, queryLen, headDim);
     }
 }

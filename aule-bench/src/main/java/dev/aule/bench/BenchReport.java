@@ -201,9 +201,15 @@ public final class BenchReport {
                     p.getParam("dtype"));
         }
         if (method.endsWith("decode") || method.endsWith("read")) {
-            return DecodeBenchmark.bytes(Integer.parseInt(p.getParam("context")));
+            return sequences(p) * DecodeBenchmark.bytes(Integer.parseInt(p.getParam("context")));
         }
         return Double.NaN;
+    }
+
+    /** Sequences one operation serves: its {@code batch} parameter, 1 for benchmarks without one. */
+    private static int sequences(BenchmarkParams p) {
+        String batch = p.getParam("batch");
+        return batch == null ? 1 : Integer.parseInt(batch);
     }
 
     /** FLOPs of one operation of a benchmark, from its parameters. */
@@ -218,7 +224,7 @@ public final class BenchReport {
             // PagedDecodeBenchmark: one query for each of `batch` sequences.
             boolean paged = method.contains(PagedDecodeBenchmark.class.getSimpleName());
             int queries = paged ? 1 : Integer.parseInt(p.getParam("queries"));
-            int sequences = paged ? Integer.parseInt(p.getParam("batch")) : 1;
+            int sequences = sequences(p);
             int context = Integer.parseInt(p.getParam("context"));
             long pairs = Visibility.of(
                             queries,

@@ -10,8 +10,9 @@ import org.openjdk.jmh.annotations.Setup;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Decode-shaped forward: a few new queries against a long cache, GQA 32:8, D = 128, F32, causal.
- * Memory-bound: compare its bytes per second ({@link #bytes}) with {@link BandwidthBenchmark}.
+ * Decode-shaped forward: a few new queries against a long cache, GQA 32:8, D = 128, F32, causal, for
+ * {@code batch} sequences in one batched call. Memory-bound: compare its bytes per second ({@link #bytes}
+ * per sequence) with {@link BandwidthBenchmark}.
  */
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 public class DecodeBenchmark extends AttentionInputs {
@@ -25,14 +26,26 @@ public class DecodeBenchmark extends AttentionInputs {
     @Param({"4096", "32768"})
     public int context;
 
-    /** Bytes one call must read: the K and V cache. */
+    /** Sequences of the call (its batch dim), each with its own queries and keys. */
+    @Param({"1"})
+    public int batch;
+
+    /** Bytes one sequence of a call must read: its K and V cache. */
     static long bytes(int context) {
         return 2L * KV_HEADS * context * HEAD_DIM * Float.BYTES;
     }
 
     @Setup
     public void setUp() {
-        prepare("cpu", AttentionOptions.builder().causal(true).build(), Q_HEADS, KV_HEADS, queries, context, HEAD_DIM);
+        prepare(
+                "cpu",
+                AttentionOptions.builder().causal(true).build(),
+                batch,
+                Q_HEADS,
+                KV_HEADS,
+                queries,
+                context,
+                HEAD_DIM);
     }
 
     @Benchmark

@@ -23,9 +23,11 @@ import java.util.stream.IntStream;
  *
  * <p>Tile sizes ({@link TileConfig}): as many query rows as keep the query tile and the output accumulator
  * within {@link TileConfig#TILE_BUDGET_BYTES}, {@link TileConfig#MIN_TILE_ROWS} to {@link TileConfig#MAX_TILE_ROWS}
- * (fewer when a call would otherwise have under {@link TileConfig#TILES_PER_CORE} tiles per core), by
+ * (fewer when a sequence would otherwise have under {@link TileConfig#SEQUENCE_TILES} tiles), by
  * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block) is then reused
- * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2.
+ * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2. Tile rows and key splits are
+ * one sequence's {@link ForwardPlan}: the same for every batch entry whatever the batch and the pool, so each
+ * entry gets the bits it would get alone.
  *
  * <p>Each tile's path (packed or in-place keys and values, scores by product, row or key, array or segment) is
  * chosen once per call as a {@link TilePath}, for the full tiles and for the last one; {@link #run} then calls
@@ -77,14 +79,10 @@ final class FlashForward {
             Tensor v,
             Tensor out,
             Tensor lse) {
-        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, tileItems(shape, math.lanes()));
+        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse);
     }
 
-    /**
-     * A call whose keys and values come from any {@link KvRows}, one of several sharing the pool at
-     * once ({@code concurrentTiles}: the tile items of all of them, which decides whether key
-     * ranges are split).
-     */
+    /** A call whose keys and values come from any {@link KvRows}. */
     FlashForward(
             TileMath math,
             AttentionShape shape,
@@ -93,8 +91,7 @@ final class FlashForward {
             KvRows k,
             KvRows v,
             Tensor out,
-            Tensor lse,
-            int concurrentTiles) {
+            Tensor lse) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -110,16 +107,17 @@ final class FlashForward {
         this.dvp = roundUp(dv, math.lanes());
         this.keyTile = math.keyTile();
         this.rows = Math.multiplyExact(group, shape.queryLen());
-        this.tileRows = tileRows(dp, dvp, rows, (long) shape.batch() * kvHeads);
-        this.tiles = (rows + tileRows - 1) / tileRows;
+        ForwardPlan plan = ForwardPlan.of(rows, kvHeads, dp, dvp, visibility);
+        this.tileRows = plan.tileRows();
+        this.tiles = plan.tiles();
         this.partRows = Math.min(tileRows, rows);
         this.scale = options.scale(d);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
-        int tileItems = shape.batch() * kvHeads * tiles;
-        this.splits = keySplits(concurrentTiles, shape.keyLen(), keyTile);
-        this.order = costliestFirst(shape.batch() * kvHeads);
+        int tileItems = Math.multiplyExact(Math.multiplyExact(shape.batch(), kvHeads), tiles);
+        this.splits = plan.splits();
+        this.order = costliestFirst(Math.multiplyExact(shape.batch(), kvHeads));
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
         this.fullTilePath =
@@ -127,9 +125,10 @@ final class FlashForward {
         this.lastTilePath =
                 TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         if (splits > 1) {
-            partialO = new float[tileItems * splits * partRows * dvp];
-            partialM = new float[tileItems * splits * partRows];
-            partialL = new float[tileItems * splits * partRows];
+            int parts = Math.multiplyExact(Math.multiplyExact(tileItems, splits), partRows);
+            partialO = new float[Math.multiplyExact(parts, dvp)];
+            partialM = new float[parts];
+            partialL = new float[parts];
             pendingSplits = new AtomicIntegerArray(tileItems);
             for (int i = 0; i < tileItems; i++) {
                 pendingSplits.set(i, splits);
@@ -140,49 +139,8 @@ final class FlashForward {
         }
     }
 
-    /**
-     * Rows per tile for padded head dims {@code dp}, {@code dvp}: the largest power of two within the
-     * budget and bounds, halved (down to the minimum) while the call would have fewer than
-     * {@link TileConfig#TILES_PER_CORE} tiles per core, so shapes with few heads still keep every core busy.
-     */
-    static int tileRows(int dp, int dvp, int rows, long heads) {
-        int fit = TileConfig.TILE_BUDGET_BYTES / ((dp + dvp) * Float.BYTES);
-        int tileRows = TileConfig.MIN_TILE_ROWS;
-        while (tileRows * 2 <= Math.min(fit, TileConfig.MAX_TILE_ROWS)) {
-            tileRows *= 2;
-        }
-        long wanted = (long) TileConfig.TILES_PER_CORE * CpuPool.threads();
-        while (tileRows > TileConfig.MIN_TILE_ROWS && heads * ((rows + tileRows - 1) / tileRows) < wanted) {
-            tileRows /= 2;
-        }
-        return tileRows;
-    }
-
-    /**
-     * Flash-decoding: when there are too few tiles to keep every core busy (decode: one query per
-     * head, few heads), each tile's key range is cut into splits computed in parallel and merged
-     * exactly by their (max, sum) pairs. Splits keep at least {@link TileConfig#MIN_SPLIT_KEYS} keys so the
-     * merge stays negligible.
-     */
-    private static int keySplits(int tileItems, int keyLen, int keyTile) {
-        int wanted = TileConfig.TILES_PER_CORE * CpuPool.threads();
-        if (tileItems >= wanted) {
-            return 1;
-        }
-        int bySize = Math.max(1, keyLen / Math.max(TileConfig.MIN_SPLIT_KEYS, keyTile));
-        return Math.max(1, Math.min((wanted + tileItems - 1) / tileItems, bySize));
-    }
-
     int items() {
         return order.length;
-    }
-
-    /** Tile items (batch, KV head, row tile) of a call of this shape. */
-    static int tileItems(AttentionShape shape, int lanes) {
-        int rows = Math.multiplyExact(shape.groupSize(), shape.queryLen());
-        long heads = (long) shape.batch() * shape.kvHeads();
-        int tileRows = tileRows(roundUp(shape.headDim(), lanes), roundUp(shape.valueDim(), lanes), rows, heads);
-        return Math.toIntExact(heads * ((rows + tileRows - 1) / tileRows));
     }
 
     /** Items ordered so the tiles that see the most keys start first (causal: the bottom rows). */
@@ -197,7 +155,7 @@ final class FlashForward {
         }
         Integer[] byCost = IntStream.range(0, tiles).boxed().toArray(Integer[]::new);
         Arrays.sort(byCost, Comparator.comparingLong((Integer t) -> cost[t]).reversed());
-        int[] items = new int[heads * tiles * splits];
+        int[] items = new int[Math.multiplyExact(Math.multiplyExact(heads, tiles), splits)];
         int n = 0;
         for (int tile : byCost) {
             for (int head = 0; head < heads; head++) {
@@ -225,8 +183,8 @@ final class FlashForward {
         if (splits > 1 && keys.start() < keys.end()) {
             keys = keys.split(split, splits, keyTile);
         }
-        for (int j0 = keys.start(); j0 < keys.end(); j0 += keyTile) {
-            int jn = Math.min(keyTile, keys.end() - j0);
+        for (int j0 = keys.start(), jn; j0 < keys.end(); j0 += jn) { // j0 + jn <= end: no overflow past 2^31 - 1
+            jn = Math.min(keyTile, keys.end() - j0);
             if (!anyRowSees(sc.first, sc.last, n, j0, j0 + jn - 1)) {
                 continue;
             }
@@ -249,12 +207,15 @@ final class FlashForward {
     }
 
     /** The keys a tile's rows see together, {@code [start, end)}; empty when {@code start >= end}. */
-    private record KeyRange(int start, int end) {
-        /** Split {@code split} of {@code splits}: each takes a whole number of key blocks of the range. */
+    record KeyRange(int start, int end) {
+        /**
+         * Split {@code split} of {@code splits}: each takes a whole number of key blocks of the range, the last
+         * ones what is left (possibly nothing). In long arithmetic: a range may reach {@code 2^31 - 1}.
+         */
         KeyRange split(int split, int splits, int keyTile) {
-            int perSplit = roundUp((end - start + splits - 1) / splits, keyTile);
-            int from = start + split * perSplit;
-            return new KeyRange(from, Math.min(end, from + perSplit));
+            long perSplit = Math.ceilDiv(Math.ceilDiv((long) end - start, splits), keyTile) * keyTile;
+            long from = Math.min(end, start + split * perSplit);
+            return new KeyRange((int) from, (int) Math.min(end, from + perSplit));
         }
     }
 

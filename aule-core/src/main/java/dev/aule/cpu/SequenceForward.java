@@ -13,8 +13,9 @@ import java.util.List;
  * Several independent sequences in one pool round-trip: the sequences of a cache with a length
  * each, of a paged cache, or of a packed variable-length batch. Each is a {@link FlashForward} over
  * its own views and key source; their work items are concatenated (longest sequences first) and
- * taken from one shared counter, and whether key ranges are split is decided on the tiles of all
- * of them together, so a batch of decodes splits exactly as one batched forward would.
+ * taken from one shared counter. Each sequence's tiles and key splits are its own {@link ForwardPlan},
+ * decided on its shape alone, so a sequence gets the bits it would get in a call by itself, whatever
+ * the other sequences and the order their items run in.
  */
 final class SequenceForward {
     private final List<Sequence> sequences = new ArrayList<>();
@@ -60,16 +61,12 @@ final class SequenceForward {
         }
         sequences.sort(Comparator.comparingLong((Sequence s) -> (long) s.q().seqLen() * s.keyLen())
                 .reversed());
-        int tiles = 0;
-        for (Sequence s : sequences) {
-            tiles += FlashForward.tileItems(s.shape(), math.lanes());
-        }
         FlashForward[] calls = new FlashForward[sequences.size()];
         int[] firstItem = new int[calls.length + 1];
         for (int i = 0; i < calls.length; i++) {
             Sequence s = sequences.get(i);
-            calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse(), tiles);
-            firstItem[i + 1] = firstItem[i] + calls[i].items();
+            calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse());
+            firstItem[i + 1] = Math.addExact(firstItem[i], calls[i].items());
         }
         CpuPool.forEach(firstItem[calls.length], maxWorkers, index -> {
             int found = Arrays.binarySearch(firstItem, index);

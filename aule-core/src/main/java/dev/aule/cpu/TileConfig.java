@@ -13,16 +13,20 @@ import dev.aule.mask.BlockMask;
  *       on the scalar path);</li>
  *   <li>a forward query tile holds {@link #MIN_TILE_ROWS} to {@link #MAX_TILE_ROWS} rows, as many as keep the
  *       query tile and the output accumulator within {@link #TILE_BUDGET_BYTES} (256 rows up to D = 128, 128 at
- *       256, 64 at 512), halved while a call would have fewer than {@link #TILES_PER_CORE} tiles per core;</li>
+ *       256, 64 at 512), halved while a sequence would have fewer than {@link #SEQUENCE_TILES} tiles;</li>
  *   <li>tiles of at most {@link #SHORT_TILE_MAX_ROWS} rows (decode) read F32 keys and values in place, and take
  *       their scores row by row up to {@link #BY_ROW_MAX_ROWS} rows;</li>
- *   <li>when there are fewer than {@link #TILES_PER_CORE} tiles per core, key ranges are split into parts of at
- *       least {@link #MIN_SPLIT_KEYS} keys (flash-decoding);</li>
+ *   <li>when a sequence has fewer than {@link #SPLIT_BELOW_TILES} tiles, each tile's key range is split into parts
+ *       of at most {@link #SPLIT_KEYS} keys (flash-decoding), at most {@link #MAX_SPLITS} of them;</li>
  *   <li>the backward works on square tiles of one key block by as many query rows, in about
  *       {@link #BACKWARD_TARGET_TASKS} tasks, its dQ partial sums within {@link #DQ_PARTIALS_EXTRA_BYTES};</li>
  *   <li>every micro-kernel takes {@link #MICRO_ROWS} rows at a time, and {@link #BLOCK_MASK_BLOCK} divides every
  *       tile size.</li>
  * </ul>
+ *
+ * <p>Every decision that changes the order of a sum (tile rows, key splits) follows from one sequence's own
+ * shape and these constants, never from the pool size or the rest of a batch ({@link ForwardPlan}), so results are
+ * bitwise the same on any number of threads and in any batch.
  *
  * <p>This class is public only so that the SIMD kernels of {@code dev.aule.cpu.vector} can read it; neither
  * package is exported by the module.
@@ -56,13 +60,41 @@ public final class TileConfig {
     public static final int MIN_TILE_ROWS = 64;
 
     /**
-     * Tiles per core a call aims for: fewer and some cores idle at the end of the call (causal tiles differ in
-     * cost), so tile rows are halved down to {@link #MIN_TILE_ROWS}, then key ranges split.
+     * Tiles a sequence aims for over its KV heads: while it has fewer, its tile rows are halved down to
+     * {@link #MIN_TILE_ROWS}, so a short prefill with few heads still spreads over the cores of a workstation
+     * (4 tiles per core of 4 cores; causal tiles differ in cost). Smaller tiles cost throughput (64-row tiles run
+     * 20 to 30 % slower than 256-row ones), hence no more than that. A fixed number, not one from the pool size,
+     * so that a sequence's tiles, and with them its bits, are the same on any thread count and machine load.
      */
-    public static final int TILES_PER_CORE = 4;
+    public static final int SEQUENCE_TILES = 16;
 
-    /** Fewest keys a split of a key range holds: merging the splits' partial states then stays negligible. */
-    public static final int MIN_SPLIT_KEYS = 512;
+    /**
+     * A sequence with fewer tiles than this (decode, short prefill) has each tile's key range split
+     * (flash-decoding): 4 work items per core of 16 cores. Splits cost little ({@link #SPLIT_KEYS}), so the bar is
+     * higher than {@link #SEQUENCE_TILES}'s; long prefills, whose partial states would be as large as their
+     * output times the splits, are not split. Fixed for the same reason as {@link #SEQUENCE_TILES}.
+     */
+    public static final int SPLIT_BELOW_TILES = 64;
+
+    /**
+     * Most keys a part of a split key range holds: a fixed size, so decode splits follow the context length alone
+     * (1 part up to 1024 keys, 8 at 8192) and long contexts still spread over the cores. Each part costs one
+     * store and merge of its partial state ({@code dv} floats per row), under 1 % of its 1024 keys' work.
+     */
+    public static final int SPLIT_KEYS = 1024;
+
+    /**
+     * Most parts a tile's key range is split into: bounds the work items and partial states of the longest
+     * contexts, whose parts then grow past {@link #SPLIT_KEYS} keys; at the longest legal key length (2^31 - 1) a
+     * part still holds no more than 2^23 keys, so the running F32 sums of equal keys stay exact.
+     */
+    public static final int MAX_SPLITS = 256;
+
+    /**
+     * Most bytes the partial states ({@code o}, max and sum per row and part) of one split sequence take; fewer
+     * parts are made for sequences with many rows per tile and wide values.
+     */
+    public static final long SPLIT_PARTIAL_BYTES = 16L << 20;
 
     /**
      * Tiles of at most this many rows (8 decode queries x a GQA group of 4) skip the key transpose and read F32
