@@ -10,6 +10,7 @@ import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
@@ -38,30 +39,8 @@ import java.util.Optional;
         },
         subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
 final class BenchCommand extends AuleCommand {
-    @Option(
-            names = "--seq",
-            split = ",",
-            defaultValue = "512,1024,2048,4096",
-            description = "sequence lengths S (default ${DEFAULT-VALUE})")
-    private List<Integer> seqs;
-
-    @Option(
-            names = "--head-dim",
-            split = ",",
-            defaultValue = "64,128",
-            description = "head dims D (default ${DEFAULT-VALUE})")
-    private List<Integer> headDims;
-
-    @Option(names = "--heads", defaultValue = "8", description = "heads H (default ${DEFAULT-VALUE})")
-    private int heads;
-
-    @Option(
-            names = "--causal",
-            split = ",",
-            arity = "1",
-            defaultValue = "false,true",
-            description = "masking: false (full), true (causal) or both (default ${DEFAULT-VALUE})")
-    private List<Boolean> causal;
+    @Mixin
+    private final SweepShapes sweep = new SweepShapes();
 
     @Option(
             names = "--contenders",
@@ -69,7 +48,7 @@ final class BenchCommand extends AuleCommand {
             defaultValue = "cpu,naive,onnxruntime",
             paramLabel = "NAME",
             description = "backends and peers to time (default ${DEFAULT-VALUE})")
-    private List<String> contenders;
+    private String[] contenders;
 
     @Option(
             names = "--gemm",
@@ -79,22 +58,8 @@ final class BenchCommand extends AuleCommand {
                     "size of the SGEMM whose rate is the %%GEMM yardstick, a multiple of 64; 0 skips it (default ${DEFAULT-VALUE})")
     private int gemm;
 
-    @Option(names = "--warmup", defaultValue = "1", description = "untimed calls per shape (default ${DEFAULT-VALUE})")
-    private int warmup;
-
-    @Option(
-            names = "--warmup-time",
-            defaultValue = "1.0",
-            paramLabel = "SECONDS",
-            description =
-                    "and keep warming up for at least this long per shape, so the JIT has compiled (default ${DEFAULT-VALUE})")
-    private double warmupTime;
-
-    @Option(
-            names = "--runs",
-            defaultValue = "3",
-            description = "timed calls per shape; the median is reported (default ${DEFAULT-VALUE})")
-    private int runs;
+    @Mixin
+    private final SweepTiming timing = new SweepTiming(1, 1.0, 3);
 
     @Option(
             names = "--out",
@@ -107,23 +72,13 @@ final class BenchCommand extends AuleCommand {
     public Integer call() {
         checkArguments();
         PrintWriter out = out();
-        List<BenchShape> shapes = new ArrayList<>();
-        for (int d : headDims) {
-            for (boolean c : causal) {
-                for (int s : seqs) {
-                    shapes.add(new BenchShape(heads, s, d, c));
-                }
-            }
-        }
+        List<BenchShape> shapes = sweep.shapes();
         out.printf(
                 Locale.ROOT,
-                "aule bench: %d shapes x %d contenders, %d warm-up calls (at least %.1f s) and %d timed calls each"
-                        + " (contenders interleaved), results in %s%n",
+                "aule bench: %d shapes x %d contenders, %s (contenders interleaved), results in %s%n",
                 shapes.size(),
-                contenders.size(),
-                warmup,
-                warmupTime,
-                runs,
+                contenders.length,
+                timing.describe(),
                 outDir);
         out.flush();
 
@@ -131,7 +86,7 @@ final class BenchCommand extends AuleCommand {
         List<String[]> rows = new ArrayList<>();
         boolean mismatch = false;
         double gemmRate;
-        try (ProgressBar bar = progressBar(shapes.size() * contenders.size() + (gemm > 0 ? 1 : 0))) {
+        try (ProgressBar bar = progressBar(shapes.size() * contenders.length + (gemm > 0 ? 1 : 0))) {
             gemmRate = gemm > 0 ? measureGemm(bar) : Double.NaN;
             for (BenchShape shape : shapes) {
                 Map<String, PreparedAttention> prepared = new LinkedHashMap<>();
@@ -153,7 +108,7 @@ final class BenchCommand extends AuleCommand {
                     }
                     bar.setExtraMessage("timing " + shape.label());
                     Map<String, ContenderTiming> timed = new LinkedHashMap<>();
-                    for (ContenderTiming m : Sweep.measure(shape, prepared, warmup, warmupTime, runs)) {
+                    for (ContenderTiming m : timing.measure(shape, prepared)) {
                         timed.put(m.contender(), m);
                         results.add(m);
                     }
@@ -166,7 +121,7 @@ final class BenchCommand extends AuleCommand {
                 } finally {
                     prepared.values().forEach(PreparedAttention::close);
                 }
-                bar.stepBy(contenders.size());
+                bar.stepBy(contenders.length);
             }
         }
 
@@ -197,7 +152,7 @@ final class BenchCommand extends AuleCommand {
 
     private double measureGemm(ProgressBar bar) {
         bar.setExtraMessage("GEMM " + gemm + "^3");
-        double rate = Sweep.gemmGflops(gemm, Math.max(runs, 2));
+        double rate = Sweep.gemmGflops(gemm, Math.max(timing.runs(), 2));
         bar.step();
         return rate;
     }
@@ -257,14 +212,8 @@ final class BenchCommand extends AuleCommand {
     }
 
     private void checkArguments() {
-        requireAtLeast("--runs", runs, 1);
-        requireAtLeast("--warmup", warmup, 0);
-        if (!(warmupTime >= 0)) {
-            throw usageError("--warmup-time must be at least 0, got " + warmupTime);
-        }
-        requireAtLeast("--heads", heads, 1);
-        seqs.forEach(s -> requireAtLeast("--seq values", s, 1));
-        headDims.forEach(d -> requireAtLeast("--head-dim values", d, 1));
+        timing.check(this);
+        sweep.check(this);
         if (gemm < 0 || gemm % 64 != 0) {
             throw usageError("--gemm must be 0 or a positive multiple of 64, got " + gemm);
         }

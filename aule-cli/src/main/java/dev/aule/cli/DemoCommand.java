@@ -24,26 +24,8 @@ import java.util.SplittableRandom;
             "Exits 1 when the result is outside tolerance (1e-5 for F32, 1e-2 for F16/BF16)."
         })
 final class DemoCommand extends AuleCommand {
-    @Option(names = "--batch", defaultValue = "1", description = "batch size B (default ${DEFAULT-VALUE})")
-    private int batch;
-
-    @Option(names = "--heads", defaultValue = "32", description = "query heads Hq (default ${DEFAULT-VALUE})")
-    private int heads;
-
-    @Option(
-            names = "--kv-heads",
-            defaultValue = "8",
-            description = "key/value heads Hkv, dividing Hq (default ${DEFAULT-VALUE})")
-    private int kvHeads;
-
-    @Option(
-            names = "--seq",
-            defaultValue = "1024",
-            description = "sequence length S of queries and keys (default ${DEFAULT-VALUE})")
-    private int seq;
-
-    @Option(names = "--head-dim", defaultValue = "128", description = "head dim D (default ${DEFAULT-VALUE})")
-    private int headDim;
+    @Mixin
+    private final AttentionShapeOptions shapeOptions = new AttentionShapeOptions();
 
     @Option(
             names = "--causal",
@@ -53,34 +35,22 @@ final class DemoCommand extends AuleCommand {
             description = "causal masking (default on; --no-causal for full attention)")
     private boolean causal;
 
-    @Option(
-            names = "--dtype",
-            defaultValue = "F32",
-            description = "storage type: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
-    private DType dtype;
+    @Mixin
+    private final StorageType storage = new StorageType(DType.F32);
 
-    @Option(
-            names = "--backend",
-            converter = BackendConverter.class,
-            paramLabel = "NAME",
-            description = "backend to time (default: the selected one)")
+    @Option(names = "--backend", paramLabel = "NAME", description = "backend to time (default: the selected one)")
     private AttentionBackend backend;
 
-    @Option(names = "--warmup", defaultValue = "2", description = "untimed runs first (default ${DEFAULT-VALUE})")
-    private int warmup;
-
-    @Option(
-            names = "--runs",
-            defaultValue = "5",
-            description = "timed runs; the median is reported (default ${DEFAULT-VALUE})")
-    private int runs;
+    @Mixin
+    private final Timing timing = new Timing(2, 5);
 
     @Mixin
     private final InputSeed seed = new InputSeed(42);
 
     @Override
     public Integer call() {
-        checkCounts();
+        timing.check(this);
+        DType dtype = storage.value();
         PrintWriter out = out();
         Labels labels = new Labels(out, 10);
         Selection selection = Selection.of(backend);
@@ -88,11 +58,11 @@ final class DemoCommand extends AuleCommand {
         AttentionOptions options = AttentionOptions.builder().causal(causal).build();
 
         SplittableRandom rnd = new SplittableRandom(seed.value());
-        Tensor q = RandomFill.fill(Tensor.allocate(dtype, batch, heads, seq, headDim), rnd);
-        Tensor k = RandomFill.fill(Tensor.allocate(dtype, batch, kvHeads, seq, headDim), rnd);
-        Tensor v = RandomFill.fill(Tensor.allocate(dtype, batch, kvHeads, seq, headDim), rnd);
+        Tensor q = RandomFill.fill(shapeOptions.allocateQueries(dtype), rnd);
+        Tensor k = RandomFill.fill(shapeOptions.allocateKeys(dtype), rnd);
+        Tensor v = RandomFill.fill(shapeOptions.allocateKeys(dtype), rnd);
         AttentionShape shape = AttentionShape.ofInputs(q, k, v, options, chosen.capabilities());
-        Tensor result = Tensor.allocate(dtype, batch, heads, seq, headDim);
+        Tensor result = shapeOptions.allocateQueries(dtype);
 
         out.println(
                 "aule demo: one attention forward pass, timed and verified ('aule --help' lists the other commands)");
@@ -101,7 +71,7 @@ final class DemoCommand extends AuleCommand {
         out.flush();
 
         // Poisoned before every run, so an element the backend skips shows up as NaN in the check.
-        Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.calls(warmup), runs);
+        Stopwatch stopwatch = timing.stopwatch();
         Runnable poison = () -> result.fill(Float.NaN);
         double seconds = stopwatch
                 .time(poison, () -> chosen.forward(q, k, v, result, null, options))
@@ -110,7 +80,11 @@ final class DemoCommand extends AuleCommand {
         labels.print(
                 "time",
                 String.format(
-                        Locale.ROOT, "%.2f ms median of %d runs (after %d warm-up)", seconds * 1e3, runs, warmup));
+                        Locale.ROOT,
+                        "%.2f ms median of %d runs (after %d warm-up)",
+                        seconds * 1e3,
+                        timing.runs(),
+                        timing.warmup()));
         labels.print(
                 "speed",
                 String.format(
@@ -155,11 +129,6 @@ final class DemoCommand extends AuleCommand {
                 s.queryLen(),
                 s.headDim(),
                 causal ? "causal" : "non-causal",
-                dtype);
-    }
-
-    private void checkCounts() {
-        requireAtLeast("--runs", runs, 1);
-        requireAtLeast("--warmup", warmup, 0);
+                storage.value());
     }
 }

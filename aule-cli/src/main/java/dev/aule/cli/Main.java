@@ -1,5 +1,6 @@
 package dev.aule.cli;
 
+import dev.aule.spi.AttentionBackend;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -38,9 +39,10 @@ public final class Main implements Callable<Integer> {
         return spec.subcommands().get("demo").execute();
     }
 
-    /** The command line with this project's error handling, ready to execute; tests use it too. */
+    /** The command line with this project's converters and error handling, ready to execute; tests use it too. */
     public static CommandLine commandLine() {
         return new CommandLine(new Main())
+                .registerConverter(AttentionBackend.class, new BackendConverter())
                 .setCaseInsensitiveEnumValuesAllowed(true)
                 .setParameterExceptionHandler(new ErrorHandlers.BadArguments())
                 .setExecutionExceptionHandler(new ErrorHandlers.Failures());

@@ -8,6 +8,7 @@ import dev.aule.bench.ServingSimulation;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
@@ -66,20 +67,14 @@ final class ServeCommand extends AuleCommand {
     @Option(names = "--block-size", defaultValue = "16", description = "tokens per block (default ${DEFAULT-VALUE})")
     private int blockSize;
 
-    @Option(names = "--heads", defaultValue = "32", description = "query heads Hq (default ${DEFAULT-VALUE})")
-    private int heads;
+    @Mixin
+    private final Heads heads = new Heads();
 
-    @Option(names = "--kv-heads", defaultValue = "8", description = "key/value heads Hkv (default ${DEFAULT-VALUE})")
-    private int kvHeads;
+    @Mixin
+    private final HeadDim headDim = new HeadDim();
 
-    @Option(names = "--head-dim", defaultValue = "128", description = "head dim D (default ${DEFAULT-VALUE})")
-    private int headDim;
-
-    @Option(
-            names = "--dtype",
-            defaultValue = "F16",
-            description = "cache storage: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
-    private DType dtype;
+    @Mixin
+    private final StorageType storage = new StorageType(DType.F16);
 
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
     private long seed;
@@ -99,10 +94,10 @@ final class ServeCommand extends AuleCommand {
                 maxBatch,
                 blocks,
                 blockSize,
-                heads,
-                kvHeads,
-                headDim,
-                dtype,
+                heads.query(),
+                heads.kv(),
+                headDim.value(),
+                storage.value(),
                 seed);
         PrintWriter out = out();
         Labels labels = new Labels(out, 14);
@@ -124,13 +119,13 @@ final class ServeCommand extends AuleCommand {
                 String.format(
                         Locale.ROOT,
                         "%d blocks of %d tokens, Hq=%d Hkv=%d D=%d, %s, max batch %d",
-                        blocks,
-                        blockSize,
-                        heads,
-                        kvHeads,
-                        headDim,
-                        dtype,
-                        maxBatch));
+                        config.blocks(),
+                        config.blockSize(),
+                        config.queryHeads(),
+                        config.kvHeads(),
+                        config.headDim(),
+                        config.dtype(),
+                        config.maxBatch()));
         out.flush();
         ServeReport r = new ServingSimulation(config).run();
         labels.print(

@@ -23,7 +23,6 @@ import static dev.aule.cli.TextTable.Column.right;
 final class VerifyCommand extends AuleCommand {
     @Option(
             names = "--backend",
-            converter = BackendConverter.class,
             paramLabel = "NAME",
             description = "backend to check (default: every available backend but the reference)")
     private AttentionBackend backend;

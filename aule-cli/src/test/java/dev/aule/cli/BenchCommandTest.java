@@ -22,11 +22,11 @@ class BenchCommandTest {
 
     @Test
     void aTinySweepPrintsTheTableAndWritesCsvAndCharts(@TempDir Path dir) throws IOException {
-        CliRun run = quickSweep(dir, "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64");
-        assertEquals(0, run.exitCode(), run.out() + run.err());
-        assertTrue(run.out().contains("GEMM yardstick"), run.out());
+        CliRun run = quickSweep(dir, "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64")
+                .succeeded();
+        run.assertPrinted("GEMM yardstick");
         for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% GEMM"}) {
-            assertTrue(run.out().contains(column), run.out());
+            run.assertPrinted(column);
         }
         for (String contender : new String[] {"cpu", "naive", "onnxruntime"}) {
             for (String shape : new String[] {"S=64 D=32 full", "S=96 D=32 causal"}) {
@@ -47,7 +47,7 @@ class BenchCommandTest {
             BufferedImage image = ImageIO.read(file.toFile());
             assertNotNull(image, chart);
             assertTrue(image.getWidth() > 100 && image.getHeight() > 100, chart);
-            assertTrue(run.out().contains("wrote " + file), run.out());
+            run.assertPrinted("wrote " + file);
         }
     }
 
@@ -71,21 +71,21 @@ class BenchCommandTest {
     @Test
     void oneMaskingAndOneContender(@TempDir Path dir) throws IOException {
         CliRun run = quickSweep(
-                dir,
-                "--seq",
-                "80",
-                "--head-dim",
-                "16",
-                "--heads",
-                "1",
-                "--causal",
-                "true",
-                "--contenders",
-                "cpu",
-                "--gemm",
-                "0");
-        assertEquals(0, run.exitCode(), run.out() + run.err());
-        assertTrue(run.out().contains("H=1 S=80 D=16 causal"), run.out());
+                        dir,
+                        "--seq",
+                        "80",
+                        "--head-dim",
+                        "16",
+                        "--heads",
+                        "1",
+                        "--causal",
+                        "true",
+                        "--contenders",
+                        "cpu",
+                        "--gemm",
+                        "0")
+                .succeeded();
+        run.assertPrinted("H=1 S=80 D=16 causal");
         assertTrue(!run.out().contains("full"), run.out());
         assertEquals(2, Files.readAllLines(dir.resolve("results.csv")).size());
         assertTrue(Files.isRegularFile(dir.resolve("gflops-D16-causal.png")));
@@ -93,9 +93,7 @@ class BenchCommandTest {
 
     @Test
     void benchTakesSubcommands() {
-        CliRun help = CliRun.of("bench", "help");
-        assertEquals(0, help.exitCode(), help.err());
-        assertTrue(help.out().contains("--contenders"), help.out());
+        CliRun.of("bench", "help").succeeded().assertPrinted("--contenders");
     }
 
     /** {@code aule bench} with {@code args}, no warm-up and one timed call per shape, results in {@code dir}. */

@@ -2,10 +2,17 @@ package dev.aule.cli;
 
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class CommandsTest {
+    /** A help line that starts an option's entry, by its names and parameter. */
+    private static final Pattern OPTION_LINE = Pattern.compile("^ {2}(-\\w, --\\S+| {4}--\\S+)");
+
     /** Small enough that the warm-up, the run and the reference all take milliseconds. */
     private static final String[] TINY = {
         "--seq", "33", "--heads", "4", "--kv-heads", "2", "--head-dim", "32", "--warmup", "0", "--runs", "2"
@@ -13,72 +20,64 @@ class CommandsTest {
 
     @Test
     void infoListsTheBuiltInBackendsAndTheSelection() {
-        CliRun run = CliRun.of("info");
-        assertEquals(0, run.exitCode(), run.err());
-        assertTrue(run.out().contains("Vector API"), run.out());
+        CliRun run = CliRun.of("info").succeeded();
+        run.assertPrinted("Vector API");
         assertTrue(run.out().lines().anyMatch(l -> l.trim().startsWith("cpu ") && l.contains("yes")), run.out());
         assertTrue(run.out().lines().anyMatch(l -> l.trim().startsWith("reference ") && l.contains("yes")), run.out());
-        assertTrue(run.out().contains("Selected"), run.out());
+        run.assertPrinted("Selected");
     }
 
     @Test
     void quickVerifyOfCpuPassesAndSummarises() {
-        CliRun run = CliRun.of("verify", "--quick", "--backend", "cpu");
-        assertEquals(0, run.exitCode(), run.out() + run.err());
+        CliRun run = CliRun.of("verify", "--quick", "--backend", "cpu").succeeded();
         int cases = ConformanceCases.quick().size();
-        assertTrue(run.out().contains(cases + " passed, 0 failed"), run.out());
+        run.assertPrinted(cases + " passed, 0 failed");
         assertEquals(cases, run.out().lines().filter(l -> l.endsWith("PASS")).count(), run.out());
     }
 
     @Test
     void demoOnATinyShapePasses() {
-        CliRun run = CliRun.of(withTiny("demo"));
-        assertEquals(0, run.exitCode(), run.out() + run.err());
-        assertTrue(run.out().contains("GFLOP/s"), run.out());
-        assertTrue(run.out().contains("verifying against float64 reference"), run.out());
-        assertTrue(run.out().contains("PASS"), run.out());
+        CliRun run = CliRun.of(withTiny("demo")).succeeded();
+        run.assertPrinted("GFLOP/s", "verifying against float64 reference", "PASS");
     }
 
     @Test
     void demoInSixteenBitsPassesAtItsTolerance() {
-        CliRun run = CliRun.of(withTiny("demo", "--dtype", "bf16", "--no-causal"));
-        assertEquals(0, run.exitCode(), run.out() + run.err());
-        assertTrue(run.out().contains("non-causal, BF16"), run.out());
-        assertTrue(run.out().contains("tolerance 1.00e-02: PASS"), run.out());
+        CliRun run =
+                CliRun.of(withTiny("demo", "--dtype", "bf16", "--no-causal")).succeeded();
+        run.assertPrinted("non-causal, BF16", "tolerance 1.00e-02: PASS");
     }
 
     @Test
     void benchServeReportsThroughputLatencyAndMemory() {
         CliRun run = CliRun.of(
-                "bench",
-                "serve",
-                "--requests",
-                "6",
-                "--rate",
-                "2",
-                "--system-prompt",
-                "20",
-                "--prompt",
-                "4-12",
-                "--output",
-                "3-9",
-                "--max-batch",
-                "4",
-                "--blocks",
-                "64",
-                "--block-size",
-                "8",
-                "--heads",
-                "4",
-                "--kv-heads",
-                "2",
-                "--head-dim",
-                "16");
-        assertEquals(0, run.exitCode(), run.out() + run.err());
-        assertTrue(run.out().contains("served        6 requests"), run.out());
-        assertTrue(run.out().contains("generated tokens/s"), run.out());
-        assertTrue(run.out().contains("p50") && run.out().contains("p99"), run.out());
-        assertTrue(run.out().contains("contiguous per-request caches"), run.out());
+                        "bench",
+                        "serve",
+                        "--requests",
+                        "6",
+                        "--rate",
+                        "2",
+                        "--system-prompt",
+                        "20",
+                        "--prompt",
+                        "4-12",
+                        "--output",
+                        "3-9",
+                        "--max-batch",
+                        "4",
+                        "--blocks",
+                        "64",
+                        "--block-size",
+                        "8",
+                        "--heads",
+                        "4",
+                        "--kv-heads",
+                        "2",
+                        "--head-dim",
+                        "16")
+                .succeeded();
+        run.assertPrinted(
+                "served        6 requests", "generated tokens/s", "p50", "p99", "contiguous per-request caches");
     }
 
     @Test
@@ -120,11 +119,89 @@ class CommandsTest {
         CliRun version = CliRun.of("--version");
         assertEquals(0, version.exitCode());
         assertEquals("aule " + Main.VERSION, version.out().trim());
-        CliRun help = CliRun.of("--help");
-        assertEquals(0, help.exitCode());
-        for (String command : new String[] {"info", "demo", "verify"}) {
-            assertTrue(help.out().contains(command), help.out());
-        }
+        CliRun.of("--help").succeeded().assertPrinted("info", "demo", "verify");
+    }
+
+    /** The options the commands share come from mixins; the help must still list them where the command puts them. */
+    @Test
+    void helpListsOptionsInTheirOrderWithTheirDefaults() {
+        assertEquals(
+                List.of(
+                        "--batch=<batch>",
+                        "--heads=<heads>",
+                        "--kv-heads=<kvHeads>",
+                        "--seq=<seq>",
+                        "--head-dim=<headDim>",
+                        "--[no-]causal",
+                        "--dtype=<dtype>",
+                        "--backend=NAME",
+                        "--warmup=<warmup>",
+                        "--runs=<runs>",
+                        "--seed=<seed>",
+                        "-h, --help",
+                        "-V, --version"),
+                optionsIn("demo", "--help"));
+        assertEquals(
+                List.of(
+                        "--requests=<requests>",
+                        "--rate=<rate>",
+                        "--system-prompt=<systemPrompt>",
+                        "--prompt=MIN-MAX",
+                        "--output=MIN-MAX",
+                        "--max-batch=<maxBatch>",
+                        "--blocks=<blocks>",
+                        "--block-size=<blockSize>",
+                        "--heads=<heads>",
+                        "--kv-heads=<kvHeads>",
+                        "--head-dim=<headDim>",
+                        "--dtype=<dtype>",
+                        "--seed=<seed>",
+                        "-h, --help",
+                        "-V, --version"),
+                optionsIn("bench", "serve", "--help"));
+        assertEquals(
+                List.of(
+                        "--seq=<seqs>[,<seqs>...]",
+                        "--head-dim=<headDims>[,<headDims>...]",
+                        "--heads=<heads>",
+                        "--causal=<causal>[,<causal>...]",
+                        "--contenders=NAME[,NAME...]",
+                        "--gemm=N",
+                        "--warmup=<warmup>",
+                        "--warmup-time=SECONDS",
+                        "--runs=<runs>",
+                        "--out=DIR",
+                        "-h, --help",
+                        "-V, --version"),
+                optionsIn("bench", "--help"));
+        assertEquals(
+                List.of("--backend=NAME", "--quick", "--seed=<seed>", "-h, --help", "-V, --version"),
+                optionsIn("verify", "--help"));
+
+        CliRun.of("demo", "--help")
+                .assertPrinted(
+                        "query heads Hq (default 32)",
+                        "key/value heads Hkv, dividing Hq (default 8)",
+                        "head dim D (default 128)",
+                        "storage type: F32, F16, BF16 (default F32)",
+                        "untimed runs first (default 2)",
+                        "timed runs; the median is reported (default 5)");
+        CliRun.of("bench", "serve", "--help")
+                .assertPrinted("query heads Hq (default 32)", "head dim D (default 128)", "(default F16)");
+        CliRun.of("bench", "--help")
+                .assertPrinted("untimed calls per shape (default 1)", "(default 1.0)", "(default 3)");
+    }
+
+    /** The option column of a command's help, one entry per option, in the order it is listed. */
+    private static List<String> optionsIn(String... helpArgs) {
+        return CliRun.of(helpArgs)
+                .succeeded()
+                .out()
+                .lines()
+                .map(OPTION_LINE::matcher)
+                .filter(Matcher::find)
+                .map(m -> m.group(1).trim())
+                .toList();
     }
 
     private static String[] withTiny(String... args) {
