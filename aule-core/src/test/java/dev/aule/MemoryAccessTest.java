@@ -75,12 +75,7 @@ class MemoryAccessTest {
 
     private static Call forward(String what, ForwardCall call) {
         SplittableRandom rnd = new SplittableRandom(1);
-        Map<String, Tensor> a = new LinkedHashMap<>();
-        a.put("q", Tensors.random(rnd, DType.F32, 1, HQ, SQ, D));
-        a.put("k", Tensors.random(rnd, DType.F32, 1, HKV, SK, D));
-        a.put("v", Tensors.random(rnd, DType.F32, 1, HKV, SK, DV));
-        a.put("out", sentinel(1, HQ, SQ, DV));
-        a.put("lse", sentinel(1, HQ, SQ, 1));
+        Map<String, Tensor> a = callTensors(rnd, "k", "v", 1, SK, SQ);
         a.put("options.bias", Tensors.random(rnd, DType.F32, 1, HQ, SQ, SK));
         return new Call(what, a, List.of(a.get("out"), a.get("lse")), args -> call.run(args, withBias(args)));
     }
@@ -114,27 +109,24 @@ class MemoryAccessTest {
                         withBias(args)));
     }
 
+    /** q {@code [1, HQ, rows, D]}, keys and values {@code [keyBatch, HKV, keyLen, D/DV]}, sentinel out and lse. */
+    private static Map<String, Tensor> callTensors(
+            SplittableRandom rnd, String keys, String values, int keyBatch, int keyLen, int rows) {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        tensors.put("q", Tensors.random(rnd, DType.F32, 1, HQ, rows, D));
+        tensors.put(keys, Tensors.random(rnd, DType.F32, keyBatch, HKV, keyLen, D));
+        tensors.put(values, Tensors.random(rnd, DType.F32, keyBatch, HKV, keyLen, DV));
+        tensors.put("out", sentinel(1, HQ, rows, DV));
+        tensors.put("lse", sentinel(1, HQ, rows, 1));
+        return tensors;
+    }
+
     private static List<Call> serving(String name, AttentionBackend backend) {
         SplittableRandom rnd = new SplittableRandom(3);
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();
-        Map<String, Tensor> cached = new LinkedHashMap<>();
-        cached.put("q", Tensors.random(rnd, DType.F32, 1, HQ, SQ, D));
-        cached.put("kCache", Tensors.random(rnd, DType.F32, 1, HKV, 6, D));
-        cached.put("vCache", Tensors.random(rnd, DType.F32, 1, HKV, 6, DV));
-        cached.put("out", sentinel(1, HQ, SQ, DV));
-        cached.put("lse", sentinel(1, HQ, SQ, 1));
-        Map<String, Tensor> paged = new LinkedHashMap<>();
-        paged.put("q", Tensors.random(rnd, DType.F32, 1, HQ, SQ, D));
-        paged.put("kCache", Tensors.random(rnd, DType.F32, 3, HKV, 2, D));
-        paged.put("vCache", Tensors.random(rnd, DType.F32, 3, HKV, 2, DV));
-        paged.put("out", sentinel(1, HQ, SQ, DV));
-        paged.put("lse", sentinel(1, HQ, SQ, 1));
-        Map<String, Tensor> varlen = new LinkedHashMap<>();
-        varlen.put("q", Tensors.random(rnd, DType.F32, 1, HQ, 4, D));
-        varlen.put("k", Tensors.random(rnd, DType.F32, 1, HKV, SK, D));
-        varlen.put("v", Tensors.random(rnd, DType.F32, 1, HKV, SK, DV));
-        varlen.put("out", sentinel(1, HQ, 4, DV));
-        varlen.put("lse", sentinel(1, HQ, 4, 1));
+        Map<String, Tensor> cached = callTensors(rnd, "kCache", "vCache", 1, 6, SQ);
+        Map<String, Tensor> paged = callTensors(rnd, "kCache", "vCache", 3, 2, SQ);
+        Map<String, Tensor> varlen = callTensors(rnd, "k", "v", 1, SK, 4);
         return List.of(
                 new Call(
                         name + " forwardCached",
