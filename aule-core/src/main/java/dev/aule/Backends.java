@@ -6,9 +6,11 @@ import dev.aule.spi.Capabilities;
 
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
+import java.util.ServiceConfigurationError;
 import java.util.ServiceLoader;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -39,11 +41,31 @@ public final class Backends {
     private static final class Discovered {
         static final List<AttentionBackend> ALL = discover();
 
+        /*
+         * Invariant: discovery never throws and every entry answers name(), priority(), availability() and
+         * capabilities() without throwing. A provider that cannot be instantiated, or whose identity methods
+         * throw or return null, is replaced by an UnloadableBackend carrying the reason (logged once), so one
+         * broken jar on the class path cannot make this class fail to initialise for everyone.
+         */
+        private static final int MAX_PROVIDERS = 1000;
+
         private static List<AttentionBackend> discover() {
             List<AttentionBackend> found = new ArrayList<>();
-            for (AttentionBackend backend :
-                    ServiceLoader.load(AttentionBackend.class, Backends.class.getClassLoader())) {
-                if (found.stream().noneMatch(b -> b.name().equals(backend.name()))) {
+            Iterator<AttentionBackend> providers = ServiceLoader.load(
+                            AttentionBackend.class, Backends.class.getClassLoader())
+                    .iterator();
+            for (int index = 1; index <= MAX_PROVIDERS; index++) { // bounded: a loader failing on every step
+                AttentionBackend backend;
+                try {
+                    if (!providers.hasNext()) {
+                        break;
+                    }
+                    backend = checked(providers.next());
+                } catch (ServiceConfigurationError | RuntimeException | LinkageError e) {
+                    backend = unloadable("unloadable-" + index, e);
+                }
+                String name = backend.name();
+                if (found.stream().noneMatch(b -> b.name().equals(name))) {
                     found.add(backend);
                 }
             }
@@ -51,6 +73,33 @@ public final class Backends {
                     .reversed()
                     .thenComparing(AttentionBackend::name));
             return List.copyOf(found);
+        }
+
+        /** The provider itself when it answers who it is; else its stand-in with the reason. */
+        private static AttentionBackend checked(AttentionBackend backend) {
+            String type = backend.getClass().getName();
+            try {
+                String name = backend.name();
+                if (name == null || name.isBlank()) {
+                    return unloadable(type, "name() returned " + (name == null ? "null" : "a blank name"));
+                }
+                backend.priority();
+                Objects.requireNonNull(backend.availability(), "availability() returned null");
+                Objects.requireNonNull(backend.capabilities(), "capabilities() returned null");
+                return backend;
+            } catch (RuntimeException | LinkageError e) {
+                return unloadable(type, e);
+            }
+        }
+
+        private static AttentionBackend unloadable(String name, Throwable failure) {
+            Throwable cause = failure.getCause() != null ? failure.getCause() : failure;
+            return unloadable(name, failure.getMessage() + (cause == failure ? "" : " (" + cause + ")"));
+        }
+
+        private static AttentionBackend unloadable(String name, String reason) {
+            LOG.log(System.Logger.Level.WARNING, "aule: backend provider " + name + " skipped: " + reason);
+            return new UnloadableBackend(name, "failed to load: " + reason);
         }
     }
 
@@ -61,7 +110,16 @@ public final class Backends {
 
     /** {@return the backends that can run here, in priority order} */
     public static List<AttentionBackend> available() {
-        return all().stream().filter(b -> b.availability().available()).toList();
+        return all().stream().filter(Backends::isAvailable).toList();
+    }
+
+    /** Whether a backend can run here; one whose availability check throws cannot. */
+    private static boolean isAvailable(AttentionBackend backend) {
+        try {
+            return backend.availability().available();
+        } catch (RuntimeException e) {
+            return false;
+        }
     }
 
     /**
@@ -80,7 +138,12 @@ public final class Backends {
                 .orElseThrow(() -> new IllegalArgumentException("name: no backend called '" + name + "'; known: "
                         + all().stream().map(AttentionBackend::name).collect(Collectors.joining(", "))
                         + "; available: " + availableNames()));
-        Availability availability = backend.availability();
+        Availability availability;
+        try {
+            availability = backend.availability();
+        } catch (RuntimeException e) {
+            availability = Availability.unavailable("its availability check failed: " + e);
+        }
         if (!availability.available()) {
             throw new BackendUnavailableException("backend '" + backend.name() + "' is not available: "
                     + availability.reason() + "; available: " + availableNames());

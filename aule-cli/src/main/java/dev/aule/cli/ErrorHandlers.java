@@ -52,6 +52,23 @@ final class ErrorHandlers {
         }
     }
 
+    /**
+     * An error of the JVM rather than of the command, as one line: running out of memory (with the heap limit and
+     * how to raise it) or a class that failed to load.
+     */
+    static int fatal(Error error, PrintWriter err) {
+        if (error instanceof OutOfMemoryError) {
+            long maxMiB = Runtime.getRuntime().maxMemory() >> 20;
+            err.println("aule: out of memory (" + error.getMessage() + ", heap limit " + maxMiB
+                    + " MiB): use a smaller shape, or raise the limit, e.g. AULE_JAVA_OPTS=-Xmx8g");
+        } else {
+            Throwable cause = error.getCause() != null ? error.getCause() : error;
+            err.println("aule: could not load a part of aule: " + cause);
+        }
+        err.flush();
+        return FAILURE;
+    }
+
     private static String prefix(CommandLine cl) {
         return cl.getCommandSpec().qualifiedName() + ": ";
     }

@@ -49,7 +49,19 @@ public final class Main implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
-        System.exit(commandLine().execute(args));
+        System.exit(run(commandLine(), args));
+    }
+
+    /**
+     * Executes {@code args} on {@code cl}: the exit code of the command, or of {@link ErrorHandlers#fatal} when the
+     * JVM ran out of memory or could not load a class (errors the command's handler never sees).
+     */
+    static int run(CommandLine cl, String... args) {
+        try {
+            return cl.execute(args);
+        } catch (OutOfMemoryError | LinkageError e) {
+            return ErrorHandlers.fatal(e, cl.getErr());
+        }
     }
 
     /**

@@ -11,10 +11,7 @@ record CliRun(int exitCode, String out, String err) {
     static CliRun of(String... args) {
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
-        int code = Main.commandLine()
-                .setOut(new PrintWriter(out))
-                .setErr(new PrintWriter(err))
-                .execute(args);
+        int code = Main.run(Main.commandLine().setOut(new PrintWriter(out)).setErr(new PrintWriter(err)), args);
         return new CliRun(code, out.toString(), err.toString());
     }
 

@@ -95,18 +95,38 @@ final class CpuPool {
 
     private static int threadCount() {
         int cores = Runtime.getRuntime().availableProcessors();
-        String configured = System.getProperty(THREADS_PROPERTY);
+        ThreadChoice choice = chooseThreads(System.getProperty(THREADS_PROPERTY), cores);
+        if (choice.warning() != null) {
+            System.getLogger("dev.aule.cpu").log(System.Logger.Level.WARNING, choice.warning());
+        }
+        return choice.threads();
+    }
+
+    /** The most threads {@value #THREADS_PROPERTY} may ask for: more only adds scheduling and memory. */
+    static final int MAX_THREADS = 1024;
+
+    /** A thread count and, when the configured value was refused, why (logged once; null otherwise). */
+    record ThreadChoice(int threads, String warning) {}
+
+    /**
+     * The pool size for a configured {@value #THREADS_PROPERTY} value (null or blank: the cores). A bad value
+     * never breaks the backend: it is reported and the cores are used.
+     */
+    static ThreadChoice chooseThreads(String configured, int cores) {
         if (configured == null || configured.isBlank()) {
-            return cores;
+            return new ThreadChoice(cores, null);
         }
         try {
             int threads = Integer.parseInt(configured.trim());
-            if (threads >= 1) {
-                return threads;
+            if (threads >= 1 && threads <= MAX_THREADS) {
+                return new ThreadChoice(threads, null);
             }
         } catch (NumberFormatException ignored) {
-            // fall through to the message below
+            // reported below
         }
-        throw new IllegalArgumentException(THREADS_PROPERTY + ": must be a positive integer, got '" + configured + "'");
+        return new ThreadChoice(
+                cores,
+                THREADS_PROPERTY + " must be an integer in [1, " + MAX_THREADS + "], got '" + configured
+                        + "': using the " + cores + " available processors");
     }
 }

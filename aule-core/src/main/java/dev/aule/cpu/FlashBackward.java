@@ -71,6 +71,9 @@ final class FlashBackward {
     private final int blocks;
     private final int chunks;
     private final float scale;
+    // What q is multiplied by when packed: the scale, except with a softcap, whose tanh takes the scale
+    // itself so an extreme one saturates it instead of overflowing q (dK is then scaled when written).
+    private final float queryScale;
     private final float softcap;
     private final float[] slopes;
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
@@ -119,6 +122,7 @@ final class FlashBackward {
         this.tiles = ceilDiv(queryLen, t);
         this.blocks = ceilDiv(keyLen, t);
         this.scale = options.scale(headDim);
+        this.queryScale = options.softcap() > 0f ? 1f : scale;
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
@@ -242,7 +246,7 @@ final class FlashBackward {
             int colBase = (i / t) * headDim * t + i % t;
             q.readRow(b, h, i, row, 0);
             for (int x = 0; x < headDim; x++) {
-                float scaled = row[x] * scale;
+                float scaled = row[x] * queryScale;
                 qr[i * dPad + x] = scaled;
                 qc[colBase + x * t] = scaled;
             }
@@ -263,7 +267,8 @@ final class FlashBackward {
         qCols[bh] = qc;
         dORows[bh] = dor;
         dOCols[bh] = doc;
-        rowStats[bh] = new BackwardRows(rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h]);
+        rowStats[bh] = new BackwardRows(
+                rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h], softcap > 0f ? scale : 1f);
         for (int c = 0; c < chunks; c++) {
             dqParts[c][bh] = new float[tiles * dPad * t];
         }
@@ -281,7 +286,7 @@ final class FlashBackward {
             int j0 = kb * t;
             int jn = Math.min(t, keyLen - j0);
             int jn4 = roundUp(jn, TileConfig.MICRO_ROWS);
-            packKeys(sc, b, kvHead, j0, jn, jn4);
+            boolean finiteKeys = packKeys(sc, b, kvHead, j0, jn, jn4);
             Arrays.fill(sc.dkAcc, 0, jn4 * dPad, 0f);
             Arrays.fill(sc.dvAcc, 0, jn4 * dvPad, 0f);
             for (int g = 0; g < group; g++) {
@@ -307,8 +312,15 @@ final class FlashBackward {
                     }
                     math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
                     math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
-                    math.multiplyAdd(sc.kCols, dPad, jn, dpT, 0, t, dqPart, r0 * dPad);
+                    if (finiteKeys) {
+                        math.multiplyAdd(sc.kCols, dPad, jn, dpT, 0, t, dqPart, r0 * dPad);
+                    } else {
+                        addVisibleKeys(sc.kCols, jn, dpT, dqPart, r0 * dPad);
+                    }
                 }
+            }
+            if (queryScale != scale) { // unscaled queries (softcap): dK = scale * sum ds q
+                math.scale(sc.dkAcc, 0, jn * dPad, scale);
             }
             for (int j = 0; j < jn; j++) {
                 dk.writeRow(b, kvHead, j0 + j, sc.dkAcc, j * dPad);
@@ -324,21 +336,49 @@ final class FlashBackward {
         return r1 < queryLen && j1 < keyLen && first[r1] <= j0 && last[r0] >= j1;
     }
 
-    /** Key block rows {@code [jn, jn4)} and columns {@code [jn, t)} of the transpose are zeroed. */
-    private void packKeys(Scratch sc, int b, int kvHead, int j0, int jn, int jn4) {
+    /**
+     * Packs the key block (rows {@code [jn, jn4)} and columns {@code [jn, t)} of the transpose are zeroed) and
+     * returns whether all its keys are finite.
+     */
+    private boolean packKeys(Scratch sc, int b, int kvHead, int j0, int jn, int jn4) {
         float[] kRows = sc.kRows;
         float[] kCols = sc.kCols;
+        float check = 0f; // 0 * x is 0 for every finite x and NaN for NaN and the infinities
         for (int j = 0; j < jn; j++) {
             k.readRow(b, kvHead, j0 + j, kRows, j * headDim);
             v.readRow(b, kvHead, j0 + j, sc.vRows, j * valueDim);
             for (int x = 0; x < headDim; x++) {
-                kCols[x * t + j] = kRows[j * headDim + x];
+                float value = kRows[j * headDim + x];
+                kCols[x * t + j] = value;
+                check += 0f * value;
             }
         }
         Arrays.fill(kRows, jn * headDim, jn4 * headDim, 0f);
         Arrays.fill(sc.vRows, jn * valueDim, jn4 * valueDim, 0f);
         for (int x = 0; x < dPad; x++) {
             Arrays.fill(kCols, x * t + (x < headDim ? jn : 0), (x + 1) * t, 0f);
+        }
+        return check == 0f;
+    }
+
+    /**
+     * {@code dQ^T += K^T dS^T} for a key block holding a NaN or an infinity, where the plain product would
+     * turn the exact zeros of the rows that cannot see such a key into {@code 0 * NaN}: here a pair with
+     * {@code ds = 0} adds nothing, so a key a row cannot see never reaches its dQ (a NaN {@code ds}, from
+     * a row that sees a NaN key, still propagates). Rare, so scalar; the order is fixed, so the result
+     * does not depend on the thread count.
+     */
+    private void addVisibleKeys(float[] kCols, int jn, float[] dsT, float[] dqPart, int dqOff) {
+        for (int x = 0; x < headDim; x++) {
+            for (int j = 0; j < jn; j++) {
+                float key = kCols[x * t + j];
+                for (int lane = 0; lane < t; lane++) {
+                    float ds = dsT[j * t + lane];
+                    if (ds != 0f) {
+                        dqPart[dqOff + x * t + lane] += key * ds;
+                    }
+                }
+            }
         }
     }
 

@@ -52,6 +52,9 @@ final class FlashForward {
     private final int rows;
     private final int tiles;
     private final float scale;
+    // What q is multiplied by when loaded: the scale, except with a softcap, whose tanh takes the scale itself
+    // so an extreme one saturates it instead of overflowing the query tile.
+    private final float queryScale;
     private final float softcap;
     private final float[] slopes;
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
@@ -112,6 +115,7 @@ final class FlashForward {
         this.tiles = plan.tiles();
         this.partRows = Math.min(tileRows, rows);
         this.scale = options.scale(d);
+        this.queryScale = options.softcap() > 0f ? 1f : scale;
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
@@ -179,6 +183,24 @@ final class FlashForward {
         int n4 = roundUp(n, TileConfig.MICRO_ROWS);
         TilePath path = tile == tiles - 1 ? lastTilePath : fullTilePath;
         sc.ensure(tileRows, keyTile, dp, dvp);
+        boolean normalised = false;
+        sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
+        if (!Float.isFinite(checkSum(sc.o, n * dvp))) {
+            // The unnormalised accumulator left the float range (values near the F32 maximum), or the inputs
+            // hold a NaN or an infinity: the tile runs again on the normalised accumulator, which cannot
+            // overflow and skips pairs of probability 0 (a NaN that a row does see comes out again).
+            normalised = true;
+            sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
+        }
+        finish(sc, b, item, split, n, normalised);
+    }
+
+    /**
+     * The online softmax of one tile over its keys (this split's share of them), leaving the tile's running
+     * max, sum and output in the scratch: with {@code normalised} the output is kept divided by the running sum.
+     */
+    private void sweep(
+            Scratch sc, TilePath path, int b, int kvHead, int r0, int n, int n4, int split, boolean normalised) {
         KeyRange keys = loadQueries(sc, path, b, kvHead, r0, n, n4);
         if (splits > 1 && keys.start() < keys.end()) {
             keys = keys.split(split, splits, keyTile);
@@ -193,17 +215,55 @@ final class FlashForward {
                 continue;
             }
             scoreBlock(sc, path, n4, b, kvHead, j0, jn);
-            if (path.values() == TilePath.Values.PACKED) {
+            if (path.values() == TilePath.Values.PACKED || normalised) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
-            updateSoftmax(sc, n4, b, j0, jn, status);
-            if (path.values() == TilePath.Values.PACKED) {
+            updateSoftmax(sc, n4, b, j0, jn, status, normalised);
+            if (normalised) {
+                accumulateSeen(sc, n4, jn);
+            } else if (path.values() == TilePath.Values.PACKED) {
                 math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
             }
         }
-        finish(sc, b, item, split, n);
+    }
+
+    /**
+     * The normalised sweep's {@code o = alpha o + p v} over the packed block, skipping pairs of probability 0: a
+     * value a row cannot see (or whose weight underflows) adds nothing even when it holds a NaN or an infinity,
+     * where the SIMD product would add {@code 0 * NaN}. Scalar: it runs only for tiles whose fast sweep came out
+     * non-finite.
+     */
+    private void accumulateSeen(Scratch sc, int n4, int jn) {
+        float[] o = sc.o;
+        float[] p = sc.s;
+        float[] values = sc.v;
+        for (int t = 0; t < n4; t++) {
+            float alpha = sc.alpha[t];
+            if (alpha != 1f) {
+                for (int x = 0; x < dv; x++) {
+                    o[t * dvp + x] *= alpha;
+                }
+            }
+            for (int j = 0; j < jn; j++) {
+                float weight = p[t * keyTile + j];
+                if (weight != 0f) {
+                    for (int x = 0; x < dv; x++) {
+                        o[t * dvp + x] += weight * values[j * dvp + x];
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@code sum 0 * x[i]} over {@code x[0, n)}: 0 when every value is finite, NaN otherwise. */
+    private static float checkSum(float[] x, int n) {
+        float check = 0f;
+        for (int i = 0; i < n; i++) {
+            check += 0f * x[i];
+        }
+        return check;
     }
 
     /** The keys a tile's rows see together, {@code [start, end)}; empty when {@code start >= end}. */
@@ -245,7 +305,7 @@ final class FlashForward {
                     keyEnd = Math.max(keyEnd, last[t] + 1);
                 }
                 q.readRow(b, head, i, qt, t * qStride);
-                math.scale(qt, t * qStride, d, scale);
+                math.scale(qt, t * qStride, d, queryScale);
                 Arrays.fill(qt, t * qStride + d, (t + 1) * qStride, 0f);
             } else {
                 first[t] = 1; // padding rows see nothing
@@ -288,8 +348,13 @@ final class FlashForward {
      * {@code -inf} outside the row's visible keys), then the new running max, the rescale {@code alpha} of what the
      * row accumulated so far, and the probabilities {@code exp(s - max)} in place with their sum added to the
      * row's. Rows that see no key of the block get zero probabilities and an alpha of 1.
+     *
+     * <p>{@code normalised}: the probabilities are divided by the new running sum and alpha carries the ratio of
+     * the old sum to the new, so the output stays a convex combination of values ({@code |o| <= max |v|}). A score
+     * of {@code +inf} (a finite q.k beyond the float range) saturates the row: its {@code +inf} keys share it
+     * equally and all others, earlier blocks included, weigh nothing.
      */
-    private void updateSoftmax(Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status) {
+    private void updateSoftmax(Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status, boolean normalised) {
         float[] s = sc.s;
         float[] m = sc.m;
         float[] l = sc.l;
@@ -305,7 +370,7 @@ final class FlashForward {
                 continue;
             }
             if (softcap > 0f) {
-                math.softcap(s, off, keyTile, softcap);
+                math.softcap(s, off, keyTile, scale, softcap);
             }
             if (slopes != null) {
                 float center = (float) (sc.qRow[t] + visibility.offset() - j0);
@@ -322,25 +387,55 @@ final class FlashForward {
                 alpha[t] = 1f;
                 continue;
             }
-            // Once a row's max settles it rarely moves: skip the scalar exp then (exp(0) is exactly 1).
-            alpha[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew); // 0 when m was -inf
-            l[t] = l[t] * alpha[t] + math.expSum(s, off, keyTile, mNew);
+            float blockSum;
+            if (mNew == Float.POSITIVE_INFINITY) {
+                alpha[t] = m[t] == Float.POSITIVE_INFINITY ? 1f : 0f;
+                blockSum = saturate(s, off, keyTile);
+            } else {
+                // Once a row's max settles it rarely moves: skip the scalar exp then (exp(0) is exactly 1).
+                alpha[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew); // 0 when m was -inf
+                blockSum = math.expSum(s, off, keyTile, mNew);
+            }
+            float lNew = l[t] * alpha[t] + blockSum;
+            if (normalised) {
+                float inverse = 1f / lNew;
+                math.scale(s, off, keyTile, inverse);
+                alpha[t] *= l[t] * inverse;
+            }
+            l[t] = lNew;
             m[t] = mNew;
         }
+    }
+
+    /** A saturated row's probabilities: 1 for a score of {@code +inf}, 0 for any other; returns their sum. */
+    private static float saturate(float[] s, int off, int n) {
+        float count = 0f;
+        for (int i = off; i < off + n; i++) {
+            s[i] = s[i] == Float.POSITIVE_INFINITY ? 1f : 0f;
+            count += s[i];
+        }
+        return count;
     }
 
     /**
      * Writes the tile's rows, or with split keys stores this split's partial state and, for the split that
      * finishes the tile last, merges them all.
      */
-    private void finish(Scratch sc, int b, int item, int split, int n) {
+    private void finish(Scratch sc, int b, int item, int split, int n, boolean normalised) {
         if (splits == 1) {
             for (int t = 0; t < n; t++) {
-                writeRow(sc, b, t, sc.o, t * dvp, sc.m[t], sc.l[t]);
+                writeRow(sc, b, t, sc.o, t * dvp, sc.m[t], sc.l[t], normalised);
             }
             return;
         }
         int part = (item * splits + split) * partRows;
+        if (!normalised) { // partial states are stored normalised, so their merge is a convex combination
+            for (int t = 0; t < n; t++) {
+                if (sc.l[t] != 0f) {
+                    math.scale(sc.o, t * dvp, dvp, 1f / sc.l[t]);
+                }
+            }
+        }
         System.arraycopy(sc.o, 0, partialO, part * dvp, n * dvp);
         System.arraycopy(sc.m, 0, partialM, part, n);
         System.arraycopy(sc.l, 0, partialL, part, n);
@@ -444,30 +539,44 @@ final class FlashForward {
             Arrays.fill(merged, t * dvp, t * dvp + dv, 0f);
             if (max != Float.NEGATIVE_INFINITY) {
                 for (int split = 0; split < splits; split++) {
+                    sum += splitWeight(base + split * partRows + t, max);
+                }
+                for (int split = 0; split < splits; split++) {
                     int at = base + split * partRows + t;
-                    float weight = (float) Math.exp(partialM[at] - max); // 0 for a split that saw nothing
+                    float weight = splitWeight(at, max) / sum;
                     if (weight == 0f) {
                         continue;
                     }
-                    sum += weight * partialL[at];
                     for (int x = 0; x < dv; x++) {
                         merged[t * dvp + x] += weight * partialO[at * dvp + x];
                     }
                 }
             }
-            writeRow(sc, b, t, merged, t * dvp, max, sum);
+            writeRow(sc, b, t, merged, t * dvp, max, sum, true);
         }
     }
 
-    /** Normalises one accumulated row ({@code acc[at, at+dv)} with running max and sum) and writes out and lse. */
-    private void writeRow(Scratch sc, int b, int t, float[] acc, int at, float max, float sum) {
+    /**
+     * A split's share of its row before normalisation: its sum relative to the row's max; 0 for a split that
+     * saw nothing, and under a saturated ({@code +inf}) max for every split that is not saturated too.
+     */
+    private float splitWeight(int at, float max) {
+        float m = partialM[at];
+        return m == max ? partialL[at] : (float) Math.exp(m - max) * partialL[at];
+    }
+
+    /**
+     * Writes one accumulated row ({@code acc[at, at+dv)} with running max and sum; divided by the sum unless
+     * {@code normalised}) to out, and its lse.
+     */
+    private void writeRow(Scratch sc, int b, int t, float[] acc, int at, float max, float sum, boolean normalised) {
         float[] row = sc.row;
         float rowLse;
         if (sum == 0f) {
             Arrays.fill(row, 0, dv, 0f);
             rowLse = Float.NEGATIVE_INFINITY;
         } else {
-            float inverse = 1f / sum;
+            float inverse = normalised ? 1f : 1f / sum;
             for (int x = 0; x < dv; x++) {
                 row[x] = acc[at + x] * inverse;
             }

@@ -90,9 +90,9 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void softcap(float[] s, int off, int n, float cap) {
+    public void softcap(float[] s, int off, int n, float scale, float cap) {
         for (int i = off; i < off + n; i++) {
-            s[i] = cap * (float) Math.tanh(s[i] / cap);
+            s[i] = cap * (float) Math.tanh((s[i] * scale) / cap);
         }
     }
 
@@ -205,7 +205,7 @@ final class ScalarTileMath implements TileMath {
                 float y = s[at];
                 float capSlope = 1f;
                 if (cap > 0f) {
-                    float th = (float) Math.tanh(y / cap);
+                    float th = (float) Math.tanh((y * rows.capScale()) / cap);
                     y = cap * th;
                     capSlope = 1f - th * th;
                 }

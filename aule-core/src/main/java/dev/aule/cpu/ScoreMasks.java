@@ -74,7 +74,7 @@ final class ScoreMasks {
             int key = j0 + j;
             float x = s[off + j];
             if (bias != null) {
-                x += biasAt(b, h, i, key);
+                x = addBias(x, b, h, i, key);
             }
             if (scoreMod != null && x != Float.NEGATIVE_INFINITY) { // a -inf bias masks; the mod never sees it
                 x = scoreMod.apply(x, b, h, i, key);
@@ -127,13 +127,13 @@ final class ScoreMasks {
                 float x = s[at];
                 float capSlope = 1f;
                 if (cap > 0f) {
-                    float tanh = (float) Math.tanh(x / cap);
+                    float tanh = (float) Math.tanh((x * rows.capScale()) / cap);
                     x = cap * tanh;
                     capSlope = 1f - tanh * tanh;
                 }
                 x -= slope * Math.abs(diag[i] - key);
                 if (bias != null) {
-                    x += biasAt(b, h, i, key);
+                    x = addBias(x, b, h, i, key);
                 }
                 if (scoreMod != null && x != Float.NEGATIVE_INFINITY) {
                     capSlope *= scoreModDerivative.at(x, b, h, i, key);
@@ -146,7 +146,12 @@ final class ScoreMasks {
         }
     }
 
-    private float biasAt(int b, int h, int i, int key) {
-        return bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, key);
+    /**
+     * {@code x + bias}, where a bias of {@code -inf} hides the key whatever its score: a NaN or {@code +inf}
+     * score (a NaN or an infinity in the key, or an overflowing product) plus {@code -inf} must not give NaN.
+     */
+    private float addBias(float x, int b, int h, int i, int key) {
+        float add = bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, key);
+        return add == Float.NEGATIVE_INFINITY ? add : x + add;
     }
 }

@@ -67,8 +67,12 @@ interface TileMath {
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 
-    /** {@code s = cap * tanh(s / cap)} over {@code s[off, off+n)}. */
-    void softcap(float[] s, int off, int n, float cap);
+    /**
+     * {@code s = cap * tanh((scale * s) / cap)} over {@code s[off, off+n)}: the softcap of unscaled dot products.
+     * With a softcap the queries are not pre-scaled, so an extreme scale saturates the tanh instead of
+     * overflowing the query tile ({@code scale * s} may be infinite; the tanh of an infinity is exact).
+     */
+    void softcap(float[] s, int off, int n, float scale, float cap);
 
     /** {@code s[off + j] -= slope * |center - j|} for {@code j} in {@code [0, n)}: ALiBi's distance penalty. */
     void alibi(float[] s, int off, int n, float slope, float center);

@@ -69,8 +69,8 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void softcap(float[] s, int off, int n, float cap) {
-        Elementwise.softcap(s, off, n, cap);
+    public void softcap(float[] s, int off, int n, float scale, float cap) {
+        Elementwise.softcap(s, off, n, scale, cap);
     }
 
     @Override

@@ -41,7 +41,7 @@ final class ReferenceBackward {
         this.shape = shape;
         this.scores = new Scores(shape, options);
         this.visibility = scores.visibility();
-        this.scale = options.scale(shape.headDim());
+        this.scale = Scores.scale(options, shape.headDim());
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
@@ -118,7 +118,12 @@ final class ReferenceBackward {
                 int last = visibility.last(i);
                 probabilities(b, head, i, q[g], k, p, capSlope);
                 double delta = 0;
+                // A pair of probability 0 (hidden, or one whose exp underflows) adds nothing: skipped, so a NaN
+                // or an infinity in a key or value a row cannot see never reaches its gradients (0 x NaN).
                 for (int j = first; j <= last; j++) {
+                    if (p[j] == 0) {
+                        continue;
+                    }
                     double dot = 0;
                     for (int x = 0; x < dvDim; x++) {
                         dot += dOut[g][i * dvDim + x] * v[j * dvDim + x];
@@ -128,6 +133,9 @@ final class ReferenceBackward {
                     delta += p[j] * dot;
                 }
                 for (int j = first; j <= last; j++) {
+                    if (p[j] == 0) {
+                        continue;
+                    }
                     double ds = p[j] * (dp[j] - delta) * capSlope[j] * scale;
                     for (int x = 0; x < d; x++) {
                         dq[g][i * d + x] += ds * k[j * d + x];

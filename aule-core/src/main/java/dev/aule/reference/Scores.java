@@ -27,7 +27,7 @@ final class Scores {
 
     Scores(AttentionShape shape, AttentionOptions options) {
         this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
-        this.scale = options.scale(shape.headDim());
+        this.scale = scale(options, shape.headDim());
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.mask = options.mask();
@@ -35,6 +35,11 @@ final class Scores {
         this.maskMod = options.maskMod();
         this.scoreMod = options.scoreMod();
         this.scoreModDerivative = scoreMod == null ? null : scoreMod.derivative();
+    }
+
+    /** The scale in float64: the explicit one, or {@code 1/sqrt(headDim)} computed in float64. */
+    static double scale(AttentionOptions options, int headDim) {
+        return options.explicitScale().map(Float::doubleValue).orElse(1 / Math.sqrt(headDim));
     }
 
     Visibility visibility() {
@@ -64,10 +69,11 @@ final class Scores {
             derivative = 1 - t * t;
         }
         if (slopes != null) {
-            s -= slopes[h] * Math.abs(i + visibility.offset() - j);
+            s -= (double) slopes[h] * Math.abs((long) i + visibility.offset() - j);
         }
         if (bias != null) {
-            s += bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);
+            double add = bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);
+            s = add == Double.NEGATIVE_INFINITY ? add : s + add; // hides the key whatever its score
         }
         if (s == Double.NEGATIVE_INFINITY) {
             return s; // a bias of -inf masks: the ScoreMod never sees it

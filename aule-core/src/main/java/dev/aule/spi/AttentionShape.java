@@ -190,10 +190,36 @@ public record AttentionShape(
             throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopes().length
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
+        checkAlibiRange(options, Math.max(q.seqLen(), k.seqLen()));
         AttentionShape shape =
                 new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
         shape.checkMasks(options, capabilities, shapes);
         return shape;
+    }
+
+    /**
+     * The largest {@code |slope| x distance} an ALiBi call may reach: far from the F32 maximum, so the distance
+     * penalty and the score it is added to stay finite (a slope of -1e37 would turn every score into
+     * {@code +inf} and the row into NaN).
+     */
+    static final double MAX_ALIBI_PENALTY = 1e30;
+
+    /**
+     * Rejects ALiBi slopes whose penalty over the call's longest query-key distance (below {@code maxLen}, the
+     * longer of the query and key lengths) exceeds {@link #MAX_ALIBI_PENALTY}.
+     */
+    static void checkAlibiRange(AttentionOptions options, long maxLen) {
+        if (!options.hasAlibi()) {
+            return;
+        }
+        float[] slopes = options.alibiSlopes();
+        for (int h = 0; h < slopes.length; h++) {
+            if (Math.abs((double) slopes[h]) * maxLen > MAX_ALIBI_PENALTY) {
+                throw new IllegalArgumentException("options.alibiSlopes: slope " + h + " (" + slopes[h]
+                        + ") times the longest distance " + maxLen + " must not exceed " + MAX_ALIBI_PENALTY
+                        + " (the score would leave the float range)");
+            }
+        }
     }
 
     /**

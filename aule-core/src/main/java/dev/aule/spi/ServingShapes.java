@@ -133,6 +133,7 @@ public final class ServingShapes {
             }
             longest = Math.max(longest, lens[b]);
         }
+        AttentionShape.checkAlibiRange(options, Math.max(longest, q.seqLen()));
         AttentionShape shape = new AttentionShape(
                 batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest, rows.headDim(), rows.valueDim());
         NamedTensor[] inputs = {

@@ -31,11 +31,25 @@ public final class ForkedJvm {
      */
     public static Result run(List<String> jvmFlags, Class<?> mainClass, Duration timeout, String... args)
             throws IOException, InterruptedException {
+        return run(jvmFlags, List.of(), mainClass, timeout, args);
+    }
+
+    /**
+     * {@link #run(List, Class, Duration, String...)} with {@code classPathFirst} ahead of this classpath: for
+     * files the child must see and this JVM must not (a service registration, say).
+     */
+    public static Result run(
+            List<String> jvmFlags, List<Path> classPathFirst, Class<?> mainClass, Duration timeout, String... args)
+            throws IOException, InterruptedException {
         List<String> command = new ArrayList<>();
         command.add(javaBinary());
         command.addAll(jvmFlags);
         command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
+        StringBuilder classPath = new StringBuilder();
+        for (Path entry : classPathFirst) {
+            classPath.append(entry).append(File.pathSeparator);
+        }
+        command.add(classPath.append(System.getProperty("java.class.path")).toString());
         command.add(mainClass.getName());
         command.addAll(List.of(args));
         // Files, not pipes: a chatty child cannot block on a full pipe while we wait for it.

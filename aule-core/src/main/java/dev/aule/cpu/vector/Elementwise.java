@@ -54,11 +54,14 @@ public final class Elementwise {
         }
     }
 
-    /** {@code s = cap * tanh(s / cap)} over {@code s[off, off+n)}, {@code n} a multiple of the lanes. */
-    public static void softcap(float[] s, int off, int n, float cap) {
-        float inverse = 1f / cap;
+    /**
+     * {@code s = cap * tanh((scale * s) / cap)} over {@code s[off, off+n)}, {@code n} a multiple of the lanes. A
+     * division, not a multiplication by {@code 1 / cap}: that reciprocal overflows for a subnormal cap, and
+     * {@code 0 * inf} would turn a zero score into NaN.
+     */
+    public static void softcap(float[] s, int off, int n, float scale, float cap) {
         for (int i = off; i < off + n; i += L) {
-            tanh(FloatVector.fromArray(F, s, i).mul(inverse)).mul(cap).intoArray(s, i);
+            tanh(FloatVector.fromArray(F, s, i).mul(scale).div(cap)).mul(cap).intoArray(s, i);
         }
     }
 
@@ -84,7 +87,7 @@ public final class Elementwise {
         float[] diag = rows.diag();
         float cap = rows.softcap();
         float slope = rows.slope();
-        float inverseCap = cap > 0f ? 1f / cap : 0f;
+        float capScale = rows.capScale();
         // Lane vectors outside, keys inside: each row statistic is loaded once per tile.
         for (int lane = 0; lane < KT; lane += L) {
             int row = rowOff + lane;
@@ -99,7 +102,7 @@ public final class Elementwise {
                 FloatVector y = FloatVector.fromArray(F, s, at);
                 FloatVector capSlope = ONE;
                 if (cap > 0f) {
-                    FloatVector th = tanh(y.mul(inverseCap));
+                    FloatVector th = tanh(y.mul(capScale).div(cap));
                     y = th.mul(cap);
                     capSlope = th.mul(th).neg().add(1f);
                 }
