@@ -4,7 +4,6 @@ import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
-
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
