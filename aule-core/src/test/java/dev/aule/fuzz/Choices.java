@@ -78,6 +78,16 @@ final class Choices {
         return value;
     }
 
+    /** The value noted as {@code what}, or "" when none was. */
+    String noted(String what) {
+        for (String n : notes) {
+            if (n.startsWith(what + "=")) {
+                return n.substring(what.length() + 1);
+            }
+        }
+        return "";
+    }
+
     int[] drawn() {
         return drawn.stream().mapToInt(Integer::intValue).toArray();
     }

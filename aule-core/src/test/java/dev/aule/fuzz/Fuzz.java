@@ -63,13 +63,14 @@ final class Fuzz {
                     continue;
                 }
                 failing++;
-                String kind = kind(t);
+                String kind = kind(t) + " " + c.noted("values");
                 if (t instanceof Hang) {
                     reports.put(kind, "seed " + seed + ": " + t.getMessage());
                     break; // the worker is stuck: no shrinking, no more cases
                 }
                 if (reports.size() < SHRUNK_REPORTS && !reports.containsKey(kind)) {
-                    reports.put(kind, "seed " + seed + ": " + shrink(worker, property, c.drawn(), t));
+                    reports.put(
+                            kind, "seed " + seed + ": " + shrink(worker, property, c.drawn(), t, c.noted("values")));
                 }
             }
             if (failing > 0) {
@@ -94,7 +95,9 @@ final class Fuzz {
         return t.getClass().getName() + ":" + m.substring(0, Math.min(cut, 60));
     }
 
-    private static String shrink(ExecutorService worker, Property property, int[] choices, Throwable failure) {
+    /** Shrinks a failing case to simpler choices that fail the same way, with the same hostile values. */
+    private static String shrink(
+            ExecutorService worker, Property property, int[] choices, Throwable failure, String values) {
         int[] best = choices;
         Throwable bestFailure = failure;
         int runs = 0;
@@ -107,7 +110,10 @@ final class Fuzz {
                 }
                 Choices c = Choices.replay(candidate);
                 Throwable t = run(worker, property, c);
-                if (t != null && !(t instanceof Hang) && kind(t).equals(kind(failure))) {
+                if (t != null
+                        && !(t instanceof Hang)
+                        && kind(t).equals(kind(failure))
+                        && c.noted("values").equals(values)) {
                     best = c.drawn();
                     bestFailure = t;
                     improved = true;

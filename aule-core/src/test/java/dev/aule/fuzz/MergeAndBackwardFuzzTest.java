@@ -68,7 +68,9 @@ class MergeAndBackwardFuzzTest {
                     mine.add(j);
                 }
             }
-            Tensor out = Tensor.allocate(outType, batch, heads, sq, d);
+            // Near the F32 maximum a 16-bit partial would round to infinity on its own: keep those in F32.
+            boolean huge = values == Draws.Values.NEAR_MAX || values == Draws.Values.ALL_NEAR_MAX;
+            Tensor out = Tensor.allocate(huge ? DType.F32 : outType, batch, heads, sq, d);
             Tensor lse = Tensor.allocate(DType.F32, batch, heads, sq, 1);
             if (mine.isEmpty()) {
                 lse.fill(Float.NEGATIVE_INFINITY);
@@ -77,7 +79,7 @@ class MergeAndBackwardFuzzTest {
                 for (int b = 0; b < batch; b++) {
                     Tensor kb = Sequences.gather(k, b, rows);
                     Tensor vb = Sequences.gather(v, b, rows);
-                    Backends.get("cpu")
+                    Backends.get("reference")
                             .forward(
                                     q.sequence(b, 0, sq),
                                     kb,
@@ -164,7 +166,7 @@ class MergeAndBackwardFuzzTest {
                     }
                 },
                 () -> {
-                    Tensor ref = Tensor.allocate(outType, batch, heads, sq, d);
+                    Tensor ref = Tensor.allocate(got[0].out().dtype(), batch, heads, sq, d);
                     Tensor refLse = Tensor.allocate(DType.F32, batch, heads, sq, 1);
                     AttentionOptions whole = plain.toBuilder().alibiSlopes(null).build();
                     Backends.get("reference").forward(q, k, v, ref, refLse, whole);
