@@ -61,9 +61,9 @@ final class AttentionKernels {
         }
         for (Footprint f : buffers) {
             if (f.bytes() > device.maxStorageBufferRange() || f.elements() >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + (f.bytes() >> 20)
-                        + " MiB as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
-                        + (device.maxStorageBufferRange() >> 20) + " MiB on " + device.name()
+                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + mib(f.bytes())
+                        + " as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
+                        + mib(device.maxStorageBufferRange()) + " on " + device.name()
                         + "; split the call over batches or heads");
             }
         }
@@ -181,6 +181,10 @@ final class AttentionKernels {
     private static int[] grid(DeviceInfo device, long groups) {
         long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
         return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
+    }
+
+    private static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     static int ceilDiv(long a, long b) {
