@@ -50,7 +50,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** A device and what {@link #availability()} says of it; the device is null when unavailable. */
-    record State(VulkanDevice device, Availability availability) {
+    private record State(VulkanDevice device, Availability availability) {
         /** Runs on an already opened device (tests); its owner closes it. */
         static State of(VulkanDevice device) {
             return new State(device, Availability.available(device.info().summary()));

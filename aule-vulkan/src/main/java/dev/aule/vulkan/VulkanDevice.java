@@ -50,19 +50,21 @@ import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
  * <p>Calls run inside {@link #whileUsable}, which holds the read side of the use lock; {@link #close()}
  * takes the write side, so the device is never destroyed under a running call.
  */
-/*
- * Shutdown invariants (maintainers):
- *  - Every Vulkan call on this device, and every touch of a buffer's memory, runs under the read side of
- *    useLock: calls and device-tensor uses in whileUsable (refused once closed), frees of device tensors in
- *    whileOpen (skipped once closed). So once close() holds the write side, nothing runs on the device and no
- *    VulkanTensor holds a lease.
- *  - close() (the JVM shutdown hook) waits up to SHUTDOWN_WAIT for the write side: the calls in flight finish
- *    (each waits for its own submission) and calls arriving meanwhile queue behind it, then see the device
- *    closed. Holding it, close frees every tensor still live, then the pipelines, the device and the instance.
- *  - A tensor leaves the live set only after its buffer was freed, so a tensor is freed by its own close or
- *    by the device's, never both and never neither.
- */
 final class VulkanDevice implements AutoCloseable {
+    /*
+     * Shutdown invariants (maintainers):
+     *  - Every Vulkan call on this device, and every touch of a buffer's memory, runs under the read side of
+     *    useLock: calls and device-tensor uses in whileUsable (refused once closed), frees of device tensors in
+     *    whileOpen (skipped once closed). So once close() holds the write side, nothing runs on the device and no
+     *    VulkanTensor holds a lease.
+     *  - close() (the JVM shutdown hook) waits up to SHUTDOWN_WAIT_SECONDS for the write side: the calls in
+     *    flight finish (each waits for its own submission) and calls arriving meanwhile queue behind it, then see
+     *    the device closed. Holding it, close frees every tensor still live, then the pipelines, the device and
+     *    the instance.
+     *  - A tensor leaves the live set only after its buffer was freed, so a tensor is freed by its own close or
+     *    by the device's, never both and never neither.
+     */
+
     /** How long JVM shutdown waits for the calls in flight before it leaves the device to the process exit. */
     static final long SHUTDOWN_WAIT_SECONDS = 60;
 
