@@ -2,9 +2,7 @@ package dev.aule.vulkan;
 
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
-import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
-import dev.aule.spi.NamedTensor;
 
 import java.util.List;
 import java.util.Map;
@@ -24,26 +22,48 @@ final class AttentionKernels {
         }
     }
 
+    /** The storage types of a call's tensors; {@code dOut} is null for a forward. */
+    record CallTypes(DType q, DType k, DType v, DType out, DType dOut) {}
+
+    /** One buffer a call puts on the device: the argument it holds, its elements and their storage type. */
+    private record Footprint(String name, long elements, DType dtype) {
+        long bytes() {
+            return elements * dtype.byteSize();
+        }
+    }
+
     /**
-     * Rejects a call the device cannot run: a tensor over {@code maxStorageBufferRange}, a grid over
-     * {@code maxComputeWorkGroupCount}, or indices over 2^31. The tensors are the call's q, k, v and out
-     * (gradients have their shapes), host tensors or device tensors' stand-ins.
+     * Rejects a call the device cannot run: a buffer over {@code maxStorageBufferRange}, a grid over
+     * {@code maxComputeWorkGroupCount}, or indices over 2^31. The buffers counted are the ones the call
+     * really allocates: inputs in their own dtype, out (forward) and the gradients (backward) in F32,
+     * which the kernels compute in (16-bit results are rounded afterwards).
      *
      * @throws IllegalArgumentException naming the tensor, its size and the limit
      */
-    static void checkLimits(
-            DeviceInfo device, AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v, Tensor out) {
-        for (NamedTensor t : List.of(
-                new NamedTensor("q", q),
-                new NamedTensor("k", k),
-                new NamedTensor("v", v),
-                new NamedTensor("out", out))) {
-            long elements = t.tensor().elementCount();
-            long bytes = elements * Float.BYTES; // outputs and gradients are computed as F32 on the device
-            if (bytes > device.maxStorageBufferRange() || elements >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(t.name() + ": " + elements + " elements (" + (bytes >> 20)
-                        + " MiB as F32) are over the device's maxStorageBufferRange of "
-                        + (device.maxStorageBufferRange() >> 20) + " MiB on " + device.name()
+    static void checkLimits(DeviceInfo device, AttentionShape shape, boolean backward, CallTypes types) {
+        long b = shape.batch();
+        long qElements = b * shape.queryHeads() * shape.queryLen() * shape.headDim();
+        long kElements = b * shape.kvHeads() * shape.keyLen() * shape.headDim();
+        long vElements = b * shape.kvHeads() * shape.keyLen() * shape.valueDim();
+        long outElements = b * shape.queryHeads() * shape.queryLen() * shape.valueDim();
+        List<Footprint> buffers = new java.util.ArrayList<>(List.of(
+                new Footprint("q", qElements, types.q()),
+                new Footprint("k", kElements, types.k()),
+                new Footprint("v", vElements, types.v())));
+        if (backward) {
+            buffers.add(new Footprint("out", outElements, types.out()));
+            buffers.add(new Footprint("dOut", outElements, types.dOut()));
+            buffers.add(new Footprint("dq", qElements, DType.F32));
+            buffers.add(new Footprint("dk", kElements, DType.F32));
+            buffers.add(new Footprint("dv", vElements, DType.F32));
+        } else {
+            buffers.add(new Footprint("out", outElements, DType.F32));
+        }
+        for (Footprint f : buffers) {
+            if (f.bytes() > device.maxStorageBufferRange() || f.elements() >= Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + mib(f.bytes())
+                        + " as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
+                        + mib(device.maxStorageBufferRange()) + " on " + device.name()
                         + "; split the call over batches or heads");
             }
         }
@@ -161,6 +181,10 @@ final class AttentionKernels {
     private static int[] grid(DeviceInfo device, long groups) {
         long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
         return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
+    }
+
+    private static String mib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     static int ceilDiv(long a, long b) {

@@ -16,8 +16,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The {@code vulkan} backend: FlashAttention-2 forward and backward as GLSL compute shaders, compiled
@@ -51,11 +49,17 @@ public final class VulkanBackend implements AttentionBackend {
         static final State STATE = State.open();
     }
 
-    private record State(VulkanDevice device, Availability availability, Set<VulkanTensor> live) {
+    /** A device and what {@link #availability()} says of it; the device is null when unavailable. */
+    private record State(VulkanDevice device, Availability availability) {
+        /** Runs on an already opened device (tests); its owner closes it. */
+        static State of(VulkanDevice device) {
+            return new State(device, Availability.available(device.info().summary()));
+        }
+
         static State open() {
             String missing = VulkanLoader.missingReason();
             if (missing != null) {
-                return new State(null, Availability.unavailable(missing), Set.of());
+                return new State(null, Availability.unavailable(missing));
             }
             VulkanDevice device = null;
             try {
@@ -66,10 +70,10 @@ public final class VulkanBackend implements AttentionBackend {
                 device.pipelines()
                         .pipeline(Variant.of(
                                 Kernel.DELTA, TilePlan.elementwise(device.info()), Map.of("O_TYPE", 0, "DO_TYPE", 0)));
-                Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
-                VulkanDevice opened = device;
-                Runtime.getRuntime().addShutdownHook(new Thread(() -> closeAll(opened, live), "aule-vulkan-shutdown"));
-                return new State(device, Availability.available(device.info().summary()), live);
+                // Shutdown waits for the calls in flight, then frees the live tensors and the device (see
+                // VulkanDevice).
+                Runtime.getRuntime().addShutdownHook(new Thread(device::close, "aule-vulkan-shutdown"));
+                return of(device);
             } catch (Throwable t) {
                 if (device != null) {
                     try {
@@ -78,15 +82,8 @@ public final class VulkanBackend implements AttentionBackend {
                         // already failing: report the first cause
                     }
                 }
-                return new State(null, Availability.unavailable(reason(t)), Set.of());
+                return new State(null, Availability.unavailable(reason(t)));
             }
-        }
-
-        private static void closeAll(VulkanDevice device, Set<VulkanTensor> live) {
-            for (VulkanTensor t : live.toArray(VulkanTensor[]::new)) {
-                t.close();
-            }
-            device.close();
         }
 
         private static String reason(Throwable t) {
@@ -98,8 +95,22 @@ public final class VulkanBackend implements AttentionBackend {
         }
     }
 
+    /** The device this instance runs on; null: the process's shared one ({@link Shared}), opened on first use. */
+    private final State own;
+
     /** Called by {@link java.util.ServiceLoader}; opens nothing until the backend is used. */
-    public VulkanBackend() {}
+    public VulkanBackend() {
+        this.own = null;
+    }
+
+    /** A backend on {@code device}, which the caller opened and closes (tests of a second device). */
+    VulkanBackend(VulkanDevice device) {
+        this.own = State.of(device);
+    }
+
+    private State state() {
+        return own != null ? own : Shared.STATE;
+    }
 
     @Override
     public String name() {
@@ -108,20 +119,20 @@ public final class VulkanBackend implements AttentionBackend {
 
     @Override
     public String description() {
-        State s = Shared.STATE;
+        State s = state();
         return "FlashAttention-2 as Vulkan compute shaders (GLSL, shaderc at run time)"
                 + (s.device != null ? " on " + s.device.info().name() : "");
     }
 
     @Override
     public int priority() {
-        State s = Shared.STATE;
+        State s = state();
         return s.device != null && !s.device.info().isCpu() ? GPU_PRIORITY : CPU_DEVICE_PRIORITY;
     }
 
     @Override
     public Availability availability() {
-        return Shared.STATE.availability;
+        return state().availability;
     }
 
     @Override
@@ -132,7 +143,8 @@ public final class VulkanBackend implements AttentionBackend {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        VulkanDevice device = deviceFitting(shape, false, q, k, v, out);
+        VulkanDevice device = deviceFitting(
+                shape, false, new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
             DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
@@ -175,7 +187,10 @@ public final class VulkanBackend implements AttentionBackend {
         Tensor dq = grads.dq();
         Tensor dk = grads.dk();
         Tensor dv = grads.dv();
-        VulkanDevice device = deviceFitting(shape, true, q, k, v, out);
+        VulkanDevice device = deviceFitting(
+                shape,
+                true,
+                new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), dOut.dtype()));
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
             DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
@@ -250,8 +265,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer buffer = DeviceBuffer.allocate(device, bytes);
             try {
                 buffer.write(memory -> memory.fill((byte) 0));
-                VulkanTensor t = new VulkanTensor(this, buffer, dtype, shape);
-                Shared.STATE.live.add(t);
+                VulkanTensor t = new VulkanTensor(device, buffer, dtype, shape);
+                device.register(t);
                 return t;
             } catch (RuntimeException e) {
                 buffer.close();
@@ -289,7 +304,10 @@ public final class VulkanBackend implements AttentionBackend {
      * @param out     the output {@code [B, Hq, Sq, Dv]}, written
      * @param lse     the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null when not wanted
      * @param options mask, scale and the other options
-     * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
+     * @throws IllegalArgumentException when a tensor lives on another device than this backend's, or as the
+     *                                  host overload throws
+     * @throws IllegalStateException    when a tensor was closed (also when it is closed while this call waits
+     *                                  to start; once it runs, closing waits for it)
      */
     public void forward(
             VulkanTensor q,
@@ -298,18 +316,28 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanTensor out,
             VulkanTensor lse,
             AttentionOptions options) {
+        VulkanDevice device = device();
         AttentionShape shape = AttentionShape.forward(
-                standIn(q, "q"),
-                standIn(k, "k"),
-                standIn(v, "v"),
-                standIn(out, "out"),
-                lse == null ? null : standIn(lse, "lse"),
+                standIn(device, q, "q"),
+                standIn(device, k, "k"),
+                standIn(device, v, "v"),
+                standIn(device, out, "out"),
+                lse == null ? null : standIn(device, lse, "lse"),
                 options,
                 CAPABILITIES);
-        VulkanDevice device = deviceFitting(shape, false, q.standIn(), k.standIn(), v.standIn(), out.standIn());
+        AttentionKernels.checkLimits(
+                device.info(),
+                shape,
+                false,
+                new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
         Submission.run(device, (scope, s) -> {
-            DeviceBuffer ob = f32(device, scope, out);
-            DeviceBuffer lb = lse != null ? lse.buffer() : scope.add(DeviceBuffer.allocate(device, 4));
+            // Leases first: a tensor closed meanwhile fails the call here, before anything is written.
+            DeviceBuffer qb = use(scope, q, "q");
+            DeviceBuffer kb = use(scope, k, "k");
+            DeviceBuffer vb = use(scope, v, "v");
+            DeviceBuffer outb = use(scope, out, "out");
+            DeviceBuffer lb = lse != null ? use(scope, lse, "lse") : scope.add(DeviceBuffer.allocate(device, 4));
+            DeviceBuffer ob = f32(device, scope, out, outb);
             DeviceBuffer slopes = scope.add(slopes(device, options));
             AttentionKernels.forward(
                     device,
@@ -317,14 +345,14 @@ public final class VulkanBackend implements AttentionBackend {
                     shape,
                     options,
                     new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
-                    q.buffer(),
-                    k.buffer(),
-                    v.buffer(),
+                    qb,
+                    kb,
+                    vb,
                     ob,
                     lb,
                     lse != null,
                     slopes);
-            pack16(device, s, shape, ob, out);
+            pack16(device, s, shape, ob, out, outb);
             return () -> {};
         });
     }
@@ -344,7 +372,10 @@ public final class VulkanBackend implements AttentionBackend {
      * @param dk      the gradient for {@code k}, written
      * @param dv      the gradient for {@code v}, written
      * @param options the forward's options
-     * @throws IllegalArgumentException when a tensor was closed, or as the host overload throws
+     * @throws IllegalArgumentException when a tensor lives on another device than this backend's, or as the
+     *                                  host overload throws
+     * @throws IllegalStateException    when a tensor was closed (also when it is closed while this call waits
+     *                                  to start; once it runs, closing waits for it)
      */
     public void backward(
             VulkanTensor q,
@@ -357,22 +388,38 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanTensor dk,
             VulkanTensor dv,
             AttentionOptions options) {
+        VulkanDevice device = device();
         BackwardInputs in = new BackwardInputs(
-                standIn(q, "q"),
-                standIn(k, "k"),
-                standIn(v, "v"),
-                standIn(out, "out"),
-                standIn(dOut, "dOut"),
-                standIn(lse, "lse"));
-        Gradients grads = new Gradients(standIn(dq, "dq"), standIn(dk, "dk"), standIn(dv, "dv"));
+                standIn(device, q, "q"),
+                standIn(device, k, "k"),
+                standIn(device, v, "v"),
+                standIn(device, out, "out"),
+                standIn(device, dOut, "dOut"),
+                standIn(device, lse, "lse"));
+        Gradients grads =
+                new Gradients(standIn(device, dq, "dq"), standIn(device, dk, "dk"), standIn(device, dv, "dv"));
         AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
-        VulkanDevice device = deviceFitting(shape, true, q.standIn(), k.standIn(), v.standIn(), out.standIn());
+        AttentionKernels.checkLimits(
+                device.info(),
+                shape,
+                true,
+                new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), dOut.dtype()));
         Submission.run(device, (scope, s) -> {
+            // Leases first: a tensor closed meanwhile fails the call here, before anything is written.
+            DeviceBuffer qb = use(scope, q, "q");
+            DeviceBuffer kb = use(scope, k, "k");
+            DeviceBuffer vb = use(scope, v, "v");
+            DeviceBuffer outb = use(scope, out, "out");
+            DeviceBuffer dOutb = use(scope, dOut, "dOut");
+            DeviceBuffer lseb = use(scope, lse, "lse");
+            DeviceBuffer dqOwn = use(scope, dq, "dq");
+            DeviceBuffer dkOwn = use(scope, dk, "dk");
+            DeviceBuffer dvOwn = use(scope, dv, "dv");
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes = scope.add(slopes(device, options));
-            DeviceBuffer dqb = f32(device, scope, dq);
-            DeviceBuffer dkb = f32(device, scope, dk);
-            DeviceBuffer dvb = f32(device, scope, dv);
+            DeviceBuffer dqb = f32(device, scope, dq, dqOwn);
+            DeviceBuffer dkb = f32(device, scope, dk, dkOwn);
+            DeviceBuffer dvb = f32(device, scope, dv, dvOwn);
             AttentionKernels.backward(
                     device,
                     s,
@@ -381,64 +428,67 @@ public final class VulkanBackend implements AttentionBackend {
                     new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
                     out.dtype(),
                     dOut.dtype(),
-                    q.buffer(),
-                    k.buffer(),
-                    v.buffer(),
-                    out.buffer(),
-                    dOut.buffer(),
-                    lse.buffer(),
+                    qb,
+                    kb,
+                    vb,
+                    outb,
+                    dOutb,
+                    lseb,
                     delta,
                     slopes,
                     dqb,
                     dkb,
                     dvb);
-            pack16(device, s, shape, dqb, dq);
-            pack16(device, s, shape, dkb, dk);
-            pack16(device, s, shape, dvb, dv);
+            pack16(device, s, shape, dqb, dq, dqOwn);
+            pack16(device, s, shape, dkb, dk, dkOwn);
+            pack16(device, s, shape, dvb, dv, dvOwn);
             return () -> {};
         });
     }
 
     /** The device this backend runs on, or the reason it has none. */
     VulkanDevice device() {
-        State s = Shared.STATE;
+        State s = state();
         if (s.device == null) {
             throw new BackendUnavailableException("backend 'vulkan' is not available: " + s.availability.reason());
         }
         return s.device;
     }
 
-    void release(VulkanTensor t) {
-        Shared.STATE.live.remove(t);
-    }
-
     /** The device, once a call of {@code shape} on these tensors is known to fit its limits. */
-    private VulkanDevice deviceFitting(
-            AttentionShape shape, boolean backward, Tensor q, Tensor k, Tensor v, Tensor out) {
+    private VulkanDevice deviceFitting(AttentionShape shape, boolean backward, AttentionKernels.CallTypes types) {
         VulkanDevice device = device();
-        AttentionKernels.checkLimits(device.info(), shape, backward, q, k, v, out);
+        AttentionKernels.checkLimits(device.info(), shape, backward, types);
         return device;
     }
 
-    /** Where the kernels write {@code target} in F32: its own buffer, or a scratch one rounded by {@link #pack16}. */
-    private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target) {
+    /** A lease on {@code t}'s buffer for the rest of the call (the scope releases it); see VulkanTensor. */
+    private static DeviceBuffer use(Scope scope, VulkanTensor t, String name) {
+        return scope.add(t.use(name)).buffer();
+    }
+
+    /**
+     * Where the kernels write {@code target} in F32: its own buffer {@code own}, or a scratch one rounded by
+     * {@link #pack16}.
+     */
+    private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target, DeviceBuffer own) {
         return target.dtype() == DType.F32
-                ? target.buffer()
+                ? own
                 : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
     }
 
     /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
     private static void pack16(
-            VulkanDevice device, Submission s, AttentionShape shape, DeviceBuffer from, VulkanTensor target) {
+            VulkanDevice device,
+            Submission s,
+            AttentionShape shape,
+            DeviceBuffer from,
+            VulkanTensor target,
+            DeviceBuffer own) {
         if (target.dtype() != DType.F32) {
-            AttentionKernels.pack16(
-                    device,
-                    s,
-                    shape,
-                    from,
-                    target.buffer(),
-                    target.dtype(),
-                    target.standIn().elementCount());
+            long count = HostCopy.bytes(target.dtype(), target.shape())
+                    / target.dtype().byteSize();
+            AttentionKernels.pack16(device, s, shape, from, own, target.dtype(), count);
         }
     }
 
@@ -457,15 +507,21 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
-     * The stand-in that shared validation checks for device tensor {@code t}, which must be non-null and open.
-     * Ownership needs no check: every {@link VulkanTensor} lives on the process's one device, which all
-     * instances of this backend share.
+     * The stand-in that shared validation checks for device tensor {@code t}, which must be non-null, open
+     * and on {@code device}: buffers of another device cannot be bound there (instances of this backend
+     * share the process's device, so their tensors mix freely; one opened on another device does not).
+     *
+     * @throws IllegalArgumentException naming the argument when it lives on another device
+     * @throws IllegalStateException    naming the argument when it was closed
      */
-    private static Tensor standIn(VulkanTensor t, String name) {
+    private static Tensor standIn(VulkanDevice device, VulkanTensor t, String name) {
         Objects.requireNonNull(t, name);
-        if (t.isClosed()) {
-            throw new IllegalArgumentException(name + ": this VulkanTensor was closed");
+        if (t.device() != device) {
+            throw new IllegalArgumentException(name + ": " + t + " lives on another Vulkan device ("
+                    + t.device().info().name() + ") than this backend's ("
+                    + device.info().name()
+                    + "); allocate or upload it through a backend on this device");
         }
-        return t.standIn();
+        return t.standIn(name);
     }
 }

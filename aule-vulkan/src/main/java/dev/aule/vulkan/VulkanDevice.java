@@ -27,6 +27,8 @@ import java.nio.LongBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
@@ -49,6 +51,23 @@ import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
  * takes the write side, so the device is never destroyed under a running call.
  */
 final class VulkanDevice implements AutoCloseable {
+    /*
+     * Shutdown invariants (maintainers):
+     *  - Every Vulkan call on this device, and every touch of a buffer's memory, runs under the read side of
+     *    useLock: calls and device-tensor uses in whileUsable (refused once closed), frees of device tensors in
+     *    whileOpen (skipped once closed). So once close() holds the write side, nothing runs on the device and no
+     *    VulkanTensor holds a lease.
+     *  - close() (the JVM shutdown hook) waits up to SHUTDOWN_WAIT_SECONDS for the write side: the calls in
+     *    flight finish (each waits for its own submission) and calls arriving meanwhile queue behind it, then see
+     *    the device closed. Holding it, close frees every tensor still live, then the pipelines, the device and
+     *    the instance.
+     *  - A tensor leaves the live set only after its buffer was freed, so a tensor is freed by its own close or
+     *    by the device's, never both and never neither.
+     */
+
+    /** How long JVM shutdown waits for the calls in flight before it leaves the device to the process exit. */
+    static final long SHUTDOWN_WAIT_SECONDS = 60;
+
     /** System property choosing the device: an index in the driver's order, or a name substring. */
     static final String DEVICE_PROPERTY = "aule.vulkan.device";
 
@@ -62,6 +81,7 @@ final class VulkanDevice implements AutoCloseable {
     private final Pipelines pipelines;
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
+    private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
     private volatile boolean closed;
     private volatile String lostReason;
 
@@ -335,6 +355,41 @@ final class VulkanDevice implements AutoCloseable {
         }
     }
 
+    /**
+     * Runs {@code action} under the read side of the use lock unless the device was closed (lost is fine:
+     * freeing is allowed on a lost device).
+     *
+     * @return whether it ran
+     */
+    boolean whileOpen(Runnable action) {
+        Lock use = useLock.readLock();
+        use.lock();
+        try {
+            if (closed) {
+                return false;
+            }
+            action.run();
+            return true;
+        } finally {
+            use.unlock();
+        }
+    }
+
+    /** Records a device tensor that {@link #close()} frees if its owner did not; under the use lock. */
+    void register(VulkanTensor t) {
+        live.add(t);
+    }
+
+    /** How many device tensors are open on this device (tests: closing frees them). */
+    int liveTensors() {
+        return live.size();
+    }
+
+    /** Forgets a device tensor whose buffer was freed. */
+    void unregister(VulkanTensor t) {
+        live.remove(t);
+    }
+
     /** Throws when the device was closed or lost. */
     private void checkUsable() {
         if (closed) {
@@ -373,16 +428,25 @@ final class VulkanDevice implements AutoCloseable {
     }
 
     /**
-     * Waits for running calls (a few seconds at most), saves the pipeline cache and destroys the device.
-     * Called at JVM shutdown.
+     * Waits for the calls in flight ({@link #SHUTDOWN_WAIT_SECONDS} at most), saves the pipeline cache, frees
+     * the device tensors still open and destroys the device. Called at JVM shutdown; later calls throw
+     * {@link VulkanException}, later {@link VulkanTensor#close()}s do nothing. When calls are still running
+     * after the wait, the device is left to the process's exit rather than destroyed under them.
      */
     @Override
     public void close() {
         boolean locked = false;
-        try {
-            locked = useLock.writeLock().tryLock(5, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        boolean interrupted = false;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(SHUTDOWN_WAIT_SECONDS);
+        while (!locked) {
+            try {
+                locked = useLock.writeLock().tryLock(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+                if (!locked) {
+                    break;
+                }
+            } catch (InterruptedException e) {
+                interrupted = true; // shutting down: the wait matters more than the interrupt, restored below
+            }
         }
         try {
             if (closed) {
@@ -390,10 +454,19 @@ final class VulkanDevice implements AutoCloseable {
             }
             pipelines.saveCache();
             if (!locked) {
-                return; // a call is still running: leave the device to the process's exit
+                System.getLogger(VulkanDevice.class.getName())
+                        .log(
+                                System.Logger.Level.WARNING,
+                                "Vulkan calls still running after " + SHUTDOWN_WAIT_SECONDS
+                                        + " s at shutdown; leaving the device " + info.name() + " to the process exit");
+                return;
             }
             closed = true;
             vkDeviceWaitIdle(device);
+            for (VulkanTensor t : live.toArray(VulkanTensor[]::new)) {
+                t.freeAtShutdown();
+            }
+            live.clear();
             pipelines.close();
             compiler.close();
             vkDestroyDevice(device, null);
@@ -402,6 +475,9 @@ final class VulkanDevice implements AutoCloseable {
         } finally {
             if (locked) {
                 useLock.writeLock().unlock();
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }

@@ -13,9 +13,30 @@ import java.util.concurrent.atomic.AtomicLong;
  * call; {@link VulkanBackend#forward(VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor,
  * dev.aule.AttentionOptions)} reads and writes these directly. Create one with {@link VulkanBackend#allocate}
  * or {@link VulkanBackend#upload}; close it to free the device memory (it is also freed when the JVM
- * exits). Safe to share between threads, but not to close while a call uses it.
+ * exits).
+ *
+ * <p>Lifetime: safe to share between threads, and safe to close from any thread at any time.
+ * {@link #close()} waits for the calls that are using the tensor ({@code forward}, {@code backward},
+ * {@link #upload}, {@link #download}) to finish, then frees the memory; a call that starts once
+ * {@code close()} has begun throws {@link IllegalStateException} naming the tensor, before it writes
+ * anything. A tensor passed to a {@link VulkanBackend} running on another device is rejected with
+ * {@link IllegalArgumentException}.
  */
 public final class VulkanTensor implements AutoCloseable {
+    /*
+     * Lifetime invariants (maintainers):
+     *  - Every use of the buffer holds a lease (users > 0), taken by use() only while the device's use lock is
+     *    held for reading (VulkanDevice.whileUsable), and only while the tensor is OPEN.
+     *  - close() moves OPEN -> CLOSING at once (no new lease from then on), then, under the read lock
+     *    (VulkanDevice.whileOpen), waits for users to reach 0 and frees the buffer, then leaves the device's
+     *    live set. So the buffer is freed at most once, never under a lease, and never after the device is
+     *    destroyed: whileOpen skips a closed device, which freed every tensor still in its live set first.
+     *  - The device's close (JVM shutdown) holds the write lock, so no lease exists while it frees the live
+     *    tensors (freeAtShutdown).
+     *  - The lease count waits on a private monitor, never on the tensor itself, so callers synchronising on a
+     *    VulkanTensor cannot interfere.
+     */
+
     /**
      * Validation reuses {@link dev.aule.spi.AttentionShape}, which works on {@link Tensor}s: each device tensor
      * gets a stand-in {@code Tensor} over a range of addresses no other device tensor has and nothing ever
@@ -23,16 +44,24 @@ public final class VulkanTensor implements AutoCloseable {
      */
     private static final AtomicLong NEXT_STAND_IN_ADDRESS = new AtomicLong(1L << 52);
 
-    private final VulkanBackend owner;
+    private enum Life {
+        OPEN,
+        CLOSING,
+        FREED
+    }
+
+    private final VulkanDevice device;
     private final DeviceBuffer buffer;
     private final DType dtype;
     private final long[] shape;
     private final Tensor standIn;
-    private volatile boolean closed;
+    private final Object lifeLock = new Object();
+    private Life life = Life.OPEN; // guarded by lifeLock
+    private int users; // guarded by lifeLock
 
     @SuppressWarnings("restricted") // the stand-in segment is never read or written
-    VulkanTensor(VulkanBackend owner, DeviceBuffer buffer, DType dtype, long[] shape) {
-        this.owner = owner;
+    VulkanTensor(VulkanDevice device, DeviceBuffer buffer, DType dtype, long[] shape) {
+        this.device = device;
         this.buffer = buffer;
         this.dtype = dtype;
         this.shape = shape.clone();
@@ -100,11 +129,17 @@ public final class VulkanTensor implements AutoCloseable {
      *
      * @param src a host tensor of this tensor's shape
      * @throws IllegalArgumentException when the shapes differ
+     * @throws IllegalStateException when this tensor was closed
      */
     public void upload(Tensor src) {
-        checkOpen();
+        checkOpen(null);
         checkShape("src", src);
-        buffer.write(memory -> HostCopy.copy(src, HostCopy.view(memory, dtype, shape)));
+        device.whileUsable(() -> {
+            try (Lease ignored = use(null)) {
+                buffer.write(memory -> HostCopy.copy(src, HostCopy.view(memory, dtype, shape)));
+            }
+            return null;
+        });
     }
 
     /**
@@ -112,68 +147,170 @@ public final class VulkanTensor implements AutoCloseable {
      *
      * @param dst a writable host tensor of this tensor's shape
      * @throws IllegalArgumentException when the shapes differ or {@code dst} is read-only
+     * @throws IllegalStateException when this tensor was closed
      */
     public void download(Tensor dst) {
-        checkOpen();
+        checkOpen(null);
         checkShape("dst", dst);
         if (dst.memory().isReadOnly()) {
             throw new IllegalArgumentException("dst: memory is read-only");
         }
-        HostCopy.download(buffer, dtype, dst);
+        device.whileUsable(() -> {
+            try (Lease ignored = use(null)) {
+                HostCopy.download(buffer, dtype, dst);
+            }
+            return null;
+        });
     }
 
     /**
      * Copies this tensor to the host.
      *
      * @return a new heap tensor of this dtype and shape holding a copy of the data
+     * @throws IllegalStateException when this tensor was closed
      */
     public Tensor toHost() {
+        checkOpen(null);
         Tensor t = Tensor.allocate(dtype, batch(), heads(), seqLen(), headDim());
         download(t);
         return t;
     }
 
-    /** Frees the device memory; later use throws {@link IllegalStateException}. Idempotent. */
+    /**
+     * Frees the device memory, once the calls using this tensor have finished (it waits for them); calls
+     * starting later throw {@link IllegalStateException}. Idempotent, and safe from any thread; after the
+     * device was closed at JVM shutdown it only marks the tensor closed (the shutdown freed it).
+     */
     @Override
     public void close() {
-        synchronized (this) {
-            if (closed) {
-                return;
+        synchronized (lifeLock) {
+            if (life == Life.OPEN) {
+                life = Life.CLOSING;
             }
-            closed = true;
         }
-        owner.release(this);
-        buffer.close();
+        device.whileOpen(() -> {
+            boolean interrupted = false;
+            synchronized (lifeLock) {
+                while (users > 0) {
+                    try {
+                        lifeLock.wait();
+                    } catch (InterruptedException e) {
+                        interrupted = true; // the memory must still be freed: keep waiting, restore the flag
+                    }
+                }
+                if (life == Life.FREED) {
+                    return;
+                }
+                life = Life.FREED;
+            }
+            try {
+                buffer.close();
+            } finally {
+                device.unregister(this);
+                if (interrupted) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
     }
 
     /**
      * Whether {@link #close()} was called.
      *
-     * @return true once the device memory is freed
+     * @return true once {@code close()} has begun: the memory is freed or about to be
      */
     public boolean isClosed() {
-        return closed;
+        synchronized (lifeLock) {
+            return life != Life.OPEN;
+        }
     }
 
     @Override
     public String toString() {
-        return "VulkanTensor[" + dtype + " " + Arrays.toString(shape) + (closed ? " closed" : "") + "]";
+        return "VulkanTensor[" + dtype + " " + Arrays.toString(shape) + (isClosed() ? " closed" : "") + "]";
     }
 
-    DeviceBuffer buffer() {
-        checkOpen();
-        return buffer;
+    /** A use of this tensor's buffer, released by {@link #close()}; see the lifetime invariants. */
+    final class Lease implements AutoCloseable {
+        private boolean released;
+
+        private Lease() {}
+
+        DeviceBuffer buffer() {
+            return buffer;
+        }
+
+        @Override
+        public void close() {
+            if (released) {
+                return;
+            }
+            released = true;
+            synchronized (lifeLock) {
+                if (--users == 0) {
+                    lifeLock.notifyAll();
+                }
+            }
+        }
     }
 
-    Tensor standIn() {
-        checkOpen();
+    /**
+     * Takes a lease on the buffer; the caller holds the device's use lock ({@link VulkanDevice#whileUsable}).
+     *
+     * @param name the argument this tensor is in the caller's call, for the message (null: the tensor's own method)
+     * @throws IllegalStateException when {@link #close()} has begun
+     */
+    Lease use(String name) {
+        synchronized (lifeLock) {
+            if (life != Life.OPEN) {
+                throw closed(name);
+            }
+            users++;
+        }
+        return new Lease();
+    }
+
+    /** Frees the buffer at device close, which holds the use lock for writing: no lease can exist. */
+    void freeAtShutdown() {
+        synchronized (lifeLock) {
+            if (life == Life.FREED) {
+                return;
+            }
+            life = Life.FREED;
+        }
+        buffer.close();
+    }
+
+    VulkanDevice device() {
+        return device;
+    }
+
+    /** Whether the buffer was freed (tests: never while a lease is held). */
+    boolean isFreed() {
+        synchronized (lifeLock) {
+            return life == Life.FREED;
+        }
+    }
+
+    /**
+     * The stand-in that shared validation checks.
+     *
+     * @throws IllegalStateException when this tensor was closed
+     */
+    Tensor standIn(String name) {
+        checkOpen(name);
         return standIn;
     }
 
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("this VulkanTensor " + Arrays.toString(shape) + " was closed");
+    private void checkOpen(String name) {
+        if (isClosed()) {
+            throw closed(name);
         }
+    }
+
+    private IllegalStateException closed(String name) {
+        return new IllegalStateException((name == null ? "" : name + ": ") + "VulkanTensor[" + dtype + " "
+                + Arrays.toString(shape) + "] was closed; a closed device tensor cannot be used");
     }
 
     private void checkShape(String name, Tensor t) {

@@ -35,6 +35,7 @@ void main() {
     const int group = p.Hq / p.Hkv;
     const int offset = p.Sk - p.Sq;
     const int kEnd = min(k0 + BC, p.Sk) - 1;
+    const int myKey = k0 + jr;
 
     const uint kBase = uint((b * p.Hkv + hkv) * p.Sk + k0) * uint(p.D);
     const uint vBase = uint((b * p.Hkv + hkv) * p.Sk + k0) * uint(p.Dv);
@@ -115,6 +116,12 @@ void main() {
             barrier();
 
             for (int rr = 0; rr < BR; rr++) {
+                // A row that cannot see this thread's key adds nothing, not 0 * q or 0 * dOut: a NaN or Inf in
+                // it must not reach dk or dv (the ds condition above, for this key).
+                int i = i0 + rr;
+                if (i >= p.Sq || myKey >= p.Sk || sLse[rr] == NEG_INF || myKey < firstKey(i) || myKey > lastKey(i)) {
+                    continue;
+                }
                 float pr = sP[rr * BC + jr];
                 float dsr = sDS[rr * BC + jr];
                 for (int u = 0; u < NC; u++) {

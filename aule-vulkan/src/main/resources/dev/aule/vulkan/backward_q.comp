@@ -57,6 +57,11 @@ void main() {
 
     const int kLo = firstKey(row0);
     const int kHi = lastKey(lastRow);
+    // The keys this thread's row sees: the ds condition below, per row (empty past Sq or when it sees none).
+    barrier(); // sLse is written above
+    const bool rowSees = row0 + r < p.Sq && sLse[r] != NEG_INF;
+    const int myFirst = rowSees ? firstKey(row0 + r) : 1;
+    const int myLast = rowSees ? lastKey(row0 + r) : 0;
     const uint kHead = uint((b * p.Hkv + hkv) * p.Sk);
     for (int kb = kLo; kb <= kHi; kb += BC) {
         barrier();
@@ -102,6 +107,10 @@ void main() {
         barrier();
 
         for (int jj = 0; jj < BC; jj++) {
+            // A key hidden from this row adds nothing, not 0 * k: a NaN or Inf in it must not reach dq.
+            if (kb + jj < myFirst || kb + jj > myLast) {
+                continue;
+            }
             float dsr = sDS[r * BC + jj];
             for (int u = 0; u < NC; u++) {
                 dq[u] += dsr * sK[jj * HD + t + TPR * u];

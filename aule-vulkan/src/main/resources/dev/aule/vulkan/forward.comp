@@ -99,31 +99,43 @@ void main() {
         }
         barrier();
 
+        // o is kept normalised, divided by the running sum l: o = o * (alpha * l / lNew) + (p / lNew) v. So it
+        // stays a convex combination of value rows, |o| <= max |v|, and finite values never overflow it (an
+        // unnormalised sum of up to Sk values near the float maximum would). Hidden keys (score -inf) are
+        // skipped, not weighted by 0, so a NaN or Inf in a value row no row may see never reaches o.
         if (mNew != NEG_INF) {
             float alpha = m == NEG_INF ? 0.0 : exp(m - mNew);
             float rowSum = 0.0;
+            for (int jj = 0; jj < BC; jj++) {
+                rowSum += sP[r * BC + jj];
+            }
+            float kept = l * alpha;
+            float lNew = kept + rowSum; // >= 1: the row's largest score contributes exp(0)
+            float keep = kept / lNew;
+            float w = 1.0 / lNew;
             for (int u = 0; u < NC; u++) {
-                o[u] *= alpha;
+                o[u] *= keep;
             }
             for (int jj = 0; jj < BC; jj++) {
-                float pj = sP[r * BC + jj];
-                rowSum += pj;
+                if (sS[r * BC + jj] == NEG_INF) {
+                    continue;
+                }
+                float pj = sP[r * BC + jj] * w;
                 for (int u = 0; u < NC; u++) {
                     o[u] += pj * sV[jj * HD + t + TPR * u];
                 }
             }
-            l = l * alpha + rowSum;
+            l = lNew;
             m = mNew;
         }
     }
 
     if (validRow) {
         const uint oBase = uint((b * p.Hq + hq) * p.Sq + i) * uint(p.Dv);
-        float inv = l > 0.0 ? 1.0 / l : 0.0;
         for (int u = 0; u < NC; u++) {
             int c = t + TPR * u;
             if (c < p.Dv) {
-                o_data[oBase + uint(c)] = o[u] * inv;
+                o_data[oBase + uint(c)] = o[u]; // already normalised; 0 for a row that sees no key
             }
         }
         if (t == 0 && (p.flags & 1) != 0) {
