@@ -83,6 +83,9 @@ final class StateMerge {
                             }
                             double w = Math.exp(weight[p] - max);
                             sum += w;
+                            if (w < Float.MIN_NORMAL) {
+                                continue; // its keys weigh 0 in F32: its output (NaN included) adds nothing
+                            }
                             partials.get(p).out().readRow(b, h, s, row, 0);
                             for (int x = 0; x < dv; x++) {
                                 acc[x] += w * row[x];

@@ -71,8 +71,8 @@ final class FlashBackward {
     private final int blocks;
     private final int chunks;
     private final float scale;
-    // What q is multiplied by when packed: the scale, except with a softcap, whose tanh takes the scale
-    // itself so an extreme one saturates it instead of overflowing q (dK is then scaled when written).
+    // What q is multiplied by when packed (FlashForward.queryScale); when it is 1 and the scale is not, the
+    // softmax step scales the scores and dK is scaled when written.
     private final float queryScale;
     private final float softcap;
     private final float[] slopes;
@@ -88,7 +88,8 @@ final class FlashBackward {
     private final int[] order;
 
     // Per (batch, query head), filled by prepare; rows padded to tiles * t with zeros.
-    private final float[][] qRows; // [tiles * t][dPad], q * scale
+    private final float[][] qRows; // [tiles * t][dPad], q * queryScale
+    private final boolean[][] finiteRows; // [b * Hq][tiles]: whether the tile's q and dOut rows are all finite
     private final float[][] qCols; // [tiles][headDim][t], the same transposed per tile
     private final float[][] dORows; // [tiles * t][dvPad]
     private final float[][] dOCols; // [tiles][valueDim][t]
@@ -122,7 +123,7 @@ final class FlashBackward {
         this.tiles = ceilDiv(queryLen, t);
         this.blocks = ceilDiv(keyLen, t);
         this.scale = options.scale(headDim);
-        this.queryScale = options.softcap() > 0f ? 1f : scale;
+        this.queryScale = FlashForward.queryScale(options, scale);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
@@ -152,6 +153,7 @@ final class FlashBackward {
         this.order = costliestFirst(shape.batch() * kvHeads);
 
         this.qRows = new float[bh][];
+        this.finiteRows = new boolean[bh][];
         this.qCols = new float[bh][];
         this.dORows = new float[bh][];
         this.dOCols = new float[bh][];
@@ -242,13 +244,17 @@ final class FlashBackward {
         float[] rd = new float[tiles * t];
         float[] row = sc.row;
         float[] outRow = sc.row2;
+        boolean[] finite = new boolean[tiles];
+        java.util.Arrays.fill(finite, true);
         for (int i = 0; i < queryLen; i++) {
             int colBase = (i / t) * headDim * t + i % t;
+            float check = 0f; // 0 * x is 0 for every finite x and NaN for NaN and the infinities
             q.readRow(b, h, i, row, 0);
             for (int x = 0; x < headDim; x++) {
                 float scaled = row[x] * queryScale;
                 qr[i * dPad + x] = scaled;
                 qc[colBase + x * t] = scaled;
+                check += 0f * scaled;
             }
             dOut.readRow(b, h, i, row, 0);
             out.readRow(b, h, i, outRow, 0);
@@ -258,17 +264,22 @@ final class FlashBackward {
                 dor[i * dvPad + x] = row[x];
                 doc[dColBase + x * t] = row[x];
                 delta += (double) row[x] * outRow[x];
+                check += 0f * row[x];
+            }
+            if (check != 0f) {
+                finite[i / t] = false;
             }
             float rowLse = lse.get(b, h, i, 0);
             rl[i] = rowLse == Float.NEGATIVE_INFINITY ? Float.POSITIVE_INFINITY : rowLse;
             rd[i] = (float) delta;
         }
+        finiteRows[bh] = finite;
         qRows[bh] = qr;
         qCols[bh] = qc;
         dORows[bh] = dor;
         dOCols[bh] = doc;
         rowStats[bh] = new BackwardRows(
-                rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h], softcap > 0f ? scale : 1f);
+                rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h], queryScale == scale ? 1f : scale);
         for (int c = 0; c < chunks; c++) {
             dqParts[c][bh] = new float[tiles * dPad * t];
         }
@@ -310,8 +321,13 @@ final class FlashBackward {
                         masks.softmaxBackward(
                                 sT, dpT, jn4, j0, r0, t, rowStats[bh], b, head, status == BlockMask.Status.FULL);
                     }
-                    math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
-                    math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
+                    if (finiteRows[bh][tile]) {
+                        math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
+                        math.multiplyAdd(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc, 0);
+                    } else {
+                        addSeenRows(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc);
+                        addSeenRows(dpT, jn4, rows, qRows[bh], r0 * dPad, dPad, sc.dkAcc);
+                    }
                     if (finiteKeys) {
                         math.multiplyAdd(sc.kCols, dPad, jn, dpT, 0, t, dqPart, r0 * dPad);
                     } else {
@@ -319,7 +335,7 @@ final class FlashBackward {
                     }
                 }
             }
-            if (queryScale != scale) { // unscaled queries (softcap): dK = scale * sum ds q
+            if (queryScale != scale) { // unscaled queries: dK = scale * sum ds q
                 math.scale(sc.dkAcc, 0, jn * dPad, scale);
             }
             for (int j = 0; j < jn; j++) {
@@ -359,6 +375,25 @@ final class FlashBackward {
             Arrays.fill(kCols, x * t + (x < headDim ? jn : 0), (x + 1) * t, 0f);
         }
         return check == 0f;
+    }
+
+    /**
+     * {@code c[rows][width] += a[rows][inner] b[inner][width]} ({@code a}'s rows {@code t} apart, {@code c} from 0)
+     * skipping the pairs where {@code a} is 0: {@code dV += P^T dOut} and {@code dK += dS^T q} for a query tile
+     * holding a NaN or an infinity (in q or dOut), so a row a key cannot be seen by never reaches that key's
+     * gradients through {@code 0 * NaN}. Rare, so scalar, in a fixed order.
+     */
+    private void addSeenRows(float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c) {
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < inner; i++) {
+                float weight = a[r * t + i];
+                if (weight != 0f) {
+                    for (int w = 0; w < width; w++) {
+                        c[r * width + w] += weight * b[bOff + i * width + w];
+                    }
+                }
+            }
+        }
     }
 
     /**

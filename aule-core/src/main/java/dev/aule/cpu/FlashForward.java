@@ -52,8 +52,7 @@ final class FlashForward {
     private final int rows;
     private final int tiles;
     private final float scale;
-    // What q is multiplied by when loaded: the scale, except with a softcap, whose tanh takes the scale itself
-    // so an extreme one saturates it instead of overflowing the query tile.
+    // What q is multiplied by when loaded (FlashForward.queryScale): the scale, or 1 with a softcap or |scale| > 1.
     private final float queryScale;
     private final float softcap;
     private final float[] slopes;
@@ -115,7 +114,7 @@ final class FlashForward {
         this.tiles = plan.tiles();
         this.partRows = Math.min(tileRows, rows);
         this.scale = options.scale(d);
-        this.queryScale = options.softcap() > 0f ? 1f : scale;
+        this.queryScale = queryScale(options, scale);
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
@@ -141,6 +140,16 @@ final class FlashForward {
             partialO = partialM = partialL = null;
             pendingSplits = null;
         }
+    }
+
+    /**
+     * What the kernels multiply q by when they load it: the scale when {@code |scale| <= 1} and there is no softcap
+     * (then {@code q * scale} cannot overflow), else 1, and the scale is applied to the scores instead (by the
+     * softcap's tanh, or a pass over the scores): an extreme scale then overflows a score to an infinity, which
+     * the softmax handles, instead of overflowing q into {@code inf - inf = NaN} in the dot product.
+     */
+    static float queryScale(AttentionOptions options, float scale) {
+        return options.softcap() > 0f || !(Math.abs(scale) <= 1f) ? 1f : scale;
     }
 
     int items() {
@@ -185,10 +194,11 @@ final class FlashForward {
         sc.ensure(tileRows, keyTile, dp, dvp);
         boolean normalised = false;
         sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
-        if (!Float.isFinite(checkSum(sc.o, n * dvp))) {
-            // The unnormalised accumulator left the float range (values near the F32 maximum), or the inputs
-            // hold a NaN or an infinity: the tile runs again on the normalised accumulator, which cannot
-            // overflow and skips pairs of probability 0 (a NaN that a row does see comes out again).
+        if (sc.overflow || !Float.isFinite(checkSum(sc.o, n * dvp)) || saturated(sc.m, n)) {
+            // The unnormalised accumulator left the float range (values near the F32 maximum), the inputs hold a
+            // NaN or an infinity, or a score overflowed (its float partial sums may have, where the exact sum
+            // does not): the tile runs again with float64 dot products and the normalised accumulator, which
+            // cannot overflow and skips pairs of probability 0 (a NaN that a row does see comes out again).
             normalised = true;
             sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
         }
@@ -202,6 +212,7 @@ final class FlashForward {
     private void sweep(
             Scratch sc, TilePath path, int b, int kvHead, int r0, int n, int n4, int split, boolean normalised) {
         KeyRange keys = loadQueries(sc, path, b, kvHead, r0, n, n4);
+        sc.overflow = false;
         if (splits > 1 && keys.start() < keys.end()) {
             keys = keys.split(split, splits, keyTile);
         }
@@ -214,7 +225,11 @@ final class FlashForward {
             if (status == BlockMask.Status.EMPTY) {
                 continue;
             }
-            scoreBlock(sc, path, n4, b, kvHead, j0, jn);
+            if (normalised) {
+                exactScores(sc, path, n4, b, kvHead, j0, jn);
+            } else {
+                scoreBlock(sc, path, n4, b, kvHead, j0, jn);
+            }
             if (path.values() == TilePath.Values.PACKED || normalised) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
@@ -225,6 +240,28 @@ final class FlashForward {
                 math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
+            }
+        }
+    }
+
+    /**
+     * The normalised sweep's scores: each dot product summed in float64 and rounded once, so large finite q and
+     * k whose float partial sums would overflow into {@code inf - inf = NaN} give the score's F32 value (an
+     * infinity when it is beyond the F32 range), times the part of the scale the queries do not carry, also in
+     * float64 (a zero scale times an overflowing product is 0, not NaN). Scalar, for the rare tiles the fast
+     * sweep could not finish.
+     */
+    private void exactScores(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn) {
+        packRows(k, sc.kt, dp, b, kvHead, j0, jn);
+        int qStride = path.qStride();
+        double rest = queryScale == scale ? 1 : scale;
+        for (int t = 0; t < n4; t++) {
+            for (int j = 0; j < jn; j++) {
+                double dot = 0;
+                for (int x = 0; x < d; x++) {
+                    dot += (double) sc.q[t * qStride + x] * sc.kt[j * dp + x];
+                }
+                sc.s[t * keyTile + j] = (float) (dot * rest);
             }
         }
     }
@@ -255,6 +292,15 @@ final class FlashForward {
                 }
             }
         }
+    }
+
+    private static boolean saturated(float[] m, int n) {
+        for (int t = 0; t < n; t++) {
+            if (m[t] == Float.POSITIVE_INFINITY) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** {@code sum 0 * x[i]} over {@code x[0, n)}: 0 when every value is finite, NaN otherwise. */
@@ -370,7 +416,14 @@ final class FlashForward {
                 continue;
             }
             if (softcap > 0f) {
-                math.softcap(s, off, keyTile, scale, softcap);
+                // The tanh would turn an overflowed dot product (whose exact value may differ, even in sign) into
+                // a plausible finite score: such a tile runs again exactly.
+                if (!normalised && !math.allFinite(s, off, keyTile)) {
+                    sc.overflow = true;
+                }
+                math.softcap(s, off, keyTile, normalised ? 1f : scale, softcap); // exactScores applied the scale
+            } else if (queryScale != scale && !normalised) {
+                math.scale(s, off, keyTile, scale);
             }
             if (slopes != null) {
                 float center = (float) (sc.qRow[t] + visibility.offset() - j0);

@@ -104,6 +104,16 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public boolean allFinite(float[] s, int off, int n) {
+        for (int i = off; i < off + n; i++) {
+            if (!Float.isFinite(s[i])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
     public float max(float[] s, int off, int n) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = off; i < off + n; i++) {
@@ -202,19 +212,19 @@ final class ScalarTileMath implements TileMath {
                     dp[at] = 0f;
                     continue;
                 }
-                float y = s[at];
+                float y = s[at] * rows.scoreScale();
                 float capSlope = 1f;
                 if (cap > 0f) {
-                    float th = (float) Math.tanh((y * rows.capScale()) / cap);
+                    float th = (float) Math.tanh(y / cap);
                     y = cap * th;
                     capSlope = 1f - th * th;
                 }
                 if (slope != 0f) {
                     y -= slope * Math.abs(rows.diag()[row] - key);
                 }
-                float p = (float) Math.exp(y - rows.lse()[row]);
+                float p = (float) Math.exp(Math.min(y - rows.lse()[row], 0f)); // p <= 1 despite a rounded LSE
                 s[at] = p;
-                dp[at] = p * (dp[at] - rows.delta()[row]) * capSlope;
+                dp[at] = p == 0f ? 0f : p * (dp[at] - rows.delta()[row]) * capSlope;
             }
         }
     }

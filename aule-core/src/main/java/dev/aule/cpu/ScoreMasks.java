@@ -124,10 +124,10 @@ final class ScoreMasks {
                     dp[at] = 0f;
                     continue;
                 }
-                float x = s[at];
+                float x = s[at] * rows.scoreScale();
                 float capSlope = 1f;
                 if (cap > 0f) {
-                    float tanh = (float) Math.tanh((x * rows.capScale()) / cap);
+                    float tanh = (float) Math.tanh(x / cap);
                     x = cap * tanh;
                     capSlope = 1f - tanh * tanh;
                 }
@@ -139,7 +139,7 @@ final class ScoreMasks {
                     capSlope *= scoreModDerivative.at(x, b, h, i, key);
                     x = scoreMod.apply(x, b, h, i, key);
                 }
-                float p = x == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp(x - lse[i]);
+                float p = x == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp(Math.min(x - lse[i], 0f));
                 s[at] = p;
                 dp[at] = p == 0f ? 0f : p * (dp[at] - delta[i]) * capSlope;
             }

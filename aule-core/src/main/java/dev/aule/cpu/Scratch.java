@@ -23,6 +23,7 @@ final class Scratch {
     float[] m = new float[0]; // running row max
     float[] l = new float[0]; // running row sum
     float[] alpha = new float[0]; // rescale factor of the current block
+    boolean overflow; // a raw score of the tile's fast sweep was not finite where a softcap would hide it
     float[] ones = new float[0]; // alphas of 1: a block's later runs of in-place values (no rescale)
     int[] qRow = new int[0]; // query index of each tile row
     int[] qHead = new int[0]; // query head of each tile row

@@ -77,6 +77,9 @@ interface TileMath {
     /** {@code s[off + j] -= slope * |center - j|} for {@code j} in {@code [0, n)}: ALiBi's distance penalty. */
     void alibi(float[] s, int off, int n, float slope, float center);
 
+    /** Whether every one of {@code s[off, off+n)} is finite. */
+    boolean allFinite(float[] s, int off, int n);
+
     /** Largest of {@code s[off, off+n)}. */
     float max(float[] s, int off, int n);
 

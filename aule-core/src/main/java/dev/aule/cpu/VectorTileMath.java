@@ -79,6 +79,11 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public boolean allFinite(float[] s, int off, int n) {
+        return Reductions.allFinite(s, off, n);
+    }
+
+    @Override
     public float max(float[] s, int off, int n) {
         return Reductions.max(s, off, n);
     }

@@ -173,7 +173,20 @@ public final class ReferenceBackend implements AttentionBackend {
                 max = Math.max(max, scores[j]);
             }
             double rowLse = Double.NEGATIVE_INFINITY;
-            if (max != Double.NEGATIVE_INFINITY) { // else no visible key: out 0, lse -inf
+            if (max == Double.POSITIVE_INFINITY) { // a score of +inf saturates the row onto its +inf keys
+                int count = 0;
+                for (int j = first; j <= last; j++) {
+                    count += scores[j] == Double.POSITIVE_INFINITY ? 1 : 0;
+                }
+                for (int j = first; j <= last; j++) {
+                    if (scores[j] == Double.POSITIVE_INFINITY) {
+                        for (int x = 0; x < dv; x++) {
+                            acc[x] += values[j * dv + x] / count;
+                        }
+                    }
+                }
+                rowLse = max;
+            } else if (max != Double.NEGATIVE_INFINITY) { // else no visible key: out 0, lse -inf
                 double sum = 0;
                 for (int j = first; j <= last; j++) {
                     sum += Math.exp(scores[j] - max); // exp(-inf) = 0 for hidden keys
@@ -184,6 +197,9 @@ public final class ReferenceBackend implements AttentionBackend {
                         continue; // a hidden key never influences the row, whatever its value holds
                     }
                     double p = Math.exp(scores[j] - rowLse);
+                    if (p < Float.MIN_NORMAL) {
+                        continue; // a pair of probability 0 in F32 adds nothing, as in the kernels (no 0 x NaN)
+                    }
                     for (int x = 0; x < dv; x++) {
                         acc[x] += p * values[j * dv + x];
                     }

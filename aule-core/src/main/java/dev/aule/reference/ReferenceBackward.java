@@ -118,10 +118,10 @@ final class ReferenceBackward {
                 int last = visibility.last(i);
                 probabilities(b, head, i, q[g], k, p, capSlope);
                 double delta = 0;
-                // A pair of probability 0 (hidden, or one whose exp underflows) adds nothing: skipped, so a NaN
+                // A pair of probability 0 in F32 (hidden, or one whose exp underflows) adds nothing: skipped, so a NaN
                 // or an infinity in a key or value a row cannot see never reaches its gradients (0 x NaN).
                 for (int j = first; j <= last; j++) {
-                    if (p[j] == 0) {
+                    if (p[j] < Float.MIN_NORMAL) {
                         continue;
                     }
                     double dot = 0;
@@ -133,7 +133,7 @@ final class ReferenceBackward {
                     delta += p[j] * dot;
                 }
                 for (int j = first; j <= last; j++) {
-                    if (p[j] == 0) {
+                    if (p[j] < Float.MIN_NORMAL) {
                         continue;
                     }
                     double ds = p[j] * (dp[j] - delta) * capSlope[j] * scale;

@@ -37,6 +37,14 @@ final class Scores {
         this.scoreModDerivative = scoreMod == null ? null : scoreMod.derivative();
     }
 
+    /**
+     * Scores are F32 values (semantics rule 11): one beyond the F32 range is an infinity, so a row whose score
+     * overflows saturates (+inf) or hides the key (-inf) as in the kernels, instead of the float64 limit.
+     */
+    private static double inFloatRange(double s) {
+        return s > Float.MAX_VALUE ? Double.POSITIVE_INFINITY : s < -Float.MAX_VALUE ? Double.NEGATIVE_INFINITY : s;
+    }
+
     /** The scale in float64: the explicit one, or {@code 1/sqrt(headDim)} computed in float64. */
     static double scale(AttentionOptions options, int headDim) {
         return options.explicitScale().map(Float::doubleValue).orElse(1 / Math.sqrt(headDim));
@@ -61,7 +69,7 @@ final class Scores {
         if (maskMod != null && !maskMod.visible(b, h, i, j)) {
             return Double.NEGATIVE_INFINITY;
         }
-        double s = scale * dot;
+        double s = inFloatRange(scale * dot);
         double derivative = 1;
         if (softcap > 0) {
             double t = Math.tanh(s / softcap);
@@ -75,6 +83,7 @@ final class Scores {
             double add = bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);
             s = add == Double.NEGATIVE_INFINITY ? add : s + add; // hides the key whatever its score
         }
+        s = inFloatRange(s);
         if (s == Double.NEGATIVE_INFINITY) {
             return s; // a bias of -inf masks: the ScoreMod never sees it
         }

@@ -134,6 +134,7 @@ final class Draws {
             c.note("alibi", alibi);
             b.alibiSlopes(slopes);
         }
+        Contract.ALIBI_BEYOND_RANGE.set(alibi >= 4 && Math.max(queryLen, keyLen) >= 1);
         if (!masks) {
             return b.build();
         }

@@ -87,7 +87,7 @@ public final class Elementwise {
         float[] diag = rows.diag();
         float cap = rows.softcap();
         float slope = rows.slope();
-        float capScale = rows.capScale();
+        float scoreScale = rows.scoreScale();
         // Lane vectors outside, keys inside: each row statistic is loaded once per tile.
         for (int lane = 0; lane < KT; lane += L) {
             int row = rowOff + lane;
@@ -100,18 +100,26 @@ public final class Elementwise {
                 int at = j * KT + lane;
                 int key = key0 + j;
                 FloatVector y = FloatVector.fromArray(F, s, at);
+                if (scoreScale != 1f) {
+                    y = y.mul(scoreScale);
+                }
                 FloatVector capSlope = ONE;
                 if (cap > 0f) {
-                    FloatVector th = tanh(y.mul(capScale).div(cap));
+                    FloatVector th = tanh(y.div(cap));
                     y = th.mul(cap);
                     capSlope = th.mul(th).neg().add(1f);
                 }
                 if (slope != 0f) {
                     y = y.sub(rowDiag.sub(key).abs().mul(slope));
                 }
-                FloatVector p = exp(y.sub(rowLse));
-                FloatVector ds =
-                        FloatVector.fromArray(F, dp, at).sub(rowDelta).mul(p).mul(capSlope);
+                // p <= 1 exactly: a score above the rounded LSE (by an ulp of a score of 1e29, say) must not give
+                // exp(8e21) = inf, and then inf * 0 = NaN in ds
+                FloatVector p = exp(y.sub(rowLse).min(0f));
+                FloatVector ds = FloatVector.fromArray(F, dp, at)
+                        .sub(rowDelta)
+                        .mul(p)
+                        .mul(capSlope)
+                        .blend(0f, p.compare(VectorOperators.EQ, 0f)); // p = 0 adds nothing, even to a NaN dp
                 if (masked) {
                     VectorMask<Float> hidden = rowFirst.compare(VectorOperators.GT, key)
                             .or(rowLast.compare(VectorOperators.LT, key))

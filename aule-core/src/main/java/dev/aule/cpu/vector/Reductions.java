@@ -24,6 +24,15 @@ public final class Reductions {
 
     private Reductions() {}
 
+    /** Whether every one of {@code s[off, off+n)} is finite, {@code n} a multiple of the lanes. */
+    public static boolean allFinite(float[] s, int off, int n) {
+        FloatVector check = FloatVector.zero(F); // 0 * x is 0 for a finite x, NaN for NaN and the infinities
+        for (int i = off; i < off + n; i += L) {
+            check = check.add(FloatVector.fromArray(F, s, i).mul(0f));
+        }
+        return check.reduceLanes(VectorOperators.ADD) == 0f;
+    }
+
     /** Largest of {@code s[off, off+n)}, {@code n} a multiple of the lanes. */
     public static float max(float[] s, int off, int n) {
         FloatVector max = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
