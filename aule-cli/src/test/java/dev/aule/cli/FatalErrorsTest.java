@@ -30,12 +30,24 @@ class FatalErrorsTest {
         assertFalse(err.contains("\tat "), err);
     }
 
-    private static String runThrowing(Error error) {
-        Callable<Integer> failing = () -> {
+    /** A command that fails with the JVM error it is given. */
+    @CommandLine.Command(name = "failing")
+    static final class Failing implements Callable<Integer> {
+        private final Error error;
+
+        Failing(Error error) {
+            this.error = error;
+        }
+
+        @Override
+        public Integer call() {
             throw error;
-        };
+        }
+    }
+
+    private static String runThrowing(Error error) {
         StringWriter err = new StringWriter();
-        CommandLine cl = new CommandLine(failing).setErr(new PrintWriter(err));
+        CommandLine cl = new CommandLine(new Failing(error)).setErr(new PrintWriter(err));
         assertEquals(ErrorHandlers.FAILURE, Main.run(cl));
         return err.toString();
     }
