@@ -32,6 +32,26 @@ class EmbedCommandTest {
     }
 
     @Test
+    void benchEmbedChecksAgreementWithOnnxRuntimeThenTimesBoth(@TempDir Path dir) throws IOException {
+        Path model = copy("all-minilm-l6-v2.onnx", dir);
+        Path tokenizer = copy("all-minilm-l6-v2-tokenizer.json", dir);
+        Path texts = Files.writeString(dir.resolve("texts.txt"), "Hello world.\nThe cat sat on the mat.\n");
+        CliRun run = CliRun.of(
+                        "bench",
+                        "embed",
+                        "--model",
+                        model.toString(),
+                        "--tokenizer",
+                        tokenizer.toString(),
+                        "--file",
+                        texts.toString(),
+                        "--seconds",
+                        "0.2")
+                .succeeded();
+        run.assertPrinted("2 texts", "agreement: worst cosine", "aule-models (pure Java)", "onnxruntime");
+    }
+
+    @Test
     void noTextsIsAUsageError(@TempDir Path dir) {
         CliRun run = CliRun.of("embed", "--model", dir.resolve("m.onnx").toString(), "--tokenizer", "t.json");
         assertEquals(2, run.exitCode());
