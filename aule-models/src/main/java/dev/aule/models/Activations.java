@@ -13,12 +13,7 @@ final class Activations {
     /** Applies the activation in place to {@code x[from, to)}. */
     static void apply(BertConfig.Activation activation, float[] x, int from, int to) {
         switch (activation) {
-            case GELU_ERF -> {
-                for (int i = from; i < to; i++) {
-                    double v = x[i];
-                    x[i] = (float) (0.5 * v * (1 + erf(v * SQRT_HALF)));
-                }
-            }
+            case GELU_ERF -> FastGelu.apply(x, from, to);
             case GELU_TANH -> {
                 for (int i = from; i < to; i++) {
                     double v = x[i];
@@ -31,6 +26,11 @@ final class Activations {
                 }
             }
         }
+    }
+
+    /** GELU with erf from {@link #erf}: the precise reference of {@link FastGelu}. */
+    static double preciseGelu(double v) {
+        return 0.5 * v * (1 + erf(v * SQRT_HALF));
     }
 
     /**

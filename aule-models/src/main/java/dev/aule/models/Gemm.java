@@ -52,8 +52,9 @@ final class Gemm {
         int rowBlocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
         int panels = panels(n);
         IntStream.range(0, rowBlocks * panels).parallel().forEach(task -> {
-            int p = task % panels;
-            int r0 = (task / panels) * ROW_BLOCK;
+            // Consecutive tasks (one thread's share of the range) keep one panel of w hot in cache over row blocks.
+            int p = task / rowBlocks;
+            int r0 = (task % rowBlocks) * ROW_BLOCK;
             int count = Math.min(ROW_BLOCK, rows - r0);
             int c0 = p * PANEL;
             if (VECTOR && c0 + PANEL <= n) {

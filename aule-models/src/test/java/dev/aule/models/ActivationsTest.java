@@ -29,6 +29,26 @@ class ActivationsTest {
     }
 
     @Test
+    void fastGeluIsWithinHalfAFloatUlpOfTheSeries() {
+        int n = 40_003;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = -12f + 24f * i / (n - 1);
+        }
+        x[7] = 0f;
+        x[8] = -0f;
+        x[9] = 1e-30f;
+        float[] fast = x.clone();
+        // 1..n-1 (odd length from 1): whole vectors, then the scalar tail.
+        Activations.apply(BertConfig.Activation.GELU_ERF, fast, 1, n);
+        for (int i = 1; i < n; i++) {
+            double want = Activations.preciseGelu(x[i]);
+            assertEquals(want, fast[i], 1.2e-7 * Math.abs(x[i]) + 1e-38, "gelu(" + x[i] + ")");
+        }
+        assertEquals(x[0], fast[0], "outside the range: untouched");
+    }
+
+    @Test
     void gemmMatchesFloat64Product() {
         Random random = new Random(7);
         for (int[] shape : new int[][] {{4, 384, 384}, {68, 96, 1152}, {8, 40, 70}, {132, 17, 5}}) {
