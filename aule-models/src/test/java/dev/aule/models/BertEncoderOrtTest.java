@@ -79,7 +79,7 @@ class BertEncoderOrtTest {
             assertTrue(cosine >= MIN_COSINE, "sentence " + s + ": cosine " + cosine);
             assertEquals(1.0, norm(ours[s]), 1e-6, "sentence " + s + ": not unit length");
         }
-        System.out.printf("BertEncoderOrtTest: %d sentences, worst pooled cosine %.9f%n", ids.size(), worst);
+        System.out.printf("BertEncoderOrtTest: %d sentences, worst pooled cosine 1 - %.3g%n", ids.size(), 1 - worst);
     }
 
     @Test
