@@ -93,6 +93,25 @@ class BertEncoderOrtTest {
     }
 
     @Test
+    void concurrentCallsGiveTheSameEmbeddings() throws Exception {
+        BertEncoder encoder = MiniLm.encoder();
+        List<int[]> some = ids.subList(0, 12);
+        float[][] expected = encoder.embed(some);
+        try (var pool = java.util.concurrent.Executors.newFixedThreadPool(4)) {
+            List<java.util.concurrent.Future<float[][]>> results = new ArrayList<>();
+            for (int i = 0; i < 4; i++) {
+                results.add(pool.submit(() -> encoder.embed(some)));
+            }
+            for (var r : results) {
+                float[][] got = r.get();
+                for (int s = 0; s < expected.length; s++) {
+                    assertArrayEquals(expected[s], got[s], "sentence " + s);
+                }
+            }
+        }
+    }
+
+    @Test
     void similarSentencesAreCloserThanUnrelatedOnes() {
         float[][] e = MiniLm.encoder()
                 .embed(List.of(
