@@ -13,6 +13,7 @@ final class WireReader {
     static final int FIXED64 = 1;
     static final int LENGTH_DELIMITED = 2;
     static final int FIXED32 = 5;
+    private static final long MAX_FIELD = (1L << 29) - 1;
 
     private final byte[] bytes;
     private final int end;
@@ -36,7 +37,9 @@ final class WireReader {
     long key() {
         long key = varint();
         int wireType = (int) (key & 7);
+        // Field numbers are 1 to 2^29 - 1: a larger key would alias a real field once cast to int.
         if ((key >>> 3) == 0
+                || (key >>> 3) > MAX_FIELD
                 || (wireType != VARINT && wireType != FIXED64 && wireType != LENGTH_DELIMITED && wireType != FIXED32)) {
             throw fail("field key " + key + " (field " + (key >>> 3) + ", wire type " + wireType
                     + ") is not valid protobuf: not an ONNX file, or a damaged one");

@@ -60,6 +60,17 @@ class OnnxReaderTest {
     }
 
     @Test
+    void fieldNumbersBeyondProtobufsRangeAreRejectedNotAliased() {
+        // The key of field 7 (graph, length-delimited) plus 2^32: cast to int, its field number would read as 7.
+        byte[] head = new ProtoWriter().varint(1, 8).toByteArray();
+        byte[] key = {(byte) 0xba, (byte) 0x80, (byte) 0x80, (byte) 0x80, (byte) 0x80, 0x01, 0};
+        byte[] model = Arrays.copyOf(head, head.length + key.length);
+        System.arraycopy(key, 0, model, head.length, key.length);
+        OnnxFormatException e = assertThrows(OnnxFormatException.class, () -> OnnxReader.read(model, NAME));
+        assertTrue(e.getMessage().contains("not valid protobuf"), e.getMessage());
+    }
+
+    @Test
     void tensorWithFewerBytesThanItsDimsIsAClearError() {
         OnnxGraph g = OnnxReader.read(model(2), NAME);
         OnnxFormatException e =
