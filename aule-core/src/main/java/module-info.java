@@ -9,6 +9,8 @@
  * API is optional: without {@code --add-modules jdk.incubator.vector} the CPU backend runs its
  * scalar path.
  */
+// "module": the qualified export below names dev.aule.models, which is not on this module's compile path.
+@SuppressWarnings("module")
 module dev.aule {
     requires static jdk.incubator.vector;
 
@@ -16,6 +18,9 @@ module dev.aule {
     exports dev.aule.mask;
     exports dev.aule.serving;
     exports dev.aule.spi;
+    // The register-blocked product kernel, for aule-models' dense layers (one GEMM in the project, not two).
+    exports dev.aule.cpu.vector to
+            dev.aule.models;
 
     uses dev.aule.spi.AttentionBackend;
 

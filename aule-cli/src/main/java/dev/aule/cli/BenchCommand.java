@@ -27,7 +27,8 @@ import java.util.Optional;
 
 /**
  * {@code aule bench}: a prefill sweep of backends and peers with a progress bar, a table, a CSV and
- * PNG charts. Subcommands run other kinds of benchmark: {@code serve} simulates LLM serving over a paged KV cache.
+ * PNG charts. Subcommands run other kinds of benchmark: {@code serve} simulates LLM serving over a paged KV cache,
+ * {@code embed} times sentence embeddings against ONNX Runtime.
  */
 @Command(
         name = "bench",
@@ -37,7 +38,7 @@ import java.util.Optional;
             "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
             "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."
         },
-        subcommands = {ServeCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {ServeCommand.class, BenchEmbedCommand.class, CommandLine.HelpCommand.class})
 final class BenchCommand extends AuleCommand {
     @Mixin
     private final SweepShapes sweep = new SweepShapes();

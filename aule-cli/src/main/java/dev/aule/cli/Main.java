@@ -25,6 +25,7 @@ import java.util.concurrent.Callable;
             VerifyCommand.class,
             BenchCommand.class,
             TrainDemoCommand.class,
+            EmbedCommand.class,
             CommandLine.HelpCommand.class
         })
 public final class Main implements Callable<Integer> {

@@ -1,0 +1,69 @@
+package dev.aule.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Objects;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** {@code aule embed} on all-MiniLM-L6-v2: dimensions, token counts and a cosine table with 1 on its diagonal. */
+class EmbedCommandTest {
+    @Test
+    void printsDimensionsAndPairwiseCosines(@TempDir Path dir) throws IOException {
+        Path model = copy("all-minilm-l6-v2.onnx", dir);
+        Path tokenizer = copy("all-minilm-l6-v2-tokenizer.json", dir);
+        CliRun run = CliRun.of(
+                        "embed",
+                        "--model",
+                        model.toString(),
+                        "--tokenizer",
+                        tokenizer.toString(),
+                        "The weather will be rainy tomorrow.",
+                        "Tomorrow it is going to rain.",
+                        "The compiler rejected the program.")
+                .succeeded();
+        run.assertPrinted("Dimensions  384", "6 layers, hidden 384, 12 heads of 32", "Cosine similarity:", "1.0000");
+    }
+
+    @Test
+    void benchEmbedChecksAgreementWithOnnxRuntimeThenTimesBoth(@TempDir Path dir) throws IOException {
+        Path model = copy("all-minilm-l6-v2.onnx", dir);
+        Path tokenizer = copy("all-minilm-l6-v2-tokenizer.json", dir);
+        Path texts = Files.writeString(dir.resolve("texts.txt"), "Hello world.\nThe cat sat on the mat.\n");
+        CliRun run = CliRun.of(
+                        "bench",
+                        "embed",
+                        "--model",
+                        model.toString(),
+                        "--tokenizer",
+                        tokenizer.toString(),
+                        "--file",
+                        texts.toString(),
+                        "--seconds",
+                        "0.2")
+                .succeeded();
+        run.assertPrinted("2 texts", "agreement: worst cosine", "aule-models (pure Java)", "onnxruntime");
+    }
+
+    @Test
+    void noTextsIsAUsageError(@TempDir Path dir) {
+        CliRun run = CliRun.of("embed", "--model", dir.resolve("m.onnx").toString(), "--tokenizer", "t.json");
+        assertEquals(2, run.exitCode());
+        assertTrue(run.err().contains("no texts"), run.err());
+    }
+
+    private static Path copy(String resource, Path dir) throws IOException {
+        Path target = dir.resolve(resource);
+        try (InputStream in = Objects.requireNonNull(
+                EmbedCommandTest.class.getClassLoader().getResourceAsStream(resource), resource)) {
+            Files.copy(in, target);
+        }
+        return target;
+    }
+}

@@ -1,0 +1,113 @@
+package dev.aule.models;
+
+/**
+ * The elementwise functions of an encoder layer, in double precision and rounded once to float: the activations
+ * (GELU with erf, its tanh approximation, ReLU) and LayerNorm.
+ */
+final class Activations {
+    private static final double SQRT_HALF = Math.sqrt(0.5);
+    private static final double SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+    private Activations() {}
+
+    /** Applies the activation in place to {@code x[from, to)}. */
+    static void apply(BertConfig.Activation activation, float[] x, int from, int to) {
+        switch (activation) {
+            case GELU_ERF -> FastGelu.apply(x, from, to);
+            case GELU_TANH -> {
+                for (int i = from; i < to; i++) {
+                    double v = x[i];
+                    x[i] = (float) (0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))));
+                }
+            }
+            case RELU -> {
+                for (int i = from; i < to; i++) {
+                    x[i] = Math.max(0f, x[i]);
+                }
+            }
+        }
+    }
+
+    /** GELU with erf from {@link #erf}: the precise reference of {@link FastGelu}. */
+    static double preciseGelu(double v) {
+        return 0.5 * v * (1 + erf(v * SQRT_HALF));
+    }
+
+    /**
+     * The error function to about 1e-15 absolute: its Maclaurin series below 2 (at most 40 terms; the largest term
+     * there is below 10, so the sum loses under two digits to cancellation), and for larger arguments
+     * {@code 1 - erfc(x)} with erfc from its continued fraction (Lentz's method), which converges quickly there.
+     */
+    static double erf(double x) {
+        double a = Math.abs(x);
+        double r;
+        if (a < 2) {
+            double x2 = a * a;
+            double term = a;
+            double sum = a;
+            for (int n = 1; n < 60; n++) {
+                term *= -x2 / n;
+                double add = term / (2 * n + 1);
+                sum += add;
+                if (Math.abs(add) < 1e-17 * Math.abs(sum)) {
+                    break;
+                }
+            }
+            r = sum * (2 / Math.sqrt(Math.PI));
+        } else if (a < 6) {
+            r = 1 - erfcContinuedFraction(a);
+        } else {
+            r = 1;
+        }
+        return x < 0 ? -r : r;
+    }
+
+    /**
+     * {@code erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))} for {@code x >= 2}.
+     */
+    private static double erfcContinuedFraction(double x) {
+        // f = x + a1/(x + a2/(x + ...)), a_n = n/2, evaluated by the modified Lentz algorithm.
+        double tiny = 1e-300;
+        double f = x;
+        double c = x;
+        double d = 0;
+        for (int n = 1; n < 200; n++) {
+            double an = n * 0.5;
+            d = x + an * d;
+            d = d == 0 ? tiny : d;
+            c = x + an / c;
+            c = c == 0 ? tiny : c;
+            d = 1 / d;
+            double delta = c * d;
+            f *= delta;
+            if (Math.abs(delta - 1) < 1e-16) {
+                break;
+            }
+        }
+        return Math.exp(-x * x) / Math.sqrt(Math.PI) / f;
+    }
+
+    /**
+     * LayerNorm of row {@code row} (of {@code width} values) in place: {@code (x - mean) / sqrt(var + eps) * gamma +
+     * beta}, mean and variance summed in double.
+     */
+    static void layerNorm(float[] x, int row, int width, float[] gamma, float[] beta, double eps) {
+        {
+            int o = row * width;
+            double sum = 0;
+            for (int i = 0; i < width; i++) {
+                sum += x[o + i];
+            }
+            double mean = sum / width;
+            double sq = 0;
+            for (int i = 0; i < width; i++) {
+                double d = x[o + i] - mean;
+                sq += d * d;
+            }
+            double inv = 1 / Math.sqrt(sq / width + eps);
+            for (int i = 0; i < width; i++) {
+                x[o + i] = (float) ((x[o + i] - mean) * inv * gamma[i] + beta[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+package dev.aule.models;
+
+import dev.aule.Attention;
+import dev.aule.AttentionOptions;
+import dev.aule.AttentionResult;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.models.onnx.OnnxGraph;
+import dev.aule.models.onnx.OnnxReader;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Objects;
+import java.util.stream.IntStream;
+
+/**
+ * A BERT-family encoder in pure Java: embeddings (word, position, token type) and LayerNorm, then per layer fused
+ * query/key/value projections, non-causal aule attention over the batch packed as variable-length sequences (no
+ * padding: {@link Attention#forwardVarlen}), the output projection with residual and LayerNorm, and the feed-forward
+ * block with its residual and LayerNorm. Dense layers run on a Vector API GEMM over all cores.
+ *
+ * <p>Weights load from an ONNX file ({@link #load(Path)}), whose configuration is detected from the graph. An
+ * encoder is immutable and safe to use from many threads at once; each call allocates its own buffers.
+ */
+public final class BertEncoder {
+    private final BertWeights weights;
+    private final BertConfig config;
+
+    private BertEncoder(BertWeights weights) {
+        this.weights = weights;
+        this.config = weights.config();
+    }
+
+    /**
+     * Loads the encoder of an ONNX file, its configuration detected from the graph, pooling by mean.
+     *
+     * @param onnx the model file
+     * @return the encoder
+     * @throws dev.aule.models.onnx.OnnxFormatException naming the file and what is missing when it is not a
+     *     readable BERT-family encoder graph
+     */
+    public static BertEncoder load(Path onnx) {
+        return load(onnx, BertConfig.Pooling.MEAN);
+    }
+
+    /**
+     * Loads the encoder of an ONNX file, its configuration detected from the graph.
+     *
+     * @param onnx the model file
+     * @param pooling how {@link #embed} pools
+     * @return the encoder
+     * @throws dev.aule.models.onnx.OnnxFormatException naming the file and what is missing when it is not a
+     *     readable BERT-family encoder graph
+     */
+    public static BertEncoder load(Path onnx, BertConfig.Pooling pooling) {
+        Objects.requireNonNull(pooling, "pooling");
+        OnnxGraph graph = OnnxReader.read(onnx);
+        return new BertEncoder(BertOnnx.weights(graph, BertOnnx.detect(graph, pooling)));
+    }
+
+    /**
+     * Loads the encoder of an ONNX file with a given configuration; the graph's tensors must have its shapes.
+     *
+     * @param onnx the model file
+     * @param config the encoder's shape
+     * @return the encoder
+     * @throws dev.aule.models.onnx.OnnxFormatException naming the file and the tensor when the graph lacks a
+     *     weight or has one of another shape
+     */
+    public static BertEncoder load(Path onnx, BertConfig config) {
+        Objects.requireNonNull(config, "config");
+        return new BertEncoder(BertOnnx.weights(OnnxReader.read(onnx), config));
+    }
+
+    /**
+     * Detects the configuration of the encoder in an ONNX file without keeping its weights.
+     *
+     * @param onnx the model file
+     * @return the configuration, pooling by mean
+     */
+    public static BertConfig detect(Path onnx) {
+        return BertOnnx.detect(OnnxReader.read(onnx), BertConfig.Pooling.MEAN);
+    }
+
+    /** {@return the encoder's configuration} */
+    public BertConfig config() {
+        return config;
+    }
+
+    /**
+     * The last hidden states of sequences of token ids, all of token type 0.
+     *
+     * @param tokenIds each sequence's ids (with its special tokens), 1 to {@link BertConfig#maxPositions()} ids in
+     *     {@code [0, vocabSize)}
+     * @return the hidden states, packed
+     * @throws IllegalArgumentException naming the sequence and the rule it breaks
+     */
+    public HiddenStates encode(List<int[]> tokenIds) {
+        return encode(tokenIds, null);
+    }
+
+    /**
+     * The last hidden states of sequences of token ids with their token types.
+     *
+     * @param tokenIds each sequence's ids (with its special tokens), 1 to {@link BertConfig#maxPositions()} ids in
+     *     {@code [0, vocabSize)}
+     * @param tokenTypeIds each sequence's token types in {@code [0, typeVocabSize)}, as long as its ids; null for
+     *     all 0
+     * @return the hidden states, packed
+     * @throws IllegalArgumentException naming the sequence and the rule it breaks
+     */
+    public HiddenStates encode(List<int[]> tokenIds, List<int[]> tokenTypeIds) {
+        int[] offsets = checkInputs(tokenIds, tokenTypeIds);
+        int tokens = offsets[offsets.length - 1];
+        return new HiddenStates(config.hidden(), offsets, forward(tokenIds, tokenTypeIds, offsets, tokens));
+    }
+
+    /**
+     * Sentence embeddings: each sequence's hidden states pooled ({@link BertConfig#pooling()}) and scaled to unit
+     * L2 norm.
+     *
+     * @param tokenIds each sequence's ids, as {@link #encode(List)} takes them
+     * @return one embedding of {@code hidden} values per sequence
+     * @throws IllegalArgumentException naming the sequence and the rule it breaks
+     */
+    public float[][] embed(List<int[]> tokenIds) {
+        return pool(encode(tokenIds), config.pooling());
+    }
+
+    /**
+     * Pools hidden states into unit-length embeddings, summing in double.
+     *
+     * @param states the hidden states of a batch
+     * @param pooling mean over each sequence's tokens, or its first token
+     * @return one embedding per sequence
+     */
+    public static float[][] pool(HiddenStates states, BertConfig.Pooling pooling) {
+        int h = states.hidden();
+        float[][] out = new float[states.sequences()][h];
+        for (int s = 0; s < states.sequences(); s++) {
+            int from = states.offsets()[s];
+            int count = pooling == BertConfig.Pooling.CLS ? 1 : states.length(s);
+            double[] sum = new double[h];
+            for (int t = from; t < from + count; t++) {
+                for (int i = 0; i < h; i++) {
+                    sum[i] += states.values()[t * h + i];
+                }
+            }
+            double norm = 0;
+            for (int i = 0; i < h; i++) {
+                sum[i] /= count;
+                norm += sum[i] * sum[i];
+            }
+            double inv = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+            for (int i = 0; i < h; i++) {
+                out[s][i] = (float) (sum[i] * inv);
+            }
+        }
+        return out;
+    }
+
+    private int[] checkInputs(List<int[]> tokenIds, List<int[]> tokenTypeIds) {
+        Objects.requireNonNull(tokenIds, "tokenIds");
+        if (tokenIds.isEmpty()) {
+            throw new IllegalArgumentException("tokenIds: no sequences, need at least one");
+        }
+        if (tokenTypeIds != null && tokenTypeIds.size() != tokenIds.size()) {
+            throw new IllegalArgumentException(
+                    "tokenTypeIds: " + tokenTypeIds.size() + " sequences where tokenIds has " + tokenIds.size());
+        }
+        int[] offsets = new int[tokenIds.size() + 1];
+        long total = 0;
+        for (int s = 0; s < tokenIds.size(); s++) {
+            int[] ids = tokenIds.get(s);
+            if (ids == null) {
+                throw new IllegalArgumentException("tokenIds[" + s + "]: null");
+            }
+            if (ids.length == 0) {
+                throw new IllegalArgumentException(
+                        "tokenIds[" + s + "]: empty, a sequence needs at least one token (its [CLS] and [SEP])");
+            }
+            if (ids.length > config.maxPositions()) {
+                throw new IllegalArgumentException("tokenIds[" + s + "]: " + ids.length + " tokens, more than the "
+                        + config.maxPositions() + " positions the model has: truncate it");
+            }
+            for (int t = 0; t < ids.length; t++) {
+                if (ids[t] < 0 || ids[t] >= config.vocabSize()) {
+                    throw new IllegalArgumentException("tokenIds[" + s + "][" + t + "]: id " + ids[t]
+                            + " is outside the vocabulary [0, " + config.vocabSize() + ")");
+                }
+            }
+            if (tokenTypeIds != null) {
+                int[] types = tokenTypeIds.get(s);
+                if (types == null || types.length != ids.length) {
+                    throw new IllegalArgumentException("tokenTypeIds[" + s + "]: "
+                            + (types == null ? "null" : types.length + " types") + " for " + ids.length + " tokens");
+                }
+                for (int t = 0; t < types.length; t++) {
+                    if (types[t] < 0 || types[t] >= config.typeVocabSize()) {
+                        throw new IllegalArgumentException("tokenTypeIds[" + s + "][" + t + "]: type " + types[t]
+                                + " is outside [0, " + config.typeVocabSize() + ")");
+                    }
+                }
+            }
+            total += ids.length;
+            long widest = Math.max(3L * config.hidden(), config.intermediate());
+            if ((total + 3) * widest > Integer.MAX_VALUE - 8) {
+                throw new IllegalArgumentException("tokenIds: more than " + (Integer.MAX_VALUE - 8) / widest
+                        + " tokens in one call: split the batch");
+            }
+            offsets[s + 1] = (int) total;
+        }
+        return offsets;
+    }
+
+    /*
+     * Buffers are row-major [rows][width] with rows = tokens rounded up to a multiple of 4 (the GEMM's row block);
+     * the padding rows are never read back, and LayerNorm and the activation skip them.
+     */
+    private float[] forward(List<int[]> tokenIds, List<int[]> tokenTypeIds, int[] offsets, int tokens) {
+        int h = config.hidden();
+        int rows = (tokens + 3) & ~3;
+        float[] x = new float[rows * h];
+        embeddings(tokenIds, tokenTypeIds, offsets, x);
+        layerNorm(x, tokens, weights.embeddingNormWeight(), weights.embeddingNormBias());
+        float[] qkv = new float[rows * 3 * h];
+        float[] context = new float[rows * h];
+        float[] projected = new float[rows * h];
+        float[] inner = new float[rows * config.intermediate()];
+        for (BertWeights.Layer layer : weights.layers()) {
+            layer.qkv().apply(x, rows, qkv);
+            attention(qkv, tokens, offsets, context);
+            layer.attentionOutput().apply(context, rows, projected);
+            addInto(x, projected, tokens * h);
+            layerNorm(x, tokens, layer.attentionNormWeight(), layer.attentionNormBias());
+            layer.intermediate().apply(x, rows, inner);
+            activation(inner, tokens);
+            layer.output().apply(inner, rows, projected);
+            addInto(x, projected, tokens * h);
+            layerNorm(x, tokens, layer.outputNormWeight(), layer.outputNormBias());
+        }
+        return tokens == rows ? x : java.util.Arrays.copyOf(x, tokens * h);
+    }
+
+    private void embeddings(List<int[]> tokenIds, List<int[]> tokenTypeIds, int[] offsets, float[] x) {
+        int h = config.hidden();
+        float[] word = weights.wordEmbeddings();
+        float[] position = weights.positionEmbeddings();
+        float[] type = weights.typeEmbeddings();
+        for (int s = 0; s < tokenIds.size(); s++) {
+            int[] ids = tokenIds.get(s);
+            int[] types = tokenTypeIds == null ? null : tokenTypeIds.get(s);
+            for (int t = 0; t < ids.length; t++) {
+                int o = (offsets[s] + t) * h;
+                int w = ids[t] * h;
+                int p = t * h;
+                int ty = (types == null ? 0 : types[t]) * h;
+                for (int i = 0; i < h; i++) {
+                    // The ONNX graph's order: (word + type) + position.
+                    x[o + i] = (word[w + i] + type[ty + i]) + position[p + i];
+                }
+            }
+        }
+    }
+
+    /** Attention of the packed query, key and value columns of {@code qkv} into {@code context [tokens][hidden]}. */
+    private void attention(float[] qkv, int tokens, int[] offsets, float[] context) {
+        int h = config.hidden();
+        int heads = config.heads();
+        int d = config.headDim();
+        MemorySegment all = MemorySegment.ofArray(qkv);
+        long[] shape = {1, heads, tokens, d};
+        long[] strides = {(long) tokens * 3 * h, d, 3L * h, 1};
+        Tensor q = Tensor.of(all, DType.F32, shape, strides);
+        Tensor k = Tensor.of(all.asSlice((long) h * Float.BYTES), DType.F32, shape, strides);
+        Tensor v = Tensor.of(all.asSlice(2L * h * Float.BYTES), DType.F32, shape, strides);
+        AttentionResult result = Attention.forwardVarlen(q, k, v, offsets, offsets, AttentionOptions.defaults());
+        Tensor out = result.out();
+        float[] row = new float[d];
+        for (int head = 0; head < heads; head++) {
+            for (int t = 0; t < tokens; t++) {
+                out.readRow(0, head, t, row, 0);
+                System.arraycopy(row, 0, context, t * h + head * d, d);
+            }
+        }
+    }
+
+    private void layerNorm(float[] x, int tokens, float[] gamma, float[] beta) {
+        int h = config.hidden();
+        double eps = config.layerNormEps();
+        parallelRows(tokens, (from, to) -> {
+            for (int r = from; r < to; r++) {
+                Activations.layerNorm(x, r, h, gamma, beta, eps);
+            }
+        });
+    }
+
+    private void activation(float[] inner, int tokens) {
+        int width = config.intermediate();
+        BertConfig.Activation act = config.activation();
+        parallelRows(tokens, (from, to) -> Activations.apply(act, inner, from * width, to * width));
+    }
+
+    private static void addInto(float[] x, float[] y, int count) {
+        for (int i = 0; i < count; i++) {
+            x[i] += y[i];
+        }
+    }
+
+    /** Splits {@code [0, rows)} into blocks of 16 rows over the common pool. */
+    private static void parallelRows(int rows, RowRange body) {
+        int blocks = (rows + 15) / 16;
+        IntStream.range(0, blocks).parallel().forEach(b -> body.run(b * 16, Math.min(rows, b * 16 + 16)));
+    }
+
+    @FunctionalInterface
+    private interface RowRange {
+        void run(int from, int to);
+    }
+
+    @Override
+    public String toString() {
+        return "BertEncoder" + config;
+    }
+}

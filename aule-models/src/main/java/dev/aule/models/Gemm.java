@@ -1,0 +1,96 @@
+package dev.aule.models;
+
+import dev.aule.cpu.vector.Products;
+import dev.aule.cpu.vector.SimdWidth;
+
+import java.util.stream.IntStream;
+
+/**
+ * {@code c[rows][n] = a[rows][k] w[k][n]} with {@code w} packed once into column panels, on aule-core's register-
+ * blocked product ({@link Products#multiply}, 4 rows by one panel of {@link SimdWidth#keyTile()} columns) when the
+ * Vector API is in the boot layer, else a scalar loop over the same panels. Row blocks and panels are spread over
+ * the common fork-join pool; each output element is one sequential sum over {@code k} whatever the split, so results
+ * do not depend on the number of threads.
+ */
+final class Gemm {
+    /** Rows per parallel task: a 64-row block of {@code a} stays in L2 while a panel streams past it. */
+    private static final int ROW_BLOCK = 64;
+
+    private static final boolean VECTOR =
+            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    /** Columns per panel: the product kernel's width, or 16 for the scalar loop. */
+    static final int PANEL = VECTOR ? VectorWidth.panel() : 16;
+
+    private Gemm() {}
+
+    /**
+     * {@code w[k][n]} (row-major) as panels: panel {@code p} is {@code [k][PANEL]} at {@code p * k * PANEL}, the
+     * columns past {@code n} of the last panel zero.
+     */
+    static float[] pack(float[] w, int k, int n) {
+        int panels = panels(n);
+        float[] packed = new float[Math.multiplyExact(Math.multiplyExact(panels, k), PANEL)];
+        for (int p = 0; p < panels; p++) {
+            int c0 = p * PANEL;
+            int width = Math.min(PANEL, n - c0);
+            for (int x = 0; x < k; x++) {
+                System.arraycopy(w, x * n + c0, packed, (p * k + x) * PANEL, width);
+            }
+        }
+        return packed;
+    }
+
+    static int panels(int n) {
+        return (n + PANEL - 1) / PANEL;
+    }
+
+    /**
+     * {@code c[r][j] = sum_x a[r][x] w[x][j]} for {@code r < rows} (a multiple of 4, the arrays that long),
+     * {@code j < n}.
+     */
+    static void multiply(float[] a, int rows, int k, float[] packed, int n, float[] c) {
+        int rowBlocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
+        int panels = panels(n);
+        IntStream.range(0, rowBlocks * panels).parallel().forEach(task -> {
+            // Consecutive tasks (one thread's share of the range) keep one panel of w hot in cache over row blocks.
+            int p = task / rowBlocks;
+            int r0 = (task % rowBlocks) * ROW_BLOCK;
+            int count = Math.min(ROW_BLOCK, rows - r0);
+            int c0 = p * PANEL;
+            if (VECTOR && c0 + PANEL <= n) {
+                VectorWidth.multiply(a, r0 * k, count, k, packed, p * k * PANEL, c, r0 * n + c0, n);
+            } else {
+                scalar(a, r0, count, k, packed, p * k * PANEL, c, c0, Math.min(PANEL, n - c0), n);
+            }
+        });
+    }
+
+    private static void scalar(
+            float[] a, int r0, int rows, int k, float[] packed, int pOff, float[] c, int c0, int width, int n) {
+        float[] acc = new float[PANEL];
+        for (int r = r0; r < r0 + rows; r++) {
+            java.util.Arrays.fill(acc, 0f);
+            int aRow = r * k;
+            for (int x = 0; x < k; x++) {
+                float e = a[aRow + x];
+                int b = pOff + x * PANEL;
+                for (int j = 0; j < width; j++) {
+                    acc[j] = Math.fma(e, packed[b + j], acc[j]);
+                }
+            }
+            System.arraycopy(acc, 0, c, r * n + c0, width);
+        }
+    }
+
+    /** The Vector API kernel, in its own class so that nothing loads the Vector API without it. */
+    private static final class VectorWidth {
+        static int panel() {
+            return SimdWidth.keyTile();
+        }
+
+        static void multiply(
+                float[] a, int aOff, int rows, int k, float[] b, int bOff, float[] c, int cOff, int cStride) {
+            Products.multiply(a, aOff, rows, k, b, bOff, c, cOff, cStride);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+package dev.aule.models;
+
+import ai.djl.huggingface.tokenizers.Encoding;
+import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Sentence embeddings of text: the model's own {@code tokenizer.json} (Hugging Face tokenizers, whose jar carries
+ * its native library) and a {@link BertEncoder}. The tokenizer file's own truncation and padding (all-MiniLM's pads
+ * and truncates to 128) are overridden: texts are not padded (the encoder packs them), and a text longer than
+ * {@link #maxTokens()} tokens is truncated to that many, which its {@link Embedding#truncated()} says.
+ *
+ * <p>Safe to use from many threads. {@link #close()} frees the tokenizer's native memory.
+ */
+public final class SentenceEmbedder implements AutoCloseable {
+    static {
+        // DJL reports usage from some environments unless told not to; an embedding library should not.
+        if (System.getProperty("OPT_OUT_TRACKING") == null) {
+            System.setProperty("OPT_OUT_TRACKING", "true");
+        }
+    }
+
+    private final BertEncoder encoder;
+    private final HuggingFaceTokenizer tokenizer;
+    private final int maxTokens;
+
+    private SentenceEmbedder(BertEncoder encoder, HuggingFaceTokenizer tokenizer, int maxTokens) {
+        this.encoder = encoder;
+        this.tokenizer = tokenizer;
+        this.maxTokens = maxTokens;
+    }
+
+    /**
+     * One text's embedding.
+     *
+     * @param vector the pooled, unit-length embedding
+     * @param tokens the tokens the encoder saw, with the special ones
+     * @param truncated whether the text had more tokens than {@link #maxTokens()}, the rest dropped
+     */
+    public record Embedding(float[] vector, int tokens, boolean truncated) {}
+
+    /**
+     * An embedder of the encoder in {@code onnx} with the tokenizer of {@code tokenizerJson}, truncating at the
+     * model's {@link BertConfig#maxPositions()}.
+     *
+     * @param onnx the model file
+     * @param tokenizerJson the model's {@code tokenizer.json}
+     * @return the embedder
+     */
+    public static SentenceEmbedder load(Path onnx, Path tokenizerJson) {
+        BertEncoder encoder = BertEncoder.load(onnx);
+        return of(encoder, tokenizerJson, encoder.config().maxPositions());
+    }
+
+    /**
+     * An embedder of a loaded encoder.
+     *
+     * @param encoder the encoder
+     * @param tokenizerJson the model's {@code tokenizer.json}
+     * @param maxTokens the most tokens of a text (special ones included), 2 to the model's positions
+     * @return the embedder
+     * @throws IllegalArgumentException when maxTokens is out of range
+     * @throws UncheckedIOException when the tokenizer file cannot be read
+     */
+    public static SentenceEmbedder of(BertEncoder encoder, Path tokenizerJson, int maxTokens) {
+        Objects.requireNonNull(encoder, "encoder");
+        Objects.requireNonNull(tokenizerJson, "tokenizerJson");
+        if (maxTokens < 2 || maxTokens > encoder.config().maxPositions()) {
+            throw new IllegalArgumentException("maxTokens: must be in [2, "
+                    + encoder.config().maxPositions() + "] (the model's positions), got " + maxTokens);
+        }
+        try {
+            HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
+                    .optTokenizerPath(tokenizerJson)
+                    .optTruncation(true)
+                    .optMaxLength(maxTokens)
+                    .optPadding(false)
+                    .build();
+            return new SentenceEmbedder(encoder, tokenizer, maxTokens);
+        } catch (IOException e) {
+            throw new UncheckedIOException(tokenizerJson + ": cannot read the tokenizer: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException(
+                    "tokenizerJson: " + tokenizerJson + " is not a readable tokenizer.json: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@return the encoder} */
+    public BertEncoder encoder() {
+        return encoder;
+    }
+
+    /** {@return the most tokens of one text, special tokens included} */
+    public int maxTokens() {
+        return maxTokens;
+    }
+
+    /**
+     * The token ids of a text, truncated at {@link #maxTokens()}.
+     *
+     * @param text the text, not blank
+     * @return its ids, with {@code [CLS]} and {@code [SEP]}
+     */
+    public int[] tokenIds(String text) {
+        return toInts(encode(text, "text").getIds());
+    }
+
+    /**
+     * Embeddings of texts, run as one packed batch.
+     *
+     * @param texts the texts, none blank
+     * @return one embedding per text, in order
+     * @throws IllegalArgumentException naming the first null or blank text
+     */
+    public List<Embedding> embed(List<String> texts) {
+        Objects.requireNonNull(texts, "texts");
+        if (texts.isEmpty()) {
+            throw new IllegalArgumentException("texts: none, need at least one");
+        }
+        List<int[]> ids = new ArrayList<>(texts.size());
+        boolean[] truncated = new boolean[texts.size()];
+        for (int i = 0; i < texts.size(); i++) {
+            Encoding e = encode(texts.get(i), "texts[" + i + "]");
+            ids.add(toInts(e.getIds()));
+            truncated[i] = e.exceedMaxLength();
+        }
+        float[][] vectors = encoder.embed(ids);
+        List<Embedding> out = new ArrayList<>(texts.size());
+        for (int i = 0; i < vectors.length; i++) {
+            out.add(new Embedding(vectors[i], ids.get(i).length, truncated[i]));
+        }
+        return out;
+    }
+
+    private Encoding encode(String text, String name) {
+        if (text == null) {
+            throw new IllegalArgumentException(name + ": null");
+        }
+        if (text.isBlank()) {
+            throw new IllegalArgumentException(name + ": empty or blank text has nothing to embed");
+        }
+        return tokenizer.encode(text, true, false);
+    }
+
+    private static int[] toInts(long[] ids) {
+        int[] out = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = (int) ids[i];
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        tokenizer.close();
+    }
+}
