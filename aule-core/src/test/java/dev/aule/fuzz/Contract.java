@@ -199,16 +199,44 @@ final class Contract {
      * 2e31).
      */
     private static double logitBound(Tensor q, Tensor k, AttentionOptions options) {
-        double bound = Math.abs(options.scale(q.headDim())) * finiteRowNorm(q) * finiteRowNorm(k);
+        double bound = dotBound(q, k, options);
         if (options.softcap() > 0f) {
             bound = hasNonFinite(q) || hasNonFinite(k) ? options.softcap() : Math.min(bound, options.softcap());
         }
+        return bound + alibiBound(q, k, options) + biasBound(options);
+    }
+
+    /**
+     * The bound of the logits before any softcap (over finite elements, ALiBi and bias included): what the
+     * gradients' sensitivity to rounding grows with, a softcap or not.
+     */
+    static double rawLogitBound(Tensor q, Tensor k, AttentionOptions options) {
+        return dotBound(q, k, options) + alibiBound(q, k, options) + biasBound(options);
+    }
+
+    private static double dotBound(Tensor q, Tensor k, AttentionOptions options) {
+        return Math.abs(options.scale(q.headDim())) * finiteRowNorm(q) * finiteRowNorm(k);
+    }
+
+    private static double alibiBound(Tensor q, Tensor k, AttentionOptions options) {
+        double slope = 0;
         if (options.hasAlibi()) {
-            double slope = 0;
             for (float m : options.alibiSlopes()) {
                 slope = Math.max(slope, Math.abs(m));
             }
-            bound += slope * (q.seqLen() + k.seqLen());
+        }
+        return slope * (q.seqLen() + k.seqLen());
+    }
+
+    /** The largest finite {@code |bias|}: a bias near the F32 maximum leaves scores no resolution below 2e31. */
+    private static double biasBound(AttentionOptions options) {
+        double bound = 0;
+        if (options.bias() != null && readable(options.bias())) {
+            for (float x : options.bias().toFloatArray()) {
+                if (Float.isFinite(x)) {
+                    bound = Math.max(bound, Math.abs(x));
+                }
+            }
         }
         return bound;
     }
