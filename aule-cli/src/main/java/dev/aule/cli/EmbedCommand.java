@@ -24,15 +24,22 @@ import static dev.aule.cli.TextTable.Column.right;
         description = "Embed texts with a BERT-family ONNX model (e.g. all-MiniLM-L6-v2) run in pure Java on aule"
                 + " attention; print the dimensions and the pairwise cosine similarities.")
 final class EmbedCommand extends AuleCommand {
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "The model's ONNX file.")
-    private Path model;
+    @Option(
+            names = "--model",
+            required = true,
+            paramLabel = "FILE|NAME",
+            description = "The model's ONNX file, or a model name: all-minilm-l6-v2, bge-small-en-v1.5, e5-small-v2"
+                    + " (from its LangChain4j jar on the class path or in ~/.m2, with its tokenizer and pooling).")
+    private String modelArg;
 
     @Option(
             names = "--tokenizer",
-            required = true,
             paramLabel = "FILE",
-            description = "The model's tokenizer.json (its truncation and padding are overridden).")
+            description = "The model's tokenizer.json (its truncation and padding are overridden); needed with an"
+                    + " ONNX file.")
     private Path tokenizer;
+
+    private Path model;
 
     @Option(
             names = "--max-tokens",
@@ -57,17 +64,58 @@ final class EmbedCommand extends AuleCommand {
         if (all.isEmpty()) {
             throw usageError("no texts: give TEXT arguments or --file");
         }
-        for (Path p : List.of(model, tokenizer)) {
-            if (!Files.isRegularFile(p)) {
-                throw usageError("no such file: " + p);
+        dev.aule.models.BertConfig.Pooling pooling = dev.aule.models.BertConfig.Pooling.MEAN;
+        Path copies = null;
+        long start = System.nanoTime();
+        dev.aule.models.BertEncoder encoder;
+        try {
+            if (!modelArg.endsWith(".onnx") && !Files.exists(Path.of(modelArg))) {
+                dev.aule.models.SentenceModel named;
+                try {
+                    named = dev.aule.models.SentenceModel.of(modelArg);
+                } catch (IllegalArgumentException e) {
+                    throw usageError("--model: '" + modelArg + "' is neither a file nor a known model name ("
+                            + e.getMessage().substring(e.getMessage().indexOf("expected") + 9) + ")");
+                }
+                if (tokenizer != null) {
+                    throw usageError("--tokenizer: not with a model name, whose jar holds its tokenizer");
+                }
+                copies = Files.createTempDirectory("aule-embed");
+                Path[] files;
+                try {
+                    files = NamedModel.copy(named, copies);
+                } catch (IllegalArgumentException e) {
+                    throw usageError(e.getMessage());
+                }
+                model = files[0];
+                tokenizer = files[1];
+                pooling = named.pooling();
+            } else {
+                model = Path.of(modelArg);
+                if (tokenizer == null) {
+                    throw usageError("--tokenizer: needed with an ONNX file");
+                }
             }
+            for (Path p : List.of(model, tokenizer)) {
+                if (!Files.isRegularFile(p)) {
+                    throw usageError("no such file: " + p);
+                }
+            }
+            encoder = dev.aule.models.BertEncoder.load(model, pooling);
+        } catch (RuntimeException | IOException e) {
+            deleteQuietly(copies);
+            throw e;
         }
         PrintWriter out = out();
-        long start = System.nanoTime();
-        dev.aule.models.BertEncoder encoder = dev.aule.models.BertEncoder.load(model);
         BertConfig c = encoder.config();
         int limit = maxTokens == null ? c.maxPositions() : maxTokens;
-        try (SentenceEmbedder embedder = SentenceEmbedder.of(encoder, tokenizer, limit)) {
+        SentenceEmbedder loaded;
+        try {
+            loaded = SentenceEmbedder.of(encoder, tokenizer, limit);
+        } finally {
+            deleteQuietly(copies);
+        }
+        try (SentenceEmbedder embedder = loaded) {
             double loadMs = (System.nanoTime() - start) / 1e6;
             start = System.nanoTime();
             List<SentenceEmbedder.Embedding> embeddings = embedder.embed(all);
@@ -123,6 +171,20 @@ final class EmbedCommand extends AuleCommand {
         }
         out.flush();
         return 0;
+    }
+
+    private static void deleteQuietly(Path dir) {
+        if (dir == null) {
+            return;
+        }
+        try (var files = Files.list(dir)) {
+            for (Path p : files.toList()) {
+                Files.deleteIfExists(p);
+            }
+            Files.deleteIfExists(dir);
+        } catch (IOException e) {
+            // A temporary copy left behind is harmless.
+        }
     }
 
     /** The cosine of two unit vectors. */

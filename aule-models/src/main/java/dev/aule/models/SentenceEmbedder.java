@@ -75,6 +75,7 @@ public final class SentenceEmbedder implements AutoCloseable {
             throw new IllegalArgumentException("maxTokens: must be in [2, "
                     + encoder.config().maxPositions() + "] (the model's positions), got " + maxTokens);
         }
+        checkVocabulary(encoder, tokenizerJson);
         try {
             HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
                     .optTokenizerPath(tokenizerJson)
@@ -88,6 +89,29 @@ public final class SentenceEmbedder implements AutoCloseable {
         } catch (RuntimeException e) {
             throw new IllegalArgumentException(
                     "tokenizerJson: " + tokenizerJson + " is not a readable tokenizer.json: " + e.getMessage(), e);
+        }
+    }
+
+    /*
+     * A tokenizer of another model produces ids that index the wrong rows of the embedding table, or past its end:
+     * nonsense embeddings or a failure at the first long word. Its vocabulary must fit the table, and may be smaller
+     * only by the padding some exports add to round the table up (less than 128 rows).
+     */
+    private static void checkVocabulary(BertEncoder encoder, Path tokenizerJson) {
+        long vocab;
+        try {
+            vocab = TokenizerVocab.size(tokenizerJson);
+        } catch (IOException e) {
+            throw new UncheckedIOException(tokenizerJson + ": cannot read the tokenizer: " + e.getMessage(), e);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(
+                    "tokenizerJson: " + tokenizerJson + " is not a readable tokenizer.json: " + e.getMessage(), e);
+        }
+        int rows = encoder.config().vocabSize();
+        if (vocab < 0 || vocab > rows || vocab < rows - 127) {
+            throw new IllegalArgumentException("tokenizerJson: " + tokenizerJson + " has a vocabulary of "
+                    + (vocab < 0 ? "no tokens" : vocab + " tokens") + " but the embedding table of " + encoder.source()
+                    + " has " + rows + " rows: the tokenizer is of another model");
         }
     }
 
