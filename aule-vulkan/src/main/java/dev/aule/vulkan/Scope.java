@@ -12,6 +12,11 @@ final class Scope implements AutoCloseable {
         return resource;
     }
 
+    /** Forgets every resource without closing it: the device may still use them (a timed-out wait). */
+    void abandon() {
+        resources.clear();
+    }
+
     @Override
     public void close() {
         RuntimeException first = null;

@@ -31,12 +31,32 @@ import static org.lwjgl.vulkan.VK10.*;
 final class Submission implements AutoCloseable {
     private static final int MAX_SETS = 8;
     private static final long WAIT_NANOS = 10_000_000_000L; // per wait; a lavapipe kernel can take seconds
+    /**
+     * The longest a call waits for the device ({@code -Daule.vulkan.timeoutSeconds}, default 60 s; a lavapipe
+     * kernel can take seconds). Past it the device is marked lost: work still in flight may yet touch the
+     * call's buffers, command pool and fence, so those are deliberately leaked, never freed under the device.
+     */
+    static final long TIMEOUT_NANOS = timeoutNanos();
+
+    private static long timeoutNanos() {
+        String value = System.getProperty("aule.vulkan.timeoutSeconds", "60");
+        try {
+            double seconds = Double.parseDouble(value);
+            if (seconds > 0 && seconds < 1e9) {
+                return (long) (seconds * 1e9);
+            }
+        } catch (NumberFormatException ignored) {
+            // falls through to the default below
+        }
+        return 60_000_000_000L;
+    }
 
     private final VulkanDevice device;
     private final long commandPool;
     private final long descriptorPool;
     private final VkCommandBuffer commands;
     private int sets;
+    private boolean abandoned;
 
     /** One call's device work: its buffers and kernels, and what to read back once the device is done. */
     @FunctionalInterface
@@ -60,7 +80,14 @@ final class Submission implements AutoCloseable {
                 Runnable readBack;
                 try (Submission s = new Submission(device)) {
                     readBack = work.record(scope, s);
-                    s.submitAndWait();
+                    try {
+                        s.submitAndWait();
+                    } catch (RuntimeException e) {
+                        if (s.abandoned) {
+                            scope.abandon(); // in-flight work may still use them
+                        }
+                        throw e;
+                    }
                 }
                 readBack.run();
             }
@@ -209,12 +236,23 @@ final class Submission implements AutoCloseable {
                         VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
                 int result = device.submit(submit, fence);
                 checkLost(result, "vkQueueSubmit");
+                long deadline = System.nanoTime() + TIMEOUT_NANOS;
                 do {
-                    result = vkWaitForFences(device.handle(), fence, true, WAIT_NANOS);
-                } while (result == VK_TIMEOUT);
+                    long left = Math.max(0, Math.min(WAIT_NANOS, deadline - System.nanoTime()));
+                    result = vkWaitForFences(device.handle(), fence, true, left);
+                } while (result == VK_TIMEOUT && deadline - System.nanoTime() > 0);
+                if (result == VK_TIMEOUT) {
+                    abandoned = true;
+                    String why = "the device did not finish a call within " + TIMEOUT_NANOS / 1e9
+                            + " s (-Daule.vulkan.timeoutSeconds)";
+                    device.markLost(why);
+                    throw new VulkanException(why + "; the device is marked lost");
+                }
                 checkLost(result, "vkWaitForFences");
             } finally {
-                vkDestroyFence(device.handle(), fence, null);
+                if (!abandoned) {
+                    vkDestroyFence(device.handle(), fence, null);
+                }
             }
         }
     }
@@ -228,6 +266,9 @@ final class Submission implements AutoCloseable {
 
     @Override
     public void close() {
+        if (abandoned) {
+            return; // a pending command buffer may still reference both pools
+        }
         vkDestroyDescriptorPool(device.handle(), descriptorPool, null);
         vkDestroyCommandPool(device.handle(), commandPool, null);
     }

@@ -152,7 +152,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
             DeviceBuffer lb =
                     scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
-            DeviceBuffer slopes = scope.add(slopes(device, options));
+            DeviceBuffer slopes =
+                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
                     s,
@@ -199,7 +200,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dob = scope.add(HostCopy.upload(device, dOut));
             DeviceBuffer lb = scope.add(HostCopy.upload(device, lse));
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
-            DeviceBuffer slopes = scope.add(slopes(device, options));
+            DeviceBuffer slopes =
+                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
             DeviceBuffer dqb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dq.shape())));
             DeviceBuffer dkb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dk.shape())));
             DeviceBuffer dvb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dv.shape())));
@@ -338,7 +340,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer outb = use(scope, out, "out");
             DeviceBuffer lb = lse != null ? use(scope, lse, "lse") : scope.add(DeviceBuffer.allocate(device, 4));
             DeviceBuffer ob = f32(device, scope, out, outb);
-            DeviceBuffer slopes = scope.add(slopes(device, options));
+            DeviceBuffer slopes =
+                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
                     s,
@@ -416,7 +419,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dkOwn = use(scope, dk, "dk");
             DeviceBuffer dvOwn = use(scope, dv, "dv");
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
-            DeviceBuffer slopes = scope.add(slopes(device, options));
+            DeviceBuffer slopes =
+                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
             DeviceBuffer dqb = f32(device, scope, dq, dqOwn);
             DeviceBuffer dkb = f32(device, scope, dk, dkOwn);
             DeviceBuffer dvb = f32(device, scope, dv, dvOwn);

@@ -1,0 +1,63 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.testing.Tensors;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Median per-call time of the Vulkan backend's small calls, where host-side overhead dominates: (a) a tiny
+ * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64 and (b) a device-tensor decode step Sq=1, Sk=1024, D=64.
+ * A measuring tool for docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 300).
+ */
+public final class HostCallTimingMain {
+    private HostCallTimingMain() {}
+
+    /**
+     * Prints one line per shape.
+     *
+     * @param args optional calls per figure
+     */
+    public static void main(String[] args) {
+        int calls = args.length > 0 ? Integer.parseInt(args[0]) : 300;
+        VulkanBackend vulkan = (VulkanBackend) Backends.get("vulkan");
+        if (!vulkan.availability().available()) {
+            System.out.println("UNAVAILABLE " + vulkan.availability().reason());
+            return;
+        }
+        SplittableRandom rnd = new SplittableRandom(3);
+        AttentionOptions options = AttentionOptions.defaults();
+        for (int s : new int[] {1, 4, 16}) {
+            Tensor q = Tensors.random(rnd, DType.F32, 1, 8, s, 64);
+            Tensor out = Tensor.allocate(DType.F32, 1, 8, s, 64);
+            double median = median(calls, () -> vulkan.forward(q, q, q, out, null, options));
+            System.out.printf("host forward B=1 H=8 Sq=Sk=%d D=64 F32: median %.1f us%n", s, median / 1e3);
+        }
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 8, 1, 64);
+        Tensor kv = Tensors.random(rnd, DType.F32, 1, 8, 1024, 64);
+        try (VulkanTensor qd = vulkan.upload(q);
+                VulkanTensor kd = vulkan.upload(kv);
+                VulkanTensor od = vulkan.allocate(DType.F32, 1, 8, 1, 64)) {
+            double median = median(calls, () -> vulkan.forward(qd, kd, kd, od, null, options));
+            System.out.printf("device decode B=1 H=8 Sq=1 Sk=1024 D=64 F32: median %.1f us%n", median / 1e3);
+        }
+    }
+
+    private static double median(int calls, Runnable call) {
+        for (int i = 0; i < 50; i++) {
+            call.run(); // warm-up: pipelines built, JIT settled
+        }
+        long[] nanos = new long[calls];
+        for (int i = 0; i < calls; i++) {
+            long t0 = System.nanoTime();
+            call.run();
+            nanos[i] = System.nanoTime() - t0;
+        }
+        Arrays.sort(nanos);
+        return nanos[calls / 2];
+    }
+}
