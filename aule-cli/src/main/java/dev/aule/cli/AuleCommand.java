@@ -1,5 +1,8 @@
 package dev.aule.cli;
 
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.ParameterException;
@@ -25,6 +28,17 @@ abstract class AuleCommand implements Callable<Integer> {
     /** {@return where the command prints its progress} */
     final PrintWriter err() {
         return spec.commandLine().getErr();
+    }
+
+    /** {@return a progress bar of {@code steps} steps named {@code task}, drawn on {@link #err()}} */
+    final ProgressBar progressBar(String task, int steps) {
+        return new ProgressBarBuilder()
+                .setTaskName(task)
+                .setInitialMax(steps)
+                .setStyle(ProgressBarStyle.ASCII)
+                .setConsumer(new WriterProgressConsumer(err()))
+                .setUpdateIntervalMillis(250)
+                .build();
     }
 
     /** {@return a usage error saying {@code message}, for the command to throw} */

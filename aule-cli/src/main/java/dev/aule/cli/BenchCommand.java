@@ -6,8 +6,6 @@ import dev.aule.bench.Contenders;
 import dev.aule.bench.PreparedAttention;
 import dev.aule.bench.Sweep;
 import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -87,7 +85,7 @@ final class BenchCommand extends AuleCommand {
         List<String[]> rows = new ArrayList<>();
         boolean mismatch = false;
         double gemmRate;
-        try (ProgressBar bar = progressBar(shapes.size() * contenders.length + (gemm > 0 ? 1 : 0))) {
+        try (ProgressBar bar = progressBar("bench", shapes.size() * contenders.length + (gemm > 0 ? 1 : 0))) {
             gemmRate = gemm > 0 ? measureGemm(bar) : Double.NaN;
             for (BenchShape shape : shapes) {
                 Map<String, PreparedAttention> prepared = new LinkedHashMap<>();
@@ -156,16 +154,6 @@ final class BenchCommand extends AuleCommand {
         double rate = Sweep.gemmGflops(gemm, Math.max(timing.runs(), 2));
         bar.step();
         return rate;
-    }
-
-    private ProgressBar progressBar(int steps) {
-        return new ProgressBarBuilder()
-                .setTaskName("bench")
-                .setInitialMax(steps)
-                .setStyle(ProgressBarStyle.ASCII)
-                .setConsumer(new WriterProgressConsumer(err()))
-                .setUpdateIntervalMillis(250)
-                .build();
     }
 
     private static String[] row(ContenderTiming m, double gemmRate) {

@@ -4,8 +4,18 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import dev.aule.bench.BenchShape;
+import dev.aule.bench.Contenders;
+import dev.aule.bench.PreparedAttention;
+import dev.aule.models.BertConfig;
 import dev.aule.models.BertEncoder;
+import dev.aule.models.EncoderTimings;
 import dev.aule.models.SentenceEmbedder;
+import me.tongfei.progressbar.ProgressBar;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.style.Styler;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -28,42 +38,104 @@ import static dev.aule.cli.TextTable.Column.right;
  * {@code aule bench embed}: sentence embeddings per second of a BERT-family ONNX model, aule-models (pure Java,
  * packed batches) against ONNX Runtime on the same file (padded batches, mean pooling over the mask, as LangChain4j
  * runs it). Both get the same token ids; their embeddings are checked to agree before anything is timed.
+ *
+ * <p>Without {@code --file} it runs three workloads built from its own English sentences: a batch of 32 texts of
+ * mixed lengths, and single inputs of exactly 128 and 512 tokens (the sentences run together, cut there). For each
+ * it reports the share of aule's time spent in attention, and at the longest single input it times attention alone
+ * at the model's shape (aule's cpu backend, the naive way and ONNX Runtime's {@code MultiHeadAttention}).
  */
 @Command(
         name = "embed",
         description = {
             "Time sentence embeddings of a BERT-family ONNX model: aule-models (pure Java) against ONNX Runtime",
-            "on the same file and token ids. Exits 1 if the two disagree (cosine below 0.99999)."
+            "on the same file and token ids, with the share of aule's time in attention. Writes embed.csv and",
+            "embed.png. Exits 1 if the two disagree (cosine below 0.99999)."
         })
 final class BenchEmbedCommand extends AuleCommand {
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "The model's ONNX file.")
-    private Path model;
+    @Option(
+            names = "--model",
+            defaultValue = "all-minilm-l6-v2",
+            paramLabel = "FILE|NAME",
+            description = "The model's ONNX file, or a model name: all-minilm-l6-v2 (default), bge-small-en-v1.5,"
+                    + " e5-small-v2 (from its LangChain4j jar on the class path or in ~/.m2).")
+    private String modelArg;
 
-    @Option(names = "--tokenizer", required = true, paramLabel = "FILE", description = "The model's tokenizer.json.")
+    @Option(
+            names = "--tokenizer",
+            paramLabel = "FILE",
+            description = "The model's tokenizer.json; needed with an ONNX file.")
     private Path tokenizer;
 
     @Option(
             names = "--file",
             paramLabel = "FILE",
-            description = "Texts, one per non-blank line (default: 46 built-in English sentences of 3 to 160 tokens).")
+            description = "Time texts of FILE instead, one per non-blank line, in batches of --batch.")
     private Path file;
 
     @Option(
             names = "--batch",
             defaultValue = "32",
             paramLabel = "N",
-            description = "Texts per call (default ${DEFAULT-VALUE}).")
+            description = "Texts per call with --file (default ${DEFAULT-VALUE}).")
     private int batch;
 
     @Option(
             names = "--seconds",
             defaultValue = "3",
             paramLabel = "S",
-            description = "Time each contender for about S seconds after warm-up (default ${DEFAULT-VALUE}).")
+            description = "Time each contender for about S seconds per workload after warm-up (default"
+                    + " ${DEFAULT-VALUE}).")
     private double seconds;
+
+    @Option(
+            names = "--out",
+            defaultValue = "bench-results",
+            paramLabel = "DIR",
+            description = "Directory for embed.csv and embed.png (default ${DEFAULT-VALUE}).")
+    private Path outDir;
 
     /** Stack of the thread the benchmark runs on. */
     private static final long STACK_BYTES = 64L << 20;
+
+    /** The lengths of the built-in single inputs, in tokens with the special ones. */
+    private static final int[] SINGLE_LENGTHS = {128, 512};
+
+    /** Texts of the built-in batch. */
+    private static final int BUILT_IN_BATCH = 32;
+
+    /**
+     * One workload: its label, its calls (each a batch of token id sequences) and its totals.
+     *
+     * @param label what the table calls it
+     * @param batches the calls of one pass
+     * @param texts texts per pass
+     * @param tokens tokens per pass
+     */
+    private record Workload(String label, List<List<int[]>> batches, int texts, int tokens) {
+        static Workload of(String label, List<List<int[]>> batches) {
+            int texts = 0;
+            int tokens = 0;
+            for (List<int[]> b : batches) {
+                texts += b.size();
+                for (int[] ids : b) {
+                    tokens += ids.length;
+                }
+            }
+            return new Workload(label, batches, texts, tokens);
+        }
+    }
+
+    /**
+     * One workload's figures.
+     *
+     * @param workload the workload
+     * @param auleSeconds aule's seconds per pass
+     * @param ortSeconds ONNX Runtime's seconds per pass
+     * @param attentionShare the share of aule's time in attention
+     * @param worstCosine the least cosine between the two contenders' embeddings
+     */
+    private record Result(
+            Workload workload, double auleSeconds, double ortSeconds, double attentionShare, double worstCosine) {}
 
     /**
      * Runs the benchmark on a thread with a 64 MB stack: ONNX Runtime 1.29's native initialisation can overflow the
@@ -99,97 +171,279 @@ final class BenchEmbedCommand extends AuleCommand {
         if (!(seconds > 0)) {
             throw usageError("--seconds must be positive, got " + seconds);
         }
-        for (Path p : List.of(model, tokenizer)) {
-            if (!Files.isRegularFile(p)) {
-                throw usageError("no such file: " + p);
+        PrintWriter out = out();
+        try (ModelArgument files = ModelArgument.resolve(modelArg, tokenizer, this::usageError)) {
+            BertEncoder encoder = BertEncoder.load(files.onnx(), files.pooling());
+            BertConfig c = encoder.config();
+            try (SentenceEmbedder embedder = SentenceEmbedder.of(encoder, files.tokenizer(), c.maxPositions());
+                    OrtEnvironment env = OrtEnvironment.getEnvironment();
+                    OrtSession session = env.createSession(files.onnx().toString(), new OrtSession.SessionOptions())) {
+                List<Workload> workloads = workloads(embedder);
+                out.printf(
+                        Locale.ROOT,
+                        "aule bench embed: %s (%d layers, %d heads of %d), %d threads, about %.0f s per contender"
+                                + " and workload%n",
+                        files.onnx().getFileName(),
+                        c.layers(),
+                        c.heads(),
+                        c.headDim(),
+                        Runtime.getRuntime().availableProcessors(),
+                        seconds);
+                out.flush();
+                List<Result> results = new ArrayList<>();
+                Workload longest = workloads.stream()
+                        .filter(w -> w.texts() == 1)
+                        .reduce((a, b) -> b.tokens() >= a.tokens() ? b : a)
+                        .orElse(null);
+                double[] attention = null;
+                try (ProgressBar bar = progressBar("embed", workloads.size() * 2 + (longest == null ? 0 : 3))) {
+                    for (Workload w : workloads) {
+                        bar.setExtraMessage(w.label());
+                        results.add(measure(w, encoder, env, session, bar));
+                    }
+                    if (longest != null) {
+                        bar.setExtraMessage("attention alone");
+                        attention = attentionAlone(c, longest.tokens(), bar);
+                    }
+                }
+                double worst =
+                        results.stream().mapToDouble(Result::worstCosine).min().orElse(1);
+                out.printf(Locale.ROOT, "agreement: worst cosine aule vs onnxruntime %.9f%n", worst);
+                if (worst < 0.99999) {
+                    out.println("FAILED: the embeddings differ");
+                    out.flush();
+                    return ErrorHandlers.FAILURE;
+                }
+                out.println();
+                out.print(table(results).render("  "));
+                if (attention != null) {
+                    printAttention(out, c, longest, results.get(workloads.indexOf(longest)), attention);
+                }
+                List<Path> written = write(results);
+                out.println();
+                out.println("Wrote "
+                        + String.join(", ", written.stream().map(Path::toString).toList()));
+                out.flush();
+                return 0;
             }
         }
-        List<String> texts = texts();
-        PrintWriter out = out();
-        BertEncoder encoder = BertEncoder.load(model);
-        try (SentenceEmbedder embedder =
-                        SentenceEmbedder.of(encoder, tokenizer, encoder.config().maxPositions());
-                OrtEnvironment env = OrtEnvironment.getEnvironment();
-                OrtSession session = env.createSession(model.toString(), new OrtSession.SessionOptions())) {
+    }
+
+    /** The built-in workloads, or the one of {@code --file}. */
+    private List<Workload> workloads(SentenceEmbedder embedder) throws IOException {
+        List<Workload> workloads = new ArrayList<>();
+        if (file != null) {
+            List<String> texts = Files.readAllLines(file, StandardCharsets.UTF_8).stream()
+                    .filter(l -> !l.isBlank())
+                    .toList();
+            if (texts.isEmpty()) {
+                throw usageError("--file: no texts in " + file);
+            }
             List<List<int[]>> batches = new ArrayList<>();
-            int tokens = 0;
             for (int from = 0; from < texts.size(); from += batch) {
                 List<int[]> ids = new ArrayList<>();
                 for (String t : texts.subList(from, Math.min(texts.size(), from + batch))) {
-                    int[] i = embedder.tokenIds(t);
-                    ids.add(i);
-                    tokens += i.length;
+                    ids.add(embedder.tokenIds(t));
                 }
                 batches.add(ids);
             }
-            out.printf(
-                    Locale.ROOT,
-                    "aule bench embed: %s, %d texts (%d tokens) in batches of %d, %d threads%n",
-                    model.getFileName(),
-                    texts.size(),
-                    tokens,
-                    batch,
-                    Runtime.getRuntime().availableProcessors());
-            double worst = 1;
-            for (List<int[]> ids : batches) {
-                float[][] a = encoder.embed(ids);
-                float[][] b = ort(env, session, ids);
-                for (int i = 0; i < a.length; i++) {
-                    worst = Math.min(worst, cosine(a[i], b[i]));
-                }
+            Workload w = Workload.of("", batches);
+            workloads.add(
+                    Workload.of(w.texts() + " texts of " + file.getFileName() + ", batches of " + batch, batches));
+            return workloads;
+        }
+        List<String> texts = builtInTexts();
+        List<int[]> mixed = new ArrayList<>();
+        for (String t : texts.subList(0, Math.min(BUILT_IN_BATCH, texts.size()))) {
+            mixed.add(embedder.tokenIds(t));
+        }
+        Workload batch32 = Workload.of("", List.of(mixed));
+        workloads.add(
+                Workload.of(batch32.texts() + " texts, " + batch32.tokens() + " tokens, one batch", List.of(mixed)));
+        // The sentences run together, cut to the length: [CLS], the first tokens, [SEP].
+        int[] all = embedder.tokenIds(String.join(" ", texts));
+        for (int length : SINGLE_LENGTHS) {
+            if (length > all.length) {
+                continue;
             }
-            out.printf(Locale.ROOT, "agreement: worst cosine aule vs onnxruntime %.9f%n", worst);
-            if (worst < 0.99999) {
-                out.println("FAILED: the embeddings differ");
-                out.flush();
-                return 1;
+            int[] ids = Arrays.copyOf(all, length);
+            ids[length - 1] = all[all.length - 1];
+            workloads.add(Workload.of("1 text of " + length + " tokens", List.of(List.of(ids))));
+        }
+        return workloads;
+    }
+
+    private static List<String> builtInTexts() throws IOException {
+        try (InputStream in = BenchEmbedCommand.class.getResourceAsStream("embed-texts.txt")) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8)
+                    .lines()
+                    .filter(l -> !l.isBlank())
+                    .toList();
+        }
+    }
+
+    private Result measure(Workload w, BertEncoder encoder, OrtEnvironment env, OrtSession session, ProgressBar bar)
+            throws OrtException {
+        double worst = 1;
+        for (List<int[]> ids : w.batches()) {
+            float[][] a = encoder.embed(ids);
+            float[][] b = ort(env, session, ids);
+            for (int i = 0; i < a.length; i++) {
+                worst = Math.min(worst, cosine(a[i], b[i]));
             }
-            double auleSeconds = time(() -> batches.forEach(encoder::embed));
-            double ortSeconds = time(() -> {
-                for (List<int[]> ids : batches) {
-                    try {
-                        ort(env, session, ids);
-                    } catch (OrtException e) {
-                        throw new IllegalStateException(e);
+        }
+        EncoderTimings timings = new EncoderTimings();
+        double auleSeconds = time(
+                () -> {
+                    for (List<int[]> ids : w.batches()) {
+                        BertEncoder.pool(
+                                encoder.encode(ids, null, timings),
+                                encoder.config().pooling());
                     }
+                },
+                timings);
+        bar.step();
+        double ortSeconds = time(
+                () -> {
+                    for (List<int[]> ids : w.batches()) {
+                        try {
+                            ort(env, session, ids);
+                        } catch (OrtException e) {
+                            throw new IllegalStateException(e);
+                        }
+                    }
+                },
+                null);
+        bar.step();
+        double share = timings.nanos(EncoderTimings.Stage.ATTENTION) / (double) Math.max(1, timings.totalNanos());
+        return new Result(w, auleSeconds, ortSeconds, share, worst);
+    }
+
+    /**
+     * Milliseconds per call of attention alone at the model's shape for one sequence of {@code tokens}: aule's cpu
+     * backend, the naive way, ONNX Runtime's MultiHeadAttention (NaN where a contender cannot run).
+     */
+    private double[] attentionAlone(BertConfig c, int tokens, ProgressBar bar) {
+        BenchShape shape = new BenchShape(c.heads(), tokens, c.headDim(), false);
+        String[] names = {"cpu", Contenders.NAIVE, Contenders.ONNXRUNTIME};
+        double[] ms = new double[names.length];
+        for (int i = 0; i < names.length; i++) {
+            if (Contenders.unfit(names[i], shape).isPresent()) {
+                ms[i] = Double.NaN;
+            } else {
+                try (PreparedAttention prepared = Contenders.prepare(names[i], shape)) {
+                    ms[i] = time(prepared::run, null) * 1e3;
                 }
-            });
-            TextTable table =
-                    new TextTable(left("contender"), right("ms per pass"), right("texts/s"), right("tokens/s"));
-            row(table, "aule-models (pure Java)", auleSeconds, texts.size(), tokens);
-            row(table, "onnxruntime 1.29 (CPU)", ortSeconds, texts.size(), tokens);
-            out.println();
-            out.print(table.render("  "));
-            out.flush();
-            return 0;
-        }
-    }
-
-    private List<String> texts() throws IOException {
-        List<String> lines;
-        if (file != null) {
-            lines = Files.readAllLines(file, StandardCharsets.UTF_8);
-        } else {
-            try (InputStream in = BenchEmbedCommand.class.getResourceAsStream("embed-texts.txt")) {
-                lines = new String(in.readAllBytes(), StandardCharsets.UTF_8)
-                        .lines()
-                        .toList();
             }
+            bar.step();
         }
-        List<String> texts = lines.stream().filter(l -> !l.isBlank()).toList();
-        if (texts.isEmpty()) {
-            throw usageError("no texts in " + file);
-        }
-        return texts;
+        return ms;
     }
 
-    /** Seconds per pass over all batches: warm-up passes for a third of the budget, then the mean of the rest. */
-    private double time(Runnable pass) {
+    private static void printAttention(PrintWriter out, BertConfig c, Workload w, Result r, double[] ms) {
+        double inModel = r.auleSeconds() * r.attentionShare() * 1e3 / c.layers();
+        out.println();
+        out.printf(
+                Locale.ROOT,
+                "Attention at %s (1 x %d heads x %d x %d, non-causal), ms per layer:%n",
+                w.label(),
+                c.heads(),
+                w.tokens(),
+                c.headDim());
+        TextTable t = new TextTable(left("attention"), right("ms"), right("naive / this"));
+        t.add("aule in the model (packed, strided views)", fmt(inModel), fmt(ms[1] / inModel) + "x");
+        t.add("aule cpu backend alone (contiguous)", fmt(ms[0]), fmt(ms[1] / ms[0]) + "x");
+        t.add("naive (scores materialised)", fmt(ms[1]), "1.00x");
+        t.add("onnxruntime MultiHeadAttention", fmt(ms[2]), fmt(ms[1] / ms[2]) + "x");
+        out.print(t.render("  "));
+    }
+
+    private static TextTable table(List<Result> results) {
+        TextTable t = new TextTable(
+                left("workload"),
+                right("aule ms"),
+                right("ort ms"),
+                right("aule tokens/s"),
+                right("ort tokens/s"),
+                right("aule / ort"),
+                right("attention share"));
+        for (Result r : results) {
+            t.add(
+                    r.workload().label(),
+                    fmt(r.auleSeconds() * 1e3),
+                    fmt(r.ortSeconds() * 1e3),
+                    String.format(Locale.ROOT, "%.0f", r.workload().tokens() / r.auleSeconds()),
+                    String.format(Locale.ROOT, "%.0f", r.workload().tokens() / r.ortSeconds()),
+                    fmt(r.ortSeconds() / r.auleSeconds()) + "x",
+                    String.format(Locale.ROOT, "%.0f %%", 100 * r.attentionShare()));
+        }
+        return t;
+    }
+
+    private List<Path> write(List<Result> results) throws IOException {
+        Files.createDirectories(outDir);
+        Path csv = outDir.resolve("embed.csv");
+        StringBuilder sb = new StringBuilder("workload,texts,tokens,aule_ms,ort_ms,aule_over_ort,attention_share\n");
+        for (Result r : results) {
+            sb.append('"')
+                    .append(r.workload().label())
+                    .append('"')
+                    .append(String.format(
+                            Locale.ROOT,
+                            ",%d,%d,%.3f,%.3f,%.4f,%.4f\n",
+                            r.workload().texts(),
+                            r.workload().tokens(),
+                            r.auleSeconds() * 1e3,
+                            r.ortSeconds() * 1e3,
+                            r.ortSeconds() / r.auleSeconds(),
+                            r.attentionShare()));
+        }
+        Files.writeString(csv, sb.toString());
+        System.setProperty("java.awt.headless", "true");
+        CategoryChart chart = new CategoryChartBuilder()
+                .width(900)
+                .height(520)
+                .title("Sentence embeddings, tokens per second (higher is better)")
+                .xAxisTitle("workload")
+                .yAxisTitle("tokens/s")
+                .build();
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+        chart.getStyler().setYAxisMin(0.0);
+        List<String> labels = results.stream().map(r -> r.workload().label()).toList();
+        chart.addSeries(
+                "aule-models (pure Java)",
+                labels,
+                results.stream()
+                        .map(r -> (Number) (r.workload().tokens() / r.auleSeconds()))
+                        .toList());
+        chart.addSeries(
+                "onnxruntime 1.29 (CPU)",
+                labels,
+                results.stream()
+                        .map(r -> (Number) (r.workload().tokens() / r.ortSeconds()))
+                        .toList());
+        Path png = outDir.resolve("embed.png");
+        BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
+        return List.of(csv, png);
+    }
+
+    private static String fmt(double v) {
+        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.2f", v);
+    }
+
+    /**
+     * Seconds per pass: warm-up passes for a third of the budget, then the mean of the rest; the timings, when
+     * given, record only the timed passes.
+     */
+    private double time(Runnable pass, EncoderTimings timings) {
         long budget = (long) (seconds * 1e9);
         long warmEnd = System.nanoTime() + budget / 3;
         do {
             pass.run();
         } while (System.nanoTime() < warmEnd);
+        if (timings != null) {
+            timings.reset();
+        }
         int passes = 0;
         long start = System.nanoTime();
         long elapsed;
@@ -199,14 +453,6 @@ final class BenchEmbedCommand extends AuleCommand {
             elapsed = System.nanoTime() - start;
         } while (elapsed < budget);
         return elapsed / 1e9 / passes;
-    }
-
-    private static void row(TextTable table, String name, double secondsPerPass, int texts, int tokens) {
-        table.add(
-                name,
-                String.format(Locale.ROOT, "%.1f", secondsPerPass * 1e3),
-                String.format(Locale.ROOT, "%.0f", texts / secondsPerPass),
-                String.format(Locale.ROOT, "%.0f", tokens / secondsPerPass));
     }
 
     /** ONNX Runtime on a batch padded to its longest text, mean-pooled over the attention mask, unit length. */

@@ -64,57 +64,19 @@ final class EmbedCommand extends AuleCommand {
         if (all.isEmpty()) {
             throw usageError("no texts: give TEXT arguments or --file");
         }
-        dev.aule.models.BertConfig.Pooling pooling = dev.aule.models.BertConfig.Pooling.MEAN;
-        Path copies = null;
         long start = System.nanoTime();
-        dev.aule.models.BertEncoder encoder;
-        try {
-            if (!modelArg.endsWith(".onnx") && !Files.exists(Path.of(modelArg))) {
-                dev.aule.models.SentenceModel named;
-                try {
-                    named = dev.aule.models.SentenceModel.of(modelArg);
-                } catch (IllegalArgumentException e) {
-                    throw usageError("--model: '" + modelArg + "' is neither a file nor a known model name ("
-                            + e.getMessage().substring(e.getMessage().indexOf("expected") + 9) + ")");
-                }
-                if (tokenizer != null) {
-                    throw usageError("--tokenizer: not with a model name, whose jar holds its tokenizer");
-                }
-                copies = Files.createTempDirectory("aule-embed");
-                Path[] files;
-                try {
-                    files = NamedModel.copy(named, copies);
-                } catch (IllegalArgumentException e) {
-                    throw usageError(e.getMessage());
-                }
-                model = files[0];
-                tokenizer = files[1];
-                pooling = named.pooling();
-            } else {
-                model = Path.of(modelArg);
-                if (tokenizer == null) {
-                    throw usageError("--tokenizer: needed with an ONNX file");
-                }
-            }
-            for (Path p : List.of(model, tokenizer)) {
-                if (!Files.isRegularFile(p)) {
-                    throw usageError("no such file: " + p);
-                }
-            }
-            encoder = dev.aule.models.BertEncoder.load(model, pooling);
-        } catch (RuntimeException | IOException e) {
-            deleteQuietly(copies);
-            throw e;
+        SentenceEmbedder loaded;
+        try (ModelArgument files = ModelArgument.resolve(modelArg, tokenizer, this::usageError)) {
+            model = files.onnx();
+            dev.aule.models.BertEncoder encoder = dev.aule.models.BertEncoder.load(model, files.pooling());
+            loaded = SentenceEmbedder.of(
+                    encoder,
+                    files.tokenizer(),
+                    maxTokens == null ? encoder.config().maxPositions() : maxTokens);
         }
         PrintWriter out = out();
-        BertConfig c = encoder.config();
-        int limit = maxTokens == null ? c.maxPositions() : maxTokens;
-        SentenceEmbedder loaded;
-        try {
-            loaded = SentenceEmbedder.of(encoder, tokenizer, limit);
-        } finally {
-            deleteQuietly(copies);
-        }
+        BertConfig c = loaded.encoder().config();
+        int limit = loaded.maxTokens();
         try (SentenceEmbedder embedder = loaded) {
             double loadMs = (System.nanoTime() - start) / 1e6;
             start = System.nanoTime();
@@ -171,20 +133,6 @@ final class EmbedCommand extends AuleCommand {
         }
         out.flush();
         return 0;
-    }
-
-    private static void deleteQuietly(Path dir) {
-        if (dir == null) {
-            return;
-        }
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.deleteIfExists(p);
-            }
-            Files.deleteIfExists(dir);
-        } catch (IOException e) {
-            // A temporary copy left behind is harmless.
-        }
     }
 
     /** The cosine of two unit vectors. */

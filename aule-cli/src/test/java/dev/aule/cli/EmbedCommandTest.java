@@ -46,9 +46,27 @@ class EmbedCommandTest {
                         "--file",
                         texts.toString(),
                         "--seconds",
-                        "0.2")
+                        "0.2",
+                        "--out",
+                        dir.resolve("out").toString())
                 .succeeded();
-        run.assertPrinted("2 texts", "agreement: worst cosine", "aule-models (pure Java)", "onnxruntime");
+        run.assertPrinted("2 texts of texts.txt", "agreement: worst cosine", "aule / ort", "attention share");
+        assertTrue(Files.size(dir.resolve("out/embed.png")) > 1000, "embed.png");
+        assertTrue(Files.readString(dir.resolve("out/embed.csv")).startsWith("workload,texts,tokens,"), "embed.csv");
+    }
+
+    @Test
+    void benchEmbedByDefaultTimesABatchAndSingleInputsOf128And512TokensAndAttentionAlone(@TempDir Path dir) {
+        CliRun run = CliRun.of("bench", "embed", "--seconds", "0.05", "--out", dir.toString())
+                .succeeded();
+        run.assertPrinted(
+                "32 texts, ",
+                "1 text of 128 tokens",
+                "1 text of 512 tokens",
+                "1 x 12 heads x 512 x 32",
+                "aule in the model",
+                "naive (scores materialised)",
+                "onnxruntime MultiHeadAttention");
     }
 
     @Test

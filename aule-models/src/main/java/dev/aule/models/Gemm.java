@@ -49,6 +49,20 @@ final class Gemm {
      * {@code j < n}.
      */
     static void multiply(float[] a, int rows, int k, float[] packed, int n, float[] c) {
+        multiply(a, rows, k, packed, n, c, (r0, count, c0, width) -> {});
+    }
+
+    /**
+     * What a caller does with one block of {@code c} right after the product wrote it, while it is still in cache
+     * and on the same thread: rows {@code [r0, r0 + rows)}, columns {@code [c0, c0 + width)}.
+     */
+    @FunctionalInterface
+    interface Epilogue {
+        void finish(int r0, int rows, int c0, int width);
+    }
+
+    /** {@link #multiply(float[], int, int, float[], int, float[])}, then {@code epilogue} on each block written. */
+    static void multiply(float[] a, int rows, int k, float[] packed, int n, float[] c, Epilogue epilogue) {
         int rowBlocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
         int panels = panels(n);
         IntStream.range(0, rowBlocks * panels).parallel().forEach(task -> {
@@ -57,11 +71,13 @@ final class Gemm {
             int r0 = (task % rowBlocks) * ROW_BLOCK;
             int count = Math.min(ROW_BLOCK, rows - r0);
             int c0 = p * PANEL;
-            if (VECTOR && c0 + PANEL <= n) {
+            int width = Math.min(PANEL, n - c0);
+            if (VECTOR && width == PANEL) {
                 VectorWidth.multiply(a, r0 * k, count, k, packed, p * k * PANEL, c, r0 * n + c0, n);
             } else {
-                scalar(a, r0, count, k, packed, p * k * PANEL, c, c0, Math.min(PANEL, n - c0), n);
+                scalar(a, r0, count, k, packed, p * k * PANEL, c, c0, width, n);
             }
+            epilogue.finish(r0, count, c0, width);
         });
     }
 

@@ -1,7 +1,9 @@
 package dev.aule.models;
 
 /**
- * A dense layer {@code y = x W + b} with {@code W} {@code [in][out]} packed for {@link Gemm}.
+ * A dense layer {@code y = x W + b} with {@code W} {@code [in][out]} packed for {@link Gemm}. The bias, and what
+ * follows the layer in an encoder (an activation, or a residual sum), are applied to each block of the product on
+ * the thread that wrote it, while the block is in cache: no separate pass over the output.
  *
  * @param in input features
  * @param out output features
@@ -15,11 +17,39 @@ record Linear(int in, int out, float[] packed, float[] bias) {
 
     /** {@code y[r] = x[r] W + b} for {@code r < rows} (a multiple of 4; both arrays at least that many rows). */
     void apply(float[] x, int rows, float[] y) {
-        Gemm.multiply(x, rows, in, packed, out, y);
-        for (int r = 0; r < rows; r++) {
-            int o = r * out;
-            for (int j = 0; j < out; j++) {
-                y[o + j] += bias[j];
+        Gemm.multiply(x, rows, in, packed, out, y, (r0, count, c0, width) -> addBias(y, r0, count, c0, width));
+    }
+
+    /** {@code y[r] = activation(x[r] W + b)} for {@code r < rows}, as {@link #apply}. */
+    void applyActivated(float[] x, int rows, float[] y, BertConfig.Activation activation) {
+        Gemm.multiply(x, rows, in, packed, out, y, (r0, count, c0, width) -> {
+            addBias(y, r0, count, c0, width);
+            for (int r = r0; r < r0 + count; r++) {
+                Activations.apply(activation, y, r * out + c0, r * out + c0 + width);
+            }
+        });
+    }
+
+    /**
+     * {@code residual[r] += x[r] W + b} for {@code r < rows}, with {@code y} as the product's scratch (as long as
+     * {@code residual}): the sum rounds {@code x W + b} to float first, as a separate add would.
+     */
+    void applyResidual(float[] x, int rows, float[] y, float[] residual) {
+        Gemm.multiply(x, rows, in, packed, out, y, (r0, count, c0, width) -> {
+            for (int r = r0; r < r0 + count; r++) {
+                int o = r * out + c0;
+                for (int j = 0; j < width; j++) {
+                    residual[o + j] += y[o + j] + bias[c0 + j];
+                }
+            }
+        });
+    }
+
+    private void addBias(float[] y, int r0, int rows, int c0, int width) {
+        for (int r = r0; r < r0 + rows; r++) {
+            int o = r * out + c0;
+            for (int j = 0; j < width; j++) {
+                y[o + j] += bias[c0 + j];
             }
         }
     }

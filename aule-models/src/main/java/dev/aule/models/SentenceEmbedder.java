@@ -59,6 +59,22 @@ public final class SentenceEmbedder implements AutoCloseable {
     }
 
     /**
+     * An embedder of one of the models this module knows, loaded from its LangChain4j jar ({@link ModelFiles#copy})
+     * with the model's pooling, truncating at its positions.
+     *
+     * @param model the model
+     * @return the embedder
+     * @throws IllegalArgumentException when the model's jar is neither on the class path nor in the local Maven
+     *     repository
+     */
+    public static SentenceEmbedder load(SentenceModel model) {
+        try (ModelFiles files = ModelFiles.copy(model)) {
+            BertEncoder encoder = BertEncoder.load(files.onnx(), model.pooling());
+            return of(encoder, files.tokenizer(), encoder.config().maxPositions());
+        }
+    }
+
+    /**
      * An embedder of a loaded encoder.
      *
      * @param encoder the encoder

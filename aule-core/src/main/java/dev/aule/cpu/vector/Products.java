@@ -181,7 +181,10 @@ public final class Products {
             int oStride = dvp;
             // A lone group of 4 rows (decode) streams each value row from memory once per pass: it keeps the
             // wide block's 4 passes even where that spills; with more rows the values come from L1.
-            int c = NARROW && rows > 4 ? accumulatePairs(p, p0, keys, v, vOff, vStride, dvp, o, o0, dvp, alpha, t) : 0;
+            // Value rows narrower than the wide block (D = 32 at 512 bits) take 4 x 2 blocks too: one vector at a
+            // time would pay 4 broadcasts and a load for every 4 FMAs.
+            boolean pairs = NARROW ? rows > 4 : dvp < 4 * L;
+            int c = pairs ? accumulatePairs(p, p0, keys, v, vOff, vStride, dvp, o, o0, dvp, alpha, t) : 0;
             int p1 = p0 + KT;
             int p2 = p1 + KT;
             int p3 = p2 + KT;
