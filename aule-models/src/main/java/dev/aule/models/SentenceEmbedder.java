@@ -14,7 +14,8 @@ import java.util.Objects;
  * Sentence embeddings of text: the model's own {@code tokenizer.json} (Hugging Face tokenizers, whose jar carries
  * its native library) and a {@link BertEncoder}. The tokenizer file's own truncation and padding (all-MiniLM's pads
  * and truncates to 128) are overridden: texts are not padded (the encoder packs them), and a text longer than
- * {@link #maxTokens()} tokens is truncated to that many, which its {@link Embedding#truncated()} says.
+ * {@link #maxTokens()} tokens is truncated to that many by {@link #embed}, which its {@link Embedding#truncated()}
+ * says, or embedded in parts whose embeddings are averaged by {@link #embedInParts}.
  *
  * <p>Safe to use from many threads. {@link #close()} frees the tokenizer's native memory.
  */
@@ -95,8 +96,7 @@ public final class SentenceEmbedder implements AutoCloseable {
         try {
             HuggingFaceTokenizer tokenizer = HuggingFaceTokenizer.builder()
                     .optTokenizerPath(tokenizerJson)
-                    .optTruncation(true)
-                    .optMaxLength(maxTokens)
+                    .optTruncation(false)
                     .optPadding(false)
                     .build();
             return new SentenceEmbedder(encoder, tokenizer, maxTokens);
@@ -148,7 +148,20 @@ public final class SentenceEmbedder implements AutoCloseable {
      * @return its ids, with {@code [CLS]} and {@code [SEP]}
      */
     public int[] tokenIds(String text) {
-        return toInts(encode(text, "text").getIds());
+        return truncate(toInts(encode(text, "text").getIds()));
+    }
+
+    /**
+     * A sequence cut to {@link #maxTokens()} as the tokenizer's own truncation cuts one text: its first tokens, then
+     * its last ({@code [SEP]}).
+     */
+    private int[] truncate(int[] ids) {
+        if (ids.length <= maxTokens) {
+            return ids;
+        }
+        int[] cut = java.util.Arrays.copyOf(ids, maxTokens);
+        cut[maxTokens - 1] = ids[ids.length - 1];
+        return cut;
     }
 
     /**
@@ -166,9 +179,9 @@ public final class SentenceEmbedder implements AutoCloseable {
         List<int[]> ids = new ArrayList<>(texts.size());
         boolean[] truncated = new boolean[texts.size()];
         for (int i = 0; i < texts.size(); i++) {
-            Encoding e = encode(texts.get(i), "texts[" + i + "]");
-            ids.add(toInts(e.getIds()));
-            truncated[i] = e.exceedMaxLength();
+            int[] all = toInts(encode(texts.get(i), "texts[" + i + "]").getIds());
+            ids.add(truncate(all));
+            truncated[i] = all.length > maxTokens;
         }
         float[][] vectors = encoder.embed(ids);
         List<Embedding> out = new ArrayList<>(texts.size());
@@ -176,6 +189,99 @@ public final class SentenceEmbedder implements AutoCloseable {
             out.add(new Embedding(vectors[i], ids.get(i).length, truncated[i]));
         }
         return out;
+    }
+
+    /**
+     * Embeddings of texts of any length, as LangChain4j's in-process models compute them: a text longer than
+     * {@link #maxTokens()} is cut into parts of at most {@code maxTokens - 2} tokens (never inside a word: a part
+     * ends before a {@code ##} continuation piece), each part embedded with its own {@code [CLS]} and {@code [SEP]},
+     * and the parts' pooled states averaged, weighted by their token counts, then scaled to unit length. A text that
+     * fits is embedded as {@link #embed} does. All parts of all texts run as one packed batch.
+     *
+     * @param texts the texts, none blank
+     * @return one embedding per text, in order, {@link Embedding#tokens()} counting all of the text's tokens and
+     *     {@link Embedding#truncated()} false
+     * @throws IllegalArgumentException naming the first null or blank text
+     */
+    public List<Embedding> embedInParts(List<String> texts) {
+        Objects.requireNonNull(texts, "texts");
+        if (texts.isEmpty()) {
+            throw new IllegalArgumentException("texts: none, need at least one");
+        }
+        List<int[]> parts = new ArrayList<>();
+        List<int[]> partsOfText = new ArrayList<>(texts.size()); // [first part, part count, tokens]
+        for (int i = 0; i < texts.size(); i++) {
+            Encoding e = encode(texts.get(i), "texts[" + i + "]");
+            int[] ids = toInts(e.getIds());
+            int first = parts.size();
+            if (ids.length <= maxTokens) {
+                parts.add(ids);
+            } else {
+                split(ids, e.getTokens(), parts);
+            }
+            partsOfText.add(new int[] {first, parts.size() - first, ids.length});
+        }
+        HiddenStates states = encoder.encode(parts);
+        int h = states.hidden();
+        boolean cls = encoder.config().pooling() == BertConfig.Pooling.CLS;
+        List<Embedding> out = new ArrayList<>(texts.size());
+        for (int[] text : partsOfText) {
+            double[] sum = new double[h];
+            double weights = 0;
+            for (int p = text[0]; p < text[0] + text[1]; p++) {
+                int from = states.offsets()[p];
+                int count = cls ? 1 : states.length(p);
+                // A part's weight is its tokens without [CLS] and [SEP]; a lone part needs none.
+                double weight = text[1] == 1 ? 1 : states.length(p) - 2;
+                for (int t = from; t < from + count; t++) {
+                    for (int x = 0; x < h; x++) {
+                        sum[x] += weight / count * states.values()[t * h + x];
+                    }
+                }
+                weights += weight;
+            }
+            double norm = 0;
+            for (int x = 0; x < h; x++) {
+                sum[x] /= weights;
+                norm += sum[x] * sum[x];
+            }
+            double inverse = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+            float[] vector = new float[h];
+            for (int x = 0; x < h; x++) {
+                vector[x] = (float) (sum[x] * inverse);
+            }
+            out.add(new Embedding(vector, text[2], false));
+        }
+        return out;
+    }
+
+    /*
+     * The parts of an over-long sequence: its tokens between [CLS] (first) and [SEP] (last) in runs of at most
+     * maxTokens - 2, each run ending before a "##" piece so no word is split (unless one word alone is longer than a
+     * part), each given the sequence's own [CLS] and [SEP].
+     */
+    private void split(int[] ids, String[] tokens, List<int[]> parts) {
+        int size = maxTokens - 2;
+        int last = ids.length - 1;
+        int from = 1;
+        while (from < last) {
+            int to = from + size;
+            if (to >= last) {
+                to = last;
+            } else {
+                int end = to;
+                while (end > from && tokens[end].startsWith("##")) {
+                    end--;
+                }
+                to = end > from ? end : to;
+            }
+            int[] part = new int[to - from + 2];
+            part[0] = ids[0];
+            System.arraycopy(ids, from, part, 1, to - from);
+            part[part.length - 1] = ids[last];
+            parts.add(part);
+            from = to;
+        }
     }
 
     private Encoding encode(String text, String name) {

@@ -50,6 +50,49 @@ class SentenceEmbedderTest {
     }
 
     @Test
+    void textsThatFitEmbedInPartsAsInOne() {
+        List<String> texts = MiniLm.sentences().subList(0, 8);
+        List<SentenceEmbedder.Embedding> one = embedder.embed(texts);
+        List<SentenceEmbedder.Embedding> parts = embedder.embedInParts(texts);
+        for (int i = 0; i < texts.size(); i++) {
+            assertArrayEquals(one.get(i).vector(), parts.get(i).vector(), "text " + i);
+            assertEquals(one.get(i).tokens(), parts.get(i).tokens());
+        }
+    }
+
+    @Test
+    void longerTextsAverageTheirPartsByLengthWithoutSplittingAWord() {
+        // 509 "attention" tokens, then "token" "##ization": the first part of 510 would end inside the word, so it
+        // ends before it, and the word starts the second part.
+        String first = String.join(" ", Collections.nCopies(509, "attention"));
+        String second = "tokenization is the first step of every model.";
+        int[] a = embedder.tokenIds(first);
+        int[] b = embedder.tokenIds(second);
+        assertEquals(511, a.length);
+        SentenceEmbedder.Embedding e =
+                embedder.embedInParts(List.of(first + " " + second)).getFirst();
+        assertEquals(a.length + b.length - 2, e.tokens());
+        assertFalse(e.truncated());
+        HiddenStates states = MiniLm.encoder().encode(List.of(a, b));
+        double[] want = new double[states.hidden()];
+        for (int p = 0; p < 2; p++) {
+            int weight = states.length(p) - 2; // tokens without [CLS] and [SEP]
+            for (int t = states.offsets()[p]; t < states.offsets()[p + 1]; t++) {
+                for (int x = 0; x < want.length; x++) {
+                    want[x] += (double) weight / states.length(p) * states.values()[t * want.length + x];
+                }
+            }
+        }
+        double norm = 0;
+        for (double w : want) {
+            norm += w * w;
+        }
+        for (int x = 0; x < want.length; x++) {
+            assertEquals(want[x] / Math.sqrt(norm), e.vector()[x], 1e-6, "dimension " + x);
+        }
+    }
+
+    @Test
     void embeddingsEqualTheEncoderOnTheSameIds() {
         List<String> texts = MiniLm.sentences().subList(0, 8);
         List<SentenceEmbedder.Embedding> e = embedder.embed(texts);
