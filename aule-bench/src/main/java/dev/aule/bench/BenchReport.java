@@ -17,10 +17,10 @@ import java.util.Locale;
 
 /**
  * Runs the JMH benchmarks in one go and prints each result with its GFLOP/s (the contract's
- * FLOP count) and its ratio to the GEMM rate measured in the same run.
+ * FLOP count) and its ratio to the machine's FMA peak measured in the same run ({@link PeakBenchmark}).
  *
  * <p>Usage: {@code BenchReport [--quick] [--threads N] [-p name=v1,v2]... [regex...]}; the regexes select
- * benchmarks as JMH's include patterns do (default: GEMM, forward, backward), {@code -p} overrides a
+ * benchmarks as JMH's include patterns do (default: the FMA peak, GEMM, forward, backward), {@code -p} overrides a
  * parameter's values. {@code --quick}: 2 warm-up and 3 measured iterations of 1 s. {@code --threads N}
  * runs the cpu backend and the ONNX Runtime peer on N threads (scaling runs).
  *
@@ -56,6 +56,7 @@ public final class BenchReport {
             }
         }
         if (includes.isEmpty()) {
+            includes.add(PeakBenchmark.class.getSimpleName());
             includes.add(GemmBenchmark.class.getSimpleName());
             includes.add(ForwardBenchmark.class.getSimpleName());
             includes.add(BackwardBenchmark.class.getSimpleName());
@@ -81,8 +82,8 @@ public final class BenchReport {
     }
 
     private static void print(Collection<RunResult> results) {
-        double gemmRate = results.stream()
-                .filter(r -> r.getParams().getBenchmark().endsWith("sgemm"))
+        double peakRate = results.stream()
+                .filter(r -> r.getParams().getBenchmark().endsWith("fmaPeak"))
                 .mapToDouble(r -> flops(r.getParams()) / seconds(r) / 1e9)
                 .max()
                 .orElse(Double.NaN);
@@ -94,7 +95,7 @@ public final class BenchReport {
                 .forEach(r -> readRate.put(bytes(r.getParams()), bytes(r.getParams()) / seconds(r) / 1e9));
         printHeader(
                 "%-26s %-44s %10s %9s %9s %9s %9s%n",
-                "benchmark", "params", "ms/op", "GFLOP/s", "%GEMM", "GB/s", "%read");
+                "benchmark", "params", "ms/op", "GFLOP/s", "%peak", "GB/s", "%read");
         for (RunResult r : results) {
             BenchmarkParams p = r.getParams();
             String full = p.getBenchmark();
@@ -114,7 +115,7 @@ public final class BenchReport {
                     params.toString().trim(),
                     sec * 1e3,
                     gflops,
-                    100 * gflops / gemmRate,
+                    100 * gflops / peakRate,
                     gbs,
                     100 * gbs / read);
         }
@@ -232,6 +233,12 @@ public final class BenchReport {
                             AttentionOptions.builder().causal(true).build())
                     .pairs();
             return 4.0 * sequences * DecodeBenchmark.Q_HEADS * DecodeBenchmark.HEAD_DIM * pairs;
+        }
+        if (method.endsWith("fmaPeak")) {
+            return PeakBenchmark.flops(
+                    Long.parseLong(p.getParam("trips")),
+                    FmaPeak.lanes(),
+                    Runtime.getRuntime().availableProcessors());
         }
         if (method.endsWith("sgemm")) {
             double n = Double.parseDouble(p.getParam("n"));

@@ -6,7 +6,10 @@ import org.openjdk.jmh.annotations.Setup;
 
 import java.util.SplittableRandom;
 
-/** The machine's F32 GEMM rate on all cores ({@code 2 n^3} FLOPs), the yardstick for "% of GEMM". */
+/**
+ * An F32 GEMM on all cores ({@code 2 n^3} FLOPs) on the attention kernels' own product kernel: how close that kernel
+ * comes to the FMA peak ({@link PeakBenchmark}) on a plain matrix product.
+ */
 public class GemmBenchmark extends BenchmarkSettings {
     @Param({"2048"})
     public int n;

@@ -3,9 +3,8 @@ package dev.aule.bench;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
 
-/** Times prepared contenders and the machine's GEMM rate in the calling JVM, for {@code aule bench}. */
+/** Times prepared contenders in the calling JVM, for {@code aule bench}. */
 public final class Sweep {
     private Sweep() {}
 
@@ -32,22 +31,5 @@ public final class Sweep {
             results.add(new ContenderTiming(shape, names.get(c), s.medianSeconds(), s.allocatedBytesPerCall()));
         }
         return results;
-    }
-
-    /** GFLOP/s of the bench's Vector API SGEMM ({@code 2 n^3} FLOPs) on all cores: the best of {@code runs} after one warm-up. */
-    public static double gemmGflops(int n, int runs) {
-        SplittableRandom rnd = new SplittableRandom(7);
-        float[] a = new float[n * n];
-        float[] b = new float[n * n];
-        float[] c = new float[n * n];
-        for (int i = 0; i < a.length; i++) {
-            a[i] = (float) rnd.nextDouble();
-            b[i] = (float) rnd.nextDouble();
-        }
-        Runnable multiply = () -> Sgemm.multiply(a, b, c, n);
-        Stopwatch.Samples samples = new Stopwatch(Stopwatch.Warmup.calls(1), runs)
-                .time(List.of(multiply))
-                .getFirst();
-        return 2.0 * n * n * n / samples.bestNanos();
     }
 }

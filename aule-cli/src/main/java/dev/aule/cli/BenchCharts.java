@@ -27,10 +27,10 @@ final class BenchCharts {
 
     /**
      * Writes {@code gflops-D<d>-<full|causal>.png} per head dim and masking (GFLOP/s against S per
-     * contender, with the GEMM rate as a line), {@code time.png} (ms against S, log-log) and
+     * contender, with the FMA peak as a line), {@code time.png} (ms against S, log-log) and
      * {@code memory.png} (Java heap allocated per call against S); returns the files written.
      */
-    static List<Path> write(Path dir, List<ContenderTiming> results, double gemmGflops) {
+    static List<Path> write(Path dir, List<ContenderTiming> results, double peakGflops) {
         System.setProperty("java.awt.headless", "true");
         List<Path> files = new ArrayList<>();
         Set<String> variants = new LinkedHashSet<>();
@@ -42,15 +42,15 @@ final class BenchCharts {
                     results.stream().filter(m -> variant(m).equals(variant)).toList();
             XYChart chart = chart("GFLOP/s against sequence length, " + variant.replace('-', ' '), "GFLOP/s");
             addSeries(chart, subset, ContenderTiming::gflops);
-            if (gemmGflops > 0) {
+            if (peakGflops > 0) {
                 double[] xs = subset.stream()
                         .mapToDouble(m -> m.shape().seq())
                         .distinct()
                         .sorted()
                         .toArray();
                 double[] ys = new double[xs.length];
-                java.util.Arrays.fill(ys, gemmGflops);
-                chart.addSeries("GEMM (same run)", xs, ys);
+                java.util.Arrays.fill(ys, peakGflops);
+                chart.addSeries("FMA peak (same run)", xs, ys);
             }
             chart.getStyler().setYAxisMin(0.0);
             chart.getStyler().setXAxisLogarithmic(false); // a few doublings: a linear axis keeps every tick labelled

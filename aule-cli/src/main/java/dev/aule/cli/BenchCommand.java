@@ -3,8 +3,8 @@ package dev.aule.cli;
 import dev.aule.bench.BenchShape;
 import dev.aule.bench.ContenderTiming;
 import dev.aule.bench.Contenders;
+import dev.aule.bench.FmaPeak;
 import dev.aule.bench.PreparedAttention;
-import dev.aule.bench.Sweep;
 import me.tongfei.progressbar.ProgressBar;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -32,7 +32,7 @@ import java.util.Optional;
         name = "bench",
         description = {
             "Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
-            "GEMM rate measured in the same run, writes results.csv and PNG charts.",
+            "machine's FMA peak measured in the same run, writes results.csv and PNG charts.",
             "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
             "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."
         },
@@ -50,12 +50,12 @@ final class BenchCommand extends AuleCommand {
     private String[] contenders;
 
     @Option(
-            names = "--gemm",
-            defaultValue = "2048",
-            paramLabel = "N",
-            description =
-                    "size of the SGEMM whose rate is the %%GEMM yardstick, a multiple of 64; 0 skips it (default ${DEFAULT-VALUE})")
-    private int gemm;
+            names = "--peak-seconds",
+            defaultValue = "0.5",
+            paramLabel = "S",
+            description = "seconds per run of the FMA peak yardstick (independent FMAs in registers, all cores, best"
+                    + " of 3); 0 skips it (default ${DEFAULT-VALUE})")
+    private double peakSeconds;
 
     @Mixin
     private final SweepTiming timing = new SweepTiming(1, 1.0, 3);
@@ -84,9 +84,9 @@ final class BenchCommand extends AuleCommand {
         List<ContenderTiming> results = new ArrayList<>();
         List<String[]> rows = new ArrayList<>();
         boolean mismatch = false;
-        double gemmRate;
-        try (ProgressBar bar = progressBar("bench", shapes.size() * contenders.length + (gemm > 0 ? 1 : 0))) {
-            gemmRate = gemm > 0 ? measureGemm(bar) : Double.NaN;
+        double peakRate;
+        try (ProgressBar bar = progressBar("bench", shapes.size() * contenders.length + (peakSeconds > 0 ? 1 : 0))) {
+            peakRate = peakSeconds > 0 ? measurePeak(bar) : Double.NaN;
             for (BenchShape shape : shapes) {
                 Map<String, PreparedAttention> prepared = new LinkedHashMap<>();
                 Map<String, String> notes = new LinkedHashMap<>();
@@ -114,7 +114,7 @@ final class BenchCommand extends AuleCommand {
                     for (String name : contenders) {
                         rows.add(
                                 timed.containsKey(name)
-                                        ? row(timed.get(name), gemmRate)
+                                        ? row(timed.get(name), peakRate)
                                         : row(shape, name, notes.get(name)));
                     }
                 } finally {
@@ -129,19 +129,24 @@ final class BenchCommand extends AuleCommand {
                 TextTable.Column.left("contender"),
                 TextTable.Column.right("ms"),
                 TextTable.Column.right("GFLOP/s"),
-                TextTable.Column.right("% GEMM"),
+                TextTable.Column.right("% peak"),
                 TextTable.Column.right("heap MiB/call"),
                 TextTable.Column.left("note"));
         rows.forEach(table::add);
         out.println();
-        if (gemm > 0) {
-            out.printf(Locale.ROOT, "GEMM yardstick: %.1f GFLOP/s (SGEMM %d^3, all cores, same run)%n", gemmRate, gemm);
+        if (peakSeconds > 0) {
+            out.printf(
+                    Locale.ROOT,
+                    "FMA peak: %.1f GFLOP/s (independent %d-bit FMAs in registers, %d threads, same run)%n",
+                    peakRate,
+                    FmaPeak.lanes() * Float.SIZE,
+                    Runtime.getRuntime().availableProcessors());
         }
         out.print(table.render(""));
         List<Path> files = new ArrayList<>();
         files.add(writeCsv(results));
         if (!results.isEmpty()) {
-            files.addAll(BenchCharts.write(outDir, results, gemmRate));
+            files.addAll(BenchCharts.write(outDir, results, peakRate));
         }
         out.println();
         files.forEach(f -> out.println("wrote " + f));
@@ -149,20 +154,20 @@ final class BenchCommand extends AuleCommand {
         return mismatch ? ErrorHandlers.FAILURE : 0;
     }
 
-    private double measureGemm(ProgressBar bar) {
-        bar.setExtraMessage("GEMM " + gemm + "^3");
-        double rate = Sweep.gemmGflops(gemm, Math.max(timing.runs(), 2));
+    private double measurePeak(ProgressBar bar) {
+        bar.setExtraMessage("FMA peak");
+        double rate = FmaPeak.measure(peakSeconds, 3);
         bar.step();
         return rate;
     }
 
-    private static String[] row(ContenderTiming m, double gemmRate) {
+    private static String[] row(ContenderTiming m, double peakRate) {
         return new String[] {
             m.shape().label(),
             m.contender(),
             String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
             String.format(Locale.ROOT, "%.1f", m.gflops()),
-            Double.isNaN(gemmRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / gemmRate),
+            Double.isNaN(peakRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / peakRate),
             m.contender().equals(Contenders.ONNXRUNTIME)
                     ? "(native)"
                     : String.format(Locale.ROOT, "%.3f", m.allocatedBytes() / 1048576.0),
@@ -203,8 +208,8 @@ final class BenchCommand extends AuleCommand {
     private void checkArguments() {
         timing.check(this);
         sweep.check(this);
-        if (gemm < 0 || gemm % 64 != 0) {
-            throw usageError("--gemm must be 0 or a positive multiple of 64, got " + gemm);
+        if (!(peakSeconds >= 0) || peakSeconds > 60) {
+            throw usageError("--peak-seconds must be in [0, 60], got " + peakSeconds);
         }
         List<String> known = Contenders.known();
         for (String name : contenders) {

@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.aule.bench.BenchShape;
 import dev.aule.bench.Contenders;
+import dev.aule.bench.FmaPeak;
 import dev.aule.bench.PreparedAttention;
 import dev.aule.models.BertConfig;
 import dev.aule.models.BertEncoder;
@@ -132,10 +133,16 @@ final class BenchEmbedCommand extends AuleCommand {
      * @param auleSeconds aule's seconds per pass
      * @param ortSeconds ONNX Runtime's seconds per pass
      * @param attentionShare the share of aule's time in attention
+     * @param denseGflops the rate of aule's dense layers (with their epilogues)
      * @param worstCosine the least cosine between the two contenders' embeddings
      */
     private record Result(
-            Workload workload, double auleSeconds, double ortSeconds, double attentionShare, double worstCosine) {}
+            Workload workload,
+            double auleSeconds,
+            double ortSeconds,
+            double attentionShare,
+            double denseGflops,
+            double worstCosine) {}
 
     /**
      * Runs the benchmark on a thread with a 64 MB stack: ONNX Runtime 1.29's native initialisation can overflow the
@@ -196,7 +203,11 @@ final class BenchEmbedCommand extends AuleCommand {
                         .reduce((a, b) -> b.tokens() >= a.tokens() ? b : a)
                         .orElse(null);
                 double[] attention = null;
-                try (ProgressBar bar = progressBar("embed", workloads.size() * 2 + (longest == null ? 0 : 3))) {
+                double peak;
+                try (ProgressBar bar = progressBar("embed", workloads.size() * 2 + (longest == null ? 0 : 3) + 1)) {
+                    bar.setExtraMessage("FMA peak");
+                    peak = FmaPeak.measure(Math.min(0.5, seconds / 4), 3);
+                    bar.step();
                     for (Workload w : workloads) {
                         bar.setExtraMessage(w.label());
                         results.add(measure(w, encoder, env, session, bar));
@@ -214,8 +225,14 @@ final class BenchEmbedCommand extends AuleCommand {
                     out.flush();
                     return ErrorHandlers.FAILURE;
                 }
+                out.printf(
+                        Locale.ROOT,
+                        "FMA peak: %.1f GFLOP/s (independent %d-bit FMAs in registers, %d threads, same run)%n",
+                        peak,
+                        FmaPeak.lanes() * Float.SIZE,
+                        Runtime.getRuntime().availableProcessors());
                 out.println();
-                out.print(table(results).render("  "));
+                out.print(table(results, peak).render("  "));
                 if (attention != null) {
                     printAttention(out, c, longest, results.get(workloads.indexOf(longest)), attention);
                 }
@@ -316,7 +333,9 @@ final class BenchEmbedCommand extends AuleCommand {
                 null);
         bar.step();
         double share = timings.nanos(EncoderTimings.Stage.ATTENTION) / (double) Math.max(1, timings.totalNanos());
-        return new Result(w, auleSeconds, ortSeconds, share, worst);
+        double denseSeconds = timings.nanos(EncoderTimings.Stage.DENSE) / 1e9 / Math.max(1, timings.passes());
+        return new Result(
+                w, auleSeconds, ortSeconds, share, denseFlops(encoder.config(), w) / denseSeconds / 1e9, worst);
     }
 
     /**
@@ -358,7 +377,13 @@ final class BenchEmbedCommand extends AuleCommand {
         out.print(t.render("  "));
     }
 
-    private static TextTable table(List<Result> results) {
+    /** The FLOPs of the dense layers of one pass over the workload's tokens: {@code 2 x tokens x weights}. */
+    private static double denseFlops(BertConfig c, Workload w) {
+        double weights = 4.0 * c.hidden() * c.hidden() + 2.0 * c.hidden() * c.intermediate();
+        return 2.0 * w.tokens() * weights * c.layers();
+    }
+
+    private static TextTable table(List<Result> results, double peak) {
         TextTable t = new TextTable(
                 left("workload"),
                 right("aule ms"),
@@ -366,7 +391,9 @@ final class BenchEmbedCommand extends AuleCommand {
                 right("aule tokens/s"),
                 right("ort tokens/s"),
                 right("aule / ort"),
-                right("attention share"));
+                right("attention share"),
+                right("dense GFLOP/s"),
+                right("dense % peak"));
         for (Result r : results) {
             t.add(
                     r.workload().label(),
@@ -375,7 +402,9 @@ final class BenchEmbedCommand extends AuleCommand {
                     String.format(Locale.ROOT, "%.0f", r.workload().tokens() / r.auleSeconds()),
                     String.format(Locale.ROOT, "%.0f", r.workload().tokens() / r.ortSeconds()),
                     fmt(r.ortSeconds() / r.auleSeconds()) + "x",
-                    String.format(Locale.ROOT, "%.0f %%", 100 * r.attentionShare()));
+                    String.format(Locale.ROOT, "%.0f %%", 100 * r.attentionShare()),
+                    String.format(Locale.ROOT, "%.1f", r.denseGflops()),
+                    String.format(Locale.ROOT, "%.0f %%", 100 * r.denseGflops() / peak));
         }
         return t;
     }
@@ -383,20 +412,22 @@ final class BenchEmbedCommand extends AuleCommand {
     private List<Path> write(List<Result> results) throws IOException {
         Files.createDirectories(outDir);
         Path csv = outDir.resolve("embed.csv");
-        StringBuilder sb = new StringBuilder("workload,texts,tokens,aule_ms,ort_ms,aule_over_ort,attention_share\n");
+        StringBuilder sb =
+                new StringBuilder("workload,texts,tokens,aule_ms,ort_ms,aule_over_ort,attention_share,dense_gflops\n");
         for (Result r : results) {
             sb.append('"')
                     .append(r.workload().label())
                     .append('"')
                     .append(String.format(
                             Locale.ROOT,
-                            ",%d,%d,%.3f,%.3f,%.4f,%.4f\n",
+                            ",%d,%d,%.3f,%.3f,%.4f,%.4f,%.2f\n",
                             r.workload().texts(),
                             r.workload().tokens(),
                             r.auleSeconds() * 1e3,
                             r.ortSeconds() * 1e3,
                             r.ortSeconds() / r.auleSeconds(),
-                            r.attentionShare()));
+                            r.attentionShare(),
+                            r.denseGflops()));
         }
         Files.writeString(csv, sb.toString());
         System.setProperty("java.awt.headless", "true");

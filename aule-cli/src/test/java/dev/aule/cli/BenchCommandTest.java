@@ -22,10 +22,10 @@ class BenchCommandTest {
 
     @Test
     void aTinySweepPrintsTheTableAndWritesCsvAndCharts(@TempDir Path dir) throws IOException {
-        CliRun run = quickSweep(dir, "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--gemm", "64")
+        CliRun run = quickSweep(dir, "--seq", "64,96", "--head-dim", "32", "--heads", "2", "--peak-seconds", "0.05")
                 .succeeded();
-        run.assertPrinted("GEMM yardstick");
-        for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% GEMM"}) {
+        run.assertPrinted("FMA peak: ");
+        for (String column : new String[] {"shape", "contender", "ms", "GFLOP/s", "% peak"}) {
             run.assertPrinted(column);
         }
         for (String contender : new String[] {"cpu", "naive", "onnxruntime"}) {
@@ -58,7 +58,9 @@ class BenchCommandTest {
         assertTrue(unknown.err().contains("no 'nope'"), unknown.err());
         assertTrue(unknown.err().contains("onnxruntime"), unknown.err());
         assertEquals(
-                2, CliRun.of("bench", "--gemm", "100", "--out", dir.toString()).exitCode());
+                2,
+                CliRun.of("bench", "--peak-seconds", "-1", "--out", dir.toString())
+                        .exitCode());
         assertEquals(
                 2, CliRun.of("bench", "--runs", "0", "--out", dir.toString()).exitCode());
         assertEquals(
@@ -82,7 +84,7 @@ class BenchCommandTest {
                         "true",
                         "--contenders",
                         "cpu",
-                        "--gemm",
+                        "--peak-seconds",
                         "0")
                 .succeeded();
         run.assertPrinted("H=1 S=80 D=16 causal");

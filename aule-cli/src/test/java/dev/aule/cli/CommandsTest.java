@@ -166,7 +166,7 @@ class CommandsTest {
                         "--heads=<heads>",
                         "--causal=<causal>[,<causal>...]",
                         "--contenders=NAME[,NAME...]",
-                        "--gemm=N",
+                        "--peak-seconds=S",
                         "--warmup=<warmup>",
                         "--warmup-time=SECONDS",
                         "--runs=<runs>",

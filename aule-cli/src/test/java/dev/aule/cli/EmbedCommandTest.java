@@ -66,7 +66,9 @@ class EmbedCommandTest {
                 "1 x 12 heads x 512 x 32",
                 "aule in the model",
                 "naive (scores materialised)",
-                "onnxruntime MultiHeadAttention");
+                "onnxruntime MultiHeadAttention",
+                "FMA peak: ",
+                "dense % peak");
     }
 
     @Test
