@@ -76,7 +76,7 @@ public final class CpuBackend implements AttentionBackend {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
         FlashForward call = new FlashForward(math, shape, options, q, k, v, out, lse);
         int workers = TensorChecks.anyThreadConfined(options, q, k, v, out, lse) ? 1 : Integer.MAX_VALUE;
-        CpuPool.forEach(call.items(), workers, index -> {
+        CpuPool.forEach(call.items(), CpuPool.workersFor(CpuPool.flopsBound(shape), workers), index -> {
             Scratch scratch = Scratch.acquire();
             try {
                 call.run(index, scratch);
@@ -162,6 +162,8 @@ public final class CpuBackend implements AttentionBackend {
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */
     void backward(BackwardInputs in, Gradients grads, AttentionOptions options, int maxWorkers) {
         AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
-        new FlashBackward(math, shape, options, in, grads).compute(maxWorkers);
+        // 2.5 forwards' FLOPs, the contract's count for the backward.
+        new FlashBackward(math, shape, options, in, grads)
+                .compute(CpuPool.workersFor(2.5 * CpuPool.flopsBound(shape), maxWorkers));
     }
 }

@@ -63,12 +63,14 @@ final class SequenceForward {
                 .reversed());
         FlashForward[] calls = new FlashForward[sequences.size()];
         int[] firstItem = new int[calls.length + 1];
+        double flops = 0;
         for (int i = 0; i < calls.length; i++) {
             Sequence s = sequences.get(i);
+            flops += CpuPool.flopsBound(s.shape());
             calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse());
             firstItem[i + 1] = Math.addExact(firstItem[i], calls[i].items());
         }
-        CpuPool.forEach(firstItem[calls.length], maxWorkers, index -> {
+        CpuPool.forEach(firstItem[calls.length], CpuPool.workersFor(flops, maxWorkers), index -> {
             int found = Arrays.binarySearch(firstItem, index);
             int call = found >= 0 ? found : -found - 2; // every call has at least one item
             Scratch scratch = Scratch.acquire();

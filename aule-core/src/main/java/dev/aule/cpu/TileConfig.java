@@ -56,6 +56,14 @@ public final class TileConfig {
      */
     public static final int MAX_TILE_ROWS = 256;
 
+    /**
+     * FLOPs below which a call runs on the caller's thread alone (about 20 to 40 microseconds of work on one core):
+     * handing work to the pool's parked workers costs their wake-up, 20 to 100 microseconds, more than such a call's
+     * work (a warmed B = 1, H = 8, Sq = Sk = 1, D = 64 forward took 22 to 130 microseconds on 2 threads and 5 to 10
+     * inline). Results do not depend on the thread count, so this changes no bits.
+     */
+    public static final double INLINE_MAX_FLOPS = 2e6;
+
     /** Fewest query rows a forward tile holds (large head dims, or few heads to spread over the cores). */
     public static final int MIN_TILE_ROWS = 64;
 
