@@ -56,10 +56,10 @@ class CacheFuzzTest {
     static float[] rotated(Rope rope, float[] x, int position) {
         int rot = rope.rotaryDim();
         int half = rot / 2;
-        double base = rope.scaling() instanceof Rope.Scaling.Ntk(double f)
+        double base = rope.scaling().orElseThrow() instanceof Rope.Scaling.Ntk(double f)
                 ? rope.theta() * Math.pow(f, rot / (rot - 2.0))
                 : rope.theta();
-        double scale = rope.scaling() instanceof Rope.Scaling.Linear(double f) ? 1 / f : 1;
+        double scale = rope.scaling().orElseThrow() instanceof Rope.Scaling.Linear(double f) ? 1 / f : 1;
         float[] y = x.clone();
         for (int i = 0; i < half; i++) {
             double angle = position * scale * Math.pow(base, -2.0 * i / rot);
