@@ -1,15 +1,11 @@
 package dev.aule.cli;
 
 import dev.aule.examples.TrainLm;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.concurrent.Callable;
 
 /** {@code aule train-lm}: a small character-level transformer language model trained on real English text. */
 @Command(
@@ -17,11 +13,7 @@ import java.util.concurrent.Callable;
         description = "Train a small causal transformer language model (character level, 2 blocks, RoPE, the "
                 + "library's attention forward and backward, plain-Java AdamW) on bundled English text; prints the "
                 + "training and validation loss and a generated sample, and can write the loss curve as a PNG.")
-final class TrainLmCommand implements Callable<Integer> {
-
-    @Spec
-    private CommandSpec spec;
-
+final class TrainLmCommand extends AuleCommand {
     @Option(names = "--steps", defaultValue = "600", description = "AdamW steps (default: ${DEFAULT-VALUE}).")
     private int steps;
 
@@ -72,9 +64,9 @@ final class TrainLmCommand implements Callable<Integer> {
                     d.evalBatches(),
                     seed);
         } catch (IllegalArgumentException e) {
-            throw new CommandLine.ParameterException(spec.commandLine(), flag(e.getMessage()));
+            throw usageError(flag(e.getMessage()));
         }
-        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter out = out();
         TrainLm.History history = TrainLm.run(cfg, out);
         if (chart != null) {
             LossChart.write(

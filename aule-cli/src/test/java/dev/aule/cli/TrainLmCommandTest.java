@@ -25,6 +25,13 @@ class TrainLmCommandTest {
     }
 
     @Test
+    void helpListsTheFlags() {
+        CliRun.of("train-lm", "--help")
+                .succeeded()
+                .assertPrinted("--steps", "--eval-every", "--residual-dropout", "--dropout", "--seed", "--chart");
+    }
+
+    @Test
     void badSettingsAreUsageErrorsNamingTheFlag() {
         for (String[] args : new String[][] {
             {"train-lm", "--steps", "0"},
