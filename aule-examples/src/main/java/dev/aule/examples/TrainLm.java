@@ -53,12 +53,10 @@ public final class TrainLm {
             long seed) {
         /** Checks the settings the model's shape does not. */
         public Config {
-            for (int[] v : new int[][] {{steps, 0}, {batch, 1}, {evalEvery, 2}, {evalBatches, 3}}) {
-                if (v[0] < 1) {
-                    String name = new String[] {"steps", "batch", "evalEvery", "evalBatches"}[v[1]];
-                    throw new IllegalArgumentException(name + ": must be >= 1, got " + v[0]);
-                }
-            }
+            atLeastOne("steps", steps);
+            atLeastOne("batch", batch);
+            atLeastOne("evalEvery", evalEvery);
+            atLeastOne("evalBatches", evalBatches);
             if (warmup < 0) {
                 throw new IllegalArgumentException("warmup: must be >= 0, got " + warmup);
             }
@@ -74,6 +72,12 @@ public final class TrainLm {
             if (attentionDropout != 0) {
                 throw new IllegalArgumentException("attentionDropout: must be 0: attention dropout needs the "
                         + "attention options' dropout, which this build does not have; got " + attentionDropout);
+            }
+        }
+
+        private static void atLeastOne(String name, int value) {
+            if (value < 1) {
+                throw new IllegalArgumentException(name + ": must be >= 1, got " + value);
             }
         }
 
