@@ -241,8 +241,13 @@ public final class TrainLm {
         return new History(List.copyOf(points), sample);
     }
 
-    /** Attention's options for a step: causal (attention dropout, seeded per step, belongs here). */
-    private AttentionOptions attentionOptions() {
+    /**
+     * Attention's options for training step {@code s}: causal. Attention dropout belongs here, the one
+     * place to wire it: {@code .dropout(cfg.attentionDropout(), cfg.seed() * 1_000_003 + s)}, a fresh mask
+     * per step that the step's backward redraws from the same options (and the check in {@link Config}
+     * goes).
+     */
+    private AttentionOptions attentionOptions(int s) {
         return AttentionOptions.builder().causal(true).build();
     }
 
@@ -251,7 +256,7 @@ public final class TrainLm {
         int[] inputs = new int[cfg.batch() * cfg.seq()];
         int[] targets = new int[inputs.length];
         CharCorpus.sample(corpus.train(), cfg.batch(), cfg.seq(), rnd, inputs, targets);
-        AttentionOptions options = attentionOptions();
+        AttentionOptions options = attentionOptions(step + 1);
         TinyTransformer.Pass pass =
                 lm.forward(inputs, targets, cfg.batch(), cfg.seq(), options, cfg.residualDropout(), rnd);
         lm.backward(pass, options);
