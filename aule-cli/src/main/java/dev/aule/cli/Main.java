@@ -25,6 +25,7 @@ import java.util.concurrent.Callable;
             VerifyCommand.class,
             BenchCommand.class,
             TrainDemoCommand.class,
+            TrainLmCommand.class,
             EmbedCommand.class,
             CommandLine.HelpCommand.class
         })

@@ -7,17 +7,36 @@ import java.util.Objects;
 
 /**
  * Rotary position embedding (RoPE) with precomputed cos/sin tables. Dimension pair {@code i} of a
- * row at position {@code p} is rotated by the angle {@code p * theta^(-2i / rotaryDim)}; the first
- * {@code rotaryDim} elements of a row are rotated, the rest (partial rotary) are left alone.
+ * row at position {@code p} is rotated by the angle {@code p * f_i}, with the frequency
+ * {@code f_i = theta^(-2i / rotaryDim)} unless a {@link Scaling} changes it; the first
+ * {@code rotaryDim} elements of a row are rotated, the rest (partial rotary) pass through untouched.
  *
  * <p>Styles: {@link Style#NEOX} pairs element {@code i} with {@code i + rotaryDim / 2} (the halves
- * of the rotary part: GPT-NeoX, Llama as exported by Hugging Face); {@link Style#GPTJ} pairs
- * {@code 2i} with {@code 2i + 1} (interleaved: GPT-J, the original Llama checkpoints).
+ * of the rotary part: GPT-NeoX, Llama as exported by Hugging Face, FlashAttention's
+ * {@code interleaved=False}); {@link Style#GPTJ} pairs {@code 2i} with {@code 2i + 1} (interleaved:
+ * GPT-J, the original Llama checkpoints, FlashAttention's {@code interleaved=True}).
  *
- * <p>Scaling for contexts past training length: {@link Scaling.Linear} divides positions by the
- * factor (position interpolation); {@link Scaling.Ntk} raises the base to
- * {@code theta * factor^(rotaryDim / (rotaryDim - 2))} (NTK-aware), stretching low frequencies
- * more than high ones.
+ * <p>The angles come from one of three places: a base {@code theta} ({@link #of}), a base and a
+ * {@link Scaling} rule for contexts past the training length (linear interpolation, NTK-aware, Llama
+ * 3.1's frequency-dependent rule, YaRN), or tables the caller computed ({@link #ofTables}). Tables may
+ * carry a magnitude (YaRN's attention factor multiplies cos and sin): pair {@code (a, b)} becomes
+ * {@code (a cos - b sin, b cos + a sin)} with whatever {@code cos} and {@code sin} the table holds.
+ *
+ * <p>Differentiable: the rotation is linear in the row, so the gradient with respect to the input is
+ * the transpose applied to the gradient with respect to the output, {@code (g0 cos + g1 sin,
+ * g1 cos - g0 sin)}: {@link #applyBackward}. For unit tables ({@code cos^2 + sin^2 = 1}, every table
+ * built from a theta except YaRN's with an attention factor other than 1) the transpose is the
+ * inverse, a rotation by the negative angle, so {@code applyBackward(apply(x))} gives {@code x} back
+ * within float rounding. Elements past {@code rotaryDim} pass their gradient through unchanged.
+ *
+ * <p>Layouts: {@code [B, H, S, D]} rows with a start position per batch entry ({@link #apply}), or
+ * packed variable-length rows {@code [1, H, totalTokens, D]} with FlashAttention's
+ * {@code cu_seqlens} offsets and a start position per packed sequence ({@link #applyPacked}), the
+ * layout of {@link dev.aule.Attention#forwardVarlen}.
+ *
+ * <p>Every call checks all of its arguments and every position against the table before it writes:
+ * on bad input it throws {@link IllegalArgumentException} naming the argument and leaves the tensor
+ * as it was.
  *
  * <p>Immutable and thread-safe. Angles are computed in float64 and stored as float.
  */
@@ -30,8 +49,11 @@ public final class Rope {
         GPTJ
     }
 
-    /** How positions or frequencies are stretched for long contexts. */
-    public sealed interface Scaling permits Scaling.None, Scaling.Linear, Scaling.Ntk {
+    /**
+     * How positions or frequencies are stretched for long contexts (Hugging Face's {@code rope_scaling}
+     * {@code rope_type}: {@code linear}, {@code dynamic} at a fixed factor, {@code llama3}, {@code yarn}).
+     */
+    public sealed interface Scaling permits Scaling.None, Scaling.Linear, Scaling.Ntk, Scaling.Llama3, Scaling.Yarn {
         /** No scaling. */
         record None() implements Scaling {}
 
@@ -59,18 +81,100 @@ public final class Rope {
             }
         }
 
-        private static void requireFactor(double factor) {
+        /**
+         * Llama 3.1's rule ({@code rope_type: llama3}): with the wavelength {@code w = 2 pi / f} of each
+         * frequency, high frequencies ({@code w < originalMaxPositions / highFreqFactor}) are kept, low
+         * ones ({@code w > originalMaxPositions / lowFreqFactor}) are divided by {@code factor}, and the
+         * band between is interpolated: {@code (1 - s) f / factor + s f} with
+         * {@code s = (originalMaxPositions / w - lowFreqFactor) / (highFreqFactor - lowFreqFactor)}.
+         * Llama 3.1 uses {@code Llama3(8, 1, 4, 8192)} with theta 500000.
+         *
+         * @param factor the divisor of the low frequencies, finite and at least 1
+         * @param lowFreqFactor finite and above 0
+         * @param highFreqFactor finite and above {@code lowFreqFactor}
+         * @param originalMaxPositions the context length the model was trained at, at least 1
+         */
+        record Llama3(double factor, double lowFreqFactor, double highFreqFactor, int originalMaxPositions)
+                implements Scaling {
+            /** Checks the factors and the length. */
+            public Llama3 {
+                requireFactor(factor);
+                if (!(lowFreqFactor > 0) || Double.isInfinite(lowFreqFactor)) {
+                    throw new IllegalArgumentException("lowFreqFactor: must be finite and > 0, got " + lowFreqFactor);
+                }
+                if (!(highFreqFactor > lowFreqFactor) || Double.isInfinite(highFreqFactor)) {
+                    throw new IllegalArgumentException("highFreqFactor: must be finite and > lowFreqFactor "
+                            + lowFreqFactor + ", got " + highFreqFactor);
+                }
+                if (originalMaxPositions < 1) {
+                    throw new IllegalArgumentException(
+                            "originalMaxPositions: must be >= 1, got " + originalMaxPositions);
+                }
+            }
+        }
+
+        /**
+         * YaRN ({@code rope_type: yarn}): each frequency blends the interpolated {@code f / factor} and the
+         * original {@code f} with a linear ramp over the pair index between the pairs that turn
+         * {@code betaFast} and {@code betaSlow} times over {@code originalMaxPositions} positions (below
+         * the first: original; past the second: interpolated), and cos and sin are multiplied by
+         * {@code attentionFactor} (YaRN's {@code mscale}, {@code 0.1 ln(factor) + 1} by default). The ramp's
+         * ends are rounded outwards (floor and ceil) and clamped to the pairs, as Hugging Face does.
+         *
+         * @param factor the interpolation factor, finite and at least 1
+         * @param originalMaxPositions the context length the model was trained at, at least 1
+         * @param betaFast rotations that mark the end kept as it is, finite and above {@code betaSlow}
+         * @param betaSlow rotations that mark the end interpolated fully, finite and above 0
+         * @param attentionFactor the magnitude of the tables, finite and above 0
+         */
+        record Yarn(double factor, int originalMaxPositions, double betaFast, double betaSlow, double attentionFactor)
+                implements Scaling {
+            /** Checks the parameters. */
+            public Yarn {
+                requireFactor(factor);
+                if (originalMaxPositions < 1) {
+                    throw new IllegalArgumentException(
+                            "originalMaxPositions: must be >= 1, got " + originalMaxPositions);
+                }
+                if (!(betaSlow > 0) || Double.isInfinite(betaSlow)) {
+                    throw new IllegalArgumentException("betaSlow: must be finite and > 0, got " + betaSlow);
+                }
+                if (!(betaFast > betaSlow) || Double.isInfinite(betaFast)) {
+                    throw new IllegalArgumentException(
+                            "betaFast: must be finite and > betaSlow " + betaSlow + ", got " + betaFast);
+                }
+                if (!(attentionFactor > 0) || Double.isInfinite(attentionFactor)) {
+                    throw new IllegalArgumentException(
+                            "attentionFactor: must be finite and > 0, got " + attentionFactor);
+                }
+            }
+
+            /**
+             * YaRN with the published defaults: {@code betaFast} 32, {@code betaSlow} 1 and the attention
+             * factor {@code 0.1 ln(factor) + 1}.
+             *
+             * @param factor the interpolation factor, finite and at least 1
+             * @param originalMaxPositions the context length the model was trained at, at least 1
+             */
+            public Yarn(double factor, int originalMaxPositions) {
+                this(factor, originalMaxPositions, 32, 1, 0.1 * Math.log(requireFactor(factor)) + 1);
+            }
+        }
+
+        private static double requireFactor(double factor) {
             if (!(factor >= 1) || Double.isInfinite(factor)) {
                 throw new IllegalArgumentException("factor: must be finite and >= 1, got " + factor);
             }
+            return factor;
         }
     }
 
     private final int rotaryDim;
     private final int maxPositions;
     private final Style style;
-    private final double theta;
-    private final Scaling scaling;
+    private final double theta; // NaN for tables the caller gave
+    private final Scaling scaling; // null for tables the caller gave
+    private final double[] frequencies; // [rotaryDim / 2]; null for tables the caller gave
     private final float[] cos; // [maxPositions][rotaryDim / 2]
     private final float[] sin;
 
@@ -81,20 +185,73 @@ public final class Rope {
         this.theta = theta;
         this.scaling = scaling;
         int half = rotaryDim / 2;
-        double base = scaling instanceof Scaling.Ntk(double factor)
-                ? theta * Math.pow(factor, rotaryDim / (rotaryDim - 2.0))
-                : theta;
+        this.frequencies = frequencies(rotaryDim, theta, scaling);
         double positionScale = scaling instanceof Scaling.Linear(double factor) ? 1 / factor : 1;
+        double magnitude = scaling instanceof Scaling.Yarn yarn ? yarn.attentionFactor() : 1;
         this.cos = new float[maxPositions * half];
         this.sin = new float[maxPositions * half];
         for (int i = 0; i < half; i++) {
-            double frequency = Math.pow(base, -2.0 * i / rotaryDim);
             for (int p = 0; p < maxPositions; p++) {
-                double angle = p * positionScale * frequency;
-                cos[p * half + i] = (float) Math.cos(angle);
-                sin[p * half + i] = (float) Math.sin(angle);
+                double angle = p * positionScale * frequencies[i];
+                cos[p * half + i] = (float) (magnitude * Math.cos(angle));
+                sin[p * half + i] = (float) (magnitude * Math.sin(angle));
             }
         }
+    }
+
+    private Rope(int rotaryDim, Style style, float[] cos, float[] sin) {
+        this.rotaryDim = rotaryDim;
+        this.maxPositions = cos.length / (rotaryDim / 2);
+        this.style = style;
+        this.theta = Double.NaN;
+        this.scaling = null;
+        this.frequencies = null;
+        this.cos = cos;
+        this.sin = sin;
+    }
+
+    /** The frequency of each pair, in float64, with the scaling rules that change frequencies applied. */
+    private static double[] frequencies(int rotaryDim, double theta, Scaling scaling) {
+        int half = rotaryDim / 2;
+        double base = scaling instanceof Scaling.Ntk(double factor)
+                ? theta * Math.pow(factor, rotaryDim / (rotaryDim - 2.0))
+                : theta;
+        double[] f = new double[half];
+        for (int i = 0; i < half; i++) {
+            f[i] = Math.pow(base, -2.0 * i / rotaryDim);
+        }
+        if (scaling instanceof Scaling.Llama3 l) {
+            double lowWavelength = l.originalMaxPositions() / l.lowFreqFactor();
+            double highWavelength = l.originalMaxPositions() / l.highFreqFactor();
+            for (int i = 0; i < half; i++) {
+                double wavelength = 2 * Math.PI / f[i];
+                if (wavelength > lowWavelength) {
+                    f[i] /= l.factor();
+                } else if (wavelength >= highWavelength) {
+                    double s = (l.originalMaxPositions() / wavelength - l.lowFreqFactor())
+                            / (l.highFreqFactor() - l.lowFreqFactor());
+                    f[i] = (1 - s) * f[i] / l.factor() + s * f[i];
+                }
+            }
+        } else if (scaling instanceof Scaling.Yarn y) {
+            // The pair index at which a frequency turns `rotations` times over the original context.
+            double low = Math.max(0, Math.floor(yarnPair(y.betaFast(), rotaryDim, theta, y.originalMaxPositions())));
+            double high = Math.min(
+                    rotaryDim - 1, Math.ceil(yarnPair(y.betaSlow(), rotaryDim, theta, y.originalMaxPositions())));
+            if (high == low) {
+                high += 0.001; // Hugging Face's guard against a zero-width ramp
+            }
+            for (int i = 0; i < half; i++) {
+                double ramp = Math.clamp((i - low) / (high - low), 0.0, 1.0);
+                double keep = 1 - ramp;
+                f[i] = f[i] / y.factor() * (1 - keep) + f[i] * keep;
+            }
+        }
+        return f;
+    }
+
+    private static double yarnPair(double rotations, int rotaryDim, double theta, int originalMaxPositions) {
+        return rotaryDim * Math.log(originalMaxPositions / (rotations * 2 * Math.PI)) / (2 * Math.log(theta));
     }
 
     /**
@@ -104,7 +261,7 @@ public final class Rope {
      * @param maxPositions positions the tables cover, at least 1
      * @param theta the base, for example 10000 (Llama 2) or 500000 (Llama 3); finite and above 1
      * @param style which elements of a row rotate together
-     * @param scaling how positions are scaled: none, linear interpolation or NTK-aware
+     * @param scaling how positions or frequencies are scaled: none, linear, NTK-aware, Llama 3.1 or YaRN
      * @return the tables
      */
     public static Rope of(int rotaryDim, int maxPositions, double theta, Style style, Scaling scaling) {
@@ -139,6 +296,58 @@ public final class Rope {
         return of(rotaryDim, maxPositions, theta, style, new Scaling.None());
     }
 
+    /**
+     * Tables the caller computed (FlashAttention's {@code apply_rotary_emb(x, cos, sin)}; Hugging Face's
+     * {@code position_embeddings} halved): {@code cos[p][i]} and {@code sin[p][i]} rotate pair {@code i} of
+     * a row at position {@code p}. The rotary dim is twice the row length. Copied: later changes to the
+     * arrays do not reach the tables.
+     *
+     * @param cos one row per position, at least one, every row the same length of at least 1, all finite
+     * @param sin the same shape as {@code cos}, all finite
+     * @param style which elements of a row rotate together
+     * @return the tables
+     */
+    public static Rope ofTables(float[][] cos, float[][] sin, Style style) {
+        Objects.requireNonNull(cos, "cos");
+        Objects.requireNonNull(sin, "sin");
+        Objects.requireNonNull(style, "style");
+        if (cos.length < 1) {
+            throw new IllegalArgumentException("cos: must have at least one position (row), got 0");
+        }
+        if (sin.length != cos.length) {
+            throw new IllegalArgumentException(
+                    "sin: must have the " + cos.length + " positions (rows) of cos, got " + sin.length);
+        }
+        if (cos[0] == null || cos[0].length < 1) {
+            throw new IllegalArgumentException("cos[0]: must hold at least one angle");
+        }
+        int half = cos[0].length;
+        if ((long) cos.length * half > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException(
+                    "cos: " + cos.length + " positions of " + half + " angles are more than one table holds");
+        }
+        float[] c = new float[cos.length * half];
+        float[] s = new float[cos.length * half];
+        for (int p = 0; p < cos.length; p++) {
+            copyRow("cos", cos[p], p, half, c);
+            copyRow("sin", sin[p], p, half, s);
+        }
+        return new Rope(2 * half, style, c, s);
+    }
+
+    private static void copyRow(String name, float[] row, int p, int half, float[] dst) {
+        if (row == null || row.length != half) {
+            throw new IllegalArgumentException(name + "[" + p + "]: must hold " + half + " angles like cos[0], got "
+                    + (row == null ? "null" : row.length));
+        }
+        for (int i = 0; i < half; i++) {
+            if (!Float.isFinite(row[i])) {
+                throw new IllegalArgumentException(name + "[" + p + "][" + i + "]: must be finite, got " + row[i]);
+            }
+        }
+        System.arraycopy(row, 0, dst, p * half, half);
+    }
+
     /** {@return the rotated elements of each row} */
     public int rotaryDim() {
         return rotaryDim;
@@ -154,14 +363,22 @@ public final class Rope {
         return style;
     }
 
-    /** {@return the base of the angles} */
+    /** {@return the base of the angles; NaN for tables given with {@link #ofTables}} */
     public double theta() {
         return theta;
     }
 
-    /** {@return how positions are scaled} */
-    public Scaling scaling() {
-        return scaling;
+    /** {@return how positions are scaled; empty for tables given with {@link #ofTables}} */
+    public java.util.Optional<Scaling> scaling() {
+        return java.util.Optional.ofNullable(scaling);
+    }
+
+    /** The frequency of pair {@code i}, before linear scaling divides positions (tests check the rules with it). */
+    double frequency(int i) {
+        if (frequencies == null) {
+            throw new IllegalStateException("tables given by the caller have no frequencies");
+        }
+        return frequencies[i];
     }
 
     /**
@@ -172,29 +389,7 @@ public final class Rope {
      * @param startPositions the position of row 0 of each batch entry
      */
     public void apply(Tensor x, int[] startPositions) {
-        Objects.requireNonNull(x, "x");
-        Objects.requireNonNull(startPositions, "startPositions");
-        if (startPositions.length != x.batch()) {
-            throw new IllegalArgumentException("startPositions: length " + startPositions.length
-                    + " must equal the batch " + x.batch() + " of x " + x.shapeString());
-        }
-        checkRows("x", x);
-        // Rotated in place: x is an output (reachable, writable, no two rows sharing memory, which would
-        // be rotated once per row that shares them).
-        TensorChecks.checkWritable("x", x);
-        for (int b = 0; b < x.batch(); b++) {
-            checkPositions("startPositions[" + b + "]", startPositions[b], x.seqLen());
-        }
-        float[] row = new float[x.headDim()];
-        for (int b = 0; b < x.batch(); b++) {
-            for (int h = 0; h < x.heads(); h++) {
-                for (int s = 0; s < x.seqLen(); s++) {
-                    x.readRow(b, h, s, row, 0);
-                    rotate(row, 0, startPositions[b] + s);
-                    x.writeRow(b, h, s, row, 0);
-                }
-            }
-        }
+        rotateBatch("x", x, startPositions, false);
     }
 
     /**
@@ -205,31 +400,158 @@ public final class Rope {
      */
     public void apply(Tensor x, int startPosition) {
         Objects.requireNonNull(x, "x");
+        apply(x, sameStart(x, startPosition));
+    }
+
+    /**
+     * The backward of {@link #apply(Tensor, int[])}, in place: turns the gradient with respect to the
+     * rotated rows into the gradient with respect to the rows before rotation (the transpose of the
+     * rotation; for unit tables, the rotation by the negative angle). Elements past {@code rotaryDim}
+     * are left as they are (their gradient passes through).
+     *
+     * @param grad the gradient {@code [B, H, S, D]}, {@code D >= rotaryDim}; writable, no two elements sharing memory
+     * @param startPositions the positions the forward used: of row 0 of each batch entry
+     */
+    public void applyBackward(Tensor grad, int[] startPositions) {
+        rotateBatch("grad", grad, startPositions, true);
+    }
+
+    /**
+     * The backward of {@link #apply(Tensor, int)}, in place.
+     *
+     * @param grad the gradient {@code [B, H, S, D]}, {@code D >= rotaryDim}
+     * @param startPosition the position the forward used for row 0
+     */
+    public void applyBackward(Tensor grad, int startPosition) {
+        Objects.requireNonNull(grad, "grad");
+        applyBackward(grad, sameStart(grad, startPosition));
+    }
+
+    /**
+     * Rotates packed variable-length rows in place: {@code x} is {@code [1, H, totalTokens, D]} with
+     * sequence {@code n} at rows {@code [cuSeqlens[n], cuSeqlens[n + 1])}, its first row at position
+     * {@code startPositions[n]} (0 for a fresh prompt, the cached length for a continuation).
+     *
+     * @param x packed rows {@code [1, H, totalTokens, D]}, {@code D >= rotaryDim}; writable, distinct elements
+     * @param cuSeqlens where each sequence starts, then the total: {@code n + 1} entries, from 0,
+     *     non-decreasing, ending at {@code totalTokens}
+     * @param startPositions the position of each sequence's first row, {@code n} entries
+     */
+    public void applyPacked(Tensor x, int[] cuSeqlens, int[] startPositions) {
+        rotatePacked("x", x, cuSeqlens, startPositions, false);
+    }
+
+    /**
+     * The backward of {@link #applyPacked}, in place: gradient with respect to the rotated packed rows in,
+     * gradient with respect to the rows before rotation out.
+     *
+     * @param grad the gradient {@code [1, H, totalTokens, D]}, {@code D >= rotaryDim}; writable, distinct elements
+     * @param cuSeqlens the offsets the forward used
+     * @param startPositions the start positions the forward used
+     */
+    public void applyPackedBackward(Tensor grad, int[] cuSeqlens, int[] startPositions) {
+        rotatePacked("grad", grad, cuSeqlens, startPositions, true);
+    }
+
+    private static int[] sameStart(Tensor x, int startPosition) {
         int[] starts = new int[x.batch()];
         java.util.Arrays.fill(starts, startPosition);
-        apply(x, starts);
+        return starts;
+    }
+
+    private void rotateBatch(String name, Tensor x, int[] startPositions, boolean transpose) {
+        Objects.requireNonNull(x, name);
+        Objects.requireNonNull(startPositions, "startPositions");
+        if (startPositions.length != x.batch()) {
+            throw new IllegalArgumentException("startPositions: length " + startPositions.length
+                    + " must equal the batch " + x.batch() + " of " + name + " " + x.shapeString());
+        }
+        checkRows(name, x);
+        // Rotated in place: x is an output (reachable, writable, no two rows sharing memory, which would
+        // be rotated once per row that shares them).
+        TensorChecks.checkWritable(name, x);
+        int[] starts = startPositions.clone(); // checked and used: one read of the caller's array
+        for (int b = 0; b < x.batch(); b++) {
+            checkPositions("startPositions[" + b + "]", starts[b], x.seqLen());
+        }
+        float[] row = new float[x.headDim()];
+        for (int b = 0; b < x.batch(); b++) {
+            rotateRows(x, b, 0, x.seqLen(), starts[b], transpose, row);
+        }
+    }
+
+    private void rotatePacked(String name, Tensor x, int[] cuSeqlens, int[] startPositions, boolean transpose) {
+        Objects.requireNonNull(x, name);
+        Objects.requireNonNull(cuSeqlens, "cuSeqlens");
+        Objects.requireNonNull(startPositions, "startPositions");
+        if (x.batch() != 1) {
+            throw new IllegalArgumentException(
+                    name + ": packed rows must have batch 1 ([1, H, totalTokens, D]), got " + x.shapeString());
+        }
+        int[] cu = cuSeqlens.clone();
+        int[] starts = startPositions.clone();
+        if (cu.length < 2 || cu[0] != 0 || cu[cu.length - 1] != x.seqLen()) {
+            throw new IllegalArgumentException("cuSeqlens: must have at least 2 entries, start at 0 and end at the "
+                    + x.seqLen() + " rows of " + name + ", got " + java.util.Arrays.toString(cu));
+        }
+        for (int n = 0; n + 1 < cu.length; n++) {
+            if (cu[n + 1] < cu[n]) {
+                throw new IllegalArgumentException("cuSeqlens: must be non-decreasing, got cuSeqlens[" + (n + 1) + "] "
+                        + cu[n + 1] + " < cuSeqlens[" + n + "] " + cu[n]);
+            }
+        }
+        if (starts.length != cu.length - 1) {
+            throw new IllegalArgumentException("startPositions: length " + starts.length + " must equal the "
+                    + (cu.length - 1) + " sequences of cuSeqlens");
+        }
+        checkRows(name, x);
+        TensorChecks.checkWritable(name, x);
+        for (int n = 0; n < starts.length; n++) {
+            checkPositions("startPositions[" + n + "]", starts[n], cu[n + 1] - cu[n]);
+        }
+        float[] row = new float[x.headDim()];
+        for (int n = 0; n < starts.length; n++) {
+            rotateRows(x, 0, cu[n], cu[n + 1] - cu[n], starts[n], transpose, row);
+        }
+    }
+
+    /** Rows {@code [s0, s0 + count)} of batch entry {@code b}, every head, row {@code s0} at {@code position0}. */
+    private void rotateRows(Tensor x, int b, int s0, int count, int position0, boolean transpose, float[] row) {
+        for (int h = 0; h < x.heads(); h++) {
+            for (int s = 0; s < count; s++) {
+                x.readRow(b, h, s0 + s, row, 0);
+                rotate(row, 0, position0 + s, transpose);
+                x.writeRow(b, h, s0 + s, row, 0);
+            }
+        }
     }
 
     /** Rotates one row {@code row[off, off + rotaryDim)} to {@code position}, which must be in the table. */
     void rotate(float[] row, int off, int position) {
+        rotate(row, off, position, false);
+    }
+
+    /**
+     * Rotates one row to {@code position}, or with {@code transpose} applies the transpose of that
+     * rotation (the backward: {@code sin} negated).
+     */
+    void rotate(float[] row, int off, int position, boolean transpose) {
         Objects.checkIndex(position, maxPositions);
         Objects.checkFromIndexSize(off, rotaryDim, row.length);
         int half = rotaryDim / 2;
         int at = position * half;
-        if (style == Style.NEOX) {
-            for (int i = 0; i < half; i++) {
-                float a = row[off + i];
-                float b = row[off + i + half];
-                row[off + i] = a * cos[at + i] - b * sin[at + i];
-                row[off + i + half] = b * cos[at + i] + a * sin[at + i];
-            }
-        } else {
-            for (int i = 0; i < half; i++) {
-                float a = row[off + 2 * i];
-                float b = row[off + 2 * i + 1];
-                row[off + 2 * i] = a * cos[at + i] - b * sin[at + i];
-                row[off + 2 * i + 1] = b * cos[at + i] + a * sin[at + i];
-            }
+        float sign = transpose ? -1f : 1f;
+        // NEOX pairs (i, i + half); GPT-J pairs (2i, 2i + 1): the same rotation with other strides.
+        int second = style == Style.NEOX ? half : 1;
+        int step = style == Style.NEOX ? 1 : 2;
+        for (int i = 0; i < half; i++) {
+            int j = off + i * step;
+            float a = row[j];
+            float b = row[j + second];
+            float c = cos[at + i];
+            float s = sign * sin[at + i];
+            row[j] = a * c - b * s;
+            row[j + second] = b * c + a * s;
         }
     }
 
@@ -251,7 +573,7 @@ public final class Rope {
 
     @Override
     public String toString() {
-        return "Rope[" + style + ", rotaryDim " + rotaryDim + ", theta " + theta + ", " + scaling + ", " + maxPositions
-                + " positions]";
+        String angles = scaling == null ? "tables given" : "theta " + theta + ", " + scaling;
+        return "Rope[" + style + ", rotaryDim " + rotaryDim + ", " + angles + ", " + maxPositions + " positions]";
     }
 }

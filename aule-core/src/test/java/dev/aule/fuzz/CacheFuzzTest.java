@@ -36,6 +36,11 @@ class CacheFuzzTest {
     }
 
     @Test
+    void ropeBackwardAppliesTheFloat64TransposeOrRejects() {
+        Fuzz.check("Rope.applyBackward", 300, c -> ropeCase(c, true));
+    }
+
+    @Test
     void kvCacheProgramsMatchTheModel() {
         Fuzz.check("KvCache", 250, CacheFuzzTest::kvCacheCase);
     }
@@ -54,15 +59,20 @@ class CacheFuzzTest {
 
     /** Row {@code x} rotated to {@code position}, in float64 from the definition. */
     static float[] rotated(Rope rope, float[] x, int position) {
+        return rotated(rope, x, position, false);
+    }
+
+    /** Row {@code x} rotated to {@code position}, or with {@code transpose} the transpose applied (sin negated). */
+    static float[] rotated(Rope rope, float[] x, int position, boolean transpose) {
         int rot = rope.rotaryDim();
         int half = rot / 2;
-        double base = rope.scaling() instanceof Rope.Scaling.Ntk(double f)
+        double base = rope.scaling().orElseThrow() instanceof Rope.Scaling.Ntk(double f)
                 ? rope.theta() * Math.pow(f, rot / (rot - 2.0))
                 : rope.theta();
-        double scale = rope.scaling() instanceof Rope.Scaling.Linear(double f) ? 1 / f : 1;
+        double scale = rope.scaling().orElseThrow() instanceof Rope.Scaling.Linear(double f) ? 1 / f : 1;
         float[] y = x.clone();
         for (int i = 0; i < half; i++) {
-            double angle = position * scale * Math.pow(base, -2.0 * i / rot);
+            double angle = (transpose ? -1 : 1) * position * scale * Math.pow(base, -2.0 * i / rot);
             int a = rope.style() == Rope.Style.NEOX ? i : 2 * i;
             int b = rope.style() == Rope.Style.NEOX ? i + half : 2 * i + 1;
             y[a] = (float) (x[a] * Math.cos(angle) - x[b] * Math.sin(angle));
@@ -72,6 +82,12 @@ class CacheFuzzTest {
     }
 
     static void ropeCase(Choices c) {
+        ropeCase(c, false);
+    }
+
+    /** {@link Rope#apply} or, with {@code backward}, {@link Rope#applyBackward}: the same rules, the transpose. */
+    static void ropeCase(Choices c, boolean backward) {
+        String name = backward ? "grad" : "x"; // the argument a rejection names
         int batch = c.note("B", c.between(1, 3));
         int heads = c.note("H", c.between(1, 2));
         int seq = c.note("S", c.pickInt(1, 3, 8));
@@ -91,7 +107,7 @@ class CacheFuzzTest {
             Breach why = Breach.none();
             int victim = rnd.nextInt(batch);
             if (d < rope.rotaryDim()) {
-                why = Breach.of("a head dim below the rotary dim", "x");
+                why = Breach.of("a head dim below the rotary dim", name);
             }
             if (!why.any() && seq > maxPositions) {
                 why = Breach.of("more rows than the table has positions", "startPositions");
@@ -113,28 +129,29 @@ class CacheFuzzTest {
                     Tensor zero = Draws.zeroStride(x);
                     if (zero != null) {
                         x = zero;
-                        why = Breach.of("x with a zero stride", "x");
+                        why = Breach.of("x with a zero stride", name);
                     }
                 }
                 case 5 -> {
                     x = Tensor.of(x.memory().asReadOnly(), dtype, x.shape(), x.strides());
-                    why = Breach.of("read-only x", "x");
+                    why = Breach.of("read-only x", name);
                 }
                 case 6 -> {
                     x = UnreachableMemory.closed(x);
-                    why = Breach.of("x in a closed arena", "x");
+                    why = Breach.of("x in a closed arena", name);
                 }
                 default -> {}
             }
             Tensor fx = x;
             int[] fStarts = starts.clone();
             float[][][][] before = Contract.readable(x) ? rows(x) : null;
-            Contract.check(why, List.of(x), () -> rope.apply(fx, fStarts), () -> {
+            Contract.Call call = backward ? () -> rope.applyBackward(fx, fStarts) : () -> rope.apply(fx, fStarts);
+            Contract.check(why, List.of(x), call, () -> {
                 Tensor expected = Tensor.allocate(dtype, batch, heads, seq, d);
                 for (int b = 0; b < batch; b++) {
                     for (int h = 0; h < heads; h++) {
                         for (int s = 0; s < seq; s++) {
-                            expected.writeRow(b, h, s, rotated(rope, before[b][h][s], fStarts[b] + s), 0);
+                            expected.writeRow(b, h, s, rotated(rope, before[b][h][s], fStarts[b] + s, backward), 0);
                         }
                     }
                 }

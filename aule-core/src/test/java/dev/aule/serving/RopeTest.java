@@ -23,9 +23,9 @@ class RopeTest {
         int r = rope.rotaryDim();
         double base = rope.theta();
         double pos = position;
-        if (rope.scaling() instanceof Rope.Scaling.Linear(double factor)) {
+        if (rope.scaling().orElseThrow() instanceof Rope.Scaling.Linear(double factor)) {
             pos /= factor;
-        } else if (rope.scaling() instanceof Rope.Scaling.Ntk(double factor)) {
+        } else if (rope.scaling().orElseThrow() instanceof Rope.Scaling.Ntk(double factor)) {
             base *= Math.pow(factor, r / (r - 2.0));
         }
         return pos / Math.pow(base, 2.0 * i / r);
