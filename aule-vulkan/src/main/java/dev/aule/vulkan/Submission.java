@@ -1,18 +1,11 @@
 package dev.aule.vulkan;
 
-import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
-import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkBufferCopy;
 import org.lwjgl.vulkan.VkCommandBuffer;
-import org.lwjgl.vulkan.VkCommandBufferAllocateInfo;
 import org.lwjgl.vulkan.VkCommandBufferBeginInfo;
-import org.lwjgl.vulkan.VkCommandPoolCreateInfo;
 import org.lwjgl.vulkan.VkDescriptorBufferInfo;
-import org.lwjgl.vulkan.VkDescriptorPoolCreateInfo;
-import org.lwjgl.vulkan.VkDescriptorPoolSize;
 import org.lwjgl.vulkan.VkDescriptorSetAllocateInfo;
-import org.lwjgl.vulkan.VkFenceCreateInfo;
 import org.lwjgl.vulkan.VkMemoryBarrier;
 import org.lwjgl.vulkan.VkSubmitInfo;
 import org.lwjgl.vulkan.VkWriteDescriptorSet;
@@ -23,18 +16,18 @@ import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
 
 /**
- * One batch of GPU work: its own command pool, command buffer, descriptor pool and fence, so calls
- * from many threads never share a recording object; only the queue submit itself is serialised
- * ({@link VulkanDevice#submit}). Every
+ * One batch of GPU work, recorded into a {@link SubmitContext} that no other submission uses meanwhile (the
+ * device's {@link ContextPool} lends it and takes it back when this closes), so calls from many threads never
+ * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). Every
  * command is followed by a full memory barrier (kernels of one call depend on each other in order).
  */
 final class Submission implements AutoCloseable {
-    private static final int MAX_SETS = 8;
     private static final long WAIT_NANOS = 10_000_000_000L; // per wait; a lavapipe kernel can take seconds
     /**
      * The longest a call waits for the device ({@code -Daule.vulkan.timeoutSeconds}, default 60 s; a lavapipe
      * kernel can take seconds). Past it the device is marked lost: work still in flight may yet touch the
-     * call's buffers, command pool and fence, so those are deliberately leaked, never freed under the device.
+     * call's buffers and its context (command pool, descriptor pool, fence), so those are deliberately leaked,
+     * never freed under the device.
      */
     static final long TIMEOUT_NANOS = timeoutNanos();
 
@@ -52,10 +45,11 @@ final class Submission implements AutoCloseable {
     }
 
     private final VulkanDevice device;
-    private final long commandPool;
-    private final long descriptorPool;
+    private final SubmitContext context;
     private final VkCommandBuffer commands;
     private int sets;
+    private boolean submitted;
+    private boolean waited;
     private boolean abandoned;
 
     /** One call's device work: its buffers and kernels, and what to read back once the device is done. */
@@ -97,53 +91,22 @@ final class Submission implements AutoCloseable {
 
     Submission(VulkanDevice device) {
         this.device = device;
-        long pool = VK_NULL_HANDLE;
+        SubmitContext c = device.contexts().take();
         try (MemoryStack stack = stackPush()) {
-            pool = device.create(
-                    VK10::vkCreateCommandPool,
-                    VkCommandPoolCreateInfo.calloc(stack)
-                            .sType$Default()
-                            .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT)
-                            .queueFamilyIndex(device.queueFamily()),
-                    "vkCreateCommandPool");
-            VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
-            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
-            long descriptors = device.create(
-                    VK10::vkCreateDescriptorPool,
-                    VkDescriptorPoolCreateInfo.calloc(stack)
-                            .sType$Default()
-                            .maxSets(MAX_SETS)
-                            .pPoolSizes(sizes),
-                    "vkCreateDescriptorPool");
-            PointerBuffer cb = stack.mallocPointer(1);
-            int result = vkAllocateCommandBuffers(
-                    device.handle(),
-                    VkCommandBufferAllocateInfo.calloc(stack)
-                            .sType$Default()
-                            .commandPool(pool)
-                            .level(VK_COMMAND_BUFFER_LEVEL_PRIMARY)
-                            .commandBufferCount(1),
-                    cb);
-            if (result != VK_SUCCESS) {
-                vkDestroyDescriptorPool(device.handle(), descriptors, null);
-                VulkanDevice.check(result, "vkAllocateCommandBuffers");
-            }
-            this.commands = new VkCommandBuffer(cb.get(0), device.handle());
-            this.commandPool = pool;
-            this.descriptorPool = descriptors;
+            c.reset();
             VulkanDevice.check(
                     vkBeginCommandBuffer(
-                            commands,
+                            c.commands(),
                             VkCommandBufferBeginInfo.calloc(stack)
                                     .sType$Default()
                                     .flags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)),
                     "vkBeginCommandBuffer");
         } catch (RuntimeException e) {
-            if (pool != VK_NULL_HANDLE) {
-                vkDestroyCommandPool(device.handle(), pool, null);
-            }
+            device.contexts().destroy(c);
             throw e;
         }
+        this.context = c;
+        this.commands = c.commands();
     }
 
     /** Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order. */
@@ -152,8 +115,8 @@ final class Submission implements AutoCloseable {
         if (buffers.length != kernel.bindings) {
             throw new IllegalStateException(kernel + " binds " + kernel.bindings + " buffers, got " + buffers.length);
         }
-        if (sets == MAX_SETS) {
-            throw new IllegalStateException("a submission holds at most " + MAX_SETS + " dispatches");
+        if (sets == SubmitContext.MAX_SETS) {
+            throw new IllegalStateException("a submission holds at most " + SubmitContext.MAX_SETS + " dispatches");
         }
         long pipeline = device.pipelines().pipeline(variant);
         Pipelines pipelines = device.pipelines();
@@ -164,7 +127,7 @@ final class Submission implements AutoCloseable {
                             device.handle(),
                             VkDescriptorSetAllocateInfo.calloc(stack)
                                     .sType$Default()
-                                    .descriptorPool(descriptorPool)
+                                    .descriptorPool(context.descriptorPool())
                                     .pSetLayouts(stack.longs(pipelines.descriptorSetLayout(kernel))),
                             set),
                     "vkAllocateDescriptorSets");
@@ -229,31 +192,25 @@ final class Submission implements AutoCloseable {
     void submitAndWait() {
         try (MemoryStack stack = stackPush()) {
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
-            long fence = device.create(
-                    VK10::vkCreateFence, VkFenceCreateInfo.calloc(stack).sType$Default(), "vkCreateFence");
-            try {
-                VkSubmitInfo submit =
-                        VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
-                int result = device.submit(submit, fence);
-                checkLost(result, "vkQueueSubmit");
-                long deadline = System.nanoTime() + TIMEOUT_NANOS;
-                do {
-                    long left = Math.max(0, Math.min(WAIT_NANOS, deadline - System.nanoTime()));
-                    result = vkWaitForFences(device.handle(), fence, true, left);
-                } while (result == VK_TIMEOUT && deadline - System.nanoTime() > 0);
-                if (result == VK_TIMEOUT) {
-                    abandoned = true;
-                    String why = "the device did not finish a call within " + TIMEOUT_NANOS / 1e9
-                            + " s (-Daule.vulkan.timeoutSeconds)";
-                    device.markLost(why);
-                    throw new VulkanException(why + "; the device is marked lost");
-                }
-                checkLost(result, "vkWaitForFences");
-            } finally {
-                if (!abandoned) {
-                    vkDestroyFence(device.handle(), fence, null);
-                }
+            long fence = context.fence();
+            VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
+            submitted = true;
+            int result = device.submit(submit, fence);
+            checkLost(result, "vkQueueSubmit");
+            long deadline = System.nanoTime() + TIMEOUT_NANOS;
+            do {
+                long left = Math.max(0, Math.min(WAIT_NANOS, deadline - System.nanoTime()));
+                result = vkWaitForFences(device.handle(), fence, true, left);
+            } while (result == VK_TIMEOUT && deadline - System.nanoTime() > 0);
+            if (result == VK_TIMEOUT) {
+                abandoned = true;
+                String why = "the device did not finish a call within " + TIMEOUT_NANOS / 1e9
+                        + " s (-Daule.vulkan.timeoutSeconds)";
+                device.markLost(why);
+                throw new VulkanException(why + "; the device is marked lost");
             }
+            checkLost(result, "vkWaitForFences");
+            waited = true;
         }
     }
 
@@ -264,12 +221,20 @@ final class Submission implements AutoCloseable {
         VulkanDevice.check(result, what);
     }
 
+    /**
+     * Gives the context back for the next submission once this one is done with it: after a completed wait, or
+     * when nothing was submitted. A failed submit or wait (a lost device) destroys it, as nothing of it is
+     * pending then; a timed-out wait leaks it, as the device may still run its command buffer.
+     */
     @Override
     public void close() {
+        ContextPool pool = device.contexts();
         if (abandoned) {
-            return; // a pending command buffer may still reference both pools
+            pool.leak(context);
+        } else if (submitted && !waited) {
+            pool.destroy(context);
+        } else {
+            pool.giveBack(context);
         }
-        vkDestroyDescriptorPool(device.handle(), descriptorPool, null);
-        vkDestroyCommandPool(device.handle(), commandPool, null);
     }
 }

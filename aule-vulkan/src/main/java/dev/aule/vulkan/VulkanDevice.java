@@ -44,8 +44,8 @@ import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
 /**
  * One Vulkan device opened for compute: the instance, the chosen physical device, a logical device
  * with one compute queue, the shader compiler and the pipelines. Thread-safe: submissions to the
- * queue are serialised by {@link #submit}; everything else a call needs (command pool,
- * descriptor pool, buffers, fence) is its own.
+ * queue are serialised by {@link #submit}; everything else a call needs is its own while it runs: its
+ * buffers, and a {@link SubmitContext} (command pool, descriptor pool, fence) lent by {@link #contexts()}.
  *
  * <p>Calls run inside {@link #whileUsable}, which holds the read side of the use lock; {@link #close()}
  * takes the write side, so the device is never destroyed under a running call.
@@ -59,8 +59,8 @@ final class VulkanDevice implements AutoCloseable {
      *    VulkanTensor holds a lease.
      *  - close() (the JVM shutdown hook) waits up to SHUTDOWN_WAIT_SECONDS for the write side: the calls in
      *    flight finish (each waits for its own submission) and calls arriving meanwhile queue behind it, then see
-     *    the device closed. Holding it, close frees every tensor still live, then the pipelines, the device and
-     *    the instance.
+     *    the device closed. Holding it, close frees every tensor still live, then the idle submit contexts (none
+     *    is lent out then), the pipelines, the device and the instance.
      *  - A tensor leaves the live set only after its buffer was freed, so a tensor is freed by its own close or
      *    by the device's, never both and never neither.
      */
@@ -79,6 +79,7 @@ final class VulkanDevice implements AutoCloseable {
     private final VkPhysicalDeviceMemoryProperties memory;
     private final ShaderCompiler compiler;
     private final Pipelines pipelines;
+    private final ContextPool contexts = new ContextPool(this);
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
     private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
@@ -328,6 +329,11 @@ final class VulkanDevice implements AutoCloseable {
         return pipelines;
     }
 
+    /** The recording objects submissions borrow and give back (see {@link ContextPool}). */
+    ContextPool contexts() {
+        return contexts;
+    }
+
     /** Submits to the one queue, which Vulkan requires to be externally synchronised. */
     int submit(VkSubmitInfo info, long fence) {
         submitLock.lock();
@@ -467,6 +473,7 @@ final class VulkanDevice implements AutoCloseable {
                 t.freeAtShutdown();
             }
             live.clear();
+            contexts.close();
             pipelines.close();
             compiler.close();
             vkDestroyDevice(device, null);
