@@ -53,6 +53,7 @@ final class ContextPool {
 
     /** Takes back a context whose submission was waited for (or never submitted), to lend again. */
     void giveBack(SubmitContext c) {
+        c.endStaging();
         synchronized (this) {
             if (!closed && idle.size() < MAX_IDLE) {
                 idle.push(c);

@@ -10,7 +10,11 @@ import org.lwjgl.vulkan.VkMemoryBarrier;
 import org.lwjgl.vulkan.VkSubmitInfo;
 import org.lwjgl.vulkan.VkWriteDescriptorSet;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.LongBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
 
 import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
@@ -18,8 +22,9 @@ import static org.lwjgl.vulkan.VK10.*;
 /**
  * One batch of GPU work, recorded into a {@link SubmitContext} that no other submission uses meanwhile (the
  * device's {@link ContextPool} lends it and takes it back when this closes), so calls from many threads never
- * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). Every
- * command is followed by a full memory barrier (kernels of one call depend on each other in order).
+ * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). A call's uploads, kernels and
+ * read-backs go into this one submission: one submit and one wait per call. Every command is followed by a
+ * full memory barrier (the commands of one call depend on each other in order).
  */
 final class Submission implements AutoCloseable {
     private static final long WAIT_NANOS = 10_000_000_000L; // per wait; a lavapipe kernel can take seconds
@@ -47,45 +52,67 @@ final class Submission implements AutoCloseable {
     private final VulkanDevice device;
     private final SubmitContext context;
     private final VkCommandBuffer commands;
+    private final List<Runnable> afterWait = new ArrayList<>();
     private int sets;
+    private boolean recorded;
     private boolean submitted;
     private boolean waited;
     private boolean abandoned;
 
-    /** One call's device work: its buffers and kernels, and what to read back once the device is done. */
+    /** One call's device work: its buffers, host data in and out, and kernels. */
     @FunctionalInterface
     interface Work {
         /**
-         * Allocates the call's buffers into {@code scope} and records its kernels into {@code submission}.
-         *
-         * @return what to run after the device finished (downloads), before the buffers are freed
+         * Allocates the call's buffers into {@code scope} and records its uploads, kernels and read-backs into
+         * {@code submission}.
          */
-        Runnable record(Scope scope, Submission submission);
+        void record(Scope scope, Submission submission);
+    }
+
+    /**
+     * A call's device work that makes something for its caller (a device tensor).
+     *
+     * @param <T> what it makes
+     */
+    @FunctionalInterface
+    interface Call<T> {
+        /**
+         * Records as {@link Work#record} does.
+         *
+         * @return what the call makes, handed to the caller once the submission finished
+         */
+        T record(Scope scope, Submission submission);
     }
 
     /**
      * The shape of every backend call: while the device is usable (under its use lock), {@code work} records
-     * into one submission, which is submitted and waited for; then its read-back runs, and the scope frees
+     * into one submission, which is submitted once and waited for; then its read-backs run, and the scope frees
      * the buffers however the call ends.
      */
     static void run(VulkanDevice device, Work work) {
-        device.whileUsable(() -> {
-            try (Scope scope = new Scope()) {
-                Runnable readBack;
-                try (Submission s = new Submission(device)) {
-                    readBack = work.record(scope, s);
-                    try {
-                        s.submitAndWait();
-                    } catch (RuntimeException e) {
-                        if (s.abandoned) {
-                            scope.abandon(); // in-flight work may still use them
-                        }
-                        throw e;
-                    }
-                }
-                readBack.run();
-            }
+        call(device, (scope, s) -> {
+            work.record(scope, s);
             return null;
+        });
+    }
+
+    /** As {@link #run}, returning what {@code call} made; its {@link Scope#keepOnSuccess} resources survive. */
+    static <T> T call(VulkanDevice device, Call<T> call) {
+        return device.whileUsable(() -> {
+            try (Scope scope = new Scope();
+                    Submission s = new Submission(device)) {
+                T made = call.record(scope, s);
+                try {
+                    s.finish();
+                } catch (RuntimeException e) {
+                    if (s.abandoned) {
+                        scope.abandon(); // in-flight work may still use them
+                    }
+                    throw e;
+                }
+                scope.succeeded();
+                return made;
+            }
         });
     }
 
@@ -151,15 +178,61 @@ final class Submission implements AutoCloseable {
             vkCmdPushConstants(
                     commands, pipelines.pipelineLayout(kernel), VK_SHADER_STAGE_COMPUTE_BIT, 0, params.words());
             vkCmdDispatch(commands, gx, gy, gz);
+            recorded = true;
             barrier(stack);
         }
     }
 
-    void copy(DeviceBuffer from, DeviceBuffer to) {
+    /**
+     * Lets {@code fill} write all of {@code to}'s bytes. On a mapped buffer they are written now, in place;
+     * otherwise into staging, copied into {@code to} by this submission before anything recorded later. Either
+     * way the bytes are in place before the commands recorded after this run, so write a buffer only before
+     * the commands of this submission that use it.
+     */
+    void write(DeviceBuffer to, Consumer<MemorySegment> fill) {
+        if (to.mapped() != null) {
+            fill.accept(to.mapped());
+            return;
+        }
+        SubmitContext.Region region = context.stage(to.bytes());
+        fill.accept(region.memory());
+        copy(region.buffer(), region.offset(), to, 0, to.bytes());
+    }
+
+    /**
+     * Lets {@code use} read all of {@code from}'s bytes as the commands recorded so far leave them, once the
+     * device finished this submission (on a mapped buffer in place, otherwise from staging that this submission
+     * copies them into). {@code use} runs only if the submission succeeds.
+     */
+    void read(DeviceBuffer from, Consumer<MemorySegment> use) {
+        if (from.mapped() != null) {
+            afterWait.add(() -> use.accept(from.mapped()));
+            return;
+        }
+        SubmitContext.Region region = context.stage(from.bytes());
+        copy(from, 0, region.buffer(), region.offset(), from.bytes());
+        afterWait.add(() -> use.accept(region.memory()));
+    }
+
+    /** Sets all of {@code b}'s bytes to zero: now, in place, when it is mapped; else with a fill command. */
+    void zero(DeviceBuffer b) {
+        if (b.mapped() != null) {
+            b.mapped().fill((byte) 0);
+            return;
+        }
+        try (MemoryStack stack = stackPush()) {
+            vkCmdFillBuffer(commands, b.handle(), 0, VK_WHOLE_SIZE, 0);
+            recorded = true;
+            barrier(stack);
+        }
+    }
+
+    private void copy(DeviceBuffer from, long fromOffset, DeviceBuffer to, long toOffset, long bytes) {
         try (MemoryStack stack = stackPush()) {
             VkBufferCopy.Buffer region = VkBufferCopy.calloc(1, stack);
-            region.get(0).size(Math.min(from.bytes(), to.bytes()));
+            region.get(0).srcOffset(fromOffset).dstOffset(toOffset).size(bytes);
             vkCmdCopyBuffer(commands, from.handle(), to.handle(), region);
+            recorded = true;
             barrier(stack);
         }
     }
@@ -185,11 +258,22 @@ final class Submission implements AutoCloseable {
     }
 
     /**
-     * Ends recording, submits under the device's queue lock and waits for the GPU.
+     * Submits what was recorded (nothing when no command was: host-only work on mapped buffers) and waits for
+     * it, then runs the read-backs.
      *
      * @throws VulkanException on a lost device (the device is then marked unusable) or another failure
      */
-    void submitAndWait() {
+    void finish() {
+        if (recorded) {
+            submitAndWait();
+        }
+        for (Runnable r : afterWait) {
+            r.run();
+        }
+    }
+
+    /** Ends recording, submits under the device's queue lock and waits for the GPU. */
+    private void submitAndWait() {
         try (MemoryStack stack = stackPush()) {
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
             long fence = context.fence();

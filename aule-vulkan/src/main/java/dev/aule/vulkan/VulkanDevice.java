@@ -83,6 +83,8 @@ final class VulkanDevice implements AutoCloseable {
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
     private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
+    private final boolean mapsBuffers;
+    private final java.util.concurrent.atomic.AtomicLong submits = new java.util.concurrent.atomic.AtomicLong();
     private volatile boolean closed;
     private volatile String lostReason;
 
@@ -93,7 +95,9 @@ final class VulkanDevice implements AutoCloseable {
             int queueFamily,
             DeviceInfo info,
             VkPhysicalDeviceMemoryProperties memory,
-            ShaderCompiler compiler) {
+            ShaderCompiler compiler,
+            boolean mapsBuffers) {
+        this.mapsBuffers = mapsBuffers;
         this.instance = instance;
         this.device = device;
         this.queue = queue;
@@ -111,6 +115,18 @@ final class VulkanDevice implements AutoCloseable {
      * @throws VulkanException saying why no device could be opened
      */
     static VulkanDevice open() {
+        return open(true);
+    }
+
+    /**
+     * Opens the device as {@link #open()} does, with every kernel buffer device-local even on unified memory,
+     * so host data goes through staging buffers as on a discrete GPU (tests of that path on any device).
+     */
+    static VulkanDevice openUnmapped() {
+        return open(false);
+    }
+
+    private static VulkanDevice open(boolean mapWhereUnified) {
         VkInstance instance = createInstance();
         VkDevice device = null;
         ShaderCompiler compiler = null;
@@ -124,7 +140,15 @@ final class VulkanDevice implements AutoCloseable {
             VkPhysicalDeviceMemoryProperties mem = VkPhysicalDeviceMemoryProperties.malloc();
             vkGetPhysicalDeviceMemoryProperties(chosen.physical, mem);
             compiler = new ShaderCompiler();
-            return new VulkanDevice(instance, device, queue, chosen.queueFamily, chosen.info, mem, compiler);
+            return new VulkanDevice(
+                    instance,
+                    device,
+                    queue,
+                    chosen.queueFamily,
+                    chosen.info,
+                    mem,
+                    compiler,
+                    mapWhereUnified && chosen.info.unifiedMemory());
         } catch (RuntimeException | Error e) {
             if (compiler != null) {
                 compiler.close();
@@ -329,6 +353,14 @@ final class VulkanDevice implements AutoCloseable {
         return pipelines;
     }
 
+    /**
+     * Whether kernel buffers are host-visible and mapped (unified memory), so the host reads and writes them in
+     * place; otherwise they are device-local and host data goes through staging.
+     */
+    boolean mapsBuffers() {
+        return mapsBuffers;
+    }
+
     /** The recording objects submissions borrow and give back (see {@link ContextPool}). */
     ContextPool contexts() {
         return contexts;
@@ -338,10 +370,16 @@ final class VulkanDevice implements AutoCloseable {
     int submit(VkSubmitInfo info, long fence) {
         submitLock.lock();
         try {
+            submits.incrementAndGet();
             return vkQueueSubmit(queue, info, fence);
         } finally {
             submitLock.unlock();
         }
+    }
+
+    /** Queue submits so far (tests: one per call). */
+    long submits() {
+        return submits.get();
     }
 
     /**
