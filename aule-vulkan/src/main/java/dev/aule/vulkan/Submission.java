@@ -50,8 +50,8 @@ final class Submission implements AutoCloseable {
     }
 
     private final VulkanDevice device;
-    private final SubmitContext context;
-    private final VkCommandBuffer commands;
+    private SubmitContext context; // taken on first need: host-only work on mapped buffers takes none
+    private VkCommandBuffer commands;
     private final List<Runnable> afterWait = new ArrayList<>();
     private int sets;
     private boolean recorded;
@@ -118,6 +118,13 @@ final class Submission implements AutoCloseable {
 
     Submission(VulkanDevice device) {
         this.device = device;
+    }
+
+    /** The context recording this submission, taken from the pool and begun on first use. */
+    private SubmitContext context() {
+        if (context != null) {
+            return context;
+        }
         SubmitContext c = device.contexts().take();
         try (MemoryStack stack = stackPush()) {
             c.reset();
@@ -132,8 +139,9 @@ final class Submission implements AutoCloseable {
             device.contexts().destroy(c);
             throw e;
         }
-        this.context = c;
-        this.commands = c.commands();
+        context = c;
+        commands = c.commands();
+        return c;
     }
 
     /** Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order. */
@@ -147,6 +155,7 @@ final class Submission implements AutoCloseable {
         }
         long pipeline = device.pipelines().pipeline(variant);
         Pipelines pipelines = device.pipelines();
+        SubmitContext c = context(); // sets commands
         try (MemoryStack stack = stackPush()) {
             LongBuffer set = stack.mallocLong(1);
             VulkanDevice.check(
@@ -154,7 +163,7 @@ final class Submission implements AutoCloseable {
                             device.handle(),
                             VkDescriptorSetAllocateInfo.calloc(stack)
                                     .sType$Default()
-                                    .descriptorPool(context.descriptorPool())
+                                    .descriptorPool(c.descriptorPool())
                                     .pSetLayouts(stack.longs(pipelines.descriptorSetLayout(kernel))),
                             set),
                     "vkAllocateDescriptorSets");
@@ -194,7 +203,7 @@ final class Submission implements AutoCloseable {
             fill.accept(to.mapped());
             return;
         }
-        SubmitContext.Region region = context.stage(to.bytes());
+        SubmitContext.Region region = context().stage(to.bytes());
         fill.accept(region.memory());
         copy(region.buffer(), region.offset(), to, 0, to.bytes());
     }
@@ -209,7 +218,7 @@ final class Submission implements AutoCloseable {
             afterWait.add(() -> use.accept(from.mapped()));
             return;
         }
-        SubmitContext.Region region = context.stage(from.bytes());
+        SubmitContext.Region region = context().stage(from.bytes());
         copy(from, 0, region.buffer(), region.offset(), from.bytes());
         afterWait.add(() -> use.accept(region.memory()));
     }
@@ -221,7 +230,7 @@ final class Submission implements AutoCloseable {
             return;
         }
         try (MemoryStack stack = stackPush()) {
-            vkCmdFillBuffer(commands, b.handle(), 0, VK_WHOLE_SIZE, 0);
+            vkCmdFillBuffer(context().commands(), b.handle(), 0, VK_WHOLE_SIZE, 0);
             recorded = true;
             barrier(stack);
         }
@@ -231,7 +240,7 @@ final class Submission implements AutoCloseable {
         try (MemoryStack stack = stackPush()) {
             VkBufferCopy.Buffer region = VkBufferCopy.calloc(1, stack);
             region.get(0).srcOffset(fromOffset).dstOffset(toOffset).size(bytes);
-            vkCmdCopyBuffer(commands, from.handle(), to.handle(), region);
+            vkCmdCopyBuffer(context().commands(), from.handle(), to.handle(), region);
             recorded = true;
             barrier(stack);
         }
@@ -312,6 +321,9 @@ final class Submission implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (context == null) {
+            return;
+        }
         ContextPool pool = device.contexts();
         if (abandoned) {
             pool.leak(context);

@@ -11,7 +11,9 @@ import java.util.SplittableRandom;
 
 /**
  * Median per-call time of the Vulkan backend's small calls, where host-side overhead dominates: (a) a tiny
- * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64 and (b) a device-tensor decode step Sq=1, Sk=1024, D=64.
+ * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64, (b) a device-tensor decode step Sq=1, Sk=1024, D=64,
+ * (c) a device-tensor forward Sq=Sk=1 (the least kernel work a call can have) and (d) an upload plus a
+ * download of a small device tensor.
  * A measuring tool for docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 300).
  */
 public final class HostCallTimingMain {
@@ -44,6 +46,16 @@ public final class HostCallTimingMain {
                 VulkanTensor od = vulkan.allocate(DType.F32, 1, 8, 1, 64)) {
             double median = median(calls, () -> vulkan.forward(qd, kd, kd, od, null, options));
             System.out.printf("device decode B=1 H=8 Sq=1 Sk=1024 D=64 F32: median %.1f us%n", median / 1e3);
+            try (VulkanTensor k1 = vulkan.upload(q)) {
+                median = median(calls, () -> vulkan.forward(qd, k1, k1, od, null, options));
+                System.out.printf("device forward B=1 H=8 Sq=Sk=1 D=64 F32: median %.1f us%n", median / 1e3);
+            }
+            Tensor back = Tensor.allocate(DType.F32, 1, 8, 1, 64);
+            median = median(calls, () -> {
+                qd.upload(q);
+                qd.download(back);
+            });
+            System.out.printf("device tensor upload + download [1, 8, 1, 64] F32: median %.1f us%n", median / 1e3);
         }
     }
 
