@@ -22,9 +22,10 @@ import static org.lwjgl.vulkan.VK10.*;
 /**
  * One batch of GPU work, recorded into a {@link SubmitContext} that no other submission uses meanwhile (the
  * device's {@link ContextPool} lends it and takes it back when this closes), so calls from many threads never
- * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). A call's uploads, kernels and
- * read-backs go into this one submission: one submit and one wait per call. Every command is followed by a
- * full memory barrier (the commands of one call depend on each other in order).
+ * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). A
+ * call's uploads, kernels and read-backs go into this one submission: one submit and one wait per call.
+ * Every command is followed by a full memory barrier (the commands of one call depend on each other in
+ * order).
  */
 final class Submission implements AutoCloseable {
     private static final long WAIT_NANOS = 10_000_000_000L; // per wait; a lavapipe kernel can take seconds

@@ -14,7 +14,9 @@ import java.util.SplittableRandom;
  * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64, (b) a device-tensor decode step Sq=1, Sk=1024, D=64,
  * (c) a device-tensor forward Sq=Sk=1 (the least kernel work a call can have) and (d) an upload plus a
  * download of a small device tensor.
- * A measuring tool for docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 300).
+ * A measuring tool for docs/PERFORMANCE.md, not a test. Optional arguments: calls per figure (default 300), and
+ * {@code unmapped} to run on a device opened with every kernel buffer device-local ({@link
+ * VulkanDevice#openUnmapped}), so host data goes through staging as on a discrete GPU.
  */
 public final class HostCallTimingMain {
     private HostCallTimingMain() {}
@@ -22,11 +24,13 @@ public final class HostCallTimingMain {
     /**
      * Prints one line per shape.
      *
-     * @param args optional calls per figure
+     * @param args optional calls per figure, then optionally {@code unmapped}
      */
     public static void main(String[] args) {
         int calls = args.length > 0 ? Integer.parseInt(args[0]) : 300;
-        VulkanBackend vulkan = (VulkanBackend) Backends.get("vulkan");
+        VulkanBackend vulkan = args.length > 1 && args[1].equals("unmapped")
+                ? new VulkanBackend(VulkanDevice.openUnmapped())
+                : (VulkanBackend) Backends.get("vulkan");
         if (!vulkan.availability().available()) {
             System.out.println("UNAVAILABLE " + vulkan.availability().reason());
             return;
