@@ -9,7 +9,6 @@ import org.lwjgl.vulkan.VkMemoryRequirements;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.LongBuffer;
-import java.util.function.Consumer;
 
 import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
@@ -17,8 +16,8 @@ import static org.lwjgl.vulkan.VK10.*;
 /**
  * A storage buffer and its memory. On unified-memory devices (integrated GPUs, CPU devices) it is
  * host-visible and mapped, so the host reads and writes it in place; on discrete GPUs it is
- * device-local, and {@link #write}/{@link #read} go through a temporary host-visible staging buffer.
- * Made by {@link #allocate}, which owns the handles it records; {@link #close()} frees them.
+ * device-local, and {@link Submission#write}/{@link Submission#read} go through the submission's staging
+ * buffer. Made by {@link #allocate}, which owns the handles it records; {@link #close()} frees them.
  *
  * @param device the device it lives on
  * @param handle the {@code VkBuffer}
@@ -29,17 +28,46 @@ import static org.lwjgl.vulkan.VK10.*;
 record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, MemorySegment mapped)
         implements AutoCloseable {
 
-    /** A buffer for the kernels: mapped where memory is unified, device-local otherwise. */
+    /** Where a buffer's memory lives. */
+    enum Memory {
+        /** Device-local, not mapped: the kernels' buffers on a discrete GPU. */
+        LOCAL(VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0),
+        /** Host-visible and mapped, device-local where possible: the kernels' buffers on unified memory. */
+        MAPPED(
+                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT),
+        /**
+         * Host-visible and mapped, host-cached where possible (read-backs then read cached memory, not
+         * write-combined), else any host-visible coherent memory: staging buffers.
+         */
+        STAGING(
+                VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT,
+                VK_MEMORY_PROPERTY_HOST_CACHED_BIT);
+
+        final int required;
+        final int preferred;
+
+        Memory(int required, int preferred) {
+            this.required = required;
+            this.preferred = preferred;
+        }
+
+        boolean mapped() {
+            return this != LOCAL;
+        }
+    }
+
+    /** A buffer for the kernels: mapped where the device maps its buffers (unified memory), device-local otherwise. */
     static DeviceBuffer allocate(VulkanDevice device, long bytes) {
-        return allocate(device, bytes, device.info().unifiedMemory());
+        return allocate(device, bytes, device.mapsBuffers() ? Memory.MAPPED : Memory.LOCAL);
     }
 
     /**
-     * @param hostVisible whether the host maps it (staging buffers, unified memory)
+     * @param placement where its memory lives
      * @throws VulkanException when the device has no memory left (nothing stays allocated then)
      */
     @SuppressWarnings("restricted") // viewing the mapped pointer as a segment of the mapped size
-    static DeviceBuffer allocate(VulkanDevice device, long bytes, boolean hostVisible) {
+    static DeviceBuffer allocate(VulkanDevice device, long bytes, Memory placement) {
         long size = Math.max(4, (bytes + 3) & ~3L); // storage buffers are read as 32-bit words
         try (MemoryStack stack = stackPush()) {
             long buffer = device.create(
@@ -57,13 +85,13 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
             try {
                 VkMemoryRequirements req = VkMemoryRequirements.malloc(stack);
                 vkGetBufferMemoryRequirements(device.handle(), buffer, req);
-                int required = hostVisible
-                        ? VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT
-                        : VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
-                int type = device.memoryType(
-                        req.memoryTypeBits(), required, hostVisible ? VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT : 0);
-                if (type < 0) {
+                int type = device.memoryType(req.memoryTypeBits(), placement.required, placement.preferred);
+                if (type < 0 && !placement.mapped()) {
                     type = device.memoryType(req.memoryTypeBits(), 0, 0);
+                }
+                if (type < 0) {
+                    throw new VulkanException(
+                            device.info().name() + " has no host-visible coherent memory for a buffer");
                 }
                 int result = vkAllocateMemory(
                         device.handle(),
@@ -82,7 +110,7 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
                 memory = handle.get(0);
                 VulkanDevice.check(vkBindBufferMemory(device.handle(), buffer, memory, 0), "vkBindBufferMemory");
                 MemorySegment mapped = null;
-                if (hostVisible) {
+                if (placement.mapped()) {
                     PointerBuffer ptr = stack.mallocPointer(1);
                     VulkanDevice.check(vkMapMemory(device.handle(), memory, 0, VK_WHOLE_SIZE, 0, ptr), "vkMapMemory");
                     mapped = MemorySegment.ofAddress(ptr.get(0)).reinterpret(size);
@@ -94,39 +122,6 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
                 }
                 vkDestroyBuffer(device.handle(), buffer, null);
                 throw e;
-            }
-        }
-    }
-
-    /** Lets {@code fill} write the buffer's bytes (through staging on device-local memory). */
-    void write(Consumer<MemorySegment> fill) {
-        access(fill, true);
-    }
-
-    /** Lets {@code use} read the buffer's bytes (through staging on device-local memory). */
-    void read(Consumer<MemorySegment> use) {
-        access(use, false);
-    }
-
-    /**
-     * Hands {@code access} the mapped bytes; on device-local memory, a host-visible staging copy, copied in
-     * after {@code access} when {@code write} and out before it otherwise.
-     */
-    private void access(Consumer<MemorySegment> access, boolean write) {
-        if (mapped != null) {
-            access.accept(mapped);
-            return;
-        }
-        try (DeviceBuffer staging = allocate(device, bytes, true);
-                Submission s = new Submission(device)) {
-            if (write) {
-                access.accept(staging.mapped);
-                s.copy(staging, this);
-                s.submitAndWait();
-            } else {
-                s.copy(this, staging);
-                s.submitAndWait();
-                access.accept(staging.mapped);
             }
         }
     }

@@ -36,20 +36,21 @@ final class HostCopy {
         }
     }
 
-    /** A device buffer holding {@code t} as contiguous BHSD in its own dtype. */
-    static DeviceBuffer upload(VulkanDevice device, Tensor t) {
-        DeviceBuffer buffer = DeviceBuffer.allocate(device, bytes(t.dtype(), t.shape()));
-        try {
-            buffer.write(memory -> copy(t, view(memory, t.dtype(), t.shape())));
-            return buffer;
-        } catch (RuntimeException e) {
-            buffer.close();
-            throw e;
-        }
+    /**
+     * A device buffer of {@code scope} that holds {@code t} as contiguous BHSD in its own dtype once the
+     * commands {@code s} records next run.
+     */
+    static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, Tensor t) {
+        DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, bytes(t.dtype(), t.shape())));
+        s.write(buffer, memory -> copy(t, view(memory, t.dtype(), t.shape())));
+        return buffer;
     }
 
-    /** Reads a contiguous BHSD buffer of {@code dtype} into {@code to}, rounding to its dtype. */
-    static void download(DeviceBuffer buffer, DType dtype, Tensor to) {
-        buffer.read(memory -> copy(view(memory, dtype, to.shape()), to));
+    /**
+     * Reads a contiguous BHSD buffer of {@code dtype} into {@code to}, rounding to its dtype, once {@code s}
+     * finished (nothing is written to {@code to} if it fails).
+     */
+    static void download(Submission s, DeviceBuffer buffer, DType dtype, Tensor to) {
+        s.read(buffer, memory -> copy(view(memory, dtype, to.shape()), to));
     }
 }

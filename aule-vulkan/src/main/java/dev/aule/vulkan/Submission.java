@@ -1,40 +1,39 @@
 package dev.aule.vulkan;
 
-import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
-import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkBufferCopy;
 import org.lwjgl.vulkan.VkCommandBuffer;
-import org.lwjgl.vulkan.VkCommandBufferAllocateInfo;
 import org.lwjgl.vulkan.VkCommandBufferBeginInfo;
-import org.lwjgl.vulkan.VkCommandPoolCreateInfo;
 import org.lwjgl.vulkan.VkDescriptorBufferInfo;
-import org.lwjgl.vulkan.VkDescriptorPoolCreateInfo;
-import org.lwjgl.vulkan.VkDescriptorPoolSize;
 import org.lwjgl.vulkan.VkDescriptorSetAllocateInfo;
-import org.lwjgl.vulkan.VkFenceCreateInfo;
 import org.lwjgl.vulkan.VkMemoryBarrier;
 import org.lwjgl.vulkan.VkSubmitInfo;
 import org.lwjgl.vulkan.VkWriteDescriptorSet;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.LongBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
 
 import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
 
 /**
- * One batch of GPU work: its own command pool, command buffer, descriptor pool and fence, so calls
- * from many threads never share a recording object; only the queue submit itself is serialised
- * ({@link VulkanDevice#submit}). Every
- * command is followed by a full memory barrier (kernels of one call depend on each other in order).
+ * One batch of GPU work, recorded into a {@link SubmitContext} that no other submission uses meanwhile (the
+ * device's {@link ContextPool} lends it and takes it back when this closes), so calls from many threads never
+ * share a recording object; only the queue submit itself is serialised ({@link VulkanDevice#submit}). A
+ * call's uploads, kernels and read-backs go into this one submission: one submit and one wait per call.
+ * Every command is followed by a full memory barrier (the commands of one call depend on each other in
+ * order).
  */
 final class Submission implements AutoCloseable {
-    private static final int MAX_SETS = 8;
     private static final long WAIT_NANOS = 10_000_000_000L; // per wait; a lavapipe kernel can take seconds
     /**
      * The longest a call waits for the device ({@code -Daule.vulkan.timeoutSeconds}, default 60 s; a lavapipe
      * kernel can take seconds). Past it the device is marked lost: work still in flight may yet touch the
-     * call's buffers, command pool and fence, so those are deliberately leaked, never freed under the device.
+     * call's buffers and its context (command pool, descriptor pool, fence), so those are deliberately leaked,
+     * never freed under the device.
      */
     static final long TIMEOUT_NANOS = timeoutNanos();
 
@@ -52,98 +51,98 @@ final class Submission implements AutoCloseable {
     }
 
     private final VulkanDevice device;
-    private final long commandPool;
-    private final long descriptorPool;
-    private final VkCommandBuffer commands;
+    private SubmitContext context; // taken on first need: host-only work on mapped buffers takes none
+    private VkCommandBuffer commands;
+    private final List<Runnable> afterWait = new ArrayList<>();
     private int sets;
+    private boolean recorded;
+    private boolean submitted;
+    private boolean waited;
     private boolean abandoned;
 
-    /** One call's device work: its buffers and kernels, and what to read back once the device is done. */
+    /** One call's device work: its buffers, host data in and out, and kernels. */
     @FunctionalInterface
     interface Work {
         /**
-         * Allocates the call's buffers into {@code scope} and records its kernels into {@code submission}.
-         *
-         * @return what to run after the device finished (downloads), before the buffers are freed
+         * Allocates the call's buffers into {@code scope} and records its uploads, kernels and read-backs into
+         * {@code submission}.
          */
-        Runnable record(Scope scope, Submission submission);
+        void record(Scope scope, Submission submission);
+    }
+
+    /**
+     * A call's device work that makes something for its caller (a device tensor).
+     *
+     * @param <T> what it makes
+     */
+    @FunctionalInterface
+    interface Call<T> {
+        /**
+         * Records as {@link Work#record} does.
+         *
+         * @return what the call makes, handed to the caller once the submission finished
+         */
+        T record(Scope scope, Submission submission);
     }
 
     /**
      * The shape of every backend call: while the device is usable (under its use lock), {@code work} records
-     * into one submission, which is submitted and waited for; then its read-back runs, and the scope frees
+     * into one submission, which is submitted once and waited for; then its read-backs run, and the scope frees
      * the buffers however the call ends.
      */
     static void run(VulkanDevice device, Work work) {
-        device.whileUsable(() -> {
-            try (Scope scope = new Scope()) {
-                Runnable readBack;
-                try (Submission s = new Submission(device)) {
-                    readBack = work.record(scope, s);
-                    try {
-                        s.submitAndWait();
-                    } catch (RuntimeException e) {
-                        if (s.abandoned) {
-                            scope.abandon(); // in-flight work may still use them
-                        }
-                        throw e;
-                    }
-                }
-                readBack.run();
-            }
+        call(device, (scope, s) -> {
+            work.record(scope, s);
             return null;
+        });
+    }
+
+    /** As {@link #run}, returning what {@code call} made; its {@link Scope#keepOnSuccess} resources survive. */
+    static <T> T call(VulkanDevice device, Call<T> call) {
+        return device.whileUsable(() -> {
+            try (Scope scope = new Scope();
+                    Submission s = new Submission(device)) {
+                T made = call.record(scope, s);
+                try {
+                    s.finish();
+                } catch (RuntimeException e) {
+                    if (s.abandoned) {
+                        scope.abandon(); // in-flight work may still use them
+                    }
+                    throw e;
+                }
+                scope.succeeded();
+                return made;
+            }
         });
     }
 
     Submission(VulkanDevice device) {
         this.device = device;
-        long pool = VK_NULL_HANDLE;
+    }
+
+    /** The context recording this submission, taken from the pool and begun on first use. */
+    private SubmitContext context() {
+        if (context != null) {
+            return context;
+        }
+        SubmitContext c = device.contexts().take();
         try (MemoryStack stack = stackPush()) {
-            pool = device.create(
-                    VK10::vkCreateCommandPool,
-                    VkCommandPoolCreateInfo.calloc(stack)
-                            .sType$Default()
-                            .flags(VK_COMMAND_POOL_CREATE_TRANSIENT_BIT)
-                            .queueFamilyIndex(device.queueFamily()),
-                    "vkCreateCommandPool");
-            VkDescriptorPoolSize.Buffer sizes = VkDescriptorPoolSize.calloc(1, stack);
-            sizes.get(0).type(VK_DESCRIPTOR_TYPE_STORAGE_BUFFER).descriptorCount(MAX_SETS * Kernel.MAX_BINDINGS);
-            long descriptors = device.create(
-                    VK10::vkCreateDescriptorPool,
-                    VkDescriptorPoolCreateInfo.calloc(stack)
-                            .sType$Default()
-                            .maxSets(MAX_SETS)
-                            .pPoolSizes(sizes),
-                    "vkCreateDescriptorPool");
-            PointerBuffer cb = stack.mallocPointer(1);
-            int result = vkAllocateCommandBuffers(
-                    device.handle(),
-                    VkCommandBufferAllocateInfo.calloc(stack)
-                            .sType$Default()
-                            .commandPool(pool)
-                            .level(VK_COMMAND_BUFFER_LEVEL_PRIMARY)
-                            .commandBufferCount(1),
-                    cb);
-            if (result != VK_SUCCESS) {
-                vkDestroyDescriptorPool(device.handle(), descriptors, null);
-                VulkanDevice.check(result, "vkAllocateCommandBuffers");
-            }
-            this.commands = new VkCommandBuffer(cb.get(0), device.handle());
-            this.commandPool = pool;
-            this.descriptorPool = descriptors;
+            c.reset();
             VulkanDevice.check(
                     vkBeginCommandBuffer(
-                            commands,
+                            c.commands(),
                             VkCommandBufferBeginInfo.calloc(stack)
                                     .sType$Default()
                                     .flags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)),
                     "vkBeginCommandBuffer");
         } catch (RuntimeException e) {
-            if (pool != VK_NULL_HANDLE) {
-                vkDestroyCommandPool(device.handle(), pool, null);
-            }
+            device.contexts().destroy(c);
             throw e;
         }
+        context = c;
+        commands = c.commands();
+        return c;
     }
 
     /** Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order. */
@@ -152,11 +151,12 @@ final class Submission implements AutoCloseable {
         if (buffers.length != kernel.bindings) {
             throw new IllegalStateException(kernel + " binds " + kernel.bindings + " buffers, got " + buffers.length);
         }
-        if (sets == MAX_SETS) {
-            throw new IllegalStateException("a submission holds at most " + MAX_SETS + " dispatches");
+        if (sets == SubmitContext.MAX_SETS) {
+            throw new IllegalStateException("a submission holds at most " + SubmitContext.MAX_SETS + " dispatches");
         }
         long pipeline = device.pipelines().pipeline(variant);
         Pipelines pipelines = device.pipelines();
+        SubmitContext c = context(); // sets commands
         try (MemoryStack stack = stackPush()) {
             LongBuffer set = stack.mallocLong(1);
             VulkanDevice.check(
@@ -164,7 +164,7 @@ final class Submission implements AutoCloseable {
                             device.handle(),
                             VkDescriptorSetAllocateInfo.calloc(stack)
                                     .sType$Default()
-                                    .descriptorPool(descriptorPool)
+                                    .descriptorPool(c.descriptorPool())
                                     .pSetLayouts(stack.longs(pipelines.descriptorSetLayout(kernel))),
                             set),
                     "vkAllocateDescriptorSets");
@@ -188,15 +188,61 @@ final class Submission implements AutoCloseable {
             vkCmdPushConstants(
                     commands, pipelines.pipelineLayout(kernel), VK_SHADER_STAGE_COMPUTE_BIT, 0, params.words());
             vkCmdDispatch(commands, gx, gy, gz);
+            recorded = true;
             barrier(stack);
         }
     }
 
-    void copy(DeviceBuffer from, DeviceBuffer to) {
+    /**
+     * Lets {@code fill} write all of {@code to}'s bytes. On a mapped buffer they are written now, in place;
+     * otherwise into staging, copied into {@code to} by this submission before anything recorded later. Either
+     * way the bytes are in place before the commands recorded after this run, so write a buffer only before
+     * the commands of this submission that use it.
+     */
+    void write(DeviceBuffer to, Consumer<MemorySegment> fill) {
+        if (to.mapped() != null) {
+            fill.accept(to.mapped());
+            return;
+        }
+        SubmitContext.Region region = context().stage(to.bytes());
+        fill.accept(region.memory());
+        copy(region.buffer(), region.offset(), to, 0, to.bytes());
+    }
+
+    /**
+     * Lets {@code use} read all of {@code from}'s bytes as the commands recorded so far leave them, once the
+     * device finished this submission (on a mapped buffer in place, otherwise from staging that this submission
+     * copies them into). {@code use} runs only if the submission succeeds.
+     */
+    void read(DeviceBuffer from, Consumer<MemorySegment> use) {
+        if (from.mapped() != null) {
+            afterWait.add(() -> use.accept(from.mapped()));
+            return;
+        }
+        SubmitContext.Region region = context().stage(from.bytes());
+        copy(from, 0, region.buffer(), region.offset(), from.bytes());
+        afterWait.add(() -> use.accept(region.memory()));
+    }
+
+    /** Sets all of {@code b}'s bytes to zero: now, in place, when it is mapped; else with a fill command. */
+    void zero(DeviceBuffer b) {
+        if (b.mapped() != null) {
+            b.mapped().fill((byte) 0);
+            return;
+        }
+        try (MemoryStack stack = stackPush()) {
+            vkCmdFillBuffer(context().commands(), b.handle(), 0, VK_WHOLE_SIZE, 0);
+            recorded = true;
+            barrier(stack);
+        }
+    }
+
+    private void copy(DeviceBuffer from, long fromOffset, DeviceBuffer to, long toOffset, long bytes) {
         try (MemoryStack stack = stackPush()) {
             VkBufferCopy.Buffer region = VkBufferCopy.calloc(1, stack);
-            region.get(0).size(Math.min(from.bytes(), to.bytes()));
-            vkCmdCopyBuffer(commands, from.handle(), to.handle(), region);
+            region.get(0).srcOffset(fromOffset).dstOffset(toOffset).size(bytes);
+            vkCmdCopyBuffer(context().commands(), from.handle(), to.handle(), region);
+            recorded = true;
             barrier(stack);
         }
     }
@@ -222,38 +268,43 @@ final class Submission implements AutoCloseable {
     }
 
     /**
-     * Ends recording, submits under the device's queue lock and waits for the GPU.
+     * Submits what was recorded (nothing when no command was: host-only work on mapped buffers) and waits for
+     * it, then runs the read-backs.
      *
      * @throws VulkanException on a lost device (the device is then marked unusable) or another failure
      */
-    void submitAndWait() {
+    void finish() {
+        if (recorded) {
+            submitAndWait();
+        }
+        for (Runnable r : afterWait) {
+            r.run();
+        }
+    }
+
+    /** Ends recording, submits under the device's queue lock and waits for the GPU. */
+    private void submitAndWait() {
         try (MemoryStack stack = stackPush()) {
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
-            long fence = device.create(
-                    VK10::vkCreateFence, VkFenceCreateInfo.calloc(stack).sType$Default(), "vkCreateFence");
-            try {
-                VkSubmitInfo submit =
-                        VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
-                int result = device.submit(submit, fence);
-                checkLost(result, "vkQueueSubmit");
-                long deadline = System.nanoTime() + TIMEOUT_NANOS;
-                do {
-                    long left = Math.max(0, Math.min(WAIT_NANOS, deadline - System.nanoTime()));
-                    result = vkWaitForFences(device.handle(), fence, true, left);
-                } while (result == VK_TIMEOUT && deadline - System.nanoTime() > 0);
-                if (result == VK_TIMEOUT) {
-                    abandoned = true;
-                    String why = "the device did not finish a call within " + TIMEOUT_NANOS / 1e9
-                            + " s (-Daule.vulkan.timeoutSeconds)";
-                    device.markLost(why);
-                    throw new VulkanException(why + "; the device is marked lost");
-                }
-                checkLost(result, "vkWaitForFences");
-            } finally {
-                if (!abandoned) {
-                    vkDestroyFence(device.handle(), fence, null);
-                }
+            long fence = context.fence();
+            VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
+            submitted = true;
+            int result = device.submit(submit, fence);
+            checkLost(result, "vkQueueSubmit");
+            long deadline = System.nanoTime() + TIMEOUT_NANOS;
+            do {
+                long left = Math.max(0, Math.min(WAIT_NANOS, deadline - System.nanoTime()));
+                result = vkWaitForFences(device.handle(), fence, true, left);
+            } while (result == VK_TIMEOUT && deadline - System.nanoTime() > 0);
+            if (result == VK_TIMEOUT) {
+                abandoned = true;
+                String why = "the device did not finish a call within " + TIMEOUT_NANOS / 1e9
+                        + " s (-Daule.vulkan.timeoutSeconds)";
+                device.markLost(why);
+                throw new VulkanException(why + "; the device is marked lost");
             }
+            checkLost(result, "vkWaitForFences");
+            waited = true;
         }
     }
 
@@ -264,12 +315,23 @@ final class Submission implements AutoCloseable {
         VulkanDevice.check(result, what);
     }
 
+    /**
+     * Gives the context back for the next submission once this one is done with it: after a completed wait, or
+     * when nothing was submitted. A failed submit or wait (a lost device) destroys it, as nothing of it is
+     * pending then; a timed-out wait leaks it, as the device may still run its command buffer.
+     */
     @Override
     public void close() {
-        if (abandoned) {
-            return; // a pending command buffer may still reference both pools
+        if (context == null) {
+            return;
         }
-        vkDestroyDescriptorPool(device.handle(), descriptorPool, null);
-        vkDestroyCommandPool(device.handle(), commandPool, null);
+        ContextPool pool = device.contexts();
+        if (abandoned) {
+            pool.leak(context);
+        } else if (submitted && !waited) {
+            pool.destroy(context);
+        } else {
+            pool.giveBack(context);
+        }
     }
 }

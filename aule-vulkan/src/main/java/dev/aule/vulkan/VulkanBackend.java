@@ -146,14 +146,14 @@ public final class VulkanBackend implements AttentionBackend {
         VulkanDevice device = deviceFitting(
                 shape, false, new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
         Submission.run(device, (scope, s) -> {
-            DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
-            DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
-            DeviceBuffer vb = scope.add(HostCopy.upload(device, v));
+            DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, k);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, v);
             DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
             DeviceBuffer lb =
                     scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes =
-                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
+                    options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
                     s,
@@ -167,12 +167,10 @@ public final class VulkanBackend implements AttentionBackend {
                     lb,
                     lse != null,
                     slopes);
-            return () -> {
-                HostCopy.download(ob, DType.F32, out);
-                if (lse != null) {
-                    HostCopy.download(lb, DType.F32, lse);
-                }
-            };
+            HostCopy.download(s, ob, DType.F32, out);
+            if (lse != null) {
+                HostCopy.download(s, lb, DType.F32, lse);
+            }
         });
     }
 
@@ -193,15 +191,15 @@ public final class VulkanBackend implements AttentionBackend {
                 true,
                 new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), dOut.dtype()));
         Submission.run(device, (scope, s) -> {
-            DeviceBuffer qb = scope.add(HostCopy.upload(device, q));
-            DeviceBuffer kb = scope.add(HostCopy.upload(device, k));
-            DeviceBuffer vb = scope.add(HostCopy.upload(device, v));
-            DeviceBuffer ob = scope.add(HostCopy.upload(device, out));
-            DeviceBuffer dob = scope.add(HostCopy.upload(device, dOut));
-            DeviceBuffer lb = scope.add(HostCopy.upload(device, lse));
+            DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, k);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, v);
+            DeviceBuffer ob = HostCopy.upload(device, scope, s, out);
+            DeviceBuffer dob = HostCopy.upload(device, scope, s, dOut);
+            DeviceBuffer lb = HostCopy.upload(device, scope, s, lse);
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes =
-                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
+                    options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             DeviceBuffer dqb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dq.shape())));
             DeviceBuffer dkb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dk.shape())));
             DeviceBuffer dvb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, dv.shape())));
@@ -224,11 +222,9 @@ public final class VulkanBackend implements AttentionBackend {
                     dqb,
                     dkb,
                     dvb);
-            return () -> {
-                HostCopy.download(dqb, DType.F32, dq);
-                HostCopy.download(dkb, DType.F32, dk);
-                HostCopy.download(dvb, DType.F32, dv);
-            };
+            HostCopy.download(s, dqb, DType.F32, dq);
+            HostCopy.download(s, dkb, DType.F32, dk);
+            HostCopy.download(s, dvb, DType.F32, dv);
         });
     }
 
@@ -263,17 +259,15 @@ public final class VulkanBackend implements AttentionBackend {
                     + device.info().name()
                     + "; split it over batches or heads");
         }
+        // Registered under the use lock once the fill finished; freed by the scope if the fill fails.
         return device.whileUsable(() -> {
-            DeviceBuffer buffer = DeviceBuffer.allocate(device, bytes);
-            try {
-                buffer.write(memory -> memory.fill((byte) 0));
-                VulkanTensor t = new VulkanTensor(device, buffer, dtype, shape);
-                device.register(t);
-                return t;
-            } catch (RuntimeException e) {
-                buffer.close();
-                throw e;
-            }
+            VulkanTensor t = Submission.call(device, (scope, s) -> {
+                DeviceBuffer buffer = scope.keepOnSuccess(DeviceBuffer.allocate(device, bytes));
+                s.zero(buffer);
+                return new VulkanTensor(device, buffer, dtype, shape);
+            });
+            device.register(t);
+            return t;
         });
     }
 
@@ -341,7 +335,7 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer lb = lse != null ? use(scope, lse, "lse") : scope.add(DeviceBuffer.allocate(device, 4));
             DeviceBuffer ob = f32(device, scope, out, outb);
             DeviceBuffer slopes =
-                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
+                    options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
                     s,
@@ -356,7 +350,6 @@ public final class VulkanBackend implements AttentionBackend {
                     lse != null,
                     slopes);
             pack16(device, s, shape, ob, out, outb);
-            return () -> {};
         });
     }
 
@@ -420,7 +413,7 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer dvOwn = use(scope, dv, "dv");
             DeviceBuffer delta = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes =
-                    options.hasAlibi() ? scope.add(slopes(device, options)) : kb; // k: a bound placeholder never read
+                    options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             DeviceBuffer dqb = f32(device, scope, dq, dqOwn);
             DeviceBuffer dkb = f32(device, scope, dk, dkOwn);
             DeviceBuffer dvb = f32(device, scope, dv, dvOwn);
@@ -446,7 +439,6 @@ public final class VulkanBackend implements AttentionBackend {
             pack16(device, s, shape, dqb, dq, dqOwn);
             pack16(device, s, shape, dkb, dk, dkOwn);
             pack16(device, s, shape, dvb, dv, dvOwn);
-            return () -> {};
         });
     }
 
@@ -496,18 +488,15 @@ public final class VulkanBackend implements AttentionBackend {
         }
     }
 
-    /** One ALiBi slope per query head, or a placeholder word the kernels never read. */
-    private static DeviceBuffer slopes(VulkanDevice device, AttentionOptions options) {
-        float[] slopes = options.hasAlibi() ? options.alibiSlopes() : new float[1];
-        DeviceBuffer buffer = DeviceBuffer.allocate(device, (long) slopes.length * Float.BYTES);
-        try {
-            buffer.write(memory ->
-                    MemorySegment.copy(slopes, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, slopes.length));
-            return buffer;
-        } catch (RuntimeException e) {
-            buffer.close();
-            throw e;
-        }
+    /** One ALiBi slope per query head, in a buffer of {@code scope} written by {@code s}. */
+    private static DeviceBuffer slopes(VulkanDevice device, Scope scope, Submission s, AttentionOptions options) {
+        float[] slopes = options.alibiSlopes();
+        DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) slopes.length * Float.BYTES));
+        s.write(
+                buffer,
+                memory -> MemorySegment.copy(
+                        slopes, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, slopes.length));
+        return buffer;
     }
 
     /**

@@ -44,8 +44,8 @@ import static org.lwjgl.vulkan.VK11.vkGetPhysicalDeviceProperties2;
 /**
  * One Vulkan device opened for compute: the instance, the chosen physical device, a logical device
  * with one compute queue, the shader compiler and the pipelines. Thread-safe: submissions to the
- * queue are serialised by {@link #submit}; everything else a call needs (command pool,
- * descriptor pool, buffers, fence) is its own.
+ * queue are serialised by {@link #submit}; everything else a call needs is its own while it runs: its
+ * buffers, and a {@link SubmitContext} (command pool, descriptor pool, fence) lent by {@link #contexts()}.
  *
  * <p>Calls run inside {@link #whileUsable}, which holds the read side of the use lock; {@link #close()}
  * takes the write side, so the device is never destroyed under a running call.
@@ -59,8 +59,8 @@ final class VulkanDevice implements AutoCloseable {
      *    VulkanTensor holds a lease.
      *  - close() (the JVM shutdown hook) waits up to SHUTDOWN_WAIT_SECONDS for the write side: the calls in
      *    flight finish (each waits for its own submission) and calls arriving meanwhile queue behind it, then see
-     *    the device closed. Holding it, close frees every tensor still live, then the pipelines, the device and
-     *    the instance.
+     *    the device closed. Holding it, close frees every tensor still live, then the idle submit contexts (none
+     *    is lent out then), the pipelines, the device and the instance.
      *  - A tensor leaves the live set only after its buffer was freed, so a tensor is freed by its own close or
      *    by the device's, never both and never neither.
      */
@@ -79,9 +79,12 @@ final class VulkanDevice implements AutoCloseable {
     private final VkPhysicalDeviceMemoryProperties memory;
     private final ShaderCompiler compiler;
     private final Pipelines pipelines;
+    private final ContextPool contexts = new ContextPool(this);
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
     private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
+    private final boolean mapsBuffers;
+    private final java.util.concurrent.atomic.AtomicLong submits = new java.util.concurrent.atomic.AtomicLong();
     private volatile boolean closed;
     private volatile String lostReason;
 
@@ -92,7 +95,9 @@ final class VulkanDevice implements AutoCloseable {
             int queueFamily,
             DeviceInfo info,
             VkPhysicalDeviceMemoryProperties memory,
-            ShaderCompiler compiler) {
+            ShaderCompiler compiler,
+            boolean mapsBuffers) {
+        this.mapsBuffers = mapsBuffers;
         this.instance = instance;
         this.device = device;
         this.queue = queue;
@@ -110,6 +115,18 @@ final class VulkanDevice implements AutoCloseable {
      * @throws VulkanException saying why no device could be opened
      */
     static VulkanDevice open() {
+        return open(true);
+    }
+
+    /**
+     * Opens the device as {@link #open()} does, with every kernel buffer device-local even on unified memory,
+     * so host data goes through staging buffers as on a discrete GPU (tests of that path on any device).
+     */
+    static VulkanDevice openUnmapped() {
+        return open(false);
+    }
+
+    private static VulkanDevice open(boolean mapWhereUnified) {
         VkInstance instance = createInstance();
         VkDevice device = null;
         ShaderCompiler compiler = null;
@@ -123,7 +140,15 @@ final class VulkanDevice implements AutoCloseable {
             VkPhysicalDeviceMemoryProperties mem = VkPhysicalDeviceMemoryProperties.malloc();
             vkGetPhysicalDeviceMemoryProperties(chosen.physical, mem);
             compiler = new ShaderCompiler();
-            return new VulkanDevice(instance, device, queue, chosen.queueFamily, chosen.info, mem, compiler);
+            return new VulkanDevice(
+                    instance,
+                    device,
+                    queue,
+                    chosen.queueFamily,
+                    chosen.info,
+                    mem,
+                    compiler,
+                    mapWhereUnified && chosen.info.unifiedMemory());
         } catch (RuntimeException | Error e) {
             if (compiler != null) {
                 compiler.close();
@@ -328,14 +353,33 @@ final class VulkanDevice implements AutoCloseable {
         return pipelines;
     }
 
+    /**
+     * Whether kernel buffers are host-visible and mapped (unified memory), so the host reads and writes them in
+     * place; otherwise they are device-local and host data goes through staging.
+     */
+    boolean mapsBuffers() {
+        return mapsBuffers;
+    }
+
+    /** The recording objects submissions borrow and give back (see {@link ContextPool}). */
+    ContextPool contexts() {
+        return contexts;
+    }
+
     /** Submits to the one queue, which Vulkan requires to be externally synchronised. */
     int submit(VkSubmitInfo info, long fence) {
         submitLock.lock();
         try {
+            submits.incrementAndGet();
             return vkQueueSubmit(queue, info, fence);
         } finally {
             submitLock.unlock();
         }
+    }
+
+    /** Queue submits so far (tests: one per call). */
+    long submits() {
+        return submits.get();
     }
 
     /**
@@ -467,6 +511,7 @@ final class VulkanDevice implements AutoCloseable {
                 t.freeAtShutdown();
             }
             live.clear();
+            contexts.close();
             pipelines.close();
             compiler.close();
             vkDestroyDevice(device, null);

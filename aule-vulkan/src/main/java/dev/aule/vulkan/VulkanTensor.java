@@ -134,11 +134,9 @@ public final class VulkanTensor implements AutoCloseable {
     public void upload(Tensor src) {
         checkOpen(null);
         checkShape("src", src);
-        device.whileUsable(() -> {
-            try (Lease ignored = use(null)) {
-                buffer.write(memory -> HostCopy.copy(src, HostCopy.view(memory, dtype, shape)));
-            }
-            return null;
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer b = scope.add(use(null)).buffer();
+            s.write(b, memory -> HostCopy.copy(src, HostCopy.view(memory, dtype, shape)));
         });
     }
 
@@ -155,11 +153,9 @@ public final class VulkanTensor implements AutoCloseable {
         if (dst.memory().isReadOnly()) {
             throw new IllegalArgumentException("dst: memory is read-only");
         }
-        device.whileUsable(() -> {
-            try (Lease ignored = use(null)) {
-                HostCopy.download(buffer, dtype, dst);
-            }
-            return null;
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer b = scope.add(use(null)).buffer();
+            HostCopy.download(s, b, dtype, dst);
         });
     }
 

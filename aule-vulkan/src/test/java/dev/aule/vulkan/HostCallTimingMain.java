@@ -11,8 +11,12 @@ import java.util.SplittableRandom;
 
 /**
  * Median per-call time of the Vulkan backend's small calls, where host-side overhead dominates: (a) a tiny
- * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64 and (b) a device-tensor decode step Sq=1, Sk=1024, D=64.
- * A measuring tool for docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 300).
+ * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64, (b) a device-tensor decode step Sq=1, Sk=1024, D=64,
+ * (c) a device-tensor forward Sq=Sk=1 (the least kernel work a call can have) and (d) an upload plus a
+ * download of a small device tensor.
+ * A measuring tool for docs/PERFORMANCE.md, not a test. Optional arguments: calls per figure (default 300), and
+ * {@code unmapped} to run on a device opened with every kernel buffer device-local ({@link
+ * VulkanDevice#openUnmapped}), so host data goes through staging as on a discrete GPU.
  */
 public final class HostCallTimingMain {
     private HostCallTimingMain() {}
@@ -20,11 +24,13 @@ public final class HostCallTimingMain {
     /**
      * Prints one line per shape.
      *
-     * @param args optional calls per figure
+     * @param args optional calls per figure, then optionally {@code unmapped}
      */
     public static void main(String[] args) {
         int calls = args.length > 0 ? Integer.parseInt(args[0]) : 300;
-        VulkanBackend vulkan = (VulkanBackend) Backends.get("vulkan");
+        VulkanBackend vulkan = args.length > 1 && args[1].equals("unmapped")
+                ? new VulkanBackend(VulkanDevice.openUnmapped())
+                : (VulkanBackend) Backends.get("vulkan");
         if (!vulkan.availability().available()) {
             System.out.println("UNAVAILABLE " + vulkan.availability().reason());
             return;
@@ -44,6 +50,16 @@ public final class HostCallTimingMain {
                 VulkanTensor od = vulkan.allocate(DType.F32, 1, 8, 1, 64)) {
             double median = median(calls, () -> vulkan.forward(qd, kd, kd, od, null, options));
             System.out.printf("device decode B=1 H=8 Sq=1 Sk=1024 D=64 F32: median %.1f us%n", median / 1e3);
+            try (VulkanTensor k1 = vulkan.upload(q)) {
+                median = median(calls, () -> vulkan.forward(qd, k1, k1, od, null, options));
+                System.out.printf("device forward B=1 H=8 Sq=Sk=1 D=64 F32: median %.1f us%n", median / 1e3);
+            }
+            Tensor back = Tensor.allocate(DType.F32, 1, 8, 1, 64);
+            median = median(calls, () -> {
+                qd.upload(q);
+                qd.download(back);
+            });
+            System.out.printf("device tensor upload + download [1, 8, 1, 64] F32: median %.1f us%n", median / 1e3);
         }
     }
 
