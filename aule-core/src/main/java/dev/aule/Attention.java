@@ -165,7 +165,8 @@ public final class Attention {
     public static AttentionResult forwardVarlen(
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
-        Backends.selected(Capabilities::serving)
+        boolean dropout = options != null && options.hasDropout();
+        Backends.selected(caps -> caps.serving() && (caps.dropout() || !dropout))
                 .forwardVarlen(
                         q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), result.out(), result.lse(), options);
         return result;
@@ -242,6 +243,7 @@ public final class Attention {
                 && caps.dtypes().contains(q.dtype())
                 && caps.dtypes().contains(k.dtype())
                 && caps.dtypes().contains(v.dtype())
-                && (caps.masks() || !options.hasMasksOrScoreMods());
+                && (caps.masks() || !options.hasMasksOrScoreMods())
+                && (caps.dropout() || !options.hasDropout());
     }
 }

@@ -12,7 +12,7 @@ import java.util.Optional;
 
 /**
  * What to compute beyond plain softmax attention: causal masking (aligned bottom-right), a local
- * window, a custom scale, logit soft-capping and ALiBi. Immutable; build with {@link #builder()}.
+ * window, a custom scale, logit soft-capping, ALiBi and dropout. Immutable; build with {@link #builder()}.
  *
  * <p>For query row {@code i} and key {@code j}, with {@code offset = Sk - Sq}, key {@code j} is
  * visible when {@code i + offset - left <= j <= i + offset + right} ({@code -1} = unbounded);
@@ -38,6 +38,8 @@ public final class AttentionOptions {
     private final MaskMod maskMod;
     private final BlockMask blockMask;
     private final ScoreMod scoreMod;
+    private final float dropout; // 0: off
+    private final long dropoutSeed;
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -51,6 +53,8 @@ public final class AttentionOptions {
         this.maskMod = b.maskMod;
         this.blockMask = b.blockMask;
         this.scoreMod = b.scoreMod;
+        this.dropout = b.dropout;
+        this.dropoutSeed = b.dropoutSeed;
     }
 
     /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
@@ -77,6 +81,8 @@ public final class AttentionOptions {
         b.maskMod = maskMod;
         b.blockMask = blockMask;
         b.scoreMod = scoreMod;
+        b.dropout = dropout;
+        b.dropoutSeed = dropoutSeed;
         return b;
     }
 
@@ -174,6 +180,25 @@ public final class AttentionOptions {
     }
 
     /**
+     * Dropout probability {@code p} of the attention probabilities (FlashAttention's {@code dropout_p}); 0 = off.
+     *
+     * @return the probability, in {@code [0, 1)}
+     */
+    public float dropout() {
+        return dropout;
+    }
+
+    /** {@return whether dropout is on ({@code dropout() > 0})} */
+    public boolean hasDropout() {
+        return dropout > 0f;
+    }
+
+    /** {@return the seed of the dropout mask (0 when dropout is off)} */
+    public long dropoutSeed() {
+        return dropoutSeed;
+    }
+
+    /**
      * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
      *     Capabilities#masks()}).
      *
@@ -215,6 +240,9 @@ public final class AttentionOptions {
         if (scoreMod != null) {
             s.append(scoreMod.derivative() == null ? ", scoreMod" : ", scoreMod with derivative");
         }
+        if (dropout > 0f) {
+            s.append(", dropout ").append(dropout).append(" seed ").append(dropoutSeed);
+        }
         return s.append(']').toString();
     }
 
@@ -231,7 +259,9 @@ public final class AttentionOptions {
                 && bias == that.bias
                 && maskMod == that.maskMod
                 && blockMask == that.blockMask
-                && scoreMod == that.scoreMod;
+                && scoreMod == that.scoreMod
+                && Float.compare(dropout, that.dropout) == 0
+                && dropoutSeed == that.dropoutSeed;
     }
 
     /** Masks, biases and mods compare by identity. */
@@ -248,7 +278,9 @@ public final class AttentionOptions {
                 System.identityHashCode(bias),
                 System.identityHashCode(maskMod),
                 System.identityHashCode(blockMask),
-                System.identityHashCode(scoreMod));
+                System.identityHashCode(scoreMod),
+                dropout,
+                dropoutSeed);
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -264,6 +296,8 @@ public final class AttentionOptions {
         private MaskMod maskMod;
         private BlockMask blockMask;
         private ScoreMod scoreMod;
+        private float dropout;
+        private long dropoutSeed;
 
         private Builder() {}
 
@@ -407,6 +441,27 @@ public final class AttentionOptions {
          */
         public Builder scoreMod(ScoreMod scoreMod) {
             this.scoreMod = scoreMod;
+            return this;
+        }
+
+        /**
+         * Dropout on the attention probabilities, as FlashAttention's {@code dropout_p}: {@code out = (softmax(s) *
+         * keep / (1 - p)) v}, each pair kept with probability {@code 1 - p}; the LSE is that of the softmax before
+         * dropout, and the backward draws the same mask. The keep bit of each (batch, query head, query row, key)
+         * is a pure function of {@code seed} and those indices ({@link dev.aule.spi.Dropout}), the same on every
+         * backend that supports dropout ({@link Capabilities#dropout()}) and for any tiling or thread count. For
+         * a packed variable-length call the batch index is the sequence's. {@code p = 0} turns it off.
+         *
+         * @param p the probability a pair is dropped, in {@code [0, 1)}
+         * @param seed the mask's seed, any value
+         * @return this builder
+         */
+        public Builder dropout(float p, long seed) {
+            if (!(p >= 0f && p < 1f)) {
+                throw new IllegalArgumentException("dropout: p must be in [0, 1) (0 = off), got " + p);
+            }
+            this.dropout = p;
+            this.dropoutSeed = p == 0f ? 0L : seed;
             return this;
         }
 

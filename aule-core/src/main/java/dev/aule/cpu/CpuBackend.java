@@ -27,8 +27,13 @@ public final class CpuBackend implements AttentionBackend {
     /** Largest head dim of q, k or v. */
     public static final int MAX_HEAD_DIM = 512;
 
-    private static final Capabilities CAPABILITIES =
-            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
+    private static final Capabilities CAPABILITIES = Capabilities.of(
+            MAX_HEAD_DIM,
+            EnumSet.allOf(DType.class),
+            Feature.BACKWARD,
+            Feature.MASKS,
+            Feature.SERVING,
+            Feature.DROPOUT);
 
     private final TileMath math;
 
@@ -116,7 +121,8 @@ public final class CpuBackend implements AttentionBackend {
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
                     new PagedRows(cache.kCache(), table),
                     new PagedRows(cache.vCache(), table),
-                    paged.contextLens()[b]);
+                    paged.contextLens()[b],
+                    b);
         }
         call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
     }
@@ -140,7 +146,8 @@ public final class CpuBackend implements AttentionBackend {
                 view.lse(),
                 view.k() == null ? null : KvRows.of(view.k()),
                 view.v() == null ? null : KvRows.of(view.v()),
-                view.keyLen());
+                view.keyLen(),
+                view.index());
     }
 
     private SequenceForward sequences(AttentionShape shape, AttentionOptions options) {

@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Dropout;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -57,6 +58,12 @@ final class FlashForward {
     private final float softcap;
     private final float[] slopes;
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
+    // The batch index of batch entry 0 for dropout and per-batch ALiBi: a packed sequence's index, else 0.
+    private final int batchBase;
+    private final boolean dropout;
+    private final long dropoutSeed;
+    private final int dropoutThreshold;
+    private final float dropoutInverse; // 1 / (1 - p)
     private final int splits;
     private final int[] order;
     // Split-KV partial states, [tileItem][split][partRows] (x dvp for o); null when splits == 1.
@@ -81,10 +88,13 @@ final class FlashForward {
             Tensor v,
             Tensor out,
             Tensor lse) {
-        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse);
+        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, 0);
     }
 
-    /** A call whose keys and values come from any {@link KvRows}. */
+    /**
+     * A call whose keys and values come from any {@link KvRows}; {@code batchBase} is the batch index dropout and
+     * per-batch ALiBi see for batch entry 0 (a packed sequence's index; 0 for a plain call).
+     */
     FlashForward(
             TileMath math,
             AttentionShape shape,
@@ -93,7 +103,8 @@ final class FlashForward {
             KvRows k,
             KvRows v,
             Tensor out,
-            Tensor lse) {
+            Tensor lse,
+            int batchBase) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -118,6 +129,11 @@ final class FlashForward {
         this.softcap = options.softcap();
         this.slopes = options.alibiSlopes();
         this.masks = ScoreMasks.of(options);
+        this.batchBase = batchBase;
+        this.dropout = options.hasDropout();
+        this.dropoutSeed = options.dropoutSeed();
+        this.dropoutThreshold = Dropout.threshold(options.dropout());
+        this.dropoutInverse = (float) (1.0 / (1.0 - options.dropout()));
         int tileItems = Math.multiplyExact(Math.multiplyExact(shape.batch(), kvHeads), tiles);
         this.splits = plan.splits();
         this.order = costliestFirst(Math.multiplyExact(shape.batch(), kvHeads));
@@ -344,6 +360,11 @@ final class FlashForward {
                 int head = kvHead * group + r % group;
                 sc.qRow[t] = i;
                 sc.qHead[t] = head;
+                if (dropout) {
+                    long key = Dropout.rowKey(dropoutSeed, batchBase + b, head, i);
+                    sc.dropLo[t] = (int) key;
+                    sc.dropHi[t] = (int) (key >>> 32);
+                }
                 first[t] = visibility.first(i);
                 last[t] = visibility.last(i);
                 if (first[t] <= last[t]) {
@@ -457,6 +478,9 @@ final class FlashForward {
             }
             l[t] = lNew;
             m[t] = mNew;
+            if (dropout) { // after the sum: the LSE is the undropped softmax's
+                math.dropoutRow(s, off, keyTile, j0, sc.dropLo[t], sc.dropHi[t], dropoutThreshold, dropoutInverse);
+            }
         }
     }
 

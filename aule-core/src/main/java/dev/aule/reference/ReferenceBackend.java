@@ -26,7 +26,12 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES = Capabilities.of(
-            Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
+            Integer.MAX_VALUE,
+            EnumSet.allOf(DType.class),
+            Feature.BACKWARD,
+            Feature.MASKS,
+            Feature.SERVING,
+            Feature.DROPOUT);
 
     @Override
     public String name() {
@@ -55,8 +60,14 @@ public final class ReferenceBackend implements AttentionBackend {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+        forward(q, k, v, out, lse, options, 0);
+    }
+
+    /** A forward whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a sequence's index). */
+    private void forward(
+            Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options, int batchBase) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        Scores scores = new Scores(shape, options);
+        Scores scores = new Scores(shape, options, batchBase);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
         if (!TensorChecks.anyThreadConfined(options, q, k, v, out, lse)) {
             heads = heads.parallel();
@@ -93,7 +104,8 @@ public final class ReferenceBackend implements AttentionBackend {
                             gather(cache.kCache(), table, len),
                             gather(cache.vCache(), table, len),
                             out.sequence(b, 0, shape.queryLen()),
-                            lse == null ? null : lse.sequence(b, 0, shape.queryLen())),
+                            lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                            b),
                     options);
         }
     }
@@ -117,7 +129,7 @@ public final class ReferenceBackend implements AttentionBackend {
             }
             return;
         }
-        forward(view.q(), view.k(), view.v(), view.out(), view.lse(), options);
+        forward(view.q(), view.k(), view.v(), view.out(), view.lse(), options, view.index());
     }
 
     /** The first {@code len} rows of one sequence of a paged cache, as a contiguous F32 tensor; null when empty. */
@@ -160,6 +172,7 @@ public final class ReferenceBackend implements AttentionBackend {
 
         for (int i = 0; i < shape.queryLen(); i++) {
             q.readRow(b, h, i, query, 0);
+            long dropRow = pipeline.dropoutRow(b, h, i);
             int first = visibility.first(i);
             int last = visibility.last(i);
             java.util.Arrays.fill(acc, 0.0);
@@ -179,9 +192,10 @@ public final class ReferenceBackend implements AttentionBackend {
                     count += scores[j] == Double.POSITIVE_INFINITY ? 1 : 0;
                 }
                 for (int j = first; j <= last; j++) {
-                    if (scores[j] == Double.POSITIVE_INFINITY) {
+                    double kept = pipeline.dropoutFactor(dropRow, j);
+                    if (scores[j] == Double.POSITIVE_INFINITY && kept != 0) {
                         for (int x = 0; x < dv; x++) {
-                            acc[x] += values[j * dv + x] / count;
+                            acc[x] += kept * values[j * dv + x] / count;
                         }
                     }
                 }
@@ -199,6 +213,10 @@ public final class ReferenceBackend implements AttentionBackend {
                     double p = Math.exp(scores[j] - rowLse);
                     if (p < Float.MIN_NORMAL) {
                         continue; // a pair of probability 0 in F32 adds nothing, as in the kernels (no 0 x NaN)
+                    }
+                    p *= pipeline.dropoutFactor(dropRow, j); // the LSE above is the undropped softmax's
+                    if (p == 0) {
+                        continue; // a dropped pair adds nothing either
                     }
                     for (int x = 0; x < dv; x++) {
                         acc[x] += p * values[j * dv + x];

@@ -191,6 +191,10 @@ public record AttentionShape(
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
         checkAlibiRange(options, Math.max(q.seqLen(), k.seqLen()));
+        if (options.hasDropout() && !capabilities.dropout()) {
+            throw new IllegalArgumentException("options.dropout: dropout is not supported by this backend"
+                    + " (Capabilities.dropout() is false); use the cpu or reference backend");
+        }
         AttentionShape shape =
                 new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
         shape.checkMasks(options, capabilities, shapes);

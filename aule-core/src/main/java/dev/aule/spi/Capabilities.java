@@ -32,7 +32,9 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          * It has the serving entry points: {@link AttentionBackend#forwardCached},
          * {@link AttentionBackend#forwardPaged} and {@link AttentionBackend#forwardVarlen}.
          */
-        SERVING
+        SERVING,
+        /** It applies dropout ({@link AttentionOptions#hasDropout()}) in the forward and backward passes. */
+        DROPOUT
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -68,6 +70,11 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#MASKS}} */
     public boolean masks() {
         return features.contains(Feature.MASKS);
+    }
+
+    /** {@return whether it has {@link Feature#DROPOUT}} */
+    public boolean dropout() {
+        return features.contains(Feature.DROPOUT);
     }
 
     /** {@return whether it has {@link Feature#SERVING}} */

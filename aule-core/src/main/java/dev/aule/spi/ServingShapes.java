@@ -41,6 +41,7 @@ public final class ServingShapes {
             AttentionOptions options,
             Capabilities capabilities) {
         rejectMasks(options, "cached");
+        rejectDropout(options, "cached");
         Objects.requireNonNull(kCache, "kCache");
         Objects.requireNonNull(vCache, "vCache");
         TensorChecks.checkAccessible(new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
@@ -90,6 +91,7 @@ public final class ServingShapes {
         int[] lens = contextLens.clone();
         Objects.requireNonNull(out, "out");
         rejectMasks(options, "paged");
+        rejectDropout(options, "paged");
         TensorChecks.checkAccessible(
                 new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
@@ -232,7 +234,8 @@ public final class ServingShapes {
                     len == 0 ? null : kCache.sequence(b, 0, len),
                     len == 0 ? null : vCache.sequence(b, 0, len),
                     out.sequence(b, 0, q.seqLen()),
-                    lse == null ? null : lse.sequence(b, 0, q.seqLen())));
+                    lse == null ? null : lse.sequence(b, 0, q.seqLen()),
+                    b));
         }
         return views;
     }
@@ -252,7 +255,8 @@ public final class ServingShapes {
                         keys == 0 ? null : k.sequence(0, k0, keys),
                         keys == 0 ? null : v.sequence(0, k0, keys),
                         out.sequence(0, q0, rows),
-                        lse == null ? null : lse.sequence(0, q0, rows)));
+                        lse == null ? null : lse.sequence(0, q0, rows),
+                        s));
             }
         }
         return views;
@@ -277,6 +281,14 @@ public final class ServingShapes {
             throw new IllegalArgumentException("options: masks, biases, MaskMods and ScoreMods are not supported by "
                     + call + " attention (their positions are a whole call's, not a sequence's); use causal, window,"
                     + " softcap and ALiBi, which apply per sequence");
+        }
+    }
+
+    /** Dropout is a training feature: of the serving entry points only the packed one, which has a backward, takes it. */
+    private static void rejectDropout(AttentionOptions options, String call) {
+        if (options.hasDropout()) {
+            throw new IllegalArgumentException("options.dropout: dropout is a training feature and is not supported by "
+                    + call + " attention; use forward or forwardVarlen (and their backward)");
         }
     }
 

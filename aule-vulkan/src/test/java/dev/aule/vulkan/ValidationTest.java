@@ -104,6 +104,36 @@ class ValidationTest {
         });
     }
 
+    /**
+     * Dropout is not in the shaders: the backend refuses it (forward and backward, nothing written), and
+     * auto-selection runs such a call on a backend that has it.
+     */
+    @Test
+    void dropoutIsRejectedAndSelectionPassesVulkanBy() throws Throwable {
+        assertTrue(!vulkan.capabilities().dropout());
+        AttentionOptions options = AttentionOptions.builder().dropout(0.1f, 3).build();
+        Tensor q = Tensors.random(new SplittableRandom(5), DType.F32, 1, 2, 8, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
+        out.fill(Float.NaN);
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, options));
+        assertTrue(e.getMessage().startsWith("options.dropout: dropout is not supported"), e.getMessage());
+        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+        Tensor lse = Tensor.allocate(DType.F32, 1, 2, 8, 1);
+        Gradients grads = new Gradients(
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> vulkan.backward(new BackwardInputs(q, q, q, out, q, lse), grads, options));
+        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
+            Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
+            float[] o = dev.aule.Attention.forward(q, q, q, options).toFloatArray();
+            assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), "selection ran it elsewhere");
+        });
+    }
+
     @Test
     void headDimsOver256AreRejected() {
         Tensor q = Tensor.allocate(DType.F32, 1, 1, 2, 257);
