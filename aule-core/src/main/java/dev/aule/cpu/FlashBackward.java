@@ -354,9 +354,7 @@ final class FlashBackward {
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
                     if (dropout) { // dp = f dOut . v before the softmax step, dV's weights f p after it
-                        math.dropoutFactors(
-                                sc.dropT, jn4, j0, dropLo[bh], dropHi[bh], r0, dropoutThreshold, dropoutInverse);
-                        math.applyFactors(dpT, sc.dropT, jn4 * t);
+                        dropoutFactors(sc, jn4, j0, bh, r0);
                     }
                     if (masks == null || !masks.changesRows(status)) {
                         math.softmaxBackward(sT, dpT, jn4, j0, r0, !fullyVisible(r0, j0), rowStats[bh]);
@@ -389,6 +387,12 @@ final class FlashBackward {
                 dv.writeRow(b, kvHead, j0 + j, sc.dvAcc, j * dvPad);
             }
         }
+    }
+
+    /** The tile pair's dropout factors into {@code sc.dropT}, and {@code dp *= f}: a small method, kept apart from main. */
+    private void dropoutFactors(Scratch sc, int jn4, int j0, int bh, int r0) {
+        math.dropoutFactors(sc.dropT, jn4, j0, dropLo[bh], dropHi[bh], r0, dropoutThreshold, dropoutInverse);
+        math.applyFactors(sc.dpT, sc.dropT, jn4 * t);
     }
 
     /** Whether every row of the tile at {@code r0} sees every key of the block at {@code j0} (no mask needed). */

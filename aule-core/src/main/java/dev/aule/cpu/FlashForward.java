@@ -250,6 +250,9 @@ final class FlashForward {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
             updateSoftmax(sc, n4, b, j0, jn, status, normalised);
+            if (dropout) {
+                dropout(sc, n4, j0);
+            }
             if (normalised) {
                 accumulateSeen(sc, n4, jn);
             } else if (path.values() == TilePath.Values.PACKED) {
@@ -478,9 +481,18 @@ final class FlashForward {
             }
             l[t] = lNew;
             m[t] = mNew;
-            if (dropout) { // after the sum: the LSE is the undropped softmax's
-                math.dropoutRow(s, off, keyTile, j0, sc.dropLo[t], sc.dropHi[t], dropoutThreshold, dropoutInverse);
-            }
+        }
+    }
+
+    /**
+     * Dropout on the block's probabilities, after {@link #updateSoftmax} took their sums (so the LSE is the undropped
+     * softmax's) and before they multiply the values. A loop of its own: inside the large softmax update the JIT
+     * compiled the mask's vector code several times slower.
+     */
+    private void dropout(Scratch sc, int n4, int j0) {
+        for (int t = 0; t < n4; t++) {
+            math.dropoutRow(
+                    sc.s, t * keyTile, keyTile, j0, sc.dropLo[t], sc.dropHi[t], dropoutThreshold, dropoutInverse);
         }
     }
 

@@ -3,7 +3,6 @@ package dev.aule.cpu.vector;
 import dev.aule.spi.Dropout;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -22,7 +21,6 @@ public final class DropoutMasks {
     // lane * GOLDEN32: the group offsets of a vector of consecutive keys
     private static final IntVector LANE_GROUPS = IntVector.zero(I).addIndex(1).mul(Dropout.GOLDEN32);
     private static final IntVector LANES = IntVector.zero(I).addIndex(1);
-    private static final FloatVector ZERO = FloatVector.zero(F);
 
     private DropoutMasks() {}
 
@@ -63,15 +61,26 @@ public final class DropoutMasks {
                     .lanewise(VectorOperators.LSHL, 4)
                     .add(keys.and(15));
             IntVector x = triple32(groups.mul(Dropout.GOLDEN32).add(hi).lanewise(VectorOperators.XOR, lo));
-            VectorMask<Integer> high = keys.and(16).compare(VectorOperators.NE, 0);
-            IntVector draw = x.and(0xffff).blend(x.lanewise(VectorOperators.LSHR, 16), high);
+            // high half: shift by 16; low half: shift by 0, then keep 16 bits
+            IntVector shift = keys.and(16);
+            IntVector draw = x.lanewise(VectorOperators.LSHR, shift).and(0xffff);
             apply(s, off + j, draw, threshold, inverse);
         }
     }
 
+    /**
+     * {@code s = draw >= threshold ? s * inverse : 0} on one vector. The select is done on the bits, with the sign of
+     * {@code draw - threshold} (both below 2^17) as the mask: cheaper than a compare and blend (whose mask moves
+     * from the int to the float species), and a dropped NaN becomes 0 all the same.
+     */
     private static void apply(float[] s, int at, IntVector draw, int threshold, float inverse) {
-        VectorMask<Float> kept = draw.compare(VectorOperators.GE, threshold).cast(F);
-        ZERO.blend(FloatVector.fromArray(F, s, at).mul(inverse), kept).intoArray(s, at);
+        IntVector dropped = draw.sub(threshold).lanewise(VectorOperators.ASHR, 31); // all ones where dropped
+        FloatVector.fromArray(F, s, at)
+                .mul(inverse)
+                .reinterpretAsInts()
+                .lanewise(VectorOperators.AND_NOT, dropped)
+                .reinterpretAsFloats()
+                .intoArray(s, at);
     }
 
     /**
@@ -81,7 +90,7 @@ public final class DropoutMasks {
      */
     public static void factors(
             float[] f, int keys, int key0, int[] lo, int[] hi, int rowOff, int threshold, float inverse) {
-        FloatVector keptValue = FloatVector.broadcast(F, inverse);
+        IntVector keptValue = IntVector.broadcast(I, Float.floatToRawIntBits(inverse));
         for (int lane = 0; lane < KT; lane += L) {
             IntVector rowLo = IntVector.fromArray(I, lo, rowOff + lane);
             IntVector rowHi = IntVector.fromArray(I, hi, rowOff + lane);
@@ -105,8 +114,11 @@ public final class DropoutMasks {
         }
     }
 
-    private static void factor(float[] f, int at, IntVector draw, int threshold, FloatVector keptValue) {
-        ZERO.blend(keptValue, draw.compare(VectorOperators.GE, threshold).cast(F))
+    private static void factor(float[] f, int at, IntVector draw, int threshold, IntVector keptValue) {
+        IntVector dropped = draw.sub(threshold).lanewise(VectorOperators.ASHR, 31);
+        keptValue
+                .lanewise(VectorOperators.AND_NOT, dropped)
+                .reinterpretAsFloats()
                 .intoArray(f, at);
     }
 
@@ -117,9 +129,14 @@ public final class DropoutMasks {
     public static void applyFactors(float[] x, float[] f, int n) {
         for (int i = 0; i < n; i += L) {
             FloatVector factor = FloatVector.fromArray(F, f, i);
+            IntVector bits = factor.reinterpretAsInts();
+            // A factor is +0 or positive: (bits | -bits) >> 31 is all ones for a kept pair, 0 for a dropped one.
+            IntVector kept = bits.or(bits.neg()).lanewise(VectorOperators.ASHR, 31);
             FloatVector.fromArray(F, x, i)
                     .mul(factor)
-                    .blend(0f, factor.compare(VectorOperators.EQ, 0f))
+                    .reinterpretAsInts()
+                    .and(kept)
+                    .reinterpretAsFloats()
                     .intoArray(x, i);
         }
     }
