@@ -166,7 +166,9 @@ public final class Attention {
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
         boolean dropout = options != null && options.hasDropout();
-        Backends.selected(caps -> caps.serving() && (caps.dropout() || !dropout))
+        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
+        Backends.selected(caps ->
+                        caps.serving() && (caps.dropout() || !dropout) && (caps.alibiPerBatch() || !alibiPerBatch))
                 .forwardVarlen(
                         q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), result.out(), result.lse(), options);
         return result;
@@ -244,6 +246,7 @@ public final class Attention {
                 && caps.dtypes().contains(k.dtype())
                 && caps.dtypes().contains(v.dtype())
                 && (caps.masks() || !options.hasMasksOrScoreMods())
-                && (caps.dropout() || !options.hasDropout());
+                && (caps.dropout() || !options.hasDropout())
+                && (caps.alibiPerBatch() || options.alibiBatches() == 0);
     }
 }

@@ -33,7 +33,8 @@ public final class CpuBackend implements AttentionBackend {
             Feature.BACKWARD,
             Feature.MASKS,
             Feature.SERVING,
-            Feature.DROPOUT);
+            Feature.DROPOUT,
+            Feature.ALIBI_PER_BATCH);
 
     private final TileMath math;
 

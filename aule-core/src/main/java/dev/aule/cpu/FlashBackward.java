@@ -77,7 +77,7 @@ final class FlashBackward {
     // softmax step scales the scores and dK is scaled when written.
     private final float queryScale;
     private final float softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // the ALiBi slopes of each (batch, query head)
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
     private final int batchBase; // the batch index of batch entry 0 for dropout and per-batch ALiBi
     private final boolean dropout;
@@ -145,7 +145,7 @@ final class FlashBackward {
         this.scale = options.scale(headDim);
         this.queryScale = FlashForward.queryScale(options, scale);
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
         this.masks = ScoreMasks.of(options);
         this.batchBase = batchBase;
         this.dropout = options.hasDropout();
@@ -317,7 +317,14 @@ final class FlashBackward {
         dORows[bh] = dor;
         dOCols[bh] = doc;
         rowStats[bh] = new BackwardRows(
-                rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h], queryScale == scale ? 1f : scale);
+                rl,
+                rd,
+                first,
+                last,
+                diag,
+                softcap,
+                options.alibiSlope(batchBase + b, h),
+                queryScale == scale ? 1f : scale);
         for (int c = 0; c < chunks; c++) {
             dqParts[c][bh] = new float[tiles * dPad * t];
         }

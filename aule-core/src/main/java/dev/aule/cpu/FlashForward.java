@@ -56,7 +56,8 @@ final class FlashForward {
     // What q is multiplied by when loaded (FlashForward.queryScale): the scale, or 1 with a softcap or |scale| > 1.
     private final float queryScale;
     private final float softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // ALiBi slopes, read per tile row
+    private final boolean alibi;
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
     // The batch index of batch entry 0 for dropout and per-batch ALiBi: a packed sequence's index, else 0.
     private final int batchBase;
@@ -127,7 +128,8 @@ final class FlashForward {
         this.scale = options.scale(d);
         this.queryScale = queryScale(options, scale);
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
+        this.alibi = options.hasAlibi();
         this.masks = ScoreMasks.of(options);
         this.batchBase = batchBase;
         this.dropout = options.hasDropout();
@@ -363,6 +365,7 @@ final class FlashForward {
                 int head = kvHead * group + r % group;
                 sc.qRow[t] = i;
                 sc.qHead[t] = head;
+                sc.slope[t] = options.alibiSlope(batchBase + b, head);
                 if (dropout) {
                     long key = Dropout.rowKey(dropoutSeed, batchBase + b, head, i);
                     sc.dropLo[t] = (int) key;
@@ -449,9 +452,9 @@ final class FlashForward {
             } else if (queryScale != scale && !normalised) {
                 math.scale(s, off, keyTile, scale);
             }
-            if (slopes != null) {
+            if (alibi) {
                 float center = (float) (sc.qRow[t] + visibility.offset() - j0);
-                math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
+                math.alibi(s, off, keyTile, sc.slope[t], center);
             }
             if (maskRows) {
                 masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);

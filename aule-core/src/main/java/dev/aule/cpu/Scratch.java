@@ -29,6 +29,7 @@ final class Scratch {
     int[] qHead = new int[0]; // query head of each tile row
     int[] first = new int[0]; // first visible key of each tile row
     int[] last = new int[0]; // last visible key of each tile row
+    float[] slope = new float[0]; // ALiBi slope of each tile row
     int[] dropLo = new int[0]; // low half of each tile row's dropout key (Dropout.rowKey)
     int[] dropHi = new int[0]; // its high half
 
@@ -75,6 +76,7 @@ final class Scratch {
             qHead = new int[tileRows];
             first = new int[tileRows];
             last = new int[tileRows];
+            slope = new float[tileRows];
             dropLo = new int[tileRows];
             dropHi = new int[tileRows];
         }

@@ -31,7 +31,8 @@ public final class ReferenceBackend implements AttentionBackend {
             Feature.BACKWARD,
             Feature.MASKS,
             Feature.SERVING,
-            Feature.DROPOUT);
+            Feature.DROPOUT,
+            Feature.ALIBI_PER_BATCH);
 
     @Override
     public String name() {
@@ -60,13 +61,22 @@ public final class ReferenceBackend implements AttentionBackend {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-        forward(q, k, v, out, lse, options, 0);
+        forward(AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES), q, k, v, out, lse, options, 0);
     }
 
-    /** A forward whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a sequence's index). */
+    /**
+     * A validated forward whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a
+     * sequence's index).
+     */
     private void forward(
-            Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options, int batchBase) {
-        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
+            AttentionShape shape,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            int batchBase) {
         Scores scores = new Scores(shape, options, batchBase);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
         if (!TensorChecks.anyThreadConfined(options, q, k, v, out, lse)) {
@@ -129,7 +139,16 @@ public final class ReferenceBackend implements AttentionBackend {
             }
             return;
         }
-        forward(view.q(), view.k(), view.v(), view.out(), view.lse(), options, view.index());
+        // The call was validated whole (ServingShapes); a sequence's shape is its views'.
+        AttentionShape shape = new AttentionShape(
+                1,
+                view.q().heads(),
+                view.k().heads(),
+                view.q().seqLen(),
+                view.k().seqLen(),
+                view.q().headDim(),
+                view.v().headDim());
+        forward(shape, view.q(), view.k(), view.v(), view.out(), view.lse(), options, view.index());
     }
 
     /** The first {@code len} rows of one sequence of a paged cache, as a contiguous F32 tensor; null when empty. */

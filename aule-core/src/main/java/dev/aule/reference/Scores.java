@@ -19,7 +19,7 @@ final class Scores {
     private final Visibility visibility;
     private final double scale;
     private final double softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // the ALiBi slopes
     private final AttentionMask mask;
     private final Tensor bias;
     private final MaskMod maskMod;
@@ -44,7 +44,7 @@ final class Scores {
         this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
         this.scale = scale(options, shape.headDim());
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
         this.mask = options.mask();
         this.bias = options.bias();
         this.maskMod = options.maskMod();
@@ -104,8 +104,8 @@ final class Scores {
             s = softcap * t;
             derivative = 1 - t * t;
         }
-        if (slopes != null) {
-            s -= (double) slopes[h] * Math.abs((long) i + visibility.offset() - j);
+        if (options.hasAlibi()) {
+            s -= (double) options.alibiSlope(batchBase + b, h) * Math.abs((long) i + visibility.offset() - j);
         }
         if (bias != null) {
             double add = bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);

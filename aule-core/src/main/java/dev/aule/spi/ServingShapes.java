@@ -105,7 +105,7 @@ public final class ServingShapes {
         Tensor kBlock = kCache.sequence(0, 0, kCache.seqLen());
         Tensor vBlock = vCache.sequence(0, 0, vCache.seqLen());
         AttentionShape rows =
-                AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options, capabilities);
+                AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options, capabilities, q.batch());
         int batch = q.batch();
         if (tables.length != batch || lens.length != batch) {
             throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
@@ -190,7 +190,8 @@ public final class ServingShapes {
         int[] cuSeqlensK =
                 packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
         rejectMasks(options, "packed variable-length");
-        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
+        AttentionShape shape = AttentionShape.forward(
+                q, k, v, out, lse, options, capabilities, cuSeqlensQ == null ? -1 : cuSeqlensQ.length - 1);
         if (shape.batch() != 1) {
             throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
                     + "cuSeqlensQ/cuSeqlensK), got " + q.shapeString());

@@ -105,8 +105,8 @@ class ValidationTest {
     }
 
     /**
-     * Dropout is not in the shaders: the backend refuses it (forward and backward, nothing written), and
-     * auto-selection runs such a call on a backend that has it.
+     * Dropout and per-batch ALiBi slopes are not in the shaders: the backend refuses them (nothing written), and
+     * auto-selection runs such a call on a backend that has them.
      */
     @Test
     void dropoutIsRejectedAndSelectionPassesVulkanBy() throws Throwable {
@@ -127,8 +127,18 @@ class ValidationTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> vulkan.backward(new BackwardInputs(q, q, q, out, q, lse), grads, options));
+        AttentionOptions perBatch = AttentionOptions.builder()
+                .alibiSlopesPerBatch(new float[][] {{0.1f, 0.2f}})
+                .build();
+        e = assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, perBatch));
+        assertTrue(
+                e.getMessage().startsWith("options.alibiSlopesPerBatch: slopes per batch entry are not supported"),
+                e.getMessage());
         VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
             Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
+            assertTrue(Arrays.stream(
+                            box(dev.aule.Attention.forward(q, q, q, perBatch).toFloatArray()))
+                    .allMatch(Float::isFinite));
             float[] o = dev.aule.Attention.forward(q, q, q, options).toFloatArray();
             assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), "selection ran it elsewhere");
         });
