@@ -8,6 +8,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.BackwardSequence;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -165,6 +166,28 @@ public final class CpuBackend implements AttentionBackend {
     public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
         Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
         backward(in, grads, options, TensorChecks.anyThreadConfined(options, tensors) ? 1 : Integer.MAX_VALUE);
+    }
+
+    /**
+     * Each packed sequence is a {@link FlashBackward} of its own on views of its rows and keys, one after another
+     * (each on all workers), so the gradients are bitwise the same for any thread count, as the dense backward's.
+     */
+    @Override
+    public void backwardVarlen(BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options) {
+        Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
+        backwardVarlen(in, packed, grads, options, TensorChecks.anyThreadConfined(tensors) ? 1 : Integer.MAX_VALUE);
+    }
+
+    /** The packed backward on at most {@code maxWorkers} workers; the result does not depend on it. */
+    void backwardVarlen(
+            BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options, int maxWorkers) {
+        ServingShapes.VarlenBackwardCall call = ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        grads.dq().fill(0f); // rows of sequences without keys, keys of sequences without rows
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (BackwardSequence s : call.sequences()) {
+            new FlashBackward(math, call.shapeOf(s), options, s.inputs(), s.grads(), s.index()).compute(maxWorkers);
+        }
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */

@@ -8,6 +8,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.BackwardSequence;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -173,6 +174,18 @@ public final class ReferenceBackend implements AttentionBackend {
     public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
         AttentionShape shape = AttentionShape.backward(in, grads, options, CAPABILITIES);
         ReferenceBackward.run(shape, options, in, grads);
+    }
+
+    /** Each packed sequence's gradients by {@link ReferenceBackward} on views of its rows and keys. */
+    @Override
+    public void backwardVarlen(BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options) {
+        ServingShapes.VarlenBackwardCall call = ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        grads.dq().fill(0f);
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (BackwardSequence s : call.sequences()) {
+            ReferenceBackward.run(call.shapeOf(s), options, s.inputs(), s.grads(), s.index());
+        }
     }
 
     private static void forwardHead(

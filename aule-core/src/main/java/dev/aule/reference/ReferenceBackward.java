@@ -51,7 +51,12 @@ final class ReferenceBackward {
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
     static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
-        ReferenceBackward reference = new ReferenceBackward(shape, options);
+        run(shape, options, in, grads, 0);
+    }
+
+    /** {@link #run} for a call whose batch entry 0 is batch {@code batchBase} (a packed sequence's index). */
+    static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads, int batchBase) {
+        ReferenceBackward reference = new ReferenceBackward(shape, options, batchBase);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
         if (!TensorChecks.anyThreadConfined(
