@@ -83,7 +83,7 @@ class DropoutTest {
                                         expected,
                                         actual,
                                         1e-6f * Math.max(1f, expected),
-                                        backend.name() + " " + s + " at " + b + "," + h + "," + i + "," + j);
+                                        backend.name() + " " + options + " at " + b + "," + h + "," + i + "," + j);
                             }
                         }
                     }
@@ -132,6 +132,34 @@ class DropoutTest {
                 }
             }
         }
+    }
+
+    /**
+     * Decode shapes split a row's keys across workers (flash-decoding, above 1024 keys); with a window the split
+     * ranges start off the vector grid (the per-lane hashing path). Each part draws its own keys' bits.
+     */
+    @Test
+    void splitKeysDrawTheSameBits() {
+        SplittableRandom rnd = new SplittableRandom(12);
+        for (AttentionOptions options : List.of(
+                AttentionOptions.builder().dropout(0.3f, 5).build(),
+                AttentionOptions.builder()
+                        .causal(true)
+                        .window(1500, 0)
+                        .dropout(0.5f, 6)
+                        .build())) {
+            Tensor q = Tensors.random(rnd, DType.F32, 1, 4, 1, 32);
+            Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 2500, 32);
+            Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 2500, 32);
+            Tensor expected = forward(reference, q, k, v, options)[0];
+            for (AttentionBackend backend : List.of(cpu, scalar)) {
+                double error = Accuracy.relativeError(forward(backend, q, k, v, options)[0], expected);
+                assertTrue(error < Accuracy.F32_TOLERANCE, backend.name() + " " + options + ": error " + error);
+            }
+        }
+        assertTrue(ForwardPlan.of(4, 2, 32, 32, dev.aule.spi.Visibility.of(1, 2500, AttentionOptions.defaults()))
+                        .splits()
+                > 1);
     }
 
     @Test
