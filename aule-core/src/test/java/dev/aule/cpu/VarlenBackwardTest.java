@@ -101,8 +101,9 @@ class VarlenBackwardTest {
     }
 
     /**
-     * Sequence s of a packed call equals batch entry s of a dense call whose other entries are anything: the same
-     * options (dropout's bits and per-batch slopes included) apply with the same batch index.
+     * Sequence s of a packed call (its forward output and its gradients) equals batch entry s of a dense call whose
+     * other entries are anything: the same options (dropout's bits and per-batch slopes included) apply with the same
+     * batch index.
      */
     @Test
     void eachSequenceEqualsItsDenseBackward() {
@@ -140,6 +141,12 @@ class VarlenBackwardTest {
                 AttentionResult fwd = Attention.forwardWithLse(q, k, v, options);
                 Gradients dense = Attention.backward(q, k, v, fwd.out(), dOut, fwd.lse(), options);
                 String where = p.options() + " sequence " + s;
+                assertTrue(
+                        Accuracy.relativeError(
+                                        p.in().out().sequence(0, q0, rows),
+                                        fwd.out().sequence(s, 0, rows))
+                                < Accuracy.F32_TOLERANCE,
+                        where + " out (the forward)");
                 assertTrue(
                         Accuracy.relativeError(
                                         packed.dq().sequence(0, q0, rows),
