@@ -165,10 +165,63 @@ public final class Attention {
     public static AttentionResult forwardVarlen(
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
-        Backends.selected(Capabilities::serving)
+        boolean dropout = options != null && options.hasDropout();
+        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
+        Backends.selected(caps ->
+                        caps.serving() && (caps.dropout() || !dropout) && (caps.alibiPerBatch() || !alibiPerBatch))
                 .forwardVarlen(
                         q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), result.out(), result.lse(), options);
         return result;
+    }
+
+    /**
+     * Gradients of {@link #forwardVarlen}: q, k, v, the offsets and the options of the forward, its output and LSE,
+     * and the gradient of the loss with respect to the output. Every option applies per sequence as in the forward
+     * (causal aligned per sequence, windows, softcap, ALiBi, dropout with the sequence's index as batch index); no
+     * gradient crosses a sequence boundary, and the rows of a sequence without keys (and the keys of one without
+     * rows) get 0. On the best available backend with serving entry points and a backward; deterministic on cpu
+     * (bitwise the same for any thread count). The offsets are validated as {@link #forwardVarlen} does.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param out the forward's output {@code [1, Hq, totalQ, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param options masking, scale and the other options of the call
+     * @return the gradients of q, k and v, each in the dtype of its input
+     */
+    public static Gradients backwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor dOut,
+            Tensor lse,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            AttentionOptions options) {
+        java.util.Objects.requireNonNull(q, "q");
+        java.util.Objects.requireNonNull(k, "k");
+        java.util.Objects.requireNonNull(v, "v");
+        boolean dropout = options != null && options.hasDropout();
+        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
+        AttentionBackend backend = Backends.selected(caps -> caps.serving()
+                && caps.backward()
+                && (caps.dropout() || !dropout)
+                && (caps.alibiPerBatch() || !alibiPerBatch));
+        Gradients grads = new Gradients(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), q.headDim()),
+                Tensor.allocate(k.dtype(), k.batch(), k.heads(), k.seqLen(), k.headDim()),
+                Tensor.allocate(v.dtype(), v.batch(), v.heads(), v.seqLen(), v.headDim()));
+        backend.backwardVarlen(
+                new BackwardInputs(q, k, v, out, dOut, lse),
+                new PackedSequences(cuSeqlensQ, cuSeqlensK),
+                grads,
+                options);
+        return grads;
     }
 
     /**
@@ -242,6 +295,8 @@ public final class Attention {
                 && caps.dtypes().contains(q.dtype())
                 && caps.dtypes().contains(k.dtype())
                 && caps.dtypes().contains(v.dtype())
-                && (caps.masks() || !options.hasMasksOrScoreMods());
+                && (caps.masks() || !options.hasMasksOrScoreMods())
+                && (caps.dropout() || !options.hasDropout())
+                && (caps.alibiPerBatch() || options.alibiBatches() == 0);
     }
 }

@@ -12,7 +12,7 @@ import java.util.Optional;
 
 /**
  * What to compute beyond plain softmax attention: causal masking (aligned bottom-right), a local
- * window, a custom scale, logit soft-capping and ALiBi. Immutable; build with {@link #builder()}.
+ * window, a custom scale, logit soft-capping, ALiBi and dropout. Immutable; build with {@link #builder()}.
  *
  * <p>For query row {@code i} and key {@code j}, with {@code offset = Sk - Sq}, key {@code j} is
  * visible when {@code i + offset - left <= j <= i + offset + right} ({@code -1} = unbounded);
@@ -32,12 +32,15 @@ public final class AttentionOptions {
     private final int windowLeft;
     private final int windowRight;
     private final float softcap;
-    private final float[] alibiSlopes;
+    private final float[] alibiSlopes; // [Hq], or [B * Hq] row-major when alibiBatches > 0
+    private final int alibiBatches; // 0: one slope per query head for every batch entry
     private final AttentionMask mask;
     private final Tensor bias;
     private final MaskMod maskMod;
     private final BlockMask blockMask;
     private final ScoreMod scoreMod;
+    private final float dropout; // 0: off
+    private final long dropoutSeed;
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -46,11 +49,14 @@ public final class AttentionOptions {
         this.windowRight = b.windowRight;
         this.softcap = b.softcap;
         this.alibiSlopes = b.alibiSlopes;
+        this.alibiBatches = b.alibiBatches;
         this.mask = b.mask;
         this.bias = b.bias;
         this.maskMod = b.maskMod;
         this.blockMask = b.blockMask;
         this.scoreMod = b.scoreMod;
+        this.dropout = b.dropout;
+        this.dropoutSeed = b.dropoutSeed;
     }
 
     /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
@@ -72,11 +78,14 @@ public final class AttentionOptions {
         b.windowRight = windowRight;
         b.softcap = softcap;
         b.alibiSlopes = alibiSlopes;
+        b.alibiBatches = alibiBatches;
         b.mask = mask;
         b.bias = bias;
         b.maskMod = maskMod;
         b.blockMask = blockMask;
         b.scoreMod = scoreMod;
+        b.dropout = dropout;
+        b.dropoutSeed = dropoutSeed;
         return b;
     }
 
@@ -133,19 +142,69 @@ public final class AttentionOptions {
         return alibiSlopes != null;
     }
 
-    /** {@return the ALiBi slope of each query head (a copy), or null} */
+    /**
+     * The ALiBi slope of each query head (a copy), or null: without ALiBi, and when the slopes are per batch entry
+     * ({@link #alibiSlopesPerBatch()}).
+     *
+     * @return the slopes of the query heads, or null
+     */
     public float[] alibiSlopes() {
-        return alibiSlopes == null ? null : alibiSlopes.clone();
+        return alibiSlopes == null || alibiBatches > 0 ? null : alibiSlopes.clone();
     }
 
     /**
-     * ALiBi slope of one query head; 0 without ALiBi.
+     * Batch entries of per-batch ALiBi slopes ({@link Builder#alibiSlopesPerBatch(float[][])}); 0 when the slopes are per
+     * query head only, or there are none.
+     *
+     * @return the number of batch entries the slopes are given for, or 0
+     */
+    public int alibiBatches() {
+        return alibiBatches;
+    }
+
+    /** {@return the per-batch ALiBi slopes {@code [B][Hq]} (a copy), or null when they are not per batch entry} */
+    public float[][] alibiSlopesPerBatch() {
+        if (alibiBatches == 0) {
+            return null;
+        }
+        int heads = alibiSlopes.length / alibiBatches;
+        float[][] slopes = new float[alibiBatches][];
+        for (int b = 0; b < alibiBatches; b++) {
+            slopes[b] = Arrays.copyOfRange(alibiSlopes, b * heads, (b + 1) * heads);
+        }
+        return slopes;
+    }
+
+    /** {@return the query heads the ALiBi slopes are given for (in each batch entry), or 0 without ALiBi} */
+    public int alibiHeads() {
+        return alibiSlopes == null ? 0 : alibiSlopes.length / Math.max(1, alibiBatches);
+    }
+
+    /**
+     * ALiBi slope of one query head; 0 without ALiBi. With per-batch slopes, batch entry 0's.
      *
      * @param queryHead the query head, {@code 0 <= queryHead < Hq}
      * @return its slope, or 0 without ALiBi
      */
     public float alibiSlope(int queryHead) {
-        return alibiSlopes == null ? 0f : alibiSlopes[queryHead];
+        return alibiSlope(0, queryHead);
+    }
+
+    /**
+     * ALiBi slope of one query head of one batch entry (of a packed variable-length call: one sequence); 0 without
+     * ALiBi. Per-head slopes are the same for every batch entry.
+     *
+     * @param batch the batch entry, {@code 0 <= batch < B}
+     * @param queryHead the query head, {@code 0 <= queryHead < Hq}
+     * @return its slope, or 0 without ALiBi
+     */
+    public float alibiSlope(int batch, int queryHead) {
+        if (alibiSlopes == null) {
+            return 0f;
+        }
+        return alibiBatches == 0
+                ? alibiSlopes[queryHead]
+                : alibiSlopes[batch * (alibiSlopes.length / alibiBatches) + queryHead];
     }
 
     /** {@return the dense boolean mask ({@code true} = attend), or null} */
@@ -174,6 +233,25 @@ public final class AttentionOptions {
     }
 
     /**
+     * Dropout probability {@code p} of the attention probabilities (FlashAttention's {@code dropout_p}); 0 = off.
+     *
+     * @return the probability, in {@code [0, 1)}
+     */
+    public float dropout() {
+        return dropout;
+    }
+
+    /** {@return whether dropout is on ({@code dropout() > 0})} */
+    public boolean hasDropout() {
+        return dropout > 0f;
+    }
+
+    /** {@return the seed of the dropout mask (0 when dropout is off)} */
+    public long dropoutSeed() {
+        return dropoutSeed;
+    }
+
+    /**
      * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
      *     Capabilities#masks()}).
      *
@@ -198,7 +276,13 @@ public final class AttentionOptions {
         if (softcap > 0) {
             s.append(", softcap ").append(softcap);
         }
-        if (alibiSlopes != null) {
+        if (alibiSlopes != null && alibiBatches > 0) {
+            s.append(", alibi ")
+                    .append(alibiBatches)
+                    .append(" x ")
+                    .append(alibiHeads())
+                    .append(" slopes");
+        } else if (alibiSlopes != null) {
             s.append(", alibi ").append(alibiSlopes.length).append(" slopes");
         }
         if (mask != null) {
@@ -215,6 +299,9 @@ public final class AttentionOptions {
         if (scoreMod != null) {
             s.append(scoreMod.derivative() == null ? ", scoreMod" : ", scoreMod with derivative");
         }
+        if (dropout > 0f) {
+            s.append(", dropout ").append(dropout).append(" seed ").append(dropoutSeed);
+        }
         return s.append(']').toString();
     }
 
@@ -227,11 +314,14 @@ public final class AttentionOptions {
                 && windowRight == that.windowRight
                 && Float.compare(softcap, that.softcap) == 0
                 && Arrays.equals(alibiSlopes, that.alibiSlopes)
+                && alibiBatches == that.alibiBatches
                 && mask == that.mask
                 && bias == that.bias
                 && maskMod == that.maskMod
                 && blockMask == that.blockMask
-                && scoreMod == that.scoreMod;
+                && scoreMod == that.scoreMod
+                && Float.compare(dropout, that.dropout) == 0
+                && dropoutSeed == that.dropoutSeed;
     }
 
     /** Masks, biases and mods compare by identity. */
@@ -244,11 +334,14 @@ public final class AttentionOptions {
                 windowRight,
                 softcap,
                 Arrays.hashCode(alibiSlopes),
+                alibiBatches,
                 System.identityHashCode(mask),
                 System.identityHashCode(bias),
                 System.identityHashCode(maskMod),
                 System.identityHashCode(blockMask),
-                System.identityHashCode(scoreMod));
+                System.identityHashCode(scoreMod),
+                dropout,
+                dropoutSeed);
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -259,11 +352,14 @@ public final class AttentionOptions {
         private int windowRight = -1;
         private float softcap;
         private float[] alibiSlopes;
+        private int alibiBatches;
         private AttentionMask mask;
         private Tensor bias;
         private MaskMod maskMod;
         private BlockMask blockMask;
         private ScoreMod scoreMod;
+        private float dropout;
+        private long dropoutSeed;
 
         private Builder() {}
 
@@ -324,12 +420,14 @@ public final class AttentionOptions {
         }
 
         /**
-         * ALiBi: one finite slope per query head ({@code s += -m_h |i + offset - j|}); null to turn it off.
+         * ALiBi: one finite slope per query head ({@code s += -m_h |i + offset - j|}), FlashAttention's
+         * {@code alibi_slopes} of shape {@code (nheads)}; null to turn it off. Replaces per-batch slopes.
          *
          * @param perQueryHead the slopes, one per query head (copied), or null
          * @return this builder
          */
         public Builder alibiSlopes(float[] perQueryHead) {
+            this.alibiBatches = 0;
             if (perQueryHead == null) {
                 this.alibiSlopes = null;
                 return this;
@@ -345,6 +443,49 @@ public final class AttentionOptions {
                 }
             }
             this.alibiSlopes = perQueryHead.clone();
+            return this;
+        }
+
+        /**
+         * ALiBi with one finite slope per batch entry and query head ({@code s += -m_bh |i + offset - j|}),
+         * FlashAttention's {@code alibi_slopes} of shape {@code (batch, nheads)}: {@code perBatchAndQueryHead[b][h]};
+         * null to turn it off. Replaces per-head slopes. A call must have {@code B} batch entries and {@code Hq} query
+         * heads (a packed variable-length call: {@code B} sequences, the batch index being the sequence's); on
+         * backends with {@link Capabilities#alibiPerBatch()}.
+         *
+         * @param perBatchAndQueryHead {@code [B][Hq]} slopes, at least one row, all rows of one length of at least 1
+         *     (copied), or null
+         * @return this builder
+         */
+        public Builder alibiSlopesPerBatch(float[][] perBatchAndQueryHead) {
+            if (perBatchAndQueryHead == null) {
+                this.alibiSlopes = null;
+                this.alibiBatches = 0;
+                return this;
+            }
+            if (perBatchAndQueryHead.length == 0) {
+                throw new IllegalArgumentException(
+                        "alibiSlopesPerBatch: must hold one row of slopes per batch entry, got an empty array");
+            }
+            int heads = perBatchAndQueryHead[0] == null ? 0 : perBatchAndQueryHead[0].length;
+            float[] flat = new float[Math.multiplyExact(perBatchAndQueryHead.length, Math.max(heads, 1))];
+            for (int b = 0; b < perBatchAndQueryHead.length; b++) {
+                float[] row = perBatchAndQueryHead[b];
+                if (row == null || row.length == 0 || row.length != heads) {
+                    throw new IllegalArgumentException(
+                            "alibiSlopesPerBatch: row " + b + " must hold one slope per query head, " + heads
+                                    + " as row 0 (at least 1), got " + (row == null ? "null" : row.length + " slopes"));
+                }
+                for (int h = 0; h < heads; h++) {
+                    if (!Float.isFinite(row[h])) {
+                        throw new IllegalArgumentException(
+                                "alibiSlopesPerBatch: slope [" + b + "][" + h + "] must be finite, got " + row[h]);
+                    }
+                    flat[b * heads + h] = row[h];
+                }
+            }
+            this.alibiSlopes = flat;
+            this.alibiBatches = perBatchAndQueryHead.length;
             return this;
         }
 
@@ -407,6 +548,27 @@ public final class AttentionOptions {
          */
         public Builder scoreMod(ScoreMod scoreMod) {
             this.scoreMod = scoreMod;
+            return this;
+        }
+
+        /**
+         * Dropout on the attention probabilities, as FlashAttention's {@code dropout_p}: {@code out = (softmax(s) *
+         * keep / (1 - p)) v}, each pair kept with probability {@code 1 - p}; the LSE is that of the softmax before
+         * dropout, and the backward draws the same mask. The keep bit of each (batch, query head, query row, key)
+         * is a pure function of {@code seed} and those indices ({@link dev.aule.spi.Dropout}), the same on every
+         * backend that supports dropout ({@link Capabilities#dropout()}) and for any tiling or thread count. For
+         * a packed variable-length call the batch index is the sequence's. {@code p = 0} turns it off.
+         *
+         * @param p the probability a pair is dropped, in {@code [0, 1)}
+         * @param seed the mask's seed, any value
+         * @return this builder
+         */
+        public Builder dropout(float p, long seed) {
+            if (!(p >= 0f && p < 1f)) {
+                throw new IllegalArgumentException("dropout: p must be in [0, 1) (0 = off), got " + p);
+            }
+            this.dropout = p;
+            this.dropoutSeed = p == 0f ? 0L : seed;
             return this;
         }
 

@@ -8,7 +8,10 @@ import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
 
-/** Training backward at B = 1, H = 8, Sq = Sk = seq, F32; FLOPs are 2.5 x the forward's. */
+/**
+ * Training backward at B = 1, H = 8, Sq = Sk = seq, F32; FLOPs are 2.5 x the forward's. {@code dropout} above 0 times
+ * the same call with dropout (seed 1).
+ */
 public class BackwardBenchmark extends AttentionInputs {
     @Param({"2048"})
     public int seq;
@@ -22,6 +25,9 @@ public class BackwardBenchmark extends AttentionInputs {
     @Param({"cpu"})
     public String backend;
 
+    @Param({"0"})
+    public float dropout;
+
     private Tensor lse;
     private Tensor dOut;
     private Tensor dq;
@@ -31,7 +37,14 @@ public class BackwardBenchmark extends AttentionInputs {
     @Setup
     public void setUp() {
         int heads = ForwardShapes.HEADS;
-        prepare(backend, AttentionOptions.builder().causal(causal).build(), heads, heads, seq, seq, headDim);
+        prepare(
+                backend,
+                AttentionOptions.builder().causal(causal).dropout(dropout, 1).build(),
+                heads,
+                heads,
+                seq,
+                seq,
+                headDim);
         dOut = Inputs.random(4, 1, heads, seq, headDim);
         lse = Inputs.zeros(1, heads, seq, 1);
         dq = Inputs.zeros(1, heads, seq, headDim);

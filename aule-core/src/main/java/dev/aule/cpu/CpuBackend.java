@@ -8,6 +8,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.BackwardSequence;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -27,8 +28,14 @@ public final class CpuBackend implements AttentionBackend {
     /** Largest head dim of q, k or v. */
     public static final int MAX_HEAD_DIM = 512;
 
-    private static final Capabilities CAPABILITIES =
-            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
+    private static final Capabilities CAPABILITIES = Capabilities.of(
+            MAX_HEAD_DIM,
+            EnumSet.allOf(DType.class),
+            Feature.BACKWARD,
+            Feature.MASKS,
+            Feature.SERVING,
+            Feature.DROPOUT,
+            Feature.ALIBI_PER_BATCH);
 
     private final TileMath math;
 
@@ -116,7 +123,8 @@ public final class CpuBackend implements AttentionBackend {
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
                     new PagedRows(cache.kCache(), table),
                     new PagedRows(cache.vCache(), table),
-                    paged.contextLens()[b]);
+                    paged.contextLens()[b],
+                    b);
         }
         call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
     }
@@ -140,7 +148,8 @@ public final class CpuBackend implements AttentionBackend {
                 view.lse(),
                 view.k() == null ? null : KvRows.of(view.k()),
                 view.v() == null ? null : KvRows.of(view.v()),
-                view.keyLen());
+                view.keyLen(),
+                view.index());
     }
 
     private SequenceForward sequences(AttentionShape shape, AttentionOptions options) {
@@ -157,6 +166,30 @@ public final class CpuBackend implements AttentionBackend {
     public void backward(BackwardInputs in, Gradients grads, AttentionOptions options) {
         Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
         backward(in, grads, options, TensorChecks.anyThreadConfined(options, tensors) ? 1 : Integer.MAX_VALUE);
+    }
+
+    /**
+     * Each packed sequence is a {@link FlashBackward} of its own on views of its rows and keys, one after another
+     * (each on all workers), so the gradients are bitwise the same for any thread count, as the dense backward's.
+     */
+    @Override
+    public void backwardVarlen(BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options) {
+        Tensor[] tensors = {in.q(), in.k(), in.v(), in.out(), in.dOut(), in.lse(), grads.dq(), grads.dk(), grads.dv()};
+        backwardVarlen(in, packed, grads, options, TensorChecks.anyThreadConfined(tensors) ? 1 : Integer.MAX_VALUE);
+    }
+
+    /** The packed backward on at most {@code maxWorkers} workers; the result does not depend on it. */
+    void backwardVarlen(
+            BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options, int maxWorkers) {
+        ServingShapes.VarlenBackwardCall call = ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        grads.dq().fill(0f); // rows of sequences without keys, keys of sequences without rows
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (BackwardSequence s : call.sequences()) {
+            AttentionShape shape = call.shapeOf(s);
+            new FlashBackward(math, shape, options, s.inputs(), s.grads(), s.index())
+                    .compute(CpuPool.workersFor(2.5 * CpuPool.flopsBound(shape), maxWorkers));
+        }
     }
 
     /** The backward on at most {@code maxWorkers} workers; the result does not depend on it. */

@@ -7,6 +7,7 @@ import dev.aule.cpu.vector.BackwardRows;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.Dropout;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -20,7 +21,8 @@ import java.util.stream.IntStream;
  *   p = exp(s - lse)        dV += p dOut          dp = dOut . v
  *   ds = p (dp - delta)     dK += ds q            dQ += scale ds k      delta = rowsum(dOut * out)
  * </pre>
- * (softcap multiplies ds by its derivative; ALiBi adds nothing. With a dense mask, bias, MaskMod or
+ * (softcap multiplies ds by its derivative; ALiBi adds nothing; dropout, with {@code f = keep / (1 - p)} the
+ * forward's factor, makes {@code dV += f p dOut} and {@code dp = f dOut . v}. With a dense mask, bias, MaskMod or
  * ScoreMod, {@link ScoreMasks#softmaxBackward} does this step instead, except in tiles where only a
  * MaskMod is set and its BlockMask says FULL; tiles the BlockMask marks empty are skipped.)
  *
@@ -75,8 +77,15 @@ final class FlashBackward {
     // softmax step scales the scores and dK is scaled when written.
     private final float queryScale;
     private final float softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // the ALiBi slopes of each (batch, query head)
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
+    private final int batchBase; // the batch index of batch entry 0 for dropout and per-batch ALiBi
+    private final boolean dropout;
+    private final long dropoutSeed;
+    private final int dropoutThreshold;
+    private final float dropoutInverse;
+    private final int[][] dropLo; // [b * Hq][tiles * t]: each row's dropout key, low half (null without dropout)
+    private final int[][] dropHi; // its high half
 
     // Per query row, padded to tiles * t rows (padding rows see nothing: first 1, last 0).
     private final int[] first;
@@ -99,6 +108,17 @@ final class FlashBackward {
     private final float[][][] dqParts; // [chunks][b * Hq][tiles][dPad][t]: each chunk's dQ^T / scale
 
     FlashBackward(TileMath math, AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
+        this(math, shape, options, in, grads, 0);
+    }
+
+    /** A call whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a packed sequence's). */
+    FlashBackward(
+            TileMath math,
+            AttentionShape shape,
+            AttentionOptions options,
+            BackwardInputs in,
+            Gradients grads,
+            int batchBase) {
         this.math = math;
         this.q = in.q();
         this.k = in.k();
@@ -125,8 +145,13 @@ final class FlashBackward {
         this.scale = options.scale(headDim);
         this.queryScale = FlashForward.queryScale(options, scale);
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
         this.masks = ScoreMasks.of(options);
+        this.batchBase = batchBase;
+        this.dropout = options.hasDropout();
+        this.dropoutSeed = options.dropoutSeed();
+        this.dropoutThreshold = Dropout.threshold(options.dropout());
+        this.dropoutInverse = (float) (1.0 / (1.0 - options.dropout()));
 
         // Each packed query-side array is one Java array per head: fail before any work if it cannot be.
         int paddedRows = Math.multiplyExact(tiles, t);
@@ -159,6 +184,8 @@ final class FlashBackward {
         this.dOCols = new float[bh][];
         this.rowStats = new BackwardRows[bh];
         this.dqParts = new float[chunks][bh][];
+        this.dropLo = dropout ? new int[bh][] : null;
+        this.dropHi = dropout ? new int[bh][] : null;
     }
 
     /** Runs the three phases on at most {@code maxWorkers} workers. */
@@ -273,13 +300,31 @@ final class FlashBackward {
             rl[i] = rowLse == Float.NEGATIVE_INFINITY ? Float.POSITIVE_INFINITY : rowLse;
             rd[i] = (float) delta;
         }
+        if (dropout) {
+            int[] lo = new int[tiles * t];
+            int[] hi = new int[tiles * t];
+            for (int i = 0; i < queryLen; i++) {
+                long key = Dropout.rowKey(dropoutSeed, batchBase + b, h, i);
+                lo[i] = (int) key;
+                hi[i] = (int) (key >>> 32);
+            }
+            dropLo[bh] = lo;
+            dropHi[bh] = hi;
+        }
         finiteRows[bh] = finite;
         qRows[bh] = qr;
         qCols[bh] = qc;
         dORows[bh] = dor;
         dOCols[bh] = doc;
         rowStats[bh] = new BackwardRows(
-                rl, rd, first, last, diag, softcap, slopes == null ? 0f : slopes[h], queryScale == scale ? 1f : scale);
+                rl,
+                rd,
+                first,
+                last,
+                diag,
+                softcap,
+                options.alibiSlope(batchBase + b, h),
+                queryScale == scale ? 1f : scale);
         for (int c = 0; c < chunks; c++) {
             dqParts[c][bh] = new float[tiles * dPad * t];
         }
@@ -315,11 +360,17 @@ final class FlashBackward {
                     }
                     math.multiply(sc.kRows, jn4, headDim, qCols[bh], r0 * headDim, sT);
                     math.multiply(sc.vRows, jn4, valueDim, dOCols[bh], r0 * valueDim, dpT);
+                    if (dropout) { // dp = f dOut . v before the softmax step, dV's weights f p after it
+                        dropoutFactors(sc, jn4, j0, bh, r0);
+                    }
                     if (masks == null || !masks.changesRows(status)) {
                         math.softmaxBackward(sT, dpT, jn4, j0, r0, !fullyVisible(r0, j0), rowStats[bh]);
                     } else {
                         masks.softmaxBackward(
                                 sT, dpT, jn4, j0, r0, t, rowStats[bh], b, head, status == BlockMask.Status.FULL);
+                    }
+                    if (dropout) {
+                        math.applyFactors(sT, sc.dropT, jn4 * t);
                     }
                     if (finiteRows[bh][tile]) {
                         math.multiplyAdd(sT, jn4, rows, dORows[bh], r0 * dvPad, dvPad, sc.dvAcc, 0);
@@ -343,6 +394,12 @@ final class FlashBackward {
                 dv.writeRow(b, kvHead, j0 + j, sc.dvAcc, j * dvPad);
             }
         }
+    }
+
+    /** The tile pair's dropout factors into {@code sc.dropT}, and {@code dp *= f}: a small method, kept apart from main. */
+    private void dropoutFactors(Scratch sc, int jn4, int j0, int bh, int r0) {
+        math.dropoutFactors(sc.dropT, jn4, j0, dropLo[bh], dropHi[bh], r0, dropoutThreshold, dropoutInverse);
+        math.applyFactors(sc.dpT, sc.dropT, jn4 * t);
     }
 
     /** Whether every row of the tile at {@code r0} sees every key of the block at {@code j0} (no mask needed). */

@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Dropout;
 import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
@@ -55,8 +56,15 @@ final class FlashForward {
     // What q is multiplied by when loaded (FlashForward.queryScale): the scale, or 1 with a softcap or |scale| > 1.
     private final float queryScale;
     private final float softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // ALiBi slopes, read per tile row
+    private final boolean alibi;
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
+    // The batch index of batch entry 0 for dropout and per-batch ALiBi: a packed sequence's index, else 0.
+    private final int batchBase;
+    private final boolean dropout;
+    private final long dropoutSeed;
+    private final int dropoutThreshold;
+    private final float dropoutInverse; // 1 / (1 - p)
     private final int splits;
     private final int[] order;
     // Split-KV partial states, [tileItem][split][partRows] (x dvp for o); null when splits == 1.
@@ -81,10 +89,13 @@ final class FlashForward {
             Tensor v,
             Tensor out,
             Tensor lse) {
-        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse);
+        this(math, shape, options, q, KvRows.of(k), KvRows.of(v), out, lse, 0);
     }
 
-    /** A call whose keys and values come from any {@link KvRows}. */
+    /**
+     * A call whose keys and values come from any {@link KvRows}; {@code batchBase} is the batch index dropout and
+     * per-batch ALiBi see for batch entry 0 (a packed sequence's index; 0 for a plain call).
+     */
     FlashForward(
             TileMath math,
             AttentionShape shape,
@@ -93,7 +104,8 @@ final class FlashForward {
             KvRows k,
             KvRows v,
             Tensor out,
-            Tensor lse) {
+            Tensor lse,
+            int batchBase) {
         this.math = math;
         this.q = q;
         this.k = k;
@@ -116,8 +128,14 @@ final class FlashForward {
         this.scale = options.scale(d);
         this.queryScale = queryScale(options, scale);
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
+        this.alibi = options.hasAlibi();
         this.masks = ScoreMasks.of(options);
+        this.batchBase = batchBase;
+        this.dropout = options.hasDropout();
+        this.dropoutSeed = options.dropoutSeed();
+        this.dropoutThreshold = Dropout.threshold(options.dropout());
+        this.dropoutInverse = (float) (1.0 / (1.0 - options.dropout()));
         int tileItems = Math.multiplyExact(Math.multiplyExact(shape.batch(), kvHeads), tiles);
         this.splits = plan.splits();
         this.order = costliestFirst(Math.multiplyExact(shape.batch(), kvHeads));
@@ -234,6 +252,9 @@ final class FlashForward {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
             updateSoftmax(sc, n4, b, j0, jn, status, normalised);
+            if (dropout) {
+                dropout(sc, n4, j0);
+            }
             if (normalised) {
                 accumulateSeen(sc, n4, jn);
             } else if (path.values() == TilePath.Values.PACKED) {
@@ -344,6 +365,12 @@ final class FlashForward {
                 int head = kvHead * group + r % group;
                 sc.qRow[t] = i;
                 sc.qHead[t] = head;
+                sc.slope[t] = options.alibiSlope(batchBase + b, head);
+                if (dropout) {
+                    long key = Dropout.rowKey(dropoutSeed, batchBase + b, head, i);
+                    sc.dropLo[t] = (int) key;
+                    sc.dropHi[t] = (int) (key >>> 32);
+                }
                 first[t] = visibility.first(i);
                 last[t] = visibility.last(i);
                 if (first[t] <= last[t]) {
@@ -425,9 +452,9 @@ final class FlashForward {
             } else if (queryScale != scale && !normalised) {
                 math.scale(s, off, keyTile, scale);
             }
-            if (slopes != null) {
+            if (alibi) {
                 float center = (float) (sc.qRow[t] + visibility.offset() - j0);
-                math.alibi(s, off, keyTile, slopes[sc.qHead[t]], center);
+                math.alibi(s, off, keyTile, sc.slope[t], center);
             }
             if (maskRows) {
                 masks.row(s, off, b, sc.qHead[t], sc.qRow[t], j0, lo, hi, status == BlockMask.Status.FULL);
@@ -457,6 +484,18 @@ final class FlashForward {
             }
             l[t] = lNew;
             m[t] = mNew;
+        }
+    }
+
+    /**
+     * Dropout on the block's probabilities, after {@link #updateSoftmax} took their sums (so the LSE is the undropped
+     * softmax's) and before they multiply the values. A loop of its own: inside the large softmax update the JIT
+     * compiled the mask's vector code several times slower.
+     */
+    private void dropout(Scratch sc, int n4, int j0) {
+        for (int t = 0; t < n4; t++) {
+            math.dropoutRow(
+                    sc.s, t * keyTile, keyTile, j0, sc.dropLo[t], sc.dropHi[t], dropoutThreshold, dropoutInverse);
         }
     }
 

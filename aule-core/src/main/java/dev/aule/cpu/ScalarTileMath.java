@@ -228,4 +228,34 @@ final class ScalarTileMath implements TileMath {
             }
         }
     }
+
+    @Override
+    public void dropoutRow(float[] s, int off, int n, int key0, int lo, int hi, int threshold, float inverse) {
+        for (int j = 0; j < n; j++) {
+            s[off + j] = keep(lo, hi, key0 + j, threshold) ? s[off + j] * inverse : 0f;
+        }
+    }
+
+    @Override
+    public void dropoutFactors(
+            float[] f, int keys, int key0, int[] lo, int[] hi, int rowOff, int threshold, float inverse) {
+        for (int j = 0; j < keys; j++) {
+            for (int t = 0; t < KEY_TILE; t++) {
+                f[j * KEY_TILE + t] = keep(lo[rowOff + t], hi[rowOff + t], key0 + j, threshold) ? inverse : 0f;
+            }
+        }
+    }
+
+    /** The scalar form of {@link dev.aule.spi.Dropout#keep}, from the row key's halves. */
+    private static boolean keep(int lo, int hi, int key, int threshold) {
+        int x = dev.aule.spi.Dropout.hash(lo, hi, dev.aule.spi.Dropout.group(key));
+        return (((key >>> 4) & 1) == 0 ? x & 0xffff : x >>> 16) >= threshold;
+    }
+
+    @Override
+    public void applyFactors(float[] x, float[] f, int n) {
+        for (int i = 0; i < n; i++) {
+            x[i] = f[i] == 0f ? 0f : x[i] * f[i];
+        }
+    }
 }

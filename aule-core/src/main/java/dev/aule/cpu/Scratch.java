@@ -29,6 +29,9 @@ final class Scratch {
     int[] qHead = new int[0]; // query head of each tile row
     int[] first = new int[0]; // first visible key of each tile row
     int[] last = new int[0]; // last visible key of each tile row
+    float[] slope = new float[0]; // ALiBi slope of each tile row
+    int[] dropLo = new int[0]; // low half of each tile row's dropout key (Dropout.rowKey)
+    int[] dropHi = new int[0]; // its high half
 
     // Backward (FlashBackward): one key block of T = keyTile keys and the T x T transposed tiles.
     float[] kRows = new float[0]; // [T][d], the key block
@@ -39,6 +42,7 @@ final class Scratch {
     float[] dkAcc = new float[0]; // [T][dPad], the block's key gradients
     float[] dvAcc = new float[0]; // [T][dvPad], the block's value gradients
     float[] row2 = new float[0]; // a second row: out beside dOut
+    float[] dropT = new float[0]; // [T][T], the dropout factors of a tile pair (0 or 1 / (1 - p))
 
     static Scratch acquire() {
         Scratch scratch = POOL.poll();
@@ -72,6 +76,9 @@ final class Scratch {
             qHead = new int[tileRows];
             first = new int[tileRows];
             last = new int[tileRows];
+            slope = new float[tileRows];
+            dropLo = new int[tileRows];
+            dropHi = new int[tileRows];
         }
     }
 
@@ -82,6 +89,7 @@ final class Scratch {
         vRows = grow(vRows, t * dv);
         sT = grow(sT, t * t);
         dpT = grow(dpT, t * t);
+        dropT = grow(dropT, t * t);
         dkAcc = grow(dkAcc, t * dPad);
         dvAcc = grow(dvAcc, t * dvPad);
         row = grow(row, Math.max(dPad, dvPad));

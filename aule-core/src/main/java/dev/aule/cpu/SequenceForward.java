@@ -27,7 +27,8 @@ final class SequenceForward {
     private final int valueDim;
 
     /** One sequence: its query rows, outputs, and {@code keyLen} keys and values. */
-    private record Sequence(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, AttentionShape shape) {}
+    private record Sequence(
+            Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, AttentionShape shape, int index) {}
 
     SequenceForward(TileMath math, AttentionOptions options, int queryHeads, int kvHeads, int headDim, int valueDim) {
         this.math = math;
@@ -41,8 +42,9 @@ final class SequenceForward {
     /**
      * Adds a sequence of {@code q.seqLen()} rows ({@code q}, {@code out}, {@code lse}: batch-1 views, lse
      * nullable) against {@code keyLen} keys; with no keys its rows are written at once (0 and {@code -inf}).
+     * {@code index} is the batch index its dropout and per-batch ALiBi see.
      */
-    void add(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen) {
+    void add(Tensor q, Tensor out, Tensor lse, KvRows k, KvRows v, int keyLen, int index) {
         if (keyLen == 0) {
             out.fill(0f);
             if (lse != null) {
@@ -51,7 +53,7 @@ final class SequenceForward {
             return;
         }
         AttentionShape shape = new AttentionShape(1, queryHeads, kvHeads, q.seqLen(), keyLen, headDim, valueDim);
-        sequences.add(new Sequence(q, out, lse, k, v, keyLen, shape));
+        sequences.add(new Sequence(q, out, lse, k, v, keyLen, shape, index));
     }
 
     /** Runs every added sequence on at most {@code maxWorkers} workers. */
@@ -67,7 +69,7 @@ final class SequenceForward {
         for (int i = 0; i < calls.length; i++) {
             Sequence s = sequences.get(i);
             flops += CpuPool.flopsBound(s.shape());
-            calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse());
+            calls[i] = new FlashForward(math, s.shape(), options, s.q(), s.k(), s.v(), s.out(), s.lse(), s.index());
             firstItem[i + 1] = Math.addExact(firstItem[i], calls[i].items());
         }
         CpuPool.forEach(firstItem[calls.length], CpuPool.workersFor(flops, maxWorkers), index -> {

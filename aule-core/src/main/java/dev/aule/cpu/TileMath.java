@@ -134,4 +134,23 @@ interface TileMath {
      * wherever the key lies outside {@code [first, last]} of the row; otherwise every pair is visible.
      */
     void softmaxBackward(float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows);
+
+    // Dropout: the keep bits of dev.aule.spi.Dropout, the same bits in every implementation.
+
+    /**
+     * {@code s[off + j] = keep(key0 + j) ? s[off + j] * inverse : 0} for {@code j < n} over one forward row whose
+     * {@link dev.aule.spi.Dropout#rowKey} halves are {@code lo} and {@code hi}; {@code n} is {@link #keyTile()} and
+     * {@code key0} a multiple of it.
+     */
+    void dropoutRow(float[] s, int off, int n, int key0, int lo, int hi, int threshold, float inverse);
+
+    /**
+     * The dropout factors of a transposed backward tile: {@code f[j][t] = keep ? inverse : 0} for key {@code key0 + j}
+     * ({@code j < keys}) and query row {@code rowOff + t} ({@code t <} {@link #keyTile()}), whose row key halves are
+     * {@code lo[rowOff + t]} and {@code hi[rowOff + t]}.
+     */
+    void dropoutFactors(float[] f, int keys, int key0, int[] lo, int[] hi, int rowOff, int threshold, float inverse);
+
+    /** {@code x[i] = f[i] == 0 ? 0 : x[i] * f[i]} for {@code i < n}, {@code n} a multiple of {@link #lanes()}. */
+    void applyFactors(float[] x, float[] f, int n);
 }

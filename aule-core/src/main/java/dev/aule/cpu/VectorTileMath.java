@@ -1,6 +1,7 @@
 package dev.aule.cpu;
 
 import dev.aule.cpu.vector.BackwardRows;
+import dev.aule.cpu.vector.DropoutMasks;
 import dev.aule.cpu.vector.Elementwise;
 import dev.aule.cpu.vector.HalfWidening;
 import dev.aule.cpu.vector.Products;
@@ -118,5 +119,21 @@ final class VectorTileMath implements TileMath {
     public void softmaxBackward(
             float[] s, float[] dp, int keys, int key0, int rowOff, boolean masked, BackwardRows rows) {
         Elementwise.softmaxBackward(s, dp, keys, key0, rowOff, masked, rows);
+    }
+
+    @Override
+    public void dropoutRow(float[] s, int off, int n, int key0, int lo, int hi, int threshold, float inverse) {
+        DropoutMasks.row(s, off, n, key0, lo, hi, threshold, inverse);
+    }
+
+    @Override
+    public void dropoutFactors(
+            float[] f, int keys, int key0, int[] lo, int[] hi, int rowOff, int threshold, float inverse) {
+        DropoutMasks.factors(f, keys, key0, lo, hi, rowOff, threshold, inverse);
+    }
+
+    @Override
+    public void applyFactors(float[] x, float[] f, int n) {
+        DropoutMasks.applyFactors(x, f, n);
     }
 }

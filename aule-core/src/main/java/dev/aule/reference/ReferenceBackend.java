@@ -8,6 +8,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.BackwardSequence;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -26,7 +27,13 @@ import java.util.stream.IntStream;
  */
 public final class ReferenceBackend implements AttentionBackend {
     private static final Capabilities CAPABILITIES = Capabilities.of(
-            Integer.MAX_VALUE, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS, Feature.SERVING);
+            Integer.MAX_VALUE,
+            EnumSet.allOf(DType.class),
+            Feature.BACKWARD,
+            Feature.MASKS,
+            Feature.SERVING,
+            Feature.DROPOUT,
+            Feature.ALIBI_PER_BATCH);
 
     @Override
     public String name() {
@@ -55,8 +62,23 @@ public final class ReferenceBackend implements AttentionBackend {
 
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
-        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        Scores scores = new Scores(shape, options);
+        forward(AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES), q, k, v, out, lse, options, 0);
+    }
+
+    /**
+     * A validated forward whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a
+     * sequence's index).
+     */
+    private void forward(
+            AttentionShape shape,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            int batchBase) {
+        Scores scores = new Scores(shape, options, batchBase);
         IntStream heads = IntStream.range(0, shape.batch() * shape.queryHeads());
         if (!TensorChecks.anyThreadConfined(options, q, k, v, out, lse)) {
             heads = heads.parallel();
@@ -93,7 +115,8 @@ public final class ReferenceBackend implements AttentionBackend {
                             gather(cache.kCache(), table, len),
                             gather(cache.vCache(), table, len),
                             out.sequence(b, 0, shape.queryLen()),
-                            lse == null ? null : lse.sequence(b, 0, shape.queryLen())),
+                            lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                            b),
                     options);
         }
     }
@@ -117,7 +140,16 @@ public final class ReferenceBackend implements AttentionBackend {
             }
             return;
         }
-        forward(view.q(), view.k(), view.v(), view.out(), view.lse(), options);
+        // The call was validated whole (ServingShapes); a sequence's shape is its views'.
+        AttentionShape shape = new AttentionShape(
+                1,
+                view.q().heads(),
+                view.k().heads(),
+                view.q().seqLen(),
+                view.k().seqLen(),
+                view.q().headDim(),
+                view.v().headDim());
+        forward(shape, view.q(), view.k(), view.v(), view.out(), view.lse(), options, view.index());
     }
 
     /** The first {@code len} rows of one sequence of a paged cache, as a contiguous F32 tensor; null when empty. */
@@ -144,6 +176,18 @@ public final class ReferenceBackend implements AttentionBackend {
         ReferenceBackward.run(shape, options, in, grads);
     }
 
+    /** Each packed sequence's gradients by {@link ReferenceBackward} on views of its rows and keys. */
+    @Override
+    public void backwardVarlen(BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options) {
+        ServingShapes.VarlenBackwardCall call = ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        grads.dq().fill(0f);
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (BackwardSequence s : call.sequences()) {
+            ReferenceBackward.run(call.shapeOf(s), options, s.inputs(), s.grads(), s.index());
+        }
+    }
+
     private static void forwardHead(
             AttentionShape shape, Scores pipeline, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int b, int h) {
         int kvHead = h / shape.groupSize();
@@ -160,6 +204,7 @@ public final class ReferenceBackend implements AttentionBackend {
 
         for (int i = 0; i < shape.queryLen(); i++) {
             q.readRow(b, h, i, query, 0);
+            long dropRow = pipeline.dropoutRow(b, h, i);
             int first = visibility.first(i);
             int last = visibility.last(i);
             java.util.Arrays.fill(acc, 0.0);
@@ -179,9 +224,10 @@ public final class ReferenceBackend implements AttentionBackend {
                     count += scores[j] == Double.POSITIVE_INFINITY ? 1 : 0;
                 }
                 for (int j = first; j <= last; j++) {
-                    if (scores[j] == Double.POSITIVE_INFINITY) {
+                    double kept = pipeline.dropoutFactor(dropRow, j);
+                    if (scores[j] == Double.POSITIVE_INFINITY && kept != 0) {
                         for (int x = 0; x < dv; x++) {
-                            acc[x] += values[j * dv + x] / count;
+                            acc[x] += kept * values[j * dv + x] / count;
                         }
                     }
                 }
@@ -199,6 +245,10 @@ public final class ReferenceBackend implements AttentionBackend {
                     double p = Math.exp(scores[j] - rowLse);
                     if (p < Float.MIN_NORMAL) {
                         continue; // a pair of probability 0 in F32 adds nothing, as in the kernels (no 0 x NaN)
+                    }
+                    p *= pipeline.dropoutFactor(dropRow, j); // the LSE above is the undropped softmax's
+                    if (p == 0) {
+                        continue; // a dropped pair adds nothing either
                     }
                     for (int x = 0; x < dv; x++) {
                         acc[x] += p * values[j * dv + x];

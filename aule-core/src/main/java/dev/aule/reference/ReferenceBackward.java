@@ -38,15 +38,25 @@ final class ReferenceBackward {
     private final Scores scores;
 
     ReferenceBackward(AttentionShape shape, AttentionOptions options) {
+        this(shape, options, 0);
+    }
+
+    /** The gradients of a call whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi. */
+    ReferenceBackward(AttentionShape shape, AttentionOptions options, int batchBase) {
         this.shape = shape;
-        this.scores = new Scores(shape, options);
+        this.scores = new Scores(shape, options, batchBase);
         this.visibility = scores.visibility();
         this.scale = Scores.scale(options, shape.headDim());
     }
 
     /** Reads the tensors, computes every gradient in float64 and writes dq, dk, dv (rounded to their dtypes). */
     static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads) {
-        ReferenceBackward reference = new ReferenceBackward(shape, options);
+        run(shape, options, in, grads, 0);
+    }
+
+    /** {@link #run} for a call whose batch entry 0 is batch {@code batchBase} (a packed sequence's index). */
+    static void run(AttentionShape shape, AttentionOptions options, BackwardInputs in, Gradients grads, int batchBase) {
+        ReferenceBackward reference = new ReferenceBackward(shape, options, batchBase);
         int group = shape.groupSize();
         IntStream items = IntStream.range(0, shape.batch() * shape.kvHeads());
         if (!TensorChecks.anyThreadConfined(
@@ -84,9 +94,11 @@ final class ReferenceBackward {
             int head = kvHead * q.length + g;
             for (int i = 0; i < shape.queryLen(); i++) {
                 probabilities(b, head, i, q[g], k, p, capSlope);
+                long dropRow = scores.dropoutRow(b, head, i);
                 for (int j = visibility.first(i); j <= visibility.last(i); j++) {
+                    double weight = p[j] * scores.dropoutFactor(dropRow, j);
                     for (int x = 0; x < dv; x++) {
-                        out[g][i * dv + x] += p[j] * v[j * dv + x];
+                        out[g][i * dv + x] += weight * v[j * dv + x];
                     }
                 }
             }
@@ -117,6 +129,7 @@ final class ReferenceBackward {
                 int first = visibility.first(i);
                 int last = visibility.last(i);
                 probabilities(b, head, i, q[g], k, p, capSlope);
+                long dropRow = scores.dropoutRow(b, head, i);
                 double delta = 0;
                 // A pair of probability 0 in F32 (hidden, or one whose exp underflows) adds nothing: skipped, so a NaN
                 // or an infinity in a key or value a row cannot see never reaches its gradients (0 x NaN).
@@ -124,11 +137,19 @@ final class ReferenceBackward {
                     if (p[j] < Float.MIN_NORMAL) {
                         continue;
                     }
+                    // Dropout: out = sum p f v with f = keep / (1 - p), so dv gets p f dOut and dP = f dOut . v; a
+                    // dropped pair (f = 0) still has a score gradient, -p delta.
+                    double kept = scores.dropoutFactor(dropRow, j);
+                    if (kept == 0) {
+                        dp[j] = 0;
+                        continue;
+                    }
                     double dot = 0;
                     for (int x = 0; x < dvDim; x++) {
                         dot += dOut[g][i * dvDim + x] * v[j * dvDim + x];
-                        dv[j * dvDim + x] += p[j] * dOut[g][i * dvDim + x];
+                        dv[j * dvDim + x] += p[j] * kept * dOut[g][i * dvDim + x];
                     }
+                    dot *= kept;
                     dp[j] = dot;
                     delta += p[j] * dot;
                 }

@@ -6,6 +6,7 @@ import dev.aule.mask.AttentionMask;
 import dev.aule.mask.MaskMod;
 import dev.aule.mask.ScoreMod;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Dropout;
 import dev.aule.spi.Visibility;
 
 /**
@@ -18,18 +19,32 @@ final class Scores {
     private final Visibility visibility;
     private final double scale;
     private final double softcap;
-    private final float[] slopes;
+    private final AttentionOptions options; // the ALiBi slopes
     private final AttentionMask mask;
     private final Tensor bias;
     private final MaskMod maskMod;
     private final ScoreMod scoreMod;
     private final ScoreMod.Derivative scoreModDerivative;
+    private final int batchBase;
+    private final boolean dropout;
+    private final long dropoutSeed;
+    private final int dropoutThreshold;
+    private final double dropoutScale;
 
-    Scores(AttentionShape shape, AttentionOptions options) {
+    /**
+     * The scores of a call whose batch entry 0 is batch {@code batchBase} for dropout and per-batch ALiBi (a packed
+     * sequence's index; 0 for a plain call).
+     */
+    Scores(AttentionShape shape, AttentionOptions options, int batchBase) {
+        this.batchBase = batchBase;
+        this.dropout = options.hasDropout();
+        this.dropoutSeed = options.dropoutSeed();
+        this.dropoutThreshold = Dropout.threshold(options.dropout());
+        this.dropoutScale = 1 / (1 - (double) options.dropout());
         this.visibility = Visibility.of(shape.queryLen(), shape.keyLen(), options);
         this.scale = scale(options, shape.headDim());
         this.softcap = options.softcap();
-        this.slopes = options.alibiSlopes();
+        this.options = options;
         this.mask = options.mask();
         this.bias = options.bias();
         this.maskMod = options.maskMod();
@@ -54,6 +69,19 @@ final class Scores {
         return visibility;
     }
 
+    /** The dropout key of row {@code i} of query head {@code h} of batch entry {@code b} (0 without dropout). */
+    long dropoutRow(int b, int h, int i) {
+        return dropout ? Dropout.rowKey(dropoutSeed, batchBase + b, h, i) : 0L;
+    }
+
+    /** What dropout multiplies the probability of key {@code j} of a row by: 1 without, else 0 or {@code 1/(1-p)}. */
+    double dropoutFactor(long rowKey, int j) {
+        if (!dropout) {
+            return 1;
+        }
+        return Dropout.keep(rowKey, j, dropoutThreshold) ? dropoutScale : 0;
+    }
+
     /**
      * The final score of query {@code i}, key {@code j} from {@code dot = q_i . k_j}, or {@code -inf} when
      * the key is hidden. When {@code slope} is not null, {@code slope[0]} receives
@@ -76,8 +104,8 @@ final class Scores {
             s = softcap * t;
             derivative = 1 - t * t;
         }
-        if (slopes != null) {
-            s -= (double) slopes[h] * Math.abs((long) i + visibility.offset() - j);
+        if (options.hasAlibi()) {
+            s -= (double) options.alibiSlope(batchBase + b, h) * Math.abs((long) i + visibility.offset() - j);
         }
         if (bias != null) {
             double add = bias.get(bias.batch() == 1 ? 0 : b, bias.heads() == 1 ? 0 : h, i, j);

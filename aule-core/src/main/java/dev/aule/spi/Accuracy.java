@@ -91,8 +91,10 @@ public final class Accuracy {
         double bound = Math.abs(options.scale(q.headDim())) * maxRowNorm(q) * maxRowNorm(k);
         if (options.hasAlibi()) {
             double slope = 0;
-            for (float m : options.alibiSlopes()) {
-                slope = Math.max(slope, Math.abs(m));
+            for (int b = 0; b < Math.max(1, options.alibiBatches()); b++) {
+                for (int h = 0; h < options.alibiHeads(); h++) {
+                    slope = Math.max(slope, Math.abs(options.alibiSlope(b, h)));
+                }
             }
             bound += slope * (q.seqLen() + k.seqLen());
         }

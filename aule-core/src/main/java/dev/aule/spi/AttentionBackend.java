@@ -129,6 +129,23 @@ public interface AttentionBackend {
         throw noServing("packed variable-length attention");
     }
 
+    /**
+     * Gradients of packed variable-length attention ({@link #forwardVarlen}): every option applies per sequence as
+     * in the forward, the batch index of dropout and per-batch ALiBi being the sequence's. See
+     * {@link ServingShapes#varlenBackward} for the shapes and rules.
+     *
+     * @param in the forward's packed q, k, v, output and LSE, and the gradient of the output
+     * @param packed where each sequence's query rows and keys start
+     * @param grads receives the gradients with respect to q, k and v, each shaped like its input
+     * @param options masking, scale and the other options of the call
+     * @throws UnsupportedOperationException when this backend has no serving entry points or no backward
+     */
+    default void backwardVarlen(BackwardInputs in, PackedSequences packed, Gradients grads, AttentionOptions options) {
+        throw new UnsupportedOperationException("backend " + name() + " has no packed variable-length backward (it"
+                + " needs Capabilities.serving() and Capabilities.backward()); unless a backend is forced, such calls"
+                + " run on one that has it");
+    }
+
     private UnsupportedOperationException noServing(String what) {
         return new UnsupportedOperationException("backend " + name() + " has no " + what
                 + " (its Capabilities.serving() is false); unless a backend is forced, serving calls run on one"

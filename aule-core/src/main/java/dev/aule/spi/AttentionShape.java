@@ -68,7 +68,20 @@ public record AttentionShape(
      */
     public static AttentionShape forward(
             Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options, Capabilities capabilities) {
-        AttentionShape shape = ofInputs(q, k, v, options, capabilities);
+        return forward(q, k, v, out, lse, options, capabilities, q == null ? -1 : q.batch());
+    }
+
+    /** {@link #forward} with per-batch ALiBi slopes checked against {@code batches} entries (unchecked when negative). */
+    static AttentionShape forward(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities,
+            int batches) {
+        AttentionShape shape = ofInputs(q, k, v, options, capabilities, batches);
         Objects.requireNonNull(out, "out");
         NamedTensor[] inputs =
                 inputs(options, new NamedTensor("q", q), new NamedTensor("k", k), new NamedTensor("v", v));
@@ -97,11 +110,19 @@ public record AttentionShape(
     public static AttentionShape backward(
             BackwardInputs in, Gradients grads, AttentionOptions options, Capabilities capabilities) {
         Objects.requireNonNull(in, "in");
+        return backward(
+                in, grads, options, capabilities, in.q() == null ? -1 : in.q().batch());
+    }
+
+    /** {@link #backward} with per-batch ALiBi slopes checked against {@code batches} entries (unchecked when negative). */
+    static AttentionShape backward(
+            BackwardInputs in, Gradients grads, AttentionOptions options, Capabilities capabilities, int batches) {
+        Objects.requireNonNull(in, "in");
         Objects.requireNonNull(grads, "grads");
         Tensor q = in.q();
         Tensor k = in.k();
         Tensor v = in.v();
-        AttentionShape shape = ofInputs(q, k, v, options, capabilities);
+        AttentionShape shape = ofInputs(q, k, v, options, capabilities, batches);
         Tensor out = Objects.requireNonNull(in.out(), "out");
         Tensor dOut = Objects.requireNonNull(in.dOut(), "dOut");
         Tensor lse = Objects.requireNonNull(in.lse(), "lse");
@@ -147,6 +168,15 @@ public record AttentionShape(
      */
     public static AttentionShape ofInputs(
             Tensor q, Tensor k, Tensor v, AttentionOptions options, Capabilities capabilities) {
+        return ofInputs(q, k, v, options, capabilities, q == null ? -1 : q.batch());
+    }
+
+    /**
+     * {@link #ofInputs} with per-batch ALiBi slopes checked against {@code batches} entries (q's batch, a paged call's
+     * sequences, a packed call's sequences; unchecked when negative).
+     */
+    static AttentionShape ofInputs(
+            Tensor q, Tensor k, Tensor v, AttentionOptions options, Capabilities capabilities, int batches) {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(k, "k");
         Objects.requireNonNull(v, "v");
@@ -186,11 +216,31 @@ public record AttentionShape(
                         + " is not supported by this backend " + capabilities.dtypes());
             }
         }
-        if (options.hasAlibi() && options.alibiSlopes().length != q.heads()) {
-            throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiSlopes().length
+        if (options.hasAlibi() && options.alibiBatches() == 0 && options.alibiHeads() != q.heads()) {
+            throw new IllegalArgumentException("options.alibiSlopes: length " + options.alibiHeads()
                     + " must equal the number of query heads " + q.heads() + shapes);
         }
+        if (options.alibiBatches() > 0) {
+            if (!capabilities.alibiPerBatch()) {
+                throw new IllegalArgumentException(
+                        "options.alibiSlopesPerBatch: slopes per batch entry are not supported by"
+                                + " this backend (Capabilities.alibiPerBatch() is false); use per-head slopes, or the cpu or"
+                                + " reference backend");
+            }
+            if (options.alibiHeads() != q.heads()) {
+                throw new IllegalArgumentException("options.alibiSlopesPerBatch: rows of " + options.alibiHeads()
+                        + " slopes must hold one per query head, " + q.heads() + shapes);
+            }
+            if (batches >= 0 && options.alibiBatches() != batches) {
+                throw new IllegalArgumentException("options.alibiSlopesPerBatch: " + options.alibiBatches()
+                        + " rows must be one per batch entry (per sequence of a packed call), " + batches + shapes);
+            }
+        }
         checkAlibiRange(options, Math.max(q.seqLen(), k.seqLen()));
+        if (options.hasDropout() && !capabilities.dropout()) {
+            throw new IllegalArgumentException("options.dropout: dropout is not supported by this backend"
+                    + " (Capabilities.dropout() is false); use the cpu or reference backend");
+        }
         AttentionShape shape =
                 new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
         shape.checkMasks(options, capabilities, shapes);
@@ -212,12 +262,18 @@ public record AttentionShape(
         if (!options.hasAlibi()) {
             return;
         }
-        float[] slopes = options.alibiSlopes();
-        for (int h = 0; h < slopes.length; h++) {
-            if (Math.abs((double) slopes[h]) * maxLen > MAX_ALIBI_PENALTY) {
-                throw new IllegalArgumentException("options.alibiSlopes: slope " + h + " (" + slopes[h]
-                        + ") times the longest distance " + maxLen + " must not exceed " + MAX_ALIBI_PENALTY
-                        + " (the score would leave the float range)");
+        int batches = options.alibiBatches();
+        for (int b = 0; b < Math.max(1, batches); b++) {
+            for (int h = 0; h < options.alibiHeads(); h++) {
+                float slope = options.alibiSlope(b, h);
+                if (Math.abs((double) slope) * maxLen > MAX_ALIBI_PENALTY) {
+                    throw new IllegalArgumentException(
+                            (batches == 0 ? "options.alibiSlopes" : "options.alibiSlopesPerBatch")
+                                    + ": slope " + (batches == 0 ? Integer.toString(h) : "[" + b + "][" + h + "]")
+                                    + " (" + slope
+                                    + ") times the longest distance " + maxLen + " must not exceed " + MAX_ALIBI_PENALTY
+                                    + " (the score would leave the float range)");
+                }
             }
         }
     }

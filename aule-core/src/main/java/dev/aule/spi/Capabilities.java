@@ -32,7 +32,14 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          * It has the serving entry points: {@link AttentionBackend#forwardCached},
          * {@link AttentionBackend#forwardPaged} and {@link AttentionBackend#forwardVarlen}.
          */
-        SERVING
+        SERVING,
+        /** It applies dropout ({@link AttentionOptions#hasDropout()}) in the forward and backward passes. */
+        DROPOUT,
+        /**
+         * It takes ALiBi slopes per batch entry and query head ({@link AttentionOptions#alibiBatches()} above 0);
+         * per-head slopes need no feature.
+         */
+        ALIBI_PER_BATCH
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -68,6 +75,16 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#MASKS}} */
     public boolean masks() {
         return features.contains(Feature.MASKS);
+    }
+
+    /** {@return whether it has {@link Feature#DROPOUT}} */
+    public boolean dropout() {
+        return features.contains(Feature.DROPOUT);
+    }
+
+    /** {@return whether it has {@link Feature#ALIBI_PER_BATCH}} */
+    public boolean alibiPerBatch() {
+        return features.contains(Feature.ALIBI_PER_BATCH);
     }
 
     /** {@return whether it has {@link Feature#SERVING}} */

@@ -13,8 +13,10 @@ import dev.aule.Tensor;
  * @param v values {@code [1, Hkv, keys, Dv]}, or null
  * @param out receives the output {@code [1, Hq, rows, Dv]}
  * @param lse receives each row's log-sum-exp, or null
+ * @param index the sequence's index in its call (its batch entry, or its place in a packed batch): the batch index
+ *     dropout and per-batch ALiBi slopes see
  */
-public record SequenceView(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+public record SequenceView(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, int index) {
 
     /**
      * Keys this sequence's rows may see.

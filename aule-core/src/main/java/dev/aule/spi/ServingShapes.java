@@ -1,6 +1,7 @@
 package dev.aule.spi;
 
 import dev.aule.AttentionOptions;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 
 import java.util.Arrays;
@@ -41,6 +42,7 @@ public final class ServingShapes {
             AttentionOptions options,
             Capabilities capabilities) {
         rejectMasks(options, "cached");
+        rejectDropout(options, "cached");
         Objects.requireNonNull(kCache, "kCache");
         Objects.requireNonNull(vCache, "vCache");
         TensorChecks.checkAccessible(new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
@@ -90,6 +92,7 @@ public final class ServingShapes {
         int[] lens = contextLens.clone();
         Objects.requireNonNull(out, "out");
         rejectMasks(options, "paged");
+        rejectDropout(options, "paged");
         TensorChecks.checkAccessible(
                 new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
         String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
@@ -103,7 +106,7 @@ public final class ServingShapes {
         Tensor kBlock = kCache.sequence(0, 0, kCache.seqLen());
         Tensor vBlock = vCache.sequence(0, 0, vCache.seqLen());
         AttentionShape rows =
-                AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options, capabilities);
+                AttentionShape.ofInputs(q.sequence(0, 0, q.seqLen()), kBlock, vBlock, options, capabilities, q.batch());
         int batch = q.batch();
         if (tables.length != batch || lens.length != batch) {
             throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
@@ -188,7 +191,8 @@ public final class ServingShapes {
         int[] cuSeqlensK =
                 packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
         rejectMasks(options, "packed variable-length");
-        AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, capabilities);
+        AttentionShape shape = AttentionShape.forward(
+                q, k, v, out, lse, options, capabilities, cuSeqlensQ == null ? -1 : cuSeqlensQ.length - 1);
         if (shape.batch() != 1) {
             throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
                     + "cuSeqlensQ/cuSeqlensK), got " + q.shapeString());
@@ -200,6 +204,95 @@ public final class ServingShapes {
                     + cuSeqlensQ.length + " (one offset per sequence, plus one)");
         }
         return new VarlenCall(shape, varlenSequences(q, k, v, cuSeqlensQ, cuSeqlensK, out, lse));
+    }
+
+    /**
+     * The backward of a packed variable-length call: {@code in} holds the forward's packed q {@code [1, Hq, totalQ,
+     * D]}, k and v {@code [1, Hkv, totalK, D]}, out, dOut {@code [1, Hq, totalQ, Dv]} and lse, {@code grads} the
+     * gradients shaped like q, k and v; the offsets follow the rules of {@link #varlen}. Everything is validated (as
+     * {@link AttentionShape#backward} and {@link #varlen} do) before anything is read or written. The returned
+     * sequences are those with both query rows and keys; the gradient rows of the others (keys of a sequence without
+     * rows, rows of one without keys) are 0, which the backend writes.
+     *
+     * @param in the forward's packed inputs, output and LSE, and the gradient of the output
+     * @param packed where each sequence's query rows and keys start
+     * @param grads receives the gradients
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape and the views of each sequence with rows and keys
+     */
+    public static VarlenBackwardCall varlenBackward(
+            BackwardInputs in,
+            PackedSequences packed,
+            Gradients grads,
+            AttentionOptions options,
+            Capabilities capabilities) {
+        Objects.requireNonNull(packed, "packed");
+        int[] cuSeqlensQ =
+                packed.cuSeqlensQ() == null ? null : packed.cuSeqlensQ().clone();
+        int[] cuSeqlensK =
+                packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
+        rejectMasks(options, "packed variable-length");
+        AttentionShape shape = AttentionShape.backward(
+                in, grads, options, capabilities, cuSeqlensQ == null ? -1 : cuSeqlensQ.length - 1);
+        if (shape.batch() != 1) {
+            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
+                    + "cuSeqlensQ/cuSeqlensK), got " + in.q().shapeString());
+        }
+        checkOffsets("cuSeqlensQ", cuSeqlensQ, shape.queryLen(), "q");
+        checkOffsets("cuSeqlensK", cuSeqlensK, shape.keyLen(), "k");
+        if (cuSeqlensQ.length != cuSeqlensK.length) {
+            throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
+                    + cuSeqlensQ.length + " (one offset per sequence, plus one)");
+        }
+        java.util.List<BackwardSequence> sequences = new java.util.ArrayList<>(cuSeqlensQ.length - 1);
+        for (int s = 0; s + 1 < cuSeqlensQ.length; s++) {
+            int q0 = cuSeqlensQ[s];
+            int k0 = cuSeqlensK[s];
+            int rows = cuSeqlensQ[s + 1] - q0;
+            int keys = cuSeqlensK[s + 1] - k0;
+            if (rows > 0 && keys > 0) {
+                sequences.add(new BackwardSequence(
+                        new BackwardInputs(
+                                in.q().sequence(0, q0, rows),
+                                in.k().sequence(0, k0, keys),
+                                in.v().sequence(0, k0, keys),
+                                in.out().sequence(0, q0, rows),
+                                in.dOut().sequence(0, q0, rows),
+                                in.lse().sequence(0, q0, rows)),
+                        new Gradients(
+                                grads.dq().sequence(0, q0, rows),
+                                grads.dk().sequence(0, k0, keys),
+                                grads.dv().sequence(0, k0, keys)),
+                        s));
+            }
+        }
+        return new VarlenBackwardCall(shape, sequences);
+    }
+
+    /**
+     * A validated packed backward.
+     *
+     * @param shape its geometry, the whole packed batch as one sequence
+     * @param sequences a view of each sequence that has query rows and keys, built from the validated offsets
+     */
+    public record VarlenBackwardCall(AttentionShape shape, java.util.List<BackwardSequence> sequences) {
+        /**
+         * The shape of one sequence of the call: batch 1, its rows and keys.
+         *
+         * @param sequence one of the call's sequences
+         * @return its shape
+         */
+        public AttentionShape shapeOf(BackwardSequence sequence) {
+            return new AttentionShape(
+                    1,
+                    shape.queryHeads(),
+                    shape.kvHeads(),
+                    sequence.inputs().q().seqLen(),
+                    sequence.inputs().k().seqLen(),
+                    shape.headDim(),
+                    shape.valueDim());
+        }
     }
 
     /**
@@ -232,7 +325,8 @@ public final class ServingShapes {
                     len == 0 ? null : kCache.sequence(b, 0, len),
                     len == 0 ? null : vCache.sequence(b, 0, len),
                     out.sequence(b, 0, q.seqLen()),
-                    lse == null ? null : lse.sequence(b, 0, q.seqLen())));
+                    lse == null ? null : lse.sequence(b, 0, q.seqLen()),
+                    b));
         }
         return views;
     }
@@ -252,7 +346,8 @@ public final class ServingShapes {
                         keys == 0 ? null : k.sequence(0, k0, keys),
                         keys == 0 ? null : v.sequence(0, k0, keys),
                         out.sequence(0, q0, rows),
-                        lse == null ? null : lse.sequence(0, q0, rows)));
+                        lse == null ? null : lse.sequence(0, q0, rows),
+                        s));
             }
         }
         return views;
@@ -277,6 +372,14 @@ public final class ServingShapes {
             throw new IllegalArgumentException("options: masks, biases, MaskMods and ScoreMods are not supported by "
                     + call + " attention (their positions are a whole call's, not a sequence's); use causal, window,"
                     + " softcap and ALiBi, which apply per sequence");
+        }
+    }
+
+    /** Dropout is a training feature: of the serving entry points only the packed one, which has a backward, takes it. */
+    private static void rejectDropout(AttentionOptions options, String call) {
+        if (options.hasDropout()) {
+            throw new IllegalArgumentException("options.dropout: dropout is a training feature and is not supported by "
+                    + call + " attention; use forward or forwardVarlen (and their backward)");
         }
     }
 

@@ -221,8 +221,10 @@ final class Contract {
     private static double alibiBound(Tensor q, Tensor k, AttentionOptions options) {
         double slope = 0;
         if (options.hasAlibi()) {
-            for (float m : options.alibiSlopes()) {
-                slope = Math.max(slope, Math.abs(m));
+            for (int b = 0; b < Math.max(1, options.alibiBatches()); b++) {
+                for (int h = 0; h < options.alibiHeads(); h++) {
+                    slope = Math.max(slope, Math.abs(options.alibiSlope(b, h)));
+                }
             }
         }
         return slope * (q.seqLen() + k.seqLen());

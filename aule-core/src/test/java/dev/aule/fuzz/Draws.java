@@ -92,6 +92,29 @@ final class Draws {
     }
 
     /**
+     * The training options on top of {@code options} for a dense call of {@code batch} entries: dropout (extreme
+     * probabilities included) and, where there are no per-head slopes, ALiBi slopes per batch entry.
+     */
+    static AttentionOptions training(Choices c, SplittableRandom rnd, AttentionOptions options, int batch, int heads) {
+        AttentionOptions.Builder b = options.toBuilder();
+        int dropout = c.below(5);
+        if (dropout > 0) {
+            b.dropout(c.note("dropout", new float[] {0, 0.1f, 0.5f, 0.99f, 1e-6f}[dropout]), rnd.nextLong());
+        }
+        if (!options.hasAlibi() && c.oneIn(4)) {
+            float[][] slopes = new float[batch][heads];
+            for (float[] row : slopes) {
+                for (int h = 0; h < heads; h++) {
+                    row[h] = (float) (rnd.nextDouble() - 0.5);
+                }
+            }
+            c.note("alibiPerBatch", true);
+            b.alibiSlopesPerBatch(slopes);
+        }
+        return b.build();
+    }
+
+    /**
      * Options for a call {@code [batch, queryHeads, queryLen, keyLen]}: causal, window, scale, softcap, ALiBi
      * (extreme slopes included) and, with {@code masks}, dense masks, biases (hostile values included),
      * MaskMods, BlockMasks and ScoreMods. {@code differentiable}: every ScoreMod has its derivative.

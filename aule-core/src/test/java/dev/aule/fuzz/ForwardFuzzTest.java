@@ -93,7 +93,8 @@ class ForwardFuzzTest {
         int poisoned = c.note("valuesIn", c.below(3)); // q, k, v
         Break breach = c.note("break", c.oneIn(2) ? c.pick(Break.values()) : Break.NONE);
         SplittableRandom rnd = new SplittableRandom(c.seed());
-        AttentionOptions options = Draws.options(c, rnd, batch, hq, sq, sk, true, false);
+        AttentionOptions options =
+                Draws.training(c, rnd, Draws.options(c, rnd, batch, hq, sq, sk, true, false), batch, hq);
         c.note("options", options);
 
         try (Arena arena = arenaKind == 1 ? Arena.ofConfined() : Arena.ofShared();

@@ -208,7 +208,8 @@ class MergeAndBackwardFuzzTest {
                         Draws.Values.NEAR_MAX));
         int breach = c.oneIn(2) ? c.note("break", c.below(8)) : 0;
         SplittableRandom rnd = new SplittableRandom(c.seed());
-        AttentionOptions options = Draws.options(c, rnd, batch, hq, sq, sk, true, true);
+        AttentionOptions options =
+                Draws.training(c, rnd, Draws.options(c, rnd, batch, hq, sq, sk, true, true), batch, hq);
         c.note("options", options);
         BackwardCases.Case shape = new BackwardCases.Case(dtype, batch, hq, kvHeads, sq, sk, d, dv, options);
         BackwardCases.Qkv qkv = BackwardCases.qkv(rnd, shape);

@@ -54,6 +54,27 @@ class BackwardReferenceTest {
                     .alibiSlopes(new float[] {0.3f, 0.2f, 0.1f, 0.7f})
                     .build()
         },
+        // Per-batch ALiBi slopes (batch entry 0's row) with dropout.
+        {
+            new int[] {4, 2, 5, 7, 4, 3},
+            AttentionOptions.builder()
+                    .alibiSlopesPerBatch(new float[][] {{0.4f, 0.1f, 0.2f, 0.3f}})
+                    .dropout(0.2f, 11)
+                    .build()
+        },
+        // Dropout: a fixed mask of the inputs' positions, so the loss stays smooth; 40 keys cross two groups of 32.
+        {
+            new int[] {4, 2, 5, 7, 4, 3},
+            AttentionOptions.builder().causal(true).dropout(0.3f, 7).build()
+        },
+        {
+            new int[] {2, 1, 6, 40, 4, 3},
+            AttentionOptions.builder()
+                    .dropout(0.5f, -3)
+                    .softcap(1.5f)
+                    .alibiSlopes(new float[] {0.2f, 0.1f})
+                    .build()
+        },
     };
 
     /**

@@ -104,6 +104,46 @@ class ValidationTest {
         });
     }
 
+    /**
+     * Dropout and per-batch ALiBi slopes are not in the shaders: the backend refuses them (nothing written), and
+     * auto-selection runs such a call on a backend that has them.
+     */
+    @Test
+    void dropoutIsRejectedAndSelectionPassesVulkanBy() throws Throwable {
+        assertTrue(!vulkan.capabilities().dropout());
+        AttentionOptions options = AttentionOptions.builder().dropout(0.1f, 3).build();
+        Tensor q = Tensors.random(new SplittableRandom(5), DType.F32, 1, 2, 8, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
+        out.fill(Float.NaN);
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, options));
+        assertTrue(e.getMessage().startsWith("options.dropout: dropout is not supported"), e.getMessage());
+        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+        Tensor lse = Tensor.allocate(DType.F32, 1, 2, 8, 1);
+        Gradients grads = new Gradients(
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> vulkan.backward(new BackwardInputs(q, q, q, out, q, lse), grads, options));
+        AttentionOptions perBatch = AttentionOptions.builder()
+                .alibiSlopesPerBatch(new float[][] {{0.1f, 0.2f}})
+                .build();
+        e = assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, perBatch));
+        assertTrue(
+                e.getMessage().startsWith("options.alibiSlopesPerBatch: slopes per batch entry are not supported"),
+                e.getMessage());
+        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
+            Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
+            assertTrue(Arrays.stream(
+                            box(dev.aule.Attention.forward(q, q, q, perBatch).toFloatArray()))
+                    .allMatch(Float::isFinite));
+            float[] o = dev.aule.Attention.forward(q, q, q, options).toFloatArray();
+            assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), "selection ran it elsewhere");
+        });
+    }
+
     @Test
     void headDimsOver256AreRejected() {
         Tensor q = Tensor.allocate(DType.F32, 1, 1, 2, 257);
