@@ -32,8 +32,8 @@ final class TrainLmCommand extends AuleCommand {
     @Option(
             names = "--dropout",
             defaultValue = "0",
-            description = "Attention dropout on the attention probabilities; only 0 in this build (default: "
-                    + "${DEFAULT-VALUE}).")
+            description = "Dropout on the attention probabilities, in [0, 1), through the library's dropout option"
+                    + " (default: ${DEFAULT-VALUE}).")
     private float dropout;
 
     @Option(names = "--seed", defaultValue = "1", description = "Seed of the run (default: ${DEFAULT-VALUE}).")

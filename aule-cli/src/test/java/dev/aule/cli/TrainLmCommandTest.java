@@ -35,7 +35,7 @@ class TrainLmCommandTest {
     void badSettingsAreUsageErrorsNamingTheFlag() {
         for (String[] args : new String[][] {
             {"train-lm", "--steps", "0"},
-            {"train-lm", "--dropout", "0.1"},
+            {"train-lm", "--dropout", "1"},
             {"train-lm", "--residual-dropout", "1"},
             {"train-lm", "--eval-every", "0"}
         }) {

@@ -30,7 +30,7 @@ public final class TrainLm {
      * @param warmup warm-up steps
      * @param weightDecay AdamW's decoupled weight decay on the matrices
      * @param residualDropout dropout on each block's two residual branches, in {@code [0, 1)}
-     * @param attentionDropout dropout on the attention probabilities; must be 0 in this build
+     * @param attentionDropout dropout on the attention probabilities, in [0, 1)
      * @param evalEvery steps between two evaluations of the validation loss
      * @param evalBatches validation batches per evaluation (the same windows every time)
      * @param seed seeds the initialisation, the batches and the dropout masks
@@ -69,9 +69,8 @@ public final class TrainLm {
             if (!(residualDropout >= 0 && residualDropout < 1)) {
                 throw new IllegalArgumentException("residualDropout: must be in [0, 1), got " + residualDropout);
             }
-            if (attentionDropout != 0) {
-                throw new IllegalArgumentException("attentionDropout: must be 0: attention dropout needs the "
-                        + "attention options' dropout, which this build does not have; got " + attentionDropout);
+            if (!(attentionDropout >= 0 && attentionDropout < 1)) {
+                throw new IllegalArgumentException("attentionDropout: must be in [0, 1), got " + attentionDropout);
             }
         }
 
@@ -242,13 +241,15 @@ public final class TrainLm {
     }
 
     /**
-     * Attention's options for training step {@code s}: causal. Attention dropout belongs here, the one
-     * place to wire it: {@code .dropout(cfg.attentionDropout(), cfg.seed() * 1_000_003 + s)}, a fresh mask
-     * per step that the step's backward redraws from the same options (and the check in {@link Config}
-     * goes).
+     * Attention's options for training step {@code s}: causal, with attention dropout under a seed of its own per
+     * step (a fresh mask each step, which the step's backward redraws from the same options). Evaluation runs
+     * without dropout.
      */
     private AttentionOptions attentionOptions(int s) {
-        return AttentionOptions.builder().causal(true).build();
+        return AttentionOptions.builder()
+                .causal(true)
+                .dropout(cfg.attentionDropout(), cfg.seed() * 1_000_003 + s)
+                .build();
     }
 
     /** One AdamW step on a fresh batch of training windows; returns the batch's loss before the step. */

@@ -37,6 +37,20 @@ class TrainLmTest {
         assertTrue(printed.toString().contains("step    40  train"), printed.toString());
     }
 
+    /** Attention dropout goes through the library's option: it changes the run, and the model still learns. */
+    @Test
+    void attentionDropoutTakesEffectAndTheModelStillLearns() {
+        TrainLm.Config plain = new TrainLm.Config(20, 8, 64, 64, 4, 2, 256, 3e-3f, 4, 0.01f, 0f, 0f, 20, 2, 7);
+        TrainLm.Config dropped = new TrainLm.Config(20, 8, 64, 64, 4, 2, 256, 3e-3f, 4, 0.01f, 0f, 0.1f, 20, 2, 7);
+        TrainLm.History a = TrainLm.run(plain, new PrintWriter(new StringWriter()));
+        TrainLm.History b = TrainLm.run(dropped, new PrintWriter(new StringWriter()));
+        assertEquals(a.firstValidationLoss(), b.firstValidationLoss(), "the same model before training");
+        assertTrue(a.lastValidationLoss() != b.lastValidationLoss(), "dropout changed the training");
+        assertTrue(
+                b.lastValidationLoss() < b.firstValidationLoss() - 0.5,
+                b.firstValidationLoss() + " -> " + b.lastValidationLoss());
+    }
+
     /** The loss of the tiny model at its parameters moved by {@code eps} along {@code direction}. */
     private static double lossAlong(
             TinyTransformer lm, Param p, float[] direction, double eps, int[] inputs, int[] targets, int batch) {
@@ -107,7 +121,7 @@ class TrainLmTest {
         TrainLm.Config d = TrainLm.Config.defaults();
         IllegalArgumentException e = assertThrows(
                 IllegalArgumentException.class,
-                () -> new TrainLm.Config(1, 1, 8, 8, 2, 1, 8, 1e-3f, 0, 0f, 0f, 0.1f, 1, 1, 1));
+                () -> new TrainLm.Config(1, 1, 8, 8, 2, 1, 8, 1e-3f, 0, 0f, 0f, 1f, 1, 1, 1));
         assertTrue(e.getMessage().startsWith("attentionDropout"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> d.withResidualDropout(1f));
         assertTrue(e.getMessage().startsWith("residualDropout"), e.getMessage());
