@@ -6,8 +6,10 @@ import dev.aule.AttentionResult;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.ServingShapes;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -46,18 +48,22 @@ public final class PagedKvCache {
     private final BlockAllocator blocks;
     private final Map<Integer, Sequence> sequences = new HashMap<>();
     private int nextId;
+    private boolean keySummaries;
 
     /** A sequence's block table and length. */
     private static final class Sequence {
         int[] blocks = new int[4];
         int blockCount;
         int length;
+        /** Per-block key summaries for sparse decode; null unless {@link #enableKeySummaries()} was called. */
+        KeySummaries summaries;
 
         Sequence copy() {
             Sequence s = new Sequence();
             s.blocks = blocks.clone();
             s.blockCount = blockCount;
             s.length = length;
+            s.summaries = summaries == null ? null : summaries.copy();
             return s;
         }
     }
@@ -243,7 +249,11 @@ public final class PagedKvCache {
      */
     public int newSequence() {
         int id = nextId++;
-        sequences.put(id, new Sequence());
+        Sequence s = new Sequence();
+        if (keySummaries) {
+            s.summaries = new KeySummaries(kvHeads(), headDim());
+        }
+        sequences.put(id, s);
         return id;
     }
 
@@ -394,16 +404,9 @@ public final class PagedKvCache {
         Objects.requireNonNull(seqs, "seqs");
         CacheRows.checkNew(k, v, seqs.length, kvHeads(), headDim(), valueDim(), rope);
         int n = k.seqLen();
-        Sequence[] targets = new Sequence[seqs.length];
+        Sequence[] targets = distinct(seqs);
         long needed = 0;
         for (int i = 0; i < seqs.length; i++) {
-            targets[i] = sequence(seqs[i], "seqs[" + i + "]");
-            for (int j = 0; j < i; j++) {
-                if (seqs[j] == seqs[i]) {
-                    throw new IllegalArgumentException(
-                            "seqs: sequence " + seqs[i] + " appears twice (entries " + j + " and " + i + ")");
-                }
-            }
             if (rope != null) {
                 rope.checkPositions("seqs[" + i + "]", targets[i].length, n);
             }
@@ -433,6 +436,9 @@ public final class PagedKvCache {
                 int slot = position % blockSize;
                 for (int h = 0; h < kvHeads(); h++) {
                     CacheRows.copy(k, i, h, t, keys, block, slot, row, rope, position);
+                    if (s.summaries != null) {
+                        summarise(s.summaries, block, position, h, row);
+                    }
                     CacheRows.copy(v, i, h, t, values, block, slot, row, null, 0);
                 }
                 s.length++;
@@ -515,6 +521,203 @@ public final class PagedKvCache {
         }
         Backends.selected(Capabilities::serving)
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
+    }
+
+    /** Includes the stored key of (position, head), as the kernel will read it, in the summaries. */
+    private void summarise(KeySummaries summaries, int block, int position, int head, float[] row) {
+        keys.readRow(block, head, position % blockSize, row, 0);
+        summaries.include(position / blockSize, position % blockSize, head, row);
+    }
+
+    /**
+     * Keeps per-block key summaries (the per-channel minimum and maximum of each block's keys, per KV head) for
+     * every sequence from now on, as {@link #sparseAttention} needs; the keys already cached are summarised now.
+     * Costs {@code 2 * headDim} floats per block and KV head (1/16 of an F32 block of 16 tokens' keys and values)
+     * and a pass over each appended key. Idempotent.
+     */
+    public void enableKeySummaries() {
+        if (keySummaries) {
+            return;
+        }
+        float[] row = new float[headDim()];
+        for (Sequence s : sequences.values()) {
+            s.summaries = new KeySummaries(kvHeads(), headDim());
+            for (int position = 0; position < s.length; position++) {
+                for (int h = 0; h < kvHeads(); h++) {
+                    summarise(s.summaries, s.blocks[position / blockSize], position, h, row);
+                }
+            }
+        }
+        keySummaries = true;
+    }
+
+    /** {@return whether the cache keeps the key summaries sparse decode reads} */
+    public boolean keepsKeySummaries() {
+        return keySummaries;
+    }
+
+    /**
+     * The logical blocks (indices into {@link #blockTable}) each query head of {@code q} would read in a sparse
+     * decode step of {@code seq}, in position order: {@code result[h]} for query head {@code h}.
+     *
+     * @param seq a live sequence id with at least one cached token
+     * @param q the step's query {@code [1, Hq, 1, D]}, {@code Hq} a multiple of the cache's KV heads
+     * @param budget blocks read per query head
+     * @return each query head's blocks
+     * @throws IllegalStateException when the cache keeps no key summaries
+     */
+    public int[][] sparseBlocks(int seq, Tensor q, SparseBudget budget) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(budget, "budget");
+        Sequence s = sequence(seq, "seq");
+        requireSummaries();
+        if (q.batch() != 1 || q.seqLen() != 1 || q.headDim() != headDim() || q.heads() % kvHeads() != 0) {
+            throw new IllegalArgumentException("q: must be [1, Hq, 1, " + headDim() + "] with Hq a multiple of the "
+                    + kvHeads() + " KV heads, got " + q.shapeString());
+        }
+        if (s.length == 0) {
+            throw new IllegalArgumentException("seq: sequence " + seq + " has no cached tokens to choose from");
+        }
+        float[] rows = SparseDecoder.queryRows(q)[0];
+        return SparseDecoder.choose(s.summaries, s.blockCount, rows, q.heads(), kvHeads(), headDim(), budget);
+    }
+
+    /**
+     * Query-aware sparse decode (Quest; opt-in, approximate): like {@link #attention} for a decode step
+     * ({@code Sq = 1}), but each query head reads only the blocks {@link #sparseBlocks} chooses for it: the
+     * {@code budget.recentBlocks()} newest, and the {@code budget.topBlocks()} others whose key summaries bound its
+     * scores highest. The softmax is exact over the blocks read; a sequence with no more blocks than the budget
+     * gets exact attention. Needs {@link #enableKeySummaries()}. Options: causal, scale and softcap; windows, ALiBi,
+     * masks and dropout are refused (the keys read are chosen by score, not position).
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q the step's queries {@code [seqs.length, Hq, 1, D]}
+     * @param budget blocks read per query head
+     * @param options masking, scale and softcap of the call
+     * @return the output, in q's dtype, and the LSE over the keys read
+     * @throws IllegalStateException when the cache keeps no key summaries
+     */
+    public AttentionResult sparseAttention(int[] seqs, Tensor q, SparseBudget budget, AttentionOptions options) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        sparseAttentionInto(seqs, q, budget, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * {@link #sparseAttention} into caller-owned {@code out} and {@code lse} (nullable). Every argument is checked
+     * as {@link #attentionInto} checks it before anything is written.
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q the step's queries {@code [seqs.length, Hq, 1, D]}
+     * @param budget blocks read per query head
+     * @param out receives the output {@code [seqs.length, Hq, 1, Dv]}
+     * @param lse receives each row's log-sum-exp over the keys read, F32 {@code [seqs.length, Hq, 1, 1]}; null
+     *     when not wanted
+     * @param options masking, scale and softcap of the call
+     * @throws IllegalStateException when the cache keeps no key summaries
+     */
+    public void sparseAttentionInto(
+            int[] seqs, Tensor q, SparseBudget budget, Tensor out, Tensor lse, AttentionOptions options) {
+        sparseAttentionInto(seqs, q, budget, out, lse, options, Backends.selected(Capabilities::serving));
+    }
+
+    /** {@link #sparseAttentionInto} on {@code backend}, which must have serving entry points. */
+    void sparseAttentionInto(
+            int[] seqs,
+            Tensor q,
+            SparseBudget budget,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            AttentionBackend backend) {
+        Objects.requireNonNull(seqs, "seqs");
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(budget, "budget");
+        Objects.requireNonNull(options, "options");
+        requireSummaries();
+        SparseDecoder.checkOptions(options);
+        Sequence[] targets = distinct(seqs);
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            tables[i] = Arrays.copyOf(targets[i].blocks, targets[i].blockCount);
+            lens[i] = targets[i].length;
+        }
+        // The whole step is validated as the exact call would be, before the choice reads q.
+        ServingShapes.paged(q, new PagedKv(keys, values, tables, lens), out, lse, options, backend.capabilities());
+        if (q.seqLen() != 1) {
+            throw new IllegalArgumentException(
+                    "q: sparse decode takes one query row per sequence (Sq = 1), got " + q.shapeString());
+        }
+        int heads = q.heads();
+        float[][] rows = SparseDecoder.queryRows(q);
+        int[][] pseudoTables = new int[seqs.length * heads][];
+        int[] pseudoLens = new int[seqs.length * heads];
+        int numBlocks = numBlocks();
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = targets[i];
+            int[][] chosen = s.length == 0
+                    ? new int[heads][0]
+                    : SparseDecoder.choose(s.summaries, s.blockCount, rows[i], heads, kvHeads(), headDim(), budget);
+            int lastFill = s.length - (s.blockCount - 1) * blockSize;
+            for (int h = 0; h < heads; h++) {
+                int head = h / (heads / kvHeads());
+                int[] table = new int[chosen[h].length];
+                for (int c = 0; c < table.length; c++) {
+                    table[c] = head * numBlocks + s.blocks[chosen[h][c]];
+                }
+                pseudoTables[i * heads + h] = table;
+                pseudoLens[i * heads + h] = table.length == 0 ? 0 : (table.length - 1) * blockSize + lastFill;
+            }
+        }
+        Tensor pseudoQ = SparseDecoder.pseudoQueries(q, rows);
+        Tensor pseudoOut = Tensor.allocate(out.dtype(), seqs.length * heads, 1, 1, valueDim());
+        Tensor pseudoLse = lse == null ? null : Tensor.allocate(DType.F32, seqs.length * heads, 1, 1, 1);
+        backend.forwardPaged(
+                pseudoQ,
+                new PagedKv(
+                        SparseDecoder.perHeadBlocks(keys),
+                        SparseDecoder.perHeadBlocks(values),
+                        pseudoTables,
+                        pseudoLens),
+                pseudoOut,
+                pseudoLse,
+                options);
+        float[] row = new float[valueDim()];
+        for (int i = 0; i < seqs.length; i++) {
+            for (int h = 0; h < heads; h++) {
+                pseudoOut.readRow(i * heads + h, 0, 0, row, 0);
+                out.writeRow(i, h, 0, row, 0);
+                if (lse != null) {
+                    lse.set(i, h, 0, 0, pseudoLse.get(i * heads + h, 0, 0, 0));
+                }
+            }
+        }
+    }
+
+    private void requireSummaries() {
+        if (!keySummaries) {
+            throw new IllegalStateException(
+                    "sparse decode reads key summaries: call enableKeySummaries() on this cache first");
+        }
+    }
+
+    /** The live sequences of {@code seqs}, each id at most once. */
+    private Sequence[] distinct(int[] seqs) {
+        Sequence[] targets = new Sequence[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            targets[i] = sequence(seqs[i], "seqs[" + i + "]");
+            for (int j = 0; j < i; j++) {
+                if (seqs[j] == seqs[i]) {
+                    throw new IllegalArgumentException(
+                            "seqs: sequence " + seqs[i] + " appears twice (entries " + j + " and " + i + ")");
+                }
+            }
+        }
+        return targets;
     }
 
     private Sequence sequence(int id, String name) {

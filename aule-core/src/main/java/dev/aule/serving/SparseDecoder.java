@@ -1,0 +1,135 @@
+package dev.aule.serving;
+
+import dev.aule.AttentionOptions;
+import dev.aule.Tensor;
+
+import java.util.Arrays;
+
+/**
+ * Query-aware sparse decode (Quest): which blocks each query head reads, and the one paged call that reads them.
+ *
+ * <p>The choice, per sequence and query head {@code h} (KV head {@code g = h / (Hq / Hkv)}): the
+ * {@link SparseBudget#recentBlocks()} newest blocks, and among the others the {@link SparseBudget#topBlocks()}
+ * whose summaries give the largest upper bound of {@code q_h . k} ({@link KeySummaries}); ties go to the older
+ * block, so the choice is a function of the query and the cache alone. A sequence with no more blocks than the
+ * budget reads all of them, which is exact attention.
+ *
+ * <p>The call: each (sequence, query head) is a pseudo-sequence of one query row and one KV head, whose block
+ * table lists its chosen blocks in position order. The cache's head-major pool {@code [numBlocks, Hkv, blockSize,
+ * D]} is, read as {@code [Hkv * numBlocks, 1, blockSize, D]}, one block per (head, block) pair, so the table entry
+ * of block {@code p} of KV head {@code g} is {@code g * numBlocks + p}: one ordinary, validated paged call reads
+ * everything, on every backend with serving entry points. Only the last chosen block can be partial (the newest
+ * block is always chosen and comes last in position order), so a pseudo-sequence's length is
+ * {@code (chosen - 1) * blockSize} plus the fill of the newest block.
+ */
+final class SparseDecoder {
+    private SparseDecoder() {}
+
+    /**
+     * Sparse decode reads a subset of the keys at positions of its own, so options that depend on a key's position
+     * relative to the query are refused; causal masking (the query is the newest position and sees every key),
+     * softcap and the scale keep their meaning.
+     */
+    static void checkOptions(AttentionOptions options) {
+        if (options.windowLeft() >= 0) {
+            throw new IllegalArgumentException("options: sparse decode takes no left window (got "
+                    + options.windowLeft() + "): the blocks it reads are chosen by score, not by distance");
+        }
+        if (options.hasAlibi()) {
+            throw new IllegalArgumentException(
+                    "options: sparse decode takes no ALiBi slopes (the chosen keys' distances are not kept)");
+        }
+        if (options.hasMasksOrScoreMods()) {
+            throw new IllegalArgumentException("options: sparse decode takes no masks, biases, MaskMods, ScoreMods"
+                    + " or block masks (their positions are the whole sequence's)");
+        }
+        if (options.hasDropout()) {
+            throw new IllegalArgumentException("options: sparse decode takes no dropout (it is an inference path)");
+        }
+    }
+
+    /**
+     * The logical blocks each query head reads, in position order: {@code result[h]} for query head {@code h} of
+     * the query rows {@code q} ({@code queryHeads * headDim} floats, head-major).
+     *
+     * @param summaries the sequence's key summaries, covering its {@code blocks} logical blocks
+     * @param blocks the sequence's logical blocks, at least 1
+     */
+    static int[][] choose(
+            KeySummaries summaries,
+            int blocks,
+            float[] q,
+            int queryHeads,
+            int kvHeads,
+            int headDim,
+            SparseBudget budget) {
+        int[][] chosen = new int[queryHeads][];
+        if (budget.blocks() >= blocks) {
+            int[] all = new int[blocks];
+            Arrays.setAll(all, i -> i);
+            Arrays.fill(chosen, all);
+            return chosen;
+        }
+        int recent = budget.recentBlocks();
+        int older = blocks - recent;
+        int top = budget.topBlocks(); // < older: the budget is smaller than the sequence
+        float[] scores = new float[blocks];
+        int[] ids = new int[older];
+        int group = queryHeads / kvHeads;
+        for (int h = 0; h < queryHeads; h++) {
+            Arrays.fill(scores, 0f);
+            summaries.addBounds(h / group, q, h * headDim, scores);
+            for (int i = 0; i < older; i++) {
+                ids[i] = i;
+            }
+            TopK.largestToFront(ids, older, top, scores);
+            int[] mine = new int[top + recent];
+            System.arraycopy(ids, 0, mine, 0, top);
+            Arrays.sort(mine, 0, top);
+            for (int i = 0; i < recent; i++) {
+                mine[top + i] = older + i;
+            }
+            chosen[h] = mine;
+        }
+        return chosen;
+    }
+
+    /**
+     * The pool as {@code [Hkv * numBlocks, 1, blockSize, D]}: block {@code g * numBlocks + p} is block {@code p} of
+     * KV head {@code g}. Needs the head-major layout {@link PagedKvCache} keeps.
+     */
+    static Tensor perHeadBlocks(Tensor pool) {
+        long[] strides = pool.strides();
+        long blockStride = strides[0];
+        if (strides[1] != pool.batch() * blockStride) {
+            throw new IllegalStateException("pool is not head-major: strides " + Arrays.toString(strides));
+        }
+        long[] shape = {(long) pool.heads() * pool.batch(), 1, pool.seqLen(), pool.headDim()};
+        return Tensor.of(pool.memory(), pool.dtype(), shape, new long[] {
+            blockStride, blockStride * pool.batch(), strides[2], strides[3]
+        });
+    }
+
+    /** Query rows {@code [B, Hq, 1, D]} as float, batch entry {@code b} at {@code rows[b]} head-major. */
+    static float[][] queryRows(Tensor q) {
+        float[][] rows = new float[q.batch()][q.heads() * q.headDim()];
+        for (int b = 0; b < q.batch(); b++) {
+            for (int h = 0; h < q.heads(); h++) {
+                q.readRow(b, h, 0, rows[b], h * q.headDim());
+            }
+        }
+        return rows;
+    }
+
+    /** The query rows as {@code [B * Hq, 1, 1, D]}, pseudo-sequence {@code b * Hq + h} holding row (b, h). */
+    static Tensor pseudoQueries(Tensor q, float[][] rows) {
+        int n = q.batch() * q.heads();
+        Tensor flat = Tensor.allocate(q.dtype(), n, 1, 1, q.headDim());
+        for (int b = 0; b < q.batch(); b++) {
+            for (int h = 0; h < q.heads(); h++) {
+                flat.writeRow(b * q.heads() + h, 0, 0, rows[b], h * q.headDim());
+            }
+        }
+        return flat;
+    }
+}
