@@ -1,5 +1,7 @@
 package dev.aule.serving;
 
+import dev.aule.cpu.vector.Elementwise;
+
 /**
  * Per-block key summaries of one sequence of a {@link PagedKvCache}: for each logical block and KV head, the
  * per-channel minimum and maximum of the keys stored there (Quest, Tang et al., ICML 2024). For a query q,
@@ -15,6 +17,15 @@ package dev.aule.serving;
  * the bound holds for what the kernel reads.
  */
 final class KeySummaries {
+    /** Blocks per tile of {@link #addBounds}: 4 query rows' scores of a tile take 8 KiB. */
+    private static final int TILE = 512;
+    /**
+     * Whether the Vector API is there (the cpu backend's rule too): only then is {@link Elementwise}, which links
+     * against it, ever loaded. Both paths add the same products in the same order.
+     */
+    private static final boolean SIMD =
+            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+
     private final int kvHeads;
     private final int headDim;
     private float[] bounds;
@@ -73,20 +84,35 @@ final class KeySummaries {
     }
 
     /**
-     * Adds to {@code scores[blk]}, for every block {@code blk < blocks()}, the bound of {@code q . k} over the keys
-     * of {@code (blk, head)}; q is {@code headDim} floats of {@code q} from {@code qOffset}.
+     * Adds to {@code scores[r * stride + blk]}, for every block {@code blk < blocks()} and each of the
+     * {@code queries} query rows {@code r} of KV head {@code head} (row {@code r} is {@code headDim} floats of
+     * {@code q} from {@code qOffset + r * headDim}), the bound of {@code q_r . k} over the keys of
+     * {@code (blk, head)}.
      */
-    void addBounds(int head, float[] q, int qOffset, float[] scores) {
+    void addBounds(int head, float[] q, int qOffset, int queries, float[] scores, int stride) {
         int n = blocks;
-        for (int d = 0; d < headDim; d++) {
-            float x = q[qOffset + d];
-            if (x == 0f) {
-                continue;
-            }
-            // max(x * min, x * max) is x * max for x > 0 and x * min for x < 0.
-            int from = row(head, d, 0) + (x > 0 ? capacity : 0);
-            for (int blk = 0; blk < n; blk++) {
-                scores[blk] = Math.fma(x, bounds[from + blk], scores[blk]);
+        // Tiles of TILE blocks: the query rows' scores of a tile stay in L1 while every channel adds to them, so
+        // each summary row is read from memory once for the whole query group.
+        for (int tile = 0; tile < n; tile += TILE) {
+            int end = Math.min(n, tile + TILE);
+            for (int d = 0; d < headDim; d++) {
+                int mins = row(head, d, 0);
+                for (int r = 0; r < queries; r++) {
+                    float x = q[qOffset + r * headDim + d];
+                    if (x == 0f) {
+                        continue;
+                    }
+                    // max(x * min, x * max) is x * max for x > 0 and x * min for x < 0.
+                    int from = mins + (x > 0 ? capacity : 0);
+                    int to = r * stride;
+                    if (SIMD) {
+                        Elementwise.addScaled(scores, to + tile, bounds, from + tile, end - tile, x);
+                    } else {
+                        for (int blk = tile; blk < end; blk++) {
+                            scores[to + blk] += x * bounds[from + blk];
+                        }
+                    }
+                }
             }
         }
     }

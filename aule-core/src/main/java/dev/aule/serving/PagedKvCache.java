@@ -584,10 +584,11 @@ public final class PagedKvCache {
 
     /**
      * Query-aware sparse decode (Quest; opt-in, approximate): like {@link #attention} for a decode step
-     * ({@code Sq = 1}), but each query head reads only the blocks {@link #sparseBlocks} chooses for it: the
+     * ({@code Sq = 1}), but each query head reads only the blocks {@link #sparseBlocks} chooses for it (the
      * {@code budget.recentBlocks()} newest, and the {@code budget.topBlocks()} others whose key summaries bound its
-     * scores highest. The softmax is exact over the blocks read; a sequence with no more blocks than the budget
-     * gets exact attention. Needs {@link #enableKeySummaries()}. Options: causal, scale and softcap; windows, ALiBi,
+     * scores highest) and those chosen for the other query heads of its KV head, which share one pass over that
+     * head's keys. The softmax is exact over the blocks read; a sequence with no more blocks than the budget gets
+     * exact attention. Needs {@link #enableKeySummaries()}. Options: causal, scale and softcap; windows, ALiBi,
      * masks and dropout are refused (the keys read are chosen by score, not position).
      *
      * @param seqs live sequence ids, one per batch entry, all distinct
@@ -653,9 +654,11 @@ public final class PagedKvCache {
                     "q: sparse decode takes one query row per sequence (Sq = 1), got " + q.shapeString());
         }
         int heads = q.heads();
+        int group = heads / kvHeads();
         float[][] rows = SparseDecoder.queryRows(q);
-        int[][] pseudoTables = new int[seqs.length * heads][];
-        int[] pseudoLens = new int[seqs.length * heads];
+        int pseudo = seqs.length * kvHeads();
+        int[][] pseudoTables = new int[pseudo][];
+        int[] pseudoLens = new int[pseudo];
         int numBlocks = numBlocks();
         for (int i = 0; i < seqs.length; i++) {
             Sequence s = targets[i];
@@ -663,19 +666,19 @@ public final class PagedKvCache {
                     ? new int[heads][0]
                     : SparseDecoder.choose(s.summaries, s.blockCount, rows[i], heads, kvHeads(), headDim(), budget);
             int lastFill = s.length - (s.blockCount - 1) * blockSize;
-            for (int h = 0; h < heads; h++) {
-                int head = h / (heads / kvHeads());
-                int[] table = new int[chosen[h].length];
+            for (int g = 0; g < kvHeads(); g++) {
+                int[] blocksRead = SparseDecoder.union(chosen, g * group, group);
+                int[] table = new int[blocksRead.length];
                 for (int c = 0; c < table.length; c++) {
-                    table[c] = head * numBlocks + s.blocks[chosen[h][c]];
+                    table[c] = g * numBlocks + s.blocks[blocksRead[c]];
                 }
-                pseudoTables[i * heads + h] = table;
-                pseudoLens[i * heads + h] = table.length == 0 ? 0 : (table.length - 1) * blockSize + lastFill;
+                pseudoTables[i * kvHeads() + g] = table;
+                pseudoLens[i * kvHeads() + g] = table.length == 0 ? 0 : (table.length - 1) * blockSize + lastFill;
             }
         }
-        Tensor pseudoQ = SparseDecoder.pseudoQueries(q, rows);
-        Tensor pseudoOut = Tensor.allocate(out.dtype(), seqs.length * heads, 1, 1, valueDim());
-        Tensor pseudoLse = lse == null ? null : Tensor.allocate(DType.F32, seqs.length * heads, 1, 1, 1);
+        Tensor pseudoQ = SparseDecoder.pseudoQueries(q, rows, kvHeads());
+        Tensor pseudoOut = Tensor.allocate(out.dtype(), pseudo, group, 1, valueDim());
+        Tensor pseudoLse = lse == null ? null : Tensor.allocate(DType.F32, pseudo, group, 1, 1);
         backend.forwardPaged(
                 pseudoQ,
                 new PagedKv(
@@ -689,10 +692,11 @@ public final class PagedKvCache {
         float[] row = new float[valueDim()];
         for (int i = 0; i < seqs.length; i++) {
             for (int h = 0; h < heads; h++) {
-                pseudoOut.readRow(i * heads + h, 0, 0, row, 0);
+                int at = i * kvHeads() + h / group;
+                pseudoOut.readRow(at, h % group, 0, row, 0);
                 out.writeRow(i, h, 0, row, 0);
                 if (lse != null) {
-                    lse.set(i, h, 0, 0, pseudoLse.get(i * heads + h, 0, 0, 0));
+                    lse.set(i, h, 0, 0, pseudoLse.get(at, h % group, 0, 0));
                 }
             }
         }

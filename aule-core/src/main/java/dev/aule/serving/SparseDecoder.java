@@ -14,13 +14,16 @@ import java.util.Arrays;
  * block, so the choice is a function of the query and the cache alone. A sequence with no more blocks than the
  * budget reads all of them, which is exact attention.
  *
- * <p>The call: each (sequence, query head) is a pseudo-sequence of one query row and one KV head, whose block
- * table lists its chosen blocks in position order. The cache's head-major pool {@code [numBlocks, Hkv, blockSize,
+ * <p>The call: the query heads of one KV head share one pass over its keys (the GQA tile reads each key once for
+ * the whole group), so each query head reads the blocks chosen for it and those its group's other heads chose: it
+ * never loses a block, and a group whose heads agree reads little more than one head's budget. Each (sequence,
+ * KV head) is a pseudo-sequence of its group's query rows and one KV head, whose block table lists the group's
+ * blocks in position order. The cache's head-major pool {@code [numBlocks, Hkv, blockSize,
  * D]} is, read as {@code [Hkv * numBlocks, 1, blockSize, D]}, one block per (head, block) pair, so the table entry
  * of block {@code p} of KV head {@code g} is {@code g * numBlocks + p}: one ordinary, validated paged call reads
- * everything, on every backend with serving entry points. Only the last chosen block can be partial (the newest
+ * everything, on every backend with serving entry points. Only the last block read can be partial (the newest
  * block is always chosen and comes last in position order), so a pseudo-sequence's length is
- * {@code (chosen - 1) * blockSize} plus the fill of the newest block.
+ * {@code (blocks read - 1) * blockSize} plus the fill of the newest block.
  */
 final class SparseDecoder {
     private SparseDecoder() {}
@@ -73,23 +76,25 @@ final class SparseDecoder {
         int recent = budget.recentBlocks();
         int older = blocks - recent;
         int top = budget.topBlocks(); // < older: the budget is smaller than the sequence
-        float[] scores = new float[blocks];
-        int[] ids = new int[older];
         int group = queryHeads / kvHeads;
-        for (int h = 0; h < queryHeads; h++) {
+        float[] scores = new float[group * blocks];
+        int[] ids = new int[older];
+        for (int g = 0; g < kvHeads; g++) {
             Arrays.fill(scores, 0f);
-            summaries.addBounds(h / group, q, h * headDim, scores);
-            for (int i = 0; i < older; i++) {
-                ids[i] = i;
+            summaries.addBounds(g, q, g * group * headDim, group, scores, blocks);
+            for (int r = 0; r < group; r++) {
+                for (int i = 0; i < older; i++) {
+                    ids[i] = i;
+                }
+                TopK.largestToFront(ids, older, top, scores, r * blocks);
+                int[] mine = new int[top + recent];
+                System.arraycopy(ids, 0, mine, 0, top);
+                Arrays.sort(mine, 0, top);
+                for (int i = 0; i < recent; i++) {
+                    mine[top + i] = older + i;
+                }
+                chosen[g * group + r] = mine;
             }
-            TopK.largestToFront(ids, older, top, scores);
-            int[] mine = new int[top + recent];
-            System.arraycopy(ids, 0, mine, 0, top);
-            Arrays.sort(mine, 0, top);
-            for (int i = 0; i < recent; i++) {
-                mine[top + i] = older + i;
-            }
-            chosen[h] = mine;
         }
         return chosen;
     }
@@ -121,15 +126,40 @@ final class SparseDecoder {
         return rows;
     }
 
-    /** The query rows as {@code [B * Hq, 1, 1, D]}, pseudo-sequence {@code b * Hq + h} holding row (b, h). */
-    static Tensor pseudoQueries(Tensor q, float[][] rows) {
-        int n = q.batch() * q.heads();
-        Tensor flat = Tensor.allocate(q.dtype(), n, 1, 1, q.headDim());
+    /**
+     * The query rows as {@code [B * Hkv, group, 1, D]}: pseudo-sequence {@code b * Hkv + g} holds the query heads
+     * of KV head {@code g} of batch entry {@code b}.
+     */
+    static Tensor pseudoQueries(Tensor q, float[][] rows, int kvHeads) {
+        int group = q.heads() / kvHeads;
+        Tensor grouped = Tensor.allocate(q.dtype(), q.batch() * kvHeads, group, 1, q.headDim());
         for (int b = 0; b < q.batch(); b++) {
             for (int h = 0; h < q.heads(); h++) {
-                flat.writeRow(b * q.heads() + h, 0, 0, rows[b], h * q.headDim());
+                grouped.writeRow(b * kvHeads + h / group, h % group, 0, rows[b], h * q.headDim());
             }
         }
-        return flat;
+        return grouped;
+    }
+
+    /** The sorted union of {@code chosen[from .. from + count - 1]} (each sorted). */
+    static int[] union(int[][] chosen, int from, int count) {
+        int total = 0;
+        for (int r = 0; r < count; r++) {
+            total += chosen[from + r].length;
+        }
+        int[] all = new int[total];
+        int at = 0;
+        for (int r = 0; r < count; r++) {
+            System.arraycopy(chosen[from + r], 0, all, at, chosen[from + r].length);
+            at += chosen[from + r].length;
+        }
+        Arrays.sort(all);
+        int unique = 0;
+        for (int i = 0; i < total; i++) {
+            if (unique == 0 || all[i] != all[unique - 1]) {
+                all[unique++] = all[i];
+            }
+        }
+        return Arrays.copyOf(all, unique);
     }
 }

@@ -5,11 +5,12 @@ final class TopK {
     private TopK() {}
 
     /**
-     * Reorders {@code ids[0, n)} so that its first {@code k} entries are those with the largest {@code keys[id]}
+     * Reorders {@code ids[0, n)} so that its first {@code k} entries are those with the largest
+     * {@code keys[keyOffset + id]}
      * (ties broken by the smaller id, so the choice is deterministic); their order among themselves is unspecified.
      * {@code 0 <= k <= n}.
      */
-    static void largestToFront(int[] ids, int n, int k, float[] keys) {
+    static void largestToFront(int[] ids, int n, int k, float[] keys, int keyOffset) {
         if (k <= 0 || k >= n) {
             return;
         }
@@ -24,7 +25,7 @@ final class TopK {
             int gt = hi;
             int i = lo;
             while (i <= gt) {
-                int c = compare(ids[i], pivot, keys);
+                int c = compare(ids[i], pivot, keys, keyOffset);
                 if (c < 0) {
                     swap(ids, lt++, i++);
                 } else if (c > 0) {
@@ -44,8 +45,8 @@ final class TopK {
     }
 
     /** Negative when {@code a} ranks before {@code b}: larger key first, then smaller id. */
-    private static int compare(int a, int b, float[] keys) {
-        int c = Float.compare(keys[b], keys[a]);
+    private static int compare(int a, int b, float[] keys, int keyOffset) {
+        int c = Float.compare(keys[keyOffset + b], keys[keyOffset + a]);
         return c != 0 ? c : Integer.compare(a, b);
     }
 

@@ -4,6 +4,8 @@ import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.serving.PagedKvCache;
+import dev.aule.serving.SparseBudget;
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.testing.Tensors;
@@ -46,7 +48,39 @@ public final class ScalarFallbackMain {
                 fail("call " + call + " (" + options + "): error " + err);
             }
         }
+        sparseDecode(rnd);
         System.out.println("OK " + cpu.description());
+    }
+
+    /** Sparse decode's block choice runs its scalar path here: a block of keys along the query must be chosen. */
+    private static void sparseDecode(SplittableRandom rnd) {
+        PagedKvCache cache = PagedKvCache.create(DType.F32, 64, 16, 1, 32);
+        cache.enableKeySummaries();
+        int seq = cache.newSequence();
+        for (int blk = 0; blk < 64; blk++) {
+            Tensor k = Tensors.random(rnd, DType.F32, 1, 1, 16, 32);
+            if (blk == 21) {
+                for (int j = 0; j < 16; j++) {
+                    k.set(0, 0, j, 3, 20f);
+                }
+            }
+            cache.append(seq, k, Tensors.random(rnd, DType.F32, 1, 1, 16, 32));
+        }
+        Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 32);
+        q.set(0, 0, 0, 3, 1f);
+        q.set(0, 1, 0, 3, 1f);
+        int[][] chosen = cache.sparseBlocks(seq, q, new SparseBudget(2, 1));
+        for (int[] head : chosen) {
+            if (java.util.Arrays.binarySearch(head, 21) < 0) {
+                fail("sparse decode did not choose the block of matching keys: " + java.util.Arrays.toString(head));
+            }
+        }
+        float lse = cache.sparseAttention(new int[] {seq}, q, new SparseBudget(2, 1), AttentionOptions.defaults())
+                .lse()
+                .get(0, 0, 0, 0);
+        if (!Float.isFinite(lse)) {
+            fail("sparse decode's LSE is " + lse);
+        }
     }
 
     private static void fail(String message) {

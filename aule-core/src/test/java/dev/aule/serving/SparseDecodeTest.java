@@ -81,7 +81,7 @@ class SparseDecodeTest {
         return Tensor.of(r, 1, 1, 1, t.headDim());
     }
 
-    /** Each query head's output equals exact attention over the keys of the blocks chosen for it. */
+    /** Each query head's output equals exact attention over the keys of the blocks its KV head's group chose. */
     private static void assertExactOverChosen(
             PagedKvCache cache, int[] seqs, Tensor q, SparseBudget budget, AttentionResult r, AttentionOptions o) {
         for (int i = 0; i < seqs.length; i++) {
@@ -89,8 +89,14 @@ class SparseDecodeTest {
             int[][] chosen = cache.sparseBlocks(seqs[i], qi, budget);
             int group = q.heads() / cache.kvHeads();
             for (int h = 0; h < q.heads(); h++) {
-                Tensor k = gather(cache, cache.keyBlocks(), seqs[i], h / group, chosen[h]);
-                Tensor v = gather(cache, cache.valueBlocks(), seqs[i], h / group, chosen[h]);
+                // The heads of a KV head read the union of their choices.
+                java.util.TreeSet<Integer> union = new java.util.TreeSet<>();
+                for (int sibling = h / group * group; sibling < (h / group + 1) * group; sibling++) {
+                    Arrays.stream(chosen[sibling]).forEach(union::add);
+                }
+                int[] read = union.stream().mapToInt(Integer::intValue).toArray();
+                Tensor k = gather(cache, cache.keyBlocks(), seqs[i], h / group, read);
+                Tensor v = gather(cache, cache.valueBlocks(), seqs[i], h / group, read);
                 Tensor qh = row(q, i, h);
                 AttentionResult ref = Oracle.forward(qh, k, v, cache.valueDim(), o);
                 Tensor lse = Tensor.of(new float[] {r.lse().get(i, h, 0, 0)}, 1, 1, 1, 1);

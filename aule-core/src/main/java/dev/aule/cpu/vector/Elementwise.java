@@ -55,6 +55,24 @@ public final class Elementwise {
     }
 
     /**
+     * {@code dst[dstOff + i] += x * src[srcOff + i]} for {@code i < n} (a multiply and an add, not a fused
+     * multiply-add, so the sums are those of the scalar loop it replaces: the JIT leaves that loop scalar, as it
+     * cannot tell the two arrays apart).
+     */
+    public static void addScaled(float[] dst, int dstOff, float[] src, int srcOff, int n, float x) {
+        int i = 0;
+        for (int end = F.loopBound(n); i < end; i += L) {
+            FloatVector.fromArray(F, src, srcOff + i)
+                    .mul(x)
+                    .add(FloatVector.fromArray(F, dst, dstOff + i))
+                    .intoArray(dst, dstOff + i);
+        }
+        for (; i < n; i++) {
+            dst[dstOff + i] += x * src[srcOff + i];
+        }
+    }
+
+    /**
      * {@code s = cap * tanh((scale * s) / cap)} over {@code s[off, off+n)}, {@code n} a multiple of the lanes. A
      * division, not a multiplication by {@code 1 / cap}: that reciprocal overflows for a subnormal cap, and
      * {@code 0 * inf} would turn a zero score into NaN.
