@@ -99,6 +99,26 @@ public final class Attention {
     }
 
     /**
+     * The gradient of the loss with respect to the sink logits ({@link AttentionOptions.Builder#sinks(float[])}) of
+     * a forward with sinks: {@code dSink_h = -sum_{b, i} exp(sink_h - lse_{b,h,i}) D_{b,h,i}} with
+     * {@code D = rowsum(dOut * out)}. The gradients of q, k and v need nothing more: {@link #backward} and
+     * {@link #backwardVarlen} take the forward's LSE, which includes the sink term. Works for any entry point's
+     * output (dense, cached, paged, packed): every row of {@code out} counts once. Computed in float64 on the
+     * calling thread.
+     *
+     * @param out the forward's output {@code [B, Hq, S, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, S, 1]}, the sink included
+     * @param options the forward's options; its sinks must be set, one per query head
+     * @return one gradient per query head
+     * @throws IllegalArgumentException when the options have no sinks, their count is not {@code Hq}, or the shapes
+     *     disagree
+     */
+    public static float[] sinkGradients(Tensor out, Tensor dOut, Tensor lse, AttentionOptions options) {
+        return SinkGradients.of(out, dOut, lse, options);
+    }
+
+    /**
      * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys and values of batch
      * entry {@code b} of contiguous caches {@code kCache}, {@code vCache} ({@code [B, Hkv, capacity, D]}), on
      * the best available backend with serving entry points: each sequence is its own forward with
@@ -297,6 +317,7 @@ public final class Attention {
                 && caps.dtypes().contains(v.dtype())
                 && (caps.masks() || !options.hasMasksOrScoreMods())
                 && (caps.dropout() || !options.hasDropout())
-                && (caps.alibiPerBatch() || options.alibiBatches() == 0);
+                && (caps.alibiPerBatch() || options.alibiBatches() == 0)
+                && (caps.sinks() || !options.hasSinks());
     }
 }

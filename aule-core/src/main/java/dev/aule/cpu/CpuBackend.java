@@ -35,7 +35,8 @@ public final class CpuBackend implements AttentionBackend {
             Feature.MASKS,
             Feature.SERVING,
             Feature.DROPOUT,
-            Feature.ALIBI_PER_BATCH);
+            Feature.ALIBI_PER_BATCH,
+            Feature.SINKS);
 
     private final TileMath math;
 
