@@ -169,6 +169,48 @@ public final class Attention {
     }
 
     /**
+     * Paged attention of packed variable-length queries: vLLM's chunked prefill mixed with decode in one call,
+     * FlashAttention's {@code flash_attn_varlen_func(q, k_cache, v_cache, cu_seqlens_q, ..., seqused_k=contextLens,
+     * block_table=blockTables)}, FlashInfer's {@code BatchPrefillWithPagedKVCacheWrapper} with {@code qo_indptr =
+     * cuSeqlensQ}. Sequence {@code s} is rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} of q (0 rows allowed, 1 for a
+     * decode step, many for a prefill chunk) against its {@code contextLens[s]} cached keys, key {@code j} in slot
+     * {@code j % blockSize} of block {@code blockTables[s][j / blockSize]} (caches as {@link #forwardPaged} has
+     * them). Causal masking, windows and ALiBi are aligned bottom-right per sequence: its rows are its last
+     * positions, so append a chunk's keys before attending. No row sees another sequence; a sequence's result does
+     * not depend on the others. Every offset, length and block id is checked before any read
+     * ({@link ServingShapes#varlenPaged}).
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param blockTables each sequence's block ids, in position order ({@code n} tables)
+     * @param contextLens cached tokens of each sequence ({@code n} lengths), its rows included
+     * @param options masking, scale and the other options of the call
+     * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
+     */
+    public static AttentionResult forwardVarlenPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[] cuSeqlensQ,
+            int[][] blockTables,
+            int[] contextLens,
+            AttentionOptions options) {
+        AttentionResult result = allocateResult(q, vCache);
+        boolean sinks = options != null && options.hasSinks();
+        Backends.selected(caps -> caps.serving() && (caps.sinks() || !sinks))
+                .forwardVarlenPaged(
+                        q,
+                        new PagedKv(kCache, vCache, blockTables, contextLens),
+                        cuSeqlensQ,
+                        result.out(),
+                        result.lse(),
+                        options);
+        return result;
+    }
+
+    /**
      * Packed variable-length attention (no padding): q {@code [1, Hq, totalQ, D]}, k and v
      * {@code [1, Hkv, totalK, D]} hold sequences back to back; sequence {@code s} is rows
      * {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. No row

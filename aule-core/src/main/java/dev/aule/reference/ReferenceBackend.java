@@ -122,6 +122,32 @@ public final class ReferenceBackend implements AttentionBackend {
         }
     }
 
+    /** Each sequence's keys and values gathered from its blocks, then a plain forward of its rows. */
+    @Override
+    public void forwardVarlenPaged(
+            Tensor q, PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.VarlenPagedCall paged =
+                ServingShapes.varlenPaged(q, cache, cuSeqlensQ, out, lse, options, CAPABILITIES);
+        for (int s = 0; s < paged.sequences(); s++) {
+            int rows = paged.rows(s);
+            if (rows == 0) {
+                continue;
+            }
+            int q0 = paged.cuSeqlensQ()[s];
+            int[] table = paged.blockTables()[s];
+            int len = paged.contextLens()[s];
+            forwardSequence(
+                    new SequenceView(
+                            q.sequence(0, q0, rows),
+                            gather(cache.kCache(), table, len),
+                            gather(cache.vCache(), table, len),
+                            out.sequence(0, q0, rows),
+                            lse == null ? null : lse.sequence(0, q0, rows),
+                            s),
+                    options);
+        }
+    }
+
     /** Each packed sequence is a plain forward on views of its rows and keys. */
     @Override
     public void forwardVarlen(

@@ -517,6 +517,51 @@ public final class PagedKvCache {
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
     }
 
+    /**
+     * Paged attention of packed variable-length queries against this cache ({@link Attention#forwardVarlenPaged}):
+     * sequence {@code seqs[s]} is rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} of q {@code [1, Hq, totalQ, D]}
+     * against its cached tokens, so one call serves decode steps (1 row) and prefill chunks (many rows, appended
+     * first) together. On the best available backend with serving entry points.
+     *
+     * @param seqs live sequence ids, one per sequence of the call
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code seqs.length + 1} entries)
+     * @param options masking, scale and the other options of the call
+     * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
+     */
+    public AttentionResult attentionVarlen(int[] seqs, Tensor q, int[] cuSeqlensQ, AttentionOptions options) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionVarlenInto(seqs, q, cuSeqlensQ, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * {@link #attentionVarlen} into caller-owned {@code out} and {@code lse} (nullable).
+     *
+     * @param seqs live sequence ids, one per sequence of the call
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code seqs.length + 1} entries)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     */
+    public void attentionVarlenInto(
+            int[] seqs, Tensor q, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        Objects.requireNonNull(seqs, "seqs");
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = sequence(seqs[i], "seqs[" + i + "]");
+            tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
+            lens[i] = s.length;
+        }
+        Backends.selected(Capabilities::serving)
+                .forwardVarlenPaged(q, new PagedKv(keys, values, tables, lens), cuSeqlensQ, out, lse, options);
+    }
+
     private Sequence sequence(int id, String name) {
         Sequence s = sequences.get(id);
         if (s == null) {

@@ -79,6 +79,11 @@ class SinksTest {
         return withSinks(Oracle.forward(q, k, v, dv, plain), withSinks.sinks());
     }
 
+    /** {@link #oracle} with sinks, the plain reference forward without. */
+    static AttentionResult oracleOrPlain(Tensor q, Tensor k, Tensor v, int dv, AttentionOptions options) {
+        return options.hasSinks() ? oracle(q, k, v, dv, options) : Oracle.forward(q, k, v, dv, options);
+    }
+
     static void assertClose(
             Tensor out, Tensor lse, AttentionResult expected, Tensor q, Tensor k, AttentionOptions o, String where) {
         double limit = k == null ? 1e-5 : Accuracy.forwardTolerance(out.dtype(), q, k, o);
