@@ -260,7 +260,89 @@ class StreamingCacheTest {
     }
 
     @Test
+    void aContiguousStreamingCacheKeepsExactlyTheSinksAndTheWindow() {
+        int checks = 0;
+        for (long seed = 1; seed <= 12; seed++) {
+            SplittableRandom rnd = new SplittableRandom(500 + seed);
+            int batch = 1 + rnd.nextInt(3);
+            StreamingPolicy policy = new StreamingPolicy(rnd.nextInt(6), 1 + rnd.nextInt(14));
+            DType dtype = seed % 3 == 0 ? DType.F16 : DType.F32;
+            Rope rope = seed % 2 == 0 ? Rope.of(D, 4096, 10000, Rope.Style.GPTJ) : null;
+            KvCache cache = KvCache.allocate(
+                    dtype, batch, KV_HEADS, policy.sinkTokens() + policy.window() + rnd.nextInt(3), D, DV);
+            cache.enableStreaming(policy);
+            KvCache plain = KvCache.allocate(dtype, batch, KV_HEADS, 4096, D, DV);
+            // The model: each sequence's kept positions; the plain twin holds every position's rows.
+            List<List<Integer>> model = new ArrayList<>();
+            for (int b = 0; b < batch; b++) {
+                model.add(new ArrayList<>());
+            }
+            for (int op = 0; op < 40; op++) {
+                String where = "seed " + seed + " op " + op + " " + policy;
+                if (rnd.nextInt(8) == 0) { // drop the newest kept tokens of one sequence
+                    int b = rnd.nextInt(batch);
+                    int length = rnd.nextInt(cache.length(b) + 1);
+                    List<Integer> kept = model.get(b);
+                    int total = length == 0 ? 0 : kept.get(length - 1) + 1;
+                    kept.subList(length, kept.size()).clear();
+                    cache.truncate(b, length);
+                    plain.truncate(b, total);
+                    assertEquals(total, cache.position(b), where);
+                    continue;
+                }
+                int n = 1 + rnd.nextInt(Math.max(1, policy.window() + 4));
+                int[] counts = new int[batch];
+                for (int b = 0; b < batch; b++) {
+                    counts[b] = rnd.nextInt(n + 1);
+                }
+                Tensor k = Tensors.random(rnd, DType.F32, batch, KV_HEADS, n, D);
+                Tensor v = Tensors.random(rnd, DType.F32, batch, KV_HEADS, n, DV);
+                cache.append(k, v, counts, rope);
+                plain.append(k, v, counts, rope);
+                for (int b = 0; b < batch; b++) {
+                    int total = plain.length(b);
+                    assertEquals(total, cache.position(b), where);
+                    List<Integer> keptPositions = model.get(b);
+                    for (int p = total - counts[b]; p < total; p++) {
+                        keptPositions.add(p);
+                    }
+                    keptPositions.removeIf(p -> p >= policy.sinkTokens() && p < total - policy.window());
+                    assertEquals(keptPositions.size(), cache.length(b), "kept: " + where);
+                    Tensor expectedK = Tensor.allocate(DType.F32, 1, KV_HEADS, Math.max(1, keptPositions.size()), D);
+                    Tensor expectedV = Tensor.allocate(DType.F32, 1, KV_HEADS, Math.max(1, keptPositions.size()), DV);
+                    float[] kr = new float[D];
+                    float[] vr = new float[DV];
+                    float[] got = new float[D];
+                    for (int j = 0; j < keptPositions.size(); j++) {
+                        for (int h = 0; h < KV_HEADS; h++) {
+                            plain.keys().readRow(b, h, keptPositions.get(j), kr, 0);
+                            plain.values().readRow(b, h, keptPositions.get(j), vr, 0);
+                            cache.keys().readRow(b, h, j, got, 0);
+                            assertArrayEquals(kr, got, "key " + j + ": " + where);
+                            expectedK.writeRow(0, h, j, kr, 0);
+                            expectedV.writeRow(0, h, j, vr, 0);
+                        }
+                    }
+                    if (!keptPositions.isEmpty() && rnd.nextInt(3) == 0) {
+                        Tensor q = Tensors.random(rnd, DType.F32, batch, 2 * KV_HEADS, 1, D);
+                        AttentionOptions causal =
+                                AttentionOptions.builder().causal(true).build();
+                        AttentionResult r = cache.attention(q, causal);
+                        Oracle.assertRowsMatch(r.out(), r.lse(), q, b, 0, 1, expectedK, expectedV, DV, causal, where);
+                        checks++;
+                    }
+                }
+            }
+        }
+        assertTrue(checks > 20, "attention checks: " + checks);
+    }
+
+    @Test
     void badPoliciesAreRejected() {
+        KvCache full = KvCache.allocate(DType.F32, 1, 1, 8, 8);
+        assertThrows(IllegalArgumentException.class, () -> full.enableStreaming(new StreamingPolicy(4, 5)));
+        full.append(Tensor.allocate(DType.F32, 1, 1, 1, 8), Tensor.allocate(DType.F32, 1, 1, 1, 8));
+        assertThrows(IllegalArgumentException.class, () -> full.enableStreaming(new StreamingPolicy(1, 2)));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> new StreamingPolicy(-1, 4))
                 .getMessage()
                 .startsWith("sinkTokens, window"));
