@@ -375,6 +375,54 @@ class SinksTest {
     }
 
     @Test
+    void dropoutWithSinksAgreesBetweenCpuAndReference() {
+        for (long seed = 1; seed <= 6; seed++) {
+            SplittableRandom rnd = new SplittableRandom(300 + seed);
+            int hq = 4;
+            float[] sinks = randomSinks(rnd, hq);
+            AttentionOptions options = AttentionOptions.builder()
+                    .causal(seed % 2 == 0)
+                    .dropout(0.2f, seed)
+                    .sinks(sinks)
+                    .build();
+            Tensor q = Tensors.random(rnd, DType.F32, 1, hq, 9, 16);
+            Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 13, 16);
+            Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 13, 16);
+            Tensor w = Tensors.random(rnd, DType.F32, 1, hq, 9, 16);
+            AttentionResult[] results = new AttentionResult[2];
+            Gradients[] grads = new Gradients[2];
+            for (int i = 0; i < 2; i++) {
+                AttentionBackend backend = BACKENDS[i];
+                results[i] = new AttentionResult(
+                        Tensor.allocate(DType.F32, 1, hq, 9, 16), Tensor.allocate(DType.F32, 1, hq, 9, 1));
+                backend.forward(q, k, v, results[i].out(), results[i].lse(), options);
+                grads[i] = new Gradients(
+                        Tensor.allocate(DType.F32, 1, hq, 9, 16),
+                        Tensor.allocate(DType.F32, 1, 2, 13, 16),
+                        Tensor.allocate(DType.F32, 1, 2, 13, 16));
+                backend.backward(new BackwardInputs(q, k, v, results[i].out(), w, results[i].lse()), grads[i], options);
+            }
+            String where = "seed " + seed + " " + options;
+            assertTrue(Accuracy.relativeError(results[0].out(), results[1].out()) < 1e-5, "out " + where);
+            assertTrue(Accuracy.relativeError(results[0].lse(), results[1].lse()) < 1e-5, "lse " + where);
+            assertTrue(Accuracy.relativeError(grads[0].dq(), grads[1].dq()) < 1e-4, "dq " + where);
+            assertTrue(Accuracy.relativeError(grads[0].dk(), grads[1].dk()) < 1e-4, "dk " + where);
+            assertTrue(Accuracy.relativeError(grads[0].dv(), grads[1].dv()) < 1e-4, "dv " + where);
+            // The sink's gradient with dropout too: finite differences of the reference forward (same mask).
+            float[] dSink = Attention.sinkGradients(results[1].out(), w, results[1].lse(), options);
+            double eps = 1e-2;
+            float[] up = sinks.clone();
+            float[] down = sinks.clone();
+            up[1] += (float) eps;
+            down[1] -= (float) eps;
+            double fd = (loss(q, k, v, w, options.toBuilder().sinks(up).build())
+                            - loss(q, k, v, w, options.toBuilder().sinks(down).build()))
+                    / (up[1] - down[1]);
+            assertEquals(fd, dSink[1], 2e-4 + 2e-3 * Math.abs(fd), "dSink " + where);
+        }
+    }
+
+    @Test
     void packedBackwardTakesTheSinkThroughTheLse() {
         SplittableRandom rnd = new SplittableRandom(31);
         float[] sinks = {0.3f, -0.7f};
