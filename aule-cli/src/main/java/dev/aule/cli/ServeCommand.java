@@ -112,6 +112,8 @@ final class ServeCommand extends AuleCommand {
                 headDim.value(),
                 storage.value(),
                 seed);
+        dev.aule.serving.StreamingPolicy streaming = // checked before anything is printed, as the config
+                sinks < 0 ? null : new dev.aule.serving.StreamingPolicy(sinks, window);
         PrintWriter out = out();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
@@ -140,8 +142,6 @@ final class ServeCommand extends AuleCommand {
                         config.dtype(),
                         config.maxBatch()));
         out.flush();
-        dev.aule.serving.StreamingPolicy streaming =
-                sinks < 0 ? null : new dev.aule.serving.StreamingPolicy(sinks, window);
         if (streaming != null) {
             labels.print(
                     "streaming", sinks + " sink tokens and a window of " + window + " (StreamingLLM), blocks released");
