@@ -99,6 +99,26 @@ public final class Attention {
     }
 
     /**
+     * The gradient of the loss with respect to the sink logits ({@link AttentionOptions.Builder#sinks(float[])}) of
+     * a forward with sinks: {@code dSink_h = -sum_{b, i} exp(sink_h - lse_{b,h,i}) D_{b,h,i}} with
+     * {@code D = rowsum(dOut * out)}. The gradients of q, k and v need nothing more: {@link #backward} and
+     * {@link #backwardVarlen} take the forward's LSE, which includes the sink term. Works for any entry point's
+     * output (dense, cached, paged, packed): every row of {@code out} counts once. Computed in float64 on the
+     * calling thread.
+     *
+     * @param out the forward's output {@code [B, Hq, S, Dv]}
+     * @param dOut the gradient of the loss with respect to {@code out}, shaped like it
+     * @param lse the forward's log-sum-exp, F32 {@code [B, Hq, S, 1]}, the sink included
+     * @param options the forward's options; its sinks must be set, one per query head
+     * @return one gradient per query head
+     * @throws IllegalArgumentException when the options have no sinks, their count is not {@code Hq}, or the shapes
+     *     disagree
+     */
+    public static float[] sinkGradients(Tensor out, Tensor dOut, Tensor lse, AttentionOptions options) {
+        return SinkGradients.of(out, dOut, lse, options);
+    }
+
+    /**
      * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys and values of batch
      * entry {@code b} of contiguous caches {@code kCache}, {@code vCache} ({@code [B, Hkv, capacity, D]}), on
      * the best available backend with serving entry points: each sequence is its own forward with
@@ -145,6 +165,48 @@ public final class Attention {
         Backends.selected(Capabilities::serving)
                 .forwardPaged(
                         q, new PagedKv(kCache, vCache, blockTables, contextLens), result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * Paged attention of packed variable-length queries: vLLM's chunked prefill mixed with decode in one call,
+     * FlashAttention's {@code flash_attn_varlen_func(q, k_cache, v_cache, cu_seqlens_q, ..., seqused_k=contextLens,
+     * block_table=blockTables)}, FlashInfer's {@code BatchPrefillWithPagedKVCacheWrapper} with {@code qo_indptr =
+     * cuSeqlensQ}. Sequence {@code s} is rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} of q (0 rows allowed, 1 for a
+     * decode step, many for a prefill chunk) against its {@code contextLens[s]} cached keys, key {@code j} in slot
+     * {@code j % blockSize} of block {@code blockTables[s][j / blockSize]} (caches as {@link #forwardPaged} has
+     * them). Causal masking, windows and ALiBi are aligned bottom-right per sequence: its rows are its last
+     * positions, so append a chunk's keys before attending. No row sees another sequence; a sequence's result does
+     * not depend on the others. Every offset, length and block id is checked before any read
+     * ({@link ServingShapes#varlenPaged}).
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param blockTables each sequence's block ids, in position order ({@code n} tables)
+     * @param contextLens cached tokens of each sequence ({@code n} lengths), its rows included
+     * @param options masking, scale and the other options of the call
+     * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
+     */
+    public static AttentionResult forwardVarlenPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[] cuSeqlensQ,
+            int[][] blockTables,
+            int[] contextLens,
+            AttentionOptions options) {
+        AttentionResult result = allocateResult(q, vCache);
+        boolean sinks = options != null && options.hasSinks();
+        Backends.selected(caps -> caps.serving() && (caps.sinks() || !sinks))
+                .forwardVarlenPaged(
+                        q,
+                        new PagedKv(kCache, vCache, blockTables, contextLens),
+                        cuSeqlensQ,
+                        result.out(),
+                        result.lse(),
+                        options);
         return result;
     }
 
@@ -297,6 +359,7 @@ public final class Attention {
                 && caps.dtypes().contains(v.dtype())
                 && (caps.masks() || !options.hasMasksOrScoreMods())
                 && (caps.dropout() || !options.hasDropout())
-                && (caps.alibiPerBatch() || options.alibiBatches() == 0);
+                && (caps.alibiPerBatch() || options.alibiBatches() == 0)
+                && (caps.sinks() || !options.hasSinks());
     }
 }

@@ -41,6 +41,7 @@ public final class AttentionOptions {
     private final ScoreMod scoreMod;
     private final float dropout; // 0: off
     private final long dropoutSeed;
+    private final float[] sinks; // [Hq] sink logits, or null
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -57,6 +58,7 @@ public final class AttentionOptions {
         this.scoreMod = b.scoreMod;
         this.dropout = b.dropout;
         this.dropoutSeed = b.dropoutSeed;
+        this.sinks = b.sinks;
     }
 
     /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
@@ -86,6 +88,7 @@ public final class AttentionOptions {
         b.scoreMod = scoreMod;
         b.dropout = dropout;
         b.dropoutSeed = dropoutSeed;
+        b.sinks = sinks;
         return b;
     }
 
@@ -251,6 +254,26 @@ public final class AttentionOptions {
         return dropoutSeed;
     }
 
+    /** {@return whether sink logits are set ({@link Builder#sinks(float[])})} */
+    public boolean hasSinks() {
+        return sinks != null;
+    }
+
+    /** {@return the sink logit of each query head (a copy), or null without sinks} */
+    public float[] sinks() {
+        return sinks == null ? null : sinks.clone();
+    }
+
+    /**
+     * The sink logit of one query head: the extra softmax term {@code exp(sink)} of its rows.
+     *
+     * @param queryHead the query head, {@code 0 <= queryHead < Hq}
+     * @return its sink logit, or {@code -inf} (a term of 0) without sinks
+     */
+    public float sink(int queryHead) {
+        return sinks == null ? Float.NEGATIVE_INFINITY : sinks[queryHead];
+    }
+
     /**
      * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
      *     Capabilities#masks()}).
@@ -302,6 +325,9 @@ public final class AttentionOptions {
         if (dropout > 0f) {
             s.append(", dropout ").append(dropout).append(" seed ").append(dropoutSeed);
         }
+        if (sinks != null) {
+            s.append(", sinks ").append(sinks.length);
+        }
         return s.append(']').toString();
     }
 
@@ -321,7 +347,8 @@ public final class AttentionOptions {
                 && blockMask == that.blockMask
                 && scoreMod == that.scoreMod
                 && Float.compare(dropout, that.dropout) == 0
-                && dropoutSeed == that.dropoutSeed;
+                && dropoutSeed == that.dropoutSeed
+                && Arrays.equals(sinks, that.sinks);
     }
 
     /** Masks, biases and mods compare by identity. */
@@ -341,7 +368,8 @@ public final class AttentionOptions {
                 System.identityHashCode(blockMask),
                 System.identityHashCode(scoreMod),
                 dropout,
-                dropoutSeed);
+                dropoutSeed,
+                Arrays.hashCode(sinks));
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -360,6 +388,7 @@ public final class AttentionOptions {
         private ScoreMod scoreMod;
         private float dropout;
         private long dropoutSeed;
+        private float[] sinks;
 
         private Builder() {}
 
@@ -569,6 +598,36 @@ public final class AttentionOptions {
             }
             this.dropout = p;
             this.dropoutSeed = p == 0f ? 0L : seed;
+            return this;
+        }
+
+        /**
+         * Attention sinks as learnable logits (gpt-oss's {@code sinks}; the "attention sinks" of FlashInfer and vLLM):
+         * one finite logit per query head, an extra softmax term with no value. Row {@code i} of head {@code h} is
+         * {@code out_i = sum_j exp(s_ij) v_j / (sum_j exp(s_ij) + exp(sink_h))} over its visible keys, and its LSE
+         * is {@code log(sum_j exp(s_ij) + exp(sink_h))}, the sink term included. A row that sees no key is 0 with
+         * {@code lse = sink_h} (the sink takes all the weight). Dropout, when on, drops key probabilities only. The
+         * backward's q, k and v gradients follow from that LSE unchanged; the sinks' own gradient is
+         * {@link dev.aule.Attention#sinkGradients}. Needs {@link Capabilities#sinks()}. Null to turn it off.
+         *
+         * @param perQueryHead one finite logit per query head (copied), or null
+         * @return this builder
+         */
+        public Builder sinks(float[] perQueryHead) {
+            if (perQueryHead == null) {
+                this.sinks = null;
+                return this;
+            }
+            if (perQueryHead.length == 0) {
+                throw new IllegalArgumentException("sinks: must hold one logit per query head, got an empty array");
+            }
+            float[] copy = perQueryHead.clone();
+            for (int h = 0; h < copy.length; h++) {
+                if (!Float.isFinite(copy[h])) {
+                    throw new IllegalArgumentException("sinks: logit " + h + " must be finite, got " + copy[h]);
+                }
+            }
+            this.sinks = copy;
             return this;
         }
 

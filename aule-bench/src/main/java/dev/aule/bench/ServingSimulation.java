@@ -6,6 +6,7 @@ import dev.aule.Tensor;
 import dev.aule.serving.KvCacheFullException;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.serving.Rope;
+import dev.aule.serving.StreamingPolicy;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -22,6 +23,10 @@ import java.util.SplittableRandom;
  * runs out of blocks the newest request is preempted: freed and queued again from scratch, as vLLM
  * does by recomputation. Keys are rotated by RoPE on the way into the cache.
  *
+ * <p>With a {@link StreamingPolicy} every sequence (the system prompt's, so its forks too) keeps its sink tokens and
+ * its window only, and prefill goes in chunks of at most the window (append a chunk, attend with its rows), so a
+ * long generation holds a bounded number of blocks.
+ *
  * <p>Keys, values and queries are random (their values do not change the work); they come from
  * buffers made once, so the loop times attention and cache management only.
  */
@@ -36,6 +41,7 @@ public final class ServingSimulation {
     private final Tensor values;
     private final Tensor queries;
     private final long bytesPerToken;
+    private final StreamingPolicy streaming; // null: sequences keep every token
 
     /** One request as the scheduler sees it. */
     private static final class Request {
@@ -51,6 +57,17 @@ public final class ServingSimulation {
     }
 
     public ServingSimulation(ServeConfig config) {
+        this(config, null);
+    }
+
+    /**
+     * A simulation whose sequences follow a StreamingLLM policy ({@code aule bench serve --sinks N --window W}).
+     *
+     * @param config the workload and the cache
+     * @param streaming the sink tokens and window every sequence keeps; null to keep every token
+     */
+    public ServingSimulation(ServeConfig config, StreamingPolicy streaming) {
+        this.streaming = streaming;
         this.config = config;
         this.rnd = new SplittableRandom(config.seed());
         this.cache = PagedKvCache.create(
@@ -85,9 +102,11 @@ public final class ServingSimulation {
     public ServeReport run() {
         int system = -1;
         if (config.systemPrompt() > 0) {
-            system = cache.newSequence();
-            Tensor k = keys.sequence(0, 0, config.systemPrompt());
-            cache.append(system, k, values.sequence(0, 0, config.systemPrompt()), rope);
+            system = newSequence();
+            for (int at = 0; at < config.systemPrompt(); at += chunk(config.systemPrompt() - at)) {
+                int n = chunk(config.systemPrompt() - at);
+                cache.append(system, keys.sequence(0, at, n), values.sequence(0, at, n), rope);
+            }
         }
         Deque<Request> waiting = new ArrayDeque<>();
         List<Request> running = new ArrayList<>();
@@ -114,7 +133,7 @@ public final class ServingSimulation {
             // Admit while a request's prompt and its first decoded token fit.
             while (!waiting.isEmpty() && running.size() < config.maxBatch()) {
                 Request r = waiting.peek();
-                int seq = system >= 0 ? cache.fork(system) : cache.newSequence();
+                int seq = system >= 0 ? cache.fork(system) : newSequence();
                 if (cache.blocksNeeded(seq, r.prompt + 1) > cache.usage().freeBlocks()) {
                     cache.free(seq);
                     break;
@@ -175,11 +194,26 @@ public final class ServingSimulation {
                 cache.usage().bytesTotal());
     }
 
-    /** Appends the request's prompt after the shared prefix and attends with its queries (causal, bottom-right). */
+    /**
+     * Appends the request's prompt after the shared prefix and attends with its queries (causal, bottom-right); under
+     * a streaming policy in chunks of at most its window.
+     */
     private void prefill(Request r) {
-        cache.append(r.seq, keys.sequence(0, 0, r.prompt), values.sequence(0, 0, r.prompt), rope);
-        Tensor q = queries.sequence(0, 0, r.prompt);
-        cache.attentionInto(new int[] {r.seq}, q, out(1, r.prompt), null, causal);
+        for (int at = 0; at < r.prompt; at += chunk(r.prompt - at)) {
+            int n = chunk(r.prompt - at);
+            cache.append(r.seq, keys.sequence(0, at, n), values.sequence(0, at, n), rope);
+            Tensor q = queries.sequence(0, at, n);
+            cache.attentionInto(new int[] {r.seq}, q, out(1, n), null, causal);
+        }
+    }
+
+    private int newSequence() {
+        return streaming == null ? cache.newSequence() : cache.newSequence(streaming);
+    }
+
+    /** Tokens of the next prefill chunk: all that are left, or at most the streaming window. */
+    private int chunk(int left) {
+        return streaming == null ? left : Math.min(left, streaming.window());
     }
 
     /** One token for each running request: a batched append, then one paged-attention call for the batch. */

@@ -35,6 +35,18 @@ class ServingSimulationTest {
     }
 
     @Test
+    void streamingSinksServeEveryRequestInFewerBlocks() {
+        ServeReport plain = new ServingSimulation(config(12, 400, 4)).run();
+        ServeReport streaming =
+                new ServingSimulation(config(12, 400, 4), new dev.aule.serving.StreamingPolicy(4, 16)).run();
+        assertEquals(12, streaming.requests());
+        assertEquals(plain.generatedTokens(), streaming.generatedTokens(), "same workload");
+        assertTrue(
+                streaming.peakPagedBytes() < plain.peakPagedBytes(),
+                "sinks + window hold fewer blocks: " + streaming + " vs " + plain);
+    }
+
+    @Test
     void aPoolThatCannotHoldOneRequestIsRejected() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> config(5, 8, 4));
         assertTrue(e.getMessage().startsWith("blocks"), e.getMessage());

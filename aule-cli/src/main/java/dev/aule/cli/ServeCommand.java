@@ -79,6 +79,19 @@ final class ServeCommand extends AuleCommand {
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
     private long seed;
 
+    @Option(
+            names = "--sinks",
+            defaultValue = "-1",
+            description = "StreamingLLM: keep this many sink tokens and the --window most recent of each sequence,"
+                    + " releasing the blocks between (default: off, keep every token)")
+    private int sinks;
+
+    @Option(
+            names = "--window",
+            defaultValue = "256",
+            description = "with --sinks: recent tokens each sequence keeps (default ${DEFAULT-VALUE})")
+    private int window;
+
     @Override
     public Integer call() {
         int[] promptRange = range("--prompt", prompt);
@@ -99,6 +112,8 @@ final class ServeCommand extends AuleCommand {
                 headDim.value(),
                 storage.value(),
                 seed);
+        dev.aule.serving.StreamingPolicy streaming = // checked before anything is printed, as the config
+                sinks < 0 ? null : new dev.aule.serving.StreamingPolicy(sinks, window);
         PrintWriter out = out();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
@@ -127,7 +142,12 @@ final class ServeCommand extends AuleCommand {
                         config.dtype(),
                         config.maxBatch()));
         out.flush();
-        ServeReport r = new ServingSimulation(config).run();
+        if (streaming != null) {
+            labels.print(
+                    "streaming", sinks + " sink tokens and a window of " + window + " (StreamingLLM), blocks released");
+            out.flush();
+        }
+        ServeReport r = new ServingSimulation(config, streaming).run();
         labels.print(
                 "served",
                 String.format(

@@ -81,6 +81,43 @@ class CommandsTest {
     }
 
     @Test
+    void benchServeRunsUnderAStreamingPolicy() {
+        CliRun run = CliRun.of(
+                        "bench",
+                        "serve",
+                        "--requests",
+                        "4",
+                        "--rate",
+                        "2",
+                        "--system-prompt",
+                        "20",
+                        "--prompt",
+                        "4-30",
+                        "--output",
+                        "3-20",
+                        "--max-batch",
+                        "4",
+                        "--blocks",
+                        "64",
+                        "--block-size",
+                        "8",
+                        "--heads",
+                        "4",
+                        "--kv-heads",
+                        "2",
+                        "--head-dim",
+                        "16",
+                        "--sinks",
+                        "4",
+                        "--window",
+                        "16")
+                .succeeded();
+        run.assertPrinted("streaming     4 sink tokens and a window of 16", "served        4 requests");
+        CliRun bad = CliRun.of("bench", "serve", "--sinks", "4", "--window", "0");
+        assertEquals(2, bad.exitCode(), bad.err());
+    }
+
+    @Test
     void benchServeRejectsBadRanges() {
         assertEquals(2, CliRun.of("bench", "serve", "--prompt", "9-x").exitCode());
         CliRun tooSmall = CliRun.of("bench", "serve", "--blocks", "2");
@@ -156,6 +193,8 @@ class CommandsTest {
                         "--head-dim=<headDim>",
                         "--dtype=<dtype>",
                         "--seed=<seed>",
+                        "--sinks=<sinks>",
+                        "--window=<window>",
                         "-h, --help",
                         "-V, --version"),
                 optionsIn("bench", "serve", "--help"));

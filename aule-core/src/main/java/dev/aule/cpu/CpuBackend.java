@@ -35,7 +35,8 @@ public final class CpuBackend implements AttentionBackend {
             Feature.MASKS,
             Feature.SERVING,
             Feature.DROPOUT,
-            Feature.ALIBI_PER_BATCH);
+            Feature.ALIBI_PER_BATCH,
+            Feature.SINKS);
 
     private final TileMath math;
 
@@ -125,6 +126,35 @@ public final class CpuBackend implements AttentionBackend {
                     new PagedRows(cache.vCache(), table),
                     paged.contextLens()[b],
                     b);
+        }
+        call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
+    }
+
+    /**
+     * Each sequence is a view of its rows against its blocks through {@link PagedRows}, as {@link #forwardPaged}
+     * reads them; decode rows and prefill chunks share one pool round-trip, each with its own plan.
+     */
+    @Override
+    public void forwardVarlenPaged(
+            Tensor q, PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.VarlenPagedCall paged =
+                ServingShapes.varlenPaged(q, cache, cuSeqlensQ, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(paged.shape(), options);
+        for (int s = 0; s < paged.sequences(); s++) {
+            int rows = paged.rows(s);
+            if (rows == 0) {
+                continue;
+            }
+            int q0 = paged.cuSeqlensQ()[s];
+            int[] table = paged.blockTables()[s];
+            call.add(
+                    q.sequence(0, q0, rows),
+                    out.sequence(0, q0, rows),
+                    lse == null ? null : lse.sequence(0, q0, rows),
+                    new PagedRows(cache.kCache(), table),
+                    new PagedRows(cache.vCache(), table),
+                    paged.contextLens()[s],
+                    s);
         }
         call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
     }

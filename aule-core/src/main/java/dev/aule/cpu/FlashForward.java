@@ -58,6 +58,7 @@ final class FlashForward {
     private final float softcap;
     private final AttentionOptions options; // ALiBi slopes, read per tile row
     private final boolean alibi;
+    private final boolean sinks; // sink logits: one extra softmax term per row, added when the row is written
     private final ScoreMasks masks; // null without dense mask, bias, MaskMod and ScoreMod
     // The batch index of batch entry 0 for dropout and per-batch ALiBi: a packed sequence's index, else 0.
     private final int batchBase;
@@ -130,6 +131,7 @@ final class FlashForward {
         this.softcap = options.softcap();
         this.options = options;
         this.alibi = options.hasAlibi();
+        this.sinks = options.hasSinks();
         this.masks = ScoreMasks.of(options);
         this.batchBase = batchBase;
         this.dropout = options.hasDropout();
@@ -666,13 +668,24 @@ final class FlashForward {
         float rowLse;
         if (sum == 0f) {
             Arrays.fill(row, 0, dv, 0f);
-            rowLse = Float.NEGATIVE_INFINITY;
+            rowLse = options.sink(sc.qHead[t]); // -inf without sinks; with them the sink takes all the weight
         } else {
             float inverse = normalised ? 1f : 1f / sum;
+            rowLse = max + (float) Math.log(sum);
+            if (sinks && max != Float.POSITIVE_INFINITY) {
+                // The sink term, once per row and after any split merge: lse' = log(exp(lse) + exp(sink)), and the
+                // row (the softmax over its keys) shrinks by exp(lse - lse'). In float64, from max and sum, so a
+                // sink far above or below the keys' scores neither overflows nor rounds the row's weight away.
+                double keysLse = max + Math.log(sum);
+                double sink = options.sink(sc.qHead[t]);
+                double top = Math.max(keysLse, sink);
+                double total = top + Math.log(Math.exp(keysLse - top) + Math.exp(sink - top));
+                inverse = (float) (inverse * Math.exp(keysLse - total));
+                rowLse = (float) total;
+            }
             for (int x = 0; x < dv; x++) {
                 row[x] = acc[at + x] * inverse;
             }
-            rowLse = max + (float) Math.log(sum);
         }
         out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
         if (lse != null) {

@@ -48,12 +48,27 @@ final class SequenceForward {
         if (keyLen == 0) {
             out.fill(0f);
             if (lse != null) {
-                lse.fill(Float.NEGATIVE_INFINITY);
+                writeEmptyLse(lse, options);
             }
             return;
         }
         AttentionShape shape = new AttentionShape(1, queryHeads, kvHeads, q.seqLen(), keyLen, headDim, valueDim);
         sequences.add(new Sequence(q, out, lse, k, v, keyLen, shape, index));
+    }
+
+    /** The LSE of rows that see no key: {@code -inf}, or each head's sink logit (the sink takes all the weight). */
+    static void writeEmptyLse(Tensor lse, AttentionOptions options) {
+        if (!options.hasSinks()) {
+            lse.fill(Float.NEGATIVE_INFINITY);
+            return;
+        }
+        for (int b = 0; b < lse.batch(); b++) {
+            for (int h = 0; h < lse.heads(); h++) {
+                for (int i = 0; i < lse.seqLen(); i++) {
+                    lse.set(b, h, i, 0, options.sink(h));
+                }
+            }
+        }
     }
 
     /** Runs every added sequence on at most {@code maxWorkers} workers. */

@@ -33,7 +33,8 @@ public final class ReferenceBackend implements AttentionBackend {
             Feature.MASKS,
             Feature.SERVING,
             Feature.DROPOUT,
-            Feature.ALIBI_PER_BATCH);
+            Feature.ALIBI_PER_BATCH,
+            Feature.SINKS);
 
     @Override
     public String name() {
@@ -121,6 +122,32 @@ public final class ReferenceBackend implements AttentionBackend {
         }
     }
 
+    /** Each sequence's keys and values gathered from its blocks, then a plain forward of its rows. */
+    @Override
+    public void forwardVarlenPaged(
+            Tensor q, PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingShapes.VarlenPagedCall paged =
+                ServingShapes.varlenPaged(q, cache, cuSeqlensQ, out, lse, options, CAPABILITIES);
+        for (int s = 0; s < paged.sequences(); s++) {
+            int rows = paged.rows(s);
+            if (rows == 0) {
+                continue;
+            }
+            int q0 = paged.cuSeqlensQ()[s];
+            int[] table = paged.blockTables()[s];
+            int len = paged.contextLens()[s];
+            forwardSequence(
+                    new SequenceView(
+                            q.sequence(0, q0, rows),
+                            gather(cache.kCache(), table, len),
+                            gather(cache.vCache(), table, len),
+                            out.sequence(0, q0, rows),
+                            lse == null ? null : lse.sequence(0, q0, rows),
+                            s),
+                    options);
+        }
+    }
+
     /** Each packed sequence is a plain forward on views of its rows and keys. */
     @Override
     public void forwardVarlen(
@@ -131,12 +158,17 @@ public final class ReferenceBackend implements AttentionBackend {
         }
     }
 
-    /** One sequence; with no keys every row gets output 0 and LSE {@code -inf}. */
+    /** One sequence; with no keys every row gets output 0 and LSE {@code -inf} (with sinks: the head's sink). */
     private void forwardSequence(SequenceView view, AttentionOptions options) {
         if (view.k() == null) {
             view.out().fill(0f);
             if (view.lse() != null) {
-                view.lse().fill(Float.NEGATIVE_INFINITY);
+                Tensor lse = view.lse();
+                for (int h = 0; h < lse.heads(); h++) {
+                    for (int i = 0; i < lse.seqLen(); i++) {
+                        lse.set(0, h, i, 0, options.sink(h)); // -inf without sinks
+                    }
+                }
             }
             return;
         }
@@ -217,7 +249,8 @@ public final class ReferenceBackend implements AttentionBackend {
                 scores[j] = pipeline.score(b, h, i, j, dot, null);
                 max = Math.max(max, scores[j]);
             }
-            double rowLse = Double.NEGATIVE_INFINITY;
+            double sink = pipeline.sink(h);
+            double rowLse = sink; // no visible key: out 0, lse the sink logit (-inf without sinks)
             if (max == Double.POSITIVE_INFINITY) { // a score of +inf saturates the row onto its +inf keys
                 int count = 0;
                 for (int j = first; j <= last; j++) {
@@ -232,12 +265,14 @@ public final class ReferenceBackend implements AttentionBackend {
                     }
                 }
                 rowLse = max;
-            } else if (max != Double.NEGATIVE_INFINITY) { // else no visible key: out 0, lse -inf
-                double sum = 0;
+            } else if (max != Double.NEGATIVE_INFINITY) { // else no visible key: out 0, lse the sink (or -inf)
+                // The sink logit is one more softmax term with no value: it joins the max and the sum.
+                double top = Math.max(max, sink);
+                double sum = Math.exp(sink - top); // 0 without sinks
                 for (int j = first; j <= last; j++) {
-                    sum += Math.exp(scores[j] - max); // exp(-inf) = 0 for hidden keys
+                    sum += Math.exp(scores[j] - top); // exp(-inf) = 0 for hidden keys
                 }
-                rowLse = max + Math.log(sum);
+                rowLse = top + Math.log(sum);
                 for (int j = first; j <= last; j++) {
                     if (scores[j] == Double.NEGATIVE_INFINITY) {
                         continue; // a hidden key never influences the row, whatever its value holds

@@ -195,9 +195,13 @@ final class ReferenceBackward {
             }
             return;
         }
-        double sum = 0;
+        // A sink logit is one more term of the softmax's sum, with no value (its own gradient is
+        // Attention.sinkGradients); with a saturated (+inf) max it weighs nothing.
+        double sink = scores.sink(head);
+        double top = max == Double.POSITIVE_INFINITY ? max : Math.max(max, sink);
+        double sum = max == Double.POSITIVE_INFINITY ? 0 : Math.exp(sink - top);
         for (int j = first; j <= last; j++) {
-            p[j] = Math.exp(p[j] - max);
+            p[j] = Math.exp(p[j] - top);
             sum += p[j];
         }
         for (int j = first; j <= last; j++) {

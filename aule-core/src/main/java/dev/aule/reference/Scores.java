@@ -127,4 +127,9 @@ final class Scores {
         }
         return s;
     }
+
+    /** The sink logit of query head {@code h} ({@code -inf} without sinks): one more softmax term with no value. */
+    double sink(int h) {
+        return options.sink(h);
+    }
 }

@@ -32,6 +32,11 @@ public final class KvCache {
     private final Tensor keys;
     private final Tensor values;
     private final int[] lengths;
+    // Under a StreamingPolicy: tokens appended to each sequence (the next position), and the policy; else null.
+    // Invariant: slots [0, min(length, sinkTokens)) hold positions [0, ...), slots [sinkTokens, length) the
+    // positions [position - (length - sinkTokens), position), in order.
+    private int[] positions;
+    private StreamingPolicy streaming;
 
     private KvCache(Tensor keys, Tensor values) {
         this.keys = keys;
@@ -187,6 +192,56 @@ public final class KvCache {
         return lengths[Objects.checkIndex(b, lengths.length)];
     }
 
+    /**
+     * Turns this empty cache into a StreamingLLM cache (Hugging Face's {@code SinkCache}): every sequence keeps its
+     * first {@code policy.sinkTokens()} tokens and its {@code policy.window()} most recent, exactly (no rounding: a
+     * contiguous cache moves its rows), and drops the ones between, so appends never fill it. {@link #length} is
+     * then the kept tokens, what {@link #attention} sees, in position order; {@link #position} counts every token
+     * appended. Keys keep the RoPE positions they were appended at (see {@link
+     * PagedKvCache#newSequence(StreamingPolicy)}). An append past the window moves the kept window's rows down by the
+     * tokens it drops (a copy of at most {@code window} rows per head), and a chunk longer than the window drops its
+     * own first tokens: append and attend in chunks of at most the window.
+     *
+     * @param policy the sink tokens and window every sequence keeps
+     * @throws IllegalArgumentException when a sequence is not empty, a policy is already set, or the capacity is below
+     *     {@code sinkTokens + window}
+     */
+    public void enableStreaming(StreamingPolicy policy) {
+        Objects.requireNonNull(policy, "policy");
+        if (streaming != null) {
+            throw new IllegalArgumentException("policy: this cache already streams with " + streaming);
+        }
+        for (int b = 0; b < lengths.length; b++) {
+            if (lengths[b] != 0) {
+                throw new IllegalArgumentException("policy: streaming starts on an empty cache; sequence " + b
+                        + " holds " + lengths[b] + " tokens");
+            }
+        }
+        if ((long) policy.sinkTokens() + policy.window() > capacity()) {
+            throw new IllegalArgumentException("policy: " + policy.sinkTokens() + " sink tokens + a window of "
+                    + policy.window() + " exceed the capacity " + capacity());
+        }
+        this.streaming = policy;
+        this.positions = new int[lengths.length];
+    }
+
+    /** {@return the streaming policy, or null when the cache keeps every token} */
+    public StreamingPolicy streamingPolicy() {
+        return streaming;
+    }
+
+    /**
+     * Tokens appended to sequence {@code b}: the position of its next token. Equal to {@link #length} unless a
+     * {@linkplain #enableStreaming streaming policy} dropped tokens.
+     *
+     * @param b the sequence (batch entry)
+     * @return its next position
+     */
+    public int position(int b) {
+        Objects.checkIndex(b, lengths.length);
+        return positions == null ? lengths[b] : positions[b];
+    }
+
     /** {@return the length of every sequence (a copy)} */
     public int[] lengths() {
         return lengths.clone();
@@ -242,14 +297,24 @@ public final class KvCache {
                         + "], the rows of k " + k.shapeString());
             }
             if (rope != null) {
-                rope.checkPositions("counts[" + b + "]", lengths[b], n[b]);
+                rope.checkPositions("counts[" + b + "]", position(b), n[b]);
             }
-            if ((long) lengths[b] + n[b] > capacity()) {
+            if (streaming != null && (long) positions[b] + n[b] > Integer.MAX_VALUE) {
+                throw new IllegalArgumentException(
+                        "counts[" + b + "]: " + positions[b] + " + " + n[b] + " positions pass 2^31 - 1");
+            }
+            if (streaming == null && (long) lengths[b] + n[b] > capacity()) {
                 throw new KvCacheFullException("sequence " + b + ": " + lengths[b] + " cached + " + n[b]
                         + " new tokens exceed the capacity " + capacity());
             }
         }
         float[] row = new float[Math.max(headDim(), valueDim())];
+        if (streaming != null) {
+            for (int b = 0; b < n.length; b++) {
+                appendStreaming(b, k, v, n[b], rope, row);
+            }
+            return;
+        }
         for (int b = 0; b < n.length; b++) {
             for (int h = 0; h < kvHeads(); h++) {
                 for (int s = 0; s < n[b]; s++) {
@@ -265,8 +330,48 @@ public final class KvCache {
     }
 
     /**
+     * A streaming append of {@code n} rows of batch entry {@code b}: the kept window's rows that the new tokens push
+     * out of it are dropped by moving the rest down (row by row from the lowest, so overlapping moves are safe), then
+     * each new token goes to the next slot, unless it is itself older than the window once all are in.
+     */
+    private void appendStreaming(int b, Tensor k, Tensor v, int n, Rope rope, float[] row) {
+        int sinks = streaming.sinkTokens();
+        int p = positions[b];
+        int length = lengths[b];
+        int end = p + n;
+        int windowFrom = Math.max(sinks, end - streaming.window()); // first position the window keeps at the end
+        int oldWindowFrom = p - Math.max(0, length - sinks); // position of slot `sinks` (when length > sinks)
+        int drop = length > sinks ? Math.min(length - sinks, Math.max(0, windowFrom - oldWindowFrom)) : 0;
+        if (drop > 0) {
+            for (int h = 0; h < kvHeads(); h++) {
+                for (int slot = sinks; slot + drop < length; slot++) {
+                    keys.readRow(b, h, slot + drop, row, 0);
+                    keys.writeRow(b, h, slot, row, 0);
+                    values.readRow(b, h, slot + drop, row, 0);
+                    values.writeRow(b, h, slot, row, 0);
+                }
+            }
+        }
+        int cursor = length - drop;
+        for (int s = 0; s < n; s++) {
+            int position = p + s;
+            if (position >= sinks && position < windowFrom) {
+                continue; // a token of this append that the window has already passed
+            }
+            for (int h = 0; h < kvHeads(); h++) {
+                CacheRows.copy(k, b, h, s, keys, b, cursor, row, rope, position);
+                CacheRows.copy(v, b, h, s, values, b, cursor, row, null, 0);
+            }
+            cursor++;
+        }
+        lengths[b] = cursor;
+        positions[b] = end;
+    }
+
+    /**
      * Drops the tokens of sequence {@code b} past {@code length} (for example rejected speculative tokens); 0 empties
-     *     it.
+     *     it. Under a {@linkplain #enableStreaming streaming policy} {@code length} counts kept tokens: the newest go,
+     *     {@link #position} moves back with them, and tokens the window dropped before stay dropped.
      *
      * @param b the sequence (batch entry)
      * @param length tokens to keep, at most the current length
@@ -276,6 +381,10 @@ public final class KvCache {
         if (length < 0 || length > lengths[b]) {
             throw new IllegalArgumentException(
                     "length: " + length + " must be in [0, " + lengths[b] + "], the length of sequence " + b);
+        }
+        if (positions != null) {
+            // The newest tokens go; at or below the sink tokens what is left is exactly positions [0, length).
+            positions[b] = length <= streaming.sinkTokens() ? length : positions[b] - (lengths[b] - length);
         }
         lengths[b] = length;
     }

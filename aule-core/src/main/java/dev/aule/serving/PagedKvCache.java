@@ -50,7 +50,16 @@ public final class PagedKvCache {
     private int nextId;
     private boolean keySummaries;
 
-    /** A sequence's block table and length. */
+    /**
+     * A sequence's block table and length. Under a {@link StreamingPolicy} ({@code window > 0}) the table holds the
+     * {@code sinkBlocks} blocks of the sink region, then the kept window blocks, the first of which starts at
+     * position {@code windowStart}; released blocks leave the table. Position {@code p} is then in
+     * {@code blocks[p / blockSize]} below {@code windowStart}, else in {@code blocks[sinkBlocks + (p - windowStart) /
+     * blockSize]}. Without a policy {@code sinkBlocks = windowStart = window = 0}, which is the plain
+     * {@code blocks[p / blockSize]}. Invariants: {@code windowStart} is a multiple of the block size and at least
+     * {@code sinkBlocks * blockSize}; the kept tokens are positions {@code [0, min(length, sinkBlocks * blockSize))}
+     * and {@code [windowStart, length)}, stored one after another in table order.
+     */
     private static final class Sequence {
         int[] blocks = new int[4];
         int blockCount;
@@ -58,13 +67,30 @@ public final class PagedKvCache {
         /** Per-block key summaries for sparse decode; null unless {@link #enableKeySummaries()} was called. */
         KeySummaries summaries;
 
+        int sinkBlocks;
+        int windowStart;
+        int window;
+
         Sequence copy() {
             Sequence s = new Sequence();
             s.blocks = blocks.clone();
             s.blockCount = blockCount;
             s.length = length;
             s.summaries = summaries == null ? null : summaries.copy();
+            s.sinkBlocks = sinkBlocks;
+            s.windowStart = windowStart;
+            s.window = window;
             return s;
+        }
+
+        /** Index in {@link #blocks} of the block holding position {@code p} (a kept or the next position). */
+        int blockIndex(int p, int blockSize) {
+            return p < windowStart ? p / blockSize : sinkBlocks + (p - windowStart) / blockSize;
+        }
+
+        /** Tokens attention sees: the sink region's that exist, then the window's. */
+        int kept(int blockSize) {
+            return Math.min(length, sinkBlocks * blockSize) + Math.max(0, length - windowStart);
         }
     }
 
@@ -75,7 +101,8 @@ public final class PagedKvCache {
      * @param usedBlocks blocks held by at least one sequence
      * @param freeBlocks blocks available to appends
      * @param sequences live sequences
-     * @param tokens tokens over all sequences (a shared prefix counted once per sequence)
+     * @param tokens tokens kept over all sequences (a shared prefix counted once per sequence; under a
+     *     {@link StreamingPolicy} the kept ones)
      * @param bytesPerBlock key and value bytes of one block
      */
     public record Usage(
@@ -258,6 +285,61 @@ public final class PagedKvCache {
     }
 
     /**
+     * Starts an empty sequence under a StreamingLLM policy: it keeps its first {@code policy.sinkTokens()} tokens
+     * (rounded up to whole blocks) and its most recent {@code policy.window()} tokens (the blocks holding them), and
+     * each append releases the blocks wholly between, back to the pool, where later appends reuse them; so a
+     * generation of any length holds at most {@link StreamingPolicy#maxBlocks} blocks. Attention
+     * ({@link #attention}, {@link #attentionVarlen}) sees exactly the kept tokens, in position order;
+     * {@link #length} stays the count of tokens appended (the next token's position) and {@link #keptTokens} says
+     * how many are kept.
+     *
+     * <p>Positions: keys keep the positions they were appended at (an append with a {@link Rope} rotates each key to
+     * its position in the sequence, once). StreamingLLM instead re-rotates the kept keys to their places within
+     * the cache; here a query at position {@code p} sees kept keys at their true distances, and no stored key is
+     * ever rewritten (blocks stay shareable between forks). The RoPE table must then cover every position a
+     * generation reaches.
+     *
+     * <p>A prefill chunk longer than the window drops its own first tokens before it attends: append and attend in
+     * chunks of at most {@code window} tokens. Forks inherit the policy and share blocks as usual.
+     *
+     * @param policy the sink tokens and window to keep
+     * @return the new sequence id
+     */
+    public int newSequence(StreamingPolicy policy) {
+        Objects.requireNonNull(policy, "policy");
+        Sequence s = new Sequence();
+        s.window = policy.window();
+        s.sinkBlocks = policy.sinkBlocks(blockSize);
+        s.windowStart = s.sinkBlocks * blockSize;
+        int id = nextId++;
+        sequences.put(id, s);
+        return id;
+    }
+
+    /**
+     * Tokens of {@code seq} attention sees: its length without a policy; under a {@link StreamingPolicy} the
+     * sink region and the kept window.
+     *
+     * @param seq a live sequence id
+     * @return the kept tokens
+     */
+    public int keptTokens(int seq) {
+        return sequence(seq, "seq").kept(blockSize);
+    }
+
+    /**
+     * The first position of the kept window of {@code seq}: the tokens attention sees are positions {@code [0,
+     * min(length, sinkBlocks * blockSize))} and {@code [windowStart(seq), length)} (the first is empty without a
+     * policy, whose window starts at 0).
+     *
+     * @param seq a live sequence id
+     * @return the position where the kept window starts
+     */
+    public int windowStart(int seq) {
+        return sequence(seq, "seq").windowStart;
+    }
+
+    /**
      * A new sequence with the same tokens as {@code parent}, sharing all its blocks (a shared system
      * prompt, parallel sampling, beam search). Costs no block until one of them appends into a shared
      * partial block.
@@ -299,7 +381,8 @@ public final class PagedKvCache {
     }
 
     /**
-     * Cached tokens of {@code seq}.
+     * Cached tokens of {@code seq}: all tokens appended to it, the position of the next (under a
+     * {@link StreamingPolicy}, more than {@link #keptTokens} once it drops tokens).
      *
      * @param seq a live sequence id
      * @return its cached tokens
@@ -309,7 +392,8 @@ public final class PagedKvCache {
     }
 
     /**
-     * The blocks of {@code seq}, in position order (a copy).
+     * The blocks of {@code seq}, in position order (a copy): what attention reads, so under a
+     * {@link StreamingPolicy} the sink blocks and then the kept window's.
      *
      * @param seq a live sequence id
      * @return the block ids
@@ -333,7 +417,7 @@ public final class PagedKvCache {
     public Usage usage() {
         long tokens = 0;
         for (Sequence s : sequences.values()) {
-            tokens += s.length;
+            tokens += s.kept(blockSize);
         }
         long bytesPerBlock = (long) blockSize * kvHeads() * ((long) headDim() + valueDim()) * dtype().byteSize();
         return new Usage(
@@ -358,9 +442,58 @@ public final class PagedKvCache {
         if (tokens == 0) {
             return 0;
         }
-        int grow = blocksFor((long) s.length + tokens, blockSize) - s.blockCount;
         boolean copyOnWrite = s.length % blockSize != 0 && blocks.references(s.blocks[s.blockCount - 1]) > 1;
+        if (s.window > 0) {
+            return streamingBlocksNeeded(s, tokens, copyOnWrite);
+        }
+        int grow = blocksFor((long) s.length + tokens, blockSize) - s.blockCount;
         return grow + (copyOnWrite ? 1 : 0);
+    }
+
+    /**
+     * The most free blocks a streaming append of {@code tokens} takes at once: it replays {@link #append}'s takes
+     * and releases (a release frees a block only when no other sequence holds it: the blocks it took itself, its
+     * copied last block, unshared ones) and returns the peak of taken minus freed.
+     */
+    private int streamingBlocksNeeded(Sequence s, int tokens, boolean copyOnWrite) {
+        int net = copyOnWrite ? 1 : 0;
+        int peak = net;
+        int length = s.length;
+        int windowStart = s.windowStart;
+        int first = s.sinkBlocks; // index of the first window block, in the table extended by the blocks taken
+        int count = s.blockCount;
+        for (int t = 0; t < tokens; t++) {
+            int position = length;
+            while (count > s.sinkBlocks && windowStart + blockSize <= position + 1 - s.window) {
+                boolean own = first >= s.blockCount
+                        || copyOnWrite && first == s.blockCount - 1
+                        || blocks.references(s.blocks[first]) == 1;
+                net -= own ? 1 : 0;
+                first++;
+                count--;
+                windowStart += blockSize;
+            }
+            if (position % blockSize == 0) {
+                count++;
+                peak = Math.max(peak, ++net);
+            }
+            length++;
+        }
+        return peak;
+    }
+
+    /**
+     * Before position {@code position} is written: releases the window blocks all of whose tokens are older than the
+     * {@code window} most recent once it is (they end at or before {@code position + 1 - window}, so they are full
+     * and never the block being written).
+     */
+    private void releaseOutsideWindow(Sequence s, int position) {
+        while (s.blockCount > s.sinkBlocks && s.windowStart + blockSize <= position + 1 - s.window) {
+            blocks.release(s.blocks[s.sinkBlocks]);
+            System.arraycopy(s.blocks, s.sinkBlocks + 1, s.blocks, s.sinkBlocks, s.blockCount - s.sinkBlocks - 1);
+            s.blockCount--;
+            s.windowStart += blockSize;
+        }
     }
 
     /**
@@ -429,10 +562,13 @@ public final class PagedKvCache {
             }
             for (int t = 0; t < n; t++) {
                 int position = s.length;
+                if (s.window > 0) {
+                    releaseOutsideWindow(s, position); // first, so the block it frees can take this token
+                }
                 if (position % blockSize == 0) {
                     addBlock(s, blocks.take(s.blockCount == 0 ? -1 : s.blocks[s.blockCount - 1]));
                 }
-                int block = s.blocks[position / blockSize];
+                int block = s.blocks[s.blockIndex(position, blockSize)];
                 int slot = position % blockSize;
                 for (int h = 0; h < kvHeads(); h++) {
                     CacheRows.copy(k, i, h, t, keys, block, slot, row, rope, position);
@@ -517,7 +653,7 @@ public final class PagedKvCache {
         for (int i = 0; i < seqs.length; i++) {
             Sequence s = sequence(seqs[i], "seqs[" + i + "]");
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
-            lens[i] = s.length;
+            lens[i] = s.kept(blockSize);
         }
         Backends.selected(Capabilities::serving)
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
@@ -532,6 +668,7 @@ public final class PagedKvCache {
     /**
      * Keeps per-block key summaries (the per-channel minimum and maximum of each block's keys, per KV head) for
      * every sequence from now on, as {@link #sparseAttention} needs; the keys already cached are summarised now.
+     * Sequences under a {@link StreamingPolicy} are not summarised (sparse decode refuses them).
      * Costs {@code 2 * headDim} floats per block and KV head (1/16 of an F32 block of 16 tokens' keys and values)
      * and a pass over each appended key. Idempotent.
      */
@@ -541,6 +678,9 @@ public final class PagedKvCache {
         }
         float[] row = new float[headDim()];
         for (Sequence s : sequences.values()) {
+            if (s.window > 0) {
+                continue; // streaming: its table loses blocks, sparse decode does not read it
+            }
             s.summaries = new KeySummaries(kvHeads(), headDim());
             for (int position = 0; position < s.length; position++) {
                 for (int h = 0; h < kvHeads(); h++) {
@@ -571,6 +711,7 @@ public final class PagedKvCache {
         Objects.requireNonNull(budget, "budget");
         Sequence s = sequence(seq, "seq");
         requireSummaries();
+        requireSummarised(s, "seq", seq);
         if (q.batch() != 1 || q.seqLen() != 1 || q.headDim() != headDim() || q.heads() % kvHeads() != 0) {
             throw new IllegalArgumentException("q: must be [1, Hq, 1, " + headDim() + "] with Hq a multiple of the "
                     + kvHeads() + " KV heads, got " + q.shapeString());
@@ -644,6 +785,7 @@ public final class PagedKvCache {
         int[][] tables = new int[seqs.length][];
         int[] lens = new int[seqs.length];
         for (int i = 0; i < seqs.length; i++) {
+            requireSummarised(targets[i], "seqs[" + i + "]", seqs[i]);
             tables[i] = Arrays.copyOf(targets[i].blocks, targets[i].blockCount);
             lens[i] = targets[i].length;
         }
@@ -702,6 +844,14 @@ public final class PagedKvCache {
         }
     }
 
+    /** A sequence under a streaming policy keeps no summaries: its evicted blocks leave the table. */
+    private static void requireSummarised(Sequence s, String name, int id) {
+        if (s.summaries == null) {
+            throw new IllegalArgumentException(name + ": sequence " + id + " has a streaming policy, which sparse"
+                    + " decode does not read (its evicted blocks leave the table; attend it with attention())");
+        }
+    }
+
     private void requireSummaries() {
         if (!keySummaries) {
             throw new IllegalStateException(
@@ -722,6 +872,51 @@ public final class PagedKvCache {
             }
         }
         return targets;
+    }
+
+    /**
+     * Paged attention of packed variable-length queries against this cache ({@link Attention#forwardVarlenPaged}):
+     * sequence {@code seqs[s]} is rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} of q {@code [1, Hq, totalQ, D]}
+     * against its cached tokens, so one call serves decode steps (1 row) and prefill chunks (many rows, appended
+     * first) together. On the best available backend with serving entry points.
+     *
+     * @param seqs live sequence ids, one per sequence of the call
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code seqs.length + 1} entries)
+     * @param options masking, scale and the other options of the call
+     * @return the output {@code [1, Hq, totalQ, Dv]}, in q's dtype, and the LSE
+     */
+    public AttentionResult attentionVarlen(int[] seqs, Tensor q, int[] cuSeqlensQ, AttentionOptions options) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionVarlenInto(seqs, q, cuSeqlensQ, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * {@link #attentionVarlen} into caller-owned {@code out} and {@code lse} (nullable).
+     *
+     * @param seqs live sequence ids, one per sequence of the call
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code seqs.length + 1} entries)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     */
+    public void attentionVarlenInto(
+            int[] seqs, Tensor q, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        Objects.requireNonNull(seqs, "seqs");
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = sequence(seqs[i], "seqs[" + i + "]");
+            tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
+            lens[i] = s.kept(blockSize);
+        }
+        Backends.selected(Capabilities::serving)
+                .forwardVarlenPaged(q, new PagedKv(keys, values, tables, lens), cuSeqlensQ, out, lse, options);
     }
 
     private Sequence sequence(int id, String name) {

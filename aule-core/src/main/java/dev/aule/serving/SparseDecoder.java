@@ -46,6 +46,11 @@ final class SparseDecoder {
             throw new IllegalArgumentException("options: sparse decode takes no masks, biases, MaskMods, ScoreMods"
                     + " or block masks (their positions are the whole sequence's)");
         }
+        if (options.hasSinks()) {
+            // The call runs each KV head's query group as its own pseudo-sequence, whose heads are not the call's.
+            throw new IllegalArgumentException(
+                    "options: sparse decode takes no sink logits; use attention() for" + " them");
+        }
         if (options.hasDropout()) {
             throw new IllegalArgumentException("options: sparse decode takes no dropout (it is an inference path)");
         }

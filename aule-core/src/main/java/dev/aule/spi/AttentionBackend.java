@@ -111,6 +111,25 @@ public interface AttentionBackend {
     }
 
     /**
+     * Paged attention of packed variable-length queries (chunked prefill mixed with decode): sequence {@code s} is
+     * rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])} of q {@code [1, Hq, totalQ, D]} against its
+     * {@code cache.contextLens()[s]} keys read through {@code cache.blockTables()[s]}, causal aligned bottom-right
+     * per sequence (its rows are its last positions). See {@link ServingShapes#varlenPaged} for the rules.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cache the block pools, each sequence's block table and its length
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @throws UnsupportedOperationException when this backend has no such entry point
+     */
+    default void forwardVarlenPaged(
+            Tensor q, PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        throw noServing("paged variable-length attention");
+    }
+
+    /**
      * Packed variable-length attention: sequences back to back in q, k and v (batch 1), delimited by
      * {@code cuSeqlensQ} and {@code cuSeqlensK}; no row sees another sequence's keys and every option applies
      * per sequence. See {@link ServingShapes#varlen}.

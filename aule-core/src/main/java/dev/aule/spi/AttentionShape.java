@@ -241,6 +241,16 @@ public record AttentionShape(
             throw new IllegalArgumentException("options.dropout: dropout is not supported by this backend"
                     + " (Capabilities.dropout() is false); use the cpu or reference backend");
         }
+        if (options.hasSinks()) {
+            if (!capabilities.sinks()) {
+                throw new IllegalArgumentException("options.sinks: sink logits are not supported by this backend"
+                        + " (Capabilities.sinks() is false); use the cpu or reference backend");
+            }
+            if (options.sinks().length != q.heads()) {
+                throw new IllegalArgumentException("options.sinks: length " + options.sinks().length
+                        + " must equal the number of query heads " + q.heads() + shapes);
+            }
+        }
         AttentionShape shape =
                 new AttentionShape(q.batch(), q.heads(), k.heads(), q.seqLen(), k.seqLen(), q.headDim(), v.headDim());
         shape.checkMasks(options, capabilities, shapes);

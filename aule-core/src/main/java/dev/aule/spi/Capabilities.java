@@ -39,7 +39,12 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          * It takes ALiBi slopes per batch entry and query head ({@link AttentionOptions#alibiBatches()} above 0);
          * per-head slopes need no feature.
          */
-        ALIBI_PER_BATCH
+        ALIBI_PER_BATCH,
+        /**
+         * It adds sink logits ({@link AttentionOptions#hasSinks()}) to the softmax of every serving and dense
+         * forward, and takes their LSE in the backward; calls with sinks are rejected otherwise.
+         */
+        SINKS
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -85,6 +90,11 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#ALIBI_PER_BATCH}} */
     public boolean alibiPerBatch() {
         return features.contains(Feature.ALIBI_PER_BATCH);
+    }
+
+    /** {@return whether it has {@link Feature#SINKS}} */
+    public boolean sinks() {
+        return features.contains(Feature.SINKS);
     }
 
     /** {@return whether it has {@link Feature#SERVING}} */

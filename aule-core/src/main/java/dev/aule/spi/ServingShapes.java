@@ -161,6 +161,141 @@ public final class ServingShapes {
     public record PagedCall(AttentionShape shape, int[][] blockTables, int[] contextLens) {}
 
     /**
+     * Paged attention of packed variable-length queries (vLLM's chunked prefill mixed with decode; FlashAttention's
+     * {@code flash_attn_varlen_func} with {@code block_table} and {@code seqused_k}; FlashInfer's
+     * {@code BatchPrefillWithPagedKVCacheWrapper} with {@code qo_indptr}): q {@code [1, Hq, totalQ, D]} holds
+     * {@code n} sequences' rows back to back, sequence {@code s} rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])}
+     * against its {@code contextLens[s]} cached keys read through {@code blockTables[s]}, as {@link #paged} reads
+     * them. Rules: {@code cuSeqlensQ} as {@link #varlen} has them ({@code n + 1} offsets from 0 to {@code totalQ},
+     * never decreasing; a sequence may have no row), one table and one length per sequence, and each table and
+     * length as {@link #paged} has them. A sequence with more rows than keys is allowed: under causal masking its
+     * first rows see no key (0, and LSE {@code -inf} or the sink). The offsets, tables and lengths are copied
+     * first and the copies validated; the shape's {@code keyLen} is the longest context, its batch 1.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param cache the block pools, each sequence's block table and its length
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape with the copied offsets, tables and lengths
+     */
+    public static VarlenPagedCall varlenPaged(
+            Tensor q,
+            PagedKv cache,
+            int[] cuSeqlensQ,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(cache, "cache");
+        Tensor kCache = Objects.requireNonNull(cache.kCache(), "kCache");
+        Tensor vCache = Objects.requireNonNull(cache.vCache(), "vCache");
+        int[][] tables = copyOf(Objects.requireNonNull(cache.blockTables(), "blockTables"));
+        int[] lens = Objects.requireNonNull(cache.contextLens(), "contextLens").clone();
+        int[] cu = Objects.requireNonNull(cuSeqlensQ, "cuSeqlensQ").clone();
+        Objects.requireNonNull(out, "out");
+        rejectMasks(options, "paged variable-length");
+        rejectDropout(options, "paged variable-length");
+        TensorChecks.checkAccessible(
+                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
+        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
+                + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
+        if (q.batch() != 1) {
+            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
+                    + "cuSeqlensQ), got " + q.shapeString());
+        }
+        if (vCache.batch() != kCache.batch()
+                || vCache.heads() != kCache.heads()
+                || vCache.seqLen() != kCache.seqLen()) {
+            throw new IllegalArgumentException("vCache: numBlocks, Hkv and blockSize must equal kCache's" + shapes);
+        }
+        int sequences = cu.length - 1;
+        AttentionShape rows = AttentionShape.ofInputs(
+                q,
+                kCache.sequence(0, 0, kCache.seqLen()),
+                vCache.sequence(0, 0, vCache.seqLen()),
+                options,
+                capabilities,
+                Math.max(sequences, 0));
+        checkOffsets("cuSeqlensQ", cu, q.seqLen(), "q");
+        if (tables.length != sequences || lens.length != sequences) {
+            throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
+                    + lens.length + " must both equal the " + sequences + " sequences of cuSeqlensQ (its length - 1)"
+                    + shapes);
+        }
+        int longest = checkTables(tables, lens, kCache.batch(), kCache.seqLen(), shapes);
+        AttentionShape.checkAlibiRange(options, Math.max(longest, q.seqLen()));
+        AttentionShape shape = new AttentionShape(
+                1, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest, rows.headDim(), rows.valueDim());
+        NamedTensor[] inputs = {
+            new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache)
+        };
+        shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
+        if (lse != null) {
+            shape.checkLse(lse, capabilities);
+            TensorChecks.checkWritable("lse", lse, inputs);
+            TensorChecks.checkNoOverlap("lse", lse, "out", out);
+        }
+        return new VarlenPagedCall(shape, cu, tables, lens);
+    }
+
+    /**
+     * A validated paged variable-length call.
+     *
+     * @param shape its geometry: batch 1, all rows; {@code keyLen} is the longest context
+     * @param cuSeqlensQ the validated copy of the row offsets
+     * @param blockTables the validated copy of the block tables: what a backend reads
+     * @param contextLens the validated copy of the lengths
+     */
+    public record VarlenPagedCall(AttentionShape shape, int[] cuSeqlensQ, int[][] blockTables, int[] contextLens) {
+        /** {@return the number of sequences} */
+        public int sequences() {
+            return contextLens.length;
+        }
+
+        /**
+         * The query rows of sequence {@code s}.
+         *
+         * @param s a sequence, {@code 0 <= s < sequences()}
+         * @return its row count, possibly 0
+         */
+        public int rows(int s) {
+            return cuSeqlensQ[s + 1] - cuSeqlensQ[s];
+        }
+    }
+
+    /**
+     * {@link #paged}'s rules on each table and length: {@code 0 <= lens[b] <= table.length * blockSize} and every block
+     * id the context reaches in {@code [0, numBlocks)}. Returns the longest context.
+     */
+    private static int checkTables(int[][] tables, int[] lens, int numBlocks, int blockSize, String shapes) {
+        int longest = 0;
+        for (int b = 0; b < tables.length; b++) {
+            int[] table = tables[b];
+            if (table == null) {
+                throw new IllegalArgumentException("blockTables[" + b + "]: is null");
+            }
+            long reach = (long) table.length * blockSize;
+            if (lens[b] < 0 || lens[b] > reach) {
+                throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, " + reach
+                        + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
+            }
+            int used = Math.ceilDiv(lens[b], blockSize);
+            for (int i = 0; i < used; i++) {
+                if (table[i] < 0 || table[i] >= numBlocks) {
+                    throw new IllegalArgumentException("blockTables[" + b + "][" + i + "]: block " + table[i]
+                            + " must be in [0, numBlocks " + numBlocks + ")" + shapes);
+                }
+            }
+            longest = Math.max(longest, lens[b]);
+        }
+        return longest;
+    }
+
+    /**
      * Packed variable-length attention: q {@code [1, Hq, totalQ, D]}, k {@code [1, Hkv, totalK, D]} and v hold
      * {@code n} sequences back to back; sequence {@code s} is query rows {@code [cuSeqlensQ[s], cuSeqlensQ[s+1])}
      * against keys {@code [cuSeqlensK[s], cuSeqlensK[s+1])}. Both offset arrays have {@code n + 1} entries,

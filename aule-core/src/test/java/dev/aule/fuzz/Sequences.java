@@ -48,7 +48,11 @@ final class Sequences {
         Tensor ref = Tensor.allocate(out.dtype(), 1, q.heads(), rows, out.headDim());
         Tensor refLse = Tensor.allocate(DType.F32, 1, q.heads(), rows, 1);
         if (k == null) {
-            refLse.fill(Float.NEGATIVE_INFINITY);
+            for (int h = 0; h < q.heads(); h++) { // no key: -inf, or the head's sink logit with sinks
+                for (int i = 0; i < rows; i++) {
+                    refLse.set(0, h, i, 0, options.sink(h));
+                }
+            }
         } else {
             Backends.get("reference").forward(q, k, v, ref, refLse, options);
         }

@@ -358,6 +358,9 @@ class SparseDecodeTest {
         assertThrows(IllegalStateException.class, () -> plain.sparseAttention(new int[] {s0}, q, budget, CAUSAL));
         assertThrows(IllegalStateException.class, () -> plain.sparseBlocks(s0, q, budget));
         PagedKvCache cache = filled(rnd, DType.F32, 4, g, new int[] {13, 9}, true);
+        int streaming = cache.newSequence(new StreamingPolicy(4, 8));
+        cache.append(
+                streaming, Tensors.random(rnd, DType.F32, 1, 2, 3, 16), Tensors.random(rnd, DType.F32, 1, 2, 3, 16));
         Tensor out = Oracle.poisoned(DType.F32, 1, 4, 1, 16);
         Tensor lse = Oracle.poisoned(DType.F32, 1, 4, 1, 1);
         record Case(String argument, Runnable call) {}
@@ -404,6 +407,19 @@ class SparseDecodeTest {
                                 out,
                                 lse,
                                 AttentionOptions.builder().dropout(0.1f, 1).build())),
+                new Case(
+                        "options",
+                        () -> cache.sparseAttentionInto(
+                                new int[] {0},
+                                q,
+                                budget,
+                                out,
+                                lse,
+                                AttentionOptions.builder()
+                                        .sinks(new float[] {0, 0, 0, 0})
+                                        .build())),
+                new Case(
+                        "seqs[0]", () -> cache.sparseAttentionInto(new int[] {streaming}, q, budget, out, lse, CAUSAL)),
                 new Case("seqs", () -> cache.sparseAttentionInto(new int[] {0, 0}, q, budget, out, lse, CAUSAL)),
                 new Case("seqs[0]", () -> cache.sparseAttentionInto(new int[] {9}, q, budget, out, lse, CAUSAL)),
                 new Case(

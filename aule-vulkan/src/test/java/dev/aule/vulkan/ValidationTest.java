@@ -144,6 +144,34 @@ class ValidationTest {
         });
     }
 
+    /** Sink logits are not in the shaders: refused (nothing written), never ignored; selection runs them elsewhere. */
+    @Test
+    void sinksAreRejectedAndSelectionPassesVulkanBy() throws Throwable {
+        assertTrue(!vulkan.capabilities().sinks());
+        AttentionOptions options =
+                AttentionOptions.builder().sinks(new float[] {0.5f, -1f}).build();
+        Tensor q = Tensors.random(new SplittableRandom(6), DType.F32, 1, 2, 8, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
+        out.fill(Float.NaN);
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, options));
+        assertTrue(e.getMessage().startsWith("options.sinks: sink logits are not supported"), e.getMessage());
+        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
+        Tensor lse = Tensor.allocate(DType.F32, 1, 2, 8, 1);
+        Gradients grads = new Gradients(
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32),
+                Tensor.allocate(DType.F32, 1, 2, 8, 32));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> vulkan.backward(new BackwardInputs(q, q, q, out, q, lse), grads, options));
+        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
+            Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
+            dev.aule.AttentionResult r = dev.aule.Attention.forwardWithLse(q, q, q, options);
+            assertTrue(r.lse().get(0, 0, 0, 0) > 0.5f, "selection ran it on a backend with sinks");
+        });
+    }
+
     @Test
     void headDimsOver256AreRejected() {
         Tensor q = Tensor.allocate(DType.F32, 1, 1, 2, 257);
