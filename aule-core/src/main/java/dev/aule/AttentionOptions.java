@@ -41,6 +41,7 @@ public final class AttentionOptions {
     private final ScoreMod scoreMod;
     private final float dropout; // 0: off
     private final long dropoutSeed;
+    private final int numSplits; // 0: the backend's own plan
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -57,6 +58,7 @@ public final class AttentionOptions {
         this.scoreMod = b.scoreMod;
         this.dropout = b.dropout;
         this.dropoutSeed = b.dropoutSeed;
+        this.numSplits = b.numSplits;
     }
 
     /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
@@ -86,6 +88,7 @@ public final class AttentionOptions {
         b.scoreMod = scoreMod;
         b.dropout = dropout;
         b.dropoutSeed = dropoutSeed;
+        b.numSplits = numSplits;
         return b;
     }
 
@@ -252,6 +255,18 @@ public final class AttentionOptions {
     }
 
     /**
+     * Parts each tile's key range is cut into (FlashAttention's {@code num_splits}): 0 lets the backend plan it (the
+     * default), {@code n >= 1} asks for {@code min(n, keys, MAX_SPLITS)} parts, where {@code keys} is the most keys
+     * one query row of the sequence sees (at least 1) and {@code MAX_SPLITS} is the backend's cap (256 on cpu); 1
+     * turns key splitting off. See {@link Builder#numSplits}.
+     *
+     * @return the requested parts, 0 for automatic
+     */
+    public int numSplits() {
+        return numSplits;
+    }
+
+    /**
      * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
      *     Capabilities#masks()}).
      *
@@ -302,6 +317,9 @@ public final class AttentionOptions {
         if (dropout > 0f) {
             s.append(", dropout ").append(dropout).append(" seed ").append(dropoutSeed);
         }
+        if (numSplits > 0) {
+            s.append(", numSplits ").append(numSplits);
+        }
         return s.append(']').toString();
     }
 
@@ -321,7 +339,8 @@ public final class AttentionOptions {
                 && blockMask == that.blockMask
                 && scoreMod == that.scoreMod
                 && Float.compare(dropout, that.dropout) == 0
-                && dropoutSeed == that.dropoutSeed;
+                && dropoutSeed == that.dropoutSeed
+                && numSplits == that.numSplits;
     }
 
     /** Masks, biases and mods compare by identity. */
@@ -341,7 +360,8 @@ public final class AttentionOptions {
                 System.identityHashCode(blockMask),
                 System.identityHashCode(scoreMod),
                 dropout,
-                dropoutSeed);
+                dropoutSeed,
+                numSplits);
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -360,6 +380,7 @@ public final class AttentionOptions {
         private ScoreMod scoreMod;
         private float dropout;
         private long dropoutSeed;
+        private int numSplits;
 
         private Builder() {}
 
@@ -569,6 +590,28 @@ public final class AttentionOptions {
             }
             this.dropout = p;
             this.dropoutSeed = p == 0f ? 0L : seed;
+            return this;
+        }
+
+        /**
+         * How many parts each tile's key range is cut into (FlashAttention's {@code num_splits}), for benchmarks and
+         * for results that must not change with the backend's planning: 0 (the default) lets the backend decide from
+         * the sequence's shape; {@code n >= 1} cuts it into exactly {@code min(n, keys, MAX_SPLITS)} parts, with
+         * {@code keys} the most keys one query row of the sequence sees (at least 1) and {@code MAX_SPLITS} the
+         * backend's cap (256 on cpu); 1 turns splitting off. Empty parts (more parts than key blocks) are merged as
+         * empty. The result is exact either way and, on cpu, a function of this option and the sequence's own shape
+         * only: the same in any batch and on any number of threads. Each part keeps a partial output per query row
+         * ({@code Dv + 2} floats), so large {@code n} on long prefill costs memory. The reference backend ignores it
+         * (it does not tile); the Vulkan backend ignores it (it has no key-split path).
+         *
+         * @param n parts per key range, {@code >= 0}; 0 for automatic
+         * @return this builder
+         */
+        public Builder numSplits(int n) {
+            if (n < 0) {
+                throw new IllegalArgumentException("numSplits: must be >= 0 (0 = automatic), got " + n);
+            }
+            this.numSplits = n;
             return this;
         }
 
