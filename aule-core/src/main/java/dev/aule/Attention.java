@@ -236,6 +236,10 @@ public final class Attention {
                 java.util.Objects.requireNonNull(contextLens, "contextLens").clone();
         int[][] tables =
                 java.util.Objects.requireNonNull(blockTables, "blockTables").clone();
+        if (rope != null && lens.length != q.batch()) {
+            throw new IllegalArgumentException("contextLens: length " + lens.length + " must equal the batch "
+                    + q.batch() + " of q " + q.shapeString());
+        }
         Tensor queries = rope == null ? q : rope.rotatedQueries(q, nonNegative(lens));
         Backends.selected(Capabilities::serving)
                 .forwardPaged(queries, new PagedKv(kCache, vCache, tables, lens), result.out(), result.lse(), options);

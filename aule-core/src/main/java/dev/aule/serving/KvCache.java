@@ -391,6 +391,10 @@ public final class KvCache {
         int[] lens;
         if (picked == null) {
             lens = lengths.clone();
+            if (rope != null && q.batch() != lens.length) {
+                throw new IllegalArgumentException("q: batch " + q.batch() + " must equal the cache's " + lens.length
+                        + " sequences (one batch entry each), or choose them with rows; q " + q.shapeString());
+            }
         } else {
             if (picked.length != q.batch()) {
                 throw new IllegalArgumentException("rows: length " + picked.length + " must equal the batch "

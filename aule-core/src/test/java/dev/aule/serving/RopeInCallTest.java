@@ -236,6 +236,13 @@ class RopeInCallTest {
                 "q",
                 () -> Attention.forwardCached(
                         q1, cache.keys(), cache.values(), CacheIndex.ofLengths(cache.lengths()), options, wide));
+        // A q whose batch is not the cache's, with no rows to choose sequences.
+        Tensor q3 = Tensors.random(rnd, DType.F32, 3, 2, 1, 16);
+        CacheIndexTest.assertRejected("q", () -> cache.attention(q3, options, rope));
+        CacheIndexTest.assertRejected(
+                "contextLens",
+                () -> Attention.forwardPaged(
+                        q3, cache.keys(), cache.values(), new int[][] {{0}, {1}}, new int[] {1, 1}, options, rope));
         PagedKvCache paged = PagedKvCache.create(DType.F32, 8, 4, 1, 16);
         int seq = paged.newSequence();
         paged.append(seq, Tensors.random(rnd, DType.F32, 1, 1, 1, 16), Tensors.random(rnd, DType.F32, 1, 1, 1, 16));
