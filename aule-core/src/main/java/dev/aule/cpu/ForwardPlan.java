@@ -13,7 +13,8 @@ import dev.aule.spi.Visibility;
  * {@code tiles * tileRows >= rows}; {@code 1 <= splits <= MAX_SPLITS}. Planned automatically ({@code numSplits} 0),
  * {@code splits > 1} only when the sequence has fewer than {@link TileConfig#SPLIT_BELOW_TILES} tiles, and the partial
  * states of a split sequence take at most {@link TileConfig#SPLIT_PARTIAL_BYTES} (or one part per tile, if a single
- * part is larger); an explicit {@code numSplits} overrides both bounds but never passes the widest row's keys.
+ * part is larger); an explicit {@code numSplits} overrides both bounds but never passes the widest row's keys or
+ * {@link #MAX_PARTIAL_FLOATS} floats of partial outputs.
  *
  * @param tileRows query rows per tile (of a KV head's query group, query-major)
  * @param tiles    tiles per KV head
@@ -32,7 +33,8 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
     /**
      * {@link #of(int, int, int, int, Visibility)} with the call's {@code numSplits} option: 0 plans the splits as
      * above; {@code n >= 1} takes exactly {@code min(n, keys, MAX_SPLITS)} parts, {@code keys} being the most keys
-     * a row sees (at least 1), whatever the tile count and the partial-state budget (the caller asked for them).
+     * a row sees (at least 1), whatever the tile count and the partial-state budget (the caller asked for them),
+     * and no more than the partial outputs of all its tiles fit in one Java array ({@link #MAX_PARTIAL_FLOATS}).
      * Either way the plan is a function of the option and the sequence's shape alone.
      */
     static ForwardPlan of(int rows, int kvHeads, int dp, int dvp, Visibility visibility, int numSplits) {
@@ -41,7 +43,11 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
         long tileItems = (long) kvHeads * tiles;
         int splits;
         if (numSplits > 0) {
-            splits = requestedSplits(numSplits, widestRow(visibility));
+            // The partial states of one sequence's parts live in one float array: more parts than it can hold
+            // would fail the call, so the request stops there (a bound of the sequence's shape, like the rest).
+            long perPart = tileItems * Math.min(tileRows, rows) * (long) dvp;
+            long byArray = Math.max(1, MAX_PARTIAL_FLOATS / perPart);
+            splits = (int) Math.min(requestedSplits(numSplits, widestRow(visibility)), byArray);
         } else {
             splits = tileItems >= TileConfig.SPLIT_BELOW_TILES
                     ? 1
@@ -49,6 +55,9 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
         }
         return new ForwardPlan(tileRows, tiles, splits);
     }
+
+    /** The most partial-output floats one sequence's split parts may hold: the longest Java array. */
+    static final long MAX_PARTIAL_FLOATS = Integer.MAX_VALUE - 8;
 
     /** The parts a {@code numSplits} of {@code requested >= 1} gives a sequence whose widest row sees {@code keys}. */
     static int requestedSplits(int requested, int keys) {

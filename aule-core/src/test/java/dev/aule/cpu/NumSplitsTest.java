@@ -101,6 +101,11 @@ class NumSplitsTest {
         assertEquals(3, asked.splits());
         assertEquals(unsplit.tileRows(), asked.tileRows());
         assertEquals(unsplit.tiles(), asked.tiles());
+        // ... up to what one array of partial outputs holds: 256 tiles x 256 rows x 128 floats per part.
+        assertEquals(
+                ForwardPlan.MAX_PARTIAL_FLOATS / (256L * 256 * 128),
+                ForwardPlan.of(8192, 8, 128, 128, prefill, 256).splits());
+        assertEquals(255, ForwardPlan.of(8192, 8, 128, 128, prefill, 256).splits());
         // The widest row counts: a window of 1500 keys caps at 1500 parts, not the 100000 keys of the sequence.
         assertEquals(
                 TileConfig.MAX_SPLITS,
