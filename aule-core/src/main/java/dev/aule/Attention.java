@@ -1,8 +1,10 @@
 package dev.aule;
 
+import dev.aule.serving.Rope;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.BackwardInputs;
+import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
@@ -142,6 +144,63 @@ public final class Attention {
     }
 
     /**
+     * Cached attention against chosen rows of the caches, with a left pad per sequence (FlashAttention's
+     * {@code flash_attn_with_kvcache} with {@code cache_batch_idx} and {@code cache_leftpad}): batch entry {@code b}
+     * of q attends keys {@code [cacheLeftpad[b], cacheLens[b])} of row {@code cacheBatchIdx[b]} of {@code kCache}
+     * {@code [Bc, Hkv, capacity, D]}; {@code Bc} may differ from q's batch and rows may repeat. Each entry is its own
+     * forward over its visible keys: causal masking is aligned bottom-right against them, and window and ALiBi
+     * distances count from the pad. A null {@code cacheBatchIdx} is the identity, a null {@code cacheLeftpad} no
+     * pad. Every index, pad and length is validated on a copy before any read ({@link ServingShapes#cacheIndex}).
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index each batch entry's end, row and first key in the caches
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
+     */
+    public static AttentionResult forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, CacheIndex index, AttentionOptions options) {
+        return forwardCached(q, kCache, vCache, index, options, null);
+    }
+
+    /**
+     * {@link #forwardCached(Tensor, Tensor, Tensor, CacheIndex, AttentionOptions)} with q rotated by {@code rope}
+     * inside the call (FlashAttention's {@code rotary_cos}/{@code rotary_sin} on q): a copy of q is rotated, the
+     * caller's tensor is left as it is. Row {@code i} of batch entry {@code b} is rotated to position {@code n - Sq +
+     * i} with {@code n = cacheLens[b] - cacheLeftpad[b]} its visible keys (positions count from the pad): the queries
+     * are the last {@code Sq} tokens of each sequence, whose keys the cache holds rotated to the same positions. An
+     * entry with no keys is not rotated (it sees nothing); one with keys needs at least {@code Sq} of them.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}, before rotation
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index each batch entry's end, row and first key in the caches
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     * @return the output, in q's dtype, and the LSE
+     */
+    public static AttentionResult forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, CacheIndex index, AttentionOptions options, Rope rope) {
+        AttentionResult result = allocateResult(q, vCache);
+        java.util.Objects.requireNonNull(kCache, "kCache");
+        CacheIndex checked = ServingShapes.cacheIndex(index, q.batch(), kCache);
+        Tensor queries = q;
+        if (rope != null) {
+            int[] keyLens = new int[q.batch()];
+            for (int b = 0; b < keyLens.length; b++) {
+                keyLens[b] = checked.cacheLens()[b] - checked.cacheLeftpad()[b];
+            }
+            queries = rope.rotatedQueries(q, keyLens);
+        }
+        // A plain index goes as one, so a backend with only the plain cached entry point runs it.
+        CacheIndex call = index.isPlain() ? CacheIndex.ofLengths(checked.cacheLens()) : checked;
+        Backends.selected(Capabilities::serving)
+                .forwardCached(queries, kCache, vCache, call, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
      * Paged attention in the vLLM block-table layout, on the best available backend with serving entry
      * points. {@code kCache} is the tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout
      * {@code [numBlocks, blockSize, Hkv, D]} is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
@@ -208,6 +267,54 @@ public final class Attention {
                         result.lse(),
                         options);
         return result;
+    }
+
+    /**
+     * {@link #forwardPaged(Tensor, Tensor, Tensor, int[][], int[], AttentionOptions)} with q rotated by {@code rope}
+     * inside the call (FlashAttention's {@code rotary_cos}/{@code rotary_sin} on q): a copy of q is rotated, row
+     * {@code i} of sequence {@code b} to position {@code contextLens[b] - Sq + i}, the last {@code Sq} positions of
+     * the sequence. A sequence with no keys is not rotated (it sees nothing); one with keys needs at least
+     * {@code Sq} of them. The tables and lengths are copied once, and the copies rotated by and validated.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}, before rotation
+     * @param kCache the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids, in position order
+     * @param contextLens cached tokens of each sequence
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     * @return the output, in q's dtype, and the LSE
+     */
+    public static AttentionResult forwardPaged(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            AttentionOptions options,
+            Rope rope) {
+        AttentionResult result = allocateResult(q, vCache);
+        int[] lens =
+                java.util.Objects.requireNonNull(contextLens, "contextLens").clone();
+        int[][] tables =
+                java.util.Objects.requireNonNull(blockTables, "blockTables").clone();
+        if (rope != null && lens.length != q.batch()) {
+            throw new IllegalArgumentException("contextLens: length " + lens.length + " must equal the batch "
+                    + q.batch() + " of q " + q.shapeString());
+        }
+        Tensor queries = rope == null ? q : rope.rotatedQueries(q, nonNegative(lens));
+        Backends.selected(Capabilities::serving)
+                .forwardPaged(queries, new PagedKv(kCache, vCache, tables, lens), result.out(), result.lse(), options);
+        return result;
+    }
+
+    /** Negative lengths as 0 for the rotation; the backend's validation then rejects them. */
+    private static int[] nonNegative(int[] lens) {
+        int[] copy = lens.clone();
+        for (int b = 0; b < copy.length; b++) {
+            copy[b] = Math.max(0, copy[b]);
+        }
+        return copy;
     }
 
     /**

@@ -42,6 +42,7 @@ public final class AttentionOptions {
     private final float dropout; // 0: off
     private final long dropoutSeed;
     private final float[] sinks; // [Hq] sink logits, or null
+    private final int numSplits; // 0: the backend's own plan
 
     private AttentionOptions(Builder b) {
         this.causal = b.causal;
@@ -59,6 +60,7 @@ public final class AttentionOptions {
         this.dropout = b.dropout;
         this.dropoutSeed = b.dropoutSeed;
         this.sinks = b.sinks;
+        this.numSplits = b.numSplits;
     }
 
     /** {@return the default options: non-causal, scale {@code 1/sqrt(headDim)}, no window, no softcap, no ALiBi} */
@@ -89,6 +91,7 @@ public final class AttentionOptions {
         b.dropout = dropout;
         b.dropoutSeed = dropoutSeed;
         b.sinks = sinks;
+        b.numSplits = numSplits;
         return b;
     }
 
@@ -275,6 +278,18 @@ public final class AttentionOptions {
     }
 
     /**
+     * Parts each tile's key range is cut into (FlashAttention's {@code num_splits}): 0 lets the backend plan it (the
+     * default), {@code n >= 1} asks for {@code min(n, keys, MAX_SPLITS)} parts, where {@code keys} is the most keys
+     * one query row of the sequence sees (at least 1) and {@code MAX_SPLITS} is the backend's cap (256 on cpu); 1
+     * turns key splitting off. See {@link Builder#numSplits}.
+     *
+     * @return the requested parts, 0 for automatic
+     */
+    public int numSplits() {
+        return numSplits;
+    }
+
+    /**
      * Whether any of the dense mask, bias, MaskMod or ScoreMod is set (a backend must support them: {@link
      *     Capabilities#masks()}).
      *
@@ -328,6 +343,9 @@ public final class AttentionOptions {
         if (sinks != null) {
             s.append(", sinks ").append(sinks.length);
         }
+        if (numSplits > 0) {
+            s.append(", numSplits ").append(numSplits);
+        }
         return s.append(']').toString();
     }
 
@@ -348,7 +366,8 @@ public final class AttentionOptions {
                 && scoreMod == that.scoreMod
                 && Float.compare(dropout, that.dropout) == 0
                 && dropoutSeed == that.dropoutSeed
-                && Arrays.equals(sinks, that.sinks);
+                && Arrays.equals(sinks, that.sinks)
+                && numSplits == that.numSplits;
     }
 
     /** Masks, biases and mods compare by identity. */
@@ -369,7 +388,8 @@ public final class AttentionOptions {
                 System.identityHashCode(scoreMod),
                 dropout,
                 dropoutSeed,
-                Arrays.hashCode(sinks));
+                Arrays.hashCode(sinks),
+                numSplits);
     }
 
     /** Builder; each setter checks its argument at once. */
@@ -389,6 +409,7 @@ public final class AttentionOptions {
         private float dropout;
         private long dropoutSeed;
         private float[] sinks;
+        private int numSplits;
 
         private Builder() {}
 
@@ -628,6 +649,29 @@ public final class AttentionOptions {
                 }
             }
             this.sinks = copy;
+            return this;
+        }
+
+        /**
+         * How many parts each tile's key range is cut into (FlashAttention's {@code num_splits}), for benchmarks and
+         * for results that must not change with the backend's planning: 0 (the default) lets the backend decide from
+         * the sequence's shape; {@code n >= 1} cuts it into exactly {@code min(n, keys, MAX_SPLITS)} parts, with
+         * {@code keys} the most keys one query row of the sequence sees (at least 1) and {@code MAX_SPLITS} the
+         * backend's cap (256 on cpu; also no more parts than one Java array of partial outputs holds, which only
+         * long prefill reaches); 1 turns splitting off. Empty parts (more parts than key blocks) are merged as
+         * empty. The result is exact either way and, on cpu, a function of this option and the sequence's own shape
+         * only: the same in any batch and on any number of threads. Each part keeps a partial output per query row
+         * ({@code Dv + 2} floats), so large {@code n} on long prefill costs memory. The reference backend ignores it
+         * (it does not tile); the Vulkan backend ignores it (it has no key-split path).
+         *
+         * @param n parts per key range, {@code >= 0}; 0 for automatic
+         * @return this builder
+         */
+        public Builder numSplits(int n) {
+            if (n < 0) {
+                throw new IllegalArgumentException("numSplits: must be >= 0 (0 = automatic), got " + n);
+            }
+            this.numSplits = n;
             return this;
         }
 

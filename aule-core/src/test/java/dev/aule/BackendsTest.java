@@ -235,7 +235,7 @@ class BackendsTest {
         assertTrue(e.getMessage().contains("forward-only") && e.getMessage().contains("serving"), e.getMessage());
         assertThrows(
                 UnsupportedOperationException.class,
-                () -> forwardOnly.forwardCached(null, null, null, null, null, null, null));
+                () -> forwardOnly.forwardCached(null, null, null, (int[]) null, null, null, null));
         assertThrows(
                 UnsupportedOperationException.class,
                 () -> forwardOnly.forwardVarlen(null, null, null, new PackedSequences(null, null), null, null, null));

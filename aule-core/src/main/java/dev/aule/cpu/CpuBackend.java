@@ -9,6 +9,7 @@ import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.BackwardSequence;
+import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -102,6 +103,28 @@ public final class CpuBackend implements AttentionBackend {
         AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
         SequenceForward call = sequences(shape, options);
         for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, lens, out, lse)) {
+            add(call, view);
+        }
+        call.run(workers(q, kCache, vCache, out, lse));
+    }
+
+    /**
+     * Each batch entry is a view of its cache row's keys {@code [cacheLeftpad[b], cacheLens[b])}, run as in the plain
+     * cached call; rows read by several entries are read by each, and nothing depends on which entries share one.
+     */
+    @Override
+    public void forwardCached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.CachedCall cached =
+                ServingShapes.cached(q, kCache, vCache, index, out, lse, options, CAPABILITIES);
+        SequenceForward call = sequences(cached.shape(), options);
+        for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, cached, out, lse)) {
             add(call, view);
         }
         call.run(workers(q, kCache, vCache, out, lse));

@@ -122,7 +122,7 @@ final class FlashForward {
         this.dvp = roundUp(dv, math.lanes());
         this.keyTile = math.keyTile();
         this.rows = Math.multiplyExact(group, shape.queryLen());
-        ForwardPlan plan = ForwardPlan.of(rows, kvHeads, dp, dvp, visibility);
+        ForwardPlan plan = ForwardPlan.of(rows, kvHeads, dp, dvp, visibility, options.numSplits());
         this.tileRows = plan.tileRows();
         this.tiles = plan.tiles();
         this.partRows = Math.min(tileRows, rows);

@@ -10,9 +10,11 @@ import dev.aule.spi.Visibility;
  * number of threads.
  *
  * <p>Maintainer invariants: {@code tileRows} is a power of two in {@code [MIN_TILE_ROWS, MAX_TILE_ROWS]};
- * {@code tiles * tileRows >= rows}; {@code 1 <= splits <= MAX_SPLITS}, and {@code splits > 1} only when the
- * sequence has fewer than {@link TileConfig#SPLIT_BELOW_TILES} tiles; the partial states of a split sequence take at
- * most {@link TileConfig#SPLIT_PARTIAL_BYTES} (or one part per tile, if a single part is larger).
+ * {@code tiles * tileRows >= rows}; {@code 1 <= splits <= MAX_SPLITS}. Planned automatically ({@code numSplits} 0),
+ * {@code splits > 1} only when the sequence has fewer than {@link TileConfig#SPLIT_BELOW_TILES} tiles, and the partial
+ * states of a split sequence take at most {@link TileConfig#SPLIT_PARTIAL_BYTES} (or one part per tile, if a single
+ * part is larger); an explicit {@code numSplits} overrides both bounds but never passes the widest row's keys or
+ * {@link #MAX_PARTIAL_FLOATS} floats of partial outputs.
  *
  * @param tileRows query rows per tile (of a KV head's query group, query-major)
  * @param tiles    tiles per KV head
@@ -25,13 +27,41 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
      * dims padded to {@code dp} and {@code dvp}, and keys seen as {@code visibility} says.
      */
     static ForwardPlan of(int rows, int kvHeads, int dp, int dvp, Visibility visibility) {
+        return of(rows, kvHeads, dp, dvp, visibility, 0);
+    }
+
+    /**
+     * {@link #of(int, int, int, int, Visibility)} with the call's {@code numSplits} option: 0 plans the splits as
+     * above; {@code n >= 1} takes exactly {@code min(n, keys, MAX_SPLITS)} parts, {@code keys} being the most keys
+     * a row sees (at least 1), whatever the tile count and the partial-state budget (the caller asked for them),
+     * and no more than the partial outputs of all its tiles fit in one Java array ({@link #MAX_PARTIAL_FLOATS}).
+     * Either way the plan is a function of the option and the sequence's shape alone.
+     */
+    static ForwardPlan of(int rows, int kvHeads, int dp, int dvp, Visibility visibility, int numSplits) {
         int tileRows = tileRows(dp, dvp, rows, kvHeads);
         int tiles = Math.ceilDiv(rows, tileRows);
         long tileItems = (long) kvHeads * tiles;
-        int splits = tileItems >= TileConfig.SPLIT_BELOW_TILES
-                ? 1
-                : splits(tileItems, Math.min(tileRows, rows), dvp, widestRow(visibility));
+        int splits;
+        if (numSplits > 0) {
+            // The partial states of one sequence's parts live in one float array: more parts than it can hold
+            // would fail the call, so the request stops there (a bound of the sequence's shape, like the rest).
+            long perPart = tileItems * Math.min(tileRows, rows) * (long) dvp;
+            long byArray = Math.max(1, MAX_PARTIAL_FLOATS / perPart);
+            splits = (int) Math.min(requestedSplits(numSplits, widestRow(visibility)), byArray);
+        } else {
+            splits = tileItems >= TileConfig.SPLIT_BELOW_TILES
+                    ? 1
+                    : splits(tileItems, Math.min(tileRows, rows), dvp, widestRow(visibility));
+        }
         return new ForwardPlan(tileRows, tiles, splits);
+    }
+
+    /** The most partial-output floats one sequence's split parts may hold: the longest Java array. */
+    static final long MAX_PARTIAL_FLOATS = Integer.MAX_VALUE - 8;
+
+    /** The parts a {@code numSplits} of {@code requested >= 1} gives a sequence whose widest row sees {@code keys}. */
+    static int requestedSplits(int requested, int keys) {
+        return Math.min(Math.min(requested, Math.max(keys, 1)), TileConfig.MAX_SPLITS);
     }
 
     /**

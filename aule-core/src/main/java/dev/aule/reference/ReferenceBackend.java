@@ -9,6 +9,7 @@ import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Availability;
 import dev.aule.spi.BackwardInputs;
 import dev.aule.spi.BackwardSequence;
+import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
@@ -98,6 +99,23 @@ public final class ReferenceBackend implements AttentionBackend {
         int[] lens = cacheLens == null ? null : cacheLens.clone();
         ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, CAPABILITIES);
         for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, lens, out, lse)) {
+            forwardSequence(view, options);
+        }
+    }
+
+    /** Each batch entry is a plain forward on the view of its cache row's visible keys. */
+    @Override
+    public void forwardCached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.CachedCall cached =
+                ServingShapes.cached(q, kCache, vCache, index, out, lse, options, CAPABILITIES);
+        for (SequenceView view : ServingShapes.cachedSequences(q, kCache, vCache, cached, out, lse)) {
             forwardSequence(view, options);
         }
     }

@@ -6,6 +6,7 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.NamedTensor;
 import dev.aule.spi.TensorChecks;
@@ -417,6 +418,109 @@ public final class KvCache {
      */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
         Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
+    }
+
+    /**
+     * {@link #attention(Tensor, AttentionOptions)} with q rotated by {@code rope} inside the call: a copy of q is
+     * rotated (the caller's tensor is left as it is), row {@code i} of sequence {@code b} to position
+     * {@code length(b) - Sq + i}, the positions {@link #append(Tensor, Tensor, int[], Rope)} gave the last
+     * {@code Sq} keys. A decode step is then {@code append(k, v, null, rope)} and this call. A sequence with no
+     * tokens is not rotated (it sees nothing); one with tokens needs at least {@code Sq} of them.
+     *
+     * @param q queries {@code [batch, Hq, Sq, D]}, before rotation
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     * @return the output, in q's dtype, and the LSE
+     */
+    public AttentionResult attention(Tensor q, AttentionOptions options, Rope rope) {
+        return attention(null, q, options, rope);
+    }
+
+    /**
+     * {@link #attention(Tensor, AttentionOptions, Rope)} into caller-owned {@code out} and {@code lse} (nullable).
+     *
+     * @param q queries {@code [batch, Hq, Sq, D]}, before rotation
+     * @param out receives the output {@code [batch, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [batch, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     */
+    public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options, Rope rope) {
+        attentionInto(null, q, out, lse, options, rope);
+    }
+
+    /**
+     * Attention of a chosen subset of the cache's sequences (FlashAttention's {@code cache_batch_idx}): batch entry
+     * {@code i} of q {@code [rows.length, Hq, Sq, D]} attends the cached tokens of sequence {@code rows[i]}. Rows may
+     * repeat (several queries against one cached prompt) and need not cover the cache, so a scheduler runs the
+     * sequences that have work without packing the cache. {@code rows} is copied and checked before any read.
+     *
+     * @param rows the sequence of each batch entry of q, each in {@code [0, batch())}; null for all in order
+     * @param q queries {@code [rows.length, Hq, Sq, D]}
+     * @param options masking, scale and the other options of the call
+     * @return the output, in q's dtype, and the LSE
+     */
+    public AttentionResult attention(int[] rows, Tensor q, AttentionOptions options) {
+        return attention(rows, q, options, null);
+    }
+
+    /**
+     * {@link #attention(int[], Tensor, AttentionOptions)} with q rotated by {@code rope} inside the call, each batch
+     * entry to the last {@code Sq} positions of its sequence (see {@link #attention(Tensor, AttentionOptions, Rope)}).
+     *
+     * @param rows the sequence of each batch entry of q, each in {@code [0, batch())}; null for all in order
+     * @param q queries {@code [rows.length, Hq, Sq, D]}, before rotation
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     * @return the output, in q's dtype, and the LSE
+     */
+    public AttentionResult attention(int[] rows, Tensor q, AttentionOptions options, Rope rope) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionInto(rows, q, result.out(), result.lse(), options, rope);
+        return result;
+    }
+
+    /**
+     * {@link #attention(int[], Tensor, AttentionOptions, Rope)} into caller-owned {@code out} and {@code lse}
+     * (nullable).
+     *
+     * @param rows the sequence of each batch entry of q, each in {@code [0, batch())}; null for all in order
+     * @param q queries {@code [rows.length, Hq, Sq, D]}, before rotation when {@code rope} is set
+     * @param out receives the output {@code [rows.length, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [rows.length, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     */
+    public void attentionInto(int[] rows, Tensor q, Tensor out, Tensor lse, AttentionOptions options, Rope rope) {
+        Objects.requireNonNull(q, "q");
+        int[] picked = rows == null ? null : rows.clone(); // checked and used: the same copy
+        int[] lens;
+        if (picked == null) {
+            lens = lengths.clone();
+            if (rope != null && q.batch() != lens.length) {
+                throw new IllegalArgumentException("q: batch " + q.batch() + " must equal the cache's " + lens.length
+                        + " sequences (one batch entry each), or choose them with rows; q " + q.shapeString());
+            }
+        } else {
+            if (picked.length != q.batch()) {
+                throw new IllegalArgumentException("rows: length " + picked.length + " must equal the batch "
+                        + q.batch() + " of q " + q.shapeString() + " (one cache sequence per batch entry)");
+            }
+            lens = new int[picked.length];
+            for (int i = 0; i < picked.length; i++) {
+                if (picked[i] < 0 || picked[i] >= batch()) {
+                    throw new IllegalArgumentException("rows[" + i + "]: " + picked[i] + " must be in [0, " + batch()
+                            + "), the sequences of this cache");
+                }
+                lens[i] = lengths[picked[i]];
+            }
+        }
+        Tensor queries = rope == null ? q : rope.rotatedQueries(q, lens);
+        Backends.selected(Capabilities::serving)
+                .forwardCached(queries, keys, values, new CacheIndex(lens, picked, null), out, lse, options);
     }
 
     private static int[] filled(int n, int value) {

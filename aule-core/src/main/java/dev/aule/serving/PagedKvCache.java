@@ -919,6 +919,58 @@ public final class PagedKvCache {
                 .forwardVarlenPaged(q, new PagedKv(keys, values, tables, lens), cuSeqlensQ, out, lse, options);
     }
 
+    /**
+     * {@link #attention(int[], Tensor, AttentionOptions)} with q rotated by {@code rope} inside the call: a copy of q
+     * is rotated (the caller's tensor is left as it is), row {@code i} of batch entry {@code b} to position
+     * {@code length(seqs[b]) - Sq + i}, the positions {@link #append(int[], Tensor, Tensor, Rope)} gave the last
+     * {@code Sq} keys. A decode step is then {@code append(seqs, k, v, rope)} and this call. A sequence with no
+     * tokens is not rotated (it sees nothing); one with tokens needs at least {@code Sq} of them.
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q queries {@code [seqs.length, Hq, Sq, D]}, before rotation
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     * @return the output, in q's dtype, and the LSE
+     */
+    public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options, Rope rope) {
+        Objects.requireNonNull(q, "q");
+        AttentionResult result = new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        attentionInto(seqs, q, result.out(), result.lse(), options, rope);
+        return result;
+    }
+
+    /**
+     * {@link #attention(int[], Tensor, AttentionOptions, Rope)} into caller-owned {@code out} and {@code lse}
+     * (nullable).
+     *
+     * @param seqs live sequence ids, one per batch entry, all distinct
+     * @param q queries {@code [seqs.length, Hq, Sq, D]}, before rotation
+     * @param out receives the output {@code [seqs.length, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [seqs.length, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param rope rotates q to its positions; null for none
+     */
+    public void attentionInto(int[] seqs, Tensor q, Tensor out, Tensor lse, AttentionOptions options, Rope rope) {
+        Objects.requireNonNull(seqs, "seqs");
+        Objects.requireNonNull(q, "q");
+        int[] ids = seqs.clone();
+        if (rope == null) {
+            attentionInto(ids, q, out, lse, options);
+            return;
+        }
+        int[] lens = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            lens[i] = sequence(ids[i], "seqs[" + i + "]").length;
+        }
+        if (lens.length != q.batch()) {
+            throw new IllegalArgumentException("seqs: length " + lens.length + " must equal the batch " + q.batch()
+                    + " of q " + q.shapeString() + " (one sequence per batch entry)");
+        }
+        attentionInto(ids, rope.rotatedQueries(q, lens), out, lse, options);
+    }
+
     private Sequence sequence(int id, String name) {
         Sequence s = sequences.get(id);
         if (s == null) {

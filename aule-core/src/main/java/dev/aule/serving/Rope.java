@@ -453,6 +453,55 @@ public final class Rope {
         rotatePacked("grad", grad, cuSeqlens, startPositions, true);
     }
 
+    /**
+     * A rotated copy of queries for attention against a cache (the caller's {@code q} is not written): the
+     * {@code Sq} rows of batch entry {@code b} are the last {@code Sq} positions of a sequence of
+     * {@code keyLens[b]} keys, so row {@code i} is rotated to position {@code keyLens[b] - Sq + i}, the positions
+     * a cache holding those keys (appended with this RoPE) gave them. A batch entry with no keys is copied as it
+     * is: its rows see nothing, and its output does not depend on them. The copy is contiguous, of q's dtype.
+     *
+     * @param q queries {@code [B, H, Sq, D]}, {@code D >= rotaryDim}
+     * @param keyLens the keys each batch entry attends, {@code >= 0} (validated by the caller's entry point)
+     * @return the rotated copy
+     * @throws IllegalArgumentException when a batch entry with keys has fewer than {@code Sq} of them, or a
+     *     position is outside the table
+     */
+    public Tensor rotatedQueries(Tensor q, int[] keyLens) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(keyLens, "keyLens");
+        int[] lens = keyLens.clone();
+        if (lens.length != q.batch()) {
+            throw new IllegalArgumentException("keyLens: length " + lens.length + " must equal the batch " + q.batch()
+                    + " of q " + q.shapeString());
+        }
+        checkRows("q", q);
+        TensorChecks.checkAccessible("q", q);
+        int sq = q.seqLen();
+        for (int b = 0; b < lens.length; b++) {
+            if (lens[b] > 0 && lens[b] < sq) {
+                throw new IllegalArgumentException("q: its " + sq + " rows are the last positions of sequence " + b
+                        + ", which has only " + lens[b] + " keys; RoPE in the call needs at least Sq keys");
+            }
+            if (lens[b] > 0) {
+                checkPositions("q (sequence " + b + ")", lens[b] - sq, sq);
+            }
+        }
+        Tensor copy = Tensor.allocate(q.dtype(), q.batch(), q.heads(), sq, q.headDim());
+        float[] row = new float[q.headDim()];
+        for (int b = 0; b < q.batch(); b++) {
+            for (int h = 0; h < q.heads(); h++) {
+                for (int s = 0; s < sq; s++) {
+                    q.readRow(b, h, s, row, 0);
+                    if (lens[b] > 0) {
+                        rotate(row, 0, lens[b] - sq + s, false);
+                    }
+                    copy.writeRow(b, h, s, row, 0);
+                }
+            }
+        }
+        return copy;
+    }
+
     private static int[] sameStart(Tensor x, int startPosition) {
         int[] starts = new int[x.batch()];
         java.util.Arrays.fill(starts, startPosition);

@@ -95,6 +95,47 @@ public interface AttentionBackend {
     }
 
     /**
+     * Cached attention against chosen rows of the caches, with a left pad per sequence (FlashAttention's
+     * {@code cache_batch_idx} and {@code cache_leftpad}): batch entry {@code b} of q attends keys
+     * {@code [cacheLeftpad[b], cacheLens[b])} of row {@code cacheBatchIdx[b]} of {@code kCache}
+     * {@code [Bc, Hkv, capacity, D]}, as its own forward over those keys (causal bottom-right against them,
+     * window and ALiBi distances relative to them; the batch index of per-batch ALiBi is {@code b}). See
+     * {@link ServingShapes#cached(Tensor, Tensor, Tensor, CacheIndex, Tensor, Tensor, AttentionOptions,
+     * Capabilities)} for the rules.
+     *
+     * <p>The default runs a {@linkplain CacheIndex#isPlain plain} index through {@link #forwardCached(Tensor, Tensor,
+     * Tensor, int[], Tensor, Tensor, AttentionOptions)} and refuses any other, so a backend without row indices
+     * never computes against the wrong rows.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index each batch entry's row, first key and end in the caches
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @throws IllegalArgumentException when any argument breaks a rule; nothing is written then
+     * @throws UnsupportedOperationException when this backend has no serving entry points, or no row indices and
+     *     left pads and the index has them
+     */
+    default void forwardCached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        java.util.Objects.requireNonNull(index, "index");
+        if (index.isPlain()) {
+            forwardCached(q, kCache, vCache, index.cacheLens(), out, lse, options);
+            return;
+        }
+        throw new UnsupportedOperationException("backend " + name() + " has no cached attention with cacheBatchIdx or"
+                + " cacheLeftpad; use the cpu or reference backend");
+    }
+
+    /**
      * Paged attention (the vLLM block-table layout): like {@link #forwardCached} with sequence {@code b}'s
      * {@code cache.contextLens()[b]} keys read through its block table. See {@link ServingShapes#paged} for the
      * shapes and rules.

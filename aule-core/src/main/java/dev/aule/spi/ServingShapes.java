@@ -62,6 +62,193 @@ public final class ServingShapes {
     }
 
     /**
+     * Attention of q {@code [B, Hq, Sq, D]} against chosen rows of contiguous caches: batch entry {@code b} reads
+     * row {@code cacheBatchIdx[b]} of {@code kCache} {@code [Bc, Hkv, capacity, D]} and {@code vCache}
+     * {@code [Bc, Hkv, capacity, Dv]}, keys {@code [cacheLeftpad[b], cacheLens[b])} of it (FlashAttention's
+     * {@code cache_batch_idx}, {@code cache_leftpad} and {@code cache_seqlens}). The index arrays are copied and
+     * the copies validated ({@link #cacheIndex}); the returned call holds them, filled in (identity rows, zero
+     * pads) where the caller passed null, and its shape has {@code batch = B} and {@code keyLen = capacity}.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index each batch entry's row, first key and end in the caches
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @param capabilities what the backend supports; head dims and dtypes are checked against it
+     * @return the validated shape and the validated copies of the index arrays
+     */
+    public static CachedCall cached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            Capabilities capabilities) {
+        Objects.requireNonNull(q, "q");
+        Objects.requireNonNull(kCache, "kCache");
+        Objects.requireNonNull(vCache, "vCache");
+        Objects.requireNonNull(out, "out");
+        rejectMasks(options, "cached");
+        rejectDropout(options, "cached");
+        TensorChecks.checkAccessible(
+                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
+        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
+                + vCache.shapeString() + "; caches are [Bc, Hkv, capacity, D])";
+        if (vCache.batch() != kCache.batch()
+                || vCache.heads() != kCache.heads()
+                || vCache.seqLen() != kCache.seqLen()) {
+            throw new IllegalArgumentException("vCache: Bc, Hkv and capacity must equal kCache's" + shapes);
+        }
+        CacheIndex checked = cacheIndex(index, q.batch(), kCache);
+        // The per-row rules (heads, head dims, dtypes, slopes, the ALiBi range over the capacity) are forward's,
+        // on one cache row as keys: rows are read by index, so the caches' batch need not be q's.
+        AttentionShape rows = AttentionShape.ofInputs(
+                q.sequence(0, 0, q.seqLen()),
+                kCache.sequence(0, 0, kCache.seqLen()),
+                vCache.sequence(0, 0, vCache.seqLen()),
+                options,
+                capabilities,
+                q.batch());
+        AttentionShape shape = new AttentionShape(
+                q.batch(),
+                rows.queryHeads(),
+                rows.kvHeads(),
+                rows.queryLen(),
+                kCache.seqLen(),
+                rows.headDim(),
+                rows.valueDim());
+        NamedTensor[] inputs = {
+            new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache)
+        };
+        shape.checkOutput("out", out, shape.outShape(), capabilities, inputs);
+        if (lse != null) {
+            shape.checkLse(lse, capabilities);
+            TensorChecks.checkWritable("lse", lse, inputs);
+            TensorChecks.checkNoOverlap("lse", lse, "out", out);
+        }
+        return new CachedCall(shape, checked.cacheLens(), checked.cacheBatchIdx(), checked.cacheLeftpad());
+    }
+
+    /**
+     * Copies and validates the index arrays of a cached call with {@code batch} query batch entries against the
+     * caches' rows ({@code kCache.batch()}) and capacity ({@code kCache.seqLen()}). Rules: {@code cacheLens} has
+     * one entry per batch entry; so do {@code cacheBatchIdx} and {@code cacheLeftpad} when not null;
+     * {@code 0 <= cacheBatchIdx[b] < Bc}, and {@code Bc} equals the batch when {@code cacheBatchIdx} is null;
+     * {@code 0 <= cacheLeftpad[b] <= cacheLens[b] <= capacity}. Only the copies are read after the checks.
+     *
+     * @param index the caller's index arrays
+     * @param batch the batch of q
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @return validated copies, none null: identity rows and zero pads where the caller passed null
+     * @throws IllegalArgumentException naming the array entry and the rule it breaks
+     */
+    public static CacheIndex cacheIndex(CacheIndex index, int batch, Tensor kCache) {
+        Objects.requireNonNull(index, "index");
+        Objects.requireNonNull(kCache, "kCache");
+        int[] lens = Objects.requireNonNull(index.cacheLens(), "cacheLens").clone();
+        int[] rows =
+                index.cacheBatchIdx() == null ? null : index.cacheBatchIdx().clone();
+        int[] pads = index.cacheLeftpad() == null ? null : index.cacheLeftpad().clone();
+        int cacheRows = kCache.batch();
+        int capacity = kCache.seqLen();
+        checkLength("cacheLens", lens, batch);
+        if (rows == null) {
+            if (cacheRows != batch) {
+                throw new IllegalArgumentException("kCache: its " + cacheRows + " rows must equal the batch " + batch
+                        + " of q when cacheBatchIdx is null (entry b reads row b); pass cacheBatchIdx to choose rows");
+            }
+            rows = new int[batch];
+            Arrays.setAll(rows, b -> b);
+        } else {
+            checkLength("cacheBatchIdx", rows, batch);
+        }
+        if (pads == null) {
+            pads = new int[batch];
+        } else {
+            checkLength("cacheLeftpad", pads, batch);
+        }
+        for (int b = 0; b < batch; b++) {
+            if (rows[b] < 0 || rows[b] >= cacheRows) {
+                throw new IllegalArgumentException("cacheBatchIdx[" + b + "]: " + rows[b] + " must be in [0, Bc "
+                        + cacheRows + "), the rows of kCache " + kCache.shapeString());
+            }
+            if (lens[b] < 0 || lens[b] > capacity) {
+                throw new IllegalArgumentException("cacheLens[" + b + "]: " + lens[b] + " must be in [0, capacity "
+                        + capacity + "] of kCache " + kCache.shapeString());
+            }
+            if (pads[b] < 0 || pads[b] > lens[b]) {
+                throw new IllegalArgumentException("cacheLeftpad[" + b + "]: " + pads[b] + " must be in [0, cacheLens["
+                        + b + "] " + lens[b] + "] (0 <= leftpad <= len <= capacity: keys are [leftpad, len))");
+            }
+        }
+        return new CacheIndex(lens, rows, pads);
+    }
+
+    private static void checkLength(String name, int[] a, int batch) {
+        if (a.length != batch) {
+            throw new IllegalArgumentException(name + ": length " + a.length + " must equal the batch " + batch
+                    + " of q (one entry per sequence)");
+        }
+    }
+
+    /**
+     * A validated cached call with a row index and left pads.
+     *
+     * @param shape its geometry: q's batch, {@code keyLen} the capacity
+     * @param cacheLens the validated copy of the ends
+     * @param cacheBatchIdx the validated copy of the rows (the identity when the caller passed none)
+     * @param cacheLeftpad the validated copy of the first keys (zeros when the caller passed none)
+     */
+    public record CachedCall(AttentionShape shape, int[] cacheLens, int[] cacheBatchIdx, int[] cacheLeftpad) {
+        /**
+         * Keys batch entry {@code b} sees: {@code cacheLens[b] - cacheLeftpad[b]}.
+         *
+         * @param b the batch entry of q
+         * @return its visible keys
+         */
+        public int keyLen(int b) {
+            return cacheLens[b] - cacheLeftpad[b];
+        }
+    }
+
+    /**
+     * The sequences of a validated {@link #cached(Tensor, Tensor, Tensor, CacheIndex, Tensor, Tensor,
+     * AttentionOptions, Capabilities)} call: batch entry {@code b}'s rows against keys {@code [cacheLeftpad[b],
+     * cacheLens[b])} of cache row {@code cacheBatchIdx[b]}, as views; its index (for dropout and per-batch ALiBi) is
+     * {@code b}, and its keys start at position 0 of the view, so causal alignment, windows and ALiBi distances are
+     * relative to the visible keys.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param kCache the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param call the validated call
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, or null
+     * @return one view per batch entry
+     */
+    public static java.util.List<SequenceView> cachedSequences(
+            Tensor q, Tensor kCache, Tensor vCache, CachedCall call, Tensor out, Tensor lse) {
+        java.util.List<SequenceView> views = new java.util.ArrayList<>(q.batch());
+        for (int b = 0; b < q.batch(); b++) {
+            int row = call.cacheBatchIdx()[b];
+            int start = call.cacheLeftpad()[b];
+            int len = call.keyLen(b);
+            views.add(new SequenceView(
+                    q.sequence(b, 0, q.seqLen()),
+                    len == 0 ? null : kCache.sequence(row, start, len),
+                    len == 0 ? null : vCache.sequence(row, start, len),
+                    out.sequence(b, 0, q.seqLen()),
+                    lse == null ? null : lse.sequence(b, 0, q.seqLen()),
+                    b));
+        }
+        return views;
+    }
+
+    /**
      * Paged attention: sequence {@code b} has {@code contextLens[b]} keys; key {@code j} lives in slot
      * {@code j % blockSize} of block {@code blockTables[b][j / blockSize]}. {@code kCache} is
      * {@code [numBlocks, Hkv, blockSize, D]} (the vLLM memory layout {@code [numBlocks, blockSize, Hkv, D]}
@@ -320,24 +507,12 @@ public final class ServingShapes {
             Tensor lse,
             AttentionOptions options,
             Capabilities capabilities) {
-        Objects.requireNonNull(packed, "packed");
-        int[] cuSeqlensQ =
-                packed.cuSeqlensQ() == null ? null : packed.cuSeqlensQ().clone();
-        int[] cuSeqlensK =
-                packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
-        rejectMasks(options, "packed variable-length");
+        PackedSequences offsets = copyOffsets(packed, options);
+        int[] cuSeqlensQ = offsets.cuSeqlensQ();
+        int[] cuSeqlensK = offsets.cuSeqlensK();
         AttentionShape shape = AttentionShape.forward(
                 q, k, v, out, lse, options, capabilities, cuSeqlensQ == null ? -1 : cuSeqlensQ.length - 1);
-        if (shape.batch() != 1) {
-            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
-                    + "cuSeqlensQ/cuSeqlensK), got " + q.shapeString());
-        }
-        checkOffsets("cuSeqlensQ", cuSeqlensQ, shape.queryLen(), "q");
-        checkOffsets("cuSeqlensK", cuSeqlensK, shape.keyLen(), "k");
-        if (cuSeqlensQ.length != cuSeqlensK.length) {
-            throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
-                    + cuSeqlensQ.length + " (one offset per sequence, plus one)");
-        }
+        checkPacked(shape, q, cuSeqlensQ, cuSeqlensK);
         return new VarlenCall(shape, varlenSequences(q, k, v, cuSeqlensQ, cuSeqlensK, out, lse));
     }
 
@@ -362,24 +537,12 @@ public final class ServingShapes {
             Gradients grads,
             AttentionOptions options,
             Capabilities capabilities) {
-        Objects.requireNonNull(packed, "packed");
-        int[] cuSeqlensQ =
-                packed.cuSeqlensQ() == null ? null : packed.cuSeqlensQ().clone();
-        int[] cuSeqlensK =
-                packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
-        rejectMasks(options, "packed variable-length");
+        PackedSequences offsets = copyOffsets(packed, options);
+        int[] cuSeqlensQ = offsets.cuSeqlensQ();
+        int[] cuSeqlensK = offsets.cuSeqlensK();
         AttentionShape shape = AttentionShape.backward(
                 in, grads, options, capabilities, cuSeqlensQ == null ? -1 : cuSeqlensQ.length - 1);
-        if (shape.batch() != 1) {
-            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
-                    + "cuSeqlensQ/cuSeqlensK), got " + in.q().shapeString());
-        }
-        checkOffsets("cuSeqlensQ", cuSeqlensQ, shape.queryLen(), "q");
-        checkOffsets("cuSeqlensK", cuSeqlensK, shape.keyLen(), "k");
-        if (cuSeqlensQ.length != cuSeqlensK.length) {
-            throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
-                    + cuSeqlensQ.length + " (one offset per sequence, plus one)");
-        }
+        checkPacked(shape, in.q(), cuSeqlensQ, cuSeqlensK);
         java.util.List<BackwardSequence> sequences = new java.util.ArrayList<>(cuSeqlensQ.length - 1);
         for (int s = 0; s + 1 < cuSeqlensQ.length; s++) {
             int q0 = cuSeqlensQ[s];
@@ -515,6 +678,34 @@ public final class ServingShapes {
         if (options.hasDropout()) {
             throw new IllegalArgumentException("options.dropout: dropout is a training feature and is not supported by "
                     + call + " attention; use forward or forwardVarlen (and their backward)");
+        }
+    }
+
+    /**
+     * Copies of a packed call's offsets (null kept null, and rejected by {@link #checkPacked}), taken before
+     * anything else so that validation and the kernels read the same arrays; and the packed calls' option rule.
+     */
+    private static PackedSequences copyOffsets(PackedSequences packed, AttentionOptions options) {
+        Objects.requireNonNull(packed, "packed");
+        int[] cuSeqlensQ =
+                packed.cuSeqlensQ() == null ? null : packed.cuSeqlensQ().clone();
+        int[] cuSeqlensK =
+                packed.cuSeqlensK() == null ? null : packed.cuSeqlensK().clone();
+        rejectMasks(options, "packed variable-length");
+        return new PackedSequences(cuSeqlensQ, cuSeqlensK);
+    }
+
+    /** The rules of packed offsets against the validated packed shape (batch 1, totals from q's and k's rows). */
+    private static void checkPacked(AttentionShape shape, Tensor q, int[] cuSeqlensQ, int[] cuSeqlensK) {
+        if (shape.batch() != 1) {
+            throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
+                    + "cuSeqlensQ/cuSeqlensK), got " + q.shapeString());
+        }
+        checkOffsets("cuSeqlensQ", cuSeqlensQ, shape.queryLen(), "q");
+        checkOffsets("cuSeqlensK", cuSeqlensK, shape.keyLen(), "k");
+        if (cuSeqlensQ.length != cuSeqlensK.length) {
+            throw new IllegalArgumentException("cuSeqlensK: length " + cuSeqlensK.length + " must equal cuSeqlensQ's "
+                    + cuSeqlensQ.length + " (one offset per sequence, plus one)");
         }
     }
 

@@ -546,8 +546,8 @@ class CacheFuzzTest {
                 Tensor vals = null;
                 if (len > 0) {
                     // the pools' own rows (checked against the model above), rounded to the cache's dtype
-                    keys = gatherBlocks(cache.keyBlocks(), cache.blockTable(seqs[i]), len, blockSize);
-                    vals = gatherBlocks(cache.valueBlocks(), cache.blockTable(seqs[i]), len, blockSize);
+                    keys = Sequences.gatherBlocks(cache.keyBlocks(), cache.blockTable(seqs[i]), len, blockSize);
+                    vals = Sequences.gatherBlocks(cache.valueBlocks(), cache.blockTable(seqs[i]), len, blockSize);
                 }
                 Sequences.assertRows(
                         "sequence " + seqs[i],
@@ -573,16 +573,5 @@ class CacheFuzzTest {
                         .append(cache.length(id))
                         .append(Arrays.toString(cache.blockTable(id))));
         return s.toString();
-    }
-
-    private static Tensor gatherBlocks(Tensor pool, int[] table, int n, int blockSize) {
-        int dim = pool.headDim();
-        float[] data = new float[pool.heads() * n * dim];
-        for (int h = 0; h < pool.heads(); h++) {
-            for (int j = 0; j < n; j++) {
-                pool.readRow(table[j / blockSize], h, j % blockSize, data, (h * n + j) * dim);
-            }
-        }
-        return Tensor.of(data, 1, pool.heads(), n, dim);
     }
 }

@@ -21,6 +21,21 @@ final class Sequences {
         return Tensor.of(data, 1, t.heads(), rows.length, d);
     }
 
+    /**
+     * A contiguous F32 copy {@code [1, Hkv, n, dim]} of the first {@code n} keys of a paged sequence: key {@code j}
+     * from slot {@code j % blockSize} of block {@code table[j / blockSize]} of {@code pool}.
+     */
+    static Tensor gatherBlocks(Tensor pool, int[] table, int n, int blockSize) {
+        int dim = pool.headDim();
+        float[] data = new float[pool.heads() * n * dim];
+        for (int h = 0; h < pool.heads(); h++) {
+            for (int j = 0; j < n; j++) {
+                pool.readRow(table[j / blockSize], h, j % blockSize, data, (h * n + j) * dim);
+            }
+        }
+        return Tensor.of(data, 1, pool.heads(), n, dim);
+    }
+
     static int[] range(int from, int count) {
         int[] rows = new int[count];
         for (int i = 0; i < count; i++) {

@@ -258,8 +258,8 @@ class ServingFuzzTest {
                         Tensor keys = null;
                         Tensor vals = null;
                         if (n > 0) {
-                            keys = gatherPaged(fk, tables[b], n, blockSize);
-                            vals = gatherPaged(fv, tables[b], n, blockSize);
+                            keys = Sequences.gatherBlocks(fk, tables[b], n, blockSize);
+                            vals = Sequences.gatherBlocks(fv, tables[b], n, blockSize);
                         }
                         Sequences.assertRows(
                                 "sequence " + b, got[0], got[1], b, 0, q.sequence(b, 0, sq), keys, vals, options);
@@ -279,17 +279,6 @@ class ServingFuzzTest {
         Tensor t = Tensor.of(memory, dtype, new long[] {n, h, bs, dim}, strides);
         dev.aule.testing.Tensors.fillRandom(rnd, t);
         return t;
-    }
-
-    private static Tensor gatherPaged(Tensor pool, int[] table, int n, int blockSize) {
-        int dim = pool.headDim();
-        float[] data = new float[pool.heads() * n * dim];
-        for (int h = 0; h < pool.heads(); h++) {
-            for (int j = 0; j < n; j++) {
-                pool.readRow(table[j / blockSize], h, j % blockSize, data, (h * n + j) * dim);
-            }
-        }
-        return Tensor.of(data, 1, pool.heads(), n, dim);
     }
 
     static void varlenCase(Choices c) {

@@ -80,6 +80,17 @@ class ValidationTest {
                 UnsupportedOperationException.class,
                 () -> vulkan.forwardCached(q, q, q, new int[] {1}, out, null, AttentionOptions.defaults()));
         assertTrue(e.getMessage().contains("serving"), e.getMessage());
+        UnsupportedOperationException indexed = assertThrows(
+                UnsupportedOperationException.class,
+                () -> vulkan.forwardCached(
+                        q,
+                        q,
+                        q,
+                        new dev.aule.spi.CacheIndex(new int[] {1}, new int[] {0}, null),
+                        out,
+                        null,
+                        AttentionOptions.defaults()));
+        assertTrue(indexed.getMessage().contains("cacheBatchIdx"), indexed.getMessage());
 
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
         cache.append(
