@@ -657,8 +657,8 @@ public final class AttentionOptions {
          * for results that must not change with the backend's planning: 0 (the default) lets the backend decide from
          * the sequence's shape; {@code n >= 1} cuts it into exactly {@code min(n, keys, MAX_SPLITS)} parts, with
          * {@code keys} the most keys one query row of the sequence sees (at least 1) and {@code MAX_SPLITS} the
-         * backend's cap (256 on cpu; also no more parts than one Java array of partial outputs holds, which only
-         * long prefill reaches); 1 turns splitting off. Empty parts (more parts than key blocks) are merged as
+         * backend's cap (256 on cpu; also no more parts than keep one sequence's partial outputs within 256 MiB,
+         * which only long prefill reaches); 1 turns splitting off. Empty parts (more parts than key blocks) are merged as
          * empty. The result is exact either way and, on cpu, a function of this option and the sequence's own shape
          * only: the same in any batch and on any number of threads. Each part keeps a partial output per query row
          * ({@code Dv + 2} floats), so large {@code n} on long prefill costs memory. The reference backend ignores it

@@ -148,8 +148,17 @@ final class FlashForward {
         this.lastTilePath =
                 TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         if (splits > 1) {
-            int parts = Math.multiplyExact(Math.multiplyExact(tileItems, splits), partRows);
-            partialO = new float[Math.multiplyExact(parts, dvp)];
+            // The plan bounds one sequence's partial states; a dense call holds one set per batch entry, all in one
+            // array, so a large batch can pass the bound: refuse that before anything is written.
+            long partials = (long) tileItems * splits * partRows * dvp;
+            if (partials > ForwardPlan.MAX_PARTIAL_FLOATS) {
+                throw new IllegalArgumentException("q: a batch of " + shape.batch() + " with " + splits
+                        + " key splits per tile needs " + partials + " partial-output floats, more than the "
+                        + ForwardPlan.MAX_PARTIAL_FLOATS + " a call holds; call with a smaller batch"
+                        + (options.numSplits() > 0 ? " or a smaller numSplits" : ""));
+            }
+            int parts = tileItems * splits * partRows;
+            partialO = new float[parts * dvp];
             partialM = new float[parts];
             partialL = new float[parts];
             pendingSplits = new AtomicIntegerArray(tileItems);

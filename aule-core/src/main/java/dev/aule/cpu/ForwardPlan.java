@@ -34,7 +34,7 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
      * {@link #of(int, int, int, int, Visibility)} with the call's {@code numSplits} option: 0 plans the splits as
      * above; {@code n >= 1} takes exactly {@code min(n, keys, MAX_SPLITS)} parts, {@code keys} being the most keys
      * a row sees (at least 1), whatever the tile count and the partial-state budget (the caller asked for them),
-     * and no more than the partial outputs of all its tiles fit in one Java array ({@link #MAX_PARTIAL_FLOATS}).
+     * and no more than keep the partial outputs of all its tiles within {@link #MAX_PARTIAL_FLOATS}.
      * Either way the plan is a function of the option and the sequence's shape alone.
      */
     static ForwardPlan of(int rows, int kvHeads, int dp, int dvp, Visibility visibility, int numSplits) {
@@ -43,8 +43,8 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
         long tileItems = (long) kvHeads * tiles;
         int splits;
         if (numSplits > 0) {
-            // The partial states of one sequence's parts live in one float array: more parts than it can hold
-            // would fail the call, so the request stops there (a bound of the sequence's shape, like the rest).
+            // The partial states of one sequence's parts live in one float array: the request stops at a bound of
+            // the sequence's shape (like the rest of the plan), so it cannot make a call allocate gigabytes.
             long perPart = tileItems * Math.min(tileRows, rows) * (long) dvp;
             long byArray = Math.max(1, MAX_PARTIAL_FLOATS / perPart);
             splits = (int) Math.min(requestedSplits(numSplits, widestRow(visibility)), byArray);
@@ -56,8 +56,11 @@ record ForwardPlan(int tileRows, int tiles, int splits) {
         return new ForwardPlan(tileRows, tiles, splits);
     }
 
-    /** The most partial-output floats one sequence's split parts may hold: the longest Java array. */
-    static final long MAX_PARTIAL_FLOATS = Integer.MAX_VALUE - 8;
+    /**
+     * The most partial-output floats one sequence's explicitly requested split parts may hold (256 MiB): a
+     * {@code numSplits} past it on a long prefill is cut to fit, so a request cannot make one call allocate gigabytes.
+     */
+    static final long MAX_PARTIAL_FLOATS = 1L << 26;
 
     /** The parts a {@code numSplits} of {@code requested >= 1} gives a sequence whose widest row sees {@code keys}. */
     static int requestedSplits(int requested, int keys) {

@@ -101,11 +101,11 @@ class NumSplitsTest {
         assertEquals(3, asked.splits());
         assertEquals(unsplit.tileRows(), asked.tileRows());
         assertEquals(unsplit.tiles(), asked.tiles());
-        // ... up to what one array of partial outputs holds: 256 tiles x 256 rows x 128 floats per part.
+        // ... up to what the bound on partial outputs holds: 256 tiles x 256 rows x 128 floats per part.
         assertEquals(
                 ForwardPlan.MAX_PARTIAL_FLOATS / (256L * 256 * 128),
                 ForwardPlan.of(8192, 8, 128, 128, prefill, 256).splits());
-        assertEquals(255, ForwardPlan.of(8192, 8, 128, 128, prefill, 256).splits());
+        assertEquals(8, ForwardPlan.of(8192, 8, 128, 128, prefill, 256).splits());
         // The widest row counts: a window of 1500 keys caps at 1500 parts, not the 100000 keys of the sequence.
         assertEquals(
                 TileConfig.MAX_SPLITS,
@@ -217,6 +217,33 @@ class NumSplitsTest {
         assertEquals(three.hashCode(), three.toBuilder().build().hashCode());
         assertNotEquals(three, AttentionOptions.defaults());
         assertTrue(three.toString().contains("numSplits 3"), three.toString());
+    }
+
+    /**
+     * A dense call holds every batch entry's partial states at once: a batch whose split states pass the bound is
+     * refused naming q before anything is written, not failed part-way by an arithmetic overflow.
+     */
+    @Test
+    void aBatchWhosePartialStatesPassTheBoundIsRefused() {
+        int heads = 8;
+        int rows = 4096;
+        int d = 128;
+        AttentionOptions options = AttentionOptions.builder().numSplits(256).build();
+        ForwardPlan plan = ForwardPlan.of(rows, heads, d, d, Visibility.of(rows, 256, options), 256);
+        long perSequence = (long) heads * plan.tiles() * plan.splits() * Math.min(plan.tileRows(), rows) * d;
+        assertTrue(perSequence <= ForwardPlan.MAX_PARTIAL_FLOATS, "one sequence fits: " + perSequence);
+        assertTrue(2 * perSequence > ForwardPlan.MAX_PARTIAL_FLOATS, "two do not: " + perSequence);
+        SplittableRandom rnd = new SplittableRandom(4);
+        Tensor q = Tensors.random(rnd, DType.F32, 2, heads, rows, d);
+        Tensor k = Tensors.random(rnd, DType.F32, 2, heads, 256, d);
+        Tensor out = Tensor.allocate(DType.F32, 2, heads, rows, d);
+        out.fill(Float.NaN);
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> new CpuBackend().forward(q, k, k, out, null, options));
+        assertTrue(e.getMessage().startsWith("q: a batch of 2"), e.getMessage());
+        for (float x : out.sequence(0, 0, 1).toFloatArray()) {
+            assertTrue(Float.isNaN(x), "nothing written");
+        }
     }
 
     private static float[] run(CpuBackend cpu, Tensor q, Tensor k, Tensor v, AttentionOptions options) {
