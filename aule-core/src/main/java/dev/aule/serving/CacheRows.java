@@ -1,5 +1,7 @@
 package dev.aule.serving;
 
+import dev.aule.AttentionResult;
+import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.NamedTensor;
 import dev.aule.spi.TensorChecks;
@@ -51,5 +53,12 @@ final class CacheRows {
             rope.rotate(row, 0, position);
         }
         dst.writeRow(db, h, ds, row, 0);
+    }
+
+    /** A fresh output (q's dtype, {@code valueDim} wide) and F32 LSE for the query rows of {@code q}. */
+    static AttentionResult result(Tensor q, int valueDim) {
+        return new AttentionResult(
+                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim),
+                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
     }
 }

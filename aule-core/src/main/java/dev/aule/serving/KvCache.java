@@ -401,9 +401,7 @@ public final class KvCache {
      */
     public AttentionResult attention(Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         attentionInto(q, result.out(), result.lse(), options);
         return result;
     }
@@ -476,9 +474,7 @@ public final class KvCache {
      */
     public AttentionResult attention(int[] rows, Tensor q, AttentionOptions options, Rope rope) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         attentionInto(rows, q, result.out(), result.lse(), options, rope);
         return result;
     }

@@ -630,9 +630,7 @@ public final class PagedKvCache {
      */
     public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         attentionInto(seqs, q, result.out(), result.lse(), options);
         return result;
     }
@@ -741,9 +739,7 @@ public final class PagedKvCache {
      */
     public AttentionResult sparseAttention(int[] seqs, Tensor q, SparseBudget budget, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         sparseAttentionInto(seqs, q, budget, result.out(), result.lse(), options);
         return result;
     }
@@ -888,9 +884,7 @@ public final class PagedKvCache {
      */
     public AttentionResult attentionVarlen(int[] seqs, Tensor q, int[] cuSeqlensQ, AttentionOptions options) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         attentionVarlenInto(seqs, q, cuSeqlensQ, result.out(), result.lse(), options);
         return result;
     }
@@ -934,9 +928,7 @@ public final class PagedKvCache {
      */
     public AttentionResult attention(int[] seqs, Tensor q, AttentionOptions options, Rope rope) {
         Objects.requireNonNull(q, "q");
-        AttentionResult result = new AttentionResult(
-                Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), valueDim()),
-                Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1));
+        AttentionResult result = CacheRows.result(q, valueDim());
         attentionInto(seqs, q, result.out(), result.lse(), options, rope);
         return result;
     }

@@ -299,30 +299,7 @@ public final class ServingShapes {
             throw new IllegalArgumentException("blockTables, contextLens: lengths " + tables.length + " and "
                     + lens.length + " must both equal the batch " + batch + " of q" + shapes);
         }
-        int numBlocks = kCache.batch();
-        int blockSize = kCache.seqLen();
-        int longest = 0;
-        for (int b = 0; b < batch; b++) {
-            int[] table = tables[b];
-            if (table == null) {
-                throw new IllegalArgumentException("blockTables[" + b + "]: is null");
-            }
-            long reach = (long) table.length * blockSize;
-            if (lens[b] < 0 || lens[b] > reach) {
-                throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, " + reach
-                        + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
-            }
-            // ceilDiv: lens[b] + blockSize - 1 passes Integer.MAX_VALUE for a context near it, which would
-            // wrap the count negative and skip the check of the block ids below.
-            int used = Math.ceilDiv(lens[b], blockSize);
-            for (int i = 0; i < used; i++) {
-                if (table[i] < 0 || table[i] >= numBlocks) {
-                    throw new IllegalArgumentException("blockTables[" + b + "][" + i + "]: block " + table[i]
-                            + " must be in [0, numBlocks " + numBlocks + ")" + shapes);
-                }
-            }
-            longest = Math.max(longest, lens[b]);
-        }
+        int longest = checkTables(tables, lens, kCache.batch(), kCache.seqLen(), shapes);
         AttentionShape.checkAlibiRange(options, Math.max(longest, q.seqLen()));
         AttentionShape shape = new AttentionShape(
                 batch, rows.queryHeads(), rows.kvHeads(), rows.queryLen(), longest, rows.headDim(), rows.valueDim());
@@ -470,6 +447,8 @@ public final class ServingShapes {
                 throw new IllegalArgumentException("contextLens[" + b + "]: " + lens[b] + " must be in [0, " + reach
                         + "] (blockTables[" + b + "] has " + table.length + " blocks of " + blockSize + ")");
             }
+            // ceilDiv: lens[b] + blockSize - 1 passes Integer.MAX_VALUE for a context near it, which would
+            // wrap the count negative and skip the check of the block ids below.
             int used = Math.ceilDiv(lens[b], blockSize);
             for (int i = 0; i < used; i++) {
                 if (table[i] < 0 || table[i] >= numBlocks) {
