@@ -83,6 +83,24 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride) {
+        for (int r = 0; r < rows; r++) {
+            for (int x = 0; x < dim; x++) {
+                dst[dstOff + r * dstStride + x] = format.decode(codes[codeOff + r * dim + x]) * scale;
+            }
+        }
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         for (int i = off; i < off + n; i++) {
             x[i] *= factor;

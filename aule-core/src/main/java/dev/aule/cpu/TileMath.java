@@ -64,6 +64,22 @@ interface TileMath {
      */
     void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count);
 
+    /**
+     * {@code dst[dstOff + r * dstStride + x] = format.decode(codes[codeOff + r * dim + x]) * scale} for
+     * {@code r < rows}, {@code x < dim}: how quantized keys and values reach the tiles, bit for bit the scalar
+     * decode times the scale.
+     */
+    void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride);
+
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 

@@ -65,6 +65,20 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride) {
+        dev.aule.cpu.vector.ByteWidening.dequantize(format, codes, codeOff, dim, rows, scale, dst, dstOff, dstStride);
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         Elementwise.scale(x, off, n, factor);
     }

@@ -39,7 +39,9 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          * It takes ALiBi slopes per batch entry and query head ({@link AttentionOptions#alibiBatches()} above 0);
          * per-head slopes need no feature.
          */
-        ALIBI_PER_BATCH
+        ALIBI_PER_BATCH,
+        /** It reads INT8 and FP8 caches: {@link AttentionBackend#forwardQuantized}. */
+        QUANTIZED_KV
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -90,5 +92,10 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#SERVING}} */
     public boolean serving() {
         return features.contains(Feature.SERVING);
+    }
+
+    /** {@return whether it has {@link Feature#QUANTIZED_KV}} */
+    public boolean quantizedKv() {
+        return features.contains(Feature.QUANTIZED_KV);
     }
 }
