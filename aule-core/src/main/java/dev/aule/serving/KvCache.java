@@ -8,6 +8,7 @@ import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.NamedTensor;
+import dev.aule.spi.QuantizedKv;
 import dev.aule.spi.TensorChecks;
 
 import java.lang.foreign.Arena;
@@ -284,7 +285,7 @@ public final class KvCache {
 
     /**
      * Sequence {@code b}'s cached keys as they are read by attention (dequantized for a quantized cache), F32
-     * {@code [1, Hkv, length(b), D]}; a copy.
+     * {@code [1, Hkv, length(b), D]}; a copy, null while the sequence is empty.
      *
      * @param b the sequence (batch entry)
      * @return its keys
@@ -294,7 +295,7 @@ public final class KvCache {
     }
 
     /**
-     * Sequence {@code b}'s cached values as attention reads them, F32 {@code [1, Hkv, length(b), Dv]}; a copy.
+     * Sequence {@code b}'s cached values as attention reads them, F32 {@code [1, Hkv, length(b), Dv]}; a copy, null while the sequence is empty.
      *
      * @param b the sequence (batch entry)
      * @return its values
@@ -305,6 +306,9 @@ public final class KvCache {
 
     private Tensor readBack(boolean key, int b) {
         int len = length(b);
+        if (len == 0) {
+            return null;
+        }
         if (quant != null) {
             return quant.dequantized(key, table(b), len);
         }
@@ -513,15 +517,19 @@ public final class KvCache {
      */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
         if (quant != null) {
-            int[][] tables = new int[batch()][];
-            for (int b = 0; b < tables.length; b++) {
-                tables[b] = table(b);
-            }
-            Backends.selected(Capabilities::quantizedKv)
-                    .forwardQuantized(q, quant.view(tables, lengths.clone()), out, lse, options);
+            Backends.selected(Capabilities::quantizedKv).forwardQuantized(q, quantizedView(), out, lse, options);
             return;
         }
         Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
+    }
+
+    /** A quantized cache as a call reads it: its pools, and fresh tables and lengths of every sequence. */
+    QuantizedKv quantizedView() {
+        int[][] tables = new int[batch()][];
+        for (int b = 0; b < tables.length; b++) {
+            tables[b] = table(b);
+        }
+        return quant.view(tables, lengths.clone());
     }
 
     private static int[] filled(int n, int value) {

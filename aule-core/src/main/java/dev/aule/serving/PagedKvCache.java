@@ -8,6 +8,7 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.QuantizedKv;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
@@ -338,7 +339,7 @@ public final class PagedKvCache {
 
     /**
      * The cached keys of {@code seq} as attention reads them (dequantized for a quantized pool), F32
-     * {@code [1, Hkv, length, D]}; a copy.
+     * {@code [1, Hkv, length, D]}; a copy, null while the sequence is empty.
      *
      * @param seq a live sequence id
      * @return its keys
@@ -348,7 +349,7 @@ public final class PagedKvCache {
     }
 
     /**
-     * The cached values of {@code seq} as attention reads them, F32 {@code [1, Hkv, length, Dv]}; a copy.
+     * The cached values of {@code seq} as attention reads them, F32 {@code [1, Hkv, length, Dv]}; a copy, null while the sequence is empty.
      *
      * @param seq a live sequence id
      * @return its values
@@ -358,6 +359,9 @@ public final class PagedKvCache {
     }
 
     private Tensor readBack(boolean key, Sequence s) {
+        if (s.length == 0) {
+            return null;
+        }
         if (quant != null) {
             return quant.dequantized(key, Arrays.copyOf(s.blocks, s.blockCount), s.length);
         }
@@ -705,6 +709,18 @@ public final class PagedKvCache {
         }
         Backends.selected(Capabilities::serving)
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
+    }
+
+    /** A quantized pool as a call on {@code seqs} reads it: its pools, fresh tables and lengths. */
+    QuantizedKv quantizedView(int[] seqs) {
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = sequence(seqs[i], "seqs[" + i + "]");
+            tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
+            lens[i] = s.length;
+        }
+        return quant.view(tables, lens);
     }
 
     private Sequence sequence(int id, String name) {

@@ -211,10 +211,10 @@ final class QuantizedPool {
         }
     }
 
-    /** The dequantized rows {@code [0, len)} of a sequence of blocks {@code table}, F32 {@code [1, Hkv, len, dim]}. */
+    /** The dequantized rows {@code [0, len)} ({@code len >= 1}) of a sequence of blocks {@code table}, F32 {@code [1, Hkv, len, dim]}. */
     Tensor dequantized(boolean key, int[] table, int len) {
         int dim = key ? headDim : valueDim;
-        Tensor t = Tensor.allocate(DType.F32, 1, kvHeads, Math.max(len, 0), dim);
+        Tensor t = Tensor.allocate(DType.F32, 1, kvHeads, len, dim);
         float[] row = new float[dim];
         for (int h = 0; h < kvHeads; h++) {
             for (int j = 0; j < len; j++) {
