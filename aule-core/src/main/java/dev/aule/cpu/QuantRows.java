@@ -59,6 +59,31 @@ final class QuantRows implements KvRows {
         }
     }
 
+    /** {@return the codes' format} */
+    QuantizedKv.Format format() {
+        return format;
+    }
+
+    /** {@return the codes of every head and block} */
+    byte[] codes() {
+        return codes;
+    }
+
+    /** Rows from {@code j} on, at most {@code max}, in {@code j}'s block: one scale, codes {@code dim} apart. */
+    int runLength(int j, int max) {
+        return Math.min(blockSize - j % blockSize, max);
+    }
+
+    /** Index in {@link #codes()} of logical row {@code j}'s first code in {@code head}. */
+    int codeOffset(int head, int j) {
+        return (int) (((long) (head * numBlocks + blockTable[j / blockSize]) * blockSize + j % blockSize) * dim);
+    }
+
+    /** The scale of logical row {@code j}'s block in {@code head}. */
+    float scale(int head, int j) {
+        return scales[head * numBlocks + blockTable[j / blockSize]];
+    }
+
     @Override
     public InPlaceRows inPlace(int lanes) {
         return null;

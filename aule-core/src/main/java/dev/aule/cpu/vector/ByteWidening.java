@@ -17,9 +17,9 @@ public final class ByteWidening {
     private static final VectorSpecies<Float> F = SimdWidth.F;
     private static final VectorSpecies<Integer> I = SimdWidth.I;
     private static final int L = SimdWidth.L;
-    private static final VectorSpecies<Byte> B =
+    static final VectorSpecies<Byte> B =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, SimdWidth.F.vectorBitSize() / 4)));
-    private static final int PARTS = B.length() / L;
+    static final int PARTS = B.length() / L;
 
     private ByteWidening() {}
 
@@ -72,7 +72,7 @@ public final class ByteWidening {
      * rebiases the exponent exactly (subnormals too); the NaN and infinity patterns (E4M3 magnitude 0x7F, E5M2
      * 0x7C and up) get every exponent bit set, their fraction kept, as the scalar decoder's NaN and infinities.
      */
-    private static FloatVector widen(QuantizedKv.Format format, ByteVector bytes, int part) {
+    static FloatVector widen(QuantizedKv.Format format, ByteVector bytes, int part) {
         if (format == QuantizedKv.Format.INT8) {
             return (FloatVector) bytes.convertShape(VectorOperators.B2F, F, part);
         }
