@@ -77,15 +77,19 @@ public final class ByteWidening {
             return (FloatVector) bytes.convertShape(VectorOperators.B2F, F, part);
         }
         IntVector code = (IntVector) bytes.convertShape(VectorOperators.B2I, I, part);
-        IntVector magnitude = code.and(0x7F);
         boolean e4m3 = format == QuantizedKv.Format.FP8_E4M3;
-        IntVector bits = magnitude
-                .lanewise(VectorOperators.LSHL, e4m3 ? 20 : 21)
-                .reinterpretAsFloats()
+        int shift = e4m3 ? 20 : 21;
+        // The code is sign-extended, so shifting it puts copies of its sign bit at bit 31 and above the magnitude;
+        // one mask keeps the sign and the 7 magnitude bits: sign | magnitude << shift, in two operations.
+        IntVector bits = code.lanewise(VectorOperators.LSHL, shift).and(0x80000000 | (0x7F << shift));
+        // The multiply keeps the sign; NaN and infinity codes are those whose magnitude bits reach the threshold.
+        return bits.reinterpretAsFloats()
                 .mul(e4m3 ? 0x1p120f : 0x1p112f)
                 .reinterpretAsInts()
-                .lanewise(VectorOperators.OR, 0x7F800000, magnitude.compare(VectorOperators.GE, e4m3 ? 0x7F : 0x7C))
-                .or(code.and(0x80).lanewise(VectorOperators.LSHL, 24));
-        return bits.reinterpretAsFloats();
+                .lanewise(
+                        VectorOperators.OR,
+                        0x7F800000,
+                        bits.and(0x7F << shift).compare(VectorOperators.GE, (e4m3 ? 0x7F : 0x7C) << shift))
+                .reinterpretAsFloats();
     }
 }
