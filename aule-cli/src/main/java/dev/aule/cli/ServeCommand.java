@@ -5,6 +5,7 @@ import dev.aule.DType;
 import dev.aule.bench.ServeConfig;
 import dev.aule.bench.ServeReport;
 import dev.aule.bench.ServingSimulation;
+import dev.aule.serving.KvFormat;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
@@ -12,6 +13,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /** {@code aule bench serve}: a simulated serving loop (continuous batching over a paged KV cache). */
@@ -79,6 +82,15 @@ final class ServeCommand extends AuleCommand {
     @Option(names = "--seed", defaultValue = "42", description = "random seed (default ${DEFAULT-VALUE})")
     private long seed;
 
+    @Option(
+            names = "--cache-format",
+            paramLabel = "FORMATS",
+            description = {
+                "KV cache storage: f32, f16, bf16, int8, fp8-e4m3, fp8-e5m2; a comma list runs each and",
+                "compares them (default: the --dtype storage)"
+            })
+    private String cacheFormats;
+
     @Override
     public Integer call() {
         int[] promptRange = range("--prompt", prompt);
@@ -124,10 +136,64 @@ final class ServeCommand extends AuleCommand {
                         config.queryHeads(),
                         config.kvHeads(),
                         config.headDim(),
-                        config.dtype(),
+                        cacheFormats == null ? config.dtype() : cacheFormats + " (inputs " + config.dtype() + ")",
                         config.maxBatch()));
         out.flush();
-        ServeReport r = new ServingSimulation(config).run();
+        List<KvFormat> formats = formats();
+        List<ServeReport> reports = new ArrayList<>();
+        for (KvFormat format : formats) {
+            if (formats.size() > 1) {
+                labels.print("cache format", format.cliName());
+            }
+            ServeReport r = new ServingSimulation(config, format).run();
+            reports.add(r);
+            print(out, labels, r);
+        }
+        if (formats.size() > 1) {
+            TextTable table = new TextTable(
+                    TextTable.Column.left("cache format"),
+                    TextTable.Column.right("tokens/s"),
+                    TextTable.Column.right("vs first"),
+                    TextTable.Column.right("step p50 ms"),
+                    TextTable.Column.right("peak MiB"),
+                    TextTable.Column.right("pool MiB"));
+            for (int i = 0; i < formats.size(); i++) {
+                ServeReport r = reports.get(i);
+                table.add(
+                        formats.get(i).cliName(),
+                        String.format(Locale.ROOT, "%.0f", r.tokensPerSecond()),
+                        String.format(
+                                Locale.ROOT,
+                                "%.2fx",
+                                r.tokensPerSecond() / reports.get(0).tokensPerSecond()),
+                        String.format(Locale.ROOT, "%.2f", r.stepP50Millis()),
+                        mib(r.peakPagedBytes()),
+                        mib(r.poolBytes()));
+            }
+            out.print(table.render(""));
+        }
+        out.flush();
+        return 0;
+    }
+
+    /** The formats of {@code --cache-format}, or the storage dtype's. */
+    private List<KvFormat> formats() {
+        List<KvFormat> formats = new ArrayList<>();
+        if (cacheFormats == null) {
+            formats.add(KvFormat.of(storage.value()));
+            return formats;
+        }
+        for (String name : cacheFormats.split(",", -1)) {
+            try {
+                formats.add(KvFormat.parse(name));
+            } catch (IllegalArgumentException e) {
+                throw usageError("--cache-format: " + e.getMessage());
+            }
+        }
+        return formats;
+    }
+
+    private void print(PrintWriter out, Labels labels, ServeReport r) {
         labels.print(
                 "served",
                 String.format(
@@ -161,7 +227,6 @@ final class ServeCommand extends AuleCommand {
                 "paged holds %.0f%% of what per-request contiguous caches would need%n",
                 100.0 * r.peakPagedBytes() / Math.max(1, r.peakContiguousBytes()));
         out.flush();
-        return 0;
     }
 
     private static String mib(long bytes) {

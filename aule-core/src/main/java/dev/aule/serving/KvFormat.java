@@ -87,8 +87,13 @@ public enum KvFormat {
                 "cache format: '" + name + "' is none of f32, f16, bf16, int8, fp8-e4m3, fp8-e5m2");
     }
 
-    /** The format storing a dtype. */
-    static KvFormat of(DType dtype) {
+    /**
+     * The format that stores {@code dtype}.
+     *
+     * @param dtype F32, F16 or BF16
+     * @return {@link #F32}, {@link #F16} or {@link #BF16}
+     */
+    public static KvFormat of(DType dtype) {
         return switch (dtype) {
             case F32 -> F32;
             case F16 -> F16;
