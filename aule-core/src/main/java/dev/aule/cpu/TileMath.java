@@ -107,8 +107,8 @@ interface TileMath {
 
     /**
      * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with value row {@code j} the
-     * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities); only for
-     * {@link #codesInPlace}{@code (dim)}.
+     * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities, which may be
+     * left multiplied by it: the tile does not read them again); only for {@link #codesInPlace}{@code (dim)}.
      */
     void accumulate(
             Scratch sc,
