@@ -256,4 +256,37 @@ class QuantizedValidationTest {
                 "options.dropout",
                 AttentionOptions.builder().dropout(0.1f, 1L).build());
     }
+
+    /** A backend without the feature refuses (as aule-vulkan does); the caches select one that has it. */
+    @Test
+    void backendsWithoutTheFeatureRefuseAndSelectionSkipsThem() {
+        dev.aule.testing.TestBackend plain = new dev.aule.testing.TestBackend() {
+            @Override
+            public String name() {
+                return "plain";
+            }
+
+            @Override
+            public dev.aule.spi.Capabilities capabilities() {
+                return dev.aule.spi.Capabilities.of(
+                        64, java.util.EnumSet.allOf(DType.class), dev.aule.spi.Capabilities.Feature.SERVING);
+            }
+
+            @Override
+            public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
+                throw new AssertionError("not called");
+            }
+        };
+        assertTrue(!plain.capabilities().quantizedKv());
+        QuantizedKv cache = valid(new int[][] {{0}}, new int[] {1});
+        Tensor q = Tensor.allocate(DType.F32, 1, 4, 1, 8);
+        Tensor out = Oracle.poisoned(DType.F32, 1, 4, 1, 8);
+        assertThrows(
+                UnsupportedOperationException.class,
+                () -> plain.forwardQuantized(q, cache, out, null, AttentionOptions.defaults()));
+        assertTrue(Oracle.allNaN(out));
+        assertTrue(Backends.selected(dev.aule.spi.Capabilities::quantizedKv)
+                .capabilities()
+                .quantizedKv());
+    }
 }

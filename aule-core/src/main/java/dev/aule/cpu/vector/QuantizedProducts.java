@@ -16,8 +16,6 @@ public final class QuantizedProducts {
     private static final VectorSpecies<Float> F = SimdWidth.F;
     private static final int L = SimdWidth.L;
     private static final int KT = SimdWidth.KT;
-    /** 512-bit vectors: AVX-512's 32 registers hold a 4 x 4 block of accumulators. */
-    private static final boolean WIDE = F.vectorBitSize() >= 512;
 
     private QuantizedProducts() {}
 
@@ -101,69 +99,8 @@ public final class QuantizedProducts {
             int o3 = o2 + dvp;
             float al0 = alpha[t], al1 = alpha[t + 1], al2 = alpha[t + 2], al3 = alpha[t + 3];
             int c = 0;
-            // With 32 vector registers (512 bits), four vectors of columns at a time: 16 accumulators, each broadcast
-            // probability feeding four FMAs. Narrower vectors (16 registers) take two at a time, below.
-            for (; WIDE && c + 4 * L <= dim; c += 4 * L) {
-                FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
-                FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
-                FloatVector a02 = FloatVector.fromArray(F, o, o0 + c + 2 * L).mul(al0);
-                FloatVector a03 = FloatVector.fromArray(F, o, o0 + c + 3 * L).mul(al0);
-                FloatVector a10 = FloatVector.fromArray(F, o, o1 + c).mul(al1);
-                FloatVector a11 = FloatVector.fromArray(F, o, o1 + c + L).mul(al1);
-                FloatVector a12 = FloatVector.fromArray(F, o, o1 + c + 2 * L).mul(al1);
-                FloatVector a13 = FloatVector.fromArray(F, o, o1 + c + 3 * L).mul(al1);
-                FloatVector a20 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
-                FloatVector a21 = FloatVector.fromArray(F, o, o2 + c + L).mul(al2);
-                FloatVector a22 = FloatVector.fromArray(F, o, o2 + c + 2 * L).mul(al2);
-                FloatVector a23 = FloatVector.fromArray(F, o, o2 + c + 3 * L).mul(al2);
-                FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
-                FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
-                FloatVector a32 = FloatVector.fromArray(F, o, o3 + c + 2 * L).mul(al3);
-                FloatVector a33 = FloatVector.fromArray(F, o, o3 + c + 3 * L).mul(al3);
-                for (int j = 0, vb = vOff + c; j < keys; j++, vb += dim) {
-                    FloatVector v0 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb), 0);
-                    FloatVector v1 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb + L), 0);
-                    FloatVector v2 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb + 2 * L), 0);
-                    FloatVector v3 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb + 3 * L), 0);
-                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
-                    a00 = v0.fma(b, a00);
-                    a01 = v1.fma(b, a01);
-                    a02 = v2.fma(b, a02);
-                    a03 = v3.fma(b, a03);
-                    b = FloatVector.broadcast(F, p[p1 + j]);
-                    a10 = v0.fma(b, a10);
-                    a11 = v1.fma(b, a11);
-                    a12 = v2.fma(b, a12);
-                    a13 = v3.fma(b, a13);
-                    b = FloatVector.broadcast(F, p[p2 + j]);
-                    a20 = v0.fma(b, a20);
-                    a21 = v1.fma(b, a21);
-                    a22 = v2.fma(b, a22);
-                    a23 = v3.fma(b, a23);
-                    b = FloatVector.broadcast(F, p[p3 + j]);
-                    a30 = v0.fma(b, a30);
-                    a31 = v1.fma(b, a31);
-                    a32 = v2.fma(b, a32);
-                    a33 = v3.fma(b, a33);
-                }
-                a00.intoArray(o, o0 + c);
-                a01.intoArray(o, o0 + c + L);
-                a02.intoArray(o, o0 + c + 2 * L);
-                a03.intoArray(o, o0 + c + 3 * L);
-                a10.intoArray(o, o1 + c);
-                a11.intoArray(o, o1 + c + L);
-                a12.intoArray(o, o1 + c + 2 * L);
-                a13.intoArray(o, o1 + c + 3 * L);
-                a20.intoArray(o, o2 + c);
-                a21.intoArray(o, o2 + c + L);
-                a22.intoArray(o, o2 + c + 2 * L);
-                a23.intoArray(o, o2 + c + 3 * L);
-                a30.intoArray(o, o3 + c);
-                a31.intoArray(o, o3 + c + L);
-                a32.intoArray(o, o3 + c + 2 * L);
-                a33.intoArray(o, o3 + c + 3 * L);
-            }
-            // Two vectors of columns at a time: each broadcast probability feeds two FMAs.
+            // Two vectors of columns at a time: each broadcast probability feeds two FMAs. (A 4 x 4 block of
+            // accumulators, as the F32 kernel's, ran decode at under half this speed at 512 bits.)
             for (; c + 2 * L <= dim; c += 2 * L) {
                 FloatVector a00 = FloatVector.fromArray(F, o, o0 + c).mul(al0);
                 FloatVector a01 = FloatVector.fromArray(F, o, o0 + c + L).mul(al0);
