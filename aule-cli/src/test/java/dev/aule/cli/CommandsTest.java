@@ -81,6 +81,42 @@ class CommandsTest {
     }
 
     @Test
+    void benchServeComparesCacheFormatsSideBySide() {
+        CliRun run = CliRun.of(
+                        "bench",
+                        "serve",
+                        "--requests",
+                        "4",
+                        "--rate",
+                        "2",
+                        "--system-prompt",
+                        "16",
+                        "--prompt",
+                        "4-12",
+                        "--output",
+                        "3-9",
+                        "--max-batch",
+                        "4",
+                        "--blocks",
+                        "64",
+                        "--block-size",
+                        "8",
+                        "--heads",
+                        "4",
+                        "--kv-heads",
+                        "2",
+                        "--head-dim",
+                        "16",
+                        "--cache-format",
+                        "f16,int8,fp8-e5m2")
+                .succeeded();
+        run.assertPrinted("cache format  int8", "cache format  fp8-e5m2", "tokens/s", "vs first", "peak MiB");
+        CliRun bad = CliRun.of("bench", "serve", "--cache-format", "int4");
+        assertEquals(2, bad.exitCode());
+        assertTrue(bad.err().contains("--cache-format: cache format: 'int4'"), bad.err());
+    }
+
+    @Test
     void benchServeRejectsBadRanges() {
         assertEquals(2, CliRun.of("bench", "serve", "--prompt", "9-x").exitCode());
         CliRun tooSmall = CliRun.of("bench", "serve", "--blocks", "2");
@@ -156,6 +192,7 @@ class CommandsTest {
                         "--head-dim=<headDim>",
                         "--dtype=<dtype>",
                         "--seed=<seed>",
+                        "--cache-format=FORMATS",
                         "-h, --help",
                         "-V, --version"),
                 optionsIn("bench", "serve", "--help"));
