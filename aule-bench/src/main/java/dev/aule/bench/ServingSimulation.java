@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.serving.KvCacheFullException;
+import dev.aule.serving.KvFormat;
 import dev.aule.serving.PagedKvCache;
 import dev.aule.serving.Rope;
 import dev.aule.serving.StreamingPolicy;
@@ -57,7 +58,7 @@ public final class ServingSimulation {
     }
 
     public ServingSimulation(ServeConfig config) {
-        this(config, null);
+        this(config, KvFormat.of(config.dtype()), null);
     }
 
     /**
@@ -67,19 +68,41 @@ public final class ServingSimulation {
      * @param streaming the sink tokens and window every sequence keeps; null to keep every token
      */
     public ServingSimulation(ServeConfig config, StreamingPolicy streaming) {
+        this(config, KvFormat.of(config.dtype()), streaming);
+    }
+
+    /**
+     * The loop on a pool of {@code cacheFormat} (INT8 and FP8 caches quantize the keys and values, given in the
+     * config's dtype, on the way in); the contiguous comparison counts the same bytes per element, scales left
+     * out.
+     *
+     * @param config the workload and the cache
+     * @param cacheFormat the pool's storage
+     */
+    public ServingSimulation(ServeConfig config, KvFormat cacheFormat) {
+        this(config, cacheFormat, null);
+    }
+
+    /**
+     * The loop on a pool of {@code cacheFormat} with every sequence under {@code streaming} (null: none).
+     *
+     * @param config the workload and the cache
+     * @param cacheFormat the pool's storage; streaming needs F32, F16 or BF16
+     * @param streaming the sink tokens and window every sequence keeps; null to keep every token
+     */
+    public ServingSimulation(ServeConfig config, KvFormat cacheFormat, StreamingPolicy streaming) {
         this.streaming = streaming;
         this.config = config;
         this.rnd = new SplittableRandom(config.seed());
         this.cache = PagedKvCache.create(
-                config.dtype(), config.blocks(), config.blockSize(), config.kvHeads(), config.headDim());
+                cacheFormat, config.blocks(), config.blockSize(), config.kvHeads(), config.headDim(), config.headDim());
         this.rope = Rope.of(config.headDim(), config.longestSequence() + 1, 10000, Rope.Style.NEOX);
         int rows = Math.max(Math.max(config.systemPrompt(), config.maxPrompt()), config.maxBatch());
         // Decode appends take one row per request: batch entries of the key buffer, one row each.
         this.keys = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
         this.values = random(Math.max(1, config.maxBatch()), config.kvHeads(), rows);
         this.queries = random(config.maxBatch(), config.queryHeads(), Math.max(config.maxPrompt(), 1));
-        this.bytesPerToken =
-                2L * config.kvHeads() * config.headDim() * config.dtype().byteSize();
+        this.bytesPerToken = 2L * config.kvHeads() * config.headDim() * cacheFormat.bytesPerElement();
     }
 
     private Tensor random(int batch, int heads, int rows) {

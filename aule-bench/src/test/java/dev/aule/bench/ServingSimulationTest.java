@@ -51,4 +51,20 @@ class ServingSimulationTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> config(5, 8, 4));
         assertTrue(e.getMessage().startsWith("blocks"), e.getMessage());
     }
+
+    /** Each cache format serves the same workload; INT8 and FP8 pools hold a quarter of F32's code bytes plus scales. */
+    @Test
+    void quantizedPoolsServeTheSameWorkloadInAQuarterOfTheMemory() {
+        ServeReport f32 = new ServingSimulation(config(12, 400, 8), dev.aule.serving.KvFormat.F32).run();
+        for (dev.aule.serving.KvFormat format : new dev.aule.serving.KvFormat[] {
+            dev.aule.serving.KvFormat.INT8, dev.aule.serving.KvFormat.FP8_E4M3, dev.aule.serving.KvFormat.FP8_E5M2
+        }) {
+            ServeReport r = new ServingSimulation(config(12, 400, 8), format).run();
+            assertEquals(f32.requests(), r.requests(), format.toString());
+            assertEquals(f32.generatedTokens(), r.generatedTokens(), format.toString());
+            // Per block: 8 tokens x 2 heads x (16 + 16) code bytes, and 2 heads x 2 scales of 4 bytes.
+            assertEquals(400L * (8 * 2 * 32 + 2 * 2 * 4), r.poolBytes(), format.toString());
+            assertTrue(r.peakPagedBytes() * 3 < f32.peakPagedBytes(), format + ": " + r);
+        }
+    }
 }

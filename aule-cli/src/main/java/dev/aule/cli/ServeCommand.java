@@ -5,6 +5,7 @@ import dev.aule.DType;
 import dev.aule.bench.ServeConfig;
 import dev.aule.bench.ServeReport;
 import dev.aule.bench.ServingSimulation;
+import dev.aule.serving.KvFormat;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import picocli.CommandLine.Command;
@@ -12,6 +13,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
 /** {@code aule bench serve}: a simulated serving loop (continuous batching over a paged KV cache). */
@@ -92,6 +95,15 @@ final class ServeCommand extends AuleCommand {
             description = "with --sinks: recent tokens each sequence keeps (default ${DEFAULT-VALUE})")
     private int window;
 
+    @Option(
+            names = "--cache-format",
+            paramLabel = "FORMATS",
+            description = {
+                "KV cache storage: f32, f16, bf16, int8, fp8-e4m3, fp8-e5m2; a comma list runs each and",
+                "compares them (default: the --dtype storage)"
+            })
+    private String cacheFormats;
+
     @Override
     public Integer call() {
         int[] promptRange = range("--prompt", prompt);
@@ -139,15 +151,74 @@ final class ServeCommand extends AuleCommand {
                         config.queryHeads(),
                         config.kvHeads(),
                         config.headDim(),
-                        config.dtype(),
+                        cacheFormats == null ? config.dtype() : cacheFormats + " (inputs " + config.dtype() + ")",
                         config.maxBatch()));
         out.flush();
+        List<KvFormat> formats = formats();
         if (streaming != null) {
+            for (KvFormat format : formats) {
+                if (format.quantized()) {
+                    throw usageError("--sinks: streaming needs an f32, f16 or bf16 cache, not " + format.cliName());
+                }
+            }
             labels.print(
                     "streaming", sinks + " sink tokens and a window of " + window + " (StreamingLLM), blocks released");
             out.flush();
         }
-        ServeReport r = new ServingSimulation(config, streaming).run();
+        List<ServeReport> reports = new ArrayList<>();
+        for (KvFormat format : formats) {
+            if (formats.size() > 1) {
+                labels.print("cache format", format.cliName());
+            }
+            ServeReport r = new ServingSimulation(config, format, streaming).run();
+            reports.add(r);
+            print(out, labels, r);
+        }
+        if (formats.size() > 1) {
+            TextTable table = new TextTable(
+                    TextTable.Column.left("cache format"),
+                    TextTable.Column.right("tokens/s"),
+                    TextTable.Column.right("vs first"),
+                    TextTable.Column.right("step p50 ms"),
+                    TextTable.Column.right("peak MiB"),
+                    TextTable.Column.right("pool MiB"));
+            for (int i = 0; i < formats.size(); i++) {
+                ServeReport r = reports.get(i);
+                table.add(
+                        formats.get(i).cliName(),
+                        String.format(Locale.ROOT, "%.0f", r.tokensPerSecond()),
+                        String.format(
+                                Locale.ROOT,
+                                "%.2fx",
+                                r.tokensPerSecond() / reports.get(0).tokensPerSecond()),
+                        String.format(Locale.ROOT, "%.2f", r.stepP50Millis()),
+                        mib(r.peakPagedBytes()),
+                        mib(r.poolBytes()));
+            }
+            out.print(table.render(""));
+        }
+        out.flush();
+        return 0;
+    }
+
+    /** The formats of {@code --cache-format}, or the storage dtype's. */
+    private List<KvFormat> formats() {
+        List<KvFormat> formats = new ArrayList<>();
+        if (cacheFormats == null) {
+            formats.add(KvFormat.of(storage.value()));
+            return formats;
+        }
+        for (String name : cacheFormats.split(",", -1)) {
+            try {
+                formats.add(KvFormat.parse(name));
+            } catch (IllegalArgumentException e) {
+                throw usageError("--cache-format: " + e.getMessage());
+            }
+        }
+        return formats;
+    }
+
+    private void print(PrintWriter out, Labels labels, ServeReport r) {
         labels.print(
                 "served",
                 String.format(
@@ -181,7 +252,6 @@ final class ServeCommand extends AuleCommand {
                 "paged holds %.0f%% of what per-request contiguous caches would need%n",
                 100.0 * r.peakPagedBytes() / Math.max(1, r.peakContiguousBytes()));
         out.flush();
-        return 0;
     }
 
     private static String mib(long bytes) {

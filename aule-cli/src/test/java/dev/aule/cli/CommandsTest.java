@@ -115,6 +115,45 @@ class CommandsTest {
         run.assertPrinted("streaming     4 sink tokens and a window of 16", "served        4 requests");
         CliRun bad = CliRun.of("bench", "serve", "--sinks", "4", "--window", "0");
         assertEquals(2, bad.exitCode(), bad.err());
+        CliRun mixed = CliRun.of("bench", "serve", "--sinks", "4", "--cache-format", "int8");
+        assertEquals(2, mixed.exitCode(), mixed.err());
+        assertTrue(mixed.err().contains("--sinks: streaming needs an f32, f16 or bf16 cache"), mixed.err());
+    }
+
+    @Test
+    void benchServeComparesCacheFormatsSideBySide() {
+        CliRun run = CliRun.of(
+                        "bench",
+                        "serve",
+                        "--requests",
+                        "4",
+                        "--rate",
+                        "2",
+                        "--system-prompt",
+                        "16",
+                        "--prompt",
+                        "4-12",
+                        "--output",
+                        "3-9",
+                        "--max-batch",
+                        "4",
+                        "--blocks",
+                        "64",
+                        "--block-size",
+                        "8",
+                        "--heads",
+                        "4",
+                        "--kv-heads",
+                        "2",
+                        "--head-dim",
+                        "16",
+                        "--cache-format",
+                        "f16,int8,fp8-e5m2")
+                .succeeded();
+        run.assertPrinted("cache format  int8", "cache format  fp8-e5m2", "tokens/s", "vs first", "peak MiB");
+        CliRun bad = CliRun.of("bench", "serve", "--cache-format", "int4");
+        assertEquals(2, bad.exitCode());
+        assertTrue(bad.err().contains("--cache-format: cache format: 'int4'"), bad.err());
     }
 
     @Test
@@ -195,6 +234,7 @@ class CommandsTest {
                         "--seed=<seed>",
                         "--sinks=<sinks>",
                         "--window=<window>",
+                        "--cache-format=FORMATS",
                         "-h, --help",
                         "-V, --version"),
                 optionsIn("bench", "serve", "--help"));

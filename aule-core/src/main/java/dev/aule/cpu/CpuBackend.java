@@ -14,6 +14,8 @@ import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.QuantizedKv;
+import dev.aule.spi.QuantizedShapes;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
 import dev.aule.spi.TensorChecks;
@@ -37,7 +39,8 @@ public final class CpuBackend implements AttentionBackend {
             Feature.SERVING,
             Feature.DROPOUT,
             Feature.ALIBI_PER_BATCH,
-            Feature.SINKS);
+            Feature.SINKS,
+            Feature.QUANTIZED_KV);
 
     private final TileMath math;
 
@@ -180,6 +183,44 @@ public final class CpuBackend implements AttentionBackend {
                     s);
         }
         call.run(workers(q, cache.kCache(), cache.vCache(), out, lse));
+    }
+
+    /**
+     * Keys and values go through {@link QuantRows}: each tile's rows are dequantized from the codes straight into
+     * the kernel's packed scratch (the validated copies of the tables and scales), so the same tiles as every
+     * other call run on them.
+     */
+    @Override
+    public void forwardQuantized(Tensor q, QuantizedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        QuantizedShapes.QuantizedCall call = QuantizedShapes.quantized(q, cache, out, lse, options, CAPABILITIES);
+        AttentionShape shape = call.shape();
+        SequenceForward sequences = sequences(shape, options);
+        for (int b = 0; b < shape.batch(); b++) {
+            int[] table = call.blockTables()[b];
+            sequences.add(
+                    q.sequence(b, 0, shape.queryLen()),
+                    out.sequence(b, 0, shape.queryLen()),
+                    lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                    new QuantRows(
+                            cache.format(),
+                            cache.keyCodes(),
+                            call.keyScales(),
+                            table,
+                            cache.numBlocks(),
+                            cache.blockSize(),
+                            cache.headDim()),
+                    new QuantRows(
+                            cache.format(),
+                            cache.valueCodes(),
+                            call.valueScales(),
+                            table,
+                            cache.numBlocks(),
+                            cache.blockSize(),
+                            cache.valueDim()),
+                    call.contextLens()[b],
+                    b);
+        }
+        sequences.run(workers(q, out, lse));
     }
 
     /** Each packed sequence is a view of its rows and keys; all of them share one pool round-trip. */

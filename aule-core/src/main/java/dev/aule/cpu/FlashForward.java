@@ -77,6 +77,10 @@ final class FlashForward {
     // Keys and values read in place by short tiles; null when they must be copied (InPlaceRows.of).
     private final InPlaceRows kInPlace;
     private final InPlaceRows vInPlace;
+    // Quantized keys and values a short tile reads in place, the block scale folded into scores and probabilities
+    // (TileMath.codesInPlace); null when they are not codes, or their rows are dequantized into scratch instead.
+    private final QuantRows kCodes;
+    private final QuantRows vCodes;
     // The path of every tile but the last, and of the last (it may be short when the others are not).
     private final TilePath fullTilePath;
     private final TilePath lastTilePath;
@@ -141,6 +145,8 @@ final class FlashForward {
         int tileItems = Math.multiplyExact(Math.multiplyExact(shape.batch(), kvHeads), tiles);
         this.splits = plan.splits();
         this.order = costliestFirst(Math.multiplyExact(shape.batch(), kvHeads));
+        this.kCodes = k instanceof QuantRows codes && math.codesInPlace(d) ? codes : null;
+        this.vCodes = v instanceof QuantRows codes && math.codesInPlace(dv) ? codes : null;
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
         this.fullTilePath =
@@ -259,7 +265,9 @@ final class FlashForward {
             } else {
                 scoreBlock(sc, path, n4, b, kvHead, j0, jn);
             }
-            if (path.values() == TilePath.Values.PACKED || normalised) {
+            // Short tiles read quantized values in place; the normalised sweep and prefill tiles pack them.
+            boolean valueCodes = vCodes != null && path.scores() != TilePath.Scores.PACKED_PRODUCT && !normalised;
+            if (path.values() == TilePath.Values.PACKED && !valueCodes || normalised) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
             updateSoftmax(sc, n4, b, j0, jn, status, normalised);
@@ -268,6 +276,8 @@ final class FlashForward {
             }
             if (normalised) {
                 accumulateSeen(sc, n4, jn);
+            } else if (valueCodes) {
+                accumulateCodes(sc, n4, kvHead, j0, jn);
             } else if (path.values() == TilePath.Values.PACKED) {
                 math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
             } else {
@@ -419,8 +429,12 @@ final class FlashForward {
                 math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
             }
             case COPIED_BY_ROW -> {
-                packRows(k, sc.kt, dp, b, kvHead, j0, jn);
-                math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
+                if (kCodes != null) {
+                    scoresFromCodes(sc, n4, kvHead, j0, jn);
+                } else {
+                    packRows(k, sc.kt, dp, b, kvHead, j0, jn);
+                    math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
+                }
             }
             case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW ->
                 scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
@@ -592,6 +606,50 @@ final class FlashForward {
                         sc.s,
                         j - j0);
             }
+            j += count;
+        }
+    }
+
+    /** A short tile's scores against quantized keys {@code [j0, j0 + jn)} read in place, one block's run at a time. */
+    private void scoresFromCodes(Scratch sc, int n4, int kvHead, int j0, int jn) {
+        for (int j = j0, end = j0 + jn; j < end; ) {
+            int count = kCodes.runLength(j, end - j);
+            math.scoresByRow(
+                    sc.q,
+                    n4,
+                    dp,
+                    kCodes.format(),
+                    kCodes.codes(),
+                    kCodes.codeOffset(kvHead, j),
+                    d,
+                    count,
+                    kCodes.scale(kvHead, j),
+                    sc.s,
+                    j - j0);
+            j += count;
+        }
+    }
+
+    /**
+     * A short tile's {@code o = alpha o + p v} over quantized values {@code [j0, j0 + jn)} read in place, one
+     * block's run at a time; the first run applies the rescale, later ones add to the rescaled rows.
+     */
+    private void accumulateCodes(Scratch sc, int n4, int kvHead, int j0, int jn) {
+        float[] alpha = sc.alpha;
+        for (int j = j0, end = j0 + jn; j < end; ) {
+            int count = vCodes.runLength(j, end - j);
+            math.accumulate(
+                    sc,
+                    n4,
+                    count,
+                    j - j0,
+                    vCodes.format(),
+                    vCodes.codes(),
+                    vCodes.codeOffset(kvHead, j),
+                    dv,
+                    vCodes.scale(kvHead, j),
+                    alpha);
+            alpha = sc.ones;
             j += count;
         }
     }

@@ -7,7 +7,7 @@ import dev.aule.Tensor;
  * paged cache. Either way rows arrive as float in the kernel's packed scratch, or are read in
  * place run by run, so prefill, decode, cached and paged attention all run the same tiles.
  */
-sealed interface KvRows permits KvRows.OfTensor, PagedRows {
+sealed interface KvRows permits KvRows.OfTensor, PagedRows, QuantRows {
 
     /** Elements of one row. */
     int headDim();

@@ -83,6 +83,83 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride) {
+        for (int r = 0; r < rows; r++) {
+            for (int x = 0; x < dim; x++) {
+                dst[dstOff + r * dstStride + x] = format.decode(codes[codeOff + r * dim + x]) * scale;
+            }
+        }
+    }
+
+    @Override
+    public boolean codesInPlace(int dim) {
+        return true;
+    }
+
+    @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] k,
+            int kOff,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < keys; j++) {
+                float dot = 0f;
+                for (int x = 0; x < dim; x++) {
+                    dot = Math.fma(q[t * dp + x], format.decode(k[kOff + j * dim + x]), dot);
+                }
+                s[t * KEY_TILE + sCol + j] = dot * scale;
+            }
+        }
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] v,
+            int vOff,
+            int dim,
+            float scale,
+            float[] alpha) {
+        float[] p = sc.s;
+        float[] o = sc.o;
+        int dvp = sc.dvp;
+        for (int t = 0; t < rows; t++) {
+            int oRow = t * dvp;
+            float a = alpha[t];
+            for (int x = 0; x < dvp; x++) {
+                o[oRow + x] *= a;
+            }
+            for (int j = 0; j < keys; j++) {
+                float pj = p[t * KEY_TILE + pCol + j] * scale;
+                for (int x = 0; x < dim; x++) {
+                    o[oRow + x] = Math.fma(pj, format.decode(v[vOff + j * dim + x]), o[oRow + x]);
+                }
+            }
+        }
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         for (int i = off; i < off + n; i++) {
             x[i] *= factor;

@@ -64,6 +64,64 @@ interface TileMath {
      */
     void widen(MemorySegment src, long srcOff, boolean bf16, float[] dst, int dstOff, int count);
 
+    /**
+     * {@code dst[dstOff + r * dstStride + x] = format.decode(codes[codeOff + r * dim + x]) * scale} for
+     * {@code r < rows}, {@code x < dim}: how quantized keys and values reach the tiles, bit for bit the scalar
+     * decode times the scale.
+     */
+    void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride);
+
+    /**
+     * Whether {@link #scoresByRow(float[], int, int, dev.aule.spi.QuantizedKv.Format, byte[], int, int, int, float,
+     * float[], int)} and the matching {@code accumulate} read rows of {@code dim} codes in place (else the codes
+     * are dequantized into scratch).
+     */
+    boolean codesInPlace(int dim);
+
+    /**
+     * {@code s[t][sCol + j] = scale * (q[t] . decode(k[kOff + j * dim, +dim)))} for {@code t < rows} (a multiple of
+     * 4) and {@code j < keys}: a short tile's scores against one block's run of quantized keys, the block's scale
+     * folded into the scores. Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}.
+     */
+    void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] k,
+            int kOff,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol);
+
+    /**
+     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with value row {@code j} the
+     * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities, which may be
+     * left multiplied by it: the tile does not read them again); only for {@link #codesInPlace}{@code (dim)}.
+     */
+    void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] v,
+            int vOff,
+            int dim,
+            float scale,
+            float[] alpha);
+
     /** {@code x[off, off+n) *= factor}. */
     void scale(float[] x, int off, int n, float factor);
 

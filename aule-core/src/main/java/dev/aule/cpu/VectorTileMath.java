@@ -65,6 +65,57 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void dequantize(
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] codes,
+            int codeOff,
+            int dim,
+            int rows,
+            float scale,
+            float[] dst,
+            int dstOff,
+            int dstStride) {
+        dev.aule.cpu.vector.ByteWidening.dequantize(format, codes, codeOff, dim, rows, scale, dst, dstOff, dstStride);
+    }
+
+    @Override
+    public boolean codesInPlace(int dim) {
+        return dev.aule.cpu.vector.QuantizedProducts.supported() && dim % SimdWidth.lanes() == 0;
+    }
+
+    @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] k,
+            int kOff,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol) {
+        dev.aule.cpu.vector.QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            dev.aule.spi.QuantizedKv.Format format,
+            byte[] v,
+            int vOff,
+            int dim,
+            float scale,
+            float[] alpha) {
+        dev.aule.cpu.vector.QuantizedProducts.accumulate(
+                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, sc.dvp, sc.o, alpha);
+    }
+
+    @Override
     public void scale(float[] x, int off, int n, float factor) {
         Elementwise.scale(x, off, n, factor);
     }

@@ -14,6 +14,8 @@ import dev.aule.spi.Capabilities;
 import dev.aule.spi.Capabilities.Feature;
 import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.QuantizedKv;
+import dev.aule.spi.QuantizedShapes;
 import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
 import dev.aule.spi.TensorChecks;
@@ -35,7 +37,8 @@ public final class ReferenceBackend implements AttentionBackend {
             Feature.SERVING,
             Feature.DROPOUT,
             Feature.ALIBI_PER_BATCH,
-            Feature.SINKS);
+            Feature.SINKS,
+            Feature.QUANTIZED_KV);
 
     @Override
     public String name() {
@@ -164,6 +167,50 @@ public final class ReferenceBackend implements AttentionBackend {
                             s),
                     options);
         }
+    }
+
+    /**
+     * Dequantizes each sequence's keys and values ({@code decode(code) * scale}, as float) into contiguous F32
+     * tensors, then the float64 forward on them: what every backend's quantized-cache attention is compared with.
+     */
+    @Override
+    public void forwardQuantized(Tensor q, QuantizedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        QuantizedShapes.QuantizedCall call = QuantizedShapes.quantized(q, cache, out, lse, options, CAPABILITIES);
+        AttentionShape shape = call.shape();
+        for (int b = 0; b < shape.batch(); b++) {
+            int[] table = call.blockTables()[b];
+            int len = call.contextLens()[b];
+            forwardSequence(
+                    new SequenceView(
+                            q.sequence(b, 0, shape.queryLen()),
+                            dequantize(cache, cache.keyCodes(), call.keyScales(), cache.headDim(), table, len),
+                            dequantize(cache, cache.valueCodes(), call.valueScales(), cache.valueDim(), table, len),
+                            out.sequence(b, 0, shape.queryLen()),
+                            lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
+                            b),
+                    options);
+        }
+    }
+
+    /** The first {@code len} rows of one sequence of a quantized pool, dequantized into an F32 tensor; null when empty. */
+    private static Tensor dequantize(QuantizedKv cache, byte[] codes, float[] scales, int dim, int[] table, int len) {
+        if (len == 0) {
+            return null;
+        }
+        int blockSize = cache.blockSize();
+        Tensor rows = Tensor.allocate(DType.F32, 1, cache.kvHeads(), len, dim);
+        float[] row = new float[dim];
+        for (int h = 0; h < cache.kvHeads(); h++) {
+            for (int j = 0; j < len; j++) {
+                int at = h * cache.numBlocks() + table[j / blockSize];
+                long first = ((long) at * blockSize + j % blockSize) * dim;
+                for (int x = 0; x < dim; x++) {
+                    row[x] = cache.format().decode(codes[(int) (first + x)]) * scales[at];
+                }
+                rows.writeRow(0, h, j, row, 0);
+            }
+        }
+        return rows;
     }
 
     /** Each packed sequence is a plain forward on views of its rows and keys. */

@@ -9,6 +9,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.NamedTensor;
+import dev.aule.spi.QuantizedKv;
 import dev.aule.spi.TensorChecks;
 
 import java.lang.foreign.Arena;
@@ -30,6 +31,12 @@ import java.util.Objects;
  * cores.
  */
 public final class KvCache {
+    /**
+     * Tokens per INT8 scale block of a quantized contiguous cache: each run of 32 positions of a sequence has its
+     * own key and value scale per KV head (llama.cpp's q8_0 groups 32 values of a row; this groups 32 rows).
+     */
+    public static final int QUANT_BLOCK = 32;
+
     private final Tensor keys;
     private final Tensor values;
     private final int[] lengths;
@@ -38,11 +45,92 @@ public final class KvCache {
     // positions [position - (length - sinkTokens), position), in order.
     private int[] positions;
     private StreamingPolicy streaming;
+    // Quantized caches: the codes and scales (sequence b's blocks are b * blocksPerSequence + i); null otherwise,
+    // and then keys and values hold the cache.
+    private final QuantizedPool quant;
+    private final int quantCapacity;
 
     private KvCache(Tensor keys, Tensor values) {
         this.keys = keys;
         this.values = values;
         this.lengths = new int[keys.batch()];
+        this.quant = null;
+        this.quantCapacity = 0;
+    }
+
+    private KvCache(QuantizedPool quant, int batch, int capacity) {
+        this.keys = null;
+        this.values = null;
+        this.lengths = new int[batch];
+        this.quant = quant;
+        this.quantCapacity = capacity;
+    }
+
+    /**
+     * A cache of {@code batch} empty sequences in any {@link KvFormat}: F32, F16 and BF16 as
+     * {@link #allocate(DType, int, int, int, int, int)}; INT8 with a scale per {@link #QUANT_BLOCK} positions and
+     * KV head; FP8 with scale 1 (use {@link #allocate(KvFormat, float[], float[], int, int, int, int, int)} for
+     * others).
+     *
+     * @param format how keys and values are stored
+     * @param batch sequences, at least 1
+     * @param kvHeads KV heads {@code Hkv}, at least 1
+     * @param capacity tokens each sequence can hold, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the empty cache
+     */
+    public static KvCache allocate(KvFormat format, int batch, int kvHeads, int capacity, int headDim, int valueDim) {
+        return allocate(format, null, null, batch, kvHeads, capacity, headDim, valueDim);
+    }
+
+    /**
+     * A cache in {@code format} with FP8 descale factors (vLLM's {@code k_scale}, {@code v_scale}): a key {@code x}
+     * is stored as {@code fp8(x / keyScales[h])} and read as {@code fp8 * keyScales[h]}. Quantized caches keep codes
+     * and scales in Java arrays (at most 2^31-9 codes each for keys and for values).
+     *
+     * @param format how keys and values are stored
+     * @param keyScales FP8 only: one scale (per tensor) or one per KV head, finite and positive; null for 1 (and
+     *     for every other format)
+     * @param valueScales the same for values
+     * @param batch sequences, at least 1
+     * @param kvHeads KV heads {@code Hkv}, at least 1
+     * @param capacity tokens each sequence can hold, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the empty cache
+     * @throws IllegalArgumentException when an extent is below 1, the scales break a rule above, or the pool is
+     *     too large
+     */
+    public static KvCache allocate(
+            KvFormat format,
+            float[] keyScales,
+            float[] valueScales,
+            int batch,
+            int kvHeads,
+            int capacity,
+            int headDim,
+            int valueDim) {
+        Objects.requireNonNull(format, "format");
+        int[] extents = {batch, kvHeads, capacity, headDim, valueDim};
+        for (int extent : extents) {
+            if (extent < 1) {
+                throw new IllegalArgumentException(
+                        "batch, kvHeads, capacity, headDim, valueDim: must be >= 1, got " + Arrays.toString(extents));
+            }
+        }
+        float[] ks = QuantizedPool.checkScales("keyScales", keyScales, format, kvHeads);
+        float[] vs = QuantizedPool.checkScales("valueScales", valueScales, format, kvHeads);
+        if (!format.quantized()) {
+            return allocate(format.dtype(), batch, kvHeads, capacity, headDim, valueDim);
+        }
+        long blocks = (long) batch * Math.ceilDiv(capacity, QUANT_BLOCK);
+        if (blocks > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("batch, capacity: " + blocks + " blocks of " + QUANT_BLOCK
+                    + " tokens are more than a quantized cache holds");
+        }
+        QuantizedPool pool = new QuantizedPool(format, (int) blocks, QUANT_BLOCK, kvHeads, headDim, valueDim, ks, vs);
+        return new KvCache(pool, batch, capacity);
     }
 
     /**
@@ -160,27 +248,96 @@ public final class KvCache {
 
     /** {@return the sequences} */
     public int batch() {
-        return keys.batch();
+        return lengths.length;
     }
 
     /** {@return the KV heads {@code Hkv}} */
     public int kvHeads() {
-        return keys.heads();
+        return quant != null ? quant.kvHeads : keys.heads();
     }
 
     /** {@return the tokens each sequence can hold} */
     public int capacity() {
-        return keys.seqLen();
+        return quant != null ? quantCapacity : keys.seqLen();
     }
 
     /** {@return the elements {@code D} of each key row} */
     public int headDim() {
-        return keys.headDim();
+        return quant != null ? quant.headDim : keys.headDim();
     }
 
     /** {@return the elements {@code Dv} of each value row} */
     public int valueDim() {
-        return values.headDim();
+        return quant != null ? quant.valueDim : values.headDim();
+    }
+
+    /** {@return how keys and values are stored} */
+    public KvFormat format() {
+        return quant != null ? quant.format : KvFormat.of(keys.dtype());
+    }
+
+    /**
+     * The bytes of the whole storage: keys and values, and for a quantized cache its scales.
+     *
+     * @return the bytes
+     */
+    public long bytes() {
+        if (quant != null) {
+            return quant.bytes();
+        }
+        return keys.elementCount() * keys.dtype().byteSize()
+                + values.elementCount() * values.dtype().byteSize();
+    }
+
+    /**
+     * Sequence {@code b}'s cached keys as they are read by attention (dequantized for a quantized cache), F32
+     * {@code [1, Hkv, length(b), D]}; a copy, null while the sequence is empty.
+     *
+     * @param b the sequence (batch entry)
+     * @return its keys
+     */
+    public Tensor dequantizedKeys(int b) {
+        return readBack(true, b);
+    }
+
+    /**
+     * Sequence {@code b}'s cached values as attention reads them, F32 {@code [1, Hkv, length(b), Dv]}; a copy, null while the sequence is empty.
+     *
+     * @param b the sequence (batch entry)
+     * @return its values
+     */
+    public Tensor dequantizedValues(int b) {
+        return readBack(false, b);
+    }
+
+    private Tensor readBack(boolean key, int b) {
+        int len = length(b);
+        if (len == 0) {
+            return null;
+        }
+        if (quant != null) {
+            return quant.dequantized(key, table(b), len);
+        }
+        Tensor src = key ? keys : values;
+        Tensor t = Tensor.allocate(DType.F32, 1, src.heads(), len, src.headDim());
+        float[] row = new float[src.headDim()];
+        for (int h = 0; h < src.heads(); h++) {
+            for (int j = 0; j < len; j++) {
+                src.readRow(b, h, j, row, 0);
+                t.writeRow(0, h, j, row, 0);
+            }
+        }
+        return t;
+    }
+
+    /** Sequence {@code b}'s blocks in a quantized cache: its runs of {@link #QUANT_BLOCK} positions. */
+    private int[] table(int b) {
+        int perSequence = Math.ceilDiv(quantCapacity, QUANT_BLOCK);
+        int[] table = new int[Math.ceilDiv(lengths[b], QUANT_BLOCK)];
+        for (int i = 0; i < table.length; i++) {
+            table[i] = b * perSequence + i;
+        }
+        return table;
     }
 
     /**
@@ -209,6 +366,11 @@ public final class KvCache {
      */
     public void enableStreaming(StreamingPolicy policy) {
         Objects.requireNonNull(policy, "policy");
+        if (quant != null) {
+            throw new IllegalStateException("a " + quant.format + " cache does not stream: its blocks of "
+                    + QUANT_BLOCK + " positions share a scale, which moving rows down would break; use an F32, F16"
+                    + " or BF16 cache");
+        }
         if (streaming != null) {
             throw new IllegalArgumentException("policy: this cache already streams with " + streaming);
         }
@@ -252,14 +414,29 @@ public final class KvCache {
      * The whole key storage {@code [batch, Hkv, capacity, D]}; positions past a sequence's length are stale.
      *
      * @return the key storage
+     * @throws IllegalStateException for a quantized cache, whose codes are no tensor (see {@link #dequantizedKeys})
      */
     public Tensor keys() {
+        requireTensors();
         return keys;
     }
 
-    /** {@return the whole value storage {@code [batch, Hkv, capacity, Dv]}} */
+    /**
+     * The whole value storage {@code [batch, Hkv, capacity, Dv]}.
+     *
+     * @return the value storage
+     * @throws IllegalStateException for a quantized cache (see {@link #dequantizedValues})
+     */
     public Tensor values() {
+        requireTensors();
         return values;
+    }
+
+    private void requireTensors() {
+        if (quant != null) {
+            throw new IllegalStateException("a " + quant.format + " cache stores codes and scales, not tensors;"
+                    + " read them with dequantizedKeys and dequantizedValues");
+        }
     }
 
     /**
@@ -286,8 +463,10 @@ public final class KvCache {
      */
     public void append(Tensor k, Tensor v, int[] counts, Rope rope) {
         CacheRows.checkNew(k, v, batch(), kvHeads(), headDim(), valueDim(), rope);
-        // The storage is the caller's (of): its arena may have been closed since.
-        TensorChecks.checkAccessible(new NamedTensor("keys", keys), new NamedTensor("values", values));
+        if (quant == null) {
+            // The storage is the caller's (of): its arena may have been closed since.
+            TensorChecks.checkAccessible(new NamedTensor("keys", keys), new NamedTensor("values", values));
+        }
         int[] n = counts == null ? filled(batch(), k.seqLen()) : counts.clone();
         if (n.length != batch()) {
             throw new IllegalArgumentException("counts: length " + n.length + " must equal the batch " + batch());
@@ -308,6 +487,10 @@ public final class KvCache {
                 throw new KvCacheFullException("sequence " + b + ": " + lengths[b] + " cached + " + n[b]
                         + " new tokens exceed the capacity " + capacity());
             }
+        }
+        if (quant != null) {
+            appendQuantized(k, v, n, rope);
+            return;
         }
         float[] row = new float[Math.max(headDim(), valueDim())];
         if (streaming != null) {
@@ -370,6 +553,37 @@ public final class KvCache {
     }
 
     /**
+     * The quantized append, after the checks: every new row is read (and rotated) first, so a non-finite one
+     * throws before anything is stored; then each sequence's rows go to its blocks a block's run at a time, so a
+     * prefill chunk sets an INT8 block's scale once from all its rows.
+     */
+    private void appendQuantized(Tensor k, Tensor v, int[] n, Rope rope) {
+        float[][][] newKeys = new float[n.length][kvHeads()][];
+        float[][][] newValues = new float[n.length][kvHeads()][];
+        for (int b = 0; b < n.length; b++) {
+            for (int h = 0; h < kvHeads(); h++) {
+                newKeys[b][h] = QuantizedPool.newRows(k, "k", b, h, 0, n[b], rope, lengths[b]);
+                newValues[b][h] = QuantizedPool.newRows(v, "v", b, h, 0, n[b], null, 0);
+            }
+        }
+        int perSequence = Math.ceilDiv(quantCapacity, QUANT_BLOCK);
+        for (int b = 0; b < n.length; b++) {
+            for (int s = 0; s < n[b]; ) {
+                int position = lengths[b] + s;
+                int slot = position % QUANT_BLOCK;
+                int run = Math.min(QUANT_BLOCK - slot, n[b] - s);
+                int block = b * perSequence + position / QUANT_BLOCK;
+                for (int h = 0; h < kvHeads(); h++) {
+                    quant.write(true, h, block, slot, newKeys[b][h], s * headDim(), run);
+                    quant.write(false, h, block, slot, newValues[b][h], s * valueDim(), run);
+                }
+                s += run;
+            }
+            lengths[b] += n[b];
+        }
+    }
+
+    /**
      * Drops the tokens of sequence {@code b} past {@code length} (for example rejected speculative tokens); 0 empties
      *     it. Under a {@linkplain #enableStreaming streaming policy} {@code length} counts kept tokens: the newest go,
      *     {@link #position} moves back with them, and tokens the window dropped before stay dropped.
@@ -415,6 +629,10 @@ public final class KvCache {
      * @param options masking, scale and the other options of the call
      */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
+        if (quant != null) {
+            Backends.selected(Capabilities::quantizedKv).forwardQuantized(q, quantizedView(), out, lse, options);
+            return;
+        }
         Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
     }
 
@@ -496,6 +714,7 @@ public final class KvCache {
         int[] lens;
         if (picked == null) {
             lens = lengths.clone();
+            picked = rope == null && quant == null ? null : identity(lens.length);
             if (rope != null && q.batch() != lens.length) {
                 throw new IllegalArgumentException("q: batch " + q.batch() + " must equal the cache's " + lens.length
                         + " sequences (one batch entry each), or choose them with rows; q " + q.shapeString());
@@ -514,9 +733,49 @@ public final class KvCache {
                 lens[i] = lengths[picked[i]];
             }
         }
-        Tensor queries = rope == null ? q : rope.rotatedQueries(q, lens);
+        Tensor queries = q;
+        if (rope != null) {
+            // The queries are the newest positions of their sequences: under streaming a sequence keeps fewer
+            // tokens than it has seen, and its positions are what it has seen.
+            int[] ends = new int[picked.length];
+            for (int i = 0; i < ends.length; i++) {
+                ends[i] = position(picked[i]);
+            }
+            queries = rope.rotatedQueries(q, ends);
+        }
+        if (quant != null) {
+            int[][] tables = new int[picked.length][];
+            for (int i = 0; i < tables.length; i++) {
+                tables[i] = table(picked[i]);
+            }
+            Backends.selected(Capabilities::quantizedKv)
+                    .forwardQuantized(queries, quant.view(tables, lens), out, lse, options);
+            return;
+        }
         Backends.selected(Capabilities::serving)
-                .forwardCached(queries, keys, values, new CacheIndex(lens, picked, null), out, lse, options);
+                .forwardCached(
+                        queries,
+                        keys,
+                        values,
+                        new CacheIndex(lens, rows == null ? null : picked, null),
+                        out,
+                        lse,
+                        options);
+    }
+
+    private static int[] identity(int n) {
+        int[] ids = new int[n];
+        Arrays.setAll(ids, i -> i);
+        return ids;
+    }
+
+    /** A quantized cache as a call reads it: its pools, and fresh tables and lengths of every sequence. */
+    QuantizedKv quantizedView() {
+        int[][] tables = new int[batch()][];
+        for (int b = 0; b < tables.length; b++) {
+            tables[b] = table(b);
+        }
+        return quant.view(tables, lengths.clone());
     }
 
     private static int[] filled(int n, int value) {
@@ -527,7 +786,7 @@ public final class KvCache {
 
     @Override
     public String toString() {
-        return "KvCache[" + keys.dtype() + ", batch " + batch() + ", " + kvHeads() + " KV heads, capacity " + capacity()
+        return "KvCache[" + format() + ", batch " + batch() + ", " + kvHeads() + " KV heads, capacity " + capacity()
                 + ", head dims " + headDim() + "/" + valueDim() + ", lengths " + Arrays.toString(lengths) + "]";
     }
 }

@@ -9,6 +9,7 @@ import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.QuantizedKv;
 import dev.aule.spi.ServingShapes;
 
 import java.lang.foreign.MemorySegment;
@@ -49,6 +50,8 @@ public final class PagedKvCache {
     private final Map<Integer, Sequence> sequences = new HashMap<>();
     private int nextId;
     private boolean keySummaries;
+    // A quantized pool's codes and scales; null for F32/F16/BF16 pools, which keys and values hold.
+    private final QuantizedPool quant;
 
     /**
      * A sequence's block table and length. Under a {@link StreamingPolicy} ({@code window > 0}) the table holds the
@@ -138,6 +141,78 @@ public final class PagedKvCache {
         this.values = headMajorPool(dtype, numBlocks, kvHeads, blockSize, valueDim);
         this.blockSize = blockSize;
         this.blocks = new BlockAllocator(numBlocks);
+        this.quant = null;
+    }
+
+    private PagedKvCache(QuantizedPool quant) {
+        this.keys = null;
+        this.values = null;
+        this.blockSize = quant.blockSize;
+        this.blocks = new BlockAllocator(quant.numBlocks);
+        this.quant = quant;
+    }
+
+    /**
+     * A pool in any {@link KvFormat}: F32, F16 and BF16 as {@link #create(DType, int, int, int, int, int)}; INT8
+     * with a key and a value scale per (block, KV head); FP8 with scale 1 (see
+     * {@link #create(KvFormat, float[], float[], int, int, int, int, int)}).
+     *
+     * @param format how keys and values are stored
+     * @param numBlocks blocks in the pool, at least 1
+     * @param blockSize tokens per block, at least 1
+     * @param kvHeads KV heads {@code Hkv} of every block, at least 1
+     * @param headDim elements {@code D} per key row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the pool, every block free
+     */
+    public static PagedKvCache create(
+            KvFormat format, int numBlocks, int blockSize, int kvHeads, int headDim, int valueDim) {
+        return create(format, null, null, numBlocks, blockSize, kvHeads, headDim, valueDim);
+    }
+
+    /**
+     * A pool in {@code format} with FP8 descale factors (vLLM's {@code k_scale}, {@code v_scale}): a key {@code x}
+     * of head {@code h} is stored as {@code fp8(x / keyScales[h])} and read as {@code fp8 * keyScales[h]}.
+     * Quantized pools keep codes and scales in Java arrays (at most 2^31-9 codes each for keys and for values),
+     * head-major as the other pools.
+     *
+     * @param format how keys and values are stored
+     * @param keyScales FP8 only: one scale (per tensor) or one per KV head, finite and positive; null for 1 (and
+     *     for every other format)
+     * @param valueScales the same for values
+     * @param numBlocks blocks in the pool, at least 1
+     * @param blockSize tokens per block, at least 1
+     * @param kvHeads KV heads {@code Hkv} of every block, at least 1
+     * @param headDim elements {@code D} per key row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the pool, every block free
+     * @throws IllegalArgumentException when an extent is below 1, the scales break a rule above, or the pool is
+     *     too large
+     */
+    public static PagedKvCache create(
+            KvFormat format,
+            float[] keyScales,
+            float[] valueScales,
+            int numBlocks,
+            int blockSize,
+            int kvHeads,
+            int headDim,
+            int valueDim) {
+        Objects.requireNonNull(format, "format");
+        int[] extents = {numBlocks, blockSize, kvHeads, headDim, valueDim};
+        for (int extent : extents) {
+            if (extent < 1) {
+                throw new IllegalArgumentException(
+                        "numBlocks, blockSize, kvHeads, headDim, valueDim: must be >= 1, got "
+                                + Arrays.toString(extents));
+            }
+        }
+        float[] ks = QuantizedPool.checkScales("keyScales", keyScales, format, kvHeads);
+        float[] vs = QuantizedPool.checkScales("valueScales", valueScales, format, kvHeads);
+        if (!format.quantized()) {
+            return create(format.dtype(), numBlocks, blockSize, kvHeads, headDim, valueDim);
+        }
+        return new PagedKvCache(new QuantizedPool(format, numBlocks, blockSize, kvHeads, headDim, valueDim, ks, vs));
     }
 
     /**
@@ -237,36 +312,102 @@ public final class PagedKvCache {
 
     /** {@return the KV heads {@code Hkv}} */
     public int kvHeads() {
-        return keys.heads();
+        return quant != null ? quant.kvHeads : keys.heads();
     }
 
     /** {@return the elements {@code D} of each key row} */
     public int headDim() {
-        return keys.headDim();
+        return quant != null ? quant.headDim : keys.headDim();
     }
 
     /** {@return the elements {@code Dv} of each value row} */
     public int valueDim() {
-        return values.headDim();
+        return quant != null ? quant.valueDim : values.headDim();
     }
 
-    /** {@return the element type} */
+    /**
+     * The element type of an F32, F16 or BF16 pool.
+     *
+     * @return the element type
+     * @throws IllegalStateException for a quantized pool (see {@link #format()})
+     */
     public DType dtype() {
+        requireTensors();
         return keys.dtype();
+    }
+
+    /** {@return how keys and values are stored} */
+    public KvFormat format() {
+        return quant != null ? quant.format : KvFormat.of(keys.dtype());
     }
 
     /**
      * The key pool {@code [numBlocks, Hkv, blockSize, D]}: what {@link Attention#forwardPaged} reads.
      *
      * @return the key pool
+     * @throws IllegalStateException for a quantized pool, whose codes are no tensor (see {@link #dequantizedKeys})
      */
     public Tensor keyBlocks() {
+        requireTensors();
         return keys;
     }
 
-    /** {@return the value pool {@code [numBlocks, Hkv, blockSize, Dv]}} */
+    /**
+     * The value pool {@code [numBlocks, Hkv, blockSize, Dv]}.
+     *
+     * @return the value pool
+     * @throws IllegalStateException for a quantized pool (see {@link #dequantizedValues})
+     */
     public Tensor valueBlocks() {
+        requireTensors();
         return values;
+    }
+
+    private void requireTensors() {
+        if (quant != null) {
+            throw new IllegalStateException("a " + quant.format + " pool stores codes and scales, not tensors;"
+                    + " read a sequence with dequantizedKeys and dequantizedValues");
+        }
+    }
+
+    /**
+     * The cached keys of {@code seq} as attention reads them (dequantized for a quantized pool), F32
+     * {@code [1, Hkv, length, D]}; a copy, null while the sequence is empty.
+     *
+     * @param seq a live sequence id
+     * @return its keys
+     */
+    public Tensor dequantizedKeys(int seq) {
+        return readBack(true, sequence(seq, "seq"));
+    }
+
+    /**
+     * The cached values of {@code seq} as attention reads them, F32 {@code [1, Hkv, length, Dv]}; a copy, null while the sequence is empty.
+     *
+     * @param seq a live sequence id
+     * @return its values
+     */
+    public Tensor dequantizedValues(int seq) {
+        return readBack(false, sequence(seq, "seq"));
+    }
+
+    private Tensor readBack(boolean key, Sequence s) {
+        if (s.length == 0) {
+            return null;
+        }
+        if (quant != null) {
+            return quant.dequantized(key, Arrays.copyOf(s.blocks, s.blockCount), s.length);
+        }
+        Tensor pool = key ? keys : values;
+        Tensor t = Tensor.allocate(DType.F32, 1, pool.heads(), s.length, pool.headDim());
+        float[] row = new float[pool.headDim()];
+        for (int h = 0; h < pool.heads(); h++) {
+            for (int j = 0; j < s.length; j++) {
+                pool.readRow(s.blocks[j / blockSize], h, j % blockSize, row, 0);
+                t.writeRow(0, h, j, row, 0);
+            }
+        }
+        return t;
     }
 
     /**
@@ -307,6 +448,7 @@ public final class PagedKvCache {
      */
     public int newSequence(StreamingPolicy policy) {
         Objects.requireNonNull(policy, "policy");
+        requirePlain("a streaming sequence");
         Sequence s = new Sequence();
         s.window = policy.window();
         s.sinkBlocks = policy.sinkBlocks(blockSize);
@@ -419,7 +561,9 @@ public final class PagedKvCache {
         for (Sequence s : sequences.values()) {
             tokens += s.kept(blockSize);
         }
-        long bytesPerBlock = (long) blockSize * kvHeads() * ((long) headDim() + valueDim()) * dtype().byteSize();
+        long bytesPerBlock = quant != null
+                ? quant.bytesPerBlock()
+                : (long) blockSize * kvHeads() * ((long) headDim() + valueDim()) * dtype().byteSize();
         return new Usage(
                 numBlocks(), numBlocks() - blocks.free(), blocks.free(), sequences.size(), tokens, bytesPerBlock);
     }
@@ -554,6 +698,10 @@ public final class PagedKvCache {
                     + needed + " blocks of " + blockSize + " tokens; " + blocks.free() + " of " + numBlocks()
                     + " are free");
         }
+        if (quant != null) {
+            appendQuantized(targets, k, v, rope);
+            return;
+        }
         float[] row = new float[Math.max(headDim(), valueDim())];
         for (int i = 0; i < seqs.length; i++) {
             Sequence s = targets[i];
@@ -582,6 +730,44 @@ public final class PagedKvCache {
         }
     }
 
+    /**
+     * The quantized append, after the checks: every new row is read (and rotated) first, so a non-finite one
+     * throws before anything is stored; then each sequence's rows go to its blocks a block's run at a time (an
+     * INT8 block's scale set once from all the rows a call writes into it).
+     */
+    private void appendQuantized(Sequence[] targets, Tensor k, Tensor v, Rope rope) {
+        int n = k.seqLen();
+        float[][][] newKeys = new float[targets.length][kvHeads()][];
+        float[][][] newValues = new float[targets.length][kvHeads()][];
+        for (int i = 0; i < targets.length; i++) {
+            for (int h = 0; h < kvHeads(); h++) {
+                newKeys[i][h] = QuantizedPool.newRows(k, "k", i, h, 0, n, rope, targets[i].length);
+                newValues[i][h] = QuantizedPool.newRows(v, "v", i, h, 0, n, null, 0);
+            }
+        }
+        for (int i = 0; i < targets.length; i++) {
+            Sequence s = targets[i];
+            if (n > 0) {
+                unshareLastBlock(s);
+            }
+            for (int t = 0; t < n; ) {
+                int position = s.length;
+                if (position % blockSize == 0) {
+                    addBlock(s, blocks.take(s.blockCount == 0 ? -1 : s.blocks[s.blockCount - 1]));
+                }
+                int slot = position % blockSize;
+                int run = Math.min(blockSize - slot, n - t);
+                int block = s.blocks[position / blockSize];
+                for (int h = 0; h < kvHeads(); h++) {
+                    quant.write(true, h, block, slot, newKeys[i][h], t * headDim(), run);
+                    quant.write(false, h, block, slot, newValues[i][h], t * valueDim(), run);
+                }
+                s.length += run;
+                t += run;
+            }
+        }
+    }
+
     /** Copy-on-write: a partial last block shared with another sequence is copied before it is written. */
     private void unshareLastBlock(Sequence s) {
         if (s.length % blockSize == 0) {
@@ -592,8 +778,12 @@ public final class PagedKvCache {
             return;
         }
         int own = blocks.take(s.blockCount >= 2 ? s.blocks[s.blockCount - 2] : -1);
-        copyBlock(keys, shared, own);
-        copyBlock(values, shared, own);
+        if (quant != null) {
+            quant.copyBlock(shared, own);
+        } else {
+            copyBlock(keys, shared, own);
+            copyBlock(values, shared, own);
+        }
         blocks.release(shared);
         s.blocks[s.blockCount - 1] = own;
     }
@@ -653,6 +843,11 @@ public final class PagedKvCache {
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
             lens[i] = s.kept(blockSize);
         }
+        if (quant != null) {
+            Backends.selected(Capabilities::quantizedKv)
+                    .forwardQuantized(q, quant.view(tables, lens), out, lse, options);
+            return;
+        }
         Backends.selected(Capabilities::serving)
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
     }
@@ -674,6 +869,7 @@ public final class PagedKvCache {
         if (keySummaries) {
             return;
         }
+        requirePlain("key summaries for sparse decode");
         float[] row = new float[headDim()];
         for (Sequence s : sequences.values()) {
             if (s.window > 0) {
@@ -840,6 +1036,14 @@ public final class PagedKvCache {
         }
     }
 
+    /** Streaming, sparse decode and packed calls read F32, F16 and BF16 pools; a quantized pool refuses them. */
+    private void requirePlain(String feature) {
+        if (quant != null) {
+            throw new IllegalStateException(feature + " needs an F32, F16 or BF16 pool; this one holds " + quant.format
+                    + " codes (attend it with attention())");
+        }
+    }
+
     /** A sequence under a streaming policy keeps no summaries: its evicted blocks leave the table. */
     private static void requireSummarised(Sequence s, String name, int id) {
         if (s.summaries == null) {
@@ -902,6 +1106,7 @@ public final class PagedKvCache {
     public void attentionVarlenInto(
             int[] seqs, Tensor q, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
         Objects.requireNonNull(seqs, "seqs");
+        requirePlain("packed variable-length attention");
         int[][] tables = new int[seqs.length][];
         int[] lens = new int[seqs.length];
         for (int i = 0; i < seqs.length; i++) {
@@ -963,6 +1168,18 @@ public final class PagedKvCache {
         attentionInto(ids, rope.rotatedQueries(q, lens), out, lse, options);
     }
 
+    /** A quantized pool as a call on {@code seqs} reads it: its pools, fresh tables and lengths. */
+    QuantizedKv quantizedView(int[] seqs) {
+        int[][] tables = new int[seqs.length][];
+        int[] lens = new int[seqs.length];
+        for (int i = 0; i < seqs.length; i++) {
+            Sequence s = sequence(seqs[i], "seqs[" + i + "]");
+            tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
+            lens[i] = s.length;
+        }
+        return quant.view(tables, lens);
+    }
+
     private Sequence sequence(int id, String name) {
         Sequence s = sequences.get(id);
         if (s == null) {
@@ -975,7 +1192,7 @@ public final class PagedKvCache {
     @Override
     public String toString() {
         Usage u = usage();
-        return "PagedKvCache[" + dtype() + ", " + numBlocks() + " blocks of " + blockSize + ", " + kvHeads()
+        return "PagedKvCache[" + format() + ", " + numBlocks() + " blocks of " + blockSize + ", " + kvHeads()
                 + " KV heads, head dims " + headDim() + "/" + valueDim() + ", " + u.usedBlocks() + " used, "
                 + u.sequences() + " sequences]";
     }

@@ -206,6 +206,24 @@ public interface AttentionBackend {
                 + " run on one that has it");
     }
 
+    /**
+     * Attention against a quantized (INT8 or FP8) cache: like {@link #forwardPaged}, with sequence {@code b}'s
+     * keys and values the dequantized codes ({@code decode(code) * scale}) of its blocks. See
+     * {@link QuantizedShapes#quantized} for the rules.
+     *
+     * @param q queries {@code [B, Hq, Sq, D]}
+     * @param cache the quantized pools, scales, block tables and lengths
+     * @param out receives the output {@code [B, Hq, Sq, Dv]}
+     * @param lse receives each row's log-sum-exp, F32 {@code [B, Hq, Sq, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     * @throws UnsupportedOperationException when this backend has no {@link Capabilities.Feature#QUANTIZED_KV}
+     */
+    default void forwardQuantized(Tensor q, QuantizedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        throw new UnsupportedOperationException(
+                "backend " + name() + " has no quantized-cache attention (its"
+                        + " Capabilities.quantizedKv() is false); unless a backend is forced, such calls run on one that has it");
+    }
+
     private UnsupportedOperationException noServing(String what) {
         return new UnsupportedOperationException("backend " + name() + " has no " + what
                 + " (its Capabilities.serving() is false); unless a backend is forced, serving calls run on one"

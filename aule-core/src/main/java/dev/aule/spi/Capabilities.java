@@ -44,7 +44,9 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          * It adds sink logits ({@link AttentionOptions#hasSinks()}) to the softmax of every serving and dense
          * forward, and takes their LSE in the backward; calls with sinks are rejected otherwise.
          */
-        SINKS
+        SINKS,
+        /** It reads INT8 and FP8 caches: {@link AttentionBackend#forwardQuantized}. */
+        QUANTIZED_KV
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -100,5 +102,10 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#SERVING}} */
     public boolean serving() {
         return features.contains(Feature.SERVING);
+    }
+
+    /** {@return whether it has {@link Feature#QUANTIZED_KV}} */
+    public boolean quantizedKv() {
+        return features.contains(Feature.QUANTIZED_KV);
     }
 }

@@ -1,0 +1,138 @@
+package dev.aule.spi;
+
+import java.util.Objects;
+
+/**
+ * A quantized key/value cache as one call reads it: 8-bit codes of keys and values in blocks of
+ * {@code blockSize} tokens, a float scale per (KV head, block) for keys and one for values, and for each
+ * sequence of the batch its block table and length (vLLM's {@code key_cache}/{@code value_cache} with
+ * {@code kv_cache_dtype} {@code "int8"}/{@code "fp8_e4m3"}/{@code "fp8_e5m2"}, {@code k_scale}, {@code v_scale},
+ * {@code block_tables} and {@code context_lens}).
+ *
+ * <p>Layout, head-major: element {@code x} of slot {@code s} of block {@code n} of KV head {@code h} is code
+ * {@code ((h * numBlocks + n) * blockSize + s) * dim + x} of {@code keyCodes} ({@code dim = headDim}) or of
+ * {@code valueCodes} ({@code dim = valueDim}); its scale is {@code keyScales[h * numBlocks + n]} (or
+ * {@code valueScales}). The stored value is {@link Format#decode}{@code (code) * scale}. A contiguous cache is the
+ * case where sequence {@code b}'s blocks are {@code b * blocksPerSequence + i}.
+ *
+ * <p>A plain carrier: it checks nothing and holds the caller's arrays as they are.
+ * {@link QuantizedShapes#quantized} validates it and copies the tables, lengths and scales before a backend
+ * reads them; the codes are the cache's memory and are read in place.
+ *
+ * @param format how one code stands for a number
+ * @param numBlocks blocks in each pool
+ * @param blockSize tokens per block
+ * @param kvHeads KV heads {@code Hkv}
+ * @param headDim elements {@code D} per key row
+ * @param valueDim elements {@code Dv} per value row
+ * @param keyCodes key codes, {@code Hkv * numBlocks * blockSize * D} of them
+ * @param valueCodes value codes, {@code Hkv * numBlocks * blockSize * Dv} of them
+ * @param keyScales key scales, {@code Hkv * numBlocks}, each finite and {@code >= 0}
+ * @param valueScales value scales, {@code Hkv * numBlocks}, each finite and {@code >= 0}
+ * @param blockTables each sequence's block ids, in position order
+ * @param contextLens cached tokens of each sequence
+ */
+public record QuantizedKv(
+        Format format,
+        int numBlocks,
+        int blockSize,
+        int kvHeads,
+        int headDim,
+        int valueDim,
+        byte[] keyCodes,
+        byte[] valueCodes,
+        float[] keyScales,
+        float[] valueScales,
+        int[][] blockTables,
+        int[] contextLens) {
+
+    /** How an 8-bit code stands for a number, before its scale multiplies it. */
+    public enum Format {
+        /** A signed byte, {@code -127 .. 127} (symmetric: -128 is never written, but reads as -128). */
+        INT8(127f),
+        /**
+         * OCP FP8 E4M3 ("fn"): 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinity, largest 448; {@code
+         * S.1111.111} is NaN.
+         */
+        FP8_E4M3(448f),
+        /** OCP FP8 E5M2: 1 sign, 5 exponent (bias 15), 2 mantissa bits, IEEE-like; largest finite 57344. */
+        FP8_E5M2(57344f);
+
+        private final float max;
+
+        Format(float max) {
+            this.max = max;
+        }
+
+        /** {@return the largest finite magnitude a code holds} */
+        public float max() {
+            return max;
+        }
+
+        /**
+         * The number a code stands for. FP8: the sign, and the 7 magnitude bits shifted into binary32's
+         * exponent and fraction, times {@code 2^120} (E4M3) or {@code 2^112} (E5M2) to rebias the exponent: exact,
+         * subnormals and zero included; the all-ones patterns (E4M3 {@code 0x7F}, E5M2 exponent 31) are NaN and
+         * infinity.
+         *
+         * @param code the stored byte
+         * @return its value
+         */
+        public float decode(byte code) {
+            int b = code;
+            return switch (this) {
+                case INT8 -> b;
+                case FP8_E4M3 -> {
+                    if ((b & 0x7F) == 0x7F) {
+                        yield Float.NaN;
+                    }
+                    float magnitude = Float.intBitsToFloat((b & 0x7F) << 20) * 0x1p120f;
+                    yield (b & 0x80) != 0 ? -magnitude : magnitude;
+                }
+                case FP8_E5M2 -> {
+                    if ((b & 0x7C) == 0x7C) {
+                        yield (b & 0x03) != 0
+                                ? Float.NaN
+                                : (b & 0x80) != 0 ? Float.NEGATIVE_INFINITY : Float.POSITIVE_INFINITY;
+                    }
+                    float magnitude = Float.intBitsToFloat((b & 0x7F) << 21) * 0x1p112f;
+                    yield (b & 0x80) != 0 ? -magnitude : magnitude;
+                }
+            };
+        }
+
+        /**
+         * The code of {@code x} (already divided by its scale): rounded to the nearest code, ties to even,
+         * saturated to {@code +-}{@link #max()}; NaN gives 0 (callers never store a NaN: caches reject them).
+         *
+         * @param x the number to store
+         * @return its code
+         */
+        public byte encode(float x) {
+            if (Float.isNaN(x)) {
+                return 0;
+            }
+            if (this == INT8) {
+                return (byte) Math.rint(Math.max(-127f, Math.min(127f, x)));
+            }
+            float a = Math.min(Math.abs(x), max);
+            int sign = Float.floatToRawIntBits(x) < 0 ? 0x80 : 0;
+            int mantissaBits = this == FP8_E4M3 ? 3 : 2;
+            int minExponent = this == FP8_E4M3 ? -6 : -14; // of the smallest normal
+            // The spacing of codes around a: 2^(e - m) for a normal a of exponent e, the subnormal spacing below.
+            int e = Math.max(Math.getExponent(a), minExponent);
+            float quantum = Math.scalb(1f, e - mantissaBits);
+            float rounded = (float) Math.rint(a / quantum) * quantum; // exact: a / quantum has < 24 bits
+            // Rounding up may carry into the next binade, which the shift below handles; a max of 448 or 57344
+            // is a code, and a is at most max, so rounded stays within max.
+            int bits = Float.floatToRawIntBits(rounded / (this == FP8_E4M3 ? 0x1p120f : 0x1p112f));
+            int code = bits >>> (this == FP8_E4M3 ? 20 : 21);
+            return (byte) (sign | code);
+        }
+    }
+
+    /** Checks nothing but the format; the record is a carrier (see the class comment). */
+    public QuantizedKv {
+        Objects.requireNonNull(format, "format");
+    }
+}

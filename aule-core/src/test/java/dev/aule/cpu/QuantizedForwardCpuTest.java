@@ -1,0 +1,101 @@
+package dev.aule.cpu;
+
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.Accuracy;
+import dev.aule.spi.QuantizedKv;
+import dev.aule.testing.Tensors;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The cpu kernels on quantized caches, scalar and SIMD at this JVM's width (the 256- and 128-bit executions run
+ * it again): codes read in place (head dims a whole number of vectors) and dequantized into scratch (others),
+ * decode and prefill tiles, random block tables and scales, against the reference's float64 forward on the
+ * dequantized rows.
+ */
+class QuantizedForwardCpuTest {
+
+    private static byte[] codes(SplittableRandom rnd, QuantizedKv.Format format, int n) {
+        byte[] codes = new byte[n];
+        for (int i = 0; i < n; i++) {
+            byte c = (byte) rnd.nextInt(256);
+            // Small magnitudes keep scores moderate; NaN and infinity codes are never stored by the caches.
+            if (format != QuantizedKv.Format.INT8) {
+                c = (byte) (c & 0xBF); // clears the exponent's top bit
+            }
+            codes[i] = c;
+        }
+        return codes;
+    }
+
+    @Test
+    void scalarAndSimdMatchTheReferenceOnQuantizedCaches() {
+        CpuBackend[] backends = {new CpuBackend(new ScalarTileMath()), new CpuBackend(new VectorTileMath())};
+        for (long seed = 1; seed <= 24; seed++) {
+            SplittableRandom rnd = new SplittableRandom(seed);
+            QuantizedKv.Format format = QuantizedKv.Format.values()[(int) (seed % 3)];
+            int kvHeads = 1 + rnd.nextInt(2);
+            int group = new int[] {1, 4, 8}[rnd.nextInt(3)];
+            int d = new int[] {16, 32, 64, 128, 24, 7}[rnd.nextInt(6)];
+            int dv = rnd.nextInt(3) == 0 ? 48 : d;
+            int blockSize = new int[] {1, 7, 16, 32}[rnd.nextInt(4)];
+            int numBlocks = 10 + rnd.nextInt(20);
+            int batch = 1 + rnd.nextInt(3);
+            int sq = rnd.nextInt(3) == 0 ? 1 + rnd.nextInt(24) : 1;
+            int[][] tables = new int[batch][];
+            int[] lens = new int[batch];
+            for (int b = 0; b < batch; b++) {
+                tables[b] = new int[1 + rnd.nextInt(numBlocks)];
+                for (int i = 0; i < tables[b].length; i++) {
+                    tables[b][i] = rnd.nextInt(numBlocks);
+                }
+                lens[b] = rnd.nextInt(tables[b].length * blockSize + 1);
+            }
+            float[] keyScales = new float[kvHeads * numBlocks];
+            float[] valueScales = new float[kvHeads * numBlocks];
+            for (int i = 0; i < keyScales.length; i++) {
+                float unit = format == QuantizedKv.Format.INT8
+                        ? 1f / 127
+                        : format == QuantizedKv.Format.FP8_E4M3 ? 1f / 8 : 1f / 64;
+                keyScales[i] = (float) (rnd.nextDouble(0.2, 1) * unit);
+                valueScales[i] = (float) (rnd.nextDouble(0.2, 1) * unit);
+            }
+            QuantizedKv cache = new QuantizedKv(
+                    format,
+                    numBlocks,
+                    blockSize,
+                    kvHeads,
+                    d,
+                    dv,
+                    codes(rnd, format, kvHeads * numBlocks * blockSize * d),
+                    codes(rnd, format, kvHeads * numBlocks * blockSize * dv),
+                    keyScales,
+                    valueScales,
+                    tables,
+                    lens);
+            Tensor q = Tensors.random(rnd, DType.F32, batch, kvHeads * group, sq, d);
+            AttentionOptions options =
+                    AttentionOptions.builder().causal(rnd.nextBoolean()).build();
+            Tensor expected = Tensor.allocate(DType.F32, batch, kvHeads * group, sq, dv);
+            Tensor expectedLse = Tensor.allocate(DType.F32, batch, kvHeads * group, sq, 1);
+            Backends.get("reference").forwardQuantized(q, cache, expected, expectedLse, options);
+            for (CpuBackend backend : backends) {
+                Tensor out = Tensor.allocate(DType.F32, batch, kvHeads * group, sq, dv);
+                Tensor lse = Tensor.allocate(DType.F32, batch, kvHeads * group, sq, 1);
+                backend.forwardQuantized(q, cache, out, lse, options);
+                String where = "seed " + seed + " " + format + " d " + d + "/" + dv + " blocks of " + blockSize + " sq "
+                        + sq + " " + backend.description();
+                double error = Accuracy.relativeError(out, expected);
+                assertTrue(error < 1e-5, "out error " + error + ": " + where);
+                double lseError = Accuracy.relativeError(lse, expectedLse);
+                assertTrue(lseError < 1e-5, "lse error " + lseError + ": " + where);
+            }
+        }
+    }
+}
