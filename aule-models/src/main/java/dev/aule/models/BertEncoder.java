@@ -134,11 +134,48 @@ public final class BertEncoder {
     public HiddenStates encode(List<int[]> tokenIds, List<int[]> tokenTypeIds, EncoderTimings timings) {
         int[] offsets = checkInputs(tokenIds, tokenTypeIds);
         int tokens = offsets[offsets.length - 1];
-        float[] states = forward(tokenIds, tokenTypeIds, offsets, tokens, new Clock(timings));
+        float[] states = forward(tokenIds, tokenTypeIds, offsets, tokens, new Clock(timings), -1, null);
         if (timings != null) {
             timings.pass();
         }
         return new HiddenStates(config.hidden(), offsets, states);
+    }
+
+    /**
+     * The queries, keys and values layer {@code layer}'s attention reads for these sequences: copies, each
+     * {@code [1, heads, tokens, headDim]} F32 with the sequences packed back to back as
+     * {@link HiddenStates#offsets()} are (for studying what the attention sees, such as the error a quantized
+     * cache adds to it). The pass stops there.
+     *
+     * @param tokenIds each sequence's ids, as {@link #encode(List)} takes them
+     * @param layer the layer, {@code 0 <= layer < layers}
+     * @return q, k and v of that layer, in that order
+     * @throws IllegalArgumentException naming the sequence and the rule it breaks, or {@code layer}
+     */
+    public Tensor[] attentionInputs(List<int[]> tokenIds, int layer) {
+        int layers = weights.layers().size();
+        if (layer < 0 || layer >= layers) {
+            throw new IllegalArgumentException("layer: " + layer + " must be in [0, " + layers + ")");
+        }
+        int[] offsets = checkInputs(tokenIds, null);
+        int tokens = offsets[offsets.length - 1];
+        float[][] captured = new float[1][];
+        forward(tokenIds, null, offsets, tokens, new Clock(null), layer, captured);
+        int h = config.hidden();
+        int d = config.headDim();
+        Tensor[] qkv = new Tensor[3];
+        for (int part = 0; part < 3; part++) {
+            Tensor t = Tensor.allocate(DType.F32, 1, config.heads(), tokens, d);
+            float[] row = new float[d];
+            for (int head = 0; head < config.heads(); head++) {
+                for (int j = 0; j < tokens; j++) {
+                    System.arraycopy(captured[0], j * 3 * h + part * h + head * d, row, 0, d);
+                    t.writeRow(0, head, j, row, 0);
+                }
+            }
+            qkv[part] = t;
+        }
+        return qkv;
     }
 
     /** Adds the time since the last mark to a stage, when there is a timings object to add to. */
@@ -263,7 +300,15 @@ public final class BertEncoder {
      * the padding rows are never read back and LayerNorm skips them (the dense layers' epilogues compute them from
      * finite values, so they stay finite).
      */
-    private float[] forward(List<int[]> tokenIds, List<int[]> tokenTypeIds, int[] offsets, int tokens, Clock clock) {
+    /** The pass; with {@code captureLayer >= 0} it stops after that layer's q, k, v projection, kept in {@code captured[0]}. */
+    private float[] forward(
+            List<int[]> tokenIds,
+            List<int[]> tokenTypeIds,
+            int[] offsets,
+            int tokens,
+            Clock clock,
+            int captureLayer,
+            float[][] captured) {
         int h = config.hidden();
         int rows = (tokens + 3) & ~3;
         float[] x = new float[rows * h];
@@ -274,9 +319,14 @@ public final class BertEncoder {
         float[] projected = new float[rows * h];
         float[] inner = new float[rows * config.intermediate()];
         clock.mark(EncoderTimings.Stage.EMBEDDINGS);
+        int index = 0;
         for (BertWeights.Layer layer : weights.layers()) {
             layer.qkv().apply(x, rows, qkv);
             clock.mark(EncoderTimings.Stage.DENSE);
+            if (index++ == captureLayer) {
+                captured[0] = qkv;
+                return null;
+            }
             attention(qkv, tokens, offsets, context);
             clock.mark(EncoderTimings.Stage.ATTENTION);
             layer.attentionOutput().applyResidual(context, rows, projected, x);
