@@ -20,11 +20,12 @@ import java.util.SplittableRandom;
  *
  * <p>One sequence in a paged F32 cache of 16-token blocks, GQA 32:8, D = 128, causal decode (one query); a budget
  * of 2048 tokens per query head (2 recent blocks and 126 chosen by their key summaries; the L2-norm choice takes
- * the 2048 keys of largest norm per KV head). Two workloads: {@code random} (Gaussian keys, values and query: no
+ * the 2048 keys of largest norm per KV head). Three workloads: {@code random} (Gaussian keys, values and query: no
  * structure, the worst case for any selection) and {@code retrieval} (the same, plus per KV head 8 runs of 8
  * consecutive keys carrying 10 times a unit direction that the query also carries 10 times, at the norm of any
  * other key: a few keys hold most of the mass, as in long-context retrieval, and their length does not give them
- * away). The mass share and the errors are in float64 over every query head
+ * away), and {@code loud} (the same needles added to random keys, so they are also longer than the others, as
+ * keys that stand out in a few large channels are). The mass share and the errors are in float64 over every query head
  * (mean and worst head); the errors compare the library's sparse output with the float64 exact output. The steps
  * are timed interleaved ({@link Stopwatch}: 2 s warm-up each, samples of at least 50 ms, the median of the passes).
  * {@code read} is the mean number of keys a query head reads: the query heads of a KV head share one pass over
@@ -80,7 +81,7 @@ public final class SparseDecodeReport {
                 "sparse ms",
                 "speed-up");
         for (int context : contexts) {
-            for (String workload : new String[] {"random", "retrieval"}) {
+            for (String workload : new String[] {"random", "retrieval", "loud"}) {
                 measure(workload, context, budget, passes);
                 System.gc();
             }
@@ -103,7 +104,8 @@ public final class SparseDecodeReport {
                 u[d] /= (float) Math.sqrt(norm);
             }
         }
-        boolean retrieval = workload.equals("retrieval");
+        boolean retrieval = !workload.equals("random");
+        boolean loud = workload.equals("loud");
         int[] needles = new int[8];
         for (int i = 0; i < needles.length; i++) {
             needles[i] = rnd.nextInt(context - 8 - BLOCK * RECENT_BLOCKS);
@@ -116,7 +118,7 @@ public final class SparseDecodeReport {
                 for (int start : needles) {
                     for (int j = Math.max(start, done); j < Math.min(start + 8, done + n); j++) {
                         for (int h = 0; h < KV_HEADS; h++) {
-                            plant(k, h, j - done, direction[h]);
+                            plant(k, h, j - done, direction[h], loud);
                         }
                     }
                 }
@@ -181,9 +183,16 @@ public final class SparseDecodeReport {
     /**
      * Makes key row {@code (h, j)} of {@code k} a needle: 10 along the unit {@code u}, and the rest of the row, made
      * orthogonal to {@code u}, scaled so the row keeps the norm of a typical key ({@code sqrt(D)}). A needle is then
-     * found by its direction, not its length, which a query-independent choice cannot see.
+     * found by its direction, not its length, which a query-independent choice cannot see. {@code loud}: 10 along
+     * {@code u} is added to the random row instead, so the needle is also longer than other keys.
      */
-    private static void plant(Tensor k, int h, int j, float[] u) {
+    private static void plant(Tensor k, int h, int j, float[] u, boolean loud) {
+        if (loud) {
+            for (int d = 0; d < D; d++) {
+                k.set(0, h, j, d, k.get(0, h, j, d) + 10 * u[d]);
+            }
+            return;
+        }
         double along = 0;
         for (int d = 0; d < D; d++) {
             along += k.get(0, h, j, d) * u[d];
