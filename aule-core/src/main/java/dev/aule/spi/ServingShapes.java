@@ -91,18 +91,7 @@ public final class ServingShapes {
         Objects.requireNonNull(q, "q");
         Objects.requireNonNull(kCache, "kCache");
         Objects.requireNonNull(vCache, "vCache");
-        Objects.requireNonNull(out, "out");
-        rejectMasks(options, "cached");
-        rejectDropout(options, "cached");
-        TensorChecks.checkAccessible(
-                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
-        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
-                + vCache.shapeString() + "; caches are [Bc, Hkv, capacity, D])";
-        if (vCache.batch() != kCache.batch()
-                || vCache.heads() != kCache.heads()
-                || vCache.seqLen() != kCache.seqLen()) {
-            throw new IllegalArgumentException("vCache: Bc, Hkv and capacity must equal kCache's" + shapes);
-        }
+        checkCaches(q, kCache, vCache, out, options, "cached", "[Bc, Hkv, capacity, D]", "Bc, Hkv and capacity");
         CacheIndex checked = cacheIndex(index, q.batch(), kCache);
         // The per-row rules (heads, head dims, dtypes, slopes, the ALiBi range over the capacity) are forward's,
         // on one cache row as keys: rows are read by index, so the caches' batch need not be q's.
@@ -277,18 +266,15 @@ public final class ServingShapes {
         int[] contextLens = Objects.requireNonNull(cache.contextLens(), "contextLens");
         int[][] tables = copyOf(blockTables);
         int[] lens = contextLens.clone();
-        Objects.requireNonNull(out, "out");
-        rejectMasks(options, "paged");
-        rejectDropout(options, "paged");
-        TensorChecks.checkAccessible(
-                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
-        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
-                + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
-        if (vCache.batch() != kCache.batch()
-                || vCache.heads() != kCache.heads()
-                || vCache.seqLen() != kCache.seqLen()) {
-            throw new IllegalArgumentException("vCache: numBlocks, Hkv and blockSize must equal kCache's" + shapes);
-        }
+        String shapes = checkCaches(
+                q,
+                kCache,
+                vCache,
+                out,
+                options,
+                "paged",
+                "[numBlocks, Hkv, blockSize, D]",
+                "numBlocks, Hkv and blockSize");
         // The per-row rules (heads, head dims, dtypes, slopes) are forward's, on one block as keys.
         Tensor kBlock = kCache.sequence(0, 0, kCache.seqLen());
         Tensor vBlock = vCache.sequence(0, 0, vCache.seqLen());
@@ -360,21 +346,18 @@ public final class ServingShapes {
         int[][] tables = copyOf(Objects.requireNonNull(cache.blockTables(), "blockTables"));
         int[] lens = Objects.requireNonNull(cache.contextLens(), "contextLens").clone();
         int[] cu = Objects.requireNonNull(cuSeqlensQ, "cuSeqlensQ").clone();
-        Objects.requireNonNull(out, "out");
-        rejectMasks(options, "paged variable-length");
-        rejectDropout(options, "paged variable-length");
-        TensorChecks.checkAccessible(
-                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
-        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
-                + vCache.shapeString() + "; caches are [numBlocks, Hkv, blockSize, D])";
+        String shapes = checkCaches(
+                q,
+                kCache,
+                vCache,
+                out,
+                options,
+                "paged variable-length",
+                "[numBlocks, Hkv, blockSize, D]",
+                "numBlocks, Hkv and blockSize");
         if (q.batch() != 1) {
             throw new IllegalArgumentException("q: batch must be 1 for packed sequences (they are told apart by "
                     + "cuSeqlensQ), got " + q.shapeString());
-        }
-        if (vCache.batch() != kCache.batch()
-                || vCache.heads() != kCache.heads()
-                || vCache.seqLen() != kCache.seqLen()) {
-            throw new IllegalArgumentException("vCache: numBlocks, Hkv and blockSize must equal kCache's" + shapes);
         }
         int sequences = cu.length - 1;
         AttentionShape rows = AttentionShape.ofInputs(
@@ -628,6 +611,35 @@ public final class ServingShapes {
             }
         }
         return views;
+    }
+
+    /**
+     * The rules every call against key and value caches shares, in order: an output, the built-in options only (no
+     * masks, no dropout), every tensor reachable, and the value cache's blocks, heads and rows equal to the key
+     * cache's ({@code dims} names those three of {@code layout}). Returns the shapes text its messages end with.
+     */
+    private static String checkCaches(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            Tensor out,
+            AttentionOptions options,
+            String call,
+            String layout,
+            String dims) {
+        Objects.requireNonNull(out, "out");
+        rejectMasks(options, call);
+        rejectDropout(options, call);
+        TensorChecks.checkAccessible(
+                new NamedTensor("q", q), new NamedTensor("kCache", kCache), new NamedTensor("vCache", vCache));
+        String shapes = " (q " + q.shapeString() + ", kCache " + kCache.shapeString() + ", vCache "
+                + vCache.shapeString() + "; caches are " + layout + ")";
+        if (vCache.batch() != kCache.batch()
+                || vCache.heads() != kCache.heads()
+                || vCache.seqLen() != kCache.seqLen()) {
+            throw new IllegalArgumentException("vCache: " + dims + " must equal kCache's" + shapes);
+        }
+        return shapes;
     }
 
     /** A copy of block tables: rows copied, null rows kept null (and rejected by validation). */
