@@ -364,6 +364,8 @@ class SparseDecodeTest {
         Tensor out = Oracle.poisoned(DType.F32, 1, 4, 1, 16);
         Tensor lse = Oracle.poisoned(DType.F32, 1, 4, 1, 1);
         record Case(String argument, Runnable call) {}
+        java.util.function.Function<AttentionOptions, Runnable> withOptions =
+                options -> () -> cache.sparseAttentionInto(new int[] {0}, q, budget, out, lse, options);
         List<Case> cases = List.of(
                 new Case(
                         "q",
@@ -380,44 +382,22 @@ class SparseDecodeTest {
                                 new int[] {0}, Tensors.random(rnd, DType.F32, 1, 3, 1, 16), budget, out, lse, CAUSAL)),
                 new Case(
                         "options",
-                        () -> cache.sparseAttentionInto(
-                                new int[] {0},
-                                q,
-                                budget,
-                                out,
-                                lse,
+                        withOptions.apply(
                                 AttentionOptions.builder().window(8, 0).build())),
                 new Case(
                         "options",
-                        () -> cache.sparseAttentionInto(
-                                new int[] {0},
-                                q,
-                                budget,
-                                out,
-                                lse,
-                                AttentionOptions.builder()
-                                        .alibiSlopes(new float[] {1, 1, 1, 1})
-                                        .build())),
+                        withOptions.apply(AttentionOptions.builder()
+                                .alibiSlopes(new float[] {1, 1, 1, 1})
+                                .build())),
                 new Case(
                         "options",
-                        () -> cache.sparseAttentionInto(
-                                new int[] {0},
-                                q,
-                                budget,
-                                out,
-                                lse,
+                        withOptions.apply(
                                 AttentionOptions.builder().dropout(0.1f, 1).build())),
                 new Case(
                         "options",
-                        () -> cache.sparseAttentionInto(
-                                new int[] {0},
-                                q,
-                                budget,
-                                out,
-                                lse,
-                                AttentionOptions.builder()
-                                        .sinks(new float[] {0, 0, 0, 0})
-                                        .build())),
+                        withOptions.apply(AttentionOptions.builder()
+                                .sinks(new float[] {0, 0, 0, 0})
+                                .build())),
                 new Case(
                         "seqs[0]", () -> cache.sparseAttentionInto(new int[] {streaming}, q, budget, out, lse, CAUSAL)),
                 new Case("seqs", () -> cache.sparseAttentionInto(new int[] {0, 0}, q, budget, out, lse, CAUSAL)),
