@@ -85,8 +85,104 @@ final class AttentionKernels {
         }
     }
 
+    /** The system property that forces one forward kernel: {@code forward}, {@code decode} or {@code auto}. */
+    static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
+    /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
+    static final int MIN_KEYS_PER_SPLIT = 256;
+
+    /**
+     * The forward kernel a call runs, its tile plan, its split count over the keys (1 but for decode) and why.
+     *
+     * @param kernel {@link Kernel#FORWARD} or {@link Kernel#DECODE}
+     * @param plan the kernel's tile plan
+     * @param splits key splits of a decode call; 1 otherwise
+     * @param reason why this kernel runs the call, for messages and {@code aule info}
+     */
+    record ForwardChoice(Kernel kernel, TilePlan plan, int splits, String reason) {}
+
+    /**
+     * Chooses the forward kernel of a call; every condition of the choice is here (and in
+     * {@link #decodeRefusal}). The decode kernel runs a call when all of the GQA group's query rows
+     * ({@code Sq * Hq / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket
+     * is at most {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory,
+     * and its partial results fit a storage buffer; every option (causal, windows, softcap, ALiBi, scale, lse)
+     * and every storage type runs on both kernels. Otherwise the tiled forward kernel runs it. {@code
+     * -Daule.vulkan.kernel=forward} forces the tiled kernel, {@code =decode} the decode kernel (a call it cannot
+     * run then fails). The choice depends on the shape's Sq, group, head dims and Sk, never on the batch, so a
+     * sequence runs the same kernel, with the same splits, alone or in a batch.
+     *
+     * @throws IllegalArgumentException when the property names no kernel, or forces decode on a call it cannot run
+     */
+    static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
+        String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
+        if (!forced.equals("auto") && !forced.equals("forward") && !forced.equals("decode")) {
+            throw new IllegalArgumentException(
+                    "-D" + KERNEL_PROPERTY + "=" + forced + ": must be auto, forward or decode");
+        }
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (forced.equals("forward")) {
+            return new ForwardChoice(
+                    Kernel.FORWARD, TilePlan.forward(device, hd), 1, "forced by -D" + KERNEL_PROPERTY + "=forward");
+        }
+        String refusal = decodeRefusal(device, shape);
+        if (refusal == null) {
+            int rows = shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
+            int splits = decodeSplits(device, shape.keyLen());
+            return new ForwardChoice(
+                    Kernel.DECODE,
+                    TilePlan.decode(device, hd, rows),
+                    splits,
+                    (forced.equals("decode") ? "forced by -D" + KERNEL_PROPERTY + "=decode: " : "")
+                            + rows + " query rows per KV head fit one decode workgroup; " + splits
+                            + " key split(s)");
+        }
+        if (forced.equals("decode")) {
+            throw new IllegalArgumentException(
+                    "-D" + KERNEL_PROPERTY + "=decode: the decode kernel cannot run this" + " call: " + refusal);
+        }
+        return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, refusal);
+    }
+
+    /** Null when the decode kernel can run {@code shape}; otherwise the first condition it fails, in words. */
+    static String decodeRefusal(DeviceInfo device, AttentionShape shape) {
+        long rows = (long) shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
+        if (rows > TilePlan.DECODE_MAX_ROWS) {
+            return "Sq * Hq / Hkv = " + rows + " query rows per KV head, over the decode kernel's "
+                    + TilePlan.DECODE_MAX_ROWS;
+        }
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (hd > TilePlan.DECODE_MAX_HD) {
+            return "head dim " + Math.max(shape.headDim(), shape.valueDim()) + " over the decode kernel's "
+                    + TilePlan.DECODE_MAX_HD;
+        }
+        if (TilePlan.decode(device, hd, (int) rows) == null) {
+            return "too little shared memory for a decode key block at head dim " + hd;
+        }
+        int splits = decodeSplits(device, shape.keyLen());
+        long partials = (long) shape.batch() * shape.queryHeads() * shape.queryLen() * splits * shape.valueDim();
+        if (splits > 1 && (partials * Float.BYTES > device.maxStorageBufferRange() || partials >= Integer.MAX_VALUE)) {
+            return "the decode kernel's " + splits + " partial outputs are over the device's maxStorageBufferRange";
+        }
+        return null;
+    }
+
+    /**
+     * Key splits of a decode call: one per {@link #MIN_KEYS_PER_SPLIT} keys, at most 4 on a CPU device, 8 on an
+     * integrated GPU and 32 on any other (enough workgroups to fill a GPU's compute units with a few KV heads).
+     * It depends on Sk and the device only, so a sequence's result is the same alone or in a batch.
+     */
+    static int decodeSplits(DeviceInfo device, int keyLen) {
+        int most = switch (device.kind()) {
+            case CPU -> 4;
+            case INTEGRATED_GPU -> 8;
+            default -> 32;
+        };
+        return Math.max(1, Math.min(most, ceilDiv(keyLen, MIN_KEYS_PER_SPLIT)));
+    }
+
     static void forward(
             VulkanDevice device,
+            Scope scope,
             Submission s,
             AttentionShape shape,
             AttentionOptions options,
@@ -98,7 +194,12 @@ final class AttentionKernels {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
-        TilePlan plan = TilePlan.forward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        ForwardChoice choice = chooseForward(device.info(), shape);
+        TilePlan plan = choice.plan();
+        if (choice.kernel() == Kernel.DECODE) {
+            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
+            return;
+        }
         Variant variant = Variant.of(Kernel.FORWARD, plan, types.defines());
         s.dispatch(
                 variant,
@@ -107,6 +208,56 @@ final class AttentionKernels {
                 ceilDiv(shape.queryLen(), plan.rows()),
                 shape.queryHeads(),
                 shape.batch());
+    }
+
+    /**
+     * decode.comp over (split, KV head, batch), writing per-split partials, then merge.comp; with one split the
+     * partials are the result, written straight into {@code out} and {@code lse}.
+     */
+    private static void decode(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            ForwardChoice choice,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
+        Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        defines.put("HDP", choice.plan().hd() + 1);
+        Variant variant = Variant.of(Kernel.DECODE, choice.plan(), defines);
+        int splits = choice.splits();
+        Params params = Params.of(shape, options, writeLse || splits > 1).withCount(splits);
+        if (splits == 1) {
+            s.dispatch(
+                    variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, params, 1, shape.kvHeads(), shape.batch());
+            return;
+        }
+        long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        DeviceBuffer oPart = scope.add(DeviceBuffer.allocate(device, rows * splits * shape.valueDim() * Float.BYTES));
+        DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * splits * Float.BYTES));
+        s.dispatch(
+                variant,
+                new DeviceBuffer[] {q, k, v, oPart, lsePart, slopes},
+                params,
+                splits,
+                shape.kvHeads(),
+                shape.batch());
+        TilePlan line = TilePlan.elementwise(device.info());
+        int[] grid = grid(device.info(), ceilDiv(rows * shape.valueDim(), line.workgroup()));
+        s.dispatch(
+                Variant.of(Kernel.DECODE_MERGE, line, Map.of()),
+                new DeviceBuffer[] {oPart, lsePart, out, lse},
+                Params.of(shape, options, writeLse).withCount(splits),
+                grid[0],
+                grid[1],
+                1);
     }
 
     /** delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile. */

@@ -6,7 +6,9 @@ enum Kernel {
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),
-    PACK16("pack16.comp", 2);
+    PACK16("pack16.comp", 2),
+    DECODE("decode.comp", 6),
+    DECODE_MERGE("merge.comp", 4);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
     static final int MAX_BINDINGS =

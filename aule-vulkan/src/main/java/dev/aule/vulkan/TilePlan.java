@@ -74,8 +74,37 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
             case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
-            case DELTA, PACK16 -> 0;
+            // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
+            case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
+            case DELTA, PACK16, DECODE_MERGE -> 0;
         };
+    }
+
+    /** The most rows (query heads of a GQA group times queries) one decode workgroup holds. */
+    static final int DECODE_MAX_ROWS = 32;
+    /** The largest head-dim bucket the decode kernel runs: above it too few keys of a block fit 32 KiB. */
+    static final int DECODE_MAX_HD = 128;
+
+    /**
+     * Decode ({@code decode.comp}): {@code rows} (at most {@link #DECODE_MAX_ROWS}) rounded up to a power of two,
+     * at most 32 threads a row (so a row's reductions read at most 32 partials, and every thread owns whole
+     * columns: 32 <= hd) and at most 128 threads in all, and the longest key block (a multiple of 8, at most 64)
+     * that fits the device's shared memory; null when not even 8 keys fit.
+     */
+    static TilePlan decode(DeviceInfo device, int hd, int rows) {
+        if (rows < 1 || rows > DECODE_MAX_ROWS || hd > DECODE_MAX_HD) {
+            return null;
+        }
+        int br = Integer.highestOneBit(rows) == rows ? rows : Integer.highestOneBit(rows) * 2;
+        int tpr = Math.min(32, 128 / br);
+        int wg = br * tpr;
+        if (wg > Math.min(device.maxWorkgroupInvocations(), device.maxWorkgroupSizeX())) {
+            return null;
+        }
+        // sharedFloats(DECODE) = br * hd + keys * (2 hd + 1 + br) + 2 wg <= budget, solved for keys
+        long keys = (sharedFloats(device) - (long) br * hd - 2L * wg) / (2L * hd + 1 + br);
+        keys = Math.min(MAX_KEYS, keys - keys % 8);
+        return keys >= 8 ? new TilePlan(hd, br, (int) keys, tpr, wg) : null;
     }
 
     /** Plain 1-D kernels (delta, conversion): one workgroup of the usual size. */

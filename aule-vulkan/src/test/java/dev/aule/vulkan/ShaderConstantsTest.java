@@ -155,7 +155,26 @@ class ShaderConstantsTest {
                 }
             }
         }
-        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16}) {
+        // decode: every row count and head-dim bucket it runs, on 16 to 64 KiB
+        for (long sharedBytes : new long[] {16 << 10, 32 << 10, 64 << 10}) {
+            DeviceInfo device = device(sharedBytes, 32);
+            for (int hd : new int[] {32, 64, 128}) {
+                for (int rows = 1; rows <= TilePlan.DECODE_MAX_ROWS; rows++) {
+                    TilePlan decode = TilePlan.decode(device, hd, rows);
+                    if (decode == null) {
+                        assertTrue(sharedBytes < 32 << 10, "no decode plan for hd " + hd + ", " + rows + " rows");
+                        continue;
+                    }
+                    assertEquals(
+                            declaredFloats(Kernel.DECODE, decode),
+                            decode.sharedFloats(Kernel.DECODE),
+                            "decode " + decode);
+                    assertTrue(decode.sharedFloats(Kernel.DECODE) <= TilePlan.sharedFloats(device), "decode " + decode);
+                    assertTrue(decode.rows() >= rows && decode.workgroup() <= 128, "decode " + decode);
+                }
+            }
+        }
+        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16, Kernel.DECODE_MERGE}) {
             TilePlan line = TilePlan.elementwise(device(32 << 10, 32));
             assertEquals(declaredFloats(kernel, line), line.sharedFloats(kernel), kernel.toString());
         }
@@ -163,7 +182,17 @@ class ShaderConstantsTest {
 
     /** The sum of {@code kernel}'s shared float arrays with the plan's macros (each size a product of them). */
     private static long declaredFloats(Kernel kernel, TilePlan plan) {
-        Map<String, Long> macros = Map.of("BR", (long) plan.rows(), "BC", (long) plan.keys(), "HD", (long) plan.hd());
+        Map<String, Long> macros = Map.of(
+                "BR",
+                (long) plan.rows(),
+                "BC",
+                (long) plan.keys(),
+                "HD",
+                (long) plan.hd(),
+                "HDP",
+                plan.hd() + 1L,
+                "WG",
+                (long) plan.workgroup());
         long total = 0;
         Matcher m = SHARED.matcher(ShaderCompiler.source(kernel));
         while (m.find()) {
