@@ -85,7 +85,10 @@ final class AttentionKernels {
         }
     }
 
-    /** The system property that forces one forward kernel: {@code forward}, {@code decode} or {@code auto}. */
+    /**
+     * The system property that forces one forward kernel: {@code blocked}, {@code forward} (the plain tiled
+     * kernel), {@code decode} or {@code auto}.
+     */
     static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
     /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
     static final int MIN_KEYS_PER_SPLIT = 256;
@@ -93,7 +96,7 @@ final class AttentionKernels {
     /**
      * The forward kernel a call runs, its tile plan, its split count over the keys (1 but for decode) and why.
      *
-     * @param kernel {@link Kernel#FORWARD} or {@link Kernel#DECODE}
+     * @param kernel {@link Kernel#FORWARD_BLOCKED}, {@link Kernel#FORWARD} or {@link Kernel#DECODE}
      * @param plan the kernel's tile plan
      * @param splits key splits of a decode call; 1 otherwise
      * @param reason why this kernel runs the call, for messages and {@code aule info}
@@ -101,46 +104,81 @@ final class AttentionKernels {
     record ForwardChoice(Kernel kernel, TilePlan plan, int splits, String reason) {}
 
     /**
-     * Chooses the forward kernel of a call; every condition of the choice is here (and in
-     * {@link #decodeRefusal}). The decode kernel runs a call when all of the GQA group's query rows
-     * ({@code Sq * Hq / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket
-     * is at most {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory,
-     * and its partial results fit a storage buffer; every option (causal, windows, softcap, ALiBi, scale, lse)
-     * and every storage type runs on both kernels. Otherwise the tiled forward kernel runs it. {@code
-     * -Daule.vulkan.kernel=forward} forces the tiled kernel, {@code =decode} the decode kernel (a call it cannot
-     * run then fails). The choice depends on the shape's Sq, group, head dims and Sk, never on the batch, so a
-     * sequence runs the same kernel, with the same splits, alone or in a batch.
+     * Chooses the forward kernel of a call; every condition of the choice is here (and in {@link #decodeRefusal}
+     * and {@link #blockedRefusal}). Every kernel runs every option (causal, windows, softcap, ALiBi, scale, lse)
+     * and every storage type, so only the shape decides:
      *
-     * @throws IllegalArgumentException when the property names no kernel, or forces decode on a call it cannot run
+     * <ol>
+     *   <li>decode ({@code decode.comp} + {@code merge.comp}) when all of a GQA group's query rows ({@code Sq * Hq
+     *       / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket is at most
+     *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
+     *       its partial results fit a storage buffer;
+     *   <li>otherwise the blocked forward ({@code forward_blocked.comp}) when a {@link TilePlan#blocked} plan fits
+     *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount};
+     *   <li>otherwise the plain tiled forward ({@code forward.comp}).
+     * </ol>
+     *
+     * {@code -Daule.vulkan.kernel=blocked|forward|decode} forces one (a call the forced kernel cannot run then
+     * fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
+     * the same kernel, with the same splits, alone or in a batch.
+     *
+     * @throws IllegalArgumentException when the property names no kernel, or forces one on a call it cannot run
      */
     static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
         String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
-        if (!forced.equals("auto") && !forced.equals("forward") && !forced.equals("decode")) {
+        if (!java.util.Set.of("auto", "blocked", "forward", "decode").contains(forced)) {
             throw new IllegalArgumentException(
-                    "-D" + KERNEL_PROPERTY + "=" + forced + ": must be auto, forward or decode");
+                    "-D" + KERNEL_PROPERTY + "=" + forced + ": must be auto, blocked, forward or decode");
         }
+        String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         if (forced.equals("forward")) {
-            return new ForwardChoice(
-                    Kernel.FORWARD, TilePlan.forward(device, hd), 1, "forced by -D" + KERNEL_PROPERTY + "=forward");
+            return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, by + "the plain tiled kernel");
         }
-        String refusal = decodeRefusal(device, shape);
-        if (refusal == null) {
+        String noDecode = forced.equals("blocked") ? "not asked for" : decodeRefusal(device, shape);
+        if (noDecode == null) {
             int rows = shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
             int splits = decodeSplits(device, shape.keyLen());
             return new ForwardChoice(
                     Kernel.DECODE,
                     TilePlan.decode(device, hd, rows),
                     splits,
-                    (forced.equals("decode") ? "forced by -D" + KERNEL_PROPERTY + "=decode: " : "")
-                            + rows + " query rows per KV head fit one decode workgroup; " + splits
-                            + " key split(s)");
+                    by + rows + " query rows per KV head fit one decode workgroup; " + splits + " key split(s)");
         }
         if (forced.equals("decode")) {
             throw new IllegalArgumentException(
-                    "-D" + KERNEL_PROPERTY + "=decode: the decode kernel cannot run this" + " call: " + refusal);
+                    "-D" + KERNEL_PROPERTY + "=decode: the decode kernel cannot run this call: " + noDecode);
         }
-        return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, refusal);
+        String noBlocked = blockedRefusal(device, shape);
+        if (noBlocked == null) {
+            return new ForwardChoice(
+                    Kernel.FORWARD_BLOCKED,
+                    TilePlan.blocked(device, hd),
+                    1,
+                    by + (forced.equals("auto") ? "not decode (" + noDecode + "); " : "") + "register-blocked tiles");
+        }
+        if (forced.equals("blocked")) {
+            throw new IllegalArgumentException(
+                    "-D" + KERNEL_PROPERTY + "=blocked: the blocked kernel cannot run this call: " + noBlocked);
+        }
+        return new ForwardChoice(
+                Kernel.FORWARD,
+                TilePlan.forward(device, hd),
+                1,
+                "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /** Null when the blocked forward can run {@code shape}; otherwise the condition it fails, in words. */
+    static String blockedRefusal(DeviceInfo device, AttentionShape shape) {
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        TilePlan plan = TilePlan.blocked(device, hd);
+        if (plan == null) {
+            return "too little shared memory for a blocked tile at head dim " + hd;
+        }
+        if (ceilDiv(shape.queryLen(), plan.rows()) > device.maxWorkgroupCount()[0]) {
+            return "Sq / " + plan.rows() + " query tiles over the device's maxComputeWorkGroupCount";
+        }
+        return null;
     }
 
     /** Null when the decode kernel can run {@code shape}; otherwise the first condition it fails, in words. */
@@ -200,7 +238,13 @@ final class AttentionKernels {
             decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
             return;
         }
-        Variant variant = Variant.of(Kernel.FORWARD, plan, types.defines());
+        Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        if (choice.kernel() == Kernel.FORWARD_BLOCKED) {
+            defines.put("HDP", plan.hd() + 1);
+            defines.put("RM", plan.rowsPerThread());
+            defines.put("SUBGROUP_LAYOUT", TilePlan.blockedSubgroupLayout(device.info()) ? 1 : 0);
+        }
+        Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
                 variant,
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},

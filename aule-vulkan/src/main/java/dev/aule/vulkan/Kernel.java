@@ -3,6 +3,7 @@ package dev.aule.vulkan;
 /** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
 enum Kernel {
     FORWARD("forward.comp", 6),
+    FORWARD_BLOCKED("forward_blocked.comp", 6),
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),

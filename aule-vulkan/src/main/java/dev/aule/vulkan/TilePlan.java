@@ -74,10 +74,73 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
             case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
+            // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum
+            case FORWARD_BLOCKED -> queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;
             // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
             case DELTA, PACK16, DECODE_MERGE -> 0;
         };
+    }
+
+    /**
+     * The blocked forward ({@code forward_blocked.comp}): the query tile and key block (each 8 to 64) with the
+     * most scores that fit the device's shared memory, split over the workgroup so each thread owns {@link
+     * #rowsPerThread} (1, 2 or 4) consecutive rows and {@code keys / threadsPerRow} keys of them, at most 32
+     * threads per row group; among tiles of the same area, the register block with the fewest shared reads
+     * per multiply-add. Null when none fits.
+     */
+    static TilePlan blocked(DeviceInfo device, int hd) {
+        long budget = sharedFloats(device);
+        int wg = workgroup(device);
+        int subgroup = blockedSubgroupLayout(device) ? device.subgroupSize() : 0;
+        TilePlan best = null;
+        double bestReads = Double.MAX_VALUE;
+        for (int rows : new int[] {64, 32, 16, 8}) {
+            for (int keys : new int[] {64, 32, 16, 8}) {
+                for (int rm : new int[] {4, 2, 1}) {
+                    int groups = rows / rm; // thread rows
+                    if (rows % rm != 0 || wg % groups != 0) {
+                        continue;
+                    }
+                    int tpr = wg / groups;
+                    if (tpr > 32 || keys % tpr != 0 || hd % tpr != 0 || (subgroup != 0 && tpr != subgroup)) {
+                        continue;
+                    }
+                    TilePlan plan = new TilePlan(hd, rows, keys, tpr, wg);
+                    if (plan.sharedFloats(Kernel.FORWARD_BLOCKED) > budget) {
+                        continue;
+                    }
+                    int rn = keys / tpr;
+                    int cn = hd / tpr;
+                    // shared reads per multiply-add of Q K^T and of P V
+                    double reads = (rm + rn) / (double) (rm * rn) + (rm + cn) / (double) (rm * cn);
+                    long area = (long) rows * keys;
+                    long bestArea = best == null ? 0 : (long) best.rows * best.keys;
+                    if (area > bestArea || (area == bestArea && reads < bestReads)) {
+                        best = plan;
+                        bestReads = reads;
+                    }
+                }
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Whether the blocked forward runs with one subgroup per row group (its {@code SUBGROUP_LAYOUT}): on CPU
+     * devices (lavapipe), whose subgroup size is fixed (the native vector width) and where the layout turns
+     * gathers from shared memory into broadcasts, when the subgroup is 4 to 32 lanes and divides the workgroup.
+     * GPUs may pick a subgroup size per pipeline, which the layout cannot allow (without
+     * {@code VK_EXT_subgroup_size_control}), so they run the shared-memory reductions.
+     */
+    static boolean blockedSubgroupLayout(DeviceInfo device) {
+        int sg = device.subgroupSize();
+        return device.isCpu() && sg >= 4 && sg <= 32 && Integer.bitCount(sg) == 1 && workgroup(device) % sg == 0;
+    }
+
+    /** Rows each thread of a {@link #blocked} plan owns. */
+    int rowsPerThread() {
+        return rows * threadsPerRow / workgroup;
     }
 
     /** The most rows (query heads of a GQA group times queries) one decode workgroup holds. */

@@ -124,7 +124,8 @@ public final class VulkanBackend implements AttentionBackend {
                 + (s.device != null ? " on " + s.device.info().name() : "")
                 + "; forward kernels: decode (GQA group packed, keys split, then merged) when Sq * Hq / Hkv <= "
                 + TilePlan.DECODE_MAX_ROWS + " and head dim <= " + TilePlan.DECODE_MAX_HD
-                + ", else the tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY + "=forward|decode forces one)";
+                + ", else the register-blocked tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY
+                + "=blocked|forward|decode forces one; forward: the plain tiled kernel)";
     }
 
     @Override

@@ -172,7 +172,16 @@ class DecodeKernelTest {
         assertTrue(dim.contains("head dim 256"), dim);
         AttentionShape prefill = new AttentionShape(1, 4, 4, 64, 64, 64, 64);
         assertEquals(
-                Kernel.FORWARD, AttentionKernels.chooseForward(device, prefill).kernel());
+                Kernel.FORWARD_BLOCKED,
+                AttentionKernels.chooseForward(device, prefill).kernel());
+        assertNull(AttentionKernels.blockedRefusal(device, prefill));
+        // Where no blocked tile fits (head dim 256 on 32 KiB), the plain kernel runs, and the reason says why.
+        AttentionShape wide = new AttentionShape(1, 2, 2, 64, 64, 256, 256);
+        if (TilePlan.blocked(device, 256) == null) {
+            AttentionKernels.ForwardChoice choice = AttentionKernels.chooseForward(device, wide);
+            assertEquals(Kernel.FORWARD, choice.kernel());
+            assertTrue(choice.reason().contains("too little shared memory for a blocked tile"), choice.reason());
+        }
         VulkanTestSupport.withProperty(
                 AttentionKernels.KERNEL_PROPERTY,
                 "forward",
@@ -188,7 +197,7 @@ class DecodeKernelTest {
         VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "fastest", () -> {
             IllegalArgumentException e =
                     assertThrows(IllegalArgumentException.class, () -> AttentionKernels.chooseForward(device, prefill));
-            assertTrue(e.getMessage().contains("must be auto, forward or decode"), e.getMessage());
+            assertTrue(e.getMessage().contains("must be auto, blocked, forward or decode"), e.getMessage());
         });
         // Splits: one per 256 keys, capped by the device kind; never depending on the batch.
         assertEquals(1, AttentionKernels.decodeSplits(device, 256));

@@ -155,6 +155,33 @@ class ShaderConstantsTest {
                 }
             }
         }
+        // blocked forward: every head-dim bucket, on 16 to 64 KiB, workgroups of 128 and 256
+        for (long sharedBytes : new long[] {16 << 10, 32 << 10, 48 << 10, 64 << 10}) {
+            for (int subgroup : new int[] {32, 256}) {
+                DeviceInfo device = device(sharedBytes, subgroup);
+                for (int hd : TilePlan.BUCKETS) {
+                    TilePlan blocked = TilePlan.blocked(device, hd);
+                    if (blocked == null) {
+                        // Head dims up to 64 always get a blocked tile from 32 KiB on (the plain kernel runs
+                        // the others).
+                        assertTrue(sharedBytes < 32 << 10 || hd > 64, "no blocked plan for hd " + hd);
+                        continue;
+                    }
+                    assertEquals(
+                            declaredFloats(Kernel.FORWARD_BLOCKED, blocked),
+                            blocked.sharedFloats(Kernel.FORWARD_BLOCKED),
+                            "blocked " + blocked);
+                    assertTrue(
+                            blocked.sharedFloats(Kernel.FORWARD_BLOCKED) <= TilePlan.sharedFloats(device),
+                            "blocked " + blocked);
+                    int rm = blocked.rowsPerThread();
+                    assertTrue(rm >= 1 && blocked.rows() % rm == 0, "blocked " + blocked);
+                    assertEquals(blocked.workgroup(), blocked.rows() / rm * blocked.threadsPerRow(), "" + blocked);
+                    assertEquals(0, blocked.keys() % blocked.threadsPerRow(), "blocked " + blocked);
+                    assertEquals(0, hd % blocked.threadsPerRow(), "blocked " + blocked);
+                }
+            }
+        }
         // decode: every row count and head-dim bucket it runs, on 16 to 64 KiB
         for (long sharedBytes : new long[] {16 << 10, 32 << 10, 64 << 10}) {
             DeviceInfo device = device(sharedBytes, 32);
@@ -192,7 +219,9 @@ class ShaderConstantsTest {
                 "HDP",
                 plan.hd() + 1L,
                 "WG",
-                (long) plan.workgroup());
+                (long) plan.workgroup(),
+                "TPR",
+                (long) plan.threadsPerRow());
         long total = 0;
         Matcher m = SHARED.matcher(ShaderCompiler.source(kernel));
         while (m.find()) {

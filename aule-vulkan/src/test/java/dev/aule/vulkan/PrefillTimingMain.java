@@ -1,0 +1,73 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.Backends;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.testing.Tensors;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Median time and GFLOP/s of a device-tensor prefill forward, B=1, H=4, D=64, F32, Sq=Sk=512 and 1024, without
+ * and with a causal mask (FLOPs counted as 4 * S * S * D * H, halved for causal), on the kernel that {@code
+ * -Daule.vulkan.kernel} chooses (auto by default), which the output names. A measuring tool for
+ * docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 5, after 2 warm-up calls).
+ */
+public final class PrefillTimingMain {
+    private PrefillTimingMain() {}
+
+    /**
+     * Prints one line per shape.
+     *
+     * @param args optional calls per figure
+     */
+    public static void main(String[] args) {
+        int calls = args.length > 0 ? Integer.parseInt(args[0]) : 5;
+        VulkanBackend vulkan = (VulkanBackend) Backends.get("vulkan");
+        if (!vulkan.availability().available()) {
+            System.out.println("UNAVAILABLE " + vulkan.availability().reason());
+            return;
+        }
+        SplittableRandom rnd = new SplittableRandom(3);
+        int heads = 4;
+        int d = 64;
+        for (int s : new int[] {512, 1024}) {
+            for (boolean causal : new boolean[] {false, true}) {
+                AttentionOptions options =
+                        AttentionOptions.builder().causal(causal).build();
+                Tensor q = Tensors.random(rnd, DType.F32, 1, heads, s, d);
+                try (VulkanTensor qd = vulkan.upload(q);
+                        VulkanTensor kd = vulkan.upload(Tensors.random(rnd, DType.F32, 1, heads, s, d));
+                        VulkanTensor vd = vulkan.upload(Tensors.random(rnd, DType.F32, 1, heads, s, d));
+                        VulkanTensor od = vulkan.allocate(DType.F32, 1, heads, s, d)) {
+                    AttentionKernels.ForwardChoice choice = AttentionKernels.chooseForward(
+                            vulkan.device().info(), new dev.aule.spi.AttentionShape(1, heads, heads, s, s, d, d));
+                    for (int i = 0; i < 2; i++) {
+                        vulkan.forward(qd, kd, vd, od, null, options);
+                    }
+                    long[] nanos = new long[calls];
+                    for (int i = 0; i < calls; i++) {
+                        long t0 = System.nanoTime();
+                        vulkan.forward(qd, kd, vd, od, null, options);
+                        nanos[i] = System.nanoTime() - t0;
+                    }
+                    Arrays.sort(nanos);
+                    double median = nanos[calls / 2];
+                    double flops = 4.0 * s * s * d * heads * (causal ? 0.5 : 1.0);
+                    System.out.printf(
+                            "prefill B=1 H=%d S=%d D=%d F32 %s, kernel %s %s: median %.1f ms, %.2f GFLOP/s%n",
+                            heads,
+                            s,
+                            d,
+                            causal ? "causal" : "no mask",
+                            choice.kernel(),
+                            choice.plan(),
+                            median / 1e6,
+                            flops / median);
+                }
+            }
+        }
+    }
+}
