@@ -96,7 +96,8 @@ final class AttentionKernels {
     /**
      * The forward kernel a call runs, its tile plan, its split count over the keys (1 but for decode) and why.
      *
-     * @param kernel {@link Kernel#FORWARD_BLOCKED}, {@link Kernel#FORWARD} or {@link Kernel#DECODE}
+     * @param kernel {@link Kernel#FORWARD_BLOCKED} (or its subgroup layout), {@link Kernel#FORWARD} or {@link
+     *     Kernel#DECODE}
      * @param plan the kernel's tile plan
      * @param splits key splits of a decode call; 1 otherwise
      * @param reason why this kernel runs the call, for messages and {@code aule info}
@@ -114,7 +115,8 @@ final class AttentionKernels {
      *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
      *       its partial results fit a storage buffer;
      *   <li>otherwise the blocked forward ({@code forward_blocked.comp}) when a {@link TilePlan#blocked} plan fits
-     *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount};
+     *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount}, in its subgroup
+     *       layout where {@link TilePlan#blockedSubgroupLayout} allows it;
      *   <li>otherwise the plain tiled forward ({@code forward.comp}).
      * </ol>
      *
@@ -152,7 +154,7 @@ final class AttentionKernels {
         String noBlocked = blockedRefusal(device, shape);
         if (noBlocked == null) {
             return new ForwardChoice(
-                    Kernel.FORWARD_BLOCKED,
+                    TilePlan.blockedSubgroupLayout(device) ? Kernel.FORWARD_BLOCKED_SUBGROUP : Kernel.FORWARD_BLOCKED,
                     TilePlan.blocked(device, hd),
                     1,
                     by + (forced.equals("auto") ? "not decode (" + noDecode + "); " : "") + "register-blocked tiles");
@@ -166,6 +168,14 @@ final class AttentionKernels {
                 TilePlan.forward(device, hd),
                 1,
                 "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /**
+     * 1 when rows of q, k and v can be read four elements at a time (D and Dv multiples of 4, so every four-element
+     * group is whole and aligned in its buffer), else 0.
+     */
+    private static int vec4(AttentionShape shape) {
+        return shape.headDim() % 4 == 0 && shape.valueDim() % 4 == 0 ? 1 : 0;
     }
 
     /** Null when the blocked forward can run {@code shape}; otherwise the condition it fails, in words. */
@@ -239,10 +249,11 @@ final class AttentionKernels {
             return;
         }
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
-        if (choice.kernel() == Kernel.FORWARD_BLOCKED) {
+        if (choice.kernel() == Kernel.FORWARD_BLOCKED || choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP) {
             defines.put("HDP", plan.hd() + 1);
             defines.put("RM", plan.rowsPerThread());
-            defines.put("SUBGROUP_LAYOUT", TilePlan.blockedSubgroupLayout(device.info()) ? 1 : 0);
+            defines.put("SUBGROUP_LAYOUT", choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP ? 1 : 0);
+            defines.put("VEC4", vec4(shape));
         }
         Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
@@ -275,6 +286,7 @@ final class AttentionKernels {
             DeviceBuffer slopes) {
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("HDP", choice.plan().hd() + 1);
+        defines.put("VEC4", vec4(shape));
         Variant variant = Variant.of(Kernel.DECODE, choice.plan(), defines);
         int splits = choice.splits();
         Params params = Params.of(shape, options, writeLse || splits > 1).withCount(splits);

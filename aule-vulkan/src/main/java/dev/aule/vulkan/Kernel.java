@@ -4,6 +4,8 @@ package dev.aule.vulkan;
 enum Kernel {
     FORWARD("forward.comp", 6),
     FORWARD_BLOCKED("forward_blocked.comp", 6),
+    /** The blocked forward with one subgroup per row group (SUBGROUP_LAYOUT 1; see TilePlan.blockedSubgroupLayout). */
+    FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 6),
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),

@@ -76,6 +76,8 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
             // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case FORWARD_BLOCKED -> queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;
+            // the subgroup layout: sK (padded), sV; sP (q is read from memory, the reductions are subgroup ops)
+            case FORWARD_BLOCKED_SUBGROUP -> keyBlock + keys + keyBlock + scores;
             // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
             case DELTA, PACK16, DECODE_MERGE -> 0;
@@ -84,8 +86,8 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
 
     /**
      * The blocked forward ({@code forward_blocked.comp}): the query tile and key block (each 8 to 64) with the
-     * most scores that fit the device's shared memory, split over the workgroup so each thread owns {@link
-     * #rowsPerThread} (1, 2 or 4) consecutive rows and {@code keys / threadsPerRow} keys of them, at most 32
+     * most scores (on a CPU device: the most rows, then keys) that fit the device's shared memory, split over the workgroup so each thread owns {@link
+     * #rowsPerThread} (1, 2 or 4; up to 8 in the subgroup layout) consecutive rows and {@code keys / threadsPerRow} keys of them, at most 32
      * threads per row group; among tiles of the same area, the register block with the fewest shared reads
      * per multiply-add. Null when none fits.
      */
@@ -93,11 +95,15 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         long budget = sharedFloats(device);
         int wg = workgroup(device);
         int subgroup = blockedSubgroupLayout(device) ? device.subgroupSize() : 0;
+        Kernel kernel = subgroup != 0 ? Kernel.FORWARD_BLOCKED_SUBGROUP : Kernel.FORWARD_BLOCKED;
         TilePlan best = null;
         double bestReads = Double.MAX_VALUE;
-        for (int rows : new int[] {64, 32, 16, 8}) {
+        // The subgroup layout keeps no query tile in shared memory, so its tiles may be taller.
+        int[] rowChoices = subgroup != 0 ? new int[] {128, 64, 32, 16, 8} : new int[] {64, 32, 16, 8};
+        int[] rmChoices = subgroup != 0 ? new int[] {8, 4, 2, 1} : new int[] {4, 2, 1};
+        for (int rows : rowChoices) {
             for (int keys : new int[] {64, 32, 16, 8}) {
-                for (int rm : new int[] {4, 2, 1}) {
+                for (int rm : rmChoices) {
                     int groups = rows / rm; // thread rows
                     if (rows % rm != 0 || wg % groups != 0) {
                         continue;
@@ -107,15 +113,19 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
                         continue;
                     }
                     TilePlan plan = new TilePlan(hd, rows, keys, tpr, wg);
-                    if (plan.sharedFloats(Kernel.FORWARD_BLOCKED) > budget) {
+                    if (plan.sharedFloats(kernel) > budget) {
                         continue;
                     }
                     int rn = keys / tpr;
                     int cn = hd / tpr;
                     // shared reads per multiply-add of Q K^T and of P V
                     double reads = (rm + rn) / (double) (rm * rn) + (rm + cn) / (double) (rm * cn);
-                    long area = (long) rows * keys;
-                    long bestArea = best == null ? 0 : (long) best.rows * best.keys;
+                    // On a CPU device each element moved into shared memory costs a loop over the lanes, so the
+                    // query tile (which every moved key and value row serves) counts first.
+                    long area = subgroup != 0 ? (long) rows << 16 | keys : (long) rows * keys;
+                    long bestArea = best == null
+                            ? 0
+                            : subgroup != 0 ? (long) best.rows << 16 | best.keys : (long) best.rows * best.keys;
                     if (area > bestArea || (area == bestArea && reads < bestReads)) {
                         best = plan;
                         bestReads = reads;

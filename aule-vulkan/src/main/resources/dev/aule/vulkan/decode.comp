@@ -19,6 +19,13 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_part[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_part[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+// Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.
+layout(std430, binding = 0) readonly buffer QView4 { uvec4 q4[]; };
+layout(std430, binding = 0) readonly buffer QView2 { uvec2 q2[]; };
+layout(std430, binding = 1) readonly buffer KView4 { uvec4 k4[]; };
+layout(std430, binding = 1) readonly buffer KView2 { uvec2 k2[]; };
+layout(std430, binding = 2) readonly buffer VView4 { uvec4 v4[]; };
+layout(std430, binding = 2) readonly buffer VView2 { uvec2 v2[]; };
 
 #define SPT ((BC + TPR - 1) / TPR) // scores of a block one thread computes: keys jj = t + TPR * n
 #define CPT (HD / TPR)             // output columns one thread owns: c = t + TPR * u (TPR <= 32 <= HD)
@@ -62,11 +69,22 @@ void main() {
     const uint vBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.Dv);
 
     // Columns D .. HD-1 of q and k are zero, so the dot products run over the compile-time HD.
+#if VEC4
+    for (int idx = lid; idx < BR * HD / 4; idx += WG) {
+        int rr = idx / (HD / 4);
+        int d = (idx - rr * (HD / 4)) * 4;
+        vec4 x = rr < rows && d < p.D ? LOAD4_TYPED(Q_TYPE, q4, q2, qBase + uint(rr * p.D + d)) : vec4(0.0);
+        for (int e = 0; e < 4; e++) {
+            sQ[rr * HD + d + e] = x[e];
+        }
+    }
+#else
     for (int idx = lid; idx < BR * HD; idx += WG) {
         int rr = idx / HD;
         int d = idx - rr * HD;
         sQ[idx] = rr < rows && d < p.D ? LOAD_TYPED(Q_TYPE, q_data, qBase + uint(rr * p.D + d)) : 0.0;
     }
+#endif
 
     float m = NEG_INF;
     float l = 0.0;
@@ -77,6 +95,19 @@ void main() {
 
     for (int kb = kLo; kb <= kHi; kb += BC) {
         barrier();
+#if VEC4
+        for (int idx = lid; idx < BC * HD / 4; idx += WG) {
+            int jj = idx / (HD / 4);
+            int d = (idx - jj * (HD / 4)) * 4;
+            int j = kb + jj;
+            vec4 kx = j < p.Sk && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, kBase + uint(j * p.D + d)) : vec4(0.0);
+            vec4 vx = j < p.Sk && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, vBase + uint(j * p.Dv + d)) : vec4(0.0);
+            for (int e = 0; e < 4; e++) {
+                sK[jj * HDP + d + e] = kx[e];
+                sV[jj * HD + d + e] = vx[e];
+            }
+        }
+#else
         for (int idx = lid; idx < BC * HD; idx += WG) {
             int jj = idx / HD;
             int d = idx - jj * HD;
@@ -84,6 +115,7 @@ void main() {
             sK[jj * HDP + d] = j < p.Sk && d < p.D ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(j * p.D + d)) : 0.0;
             sV[idx] = j < p.Sk && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(j * p.Dv + d)) : 0.0;
         }
+#endif
         barrier();
 
         float sc[SPT];

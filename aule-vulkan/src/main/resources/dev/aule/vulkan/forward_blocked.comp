@@ -11,7 +11,7 @@
 // thread; the storage types Q_TYPE, K_TYPE, V_TYPE; SUBGROUP_LAYOUT.
 //
 // SUBGROUP_LAYOUT 1: a row group is one subgroup (TPR = the subgroup size): rows come from gl_SubgroupID, so
-// every index into sQ and sP is uniform across the subgroup (one read broadcast to all lanes, which CPU
+// every read of q (from memory: no query tile in shared memory) and of sP is uniform across the subgroup (one read broadcast to all lanes, which CPU
 // drivers such as lavapipe compile to a scalar load instead of a gather), the row reductions are subgroupMax and
 // subgroupAdd, and a key block needs two workgroup barriers instead of four. A device whose subgroups are not
 // TPR wide (it may choose another size per pipeline) gets NaN, never a silently wrong result, and the host
@@ -31,16 +31,25 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+// Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.
+layout(std430, binding = 0) readonly buffer QView4 { uvec4 q4[]; };
+layout(std430, binding = 0) readonly buffer QView2 { uvec2 q2[]; };
+layout(std430, binding = 1) readonly buffer KView4 { uvec4 k4[]; };
+layout(std430, binding = 1) readonly buffer KView2 { uvec2 k2[]; };
+layout(std430, binding = 2) readonly buffer VView4 { uvec4 v4[]; };
+layout(std430, binding = 2) readonly buffer VView2 { uvec2 v2[]; };
 
 #define RN (BC / TPR) // keys of a block per thread
 #define CN (HD / TPR) // output columns per thread
 
-shared float sQ[BR * HDP];
 shared float sK[BC * HDP];
 shared float sV[BC * HD];
 shared float sP[BR * BC];
+#if !SUBGROUP_LAYOUT // the query tile and the reductions' partials; the subgroup layout needs neither
+shared float sQ[BR * HDP];
 shared float sMax[BR * TPR];
 shared float sSum[BR * TPR];
+#endif
 
 void main() {
     const int lid = int(gl_LocalInvocationID.x);
@@ -75,11 +84,24 @@ void main() {
     }
 #endif
 
+#if !SUBGROUP_LAYOUT
+#if VEC4
+    for (int idx = lid; idx < BR * HD / 4; idx += WG) {
+        int rr = idx / (HD / 4);
+        int d = (idx - rr * (HD / 4)) * 4;
+        vec4 x = row0 + rr < p.Sq && d < p.D ? LOAD4_TYPED(Q_TYPE, q4, q2, qBase + uint(rr * p.D + d)) : vec4(0.0);
+        for (int e = 0; e < 4; e++) {
+            sQ[rr * HDP + d + e] = x[e];
+        }
+    }
+#else
     for (int idx = lid; idx < BR * HD; idx += WG) {
         int rr = idx / HD;
         int d = idx - rr * HD;
         sQ[rr * HDP + d] = row0 + rr < p.Sq && d < p.D ? LOAD_TYPED(Q_TYPE, q_data, qBase + uint(rr * p.D + d)) : 0.0;
     }
+#endif
+#endif
 
     // Visible keys of a row form one interval whose ends never decrease with the row (see forward.comp).
     const int kLo = firstKey(row0);
@@ -109,6 +131,19 @@ void main() {
 
     for (int kb = kLo; kb <= kHi; kb += BC) {
         barrier();
+#if VEC4
+        for (int idx = lid; idx < BC * HD / 4; idx += WG) {
+            int jj = idx / (HD / 4);
+            int d = (idx - jj * (HD / 4)) * 4;
+            int j = kb + jj;
+            vec4 kx = j < p.Sk && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, kBase + uint(j * p.D + d)) : vec4(0.0);
+            vec4 vx = j < p.Sk && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, vBase + uint(j * p.Dv + d)) : vec4(0.0);
+            for (int e = 0; e < 4; e++) {
+                sK[jj * HDP + d + e] = kx[e];
+                sV[jj * HD + d + e] = vx[e];
+            }
+        }
+#else
         for (int idx = lid; idx < BC * HD; idx += WG) {
             int jj = idx / HD;
             int d = idx - jj * HD;
@@ -116,12 +151,41 @@ void main() {
             sK[jj * HDP + d] = j < p.Sk && d < p.D ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(j * p.D + d)) : 0.0;
             sV[idx] = j < p.Sk && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(j * p.Dv + d)) : 0.0;
         }
+#endif
         barrier();
 
         float s[RM * RN];
         for (int e = 0; e < RM * RN; e++) {
             s[e] = 0.0;
         }
+#if SUBGROUP_LAYOUT
+        // q straight from memory: the row is the subgroup's, so each read is one load for all its lanes.
+        for (int d0 = 0; d0 < HD; d0 += 4) {
+            vec4 qv[RM];
+            for (int a = 0; a < RM; a++) {
+                bool inRow = row0 + rBase + a < p.Sq;
+                uint at = qBase + uint((rBase + a) * p.D + d0);
+#if VEC4
+                qv[a] = inRow && d0 < p.D ? LOAD4_TYPED(Q_TYPE, q4, q2, at) : vec4(0.0);
+#else
+                for (int e = 0; e < 4; e++) {
+                    qv[a][e] = inRow && d0 + e < p.D ? LOAD_TYPED(Q_TYPE, q_data, at + uint(e)) : 0.0;
+                }
+#endif
+            }
+            for (int e = 0; e < 4; e++) {
+                float kv[RN];
+                for (int n = 0; n < RN; n++) {
+                    kv[n] = sK[(tx + TPR * n) * HDP + d0 + e];
+                }
+                for (int a = 0; a < RM; a++) {
+                    for (int n = 0; n < RN; n++) {
+                        s[a * RN + n] += qv[a][e] * kv[n];
+                    }
+                }
+            }
+        }
+#else
         for (int d = 0; d < HD; d++) {
             float qv[RM];
             float kv[RN];
@@ -137,6 +201,7 @@ void main() {
                 }
             }
         }
+#endif
         float mNew[RM];
         for (int a = 0; a < RM; a++) {
             int i = row0 + rBase + a;

@@ -172,7 +172,7 @@ class DecodeKernelTest {
         assertTrue(dim.contains("head dim 256"), dim);
         AttentionShape prefill = new AttentionShape(1, 4, 4, 64, 64, 64, 64);
         assertEquals(
-                Kernel.FORWARD_BLOCKED,
+                TilePlan.blockedSubgroupLayout(device) ? Kernel.FORWARD_BLOCKED_SUBGROUP : Kernel.FORWARD_BLOCKED,
                 AttentionKernels.chooseForward(device, prefill).kernel());
         assertNull(AttentionKernels.blockedRefusal(device, prefill));
         // Where no blocked tile fits (head dim 256 on 32 KiB), the plain kernel runs, and the reason says why.

@@ -13,10 +13,26 @@ import java.util.SplittableRandom;
  * Median time and GFLOP/s of a device-tensor prefill forward, B=1, H=4, D=64, F32, Sq=Sk=512 and 1024, without
  * and with a causal mask (FLOPs counted as 4 * S * S * D * H, halved for causal), on the kernel that {@code
  * -Daule.vulkan.kernel} chooses (auto by default), which the output names. A measuring tool for
- * docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 5, after 2 warm-up calls).
+ * docs/PERFORMANCE.md, not a test. Besides the wall time it prints the process's CPU time per call (lavapipe runs
+ * on the CPU), which a busy machine disturbs less. Optional arguments: calls per figure (default 5, after 2 warm-up
+ * calls), then one S (no mask only).
  */
 public final class PrefillTimingMain {
     private PrefillTimingMain() {}
+
+    /**
+     * CPU time of the whole process (lavapipe's threads included) from /proc/self/stat (Linux; clock ticks taken
+     * as 10 ms), or 0 where there is no such file.
+     */
+    private static long processCpuNanos() {
+        try {
+            String stat = java.nio.file.Files.readString(java.nio.file.Path.of("/proc/self/stat"));
+            String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            return (Long.parseLong(f[11]) + Long.parseLong(f[12])) * 10_000_000L; // utime + stime
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
+        }
+    }
 
     /**
      * Prints one line per shape.
@@ -33,8 +49,10 @@ public final class PrefillTimingMain {
         SplittableRandom rnd = new SplittableRandom(3);
         int heads = 4;
         int d = 64;
-        for (int s : new int[] {512, 1024}) {
-            for (boolean causal : new boolean[] {false, true}) {
+        int[] sizes = args.length > 1 ? new int[] {Integer.parseInt(args[1])} : new int[] {512, 1024};
+        boolean[] masks = args.length > 1 ? new boolean[] {false} : new boolean[] {false, true};
+        for (int s : sizes) {
+            for (boolean causal : masks) {
                 AttentionOptions options =
                         AttentionOptions.builder().causal(causal).build();
                 Tensor q = Tensors.random(rnd, DType.F32, 1, heads, s, d);
@@ -48,16 +66,19 @@ public final class PrefillTimingMain {
                         vulkan.forward(qd, kd, vd, od, null, options);
                     }
                     long[] nanos = new long[calls];
+                    long cpu0 = processCpuNanos();
                     for (int i = 0; i < calls; i++) {
                         long t0 = System.nanoTime();
                         vulkan.forward(qd, kd, vd, od, null, options);
                         nanos[i] = System.nanoTime() - t0;
                     }
+                    double cpuPerCall = (processCpuNanos() - cpu0) / (double) calls;
                     Arrays.sort(nanos);
                     double median = nanos[calls / 2];
                     double flops = 4.0 * s * s * d * heads * (causal ? 0.5 : 1.0);
                     System.out.printf(
-                            "prefill B=1 H=%d S=%d D=%d F32 %s, kernel %s %s: median %.1f ms, %.2f GFLOP/s%n",
+                            "prefill B=1 H=%d S=%d D=%d F32 %s, kernel %s %s: median %.1f ms, %.2f GFLOP/s;"
+                                    + " CPU time %.1f ms a call, %.2f GFLOP per CPU second%n",
                             heads,
                             s,
                             d,
@@ -65,7 +86,9 @@ public final class PrefillTimingMain {
                             choice.kernel(),
                             choice.plan(),
                             median / 1e6,
-                            flops / median);
+                            flops / median,
+                            cpuPerCall / 1e6,
+                            flops / cpuPerCall);
                 }
             }
         }
