@@ -139,13 +139,15 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
     /**
      * Whether the blocked forward runs with one subgroup per row group (its {@code SUBGROUP_LAYOUT}): on CPU
      * devices (lavapipe), whose subgroup size is fixed (the native vector width) and where the layout turns
-     * gathers from shared memory into broadcasts, when the subgroup is 4 to 32 lanes and divides the workgroup.
+     * gathers from shared memory into broadcasts, when the subgroup is 4 to 16 lanes. (lavapipe at 1024-bit vectors
+     * reports 32-lane subgroups but runs a 128-invocation workgroup as 8 subgroups, not 4; the kernel's check
+     * of gl_NumSubgroups catches that, and such devices run the shared-memory reductions instead.)
      * GPUs may pick a subgroup size per pipeline, which the layout cannot allow (without
      * {@code VK_EXT_subgroup_size_control}), so they run the shared-memory reductions.
      */
     static boolean blockedSubgroupLayout(DeviceInfo device) {
         int sg = device.subgroupSize();
-        return device.isCpu() && sg >= 4 && sg <= 32 && Integer.bitCount(sg) == 1 && workgroup(device) % sg == 0;
+        return device.isCpu() && sg >= 4 && sg <= 16 && Integer.bitCount(sg) == 1 && workgroup(device) % sg == 0;
     }
 
     /** Rows each thread of a {@link #blocked} plan owns. */
