@@ -15,10 +15,40 @@ import java.util.SplittableRandom;
  * -Daule.vulkan.kernel} chooses (auto by default), which the output names. A measuring tool for
  * docs/PERFORMANCE.md, not a test. Besides the wall time it prints the process's CPU time per call (lavapipe runs
  * on the CPU), which a busy machine disturbs less. Optional arguments: calls per figure (default 5, after 2 warm-up
- * calls), then one S (no mask only).
+ * calls), then one S (no mask only), or {@code decode} for two decode steps instead: B=1 Hq=Hkv=8 Sk=1024 D=64, and
+ * Hq=32 Hkv=8 Sk=4096 D=128.
  */
 public final class PrefillTimingMain {
     private PrefillTimingMain() {}
+
+    /** A device-tensor decode step (Sq=1, F32, no mask): median wall time and CPU time per call. */
+    private static void decode(VulkanBackend vulkan, int calls, int hq, int hkv, int sk, int d) {
+        SplittableRandom rnd = new SplittableRandom(4);
+        AttentionOptions options = AttentionOptions.defaults();
+        try (VulkanTensor qd = vulkan.upload(Tensors.random(rnd, DType.F32, 1, hq, 1, d));
+                VulkanTensor kd = vulkan.upload(Tensors.random(rnd, DType.F32, 1, hkv, sk, d));
+                VulkanTensor vd = vulkan.upload(Tensors.random(rnd, DType.F32, 1, hkv, sk, d));
+                VulkanTensor od = vulkan.allocate(DType.F32, 1, hq, 1, d)) {
+            AttentionKernels.ForwardChoice choice = AttentionKernels.chooseForward(
+                    vulkan.device().info(), new dev.aule.spi.AttentionShape(1, hq, hkv, 1, sk, d, d));
+            for (int i = 0; i < 5; i++) {
+                vulkan.forward(qd, kd, vd, od, null, options);
+            }
+            long[] nanos = new long[calls];
+            long cpu0 = processCpuNanos();
+            for (int i = 0; i < calls; i++) {
+                long t0 = System.nanoTime();
+                vulkan.forward(qd, kd, vd, od, null, options);
+                nanos[i] = System.nanoTime() - t0;
+            }
+            double cpuPerCall = (processCpuNanos() - cpu0) / (double) calls;
+            Arrays.sort(nanos);
+            System.out.printf(
+                    "decode B=1 Hq=%d Hkv=%d Sq=1 Sk=%d D=%d F32, kernel %s (%s): median %.2f ms; CPU time %.2f ms a"
+                            + " call%n",
+                    hq, hkv, sk, d, choice.kernel(), choice.reason(), nanos[calls / 2] / 1e6, cpuPerCall / 1e6);
+        }
+    }
 
     /**
      * CPU time of the whole process (lavapipe's threads included) from /proc/self/stat (Linux; clock ticks taken
@@ -49,6 +79,11 @@ public final class PrefillTimingMain {
         SplittableRandom rnd = new SplittableRandom(3);
         int heads = 4;
         int d = 64;
+        if (args.length > 1 && args[1].equals("decode")) {
+            decode(vulkan, calls, 8, 8, 1024, 64);
+            decode(vulkan, calls, 32, 8, 4096, 128);
+            return;
+        }
         int[] sizes = args.length > 1 ? new int[] {Integer.parseInt(args[1])} : new int[] {512, 1024};
         boolean[] masks = args.length > 1 ? new boolean[] {false} : new boolean[] {false, true};
         for (int s : sizes) {
