@@ -87,7 +87,7 @@ final class AttentionKernels {
 
     /**
      * The system property that forces one forward kernel: {@code blocked}, {@code forward} (the plain tiled
-     * kernel), {@code decode} or {@code auto}.
+     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's) or {@code auto}.
      */
     static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
     /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
@@ -110,7 +110,8 @@ final class AttentionKernels {
      * and every storage type, so only the shape decides:
      *
      * <ol>
-     *   <li>decode ({@code decode.comp} + {@code merge.comp}) when all of a GQA group's query rows ({@code Sq * Hq
+     *   <li>decode ({@code decode.comp} + {@code merge.comp}; on a CPU device {@code decode_direct.comp}, which
+     *       reads keys from memory instead of shared memory) when all of a GQA group's query rows ({@code Sq * Hq
      *       / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket is at most
      *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
      *       its partial results fit a storage buffer;
@@ -120,17 +121,18 @@ final class AttentionKernels {
      *   <li>otherwise the plain tiled forward ({@code forward.comp}).
      * </ol>
      *
-     * {@code -Daule.vulkan.kernel=blocked|forward|decode} forces one (a call the forced kernel cannot run then
-     * fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
+     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct} forces one (a call the forced kernel
+     * cannot run then fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
      * the same kernel, with the same splits, alone or in a batch.
      *
      * @throws IllegalArgumentException when the property names no kernel, or forces one on a call it cannot run
      */
     static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
         String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
-        if (!java.util.Set.of("auto", "blocked", "forward", "decode").contains(forced)) {
-            throw new IllegalArgumentException(
-                    "-D" + KERNEL_PROPERTY + "=" + forced + ": must be auto, blocked, forward or decode");
+        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct")
+                .contains(forced)) {
+            throw new IllegalArgumentException("-D" + KERNEL_PROPERTY + "=" + forced
+                    + ": must be auto, blocked, forward, decode or decode-direct");
         }
         String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
@@ -141,15 +143,18 @@ final class AttentionKernels {
         if (noDecode == null) {
             int rows = shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
             int splits = decodeSplits(device, shape.keyLen());
+            // A CPU device reads keys from memory faster than through shared memory (see decode_direct.comp).
+            boolean direct = forced.equals("decode-direct") || (forced.equals("auto") && device.isCpu());
             return new ForwardChoice(
-                    Kernel.DECODE,
-                    TilePlan.decode(device, hd, rows),
+                    direct ? Kernel.DECODE_DIRECT : Kernel.DECODE,
+                    direct ? TilePlan.decodeDirect(device, hd, rows) : TilePlan.decode(device, hd, rows),
                     splits,
-                    by + rows + " query rows per KV head fit one decode workgroup; " + splits + " key split(s)");
+                    by + rows + " query rows per KV head fit one decode workgroup; " + splits + " key split(s)"
+                            + (direct ? "; a CPU device: keys read from memory, not shared memory" : ""));
         }
-        if (forced.equals("decode")) {
+        if (forced.startsWith("decode")) {
             throw new IllegalArgumentException(
-                    "-D" + KERNEL_PROPERTY + "=decode: the decode kernel cannot run this call: " + noDecode);
+                    "-D" + KERNEL_PROPERTY + "=" + forced + ": the decode kernel cannot run this call: " + noDecode);
         }
         String noBlocked = blockedRefusal(device, shape);
         if (noBlocked == null) {
@@ -206,9 +211,10 @@ final class AttentionKernels {
         if (TilePlan.decode(device, hd, (int) rows) == null) {
             return "too little shared memory for a decode key block at head dim " + hd;
         }
-        int splits = decodeSplits(device, shape.keyLen());
+        // Partials per row: one per split, or (decode_direct.comp) one per split and thread of a row, at most 32.
+        int splits = decodeSplits(device, shape.keyLen()) * 32;
         long partials = (long) shape.batch() * shape.queryHeads() * shape.queryLen() * splits * shape.valueDim();
-        if (splits > 1 && (partials * Float.BYTES > device.maxStorageBufferRange() || partials >= Integer.MAX_VALUE)) {
+        if (partials * Float.BYTES > device.maxStorageBufferRange() || partials >= Integer.MAX_VALUE) {
             return "the decode kernel's " + splits + " partial outputs are over the device's maxStorageBufferRange";
         }
         return null;
@@ -244,7 +250,7 @@ final class AttentionKernels {
             DeviceBuffer slopes) {
         ForwardChoice choice = chooseForward(device.info(), shape);
         TilePlan plan = choice.plan();
-        if (choice.kernel() == Kernel.DECODE) {
+        if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
             decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
             return;
         }
@@ -287,17 +293,21 @@ final class AttentionKernels {
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("HDP", choice.plan().hd() + 1);
         defines.put("VEC4", vec4(shape));
-        Variant variant = Variant.of(Kernel.DECODE, choice.plan(), defines);
+        Variant variant = Variant.of(choice.kernel(), choice.plan(), defines);
         int splits = choice.splits();
-        Params params = Params.of(shape, options, writeLse || splits > 1).withCount(splits);
-        if (splits == 1) {
+        // decode_direct.comp: each thread of a row writes its own partial, splits * threadsPerRow of them a row
+        int partsPerRow =
+                choice.kernel() == Kernel.DECODE_DIRECT ? splits * choice.plan().threadsPerRow() : splits;
+        Params params = Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits);
+        if (partsPerRow == 1) {
             s.dispatch(
                     variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, params, 1, shape.kvHeads(), shape.batch());
             return;
         }
         long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
-        DeviceBuffer oPart = scope.add(DeviceBuffer.allocate(device, rows * splits * shape.valueDim() * Float.BYTES));
-        DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * splits * Float.BYTES));
+        DeviceBuffer oPart =
+                scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * shape.valueDim() * Float.BYTES));
+        DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * Float.BYTES));
         s.dispatch(
                 variant,
                 new DeviceBuffer[] {q, k, v, oPart, lsePart, slopes},
@@ -310,7 +320,7 @@ final class AttentionKernels {
         s.dispatch(
                 Variant.of(Kernel.DECODE_MERGE, line, Map.of()),
                 new DeviceBuffer[] {oPart, lsePart, out, lse},
-                Params.of(shape, options, writeLse).withCount(splits),
+                Params.of(shape, options, writeLse).withCount(partsPerRow),
                 grid[0],
                 grid[1],
                 1);

@@ -11,6 +11,8 @@ enum Kernel {
     BACKWARD_Q("backward_q.comp", 8),
     PACK16("pack16.comp", 2),
     DECODE("decode.comp", 6),
+    /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
+    DECODE_DIRECT("decode_direct.comp", 6),
     DECODE_MERGE("merge.comp", 4);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */

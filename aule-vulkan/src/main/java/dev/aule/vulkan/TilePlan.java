@@ -80,7 +80,7 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case FORWARD_BLOCKED_SUBGROUP -> keyBlock + keys + keyBlock + scores;
             // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
-            case DELTA, PACK16, DECODE_MERGE -> 0;
+            case DELTA, PACK16, DECODE_MERGE, DECODE_DIRECT -> 0;
         };
     }
 
@@ -180,6 +180,23 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         long keys = (sharedFloats(device) - (long) br * hd - 2L * wg) / (2L * hd + 1 + br);
         keys = Math.min(MAX_KEYS, keys - keys % 8);
         return keys >= 8 ? new TilePlan(hd, br, (int) keys, tpr, wg) : null;
+    }
+
+    /**
+     * Decode on a CPU device ({@code decode_direct.comp}): {@code rows} rounded up to a power of two, 32 threads
+     * per row for one row down to 4 from 8 rows on (at most 128 threads), each walking its own keys; {@code keys}
+     * is unused (1). Null where {@link #decode} would refuse the shape.
+     */
+    static TilePlan decodeDirect(DeviceInfo device, int hd, int rows) {
+        if (rows < 1 || rows > DECODE_MAX_ROWS || hd > DECODE_MAX_HD) {
+            return null;
+        }
+        int br = Integer.highestOneBit(rows) == rows ? rows : Integer.highestOneBit(rows) * 2;
+        int tpr = Math.max(4, 32 / br);
+        int wg = br * tpr;
+        return wg <= Math.min(device.maxWorkgroupInvocations(), device.maxWorkgroupSizeX())
+                ? new TilePlan(hd, br, 1, tpr, wg)
+                : null;
     }
 
     /** Plain 1-D kernels (delta, conversion): one workgroup of the usual size. */

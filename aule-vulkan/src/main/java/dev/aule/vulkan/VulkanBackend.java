@@ -122,10 +122,11 @@ public final class VulkanBackend implements AttentionBackend {
         State s = state();
         return "FlashAttention-2 as Vulkan compute shaders (GLSL, shaderc at run time)"
                 + (s.device != null ? " on " + s.device.info().name() : "")
-                + "; forward kernels: decode (GQA group packed, keys split, then merged) when Sq * Hq / Hkv <= "
+                + "; forward kernels: decode (GQA group packed, keys split, then merged; on a CPU device without"
+                + " shared memory) when Sq * Hq / Hkv <= "
                 + TilePlan.DECODE_MAX_ROWS + " and head dim <= " + TilePlan.DECODE_MAX_HD
                 + ", else the register-blocked tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY
-                + "=blocked|forward|decode forces one; forward: the plain tiled kernel)";
+                + "=blocked|forward|decode|decode-direct forces one; forward: the plain tiled kernel)";
     }
 
     @Override

@@ -31,12 +31,21 @@ class DecodeKernelTest {
 
     @Test
     void decodeShapesMatchTheReference() throws Throwable {
+        decodeShapes("decode");
+    }
+
+    @Test
+    void decodeShapesMatchTheReferenceWithoutSharedMemory() throws Throwable {
+        decodeShapes("decode-direct");
+    }
+
+    private void decodeShapes(String kernel) throws Throwable {
         int[] keyLens = {1, 5, 64, 255, 257, 600, 1031, 3000};
         int[] groups = {1, 4, 8};
         int[] dims = {32, 64, 128};
         SplittableRandom rnd = new SplittableRandom(41);
         CaseFailures failures = new CaseFailures();
-        VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "decode", () -> {
+        VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, kernel, () -> {
             long seed = 7_000;
             for (int sk : keyLens) {
                 for (int group : groups) {
@@ -71,7 +80,7 @@ class DecodeKernelTest {
                 }
             }
         });
-        failures.assertNone("decode kernel cases");
+        failures.assertNone(kernel + " kernel cases");
     }
 
     /** Each option alone on a multi-split shape, and the edges: rows that see nothing, a one-key window. */
@@ -89,7 +98,15 @@ class DecodeKernelTest {
                     .build(),
         };
         CaseFailures failures = new CaseFailures();
-        VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "decode", () -> {
+        for (String kernel : new String[] {"decode", "decode-direct"}) {
+            VulkanTestSupport.withProperty(
+                    AttentionKernels.KERNEL_PROPERTY, kernel, () -> decodeOptions(failures, options));
+        }
+        failures.assertNone("decode options");
+    }
+
+    private void decodeOptions(CaseFailures failures, AttentionOptions[] options) {
+        {
             long seed = 9_000;
             for (AttentionOptions o : options) {
                 failures.check(
@@ -128,12 +145,17 @@ class DecodeKernelTest {
                             layouts(Layout.BSHD),
                             false,
                             AttentionOptions.builder().causal(true).build()));
-        });
-        failures.assertNone("decode options");
+        }
     }
 
     @Test
-    void aSequenceHasTheSameBitsAloneAndInABatch() {
+    void aSequenceHasTheSameBitsAloneAndInABatch() throws Throwable {
+        for (String kernel : new String[] {"decode", "decode-direct", "auto"}) {
+            VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, kernel, this::sameBitsAloneAndInABatch);
+        }
+    }
+
+    private void sameBitsAloneAndInABatch() {
         SplittableRandom rnd = new SplittableRandom(5);
         int batch = 3;
         for (int sk : new int[] {300, 1500}) {
@@ -142,8 +164,8 @@ class DecodeKernelTest {
             Tensor v = Tensors.random(rnd, DType.F32, batch, 2, sk, 64);
             AttentionOptions options = AttentionOptions.builder().causal(true).build();
             AttentionShape shape = new AttentionShape(batch, 8, 2, 1, sk, 64, 64);
-            assertEquals(
-                    Kernel.DECODE, AttentionKernels.chooseForward(info(), shape).kernel());
+            Kernel chosen = AttentionKernels.chooseForward(info(), shape).kernel();
+            assertTrue(chosen == Kernel.DECODE || chosen == Kernel.DECODE_DIRECT, chosen.toString());
             Tensor out = Tensor.allocate(DType.F32, batch, 8, 1, 64);
             Tensor lse = Tensor.allocate(DType.F32, batch, 8, 1, 1);
             vulkan.forward(q, k, v, out, lse, options);
@@ -163,7 +185,7 @@ class DecodeKernelTest {
         DeviceInfo device = info();
         assertNull(AttentionKernels.decodeRefusal(device, new AttentionShape(1, 32, 4, 2, 900, 128, 128)));
         assertEquals(
-                Kernel.DECODE,
+                device.isCpu() ? Kernel.DECODE_DIRECT : Kernel.DECODE,
                 AttentionKernels.chooseForward(device, new AttentionShape(4, 8, 8, 1, 10, 64, 64))
                         .kernel());
         String rows = AttentionKernels.decodeRefusal(device, new AttentionShape(1, 8, 1, 5, 50, 64, 64));
@@ -197,7 +219,8 @@ class DecodeKernelTest {
         VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "fastest", () -> {
             IllegalArgumentException e =
                     assertThrows(IllegalArgumentException.class, () -> AttentionKernels.chooseForward(device, prefill));
-            assertTrue(e.getMessage().contains("must be auto, blocked, forward or decode"), e.getMessage());
+            assertTrue(
+                    e.getMessage().contains("must be auto, blocked, forward, decode or decode-direct"), e.getMessage());
         });
         // Splits: one per 256 keys, capped by the device kind; never depending on the batch.
         assertEquals(1, AttentionKernels.decodeSplits(device, 256));

@@ -222,7 +222,7 @@ class ShaderConstantsTest {
                 }
             }
         }
-        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16, Kernel.DECODE_MERGE}) {
+        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16, Kernel.DECODE_MERGE, Kernel.DECODE_DIRECT}) {
             TilePlan line = TilePlan.elementwise(device(32 << 10, 32));
             assertEquals(declaredFloats(kernel, line), line.sharedFloats(kernel), kernel.toString());
         }

@@ -28,7 +28,7 @@ public final class SubgroupCasesMain {
         long first = Long.parseLong(args[0]);
         int count = Integer.parseInt(args[1]);
         CaseFailures failures = new CaseFailures();
-        for (String kernel : new String[] {"blocked", "decode"}) {
+        for (String kernel : new String[] {"blocked", "decode", "decode-direct"}) {
             System.setProperty(AttentionKernels.KERNEL_PROPERTY, kernel);
             int run = 0;
             for (long seed = first; run < count; seed++) {
