@@ -35,7 +35,7 @@ class SubgroupSizesTest {
                     System.getProperty("java.class.path"),
                     SubgroupCasesMain.class.getName(),
                     Long.toString(seed),
-                    "6"));
+                    "10"));
             seed += 1_000;
             File out = Files.createTempFile("aule-subgroup", ".out").toFile();
             File err = Files.createTempFile("aule-subgroup", ".err").toFile();
