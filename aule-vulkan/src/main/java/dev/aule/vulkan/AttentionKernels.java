@@ -85,8 +85,158 @@ final class AttentionKernels {
         }
     }
 
+    /**
+     * The system property that forces one forward kernel: {@code blocked}, {@code forward} (the plain tiled
+     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's) or {@code auto}.
+     */
+    static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
+    /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
+    static final int MIN_KEYS_PER_SPLIT = 256;
+
+    /**
+     * The forward kernel a call runs, its tile plan, its split count over the keys (1 but for decode) and why.
+     *
+     * @param kernel {@link Kernel#FORWARD_BLOCKED} (or its subgroup layout), {@link Kernel#FORWARD} or {@link
+     *     Kernel#DECODE}
+     * @param plan the kernel's tile plan
+     * @param splits key splits of a decode call; 1 otherwise
+     * @param reason why this kernel runs the call, for messages and {@code aule info}
+     */
+    record ForwardChoice(Kernel kernel, TilePlan plan, int splits, String reason) {}
+
+    /**
+     * Chooses the forward kernel of a call; every condition of the choice is here (and in {@link #decodeRefusal}
+     * and {@link #blockedRefusal}). Every kernel runs every option (causal, windows, softcap, ALiBi, scale, lse)
+     * and every storage type, so only the shape decides:
+     *
+     * <ol>
+     *   <li>decode ({@code decode.comp} + {@code merge.comp}; on a CPU device {@code decode_direct.comp}, which
+     *       reads keys from memory instead of shared memory) when all of a GQA group's query rows ({@code Sq * Hq
+     *       / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket is at most
+     *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
+     *       its partial results fit a storage buffer;
+     *   <li>otherwise the blocked forward ({@code forward_blocked.comp}) when a {@link TilePlan#blocked} plan fits
+     *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount}, in its subgroup
+     *       layout where {@link TilePlan#blockedSubgroupLayout} allows it;
+     *   <li>otherwise the plain tiled forward ({@code forward.comp}).
+     * </ol>
+     *
+     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct} forces one (a call the forced kernel
+     * cannot run then fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
+     * the same kernel, with the same splits, alone or in a batch.
+     *
+     * @throws IllegalArgumentException when the property names no kernel, or forces one on a call it cannot run
+     */
+    static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
+        String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
+        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct")
+                .contains(forced)) {
+            throw new IllegalArgumentException("-D" + KERNEL_PROPERTY + "=" + forced
+                    + ": must be auto, blocked, forward, decode or decode-direct");
+        }
+        String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (forced.equals("forward")) {
+            return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, by + "the plain tiled kernel");
+        }
+        String noDecode = forced.equals("blocked") ? "not asked for" : decodeRefusal(device, shape);
+        if (noDecode == null) {
+            int rows = shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
+            int splits = decodeSplits(device, shape.keyLen());
+            // A CPU device reads keys from memory faster than through shared memory (see decode_direct.comp).
+            boolean direct = forced.equals("decode-direct") || (forced.equals("auto") && device.isCpu());
+            return new ForwardChoice(
+                    direct ? Kernel.DECODE_DIRECT : Kernel.DECODE,
+                    direct ? TilePlan.decodeDirect(device, hd, rows) : TilePlan.decode(device, hd, rows),
+                    splits,
+                    by + rows + " query rows per KV head fit one decode workgroup; " + splits + " key split(s)"
+                            + (direct ? "; a CPU device: keys read from memory, not shared memory" : ""));
+        }
+        if (forced.startsWith("decode")) {
+            throw new IllegalArgumentException(
+                    "-D" + KERNEL_PROPERTY + "=" + forced + ": the decode kernel cannot run this call: " + noDecode);
+        }
+        String noBlocked = blockedRefusal(device, shape);
+        if (noBlocked == null) {
+            return new ForwardChoice(
+                    TilePlan.blockedSubgroupLayout(device) ? Kernel.FORWARD_BLOCKED_SUBGROUP : Kernel.FORWARD_BLOCKED,
+                    TilePlan.blocked(device, hd),
+                    1,
+                    by + (forced.equals("auto") ? "not decode (" + noDecode + "); " : "") + "register-blocked tiles");
+        }
+        if (forced.equals("blocked")) {
+            throw new IllegalArgumentException(
+                    "-D" + KERNEL_PROPERTY + "=blocked: the blocked kernel cannot run this call: " + noBlocked);
+        }
+        return new ForwardChoice(
+                Kernel.FORWARD,
+                TilePlan.forward(device, hd),
+                1,
+                "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /**
+     * 1 when rows of q, k and v can be read four elements at a time (D and Dv multiples of 4, so every four-element
+     * group is whole and aligned in its buffer), else 0.
+     */
+    private static int vec4(AttentionShape shape) {
+        return shape.headDim() % 4 == 0 && shape.valueDim() % 4 == 0 ? 1 : 0;
+    }
+
+    /** Null when the blocked forward can run {@code shape}; otherwise the condition it fails, in words. */
+    static String blockedRefusal(DeviceInfo device, AttentionShape shape) {
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        TilePlan plan = TilePlan.blocked(device, hd);
+        if (plan == null) {
+            return "too little shared memory for a blocked tile at head dim " + hd;
+        }
+        if (ceilDiv(shape.queryLen(), plan.rows()) > device.maxWorkgroupCount()[0]) {
+            return "Sq / " + plan.rows() + " query tiles over the device's maxComputeWorkGroupCount";
+        }
+        return null;
+    }
+
+    /** Null when the decode kernel can run {@code shape}; otherwise the first condition it fails, in words. */
+    static String decodeRefusal(DeviceInfo device, AttentionShape shape) {
+        long rows = (long) shape.queryLen() * (shape.queryHeads() / shape.kvHeads());
+        if (rows > TilePlan.DECODE_MAX_ROWS) {
+            return "Sq * Hq / Hkv = " + rows + " query rows per KV head, over the decode kernel's "
+                    + TilePlan.DECODE_MAX_ROWS;
+        }
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (hd > TilePlan.DECODE_MAX_HD) {
+            return "head dim " + Math.max(shape.headDim(), shape.valueDim()) + " over the decode kernel's "
+                    + TilePlan.DECODE_MAX_HD;
+        }
+        if (TilePlan.decode(device, hd, (int) rows) == null) {
+            return "too little shared memory for a decode key block at head dim " + hd;
+        }
+        // Partials per row: one per split, or (decode_direct.comp) one per split and thread of a row, at most 32.
+        int splits = decodeSplits(device, shape.keyLen()) * 32;
+        long partials = (long) shape.batch() * shape.queryHeads() * shape.queryLen() * splits * shape.valueDim();
+        if (partials * Float.BYTES > device.maxStorageBufferRange() || partials >= Integer.MAX_VALUE) {
+            return "the decode kernel's " + splits + " partial outputs are over the device's maxStorageBufferRange";
+        }
+        return null;
+    }
+
+    /**
+     * Key splits of a decode call: one per {@link #MIN_KEYS_PER_SPLIT} keys, at most 4 on a CPU device, 8 on an
+     * integrated GPU and 32 on any other (enough workgroups to fill a GPU's compute units with a few KV heads).
+     * It depends on Sk and the device only, so a sequence's result is the same alone or in a batch.
+     */
+    static int decodeSplits(DeviceInfo device, int keyLen) {
+        int most = switch (device.kind()) {
+            case CPU -> 4;
+            case INTEGRATED_GPU -> 8;
+            default -> 32;
+        };
+        return Math.max(1, Math.min(most, ceilDiv(keyLen, MIN_KEYS_PER_SPLIT)));
+    }
+
     static void forward(
             VulkanDevice device,
+            Scope scope,
             Submission s,
             AttentionShape shape,
             AttentionOptions options,
@@ -98,8 +248,20 @@ final class AttentionKernels {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
-        TilePlan plan = TilePlan.forward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
-        Variant variant = Variant.of(Kernel.FORWARD, plan, types.defines());
+        ForwardChoice choice = chooseForward(device.info(), shape);
+        TilePlan plan = choice.plan();
+        if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
+            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
+            return;
+        }
+        Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        if (choice.kernel() == Kernel.FORWARD_BLOCKED || choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP) {
+            defines.put("HDP", plan.hd() + 1);
+            defines.put("RM", plan.rowsPerThread());
+            defines.put("SUBGROUP_LAYOUT", choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP ? 1 : 0);
+            defines.put("VEC4", vec4(shape));
+        }
+        Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
                 variant,
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},
@@ -107,6 +269,61 @@ final class AttentionKernels {
                 ceilDiv(shape.queryLen(), plan.rows()),
                 shape.queryHeads(),
                 shape.batch());
+    }
+
+    /**
+     * decode.comp over (split, KV head, batch), writing per-split partials, then merge.comp; with one split the
+     * partials are the result, written straight into {@code out} and {@code lse}.
+     */
+    private static void decode(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            ForwardChoice choice,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
+        Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        defines.put("HDP", choice.plan().hd() + 1);
+        defines.put("VEC4", vec4(shape));
+        Variant variant = Variant.of(choice.kernel(), choice.plan(), defines);
+        int splits = choice.splits();
+        // decode_direct.comp: each thread of a row writes its own partial, splits * threadsPerRow of them a row
+        int partsPerRow =
+                choice.kernel() == Kernel.DECODE_DIRECT ? splits * choice.plan().threadsPerRow() : splits;
+        Params params = Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits);
+        if (partsPerRow == 1) {
+            s.dispatch(
+                    variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, params, 1, shape.kvHeads(), shape.batch());
+            return;
+        }
+        long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        DeviceBuffer oPart =
+                scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * shape.valueDim() * Float.BYTES));
+        DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * Float.BYTES));
+        s.dispatch(
+                variant,
+                new DeviceBuffer[] {q, k, v, oPart, lsePart, slopes},
+                params,
+                splits,
+                shape.kvHeads(),
+                shape.batch());
+        TilePlan line = TilePlan.elementwise(device.info());
+        int[] grid = grid(device.info(), ceilDiv(rows * shape.valueDim(), line.workgroup()));
+        s.dispatch(
+                Variant.of(Kernel.DECODE_MERGE, line, Map.of()),
+                new DeviceBuffer[] {oPart, lsePart, out, lse},
+                Params.of(shape, options, writeLse).withCount(partsPerRow),
+                grid[0],
+                grid[1],
+                1);
     }
 
     /** delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile. */

@@ -3,10 +3,17 @@ package dev.aule.vulkan;
 /** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
 enum Kernel {
     FORWARD("forward.comp", 6),
+    FORWARD_BLOCKED("forward_blocked.comp", 6),
+    /** The blocked forward with one subgroup per row group (SUBGROUP_LAYOUT 1; see TilePlan.blockedSubgroupLayout). */
+    FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 6),
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),
-    PACK16("pack16.comp", 2);
+    PACK16("pack16.comp", 2),
+    DECODE("decode.comp", 6),
+    /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
+    DECODE_DIRECT("decode_direct.comp", 6),
+    DECODE_MERGE("merge.comp", 4);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
     static final int MAX_BINDINGS =

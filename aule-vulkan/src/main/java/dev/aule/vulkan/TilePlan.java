@@ -74,8 +74,129 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
             case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
-            case DELTA, PACK16 -> 0;
+            // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum
+            case FORWARD_BLOCKED -> queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;
+            // the subgroup layout: sK (padded), sV; sP (q is read from memory, the reductions are subgroup ops)
+            case FORWARD_BLOCKED_SUBGROUP -> keyBlock + keys + keyBlock + scores;
+            // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
+            case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
+            case DELTA, PACK16, DECODE_MERGE, DECODE_DIRECT -> 0;
         };
+    }
+
+    /**
+     * The blocked forward ({@code forward_blocked.comp}): the query tile and key block (each 8 to 64) with the
+     * most scores (on a CPU device: the most rows, then keys) that fit the device's shared memory, split over the workgroup so each thread owns {@link
+     * #rowsPerThread} (1, 2 or 4; up to 8 in the subgroup layout) consecutive rows and {@code keys / threadsPerRow} keys of them, at most 32
+     * threads per row group; among tiles of the same area, the register block with the fewest shared reads
+     * per multiply-add. Null when none fits.
+     */
+    static TilePlan blocked(DeviceInfo device, int hd) {
+        long budget = sharedFloats(device);
+        int wg = workgroup(device);
+        int subgroup = blockedSubgroupLayout(device) ? device.subgroupSize() : 0;
+        Kernel kernel = subgroup != 0 ? Kernel.FORWARD_BLOCKED_SUBGROUP : Kernel.FORWARD_BLOCKED;
+        TilePlan best = null;
+        double bestReads = Double.MAX_VALUE;
+        // The subgroup layout keeps no query tile in shared memory, so its tiles may be taller.
+        int[] rowChoices = subgroup != 0 ? new int[] {128, 64, 32, 16, 8} : new int[] {64, 32, 16, 8};
+        int[] rmChoices = subgroup != 0 ? new int[] {8, 4, 2, 1} : new int[] {4, 2, 1};
+        for (int rows : rowChoices) {
+            for (int keys : new int[] {64, 32, 16, 8}) {
+                for (int rm : rmChoices) {
+                    int groups = rows / rm; // thread rows
+                    if (rows % rm != 0 || wg % groups != 0) {
+                        continue;
+                    }
+                    int tpr = wg / groups;
+                    if (tpr > 32 || keys % tpr != 0 || hd % tpr != 0 || (subgroup != 0 && tpr != subgroup)) {
+                        continue;
+                    }
+                    TilePlan plan = new TilePlan(hd, rows, keys, tpr, wg);
+                    if (plan.sharedFloats(kernel) > budget) {
+                        continue;
+                    }
+                    int rn = keys / tpr;
+                    int cn = hd / tpr;
+                    // shared reads per multiply-add of Q K^T and of P V
+                    double reads = (rm + rn) / (double) (rm * rn) + (rm + cn) / (double) (rm * cn);
+                    // On a CPU device each element moved into shared memory costs a loop over the lanes, so the
+                    // query tile (which every moved key and value row serves) counts first.
+                    long area = subgroup != 0 ? (long) rows << 16 | keys : (long) rows * keys;
+                    long bestArea = best == null
+                            ? 0
+                            : subgroup != 0 ? (long) best.rows << 16 | best.keys : (long) best.rows * best.keys;
+                    if (area > bestArea || (area == bestArea && reads < bestReads)) {
+                        best = plan;
+                        bestReads = reads;
+                    }
+                }
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Whether the blocked forward runs with one subgroup per row group (its {@code SUBGROUP_LAYOUT}): on CPU
+     * devices (lavapipe), whose subgroup size is fixed (the native vector width) and where the layout turns
+     * gathers from shared memory into broadcasts, when the subgroup is 4 to 16 lanes. (lavapipe at 1024-bit vectors
+     * reports 32-lane subgroups but runs a 128-invocation workgroup as 8 subgroups, not 4; the kernel's check
+     * of gl_NumSubgroups catches that, and such devices run the shared-memory reductions instead.)
+     * GPUs may pick a subgroup size per pipeline, which the layout cannot allow (without
+     * {@code VK_EXT_subgroup_size_control}), so they run the shared-memory reductions.
+     */
+    static boolean blockedSubgroupLayout(DeviceInfo device) {
+        int sg = device.subgroupSize();
+        return device.isCpu() && sg >= 4 && sg <= 16 && Integer.bitCount(sg) == 1 && workgroup(device) % sg == 0;
+    }
+
+    /** Rows each thread of a {@link #blocked} plan owns. */
+    int rowsPerThread() {
+        return rows * threadsPerRow / workgroup;
+    }
+
+    /** The most rows (query heads of a GQA group times queries) one decode workgroup holds. */
+    static final int DECODE_MAX_ROWS = 32;
+    /** The largest head-dim bucket the decode kernel runs: above it too few keys of a block fit 32 KiB. */
+    static final int DECODE_MAX_HD = 128;
+
+    /**
+     * Decode ({@code decode.comp}): {@code rows} (at most {@link #DECODE_MAX_ROWS}) rounded up to a power of two,
+     * at most 32 threads a row (so a row's reductions read at most 32 partials, and every thread owns whole
+     * columns: 32 <= hd) and at most 128 threads in all, and the longest key block (a multiple of 8, at most 64)
+     * that fits the device's shared memory; null when not even 8 keys fit.
+     */
+    static TilePlan decode(DeviceInfo device, int hd, int rows) {
+        if (rows < 1 || rows > DECODE_MAX_ROWS || hd > DECODE_MAX_HD) {
+            return null;
+        }
+        int br = Integer.highestOneBit(rows) == rows ? rows : Integer.highestOneBit(rows) * 2;
+        int tpr = Math.min(32, 128 / br);
+        int wg = br * tpr;
+        if (wg > Math.min(device.maxWorkgroupInvocations(), device.maxWorkgroupSizeX())) {
+            return null;
+        }
+        // sharedFloats(DECODE) = br * hd + keys * (2 hd + 1 + br) + 2 wg <= budget, solved for keys
+        long keys = (sharedFloats(device) - (long) br * hd - 2L * wg) / (2L * hd + 1 + br);
+        keys = Math.min(MAX_KEYS, keys - keys % 8);
+        return keys >= 8 ? new TilePlan(hd, br, (int) keys, tpr, wg) : null;
+    }
+
+    /**
+     * Decode on a CPU device ({@code decode_direct.comp}): {@code rows} rounded up to a power of two, 32 threads
+     * per row for one row down to 4 from 8 rows on (at most 128 threads), each walking its own keys; {@code keys}
+     * is unused (1). Null where {@link #decode} would refuse the shape.
+     */
+    static TilePlan decodeDirect(DeviceInfo device, int hd, int rows) {
+        if (rows < 1 || rows > DECODE_MAX_ROWS || hd > DECODE_MAX_HD) {
+            return null;
+        }
+        int br = Integer.highestOneBit(rows) == rows ? rows : Integer.highestOneBit(rows) * 2;
+        int tpr = Math.max(4, 32 / br);
+        int wg = br * tpr;
+        return wg <= Math.min(device.maxWorkgroupInvocations(), device.maxWorkgroupSizeX())
+                ? new TilePlan(hd, br, 1, tpr, wg)
+                : null;
     }
 
     /** Plain 1-D kernels (delta, conversion): one workgroup of the usual size. */

@@ -121,7 +121,12 @@ public final class VulkanBackend implements AttentionBackend {
     public String description() {
         State s = state();
         return "FlashAttention-2 as Vulkan compute shaders (GLSL, shaderc at run time)"
-                + (s.device != null ? " on " + s.device.info().name() : "");
+                + (s.device != null ? " on " + s.device.info().name() : "")
+                + "; forward kernels: decode (GQA group packed, keys split, then merged; on a CPU device without"
+                + " shared memory) when Sq * Hq / Hkv <= "
+                + TilePlan.DECODE_MAX_ROWS + " and head dim <= " + TilePlan.DECODE_MAX_HD
+                + ", else the register-blocked tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY
+                + "=blocked|forward|decode|decode-direct forces one; forward: the plain tiled kernel)";
     }
 
     @Override
@@ -156,6 +161,7 @@ public final class VulkanBackend implements AttentionBackend {
                     options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
+                    scope,
                     s,
                     shape,
                     options,
@@ -338,6 +344,7 @@ public final class VulkanBackend implements AttentionBackend {
                     options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
             AttentionKernels.forward(
                     device,
+                    scope,
                     s,
                     shape,
                     options,

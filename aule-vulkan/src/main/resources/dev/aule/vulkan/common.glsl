@@ -12,6 +12,14 @@
 #define LOAD_BF16(buf, i) uintBitsToFloat((buf[(i) >> 1u] >> (((i) & 1u) << 4u)) << 16u)
 #define LOAD_TYPED(T, buf, i) ((T) == 0 ? LOAD_F32(buf, i) : (T) == 1 ? LOAD_F16(buf, i) : LOAD_BF16(buf, i))
 
+// Elements i .. i+3 (i a multiple of 4) in one read: from a uvec4 view of an F32 tensor, or a uvec2 view of a
+// 16-bit one (views are second declarations of the tensor's binding). A CPU driver moves 16 or 8 bytes per
+// invocation instead of 4 or 2.
+#define UNPACK_BF16X2(w) vec2(uintBitsToFloat((w) << 16u), uintBitsToFloat((w) & 0xffff0000u))
+#define LOAD4_TYPED(T, buf4, buf2, i) ((T) == 0 ? uintBitsToFloat(buf4[(i) >> 2u]) \
+    : (T) == 1 ? vec4(unpackHalf2x16(buf2[(i) >> 2u].x), unpackHalf2x16(buf2[(i) >> 2u].y)) \
+    : vec4(UNPACK_BF16X2(buf2[(i) >> 2u].x), UNPACK_BF16X2(buf2[(i) >> 2u].y)))
+
 // Geometry and options of one call; windows were clamped on the host so every sum below fits an int.
 layout(push_constant) uniform Params {
     int B; int Hq; int Hkv; int Sq; int Sk; int D; int Dv;

@@ -16,6 +16,7 @@ import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -30,7 +31,8 @@ class ShaderConstantsTest {
     private static final Pattern PUSH_BLOCK =
             Pattern.compile("layout\\(push_constant\\) uniform Params \\{(.*?)}", Pattern.DOTALL);
     private static final Pattern MEMBER = Pattern.compile("\\b(int|float) (\\w+);");
-    private static final Pattern BINDING = Pattern.compile("layout\\(std430, binding = (\\d+)\\)");
+    private static final Pattern BINDING =
+            Pattern.compile("layout\\(std430, binding = (\\d+)\\) (?:readonly |writeonly )?buffer (\\w+)");
     private static final Pattern TYPE_CODE = Pattern.compile("\\(T\\) == (\\d) \\? LOAD_(\\w+)\\(");
     private static final Pattern SHARED = Pattern.compile("shared float (\\w+)\\[([^]]+)];");
 
@@ -91,7 +93,11 @@ class ShaderConstantsTest {
             TreeSet<Integer> bindings = new TreeSet<>();
             Matcher m = BINDING.matcher(ShaderCompiler.source(kernel));
             while (m.find()) {
-                assertTrue(bindings.add(Integer.parseInt(m.group(1))), kernel + ": binding " + m.group(1) + " twice");
+                // A second declaration of a binding must be a view (QView4: the tensor read four elements at a time).
+                boolean view = m.group(2).matches("\\w+View\\d");
+                assertTrue(
+                        bindings.add(Integer.parseInt(m.group(1))) || view,
+                        kernel + ": binding " + m.group(1) + " twice");
             }
             assertEquals(
                     IntStream.range(0, kernel.bindings).boxed().collect(Collectors.toSet()),
@@ -155,7 +161,68 @@ class ShaderConstantsTest {
                 }
             }
         }
-        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16}) {
+        // blocked forward: every head-dim bucket, on 16 to 64 KiB, workgroups of 128 and 256
+        for (long sharedBytes : new long[] {16 << 10, 32 << 10, 48 << 10, 64 << 10}) {
+            for (int subgroup : new int[] {32, 256}) {
+                DeviceInfo device = device(sharedBytes, subgroup);
+                for (int hd : TilePlan.BUCKETS) {
+                    TilePlan blocked = TilePlan.blocked(device, hd);
+                    Kernel kernel = Kernel.FORWARD_BLOCKED;
+                    if (blocked == null) {
+                        // Head dims up to 64 always get a blocked tile from 32 KiB on (the plain kernel runs
+                        // the others).
+                        assertTrue(sharedBytes < 32 << 10 || hd > 64, "no blocked plan for hd " + hd);
+                        continue;
+                    }
+                    assertEquals(declaredFloats(kernel, blocked), blocked.sharedFloats(kernel), "blocked " + blocked);
+                    assertTrue(blocked.sharedFloats(kernel) <= TilePlan.sharedFloats(device), "blocked " + blocked);
+                    int rm = blocked.rowsPerThread();
+                    assertTrue(rm >= 1 && blocked.rows() % rm == 0, "blocked " + blocked);
+                    assertEquals(blocked.workgroup(), blocked.rows() / rm * blocked.threadsPerRow(), "" + blocked);
+                    assertEquals(0, blocked.keys() % blocked.threadsPerRow(), "blocked " + blocked);
+                    assertEquals(0, hd % blocked.threadsPerRow(), "blocked " + blocked);
+                }
+            }
+        }
+        // the blocked forward's subgroup layout, on CPU devices with subgroups of 4 to 16 lanes
+        assertFalse(TilePlan.blockedSubgroupLayout(cpuDevice(32 << 10, 32)), "32-lane subgroups: shared memory");
+        for (int subgroup : new int[] {4, 8, 16}) {
+            DeviceInfo cpu = cpuDevice(32 << 10, subgroup);
+            assertTrue(TilePlan.blockedSubgroupLayout(cpu), "subgroup " + subgroup);
+            for (int hd : TilePlan.BUCKETS) {
+                TilePlan plan = TilePlan.blocked(cpu, hd);
+                if (plan == null) {
+                    assertTrue(hd > 64, "no subgroup-layout plan for hd " + hd + ", subgroup " + subgroup);
+                    continue;
+                }
+                Kernel kernel = Kernel.FORWARD_BLOCKED_SUBGROUP;
+                assertEquals(declaredFloats(kernel, plan), plan.sharedFloats(kernel), "subgroup layout " + plan);
+                assertTrue(plan.sharedFloats(kernel) <= TilePlan.sharedFloats(cpu), "subgroup layout " + plan);
+                assertEquals(subgroup, plan.threadsPerRow(), "a row group is one subgroup: " + plan);
+                assertEquals(plan.workgroup(), plan.rows() / plan.rowsPerThread() * subgroup, "" + plan);
+            }
+        }
+        assertFalse(TilePlan.blockedSubgroupLayout(device(32 << 10, 32)), "GPUs run the shared-memory reductions");
+        // decode: every row count and head-dim bucket it runs, on 16 to 64 KiB
+        for (long sharedBytes : new long[] {16 << 10, 32 << 10, 64 << 10}) {
+            DeviceInfo device = device(sharedBytes, 32);
+            for (int hd : new int[] {32, 64, 128}) {
+                for (int rows = 1; rows <= TilePlan.DECODE_MAX_ROWS; rows++) {
+                    TilePlan decode = TilePlan.decode(device, hd, rows);
+                    if (decode == null) {
+                        assertTrue(sharedBytes < 32 << 10, "no decode plan for hd " + hd + ", " + rows + " rows");
+                        continue;
+                    }
+                    assertEquals(
+                            declaredFloats(Kernel.DECODE, decode),
+                            decode.sharedFloats(Kernel.DECODE),
+                            "decode " + decode);
+                    assertTrue(decode.sharedFloats(Kernel.DECODE) <= TilePlan.sharedFloats(device), "decode " + decode);
+                    assertTrue(decode.rows() >= rows && decode.workgroup() <= 128, "decode " + decode);
+                }
+            }
+        }
+        for (Kernel kernel : new Kernel[] {Kernel.DELTA, Kernel.PACK16, Kernel.DECODE_MERGE, Kernel.DECODE_DIRECT}) {
             TilePlan line = TilePlan.elementwise(device(32 << 10, 32));
             assertEquals(declaredFloats(kernel, line), line.sharedFloats(kernel), kernel.toString());
         }
@@ -163,9 +230,27 @@ class ShaderConstantsTest {
 
     /** The sum of {@code kernel}'s shared float arrays with the plan's macros (each size a product of them). */
     private static long declaredFloats(Kernel kernel, TilePlan plan) {
-        Map<String, Long> macros = Map.of("BR", (long) plan.rows(), "BC", (long) plan.keys(), "HD", (long) plan.hd());
+        Map<String, Long> macros = Map.of(
+                "BR",
+                (long) plan.rows(),
+                "BC",
+                (long) plan.keys(),
+                "HD",
+                (long) plan.hd(),
+                "HDP",
+                plan.hd() + 1L,
+                "WG",
+                (long) plan.workgroup(),
+                "TPR",
+                (long) plan.threadsPerRow());
         long total = 0;
-        Matcher m = SHARED.matcher(ShaderCompiler.source(kernel));
+        String source = ShaderCompiler.source(kernel);
+        if (kernel == Kernel.FORWARD_BLOCKED_SUBGROUP) {
+            // SUBGROUP_LAYOUT 1 compiles no "#if !SUBGROUP_LAYOUT" region (none of them nests another #if before
+            // its shared arrays end).
+            source = source.replaceAll("(?s)#if !SUBGROUP_LAYOUT.*?#endif", "");
+        }
+        Matcher m = SHARED.matcher(source);
         while (m.find()) {
             long size = 1;
             for (String factor : m.group(2).split("\\*")) {
@@ -180,6 +265,25 @@ class ShaderConstantsTest {
             total += size;
         }
         return total;
+    }
+
+    private static DeviceInfo cpuDevice(long sharedBytes, int subgroup) {
+        DeviceInfo d = device(sharedBytes, subgroup);
+        return new DeviceInfo(
+                d.index(),
+                "test CPU device",
+                DeviceInfo.Kind.CPU,
+                d.apiVersion(),
+                subgroup,
+                sharedBytes,
+                d.maxStorageBufferRange(),
+                d.maxWorkgroupInvocations(),
+                d.maxWorkgroupSizeX(),
+                d.maxWorkgroupCount(),
+                false,
+                false,
+                false,
+                true);
     }
 
     private static DeviceInfo device(long sharedBytes, int subgroup) {
