@@ -23,6 +23,7 @@ import java.util.concurrent.Callable;
             InfoCommand.class,
             DemoCommand.class,
             VerifyCommand.class,
+            GpuCheckCommand.class,
             BenchCommand.class,
             TrainDemoCommand.class,
             TrainLmCommand.class,
