@@ -170,8 +170,13 @@ final class VulkanDevice implements AutoCloseable {
                     .pApplicationName(stack.UTF8("aule-attention"))
                     .pEngineName(stack.UTF8("aule"))
                     .apiVersion(VK_API_VERSION_1_1);
-            VkInstanceCreateInfo create =
-                    VkInstanceCreateInfo.calloc(stack).sType$Default().pApplicationInfo(app);
+            // Portability drivers (MoltenVK) are listed only when the instance asks for them.
+            Set<String> offered = instanceExtensionNames(stack);
+            VkInstanceCreateInfo create = VkInstanceCreateInfo.calloc(stack)
+                    .sType$Default()
+                    .flags(Portability.instanceFlags(offered))
+                    .pApplicationInfo(app)
+                    .ppEnabledExtensionNames(names(Portability.instanceExtensions(offered), stack));
             PointerBuffer handle = stack.mallocPointer(1);
             int result = vkCreateInstance(create, null, handle);
             if (result == VK_ERROR_INCOMPATIBLE_DRIVER) {
@@ -280,6 +285,35 @@ final class VulkanDevice implements AutoCloseable {
         return -1;
     }
 
+    /** The instance extensions the loader offers (none when it cannot say). */
+    private static Set<String> instanceExtensionNames(MemoryStack stack) {
+        IntBuffer count = stack.mallocInt(1);
+        if (vkEnumerateInstanceExtensionProperties((String) null, count, null) != VK_SUCCESS) {
+            return Set.of();
+        }
+        VkExtensionProperties.Buffer ext = VkExtensionProperties.malloc(count.get(0), stack);
+        if (vkEnumerateInstanceExtensionProperties((String) null, count, ext) != VK_SUCCESS) {
+            return Set.of();
+        }
+        Set<String> names = new java.util.HashSet<>();
+        for (int i = 0; i < ext.capacity(); i++) {
+            names.add(ext.get(i).extensionNameString());
+        }
+        return names;
+    }
+
+    /** Extension names as the create infos take them, or null for none. */
+    private static PointerBuffer names(List<String> names, MemoryStack stack) {
+        if (names.isEmpty()) {
+            return null;
+        }
+        PointerBuffer buffer = stack.mallocPointer(names.size());
+        for (String name : names) {
+            buffer.put(stack.UTF8(name));
+        }
+        return buffer.flip();
+    }
+
     private static boolean hasExtension(VkPhysicalDevice physical, String name, MemoryStack stack) {
         IntBuffer count = stack.mallocInt(1);
         if (vkEnumerateDeviceExtensionProperties(physical, (String) null, count, null) != VK_SUCCESS) {
@@ -322,12 +356,19 @@ final class VulkanDevice implements AutoCloseable {
         return best;
     }
 
-    /** One compute queue and no optional feature: the kernels read 16-bit data as packed words. */
+    /**
+     * One compute queue and no optional feature (the kernels read 16-bit data as packed words); the portability
+     * subset enabled where the device offers it, as the specification requires.
+     */
     private static VkDevice createDevice(Candidate chosen, MemoryStack stack) {
         VkDeviceQueueCreateInfo.Buffer queues = VkDeviceQueueCreateInfo.calloc(1, stack);
         queues.get(0).sType$Default().queueFamilyIndex(chosen.queueFamily).pQueuePriorities(stack.floats(1f));
-        VkDeviceCreateInfo create =
-                VkDeviceCreateInfo.calloc(stack).sType$Default().pQueueCreateInfos(queues);
+        Set<String> offered =
+                hasExtension(chosen.physical, Portability.SUBSET, stack) ? Set.of(Portability.SUBSET) : Set.of();
+        VkDeviceCreateInfo create = VkDeviceCreateInfo.calloc(stack)
+                .sType$Default()
+                .pQueueCreateInfos(queues)
+                .ppEnabledExtensionNames(names(Portability.deviceExtensions(offered), stack));
         PointerBuffer handle = stack.mallocPointer(1);
         check(vkCreateDevice(chosen.physical, create, null, handle), "vkCreateDevice on " + chosen.info.name());
         return new VkDevice(handle.get(0), chosen.physical, create, VK_API_VERSION_1_1);
