@@ -131,12 +131,14 @@ final class GpuCheckCommand extends AuleCommand {
                 right("S"),
                 right("D"),
                 left("mask"),
-                right("ms"),
+                right("wall ms"),
+                right("device ms"),
                 right("GFLOP/s"),
                 left("note"));
         out.printf(
                 Locale.ROOT,
-                "Prefill, B = 1, %s, device tensors, median of %d calls after 2 warm-up calls:%n",
+                "Prefill, B = 1, %s, device tensors, median of %d calls after 2 warm-up calls"
+                        + " (GFLOP/s from the device time where the queue has timestamps):%n",
                 dtype,
                 runs);
         ProgressBar progress = progressBar("prefill", shapes.size());
@@ -151,16 +153,18 @@ final class GpuCheckCommand extends AuleCommand {
                 p.causal() ? "causal" : "full",
                 "",
                 "",
+                "",
                 ""
             };
             try {
-                double seconds = time(vulkan, 1, p.qHeads(), p.kvHeads(), p.seq(), p.seq(), p.headDim(), options);
+                Timed t = time(vulkan, 1, p.qHeads(), p.kvHeads(), p.seq(), p.seq(), p.headDim(), options);
                 long pairs = Visibility.of(p.seq(), p.seq(), options).pairs();
                 double flops = 4.0 * p.qHeads() * p.headDim() * pairs;
-                row[5] = String.format(Locale.ROOT, "%.3f", seconds * 1e3);
-                row[6] = String.format(Locale.ROOT, "%.1f", flops / seconds / 1e9);
+                row[5] = String.format(Locale.ROOT, "%.3f", t.wallSeconds() * 1e3);
+                row[6] = t.deviceText();
+                row[7] = String.format(Locale.ROOT, "%.1f", flops / t.seconds() / 1e9);
             } catch (RuntimeException e) {
-                row[7] = "skipped: " + e.getMessage();
+                row[8] = "skipped: " + e.getMessage();
             }
             table.add(row);
             progress.step();
@@ -171,23 +175,32 @@ final class GpuCheckCommand extends AuleCommand {
 
     private void decodeGrid(VulkanBackend vulkan, List<Integer> contexts, PrintWriter out) {
         TextTable table = new TextTable(
-                left("decode"), right("Hq:Hkv"), right("Sk"), right("D"), right("ms"), right("GB/s"), left("note"));
+                left("decode"),
+                right("Hq:Hkv"),
+                right("Sk"),
+                right("D"),
+                right("wall ms"),
+                right("device ms"),
+                right("GB/s"),
+                left("note"));
         out.printf(
                 Locale.ROOT,
-                "Decode, B = 1, one query, %s, device tensors, median of %d calls (GB/s: K and V bytes read):%n",
+                "Decode, B = 1, one query, %s, device tensors, median of %d calls (GB/s: K and V bytes read, over"
+                        + " the device time where the queue has timestamps):%n",
                 dtype,
                 runs);
         ProgressBar progress = progressBar("decode", contexts.size());
         AttentionOptions options = AttentionOptions.builder().causal(true).build();
         for (int sk : contexts) {
-            String[] row = {"forward", "32:8", Integer.toString(sk), "128", "", "", ""};
+            String[] row = {"forward", "32:8", Integer.toString(sk), "128", "", "", "", ""};
             try {
-                double seconds = time(vulkan, 1, 32, 8, 1, sk, 128, options);
+                Timed t = time(vulkan, 1, 32, 8, 1, sk, 128, options);
                 double bytes = 2.0 * 8 * sk * 128 * dtype.byteSize();
-                row[4] = String.format(Locale.ROOT, "%.3f", seconds * 1e3);
-                row[5] = String.format(Locale.ROOT, "%.1f", bytes / seconds / 1e9);
+                row[4] = String.format(Locale.ROOT, "%.3f", t.wallSeconds() * 1e3);
+                row[5] = t.deviceText();
+                row[6] = String.format(Locale.ROOT, "%.1f", bytes / t.seconds() / 1e9);
             } catch (RuntimeException e) {
-                row[6] = "skipped: " + e.getMessage();
+                row[7] = "skipped: " + e.getMessage();
             }
             table.add(row);
             progress.step();
@@ -196,8 +209,20 @@ final class GpuCheckCommand extends AuleCommand {
         out.print(table.render(""));
     }
 
-    /** Median seconds of one forward on device tensors of this shape, filled with uniform values. */
-    private double time(
+    /** Median wall and device seconds of one call (device: NaN where the queue has no timestamps). */
+    private record Timed(double wallSeconds, double deviceSeconds) {
+        /** The device time where there is one, else the wall time: what the rates are computed from. */
+        double seconds() {
+            return Double.isNaN(deviceSeconds) ? wallSeconds : deviceSeconds;
+        }
+
+        String deviceText() {
+            return Double.isNaN(deviceSeconds) ? "-" : String.format(Locale.ROOT, "%.3f", deviceSeconds * 1e3);
+        }
+    }
+
+    /** Median wall and device seconds of one forward on device tensors of this shape, filled with uniform values. */
+    private Timed time(
             VulkanBackend vulkan,
             int batch,
             int qHeads,
@@ -214,9 +239,22 @@ final class GpuCheckCommand extends AuleCommand {
                         vulkan.upload(RandomFill.fill(Tensor.allocate(dtype, batch, kvHeads, sk, headDim), rnd));
                 VulkanTensor o = vulkan.allocate(dtype, batch, qHeads, sq, headDim)) {
             Stopwatch stopwatch = new Stopwatch(Stopwatch.Warmup.calls(2), runs);
-            return stopwatch
-                    .time(() -> {}, () -> vulkan.forward(q, k, v, o, null, options))
+            List<Long> deviceNanos = new ArrayList<>();
+            double wall = stopwatch
+                    .time(() -> {}, () -> {
+                        vulkan.forward(q, k, v, o, null, options);
+                        deviceNanos.add(vulkan.lastDeviceNanos().orElse(-1));
+                    })
                     .medianSeconds();
+            List<Long> timed = deviceNanos.subList(deviceNanos.size() - runs, deviceNanos.size());
+            if (timed.contains(-1L)) {
+                return new Timed(wall, Double.NaN);
+            }
+            long[] sorted = timed.stream().mapToLong(Long::longValue).sorted().toArray();
+            double median = sorted.length % 2 == 1
+                    ? sorted[sorted.length / 2]
+                    : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2.0;
+            return new Timed(wall, median / 1e9);
         }
     }
 }

@@ -17,7 +17,8 @@ class GpuCheckCommandTest {
                 "no Vulkan device here");
         CliRun run = CliRun.of("gpu-check", "--quick", "--seq", "32", "--decode-seq", "64,100000000", "--runs", "1")
                 .succeeded();
-        run.assertPrinted("Device", "passed, 0 failed", "Prefill, B = 1, F16", "GFLOP/s", "Decode, B = 1", "GB/s");
+        run.assertPrinted(
+                "Device", "passed, 0 failed", "Prefill, B = 1, F16", "device ms", "GFLOP/s", "Decode, B = 1", "GB/s");
         // A context past the device's storage limit is reported as skipped, and the grid goes on.
         assertTrue(run.out().contains("skipped: shape: [1, 8, 100000000, 128]"), run.out());
     }

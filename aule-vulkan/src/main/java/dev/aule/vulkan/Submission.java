@@ -136,6 +136,10 @@ final class Submission implements AutoCloseable {
                                     .sType$Default()
                                     .flags(VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT)),
                     "vkBeginCommandBuffer");
+            if (c.timestamps() != VK_NULL_HANDLE) {
+                vkCmdResetQueryPool(c.commands(), c.timestamps(), 0, 2);
+                vkCmdWriteTimestamp(c.commands(), VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c.timestamps(), 0);
+            }
         } catch (RuntimeException e) {
             device.contexts().destroy(c);
             throw e;
@@ -276,6 +280,7 @@ final class Submission implements AutoCloseable {
     void finish() {
         if (recorded) {
             submitAndWait();
+            device.noteDeviceNanos(deviceNanos());
         }
         for (Runnable r : afterWait) {
             r.run();
@@ -285,6 +290,9 @@ final class Submission implements AutoCloseable {
     /** Ends recording, submits under the device's queue lock and waits for the GPU. */
     private void submitAndWait() {
         try (MemoryStack stack = stackPush()) {
+            if (context.timestamps() != VK_NULL_HANDLE) {
+                vkCmdWriteTimestamp(commands, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, context.timestamps(), 1);
+            }
             VulkanDevice.check(vkEndCommandBuffer(commands), "vkEndCommandBuffer");
             long fence = context.fence();
             VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
@@ -305,6 +313,28 @@ final class Submission implements AutoCloseable {
             }
             checkLost(result, "vkWaitForFences");
             waited = true;
+        }
+    }
+
+    /**
+     * Device time from the first command to the last of this completed submission, from its two timestamps (the
+     * counter's valid bits, wrapping, times the tick period); -1 when the queue has none or they are unavailable.
+     */
+    private long deviceNanos() {
+        long pool = context.timestamps();
+        if (pool == VK_NULL_HANDLE) {
+            return -1;
+        }
+        try (MemoryStack stack = stackPush()) {
+            LongBuffer ticks = stack.mallocLong(2);
+            int result = vkGetQueryPoolResults(device.handle(), pool, 0, 2, ticks, Long.BYTES, VK_QUERY_RESULT_64_BIT);
+            if (result != VK_SUCCESS) {
+                return -1;
+            }
+            int bits = device.timestampBits();
+            long mask = bits >= 64 ? -1L : (1L << bits) - 1;
+            long elapsed = (ticks.get(1) - ticks.get(0)) & mask;
+            return Math.round(elapsed * (double) device.timestampPeriod());
         }
     }
 

@@ -9,6 +9,7 @@ import org.lwjgl.vulkan.VkCommandPoolCreateInfo;
 import org.lwjgl.vulkan.VkDescriptorPoolCreateInfo;
 import org.lwjgl.vulkan.VkDescriptorPoolSize;
 import org.lwjgl.vulkan.VkFenceCreateInfo;
+import org.lwjgl.vulkan.VkQueryPoolCreateInfo;
 
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -54,6 +55,9 @@ final class SubmitContext {
     private final long descriptorPool;
     private final long fence;
     private final VkCommandBuffer commands;
+    /** Two timestamps around a submission's commands, or VK_NULL_HANDLE on a queue without timestamps. */
+    private final long timestamps;
+
     private final List<DeviceBuffer> retired = new ArrayList<>();
     private DeviceBuffer staging;
     private long stagingUsed;
@@ -94,6 +98,15 @@ final class SubmitContext {
             this.fence = device.create(
                     VK10::vkCreateFence, VkFenceCreateInfo.calloc(stack).sType$Default(), "vkCreateFence");
             this.commands = new VkCommandBuffer(cb.get(0), device.handle());
+            this.timestamps = device.timestampBits() == 0
+                    ? VK_NULL_HANDLE
+                    : device.create(
+                            VK10::vkCreateQueryPool,
+                            VkQueryPoolCreateInfo.calloc(stack)
+                                    .sType$Default()
+                                    .queryType(VK_QUERY_TYPE_TIMESTAMP)
+                                    .queryCount(2),
+                            "vkCreateQueryPool");
             this.commandPool = pool;
             this.descriptorPool = descriptors;
         } catch (RuntimeException e) {
@@ -117,6 +130,11 @@ final class SubmitContext {
 
     long fence() {
         return fence;
+    }
+
+    /** {@return the two-timestamp query pool, or VK_NULL_HANDLE when the queue has no timestamps} */
+    long timestamps() {
+        return timestamps;
     }
 
     /**
@@ -174,6 +192,9 @@ final class SubmitContext {
         if (staging != null) {
             staging.close();
             staging = null;
+        }
+        if (timestamps != VK_NULL_HANDLE) {
+            vkDestroyQueryPool(device.handle(), timestamps, null);
         }
         vkDestroyFence(device.handle(), fence, null);
         vkDestroyDescriptorPool(device.handle(), descriptorPool, null);

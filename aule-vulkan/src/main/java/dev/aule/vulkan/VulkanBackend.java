@@ -235,6 +235,19 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
+     * The device time of this thread's last call that ran commands on the device, measured by timestamps the
+     * call's submission writes before its first command and after its last: the kernels, barriers and copies of
+     * that one submission, without the host's recording, submit and wait. Empty when the device's compute queue
+     * has no timestamps or no such call ran on this thread yet.
+     *
+     * @return nanoseconds, or empty
+     */
+    public java.util.OptionalLong lastDeviceNanos() {
+        long nanos = device().lastDeviceNanos();
+        return nanos < 0 ? java.util.OptionalLong.empty() : java.util.OptionalLong.of(nanos);
+    }
+
+    /**
      * A zeroed device tensor, contiguous BHSD.
      *
      * @param dtype   its storage type

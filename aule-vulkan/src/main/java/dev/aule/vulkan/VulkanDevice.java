@@ -15,6 +15,7 @@ import org.lwjgl.vulkan.VkPhysicalDevice16BitStorageFeatures;
 import org.lwjgl.vulkan.VkPhysicalDeviceFeatures2;
 import org.lwjgl.vulkan.VkPhysicalDeviceLimits;
 import org.lwjgl.vulkan.VkPhysicalDeviceMemoryProperties;
+import org.lwjgl.vulkan.VkPhysicalDeviceProperties;
 import org.lwjgl.vulkan.VkPhysicalDeviceProperties2;
 import org.lwjgl.vulkan.VkPhysicalDeviceShaderFloat16Int8Features;
 import org.lwjgl.vulkan.VkPhysicalDeviceSubgroupProperties;
@@ -87,6 +88,12 @@ final class VulkanDevice implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicLong submits = new java.util.concurrent.atomic.AtomicLong();
     private volatile boolean closed;
     private volatile String lostReason;
+    /** Bits of the queue's timestamps that count (0: no timestamps), and nanoseconds per tick. */
+    private final int timestampBits;
+
+    private final float timestampPeriod;
+    /** Device time of the calling thread's last submission, from its timestamps; -1 when there were none. */
+    private final ThreadLocal<long[]> lastDeviceNanos = ThreadLocal.withInitial(() -> new long[] {-1});
 
     private VulkanDevice(
             VkInstance instance,
@@ -96,8 +103,12 @@ final class VulkanDevice implements AutoCloseable {
             DeviceInfo info,
             VkPhysicalDeviceMemoryProperties memory,
             ShaderCompiler compiler,
-            boolean mapsBuffers) {
+            boolean mapsBuffers,
+            int timestampBits,
+            float timestampPeriod) {
         this.mapsBuffers = mapsBuffers;
+        this.timestampBits = timestampBits;
+        this.timestampPeriod = timestampPeriod;
         this.instance = instance;
         this.device = device;
         this.queue = queue;
@@ -140,6 +151,14 @@ final class VulkanDevice implements AutoCloseable {
             VkPhysicalDeviceMemoryProperties mem = VkPhysicalDeviceMemoryProperties.malloc();
             vkGetPhysicalDeviceMemoryProperties(chosen.physical, mem);
             compiler = new ShaderCompiler();
+            VkPhysicalDeviceProperties props = VkPhysicalDeviceProperties.malloc(stack);
+            vkGetPhysicalDeviceProperties(chosen.physical, props);
+            IntBuffer familyCount = stack.mallocInt(1);
+            vkGetPhysicalDeviceQueueFamilyProperties(chosen.physical, familyCount, null);
+            VkQueueFamilyProperties.Buffer families = VkQueueFamilyProperties.malloc(familyCount.get(0), stack);
+            vkGetPhysicalDeviceQueueFamilyProperties(chosen.physical, familyCount, families);
+            float period = props.limits().timestampPeriod();
+            int bits = period > 0 ? families.get(chosen.queueFamily).timestampValidBits() : 0;
             return new VulkanDevice(
                     instance,
                     device,
@@ -148,7 +167,9 @@ final class VulkanDevice implements AutoCloseable {
                     chosen.info,
                     mem,
                     compiler,
-                    mapWhereUnified && chosen.info.unifiedMemory());
+                    mapWhereUnified && chosen.info.unifiedMemory(),
+                    bits,
+                    period);
         } catch (RuntimeException | Error e) {
             if (compiler != null) {
                 compiler.close();
@@ -380,6 +401,26 @@ final class VulkanDevice implements AutoCloseable {
 
     VkDevice handle() {
         return device;
+    }
+
+    /** {@return bits of the compute queue's timestamps that count; 0 when it has none} */
+    int timestampBits() {
+        return timestampBits;
+    }
+
+    /** {@return nanoseconds per timestamp tick} */
+    float timestampPeriod() {
+        return timestampPeriod;
+    }
+
+    /** Records the device time of the calling thread's submission that just completed (-1: not measured). */
+    void noteDeviceNanos(long nanos) {
+        lastDeviceNanos.get()[0] = nanos;
+    }
+
+    /** {@return the device time of the calling thread's last completed submission, or -1} */
+    long lastDeviceNanos() {
+        return lastDeviceNanos.get()[0];
     }
 
     int queueFamily() {
