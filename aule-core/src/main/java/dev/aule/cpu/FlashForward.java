@@ -10,6 +10,7 @@ import dev.aule.spi.Visibility;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.stream.IntStream;
 
 /**
@@ -26,7 +27,8 @@ import java.util.stream.IntStream;
  * within {@link TileConfig#TILE_BUDGET_BYTES}, {@link TileConfig#MIN_TILE_ROWS} to {@link TileConfig#MAX_TILE_ROWS}
  * (fewer when a sequence would otherwise have under {@link TileConfig#SEQUENCE_TILES} tiles), by
  * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block) is then reused
- * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2. Tile rows and key splits are
+ * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2; with more than one tile per KV
+ * head the whole key blocks are transposed once per call and shared by all its tiles ({@link #packedKeys}). Tile rows and key splits are
  * one sequence's {@link ForwardPlan}: the same for every batch entry whatever the batch and the pool, so each
  * entry gets the bits it would get alone.
  *
@@ -84,6 +86,18 @@ final class FlashForward {
     // The path of every tile but the last, and of the last (it may be short when the others are not).
     private final TilePath fullTilePath;
     private final TilePath lastTilePath;
+    /*
+     * Keys transposed once per call and (batch entry, KV head), [block][d][keyTile] over the whole key blocks from
+     * key 0, packed by the first tile that needs them and read by every other tile and GQA head of that KV head;
+     * null when tiles pack their own (one tile per head, a path without the packed product, or more than
+     * TileConfig.PACKED_KEYS_MAX_BYTES). A block is read from here only when it is whole and starts on a multiple
+     * of keyTile (a window's blocks may not); every other block is packed per tile as before. Both hold the same
+     * floats in the same places, so which one a block comes from changes no bit, and the choice may depend on the
+     * batch size.
+     */
+    private final AtomicReferenceArray<float[]> packedKeys;
+    private final Object[] packLocks;
+    private final int packedBlocks;
 
     FlashForward(
             TileMath math,
@@ -153,6 +167,24 @@ final class FlashForward {
                 TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         this.lastTilePath =
                 TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
+        int blocks = shape.keyLen() / keyTile;
+        long packedBytes = (long) shape.batch() * kvHeads * blocks * keyTile * d * Float.BYTES;
+        if (fullTilePath.scores() == TilePath.Scores.PACKED_PRODUCT
+                && tiles > 1
+                && blocks > 0
+                && packedBytes <= TileConfig.PACKED_KEYS_MAX_BYTES) {
+            int heads = Math.multiplyExact(shape.batch(), kvHeads);
+            this.packedKeys = new AtomicReferenceArray<>(heads);
+            this.packLocks = new Object[heads];
+            for (int i = 0; i < heads; i++) {
+                packLocks[i] = new Object();
+            }
+            this.packedBlocks = blocks;
+        } else {
+            this.packedKeys = null;
+            this.packLocks = null;
+            this.packedBlocks = 0;
+        }
         if (splits > 1) {
             // The plan bounds one sequence's partial states; a dense call holds one set per batch entry, all in one
             // array, so a large batch can pass the bound: refuse that before anything is written.
@@ -425,8 +457,12 @@ final class FlashForward {
     private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn) {
         switch (path.scores()) {
             case PACKED_PRODUCT -> {
-                packKeys(sc, b, kvHead, j0, jn);
-                math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
+                if (packedKeys != null && jn == keyTile && j0 % keyTile == 0) {
+                    math.multiply(sc.q, n4, d, packedKeys(b, kvHead), j0 / keyTile * d * keyTile, sc.s);
+                } else {
+                    packKeys(sc, b, kvHead, j0, jn);
+                    math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
+                }
             }
             case COPIED_BY_ROW -> {
                 if (kCodes != null) {
@@ -778,6 +814,37 @@ final class FlashForward {
             }
         }
         return false;
+    }
+
+    /**
+     * The call's transposed whole key blocks of one KV head ({@link #packedKeys}), packed on first use: the first
+     * worker to ask packs them while any other asking for the same head waits; heads differ per worker in the
+     * usual work order, so the packing spreads over the workers too.
+     */
+    private float[] packedKeys(int b, int kvHead) {
+        int h = b * kvHeads + kvHead;
+        float[] packed = packedKeys.get(h);
+        if (packed != null) {
+            return packed;
+        }
+        synchronized (packLocks[h]) {
+            packed = packedKeys.get(h);
+            if (packed == null) {
+                packed = new float[packedBlocks * d * keyTile];
+                float[] rows = new float[keyTile * d];
+                for (int block = 0; block < packedBlocks; block++) {
+                    k.readRows(math, b, kvHead, block * keyTile, keyTile, rows, 0, d);
+                    int base = block * d * keyTile;
+                    for (int j = 0; j < keyTile; j++) {
+                        for (int x = 0, pos = base + j; x < d; x++, pos += keyTile) {
+                            packed[pos] = rows[j * d + x];
+                        }
+                    }
+                }
+                packedKeys.set(h, packed);
+            }
+        }
+        return packed;
     }
 
     /** kt[x][j] = k[j0 + j][x]; columns past {@code jn} are zero. */
