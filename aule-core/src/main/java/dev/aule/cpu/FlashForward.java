@@ -27,8 +27,11 @@ import java.util.stream.IntStream;
  * within {@link TileConfig#TILE_BUDGET_BYTES}, {@link TileConfig#MIN_TILE_ROWS} to {@link TileConfig#MAX_TILE_ROWS}
  * (fewer when a sequence would otherwise have under {@link TileConfig#SEQUENCE_TILES} tiles), by
  * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block) is then reused
- * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2; with more than one tile per KV
- * head the whole key blocks are transposed once per call and shared by all its tiles ({@link #packedKeys}). Tile rows and key splits are
+ * by many passes of the micro-kernels, and the tile set in use stays in L2; with more than one tile per KV head the
+ * whole key blocks are transposed once per call and shared by all its tiles ({@link #packedKeys}), and heap F32
+ * values are read in place. Rows that see a whole key block, with nothing between product and softmax, take their
+ * online-softmax update in the score kernel's epilogue ({@link TileMath#multiplySoftmax}) while the scores are in
+ * L1. Tile rows and key splits are
  * one sequence's {@link ForwardPlan}: the same for every batch entry whatever the batch and the pool, so each
  * entry gets the bits it would get alone.
  *
@@ -98,6 +101,9 @@ final class FlashForward {
     private final AtomicReferenceArray<float[]> packedKeys;
     private final Object[] packLocks;
     private final int packedBlocks;
+    // Whether nothing stands between the score product and the softmax (no softcap, scale pass or ALiBi), so
+    // rows that see a whole block take their softmax update in the score kernel (TileMath.multiplySoftmax).
+    private final boolean fusable;
 
     FlashForward(
             TileMath math,
@@ -167,6 +173,7 @@ final class FlashForward {
                 TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         this.lastTilePath =
                 TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
+        this.fusable = softcap <= 0f && queryScale == scale && !alibi;
         int blocks = shape.keyLen() / keyTile;
         long packedBytes = (long) shape.batch() * kvHeads * blocks * keyTile * d * Float.BYTES;
         if (fullTilePath.scores() == TilePath.Scores.PACKED_PRODUCT
@@ -292,17 +299,34 @@ final class FlashForward {
             if (status == BlockMask.Status.EMPTY) {
                 continue;
             }
+            boolean fused = false;
             if (normalised) {
                 exactScores(sc, path, n4, b, kvHead, j0, jn);
             } else {
-                scoreBlock(sc, path, n4, b, kvHead, j0, jn);
+                fused = fusable
+                        && jn == keyTile
+                        && path.scores() == TilePath.Scores.PACKED_PRODUCT
+                        && (masks == null || !masks.changesRows(status));
+                if (fused) {
+                    for (int t = 0; t < n4; t++) {
+                        sc.fuse[t] = sc.first[t] <= j0 && sc.last[t] >= j0 + jn - 1;
+                    }
+                }
+                scoreBlock(sc, path, n4, b, kvHead, j0, jn, fused);
             }
             // Short tiles read quantized values in place; the normalised sweep and prefill tiles pack them.
             boolean valueCodes = vCodes != null && path.scores() != TilePath.Scores.PACKED_PRODUCT && !normalised;
-            if (path.values() == TilePath.Values.PACKED && !valueCodes || normalised) {
+            // A heap F32 value tensor whose block lies one row stride apart is read in place by the P·V product: the
+            // same floats as the copy, without the copy.
+            boolean valuesInPlace = !normalised
+                    && path.values() == TilePath.Values.PACKED
+                    && vInPlace != null
+                    && vInPlace.array() != null
+                    && v.contiguousRows(j0, jn) == jn;
+            if (path.values() == TilePath.Values.PACKED && !valueCodes && !valuesInPlace || normalised) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
-            updateSoftmax(sc, n4, b, j0, jn, status, normalised);
+            updateSoftmax(sc, n4, b, j0, jn, status, normalised, fused);
             if (dropout) {
                 dropout(sc, n4, j0);
             }
@@ -311,7 +335,18 @@ final class FlashForward {
             } else if (valueCodes) {
                 accumulateCodes(sc, n4, kvHead, j0, jn);
             } else if (path.values() == TilePath.Values.PACKED) {
-                math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
+                if (valuesInPlace) {
+                    math.accumulateTile(
+                            sc,
+                            n4,
+                            jn,
+                            vInPlace.array(),
+                            vInPlace.index(b, kvHead, v.storedRow(j0)),
+                            vInPlace.rowStride(),
+                            sc.alpha);
+                } else {
+                    math.accumulateTile(sc, n4, jn, sc.v, 0, dvp, sc.alpha);
+                }
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
             }
@@ -454,15 +489,21 @@ final class FlashForward {
     }
 
     /** The tile's scores against keys {@code [j0, j0 + jn)} into {@code sc.s}, as its path takes them. */
-    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn) {
+    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn, boolean fused) {
         switch (path.scores()) {
             case PACKED_PRODUCT -> {
+                float[] panel = sc.kt;
+                int panelOff = 0;
                 if (packedKeys != null && jn == keyTile && j0 % keyTile == 0) {
-                    math.multiply(sc.q, n4, d, packedKeys(b, kvHead), j0 / keyTile * d * keyTile, sc.s);
+                    panel = packedKeys(b, kvHead);
+                    panelOff = j0 / keyTile * d * keyTile;
                 } else {
                     packKeys(sc, b, kvHead, j0, jn);
-                    math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
                 }
+                if (!fused) { // the product alone, in the same register blocks
+                    Arrays.fill(sc.fuse, 0, n4, false);
+                }
+                math.multiplySoftmax(sc.q, n4, d, panel, panelOff, sc.s, sc.fuse, sc.m, sc.l, sc.alpha);
             }
             case COPIED_BY_ROW -> {
                 if (kCodes != null) {
@@ -487,14 +528,21 @@ final class FlashForward {
      * the old sum to the new, so the output stays a convex combination of values ({@code |o| <= max |v|}). A score
      * of {@code +inf} (a finite q.k beyond the float range) saturates the row: its {@code +inf} keys share it
      * equally and all others, earlier blocks included, weigh nothing.
+     *
+     * <p>{@code fused}: the score kernel already did this update for the rows {@code sc.fuse} marks (rows that see
+     * the whole block, {@link TileMath#multiplySoftmax}), which are skipped here.
      */
-    private void updateSoftmax(Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status, boolean normalised) {
+    private void updateSoftmax(
+            Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status, boolean normalised, boolean fused) {
         float[] s = sc.s;
         float[] m = sc.m;
         float[] l = sc.l;
         float[] alpha = sc.alpha;
         boolean maskRows = masks != null && masks.changesRows(status);
         for (int t = 0; t < n4; t++) {
+            if (fused && sc.fuse[t]) { // the score kernel did this row's update
+                continue;
+            }
             int off = t * keyTile;
             int lo = Math.max(sc.first[t] - j0, 0);
             int hi = Math.min(sc.last[t] - j0, jn - 1);
