@@ -9,7 +9,9 @@ import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.stream.IntStream;
 
@@ -91,7 +93,8 @@ final class FlashForward {
     private final TilePath lastTilePath;
     /*
      * Keys transposed once per call and (batch entry, KV head), [block][d][keyTile] over the whole key blocks from
-     * key 0, packed by the first tile that needs them and read by every other tile and GQA head of that KV head;
+     * key 0, packed by the first tile that needs them and read by every other tile and GQA head of that KV head
+     * (kept for a later call once the head's last item is done, see PANELS);
      * null when tiles pack their own (one tile per head, a path without the packed product, or more than
      * TileConfig.PACKED_KEYS_MAX_BYTES). A block is read from here only when it is whole and starts on a multiple
      * of keyTile (a window's blocks may not); every other block is packed per tile as before. Both hold the same
@@ -101,6 +104,15 @@ final class FlashForward {
     private final AtomicReferenceArray<float[]> packedKeys;
     private final Object[] packLocks;
     private final int packedBlocks;
+    // Work items of each (batch entry, KV head) not yet finished: the last one hands the head's panel back.
+    private final AtomicIntegerArray pendingPerHead;
+    /*
+     * Key panels of finished calls, for later calls to reuse rather than allocate (a repeated long prefill would
+     * otherwise allocate its keys' size on every call); every float of a reused panel is written before it is read.
+     * At most TileConfig.PACKED_KEYS_MAX_BYTES are kept; a panel of another size is dropped.
+     */
+    private static final ConcurrentLinkedQueue<float[]> PANELS = new ConcurrentLinkedQueue<>();
+    private static final AtomicLong PANEL_FLOATS = new AtomicLong();
     // Whether nothing stands between the score product and the softmax (no softcap, scale pass or ALiBi), so
     // rows that see a whole block take their softmax update in the score kernel (TileMath.multiplySoftmax).
     private final boolean fusable;
@@ -187,10 +199,15 @@ final class FlashForward {
                 packLocks[i] = new Object();
             }
             this.packedBlocks = blocks;
+            this.pendingPerHead = new AtomicIntegerArray(heads);
+            for (int i = 0; i < heads; i++) {
+                pendingPerHead.set(i, Math.multiplyExact(tiles, plan.splits()));
+            }
         } else {
             this.packedKeys = null;
             this.packLocks = null;
             this.packedBlocks = 0;
+            this.pendingPerHead = null;
         }
         if (splits > 1) {
             // The plan bounds one sequence's partial states; a dense call holds one set per batch entry, all in one
@@ -277,6 +294,33 @@ final class FlashForward {
             sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
         }
         finish(sc, b, item, split, n, normalised);
+        if (packedKeys != null && pendingPerHead.decrementAndGet(b * kvHeads + kvHead) == 0) {
+            releasePanel(packedKeys.getAndSet(b * kvHeads + kvHead, null));
+        }
+    }
+
+    /** Keeps a finished head's key panel for a later call, within the bound; drops it beyond. */
+    private static void releasePanel(float[] panel) {
+        if (panel == null) {
+            return;
+        }
+        if (PANEL_FLOATS.addAndGet(panel.length) * Float.BYTES <= TileConfig.PACKED_KEYS_MAX_BYTES) {
+            PANELS.offer(panel);
+        } else {
+            PANEL_FLOATS.addAndGet(-panel.length);
+        }
+    }
+
+    /** A panel of {@code size} floats: a kept one of that size when there is one at hand, else a new one. */
+    private static float[] takePanel(int size) {
+        float[] panel = PANELS.poll();
+        if (panel != null) {
+            PANEL_FLOATS.addAndGet(-panel.length);
+            if (panel.length == size) {
+                return panel;
+            }
+        }
+        return new float[size];
     }
 
     /**
@@ -878,7 +922,7 @@ final class FlashForward {
         synchronized (packLocks[h]) {
             packed = packedKeys.get(h);
             if (packed == null) {
-                packed = new float[packedBlocks * d * keyTile];
+                packed = takePanel(packedBlocks * d * keyTile); // every float is written below
                 float[] rows = new float[keyTile * d];
                 for (int block = 0; block < packedBlocks; block++) {
                     k.readRows(math, b, kvHead, block * keyTile, keyTile, rows, 0, d);

@@ -121,7 +121,8 @@ public final class TileConfig {
     /**
      * Most bytes of keys a forward call transposes once for all its tiles (each KV head's whole key blocks, packed
      * by the first tile that needs them) instead of once per tile: as much again as an F32 key tensor of B = 1,
-     * H = 32, S = 4096, D = 128. Above it every tile packs its own blocks, with the same bits.
+     * H = 32, S = 4096, D = 128. Above it every tile packs its own blocks, with the same bits. Also the most such
+     * panels kept between calls for reuse.
      */
     public static final long PACKED_KEYS_MAX_BYTES = 64L << 20;
 
