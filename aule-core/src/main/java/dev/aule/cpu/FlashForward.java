@@ -9,7 +9,10 @@ import dev.aule.spi.Visibility;
 
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.stream.IntStream;
 
 /**
@@ -26,7 +29,11 @@ import java.util.stream.IntStream;
  * within {@link TileConfig#TILE_BUDGET_BYTES}, {@link TileConfig#MIN_TILE_ROWS} to {@link TileConfig#MAX_TILE_ROWS}
  * (fewer when a sequence would otherwise have under {@link TileConfig#SEQUENCE_TILES} tiles), by
  * {@link TileMath#keyTile()} keys. Every packed key block (transposed, the costly part of a block) is then reused
- * by many passes of the 4-row micro-kernels, and the tile set in use stays in L2. Tile rows and key splits are
+ * by many passes of the micro-kernels, and the tile set in use stays in L2; with more than one tile per KV head the
+ * whole key blocks are transposed once per call and shared by all its tiles ({@link #packedKeys}), and heap F32
+ * values are read in place. Rows that see a whole key block, with nothing between product and softmax, take their
+ * online-softmax update in the score kernel's epilogue ({@link TileMath#multiplySoftmax}) while the scores are in
+ * L1. Tile rows and key splits are
  * one sequence's {@link ForwardPlan}: the same for every batch entry whatever the batch and the pool, so each
  * entry gets the bits it would get alone.
  *
@@ -84,6 +91,31 @@ final class FlashForward {
     // The path of every tile but the last, and of the last (it may be short when the others are not).
     private final TilePath fullTilePath;
     private final TilePath lastTilePath;
+    /*
+     * Keys transposed once per call and (batch entry, KV head), [block][d][keyTile] over the whole key blocks from
+     * key 0, packed by the first tile that needs them and read by every other tile and GQA head of that KV head
+     * (kept for a later call once the head's last item is done, see PANELS);
+     * null when tiles pack their own (one tile per head, a path without the packed product, or more than
+     * TileConfig.PACKED_KEYS_MAX_BYTES). A block is read from here only when it is whole and starts on a multiple
+     * of keyTile (a window's blocks may not); every other block is packed per tile as before. Both hold the same
+     * floats in the same places, so which one a block comes from changes no bit, and the choice may depend on the
+     * batch size.
+     */
+    private final AtomicReferenceArray<float[]> packedKeys;
+    private final Object[] packLocks;
+    private final int packedBlocks;
+    // Work items of each (batch entry, KV head) not yet finished: the last one hands the head's panel back.
+    private final AtomicIntegerArray pendingPerHead;
+    /*
+     * Key panels of finished calls, for later calls to reuse rather than allocate (a repeated long prefill would
+     * otherwise allocate its keys' size on every call); every float of a reused panel is written before it is read.
+     * At most TileConfig.PACKED_KEYS_MAX_BYTES are kept; a panel of another size is dropped.
+     */
+    private static final ConcurrentLinkedQueue<float[]> PANELS = new ConcurrentLinkedQueue<>();
+    private static final AtomicLong PANEL_FLOATS = new AtomicLong();
+    // Whether nothing stands between the score product and the softmax (no softcap, scale pass or ALiBi), so
+    // rows that see a whole block take their softmax update in the score kernel (TileMath.multiplySoftmax).
+    private final boolean fusable;
 
     FlashForward(
             TileMath math,
@@ -153,6 +185,30 @@ final class FlashForward {
                 TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         this.lastTilePath =
                 TilePath.of(roundUp(rows - (tiles - 1) * tileRows, TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
+        this.fusable = softcap <= 0f && queryScale == scale && !alibi;
+        int blocks = shape.keyLen() / keyTile;
+        long packedBytes = (long) shape.batch() * kvHeads * blocks * keyTile * d * Float.BYTES;
+        if (fullTilePath.scores() == TilePath.Scores.PACKED_PRODUCT
+                && tiles > 1
+                && blocks > 0
+                && packedBytes <= TileConfig.PACKED_KEYS_MAX_BYTES) {
+            int heads = Math.multiplyExact(shape.batch(), kvHeads);
+            this.packedKeys = new AtomicReferenceArray<>(heads);
+            this.packLocks = new Object[heads];
+            for (int i = 0; i < heads; i++) {
+                packLocks[i] = new Object();
+            }
+            this.packedBlocks = blocks;
+            this.pendingPerHead = new AtomicIntegerArray(heads);
+            for (int i = 0; i < heads; i++) {
+                pendingPerHead.set(i, Math.multiplyExact(tiles, plan.splits()));
+            }
+        } else {
+            this.packedKeys = null;
+            this.packLocks = null;
+            this.packedBlocks = 0;
+            this.pendingPerHead = null;
+        }
         if (splits > 1) {
             // The plan bounds one sequence's partial states; a dense call holds one set per batch entry, all in one
             // array, so a large batch can pass the bound: refuse that before anything is written.
@@ -238,6 +294,33 @@ final class FlashForward {
             sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
         }
         finish(sc, b, item, split, n, normalised);
+        if (packedKeys != null && pendingPerHead.decrementAndGet(b * kvHeads + kvHead) == 0) {
+            releasePanel(packedKeys.getAndSet(b * kvHeads + kvHead, null));
+        }
+    }
+
+    /** Keeps a finished head's key panel for a later call, within the bound; drops it beyond. */
+    private static void releasePanel(float[] panel) {
+        if (panel == null) {
+            return;
+        }
+        if (PANEL_FLOATS.addAndGet(panel.length) * Float.BYTES <= TileConfig.PACKED_KEYS_MAX_BYTES) {
+            PANELS.offer(panel);
+        } else {
+            PANEL_FLOATS.addAndGet(-panel.length);
+        }
+    }
+
+    /** A panel of {@code size} floats: a kept one of that size when there is one at hand, else a new one. */
+    private static float[] takePanel(int size) {
+        float[] panel = PANELS.poll();
+        if (panel != null) {
+            PANEL_FLOATS.addAndGet(-panel.length);
+            if (panel.length == size) {
+                return panel;
+            }
+        }
+        return new float[size];
     }
 
     /**
@@ -260,17 +343,34 @@ final class FlashForward {
             if (status == BlockMask.Status.EMPTY) {
                 continue;
             }
+            boolean fused = false;
             if (normalised) {
                 exactScores(sc, path, n4, b, kvHead, j0, jn);
             } else {
-                scoreBlock(sc, path, n4, b, kvHead, j0, jn);
+                fused = fusable
+                        && jn == keyTile
+                        && path.scores() == TilePath.Scores.PACKED_PRODUCT
+                        && (masks == null || !masks.changesRows(status));
+                if (fused) {
+                    for (int t = 0; t < n4; t++) {
+                        sc.fuse[t] = sc.first[t] <= j0 && sc.last[t] >= j0 + jn - 1;
+                    }
+                }
+                scoreBlock(sc, path, n4, b, kvHead, j0, jn, fused);
             }
             // Short tiles read quantized values in place; the normalised sweep and prefill tiles pack them.
             boolean valueCodes = vCodes != null && path.scores() != TilePath.Scores.PACKED_PRODUCT && !normalised;
-            if (path.values() == TilePath.Values.PACKED && !valueCodes || normalised) {
+            // A heap F32 value tensor whose block lies one row stride apart is read in place by the P·V product: the
+            // same floats as the copy, without the copy.
+            boolean valuesInPlace = !normalised
+                    && path.values() == TilePath.Values.PACKED
+                    && vInPlace != null
+                    && vInPlace.array() != null
+                    && v.contiguousRows(j0, jn) == jn;
+            if (path.values() == TilePath.Values.PACKED && !valueCodes && !valuesInPlace || normalised) {
                 packRows(v, sc.v, dvp, b, kvHead, j0, jn);
             }
-            updateSoftmax(sc, n4, b, j0, jn, status, normalised);
+            updateSoftmax(sc, n4, b, j0, jn, status, normalised, fused);
             if (dropout) {
                 dropout(sc, n4, j0);
             }
@@ -279,7 +379,18 @@ final class FlashForward {
             } else if (valueCodes) {
                 accumulateCodes(sc, n4, kvHead, j0, jn);
             } else if (path.values() == TilePath.Values.PACKED) {
-                math.accumulate(sc, n4, jn, 0, sc.v, 0, dvp, sc.alpha);
+                if (valuesInPlace) {
+                    math.accumulateTile(
+                            sc,
+                            n4,
+                            jn,
+                            vInPlace.array(),
+                            vInPlace.index(b, kvHead, v.storedRow(j0)),
+                            vInPlace.rowStride(),
+                            sc.alpha);
+                } else {
+                    math.accumulateTile(sc, n4, jn, sc.v, 0, dvp, sc.alpha);
+                }
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
             }
@@ -422,11 +533,21 @@ final class FlashForward {
     }
 
     /** The tile's scores against keys {@code [j0, j0 + jn)} into {@code sc.s}, as its path takes them. */
-    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn) {
+    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn, boolean fused) {
         switch (path.scores()) {
             case PACKED_PRODUCT -> {
-                packKeys(sc, b, kvHead, j0, jn);
-                math.multiply(sc.q, n4, d, sc.kt, 0, sc.s);
+                float[] panel = sc.kt;
+                int panelOff = 0;
+                if (packedKeys != null && jn == keyTile && j0 % keyTile == 0) {
+                    panel = packedKeys(b, kvHead);
+                    panelOff = j0 / keyTile * d * keyTile;
+                } else {
+                    packKeys(sc, b, kvHead, j0, jn);
+                }
+                if (!fused) { // the product alone, in the same register blocks
+                    Arrays.fill(sc.fuse, 0, n4, false);
+                }
+                math.multiplySoftmax(sc.q, n4, d, panel, panelOff, sc.s, sc.fuse, sc.m, sc.l, sc.alpha);
             }
             case COPIED_BY_ROW -> {
                 if (kCodes != null) {
@@ -451,14 +572,21 @@ final class FlashForward {
      * the old sum to the new, so the output stays a convex combination of values ({@code |o| <= max |v|}). A score
      * of {@code +inf} (a finite q.k beyond the float range) saturates the row: its {@code +inf} keys share it
      * equally and all others, earlier blocks included, weigh nothing.
+     *
+     * <p>{@code fused}: the score kernel already did this update for the rows {@code sc.fuse} marks (rows that see
+     * the whole block, {@link TileMath#multiplySoftmax}), which are skipped here.
      */
-    private void updateSoftmax(Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status, boolean normalised) {
+    private void updateSoftmax(
+            Scratch sc, int n4, int b, int j0, int jn, BlockMask.Status status, boolean normalised, boolean fused) {
         float[] s = sc.s;
         float[] m = sc.m;
         float[] l = sc.l;
         float[] alpha = sc.alpha;
         boolean maskRows = masks != null && masks.changesRows(status);
         for (int t = 0; t < n4; t++) {
+            if (fused && sc.fuse[t]) { // the score kernel did this row's update
+                continue;
+            }
             int off = t * keyTile;
             int lo = Math.max(sc.first[t] - j0, 0);
             int hi = Math.min(sc.last[t] - j0, jn - 1);
@@ -778,6 +906,37 @@ final class FlashForward {
             }
         }
         return false;
+    }
+
+    /**
+     * The call's transposed whole key blocks of one KV head ({@link #packedKeys}), packed on first use: the first
+     * worker to ask packs them while any other asking for the same head waits; heads differ per worker in the
+     * usual work order, so the packing spreads over the workers too.
+     */
+    private float[] packedKeys(int b, int kvHead) {
+        int h = b * kvHeads + kvHead;
+        float[] packed = packedKeys.get(h);
+        if (packed != null) {
+            return packed;
+        }
+        synchronized (packLocks[h]) {
+            packed = packedKeys.get(h);
+            if (packed == null) {
+                packed = takePanel(packedBlocks * d * keyTile); // every float is written below
+                float[] rows = new float[keyTile * d];
+                for (int block = 0; block < packedBlocks; block++) {
+                    k.readRows(math, b, kvHead, block * keyTile, keyTile, rows, 0, d);
+                    int base = block * d * keyTile;
+                    for (int j = 0; j < keyTile; j++) {
+                        for (int x = 0, pos = base + j; x < d; x++, pos += keyTile) {
+                            packed[pos] = rows[j * d + x];
+                        }
+                    }
+                }
+                packedKeys.set(h, packed);
+            }
+        }
+        return packed;
     }
 
     /** kt[x][j] = k[j0 + j][x]; columns past {@code jn} are zero. */

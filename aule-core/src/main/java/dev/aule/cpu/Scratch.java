@@ -32,6 +32,7 @@ final class Scratch {
     float[] slope = new float[0]; // ALiBi slope of each tile row
     int[] dropLo = new int[0]; // low half of each tile row's dropout key (Dropout.rowKey)
     int[] dropHi = new int[0]; // its high half
+    boolean[] fuse = new boolean[0]; // rows whose softmax update the score kernel did (TileMath.multiplySoftmax)
 
     // Backward (FlashBackward): one key block of T = keyTile keys and the T x T transposed tiles.
     float[] kRows = new float[0]; // [T][d], the key block
@@ -79,6 +80,9 @@ final class Scratch {
             slope = new float[tileRows];
             dropLo = new int[tileRows];
             dropHi = new int[tileRows];
+        }
+        if (fuse.length < tileRows) {
+            fuse = new boolean[tileRows];
         }
     }
 

@@ -118,6 +118,14 @@ public final class TileConfig {
      */
     public static final int BY_ROW_MAX_ROWS = 8;
 
+    /**
+     * Most bytes of keys a forward call transposes once for all its tiles (each KV head's whole key blocks, packed
+     * by the first tile that needs them) instead of once per tile: as much again as an F32 key tensor of B = 1,
+     * H = 32, S = 4096, D = 128. Above it every tile packs its own blocks, with the same bits. Also the most such
+     * panels kept between calls for reuse.
+     */
+    public static final long PACKED_KEYS_MAX_BYTES = 64L << 20;
+
     /** Main-phase tasks a backward call aims for: enough for the cores of a workstation with causal imbalance. */
     public static final int BACKWARD_TARGET_TASKS = 32;
 

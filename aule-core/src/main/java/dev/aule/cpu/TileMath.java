@@ -155,6 +155,15 @@ interface TileMath {
     void accumulate(Scratch sc, int rows, int keys, int pCol, float[] v, int vOff, int vStride, float[] alpha);
 
     /**
+     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} over a whole tile's rows and one run
+     * of value rows ({@code pCol} 0): the packed block, or the value tensor's array read in place; in whatever
+     * register blocks suit it best, with the same bits.
+     */
+    default void accumulateTile(Scratch sc, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
+        accumulate(sc, rows, keys, 0, v, vOff, vStride, alpha);
+    }
+
+    /**
      * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with the values read
      * in place from any memory holding native-order floats: value row {@code j} at byte {@code vOff + j * vStride}
      * of {@code v}.
@@ -172,6 +181,45 @@ interface TileMath {
      * {@code c} start at 0, {@code b} at {@code bOff}; {@code rows} is a multiple of 4. Overwrites c.
      */
     void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c);
+
+    /**
+     * {@link #multiply} fused with the online-softmax update of the rows {@code fuse} marks, rows every key of the
+     * block is visible to with nothing between product and softmax: per such row {@code t}, with
+     * {@code mNew = max(m[t], max(c[t]))}, {@code c[t] = exp(c[t] - mNew)}, {@code alpha[t] = exp(m[t] - mNew)} (1
+     * when the max did not move), {@code l[t] = l[t] alpha[t] + sum(c[t])} and {@code m[t] = mNew}: bit for bit
+     * {@link #max} then {@link #expSum} on the row. A marked row whose {@code mNew} is not finite keeps its raw
+     * scores and comes back with {@code fuse[t]} false, for the caller's general update.
+     */
+    default void multiplySoftmax(
+            float[] a,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            boolean[] fuse,
+            float[] m,
+            float[] l,
+            float[] alpha) {
+        multiply(a, rows, inner, b, bOff, c);
+        int n = keyTile();
+        for (int t = 0; t < rows; t++) {
+            if (!fuse[t]) {
+                continue;
+            }
+            float mOld = m[t];
+            float mNew = Math.max(mOld, max(c, t * n, n));
+            if (!(Math.abs(mNew) < Float.POSITIVE_INFINITY)) {
+                fuse[t] = false;
+                continue;
+            }
+            float rescale = mNew == mOld ? 1f : (float) Math.exp(mOld - mNew);
+            float sum = expSum(c, t * n, n, mNew);
+            l[t] = l[t] * rescale + sum;
+            m[t] = mNew;
+            alpha[t] = rescale;
+        }
+    }
 
     /**
      * {@code c[rows][width] += a[rows][inner] b[inner][width]} with {@code a}'s rows {@link #keyTile()} apart

@@ -33,7 +33,8 @@ final class VectorTileMath implements TileMath {
 
     @Override
     public String description() {
-        return SimdWidth.bits() + "-bit Vector API (" + SimdWidth.lanes() + " floats)";
+        return SimdWidth.bits() + "-bit Vector API (" + SimdWidth.lanes() + " floats; " + SimdWidth.keyTile()
+                + "-key blocks, register blocks " + Products.forwardBlocks() + ", softmax fused into the scores)";
     }
 
     @Override
@@ -151,6 +152,11 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void accumulateTile(Scratch sc, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
+        Products.accumulateTile(sc.s, rows, keys, v, vOff, vStride, sc.dvp, sc.o, alpha);
+    }
+
+    @Override
     public void accumulate(
             Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha) {
         Products.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, sc.dvp, sc.o, alpha);
@@ -159,6 +165,21 @@ final class VectorTileMath implements TileMath {
     @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
         Products.multiply(a, 0, rows, inner, b, bOff, c, 0, keyTile());
+    }
+
+    @Override
+    public void multiplySoftmax(
+            float[] a,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            boolean[] fuse,
+            float[] m,
+            float[] l,
+            float[] alpha) {
+        Products.multiplySoftmax(a, rows, inner, b, bOff, c, fuse, m, l, alpha);
     }
 
     @Override

@@ -11,7 +11,8 @@ import java.nio.ByteOrder;
  * transposed scores and {@code dOut . v}), {@link #multiplyAdd} (the backward's gradient products) and
  * {@link #accumulate} (the forward's {@code o = alpha o + p v}). One register block serves them all: 4 rows x 4
  * vectors = 16 accumulators, 4 operand vectors and a broadcast in the 32 AVX-512 registers, or 4 x 2 on AVX2
- * (see {@link #NARROW}); a backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call streams at most a
+ * (see {@link #NARROW}); at 512 bits the forward's scores take 6 x 4 blocks and its P·V over 2-vector value rows
+ * 8 x 2 ({@link #multiplySoftmax}, {@link #accumulateTile}); a backward tile is KT x KT (64 x 64 with 512-bit vectors), so one call streams at most a
  * KT x 128 operand from L1/L2 per 4 rows.
  *
  * <p>{@link #multiply} is public for aule-bench's SGEMM yardstick (see the package documentation).
@@ -27,12 +28,29 @@ public final class Products {
      * broadcast (alone on a 256 x 128 by 128 x 32 product: 79 to 88 GFLOP/s against 48 to 51).
      */
     private static final boolean NARROW = L == 8;
+    /**
+     * Whether the forward's scores ({@link #multiplySoftmax}) take 6 x 4 blocks and its P·V over 2-vector value rows
+     * ({@link #accumulateTile}) 8 x 2: only with 32 registers (512-bit vectors); with 16 the 4 x 2 blocks of
+     * {@link #NARROW} are already all there is room for.
+     */
+    private static final boolean WIDE_SCORES = L == 16;
 
     private static final float[] ONES = {1f, 1f, 1f, 1f};
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     private Products() {}
+
+    /**
+     * The forward's register blocks at this width, rows x vectors, for {@code aule info}: the score product's and
+     * P·V's.
+     */
+    public static String forwardBlocks() {
+        if (WIDE_SCORES) {
+            return "scores 6x4, P·V 4x4 (8x2 for 2-vector value rows)";
+        }
+        return NARROW ? "scores 4x2, P·V 4x2" : "scores 4x4, P·V 4x4";
+    }
 
     /**
      * {@code c[cOff + t * cStride + j] = sum_x a[aOff + t * inner + x] b[bOff + x * KT + j]} for {@code t < rows},
@@ -101,6 +119,130 @@ public final class Products {
             c32.intoArray(c, o + 2 * L);
             c33.intoArray(c, o + 3 * L);
         }
+    }
+
+    /**
+     * The forward's scores {@code c[t][j] = a[t] . b[.][j]} ({@link #multiply} with {@code c}'s rows KT apart from
+     * 0) with the online-softmax update of every row {@code fuse} marks ({@link Reductions#softmaxRow}) done on
+     * each group of 4 rows right after its product, while its scores are still in L1 rather than in a later pass
+     * over the whole score tile. {@code fuse[t]} comes back false for a marked row the update left to the caller
+     * (a max that is not finite), whose scores are then the raw products. {@code rows} is a multiple of 4.
+     */
+    public static void multiplySoftmax(
+            float[] a,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            boolean[] fuse,
+            float[] m,
+            float[] l,
+            float[] alpha) {
+        for (int t = 0; t < rows; ) {
+            // 6-row blocks in pairs, so the rows left for 4-row blocks stay a multiple of 4.
+            int block = WIDE_SCORES && rows - t >= 12 ? 6 : 4;
+            int pairs = block == 6 ? 2 : 1;
+            for (int i = 0; i < pairs; i++, t += block) {
+                if (block == 6) {
+                    multiplySix(a, t * inner, inner, b, bOff, c, t * KT);
+                } else {
+                    multiply(a, t * inner, 4, inner, b, bOff, c, t * KT, KT);
+                }
+                for (int r = t; r < t + block; r++) {
+                    if (fuse[r]) {
+                        fuse[r] = Reductions.softmaxRow(c, r * KT, KT, m, l, alpha, r);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Rows {@code t..t+5} of the forward's scores in one 6 x 4 block (24 accumulators, 4 operand vectors and a
+     * broadcast: 29 of the 32 AVX-512 registers), so each loaded key vector serves 6 FMAs instead of 4 and the
+     * key panel streams from L1/L2 a third fewer times per tile. Each score sums over {@code x} in the same order
+     * as {@link #multiply}'s 4 x 4 block, so the bits do not depend on the block a row falls in.
+     */
+    private static void multiplySix(float[] a, int aOff, int inner, float[] b, int bOff, float[] c, int cOff) {
+        int a0 = aOff;
+        int a1 = aOff + 1 * inner;
+        int a2 = aOff + 2 * inner;
+        int a3 = aOff + 3 * inner;
+        int a4 = aOff + 4 * inner;
+        int a5 = aOff + 5 * inner;
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        FloatVector c40 = c00, c41 = c00, c42 = c00, c43 = c00;
+        FloatVector c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+        for (int x = 0, bb = bOff; x < inner; x++, bb += KT) {
+            FloatVector b0 = FloatVector.fromArray(F, b, bb);
+            FloatVector b1 = FloatVector.fromArray(F, b, bb + 1 * L);
+            FloatVector b2 = FloatVector.fromArray(F, b, bb + 2 * L);
+            FloatVector b3 = FloatVector.fromArray(F, b, bb + 3 * L);
+            FloatVector e = FloatVector.broadcast(F, a[a0 + x]);
+            c00 = b0.fma(e, c00);
+            c01 = b1.fma(e, c01);
+            c02 = b2.fma(e, c02);
+            c03 = b3.fma(e, c03);
+            e = FloatVector.broadcast(F, a[a1 + x]);
+            c10 = b0.fma(e, c10);
+            c11 = b1.fma(e, c11);
+            c12 = b2.fma(e, c12);
+            c13 = b3.fma(e, c13);
+            e = FloatVector.broadcast(F, a[a2 + x]);
+            c20 = b0.fma(e, c20);
+            c21 = b1.fma(e, c21);
+            c22 = b2.fma(e, c22);
+            c23 = b3.fma(e, c23);
+            e = FloatVector.broadcast(F, a[a3 + x]);
+            c30 = b0.fma(e, c30);
+            c31 = b1.fma(e, c31);
+            c32 = b2.fma(e, c32);
+            c33 = b3.fma(e, c33);
+            e = FloatVector.broadcast(F, a[a4 + x]);
+            c40 = b0.fma(e, c40);
+            c41 = b1.fma(e, c41);
+            c42 = b2.fma(e, c42);
+            c43 = b3.fma(e, c43);
+            e = FloatVector.broadcast(F, a[a5 + x]);
+            c50 = b0.fma(e, c50);
+            c51 = b1.fma(e, c51);
+            c52 = b2.fma(e, c52);
+            c53 = b3.fma(e, c53);
+        }
+        int o0 = cOff + 0 * KT;
+        c00.intoArray(c, o0);
+        c01.intoArray(c, o0 + 1 * L);
+        c02.intoArray(c, o0 + 2 * L);
+        c03.intoArray(c, o0 + 3 * L);
+        int o1 = cOff + 1 * KT;
+        c10.intoArray(c, o1);
+        c11.intoArray(c, o1 + 1 * L);
+        c12.intoArray(c, o1 + 2 * L);
+        c13.intoArray(c, o1 + 3 * L);
+        int o2 = cOff + 2 * KT;
+        c20.intoArray(c, o2);
+        c21.intoArray(c, o2 + 1 * L);
+        c22.intoArray(c, o2 + 2 * L);
+        c23.intoArray(c, o2 + 3 * L);
+        int o3 = cOff + 3 * KT;
+        c30.intoArray(c, o3);
+        c31.intoArray(c, o3 + 1 * L);
+        c32.intoArray(c, o3 + 2 * L);
+        c33.intoArray(c, o3 + 3 * L);
+        int o4 = cOff + 4 * KT;
+        c40.intoArray(c, o4);
+        c41.intoArray(c, o4 + 1 * L);
+        c42.intoArray(c, o4 + 2 * L);
+        c43.intoArray(c, o4 + 3 * L);
+        int o5 = cOff + 5 * KT;
+        c50.intoArray(c, o5);
+        c51.intoArray(c, o5 + 1 * L);
+        c52.intoArray(c, o5 + 2 * L);
+        c53.intoArray(c, o5 + 3 * L);
     }
 
     /**
@@ -270,6 +412,134 @@ public final class Products {
                 a2.intoArray(o, o2 + c);
                 a3.intoArray(o, o3 + c);
             }
+        }
+    }
+
+    /**
+     * The forward's {@code o[t] = alpha[t] * o[t] + sum_j p[t][j] * v[j]} for {@code t < rows}, {@code j < keys} over
+     * a value block ({@code v[j]} at {@code vOff + j * vStride}: the packed block or the value tensor's own array;
+     * probabilities KT apart from 0, output rows {@code dvp} apart): {@link #accumulate}'s sums in larger register blocks where the 32 AVX-512 registers hold them
+     * (6 x 4 for rows of whole 4-vector blocks, 8 x 2 for rows of 2 vectors), the remaining rows in its 4-row
+     * blocks. Each output element sums its keys in the same order in every block, so the bits are
+     * {@link #accumulate}'s. {@code rows} is a multiple of 4.
+     */
+    public static void accumulateTile(
+            float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha) {
+        int t = 0;
+        if (WIDE_SCORES && dvp == 2 * L) {
+            for (; rows - t >= 8; t += 8) {
+                accumulateEight(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, alpha, t);
+            }
+            for (; t < rows; t += 4) {
+                accumulatePairs(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, dvp, alpha, t);
+            }
+        } else {
+            accumulate(p, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
+        }
+    }
+
+    /**
+     * Rows {@code t..t+7} of {@link #accumulateTile} in 8 x 2 blocks (16 accumulators, 2 value vectors and a
+     * broadcast) for value rows of 2 vectors (D = 32 at 512 bits): twice the rows of the 4 x 2 block per loaded
+     * value row.
+     */
+    private static void accumulateEight(
+            float[] p,
+            int p0,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            int o0,
+            float[] alpha,
+            int t) {
+        int p0r = p0;
+        int p1r = p0 + 1 * KT;
+        int p2r = p0 + 2 * KT;
+        int p3r = p0 + 3 * KT;
+        int p4r = p0 + 4 * KT;
+        int p5r = p0 + 5 * KT;
+        int p6r = p0 + 6 * KT;
+        int p7r = p0 + 7 * KT;
+        int o0r = o0;
+        int o1r = o0 + 1 * dvp;
+        int o2r = o0 + 2 * dvp;
+        int o3r = o0 + 3 * dvp;
+        int o4r = o0 + 4 * dvp;
+        int o5r = o0 + 5 * dvp;
+        int o6r = o0 + 6 * dvp;
+        int o7r = o0 + 7 * dvp;
+        float al0 = alpha[t + 0];
+        float al1 = alpha[t + 1];
+        float al2 = alpha[t + 2];
+        float al3 = alpha[t + 3];
+        float al4 = alpha[t + 4];
+        float al5 = alpha[t + 5];
+        float al6 = alpha[t + 6];
+        float al7 = alpha[t + 7];
+        for (int c = 0; c + 2 * L <= dvp; c += 2 * L) {
+            FloatVector a00 = FloatVector.fromArray(F, o, o0r + c).mul(al0);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0r + c + 1 * L).mul(al0);
+            FloatVector a10 = FloatVector.fromArray(F, o, o1r + c).mul(al1);
+            FloatVector a11 = FloatVector.fromArray(F, o, o1r + c + 1 * L).mul(al1);
+            FloatVector a20 = FloatVector.fromArray(F, o, o2r + c).mul(al2);
+            FloatVector a21 = FloatVector.fromArray(F, o, o2r + c + 1 * L).mul(al2);
+            FloatVector a30 = FloatVector.fromArray(F, o, o3r + c).mul(al3);
+            FloatVector a31 = FloatVector.fromArray(F, o, o3r + c + 1 * L).mul(al3);
+            FloatVector a40 = FloatVector.fromArray(F, o, o4r + c).mul(al4);
+            FloatVector a41 = FloatVector.fromArray(F, o, o4r + c + 1 * L).mul(al4);
+            FloatVector a50 = FloatVector.fromArray(F, o, o5r + c).mul(al5);
+            FloatVector a51 = FloatVector.fromArray(F, o, o5r + c + 1 * L).mul(al5);
+            FloatVector a60 = FloatVector.fromArray(F, o, o6r + c).mul(al6);
+            FloatVector a61 = FloatVector.fromArray(F, o, o6r + c + 1 * L).mul(al6);
+            FloatVector a70 = FloatVector.fromArray(F, o, o7r + c).mul(al7);
+            FloatVector a71 = FloatVector.fromArray(F, o, o7r + c + 1 * L).mul(al7);
+            for (int j = 0, vb = vOff + c; j < keys; j++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                FloatVector v1 = FloatVector.fromArray(F, v, vb + 1 * L);
+                FloatVector b = FloatVector.broadcast(F, p[p0r + j]);
+                a00 = v0.fma(b, a00);
+                a01 = v1.fma(b, a01);
+                b = FloatVector.broadcast(F, p[p1r + j]);
+                a10 = v0.fma(b, a10);
+                a11 = v1.fma(b, a11);
+                b = FloatVector.broadcast(F, p[p2r + j]);
+                a20 = v0.fma(b, a20);
+                a21 = v1.fma(b, a21);
+                b = FloatVector.broadcast(F, p[p3r + j]);
+                a30 = v0.fma(b, a30);
+                a31 = v1.fma(b, a31);
+                b = FloatVector.broadcast(F, p[p4r + j]);
+                a40 = v0.fma(b, a40);
+                a41 = v1.fma(b, a41);
+                b = FloatVector.broadcast(F, p[p5r + j]);
+                a50 = v0.fma(b, a50);
+                a51 = v1.fma(b, a51);
+                b = FloatVector.broadcast(F, p[p6r + j]);
+                a60 = v0.fma(b, a60);
+                a61 = v1.fma(b, a61);
+                b = FloatVector.broadcast(F, p[p7r + j]);
+                a70 = v0.fma(b, a70);
+                a71 = v1.fma(b, a71);
+            }
+            a00.intoArray(o, o0r + c);
+            a01.intoArray(o, o0r + c + 1 * L);
+            a10.intoArray(o, o1r + c);
+            a11.intoArray(o, o1r + c + 1 * L);
+            a20.intoArray(o, o2r + c);
+            a21.intoArray(o, o2r + c + 1 * L);
+            a30.intoArray(o, o3r + c);
+            a31.intoArray(o, o3r + c + 1 * L);
+            a40.intoArray(o, o4r + c);
+            a41.intoArray(o, o4r + c + 1 * L);
+            a50.intoArray(o, o5r + c);
+            a51.intoArray(o, o5r + c + 1 * L);
+            a60.intoArray(o, o6r + c);
+            a61.intoArray(o, o6r + c + 1 * L);
+            a70.intoArray(o, o7r + c);
+            a71.intoArray(o, o7r + c + 1 * L);
         }
     }
 

@@ -75,6 +75,29 @@ public final class Reductions {
     }
 
     /**
+     * The online-softmax update of one score row every key of which the row sees, with nothing between the
+     * product and the softmax (no softcap, scale pass, ALiBi or mask): with {@code mNew = max(m[t], max(s))},
+     * {@code alpha[t] = exp(m[t] - mNew)} (1 when the max did not move), {@code s = exp(s - mNew)} in place and
+     * {@code l[t] = l[t] alpha[t] + sum(s)}, {@code m[t] = mNew}; the same operations in the same order as
+     * {@link #max} then {@link #expSum}, so the bits are those of the unfused update. Returns false, and changes
+     * nothing, when {@code mNew} is not finite (every score {@code -inf}, an overflow, a NaN): the caller's
+     * general update handles those rows. {@code n} is a multiple of the lanes.
+     */
+    public static boolean softmaxRow(float[] s, int off, int n, float[] m, float[] l, float[] alpha, int t) {
+        float mOld = m[t];
+        float mNew = Math.max(mOld, max(s, off, n));
+        if (!(Math.abs(mNew) < Float.POSITIVE_INFINITY)) {
+            return false;
+        }
+        float rescale = mNew == mOld ? 1f : (float) Math.exp(mOld - mNew);
+        float sum = expSum(s, off, n, mNew);
+        l[t] = l[t] * rescale + sum;
+        m[t] = mNew;
+        alpha[t] = rescale;
+        return true;
+    }
+
+    /**
      * The sum of the lanes in one fixed order, halving the vector each step. Not
      * {@code reduceLanes(ADD)}: its order is left to the implementation, and the interpreter's
      * and C2's differ, so the same call would change in the last bit once compiled. The steps are
