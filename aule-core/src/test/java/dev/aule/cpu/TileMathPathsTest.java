@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.SplittableRandom;
 import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -68,6 +69,53 @@ class TileMathPathsTest {
                 }
                 assertEquals(0f, dst[0]);
                 assertEquals(0f, dst[1]);
+            }
+        }
+    }
+
+    /**
+     * Runs without infinity or NaN patterns take a shorter widening, runs with one the exact one: every finite
+     * pattern in one run, and short runs of random patterns holding one infinity or NaN at each position (the
+     * vector part and the scalar tail), all bit for bit as the JDK converts them.
+     */
+    @Test
+    void widenIsExactWithAndWithoutInfinitiesInTheRun() {
+        short[] finite = new short[65536 - 2048];
+        for (int i = 0, n = 0; i < 65536; i++) {
+            if ((i & 0x7C00) != 0x7C00) {
+                finite[n++] = (short) i;
+            }
+        }
+        checkWiden(finite);
+        SplittableRandom rnd = new SplittableRandom(5);
+        for (int length = 1; length <= 70; length++) {
+            for (int at = 0; at < length; at += 1 + length / 8) {
+                short[] run = new short[length];
+                for (int i = 0; i < length; i++) {
+                    run[i] = (short) (rnd.nextInt(65536) & ~0x4000); // exponents below 16: finite
+                }
+                run[at] = (short)
+                        (0x7C00 | (rnd.nextBoolean() ? 0x8000 : 0) | (rnd.nextBoolean() ? rnd.nextInt(1024) : 0));
+                checkWiden(run);
+            }
+        }
+    }
+
+    private static void checkWiden(short[] patterns) {
+        MemorySegment src = MemorySegment.ofArray(patterns);
+        for (TileMath math : new TileMath[] {new ScalarTileMath(), new VectorTileMath()}) {
+            float[] dst = new float[patterns.length];
+            math.widen(src, 0, false, dst, 0, patterns.length);
+            for (int i = 0; i < patterns.length; i++) {
+                float expected = Float.float16ToFloat(patterns[i]);
+                boolean same = Float.isNaN(expected)
+                        ? Float.isNaN(dst[i])
+                        : Float.floatToRawIntBits(expected) == Float.floatToRawIntBits(dst[i]);
+                if (!same) {
+                    throw new AssertionError(String.format(
+                            "%s: pattern 0x%04x at %d of %d gave %s, want %s",
+                            math.description(), patterns[i] & 0xFFFF, i, patterns.length, dst[i], expected));
+                }
             }
         }
     }

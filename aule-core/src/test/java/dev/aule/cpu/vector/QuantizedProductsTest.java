@@ -1,0 +1,150 @@
+package dev.aule.cpu.vector;
+
+import dev.aule.spi.QuantizedKv;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import java.util.SplittableRandom;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The quantized decode kernels at this JVM's width (the 256- and 128-bit executions run them again), bit for bit
+ * against the decoded codes: the score kernel a horizontal sum per score, the value kernel one FMA per key and
+ * column, whatever the number of keys, with FP8 runs that hold NaN or infinity patterns and runs that do not, and
+ * nothing written outside the kernel's columns.
+ */
+class QuantizedProductsTest {
+    private static final VectorSpecies<Float> F = SimdWidth.F;
+    private static final int L = SimdWidth.L;
+    private static final int KT = SimdWidth.KT;
+
+    /**
+     * Codes of every kind; for FP8, one case in three also holds a NaN or infinity pattern somewhere, which the
+     * kernels must decode exactly (the others take the shorter finite decoding).
+     */
+    private static void fillCodes(SplittableRandom rnd, QuantizedKv.Format format, byte[] codes) {
+        for (int i = 0; i < codes.length; i++) {
+            byte c = (byte) rnd.nextInt(256);
+            codes[i] = format == QuantizedKv.Format.INT8 ? c : (byte) (c & 0xBF);
+        }
+        if (format != QuantizedKv.Format.INT8 && codes.length > 0 && rnd.nextInt(3) == 0) {
+            int special = format == QuantizedKv.Format.FP8_E4M3 ? 0x7F : 0x7C + rnd.nextInt(4);
+            codes[rnd.nextInt(codes.length)] = (byte) (special | (rnd.nextBoolean() ? 0x80 : 0));
+        }
+    }
+
+    /** The same bits, or both NaN (a NaN's payload after arithmetic is the hardware's). */
+    private static void assertSameFloat(float want, float got, String where) {
+        if (Float.isNaN(want)) {
+            assertTrue(Float.isNaN(got), where + ": want NaN, got " + got);
+        } else {
+            assertEquals(
+                    Float.floatToRawIntBits(want),
+                    Float.floatToRawIntBits(got),
+                    where + ": want " + want + ", got " + got);
+        }
+    }
+
+    @Test
+    void valuesAccumulateAsOneFmaPerKeyAndColumn() {
+        Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
+        SplittableRandom rnd = new SplittableRandom(13);
+        for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
+            for (int keys = 0; keys <= L + 3; keys++) {
+                int dim = L * (1 + rnd.nextInt(9));
+                int rows = 4 * (1 + rnd.nextInt(2));
+                int dvp = dim + L * rnd.nextInt(2);
+                int pCol = rnd.nextInt(3);
+                float[] p = new float[rows * KT];
+                for (int i = 0; i < p.length; i++) {
+                    p[i] = (float) rnd.nextDouble();
+                }
+                float[] o = new float[rows * dvp];
+                for (int i = 0; i < o.length; i++) {
+                    o[i] = (float) rnd.nextGaussian();
+                }
+                float[] alpha = new float[rows];
+                for (int t = 0; t < rows; t++) {
+                    alpha[t] = (float) rnd.nextDouble();
+                }
+                int vOff = rnd.nextInt(5);
+                byte[] v = new byte[vOff + keys * dim + 3];
+                fillCodes(rnd, format, v);
+                float scale = (float) rnd.nextDouble(0.01, 2);
+                float[] want = o.clone();
+                for (int t = 0; t < rows; t++) {
+                    for (int c = 0; c < dim; c++) {
+                        float a = want[t * dvp + c] * alpha[t];
+                        for (int j = 0; j < keys; j++) {
+                            float weight = p[t * KT + pCol + j] * scale;
+                            a = Math.fma(format.decode(v[vOff + j * dim + c]), weight, a);
+                        }
+                        want[t * dvp + c] = a;
+                    }
+                }
+                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, dvp, o, alpha);
+                for (int t = 0; t < rows; t++) {
+                    for (int c = 0; c < dvp; c++) {
+                        assertSameFloat(
+                                want[t * dvp + c],
+                                o[t * dvp + c],
+                                format + ", " + keys + " keys, dim " + dim + ": row " + t + ", column " + c);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void scoresEqualOneHorizontalSumPerScore() {
+        Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
+        SplittableRandom rnd = new SplittableRandom(11);
+        for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
+            for (int keys = 0; keys <= 2 * L + 3; keys++) {
+                int dim = L * (1 + rnd.nextInt(8));
+                int rows = 4 * (1 + rnd.nextInt(2));
+                int dp = dim + L * rnd.nextInt(2);
+                float[] q = new float[rows * dp];
+                for (int i = 0; i < q.length; i++) {
+                    q[i] = (float) rnd.nextGaussian();
+                }
+                int kOff = rnd.nextInt(5);
+                byte[] k = new byte[kOff + keys * dim + 3];
+                fillCodes(rnd, format, k);
+                float scale = (float) rnd.nextDouble(0.01, 2);
+                int sCol = rnd.nextInt(3);
+                float[] s = new float[rows * KT];
+                QuantizedProducts.scoresByRow(
+                        new float[16 * L], q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
+                float[] column = new float[L];
+                for (int t = 0; t < rows; t++) {
+                    for (int j = 0; j < keys; j++) {
+                        FloatVector acc = FloatVector.zero(F);
+                        for (int x = 0; x < dim; x += L) {
+                            for (int i = 0; i < L; i++) {
+                                column[i] = format.decode(k[kOff + j * dim + x + i]);
+                            }
+                            acc = FloatVector.fromArray(F, q, t * dp + x).fma(FloatVector.fromArray(F, column, 0), acc);
+                        }
+                        float want = Reductions.sum(acc) * scale;
+                        assertSameFloat(
+                                want,
+                                s[t * KT + sCol + j],
+                                format + ", " + keys + " keys, dim " + dim + ": row " + t + ", key " + j);
+                    }
+                }
+                for (int t = 0; t < rows; t++) {
+                    for (int c = 0; c < KT; c++) {
+                        if (c < sCol || c >= sCol + keys) {
+                            assertEquals(0f, s[t * KT + c], "row " + t + " column " + c + " is not the kernel's");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
