@@ -118,8 +118,7 @@ class QuantizedProductsTest {
                 float scale = (float) rnd.nextDouble(0.01, 2);
                 int sCol = rnd.nextInt(3);
                 float[] s = new float[rows * KT];
-                QuantizedProducts.scoresByRow(
-                        new float[16 * L], q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
+                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
                 float[] column = new float[L];
                 for (int t = 0; t < rows; t++) {
                     for (int j = 0; j < keys; j++) {
