@@ -26,11 +26,7 @@ final class AttentionKernels {
     record CallTypes(DType q, DType k, DType v, DType out, DType dOut) {}
 
     /** One buffer a call puts on the device: the argument it holds, its elements and their storage type. */
-    private record Footprint(String name, long elements, DType dtype) {
-        long bytes() {
-            return elements * dtype.byteSize();
-        }
-    }
+    private record Footprint(String name, long elements, DType dtype) {}
 
     /**
      * Rejects a call the device cannot run: a buffer over {@code maxStorageBufferRange}, a grid over
@@ -60,12 +56,12 @@ final class AttentionKernels {
             buffers.add(new Footprint("out", outElements, DType.F32));
         }
         for (Footprint f : buffers) {
-            if (f.bytes() > device.maxStorageBufferRange() || f.elements() >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + mib(f.bytes())
-                        + " as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
-                        + mib(device.maxStorageBufferRange()) + " on " + device.name()
-                        + "; split the call over batches or heads");
-            }
+            checkFits(
+                    device,
+                    f.name(),
+                    f.elements(),
+                    f.dtype().byteSize(),
+                    f.dtype().toString());
         }
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         TilePlan fwd = TilePlan.forward(device, hd);
@@ -82,6 +78,22 @@ final class AttentionKernels {
                     "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
                             + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
                             + java.util.Arrays.toString(max) + "; split the call");
+        }
+    }
+
+    /**
+     * Rejects one buffer of {@code elements} elements of {@code elementBytes} bytes (stored {@code as}) over the
+     * device's {@code maxStorageBufferRange} or 2^31 elements.
+     *
+     * @throws IllegalArgumentException naming the argument {@code name}, its size and the limit
+     */
+    static void checkFits(DeviceInfo device, String name, long elements, int elementBytes, String as) {
+        long bytes = Math.multiplyHigh(elements, elementBytes) != 0 ? Long.MAX_VALUE : elements * elementBytes;
+        if (elements >= Integer.MAX_VALUE || bytes > device.maxStorageBufferRange()) {
+            throw new IllegalArgumentException(name + ": " + elements + " elements (" + mib(bytes) + " as " + as
+                    + " on the device) are over the device's maxStorageBufferRange of "
+                    + mib(device.maxStorageBufferRange()) + " on " + device.name()
+                    + "; split the call over batches or heads");
         }
     }
 

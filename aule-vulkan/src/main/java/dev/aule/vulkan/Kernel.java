@@ -3,6 +3,8 @@ package dev.aule.vulkan;
 /** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
 enum Kernel {
     FORWARD("forward.comp", 6),
+    /** forward.comp with MASKS: mask bits, F32 bias and tile table from {@link DeviceMasks} at bindings 6 .. 8. */
+    FORWARD_MASKED("forward.comp", 9),
     FORWARD_BLOCKED("forward_blocked.comp", 6),
     /** The blocked forward with one subgroup per row group (SUBGROUP_LAYOUT 1; see TilePlan.blockedSubgroupLayout). */
     FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 6),

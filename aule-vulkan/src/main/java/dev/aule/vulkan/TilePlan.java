@@ -71,7 +71,7 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         long scores = (long) rows * keys;
         // forward: sQ; sK, sV; sS, sP. dK/dV: sQ, sDO; sK, sV; sP, sDS; sLse, sDelta. dQ: the same without sP.
         return switch (kernel) {
-            case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
+            case FORWARD, FORWARD_MASKED -> queryTile + 2 * keyBlock + 2 * scores;
             case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
             // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum

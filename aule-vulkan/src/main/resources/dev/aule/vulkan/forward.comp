@@ -2,6 +2,8 @@
 // Each row is owned by TPR threads; a thread keeps NC output columns of its row in registers.
 // Shared memory holds the query tile and one key/value block of BC keys (tile sizes come from the
 // device's shared-memory size on the host), plus the block's scores and probabilities.
+// With MASKS defined (Kernel.FORWARD_MASKED) it also reads the host's DeviceMasks: mask bits, an F32 bias and a
+// table of kernel tiles (empty: skipped, full: mask bits not read); key blocks are then aligned to BC.
 #include "common.glsl"
 
 layout(local_size_x = WG) in;
@@ -12,6 +14,28 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+#ifdef MASKS
+// Layout written by DeviceMasks (its constants mirror these). Bits: bit j & 31 of word
+// (b * bitsB + h * bitsH + i * wordsPerRow + j / 32), 1 = visible. Bias: F32 at b * biasB + h * biasH + i * Sk + j.
+// Meta: a header, then one code per (b, h, query tile of BR rows, key tile of BC keys).
+layout(std430, binding = 6) readonly buffer MaskBits { uint mask_bits[]; };
+layout(std430, binding = 7) readonly buffer BiasBuf { float bias_data[]; };
+layout(std430, binding = 8) readonly buffer MaskMeta { int meta[]; };
+#define META_HAS_BITS 0
+#define META_BITS_B 1
+#define META_BITS_H 2
+#define META_WORDS_PER_ROW 3
+#define META_HAS_BIAS 4
+#define META_BIAS_B 5
+#define META_BIAS_H 6
+#define META_TILES_B 7
+#define META_TILES_H 8
+#define META_KEY_TILES 9
+#define META_HEADER 16
+#define TILE_EMPTY 0
+#define TILE_PARTIAL 1
+#define TILE_FULL 2
+#endif // MASKS
 
 shared float sQ[BR * HD];
 shared float sK[BC * HD];
@@ -35,6 +59,14 @@ void main() {
     const uint kBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.D);
     const uint vBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.Dv);
     const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
+#ifdef MASKS
+    const bool hasBits = meta[META_HAS_BITS] != 0;
+    const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const uint bitsRow = uint(b * meta[META_BITS_B] + hq * meta[META_BITS_H] + i * meta[META_WORDS_PER_ROW]);
+    const uint biasRow = uint(b * meta[META_BIAS_B] + hq * meta[META_BIAS_H]) + uint(i) * uint(p.Sk);
+    const int tileRow = META_HEADER + b * meta[META_TILES_B] + hq * meta[META_TILES_H]
+            + int(gl_WorkGroupID.x) * meta[META_KEY_TILES];
+#endif // MASKS
 
     for (int idx = int(lid); idx < BR * p.D; idx += WG) {
         int rr = idx / p.D;
@@ -56,7 +88,17 @@ void main() {
         o[u] = 0.0;
     }
 
+#ifdef MASKS
+    // Key blocks start on multiples of BC, the key tiles of the host's table.
+    for (int kb = kLo - kLo % BC; kb <= kHi; kb += BC) {
+        const int tile = meta[tileRow + kb / BC]; // one value for the whole workgroup: skipping keeps barriers uniform
+        if (tile == TILE_EMPTY) {
+            continue;
+        }
+        const bool readBits = hasBits && tile != TILE_FULL;
+#else
     for (int kb = kLo; kb <= kHi; kb += BC) {
+#endif // MASKS
         barrier();
         for (int idx = int(lid); idx < BC * p.D; idx += WG) {
             int jj = idx / p.D;
@@ -73,7 +115,13 @@ void main() {
         for (int jj = t; jj < BC; jj += TPR) {
             int j = kb + jj;
             float s = NEG_INF;
-            if (j >= myFirst && j <= myLast) {
+            bool visible = j >= myFirst && j <= myLast;
+#ifdef MASKS
+            if (visible && readBits) {
+                visible = ((mask_bits[bitsRow + uint(j >> 5)] >> uint(j & 31)) & 1u) != 0u;
+            }
+#endif // MASKS
+            if (visible) {
                 float dot = 0.0;
                 for (int d = 0; d < p.D; d++) {
                     dot += sQ[r * HD + d] * sK[jj * HD + d];
@@ -83,6 +131,13 @@ void main() {
                     s = p.softcap * safeTanh(s / p.softcap);
                 }
                 s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+#ifdef MASKS
+                if (hasBias) {
+                    // A -inf bias hides the key whatever the score (NaN + -inf is not computed).
+                    float add = bias_data[biasRow + uint(j)];
+                    s = add == NEG_INF ? NEG_INF : s + add;
+                }
+#endif // MASKS
             }
             sS[r * BC + jj] = s;
         }
