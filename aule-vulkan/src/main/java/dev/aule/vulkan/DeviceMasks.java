@@ -54,13 +54,16 @@ final class DeviceMasks {
     final float[] bias;
     /** Header and tile table. */
     final int[] meta;
-    /** The forward tile plan the table is cut for. */
+    /** The masked kernel that runs the call ({@link MaskedForward#choose}). */
+    final Kernel kernel;
+    /** Its tile plan, which the table is cut for. */
     final TilePlan plan;
 
-    private DeviceMasks(int[] bits, float[] bias, int[] meta, TilePlan plan) {
+    private DeviceMasks(int[] bits, float[] bias, int[] meta, Kernel kernel, TilePlan plan) {
         this.bits = bits;
         this.bias = bias;
         this.meta = meta;
+        this.kernel = kernel;
         this.plan = plan;
     }
 
@@ -75,7 +78,8 @@ final class DeviceMasks {
         if (!options.hasMasksOrScoreMods()) {
             return null;
         }
-        TilePlan plan = TilePlan.forward(device, TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        AttentionKernels.ForwardChoice choice = MaskedForward.choose(device, shape);
+        TilePlan plan = choice.plan();
         AttentionMask mask = options.mask();
         MaskMod mod = options.maskMod();
         Tensor biasTensor = options.bias();
@@ -128,7 +132,7 @@ final class DeviceMasks {
             meta[BIAS_B] = biasTensor.batch() == 1 ? 0 : biasTensor.heads() * sq * sk;
             meta[BIAS_H] = biasTensor.heads() == 1 ? 0 : sq * sk;
         }
-        return new DeviceMasks(bits, bias, meta, plan);
+        return new DeviceMasks(bits, bias, meta, choice.kernel(), plan);
     }
 
     /**

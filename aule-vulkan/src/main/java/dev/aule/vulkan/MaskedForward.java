@@ -9,10 +9,12 @@ import java.util.HashMap;
 import java.util.Map;
 
 /**
- * Records the masked forward ({@link Kernel#FORWARD_MASKED}: forward.comp with {@code MASKS}) of a call with a
- * dense mask, MaskMod, BlockMask or bias: uploads the {@link DeviceMasks} and dispatches one workgroup per
- * (query tile, query head, batch). Every masked call runs this kernel, whatever {@code -Daule.vulkan.kernel}
- * says: the decode and blocked kernels have no masked variant.
+ * Records the masked forward of a call with a dense mask, MaskMod, BlockMask or bias: uploads the {@link
+ * DeviceMasks} and dispatches one workgroup per (query tile, query head, batch) of the masked blocked kernel
+ * ({@code forward_blocked.comp} with {@code MASKS}, in its subgroup layout where the plain one has it), or of the
+ * masked plain tiled kernel ({@code forward.comp} with {@code MASKS}) where no blocked tile fits or {@code
+ * -Daule.vulkan.kernel=forward} asks for it. The decode kernels have no masked variant: a masked decode call runs
+ * the blocked kernel.
  */
 final class MaskedForward {
     private MaskedForward() {}
@@ -42,6 +44,33 @@ final class MaskedForward {
         }
     }
 
+    /**
+     * The masked kernel of a call and its tile plan (see the class comment).
+     *
+     * @throws IllegalArgumentException when {@code -Daule.vulkan.kernel} names no kernel
+     */
+    static AttentionKernels.ForwardChoice choose(DeviceInfo device, AttentionShape shape) {
+        AttentionKernels.ForwardChoice unmasked = AttentionKernels.chooseForward(device, shape);
+        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        String noBlocked =
+                unmasked.kernel() == Kernel.FORWARD && unmasked.reason().startsWith("forced")
+                        ? "forced by -D" + AttentionKernels.KERNEL_PROPERTY + "=forward"
+                        : AttentionKernels.blockedRefusal(device, shape);
+        if (noBlocked == null) {
+            boolean subgroup = TilePlan.blockedSubgroupLayout(device);
+            return new AttentionKernels.ForwardChoice(
+                    subgroup ? Kernel.FORWARD_BLOCKED_SUBGROUP_MASKED : Kernel.FORWARD_BLOCKED_MASKED,
+                    TilePlan.blocked(device, hd),
+                    1,
+                    "masks: register-blocked tiles");
+        }
+        return new AttentionKernels.ForwardChoice(
+                Kernel.FORWARD_MASKED,
+                TilePlan.forward(device, hd),
+                1,
+                "masks: the plain tiled kernel (" + noBlocked + ")");
+    }
+
     static void record(
             VulkanDevice device,
             Scope scope,
@@ -64,8 +93,16 @@ final class MaskedForward {
         Map<String, Integer> defines = new HashMap<>(types.defines());
         defines.put("MASKS", 1);
         TilePlan plan = masks.plan;
+        Kernel kernel = masks.kernel;
+        if (kernel != Kernel.FORWARD_MASKED) {
+            // as AttentionKernels.forward defines the blocked kernel
+            defines.put("HDP", plan.hd() + 1);
+            defines.put("RM", plan.rowsPerThread());
+            defines.put("SUBGROUP_LAYOUT", kernel == Kernel.FORWARD_BLOCKED_SUBGROUP_MASKED ? 1 : 0);
+            defines.put("VEC4", shape.headDim() % 4 == 0 && shape.valueDim() % 4 == 0 ? 1 : 0);
+        }
         s.dispatch(
-                Variant.of(Kernel.FORWARD_MASKED, plan, defines),
+                Variant.of(kernel, plan, defines),
                 new DeviceBuffer[] {q, k, v, out, lse, slopes, bits, bias, meta},
                 Params.of(shape, options, writeLse),
                 AttentionKernels.ceilDiv(shape.queryLen(), plan.rows()),

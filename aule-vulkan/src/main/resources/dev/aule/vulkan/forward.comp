@@ -14,28 +14,6 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
-#ifdef MASKS
-// Layout written by DeviceMasks (its constants mirror these). Bits: bit j & 31 of word
-// (b * bitsB + h * bitsH + i * wordsPerRow + j / 32), 1 = visible. Bias: F32 at b * biasB + h * biasH + i * Sk + j.
-// Meta: a header, then one code per (b, h, query tile of BR rows, key tile of BC keys).
-layout(std430, binding = 6) readonly buffer MaskBits { uint mask_bits[]; };
-layout(std430, binding = 7) readonly buffer BiasBuf { float bias_data[]; };
-layout(std430, binding = 8) readonly buffer MaskMeta { int meta[]; };
-#define META_HAS_BITS 0
-#define META_BITS_B 1
-#define META_BITS_H 2
-#define META_WORDS_PER_ROW 3
-#define META_HAS_BIAS 4
-#define META_BIAS_B 5
-#define META_BIAS_H 6
-#define META_TILES_B 7
-#define META_TILES_H 8
-#define META_KEY_TILES 9
-#define META_HEADER 16
-#define TILE_EMPTY 0
-#define TILE_PARTIAL 1
-#define TILE_FULL 2
-#endif // MASKS
 
 shared float sQ[BR * HD];
 shared float sK[BC * HD];
@@ -62,10 +40,9 @@ void main() {
 #ifdef MASKS
     const bool hasBits = meta[META_HAS_BITS] != 0;
     const bool hasBias = meta[META_HAS_BIAS] != 0;
-    const uint bitsRow = uint(b * meta[META_BITS_B] + hq * meta[META_BITS_H] + i * meta[META_WORDS_PER_ROW]);
-    const uint biasRow = uint(b * meta[META_BIAS_B] + hq * meta[META_BIAS_H]) + uint(i) * uint(p.Sk);
-    const int tileRow = META_HEADER + b * meta[META_TILES_B] + hq * meta[META_TILES_H]
-            + int(gl_WorkGroupID.x) * meta[META_KEY_TILES];
+    const uint bitsRow = maskBitsRow(b, hq, i);
+    const uint biasRow = maskBiasRow(b, hq, i);
+    const int tileRow = maskTileRow(b, hq, int(gl_WorkGroupID.x));
 #endif // MASKS
 
     for (int idx = int(lid); idx < BR * p.D; idx += WG) {
@@ -118,7 +95,7 @@ void main() {
             bool visible = j >= myFirst && j <= myLast;
 #ifdef MASKS
             if (visible && readBits) {
-                visible = ((mask_bits[bitsRow + uint(j >> 5)] >> uint(j & 31)) & 1u) != 0u;
+                visible = maskBit(bitsRow, j);
             }
 #endif // MASKS
             if (visible) {
@@ -133,9 +110,7 @@ void main() {
                 s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
 #ifdef MASKS
                 if (hasBias) {
-                    // A -inf bias hides the key whatever the score (NaN + -inf is not computed).
-                    float add = bias_data[biasRow + uint(j)];
-                    s = add == NEG_INF ? NEG_INF : s + add;
+                    s = addBias(s, biasRow, j);
                 }
 #endif // MASKS
             }

@@ -234,7 +234,6 @@ class ShaderConstantsTest {
      */
     @Test
     void maskTableLayoutIsDeviceMasksOwn() {
-        String source = ShaderCompiler.source(Kernel.FORWARD_MASKED);
         Map<String, Integer> expected = new LinkedHashMap<>();
         expected.put("META_HAS_BITS", DeviceMasks.HAS_BITS);
         expected.put("META_BITS_B", DeviceMasks.BITS_B);
@@ -250,27 +249,41 @@ class ShaderConstantsTest {
         expected.put("TILE_EMPTY", DeviceMasks.TILE_EMPTY);
         expected.put("TILE_PARTIAL", DeviceMasks.TILE_PARTIAL);
         expected.put("TILE_FULL", DeviceMasks.TILE_FULL);
-        Matcher m = Pattern.compile("#define ((?:META|TILE)_\\w+) (\\d+)").matcher(source);
-        Map<String, Integer> declared = new LinkedHashMap<>();
-        while (m.find()) {
-            declared.put(m.group(1), Integer.parseInt(m.group(2)));
+        for (Kernel kernel : Kernel.values()) {
+            Matcher m = Pattern.compile("#define ((?:META|TILE)_\\w+) (\\d+)").matcher(compiledSource(kernel));
+            Map<String, Integer> declared = new LinkedHashMap<>();
+            while (m.find()) {
+                declared.put(m.group(1), Integer.parseInt(m.group(2)));
+            }
+            assertEquals(kernel.masked() ? expected : Map.of(), declared, kernel + ": MASKS constants vs DeviceMasks");
         }
-        assertEquals(expected, declared, "forward.comp's MASKS constants vs DeviceMasks");
         assertTrue(DeviceMasks.KEY_TILES < DeviceMasks.HEADER, "the header overlaps the tile table");
-        // The masked variant declares the plain kernel's shared arrays and no others.
+        // The masked variants declare the plain kernels' shared arrays and no others.
         for (int hd : TilePlan.BUCKETS) {
             TilePlan plan = TilePlan.forward(device(32 << 10, 32), hd);
             assertEquals(declaredFloats(Kernel.FORWARD, plan), plan.sharedFloats(Kernel.FORWARD_MASKED));
+            TilePlan blocked = TilePlan.blocked(device(32 << 10, 32), hd);
+            if (blocked != null) {
+                assertEquals(
+                        declaredFloats(Kernel.FORWARD_BLOCKED, blocked),
+                        blocked.sharedFloats(Kernel.FORWARD_BLOCKED_MASKED));
+            }
+            TilePlan subgroup = TilePlan.blocked(cpuDevice(32 << 10, 8), hd);
+            if (subgroup != null) {
+                assertEquals(
+                        declaredFloats(Kernel.FORWARD_BLOCKED_SUBGROUP, subgroup),
+                        subgroup.sharedFloats(Kernel.FORWARD_BLOCKED_SUBGROUP_MASKED));
+            }
         }
     }
 
     /**
-     * {@code kernel}'s source as compiled: forward.comp's {@code #ifdef MASKS ... #endif // MASKS} regions only in
-     * {@link Kernel#FORWARD_MASKED}, which defines MASKS.
+     * {@code kernel}'s source as compiled: the {@code #ifdef MASKS ... #endif // MASKS} regions of its GLSL and
+     * common.glsl only in the {@linkplain Kernel#masked masked} kernels, which define MASKS.
      */
     private static String compiledSource(Kernel kernel) {
         String source = ShaderCompiler.source(kernel);
-        return kernel == Kernel.FORWARD_MASKED ? source : source.replaceAll("(?s)#ifdef MASKS\n.*?#endif // MASKS", "");
+        return kernel.masked() ? source : source.replaceAll("(?s)#ifdef MASKS\n.*?#endif // MASKS", "");
     }
 
     /** The sum of {@code kernel}'s shared float arrays with the plan's macros (each size a product of them). */
