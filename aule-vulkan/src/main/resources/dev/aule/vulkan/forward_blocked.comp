@@ -328,13 +328,14 @@ void main() {
             for (int a = 0; a < RM; a++) {
                 if (j >= first[a] && j <= last[a] && w[a] != 0.0) {
                     float pj = sP[(rBase + a) * BC + jj] * w[a];
-#ifdef MASKS
-                    if (pj == 0.0) {
-                        continue; // hidden by the mask or the bias inside the interval: its value never counts
-                    }
-#endif // MASKS
                     for (int c = 0; c < CN; c++) {
+#ifdef MASKS
+                        // A pair the mask or the bias hides inside the interval has pj = 0: a select, not a
+                        // product (nor a branch, which costs lavapipe its unrolled loop), keeps its value out.
+                        o[a * CN + c] += pj == 0.0 ? 0.0 : pj * vv[c];
+#else
                         o[a * CN + c] += pj * vv[c];
+#endif // MASKS
                     }
                 }
             }

@@ -151,6 +151,45 @@ class MaskedForwardDeviceTest {
         check(rnd, 1, 2, 1, sq, sk, 16, options, "empty rows");
     }
 
+    /** A key hidden by the mask or a -inf bias inside the interval never reaches a row, NaN keys and values included. */
+    @Test
+    void nanKeysAndValuesThatTheMasksHideStayOut() throws Throwable {
+        int sq = 40;
+        int sk = 50;
+        boolean[] data = new boolean[sq * sk];
+        Tensor bias = Tensor.allocate(DType.F32, 1, 1, sq, sk);
+        for (int i = 0; i < sq; i++) {
+            for (int j = 0; j < sk; j++) {
+                data[i * sk + j] = j != 3 && j != 30;
+                bias.set(0, 0, i, j, j == 17 ? Float.NEGATIVE_INFINITY : 0.25f * (j % 3));
+            }
+        }
+        AttentionOptions options = AttentionOptions.builder()
+                .mask(AttentionMask.of(data, 1, 1, sq, sk))
+                .bias(bias)
+                .build();
+        SplittableRandom rnd = new SplittableRandom(17);
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 2, sq, 64);
+        Tensor k = Tensors.random(rnd, DType.F32, 1, 2, sk, 64);
+        Tensor v = Tensors.random(rnd, DType.F32, 1, 2, sk, 64);
+        for (int h = 0; h < 2; h++) {
+            for (int d = 0; d < 64; d++) {
+                for (int j : new int[] {3, 17, 30}) {
+                    k.set(0, h, j, d, Float.NaN);
+                    v.set(0, h, j, d, Float.NaN);
+                }
+            }
+        }
+        for (String kernel : new String[] {"auto", "forward"}) {
+            VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, kernel, () -> {
+                Forwards.Errors errors = Forwards.againstReference(
+                        vulkan, (backend, out, lse) -> backend.forward(q, k, v, out, lse, options), 1, 2, sq, 64);
+                assertTrue(Accuracy.within(errors.out(), Accuracy.F32_TOLERANCE), kernel + ": out " + errors.out());
+                assertTrue(Accuracy.within(errors.lse(), Accuracy.LSE_TOLERANCE), kernel + ": lse " + errors.lse());
+            });
+        }
+    }
+
     @Test
     void deviceTensorsTakeMasksToo() {
         SplittableRandom rnd = new SplittableRandom(14);

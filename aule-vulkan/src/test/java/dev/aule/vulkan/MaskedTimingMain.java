@@ -12,7 +12,7 @@ import java.util.Arrays;
 import java.util.SplittableRandom;
 
 /**
- * Median wall time of device-tensor forwards B=1, H=4, S=512, D=64, F32: no mask and the causal flag, a causal
+ * Median wall time (and device time, from the submission's timestamps) of device-tensor forwards B=1, H=4, S=512, D=64, F32: no mask and the causal flag, a causal
  * BlockMask, a causal MaskMod without BlockMask and an all-visible MaskMod, on the automatic kernels and then with
  * {@code -Daule.vulkan.kernel=forward} (the plain tiled kernel, masked or not), with each masked call's host
  * preparation ({@link DeviceMasks}) and its tile codes. A measuring tool for docs/PERFORMANCE.md, not a test. Optional arguments: calls per figure
@@ -109,12 +109,17 @@ public final class MaskedTimingMain {
             String what) {
         vulkan.forward(q, k, v, out, null, options);
         long[] nanos = new long[calls];
+        long[] device = new long[calls];
         for (int i = 0; i < calls; i++) {
             long t0 = System.nanoTime();
             vulkan.forward(q, k, v, out, null, options);
             nanos[i] = System.nanoTime() - t0;
+            device[i] = vulkan.lastDeviceNanos().orElse(-1);
         }
         Arrays.sort(nanos);
-        System.out.printf("S=%d H=4 D=64 F32 %s: median %.1f ms%n", q.shape()[2], what, nanos[calls / 2] / 1e6);
+        Arrays.sort(device);
+        System.out.printf(
+                "S=%d H=4 D=64 F32 %s: median %.1f ms, device %.1f ms%n",
+                q.shape()[2], what, nanos[calls / 2] / 1e6, device[calls / 2] / 1e6);
     }
 }
