@@ -168,7 +168,7 @@ final class AttentionKernels {
             }
             return coopChoice(device, bucket, by + "the cooperative-matrix kernel");
         }
-        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        int hd = bucket;
         if (forced.equals("forward")) {
             return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, by + "the plain tiled kernel");
         }
@@ -338,13 +338,7 @@ final class AttentionKernels {
                     device.info(),
                     CoopPlan.headDim(TilePlan.bucket(shape.headDim(), shape.valueDim())),
                     KernelTable.lookup(device.info()));
-            s.dispatch(
-                    new Variant(Kernel.FORWARD_COOP, coopPlan.defines(types.defines())),
-                    new DeviceBuffer[] {q, k, v, out, lse, slopes},
-                    Params.of(shape, options, writeLse),
-                    ceilDiv(shape.queryLen(), coopPlan.rows()),
-                    shape.queryHeads(),
-                    shape.batch());
+            coop(s, coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
             return;
         }
         if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
@@ -361,6 +355,35 @@ final class AttentionKernels {
         Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
                 variant,
+                new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()),
+                shape.queryHeads(),
+                shape.batch());
+    }
+
+    /**
+     * forward_coop.comp over (query tile, query head, batch) with {@code plan}; {@code emulated} compiles its
+     * matrix operations as plain-array macros (COOP_EMULATED), which any device runs (tests).
+     */
+    static void coop(
+            Submission s,
+            CoopPlan plan,
+            boolean emulated,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
+        Map<String, Integer> defines = plan.defines(types.defines());
+        defines.put("COOP_EMULATED", emulated ? 1 : 0);
+        s.dispatch(
+                new Variant(Kernel.FORWARD_COOP, defines),
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},
                 Params.of(shape, options, writeLse),
                 ceilDiv(shape.queryLen(), plan.rows()),

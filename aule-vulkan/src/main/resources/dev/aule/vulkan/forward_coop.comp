@@ -9,15 +9,71 @@
 //
 // Defines (set by the host, CoopPlan): HD (64 or 128), CM/CN/CK (a shape the device lists with F16 A and B and
 // F32 C), SG (the subgroup size the pipeline requires), NSG (subgroups per workgroup), BC (keys per block, a
-// multiple of CN and CK, >= BR), Q_TYPE/K_TYPE/V_TYPE (inputs are rounded to F16 in shared memory).
+// multiple of CN and CK, >= BR), Q_TYPE/K_TYPE/V_TYPE (inputs are rounded to F16 in shared memory), COOP_EMULATED
+// (1: the matrix operations emulated over plain arrays, below).
 //
 // Shared rows are padded (HDS, BCS, BCP, HDO) to multiples of 16 bytes plus 16 bytes, which coopMatLoad/Store
 // need aligned and which spreads rows over banks. A workgroup whose subgroups are not SG wide or not NSG of them
 // writes NaN (the layout is assumed throughout, and the first-use check then disables the kernel).
-#extension GL_KHR_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_KHR_shader_subgroup_basic : require
+
+// The matrix operations, as macros so that COOP_EMULATED can replace them (tests on devices without cooperative
+// matrices): there a matrix is spread over the subgroup's lanes (lane l holds elements l, l + SG, ... in row-major
+// order), loads and stores honour the same offsets, strides and layouts, and a multiply-add passes A and B
+// through a per-subgroup scratch area. Only the layout of elements over lanes differs from a real coopmat, and
+// the kernel never depends on it.
+#if COOP_EMULATED
+#extension GL_EXT_control_flow_attributes : require
+#define MAT_A(name) EmuA name
+#define MAT_B(name) EmuB name
+#define MAT_C(name) EmuC name
+#define ROW_MAJOR 0
+#define COL_MAJOR 1
+struct EmuA { float e[CM * CK / SG]; };
+struct EmuB { float e[CK * CN / SG]; };
+struct EmuC { float e[CM * CN / SG]; };
+shared float sEmuA[NSG * CM * CK];
+shared float sEmuB[NSG * CK * CN];
+#define EMU_AT(rows, cols, u, lay, stride) ((lay) == ROW_MAJOR \
+    ? ((u) * SG + lane) / (cols) * (stride) + ((u) * SG + lane) % (cols) \
+    : ((u) * SG + lane) % (cols) * (stride) + ((u) * SG + lane) / (cols))
+#define EMU_LOAD(m, rows, cols, buf, off, stride, lay) \
+    [[dont_unroll]] for (int u_ = 0; u_ < (rows) * (cols) / SG; u_++) { \
+        m.e[u_] = float(buf[(off) + uint(EMU_AT(rows, cols, u_, lay, int(stride)))]); }
+#define LOAD_A(m, buf, off, stride, lay) EMU_LOAD(m, CM, CK, buf, off, stride, lay)
+#define LOAD_B(m, buf, off, stride, lay) EMU_LOAD(m, CK, CN, buf, off, stride, lay)
+#define LOAD_C(m, buf, off, stride, lay) EMU_LOAD(m, CM, CN, buf, off, stride, lay)
+#define STORE_C(m, buf, off, stride, lay) \
+    [[dont_unroll]] for (int u_ = 0; u_ < CM * CN / SG; u_++) { buf[(off) + uint(EMU_AT(CM, CN, u_, lay, int(stride)))] = m.e[u_]; }
+#define ZERO_C(m) for (int u_ = 0; u_ < CM * CN / SG; u_++) { m.e[u_] = 0.0; }
+// c += a * b, rounding the products' operands to F16 as the hardware's operands are
+#define MULADD(c, a, b) { \
+    for (int u_ = 0; u_ < CM * CK / SG; u_++) { sEmuA[sg * CM * CK + u_ * SG + lane] = a.e[u_]; } \
+    for (int u_ = 0; u_ < CK * CN / SG; u_++) { sEmuB[sg * CK * CN + u_ * SG + lane] = b.e[u_]; } \
+    subgroupMemoryBarrierShared(); subgroupBarrier(); \
+    [[dont_unroll]] for (int u_ = 0; u_ < CM * CN / SG; u_++) { \
+        int e_ = u_ * SG + lane; int r_ = e_ / CN; int n_ = e_ % CN; float acc_ = c.e[u_]; \
+        [[dont_unroll]] for (int k_ = 0; k_ < CK; k_++) { \
+            acc_ += float(float16_t(sEmuA[sg * CM * CK + r_ * CK + k_])) \
+                    * float(float16_t(sEmuB[sg * CK * CN + k_ * CN + n_])); } \
+        c.e[u_] = acc_; } \
+    subgroupMemoryBarrierShared(); subgroupBarrier(); }
+#else
+#extension GL_KHR_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#define MAT_A(name) coopmat<float16_t, gl_ScopeSubgroup, CM, CK, gl_MatrixUseA> name
+#define MAT_B(name) coopmat<float16_t, gl_ScopeSubgroup, CK, CN, gl_MatrixUseB> name
+#define MAT_C(name) coopmat<float, gl_ScopeSubgroup, CM, CN, gl_MatrixUseAccumulator> name
+#define ROW_MAJOR gl_CooperativeMatrixLayoutRowMajor
+#define COL_MAJOR gl_CooperativeMatrixLayoutColumnMajor
+#define LOAD_A(m, buf, off, stride, lay) coopMatLoad(m, buf, off, stride, lay)
+#define LOAD_B(m, buf, off, stride, lay) coopMatLoad(m, buf, off, stride, lay)
+#define LOAD_C(m, buf, off, stride, lay) coopMatLoad(m, buf, off, stride, lay)
+#define STORE_C(m, buf, off, stride, lay) coopMatStore(m, buf, off, stride, lay)
+#define ZERO_C(m) m = coopmat<float, gl_ScopeSubgroup, CM, CN, gl_MatrixUseAccumulator>(0.0)
+#define MULADD(c, a, b) c = coopMatMulAdd(a, b, c)
+#endif
 #include "common.glsl"
 
 #define WG (SG * NSG)
@@ -41,6 +97,8 @@ shared float16_t sV[BC * HDS];   // the value block
 shared float16_t sP[BR * BCP];   // p / l_new of the block, per row
 shared float sS[BR * BCS];       // the block's scores, per row
 shared float sO[BR * HDO];       // the normalised output rows
+shared float sM[BR];             // running max of each row
+shared float sL[BR];             // running sum of each row
 shared float sMNew[BR];
 shared float sKeep[BR];
 shared float sW[BR];
@@ -82,20 +140,19 @@ void main() {
     for (int idx = int(lid); idx < BR * HDO; idx += WG) {
         sO[idx] = 0.0;
     }
+    for (int idx = int(lid); idx < BR; idx += WG) {
+        sM[idx] = NEG_INF;
+        sL[idx] = 0.0;
+    }
     barrier();
-    coopmat<float16_t, gl_ScopeSubgroup, CM, CK, gl_MatrixUseA> qf[HD / CK];
+    MAT_A(qf[HD / CK]);
     for (int c = 0; c < HD / CK; c++) {
-        coopMatLoad(qf[c], sK, uint(myRow0 * HDS + c * CK), uint(HDS), gl_CooperativeMatrixLayoutRowMajor);
+        LOAD_A(qf[c], sK, uint(myRow0 * HDS + c * CK), uint(HDS), ROW_MAJOR);
     }
 
     // As in forward.comp: the tile visits the union of its rows' visible intervals and nothing else.
     const int kLo = firstKey(row0);
     const int kHi = lastKey(lastRow);
-    // Lane r < CM keeps the running max and sum of the subgroup's row r.
-    const int statRow = myRow0 + lane;
-    const int statI = row0 + statRow;
-    float m = NEG_INF;
-    float l = 0.0;
 
     for (int kb = kLo; kb <= kHi; kb += BC) {
         barrier(); // every subgroup is done with the previous block (and with the query tile in sK)
@@ -112,14 +169,14 @@ void main() {
 
         // S = Q K^T for the subgroup's CM rows: K^T's column n is key row n of sK (column-major B).
         for (int n = 0; n < BC / CN; n++) {
-            coopmat<float, gl_ScopeSubgroup, CM, CN, gl_MatrixUseAccumulator> acc =
-                    coopmat<float, gl_ScopeSubgroup, CM, CN, gl_MatrixUseAccumulator>(0.0);
+            MAT_C(acc);
+            ZERO_C(acc);
             for (int c = 0; c < HD / CK; c++) {
-                coopmat<float16_t, gl_ScopeSubgroup, CK, CN, gl_MatrixUseB> kf;
-                coopMatLoad(kf, sK, uint(n * CN * HDS + c * CK), uint(HDS), gl_CooperativeMatrixLayoutColumnMajor);
-                acc = coopMatMulAdd(qf[c], kf, acc);
+                MAT_B(kf);
+                LOAD_B(kf, sK, uint(n * CN * HDS + c * CK), uint(HDS), COL_MAJOR);
+                MULADD(acc, qf[c], kf);
             }
-            coopMatStore(acc, sS, uint(myRow0 * BCS + n * CN), uint(BCS), gl_CooperativeMatrixLayoutRowMajor);
+            STORE_C(acc, sS, uint(myRow0 * BCS + n * CN), uint(BCS), ROW_MAJOR);
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
@@ -143,8 +200,11 @@ void main() {
         subgroupMemoryBarrierShared();
         subgroupBarrier();
 
-        // The online-softmax update of each row (one lane per row): o = o * (alpha l / l_new) + (p / l_new) v.
-        if (lane < CM) {
+        // The online-softmax update of each row (lanes take rows r, r + SG, ...; one each when SG >= CM):
+        // o = o * (alpha l / l_new) + (p / l_new) v.
+        for (int statRow = myRow0 + lane; statRow < myRow0 + CM; statRow += SG) {
+            float m = sM[statRow];
+            float l = sL[statRow];
             float blockMax = NEG_INF;
             for (int jj = 0; jj < BC; jj++) {
                 blockMax = max(blockMax, sS[statRow * BCS + jj]);
@@ -166,6 +226,8 @@ void main() {
                 l = lNew;
                 m = mNew;
             }
+            sM[statRow] = m;
+            sL[statRow] = l;
             sMNew[statRow] = mNew;
             sKeep[statRow] = keep;
             sW[statRow] = w;
@@ -188,16 +250,16 @@ void main() {
 
         // O += P V, column tile by column tile of the head dim.
         for (int n = 0; n < HD / CN; n++) {
-            coopmat<float, gl_ScopeSubgroup, CM, CN, gl_MatrixUseAccumulator> o;
-            coopMatLoad(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), gl_CooperativeMatrixLayoutRowMajor);
+            MAT_C(o);
+            LOAD_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
             for (int c = 0; c < BC / CK; c++) {
-                coopmat<float16_t, gl_ScopeSubgroup, CM, CK, gl_MatrixUseA> pf;
-                coopmat<float16_t, gl_ScopeSubgroup, CK, CN, gl_MatrixUseB> vf;
-                coopMatLoad(pf, sP, uint(myRow0 * BCP + c * CK), uint(BCP), gl_CooperativeMatrixLayoutRowMajor);
-                coopMatLoad(vf, sV, uint(c * CK * HDS + n * CN), uint(HDS), gl_CooperativeMatrixLayoutRowMajor);
-                o = coopMatMulAdd(pf, vf, o);
+                MAT_A(pf);
+                MAT_B(vf);
+                LOAD_A(pf, sP, uint(myRow0 * BCP + c * CK), uint(BCP), ROW_MAJOR);
+                LOAD_B(vf, sV, uint(c * CK * HDS + n * CN), uint(HDS), ROW_MAJOR);
+                MULADD(o, pf, vf);
             }
-            coopMatStore(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), gl_CooperativeMatrixLayoutRowMajor);
+            STORE_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();
@@ -211,7 +273,9 @@ void main() {
             o_data[(outRows + uint(i)) * uint(p.Dv) + uint(c)] = sO[(myRow0 + r) * HDO + c];
         }
     }
-    if (lane < CM && statI < p.Sq && (p.flags & 1) != 0) {
-        lse_data[outRows + uint(statI)] = l > 0.0 ? m + log(l) : NEG_INF;
+    for (int r = myRow0 + lane; r < myRow0 + CM && (p.flags & 1) != 0; r += SG) {
+        if (row0 + r < p.Sq) {
+            lse_data[outRows + uint(row0 + r)] = sL[r] > 0.0 ? sM[r] + log(sL[r]) : NEG_INF;
+        }
     }
 }
