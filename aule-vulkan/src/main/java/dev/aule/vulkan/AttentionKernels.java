@@ -161,7 +161,7 @@ final class AttentionKernels {
         String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
         int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
         if (forced.equals("coop")) {
-            String no = types == null ? "input types unknown" : KernelTable.coopRefusal(device, bucket, types, coop);
+            String no = types == null ? "input types unknown" : coopRefusal(device, shape, types, coop);
             if (no != null) {
                 throw new IllegalArgumentException(
                         "-D" + KERNEL_PROPERTY + "=coop: the cooperative-matrix kernel cannot run this call: " + no);
@@ -191,7 +191,7 @@ final class AttentionKernels {
         }
         KernelTable.Entry row = KernelTable.lookup(device);
         if (forced.equals("auto") && row.kernel() == KernelTable.Choice.COOP && types != null) {
-            String noCoop = KernelTable.coopRefusal(device, bucket, types, coop);
+            String noCoop = coopRefusal(device, shape, types, coop);
             if (noCoop == null) {
                 return coopChoice(device, bucket, "not decode (" + noDecode + "); " + row.reason());
             }
@@ -213,6 +213,20 @@ final class AttentionKernels {
                 TilePlan.forward(device, hd),
                 1,
                 "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /** {@link KernelTable#coopRefusal}, and the coop kernel's query tiles within {@code maxComputeWorkGroupCount}. */
+    private static String coopRefusal(
+            DeviceInfo device, AttentionShape shape, InputTypes types, CoopCheck.Result coop) {
+        int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        String no = KernelTable.coopRefusal(device, bucket, types, coop);
+        if (no == null) {
+            CoopPlan plan = CoopPlan.of(device, CoopPlan.headDim(bucket), KernelTable.lookup(device));
+            if (ceilDiv(shape.queryLen(), plan.rows()) > device.maxWorkgroupCount()[0]) {
+                return "Sq / " + plan.rows() + " query tiles over the device's maxComputeWorkGroupCount";
+            }
+        }
+        return no;
     }
 
     private static ForwardChoice coopChoice(DeviceInfo device, int bucket, String reason) {

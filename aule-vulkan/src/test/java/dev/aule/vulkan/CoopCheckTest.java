@@ -176,6 +176,28 @@ class CoopCheckTest {
         IllegalArgumentException types = assertThrows(
                 IllegalArgumentException.class, () -> AttentionKernels.chooseForward(nv, prefill, f32, passed, "coop"));
         assertTrue(types.getMessage().contains("F16 q, k and v"), types.getMessage());
+        // more query tiles than the device's grid allows: not the coop kernel
+        DeviceInfo smallGrid = new DeviceInfo(
+                0,
+                "small grid",
+                DeviceInfo.Kind.DISCRETE_GPU,
+                "1.3.0",
+                32,
+                48 * 1024,
+                1L << 31,
+                1024,
+                1024,
+                new int[] {8, 65535, 65535},
+                true,
+                true,
+                true,
+                false,
+                0x10DE,
+                nv.coop());
+        IllegalArgumentException grid = assertThrows(
+                IllegalArgumentException.class,
+                () -> AttentionKernels.chooseForward(smallGrid, prefill, F16, passed, "coop"));
+        assertTrue(grid.getMessage().contains("maxComputeWorkGroupCount"), grid.getMessage());
         // the old two-argument chooser never picks it (it knows neither types nor status)
         assertEquals(
                 Kernel.FORWARD_BLOCKED,

@@ -21,8 +21,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /**
  * forward_coop.comp's logic on the device under test, with its matrix operations emulated over plain arrays
  * (COOP_EMULATED): tiling, offsets, strides and layouts of every load and store, masks, softcap, ALiBi, GQA, the
- * online softmax and lse, against the float64 reference. One variant (HD 64, 16x16x16, two subgroups, 32 keys a
- * block), since a variant costs seconds of compile on lavapipe. On lavapipe's 8-lane subgroups (fewer lanes than the
+ * online softmax and lse, against the float64 reference. Two variants (HD 64 16x16x16 with two subgroups and 32
+ * keys a block; HD 128 16x8x16 with one and 16), since a variant costs seconds of compile on lavapipe. On lavapipe's 8-lane subgroups (fewer lanes than the
  * 16 rows of a subgroup's tile) it is also the regression test of the softmax update that once served only rows
  * 0 .. SG-1 (the others came out 0).
  */
@@ -33,16 +33,7 @@ class CoopEmulatedTest {
 
     @Test
     void theEmulatedKernelMatchesTheReference() {
-        VulkanDevice device = vulkan.device();
-        int sg = device.info().subgroupSize();
-        // the emulation spreads a 16x16 matrix over the subgroup: its size must divide 256, and a row needs a lane
-        Assumptions.assumeTrue(sg >= 4 && sg <= 64 && 256 % sg == 0, "subgroup size " + sg);
-        // lavapipe at 1024-bit vectors reports 32 lanes but runs 16-lane subgroups (see TilePlan.blockedSubgroupLayout)
-        Assumptions.assumeTrue(!device.info().isCpu() || sg <= 16, "a CPU device's subgroup of " + sg);
-        CoopPlan plan = new CoopPlan(64, CoopFakes.f16(16, 16, 16), sg, 2, 32, false);
-        Assumptions.assumeTrue(
-                plan.sharedBytes() + 2L * 2 * 256 * 4 <= device.info().sharedMemoryBytes());
-        List<String> failures = new ArrayList<>();
+        CoopPlan plan = new CoopPlan(64, CoopFakes.f16(16, 16, 16), subgroup(), 2, 32, false);
         float[] slopes4 = {0.5f, 0.25f, 0.125f, 0.0625f};
         Object[][] cases = {
             {"MHA, no mask", 2, 2, 40, 40, 64, AttentionOptions.defaults()},
@@ -87,6 +78,54 @@ class CoopEmulatedTest {
                 AttentionOptions.builder().scale(0.5f).build()
             },
         };
+        assertEquals(List.of(), failures(plan, cases));
+    }
+
+    /** A second variant: HD 128, an N of 8 (K^T and V tiles narrower than deep), one subgroup, 16 keys a block. */
+    @Test
+    void theEmulatedKernelMatchesTheReferenceAtHeadDim128WithNarrowTiles() {
+        CoopPlan plan = new CoopPlan(128, CoopFakes.f16(16, 8, 16), subgroup(), 1, 16, false);
+        Object[][] cases = {
+            {
+                "D 128, GQA 2:1 causal",
+                2,
+                1,
+                37,
+                37,
+                128,
+                AttentionOptions.builder().causal(true).build()
+            },
+            {
+                "D 100, window (12, 0), Sk > Sq",
+                1,
+                1,
+                20,
+                61,
+                100,
+                AttentionOptions.builder().window(12, 0).build()
+            },
+        };
+        assertEquals(List.of(), failures(plan, cases));
+    }
+
+    /** The device's subgroup size, once the emulation can run there (else the test is skipped). */
+    private int subgroup() {
+        VulkanDevice device = vulkan.device();
+        int sg = device.info().subgroupSize();
+        // the emulation spreads each matrix over the subgroup: its size must divide the matrices' 128 or 256 elements
+        Assumptions.assumeTrue(sg >= 4 && sg <= 64 && 128 % sg == 0, "subgroup size " + sg);
+        // lavapipe at 1024-bit vectors reports 32 lanes but runs 16-lane subgroups (see TilePlan.blockedSubgroupLayout)
+        Assumptions.assumeTrue(!device.info().isCpu() || sg <= 16, "a CPU device's subgroup of " + sg);
+        return sg;
+    }
+
+    /** Each case through the emulated {@code plan} against the reference: the failures, in words. */
+    private List<String> failures(CoopPlan plan, Object[][] cases) {
+        VulkanDevice device = vulkan.device();
+        CoopSupport.Shape shape = plan.shape();
+        long scratch = 4L * plan.subgroups() * (shape.m() * shape.k() + shape.k() * shape.n());
+        Assumptions.assumeTrue(plan.sharedBytes() + scratch <= device.info().sharedMemoryBytes());
+        List<String> failures = new ArrayList<>();
         SplittableRandom random = new SplittableRandom(2024);
         for (Object[] c : cases) {
             int hq = (int) c[1];
@@ -113,7 +152,7 @@ class CoopEmulatedTest {
                 failures.add(c[0] + ": " + bad);
             }
         }
-        assertEquals(List.of(), failures);
+        return failures;
     }
 
     private static void run(
