@@ -159,10 +159,11 @@ final class CoopCheck {
         return t;
     }
 
-    /** Null when every element is within the tolerance (equal infinities included); else the worst. */
+    /** Null when every element is within the tolerance (equal infinities and NaN where the reference has NaN); else the first that is not. */
     static String compare(String what, float[] got, float[] want) {
         for (int i = 0; i < got.length; i++) {
-            boolean same = got[i] == want[i]; // -inf lse of a row that sees no key
+            // -inf lse of a row that sees no key; NaN where the reference has NaN (a visible NaN value)
+            boolean same = got[i] == want[i] || (Float.isNaN(got[i]) && Float.isNaN(want[i]));
             double error = Math.abs((double) got[i] - want[i]) / (1 + Math.abs((double) want[i]));
             if (!same && !(error <= TOLERANCE)) { // NaN fails
                 return String.format(Locale.ROOT, "%s[%d] = %s, reference %s", what, i, got[i], want[i]);

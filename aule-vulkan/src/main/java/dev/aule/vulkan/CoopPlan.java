@@ -31,11 +31,16 @@ record CoopPlan(int hd, CoopSupport.Shape shape, int subgroup, int subgroups, in
 
     /**
      * Shared memory of the shader's arrays: sK, sV (F16, rows of HD + 8), sP (F16, BR x (BC + 8)), sS (F32, BR x
-     * (BC + 4)), sO (F32, BR x (HD + 4)) and five F32 per row.
+     * (BC + 4)), sO (F32, BR x (HD + 4)), five F32 per row and one int.
      */
     long sharedBytes() {
         long br = rows();
-        return 2L * keys * (hd + 8) * 2 + br * (keys + 8) * 2 + br * (keys + 4) * 4 + br * (hd + 4) * 4 + 5 * br * 4;
+        return 2L * keys * (hd + 8) * 2
+                + br * (keys + 8) * 2
+                + br * (keys + 4) * 4
+                + br * (hd + 4) * 4
+                + 5 * br * 4
+                + 4;
     }
 
     /** The #defines of its variant (with the input types). */

@@ -102,6 +102,7 @@ shared float sL[BR];             // running sum of each row
 shared float sMNew[BR];
 shared float sKeep[BR];
 shared float sW[BR];
+shared int sBadBlock;            // kb + 1 when the value block at kb holds an Inf or NaN
 
 void main() {
     const uint lid = gl_LocalInvocationID.x;
@@ -144,6 +145,9 @@ void main() {
         sM[idx] = NEG_INF;
         sL[idx] = 0.0;
     }
+    if (lid == 0) {
+        sBadBlock = 0;
+    }
     barrier();
     MAT_A(qf[HD / CK]);
     for (int c = 0; c < HD / CK; c++) {
@@ -164,8 +168,14 @@ void main() {
             float vx = key && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, vBase + uint((kb + jj) * p.Dv + d)) : 0.0;
             sK[jj * HDS + d] = float16_t(kx);
             sV[jj * HDS + d] = float16_t(vx);
+            if (isnan(vx) || isinf(vx)) {
+                sBadBlock = kb + 1; // every writer writes the same value; a new block has a new one
+            }
         }
         barrier();
+        // A non-finite value times a hidden key's p = 0 is NaN in a matrix product, where forward.comp skips the
+        // key: such a block (rare) takes the scalar P V below, which skips zero probabilities as forward.comp does.
+        const bool badBlock = sBadBlock == kb + 1;
 
         // S = Q K^T for the subgroup's CM rows: K^T's column n is key row n of sK (column-major B).
         for (int n = 0; n < BC / CN; n++) {
@@ -249,17 +259,32 @@ void main() {
         subgroupBarrier();
 
         // O += P V, column tile by column tile of the head dim.
-        for (int n = 0; n < HD / CN; n++) {
-            MAT_C(o);
-            LOAD_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
-            for (int c = 0; c < BC / CK; c++) {
-                MAT_A(pf);
-                MAT_B(vf);
-                LOAD_A(pf, sP, uint(myRow0 * BCP + c * CK), uint(BCP), ROW_MAJOR);
-                LOAD_B(vf, sV, uint(c * CK * HDS + n * CN), uint(HDS), ROW_MAJOR);
-                MULADD(o, pf, vf);
+        if (badBlock) {
+            for (int idx = lane; idx < CM * HD; idx += SG) {
+                int r = myRow0 + idx / HD;
+                int c = idx % HD;
+                float acc = 0.0;
+                for (int jj = 0; jj < BC; jj++) {
+                    float pj = float(sP[r * BCP + jj]);
+                    if (pj != 0.0) {
+                        acc += pj * float(sV[jj * HDS + c]);
+                    }
+                }
+                sO[r * HDO + c] += acc;
             }
-            STORE_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
+        } else {
+            for (int n = 0; n < HD / CN; n++) {
+                MAT_C(o);
+                LOAD_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
+                for (int c = 0; c < BC / CK; c++) {
+                    MAT_A(pf);
+                    MAT_B(vf);
+                    LOAD_A(pf, sP, uint(myRow0 * BCP + c * CK), uint(BCP), ROW_MAJOR);
+                    LOAD_B(vf, sV, uint(c * CK * HDS + n * CN), uint(HDS), ROW_MAJOR);
+                    MULADD(o, pf, vf);
+                }
+                STORE_C(o, sO, uint(myRow0 * HDO + n * CN), uint(HDO), ROW_MAJOR);
+            }
         }
         subgroupMemoryBarrierShared();
         subgroupBarrier();

@@ -37,6 +37,8 @@ class CoopEmulatedTest {
         float[] slopes4 = {0.5f, 0.25f, 0.125f, 0.0625f};
         Object[][] cases = {
             {"MHA, no mask", 2, 2, 40, 40, 64, AttentionOptions.defaults()},
+            // NaN and Inf in the last value row: only the last row sees it, every other row stays finite
+            {"causal, non-finite values in the last key", 2, 2, 40, 40, 64, causal(), 39},
             {
                 "GQA 4:1 causal, Sq < Sk",
                 4,
@@ -96,16 +98,22 @@ class CoopEmulatedTest {
                 AttentionOptions.builder().causal(true).build()
             },
             {
-                "D 100, window (12, 0), Sk > Sq",
+                // key 0 holds NaN and Inf, and no row sees it
+                "D 100, window (12, 0), Sk > Sq, non-finite values hidden from every row",
                 1,
                 1,
                 20,
                 61,
                 100,
-                AttentionOptions.builder().window(12, 0).build()
+                AttentionOptions.builder().window(12, 0).build(),
+                0
             },
         };
         assertEquals(List.of(), failures(plan, cases));
+    }
+
+    private static AttentionOptions causal() {
+        return AttentionOptions.builder().causal(true).build();
     }
 
     /** The device's subgroup size, once the emulation can run there (else the test is skipped). */
@@ -137,6 +145,11 @@ class CoopEmulatedTest {
             Tensor q = random(random, hq, sq, d);
             Tensor k = random(random, hkv, sk, d);
             Tensor v = random(random, hkv, sk, d);
+            if (c.length > 7) { // a value row with NaN and Inf in it
+                int key = (int) c[7];
+                v.set(0, 0, key, 3, Float.NaN);
+                v.set(0, hkv - 1, key, 0, Float.POSITIVE_INFINITY);
+            }
             Tensor out = Tensor.allocate(DType.F32, 1, hq, sq, d);
             Tensor lse = Tensor.allocate(DType.F32, 1, hq, sq, 1);
             Tensor wantOut = Tensor.allocate(DType.F32, 1, hq, sq, d);

@@ -27,7 +27,7 @@ class CoopShaderTest {
     /** Shader, Float16, GroupNonUniform, VulkanMemoryModel, CooperativeMatrixKHR: what CoopQuery.enable enables. */
     private static final Set<Integer> ENABLED_CAPABILITIES = Set.of(1, 9, 61, 5345, 6022);
 
-    private static final Pattern SHARED = Pattern.compile("shared (float16_t|float) (\\w+)\\[([^]]+)];");
+    private static final Pattern SHARED = Pattern.compile("shared (float16_t|float|int) (\\w+)(?:\\[([^]]+)])?;");
     private static final Pattern DEFINE = Pattern.compile("#define (\\w+) \\(([^)]*)\\)");
 
     @Test
@@ -107,7 +107,7 @@ class CoopShaderTest {
             if (m.group(2).startsWith("sEmu")) {
                 continue; // the emulated variant's scratch (COOP_EMULATED), absent from real variants
             }
-            long elements = new Expression(m.group(3), defines, macros).sum();
+            long elements = m.group(3) == null ? 1 : new Expression(m.group(3), defines, macros).sum();
             total += elements * (m.group(1).equals("float16_t") ? 2 : 4);
         }
         return total;
