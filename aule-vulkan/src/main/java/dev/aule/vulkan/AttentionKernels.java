@@ -99,7 +99,8 @@ final class AttentionKernels {
 
     /**
      * The system property that forces one forward kernel: {@code blocked}, {@code forward} (the plain tiled
-     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's) or {@code auto}.
+     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's), {@code coop} (on
+     * cooperative matrices, where the device passed its check) or {@code auto}.
      */
     static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
     /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
@@ -127,27 +128,59 @@ final class AttentionKernels {
      *       / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket is at most
      *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
      *       its partial results fit a storage buffer;
+     *   <li>otherwise, where the device's {@link KernelTable} row says so, the cooperative-matrix forward
+     *       ({@code forward_coop.comp}) once its first-use {@link CoopCheck} passed (only through the overload that
+     *       knows the input types and that status);
      *   <li>otherwise the blocked forward ({@code forward_blocked.comp}) when a {@link TilePlan#blocked} plan fits
      *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount}, in its subgroup
      *       layout where {@link TilePlan#blockedSubgroupLayout} allows it;
      *   <li>otherwise the plain tiled forward ({@code forward.comp}).
      * </ol>
      *
-     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct} forces one (a call the forced kernel
+     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct|coop} forces one (a call the forced kernel
      * cannot run then fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
      * the same kernel, with the same splits, alone or in a batch.
      *
      * @throws IllegalArgumentException when the property names no kernel, or forces one on a call it cannot run
      */
     static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
+        return chooseForward(device, shape, null, CoopCheck.Result.notChecked(device), forcedKernel());
+    }
+
+    /** The forward kernel {@code -Daule.vulkan.kernel} names, lower case; {@code auto} when unset. */
+    static String forcedKernel() {
         String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
-        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct")
+        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct", "coop")
                 .contains(forced)) {
             throw new IllegalArgumentException("-D" + KERNEL_PROPERTY + "=" + forced
-                    + ": must be auto, blocked, forward, decode or decode-direct");
+                    + ": must be auto, blocked, forward, decode or decode-direct, or coop (the cooperative-matrix"
+                    + " kernel)");
         }
+        return forced;
+    }
+
+    /**
+     * As {@link #chooseForward(DeviceInfo, AttentionShape)}, also weighing the cooperative-matrix kernel: after
+     * the decode test, the device's {@link KernelTable} row decides, and a coop row runs {@code forward_coop.comp}
+     * when {@link KernelTable#coopRefusal} has nothing against it (what the device offers, its first-use check
+     * {@code coop}, F16 inputs, head dim 64 or 128); {@code forced} {@code coop} runs it on a call it can run and
+     * refuses, with the reason, anywhere else.
+     *
+     * @param types the inputs' storage types, or null when unknown (the coop kernel is then not chosen)
+     */
+    static ForwardChoice chooseForward(
+            DeviceInfo device, AttentionShape shape, InputTypes types, CoopCheck.Result coop, String forced) {
         String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
-        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (forced.equals("coop")) {
+            String no = types == null ? "input types unknown" : coopRefusal(device, shape, types, coop);
+            if (no != null) {
+                throw new IllegalArgumentException(
+                        "-D" + KERNEL_PROPERTY + "=coop: the cooperative-matrix kernel cannot run this call: " + no);
+            }
+            return coopChoice(device, bucket, by + "the cooperative-matrix kernel");
+        }
+        int hd = bucket;
         if (forced.equals("forward")) {
             return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, by + "the plain tiled kernel");
         }
@@ -168,6 +201,13 @@ final class AttentionKernels {
             throw new IllegalArgumentException(
                     "-D" + KERNEL_PROPERTY + "=" + forced + ": the decode kernel cannot run this call: " + noDecode);
         }
+        KernelTable.Entry row = KernelTable.lookup(device);
+        if (forced.equals("auto") && row.kernel() == KernelTable.Choice.COOP && types != null) {
+            String noCoop = coopRefusal(device, shape, types, coop);
+            if (noCoop == null) {
+                return coopChoice(device, bucket, "not decode (" + noDecode + "); " + row.reason());
+            }
+        }
         String noBlocked = blockedRefusal(device, shape);
         if (noBlocked == null) {
             return new ForwardChoice(
@@ -185,6 +225,25 @@ final class AttentionKernels {
                 TilePlan.forward(device, hd),
                 1,
                 "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /** {@link KernelTable#coopRefusal}, and the coop kernel's query tiles within {@code maxComputeWorkGroupCount}. */
+    private static String coopRefusal(
+            DeviceInfo device, AttentionShape shape, InputTypes types, CoopCheck.Result coop) {
+        int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        String no = KernelTable.coopRefusal(device, bucket, types, coop);
+        if (no == null) {
+            CoopPlan plan = CoopPlan.of(device, CoopPlan.headDim(bucket), KernelTable.lookup(device));
+            if (ceilDiv(shape.queryLen(), plan.rows()) > device.maxWorkgroupCount()[0]) {
+                return "Sq / " + plan.rows() + " query tiles over the device's maxComputeWorkGroupCount";
+            }
+        }
+        return no;
+    }
+
+    private static ForwardChoice coopChoice(DeviceInfo device, int bucket, String reason) {
+        CoopPlan plan = CoopPlan.of(device, CoopPlan.headDim(bucket), KernelTable.lookup(device));
+        return new ForwardChoice(Kernel.FORWARD_COOP, plan.tilePlan(), 1, reason + " (" + plan + ")");
     }
 
     /**
@@ -260,8 +319,54 @@ final class AttentionKernels {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
-        ForwardChoice choice = chooseForward(device.info(), shape);
+        forward(
+                device,
+                scope,
+                s,
+                shape,
+                options,
+                types,
+                q,
+                k,
+                v,
+                out,
+                lse,
+                writeLse,
+                slopes,
+                device.coopStatus(),
+                forcedKernel());
+    }
+
+    /**
+     * As above, with the coop kernel's status and the forced kernel given ({@link CoopCheck} runs the coop kernel
+     * before its status is known).
+     */
+    static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            CoopCheck.Result coop,
+            String forced) {
+        ForwardChoice choice = chooseForward(device.info(), shape, types, coop, forced);
         TilePlan plan = choice.plan();
+        if (choice.kernel() == Kernel.FORWARD_COOP) {
+            CoopPlan coopPlan = CoopPlan.of(
+                    device.info(),
+                    CoopPlan.headDim(TilePlan.bucket(shape.headDim(), shape.valueDim())),
+                    KernelTable.lookup(device.info()));
+            coop(s, coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
+            return;
+        }
         if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
             decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
             return;
@@ -276,6 +381,35 @@ final class AttentionKernels {
         Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
                 variant,
+                new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()),
+                shape.queryHeads(),
+                shape.batch());
+    }
+
+    /**
+     * forward_coop.comp over (query tile, query head, batch) with {@code plan}; {@code emulated} compiles its
+     * matrix operations as plain-array macros (COOP_EMULATED), which any device runs (tests).
+     */
+    static void coop(
+            Submission s,
+            CoopPlan plan,
+            boolean emulated,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
+        Map<String, Integer> defines = plan.defines(types.defines());
+        defines.put("COOP_EMULATED", emulated ? 1 : 0);
+        s.dispatch(
+                new Variant(Kernel.FORWARD_COOP, defines),
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},
                 Params.of(shape, options, writeLse),
                 ceilDiv(shape.queryLen(), plan.rows()),

@@ -19,7 +19,9 @@ enum Kernel {
     DECODE("decode.comp", 6),
     /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
     DECODE_DIRECT("decode_direct.comp", 6),
-    DECODE_MERGE("merge.comp", 4);
+    DECODE_MERGE("merge.comp", 4),
+    /** The forward on cooperative matrices (VK_KHR_cooperative_matrix), enabled per device by CoopCheck. */
+    FORWARD_COOP("forward_coop.comp", 6);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
     static final int MAX_BINDINGS =

@@ -20,7 +20,8 @@ final class MaskedForward {
     private MaskedForward() {}
 
     /**
-     * The forward of a call: {@link #record} with {@code masks}, {@link AttentionKernels#forward} without (null).
+     * The forward of a call: {@link #record} with {@code masks}, {@link AttentionKernels#forward} without (null),
+     * with the device's coop status and the forced kernel.
      */
     static void forward(
             DeviceMasks masks,
@@ -37,8 +38,49 @@ final class MaskedForward {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
+        forward(
+                masks,
+                device,
+                scope,
+                s,
+                shape,
+                options,
+                types,
+                q,
+                k,
+                v,
+                out,
+                lse,
+                writeLse,
+                slopes,
+                device.coopStatus(),
+                AttentionKernels.forcedKernel());
+    }
+
+    /**
+     * As above with the coop kernel's status and the forced kernel given, which only an unmasked call uses (there
+     * is no masked coop kernel).
+     */
+    static void forward(
+            DeviceMasks masks,
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            AttentionKernels.InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            CoopCheck.Result coop,
+            String forced) {
         if (masks == null) {
-            AttentionKernels.forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes);
+            AttentionKernels.forward(
+                    device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, coop, forced);
         } else {
             record(device, scope, s, shape, options, types, masks, q, k, v, out, lse, writeLse, slopes);
         }
