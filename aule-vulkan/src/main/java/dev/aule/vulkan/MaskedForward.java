@@ -13,8 +13,8 @@ import java.util.Map;
  * DeviceMasks} and dispatches one workgroup per (query tile, query head, batch) of the masked blocked kernel
  * ({@code forward_blocked.comp} with {@code MASKS}, in its subgroup layout where the plain one has it), or of the
  * masked plain tiled kernel ({@code forward.comp} with {@code MASKS}) where no blocked tile fits or {@code
- * -Daule.vulkan.kernel=forward} asks for it. The decode kernels have no masked variant: a masked decode call runs
- * the blocked kernel.
+ * -Daule.vulkan.kernel=forward} asks for it. The decode and cooperative-matrix kernels have no masked variant:
+ * masked calls of their shapes, and masked calls while the property forces one of them, run the blocked kernel.
  */
 final class MaskedForward {
     private MaskedForward() {}
@@ -89,15 +89,14 @@ final class MaskedForward {
     /**
      * The masked kernel of a call and its tile plan (see the class comment).
      *
-     * @throws IllegalArgumentException when {@code -Daule.vulkan.kernel} names no kernel
+     * @throws IllegalArgumentException when {@code -Daule.vulkan.kernel} names no kernel (any other value but
+     *     {@code forward} leaves the choice as described)
      */
     static AttentionKernels.ForwardChoice choose(DeviceInfo device, AttentionShape shape) {
-        AttentionKernels.ForwardChoice unmasked = AttentionKernels.chooseForward(device, shape);
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
-        String noBlocked =
-                unmasked.kernel() == Kernel.FORWARD && unmasked.reason().startsWith("forced")
-                        ? "forced by -D" + AttentionKernels.KERNEL_PROPERTY + "=forward"
-                        : AttentionKernels.blockedRefusal(device, shape);
+        String noBlocked = AttentionKernels.forcedKernel().equals("forward")
+                ? "forced by -D" + AttentionKernels.KERNEL_PROPERTY + "=forward"
+                : AttentionKernels.blockedRefusal(device, shape);
         if (noBlocked == null) {
             boolean subgroup = TilePlan.blockedSubgroupLayout(device);
             return new AttentionKernels.ForwardChoice(
