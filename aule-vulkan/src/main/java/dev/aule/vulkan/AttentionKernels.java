@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * Records the kernels of forward and backward into a {@link Submission}, on buffers that already
  * hold contiguous BHSD data: the host path and the device-tensor path share it. Also checks, before
- * anything is allocated, that a call fits the device's buffer and dispatch limits.
+ * anything is allocated, that a call fits the device's buffer and dispatch limits ({@link DeviceLimits}).
  */
 final class AttentionKernels {
     private AttentionKernels() {}
@@ -26,11 +26,7 @@ final class AttentionKernels {
     record CallTypes(DType q, DType k, DType v, DType out, DType dOut) {}
 
     /** One buffer a call puts on the device: the argument it holds, its elements and their storage type. */
-    private record Footprint(String name, long elements, DType dtype) {
-        long bytes() {
-            return elements * dtype.byteSize();
-        }
-    }
+    private record Footprint(String name, long elements, DType dtype) {}
 
     /**
      * Rejects a call the device cannot run: a buffer over {@code maxStorageBufferRange}, a grid over
@@ -60,29 +56,23 @@ final class AttentionKernels {
             buffers.add(new Footprint("out", outElements, DType.F32));
         }
         for (Footprint f : buffers) {
-            if (f.bytes() > device.maxStorageBufferRange() || f.elements() >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + mib(f.bytes())
-                        + " as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
-                        + mib(device.maxStorageBufferRange()) + " on " + device.name()
-                        + "; split the call over batches or heads");
-            }
+            DeviceLimits.checkStorageBuffer(device, f.name(), f.elements(), f.dtype());
         }
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         TilePlan fwd = TilePlan.forward(device, hd);
-        int[] max = device.maxWorkgroupCount();
         long tiles = ceilDiv(
                 shape.queryLen(),
                 backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows()) : fwd.rows());
-        if (tiles > max[0]
-                || shape.queryHeads() > max[1]
-                || shape.batch() > max[2]
-                || (backward
-                        && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
-            throw new IllegalArgumentException(
-                    "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
-                            + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
-                            + java.util.Arrays.toString(max) + "; split the call");
+        if (backward) {
+            tiles = Math.max(
+                    tiles, ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()));
         }
+        DeviceLimits.checkGrid(
+                device,
+                "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch " + shape.batch(),
+                tiles,
+                shape.queryHeads(),
+                shape.batch());
     }
 
     /**
@@ -398,10 +388,6 @@ final class AttentionKernels {
     private static int[] grid(DeviceInfo device, long groups) {
         long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
         return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
-    }
-
-    private static String mib(long bytes) {
-        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     static int ceilDiv(long a, long b) {

@@ -20,6 +20,9 @@ import java.util.Locale;
  * @param storage16Bit 16-bit storage buffer access
  * @param cooperativeMatrix whether {@code VK_KHR_cooperative_matrix} is offered
  * @param unifiedMemory whether device memory is host memory (integrated GPUs and CPU devices)
+ * @param maxStageStorageBuffers {@code maxPerStageDescriptorStorageBuffers}
+ * @param maxSetStorageBuffers {@code maxDescriptorSetStorageBuffers}
+ * @param maxWorkgroupSize {@code maxComputeWorkGroupSize}, x, y, z
  */
 record DeviceInfo(
         int index,
@@ -35,7 +38,49 @@ record DeviceInfo(
         boolean shaderFloat16,
         boolean storage16Bit,
         boolean cooperativeMatrix,
-        boolean unifiedMemory) {
+        boolean unifiedMemory,
+        int maxStageStorageBuffers,
+        int maxSetStorageBuffers,
+        int[] maxWorkgroupSize) {
+
+    /**
+     * A device whose descriptor limits are 64 storage buffers (more than any kernel binds) and whose workgroup size
+     * limit is {@code maxWorkgroupSizeX} in every dimension: the made-up devices of tests that check other limits.
+     */
+    DeviceInfo(
+            int index,
+            String name,
+            Kind kind,
+            String apiVersion,
+            int subgroupSize,
+            long sharedMemoryBytes,
+            long maxStorageBufferRange,
+            int maxWorkgroupInvocations,
+            int maxWorkgroupSizeX,
+            int[] maxWorkgroupCount,
+            boolean shaderFloat16,
+            boolean storage16Bit,
+            boolean cooperativeMatrix,
+            boolean unifiedMemory) {
+        this(
+                index,
+                name,
+                kind,
+                apiVersion,
+                subgroupSize,
+                sharedMemoryBytes,
+                maxStorageBufferRange,
+                maxWorkgroupInvocations,
+                maxWorkgroupSizeX,
+                maxWorkgroupCount,
+                shaderFloat16,
+                storage16Bit,
+                cooperativeMatrix,
+                unifiedMemory,
+                64,
+                64,
+                new int[] {maxWorkgroupSizeX, maxWorkgroupSizeX, maxWorkgroupSizeX});
+    }
 
     /** Device types in the order auto-selection prefers them. */
     enum Kind {

@@ -149,7 +149,12 @@ final class Submission implements AutoCloseable {
         return c;
     }
 
-    /** Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order. */
+    /**
+     * Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order, once
+     * {@link DeviceLimits#checkLaunch} found that the device can run it.
+     *
+     * @throws IllegalArgumentException when the launch is over one of the device's limits (nothing is recorded)
+     */
     void dispatch(Variant variant, DeviceBuffer[] buffers, Params params, int gx, int gy, int gz) {
         Kernel kernel = variant.kernel();
         if (buffers.length != kernel.bindings) {
@@ -158,6 +163,11 @@ final class Submission implements AutoCloseable {
         if (sets == SubmitContext.MAX_SETS) {
             throw new IllegalStateException("a submission holds at most " + SubmitContext.MAX_SETS + " dispatches");
         }
+        long[] bound = new long[buffers.length];
+        for (int i = 0; i < buffers.length; i++) {
+            bound[i] = buffers[i].bytes(); // bound whole (VK_WHOLE_SIZE)
+        }
+        DeviceLimits.checkLaunch(device.info(), variant, bound, gx, gy, gz);
         long pipeline = device.pipelines().pipeline(variant);
         Pipelines pipelines = device.pipelines();
         SubmitContext c = context(); // sets commands
