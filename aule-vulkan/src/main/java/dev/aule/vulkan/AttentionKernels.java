@@ -252,13 +252,63 @@ final class AttentionKernels {
             defines.put("VEC4", vec4(shape));
         }
         Variant variant = Variant.of(choice.kernel(), plan, defines);
-        s.dispatch(
-                variant,
-                new DeviceBuffer[] {q, k, v, out, lse, slopes},
-                Params.of(shape, options, writeLse),
-                ceilDiv(shape.queryLen(), plan.rows()),
-                shape.queryHeads(),
-                shape.batch());
+        Params params = Params.of(shape, options, writeLse);
+        int tiles = ceilDiv(shape.queryLen(), plan.rows());
+        int part = tilesPerSubmit(device.info(), shape, plan.rows());
+        // Each query tile is one workgroup whatever the grid, so a split grid computes the same bits.
+        for (long base = 0; base < tiles; base += part) {
+            if (base > 0) {
+                s.flush();
+            }
+            s.dispatch(
+                    variant,
+                    new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                    params.withTileBase((int) base),
+                    (int) Math.min(part, tiles - base),
+                    shape.queryHeads(),
+                    shape.batch());
+        }
+    }
+
+    /**
+     * The system property bounding the query tiles of one forward submission ({@code aule.vulkan.maxTilesPerSubmit},
+     * a positive count): a longer grid is split over several submissions, so that no single one runs long enough
+     * for a display watchdog to reset the GPU.
+     */
+    static final String MAX_TILES_PROPERTY = "aule.vulkan.maxTilesPerSubmit";
+
+    /**
+     * Scores (query rows x keys x heads x batch) one submission of a GPU computes at most by default: 2^32, about
+     * 2 TFLOP at head dim 128, a fraction of a second on a GPU, well under Windows' 2 s watchdog.
+     */
+    static final long SCORES_PER_SUBMIT = 1L << 32;
+
+    /**
+     * Query tiles of {@code rows} rows one forward submission runs: {@code -Daule.vulkan.maxTilesPerSubmit} when
+     * set; else as many as {@link #SCORES_PER_SUBMIT} allows (at least 1) on a GPU, and all of them on a CPU device,
+     * which has no display watchdog.
+     *
+     * @throws IllegalArgumentException when the property is not a positive integer
+     */
+    static int tilesPerSubmit(DeviceInfo device, AttentionShape shape, int rows) {
+        String forced = System.getProperty(MAX_TILES_PROPERTY);
+        if (forced != null && !forced.isBlank()) {
+            try {
+                int n = Integer.parseInt(forced.strip());
+                if (n > 0) {
+                    return n;
+                }
+            } catch (NumberFormatException e) {
+                // refused below
+            }
+            throw new IllegalArgumentException(
+                    "-D" + MAX_TILES_PROPERTY + "=" + forced + ": must be a positive number of query tiles");
+        }
+        if (device.isCpu()) {
+            return Integer.MAX_VALUE;
+        }
+        long scoresPerTile = (long) rows * shape.keyLen() * shape.queryHeads() * shape.batch();
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, SCORES_PER_SUBMIT / Math.max(1, scoresPerTile)));
     }
 
     /**
