@@ -252,28 +252,47 @@ final class AttentionKernels {
             defines.put("VEC4", vec4(shape));
         }
         Variant variant = Variant.of(choice.kernel(), plan, defines);
-        Params params = Params.of(shape, options, writeLse);
-        int tiles = ceilDiv(shape.queryLen(), plan.rows());
-        int part = tilesPerSubmit(device.info(), shape, plan.rows());
-        // Each query tile is one workgroup whatever the grid, so a split grid computes the same bits.
+        dispatchTiles(
+                s,
+                device.info(),
+                variant,
+                new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
+                shape.queryHeads(),
+                shape.batch());
+    }
+
+    /**
+     * Dispatches a grid of {@code tiles} x {@code gy} x {@code gz} workgroups in parts of at most {@link
+     * #tilesPerSubmit} tiles, each part after the first in a submission of its own, with the push constant {@code
+     * tileBase} at its first tile. Each tile is one workgroup that alone writes its outputs, whatever the grid, so a
+     * split grid computes the same bits as a whole one.
+     */
+    private static void dispatchTiles(
+            Submission s,
+            DeviceInfo device,
+            Variant variant,
+            DeviceBuffer[] buffers,
+            Params params,
+            int tiles,
+            long scoresPerTile,
+            int gy,
+            int gz) {
+        int part = tilesPerSubmit(device, scoresPerTile);
         for (long base = 0; base < tiles; base += part) {
             if (base > 0) {
                 s.flush();
             }
-            s.dispatch(
-                    variant,
-                    new DeviceBuffer[] {q, k, v, out, lse, slopes},
-                    params.withTileBase((int) base),
-                    (int) Math.min(part, tiles - base),
-                    shape.queryHeads(),
-                    shape.batch());
+            s.dispatch(variant, buffers, params.withTileBase((int) base), (int) Math.min(part, tiles - base), gy, gz);
         }
     }
 
     /**
-     * The system property bounding the query tiles of one forward submission ({@code aule.vulkan.maxTilesPerSubmit},
-     * a positive count): a longer grid is split over several submissions, so that no single one runs long enough
-     * for a display watchdog to reset the GPU.
+     * The system property bounding the tiles (query tiles of the forward and dQ kernels, key blocks of the dK/dV
+     * kernel) of one submission ({@code aule.vulkan.maxTilesPerSubmit}, a positive count): a longer grid is split
+     * over several submissions, so that no single one runs long enough for a display watchdog to reset the GPU.
      */
     static final String MAX_TILES_PROPERTY = "aule.vulkan.maxTilesPerSubmit";
 
@@ -291,6 +310,11 @@ final class AttentionKernels {
      * @throws IllegalArgumentException when the property is not a positive integer
      */
     static int tilesPerSubmit(DeviceInfo device, AttentionShape shape, int rows) {
+        return tilesPerSubmit(device, (long) rows * shape.keyLen() * shape.queryHeads() * shape.batch());
+    }
+
+    /** Tiles of {@code scoresPerTile} scores each that one submission runs, as the overload above. */
+    static int tilesPerSubmit(DeviceInfo device, long scoresPerTile) {
         String forced = System.getProperty(MAX_TILES_PROPERTY);
         if (forced != null && !forced.isBlank()) {
             try {
@@ -302,12 +326,11 @@ final class AttentionKernels {
                 // refused below
             }
             throw new IllegalArgumentException(
-                    "-D" + MAX_TILES_PROPERTY + "=" + forced + ": must be a positive number of query tiles");
+                    "-D" + MAX_TILES_PROPERTY + "=" + forced + ": must be a positive number of tiles");
         }
         if (device.isCpu()) {
             return Integer.MAX_VALUE;
         }
-        long scoresPerTile = (long) rows * shape.keyLen() * shape.queryHeads() * shape.batch();
         return (int) Math.max(1, Math.min(Integer.MAX_VALUE, SCORES_PER_SUBMIT / Math.max(1, scoresPerTile)));
     }
 
@@ -397,18 +420,25 @@ final class AttentionKernels {
         TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("DO_TYPE", Variant.typeCode(dOutType));
-        s.dispatch(
+        // A key block's workgroup walks the rows of every query head of its group: Sq x Hq / Hkv rows.
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_KV, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv},
                 params,
                 ceilDiv(shape.keyLen(), plan.keys()),
+                (long) plan.keys() * shape.queryLen() * shape.queryHeads() * shape.batch(),
                 shape.kvHeads(),
                 shape.batch());
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_Q, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq},
                 params,
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
     }

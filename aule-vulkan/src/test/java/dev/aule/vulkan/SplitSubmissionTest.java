@@ -3,8 +3,10 @@ package dev.aule.vulkan;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
+import dev.aule.Gradients;
 import dev.aule.Tensor;
 import dev.aule.spi.Accuracy;
+import dev.aule.testing.BackwardCases;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -20,7 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * A forward grid split over several submissions ({@code -Daule.vulkan.maxTilesPerSubmit}) computes the same bits
- * as one dispatch, for the plain and the blocked kernel, on mapped memory and through staging.
+ * as one dispatch, for the plain and the blocked forward and for the backward kernels, on mapped memory and
+ * through staging.
  */
 class SplitSubmissionTest {
     private static VulkanDevice mapped;
@@ -85,6 +88,45 @@ class SplitSubmissionTest {
                     });
                 }
             }
+        }
+    }
+
+    /** The dK/dV grid split by key blocks and the dQ grid by query tiles give the same gradients, bit for bit. */
+    @Test
+    void aSplitBackwardIsBitIdenticalToOneDispatchEach() throws Throwable {
+        SplittableRandom rnd = new SplittableRandom(34);
+        BackwardCases.Case c = new BackwardCases.Case(
+                DType.F32,
+                1,
+                4,
+                2,
+                70,
+                90,
+                32,
+                32,
+                AttentionOptions.builder().causal(true).build());
+        BackwardCases.Inputs in = BackwardCases.inputs(rnd, c, Backends.get("reference"));
+        Gradients expected = BackwardCases.backward(Backends.get("reference"), in, c.options(), DType.F32);
+        for (VulkanDevice device : new VulkanDevice[] {mapped, unmapped}) {
+            VulkanBackend vulkan = new VulkanBackend(device);
+            Gradients whole = BackwardCases.backward(vulkan, in, c.options(), DType.F32);
+            Gradients[] split = new Gradients[1];
+            long[] submits = new long[1];
+            VulkanTestSupport.withProperty(AttentionKernels.MAX_TILES_PROPERTY, "1", () -> {
+                long before = device.submits();
+                split[0] = BackwardCases.backward(vulkan, in, c.options(), DType.F32);
+                submits[0] = device.submits() - before;
+            });
+            String what = "mapped " + device.mapsBuffers();
+            assertTrue(submits[0] >= 4, what + ": one submission per tile, got " + submits[0]);
+            assertArrayEquals(
+                    bits(whole.dq().toFloatArray()), bits(split[0].dq().toFloatArray()), what + " dq");
+            assertArrayEquals(
+                    bits(whole.dk().toFloatArray()), bits(split[0].dk().toFloatArray()), what + " dk");
+            assertArrayEquals(
+                    bits(whole.dv().toFloatArray()), bits(split[0].dv().toFloatArray()), what + " dv");
+            double error = BackwardCases.error(split[0], expected);
+            assertTrue(error < 1e-4, what + ": gradient error " + error);
         }
     }
 
