@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * Records the kernels of forward and backward into a {@link Submission}, on buffers that already
  * hold contiguous BHSD data: the host path and the device-tensor path share it. Also checks, before
- * anything is allocated, that a call fits the device's buffer and dispatch limits.
+ * anything is allocated, that a call fits the device's buffer and dispatch limits ({@link DeviceLimits}).
  */
 final class AttentionKernels {
     private AttentionKernels() {}
@@ -56,45 +56,23 @@ final class AttentionKernels {
             buffers.add(new Footprint("out", outElements, DType.F32));
         }
         for (Footprint f : buffers) {
-            checkFits(
-                    device,
-                    f.name(),
-                    f.elements(),
-                    f.dtype().byteSize(),
-                    f.dtype().toString());
+            DeviceLimits.checkStorageBuffer(device, f.name(), f.elements(), f.dtype());
         }
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         TilePlan fwd = TilePlan.forward(device, hd);
-        int[] max = device.maxWorkgroupCount();
         long tiles = ceilDiv(
                 shape.queryLen(),
                 backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows()) : fwd.rows());
-        if (tiles > max[0]
-                || shape.queryHeads() > max[1]
-                || shape.batch() > max[2]
-                || (backward
-                        && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
-            throw new IllegalArgumentException(
-                    "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
-                            + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
-                            + java.util.Arrays.toString(max) + "; split the call");
+        if (backward) {
+            tiles = Math.max(
+                    tiles, ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()));
         }
-    }
-
-    /**
-     * Rejects one buffer of {@code elements} elements of {@code elementBytes} bytes (stored {@code as}) over the
-     * device's {@code maxStorageBufferRange} or 2^31 elements.
-     *
-     * @throws IllegalArgumentException naming the argument {@code name}, its size and the limit
-     */
-    static void checkFits(DeviceInfo device, String name, long elements, int elementBytes, String as) {
-        long bytes = Math.multiplyHigh(elements, elementBytes) != 0 ? Long.MAX_VALUE : elements * elementBytes;
-        if (elements >= Integer.MAX_VALUE || bytes > device.maxStorageBufferRange()) {
-            throw new IllegalArgumentException(name + ": " + elements + " elements (" + mib(bytes) + " as " + as
-                    + " on the device) are over the device's maxStorageBufferRange of "
-                    + mib(device.maxStorageBufferRange()) + " on " + device.name()
-                    + "; split the call over batches or heads");
-        }
+        DeviceLimits.checkGrid(
+                device,
+                "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch " + shape.batch(),
+                tiles,
+                shape.queryHeads(),
+                shape.batch());
     }
 
     /**
@@ -364,7 +342,7 @@ final class AttentionKernels {
                     device.info(),
                     CoopPlan.headDim(TilePlan.bucket(shape.headDim(), shape.valueDim())),
                     KernelTable.lookup(device.info()));
-            coop(s, coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
+            coop(s, device.info(), coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
             return;
         }
         if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
@@ -379,11 +357,14 @@ final class AttentionKernels {
             defines.put("VEC4", vec4(shape));
         }
         Variant variant = Variant.of(choice.kernel(), plan, defines);
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device.info(),
                 variant,
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},
                 Params.of(shape, options, writeLse),
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
     }
@@ -394,6 +375,7 @@ final class AttentionKernels {
      */
     static void coop(
             Submission s,
+            DeviceInfo device,
             CoopPlan plan,
             boolean emulated,
             AttentionShape shape,
@@ -408,13 +390,86 @@ final class AttentionKernels {
             DeviceBuffer slopes) {
         Map<String, Integer> defines = plan.defines(types.defines());
         defines.put("COOP_EMULATED", emulated ? 1 : 0);
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device,
                 new Variant(Kernel.FORWARD_COOP, defines),
                 new DeviceBuffer[] {q, k, v, out, lse, slopes},
                 Params.of(shape, options, writeLse),
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
+    }
+
+    /**
+     * Dispatches a grid of {@code tiles} x {@code gy} x {@code gz} workgroups in parts of at most {@link
+     * #tilesPerSubmit} tiles, each part after the first in a submission of its own, with the push constant {@code
+     * tileBase} at its first tile. Each tile is one workgroup that alone writes its outputs, whatever the grid, so a
+     * split grid computes the same bits as a whole one.
+     */
+    static void dispatchTiles(
+            Submission s,
+            DeviceInfo device,
+            Variant variant,
+            DeviceBuffer[] buffers,
+            Params params,
+            int tiles,
+            long scoresPerTile,
+            int gy,
+            int gz) {
+        int part = tilesPerSubmit(device, scoresPerTile);
+        for (long base = 0; base < tiles; base += part) {
+            if (base > 0) {
+                s.flush();
+            }
+            s.dispatch(variant, buffers, params.withTileBase((int) base), (int) Math.min(part, tiles - base), gy, gz);
+        }
+    }
+
+    /**
+     * The system property bounding the tiles (query tiles of the forward and dQ kernels, key blocks of the dK/dV
+     * kernel) of one submission ({@code aule.vulkan.maxTilesPerSubmit}, a positive count): a longer grid is split
+     * over several submissions, so that no single one runs long enough for a display watchdog to reset the GPU.
+     */
+    static final String MAX_TILES_PROPERTY = "aule.vulkan.maxTilesPerSubmit";
+
+    /**
+     * Scores (query rows x keys x heads x batch) one submission of a GPU computes at most by default: 2^32, about
+     * 2 TFLOP at head dim 128, a fraction of a second on a GPU, well under Windows' 2 s watchdog.
+     */
+    static final long SCORES_PER_SUBMIT = 1L << 32;
+
+    /**
+     * Query tiles of {@code rows} rows one forward submission runs: {@code -Daule.vulkan.maxTilesPerSubmit} when
+     * set; else as many as {@link #SCORES_PER_SUBMIT} allows (at least 1) on a GPU, and all of them on a CPU device,
+     * which has no display watchdog.
+     *
+     * @throws IllegalArgumentException when the property is not a positive integer
+     */
+    static int tilesPerSubmit(DeviceInfo device, AttentionShape shape, int rows) {
+        return tilesPerSubmit(device, (long) rows * shape.keyLen() * shape.queryHeads() * shape.batch());
+    }
+
+    /** Tiles of {@code scoresPerTile} scores each that one submission runs, as the overload above. */
+    static int tilesPerSubmit(DeviceInfo device, long scoresPerTile) {
+        String forced = System.getProperty(MAX_TILES_PROPERTY);
+        if (forced != null && !forced.isBlank()) {
+            try {
+                int n = Integer.parseInt(forced.strip());
+                if (n > 0) {
+                    return n;
+                }
+            } catch (NumberFormatException e) {
+                // refused below
+            }
+            throw new IllegalArgumentException(
+                    "-D" + MAX_TILES_PROPERTY + "=" + forced + ": must be a positive number of tiles");
+        }
+        if (device.isCpu()) {
+            return Integer.MAX_VALUE;
+        }
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, SCORES_PER_SUBMIT / Math.max(1, scoresPerTile)));
     }
 
     /**
@@ -503,18 +558,25 @@ final class AttentionKernels {
         TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("DO_TYPE", Variant.typeCode(dOutType));
-        s.dispatch(
+        // A key block's workgroup walks the rows of every query head of its group: Sq x Hq / Hkv rows.
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_KV, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv},
                 params,
                 ceilDiv(shape.keyLen(), plan.keys()),
+                (long) plan.keys() * shape.queryLen() * shape.queryHeads() * shape.batch(),
                 shape.kvHeads(),
                 shape.batch());
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_Q, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq},
                 params,
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
     }
@@ -544,10 +606,6 @@ final class AttentionKernels {
     private static int[] grid(DeviceInfo device, long groups) {
         long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
         return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
-    }
-
-    private static String mib(long bytes) {
-        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     static int ceilDiv(long a, long b) {

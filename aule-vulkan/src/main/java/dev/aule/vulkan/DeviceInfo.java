@@ -23,6 +23,9 @@ import java.util.Locale;
  * @param vendorId the PCI vendor id ({@code VkPhysicalDeviceProperties.vendorID}): {@link KernelTable} keys on it
  * @param coop the cooperative-matrix shapes and the features the coop kernel needs ({@link CoopSupport#NONE}
  *     without {@code VK_KHR_cooperative_matrix})
+ * @param maxStageStorageBuffers {@code maxPerStageDescriptorStorageBuffers}
+ * @param maxSetStorageBuffers {@code maxDescriptorSetStorageBuffers}
+ * @param maxWorkgroupSize {@code maxComputeWorkGroupSize}, x, y, z
  */
 record DeviceInfo(
         int index,
@@ -40,9 +43,16 @@ record DeviceInfo(
         boolean cooperativeMatrix,
         boolean unifiedMemory,
         int vendorId,
-        CoopSupport coop) {
+        CoopSupport coop,
+        int maxStageStorageBuffers,
+        int maxSetStorageBuffers,
+        int[] maxWorkgroupSize) {
 
-    /** A device without cooperative matrices, of no known vendor (tests). */
+    /**
+     * A device without cooperative matrices, of no known vendor, whose descriptor limits are 64 storage buffers (more
+     * than any kernel binds) and whose workgroup size limit is {@code maxWorkgroupSizeX} in every dimension: the
+     * made-up devices of tests.
+     */
     DeviceInfo(
             int index,
             String name,
@@ -74,7 +84,10 @@ record DeviceInfo(
                 cooperativeMatrix,
                 unifiedMemory,
                 0,
-                CoopSupport.NONE);
+                CoopSupport.NONE,
+                64,
+                64,
+                new int[] {maxWorkgroupSizeX, maxWorkgroupSizeX, maxWorkgroupSizeX});
     }
 
     /** Device types in the order auto-selection prefers them. */

@@ -93,11 +93,11 @@ final class DeviceMasks {
         int keyTiles = Math.ceilDiv(sk, plan.keys());
         String bitsName = mod != null ? "options.maskMod" : "options.mask";
         long bitWords = hasBits ? (long) bitsB * bitsH * sq * wordsPerRow : 0;
-        AttentionKernels.checkFits(device, bitsName, bitWords, Integer.BYTES, "mask bits");
+        DeviceLimits.checkStorageBuffer(device, bitsName, bitWords, Integer.BYTES, "mask bits");
         long biasElements = biasTensor == null ? 0 : (long) biasTensor.batch() * biasTensor.heads() * sq * sk;
-        AttentionKernels.checkFits(device, "options.bias", biasElements, Float.BYTES, "F32");
+        DeviceLimits.checkStorageBuffer(device, "options.bias", biasElements, Float.BYTES, "F32");
         long metaWords = HEADER + (long) bitsB * bitsH * rowTiles * keyTiles;
-        AttentionKernels.checkFits(device, bitsName, metaWords, Integer.BYTES, "tile codes");
+        DeviceLimits.checkStorageBuffer(device, bitsName, metaWords, Integer.BYTES, "tile codes");
 
         Visibility visibility = Visibility.of(sq, sk, options);
         int[] bits = hasBits ? new int[(int) bitWords] : null;

@@ -142,11 +142,15 @@ final class MaskedForward {
             defines.put("SUBGROUP_LAYOUT", kernel == Kernel.FORWARD_BLOCKED_SUBGROUP_MASKED ? 1 : 0);
             defines.put("VEC4", shape.headDim() % 4 == 0 && shape.valueDim() % 4 == 0 ? 1 : 0);
         }
-        s.dispatch(
+        // Split over bounded submissions like the unmasked forward (the kernels find their query tile from tileBase).
+        AttentionKernels.dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(kernel, plan, defines),
                 new DeviceBuffer[] {q, k, v, out, lse, slopes, bits, bias, meta},
                 Params.of(shape, options, writeLse),
                 AttentionKernels.ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
     }

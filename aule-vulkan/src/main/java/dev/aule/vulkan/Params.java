@@ -16,20 +16,34 @@ record Params(
         int right,
         boolean alibi,
         boolean writeLse,
-        int count) {
-    static final int INTS = 14;
+        int count,
+        int tileBase) {
+    static final int INTS = 15;
 
     static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
         long span = (long) shape.queryLen() + shape.keyLen();
         int left = options.windowLeft() > span ? -1 : options.windowLeft();
         int right = options.effectiveWindowRight() > span ? -1 : options.effectiveWindowRight();
         return new Params(
-                shape, options.scale(shape.headDim()), options.softcap(), left, right, options.hasAlibi(), writeLse, 0);
+                shape,
+                options.scale(shape.headDim()),
+                options.softcap(),
+                left,
+                right,
+                options.hasAlibi(),
+                writeLse,
+                0,
+                0);
     }
 
     /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
     Params withCount(int n) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n);
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n, tileBase);
+    }
+
+    /** The same with the forward kernels' first query tile at {@code tiles} (one part of a split grid). */
+    Params withTileBase(int tiles) {
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tiles);
     }
 
     int[] words() {
@@ -47,7 +61,8 @@ record Params(
             right,
             alibi ? 1 : 0,
             writeLse ? 1 : 0,
-            count
+            count,
+            tileBase
         };
     }
 }

@@ -83,6 +83,9 @@ final class VulkanDevice implements AutoCloseable {
     private final ShaderCompiler compiler;
     private final Pipelines pipelines;
     private final ContextPool contexts = new ContextPool(this);
+    /** Buffer memory by memory type index, made on first use (see {@link #memoryPool}). */
+    private final MemoryPool[] memoryPools = new MemoryPool[VK_MAX_MEMORY_TYPES];
+
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
     private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
@@ -301,7 +304,14 @@ final class VulkanDevice implements AutoCloseable {
                     coopExtension,
                     kind == DeviceInfo.Kind.INTEGRATED_GPU || kind == DeviceInfo.Kind.CPU,
                     props.properties().vendorID(),
-                    coop);
+                    coop,
+                    limits.maxPerStageDescriptorStorageBuffers(),
+                    limits.maxDescriptorSetStorageBuffers(),
+                    new int[] {
+                        limits.maxComputeWorkGroupSize(0),
+                        limits.maxComputeWorkGroupSize(1),
+                        limits.maxComputeWorkGroupSize(2)
+                    });
             return new Candidate(physical, family, info);
         }
     }
@@ -603,6 +613,37 @@ final class VulkanDevice implements AutoCloseable {
     }
 
     /**
+     * The pool buffers of memory type {@code type} take their memory from: blocks of {@link
+     * MemoryPool#blockBytes} of the type's heap, mapped once where the type is host-visible.
+     */
+    MemoryPool memoryPool(int type) {
+        synchronized (memoryPools) {
+            MemoryPool pool = memoryPools[type];
+            if (pool == null) {
+                int flags = memory.memoryTypes(type).propertyFlags();
+                long heap =
+                        memory.memoryHeaps(memory.memoryTypes(type).heapIndex()).size();
+                pool = new MemoryPool(
+                        new VulkanMemory(this, type, (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) != 0),
+                        MemoryPool.blockBytes(heap));
+                memoryPools[type] = pool;
+            }
+            return pool;
+        }
+    }
+
+    /** {@return the {@code vkAllocateMemory} calls this device's buffers made so far (tests: none once warm)} */
+    long memoryAllocations() {
+        synchronized (memoryPools) {
+            long n = 0;
+            for (MemoryPool pool : memoryPools) {
+                n += pool == null ? 0 : pool.allocations();
+            }
+            return n;
+        }
+    }
+
+    /**
      * Waits for the calls in flight ({@link #SHUTDOWN_WAIT_SECONDS} at most), saves the pipeline cache, frees
      * the device tensors still open and destroys the device. Called at JVM shutdown; later calls throw
      * {@link VulkanException}, later {@link VulkanTensor#close()}s do nothing. When calls are still running
@@ -645,6 +686,13 @@ final class VulkanDevice implements AutoCloseable {
             contexts.close();
             pipelines.close();
             compiler.close();
+            synchronized (memoryPools) {
+                for (MemoryPool pool : memoryPools) {
+                    if (pool != null) {
+                        pool.close(); // after every buffer was freed; a leaked call's buffers go with it
+                    }
+                }
+            }
             vkDestroyDevice(device, null);
             vkDestroyInstance(instance, null);
             memory.free();

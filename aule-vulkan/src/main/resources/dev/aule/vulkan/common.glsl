@@ -29,6 +29,7 @@ layout(push_constant) uniform Params {
     int alibi;   // 1 when the slopes buffer holds one slope per query head
     int flags;   // bit 0: write lse
     int rowCount; // delta kernel: B * Hq * Sq
+    int tileBase; // forward, dQ: query tiles before this dispatch's first; dK/dV: key blocks (a split grid)
 } p;
 
 int firstKey(int i) {
@@ -82,7 +83,8 @@ uint maskBiasRow(int b, int h, int i) {
     return uint(b * meta[META_BIAS_B] + h * meta[META_BIAS_H]) + uint(i) * uint(p.Sk);
 }
 
-// Index in meta of the code of key tile 0 of query tile rt of (b, h); key tile kt is kt further.
+// Index in meta of the code of key tile 0 of query tile rt (row0 / BR: split grids start at p.tileBase) of
+// (b, h); key tile kt is kt further.
 int maskTileRow(int b, int h, int rt) {
     return META_HEADER + b * meta[META_TILES_B] + h * meta[META_TILES_H] + rt * meta[META_KEY_TILES];
 }

@@ -61,7 +61,7 @@ void main() {
     const int ty = lid / TPR;
     const int tx = lid - ty * TPR;
 #endif
-    const int row0 = int(gl_WorkGroupID.x) * BR;
+    const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
     const int hkv = hq / (p.Hq / p.Hkv);
@@ -126,7 +126,7 @@ void main() {
 #ifdef MASKS
     const bool hasBits = meta[META_HAS_BITS] != 0;
     const bool hasBias = meta[META_HAS_BIAS] != 0;
-    const int tileRow = maskTileRow(b, hq, int(gl_WorkGroupID.x));
+    const int tileRow = maskTileRow(b, hq, row0 / BR);
     uint bitsRow[RM];
     uint biasRow[RM];
     for (int a = 0; a < RM; a++) {

@@ -106,7 +106,7 @@ shared int sBadBlock;            // kb + 1 when the value block at kb holds an I
 
 void main() {
     const uint lid = gl_LocalInvocationID.x;
-    const int row0 = int(gl_WorkGroupID.x) * BR;
+    const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
     const int hkv = hq / (p.Hq / p.Hkv);

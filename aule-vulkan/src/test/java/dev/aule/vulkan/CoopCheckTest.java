@@ -193,7 +193,10 @@ class CoopCheckTest {
                 true,
                 false,
                 0x10DE,
-                nv.coop());
+                nv.coop(),
+                64,
+                64,
+                new int[] {1024, 1024, 64});
         IllegalArgumentException grid = assertThrows(
                 IllegalArgumentException.class,
                 () -> AttentionKernels.chooseForward(smallGrid, prefill, F16, passed, "coop"));

@@ -16,6 +16,7 @@ import java.util.EnumSet;
 import java.util.List;
 import java.util.SplittableRandom;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
@@ -112,6 +113,27 @@ class CoopEmulatedTest {
         assertEquals(List.of(), failures(plan, cases));
     }
 
+    /** The grid split over submissions of one query tile each computes the bits of the whole grid. */
+    @Test
+    void aSplitGridGivesTheBitsOfTheWholeOne() throws Throwable {
+        CoopPlan plan = new CoopPlan(64, CoopFakes.f16(16, 16, 16), subgroup(), 2, 32, false);
+        VulkanDevice device = vulkan.device();
+        SplittableRandom random = new SplittableRandom(7);
+        Tensor q = random(random, 4, 70, 64);
+        Tensor k = random(random, 2, 90, 64);
+        Tensor v = random(random, 2, 90, 64);
+        AttentionOptions options = causal();
+        Tensor whole = Tensor.allocate(DType.F32, 1, 4, 70, 64);
+        Tensor wholeLse = Tensor.allocate(DType.F32, 1, 4, 70, 1);
+        run(device, plan, q, k, v, whole, wholeLse, options);
+        Tensor split = Tensor.allocate(DType.F32, 1, 4, 70, 64);
+        Tensor splitLse = Tensor.allocate(DType.F32, 1, 4, 70, 1);
+        VulkanTestSupport.withProperty(
+                AttentionKernels.MAX_TILES_PROPERTY, "1", () -> run(device, plan, q, k, v, split, splitLse, options));
+        assertArrayEquals(whole.toFloatArray(), split.toFloatArray());
+        assertArrayEquals(wholeLse.toFloatArray(), splitLse.toFloatArray());
+    }
+
     private static AttentionOptions causal() {
         return AttentionOptions.builder().causal(true).build();
     }
@@ -192,6 +214,7 @@ class CoopEmulatedTest {
             }
             AttentionKernels.coop(
                     s,
+                    device.info(),
                     plan,
                     true,
                     shape,

@@ -86,6 +86,9 @@ final class CoopFakes {
                 !coop.shapes().isEmpty(),
                 false,
                 vendor,
-                coop);
+                coop,
+                64,
+                64,
+                new int[] {1024, 1024, 64});
     }
 }

@@ -89,6 +89,24 @@ class MaskedForwardDeviceTest {
         }
     }
 
+    /** A grid split over submissions (one query tile each): every part reads its own tiles' codes. */
+    @Test
+    void splitGridsReadTheirOwnTiles() throws Throwable {
+        int s = 150;
+        SplittableRandom rnd = new SplittableRandom(18);
+        AttentionOptions options = AttentionOptions.builder()
+                .blockMask(BlockMask.of(MaskMod.slidingWindow(40), s, s))
+                .bias(MaskCases.bias(rnd, 1, 2, s, s))
+                .build();
+        VulkanTestSupport.withProperty(AttentionKernels.MAX_TILES_PROPERTY, "1", () -> {
+            check(rnd, 1, 2, 1, s, s, 32, options, "split grid, blocked");
+            VulkanTestSupport.withProperty(
+                    AttentionKernels.KERNEL_PROPERTY,
+                    "forward",
+                    () -> check(rnd, 1, 2, 1, s, s, 32, options, "split grid, plain"));
+        });
+    }
+
     @Test
     void combinationsWithCausalGqaSoftcapAlibiAndBiasMatchTheReference() {
         SplittableRandom rnd = new SplittableRandom(12);
