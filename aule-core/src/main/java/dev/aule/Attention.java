@@ -85,8 +85,8 @@ public final class Attention {
      */
     public static Gradients backward(
             Tensor q, Tensor k, Tensor v, Tensor out, Tensor dOut, Tensor lse, AttentionOptions options) {
-        AttentionBackend backend =
-                Backends.selected(canForward(q, k, v, options).and(Capabilities::backward));
+        AttentionBackend backend = Backends.selected(
+                canForward(q, k, v, options).and(Capabilities::backward).and(caps -> caps.runsMasks(options, true)));
         if (!backend.capabilities().backward()) {
             throw new UnsupportedOperationException("backend " + backend.name()
                     + " has no backward pass (its Capabilities.backward() is false), and no available backend has one");
@@ -464,7 +464,7 @@ public final class Attention {
                 && caps.dtypes().contains(q.dtype())
                 && caps.dtypes().contains(k.dtype())
                 && caps.dtypes().contains(v.dtype())
-                && (caps.masks() || !options.hasMasksOrScoreMods())
+                && caps.runsMasks(options, false)
                 && (caps.dropout() || !options.hasDropout())
                 && (caps.alibiPerBatch() || options.alibiBatches() == 0)
                 && (caps.sinks() || !options.hasSinks());

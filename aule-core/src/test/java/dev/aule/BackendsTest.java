@@ -218,6 +218,32 @@ class BackendsTest {
                 "an oracle that is first is chosen like any other");
     }
 
+    /**
+     * A backend with masks in the forward only (MASKS_FORWARD) gets masked forwards, and auto-selection passes it by
+     * for a ScoreMod and for a masked backward, which it refuses.
+     */
+    @Test
+    void forwardOnlyMasksCoverMaskedForwardsWithoutScoreMods() {
+        AttentionBackend gpu = stub(
+                "gpu", 200, Capabilities.of(256, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD));
+        AttentionBackend cpu = stub(
+                "fast-cpu", 100, Capabilities.of(512, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS));
+        List<AttentionBackend> byPriority = List.of(gpu, cpu);
+        AttentionOptions plain = AttentionOptions.defaults();
+        AttentionOptions masked = AttentionOptions.builder()
+                .maskMod(dev.aule.mask.MaskMod.causal())
+                .build();
+        AttentionOptions scored =
+                masked.toBuilder().scoreMod(dev.aule.mask.ScoreMod.softcap(2f)).build();
+        assertSame(gpu, Backends.firstCapable(byPriority, caps -> caps.runsMasks(plain, true)));
+        assertSame(gpu, Backends.firstCapable(byPriority, caps -> caps.runsMasks(masked, false)));
+        assertSame(cpu, Backends.firstCapable(byPriority, caps -> caps.runsMasks(masked, true)));
+        assertSame(cpu, Backends.firstCapable(byPriority, caps -> caps.runsMasks(scored, false)));
+        assertTrue(gpu.capabilities().forwardMasks() && !gpu.capabilities().masks());
+        assertTrue(cpu.capabilities().forwardMasks(), "MASKS covers the forward too");
+        assertFalse(Capabilities.of(64, EnumSet.of(DType.F32)).runsMasks(masked, false));
+    }
+
     @Test
     void theSpiDefaultsHaveNoServingAndTheBuiltInBackendsHaveIt() {
         assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).serving());

@@ -66,7 +66,7 @@ final class InfoCommand extends AuleCommand {
                     caps.maxHeadDim() == Integer.MAX_VALUE ? "unbounded" : Integer.toString(caps.maxHeadDim()),
                     dtypes(caps),
                     yesNo(caps.backward()),
-                    yesNo(caps.masks()),
+                    caps.masks() ? "yes" : caps.forwardMasks() ? "forward" : "no",
                     yesNo(caps.serving()),
                     availability.reason());
         }

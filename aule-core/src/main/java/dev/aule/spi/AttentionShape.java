@@ -134,6 +134,11 @@ public record AttentionShape(
         shape.checkShape("out", out, shape.outShape(), capabilities);
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);
+        if (options.hasMasksOrScoreMods() && !capabilities.masks()) {
+            throw new IllegalArgumentException("options: masks, biases and MaskMods are supported by this backend in"
+                    + " the forward pass only (Capabilities.Feature.MASKS_FORWARD, not MASKS), not in the backward;"
+                    + " use the cpu or reference backend");
+        }
         if (options.scoreMod() != null && options.scoreMod().derivative() == null) {
             throw new IllegalArgumentException(
                     "options.scoreMod: the backward needs the ScoreMod's derivative d mod / d score;"
@@ -296,10 +301,15 @@ public record AttentionShape(
         if (!options.hasMasksOrScoreMods()) {
             return;
         }
-        if (!capabilities.masks()) {
+        if (!capabilities.forwardMasks()) {
             throw new IllegalArgumentException(
                     "options: dense masks, biases, MaskMods and ScoreMods are not supported by"
                             + " this backend (Capabilities.masks() is false); use the cpu or reference backend");
+        }
+        if (options.scoreMod() != null && !capabilities.masks()) {
+            throw new IllegalArgumentException("options.scoreMod: ScoreMods are not supported by this backend"
+                    + " (it has Capabilities.Feature.MASKS_FORWARD, not MASKS: a ScoreMod is an arbitrary function of"
+                    + " the score, which it cannot evaluate); use the cpu or reference backend");
         }
         AttentionMask mask = options.mask();
         if (mask != null) {

@@ -29,6 +29,13 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          */
         MASKS,
         /**
+         * It honours dense masks, additive biases, MaskMods and BlockMasks in the forward pass only: a backend with
+         * this and not {@link #MASKS} refuses ScoreMods and masked backward passes, and auto-selection passes
+         * such calls to one that has {@link #MASKS}. For a backend that evaluates masks on the host into a form
+         * its kernels read (a ScoreMod, an arbitrary function of the score, has no such exact form).
+         */
+        MASKS_FORWARD,
+        /**
          * It has the serving entry points: {@link AttentionBackend#forwardCached},
          * {@link AttentionBackend#forwardPaged} and {@link AttentionBackend#forwardVarlen}.
          */
@@ -82,6 +89,22 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#MASKS}} */
     public boolean masks() {
         return features.contains(Feature.MASKS);
+    }
+
+    /** {@return whether it has {@link Feature#MASKS_FORWARD} or {@link Feature#MASKS}} */
+    public boolean forwardMasks() {
+        return masks() || features.contains(Feature.MASKS_FORWARD);
+    }
+
+    /**
+     * Whether it runs the masks, biases and mods of {@code options} (none set: true).
+     *
+     * @param options the call's options
+     * @param backward whether the call is a backward pass
+     * @return true when {@link #masks()}, or when {@link #forwardMasks()} covers a forward without a ScoreMod
+     */
+    public boolean runsMasks(AttentionOptions options, boolean backward) {
+        return !options.hasMasksOrScoreMods() || masks() || (!backward && forwardMasks() && options.scoreMod() == null);
     }
 
     /** {@return whether it has {@link Feature#DROPOUT}} */

@@ -408,7 +408,7 @@ final class AttentionKernels {
      * tileBase} at its first tile. Each tile is one workgroup that alone writes its outputs, whatever the grid, so a
      * split grid computes the same bits as a whole one.
      */
-    private static void dispatchTiles(
+    static void dispatchTiles(
             Submission s,
             DeviceInfo device,
             Variant variant,

@@ -23,9 +23,17 @@ final class DeviceLimits {
      * @throws IllegalArgumentException naming the argument, its size and the limit
      */
     static void checkStorageBuffer(DeviceInfo device, String name, long elements, DType dtype) {
-        long bytes = elements * dtype.byteSize();
+        checkStorageBuffer(device, name, elements, dtype.byteSize(), dtype.toString());
+    }
+
+    /**
+     * As above for a buffer of {@code elements} elements of {@code elementBytes} bytes each, stored {@code as} (the
+     * masked forward's bits and tile table).
+     */
+    static void checkStorageBuffer(DeviceInfo device, String name, long elements, int elementBytes, String as) {
+        long bytes = Math.multiplyHigh(elements, elementBytes) != 0 ? Long.MAX_VALUE : elements * elementBytes;
         if (bytes > device.maxStorageBufferRange() || elements >= Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(name + ": " + elements + " elements (" + mib(bytes) + " as " + dtype
+            throw new IllegalArgumentException(name + ": " + elements + " elements (" + mib(bytes) + " as " + as
                     + " on the device) are over the device's maxStorageBufferRange of "
                     + mib(device.maxStorageBufferRange()) + " on " + device.name()
                     + "; split the call over batches or heads");

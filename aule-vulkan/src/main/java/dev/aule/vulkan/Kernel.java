@@ -3,6 +3,12 @@ package dev.aule.vulkan;
 /** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
 enum Kernel {
     FORWARD("forward.comp", 6),
+    /** forward.comp with MASKS: mask bits, F32 bias and tile table from {@link DeviceMasks} at bindings 6 .. 8. */
+    FORWARD_MASKED("forward.comp", 9),
+    /** forward_blocked.comp with MASKS (SUBGROUP_LAYOUT 0), bindings as {@link #FORWARD_MASKED}. */
+    FORWARD_BLOCKED_MASKED("forward_blocked.comp", 9),
+    /** forward_blocked.comp with MASKS and SUBGROUP_LAYOUT 1. */
+    FORWARD_BLOCKED_SUBGROUP_MASKED("forward_blocked.comp", 9),
     FORWARD_BLOCKED("forward_blocked.comp", 6),
     /** The blocked forward with one subgroup per row group (SUBGROUP_LAYOUT 1; see TilePlan.blockedSubgroupLayout). */
     FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 6),
@@ -23,6 +29,11 @@ enum Kernel {
 
     final String resource;
     final int bindings;
+
+    /** {@return whether it is compiled with MASKS (its GLSL's {@code #ifdef MASKS} regions are in)} */
+    boolean masked() {
+        return name().endsWith("_MASKED");
+    }
 
     Kernel(String resource, int bindings) {
         this.resource = resource;

@@ -71,13 +71,14 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         long scores = (long) rows * keys;
         // forward: sQ; sK, sV; sS, sP. dK/dV: sQ, sDO; sK, sV; sP, sDS; sLse, sDelta. dQ: the same without sP.
         return switch (kernel) {
-            case FORWARD -> queryTile + 2 * keyBlock + 2 * scores;
+            case FORWARD, FORWARD_MASKED -> queryTile + 2 * keyBlock + 2 * scores;
             case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
             case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
             // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum
-            case FORWARD_BLOCKED -> queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;
+            case FORWARD_BLOCKED, FORWARD_BLOCKED_MASKED ->
+                queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;
             // the subgroup layout: sK (padded), sV; sP (q is read from memory, the reductions are subgroup ops)
-            case FORWARD_BLOCKED_SUBGROUP -> keyBlock + keys + keyBlock + scores;
+            case FORWARD_BLOCKED_SUBGROUP, FORWARD_BLOCKED_SUBGROUP_MASKED -> keyBlock + keys + keyBlock + scores;
             // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
             case DELTA, PACK16, DECODE_MERGE, DECODE_DIRECT -> 0;

@@ -42,7 +42,7 @@ public final class VulkanBackend implements AttentionBackend {
     public static final int CPU_DEVICE_PRIORITY = 50;
 
     private static final Capabilities CAPABILITIES =
-            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD);
+            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {
@@ -205,6 +205,7 @@ public final class VulkanBackend implements AttentionBackend {
                 shape,
                 false,
                 new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
+        DeviceMasks masks = DeviceMasks.of(device.info(), shape, options);
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
             DeviceBuffer kb = HostCopy.upload(device, scope, s, k);
@@ -214,7 +215,8 @@ public final class VulkanBackend implements AttentionBackend {
                     scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
             DeviceBuffer slopes =
                     options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
-            AttentionKernels.forward(
+            MaskedForward.forward(
+                    masks,
                     device,
                     scope,
                     s,
@@ -402,6 +404,7 @@ public final class VulkanBackend implements AttentionBackend {
                 shape,
                 false,
                 new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
+        DeviceMasks masks = DeviceMasks.of(device.info(), shape, options);
         Submission.run(device, (scope, s) -> {
             // Leases first: a tensor closed meanwhile fails the call here, before anything is written.
             DeviceBuffer qb = use(scope, q, "q");
@@ -412,7 +415,8 @@ public final class VulkanBackend implements AttentionBackend {
             DeviceBuffer ob = f32(device, scope, out, outb);
             DeviceBuffer slopes =
                     options.hasAlibi() ? slopes(device, scope, s, options) : kb; // k: a bound placeholder never read
-            AttentionKernels.forward(
+            MaskedForward.forward(
+                    masks,
                     device,
                     scope,
                     s,

@@ -51,3 +51,51 @@ float safeTanh(float x) {
     float e = exp(2.0 * min(a, 15.0));
     return sign(x) * ((e - 1.0) / (e + 1.0));
 }
+
+#ifdef MASKS
+// The masked forwards (Kernel.*_MASKED, MASKS defined) read what DeviceMasks writes, at bindings 6 .. 8.
+// Layout written by DeviceMasks (its constants mirror these). Bits: bit j & 31 of word
+// (b * bitsB + h * bitsH + i * wordsPerRow + j / 32), 1 = visible. Bias: F32 at b * biasB + h * biasH + i * Sk + j.
+// Meta: a header, then one code per (b, h, query tile of BR rows, key tile of BC keys).
+layout(std430, binding = 6) readonly buffer MaskBits { uint mask_bits[]; };
+layout(std430, binding = 7) readonly buffer BiasBuf { float bias_data[]; };
+layout(std430, binding = 8) readonly buffer MaskMeta { int meta[]; };
+#define META_HAS_BITS 0
+#define META_BITS_B 1
+#define META_BITS_H 2
+#define META_WORDS_PER_ROW 3
+#define META_HAS_BIAS 4
+#define META_BIAS_B 5
+#define META_BIAS_H 6
+#define META_TILES_B 7
+#define META_TILES_H 8
+#define META_KEY_TILES 9
+#define META_HEADER 16
+#define TILE_EMPTY 0
+#define TILE_PARTIAL 1
+#define TILE_FULL 2
+
+uint maskBitsRow(int b, int h, int i) {
+    return uint(b * meta[META_BITS_B] + h * meta[META_BITS_H] + i * meta[META_WORDS_PER_ROW]);
+}
+
+uint maskBiasRow(int b, int h, int i) {
+    return uint(b * meta[META_BIAS_B] + h * meta[META_BIAS_H]) + uint(i) * uint(p.Sk);
+}
+
+// Index in meta of the code of key tile 0 of query tile rt (row0 / BR: split grids start at p.tileBase) of
+// (b, h); key tile kt is kt further.
+int maskTileRow(int b, int h, int rt) {
+    return META_HEADER + b * meta[META_TILES_B] + h * meta[META_TILES_H] + rt * meta[META_KEY_TILES];
+}
+
+bool maskBit(uint bitsRow, int j) {
+    return ((mask_bits[bitsRow + uint(j >> 5)] >> uint(j & 31)) & 1u) != 0u;
+}
+
+// A -inf bias hides the key whatever the score (NaN + -inf is not computed).
+float addBias(float s, uint biasRow, int j) {
+    float add = bias_data[biasRow + uint(j)];
+    return add == NEG_INF ? NEG_INF : s + add;
+}
+#endif // MASKS

@@ -2,6 +2,8 @@
 // Each row is owned by TPR threads; a thread keeps NC output columns of its row in registers.
 // Shared memory holds the query tile and one key/value block of BC keys (tile sizes come from the
 // device's shared-memory size on the host), plus the block's scores and probabilities.
+// With MASKS defined (Kernel.FORWARD_MASKED) it also reads the host's DeviceMasks: mask bits, an F32 bias and a
+// table of kernel tiles (empty: skipped, full: mask bits not read); key blocks are then aligned to BC.
 #include "common.glsl"
 
 layout(local_size_x = WG) in;
@@ -35,6 +37,13 @@ void main() {
     const uint kBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.D);
     const uint vBase = uint((b * p.Hkv + hkv) * p.Sk) * uint(p.Dv);
     const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
+#ifdef MASKS
+    const bool hasBits = meta[META_HAS_BITS] != 0;
+    const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const uint bitsRow = maskBitsRow(b, hq, i);
+    const uint biasRow = maskBiasRow(b, hq, i);
+    const int tileRow = maskTileRow(b, hq, row0 / BR);
+#endif // MASKS
 
     for (int idx = int(lid); idx < BR * p.D; idx += WG) {
         int rr = idx / p.D;
@@ -56,7 +65,17 @@ void main() {
         o[u] = 0.0;
     }
 
+#ifdef MASKS
+    // Key blocks start on multiples of BC, the key tiles of the host's table.
+    for (int kb = kLo - kLo % BC; kb <= kHi; kb += BC) {
+        const int tile = meta[tileRow + kb / BC]; // one value for the whole workgroup: skipping keeps barriers uniform
+        if (tile == TILE_EMPTY) {
+            continue;
+        }
+        const bool readBits = hasBits && tile != TILE_FULL;
+#else
     for (int kb = kLo; kb <= kHi; kb += BC) {
+#endif // MASKS
         barrier();
         for (int idx = int(lid); idx < BC * p.D; idx += WG) {
             int jj = idx / p.D;
@@ -73,7 +92,13 @@ void main() {
         for (int jj = t; jj < BC; jj += TPR) {
             int j = kb + jj;
             float s = NEG_INF;
-            if (j >= myFirst && j <= myLast) {
+            bool visible = j >= myFirst && j <= myLast;
+#ifdef MASKS
+            if (visible && readBits) {
+                visible = maskBit(bitsRow, j);
+            }
+#endif // MASKS
+            if (visible) {
                 float dot = 0.0;
                 for (int d = 0; d < p.D; d++) {
                     dot += sQ[r * HD + d] * sK[jj * HD + d];
@@ -83,6 +108,11 @@ void main() {
                     s = p.softcap * safeTanh(s / p.softcap);
                 }
                 s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+#ifdef MASKS
+                if (hasBias) {
+                    s = addBias(s, biasRow, j);
+                }
+#endif // MASKS
             }
             sS[r * BC + jj] = s;
         }

@@ -8,7 +8,8 @@
 // its group (TPR of them), with subgroup operations or through shared memory (SUBGROUP_LAYOUT below).
 //
 // Defines: HD, HDP, BR, BC, WG as in forward.comp; TPR threads per row group (WG = TPR * BR / RM), RM rows per
-// thread; the storage types Q_TYPE, K_TYPE, V_TYPE; SUBGROUP_LAYOUT.
+// thread; the storage types Q_TYPE, K_TYPE, V_TYPE; SUBGROUP_LAYOUT; MASKS (Kernel.*_MASKED) as in forward.comp:
+// mask bits, bias and tile table from DeviceMasks, key blocks aligned to BC, empty tiles skipped.
 //
 // SUBGROUP_LAYOUT 1: a row group is one subgroup (TPR = the subgroup size): rows come from gl_SubgroupID, so
 // every read of q (from memory: no query tile in shared memory) and of sP is uniform across the subgroup (one read broadcast to all lanes, which CPU
@@ -122,6 +123,17 @@ void main() {
         }
     }
     // The keys any of the thread's rows sees (rows past Sq hold the empty interval [1, 0]).
+#ifdef MASKS
+    const bool hasBits = meta[META_HAS_BITS] != 0;
+    const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const int tileRow = maskTileRow(b, hq, row0 / BR);
+    uint bitsRow[RM];
+    uint biasRow[RM];
+    for (int a = 0; a < RM; a++) {
+        bitsRow[a] = maskBitsRow(b, hq, row0 + rBase + a);
+        biasRow[a] = maskBiasRow(b, hq, row0 + rBase + a);
+    }
+#endif // MASKS
     int myLo = first[0];
     int myHi = last[0];
     for (int a = 1; a < RM; a++) {
@@ -129,7 +141,17 @@ void main() {
         myHi = max(myHi, last[a]);
     }
 
+#ifdef MASKS
+    // Key blocks start on multiples of BC, the key tiles of the host's table.
+    for (int kb = kLo - kLo % BC; kb <= kHi; kb += BC) {
+        const int tile = meta[tileRow + kb / BC]; // one value for the whole workgroup: skipping keeps barriers uniform
+        if (tile == TILE_EMPTY) {
+            continue;
+        }
+        const bool readBits = hasBits && tile != TILE_FULL;
+#else
     for (int kb = kLo; kb <= kHi; kb += BC) {
+#endif // MASKS
         barrier();
 #if VEC4
         for (int idx = lid; idx < BC * HD / 4; idx += WG) {
@@ -209,12 +231,23 @@ void main() {
             for (int n = 0; n < RN; n++) {
                 int j = kb + tx + TPR * n;
                 float x = NEG_INF;
-                if (j >= first[a] && j <= last[a]) {
+                bool visible = j >= first[a] && j <= last[a];
+#ifdef MASKS
+                if (visible && readBits) {
+                    visible = maskBit(bitsRow[a], j);
+                }
+#endif // MASKS
+                if (visible) {
                     x = p.scale * s[a * RN + n];
                     if (p.softcap > 0.0) {
                         x = p.softcap * safeTanh(x / p.softcap);
                     }
                     x -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+#ifdef MASKS
+                    if (hasBias) {
+                        x = addBias(x, biasRow[a], j);
+                    }
+#endif // MASKS
                 }
                 s[a * RN + n] = x;
                 partMax = max(partMax, x);
@@ -296,7 +329,13 @@ void main() {
                 if (j >= first[a] && j <= last[a] && w[a] != 0.0) {
                     float pj = sP[(rBase + a) * BC + jj] * w[a];
                     for (int c = 0; c < CN; c++) {
+#ifdef MASKS
+                        // A pair the mask or the bias hides inside the interval has pj = 0: a select, not a
+                        // product (nor a branch, which costs lavapipe its unrolled loop), keeps its value out.
+                        o[a * CN + c] += pj == 0.0 ? 0.0 : pj * vv[c];
+#else
                         o[a * CN + c] += pj * vv[c];
+#endif // MASKS
                     }
                 }
             }

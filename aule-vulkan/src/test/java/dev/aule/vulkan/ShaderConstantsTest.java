@@ -93,7 +93,7 @@ class ShaderConstantsTest {
     void everyKernelBindsBuffersZeroToBindingsMinusOne() {
         for (Kernel kernel : Kernel.values()) {
             TreeSet<Integer> bindings = new TreeSet<>();
-            Matcher m = BINDING.matcher(ShaderCompiler.source(kernel));
+            Matcher m = BINDING.matcher(compiledSource(kernel));
             while (m.find()) {
                 // A second declaration of a binding must be a view (QView4: the tensor read four elements at a time).
                 boolean view = m.group(2).matches("\\w+View\\d");
@@ -228,6 +228,64 @@ class ShaderConstantsTest {
             TilePlan line = TilePlan.elementwise(device(32 << 10, 32));
             assertEquals(declaredFloats(kernel, line), line.sharedFloats(kernel), kernel.toString());
         }
+    }
+
+    /**
+     * The masked forward's header offsets and tile codes are DeviceMasks' constants, and the header fits before
+     * the tile table.
+     */
+    @Test
+    void maskTableLayoutIsDeviceMasksOwn() {
+        Map<String, Integer> expected = new LinkedHashMap<>();
+        expected.put("META_HAS_BITS", DeviceMasks.HAS_BITS);
+        expected.put("META_BITS_B", DeviceMasks.BITS_B);
+        expected.put("META_BITS_H", DeviceMasks.BITS_H);
+        expected.put("META_WORDS_PER_ROW", DeviceMasks.WORDS_PER_ROW);
+        expected.put("META_HAS_BIAS", DeviceMasks.HAS_BIAS);
+        expected.put("META_BIAS_B", DeviceMasks.BIAS_B);
+        expected.put("META_BIAS_H", DeviceMasks.BIAS_H);
+        expected.put("META_TILES_B", DeviceMasks.TILES_B);
+        expected.put("META_TILES_H", DeviceMasks.TILES_H);
+        expected.put("META_KEY_TILES", DeviceMasks.KEY_TILES);
+        expected.put("META_HEADER", DeviceMasks.HEADER);
+        expected.put("TILE_EMPTY", DeviceMasks.TILE_EMPTY);
+        expected.put("TILE_PARTIAL", DeviceMasks.TILE_PARTIAL);
+        expected.put("TILE_FULL", DeviceMasks.TILE_FULL);
+        for (Kernel kernel : Kernel.values()) {
+            Matcher m = Pattern.compile("#define ((?:META|TILE)_\\w+) (\\d+)").matcher(compiledSource(kernel));
+            Map<String, Integer> declared = new LinkedHashMap<>();
+            while (m.find()) {
+                declared.put(m.group(1), Integer.parseInt(m.group(2)));
+            }
+            assertEquals(kernel.masked() ? expected : Map.of(), declared, kernel + ": MASKS constants vs DeviceMasks");
+        }
+        assertTrue(DeviceMasks.KEY_TILES < DeviceMasks.HEADER, "the header overlaps the tile table");
+        // The masked variants declare the plain kernels' shared arrays and no others.
+        for (int hd : TilePlan.BUCKETS) {
+            TilePlan plan = TilePlan.forward(device(32 << 10, 32), hd);
+            assertEquals(declaredFloats(Kernel.FORWARD, plan), plan.sharedFloats(Kernel.FORWARD_MASKED));
+            TilePlan blocked = TilePlan.blocked(device(32 << 10, 32), hd);
+            if (blocked != null) {
+                assertEquals(
+                        declaredFloats(Kernel.FORWARD_BLOCKED, blocked),
+                        blocked.sharedFloats(Kernel.FORWARD_BLOCKED_MASKED));
+            }
+            TilePlan subgroup = TilePlan.blocked(cpuDevice(32 << 10, 8), hd);
+            if (subgroup != null) {
+                assertEquals(
+                        declaredFloats(Kernel.FORWARD_BLOCKED_SUBGROUP, subgroup),
+                        subgroup.sharedFloats(Kernel.FORWARD_BLOCKED_SUBGROUP_MASKED));
+            }
+        }
+    }
+
+    /**
+     * {@code kernel}'s source as compiled: the {@code #ifdef MASKS ... #endif // MASKS} regions of its GLSL and
+     * common.glsl only in the {@linkplain Kernel#masked masked} kernels, which define MASKS.
+     */
+    private static String compiledSource(Kernel kernel) {
+        String source = ShaderCompiler.source(kernel);
+        return kernel.masked() ? source : source.replaceAll("(?s)#ifdef MASKS\n.*?#endif // MASKS", "");
     }
 
     /** The sum of {@code kernel}'s shared float arrays with the plan's macros (each size a product of them). */
