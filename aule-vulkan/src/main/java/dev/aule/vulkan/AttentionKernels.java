@@ -248,13 +248,37 @@ final class AttentionKernels {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
+        forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, null);
+    }
+
+    /**
+     * The forward of a serving call when {@code keys} is not null: the same kernels in their serving variant, each
+     * batch entry against its own key count (and block table). {@code shape.keyLen()} is then the caches' capacity
+     * (cached) or the longest context (paged), which the kernel choice and the decode splits are taken from.
+     */
+    static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys) {
         ForwardChoice choice = chooseForward(device.info(), shape);
         TilePlan plan = choice.plan();
         if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
-            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
+            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
             return;
         }
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        ServingKeys.define(keys, defines);
         if (choice.kernel() == Kernel.FORWARD_BLOCKED || choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP) {
             defines.put("HDP", plan.hd() + 1);
             defines.put("RM", plan.rowsPerThread());
@@ -264,8 +288,8 @@ final class AttentionKernels {
         Variant variant = Variant.of(choice.kernel(), plan, defines);
         s.dispatch(
                 variant,
-                new DeviceBuffer[] {q, k, v, out, lse, slopes},
-                Params.of(shape, options, writeLse),
+                ServingKeys.bind(keys, q, k, v, out, lse, slopes),
+                ServingKeys.params(keys, Params.of(shape, options, writeLse)),
                 ceilDiv(shape.queryLen(), plan.rows()),
                 shape.queryHeads(),
                 shape.batch());
@@ -289,8 +313,10 @@ final class AttentionKernels {
             DeviceBuffer out,
             DeviceBuffer lse,
             boolean writeLse,
-            DeviceBuffer slopes) {
+            DeviceBuffer slopes,
+            ServingKeys keys) {
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        ServingKeys.define(keys, defines);
         defines.put("HDP", choice.plan().hd() + 1);
         defines.put("VEC4", vec4(shape));
         Variant variant = Variant.of(choice.kernel(), choice.plan(), defines);
@@ -298,10 +324,16 @@ final class AttentionKernels {
         // decode_direct.comp: each thread of a row writes its own partial, splits * threadsPerRow of them a row
         int partsPerRow =
                 choice.kernel() == Kernel.DECODE_DIRECT ? splits * choice.plan().threadsPerRow() : splits;
-        Params params = Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits);
+        Params params = ServingKeys.params(
+                keys, Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits));
         if (partsPerRow == 1) {
             s.dispatch(
-                    variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, params, 1, shape.kvHeads(), shape.batch());
+                    variant,
+                    ServingKeys.bind(keys, q, k, v, out, lse, slopes),
+                    params,
+                    1,
+                    shape.kvHeads(),
+                    shape.batch());
             return;
         }
         long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
@@ -310,7 +342,7 @@ final class AttentionKernels {
         DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * Float.BYTES));
         s.dispatch(
                 variant,
-                new DeviceBuffer[] {q, k, v, oPart, lsePart, slopes},
+                ServingKeys.bind(keys, q, k, v, oPart, lsePart, slopes),
                 params,
                 splits,
                 shape.kvHeads(),

@@ -2,17 +2,19 @@ package dev.aule.vulkan;
 
 /** The compute shaders: their GLSL resource and how many storage buffers they bind (0 .. n-1). */
 enum Kernel {
-    FORWARD("forward.comp", 6),
-    FORWARD_BLOCKED("forward_blocked.comp", 6),
+    // The forward kernels bind 8: bindings 6 and 7 are the serving variants' key counts and block table
+    // (see ServingKeys); the dense call binds placeholders there.
+    FORWARD("forward.comp", 8),
+    FORWARD_BLOCKED("forward_blocked.comp", 8),
     /** The blocked forward with one subgroup per row group (SUBGROUP_LAYOUT 1; see TilePlan.blockedSubgroupLayout). */
-    FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 6),
+    FORWARD_BLOCKED_SUBGROUP("forward_blocked.comp", 8),
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),
     PACK16("pack16.comp", 2),
-    DECODE("decode.comp", 6),
+    DECODE("decode.comp", 8),
     /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
-    DECODE_DIRECT("decode_direct.comp", 6),
+    DECODE_DIRECT("decode_direct.comp", 8),
     DECODE_MERGE("merge.comp", 4);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */

@@ -16,20 +16,36 @@ record Params(
         int right,
         boolean alibi,
         boolean writeLse,
-        int count) {
-    static final int INTS = 14;
+        int count,
+        int kvBlock,
+        int tableStride) {
+    static final int INTS = 16;
 
     static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
         long span = (long) shape.queryLen() + shape.keyLen();
         int left = options.windowLeft() > span ? -1 : options.windowLeft();
         int right = options.effectiveWindowRight() > span ? -1 : options.effectiveWindowRight();
         return new Params(
-                shape, options.scale(shape.headDim()), options.softcap(), left, right, options.hasAlibi(), writeLse, 0);
+                shape,
+                options.scale(shape.headDim()),
+                options.softcap(),
+                left,
+                right,
+                options.hasAlibi(),
+                writeLse,
+                0,
+                0,
+                0);
     }
 
     /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
     Params withCount(int n) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n);
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n, kvBlock, tableStride);
+    }
+
+    /** The same with the paged serving kernels' block size and block-table stride (see ServingKeys). */
+    Params withPaging(int blockSize, int stride) {
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, blockSize, stride);
     }
 
     int[] words() {
@@ -47,7 +63,9 @@ record Params(
             right,
             alibi ? 1 : 0,
             writeLse ? 1 : 0,
-            count
+            count,
+            kvBlock,
+            tableStride
         };
     }
 }

@@ -462,6 +462,103 @@ public final class VulkanBackend implements AttentionBackend {
         });
     }
 
+    /**
+     * Cached attention on the device: each batch entry {@code b} against the first {@code cacheLens[b]} keys of
+     * its cache row, in one dispatch for the whole batch (see {@link AttentionBackend#forwardCached(Tensor, Tensor,
+     * Tensor, int[], Tensor, Tensor, AttentionOptions)}). The caches are uploaded for the call; to keep them on the
+     * device across decode steps, use the {@link VulkanTensor} overload. Sink logits are refused
+     * ({@link Capabilities#sinks()} is false).
+     */
+    @Override
+    public void forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.cached(device(), CAPABILITIES, q, kCache, vCache, cacheLens, out, lse, options);
+    }
+
+    /**
+     * Paged attention on the device: keys read through each sequence's block table, which is validated (every
+     * block id a context reaches in {@code [0, numBlocks)}) before anything is uploaded (see {@link
+     * AttentionBackend#forwardPaged}). The pools are uploaded for the call; see the {@link VulkanTensor} overload.
+     */
+    @Override
+    public void forwardPaged(Tensor q, dev.aule.spi.PagedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.paged(device(), CAPABILITIES, q, cache, out, lse, options);
+    }
+
+    /**
+     * Packed variable-length attention on the device (see {@link AttentionBackend#forwardVarlen}): the sequences
+     * run as cached attention over a padded batch, single-row sequences and longer ones in separate groups, in one
+     * submission; every option applies per sequence. Sequences without rows are skipped, rows without keys get 0
+     * and an LSE of {@code -inf}.
+     */
+    @Override
+    public void forwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            dev.aule.spi.PackedSequences packed,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingCalls.varlen(device(), CAPABILITIES, q, k, v, packed, out, lse, options);
+    }
+
+    /**
+     * Cached attention on device-resident caches: the contract of {@link #forwardCached(Tensor, Tensor, Tensor,
+     * int[], Tensor, Tensor, AttentionOptions)} with nothing copied but the lengths, so a decode step reads its
+     * cache where it lives. {@link dev.aule.serving.KvCache} holds host memory; a device cache is a pair of
+     * {@link VulkanTensor}s {@code [B, Hkv, capacity, D]} passed here.
+     *
+     * @param q         queries {@code [B, Hq, Sq, D]}
+     * @param kCache    the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache    the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}; copied
+     * @param out       the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse       the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options   causal (bottom-right per entry), window, scale, softcap, ALiBi; no sinks
+     * @throws IllegalArgumentException naming the argument that breaks a rule (a length over the capacity, a tensor
+     *                                  of another device); nothing is written then
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardCached(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[] cacheLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.cached(device(), CAPABILITIES, q, kCache, vCache, cacheLens, out, lse, options);
+    }
+
+    /**
+     * Paged attention on device-resident pools: the contract of {@link #forwardPaged(Tensor, dev.aule.spi.PagedKv,
+     * Tensor, Tensor, AttentionOptions)} with nothing copied but the tables and lengths.
+     *
+     * @param q           queries {@code [B, Hq, Sq, D]}
+     * @param kCache      the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache      the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids in position order; copied, then validated
+     * @param contextLens cached tokens of each sequence; copied
+     * @param out         the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse         the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options     causal (bottom-right per sequence), window, scale, softcap, ALiBi; no sinks
+     * @throws IllegalArgumentException naming the argument that breaks a rule (a block id out of range, a length
+     *                                  over its table); nothing is written then
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardPaged(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.paged(device(), CAPABILITIES, q, kCache, vCache, blockTables, contextLens, out, lse, options);
+    }
+
     /** The device this backend runs on, or the reason it has none. */
     VulkanDevice device() {
         State s = state();
@@ -479,7 +576,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** A lease on {@code t}'s buffer for the rest of the call (the scope releases it); see VulkanTensor. */
-    private static DeviceBuffer use(Scope scope, VulkanTensor t, String name) {
+    static DeviceBuffer use(Scope scope, VulkanTensor t, String name) {
         return scope.add(t.use(name)).buffer();
     }
 
@@ -487,14 +584,14 @@ public final class VulkanBackend implements AttentionBackend {
      * Where the kernels write {@code target} in F32: its own buffer {@code own}, or a scratch one rounded by
      * {@link #pack16}.
      */
-    private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target, DeviceBuffer own) {
+    static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target, DeviceBuffer own) {
         return target.dtype() == DType.F32
                 ? own
                 : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
     }
 
     /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
-    private static void pack16(
+    static void pack16(
             VulkanDevice device,
             Submission s,
             AttentionShape shape,
@@ -509,7 +606,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** One ALiBi slope per query head, in a buffer of {@code scope} written by {@code s}. */
-    private static DeviceBuffer slopes(VulkanDevice device, Scope scope, Submission s, AttentionOptions options) {
+    static DeviceBuffer slopes(VulkanDevice device, Scope scope, Submission s, AttentionOptions options) {
         float[] slopes = options.alibiSlopes();
         DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) slopes.length * Float.BYTES));
         s.write(
@@ -527,7 +624,7 @@ public final class VulkanBackend implements AttentionBackend {
      * @throws IllegalArgumentException naming the argument when it lives on another device
      * @throws IllegalStateException    naming the argument when it was closed
      */
-    private static Tensor standIn(VulkanDevice device, VulkanTensor t, String name) {
+    static Tensor standIn(VulkanDevice device, VulkanTensor t, String name) {
         Objects.requireNonNull(t, name);
         if (t.device() != device) {
             throw new IllegalArgumentException(name + ": " + t + " lives on another Vulkan device ("

@@ -1,0 +1,406 @@
+package dev.aule.vulkan;
+
+import dev.aule.AttentionOptions;
+import dev.aule.DType;
+import dev.aule.Tensor;
+import dev.aule.spi.AttentionShape;
+import dev.aule.spi.Capabilities;
+import dev.aule.spi.PagedKv;
+import dev.aule.spi.ServingShapes;
+
+/**
+ * The serving calls of {@link VulkanBackend}: cached and paged attention on host tensors (caches uploaded per
+ * call) and on {@link VulkanTensor}s (caches resident on the device, nothing uploaded but the lengths and
+ * tables). Every call validates with {@link ServingShapes} on copies of its lengths and tables, checks the
+ * device's limits, and only then allocates; the kernels then read the same copies (see {@link ServingKeys}).
+ */
+final class ServingCalls {
+    private ServingCalls() {}
+
+    static void cached(
+            VulkanDevice device,
+            Capabilities caps,
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            int[] cacheLens,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        int[] lens = cacheLens == null ? null : cacheLens.clone(); // validated and uploaded: the same copy
+        AttentionShape shape = ServingShapes.cached(q, kCache, vCache, lens, out, lse, options, caps);
+        AttentionKernels.checkLimits(
+                device.info(),
+                shape,
+                false,
+                new AttentionKernels.CallTypes(q.dtype(), kCache.dtype(), vCache.dtype(), out.dtype(), null));
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, kCache);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, vCache);
+            ServingKeys keys = ServingKeys.cached(device, scope, s, lens);
+            runHost(device, scope, s, shape, options, inputs(q, kCache, vCache), qb, kb, vb, keys, out, lse);
+        });
+    }
+
+    static void paged(
+            VulkanDevice device,
+            Capabilities caps,
+            Tensor q,
+            PagedKv cache,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.PagedCall call = ServingShapes.paged(q, cache, out, lse, options, caps);
+        Tensor kCache = cache.kCache();
+        Tensor vCache = cache.vCache();
+        checkPagedLimits(
+                device,
+                call.shape(),
+                q.dtype(),
+                kCache.dtype(),
+                kCache.shape(),
+                vCache.dtype(),
+                vCache.shape(),
+                out.dtype());
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, kCache);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, vCache);
+            ServingKeys keys =
+                    ServingKeys.paged(device, scope, s, call.blockTables(), call.contextLens(), kCache.seqLen());
+            runHost(device, scope, s, call.shape(), options, inputs(q, kCache, vCache), qb, kb, vb, keys, out, lse);
+        });
+    }
+
+    static void cached(
+            VulkanDevice device,
+            Capabilities caps,
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[] cacheLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        int[] lens = cacheLens == null ? null : cacheLens.clone();
+        AttentionShape shape = ServingShapes.cached(
+                VulkanBackend.standIn(device, q, "q"),
+                VulkanBackend.standIn(device, kCache, "kCache"),
+                VulkanBackend.standIn(device, vCache, "vCache"),
+                lens,
+                VulkanBackend.standIn(device, out, "out"),
+                lse == null ? null : VulkanBackend.standIn(device, lse, "lse"),
+                options,
+                caps);
+        AttentionKernels.checkLimits(
+                device.info(),
+                shape,
+                false,
+                new AttentionKernels.CallTypes(q.dtype(), kCache.dtype(), vCache.dtype(), out.dtype(), null));
+        Submission.run(device, (scope, s) -> {
+            Leased b = Leased.of(device, scope, q, kCache, vCache, out, lse);
+            ServingKeys keys = ServingKeys.cached(device, scope, s, lens);
+            runDevice(device, scope, s, shape, options, q, kCache, vCache, out, lse, b, keys);
+        });
+    }
+
+    static void paged(
+            VulkanDevice device,
+            Capabilities caps,
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingShapes.PagedCall call = ServingShapes.paged(
+                VulkanBackend.standIn(device, q, "q"),
+                new PagedKv(
+                        VulkanBackend.standIn(device, kCache, "kCache"),
+                        VulkanBackend.standIn(device, vCache, "vCache"),
+                        blockTables,
+                        contextLens),
+                VulkanBackend.standIn(device, out, "out"),
+                lse == null ? null : VulkanBackend.standIn(device, lse, "lse"),
+                options,
+                caps);
+        checkPagedLimits(
+                device,
+                call.shape(),
+                q.dtype(),
+                kCache.dtype(),
+                kCache.shape(),
+                vCache.dtype(),
+                vCache.shape(),
+                out.dtype());
+        Submission.run(device, (scope, s) -> {
+            Leased b = Leased.of(device, scope, q, kCache, vCache, out, lse);
+            ServingKeys keys =
+                    ServingKeys.paged(device, scope, s, call.blockTables(), call.contextLens(), kCache.seqLen());
+            runDevice(device, scope, s, call.shape(), options, q, kCache, vCache, out, lse, b, keys);
+        });
+    }
+
+    /**
+     * Packed sequences as cached attention: each group of sequences becomes a padded batch, sequence {@code g}'s
+     * rows at the bottom of its {@code maxQ} query rows and its keys at the start of a cache row of {@code maxK},
+     * with its key count as the cache length. Placing the rows at the bottom keeps every option exact: row
+     * {@code i} of a sequence of {@code nQ} rows and {@code nK} keys is padded row {@code i + maxQ - nQ}, and the
+     * kernels' bottom-right offset {@code nK - maxQ} puts it at key position {@code i + nK - nQ}, the sequence's
+     * own. Pad rows are computed and dropped; pad keys are never read. Decode rows (one query) and longer chunks
+     * form separate groups, so a mixed batch pads its single-row sequences to 1, not to the longest chunk.
+     */
+    static void varlen(
+            VulkanDevice device,
+            Capabilities caps,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            dev.aule.spi.PackedSequences packed,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.VarlenCall call = ServingShapes.varlen(q, k, v, packed, out, lse, options, caps);
+        AttentionShape packedShape = call.shape();
+        java.util.List<java.util.List<dev.aule.spi.SequenceView>> groups = new java.util.ArrayList<>();
+        java.util.List<dev.aule.spi.SequenceView> single = new java.util.ArrayList<>();
+        java.util.List<dev.aule.spi.SequenceView> chunks = new java.util.ArrayList<>();
+        for (dev.aule.spi.SequenceView view : call.sequences()) {
+            (view.q().seqLen() == 1 ? single : chunks).add(view);
+        }
+        java.util.List<AttentionShape> shapes = new java.util.ArrayList<>();
+        for (java.util.List<dev.aule.spi.SequenceView> group : java.util.List.of(single, chunks)) {
+            if (group.isEmpty()) {
+                continue;
+            }
+            int maxQ = 1;
+            int maxK = 1;
+            for (dev.aule.spi.SequenceView view : group) {
+                maxQ = Math.max(maxQ, view.q().seqLen());
+                maxK = Math.max(maxK, view.keyLen());
+            }
+            AttentionShape shape = new AttentionShape(
+                    group.size(),
+                    packedShape.queryHeads(),
+                    packedShape.kvHeads(),
+                    maxQ,
+                    maxK,
+                    packedShape.headDim(),
+                    packedShape.valueDim());
+            AttentionKernels.checkLimits(
+                    device.info(),
+                    shape,
+                    false,
+                    new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
+            groups.add(group);
+            shapes.add(shape);
+        }
+        if (groups.isEmpty()) {
+            return; // no sequence has a query row: nothing to write
+        }
+        Submission.run(device, (scope, s) -> {
+            for (int n = 0; n < groups.size(); n++) {
+                padded(device, scope, s, shapes.get(n), groups.get(n), options, inputs(q, k, v), lse != null);
+            }
+        });
+    }
+
+    /** One padded group of {@link #varlen}: upload, kernels, and the read-back of its real rows. */
+    private static void padded(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            java.util.List<dev.aule.spi.SequenceView> group,
+            AttentionOptions options,
+            AttentionKernels.InputTypes types,
+            boolean writeLse) {
+        int maxQ = shape.queryLen();
+        long[] qShape = {shape.batch(), shape.queryHeads(), maxQ, shape.headDim()};
+        long[] kShape = {shape.batch(), shape.kvHeads(), shape.keyLen(), shape.headDim()};
+        long[] vShape = {shape.batch(), shape.kvHeads(), shape.keyLen(), shape.valueDim()};
+        long[] oShape = {shape.batch(), shape.queryHeads(), maxQ, shape.valueDim()};
+        long[] lShape = {shape.batch(), shape.queryHeads(), maxQ, 1};
+        int[] lens = new int[group.size()];
+        for (int g = 0; g < lens.length; g++) {
+            lens[g] = group.get(g).keyLen();
+        }
+        DeviceBuffer qb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.q(), qShape)));
+        DeviceBuffer kb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.k(), kShape)));
+        DeviceBuffer vb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.v(), vShape)));
+        // Zeros in the pads, so no stale staging bytes (a NaN, say) sit in rows the kernels compute and drop.
+        s.write(qb, memory -> {
+            memory.fill((byte) 0);
+            Tensor to = HostCopy.view(memory, types.q(), qShape);
+            for (int g = 0; g < lens.length; g++) {
+                Tensor rows = group.get(g).q();
+                HostCopy.copy(rows, to.sequence(g, maxQ - rows.seqLen(), rows.seqLen()));
+            }
+        });
+        s.write(kb, memory -> packKeys(memory, types.k(), kShape, group, lens, true));
+        s.write(vb, memory -> packKeys(memory, types.v(), vShape, group, lens, false));
+        DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, oShape)));
+        DeviceBuffer lb = scope.add(DeviceBuffer.allocate(device, writeLse ? HostCopy.bytes(DType.F32, lShape) : 4));
+        DeviceBuffer slopes = options.hasAlibi() ? VulkanBackend.slopes(device, scope, s, options) : kb;
+        ServingKeys keys = ServingKeys.cached(device, scope, s, lens);
+        AttentionKernels.forward(device, scope, s, shape, options, types, qb, kb, vb, ob, lb, writeLse, slopes, keys);
+        s.read(ob, memory -> {
+            Tensor from = HostCopy.view(memory, DType.F32, oShape);
+            for (int g = 0; g < lens.length; g++) {
+                Tensor to = group.get(g).out();
+                HostCopy.copy(from.sequence(g, maxQ - to.seqLen(), to.seqLen()), to);
+            }
+        });
+        if (writeLse) {
+            s.read(lb, memory -> {
+                Tensor from = HostCopy.view(memory, DType.F32, lShape);
+                for (int g = 0; g < lens.length; g++) {
+                    Tensor to = group.get(g).lse();
+                    HostCopy.copy(from.sequence(g, maxQ - to.seqLen(), to.seqLen()), to);
+                }
+            });
+        }
+    }
+
+    private static void packKeys(
+            java.lang.foreign.MemorySegment memory,
+            DType dtype,
+            long[] shape,
+            java.util.List<dev.aule.spi.SequenceView> group,
+            int[] lens,
+            boolean keys) {
+        memory.fill((byte) 0);
+        Tensor to = HostCopy.view(memory, dtype, shape);
+        for (int g = 0; g < lens.length; g++) {
+            if (lens[g] > 0) {
+                HostCopy.copy(keys ? group.get(g).k() : group.get(g).v(), to.sequence(g, 0, lens[g]));
+            }
+        }
+    }
+
+    /** The buffers of a device-tensor call, leased first so a tensor closed meanwhile fails it before any write. */
+    private record Leased(DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer out, DeviceBuffer lse) {
+        static Leased of(
+                VulkanDevice device,
+                Scope scope,
+                VulkanTensor q,
+                VulkanTensor k,
+                VulkanTensor v,
+                VulkanTensor out,
+                VulkanTensor lse) {
+            return new Leased(
+                    VulkanBackend.use(scope, q, "q"),
+                    VulkanBackend.use(scope, k, "kCache"),
+                    VulkanBackend.use(scope, v, "vCache"),
+                    VulkanBackend.use(scope, out, "out"),
+                    lse != null ? VulkanBackend.use(scope, lse, "lse") : scope.add(DeviceBuffer.allocate(device, 4)));
+        }
+    }
+
+    /** Uploaded inputs through the kernels into F32 scratch, read back into {@code out} and {@code lse}. */
+    private static void runHost(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            AttentionKernels.InputTypes types,
+            DeviceBuffer qb,
+            DeviceBuffer kb,
+            DeviceBuffer vb,
+            ServingKeys keys,
+            Tensor out,
+            Tensor lse) {
+        DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, out.shape())));
+        DeviceBuffer lb =
+                scope.add(DeviceBuffer.allocate(device, lse == null ? 4 : HostCopy.bytes(DType.F32, lse.shape())));
+        DeviceBuffer slopes = options.hasAlibi() ? VulkanBackend.slopes(device, scope, s, options) : kb;
+        AttentionKernels.forward(
+                device, scope, s, shape, options, types, qb, kb, vb, ob, lb, lse != null, slopes, keys);
+        HostCopy.download(s, ob, DType.F32, out);
+        if (lse != null) {
+            HostCopy.download(s, lb, DType.F32, lse);
+        }
+    }
+
+    /** Device tensors through the kernels; a 16-bit {@code out} is computed in F32 and rounded on the device. */
+    private static void runDevice(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            VulkanTensor q,
+            VulkanTensor k,
+            VulkanTensor v,
+            VulkanTensor out,
+            VulkanTensor lse,
+            Leased b,
+            ServingKeys keys) {
+        DeviceBuffer ob = VulkanBackend.f32(device, scope, out, b.out());
+        DeviceBuffer slopes = options.hasAlibi() ? VulkanBackend.slopes(device, scope, s, options) : b.k();
+        AttentionKernels.forward(
+                device,
+                scope,
+                s,
+                shape,
+                options,
+                new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype()),
+                b.q(),
+                b.k(),
+                b.v(),
+                ob,
+                b.lse(),
+                lse != null,
+                slopes,
+                keys);
+        VulkanBackend.pack16(device, s, shape, ob, out, b.out());
+    }
+
+    private static AttentionKernels.InputTypes inputs(Tensor q, Tensor k, Tensor v) {
+        return new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype());
+    }
+
+    /**
+     * The limits of a paged call: q and out as a forward's (its key extent counted as 1, since keys live in the
+     * pools), each pool as one buffer of its own size.
+     *
+     * @throws IllegalArgumentException naming the pool or tensor and the limit
+     */
+    private static void checkPagedLimits(
+            VulkanDevice device,
+            AttentionShape shape,
+            DType q,
+            DType k,
+            long[] kPool,
+            DType v,
+            long[] vPool,
+            DType out) {
+        AttentionShape rows = new AttentionShape(
+                shape.batch(),
+                shape.queryHeads(),
+                shape.kvHeads(),
+                shape.queryLen(),
+                1,
+                shape.headDim(),
+                shape.valueDim());
+        AttentionKernels.checkLimits(device.info(), rows, false, new AttentionKernels.CallTypes(q, k, v, out, null));
+        checkPool(device, "kCache", k, kPool);
+        checkPool(device, "vCache", v, vPool);
+    }
+
+    private static void checkPool(VulkanDevice device, String name, DType dtype, long[] shape) {
+        long elements = shape[0] * shape[1] * shape[2] * shape[3];
+        long bytes = elements * dtype.byteSize();
+        if (bytes > device.info().maxStorageBufferRange() || elements >= Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(name + ": " + java.util.Arrays.toString(shape) + " of " + dtype + " is "
+                    + (bytes >> 20) + " MiB, over the device's maxStorageBufferRange of "
+                    + (device.info().maxStorageBufferRange() >> 20) + " MiB on "
+                    + device.info().name()
+                    + "; use smaller pools");
+        }
+    }
+}
