@@ -5,8 +5,14 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
 import dev.aule.spi.Capabilities;
+import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.SequenceView;
 import dev.aule.spi.ServingShapes;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The serving calls of {@link VulkanBackend}: cached and paged attention on host tensors (caches uploaded per
@@ -151,7 +157,8 @@ final class ServingCalls {
      * {@code i} of a sequence of {@code nQ} rows and {@code nK} keys is padded row {@code i + maxQ - nQ}, and the
      * kernels' bottom-right offset {@code nK - maxQ} puts it at key position {@code i + nK - nQ}, the sequence's
      * own. Pad rows are computed and dropped; pad keys are never read. Decode rows (one query) and longer chunks
-     * form separate groups, so a mixed batch pads its single-row sequences to 1, not to the longest chunk.
+     * form separate groups ({@link #groups}), so a mixed batch pads its single-row sequences to 1, not to the
+     * longest chunk.
      */
     static void varlen(
             VulkanDevice device,
@@ -159,124 +166,217 @@ final class ServingCalls {
             Tensor q,
             Tensor k,
             Tensor v,
-            dev.aule.spi.PackedSequences packed,
+            PackedSequences packed,
             Tensor out,
             Tensor lse,
             AttentionOptions options) {
         ServingShapes.VarlenCall call = ServingShapes.varlen(q, k, v, packed, out, lse, options, caps);
-        AttentionShape packedShape = call.shape();
-        java.util.List<java.util.List<dev.aule.spi.SequenceView>> groups = new java.util.ArrayList<>();
-        java.util.List<dev.aule.spi.SequenceView> single = new java.util.ArrayList<>();
-        java.util.List<dev.aule.spi.SequenceView> chunks = new java.util.ArrayList<>();
-        for (dev.aule.spi.SequenceView view : call.sequences()) {
-            (view.q().seqLen() == 1 ? single : chunks).add(view);
+        List<SequenceView> views = call.sequences();
+        int[] rows = new int[views.size()];
+        for (int n = 0; n < rows.length; n++) {
+            rows[n] = views.get(n).q().seqLen();
         }
-        java.util.List<AttentionShape> shapes = new java.util.ArrayList<>();
-        for (java.util.List<dev.aule.spi.SequenceView> group : java.util.List.of(single, chunks)) {
-            if (group.isEmpty()) {
-                continue;
-            }
-            int maxQ = 1;
+        List<int[]> groups = groups(rows);
+        List<AttentionShape> shapes = new ArrayList<>();
+        for (int[] group : groups) {
             int maxK = 1;
-            for (dev.aule.spi.SequenceView view : group) {
-                maxQ = Math.max(maxQ, view.q().seqLen());
-                maxK = Math.max(maxK, view.keyLen());
+            for (int n : group) {
+                maxK = Math.max(maxK, views.get(n).keyLen());
             }
-            AttentionShape shape = new AttentionShape(
-                    group.size(),
-                    packedShape.queryHeads(),
-                    packedShape.kvHeads(),
-                    maxQ,
-                    maxK,
-                    packedShape.headDim(),
-                    packedShape.valueDim());
+            AttentionShape shape = padded(call.shape(), group.length, maxRows(rows, group), maxK);
             AttentionKernels.checkLimits(
                     device.info(),
                     shape,
                     false,
                     new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
-            groups.add(group);
             shapes.add(shape);
         }
         if (groups.isEmpty()) {
             return; // no sequence has a query row: nothing to write
         }
+        AttentionKernels.InputTypes types = inputs(q, k, v);
         Submission.run(device, (scope, s) -> {
-            for (int n = 0; n < groups.size(); n++) {
-                padded(device, scope, s, shapes.get(n), groups.get(n), options, inputs(q, k, v), lse != null);
+            for (int i = 0; i < groups.size(); i++) {
+                int[] group = groups.get(i);
+                AttentionShape shape = shapes.get(i);
+                int[] lens = new int[group.length];
+                for (int g = 0; g < lens.length; g++) {
+                    lens[g] = views.get(group[g]).keyLen();
+                }
+                long[] kShape = {group.length, shape.kvHeads(), shape.keyLen(), shape.headDim()};
+                long[] vShape = {group.length, shape.kvHeads(), shape.keyLen(), shape.valueDim()};
+                DeviceBuffer kb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.k(), kShape)));
+                DeviceBuffer vb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.v(), vShape)));
+                s.write(kb, memory -> packKeys(memory, types.k(), kShape, views, group, true));
+                s.write(vb, memory -> packKeys(memory, types.v(), vShape, views, group, false));
+                List<Tensor[]> targets = new ArrayList<>();
+                for (int n : group) {
+                    SequenceView view = views.get(n);
+                    targets.add(new Tensor[] {view.q(), view.out(), view.lse()});
+                }
+                ServingKeys keys = ServingKeys.cached(device, scope, s, lens);
+                run(device, scope, s, shape, targets, options, types, kb, vb, keys, lse != null);
             }
         });
     }
 
-    /** One padded group of {@link #varlen}: upload, kernels, and the read-back of its real rows. */
-    private static void padded(
+    /**
+     * Packed query rows against paged caches, as {@link #varlen} pads them: each group a padded batch whose entry
+     * {@code g} reads its sequence's keys through its own table. The pools are uploaded once for every group.
+     */
+    static void varlenPaged(
+            VulkanDevice device,
+            Capabilities caps,
+            Tensor q,
+            PagedKv cache,
+            int[] cuSeqlensQ,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.VarlenPagedCall call = ServingShapes.varlenPaged(q, cache, cuSeqlensQ, out, lse, options, caps);
+        Tensor kCache = cache.kCache();
+        Tensor vCache = cache.vCache();
+        int[] rows = new int[call.sequences()];
+        for (int n = 0; n < rows.length; n++) {
+            rows[n] = call.rows(n);
+        }
+        List<int[]> groups = groups(rows);
+        List<AttentionShape> shapes = new ArrayList<>();
+        for (int[] group : groups) {
+            int maxK = 1;
+            for (int n : group) {
+                maxK = Math.max(maxK, call.contextLens()[n]);
+            }
+            AttentionShape shape = padded(call.shape(), group.length, maxRows(rows, group), maxK);
+            checkPagedLimits(
+                    device,
+                    shape,
+                    q.dtype(),
+                    kCache.dtype(),
+                    kCache.shape(),
+                    vCache.dtype(),
+                    vCache.shape(),
+                    out.dtype());
+            shapes.add(shape);
+        }
+        if (groups.isEmpty()) {
+            return; // no sequence has a query row: nothing to write
+        }
+        AttentionKernels.InputTypes types = inputs(q, kCache, vCache);
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, kCache);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, vCache);
+            for (int i = 0; i < groups.size(); i++) {
+                int[] group = groups.get(i);
+                int[] lens = new int[group.length];
+                int[][] tables = new int[group.length][];
+                List<Tensor[]> targets = new ArrayList<>();
+                for (int g = 0; g < group.length; g++) {
+                    int n = group[g];
+                    lens[g] = call.contextLens()[n];
+                    tables[g] = call.blockTables()[n];
+                    int q0 = call.cuSeqlensQ()[n];
+                    targets.add(new Tensor[] {
+                        q.sequence(0, q0, rows[n]),
+                        out.sequence(0, q0, rows[n]),
+                        lse == null ? null : lse.sequence(0, q0, rows[n])
+                    });
+                }
+                ServingKeys keys = ServingKeys.paged(device, scope, s, tables, lens, kCache.seqLen());
+                run(device, scope, s, shapes.get(i), targets, options, types, kb, vb, keys, lse != null);
+            }
+        });
+    }
+
+    /**
+     * The sequences with query rows, in two groups: single rows (decode steps) and longer ones (prefill chunks);
+     * empty groups left out. Each group is one padded dispatch, so a submission holds at most four.
+     */
+    private static List<int[]> groups(int[] rows) {
+        List<int[]> groups = new ArrayList<>();
+        for (boolean single : new boolean[] {true, false}) {
+            int[] group = java.util.stream.IntStream.range(0, rows.length)
+                    .filter(n -> rows[n] > 0 && (rows[n] == 1) == single)
+                    .toArray();
+            if (group.length > 0) {
+                groups.add(group);
+            }
+        }
+        return groups;
+    }
+
+    private static int maxRows(int[] rows, int[] group) {
+        int most = 1;
+        for (int n : group) {
+            most = Math.max(most, rows[n]);
+        }
+        return most;
+    }
+
+    private static AttentionShape padded(AttentionShape packed, int batch, int maxQ, int maxK) {
+        return new AttentionShape(
+                batch, packed.queryHeads(), packed.kvHeads(), maxQ, maxK, packed.headDim(), packed.valueDim());
+    }
+
+    /**
+     * One padded group: its query rows uploaded at the bottom of each entry's {@code maxQ} rows, the kernels, and
+     * the read-back of the real rows into each target's out and lse ({@code targets}: q, out, lse per entry).
+     */
+    private static void run(
             VulkanDevice device,
             Scope scope,
             Submission s,
             AttentionShape shape,
-            java.util.List<dev.aule.spi.SequenceView> group,
+            List<Tensor[]> targets,
             AttentionOptions options,
             AttentionKernels.InputTypes types,
+            DeviceBuffer kb,
+            DeviceBuffer vb,
+            ServingKeys keys,
             boolean writeLse) {
         int maxQ = shape.queryLen();
         long[] qShape = {shape.batch(), shape.queryHeads(), maxQ, shape.headDim()};
-        long[] kShape = {shape.batch(), shape.kvHeads(), shape.keyLen(), shape.headDim()};
-        long[] vShape = {shape.batch(), shape.kvHeads(), shape.keyLen(), shape.valueDim()};
         long[] oShape = {shape.batch(), shape.queryHeads(), maxQ, shape.valueDim()};
         long[] lShape = {shape.batch(), shape.queryHeads(), maxQ, 1};
-        int[] lens = new int[group.size()];
-        for (int g = 0; g < lens.length; g++) {
-            lens[g] = group.get(g).keyLen();
-        }
         DeviceBuffer qb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.q(), qShape)));
-        DeviceBuffer kb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.k(), kShape)));
-        DeviceBuffer vb = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(types.v(), vShape)));
         // Zeros in the pads, so no stale staging bytes (a NaN, say) sit in rows the kernels compute and drop.
         s.write(qb, memory -> {
             memory.fill((byte) 0);
             Tensor to = HostCopy.view(memory, types.q(), qShape);
-            for (int g = 0; g < lens.length; g++) {
-                Tensor rows = group.get(g).q();
+            for (int g = 0; g < targets.size(); g++) {
+                Tensor rows = targets.get(g)[0];
                 HostCopy.copy(rows, to.sequence(g, maxQ - rows.seqLen(), rows.seqLen()));
             }
         });
-        s.write(kb, memory -> packKeys(memory, types.k(), kShape, group, lens, true));
-        s.write(vb, memory -> packKeys(memory, types.v(), vShape, group, lens, false));
         DeviceBuffer ob = scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, oShape)));
         DeviceBuffer lb = scope.add(DeviceBuffer.allocate(device, writeLse ? HostCopy.bytes(DType.F32, lShape) : 4));
         DeviceBuffer slopes = options.hasAlibi() ? VulkanBackend.slopes(device, scope, s, options) : kb;
-        ServingKeys keys = ServingKeys.cached(device, scope, s, lens);
         AttentionKernels.forward(device, scope, s, shape, options, types, qb, kb, vb, ob, lb, writeLse, slopes, keys);
-        s.read(ob, memory -> {
-            Tensor from = HostCopy.view(memory, DType.F32, oShape);
-            for (int g = 0; g < lens.length; g++) {
-                Tensor to = group.get(g).out();
-                HostCopy.copy(from.sequence(g, maxQ - to.seqLen(), to.seqLen()), to);
-            }
-        });
+        readRows(s, ob, oShape, targets, 1);
         if (writeLse) {
-            s.read(lb, memory -> {
-                Tensor from = HostCopy.view(memory, DType.F32, lShape);
-                for (int g = 0; g < lens.length; g++) {
-                    Tensor to = group.get(g).lse();
-                    HostCopy.copy(from.sequence(g, maxQ - to.seqLen(), to.seqLen()), to);
-                }
-            });
+            readRows(s, lb, lShape, targets, 2);
         }
     }
 
+    /** Copies the real rows of each padded entry of {@code from} into {@code targets.get(g)[which]}. */
+    private static void readRows(Submission s, DeviceBuffer from, long[] shape, List<Tensor[]> targets, int which) {
+        s.read(from, memory -> {
+            Tensor padded = HostCopy.view(memory, DType.F32, shape);
+            for (int g = 0; g < targets.size(); g++) {
+                Tensor to = targets.get(g)[which];
+                HostCopy.copy(padded.sequence(g, (int) shape[2] - to.seqLen(), to.seqLen()), to);
+            }
+        });
+    }
+
     private static void packKeys(
-            java.lang.foreign.MemorySegment memory,
-            DType dtype,
-            long[] shape,
-            java.util.List<dev.aule.spi.SequenceView> group,
-            int[] lens,
-            boolean keys) {
+            MemorySegment memory, DType dtype, long[] shape, List<SequenceView> views, int[] group, boolean keys) {
         memory.fill((byte) 0);
         Tensor to = HostCopy.view(memory, dtype, shape);
-        for (int g = 0; g < lens.length; g++) {
-            if (lens[g] > 0) {
-                HostCopy.copy(keys ? group.get(g).k() : group.get(g).v(), to.sequence(g, 0, lens[g]));
+        for (int g = 0; g < group.length; g++) {
+            SequenceView view = views.get(group[g]);
+            if (view.keyLen() > 0) {
+                HostCopy.copy(keys ? view.k() : view.v(), to.sequence(g, 0, view.keyLen()));
             }
         }
     }

@@ -504,6 +504,17 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
+     * Packed query rows against paged caches on the device (see {@link AttentionBackend#forwardVarlenPaged}):
+     * padded as {@link #forwardVarlen} pads them, each sequence's keys read through its own block table, the pools
+     * uploaded once per call. Sink logits are refused.
+     */
+    @Override
+    public void forwardVarlenPaged(
+            Tensor q, dev.aule.spi.PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.varlenPaged(device(), CAPABILITIES, q, cache, cuSeqlensQ, out, lse, options);
+    }
+
+    /**
      * Cached attention on device-resident caches: the contract of {@link #forwardCached(Tensor, Tensor, Tensor,
      * int[], Tensor, Tensor, AttentionOptions)} with nothing copied but the lengths, so a decode step reads its
      * cache where it lives. {@link dev.aule.serving.KvCache} holds host memory; a device cache is a pair of

@@ -177,6 +177,57 @@ class ServingKernelTest {
     }
 
     @Test
+    void packedRowsAgainstPagedCachesMatchTheReference() throws Throwable {
+        SplittableRandom rnd = new SplittableRandom(506);
+        List<String> failures = new ArrayList<>();
+        for (String kernel : new String[] {"decode-direct", "blocked"}) {
+            boolean decode = kernel.startsWith("decode");
+            int kvHeads = 2;
+            int group = 2;
+            int blockSize = 4;
+            // decode steps, an empty sequence, a chunk over a prefix, more rows than keys (causal: the first see none)
+            int[] rows = {1, 0, decode ? 4 : 12, 1, decode ? 3 : 6};
+            int[] lens = {9, 5, 30, 0, 2};
+            int[] cuQ = new int[rows.length + 1];
+            for (int i = 0; i < rows.length; i++) {
+                cuQ[i + 1] = cuQ[i] + rows[i];
+            }
+            int perTable = 8;
+            int numBlocks = rows.length * perTable;
+            List<Integer> ids = new ArrayList<>();
+            for (int i = 0; i < numBlocks; i++) {
+                ids.add(i);
+            }
+            java.util.Collections.shuffle(ids, new java.util.Random(rnd.nextLong()));
+            int[][] tables = new int[rows.length][perTable];
+            for (int n = 0; n < rows.length; n++) {
+                for (int i = 0; i < perTable; i++) {
+                    tables[n][i] = ids.get(n * perTable + i);
+                }
+            }
+            AttentionOptions options = decode
+                    ? AttentionOptions.builder().causal(true).build()
+                    : ForwardCase.randomOptions(rnd, kvHeads * group, 32);
+            String where = kernel + " rows=" + Arrays.toString(rows) + " lens=" + Arrays.toString(lens) + " " + options;
+            Tensor q = Tensors.random(rnd, DType.F32, 1, kvHeads * group, cuQ[rows.length], 32);
+            Tensor kPool = Tensors.random(rnd, DType.BF16, numBlocks, kvHeads, blockSize, 32);
+            Tensor vPool = Tensors.random(rnd, DType.BF16, numBlocks, kvHeads, blockSize, 32);
+            Tensor out = nanFilled(DType.F32, 1, kvHeads * group, cuQ[rows.length], 32);
+            Tensor lse = nanFilled(DType.F32, 1, kvHeads * group, cuQ[rows.length], 1);
+            PagedKv cache = new PagedKv(kPool, vPool, tables, lens);
+            VulkanTestSupport.withProperty(
+                    AttentionKernels.KERNEL_PROPERTY,
+                    kernel,
+                    () -> vulkan.forwardVarlenPaged(q, cache, cuQ, out, lse, options));
+            Tensor ref = Tensor.allocate(DType.F32, 1, kvHeads * group, cuQ[rows.length], 32);
+            Tensor refLse = Tensor.allocate(DType.F32, 1, kvHeads * group, cuQ[rows.length], 1);
+            reference.forwardVarlenPaged(q, cache, cuQ, ref, refLse, options);
+            check(failures, where, out, lse, ref, refLse, Accuracy.forwardTolerance(DType.F32, q, kPool, options));
+        }
+        assertTrue(failures.isEmpty(), String.join("\n", failures));
+    }
+
+    @Test
     void deviceResidentCachesGiveTheHostCallsBits() {
         SplittableRandom rnd = new SplittableRandom(503);
         int batch = 4;
