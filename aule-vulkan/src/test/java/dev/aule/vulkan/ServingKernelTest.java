@@ -290,6 +290,72 @@ class ServingKernelTest {
     }
 
     @Test
+    void aDeviceCacheTakesEachStepsRowsInPlace() {
+        decodeSteps(vulkan);
+        // The discrete-GPU path: device-local buffers, rows through staging as one copy region per (entry, head).
+        VulkanDevice unmapped = VulkanDevice.openUnmapped();
+        try {
+            decodeSteps(new VulkanBackend(unmapped));
+        } finally {
+            unmapped.close();
+        }
+    }
+
+    /** Prefill of different lengths, then decode steps appending one row per entry, against the reference. */
+    private void decodeSteps(VulkanBackend backend) {
+        SplittableRandom rnd = new SplittableRandom(507);
+        int batch = 3;
+        int hkv = 2;
+        int hq = 4;
+        int capacity = 24;
+        int d = 16;
+        int[] lens = {5, 0, 12};
+        Tensor hostK = Tensor.allocate(DType.F16, batch, hkv, capacity, d);
+        Tensor hostV = Tensor.allocate(DType.F16, batch, hkv, capacity, d);
+        AttentionOptions options = AttentionOptions.builder().causal(true).build();
+        try (VulkanTensor k = backend.allocate(DType.F16, batch, hkv, capacity, d);
+                VulkanTensor v = backend.allocate(DType.F16, batch, hkv, capacity, d);
+                VulkanTensor q = backend.allocate(DType.F32, batch, hq, 1, d);
+                VulkanTensor out = backend.allocate(DType.F32, batch, hq, 1, d)) {
+            for (int b = 0; b < batch; b++) {
+                if (lens[b] > 0) {
+                    append(rnd, k, v, hostK, hostV, b, 0, lens[b]);
+                }
+            }
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> k.uploadRows(Tensor.allocate(DType.F32, 1, hkv, 2, d), 0, capacity - 1));
+            assertTrue(e.getMessage().startsWith("seqStart"), e.getMessage());
+            for (int step = 0; step < 3; step++) {
+                for (int b = 0; b < batch; b++) {
+                    append(rnd, k, v, hostK, hostV, b, lens[b], 1);
+                    lens[b]++;
+                }
+                Tensor hostQ = Tensors.random(rnd, DType.F32, batch, hq, 1, d);
+                q.upload(hostQ);
+                backend.forwardCached(q, k, v, lens, out, null, options);
+                Tensor ref = Tensor.allocate(DType.F32, batch, hq, 1, d);
+                reference.forwardCached(hostQ, hostK, hostV, lens, ref, null, options);
+                double error = Accuracy.relativeError(out.toHost(), ref);
+                assertTrue(
+                        error < Accuracy.forwardTolerance(DType.F32, hostQ, hostK, options),
+                        "step " + step + ": error " + error);
+            }
+            assertArrayEquals(hostK.toFloatArray(), k.toHost().toFloatArray(), "the rows written, and only those");
+        }
+    }
+
+    private static void append(
+            SplittableRandom rnd, VulkanTensor k, VulkanTensor v, Tensor hostK, Tensor hostV, int b, int start, int n) {
+        Tensor newK = Tensors.random(rnd, DType.F32, 1, k.heads(), n, k.headDim());
+        Tensor newV = Tensors.random(rnd, DType.F32, 1, v.heads(), n, v.headDim());
+        k.uploadRows(newK, b, start);
+        v.uploadRows(newV, b, start);
+        HostCopy.copy(newK, hostK.sequence(b, start, n));
+        HostCopy.copy(newV, hostV.sequence(b, start, n));
+    }
+
+    @Test
     void badLengthsTablesAndSinksAreRefusedBeforeAnythingIsWritten() {
         SplittableRandom rnd = new SplittableRandom(504);
         int capacity = 8;
