@@ -37,8 +37,9 @@ layout(push_constant) uniform Params {
 // keys read through a block table). p.Sk is then the caches' capacity (cached: the row stride of k and v) or the
 // longest context (paged); each batch entry's own key count SK comes from binding 6, validated on the host to be
 // in [0, p.Sk], so keys past it are never read. Paged: key j of entry b is slot j % kvBlock of block
-// block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a context reaches
-// was checked on the host to lie in [0, numBlocks). Kernels set seqKeys at the top of main, before any use of SK.
+// block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a
+// context reaches was checked on the host to lie in [0, numBlocks). Kernels set seqKeys at the top of main,
+// before any use of SK.
 #ifndef SERVING
 #define SERVING 0
 #endif

@@ -60,7 +60,8 @@ void main() {
     seqKeys = key_lens[b];
 #endif
 
-    // Split boundaries depend on Sk, the split count and BC only: never on the batch or the head.
+    // Split boundaries depend on Sk (serving: the entry's own), the split count and BC only: never on the batch
+    // or the head.
     const int chunk = ((SK + splits - 1) / splits + BC - 1) / BC * BC;
     const int s0 = split * chunk;
     const int s1 = min(SK, s0 + chunk); // exclusive

@@ -12,9 +12,9 @@ import java.util.SplittableRandom;
 /**
  * Median time of one cached decode step on the Vulkan backend, B=4, Hq=8, Hkv=2, D=64, cache capacity 1024,
  * lengths {1024, 700, 300, 17}, causal: the cache as host tensors (uploaded every call) and as device tensors
- * (only the lengths uploaded), then the same through a paged pool of 16-key blocks on the device. A measuring
- * tool for docs/PERFORMANCE.md, not a test. Optional argument: calls per figure (default 100), and
- * {@code unmapped} (see {@link HostCallTimingMain}).
+ * (only the lengths uploaded), the cpu backend on the host cache for scale, then the same through a paged pool
+ * of 16-key blocks on the device. A measuring tool for docs/PERFORMANCE.md, not a test. Optional arguments: calls
+ * per figure (default 100), and {@code unmapped} (see {@link HostCallTimingMain}).
  */
 public final class ServingTimingMain {
     private ServingTimingMain() {}
@@ -45,6 +45,9 @@ public final class ServingTimingMain {
         double host = median(calls, () -> vulkan.forwardCached(q, k, v, lens, out, null, options));
         System.out.printf(
                 "cached decode B=4 Hq=8 Hkv=2 D=64 cap=1024 F32, host-tensor cache: median %.1f us%n", host / 1e3);
+        dev.aule.spi.AttentionBackend cpu = Backends.get("cpu");
+        double onCpu = median(calls, () -> cpu.forwardCached(q, k, v, lens, out, null, options));
+        System.out.printf("cached decode B=4 Hq=8 Hkv=2 D=64 cap=1024 F32, cpu backend: median %.1f us%n", onCpu / 1e3);
         int blocks = capacity / 16;
         int[][] tables = new int[b][blocks];
         for (int e = 0; e < b; e++) {
