@@ -290,6 +290,45 @@ class ServingKernelTest {
     }
 
     @Test
+    void anEntrysBitsAreTheSameAloneAndInABatch() {
+        // Kernel choice and decode splits come from the capacity, never from the batch or the other lengths.
+        SplittableRandom rnd = new SplittableRandom(508);
+        int capacity = 600; // several decode splits
+        int[] lens = {600, 3, 257, 0};
+        AttentionOptions options = AttentionOptions.builder().causal(true).build();
+        for (int sq : new int[] {1, 20}) {
+            Tensor q = Tensors.random(rnd, DType.F32, lens.length, 4, sq, 32);
+            Tensor k = Tensors.random(rnd, DType.F32, lens.length, 2, capacity, 32);
+            Tensor v = Tensors.random(rnd, DType.F32, lens.length, 2, capacity, 32);
+            Tensor out = Tensor.allocate(DType.F32, lens.length, 4, sq, 32);
+            Tensor lse = Tensor.allocate(DType.F32, lens.length, 4, sq, 1);
+            vulkan.forwardCached(q, k, v, lens, out, lse, options);
+            for (int b = 0; b < lens.length; b++) {
+                Tensor alone = Tensor.allocate(DType.F32, 1, 4, sq, 32);
+                Tensor aloneLse = Tensor.allocate(DType.F32, 1, 4, sq, 1);
+                vulkan.forwardCached(
+                        copy(q.sequence(b, 0, sq)),
+                        copy(k.sequence(b, 0, capacity)),
+                        copy(v.sequence(b, 0, capacity)),
+                        new int[] {lens[b]},
+                        alone,
+                        aloneLse,
+                        options);
+                assertArrayEquals(
+                        copy(out.sequence(b, 0, sq)).toFloatArray(), alone.toFloatArray(), "Sq=" + sq + " entry " + b);
+                assertArrayEquals(
+                        copy(lse.sequence(b, 0, sq)).toFloatArray(), aloneLse.toFloatArray(), "lse, entry " + b);
+            }
+        }
+    }
+
+    private static Tensor copy(Tensor t) {
+        Tensor c = Tensor.allocate(t.dtype(), t.batch(), t.heads(), t.seqLen(), t.headDim());
+        HostCopy.copy(t, c);
+        return c;
+    }
+
+    @Test
     void aDeviceCacheTakesEachStepsRowsInPlace() {
         decodeSteps(vulkan);
         // The discrete-GPU path: device-local buffers, rows through staging as one copy region per (entry, head).
