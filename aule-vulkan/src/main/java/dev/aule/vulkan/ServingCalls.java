@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
@@ -60,7 +61,7 @@ final class ServingCalls {
         ServingShapes.PagedCall call = ServingShapes.paged(q, cache, out, lse, options, caps);
         Tensor kCache = cache.kCache();
         Tensor vCache = cache.vCache();
-        checkPagedLimits(
+        checkPoolLimits(
                 device,
                 call.shape(),
                 q.dtype(),
@@ -77,6 +78,106 @@ final class ServingCalls {
                     ServingKeys.paged(device, scope, s, call.blockTables(), call.contextLens(), kCache.seqLen());
             runHost(device, scope, s, call.shape(), options, inputs(q, kCache, vCache), qb, kb, vb, keys, out, lse);
         });
+    }
+
+    /**
+     * Cached attention through a {@link CacheIndex} with row indices or left pads: entry {@code b} against keys
+     * {@code [cacheLeftpad[b], cacheLens[b])} of cache row {@code cacheBatchIdx[b]}, as its own forward over them.
+     */
+    static void indexed(
+            VulkanDevice device,
+            Capabilities caps,
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingShapes.CachedCall call = ServingShapes.cached(q, kCache, vCache, index, out, lse, options, caps);
+        checkPoolLimits(
+                device,
+                call.shape(),
+                q.dtype(),
+                kCache.dtype(),
+                kCache.shape(),
+                vCache.dtype(),
+                vCache.shape(),
+                out.dtype());
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
+            DeviceBuffer kb = HostCopy.upload(device, scope, s, kCache);
+            DeviceBuffer vb = HostCopy.upload(device, scope, s, vCache);
+            runHost(
+                    device,
+                    scope,
+                    s,
+                    call.shape(),
+                    options,
+                    inputs(q, kCache, vCache),
+                    qb,
+                    kb,
+                    vb,
+                    keys(device, scope, s, call),
+                    out,
+                    lse);
+        });
+    }
+
+    /** {@link #indexed(VulkanDevice, Capabilities, Tensor, Tensor, Tensor, CacheIndex, Tensor, Tensor,
+     * AttentionOptions)} on device tensors. */
+    static void indexed(
+            VulkanDevice device,
+            Capabilities caps,
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            CacheIndex index,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingShapes.CachedCall call = ServingShapes.cached(
+                VulkanBackend.standIn(device, q, "q"),
+                VulkanBackend.standIn(device, kCache, "kCache"),
+                VulkanBackend.standIn(device, vCache, "vCache"),
+                index,
+                VulkanBackend.standIn(device, out, "out"),
+                lse == null ? null : VulkanBackend.standIn(device, lse, "lse"),
+                options,
+                caps);
+        checkPoolLimits(
+                device,
+                call.shape(),
+                q.dtype(),
+                kCache.dtype(),
+                kCache.shape(),
+                vCache.dtype(),
+                vCache.shape(),
+                out.dtype());
+        Submission.run(device, (scope, s) -> {
+            Leased b = Leased.of(device, scope, q, kCache, vCache, out, lse);
+            runDevice(
+                    device,
+                    scope,
+                    s,
+                    call.shape(),
+                    options,
+                    q,
+                    kCache,
+                    vCache,
+                    out,
+                    lse,
+                    b,
+                    keys(device, scope, s, call));
+        });
+    }
+
+    private static ServingKeys keys(VulkanDevice device, Scope scope, Submission s, ServingShapes.CachedCall call) {
+        int[] lens = new int[call.cacheLens().length];
+        for (int b = 0; b < lens.length; b++) {
+            lens[b] = call.keyLen(b);
+        }
+        return ServingKeys.indexed(device, scope, s, lens, call.cacheBatchIdx(), call.cacheLeftpad());
     }
 
     static void cached(
@@ -133,7 +234,7 @@ final class ServingCalls {
                 lse == null ? null : VulkanBackend.standIn(device, lse, "lse"),
                 options,
                 caps);
-        checkPagedLimits(
+        checkPoolLimits(
                 device,
                 call.shape(),
                 q.dtype(),
@@ -248,7 +349,7 @@ final class ServingCalls {
                 maxK = Math.max(maxK, call.contextLens()[n]);
             }
             AttentionShape shape = padded(call.shape(), group.length, maxRows(rows, group), maxK);
-            checkPagedLimits(
+            checkPoolLimits(
                     device,
                     shape,
                     q.dtype(),
@@ -465,12 +566,12 @@ final class ServingCalls {
     }
 
     /**
-     * The limits of a paged call: q and out as a forward's (its key extent counted as 1, since keys live in the
-     * pools), each pool as one buffer of its own size.
+     * The limits of a paged or indexed call: q and out as a forward's (its key extent counted as 1, since keys
+     * live in the pools or cache rows), each pool or cache as one buffer of its own size.
      *
      * @throws IllegalArgumentException naming the pool or tensor and the limit
      */
-    private static void checkPagedLimits(
+    private static void checkPoolLimits(
             VulkanDevice device,
             AttentionShape shape,
             DType q,

@@ -15,15 +15,17 @@ import java.util.Map;
  * unchecked values. The kernels bind the key counts at binding 6 and the table at binding 7; a call that has
  * no table binds the counts there too (a placeholder the cached variant never reads).
  *
- * @param mode 1: cached (contiguous caches, a count per entry); 2: paged
+ * @param mode 1: cached (contiguous caches, a count per entry); 2: paged; 3: cached with a row and a left pad
+ *     per entry
  * @param lens one int per batch entry
- * @param table {@code B * stride} block ids, paged; null otherwise
+ * @param table {@code B * stride} block ids (paged), {@code (row, pad)} per entry (indexed); null otherwise
  * @param blockSize keys per block, paged; 0 otherwise
  * @param stride table entries per batch entry, paged; 0 otherwise
  */
 record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSize, int stride) {
     static final int CACHED = 1;
     static final int PAGED = 2;
+    static final int INDEXED = 3;
 
     /** Key counts {@code lens} (validated) in a buffer of {@code scope}, written by {@code s}. */
     static ServingKeys cached(VulkanDevice device, Scope scope, Submission s, int[] lens) {
@@ -45,6 +47,19 @@ record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSiz
             System.arraycopy(tables[b], 0, flat, b * stride, (lens[b] + blockSize - 1) / blockSize);
         }
         return new ServingKeys(PAGED, ints(device, scope, s, lens), ints(device, scope, s, flat), blockSize, stride);
+    }
+
+    /**
+     * Validated key counts {@code lens} (each entry's visible keys), and each entry's cache row and left pad,
+     * interleaved at binding 7.
+     */
+    static ServingKeys indexed(VulkanDevice device, Scope scope, Submission s, int[] lens, int[] rows, int[] pads) {
+        int[] pairs = new int[Math.multiplyExact(2, rows.length)];
+        for (int b = 0; b < rows.length; b++) {
+            pairs[2 * b] = rows[b];
+            pairs[2 * b + 1] = pads[b];
+        }
+        return new ServingKeys(INDEXED, ints(device, scope, s, lens), ints(device, scope, s, pairs), 0, 0);
     }
 
     /** Adds the serving variant's define; none for the dense call, whose variants stay as they were. */

@@ -27,7 +27,9 @@ import java.util.Objects;
  * use {@link #allocate}/{@link #upload} and the {@link VulkanTensor} overloads of
  * {@link #forward(VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) forward}
  * and {@link #backward(VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor,
- * VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) backward}.
+ * VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) backward}; for serving, the {@link VulkanTensor}
+ * overloads of {@code forwardCached} and {@code forwardPaged} read device-resident caches, which
+ * {@link VulkanTensor#uploadRows} extends a step at a time.
  *
  * <p>The device is opened once per process, on first use ({@code -Daule.vulkan.device=} index or name
  * substring chooses it), and closed at JVM shutdown. When no loader, device or compiler works, the
@@ -126,7 +128,8 @@ public final class VulkanBackend implements AttentionBackend {
                 + " shared memory) when Sq * Hq / Hkv <= "
                 + TilePlan.DECODE_MAX_ROWS + " and head dim <= " + TilePlan.DECODE_MAX_HD
                 + ", else the register-blocked tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY
-                + "=blocked|forward|decode|decode-direct forces one; forward: the plain tiled kernel)";
+                + "=blocked|forward|decode|decode-direct forces one; forward: the plain tiled kernel); serving"
+                + " (cached, paged, packed) on the device when forced or called directly, not advertised";
     }
 
     @Override
@@ -476,6 +479,29 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
+     * Cached attention through row indices and left pads on the device (FlashAttention's {@code cache_batch_idx}
+     * and {@code cache_leftpad}; see {@link AttentionBackend#forwardCached(Tensor, Tensor, Tensor, CacheIndex,
+     * Tensor, Tensor, AttentionOptions)}): every index, pad and length is validated on a copy before anything is
+     * uploaded, and each entry reads its cache row in place (one dispatch for the batch).
+     */
+    @Override
+    public void forwardCached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            dev.aule.spi.CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        Objects.requireNonNull(index, "index");
+        if (index.isPlain()) {
+            forwardCached(q, kCache, vCache, index.cacheLens(), out, lse, options);
+            return;
+        }
+        ServingCalls.indexed(device(), CAPABILITIES, q, kCache, vCache, index, out, lse, options);
+    }
+
+    /**
      * Paged attention on the device: keys read through each sequence's block table, which is validated (every
      * block id a context reaches in {@code [0, numBlocks)}) before anything is uploaded (see {@link
      * AttentionBackend#forwardPaged}). The pools are uploaded for the call; see the {@link VulkanTensor} overload.
@@ -540,6 +566,33 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanTensor lse,
             AttentionOptions options) {
         ServingCalls.cached(device(), CAPABILITIES, q, kCache, vCache, cacheLens, out, lse, options);
+    }
+
+    /**
+     * Cached attention on device-resident caches through row indices and left pads: the contract of {@link
+     * #forwardCached(Tensor, Tensor, Tensor, dev.aule.spi.CacheIndex, Tensor, Tensor, AttentionOptions)} with
+     * nothing copied but the index arrays; {@code kCache} {@code [Bc, Hkv, capacity, D]} may have another batch
+     * than q.
+     *
+     * @param q       queries {@code [B, Hq, Sq, D]}
+     * @param kCache  the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache  the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index   each entry's end, row and first key in the caches; copied, then validated
+     * @param out     the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse     the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options causal (bottom-right against each entry's visible keys), window, scale, softcap, ALiBi
+     * @throws IllegalArgumentException naming the array entry or argument that breaks a rule; nothing is written
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardCached(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            dev.aule.spi.CacheIndex index,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.indexed(device(), CAPABILITIES, q, kCache, vCache, index, out, lse, options);
     }
 
     /**

@@ -34,7 +34,7 @@ layout(push_constant) uniform Params {
 } p;
 
 // Serving variants of the forward kernels (SERVING 1: a cache with a key count per batch entry; 2: the same
-// keys read through a block table). p.Sk is then the caches' capacity (cached: the row stride of k and v) or the
+// keys read through a block table; 3: through a cache row and a left pad per entry). p.Sk is then the caches' capacity (cached: the row stride of k and v) or the
 // longest context (paged); each batch entry's own key count SK comes from binding 6, validated on the host to be
 // in [0, p.Sk], so keys past it are never read. Paged: key j of entry b is slot j % kvBlock of block
 // block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a
@@ -57,6 +57,12 @@ int seqKeys;
 // Element d of key / value row j of the workgroup's (b, hkv); kBase and vBase are the contiguous layout's.
 #define KADDR(j, d) (PAGED_ROW(j) * uint(p.D) + uint(d))
 #define VADDR(j, d) (PAGED_ROW(j) * uint(p.Dv) + uint(d))
+#elif SERVING == 3
+// Indexed (cache_batch_idx, cache_leftpad): entry b reads keys [pad, pad + SK) of cache row block_table[2b],
+// pad = block_table[2b + 1]; the caches are [Bc, Hkv, p.Sk, D], rows and pads validated on the host.
+#define INDEXED_ROW(j) uint((block_table[2 * b] * p.Hkv + hkv) * p.Sk + block_table[2 * b + 1] + (j))
+#define KADDR(j, d) (INDEXED_ROW(j) * uint(p.D) + uint(d))
+#define VADDR(j, d) (INDEXED_ROW(j) * uint(p.Dv) + uint(d))
 #else
 #define KADDR(j, d) (kBase + uint((j) * p.D + (d)))
 #define VADDR(j, d) (vBase + uint((j) * p.Dv + (d)))

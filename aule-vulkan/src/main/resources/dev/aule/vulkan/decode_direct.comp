@@ -22,7 +22,7 @@ layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
 #if SERVING // see common.glsl
 layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
 #endif
-#if SERVING == 2
+#if SERVING >= 2
 layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
 #endif
 // Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.

@@ -15,7 +15,7 @@ layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
 #if SERVING // see common.glsl
 layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
 #endif
-#if SERVING == 2
+#if SERVING >= 2
 layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
 #endif
 

@@ -83,6 +83,70 @@ class ServingKernelTest {
     }
 
     @Test
+    void rowIndicesAndLeftPadsMatchTheReference() throws Throwable {
+        SplittableRandom rnd = new SplittableRandom(509);
+        List<String> failures = new ArrayList<>();
+        int rowsOfCache = 3;
+        int capacity = 40;
+        // Entry 3 reads row 0 again; pads 0, inside and equal to the length (no keys).
+        int[] rows = {2, 0, 1, 0};
+        int[] lens = {40, 17, 9, 30};
+        int[] pads = {0, 5, 9, 12};
+        for (String kernel : KERNELS) {
+            int sq = kernel.startsWith("decode") ? 2 : 11;
+            AttentionOptions options = kernel.equals("decode")
+                    ? AttentionOptions.builder().causal(true).build()
+                    : ForwardCase.randomOptions(rnd, 4, 28);
+            Tensor q = Tensors.random(rnd, DType.F32, rows.length, 4, sq, 32);
+            Tensor k = Tensors.random(rnd, DType.F16, rowsOfCache, 2, capacity, 32);
+            Tensor v = Tensors.random(rnd, DType.F16, rowsOfCache, 2, capacity, 32);
+            Tensor out = nanFilled(DType.F32, rows.length, 4, sq, 32);
+            Tensor lse = nanFilled(DType.F32, rows.length, 4, sq, 1);
+            dev.aule.spi.CacheIndex index = new dev.aule.spi.CacheIndex(lens, rows, pads);
+            VulkanTestSupport.withProperty(
+                    AttentionKernels.KERNEL_PROPERTY,
+                    kernel,
+                    () -> vulkan.forwardCached(q, k, v, index, out, lse, options));
+            Tensor ref = Tensor.allocate(DType.F32, rows.length, 4, sq, 32);
+            Tensor refLse = Tensor.allocate(DType.F32, rows.length, 4, sq, 1);
+            reference.forwardCached(q, k, v, index, ref, refLse, options);
+            check(
+                    failures,
+                    kernel + " Sq=" + sq + " " + options,
+                    out,
+                    lse,
+                    ref,
+                    refLse,
+                    Accuracy.forwardTolerance(DType.F32, q, k, options));
+            if (kernel.equals("blocked")) {
+                try (VulkanTensor dq = vulkan.upload(q);
+                        VulkanTensor dk = vulkan.upload(k);
+                        VulkanTensor dv = vulkan.upload(v);
+                        VulkanTensor dOut = vulkan.allocate(DType.F32, rows.length, 4, sq, 32)) {
+                    VulkanTestSupport.withProperty(
+                            AttentionKernels.KERNEL_PROPERTY,
+                            kernel,
+                            () -> vulkan.forwardCached(dq, dk, dv, index, dOut, null, options));
+                    assertArrayEquals(out.toFloatArray(), dOut.toHost().toFloatArray(), "device-tensor caches");
+                    IllegalArgumentException e = assertThrows(
+                            IllegalArgumentException.class,
+                            () -> vulkan.forwardCached(
+                                    dq,
+                                    dk,
+                                    dv,
+                                    new dev.aule.spi.CacheIndex(lens, new int[] {0, 3, 0, 0}, pads),
+                                    dOut,
+                                    null,
+                                    options));
+                    assertTrue(e.getMessage().startsWith("cacheBatchIdx[1]"), e.getMessage());
+                    assertArrayEquals(out.toFloatArray(), dOut.toHost().toFloatArray(), "written by a refused call");
+                }
+            }
+        }
+        assertTrue(failures.isEmpty(), String.join("\n", failures));
+    }
+
+    @Test
     void pagedMatchesTheReferenceThroughShuffledTables() throws Throwable {
         SplittableRandom rnd = new SplittableRandom(502);
         List<String> failures = new ArrayList<>();

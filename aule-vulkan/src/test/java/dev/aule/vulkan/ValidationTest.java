@@ -69,25 +69,20 @@ class ValidationTest {
 
     /**
      * Cached, paged and packed attention run on the device, but the backend does not advertise SERVING (it lacks
-     * cache row indices, sink logits and the packed backward, which selection also sends to a SERVING backend):
-     * those are refused when vulkan is forced, and serving calls go to the cpu backend unless vulkan is forced.
+     * sink logits and the packed backward, which selection also sends to a SERVING backend): those are refused
+     * when vulkan is forced, and serving calls go to the cpu backend unless vulkan is forced.
      */
     @Test
     void servingCallsRunElsewhereUnlessVulkanIsForced() throws Throwable {
         assertTrue(!vulkan.capabilities().serving());
         Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
         Tensor out = Tensor.allocate(DType.F32, 1, 2, 1, 16);
-        UnsupportedOperationException indexed = assertThrows(
-                UnsupportedOperationException.class,
-                () -> vulkan.forwardCached(
-                        q,
-                        q,
-                        q,
-                        new dev.aule.spi.CacheIndex(new int[] {1}, new int[] {0}, null),
-                        out,
-                        null,
-                        AttentionOptions.defaults()));
-        assertTrue(indexed.getMessage().contains("cacheBatchIdx"), indexed.getMessage());
+        AttentionOptions sinks =
+                AttentionOptions.builder().sinks(new float[] {1f, 2f}).build();
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> vulkan.forwardCached(q, q, q, new int[] {1}, out, null, sinks));
+        assertTrue(e.getMessage().startsWith("options.sinks"), e.getMessage());
+        assertThrows(UnsupportedOperationException.class, () -> vulkan.backwardVarlen(null, null, null, null));
 
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
         cache.append(
