@@ -271,12 +271,66 @@ final class AttentionKernels {
             boolean writeLse,
             DeviceBuffer slopes,
             ServingKeys keys) {
+        long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        if (options.hasSinks() && !writeLse) {
+            // The sink pass needs each row's lse: into scratch when the caller wants none.
+            lse = scope.add(DeviceBuffer.allocate(device, rows * Float.BYTES));
+            writeLse = true;
+        }
         ForwardChoice choice = chooseForward(device.info(), shape);
-        TilePlan plan = choice.plan();
         if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
             decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
-            return;
+        } else {
+            tiled(s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
         }
+        if (options.hasSinks()) {
+            sinks(device, scope, s, shape, options, out, lse, rows);
+        }
+    }
+
+    /** The exp(sink) term of each row's softmax, added after the forward (sinks.comp). */
+    private static void sinks(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            long rows) {
+        float[] sinks = options.sinks();
+        DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) sinks.length * Float.BYTES));
+        s.write(
+                buffer,
+                memory -> java.lang.foreign.MemorySegment.copy(
+                        sinks, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, sinks.length));
+        TilePlan line = TilePlan.elementwise(device.info());
+        int[] grid = grid(device.info(), ceilDiv(rows, line.workgroup()));
+        s.dispatch(
+                Variant.of(Kernel.SINKS, line, Map.of()),
+                new DeviceBuffer[] {out, lse, buffer},
+                Params.of(shape, options, true).withCount(Math.toIntExact(rows)),
+                grid[0],
+                grid[1],
+                1);
+    }
+
+    /** The tiled forward kernels (blocked or plain) over (query tile, query head, batch). */
+    private static void tiled(
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            ForwardChoice choice,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys) {
+        TilePlan plan = choice.plan();
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         ServingKeys.define(keys, defines);
         if (choice.kernel() == Kernel.FORWARD_BLOCKED || choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP) {

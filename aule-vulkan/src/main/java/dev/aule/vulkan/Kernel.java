@@ -15,7 +15,9 @@ enum Kernel {
     DECODE("decode.comp", 8),
     /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
     DECODE_DIRECT("decode_direct.comp", 8),
-    DECODE_MERGE("merge.comp", 4);
+    DECODE_MERGE("merge.comp", 4),
+    /** Adds sink logits to a forward's out and lse (sinks.comp). */
+    SINKS("sinks.comp", 3);
 
     /** The most buffers any kernel binds: what a descriptor pool reserves per set. */
     static final int MAX_BINDINGS =

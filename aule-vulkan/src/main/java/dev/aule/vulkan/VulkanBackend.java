@@ -44,7 +44,7 @@ public final class VulkanBackend implements AttentionBackend {
     public static final int CPU_DEVICE_PRIORITY = 50;
 
     private static final Capabilities CAPABILITIES =
-            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD);
+            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.SINKS);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {

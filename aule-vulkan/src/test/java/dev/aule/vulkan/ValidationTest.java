@@ -69,19 +69,14 @@ class ValidationTest {
 
     /**
      * Cached, paged and packed attention run on the device, but the backend does not advertise SERVING (it lacks
-     * sink logits and the packed backward, which selection also sends to a SERVING backend): those are refused
-     * when vulkan is forced, and serving calls go to the cpu backend unless vulkan is forced.
+     * the packed backward, which selection also sends to a SERVING backend with a backward): that is refused when
+     * vulkan is forced, and serving calls go to the cpu backend unless vulkan is forced.
      */
     @Test
     void servingCallsRunElsewhereUnlessVulkanIsForced() throws Throwable {
         assertTrue(!vulkan.capabilities().serving());
         Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
         Tensor out = Tensor.allocate(DType.F32, 1, 2, 1, 16);
-        AttentionOptions sinks =
-                AttentionOptions.builder().sinks(new float[] {1f, 2f}).build();
-        IllegalArgumentException e = assertThrows(
-                IllegalArgumentException.class, () -> vulkan.forwardCached(q, q, q, new int[] {1}, out, null, sinks));
-        assertTrue(e.getMessage().startsWith("options.sinks"), e.getMessage());
         assertThrows(UnsupportedOperationException.class, () -> vulkan.backwardVarlen(null, null, null, null));
 
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
@@ -147,34 +142,6 @@ class ValidationTest {
                     .allMatch(Float::isFinite));
             float[] o = dev.aule.Attention.forward(q, q, q, options).toFloatArray();
             assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), "selection ran it elsewhere");
-        });
-    }
-
-    /** Sink logits are not in the shaders: refused (nothing written), never ignored; selection runs them elsewhere. */
-    @Test
-    void sinksAreRejectedAndSelectionPassesVulkanBy() throws Throwable {
-        assertTrue(!vulkan.capabilities().sinks());
-        AttentionOptions options =
-                AttentionOptions.builder().sinks(new float[] {0.5f, -1f}).build();
-        Tensor q = Tensors.random(new SplittableRandom(6), DType.F32, 1, 2, 8, 32);
-        Tensor out = Tensor.allocate(DType.F32, 1, 2, 8, 32);
-        out.fill(Float.NaN);
-        IllegalArgumentException e =
-                assertThrows(IllegalArgumentException.class, () -> vulkan.forward(q, q, q, out, null, options));
-        assertTrue(e.getMessage().startsWith("options.sinks: sink logits are not supported"), e.getMessage());
-        assertTrue(Arrays.stream(box(out.toFloatArray())).allMatch(x -> Float.isNaN(x)), "out was written");
-        Tensor lse = Tensor.allocate(DType.F32, 1, 2, 8, 1);
-        Gradients grads = new Gradients(
-                Tensor.allocate(DType.F32, 1, 2, 8, 32),
-                Tensor.allocate(DType.F32, 1, 2, 8, 32),
-                Tensor.allocate(DType.F32, 1, 2, 8, 32));
-        assertThrows(
-                IllegalArgumentException.class,
-                () -> vulkan.backward(new BackwardInputs(q, q, q, out, q, lse), grads, options));
-        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
-            Assumptions.assumeTrue(System.getenv(Backends.ENVIRONMENT) == null, "AULE_BACKEND is set here");
-            dev.aule.AttentionResult r = dev.aule.Attention.forwardWithLse(q, q, q, options);
-            assertTrue(r.lse().get(0, 0, 0, 0) > 0.5f, "selection ran it on a backend with sinks");
         });
     }
 
