@@ -541,6 +541,35 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
+     * The packed backward on the device (see {@link AttentionBackend#backwardVarlen}): everything is validated
+     * first, the gradients zeroed (rows of sequences without keys, keys of sequences without rows), then each
+     * sequence with rows and keys runs the dense backward on its views, one submission each, so every option
+     * applies per sequence exactly as in {@link #forwardVarlen}.
+     */
+    @Override
+    public void backwardVarlen(
+            BackwardInputs in, dev.aule.spi.PackedSequences packed, Gradients grads, AttentionOptions options) {
+        dev.aule.spi.ServingShapes.VarlenBackwardCall call =
+                dev.aule.spi.ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        VulkanDevice device = device();
+        AttentionKernels.CallTypes types = new AttentionKernels.CallTypes(
+                in.q().dtype(),
+                in.k().dtype(),
+                in.v().dtype(),
+                in.out().dtype(),
+                in.dOut().dtype());
+        for (dev.aule.spi.BackwardSequence sequence : call.sequences()) {
+            AttentionKernels.checkLimits(device.info(), call.shapeOf(sequence), true, types);
+        }
+        grads.dq().fill(0f);
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (dev.aule.spi.BackwardSequence sequence : call.sequences()) {
+            backward(sequence.inputs(), sequence.grads(), options);
+        }
+    }
+
+    /**
      * Cached attention on device-resident caches: the contract of {@link #forwardCached(Tensor, Tensor, Tensor,
      * int[], Tensor, Tensor, AttentionOptions)} with nothing copied but the lengths, so a decode step reads its
      * cache where it lives. {@link dev.aule.serving.KvCache} holds host memory; a device cache is a pair of

@@ -24,10 +24,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Cached and paged attention on the device against the float64 reference's own serving entry points: batches
  * whose entries have different lengths (0 and the capacity among them), GQA, decode (Sq 1) and prefill over a
- * cached prefix (Sq above 1, causal bottom-right per entry), every option but sinks, 16-bit and F32 storage,
+ * cached prefix (Sq above 1, causal bottom-right per entry), every option (sinks: SinkLogitsTest), 16-bit and F32 storage,
  * each forward kernel forced in turn so every serving variant runs. Paged: shuffled block tables, block sizes
- * that do and do not divide the lengths, the vLLM BSHD pool layout. Host and device-tensor caches, and bad
- * input refused with the argument named and nothing written.
+ * that do and do not divide the lengths, the vLLM BSHD pool layout. Host and device-tensor caches, the packed
+ * backward, and bad input refused with the argument named and nothing written.
  */
 class ServingKernelTest {
     private static final String[] KERNELS = {"decode", "decode-direct", "blocked", "forward"};
@@ -238,6 +238,58 @@ class ServingKernelTest {
             check(failures, where, out, lse, ref, refLse, Accuracy.forwardTolerance(DType.F32, q, k, options));
         }
         assertTrue(failures.isEmpty(), String.join("\n", failures));
+    }
+
+    @Test
+    void thePackedBackwardMatchesTheReferenceWithEmptySequences() {
+        SplittableRandom rnd = new SplittableRandom(510);
+        // rows and keys; one without keys, one without rows, one with neither, more rows than keys
+        int[] rows = {5, 3, 0, 0, 9, 1};
+        int[] keys = {7, 0, 4, 0, 6, 12};
+        int[] cuQ = new int[rows.length + 1];
+        int[] cuK = new int[rows.length + 1];
+        for (int i = 0; i < rows.length; i++) {
+            cuQ[i + 1] = cuQ[i] + rows[i];
+            cuK[i + 1] = cuK[i] + keys[i];
+        }
+        AttentionOptions options =
+                ForwardCase.randomOptions(rnd, 4, 12).toBuilder().causal(true).build();
+        int totalQ = cuQ[rows.length];
+        int totalK = cuK[rows.length];
+        Tensor q = Tensors.random(rnd, DType.F32, 1, 4, totalQ, 32);
+        Tensor k = Tensors.random(rnd, DType.F32, 1, 2, totalK, 32);
+        Tensor v = Tensors.random(rnd, DType.F32, 1, 2, totalK, 32);
+        Tensor dOut = Tensors.random(rnd, DType.F32, 1, 4, totalQ, 32);
+        Tensor out = Tensor.allocate(DType.F32, 1, 4, totalQ, 32);
+        Tensor lse = Tensor.allocate(DType.F32, 1, 4, totalQ, 1);
+        dev.aule.spi.PackedSequences packed = new dev.aule.spi.PackedSequences(cuQ, cuK);
+        reference.forwardVarlen(q, k, v, packed, out, lse, options);
+        dev.aule.spi.BackwardInputs in = new dev.aule.spi.BackwardInputs(q, k, v, out, dOut, lse);
+        dev.aule.Gradients got = new dev.aule.Gradients(
+                nanFilled(DType.F32, 1, 4, totalQ, 32),
+                nanFilled(DType.F32, 1, 2, totalK, 32),
+                nanFilled(DType.F32, 1, 2, totalK, 32));
+        dev.aule.Gradients want = new dev.aule.Gradients(
+                Tensor.allocate(DType.F32, 1, 4, totalQ, 32),
+                Tensor.allocate(DType.F32, 1, 2, totalK, 32),
+                Tensor.allocate(DType.F32, 1, 2, totalK, 32));
+        vulkan.backwardVarlen(in, packed, got, options);
+        reference.backwardVarlen(in, packed, want, options);
+        String where = " " + options;
+        assertTrue(Accuracy.relativeError(got.dq(), want.dq()) < 1e-4, "dq" + where);
+        assertTrue(Accuracy.relativeError(got.dk(), want.dk()) < 1e-4, "dk" + where);
+        assertTrue(Accuracy.relativeError(got.dv(), want.dv()) < 1e-4, "dv" + where);
+
+        Tensor before = copy(got.dq());
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> vulkan.backwardVarlen(
+                        in,
+                        new dev.aule.spi.PackedSequences(new int[] {0, totalQ + 1}, new int[] {0, totalK}),
+                        got,
+                        options));
+        assertTrue(e.getMessage().startsWith("cuSeqlensQ"), e.getMessage());
+        assertArrayEquals(before.toFloatArray(), got.dq().toFloatArray(), "written by a refused call");
     }
 
     @Test
@@ -459,7 +511,7 @@ class ServingKernelTest {
     }
 
     @Test
-    void badLengthsTablesAndSinksAreRefusedBeforeAnythingIsWritten() {
+    void badLengthsAndTablesAreRefusedBeforeAnythingIsWritten() {
         SplittableRandom rnd = new SplittableRandom(504);
         int capacity = 8;
         Tensor q = Tensors.random(rnd, DType.F32, 2, 2, 1, 16);
@@ -476,13 +528,6 @@ class ServingKernelTest {
                 IllegalArgumentException.class,
                 () -> vulkan.forwardCached(q, k, v, new int[] {-1, 2}, out, null, plain));
         assertTrue(negative.getMessage().startsWith("cacheLens[0]"), negative.getMessage());
-        AttentionOptions sinks =
-                AttentionOptions.builder().sinks(new float[] {0.5f, 1f}).build();
-        IllegalArgumentException sink = assertThrows(
-                IllegalArgumentException.class,
-                () -> vulkan.forwardCached(q, k, v, new int[] {1, 2}, out, null, sinks));
-        assertTrue(sink.getMessage().startsWith("options.sinks"), sink.getMessage());
-
         Tensor kPool = Tensors.random(rnd, DType.F32, 4, 1, 4, 16);
         Tensor vPool = Tensors.random(rnd, DType.F32, 4, 1, 4, 16);
         IllegalArgumentException block = assertThrows(
