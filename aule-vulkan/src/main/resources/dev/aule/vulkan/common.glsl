@@ -34,9 +34,9 @@ layout(push_constant) uniform Params {
 } p;
 
 // Serving variants of the forward kernels (SERVING 1: a cache with a key count per batch entry; 2: the same
-// keys read through a block table; 3: through a cache row and a left pad per entry). p.Sk is then the caches' capacity (cached: the row stride of k and v) or the
-// longest context (paged); each batch entry's own key count SK comes from binding 6, validated on the host to be
-// in [0, p.Sk], so keys past it are never read. Paged: key j of entry b is slot j % kvBlock of block
+// keys read through a block table; 3: through a cache row and a left pad per entry). p.Sk is then the caches'
+// capacity (cached and indexed: the row stride of k and v) or the longest context (paged); each batch entry's own
+// key count SK comes from binding 6, validated on the host to be in [0, p.Sk], so keys past it are never read. Paged: key j of entry b is slot j % kvBlock of block
 // block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a
 // context reaches was checked on the host to lie in [0, numBlocks). Kernels set seqKeys at the top of main,
 // before any use of SK.
