@@ -34,6 +34,7 @@ import java.util.Optional;
             "Sweep prefill shapes (B=1, F32) over backends and peers: prints ms, GFLOP/s and %% of the",
             "machine's FMA peak measured in the same run, writes results.csv and PNG charts.",
             "Peers: naive (the Java engines' full-score-matrix attention), onnxruntime (ONNX Runtime 1.29 CPU).",
+            "device ms: a device contender's (vulkan's) median time by the GPU's timestamps, without the host side.",
             "Every contender but cpu is checked equal to cpu before it is timed; exits 1 if one differs."
         },
         subcommands = {ServeCommand.class, BenchEmbedCommand.class, CommandLine.HelpCommand.class})
@@ -99,7 +100,7 @@ final class BenchCommand extends AuleCommand {
                             continue;
                         }
                         try {
-                            prepared.put(name, Contenders.prepare(name, shape));
+                            prepared.put(name, VulkanDeviceTime.attach(name, Contenders.prepare(name, shape)));
                         } catch (IllegalStateException e) {
                             mismatch = true;
                             notes.put(name, "FAILED: " + e.getMessage());
@@ -128,6 +129,7 @@ final class BenchCommand extends AuleCommand {
                 TextTable.Column.left("shape"),
                 TextTable.Column.left("contender"),
                 TextTable.Column.right("ms"),
+                TextTable.Column.right("device ms"),
                 TextTable.Column.right("GFLOP/s"),
                 TextTable.Column.right("% peak"),
                 TextTable.Column.right("heap MiB/call"),
@@ -166,6 +168,7 @@ final class BenchCommand extends AuleCommand {
             m.shape().label(),
             m.contender(),
             String.format(Locale.ROOT, "%.2f", m.seconds() * 1e3),
+            m.hasDeviceTime() ? String.format(Locale.ROOT, "%.2f", m.deviceSeconds() * 1e3) : "-",
             String.format(Locale.ROOT, "%.1f", m.gflops()),
             Double.isNaN(peakRate) ? "-" : String.format(Locale.ROOT, "%.0f %%", 100 * m.gflops() / peakRate),
             m.contender().equals(Contenders.ONNXRUNTIME)
@@ -176,16 +179,17 @@ final class BenchCommand extends AuleCommand {
     }
 
     private static String[] row(BenchShape shape, String name, String note) {
-        return new String[] {shape.label(), name, "-", "-", "-", "-", note};
+        return new String[] {shape.label(), name, "-", "-", "-", "-", "-", note};
     }
 
     private Path writeCsv(List<ContenderTiming> results) {
-        StringBuilder csv = new StringBuilder("heads,seq,head_dim,causal,contender,ms,gflops,heap_bytes_per_call\n");
+        StringBuilder csv =
+                new StringBuilder("heads,seq,head_dim,causal,contender,ms,gflops,heap_bytes_per_call,device_ms\n");
         for (ContenderTiming m : results) {
             BenchShape s = m.shape();
             csv.append(String.format(
                     Locale.ROOT,
-                    "%d,%d,%d,%b,%s,%.4f,%.2f,%d%n",
+                    "%d,%d,%d,%b,%s,%.4f,%.2f,%d,%s%n",
                     s.heads(),
                     s.seq(),
                     s.headDim(),
@@ -193,7 +197,8 @@ final class BenchCommand extends AuleCommand {
                     m.contender(),
                     m.seconds() * 1e3,
                     m.gflops(),
-                    m.allocatedBytes()));
+                    m.allocatedBytes(),
+                    m.hasDeviceTime() ? String.format(Locale.ROOT, "%.4f", m.deviceSeconds() * 1e3) : ""));
         }
         Path file = outDir.resolve("results.csv");
         try {

@@ -1,5 +1,7 @@
 package dev.aule.cli;
 
+import dev.aule.Backends;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -91,6 +93,57 @@ class BenchCommandTest {
         assertTrue(!run.out().contains("full"), run.out());
         assertEquals(2, Files.readAllLines(dir.resolve("results.csv")).size());
         assertTrue(Files.isRegularFile(dir.resolve("gflops-D16-causal.png")));
+    }
+
+    /** The vulkan contender reports its device time from GPU timestamps; the others have none ("-"). */
+    @Test
+    void theVulkanContenderReportsItsDeviceTime(@TempDir Path dir) throws IOException {
+        Assumptions.assumeTrue(
+                Backends.all().stream()
+                        .anyMatch(b ->
+                                b.name().equals("vulkan") && b.availability().available()),
+                "no Vulkan device here");
+        CliRun run = quickSweep(
+                        dir,
+                        "--seq",
+                        "32",
+                        "--head-dim",
+                        "16",
+                        "--heads",
+                        "1",
+                        "--causal",
+                        "false",
+                        "--contenders",
+                        "cpu,vulkan",
+                        "--peak-seconds",
+                        "0")
+                .succeeded();
+        run.assertPrinted("device ms");
+        String vulkanRow = run.out()
+                .lines()
+                .filter(l -> l.contains("S=32") && l.contains("vulkan"))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError(run.out()));
+        String cpuRow = run.out()
+                .lines()
+                .filter(l -> l.contains("S=32") && l.contains(" cpu "))
+                .findFirst()
+                .orElseThrow(() -> new AssertionError(run.out()));
+        List<String> vulkanCells = Arrays.asList(vulkanRow.trim().split("\\s{2,}"));
+        List<String> cpuCells = Arrays.asList(cpuRow.trim().split("\\s{2,}"));
+        double deviceMs = Double.parseDouble(vulkanCells.get(3));
+        assertTrue(deviceMs > 0, vulkanRow);
+        assertTrue(
+                deviceMs <= Double.parseDouble(vulkanCells.get(2)) * 1.01,
+                "device time within the call's wall time: " + vulkanRow);
+        assertEquals("-", cpuCells.get(3), cpuRow);
+        List<String> csv = Files.readAllLines(dir.resolve("results.csv"));
+        assertTrue(csv.getFirst().endsWith(",device_ms"), csv.getFirst());
+        String vulkanCsv =
+                csv.stream().filter(l -> l.contains(",vulkan,")).findFirst().orElseThrow();
+        assertTrue(Double.parseDouble(vulkanCsv.substring(vulkanCsv.lastIndexOf(',') + 1)) > 0, vulkanCsv);
+        assertTrue(
+                csv.stream().filter(l -> l.contains(",cpu,")).allMatch(l -> l.endsWith(",")), String.join("\n", csv));
     }
 
     @Test

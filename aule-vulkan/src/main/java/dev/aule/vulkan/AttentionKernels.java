@@ -10,7 +10,7 @@ import java.util.Map;
 /**
  * Records the kernels of forward and backward into a {@link Submission}, on buffers that already
  * hold contiguous BHSD data: the host path and the device-tensor path share it. Also checks, before
- * anything is allocated, that a call fits the device's buffer and dispatch limits.
+ * anything is allocated, that a call fits the device's buffer and dispatch limits ({@link DeviceLimits}).
  */
 final class AttentionKernels {
     private AttentionKernels() {}
@@ -26,11 +26,7 @@ final class AttentionKernels {
     record CallTypes(DType q, DType k, DType v, DType out, DType dOut) {}
 
     /** One buffer a call puts on the device: the argument it holds, its elements and their storage type. */
-    private record Footprint(String name, long elements, DType dtype) {
-        long bytes() {
-            return elements * dtype.byteSize();
-        }
-    }
+    private record Footprint(String name, long elements, DType dtype) {}
 
     /**
      * Rejects a call the device cannot run: a buffer over {@code maxStorageBufferRange}, a grid over
@@ -60,34 +56,29 @@ final class AttentionKernels {
             buffers.add(new Footprint("out", outElements, DType.F32));
         }
         for (Footprint f : buffers) {
-            if (f.bytes() > device.maxStorageBufferRange() || f.elements() >= Integer.MAX_VALUE) {
-                throw new IllegalArgumentException(f.name() + ": " + f.elements() + " elements (" + mib(f.bytes())
-                        + " as " + f.dtype() + " on the device) are over the device's maxStorageBufferRange of "
-                        + mib(device.maxStorageBufferRange()) + " on " + device.name()
-                        + "; split the call over batches or heads");
-            }
+            DeviceLimits.checkStorageBuffer(device, f.name(), f.elements(), f.dtype());
         }
         int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
         TilePlan fwd = TilePlan.forward(device, hd);
-        int[] max = device.maxWorkgroupCount();
         long tiles = ceilDiv(
                 shape.queryLen(),
                 backward ? Math.min(fwd.rows(), TilePlan.backward(device, hd).rows()) : fwd.rows());
-        if (tiles > max[0]
-                || shape.queryHeads() > max[1]
-                || shape.batch() > max[2]
-                || (backward
-                        && ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()) > max[0])) {
-            throw new IllegalArgumentException(
-                    "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch "
-                            + shape.batch() + " need more workgroups than the device's maxComputeWorkGroupCount "
-                            + java.util.Arrays.toString(max) + "; split the call");
+        if (backward) {
+            tiles = Math.max(
+                    tiles, ceilDiv(shape.keyLen(), TilePlan.backward(device, hd).keys()));
         }
+        DeviceLimits.checkGrid(
+                device,
+                "q: " + shape.queryLen() + " rows, " + shape.queryHeads() + " heads, batch " + shape.batch(),
+                tiles,
+                shape.queryHeads(),
+                shape.batch());
     }
 
     /**
      * The system property that forces one forward kernel: {@code blocked}, {@code forward} (the plain tiled
-     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's) or {@code auto}.
+     * kernel), {@code decode} (through shared memory), {@code decode-direct} (the CPU device's), {@code coop} (on
+     * cooperative matrices, where the device passed its check) or {@code auto}.
      */
     static final String KERNEL_PROPERTY = "aule.vulkan.kernel";
     /** Fewest keys a decode split walks: below it a split's fixed costs outweigh the parallelism it adds. */
@@ -115,27 +106,59 @@ final class AttentionKernels {
      *       / Hkv}) fit one of its workgroups ({@link TilePlan#DECODE_MAX_ROWS}), the head-dim bucket is at most
      *       {@link TilePlan#DECODE_MAX_HD}, a key block of at least 8 keys fits the device's shared memory, and
      *       its partial results fit a storage buffer;
+     *   <li>otherwise, where the device's {@link KernelTable} row says so, the cooperative-matrix forward
+     *       ({@code forward_coop.comp}) once its first-use {@link CoopCheck} passed (only through the overload that
+     *       knows the input types and that status);
      *   <li>otherwise the blocked forward ({@code forward_blocked.comp}) when a {@link TilePlan#blocked} plan fits
      *       the device's shared memory and its query tiles fit {@code maxComputeWorkGroupCount}, in its subgroup
      *       layout where {@link TilePlan#blockedSubgroupLayout} allows it;
      *   <li>otherwise the plain tiled forward ({@code forward.comp}).
      * </ol>
      *
-     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct} forces one (a call the forced kernel
+     * {@code -Daule.vulkan.kernel=blocked|forward|decode|decode-direct|coop} forces one (a call the forced kernel
      * cannot run then fails). The choice depends on Sq, the group, the head dims and Sk, never on the batch, so a sequence runs
      * the same kernel, with the same splits, alone or in a batch.
      *
      * @throws IllegalArgumentException when the property names no kernel, or forces one on a call it cannot run
      */
     static ForwardChoice chooseForward(DeviceInfo device, AttentionShape shape) {
+        return chooseForward(device, shape, null, CoopCheck.Result.notChecked(device), forcedKernel());
+    }
+
+    /** The forward kernel {@code -Daule.vulkan.kernel} names, lower case; {@code auto} when unset. */
+    static String forcedKernel() {
         String forced = System.getProperty(KERNEL_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
-        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct")
+        if (!java.util.Set.of("auto", "blocked", "forward", "decode", "decode-direct", "coop")
                 .contains(forced)) {
             throw new IllegalArgumentException("-D" + KERNEL_PROPERTY + "=" + forced
-                    + ": must be auto, blocked, forward, decode or decode-direct");
+                    + ": must be auto, blocked, forward, decode or decode-direct, or coop (the cooperative-matrix"
+                    + " kernel)");
         }
+        return forced;
+    }
+
+    /**
+     * As {@link #chooseForward(DeviceInfo, AttentionShape)}, also weighing the cooperative-matrix kernel: after
+     * the decode test, the device's {@link KernelTable} row decides, and a coop row runs {@code forward_coop.comp}
+     * when {@link KernelTable#coopRefusal} has nothing against it (what the device offers, its first-use check
+     * {@code coop}, F16 inputs, head dim 64 or 128); {@code forced} {@code coop} runs it on a call it can run and
+     * refuses, with the reason, anywhere else.
+     *
+     * @param types the inputs' storage types, or null when unknown (the coop kernel is then not chosen)
+     */
+    static ForwardChoice chooseForward(
+            DeviceInfo device, AttentionShape shape, InputTypes types, CoopCheck.Result coop, String forced) {
         String by = forced.equals("auto") ? "" : "forced by -D" + KERNEL_PROPERTY + "=" + forced + ": ";
-        int hd = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        if (forced.equals("coop")) {
+            String no = types == null ? "input types unknown" : coopRefusal(device, shape, types, coop);
+            if (no != null) {
+                throw new IllegalArgumentException(
+                        "-D" + KERNEL_PROPERTY + "=coop: the cooperative-matrix kernel cannot run this call: " + no);
+            }
+            return coopChoice(device, bucket, by + "the cooperative-matrix kernel");
+        }
+        int hd = bucket;
         if (forced.equals("forward")) {
             return new ForwardChoice(Kernel.FORWARD, TilePlan.forward(device, hd), 1, by + "the plain tiled kernel");
         }
@@ -156,6 +179,13 @@ final class AttentionKernels {
             throw new IllegalArgumentException(
                     "-D" + KERNEL_PROPERTY + "=" + forced + ": the decode kernel cannot run this call: " + noDecode);
         }
+        KernelTable.Entry row = KernelTable.lookup(device);
+        if (forced.equals("auto") && row.kernel() == KernelTable.Choice.COOP && types != null) {
+            String noCoop = coopRefusal(device, shape, types, coop);
+            if (noCoop == null) {
+                return coopChoice(device, bucket, "not decode (" + noDecode + "); " + row.reason());
+            }
+        }
         String noBlocked = blockedRefusal(device, shape);
         if (noBlocked == null) {
             return new ForwardChoice(
@@ -173,6 +203,25 @@ final class AttentionKernels {
                 TilePlan.forward(device, hd),
                 1,
                 "not decode (" + noDecode + "), not blocked (" + noBlocked + ")");
+    }
+
+    /** {@link KernelTable#coopRefusal}, and the coop kernel's query tiles within {@code maxComputeWorkGroupCount}. */
+    private static String coopRefusal(
+            DeviceInfo device, AttentionShape shape, InputTypes types, CoopCheck.Result coop) {
+        int bucket = TilePlan.bucket(shape.headDim(), shape.valueDim());
+        String no = KernelTable.coopRefusal(device, bucket, types, coop);
+        if (no == null) {
+            CoopPlan plan = CoopPlan.of(device, CoopPlan.headDim(bucket), KernelTable.lookup(device));
+            if (ceilDiv(shape.queryLen(), plan.rows()) > device.maxWorkgroupCount()[0]) {
+                return "Sq / " + plan.rows() + " query tiles over the device's maxComputeWorkGroupCount";
+            }
+        }
+        return no;
+    }
+
+    private static ForwardChoice coopChoice(DeviceInfo device, int bucket, String reason) {
+        CoopPlan plan = CoopPlan.of(device, CoopPlan.headDim(bucket), KernelTable.lookup(device));
+        return new ForwardChoice(Kernel.FORWARD_COOP, plan.tilePlan(), 1, reason + " (" + plan + ")");
     }
 
     /**
@@ -254,7 +303,8 @@ final class AttentionKernels {
     /**
      * The forward of a serving call when {@code keys} is not null: the same kernels in their serving variant, each
      * batch entry against its own key count (and block table). {@code shape.keyLen()} is then the caches' capacity
-     * (cached) or the longest context (paged), which the kernel choice and the decode splits are taken from.
+     * (cached) or the longest context (paged), which the kernel choice and the decode splits are taken from. The
+     * cooperative-matrix kernel has no serving variant, so a serving call never runs it.
      */
     static void forward(
             VulkanDevice device,
@@ -271,17 +321,83 @@ final class AttentionKernels {
             boolean writeLse,
             DeviceBuffer slopes,
             ServingKeys keys) {
+        forward(
+                device,
+                scope,
+                s,
+                shape,
+                options,
+                types,
+                q,
+                k,
+                v,
+                out,
+                lse,
+                writeLse,
+                slopes,
+                keys,
+                device.coopStatus(),
+                forcedKernel());
+    }
+
+    /**
+     * As above, with the coop kernel's status and the forced kernel given ({@link CoopCheck} runs the coop kernel
+     * before its status is known).
+     */
+    static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            CoopCheck.Result coop,
+            String forced) {
+        forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, null, coop, forced);
+    }
+
+    private static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys,
+            CoopCheck.Result coop,
+            String forced) {
         long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
         if (options.hasSinks() && !writeLse) {
             // The sink pass needs each row's lse: into scratch when the caller wants none.
             lse = scope.add(DeviceBuffer.allocate(device, rows * Float.BYTES));
             writeLse = true;
         }
-        ForwardChoice choice = chooseForward(device.info(), shape);
-        if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
+        // Null types: the coop kernel, which has no serving variant, is not chosen for a serving call.
+        ForwardChoice choice = chooseForward(device.info(), shape, keys == null ? types : null, coop, forced);
+        if (choice.kernel() == Kernel.FORWARD_COOP) {
+            CoopPlan coopPlan = CoopPlan.of(
+                    device.info(),
+                    CoopPlan.headDim(TilePlan.bucket(shape.headDim(), shape.valueDim())),
+                    KernelTable.lookup(device.info()));
+            coop(s, device.info(), coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
+        } else if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
             decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
         } else {
-            tiled(s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
+            tiled(s, device.info(), shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
         }
         if (options.hasSinks()) {
             sinks(device, scope, s, shape, options, out, lse, rows);
@@ -318,6 +434,7 @@ final class AttentionKernels {
     /** The tiled forward kernels (blocked or plain) over (query tile, query head, batch). */
     private static void tiled(
             Submission s,
+            DeviceInfo device,
             AttentionShape shape,
             AttentionOptions options,
             InputTypes types,
@@ -340,13 +457,119 @@ final class AttentionKernels {
             defines.put("VEC4", vec4(shape));
         }
         Variant variant = Variant.of(choice.kernel(), plan, defines);
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device,
                 variant,
                 ServingKeys.bind(keys, q, k, v, out, lse, slopes),
                 ServingKeys.params(keys, Params.of(shape, options, writeLse)),
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
+    }
+
+    /**
+     * forward_coop.comp over (query tile, query head, batch) with {@code plan}; {@code emulated} compiles its
+     * matrix operations as plain-array macros (COOP_EMULATED), which any device runs (tests).
+     */
+    static void coop(
+            Submission s,
+            DeviceInfo device,
+            CoopPlan plan,
+            boolean emulated,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes) {
+        Map<String, Integer> defines = plan.defines(types.defines());
+        defines.put("COOP_EMULATED", emulated ? 1 : 0);
+        dispatchTiles(
+                s,
+                device,
+                new Variant(Kernel.FORWARD_COOP, defines),
+                new DeviceBuffer[] {q, k, v, out, lse, slopes},
+                Params.of(shape, options, writeLse),
+                ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
+                shape.queryHeads(),
+                shape.batch());
+    }
+
+    /**
+     * Dispatches a grid of {@code tiles} x {@code gy} x {@code gz} workgroups in parts of at most {@link
+     * #tilesPerSubmit} tiles, each part after the first in a submission of its own, with the push constant {@code
+     * tileBase} at its first tile. Each tile is one workgroup that alone writes its outputs, whatever the grid, so a
+     * split grid computes the same bits as a whole one.
+     */
+    private static void dispatchTiles(
+            Submission s,
+            DeviceInfo device,
+            Variant variant,
+            DeviceBuffer[] buffers,
+            Params params,
+            int tiles,
+            long scoresPerTile,
+            int gy,
+            int gz) {
+        int part = tilesPerSubmit(device, scoresPerTile);
+        for (long base = 0; base < tiles; base += part) {
+            if (base > 0) {
+                s.flush();
+            }
+            s.dispatch(variant, buffers, params.withTileBase((int) base), (int) Math.min(part, tiles - base), gy, gz);
+        }
+    }
+
+    /**
+     * The system property bounding the tiles (query tiles of the forward and dQ kernels, key blocks of the dK/dV
+     * kernel) of one submission ({@code aule.vulkan.maxTilesPerSubmit}, a positive count): a longer grid is split
+     * over several submissions, so that no single one runs long enough for a display watchdog to reset the GPU.
+     */
+    static final String MAX_TILES_PROPERTY = "aule.vulkan.maxTilesPerSubmit";
+
+    /**
+     * Scores (query rows x keys x heads x batch) one submission of a GPU computes at most by default: 2^32, about
+     * 2 TFLOP at head dim 128, a fraction of a second on a GPU, well under Windows' 2 s watchdog.
+     */
+    static final long SCORES_PER_SUBMIT = 1L << 32;
+
+    /**
+     * Query tiles of {@code rows} rows one forward submission runs: {@code -Daule.vulkan.maxTilesPerSubmit} when
+     * set; else as many as {@link #SCORES_PER_SUBMIT} allows (at least 1) on a GPU, and all of them on a CPU device,
+     * which has no display watchdog.
+     *
+     * @throws IllegalArgumentException when the property is not a positive integer
+     */
+    static int tilesPerSubmit(DeviceInfo device, AttentionShape shape, int rows) {
+        return tilesPerSubmit(device, (long) rows * shape.keyLen() * shape.queryHeads() * shape.batch());
+    }
+
+    /** Tiles of {@code scoresPerTile} scores each that one submission runs, as the overload above. */
+    static int tilesPerSubmit(DeviceInfo device, long scoresPerTile) {
+        String forced = System.getProperty(MAX_TILES_PROPERTY);
+        if (forced != null && !forced.isBlank()) {
+            try {
+                int n = Integer.parseInt(forced.strip());
+                if (n > 0) {
+                    return n;
+                }
+            } catch (NumberFormatException e) {
+                // refused below
+            }
+            throw new IllegalArgumentException(
+                    "-D" + MAX_TILES_PROPERTY + "=" + forced + ": must be a positive number of tiles");
+        }
+        if (device.isCpu()) {
+            return Integer.MAX_VALUE;
+        }
+        return (int) Math.max(1, Math.min(Integer.MAX_VALUE, SCORES_PER_SUBMIT / Math.max(1, scoresPerTile)));
     }
 
     /**
@@ -443,18 +666,25 @@ final class AttentionKernels {
         TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("DO_TYPE", Variant.typeCode(dOutType));
-        s.dispatch(
+        // A key block's workgroup walks the rows of every query head of its group: Sq x Hq / Hkv rows.
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_KV, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv},
                 params,
                 ceilDiv(shape.keyLen(), plan.keys()),
+                (long) plan.keys() * shape.queryLen() * shape.queryHeads() * shape.batch(),
                 shape.kvHeads(),
                 shape.batch());
-        s.dispatch(
+        dispatchTiles(
+                s,
+                device.info(),
                 Variant.of(Kernel.BACKWARD_Q, plan, defines),
                 new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq},
                 params,
                 ceilDiv(shape.queryLen(), plan.rows()),
+                (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
     }
@@ -484,10 +714,6 @@ final class AttentionKernels {
     private static int[] grid(DeviceInfo device, long groups) {
         long x = Math.max(1, Math.min(groups, device.maxWorkgroupCount()[0]));
         return new int[] {(int) x, Math.toIntExact(ceilDiv(groups, x))};
-    }
-
-    private static String mib(long bytes) {
-        return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1 << 20));
     }
 
     static int ceilDiv(long a, long b) {

@@ -1,32 +1,39 @@
 package dev.aule.vulkan;
 
-import org.lwjgl.PointerBuffer;
 import org.lwjgl.system.MemoryStack;
 import org.lwjgl.vulkan.VK10;
 import org.lwjgl.vulkan.VkBufferCreateInfo;
-import org.lwjgl.vulkan.VkMemoryAllocateInfo;
 import org.lwjgl.vulkan.VkMemoryRequirements;
 
 import java.lang.foreign.MemorySegment;
-import java.nio.LongBuffer;
 
 import static org.lwjgl.system.MemoryStack.stackPush;
 import static org.lwjgl.vulkan.VK10.*;
 
 /**
- * A storage buffer and its memory. On unified-memory devices (integrated GPUs, CPU devices) it is
+ * A storage buffer and its memory, a range of a block of the device's {@link MemoryPool} for its memory type
+ * (pooled memory is not zeroed: {@link Submission#zero} where a buffer must start at zero). On unified-memory devices (integrated GPUs, CPU devices) it is
  * host-visible and mapped, so the host reads and writes it in place; on discrete GPUs it is
  * device-local, and {@link Submission#write}/{@link Submission#read} go through the submission's staging
  * buffer. Made by {@link #allocate}, which owns the handles it records; {@link #close()} frees them.
  *
  * @param device the device it lives on
  * @param handle the {@code VkBuffer}
- * @param memory the {@code VkDeviceMemory} bound to it
+ * @param pool the pool its memory came from
+ * @param memory its range of device memory, bound to it
  * @param bytes its size, a whole number of 32-bit words
  * @param mapped the host's view of its memory, or null when it is device-local only
  */
-record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, MemorySegment mapped)
+record DeviceBuffer(
+        VulkanDevice device,
+        long handle,
+        MemoryPool pool,
+        MemoryPool.Allocation memory,
+        long bytes,
+        MemorySegment mapped)
         implements AutoCloseable {
+    /** Alignment of every buffer's memory: a cache line, so host writes to two neighbouring buffers never share one. */
+    static final long MIN_ALIGNMENT = 64;
 
     /** Where a buffer's memory lives. */
     enum Memory {
@@ -66,7 +73,6 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
      * @param placement where its memory lives
      * @throws VulkanException when the device has no memory left (nothing stays allocated then)
      */
-    @SuppressWarnings("restricted") // viewing the mapped pointer as a segment of the mapped size
     static DeviceBuffer allocate(VulkanDevice device, long bytes, Memory placement) {
         long size = Math.max(4, (bytes + 3) & ~3L); // storage buffers are read as 32-bit words
         try (MemoryStack stack = stackPush()) {
@@ -80,8 +86,8 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
                                     | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
                             .sharingMode(VK_SHARING_MODE_EXCLUSIVE),
                     "vkCreateBuffer of " + size + " bytes");
-            LongBuffer handle = stack.mallocLong(1);
-            long memory = VK_NULL_HANDLE;
+            MemoryPool pool = null;
+            MemoryPool.Allocation memory = null;
             try {
                 VkMemoryRequirements req = VkMemoryRequirements.malloc(stack);
                 vkGetBufferMemoryRequirements(device.handle(), buffer, req);
@@ -93,32 +99,16 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
                     throw new VulkanException(
                             device.info().name() + " has no host-visible coherent memory for a buffer");
                 }
-                int result = vkAllocateMemory(
-                        device.handle(),
-                        VkMemoryAllocateInfo.calloc(stack)
-                                .sType$Default()
-                                .allocationSize(req.size())
-                                .memoryTypeIndex(type),
-                        null,
-                        handle);
-                if (result == VK_ERROR_OUT_OF_DEVICE_MEMORY || result == VK_ERROR_OUT_OF_HOST_MEMORY) {
-                    throw new VulkanException(
-                            "out of memory on " + device.info().name() + " allocating " + size + " bytes ("
-                                    + VulkanDevice.resultName(result) + "); free device tensors or use smaller calls");
-                }
-                VulkanDevice.check(result, "vkAllocateMemory of " + size + " bytes");
-                memory = handle.get(0);
-                VulkanDevice.check(vkBindBufferMemory(device.handle(), buffer, memory, 0), "vkBindBufferMemory");
-                MemorySegment mapped = null;
-                if (placement.mapped()) {
-                    PointerBuffer ptr = stack.mallocPointer(1);
-                    VulkanDevice.check(vkMapMemory(device.handle(), memory, 0, VK_WHOLE_SIZE, 0, ptr), "vkMapMemory");
-                    mapped = MemorySegment.ofAddress(ptr.get(0)).reinterpret(size);
-                }
-                return new DeviceBuffer(device, buffer, memory, size, mapped);
+                pool = device.memoryPool(type);
+                memory = pool.allocate(req.size(), Math.max(MIN_ALIGNMENT, req.alignment()));
+                VulkanDevice.check(
+                        vkBindBufferMemory(device.handle(), buffer, memory.memory(), memory.offset()),
+                        "vkBindBufferMemory");
+                MemorySegment mapped = placement.mapped() ? memory.mapped().asSlice(0, size) : null;
+                return new DeviceBuffer(device, buffer, pool, memory, size, mapped);
             } catch (RuntimeException e) {
-                if (memory != VK_NULL_HANDLE) {
-                    vkFreeMemory(device.handle(), memory, null);
+                if (memory != null) {
+                    pool.free(memory);
                 }
                 vkDestroyBuffer(device.handle(), buffer, null);
                 throw e;
@@ -128,10 +118,7 @@ record DeviceBuffer(VulkanDevice device, long handle, long memory, long bytes, M
 
     @Override
     public void close() {
-        if (mapped != null) {
-            vkUnmapMemory(device.handle(), memory);
-        }
         vkDestroyBuffer(device.handle(), handle, null);
-        vkFreeMemory(device.handle(), memory, null);
+        pool.free(memory);
     }
 }

@@ -20,6 +20,12 @@ import java.util.Locale;
  * @param storage16Bit 16-bit storage buffer access
  * @param cooperativeMatrix whether {@code VK_KHR_cooperative_matrix} is offered
  * @param unifiedMemory whether device memory is host memory (integrated GPUs and CPU devices)
+ * @param vendorId the PCI vendor id ({@code VkPhysicalDeviceProperties.vendorID}): {@link KernelTable} keys on it
+ * @param coop the cooperative-matrix shapes and the features the coop kernel needs ({@link CoopSupport#NONE}
+ *     without {@code VK_KHR_cooperative_matrix})
+ * @param maxStageStorageBuffers {@code maxPerStageDescriptorStorageBuffers}
+ * @param maxSetStorageBuffers {@code maxDescriptorSetStorageBuffers}
+ * @param maxWorkgroupSize {@code maxComputeWorkGroupSize}, x, y, z
  */
 record DeviceInfo(
         int index,
@@ -35,7 +41,54 @@ record DeviceInfo(
         boolean shaderFloat16,
         boolean storage16Bit,
         boolean cooperativeMatrix,
-        boolean unifiedMemory) {
+        boolean unifiedMemory,
+        int vendorId,
+        CoopSupport coop,
+        int maxStageStorageBuffers,
+        int maxSetStorageBuffers,
+        int[] maxWorkgroupSize) {
+
+    /**
+     * A device without cooperative matrices, of no known vendor, whose descriptor limits are 64 storage buffers (more
+     * than any kernel binds) and whose workgroup size limit is {@code maxWorkgroupSizeX} in every dimension: the
+     * made-up devices of tests.
+     */
+    DeviceInfo(
+            int index,
+            String name,
+            Kind kind,
+            String apiVersion,
+            int subgroupSize,
+            long sharedMemoryBytes,
+            long maxStorageBufferRange,
+            int maxWorkgroupInvocations,
+            int maxWorkgroupSizeX,
+            int[] maxWorkgroupCount,
+            boolean shaderFloat16,
+            boolean storage16Bit,
+            boolean cooperativeMatrix,
+            boolean unifiedMemory) {
+        this(
+                index,
+                name,
+                kind,
+                apiVersion,
+                subgroupSize,
+                sharedMemoryBytes,
+                maxStorageBufferRange,
+                maxWorkgroupInvocations,
+                maxWorkgroupSizeX,
+                maxWorkgroupCount,
+                shaderFloat16,
+                storage16Bit,
+                cooperativeMatrix,
+                unifiedMemory,
+                0,
+                CoopSupport.NONE,
+                64,
+                64,
+                new int[] {maxWorkgroupSizeX, maxWorkgroupSizeX, maxWorkgroupSizeX});
+    }
 
     /** Device types in the order auto-selection prefers them. */
     enum Kind {
@@ -61,7 +114,7 @@ record DeviceInfo(
         return String.format(
                 Locale.ROOT,
                 "%s (%s, Vulkan %s): subgroup %d, %d KiB shared memory, max storage buffer %d MiB, fp16 math %s,"
-                        + " 16-bit storage %s, cooperative matrix %s; scalar FP32 kernels",
+                        + " 16-bit storage %s, cooperative matrix %s",
                 name,
                 kind.label,
                 apiVersion,
@@ -70,7 +123,7 @@ record DeviceInfo(
                 maxStorageBufferRange >> 20,
                 yesNo(shaderFloat16),
                 yesNo(storage16Bit),
-                cooperativeMatrix ? "offered (not used yet)" : "no");
+                cooperativeMatrix ? coop.summary() : "no");
     }
 
     private static String yesNo(boolean b) {

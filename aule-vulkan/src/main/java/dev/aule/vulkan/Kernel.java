@@ -16,6 +16,8 @@ enum Kernel {
     /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */
     DECODE_DIRECT("decode_direct.comp", 8),
     DECODE_MERGE("merge.comp", 4),
+    /** The forward on cooperative matrices (VK_KHR_cooperative_matrix), enabled per device by CoopCheck. */
+    FORWARD_COOP("forward_coop.comp", 6),
     /** Adds sink logits to a forward's out and lse (sinks.comp). */
     SINKS("sinks.comp", 3);
 

@@ -29,6 +29,11 @@ import static org.lwjgl.vulkan.VK10.*;
 final class Pipelines implements AutoCloseable {
     /** Bytes of push constants: {@link Params}. */
     static final int PUSH_BYTES = Params.INTS * Integer.BYTES;
+    /**
+     * A variant's define that, when above 0, is the subgroup size its pipeline requires
+     * ({@code VkPipelineShaderStageRequiredSubgroupSizeCreateInfo}, subgroup size control); shaderc sees it too.
+     */
+    static final String REQUIRED_SUBGROUP_SIZE = "REQUIRED_SUBGROUP_SIZE";
 
     private final VulkanDevice device;
     private final Map<Kernel, long[]> layouts = new EnumMap<>(Kernel.class); // {descriptor set layout, pipeline layout}
@@ -78,10 +83,18 @@ final class Pipelines implements AutoCloseable {
                     vkCreateShaderModule(device.handle(), moduleInfo, null, handle), "vkCreateShaderModule " + name);
             module = handle.get(0);
             VkComputePipelineCreateInfo.Buffer create = VkComputePipelineCreateInfo.calloc(1, stack);
+            int subgroup = defines.getOrDefault(REQUIRED_SUBGROUP_SIZE, 0);
+            long required = subgroup <= 0
+                    ? VK_NULL_HANDLE
+                    : org.lwjgl.vulkan.VkPipelineShaderStageRequiredSubgroupSizeCreateInfo.calloc(stack)
+                            .sType$Default()
+                            .requiredSubgroupSize(subgroup)
+                            .address();
             create.get(0)
                     .sType$Default()
                     .layout(pipelineLayout(kernel))
                     .stage(s -> s.sType$Default()
+                            .pNext(required)
                             .stage(VK_SHADER_STAGE_COMPUTE_BIT)
                             .module(handle.get(0))
                             .pName(stack.UTF8("main")));

@@ -59,6 +59,8 @@ final class Submission implements AutoCloseable {
     private boolean submitted;
     private boolean waited;
     private boolean abandoned;
+    /** Device time of the parts submitted so far ({@link #flush}), -1 once one was not measured. */
+    private long deviceNanos;
 
     /** One call's device work: its buffers, host data in and out, and kernels. */
     @FunctionalInterface
@@ -127,6 +129,19 @@ final class Submission implements AutoCloseable {
             return context;
         }
         SubmitContext c = device.contexts().take();
+        try {
+            begin(c);
+        } catch (RuntimeException e) {
+            device.contexts().destroy(c);
+            throw e;
+        }
+        context = c;
+        commands = c.commands();
+        return c;
+    }
+
+    /** Resets {@code c} (its previous work was waited for) and begins its command buffer, timestamp first. */
+    private static void begin(SubmitContext c) {
         try (MemoryStack stack = stackPush()) {
             c.reset();
             VulkanDevice.check(
@@ -140,16 +155,33 @@ final class Submission implements AutoCloseable {
                 vkCmdResetQueryPool(c.commands(), c.timestamps(), 0, 2);
                 vkCmdWriteTimestamp(c.commands(), VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, c.timestamps(), 0);
             }
-        } catch (RuntimeException e) {
-            device.contexts().destroy(c);
-            throw e;
         }
-        context = c;
-        commands = c.commands();
-        return c;
     }
 
-    /** Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order. */
+    /**
+     * Submits what was recorded so far and waits for it, then goes on recording into the same context's command
+     * buffer, begun afresh: a long grid split into parts ({@link AttentionKernels}) runs as several submissions,
+     * none long enough for a display watchdog. Staging regions and read-backs recorded so far stay valid (staging
+     * is released only when the whole submission is done); the device times of the parts add up.
+     *
+     * @throws VulkanException as {@link #finish} does
+     */
+    void flush() {
+        if (!recorded) {
+            return;
+        }
+        submitAndWait();
+        begin(context);
+        recorded = false;
+        sets = 0;
+    }
+
+    /**
+     * Records one dispatch of {@code variant} over {@code groups} workgroups with the buffers bound in order, once
+     * {@link DeviceLimits#checkLaunch} found that the device can run it.
+     *
+     * @throws IllegalArgumentException when the launch is over one of the device's limits (nothing is recorded)
+     */
     void dispatch(Variant variant, DeviceBuffer[] buffers, Params params, int gx, int gy, int gz) {
         Kernel kernel = variant.kernel();
         if (buffers.length != kernel.bindings) {
@@ -158,6 +190,11 @@ final class Submission implements AutoCloseable {
         if (sets == SubmitContext.MAX_SETS) {
             throw new IllegalStateException("a submission holds at most " + SubmitContext.MAX_SETS + " dispatches");
         }
+        long[] bound = new long[buffers.length];
+        for (int i = 0; i < buffers.length; i++) {
+            bound[i] = buffers[i].bytes(); // bound whole (VK_WHOLE_SIZE)
+        }
+        DeviceLimits.checkLaunch(device.info(), variant, bound, gx, gy, gz);
         long pipeline = device.pipelines().pipeline(variant);
         Pipelines pipelines = device.pipelines();
         SubmitContext c = context(); // sets commands
@@ -317,7 +354,9 @@ final class Submission implements AutoCloseable {
     void finish() {
         if (recorded) {
             submitAndWait();
-            device.noteDeviceNanos(deviceNanos());
+        }
+        if (submitted) {
+            device.noteDeviceNanos(deviceNanos);
         }
         for (Runnable r : afterWait) {
             r.run();
@@ -334,6 +373,7 @@ final class Submission implements AutoCloseable {
             long fence = context.fence();
             VkSubmitInfo submit = VkSubmitInfo.calloc(stack).sType$Default().pCommandBuffers(stack.pointers(commands));
             submitted = true;
+            waited = false;
             int result = device.submit(submit, fence);
             checkLost(result, "vkQueueSubmit");
             long deadline = System.nanoTime() + TIMEOUT_NANOS;
@@ -350,6 +390,8 @@ final class Submission implements AutoCloseable {
             }
             checkLost(result, "vkWaitForFences");
             waited = true;
+            long nanos = measuredNanos();
+            deviceNanos = nanos < 0 || deviceNanos < 0 ? -1 : deviceNanos + nanos;
         }
     }
 
@@ -357,7 +399,7 @@ final class Submission implements AutoCloseable {
      * Device time from the first command to the last of this completed submission, from its two timestamps (the
      * counter's valid bits, wrapping, times the tick period); -1 when the queue has none or they are unavailable.
      */
-    private long deviceNanos() {
+    private long measuredNanos() {
         long pool = context.timestamps();
         if (pool == VK_NULL_HANDLE) {
             return -1;

@@ -55,7 +55,28 @@ public final class VulkanBackend implements AttentionBackend {
     private record State(VulkanDevice device, Availability availability) {
         /** Runs on an already opened device (tests); its owner closes it. */
         static State of(VulkanDevice device) {
-            return new State(device, Availability.available(device.info().summary()));
+            checkCoop(device);
+            return new State(
+                    device,
+                    Availability.available(
+                            device.info().summary() + "; " + device.coopStatus().summary()));
+        }
+
+        /** The coop kernel's first-use check on {@code device} (instant on a device without cooperative matrices). */
+        private static void checkCoop(VulkanDevice device) {
+            device.coopStatus(CoopCheck.run(
+                    device.info(),
+                    device.coopOpenFailure(),
+                    (q, k, v, out, lse, options) -> forwardHost(
+                            device,
+                            AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES),
+                            q,
+                            k,
+                            v,
+                            out,
+                            lse,
+                            options,
+                            CoopCheck.UNDER_CHECK)));
         }
 
         static State open() {
@@ -74,8 +95,20 @@ public final class VulkanBackend implements AttentionBackend {
                                 Kernel.DELTA, TilePlan.elementwise(device.info()), Map.of("O_TYPE", 0, "DO_TYPE", 0)));
                 // Shutdown waits for the calls in flight, then frees the live tensors and the device (see
                 // VulkanDevice).
+                State state = of(device);
+                if (device.lost()) {
+                    // The coop kernel's check lost the device: start over on a fresh one that does not use it.
+                    String why = device.coopStatus().reason();
+                    device.close();
+                    device = VulkanDevice.open();
+                    device.coopStatus(new CoopCheck.Result(false, why + "; the device was lost and opened again"));
+                    state = new State(
+                            device,
+                            Availability.available(device.info().summary() + "; "
+                                    + device.coopStatus().summary()));
+                }
                 Runtime.getRuntime().addShutdownHook(new Thread(device::close, "aule-vulkan-shutdown"));
-                return of(device);
+                return state;
             } catch (Throwable t) {
                 if (device != null) {
                     try {
@@ -127,8 +160,10 @@ public final class VulkanBackend implements AttentionBackend {
                 + "; forward kernels: decode (GQA group packed, keys split, then merged; on a CPU device without"
                 + " shared memory) when Sq * Hq / Hkv <= "
                 + TilePlan.DECODE_MAX_ROWS + " and head dim <= " + TilePlan.DECODE_MAX_HD
-                + ", else the register-blocked tiled forward (-D" + AttentionKernels.KERNEL_PROPERTY
-                + "=blocked|forward|decode|decode-direct forces one; forward: the plain tiled kernel); serving"
+                + ", else the cooperative-matrix forward where the device's kernel-table row says so and its"
+                + " first-use check passed (F16 q, k, v; head dim <= 128), else the register-blocked tiled forward (-D"
+                + AttentionKernels.KERNEL_PROPERTY
+                + "=blocked|forward|decode|decode-direct|coop forces one; forward: the plain tiled kernel); serving"
                 + " (cached, paged, packed) on the device when forced or called directly, not advertised";
     }
 
@@ -151,8 +186,28 @@ public final class VulkanBackend implements AttentionBackend {
     @Override
     public void forward(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, AttentionOptions options) {
         AttentionShape shape = AttentionShape.forward(q, k, v, out, lse, options, CAPABILITIES);
-        VulkanDevice device = deviceFitting(
-                shape, false, new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
+        forwardHost(device(), shape, q, k, v, out, lse, options, null);
+    }
+
+    /**
+     * The host-tensor forward on {@code device}; {@code coopCheck} non-null runs the coop kernel as if its check
+     * had given that status ({@link CoopCheck}'s own runs), null the device's kernel choice.
+     */
+    private static void forwardHost(
+            VulkanDevice device,
+            AttentionShape shape,
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options,
+            CoopCheck.Result coopCheck) {
+        AttentionKernels.checkLimits(
+                device.info(),
+                shape,
+                false,
+                new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), null));
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
             DeviceBuffer kb = HostCopy.upload(device, scope, s, k);
@@ -175,7 +230,9 @@ public final class VulkanBackend implements AttentionBackend {
                     ob,
                     lb,
                     lse != null,
-                    slopes);
+                    slopes,
+                    coopCheck != null ? coopCheck : device.coopStatus(),
+                    coopCheck != null ? "coop" : AttentionKernels.forcedKernel());
             HostCopy.download(s, ob, DType.F32, out);
             if (lse != null) {
                 HostCopy.download(s, lb, DType.F32, lse);

@@ -72,6 +72,8 @@ final class VulkanDevice implements AutoCloseable {
     /** System property choosing the device: an index in the driver's order, or a name substring. */
     static final String DEVICE_PROPERTY = "aule.vulkan.device";
 
+    static final String COOP_EXTENSION = "VK_KHR_cooperative_matrix";
+
     private final VkInstance instance;
     private final VkDevice device;
     private final VkQueue queue;
@@ -81,6 +83,9 @@ final class VulkanDevice implements AutoCloseable {
     private final ShaderCompiler compiler;
     private final Pipelines pipelines;
     private final ContextPool contexts = new ContextPool(this);
+    /** Buffer memory by memory type index, made on first use (see {@link #memoryPool}). */
+    private final MemoryPool[] memoryPools = new MemoryPool[VK_MAX_MEMORY_TYPES];
+
     private final ReentrantLock submitLock = new ReentrantLock();
     private final ReentrantReadWriteLock useLock = new ReentrantReadWriteLock();
     private final Set<VulkanTensor> live = ConcurrentHashMap.newKeySet();
@@ -88,6 +93,8 @@ final class VulkanDevice implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicLong submits = new java.util.concurrent.atomic.AtomicLong();
     private volatile boolean closed;
     private volatile String lostReason;
+    private final String coopOpenFailure;
+    private volatile CoopCheck.Result coopStatus;
     /** Bits of the queue's timestamps that count (0: no timestamps), and nanoseconds per tick. */
     private final int timestampBits;
 
@@ -105,7 +112,10 @@ final class VulkanDevice implements AutoCloseable {
             ShaderCompiler compiler,
             boolean mapsBuffers,
             int timestampBits,
-            float timestampPeriod) {
+            float timestampPeriod,
+            String coopOpenFailure) {
+        this.coopOpenFailure = coopOpenFailure;
+        this.coopStatus = CoopCheck.Result.notChecked(info);
         this.mapsBuffers = mapsBuffers;
         this.timestampBits = timestampBits;
         this.timestampPeriod = timestampPeriod;
@@ -144,7 +154,8 @@ final class VulkanDevice implements AutoCloseable {
         try (MemoryStack stack = stackPush()) {
             List<Candidate> candidates = candidates(instance, stack);
             Candidate chosen = choose(candidates, System.getProperty(DEVICE_PROPERTY));
-            device = createDevice(chosen, stack);
+            String[] coopFailure = new String[1];
+            device = createDevice(chosen, stack, coopFailure);
             PointerBuffer pq = stack.mallocPointer(1);
             vkGetDeviceQueue(device, chosen.queueFamily, 0, pq);
             VkQueue queue = new VkQueue(pq.get(0), device);
@@ -169,7 +180,8 @@ final class VulkanDevice implements AutoCloseable {
                     compiler,
                     mapWhereUnified && chosen.info.unifiedMemory(),
                     bits,
-                    period);
+                    period,
+                    coopFailure[0]);
         } catch (RuntimeException | Error e) {
             if (compiler != null) {
                 compiler.close();
@@ -259,6 +271,8 @@ final class VulkanDevice implements AutoCloseable {
             VkPhysicalDeviceFeatures2 features =
                     VkPhysicalDeviceFeatures2.calloc(stack).sType$Default().pNext(s16.address());
             vkGetPhysicalDeviceFeatures2(physical, features);
+            boolean coopExtension = hasExtension(physical, COOP_EXTENSION, stack);
+            CoopSupport coop = coopExtension ? CoopQuery.query(physical, f16.shaderFloat16()) : CoopSupport.NONE;
             VkPhysicalDeviceLimits limits = props.properties().limits();
             int type = props.properties().deviceType();
             DeviceInfo.Kind kind = switch (type) {
@@ -287,8 +301,17 @@ final class VulkanDevice implements AutoCloseable {
                     },
                     f16.shaderFloat16(),
                     s16.storageBuffer16BitAccess(),
-                    hasExtension(physical, "VK_KHR_cooperative_matrix", stack),
-                    kind == DeviceInfo.Kind.INTEGRATED_GPU || kind == DeviceInfo.Kind.CPU);
+                    coopExtension,
+                    kind == DeviceInfo.Kind.INTEGRATED_GPU || kind == DeviceInfo.Kind.CPU,
+                    props.properties().vendorID(),
+                    coop,
+                    limits.maxPerStageDescriptorStorageBuffers(),
+                    limits.maxDescriptorSetStorageBuffers(),
+                    new int[] {
+                        limits.maxComputeWorkGroupSize(0),
+                        limits.maxComputeWorkGroupSize(1),
+                        limits.maxComputeWorkGroupSize(2)
+                    });
             return new Candidate(physical, family, info);
         }
     }
@@ -335,7 +358,7 @@ final class VulkanDevice implements AutoCloseable {
         return buffer.flip();
     }
 
-    private static boolean hasExtension(VkPhysicalDevice physical, String name, MemoryStack stack) {
+    static boolean hasExtension(VkPhysicalDevice physical, String name, MemoryStack stack) {
         IntBuffer count = stack.mallocInt(1);
         if (vkEnumerateDeviceExtensionProperties(physical, (String) null, count, null) != VK_SUCCESS) {
             return false;
@@ -378,21 +401,52 @@ final class VulkanDevice implements AutoCloseable {
     }
 
     /**
-     * One compute queue and no optional feature (the kernels read 16-bit data as packed words); the portability
-     * subset enabled where the device offers it, as the specification requires.
+     * One compute queue; the portability subset enabled where the device offers it, as the specification requires.
+     * The scalar kernels need no optional feature (they read 16-bit data as packed words). When the device has
+     * what the coop kernel needs ({@link CoopSupport#missingFeature()} null), {@code VK_KHR_cooperative_matrix} and
+     * the features it uses are enabled too (see {@link CoopQuery#enable}); if that device creation fails, the
+     * device is created again without them and {@link #coopOpenFailure()} says why.
      */
-    private static VkDevice createDevice(Candidate chosen, MemoryStack stack) {
+    private static VkDevice createDevice(Candidate chosen, MemoryStack stack, String[] coopFailure) {
+        if (chosen.info.coop().missingFeature() == null) {
+            try (MemoryStack inner = stack.push()) {
+                return createDevice(chosen, inner, true);
+            } catch (VulkanException e) {
+                coopFailure[0] = "creating the device with " + COOP_EXTENSION + " failed (" + e.getMessage() + ")";
+            }
+        }
+        return createDevice(chosen, stack, false);
+    }
+
+    private static VkDevice createDevice(Candidate chosen, MemoryStack stack, boolean coop) {
         VkDeviceQueueCreateInfo.Buffer queues = VkDeviceQueueCreateInfo.calloc(1, stack);
         queues.get(0).sType$Default().queueFamilyIndex(chosen.queueFamily).pQueuePriorities(stack.floats(1f));
         Set<String> offered =
                 hasExtension(chosen.physical, Portability.SUBSET, stack) ? Set.of(Portability.SUBSET) : Set.of();
+        List<String> extensions = new ArrayList<>(Portability.deviceExtensions(offered));
+        long features = coop ? CoopQuery.enable(chosen.physical, chosen.info, extensions, stack) : 0;
         VkDeviceCreateInfo create = VkDeviceCreateInfo.calloc(stack)
                 .sType$Default()
+                .pNext(features)
                 .pQueueCreateInfos(queues)
-                .ppEnabledExtensionNames(names(Portability.deviceExtensions(offered), stack));
+                .ppEnabledExtensionNames(names(extensions, stack));
         PointerBuffer handle = stack.mallocPointer(1);
         check(vkCreateDevice(chosen.physical, create, null, handle), "vkCreateDevice on " + chosen.info.name());
         return new VkDevice(handle.get(0), chosen.physical, create, VK_API_VERSION_1_1);
+    }
+
+    /** Null, or why the device was created without cooperative matrices although it offers what they need. */
+    String coopOpenFailure() {
+        return coopOpenFailure;
+    }
+
+    /** Whether the forward on cooperative matrices may run here: set once by its first-use check. */
+    CoopCheck.Result coopStatus() {
+        return coopStatus;
+    }
+
+    void coopStatus(CoopCheck.Result status) {
+        coopStatus = status;
     }
 
     DeviceInfo info() {
@@ -527,6 +581,11 @@ final class VulkanDevice implements AutoCloseable {
         }
     }
 
+    /** Whether the device was lost (a new device is needed). */
+    boolean lost() {
+        return lostReason != null;
+    }
+
     void markLost(String why) {
         lostReason = why;
     }
@@ -551,6 +610,37 @@ final class VulkanDevice implements AutoCloseable {
             }
         }
         return fallback;
+    }
+
+    /**
+     * The pool buffers of memory type {@code type} take their memory from: blocks of {@link
+     * MemoryPool#blockBytes} of the type's heap, mapped once where the type is host-visible.
+     */
+    MemoryPool memoryPool(int type) {
+        synchronized (memoryPools) {
+            MemoryPool pool = memoryPools[type];
+            if (pool == null) {
+                int flags = memory.memoryTypes(type).propertyFlags();
+                long heap =
+                        memory.memoryHeaps(memory.memoryTypes(type).heapIndex()).size();
+                pool = new MemoryPool(
+                        new VulkanMemory(this, type, (flags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) != 0),
+                        MemoryPool.blockBytes(heap));
+                memoryPools[type] = pool;
+            }
+            return pool;
+        }
+    }
+
+    /** {@return the {@code vkAllocateMemory} calls this device's buffers made so far (tests: none once warm)} */
+    long memoryAllocations() {
+        synchronized (memoryPools) {
+            long n = 0;
+            for (MemoryPool pool : memoryPools) {
+                n += pool == null ? 0 : pool.allocations();
+            }
+            return n;
+        }
     }
 
     /**
@@ -596,6 +686,13 @@ final class VulkanDevice implements AutoCloseable {
             contexts.close();
             pipelines.close();
             compiler.close();
+            synchronized (memoryPools) {
+                for (MemoryPool pool : memoryPools) {
+                    if (pool != null) {
+                        pool.close(); // after every buffer was freed; a leaked call's buffers go with it
+                    }
+                }
+            }
             vkDestroyDevice(device, null);
             vkDestroyInstance(instance, null);
             memory.free();

@@ -29,7 +29,7 @@ void main() {
     const uint lid = gl_LocalInvocationID.x;
     const int jr = int(lid) / TPR; // the key this thread accumulates
     const int t = int(lid) % TPR;
-    const int k0 = int(gl_WorkGroupID.x) * BC;
+    const int k0 = (int(gl_WorkGroupID.x) + p.tileBase) * BC;
     const int hkv = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
     const int group = p.Hq / p.Hkv;

@@ -29,6 +29,7 @@ layout(push_constant) uniform Params {
     int alibi;   // 1 when the slopes buffer holds one slope per query head
     int flags;   // bit 0: write lse
     int rowCount; // delta kernel: B * Hq * Sq
+    int tileBase; // forward, dQ: query tiles before this dispatch's first; dK/dV: key blocks (a split grid)
     int kvBlock;     // paged serving: keys per block of the pools
     int tableStride; // paged serving: block-table entries per batch entry
 } p;

@@ -29,7 +29,7 @@ void main() {
     const uint lid = gl_LocalInvocationID.x;
     const int r = int(lid) / TPR;
     const int t = int(lid) % TPR;
-    const int row0 = int(gl_WorkGroupID.x) * BR;
+    const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
 #if SERVING

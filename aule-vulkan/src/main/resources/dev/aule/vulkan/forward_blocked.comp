@@ -66,7 +66,7 @@ void main() {
     const int ty = lid / TPR;
     const int tx = lid - ty * TPR;
 #endif
-    const int row0 = int(gl_WorkGroupID.x) * BR;
+    const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
 #if SERVING

@@ -13,7 +13,7 @@ import java.util.SplittableRandom;
  * Median per-call time of the Vulkan backend's small calls, where host-side overhead dominates: (a) a tiny
  * host-tensor forward B=1, H=8, Sq=Sk=1..16, D=64, (b) a device-tensor decode step Sq=1, Sk=1024, D=64,
  * (c) a device-tensor forward Sq=Sk=1 (the least kernel work a call can have) and (d) an upload plus a
- * download of a small device tensor.
+ * download of a small device tensor; for (a) also the {@code vkAllocateMemory} calls per call.
  * A measuring tool for docs/PERFORMANCE.md, not a test. Optional arguments: calls per figure (default 300), and
  * {@code unmapped} to run on a device opened with every kernel buffer device-local ({@link
  * VulkanDevice#openUnmapped}), so host data goes through staging as on a discrete GPU.
@@ -40,8 +40,12 @@ public final class HostCallTimingMain {
         for (int s : new int[] {1, 4, 16}) {
             Tensor q = Tensors.random(rnd, DType.F32, 1, 8, s, 64);
             Tensor out = Tensor.allocate(DType.F32, 1, 8, s, 64);
+            long allocations = vulkan.device().memoryAllocations();
             double median = median(calls, () -> vulkan.forward(q, q, q, out, null, options));
-            System.out.printf("host forward B=1 H=8 Sq=Sk=%d D=64 F32: median %.1f us%n", s, median / 1e3);
+            // Counted over the warm-up too: blocks made by the first calls, then none while the pool is warm.
+            System.out.printf(
+                    "host forward B=1 H=8 Sq=Sk=%d D=64 F32: median %.1f us, %.3f vkAllocateMemory per call%n",
+                    s, median / 1e3, (vulkan.device().memoryAllocations() - allocations) / (double) (calls + 50));
         }
         Tensor q = Tensors.random(rnd, DType.F32, 1, 8, 1, 64);
         Tensor kv = Tensors.random(rnd, DType.F32, 1, 8, 1024, 64);

@@ -57,8 +57,11 @@ class ShaderConstantsTest {
                 .softcap(3f)
                 .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f})
                 .build();
-        int[] words =
-                Params.of(shape, options, true).withCount(99).withPaging(13, 17).words();
+        int[] words = Params.of(shape, options, true)
+                .withCount(99)
+                .withTileBase(3)
+                .withPaging(13, 17)
+                .words();
         Map<String, Integer> byName = new LinkedHashMap<>();
         byName.put("B", 2);
         byName.put("Hq", 6);
@@ -74,6 +77,7 @@ class ShaderConstantsTest {
         byName.put("alibi", 1);
         byName.put("flags", 1); // bit 0: write lse
         byName.put("rowCount", 99);
+        byName.put("tileBase", 3);
         byName.put("kvBlock", 13);
         byName.put("tableStride", 17);
         assertEquals(members.size(), words.length, "Params.words() vs the block");

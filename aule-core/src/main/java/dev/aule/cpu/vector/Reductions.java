@@ -1,6 +1,7 @@
 package dev.aule.cpu.vector;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -33,23 +34,64 @@ public final class Reductions {
         return check.reduceLanes(VectorOperators.ADD) == 0f;
     }
 
-    /** Largest of {@code s[off, off+n)}, {@code n} a multiple of the lanes. */
+    /**
+     * Largest of {@code s[off, off+n)}, {@code n} a multiple of the lanes; NaN when one of them is NaN.
+     *
+     * <p>A compare and a blend per vector, not {@code FloatVector.max}: C2 compiles {@code max} with Java's rules
+     * for NaN and signed zeros as a sequence of five instructions with a long dependency chain (on AVX-512 it
+     * made this loop three times slower, and {@code reduceLanes(MAX)} cost as much again per score row). The
+     * result is the same number; only which of {@code -0.0} and {@code 0.0} a row of zeros returns may differ,
+     * and the softmax cannot tell them apart ({@code x - (-0.0) == x - 0.0}).
+     */
     public static float max(float[] s, int off, int n) {
         FloatVector max = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
+        VectorMask<Float> nan = F.maskAll(false);
         for (int i = off; i < off + n; i += L) {
-            max = max.max(FloatVector.fromArray(F, s, i));
+            FloatVector x = FloatVector.fromArray(F, s, i);
+            max = max.blend(x, x.compare(VectorOperators.GT, max));
+            nan = nan.or(x.compare(VectorOperators.NE, x));
         }
-        return max.reduceLanes(VectorOperators.MAX);
+        if (nan.anyTrue()) {
+            return Float.NaN;
+        }
+        // The lanes' maximum by halving rotations, as sum() does (written out for the same reason as in
+        // expSum: this method is inlined into the score kernel's softmax).
+        if (L > 16) {
+            for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
+                FloatVector r = max.rearrange(HALVING_ROTATIONS.get(i));
+                max = max.blend(r, r.compare(VectorOperators.GT, max));
+            }
+            return max.lane(0);
+        }
+        if (L >= 16) {
+            FloatVector r = max.rearrange(ROTATE_8);
+            max = max.blend(r, r.compare(VectorOperators.GT, max));
+        }
+        if (L >= 8) {
+            FloatVector r = max.rearrange(ROTATE_4);
+            max = max.blend(r, r.compare(VectorOperators.GT, max));
+        }
+        if (L >= 4) {
+            FloatVector r = max.rearrange(ROTATE_2);
+            max = max.blend(r, r.compare(VectorOperators.GT, max));
+        }
+        if (L >= 2) {
+            FloatVector r = max.rearrange(ROTATE_1);
+            max = max.blend(r, r.compare(VectorOperators.GT, max));
+        }
+        return max.lane(0);
     }
 
     /**
      * {@code s = exp(s - max)} in place over {@code s[off, off+n)}, {@code n} a multiple of the lanes; returns the
-     * sum. {@code -inf} gives 0.
+     * sum. {@code -inf} gives 0. {@code max} is at least every one of them (the row max the softmax subtracts), so
+     * the exponents are at most 0 or NaN, as {@link Elementwise#expNonPositive} needs.
      */
     public static float expSum(float[] s, int off, int n, float max) {
         FloatVector sum = FloatVector.zero(F);
         for (int i = off; i < off + n; i += L) {
-            FloatVector e = Elementwise.exp(FloatVector.fromArray(F, s, i).sub(max));
+            FloatVector e =
+                    Elementwise.expNonPositive(FloatVector.fromArray(F, s, i).sub(max));
             e.intoArray(s, i);
             sum = sum.add(e);
         }

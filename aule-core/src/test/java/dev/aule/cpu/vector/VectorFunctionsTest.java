@@ -9,7 +9,10 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** The SIMD exp and tanh against {@link Math} over their whole range, tiny arguments included. */
+/**
+ * The SIMD exp and tanh against {@link Math} over their whole range, tiny arguments included; the clamp-free exp and
+ * the blend-based row max against the functions they stand in for, bit for bit.
+ */
 class VectorFunctionsTest {
     private static final VectorSpecies<Float> F = SimdWidth.F;
 
@@ -51,5 +54,72 @@ class VectorFunctionsTest {
                 -1f,
                 Elementwise.tanh(FloatVector.broadcast(F, Float.NEGATIVE_INFINITY))
                         .lane(0));
+    }
+    /** Every argument the softmax gives it (at most 0, -inf, NaN, under the underflow bound) gets exp's bits. */
+    @Test
+    void expOfNonPositiveArgumentsHasTheBitsOfTheClampedExp() {
+        SplittableRandom rnd = new SplittableRandom(3);
+        float[] special = {
+            0f,
+            -0f,
+            -1e-45f,
+            -1e-30f,
+            -86.99999f,
+            -87f,
+            -87.00001f,
+            -88f,
+            -103f,
+            -1e4f,
+            -1e30f,
+            -Float.MAX_VALUE,
+            Float.NEGATIVE_INFINITY,
+            Float.NaN
+        };
+        for (float x : special) {
+            assertSameExp(x);
+        }
+        for (int i = 0; i < 50_000; i++) {
+            assertSameExp((float) -(rnd.nextDouble() * 120));
+            assertSameExp(-Float.intBitsToFloat(rnd.nextInt() & 0x7fffffff)); // any non-positive bit pattern
+        }
+    }
+
+    private static void assertSameExp(float x) {
+        float want = Elementwise.exp(FloatVector.broadcast(F, x)).lane(0);
+        float got = Elementwise.expNonPositive(FloatVector.broadcast(F, x)).lane(0);
+        assertEquals(Float.floatToIntBits(want), Float.floatToIntBits(got), "exp(" + x + ")");
+    }
+
+    /** The row max by compares and blends: the largest value wherever it lies, NaN over everything, -inf rows. */
+    @Test
+    void rowMaxIsTheLargestValueAndNaNWhenOneIsNaN() {
+        SplittableRandom rnd = new SplittableRandom(4);
+        int lanes = SimdWidth.L;
+        for (int i = 0; i < 5_000; i++) {
+            int n = lanes * (1 + rnd.nextInt(8));
+            int off = rnd.nextInt(3);
+            float[] s = new float[off + n];
+            float want = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < n; j++) {
+                float x = switch (rnd.nextInt(12)) {
+                    case 0 -> Float.NEGATIVE_INFINITY;
+                    case 1 -> Float.POSITIVE_INFINITY;
+                    case 2 -> rnd.nextInt(40) == 0 ? Float.NaN : -0f;
+                    default -> (float) (rnd.nextGaussian() * Math.pow(10, rnd.nextInt(9) - 4));
+                };
+                s[off + j] = x;
+                want = Math.max(want, x);
+            }
+            float got = Reductions.max(s, off, n);
+            if (Float.isNaN(want)) {
+                assertTrue(Float.isNaN(got), "NaN in the row");
+            } else {
+                assertEquals(want, got, 0f, "row max"); // 0 and -0 compare equal here, as the softmax sees them
+            }
+        }
+        assertEquals(Float.NEGATIVE_INFINITY, Reductions.max(new float[] {Float.NEGATIVE_INFINITY}, 0, 0));
+        float[] hidden = new float[lanes * 2];
+        java.util.Arrays.fill(hidden, Float.NEGATIVE_INFINITY);
+        assertEquals(Float.NEGATIVE_INFINITY, Reductions.max(hidden, 0, hidden.length));
     }
 }
