@@ -82,7 +82,7 @@ final class InfoCommand extends AuleCommand {
                 labels.print(
                         "Serving",
                         serving.name() + " (KvCache, PagedKvCache, paged and varlen calls: "
-                                + selection.backend().name() + " has no serving entry points)");
+                                + selection.backend().name() + " does not advertise Capabilities.serving())");
             }
         } catch (RuntimeException e) {
             labels.print("Selected", "none: " + e.getMessage());

@@ -297,6 +297,30 @@ final class AttentionKernels {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
+        forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, null);
+    }
+
+    /**
+     * The forward of a serving call when {@code keys} is not null: the same kernels in their serving variant, each
+     * batch entry against its own key count (and block table). {@code shape.keyLen()} is then the caches' capacity
+     * (cached) or the longest context (paged), which the kernel choice and the decode splits are taken from. The
+     * cooperative-matrix kernel has no serving variant, so a serving call never runs it.
+     */
+    static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys) {
         forward(
                 device,
                 scope,
@@ -311,6 +335,7 @@ final class AttentionKernels {
                 lse,
                 writeLse,
                 slopes,
+                keys,
                 device.coopStatus(),
                 forcedKernel());
     }
@@ -335,21 +360,96 @@ final class AttentionKernels {
             DeviceBuffer slopes,
             CoopCheck.Result coop,
             String forced) {
-        ForwardChoice choice = chooseForward(device.info(), shape, types, coop, forced);
-        TilePlan plan = choice.plan();
+        forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, null, coop, forced);
+    }
+
+    private static void forward(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys,
+            CoopCheck.Result coop,
+            String forced) {
+        long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        if (options.hasSinks() && !writeLse) {
+            // The sink pass needs each row's lse: into scratch when the caller wants none.
+            lse = scope.add(DeviceBuffer.allocate(device, rows * Float.BYTES));
+            writeLse = true;
+        }
+        // Null types: the coop kernel, which has no serving variant, is not chosen for a serving call.
+        ForwardChoice choice = chooseForward(device.info(), shape, keys == null ? types : null, coop, forced);
         if (choice.kernel() == Kernel.FORWARD_COOP) {
             CoopPlan coopPlan = CoopPlan.of(
                     device.info(),
                     CoopPlan.headDim(TilePlan.bucket(shape.headDim(), shape.valueDim())),
                     KernelTable.lookup(device.info()));
             coop(s, device.info(), coopPlan, false, shape, options, types, q, k, v, out, lse, writeLse, slopes);
-            return;
+        } else if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
+            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
+        } else {
+            tiled(s, device.info(), shape, options, types, choice, q, k, v, out, lse, writeLse, slopes, keys);
         }
-        if (choice.kernel() == Kernel.DECODE || choice.kernel() == Kernel.DECODE_DIRECT) {
-            decode(device, scope, s, shape, options, types, choice, q, k, v, out, lse, writeLse, slopes);
-            return;
+        if (options.hasSinks()) {
+            sinks(device, scope, s, shape, options, out, lse, rows);
         }
+    }
+
+    /** The exp(sink) term of each row's softmax, added after the forward (sinks.comp); {@code lse} is written. */
+    static void sinks(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            AttentionShape shape,
+            AttentionOptions options,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            long rows) {
+        float[] sinks = options.sinks();
+        DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) sinks.length * Float.BYTES));
+        s.write(
+                buffer,
+                memory -> java.lang.foreign.MemorySegment.copy(
+                        sinks, 0, memory, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, sinks.length));
+        TilePlan line = TilePlan.elementwise(device.info());
+        int[] grid = grid(device.info(), ceilDiv(rows, line.workgroup()));
+        s.dispatch(
+                Variant.of(Kernel.SINKS, line, Map.of()),
+                new DeviceBuffer[] {out, lse, buffer},
+                Params.of(shape, options, true).withCount(Math.toIntExact(rows)),
+                grid[0],
+                grid[1],
+                1);
+    }
+
+    /** The tiled forward kernels (blocked or plain) over (query tile, query head, batch). */
+    private static void tiled(
+            Submission s,
+            DeviceInfo device,
+            AttentionShape shape,
+            AttentionOptions options,
+            InputTypes types,
+            ForwardChoice choice,
+            DeviceBuffer q,
+            DeviceBuffer k,
+            DeviceBuffer v,
+            DeviceBuffer out,
+            DeviceBuffer lse,
+            boolean writeLse,
+            DeviceBuffer slopes,
+            ServingKeys keys) {
+        TilePlan plan = choice.plan();
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        ServingKeys.define(keys, defines);
         if (choice.kernel() == Kernel.FORWARD_BLOCKED || choice.kernel() == Kernel.FORWARD_BLOCKED_SUBGROUP) {
             defines.put("HDP", plan.hd() + 1);
             defines.put("RM", plan.rowsPerThread());
@@ -359,10 +459,10 @@ final class AttentionKernels {
         Variant variant = Variant.of(choice.kernel(), plan, defines);
         dispatchTiles(
                 s,
-                device.info(),
+                device,
                 variant,
-                new DeviceBuffer[] {q, k, v, out, lse, slopes},
-                Params.of(shape, options, writeLse),
+                ServingKeys.bind(keys, q, k, v, out, lse, slopes),
+                ServingKeys.params(keys, Params.of(shape, options, writeLse)),
                 ceilDiv(shape.queryLen(), plan.rows()),
                 (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
@@ -490,8 +590,10 @@ final class AttentionKernels {
             DeviceBuffer out,
             DeviceBuffer lse,
             boolean writeLse,
-            DeviceBuffer slopes) {
+            DeviceBuffer slopes,
+            ServingKeys keys) {
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
+        ServingKeys.define(keys, defines);
         defines.put("HDP", choice.plan().hd() + 1);
         defines.put("VEC4", vec4(shape));
         Variant variant = Variant.of(choice.kernel(), choice.plan(), defines);
@@ -499,10 +601,16 @@ final class AttentionKernels {
         // decode_direct.comp: each thread of a row writes its own partial, splits * threadsPerRow of them a row
         int partsPerRow =
                 choice.kernel() == Kernel.DECODE_DIRECT ? splits * choice.plan().threadsPerRow() : splits;
-        Params params = Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits);
+        Params params = ServingKeys.params(
+                keys, Params.of(shape, options, writeLse || partsPerRow > 1).withCount(splits));
         if (partsPerRow == 1) {
             s.dispatch(
-                    variant, new DeviceBuffer[] {q, k, v, out, lse, slopes}, params, 1, shape.kvHeads(), shape.batch());
+                    variant,
+                    ServingKeys.bind(keys, q, k, v, out, lse, slopes),
+                    params,
+                    1,
+                    shape.kvHeads(),
+                    shape.batch());
             return;
         }
         long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
@@ -511,7 +619,7 @@ final class AttentionKernels {
         DeviceBuffer lsePart = scope.add(DeviceBuffer.allocate(device, rows * partsPerRow * Float.BYTES));
         s.dispatch(
                 variant,
-                new DeviceBuffer[] {q, k, v, oPart, lsePart, slopes},
+                ServingKeys.bind(keys, q, k, v, oPart, lsePart, slopes),
                 params,
                 splits,
                 shape.kvHeads(),

@@ -127,6 +127,12 @@ final class MaskedForward {
             DeviceBuffer lse,
             boolean writeLse,
             DeviceBuffer slopes) {
+        long rows = (long) shape.batch() * shape.queryHeads() * shape.queryLen();
+        if (options.hasSinks() && !writeLse) {
+            // The sink pass needs each row's lse: into scratch when the caller wants none.
+            lse = scope.add(DeviceBuffer.allocate(device, rows * Float.BYTES));
+            writeLse = true;
+        }
         // k stands in for a buffer the call does not have: bound, never read (the header says so).
         DeviceBuffer bits = masks.bits == null ? k : upload(device, scope, s, masks.bits);
         DeviceBuffer bias = masks.bias == null ? k : upload(device, scope, s, masks.bias);
@@ -153,6 +159,9 @@ final class MaskedForward {
                 (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),
                 shape.queryHeads(),
                 shape.batch());
+        if (options.hasSinks()) {
+            AttentionKernels.sinks(device, scope, s, shape, options, out, lse, rows);
+        }
     }
 
     private static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, int[] words) {

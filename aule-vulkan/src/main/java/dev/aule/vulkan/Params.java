@@ -17,8 +17,10 @@ record Params(
         boolean alibi,
         boolean writeLse,
         int count,
-        int tileBase) {
-    static final int INTS = 15;
+        int tileBase,
+        int kvBlock,
+        int tableStride) {
+    static final int INTS = 17;
 
     static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
         long span = (long) shape.queryLen() + shape.keyLen();
@@ -33,17 +35,24 @@ record Params(
                 options.hasAlibi(),
                 writeLse,
                 0,
+                0,
+                0,
                 0);
     }
 
     /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
     Params withCount(int n) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n, tileBase);
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n, tileBase, kvBlock, tableStride);
     }
 
     /** The same with the forward kernels' first query tile at {@code tiles} (one part of a split grid). */
     Params withTileBase(int tiles) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tiles);
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tiles, kvBlock, tableStride);
+    }
+
+    /** The same with the paged serving kernels' block size and block-table stride (see ServingKeys). */
+    Params withPaging(int blockSize, int stride) {
+        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tileBase, blockSize, stride);
     }
 
     int[] words() {
@@ -62,7 +71,9 @@ record Params(
             alibi ? 1 : 0,
             writeLse ? 1 : 0,
             count,
-            tileBase
+            tileBase,
+            kvBlock,
+            tableStride
         };
     }
 }

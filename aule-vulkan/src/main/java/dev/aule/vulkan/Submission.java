@@ -251,6 +251,43 @@ final class Submission implements AutoCloseable {
     }
 
     /**
+     * Writes {@code src} {@code [b, H, n, D]} into rows {@code [seqStart, seqStart + n)} of entries {@code
+     * [batchStart, batchStart + b)} of {@code to}, a BHSD buffer of {@code shape} in {@code dtype}, before the
+     * commands recorded after this; the other rows are not touched. Mapped: in place, through a strided view;
+     * otherwise staged contiguously and copied as one region per (entry, head).
+     */
+    void writeRows(
+            DeviceBuffer to, dev.aule.DType dtype, long[] shape, int batchStart, int seqStart, dev.aule.Tensor src) {
+        long rowBytes = shape[3] * dtype.byteSize();
+        long[] rows = src.shape();
+        long first = (batchStart * shape[1] * shape[2] + seqStart) * rowBytes; // row seqStart of the first entry
+        if (to.mapped() != null) {
+            long[] strides = {shape[1] * shape[2] * shape[3], shape[2] * shape[3], shape[3], 1};
+            HostCopy.copy(src, dev.aule.Tensor.of(to.mapped().asSlice(first), dtype, rows, strides));
+            return;
+        }
+        long run = rows[2] * rowBytes;
+        int runs = Math.toIntExact(rows[0] * rows[1]);
+        SubmitContext.Region region = context().stage(run * runs);
+        HostCopy.copy(src, HostCopy.view(region.memory(), dtype, rows));
+        // On the heap, not the stack: B * H regions of 24 bytes may outgrow LWJGL's 64 KiB stack.
+        VkBufferCopy.Buffer regions = VkBufferCopy.calloc(runs);
+        try (MemoryStack stack = stackPush()) {
+            for (int i = 0; i < runs; i++) {
+                regions.get(i)
+                        .srcOffset(region.offset() + i * run)
+                        .dstOffset(first + i * shape[2] * rowBytes)
+                        .size(run);
+            }
+            vkCmdCopyBuffer(context().commands(), region.buffer().handle(), to.handle(), regions);
+            recorded = true;
+            barrier(stack);
+        } finally {
+            regions.free();
+        }
+    }
+
+    /**
      * Lets {@code use} read all of {@code from}'s bytes as the commands recorded so far leave them, once the
      * device finished this submission (on a mapped buffer in place, otherwise from staging that this submission
      * copies them into). {@code use} runs only if the submission succeeds.

@@ -81,7 +81,7 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
             case FORWARD_BLOCKED_SUBGROUP, FORWARD_BLOCKED_SUBGROUP_MASKED -> keyBlock + keys + keyBlock + scores;
             // decode: sQ; sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case DECODE -> queryTile + keyBlock + keys + keyBlock + scores + 2L * workgroup;
-            case DELTA, PACK16, DECODE_MERGE, DECODE_DIRECT -> 0;
+            case DELTA, PACK16, DECODE_MERGE, DECODE_DIRECT, SINKS -> 0;
             // F16 and F32 arrays sized by its own plan: CoopPlan.sharedBytes
             case FORWARD_COOP -> 0;
         };

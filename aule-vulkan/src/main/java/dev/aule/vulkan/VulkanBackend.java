@@ -27,7 +27,9 @@ import java.util.Objects;
  * use {@link #allocate}/{@link #upload} and the {@link VulkanTensor} overloads of
  * {@link #forward(VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) forward}
  * and {@link #backward(VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor, VulkanTensor,
- * VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) backward}.
+ * VulkanTensor, VulkanTensor, VulkanTensor, AttentionOptions) backward}; for serving, the {@link VulkanTensor}
+ * overloads of {@code forwardCached} and {@code forwardPaged} read device-resident caches, which
+ * {@link VulkanTensor#uploadRows} extends a step at a time.
  *
  * <p>The device is opened once per process, on first use ({@code -Daule.vulkan.device=} index or name
  * substring chooses it), and closed at JVM shutdown. When no loader, device or compiler works, the
@@ -41,8 +43,8 @@ public final class VulkanBackend implements AttentionBackend {
     /** Priority on a CPU device (lavapipe) or without a device: below {@code cpu}, which is faster there. */
     public static final int CPU_DEVICE_PRIORITY = 50;
 
-    private static final Capabilities CAPABILITIES =
-            Capabilities.of(MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD);
+    private static final Capabilities CAPABILITIES = Capabilities.of(
+            MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD, Feature.SINKS);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {
@@ -161,7 +163,8 @@ public final class VulkanBackend implements AttentionBackend {
                 + ", else the cooperative-matrix forward where the device's kernel-table row says so and its"
                 + " first-use check passed (F16 q, k, v; head dim <= 128), else the register-blocked tiled forward (-D"
                 + AttentionKernels.KERNEL_PROPERTY
-                + "=blocked|forward|decode|decode-direct|coop forces one; forward: the plain tiled kernel)";
+                + "=blocked|forward|decode|decode-direct|coop forces one; forward: the plain tiled kernel); serving"
+                + " (cached, paged, packed) on the device when forced or called directly, not advertised";
     }
 
     @Override
@@ -523,6 +526,193 @@ public final class VulkanBackend implements AttentionBackend {
         });
     }
 
+    /**
+     * Cached attention on the device: each batch entry {@code b} against the first {@code cacheLens[b]} keys of
+     * its cache row, in one dispatch for the whole batch (see {@link AttentionBackend#forwardCached(Tensor, Tensor,
+     * Tensor, int[], Tensor, Tensor, AttentionOptions)}). The caches are uploaded for the call; to keep them on the
+     * device across decode steps, use the {@link VulkanTensor} overload. Sink logits are refused
+     * ({@link Capabilities#sinks()} is false).
+     */
+    @Override
+    public void forwardCached(
+            Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.cached(device(), CAPABILITIES, q, kCache, vCache, cacheLens, out, lse, options);
+    }
+
+    /**
+     * Cached attention through row indices and left pads on the device (FlashAttention's {@code cache_batch_idx}
+     * and {@code cache_leftpad}; see {@link AttentionBackend#forwardCached(Tensor, Tensor, Tensor, CacheIndex,
+     * Tensor, Tensor, AttentionOptions)}): every index, pad and length is validated on a copy before anything is
+     * uploaded, and each entry reads its cache row in place (one dispatch for the batch).
+     */
+    @Override
+    public void forwardCached(
+            Tensor q,
+            Tensor kCache,
+            Tensor vCache,
+            dev.aule.spi.CacheIndex index,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        Objects.requireNonNull(index, "index");
+        if (index.isPlain()) {
+            forwardCached(q, kCache, vCache, index.cacheLens(), out, lse, options);
+            return;
+        }
+        ServingCalls.indexed(device(), CAPABILITIES, q, kCache, vCache, index, out, lse, options);
+    }
+
+    /**
+     * Paged attention on the device: keys read through each sequence's block table, which is validated (every
+     * block id a context reaches in {@code [0, numBlocks)}) before anything is uploaded (see {@link
+     * AttentionBackend#forwardPaged}). The pools are uploaded for the call; see the {@link VulkanTensor} overload.
+     */
+    @Override
+    public void forwardPaged(Tensor q, dev.aule.spi.PagedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.paged(device(), CAPABILITIES, q, cache, out, lse, options);
+    }
+
+    /**
+     * Packed variable-length attention on the device (see {@link AttentionBackend#forwardVarlen}): the sequences
+     * run as cached attention over a padded batch, single-row sequences and longer ones in separate groups, in one
+     * submission; every option applies per sequence. Sequences without rows are skipped, rows without keys get 0
+     * and an LSE of {@code -inf}.
+     */
+    @Override
+    public void forwardVarlen(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            dev.aule.spi.PackedSequences packed,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
+        ServingCalls.varlen(device(), CAPABILITIES, q, k, v, packed, out, lse, options);
+    }
+
+    /**
+     * Packed query rows against paged caches on the device (see {@link AttentionBackend#forwardVarlenPaged}):
+     * padded as {@link #forwardVarlen} pads them, each sequence's keys read through its own block table, the pools
+     * uploaded once per call. Sink logits are refused.
+     */
+    @Override
+    public void forwardVarlenPaged(
+            Tensor q, dev.aule.spi.PagedKv cache, int[] cuSeqlensQ, Tensor out, Tensor lse, AttentionOptions options) {
+        ServingCalls.varlenPaged(device(), CAPABILITIES, q, cache, cuSeqlensQ, out, lse, options);
+    }
+
+    /**
+     * The packed backward on the device (see {@link AttentionBackend#backwardVarlen}): everything is validated
+     * first, the gradients zeroed (rows of sequences without keys, keys of sequences without rows), then each
+     * sequence with rows and keys runs the dense backward on its views, one submission each, so every option
+     * applies per sequence exactly as in {@link #forwardVarlen}.
+     */
+    @Override
+    public void backwardVarlen(
+            BackwardInputs in, dev.aule.spi.PackedSequences packed, Gradients grads, AttentionOptions options) {
+        dev.aule.spi.ServingShapes.VarlenBackwardCall call =
+                dev.aule.spi.ServingShapes.varlenBackward(in, packed, grads, options, CAPABILITIES);
+        VulkanDevice device = device();
+        AttentionKernels.CallTypes types = new AttentionKernels.CallTypes(
+                in.q().dtype(),
+                in.k().dtype(),
+                in.v().dtype(),
+                in.out().dtype(),
+                in.dOut().dtype());
+        for (dev.aule.spi.BackwardSequence sequence : call.sequences()) {
+            AttentionKernels.checkLimits(device.info(), call.shapeOf(sequence), true, types);
+        }
+        grads.dq().fill(0f);
+        grads.dk().fill(0f);
+        grads.dv().fill(0f);
+        for (dev.aule.spi.BackwardSequence sequence : call.sequences()) {
+            backward(sequence.inputs(), sequence.grads(), options);
+        }
+    }
+
+    /**
+     * Cached attention on device-resident caches: the contract of {@link #forwardCached(Tensor, Tensor, Tensor,
+     * int[], Tensor, Tensor, AttentionOptions)} with nothing copied but the lengths, so a decode step reads its
+     * cache where it lives. {@link dev.aule.serving.KvCache} holds host memory; a device cache is a pair of
+     * {@link VulkanTensor}s {@code [B, Hkv, capacity, D]} passed here.
+     *
+     * @param q         queries {@code [B, Hq, Sq, D]}
+     * @param kCache    the key cache {@code [B, Hkv, capacity, D]}
+     * @param vCache    the value cache {@code [B, Hkv, capacity, Dv]}
+     * @param cacheLens cached tokens of each batch entry, {@code 0 <= cacheLens[b] <= capacity}; copied
+     * @param out       the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse       the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options   causal (bottom-right per entry), window, scale, softcap, ALiBi; no sinks
+     * @throws IllegalArgumentException naming the argument that breaks a rule (a length over the capacity, a tensor
+     *                                  of another device); nothing is written then
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardCached(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[] cacheLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.cached(device(), CAPABILITIES, q, kCache, vCache, cacheLens, out, lse, options);
+    }
+
+    /**
+     * Cached attention on device-resident caches through row indices and left pads: the contract of {@link
+     * #forwardCached(Tensor, Tensor, Tensor, dev.aule.spi.CacheIndex, Tensor, Tensor, AttentionOptions)} with
+     * nothing copied but the index arrays; {@code kCache} {@code [Bc, Hkv, capacity, D]} may have another batch
+     * than q.
+     *
+     * @param q       queries {@code [B, Hq, Sq, D]}
+     * @param kCache  the key cache {@code [Bc, Hkv, capacity, D]}
+     * @param vCache  the value cache {@code [Bc, Hkv, capacity, Dv]}
+     * @param index   each entry's end, row and first key in the caches; copied, then validated
+     * @param out     the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse     the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options causal (bottom-right against each entry's visible keys), window, scale, softcap, ALiBi
+     * @throws IllegalArgumentException naming the array entry or argument that breaks a rule; nothing is written
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardCached(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            dev.aule.spi.CacheIndex index,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.indexed(device(), CAPABILITIES, q, kCache, vCache, index, out, lse, options);
+    }
+
+    /**
+     * Paged attention on device-resident pools: the contract of {@link #forwardPaged(Tensor, dev.aule.spi.PagedKv,
+     * Tensor, Tensor, AttentionOptions)} with nothing copied but the tables and lengths.
+     *
+     * @param q           queries {@code [B, Hq, Sq, D]}
+     * @param kCache      the key blocks {@code [numBlocks, Hkv, blockSize, D]}
+     * @param vCache      the value blocks {@code [numBlocks, Hkv, blockSize, Dv]}
+     * @param blockTables each sequence's block ids in position order; copied, then validated
+     * @param contextLens cached tokens of each sequence; copied
+     * @param out         the output {@code [B, Hq, Sq, Dv]}, written
+     * @param lse         the F32 log-sum-exp {@code [B, Hq, Sq, 1]}, written, or null
+     * @param options     causal (bottom-right per sequence), window, scale, softcap, ALiBi; no sinks
+     * @throws IllegalArgumentException naming the argument that breaks a rule (a block id out of range, a length
+     *                                  over its table); nothing is written then
+     * @throws IllegalStateException    when a tensor was closed
+     */
+    public void forwardPaged(
+            VulkanTensor q,
+            VulkanTensor kCache,
+            VulkanTensor vCache,
+            int[][] blockTables,
+            int[] contextLens,
+            VulkanTensor out,
+            VulkanTensor lse,
+            AttentionOptions options) {
+        ServingCalls.paged(device(), CAPABILITIES, q, kCache, vCache, blockTables, contextLens, out, lse, options);
+    }
+
     /** The device this backend runs on, or the reason it has none. */
     VulkanDevice device() {
         State s = state();
@@ -540,7 +730,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** A lease on {@code t}'s buffer for the rest of the call (the scope releases it); see VulkanTensor. */
-    private static DeviceBuffer use(Scope scope, VulkanTensor t, String name) {
+    static DeviceBuffer use(Scope scope, VulkanTensor t, String name) {
         return scope.add(t.use(name)).buffer();
     }
 
@@ -548,14 +738,14 @@ public final class VulkanBackend implements AttentionBackend {
      * Where the kernels write {@code target} in F32: its own buffer {@code own}, or a scratch one rounded by
      * {@link #pack16}.
      */
-    private static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target, DeviceBuffer own) {
+    static DeviceBuffer f32(VulkanDevice device, Scope scope, VulkanTensor target, DeviceBuffer own) {
         return target.dtype() == DType.F32
                 ? own
                 : scope.add(DeviceBuffer.allocate(device, HostCopy.bytes(DType.F32, target.shape())));
     }
 
     /** Rounds the F32 result {@code from} into a 16-bit {@code target}; an F32 target was written in place. */
-    private static void pack16(
+    static void pack16(
             VulkanDevice device,
             Submission s,
             AttentionShape shape,
@@ -570,7 +760,7 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /** One ALiBi slope per query head, in a buffer of {@code scope} written by {@code s}. */
-    private static DeviceBuffer slopes(VulkanDevice device, Scope scope, Submission s, AttentionOptions options) {
+    static DeviceBuffer slopes(VulkanDevice device, Scope scope, Submission s, AttentionOptions options) {
         float[] slopes = options.alibiSlopes();
         DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) slopes.length * Float.BYTES));
         s.write(
@@ -588,7 +778,7 @@ public final class VulkanBackend implements AttentionBackend {
      * @throws IllegalArgumentException naming the argument when it lives on another device
      * @throws IllegalStateException    naming the argument when it was closed
      */
-    private static Tensor standIn(VulkanDevice device, VulkanTensor t, String name) {
+    static Tensor standIn(VulkanDevice device, VulkanTensor t, String name) {
         Objects.requireNonNull(t, name);
         if (t.device() != device) {
             throw new IllegalArgumentException(name + ": " + t + " lives on another Vulkan device ("

@@ -141,6 +141,42 @@ public final class VulkanTensor implements AutoCloseable {
     }
 
     /**
+     * Copies {@code src} into rows {@code [seqStart, seqStart + n)} of batch entries {@code [batchStart,
+     * batchStart + b)}, every head, leaving the other rows as they are: how a device-resident KV cache takes a
+     * step's new keys and values without uploading the whole cache (then pass the new lengths to {@link
+     * VulkanBackend#forwardCached(VulkanTensor, VulkanTensor, VulkanTensor, int[], VulkanTensor, VulkanTensor,
+     * dev.aule.AttentionOptions)}). Entries of different lengths take one call each ({@code b = 1}).
+     *
+     * @param src        a host tensor {@code [b, heads, n, headDim]} of this tensor's heads and head dim, any layout
+     *                   and dtype (rounded to this tensor's dtype)
+     * @param batchStart the first batch entry written, {@code 0 <= batchStart <= batch - b}
+     * @param seqStart   the first row written, {@code 0 <= seqStart <= seqLen - n}
+     * @throws IllegalArgumentException when the heads or head dim differ or the rows do not fit; nothing is written
+     * @throws IllegalStateException    when this tensor was closed
+     */
+    public void uploadRows(Tensor src, int batchStart, int seqStart) {
+        checkOpen(null);
+        java.util.Objects.requireNonNull(src, "src");
+        long[] s = src.shape();
+        if (s[1] != shape[1] || s[3] != shape[3]) {
+            throw new IllegalArgumentException("src: shape " + src.shapeString() + " must have the heads and head dim"
+                    + " of the device tensor's " + Arrays.toString(shape));
+        }
+        if (batchStart < 0 || batchStart > shape[0] - s[0]) {
+            throw new IllegalArgumentException("batchStart: " + batchStart + " must be in [0, " + (shape[0] - s[0])
+                    + "] so that " + s[0] + " batch entries fit the device tensor's " + shape[0]);
+        }
+        if (seqStart < 0 || seqStart > shape[2] - s[2]) {
+            throw new IllegalArgumentException("seqStart: " + seqStart + " must be in [0, " + (shape[2] - s[2])
+                    + "] so that " + s[2] + " rows fit the device tensor's " + shape[2]);
+        }
+        Submission.run(device, (scope, sub) -> {
+            DeviceBuffer b = scope.add(use(null)).buffer();
+            sub.writeRows(b, dtype, shape, batchStart, seqStart, src);
+        });
+    }
+
+    /**
      * Copies this tensor into {@code dst} (any layout and dtype, rounded to its dtype).
      *
      * @param dst a writable host tensor of this tensor's shape

@@ -30,14 +30,51 @@ layout(push_constant) uniform Params {
     int flags;   // bit 0: write lse
     int rowCount; // delta kernel: B * Hq * Sq
     int tileBase; // forward, dQ: query tiles before this dispatch's first; dK/dV: key blocks (a split grid)
+    int kvBlock;     // paged serving: keys per block of the pools
+    int tableStride; // paged serving: block-table entries per batch entry
 } p;
 
+// Serving variants of the forward kernels (SERVING 1: a cache with a key count per batch entry; 2: the same
+// keys read through a block table; 3: through a cache row and a left pad per entry). p.Sk is then the caches'
+// capacity (cached and indexed: the row stride of k and v) or the longest context (paged); each batch entry's own
+// key count SK comes from binding 6, validated on the host to be in [0, p.Sk], so keys past it are never read. Paged: key j of entry b is slot j % kvBlock of block
+// block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a
+// context reaches was checked on the host to lie in [0, numBlocks). Kernels set seqKeys at the top of main,
+// before any use of SK.
+#ifndef SERVING
+#define SERVING 0
+#endif
+#if SERVING
+int seqKeys;
+#define SK seqKeys
+#else
+#define SK p.Sk
+#endif
+// The forward kernels declare key_lens (binding 6) and block_table (binding 7) under SERVING; these macros
+// expand in their main, after the declarations.
+#if SERVING == 2
+#define PAGED_ROW(j) uint((block_table[b * p.tableStride + (j) / p.kvBlock] * p.Hkv + hkv) * p.kvBlock \
+    + (j) % p.kvBlock)
+// Element d of key / value row j of the workgroup's (b, hkv); kBase and vBase are the contiguous layout's.
+#define KADDR(j, d) (PAGED_ROW(j) * uint(p.D) + uint(d))
+#define VADDR(j, d) (PAGED_ROW(j) * uint(p.Dv) + uint(d))
+#elif SERVING == 3
+// Indexed (cache_batch_idx, cache_leftpad): entry b reads keys [pad, pad + SK) of cache row block_table[2b],
+// pad = block_table[2b + 1]; the caches are [Bc, Hkv, p.Sk, D], rows and pads validated on the host.
+#define INDEXED_ROW(j) uint((block_table[2 * b] * p.Hkv + hkv) * p.Sk + block_table[2 * b + 1] + (j))
+#define KADDR(j, d) (INDEXED_ROW(j) * uint(p.D) + uint(d))
+#define VADDR(j, d) (INDEXED_ROW(j) * uint(p.Dv) + uint(d))
+#else
+#define KADDR(j, d) (kBase + uint((j) * p.D + (d)))
+#define VADDR(j, d) (vBase + uint((j) * p.Dv + (d)))
+#endif
+
 int firstKey(int i) {
-    return p.left < 0 ? 0 : clamp(i + (p.Sk - p.Sq) - p.left, 0, p.Sk);
+    return p.left < 0 ? 0 : clamp(i + (SK - p.Sq) - p.left, 0, SK);
 }
 
 int lastKey(int i) {
-    return p.right < 0 ? p.Sk - 1 : clamp(i + (p.Sk - p.Sq) + p.right, -1, p.Sk - 1);
+    return p.right < 0 ? SK - 1 : clamp(i + (SK - p.Sq) + p.right, -1, SK - 1);
 }
 
 // tanh accurate to a few float ulps everywhere: a short series near 0 (where (e-1)/(e+1) cancels),

@@ -19,6 +19,12 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_part[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_part[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+#if SERVING // see common.glsl
+layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
+#endif
+#if SERVING >= 2
+layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
+#endif
 // Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.
 layout(std430, binding = 0) readonly buffer QView4 { uvec4 q4[]; };
 layout(std430, binding = 0) readonly buffer QView2 { uvec2 q2[]; };
@@ -50,11 +56,15 @@ void main() {
     const int g = validRow ? r / p.Sq : 0;
     const int i = validRow ? r - g * p.Sq : 0;
     const int splits = p.rowCount;
+#if SERVING
+    seqKeys = key_lens[b];
+#endif
 
-    // Split boundaries depend on Sk, the split count and BC only: never on the batch or the head.
-    const int chunk = ((p.Sk + splits - 1) / splits + BC - 1) / BC * BC;
+    // Split boundaries depend on Sk (serving: the entry's own), the split count and BC only: never on the batch
+    // or the head.
+    const int chunk = ((SK + splits - 1) / splits + BC - 1) / BC * BC;
     const int s0 = split * chunk;
-    const int s1 = min(p.Sk, s0 + chunk); // exclusive
+    const int s1 = min(SK, s0 + chunk); // exclusive
     const int kLo = max(s0, firstKey(0));
     const int kHi = min(s1 - 1, lastKey(p.Sq - 1));
     const int myFirst = validRow ? max(s0, firstKey(i)) : 1;
@@ -100,8 +110,8 @@ void main() {
             int jj = idx / (HD / 4);
             int d = (idx - jj * (HD / 4)) * 4;
             int j = kb + jj;
-            vec4 kx = j < p.Sk && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, kBase + uint(j * p.D + d)) : vec4(0.0);
-            vec4 vx = j < p.Sk && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, vBase + uint(j * p.Dv + d)) : vec4(0.0);
+            vec4 kx = j < SK && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, KADDR(j, d)) : vec4(0.0);
+            vec4 vx = j < SK && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, VADDR(j, d)) : vec4(0.0);
             for (int e = 0; e < 4; e++) {
                 sK[jj * HDP + d + e] = kx[e];
                 sV[jj * HD + d + e] = vx[e];
@@ -112,8 +122,8 @@ void main() {
             int jj = idx / HD;
             int d = idx - jj * HD;
             int j = kb + jj;
-            sK[jj * HDP + d] = j < p.Sk && d < p.D ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(j * p.D + d)) : 0.0;
-            sV[idx] = j < p.Sk && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(j * p.Dv + d)) : 0.0;
+            sK[jj * HDP + d] = j < SK && d < p.D ? LOAD_TYPED(K_TYPE, k_data, KADDR(j, d)) : 0.0;
+            sV[idx] = j < SK && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, VADDR(j, d)) : 0.0;
         }
 #endif
         barrier();
@@ -133,7 +143,7 @@ void main() {
                 if (p.softcap > 0.0) {
                     s = p.softcap * safeTanh(s / p.softcap);
                 }
-                s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+                s -= slope * abs(float(i + (SK - p.Sq) - j));
             }
             sc[n] = s;
             partMax = max(partMax, s);

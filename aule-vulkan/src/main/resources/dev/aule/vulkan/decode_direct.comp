@@ -19,6 +19,12 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_part[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_part[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+#if SERVING // see common.glsl
+layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
+#endif
+#if SERVING >= 2
+layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
+#endif
 // Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.
 layout(std430, binding = 0) readonly buffer QView4 { uvec4 q4[]; };
 layout(std430, binding = 0) readonly buffer QView2 { uvec2 q2[]; };
@@ -51,11 +57,14 @@ void main() {
     const int g = r / p.Sq;
     const int i = r - g * p.Sq;
     const int splits = p.rowCount;
+#if SERVING
+    seqKeys = key_lens[b];
+#endif
 
     // The split boundaries of decode.comp (a function of Sk and the split count only), with BC = 64.
-    const int chunk = ((p.Sk + splits - 1) / splits + 63) / 64 * 64;
+    const int chunk = ((SK + splits - 1) / splits + 63) / 64 * 64;
     const int s0 = split * chunk;
-    const int s1 = min(p.Sk, s0 + chunk); // exclusive
+    const int s1 = min(SK, s0 + chunk); // exclusive
     const int jFirst = max(s0, firstKey(i));
     const int jLast = min(s1 - 1, lastKey(i));
     const float slope = p.alibi != 0 ? slopes[hkv * group + g] : 0.0;
@@ -76,7 +85,7 @@ void main() {
     // Only the row's visible keys are visited, so a NaN or Inf in a value row it may not see never reaches o;
     // o stays normalised by the running sum, as in forward.comp (|o| <= max |v|).
     for (int j = jFirst + t; j <= jLast; j += TPR) {
-        uint kRow = kBase + uint(j * p.D);
+        uint kRow = KADDR(j, 0);
         vec4 acc = vec4(0.0);
         for (int c = 0; c < HD / 4; c++) {
             acc += q[c] * ROW4(K_TYPE, k_data, k4, k2, kRow, 4 * c, p.D);
@@ -85,7 +94,7 @@ void main() {
         if (p.softcap > 0.0) {
             s = p.softcap * safeTanh(s / p.softcap);
         }
-        s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+        s -= slope * abs(float(i + (SK - p.Sq) - j));
         if (s == NEG_INF) {
             continue; // as forward.comp: a key of score -inf adds nothing
         }
@@ -95,7 +104,7 @@ void main() {
         float lNew = kept + pj; // >= 1: the largest score so far contributes exp(0)
         float keep = kept / lNew;
         float w = pj / lNew;
-        uint vRow = vBase + uint(j * p.Dv);
+        uint vRow = VADDR(j, 0);
         for (int c = 0; c < HD / 4; c++) {
             o[c] = o[c] * keep + w * ROW4(V_TYPE, v_data, v4, v2, vRow, 4 * c, p.Dv);
         }

@@ -14,6 +14,12 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+#if SERVING // see common.glsl
+layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
+#endif
+#if SERVING >= 2
+layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
+#endif
 
 shared float sQ[BR * HD];
 shared float sK[BC * HD];
@@ -28,6 +34,9 @@ void main() {
     const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
+#if SERVING
+    seqKeys = key_lens[b];
+#endif
     const int hkv = hq / (p.Hq / p.Hkv);
     const int i = row0 + r;
     const bool validRow = i < p.Sq;
@@ -80,12 +89,12 @@ void main() {
         for (int idx = int(lid); idx < BC * p.D; idx += WG) {
             int jj = idx / p.D;
             int d = idx - jj * p.D;
-            sK[jj * HD + d] = kb + jj < p.Sk ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(kb * p.D + idx)) : 0.0;
+            sK[jj * HD + d] = kb + jj < SK ? LOAD_TYPED(K_TYPE, k_data, KADDR(kb + jj, d)) : 0.0;
         }
         for (int idx = int(lid); idx < BC * p.Dv; idx += WG) {
             int jj = idx / p.Dv;
             int d = idx - jj * p.Dv;
-            sV[jj * HD + d] = kb + jj < p.Sk ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(kb * p.Dv + idx)) : 0.0;
+            sV[jj * HD + d] = kb + jj < SK ? LOAD_TYPED(V_TYPE, v_data, VADDR(kb + jj, d)) : 0.0;
         }
         barrier();
 
@@ -107,7 +116,7 @@ void main() {
                 if (p.softcap > 0.0) {
                     s = p.softcap * safeTanh(s / p.softcap);
                 }
-                s -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+                s -= slope * abs(float(i + (SK - p.Sq) - j));
 #ifdef MASKS
                 if (hasBias) {
                     s = addBias(s, biasRow, j);

@@ -32,6 +32,12 @@ layout(std430, binding = 2) readonly buffer VBuf { uint v_data[]; };
 layout(std430, binding = 3) writeonly buffer OBuf { float o_data[]; };
 layout(std430, binding = 4) writeonly buffer LseBuf { float lse_data[]; };
 layout(std430, binding = 5) readonly buffer SlopeBuf { float slopes[]; };
+#if SERVING // see common.glsl
+layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
+#endif
+#if SERVING >= 2
+layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
+#endif
 // Four-element views of the inputs (see LOAD4_TYPED), read when VEC4 is 1: D and Dv multiples of 4.
 layout(std430, binding = 0) readonly buffer QView4 { uvec4 q4[]; };
 layout(std430, binding = 0) readonly buffer QView2 { uvec2 q2[]; };
@@ -64,6 +70,9 @@ void main() {
     const int row0 = (int(gl_WorkGroupID.x) + p.tileBase) * BR;
     const int hq = int(gl_WorkGroupID.y);
     const int b = int(gl_WorkGroupID.z);
+#if SERVING
+    seqKeys = key_lens[b];
+#endif
     const int hkv = hq / (p.Hq / p.Hkv);
     const int lastRow = min(row0 + BR, p.Sq) - 1;
     const int rBase = ty * RM; // first of this thread's rows within the tile
@@ -158,8 +167,8 @@ void main() {
             int jj = idx / (HD / 4);
             int d = (idx - jj * (HD / 4)) * 4;
             int j = kb + jj;
-            vec4 kx = j < p.Sk && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, kBase + uint(j * p.D + d)) : vec4(0.0);
-            vec4 vx = j < p.Sk && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, vBase + uint(j * p.Dv + d)) : vec4(0.0);
+            vec4 kx = j < SK && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, KADDR(j, d)) : vec4(0.0);
+            vec4 vx = j < SK && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, VADDR(j, d)) : vec4(0.0);
             for (int e = 0; e < 4; e++) {
                 sK[jj * HDP + d + e] = kx[e];
                 sV[jj * HD + d + e] = vx[e];
@@ -170,8 +179,8 @@ void main() {
             int jj = idx / HD;
             int d = idx - jj * HD;
             int j = kb + jj;
-            sK[jj * HDP + d] = j < p.Sk && d < p.D ? LOAD_TYPED(K_TYPE, k_data, kBase + uint(j * p.D + d)) : 0.0;
-            sV[idx] = j < p.Sk && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, vBase + uint(j * p.Dv + d)) : 0.0;
+            sK[jj * HDP + d] = j < SK && d < p.D ? LOAD_TYPED(K_TYPE, k_data, KADDR(j, d)) : 0.0;
+            sV[idx] = j < SK && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, VADDR(j, d)) : 0.0;
         }
 #endif
         barrier();
@@ -242,7 +251,7 @@ void main() {
                     if (p.softcap > 0.0) {
                         x = p.softcap * safeTanh(x / p.softcap);
                     }
-                    x -= slope * abs(float(i + (p.Sk - p.Sq) - j));
+                    x -= slope * abs(float(i + (SK - p.Sq) - j));
 #ifdef MASKS
                     if (hasBias) {
                         x = addBias(x, biasRow[a], j);

@@ -126,6 +126,10 @@ class MaskedForwardDeviceTest {
         AttentionOptions windowed =
                 options.toBuilder().causal(false).window(9, 3).build();
         check(rnd, b, 1, 4, sq, sk, 64, windowed, "window MQA softcap ALiBi mask bias MaskMod");
+        // sink logits after the masked kernel, as after every other forward kernel
+        AttentionOptions sinks =
+                options.toBuilder().sinks(new float[] {0.5f, -1f, 2f, 0f}).build();
+        check(rnd, b, 2, 2, sq, sk, 48, sinks, "causal GQA softcap ALiBi mask bias MaskMod sinks");
     }
 
     @Test

@@ -57,8 +57,11 @@ class ShaderConstantsTest {
                 .softcap(3f)
                 .alibiSlopes(new float[] {0.5f, 0.25f, 0.125f, 0.0625f, 0.03f, 0.02f})
                 .build();
-        int[] words =
-                Params.of(shape, options, true).withCount(99).withTileBase(3).words();
+        int[] words = Params.of(shape, options, true)
+                .withCount(99)
+                .withTileBase(3)
+                .withPaging(13, 17)
+                .words();
         Map<String, Integer> byName = new LinkedHashMap<>();
         byName.put("B", 2);
         byName.put("Hq", 6);
@@ -75,6 +78,8 @@ class ShaderConstantsTest {
         byName.put("flags", 1); // bit 0: write lse
         byName.put("rowCount", 99);
         byName.put("tileBase", 3);
+        byName.put("kvBlock", 13);
+        byName.put("tableStride", 17);
         assertEquals(members.size(), words.length, "Params.words() vs the block");
         for (int i = 0; i < words.length; i++) {
             String type = members.get(i)[0];
