@@ -63,7 +63,21 @@ public final class Products {
             multiplyPairs(a, aOff, rows, inner, b, bOff, c, cOff, cStride);
             return;
         }
-        for (int t = 0; t < rows; t += 4) {
+        int t = 0;
+        if (WIDE_SCORES) {
+            // 6-row blocks in pairs, so the rows left for 4-row blocks stay a multiple of 4 (same bits either way).
+            for (; rows - t >= 12; t += 12) {
+                multiplySix(a, aOff + t * inner, inner, b, bOff, c, cOff + t * cStride, cStride);
+                multiplySix(a, aOff + (t + 6) * inner, inner, b, bOff, c, cOff + (t + 6) * cStride, cStride);
+            }
+        }
+        multiplyFours(a, aOff, t, rows, inner, b, bOff, c, cOff, cStride);
+    }
+
+    /** Rows {@code [t0, rows)} of {@link #multiply} in 4 x 4 blocks. */
+    private static void multiplyFours(
+            float[] a, int aOff, int t0, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
+        for (int t = t0; t < rows; t += 4) {
             int a0 = aOff + t * inner;
             int a1 = a0 + inner;
             int a2 = a1 + inner;
@@ -145,9 +159,9 @@ public final class Products {
             int pairs = block == 6 ? 2 : 1;
             for (int i = 0; i < pairs; i++, t += block) {
                 if (block == 6) {
-                    multiplySix(a, t * inner, inner, b, bOff, c, t * KT);
+                    multiplySix(a, t * inner, inner, b, bOff, c, t * KT, KT);
                 } else {
-                    multiply(a, t * inner, 4, inner, b, bOff, c, t * KT, KT);
+                    multiplyFours(a, 0, t, t + 4, inner, b, bOff, c, 0, KT);
                 }
                 for (int r = t; r < t + block; r++) {
                     if (fuse[r]) {
@@ -159,12 +173,14 @@ public final class Products {
     }
 
     /**
-     * Rows {@code t..t+5} of the forward's scores in one 6 x 4 block (24 accumulators, 4 operand vectors and a
-     * broadcast: 29 of the 32 AVX-512 registers), so each loaded key vector serves 6 FMAs instead of 4 and the
-     * key panel streams from L1/L2 a third fewer times per tile. Each score sums over {@code x} in the same order
+     * Rows {@code t..t+5} of the forward's scores or of {@link #multiply}'s product, rows {@code cStride} apart in
+     * {@code c}, in one 6 x 4 block (24 accumulators, 4 operand vectors and a broadcast: 29 of the 32 AVX-512
+     * registers), so each loaded key vector serves 6 FMAs instead of 4 and the key panel streams from L1/L2 a third
+     * fewer times per tile. Each score sums over {@code x} in the same order
      * as {@link #multiply}'s 4 x 4 block, so the bits do not depend on the block a row falls in.
      */
-    private static void multiplySix(float[] a, int aOff, int inner, float[] b, int bOff, float[] c, int cOff) {
+    private static void multiplySix(
+            float[] a, int aOff, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
         int a0 = aOff;
         int a1 = aOff + 1 * inner;
         int a2 = aOff + 2 * inner;
@@ -213,32 +229,32 @@ public final class Products {
             c52 = b2.fma(e, c52);
             c53 = b3.fma(e, c53);
         }
-        int o0 = cOff + 0 * KT;
+        int o0 = cOff + 0 * cStride;
         c00.intoArray(c, o0);
         c01.intoArray(c, o0 + 1 * L);
         c02.intoArray(c, o0 + 2 * L);
         c03.intoArray(c, o0 + 3 * L);
-        int o1 = cOff + 1 * KT;
+        int o1 = cOff + 1 * cStride;
         c10.intoArray(c, o1);
         c11.intoArray(c, o1 + 1 * L);
         c12.intoArray(c, o1 + 2 * L);
         c13.intoArray(c, o1 + 3 * L);
-        int o2 = cOff + 2 * KT;
+        int o2 = cOff + 2 * cStride;
         c20.intoArray(c, o2);
         c21.intoArray(c, o2 + 1 * L);
         c22.intoArray(c, o2 + 2 * L);
         c23.intoArray(c, o2 + 3 * L);
-        int o3 = cOff + 3 * KT;
+        int o3 = cOff + 3 * cStride;
         c30.intoArray(c, o3);
         c31.intoArray(c, o3 + 1 * L);
         c32.intoArray(c, o3 + 2 * L);
         c33.intoArray(c, o3 + 3 * L);
-        int o4 = cOff + 4 * KT;
+        int o4 = cOff + 4 * cStride;
         c40.intoArray(c, o4);
         c41.intoArray(c, o4 + 1 * L);
         c42.intoArray(c, o4 + 2 * L);
         c43.intoArray(c, o4 + 3 * L);
-        int o5 = cOff + 5 * KT;
+        int o5 = cOff + 5 * cStride;
         c50.intoArray(c, o5);
         c51.intoArray(c, o5 + 1 * L);
         c52.intoArray(c, o5 + 2 * L);

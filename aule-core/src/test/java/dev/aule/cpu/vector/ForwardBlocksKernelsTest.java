@@ -11,8 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * The forward's larger register blocks and its softmax fused into the score product give the bits of the 4-row
  * kernels and the separate softmax passes, at the width this JVM runs (the build runs this class at 512, 256 and 128
  * bits where the CPU has them): {@link Products#multiplySoftmax} against {@link Products#multiply} then
- * {@link Reductions#max} and {@link Reductions#expSum}, and {@link Products#accumulateTile} against
- * {@link Products#accumulate}. Row counts cover 4-row groups alone, pairs of 6-row blocks with and without 4-row
+ * {@link Reductions#max} and {@link Reductions#expSum}, {@link Products#multiply} over many rows against its 4-row
+ * calls, and {@link Products#accumulateTile} against {@link Products#accumulate}. Row counts cover 4-row groups alone, pairs of 6-row blocks with and without 4-row
  * groups left over, and value rows of 1, 2, 3, 4 and 8 vectors.
  */
 class ForwardBlocksKernelsTest {
@@ -74,6 +74,26 @@ class ForwardBlocksKernelsTest {
                             Arrays.copyOfRange(c, 5 * KT, 6 * KT),
                             where + " the NaN row's raw scores");
                 }
+            }
+        }
+    }
+
+    /** The product in 6-row blocks (GEMM layout: rows of c wider than a panel) gives the bits of 4-row calls. */
+    @Test
+    void productGivesTheBitsOfFourRowCallsAtEveryRowCount() {
+        SplittableRandom rnd = new SplittableRandom(33);
+        for (int rows : ROWS) {
+            for (int inner : new int[] {1, 7, 64, 384}) {
+                int cStride = 3 * KT + 5;
+                float[] a = random(rnd, 2 + rows * inner, 1f);
+                float[] b = random(rnd, 3 + inner * KT, 1f);
+                float[] expected = random(rnd, 7 + rows * cStride, 1f);
+                float[] actual = expected.clone();
+                for (int t = 0; t < rows; t += 4) {
+                    Products.multiply(a, 2 + t * inner, 4, inner, b, 3, expected, 7 + KT + t * cStride, cStride);
+                }
+                Products.multiply(a, 2, rows, inner, b, 3, actual, 7 + KT, cStride);
+                assertBitwiseEqual(expected, actual, "multiply rows " + rows + " inner " + inner);
             }
         }
     }
