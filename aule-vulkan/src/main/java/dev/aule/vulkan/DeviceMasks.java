@@ -54,7 +54,7 @@ final class DeviceMasks {
     final float[] bias;
     /** Header and tile table. */
     final int[] meta;
-    /** The masked kernel that runs the call ({@link MaskedForward#choose}). */
+    /** The masked kernel that runs the call ({@link MaskedForward#choose}; the backward's dK/dV kernel for both). */
     final Kernel kernel;
     /** Its tile plan, which the table is cut for. */
     final TilePlan plan;
@@ -79,7 +79,24 @@ final class DeviceMasks {
             return null;
         }
         AttentionKernels.ForwardChoice choice = MaskedForward.choose(device, shape);
-        TilePlan plan = choice.plan();
+        return of(device, shape, options, choice.kernel(), choice.plan());
+    }
+
+    /**
+     * As {@link #of(DeviceInfo, AttentionShape, AttentionOptions)}, with the tile table cut for the backward's
+     * square plan ({@link TilePlan#backward}), which both masked backward kernels share ({@link
+     * Kernel#BACKWARD_KV_MASKED} is recorded as the kernel; {@link MaskedBackward} runs both).
+     */
+    static DeviceMasks forBackward(DeviceInfo device, AttentionShape shape, AttentionOptions options) {
+        if (!options.hasMasksOrScoreMods()) {
+            return null;
+        }
+        TilePlan plan = TilePlan.backward(device, TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        return of(device, shape, options, Kernel.BACKWARD_KV_MASKED, plan);
+    }
+
+    private static DeviceMasks of(
+            DeviceInfo device, AttentionShape shape, AttentionOptions options, Kernel kernel, TilePlan plan) {
         AttentionMask mask = options.mask();
         MaskMod mod = options.maskMod();
         Tensor biasTensor = options.bias();
@@ -132,7 +149,7 @@ final class DeviceMasks {
             meta[BIAS_B] = biasTensor.batch() == 1 ? 0 : biasTensor.heads() * sq * sk;
             meta[BIAS_H] = biasTensor.heads() == 1 ? 0 : sq * sk;
         }
-        return new DeviceMasks(bits, bias, meta, choice.kernel(), plan);
+        return new DeviceMasks(bits, bias, meta, kernel, plan);
     }
 
     /**

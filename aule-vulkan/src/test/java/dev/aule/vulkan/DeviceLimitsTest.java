@@ -92,6 +92,13 @@ class DeviceLimitsTest {
                 "backward_kv.comp binds 9 storage buffers",
                 "maxPerStageDescriptorStorageBuffers of 8");
         DeviceLimits.checkLaunch(eight, forward(eight), bound(6, MIB), 1, 1, 1); // 6 bindings fit
+        // The masked backward binds its masks after its own buffers: 12, over a device's 11.
+        DeviceInfo eleven = device(48 * 1024, 1L << 30, 1024, SIZE, COUNT, 11, 64);
+        Variant masked = Variant.of(Kernel.BACKWARD_KV_MASKED, TilePlan.backward(eleven, 64), Map.of());
+        assertMentions(
+                refused(eleven, masked, bound(12, MIB), 1),
+                "backward_kv.comp binds 12 storage buffers",
+                "maxPerStageDescriptorStorageBuffers of 11");
     }
 
     @Test
