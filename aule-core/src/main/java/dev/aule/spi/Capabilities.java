@@ -30,7 +30,8 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         MASKS,
         /**
          * It honours dense masks, additive biases, MaskMods and BlockMasks in the forward pass only: a backend with
-         * this and not {@link #MASKS} refuses ScoreMods and masked backward passes, and auto-selection passes
+         * this and not {@link #MASKS} refuses ScoreMods and (without {@link #MASKS_BACKWARD}) masked backward
+         * passes, and auto-selection passes
          * such calls to one that has {@link #MASKS}. For a backend that evaluates masks on the host into a form
          * its kernels read (a ScoreMod, an arbitrary function of the score, has no such exact form).
          */

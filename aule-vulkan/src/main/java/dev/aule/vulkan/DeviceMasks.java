@@ -10,12 +10,13 @@ import dev.aule.spi.Visibility;
 
 /**
  * A call's dense mask, MaskMod (with or without its BlockMask) and additive bias, evaluated on the host into
- * what the masked forward ({@link Kernel#FORWARD_MASKED}) reads: visibility bits, an F32 bias and a table of
- * the kernel's tiles. Built before anything is put on the device, so a MaskMod that throws or a mask over the
+ * what the masked forward ({@link Kernel#FORWARD_MASKED}) and backward ({@link MaskedBackward}) read:
+ * visibility bits, an F32 bias and a table of the kernel's tiles. Built before anything is put on the device, so a MaskMod that throws or a mask over the
  * device's buffer limits fails the call with nothing written.
  */
 /*
- * Maintainer invariants (forward.comp under MASKS reads these; ShaderConstantsTest compares the constants):
+ * Maintainer invariants (forward.comp and the backward kernels under MASKS read these; ShaderConstantsTest compares
+ * the constants):
  * - bits: one bit per (b, h, i, j) of the intersection of the dense mask and the MaskMod, rows of
  *   wordsPerRow = ceil(Sk / 32) words, bit j & 31 of word j / 32; extents [B or 1, Hq or 1, Sq]: 1 only when
  *   nothing set varies along it (a MaskMod is evaluated at every batch entry and query head, exactly, since

@@ -65,6 +65,7 @@ void main() {
 #ifdef MASKS
     const bool hasBits = meta[META_HAS_BITS] != 0;
     const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const int wordsPerRow = meta[META_WORDS_PER_ROW]; // read once: a pair's offsets below are plain arithmetic
 #endif // MASKS
     float dk[NC];
     float dv[NC];
@@ -78,6 +79,10 @@ void main() {
         const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
         const int rowHead = (b * p.Hq + hq) * p.Sq;
 #ifdef MASKS
+        const uint bitsHead = maskBitsRow(b, hq, 0); // row i's bits at bitsHead + i * wordsPerRow
+        const uint biasHead = maskBiasRow(b, hq, 0); // row i's bias at biasHead + i * Sk
+#endif // MASKS
+#ifdef MASKS
         // Query tiles start on multiples of BR, the query tiles of the host's table.
         for (int i0 = iLo - iLo % BR; i0 <= iHi; i0 += BR) {
             const int tile = meta[maskTileRow(b, hq, i0 / BR) + k0 / BC]; // uniform: skipping keeps barriers uniform
@@ -85,6 +90,7 @@ void main() {
                 continue;
             }
             const bool readBits = hasBits && tile != TILE_FULL;
+            const bool checkMask = readBits || hasBias; // false: nothing in this tile can hide a pair
 #else
         for (int i0 = iLo; i0 <= iHi; i0 += BR) {
 #endif // MASKS
@@ -116,7 +122,8 @@ void main() {
                 float lse = sLse[rr];
                 bool visible = i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i);
 #ifdef MASKS
-                if (visible && maskHides(readBits, hasBias, maskBitsRow(b, hq, i), maskBiasRow(b, hq, i), j)) {
+                if (visible && checkMask
+                        && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), j)) {
                     visible = false;
                 }
 #endif // MASKS
@@ -135,7 +142,7 @@ void main() {
                     s -= slope * abs(float(i + offset - j));
 #ifdef MASKS
                     if (hasBias) {
-                        s = addBias(s, maskBiasRow(b, hq, i), j);
+                        s = addBias(s, biasHead + uint(i) * uint(p.Sk), j);
                     }
 #endif // MASKS
                     prob = exp(s - lse);
@@ -158,7 +165,8 @@ void main() {
                     continue;
                 }
 #ifdef MASKS
-                if (maskHides(readBits, hasBias, maskBitsRow(b, hq, i), maskBiasRow(b, hq, i), myKey)) {
+                if (checkMask
+                        && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), myKey)) {
                     continue;
                 }
 #endif // MASKS

@@ -74,8 +74,11 @@ void main() {
 #ifdef MASKS
     const bool hasBits = meta[META_HAS_BITS] != 0;
     const bool hasBias = meta[META_HAS_BIAS] != 0;
-    const uint myBitsRow = maskBitsRow(b, hq, row0 + r);
-    const uint myBiasRow = maskBiasRow(b, hq, row0 + r);
+    const int wordsPerRow = meta[META_WORDS_PER_ROW]; // read once: a pair's offsets below are plain arithmetic
+    const uint bitsHead = maskBitsRow(b, hq, 0); // row i's bits at bitsHead + i * wordsPerRow
+    const uint biasHead = maskBiasRow(b, hq, 0); // row i's bias at biasHead + i * Sk
+    const uint myBitsRow = bitsHead + uint((row0 + r) * wordsPerRow);
+    const uint myBiasRow = biasHead + uint(row0 + r) * uint(p.Sk);
     const int tileRow = maskTileRow(b, hq, row0 / BR);
     // Key blocks start on multiples of BC, the key tiles of the host's table.
     for (int kb = kLo - kLo % BC; kb <= kHi; kb += BC) {
@@ -84,6 +87,7 @@ void main() {
             continue;
         }
         const bool readBits = hasBits && tile != TILE_FULL;
+        const bool checkMask = readBits || hasBias; // false: nothing in this tile can hide a pair
 #else
     for (int kb = kLo; kb <= kHi; kb += BC) {
 #endif // MASKS
@@ -107,7 +111,8 @@ void main() {
             float lse = sLse[rr];
             bool visible = i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i);
 #ifdef MASKS
-            if (visible && maskHides(readBits, hasBias, maskBitsRow(b, hq, i), maskBiasRow(b, hq, i), j)) {
+            if (visible && checkMask
+                    && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), j)) {
                 visible = false;
             }
 #endif // MASKS
@@ -126,7 +131,7 @@ void main() {
                 s -= slope * abs(float(i + offset - j));
 #ifdef MASKS
                 if (hasBias) {
-                    s = addBias(s, maskBiasRow(b, hq, i), j);
+                    s = addBias(s, biasHead + uint(i) * uint(p.Sk), j);
                 }
 #endif // MASKS
                 float prob = exp(s - lse);
@@ -146,7 +151,7 @@ void main() {
                 continue;
             }
 #ifdef MASKS
-            if (maskHides(readBits, hasBias, myBitsRow, myBiasRow, kb + jj)) {
+            if (checkMask && maskHides(readBits, hasBias, myBitsRow, myBiasRow, kb + jj)) {
                 continue;
             }
 #endif // MASKS
