@@ -15,7 +15,7 @@ import java.util.SplittableRandom;
  * Median wall time and device time of device-tensor backward passes B=1, H=4, S=512, D=64, F32: no mask, the causal
  * flag, a causal BlockMask, a causal MaskMod without BlockMask and an all-visible MaskMod, with the backward's tile
  * codes ({@link DeviceMasks#forBackward}). A measuring tool for docs/PERFORMANCE.md, not a test. Optional
- * arguments: calls per figure (default 3, after 1 warm-up call), then S.
+ * arguments: calls per figure (default 3, after 1 warm-up call), then S, then passes over the cases (default 2).
  */
 public final class MaskedBackwardTimingMain {
     private MaskedBackwardTimingMain() {}
@@ -23,11 +23,12 @@ public final class MaskedBackwardTimingMain {
     /**
      * Prints one line per case.
      *
-     * @param args optional calls per figure, then S
+     * @param args optional calls per figure, then S, then passes
      */
     public static void main(String[] args) {
         int calls = args.length > 0 ? Integer.parseInt(args[0]) : 3;
         int s = args.length > 1 ? Integer.parseInt(args[1]) : 512;
+        int passes = args.length > 2 ? Integer.parseInt(args[2]) : 2;
         VulkanBackend vulkan = (VulkanBackend) Backends.get("vulkan");
         if (!vulkan.availability().available()) {
             System.out.println("UNAVAILABLE " + vulkan.availability().reason());
@@ -58,8 +59,8 @@ public final class MaskedBackwardTimingMain {
                 VulkanTensor dq = vulkan.allocate(DType.F32, 1, h, s, d);
                 VulkanTensor dk = vulkan.allocate(DType.F32, 1, h, s, d);
                 VulkanTensor dv = vulkan.allocate(DType.F32, 1, h, s, d)) {
-            // Each case twice, the second pass after the others: a shared machine's load drifts.
-            for (int round = 0; round < 2; round++) {
+            // Each case once per pass, the passes one after the other: a shared machine's load drifts.
+            for (int round = 0; round < passes; round++) {
                 for (int c = 0; c < cases.length; c++) {
                     AttentionOptions options = cases[c];
                     vulkan.forward(q, k, v, out, lse, options);
