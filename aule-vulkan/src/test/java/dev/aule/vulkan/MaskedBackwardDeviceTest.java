@@ -37,6 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class MaskedBackwardDeviceTest {
     private static final double F32_BOUND = 1e-4;
+    private static final double HALF_BOUND = 2e-2; // as BackwardConformanceTest
 
     private final VulkanBackend vulkan = VulkanTestSupport.backend();
     private final AttentionBackend reference = Backends.get("reference");
@@ -99,6 +100,25 @@ class MaskedBackwardDeviceTest {
                 .build();
         check(new Case(DType.F32, 1, 4, 1, sq, sk, 16, 32, mod), rnd, failures);
         assertTrue(failures.isEmpty(), failures.size() + " cases failed:\n" + String.join("\n", failures));
+    }
+
+    /** 16-bit inputs and gradients (read packed, rounded on the device) with a mask and a bias. */
+    @Test
+    void halfPrecisionStorageMatchesTheReference() {
+        SplittableRandom rnd = new SplittableRandom(96);
+        for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
+            AttentionOptions options = AttentionOptions.builder()
+                    .causal(true)
+                    .mask(MaskCases.denseMask(rnd, 1, 2, 33, 33))
+                    .bias(MaskCases.bias(rnd, 1, 2, 33, 33))
+                    .build();
+            Case c = new Case(dtype, 1, 2, 1, 33, 33, 32, 32, options);
+            Inputs in = BackwardCases.inputs(rnd, c, reference);
+            Gradients expected = BackwardCases.backward(reference, in, options, DType.F32);
+            Gradients actual = BackwardCases.backward(vulkan, in, options, dtype);
+            double error = BackwardCases.error(actual, expected);
+            assertTrue(error < HALF_BOUND, c + ": gradient error " + error);
+        }
     }
 
     /**
