@@ -87,10 +87,21 @@ final class DeviceMasks {
      * As {@link #of(DeviceInfo, AttentionShape, AttentionOptions)}, with the tile table cut for the backward's
      * square plan ({@link TilePlan#backward}), which both masked backward kernels share ({@link
      * Kernel#BACKWARD_KV_MASKED} is recorded as the kernel; {@link MaskedBackward} runs both).
+     *
+     * @throws IllegalArgumentException as above, and naming {@code options} when the device binds fewer storage
+     *     buffers per stage than the masked dK/dV kernel needs (checked before anything is evaluated or written)
      */
     static DeviceMasks forBackward(DeviceInfo device, AttentionShape shape, AttentionOptions options) {
         if (!options.hasMasksOrScoreMods()) {
             return null;
+        }
+        int bindings = Kernel.BACKWARD_KV_MASKED.bindings;
+        int limit = Math.min(device.maxStageStorageBuffers(), device.maxSetStorageBuffers());
+        if (bindings > limit) {
+            throw new IllegalArgumentException("options: the masked backward binds " + bindings
+                    + " storage buffers, over the " + limit + " that " + device.name()
+                    + " binds per stage or set (maxPerStageDescriptorStorageBuffers, maxDescriptorSetStorageBuffers);"
+                    + " run the masked backward on the cpu backend");
         }
         TilePlan plan = TilePlan.backward(device, TilePlan.bucket(shape.headDim(), shape.valueDim()));
         return of(device, shape, options, Kernel.BACKWARD_KV_MASKED, plan);

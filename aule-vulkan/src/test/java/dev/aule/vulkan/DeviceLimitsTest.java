@@ -99,6 +99,20 @@ class DeviceLimitsTest {
                 refused(eleven, masked, bound(12, MIB), 1),
                 "backward_kv.comp binds 12 storage buffers",
                 "maxPerStageDescriptorStorageBuffers of 11");
+        // ... which the masked backward's host side refuses first, before evaluating a mask.
+        dev.aule.AttentionOptions options = dev.aule.AttentionOptions.builder()
+                .maskMod((batch, head, row, key) -> {
+                    throw new AssertionError("evaluated although refused");
+                })
+                .build();
+        dev.aule.spi.AttentionShape shape = new dev.aule.spi.AttentionShape(1, 1, 1, 8, 8, 64, 64);
+        assertMentions(
+                assertThrows(IllegalArgumentException.class, () -> DeviceMasks.forBackward(eleven, shape, options)),
+                "options: the masked backward binds 12 storage buffers, over the 11");
+        dev.aule.AttentionOptions causal = dev.aule.AttentionOptions.builder()
+                .maskMod(dev.aule.mask.MaskMod.causal())
+                .build();
+        assertTrue(DeviceMasks.forBackward(ROOMY, shape, causal).bits != null, "16 bindings fit");
     }
 
     @Test
