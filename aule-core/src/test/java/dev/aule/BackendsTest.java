@@ -244,6 +244,27 @@ class BackendsTest {
         assertFalse(Capabilities.of(64, EnumSet.of(DType.F32)).runsMasks(masked, false));
     }
 
+    /**
+     * MASKS_BACKWARD beside MASKS_FORWARD: masked backward passes are taken too, ScoreMods still go to a backend
+     * with MASKS, forward and backward; MASKS_BACKWARD alone adds nothing.
+     */
+    @Test
+    void backwardMasksCoverMaskedBackwardsWithoutScoreMods() {
+        Capabilities both = Capabilities.of(
+                256, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD, Feature.MASKS_BACKWARD);
+        AttentionOptions masked = AttentionOptions.builder()
+                .maskMod(dev.aule.mask.MaskMod.causal())
+                .build();
+        AttentionOptions scored =
+                masked.toBuilder().scoreMod(dev.aule.mask.ScoreMod.softcap(2f)).build();
+        assertTrue(both.runsMasks(masked, true) && both.runsMasks(masked, false));
+        assertFalse(both.runsMasks(scored, true) || both.runsMasks(scored, false));
+        assertTrue(both.backwardMasks() && !both.masks());
+        Capabilities alone = Capabilities.of(256, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_BACKWARD);
+        assertFalse(alone.backwardMasks() || alone.runsMasks(masked, true) || alone.runsMasks(masked, false));
+        assertTrue(Capabilities.of(64, EnumSet.of(DType.F32), Feature.MASKS).backwardMasks(), "MASKS covers it");
+    }
+
     @Test
     void theSpiDefaultsHaveNoServingAndTheBuiltInBackendsHaveIt() {
         assertFalse(Capabilities.of(64, EnumSet.of(DType.F32), Feature.BACKWARD).serving());

@@ -66,7 +66,9 @@ final class InfoCommand extends AuleCommand {
                     caps.maxHeadDim() == Integer.MAX_VALUE ? "unbounded" : Integer.toString(caps.maxHeadDim()),
                     dtypes(caps),
                     yesNo(caps.backward()),
-                    caps.masks() ? "yes" : caps.forwardMasks() ? "forward" : "no",
+                    caps.masks()
+                            ? "yes"
+                            : caps.backwardMasks() ? "no ScoreMods" : caps.forwardMasks() ? "forward" : "no",
                     yesNo(caps.serving()),
                     availability.reason());
         }

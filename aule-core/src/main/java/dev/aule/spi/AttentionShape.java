@@ -134,9 +134,10 @@ public record AttentionShape(
         shape.checkShape("out", out, shape.outShape(), capabilities);
         shape.checkShape("dOut", dOut, shape.outShape(), capabilities);
         shape.checkLse(lse, capabilities);
-        if (options.hasMasksOrScoreMods() && !capabilities.masks()) {
+        if (options.hasMasksOrScoreMods() && !capabilities.backwardMasks()) {
             throw new IllegalArgumentException("options: masks, biases and MaskMods are supported by this backend in"
-                    + " the forward pass only (Capabilities.Feature.MASKS_FORWARD, not MASKS), not in the backward;"
+                    + " the forward pass only (Capabilities.Feature.MASKS_FORWARD, not MASKS_BACKWARD or MASKS), not in the"
+                    + " backward;"
                     + " use the cpu or reference backend");
         }
         if (options.scoreMod() != null && options.scoreMod().derivative() == null) {

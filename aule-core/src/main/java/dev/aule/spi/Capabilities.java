@@ -30,11 +30,17 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         MASKS,
         /**
          * It honours dense masks, additive biases, MaskMods and BlockMasks in the forward pass only: a backend with
-         * this and not {@link #MASKS} refuses ScoreMods and masked backward passes, and auto-selection passes
+         * this and not {@link #MASKS} refuses ScoreMods and (without {@link #MASKS_BACKWARD}) masked backward
+         * passes, and auto-selection passes
          * such calls to one that has {@link #MASKS}. For a backend that evaluates masks on the host into a form
          * its kernels read (a ScoreMod, an arbitrary function of the score, has no such exact form).
          */
         MASKS_FORWARD,
+        /**
+         * With {@link #MASKS_FORWARD}: the backward pass honours the same dense masks, biases, MaskMods and
+         * BlockMasks (biases get no gradient, as on every backend). ScoreMods stay refused and go elsewhere.
+         */
+        MASKS_BACKWARD,
         /**
          * It has the serving entry points: {@link AttentionBackend#forwardCached},
          * {@link AttentionBackend#forwardPaged} and {@link AttentionBackend#forwardVarlen}.
@@ -96,15 +102,23 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
         return masks() || features.contains(Feature.MASKS_FORWARD);
     }
 
+    /** {@return whether it has {@link Feature#MASKS}, or {@link Feature#MASKS_FORWARD} with {@link Feature#MASKS_BACKWARD}} */
+    public boolean backwardMasks() {
+        return masks() || (features.contains(Feature.MASKS_FORWARD) && features.contains(Feature.MASKS_BACKWARD));
+    }
+
     /**
      * Whether it runs the masks, biases and mods of {@code options} (none set: true).
      *
      * @param options the call's options
      * @param backward whether the call is a backward pass
      * @return true when {@link #masks()}, or when {@link #forwardMasks()} covers a forward without a ScoreMod
+     *     ({@link #backwardMasks()} a backward without one)
      */
     public boolean runsMasks(AttentionOptions options, boolean backward) {
-        return !options.hasMasksOrScoreMods() || masks() || (!backward && forwardMasks() && options.scoreMod() == null);
+        return !options.hasMasksOrScoreMods()
+                || masks()
+                || ((backward ? backwardMasks() : forwardMasks()) && options.scoreMod() == null);
     }
 
     /** {@return whether it has {@link Feature#DROPOUT}} */

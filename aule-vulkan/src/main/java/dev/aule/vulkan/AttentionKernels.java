@@ -635,7 +635,10 @@ final class AttentionKernels {
                 1);
     }
 
-    /** delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile. */
+    /**
+     * delta = rowsum(dOut * out), then dK and dV per key block, then dQ per query tile; with {@code masks} (the
+     * device buffers of {@link MaskedBackward#upload}, or null) the masked variants of the two kernels.
+     */
     static void backward(
             VulkanDevice device,
             Submission s,
@@ -654,7 +657,8 @@ final class AttentionKernels {
             DeviceBuffer slopes,
             DeviceBuffer dq,
             DeviceBuffer dk,
-            DeviceBuffer dv) {
+            DeviceBuffer dv,
+            DeviceBuffer[] masks) {
         Params params = Params.of(shape, options, false);
         int rows = shape.batch() * shape.queryHeads() * shape.queryLen();
         TilePlan line = TilePlan.elementwise(device.info());
@@ -666,12 +670,15 @@ final class AttentionKernels {
         TilePlan plan = TilePlan.backward(device.info(), TilePlan.bucket(shape.headDim(), shape.valueDim()));
         Map<String, Integer> defines = new java.util.HashMap<>(types.defines());
         defines.put("DO_TYPE", Variant.typeCode(dOutType));
+        if (masks != null) {
+            defines.put("MASKS", 1);
+        }
         // A key block's workgroup walks the rows of every query head of its group: Sq x Hq / Hkv rows.
         dispatchTiles(
                 s,
                 device.info(),
-                Variant.of(Kernel.BACKWARD_KV, plan, defines),
-                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv},
+                Variant.of(masks == null ? Kernel.BACKWARD_KV : Kernel.BACKWARD_KV_MASKED, plan, defines),
+                MaskedBackward.bind(new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dk, dv}, masks),
                 params,
                 ceilDiv(shape.keyLen(), plan.keys()),
                 (long) plan.keys() * shape.queryLen() * shape.queryHeads() * shape.batch(),
@@ -680,8 +687,8 @@ final class AttentionKernels {
         dispatchTiles(
                 s,
                 device.info(),
-                Variant.of(Kernel.BACKWARD_Q, plan, defines),
-                new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq},
+                Variant.of(masks == null ? Kernel.BACKWARD_Q : Kernel.BACKWARD_Q_MASKED, plan, defines),
+                MaskedBackward.bind(new DeviceBuffer[] {q, k, v, dOut, lse, delta, slopes, dq}, masks),
                 params,
                 ceilDiv(shape.queryLen(), plan.rows()),
                 (long) plan.rows() * shape.keyLen() * shape.queryHeads() * shape.batch(),

@@ -10,12 +10,13 @@ import dev.aule.spi.Visibility;
 
 /**
  * A call's dense mask, MaskMod (with or without its BlockMask) and additive bias, evaluated on the host into
- * what the masked forward ({@link Kernel#FORWARD_MASKED}) reads: visibility bits, an F32 bias and a table of
- * the kernel's tiles. Built before anything is put on the device, so a MaskMod that throws or a mask over the
+ * what the masked forward ({@link Kernel#FORWARD_MASKED}) and backward ({@link MaskedBackward}) read:
+ * visibility bits, an F32 bias and a table of the kernel's tiles. Built before anything is put on the device, so a MaskMod that throws or a mask over the
  * device's buffer limits fails the call with nothing written.
  */
 /*
- * Maintainer invariants (forward.comp under MASKS reads these; ShaderConstantsTest compares the constants):
+ * Maintainer invariants (forward.comp and the backward kernels under MASKS read these; ShaderConstantsTest compares
+ * the constants):
  * - bits: one bit per (b, h, i, j) of the intersection of the dense mask and the MaskMod, rows of
  *   wordsPerRow = ceil(Sk / 32) words, bit j & 31 of word j / 32; extents [B or 1, Hq or 1, Sq]: 1 only when
  *   nothing set varies along it (a MaskMod is evaluated at every batch entry and query head, exactly, since
@@ -54,7 +55,7 @@ final class DeviceMasks {
     final float[] bias;
     /** Header and tile table. */
     final int[] meta;
-    /** The masked kernel that runs the call ({@link MaskedForward#choose}). */
+    /** The masked kernel that runs the call ({@link MaskedForward#choose}; the backward's dK/dV kernel for both). */
     final Kernel kernel;
     /** Its tile plan, which the table is cut for. */
     final TilePlan plan;
@@ -79,7 +80,35 @@ final class DeviceMasks {
             return null;
         }
         AttentionKernels.ForwardChoice choice = MaskedForward.choose(device, shape);
-        TilePlan plan = choice.plan();
+        return of(device, shape, options, choice.kernel(), choice.plan());
+    }
+
+    /**
+     * As {@link #of(DeviceInfo, AttentionShape, AttentionOptions)}, with the tile table cut for the backward's
+     * square plan ({@link TilePlan#backward}), which both masked backward kernels share ({@link
+     * Kernel#BACKWARD_KV_MASKED} is recorded as the kernel; {@link MaskedBackward} runs both).
+     *
+     * @throws IllegalArgumentException as above, and naming {@code options} when the device binds fewer storage
+     *     buffers per stage than the masked dK/dV kernel needs (checked before anything is evaluated or written)
+     */
+    static DeviceMasks forBackward(DeviceInfo device, AttentionShape shape, AttentionOptions options) {
+        if (!options.hasMasksOrScoreMods()) {
+            return null;
+        }
+        int bindings = Kernel.BACKWARD_KV_MASKED.bindings;
+        int limit = Math.min(device.maxStageStorageBuffers(), device.maxSetStorageBuffers());
+        if (bindings > limit) {
+            throw new IllegalArgumentException("options: the masked backward binds " + bindings
+                    + " storage buffers, over the " + limit + " that " + device.name()
+                    + " binds per stage or set (maxPerStageDescriptorStorageBuffers, maxDescriptorSetStorageBuffers);"
+                    + " run the masked backward on the cpu backend");
+        }
+        TilePlan plan = TilePlan.backward(device, TilePlan.bucket(shape.headDim(), shape.valueDim()));
+        return of(device, shape, options, Kernel.BACKWARD_KV_MASKED, plan);
+    }
+
+    private static DeviceMasks of(
+            DeviceInfo device, AttentionShape shape, AttentionOptions options, Kernel kernel, TilePlan plan) {
         AttentionMask mask = options.mask();
         MaskMod mod = options.maskMod();
         Tensor biasTensor = options.bias();
@@ -132,7 +161,7 @@ final class DeviceMasks {
             meta[BIAS_B] = biasTensor.batch() == 1 ? 0 : biasTensor.heads() * sq * sk;
             meta[BIAS_H] = biasTensor.heads() == 1 ? 0 : sq * sk;
         }
-        return new DeviceMasks(bits, bias, meta, choice.kernel(), plan);
+        return new DeviceMasks(bits, bias, meta, kernel, plan);
     }
 
     /**

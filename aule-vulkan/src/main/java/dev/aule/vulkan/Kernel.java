@@ -20,6 +20,10 @@ enum Kernel {
     DELTA("delta.comp", 3),
     BACKWARD_KV("backward_kv.comp", 9),
     BACKWARD_Q("backward_q.comp", 8),
+    /** backward_kv.comp with MASKS: the {@link DeviceMasks} of the backward's plan at bindings 9 .. 11. */
+    BACKWARD_KV_MASKED("backward_kv.comp", 12),
+    /** backward_q.comp with MASKS: the {@link DeviceMasks} of the backward's plan at bindings 8 .. 10. */
+    BACKWARD_Q_MASKED("backward_q.comp", 11),
     PACK16("pack16.comp", 2),
     DECODE("decode.comp", 8),
     /** Decode on CPU devices: no shared memory, each thread its own keys and partial (decode_direct.comp). */

@@ -164,13 +164,13 @@ final class MaskedForward {
         }
     }
 
-    private static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, int[] words) {
+    static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, int[] words) {
         DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) words.length * Integer.BYTES));
         s.write(buffer, memory -> MemorySegment.copy(words, 0, memory, ValueLayout.JAVA_INT, 0, words.length));
         return buffer;
     }
 
-    private static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, float[] values) {
+    static DeviceBuffer upload(VulkanDevice device, Scope scope, Submission s, float[] values) {
         DeviceBuffer buffer = scope.add(DeviceBuffer.allocate(device, (long) values.length * Float.BYTES));
         s.write(buffer, memory -> MemorySegment.copy(values, 0, memory, ValueLayout.JAVA_FLOAT, 0, values.length));
         return buffer;

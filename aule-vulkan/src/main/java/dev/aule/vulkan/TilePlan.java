@@ -72,8 +72,8 @@ record TilePlan(int hd, int rows, int keys, int threadsPerRow, int workgroup) {
         // forward: sQ; sK, sV; sS, sP. dK/dV: sQ, sDO; sK, sV; sP, sDS; sLse, sDelta. dQ: the same without sP.
         return switch (kernel) {
             case FORWARD, FORWARD_MASKED -> queryTile + 2 * keyBlock + 2 * scores;
-            case BACKWARD_KV -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
-            case BACKWARD_Q -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
+            case BACKWARD_KV, BACKWARD_KV_MASKED -> 2 * queryTile + 2 * keyBlock + 2 * scores + 2L * rows;
+            case BACKWARD_Q, BACKWARD_Q_MASKED -> 2 * queryTile + 2 * keyBlock + scores + 2L * rows;
             // blocked forward: sQ, sK (rows padded to hd + 1), sV; sP; sMax, sSum
             case FORWARD_BLOCKED, FORWARD_BLOCKED_MASKED ->
                 queryTile + rows + keyBlock + keys + keyBlock + scores + 2L * rows * threadsPerRow;

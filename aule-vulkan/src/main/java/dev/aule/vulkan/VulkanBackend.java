@@ -44,7 +44,12 @@ public final class VulkanBackend implements AttentionBackend {
     public static final int CPU_DEVICE_PRIORITY = 50;
 
     private static final Capabilities CAPABILITIES = Capabilities.of(
-            MAX_HEAD_DIM, EnumSet.allOf(DType.class), Feature.BACKWARD, Feature.MASKS_FORWARD, Feature.SINKS);
+            MAX_HEAD_DIM,
+            EnumSet.allOf(DType.class),
+            Feature.BACKWARD,
+            Feature.MASKS_FORWARD,
+            Feature.MASKS_BACKWARD,
+            Feature.SINKS);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {
@@ -258,6 +263,7 @@ public final class VulkanBackend implements AttentionBackend {
                 shape,
                 true,
                 new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), dOut.dtype()));
+        DeviceMasks masks = DeviceMasks.forBackward(device.info(), shape, options);
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
             DeviceBuffer kb = HostCopy.upload(device, scope, s, k);
@@ -289,7 +295,8 @@ public final class VulkanBackend implements AttentionBackend {
                     slopes,
                     dqb,
                     dkb,
-                    dvb);
+                    dvb,
+                    MaskedBackward.upload(device, scope, s, masks, kb));
             HostCopy.download(s, dqb, DType.F32, dq);
             HostCopy.download(s, dkb, DType.F32, dk);
             HostCopy.download(s, dvb, DType.F32, dv);
@@ -484,6 +491,7 @@ public final class VulkanBackend implements AttentionBackend {
                 shape,
                 true,
                 new AttentionKernels.CallTypes(q.dtype(), k.dtype(), v.dtype(), out.dtype(), dOut.dtype()));
+        DeviceMasks masks = DeviceMasks.forBackward(device.info(), shape, options);
         Submission.run(device, (scope, s) -> {
             // Leases first: a tensor closed meanwhile fails the call here, before anything is written.
             DeviceBuffer qb = use(scope, q, "q");
@@ -519,7 +527,8 @@ public final class VulkanBackend implements AttentionBackend {
                     slopes,
                     dqb,
                     dkb,
-                    dvb);
+                    dvb,
+                    MaskedBackward.upload(device, scope, s, masks, kb));
             pack16(device, s, shape, dqb, dq, dqOwn);
             pack16(device, s, shape, dkb, dk, dkOwn);
             pack16(device, s, shape, dvb, dv, dvOwn);

@@ -2,6 +2,16 @@
 // gradients outright (no atomics, a fixed order of additions: deterministic), walking every query
 // head of its group and every query tile that can see the block. Each key is owned by TPR threads,
 // a thread keeping NC columns of its key's dK and dV in registers.
+// With MASKS defined (Kernel.BACKWARD_KV_MASKED) it reads the DeviceMasks of the backward's plan (BR = BC) at
+// bindings 9 .. 11: query tiles are then aligned to BR, tiles the table calls EMPTY skipped, FULL ones read no
+// bits; a hidden pair (bit 0 or bias -inf) has P = 0 and dS = 0 and adds nothing; the bias is added to the
+// score where the forward adds it (it gets no gradient, as on cpu).
+#ifdef MASKS
+#define OWN_MASK_BINDINGS
+layout(std430, binding = 9) readonly buffer MaskBits { uint mask_bits[]; };
+layout(std430, binding = 10) readonly buffer BiasBuf { float bias_data[]; };
+layout(std430, binding = 11) readonly buffer MaskMeta { int meta[]; };
+#endif // MASKS
 #include "common.glsl"
 
 layout(local_size_x = WG) in;
@@ -52,6 +62,11 @@ void main() {
     const int iLo = p.right < 0 ? 0 : clamp(k0 - offset - p.right, 0, p.Sq);
     const int iHi = p.left < 0 ? p.Sq - 1 : clamp(kEnd - offset + p.left, -1, p.Sq - 1);
 
+#ifdef MASKS
+    const bool hasBits = meta[META_HAS_BITS] != 0;
+    const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const int wordsPerRow = meta[META_WORDS_PER_ROW]; // read once: a pair's offsets below are plain arithmetic
+#endif // MASKS
     float dk[NC];
     float dv[NC];
     for (int u = 0; u < NC; u++) {
@@ -63,7 +78,22 @@ void main() {
         const int hq = hkv * group + g;
         const float slope = p.alibi != 0 ? slopes[hq] : 0.0;
         const int rowHead = (b * p.Hq + hq) * p.Sq;
+#ifdef MASKS
+        const uint bitsHead = maskBitsRow(b, hq, 0); // row i's bits at bitsHead + i * wordsPerRow
+        const uint biasHead = maskBiasRow(b, hq, 0); // row i's bias at biasHead + i * Sk
+#endif // MASKS
+#ifdef MASKS
+        // Query tiles start on multiples of BR, the query tiles of the host's table.
+        for (int i0 = iLo - iLo % BR; i0 <= iHi; i0 += BR) {
+            const int tile = meta[maskTileRow(b, hq, i0 / BR) + k0 / BC]; // uniform: skipping keeps barriers uniform
+            if (tile == TILE_EMPTY) {
+                continue;
+            }
+            const bool readBits = hasBits && tile != TILE_FULL;
+            const bool checkMask = readBits || hasBias; // false: nothing in this tile can hide a pair
+#else
         for (int i0 = iLo; i0 <= iHi; i0 += BR) {
+#endif // MASKS
             barrier();
             const uint qBase = uint(rowHead + i0) * uint(p.D);
             const uint oBase = uint(rowHead + i0) * uint(p.Dv);
@@ -90,7 +120,14 @@ void main() {
                 float prob = 0.0;
                 float ds = 0.0;
                 float lse = sLse[rr];
-                if (i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i)) {
+                bool visible = i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i);
+#ifdef MASKS
+                if (visible && checkMask
+                        && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), j)) {
+                    visible = false;
+                }
+#endif // MASKS
+                if (visible) {
                     float dot = 0.0;
                     for (int d = 0; d < p.D; d++) {
                         dot += sQ[rr * HD + d] * sK[jj * HD + d];
@@ -103,6 +140,11 @@ void main() {
                         capSlope = 1.0 - th * th;
                     }
                     s -= slope * abs(float(i + offset - j));
+#ifdef MASKS
+                    if (hasBias) {
+                        s = addBias(s, biasHead + uint(i) * uint(p.Sk), j);
+                    }
+#endif // MASKS
                     prob = exp(s - lse);
                     float dp = 0.0;
                     for (int d = 0; d < p.Dv; d++) {
@@ -122,6 +164,12 @@ void main() {
                 if (i >= p.Sq || myKey >= p.Sk || sLse[rr] == NEG_INF || myKey < firstKey(i) || myKey > lastKey(i)) {
                     continue;
                 }
+#ifdef MASKS
+                if (checkMask
+                        && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), myKey)) {
+                    continue;
+                }
+#endif // MASKS
                 float pr = sP[rr * BC + jr];
                 float dsr = sDS[rr * BC + jr];
                 for (int u = 0; u < NC; u++) {

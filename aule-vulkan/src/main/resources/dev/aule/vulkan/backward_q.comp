@@ -1,5 +1,13 @@
 // Backward, dQ: one workgroup per (query tile of BR rows, query head, batch), walking the key blocks
 // its rows can see; each row's dQ is owned by TPR threads (NC columns each), so no atomics.
+// With MASKS defined (Kernel.BACKWARD_Q_MASKED) it reads the DeviceMasks of the backward's plan at bindings
+// 8 .. 10, as backward_kv.comp does (key blocks then aligned to BC; EMPTY tiles skipped, FULL ones read no bits).
+#ifdef MASKS
+#define OWN_MASK_BINDINGS
+layout(std430, binding = 8) readonly buffer MaskBits { uint mask_bits[]; };
+layout(std430, binding = 9) readonly buffer BiasBuf { float bias_data[]; };
+layout(std430, binding = 10) readonly buffer MaskMeta { int meta[]; };
+#endif // MASKS
 #include "common.glsl"
 
 layout(local_size_x = WG) in;
@@ -63,7 +71,26 @@ void main() {
     const int myFirst = rowSees ? firstKey(row0 + r) : 1;
     const int myLast = rowSees ? lastKey(row0 + r) : 0;
     const uint kHead = uint((b * p.Hkv + hkv) * p.Sk);
+#ifdef MASKS
+    const bool hasBits = meta[META_HAS_BITS] != 0;
+    const bool hasBias = meta[META_HAS_BIAS] != 0;
+    const int wordsPerRow = meta[META_WORDS_PER_ROW]; // read once: a pair's offsets below are plain arithmetic
+    const uint bitsHead = maskBitsRow(b, hq, 0); // row i's bits at bitsHead + i * wordsPerRow
+    const uint biasHead = maskBiasRow(b, hq, 0); // row i's bias at biasHead + i * Sk
+    const uint myBitsRow = bitsHead + uint((row0 + r) * wordsPerRow);
+    const uint myBiasRow = biasHead + uint(row0 + r) * uint(p.Sk);
+    const int tileRow = maskTileRow(b, hq, row0 / BR);
+    // Key blocks start on multiples of BC, the key tiles of the host's table.
+    for (int kb = kLo - kLo % BC; kb <= kHi; kb += BC) {
+        const int tile = meta[tileRow + kb / BC]; // uniform: skipping keeps barriers uniform
+        if (tile == TILE_EMPTY) {
+            continue;
+        }
+        const bool readBits = hasBits && tile != TILE_FULL;
+        const bool checkMask = readBits || hasBias; // false: nothing in this tile can hide a pair
+#else
     for (int kb = kLo; kb <= kHi; kb += BC) {
+#endif // MASKS
         barrier();
         for (int idx = int(lid); idx < BC * p.D; idx += WG) {
             int jj = idx / p.D;
@@ -82,7 +109,14 @@ void main() {
             int j = kb + jj;
             float ds = 0.0;
             float lse = sLse[rr];
-            if (i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i)) {
+            bool visible = i < p.Sq && j < p.Sk && lse != NEG_INF && j >= firstKey(i) && j <= lastKey(i);
+#ifdef MASKS
+            if (visible && checkMask
+                    && maskHides(readBits, hasBias, bitsHead + uint(i * wordsPerRow), biasHead + uint(i) * uint(p.Sk), j)) {
+                visible = false;
+            }
+#endif // MASKS
+            if (visible) {
                 float dot = 0.0;
                 for (int d = 0; d < p.D; d++) {
                     dot += sQ[rr * HD + d] * sK[jj * HD + d];
@@ -95,6 +129,11 @@ void main() {
                     capSlope = 1.0 - th * th;
                 }
                 s -= slope * abs(float(i + offset - j));
+#ifdef MASKS
+                if (hasBias) {
+                    s = addBias(s, biasHead + uint(i) * uint(p.Sk), j);
+                }
+#endif // MASKS
                 float prob = exp(s - lse);
                 float dp = 0.0;
                 for (int d = 0; d < p.Dv; d++) {
@@ -111,6 +150,11 @@ void main() {
             if (kb + jj < myFirst || kb + jj > myLast) {
                 continue;
             }
+#ifdef MASKS
+            if (checkMask && maskHides(readBits, hasBias, myBitsRow, myBiasRow, kb + jj)) {
+                continue;
+            }
+#endif // MASKS
             float dsr = sDS[r * BC + jj];
             for (int u = 0; u < NC; u++) {
                 dq[u] += dsr * sK[jj * HD + t + TPR * u];

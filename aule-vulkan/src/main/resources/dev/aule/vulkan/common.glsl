@@ -90,13 +90,16 @@ float safeTanh(float x) {
 }
 
 #ifdef MASKS
-// The masked forwards (Kernel.*_MASKED, MASKS defined) read what DeviceMasks writes, at bindings 6 .. 8.
+// The masked kernels (Kernel.*_MASKED, MASKS defined) read what DeviceMasks writes, at bindings 6 .. 8 in the
+// forwards, after their own bindings in the backward kernels (OWN_MASK_BINDINGS).
 // Layout written by DeviceMasks (its constants mirror these). Bits: bit j & 31 of word
 // (b * bitsB + h * bitsH + i * wordsPerRow + j / 32), 1 = visible. Bias: F32 at b * biasB + h * biasH + i * Sk + j.
 // Meta: a header, then one code per (b, h, query tile of BR rows, key tile of BC keys).
+#ifndef OWN_MASK_BINDINGS // the backward kernels, whose 6 .. 8 are taken, declare these three after their own
 layout(std430, binding = 6) readonly buffer MaskBits { uint mask_bits[]; };
 layout(std430, binding = 7) readonly buffer BiasBuf { float bias_data[]; };
 layout(std430, binding = 8) readonly buffer MaskMeta { int meta[]; };
+#endif // OWN_MASK_BINDINGS
 #define META_HAS_BITS 0
 #define META_BITS_B 1
 #define META_BITS_H 2
@@ -134,5 +137,12 @@ bool maskBit(uint bitsRow, int j) {
 float addBias(float s, uint biasRow, int j) {
     float add = bias_data[biasRow + uint(j)];
     return add == NEG_INF ? NEG_INF : s + add;
+}
+
+// Whether the masks hide key j from the row of bitsRow / biasRow: its bit is 0 (read only where readBits: a
+// tile the table calls FULL has every bit set) or its bias is -inf. The masked backward skips such pairs
+// (P = 0, dS = 0) and adds nothing of them, so a NaN behind a mask never reaches a gradient.
+bool maskHides(bool readBits, bool hasBias, uint bitsRow, uint biasRow, int j) {
+    return (readBits && !maskBit(bitsRow, j)) || (hasBias && bias_data[biasRow + uint(j)] == NEG_INF);
 }
 #endif // MASKS

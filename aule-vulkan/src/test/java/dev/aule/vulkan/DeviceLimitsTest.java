@@ -92,6 +92,27 @@ class DeviceLimitsTest {
                 "backward_kv.comp binds 9 storage buffers",
                 "maxPerStageDescriptorStorageBuffers of 8");
         DeviceLimits.checkLaunch(eight, forward(eight), bound(6, MIB), 1, 1, 1); // 6 bindings fit
+        // The masked backward binds its masks after its own buffers: 12, over a device's 11.
+        DeviceInfo eleven = device(48 * 1024, 1L << 30, 1024, SIZE, COUNT, 11, 64);
+        Variant masked = Variant.of(Kernel.BACKWARD_KV_MASKED, TilePlan.backward(eleven, 64), Map.of());
+        assertMentions(
+                refused(eleven, masked, bound(12, MIB), 1),
+                "backward_kv.comp binds 12 storage buffers",
+                "maxPerStageDescriptorStorageBuffers of 11");
+        // ... which the masked backward's host side refuses first, before evaluating a mask.
+        dev.aule.AttentionOptions options = dev.aule.AttentionOptions.builder()
+                .maskMod((batch, head, row, key) -> {
+                    throw new AssertionError("evaluated although refused");
+                })
+                .build();
+        dev.aule.spi.AttentionShape shape = new dev.aule.spi.AttentionShape(1, 1, 1, 8, 8, 64, 64);
+        assertMentions(
+                assertThrows(IllegalArgumentException.class, () -> DeviceMasks.forBackward(eleven, shape, options)),
+                "options: the masked backward binds 12 storage buffers, over the 11");
+        dev.aule.AttentionOptions causal = dev.aule.AttentionOptions.builder()
+                .maskMod(dev.aule.mask.MaskMod.causal())
+                .build();
+        assertTrue(DeviceMasks.forBackward(ROOMY, shape, causal).bits != null, "16 bindings fit");
     }
 
     @Test
