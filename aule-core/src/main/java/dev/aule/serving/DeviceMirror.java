@@ -16,10 +16,10 @@ import java.util.Objects;
 final class DeviceMirror {
     /*
      * Invariants (maintainers):
-     *  - The host tensors are the truth. Every row the cache changes on the host is passed to write() before the
-     *    cache makes it visible (before lengths grow), so whenever kv is open and not stale, every row attention
-     *    can read is the same on the device as on the host.
-     *  - A failed upload is not thrown from write() (the cache's append has already changed the host, and an
+     *  - The host tensors are the truth. Every row the cache changes on the host is noted by write() and uploaded
+     *    by flush() before the cache makes it visible to attention (before the append returns), so whenever
+     *    kv is open and not stale, every row attention can read is the same on the device as on the host.
+     *  - A failed upload is not thrown from flush() (the cache's append has already changed the host, and an
      *    append is all or nothing): it marks the copy stale, and the next ready() uploads both tensors whole, or
      *    throws that failure, before any attention reads the device.
      *  - After close() kv is null and attention runs on the host storage.
@@ -28,6 +28,7 @@ final class DeviceMirror {
     private final Tensor values;
     private DeviceKv kv;
     private boolean stale;
+    private final java.util.List<int[]> pending = new java.util.ArrayList<>(); // {entry, row, n} to upload
 
     private DeviceMirror(Tensor keys, Tensor values, DeviceKv kv) {
         this.keys = keys;
@@ -56,14 +57,34 @@ final class DeviceMirror {
         }
     }
 
-    /** Uploads rows {@code [row, row + n)} of entry {@code entry} of keys and values (n = 0: nothing). */
+    /** Notes rows {@code [row, row + n)} of entry {@code entry} of keys and values for {@link #flush} (n = 0: none). */
     void write(int entry, int row, int n) {
         if (kv == null || stale || n == 0) {
             return;
         }
+        pending.add(new int[] {entry, row, n});
+    }
+
+    /** Uploads the rows noted since the last flush, in one transfer. */
+    void flush() {
+        if (pending.isEmpty()) {
+            return;
+        }
+        int count = pending.size();
+        int[] entries = new int[count];
+        int[] rows = new int[count];
+        Tensor[] k = new Tensor[count];
+        Tensor[] v = new Tensor[count];
+        for (int i = 0; i < count; i++) {
+            int[] w = pending.get(i);
+            entries[i] = w[0];
+            rows[i] = w[1];
+            k[i] = keys.sequence(w[0], w[1], w[2]);
+            v[i] = values.sequence(w[0], w[1], w[2]);
+        }
+        pending.clear();
         try {
-            kv.writeRows(false, keys.sequence(entry, row, n), entry, row);
-            kv.writeRows(true, values.sequence(entry, row, n), entry, row);
+            kv.writeRows(entries, rows, k, v);
         } catch (RuntimeException e) {
             stale = true; // see the invariants: ready() uploads all, or throws, before the device is read
         }
@@ -80,8 +101,7 @@ final class DeviceMirror {
     /** The device storage with every row equal to the host's (a stale copy is uploaded whole first). */
     DeviceKv ready() {
         if (stale) {
-            kv.writeRows(false, keys, 0, 0);
-            kv.writeRows(true, values, 0, 0);
+            kv.writeRows(new int[] {0}, new int[] {0}, new Tensor[] {keys}, new Tensor[] {values});
             stale = false;
         }
         return kv;

@@ -563,6 +563,9 @@ public final class KvCache {
             for (int b = 0; b < n.length; b++) {
                 appendStreaming(b, k, v, n[b], rope, row);
             }
+            if (device != null) {
+                device.flush();
+            }
             return;
         }
         for (int b = 0; b < n.length; b++) {
@@ -578,6 +581,7 @@ public final class KvCache {
             for (int b = 0; b < n.length; b++) {
                 device.write(b, lengths[b], n[b]);
             }
+            device.flush();
         }
         for (int b = 0; b < n.length; b++) {
             lengths[b] += n[b];

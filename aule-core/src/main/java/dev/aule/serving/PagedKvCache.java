@@ -812,6 +812,9 @@ public final class PagedKvCache {
                 device.write(runBlock, runStart, runRows);
             }
         }
+        if (device != null) {
+            device.flush(); // every row this append changed, copy-on-write copies included, in one transfer
+        }
     }
 
     /**

@@ -37,15 +37,17 @@ public interface DeviceKv extends AutoCloseable {
     long bytes();
 
     /**
-     * Copies host rows {@code [n_b, Hkv, n, dim]} into entries {@code [entry, entry + n_b)}, rows {@code [row, row +
-     * n)}, leaving every other row as it is.
+     * Copies, for each {@code i}, host key rows {@code keyRows[i]} {@code [n_b, Hkv, n, D]} and value rows
+     * {@code valueRows[i]} {@code [n_b, Hkv, n, Dv]} into entries {@code [entries[i], entries[i] + n_b)}, rows
+     * {@code [rows[i], rows[i] + n)}, leaving every other row as it is: all of one cache operation's changed rows in
+     * one transfer. Writes to the same rows carry the same host data (they are read from the host now).
      *
-     * @param values true for the value storage, false for the keys
-     * @param rows the rows, any layout and dtype (rounded to the storage's)
-     * @param entry the first entry (cache row or block) written
-     * @param row the first row written in each entry
+     * @param entries the first entry (cache row or block) of each write
+     * @param rows the first row of each write in its entries
+     * @param keyRows the key rows of each write, any layout and dtype (rounded to the storage's)
+     * @param valueRows the value rows of each write
      */
-    void writeRows(boolean values, Tensor rows, int entry, int row);
+    void writeRows(int[] entries, int[] rows, Tensor[] keyRows, Tensor[] valueRows);
 
     /**
      * Cached attention of host q on this storage (see {@link AttentionBackend#forwardCached(Tensor, Tensor, Tensor,

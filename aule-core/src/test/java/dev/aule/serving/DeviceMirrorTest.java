@@ -51,7 +51,7 @@ class DeviceMirrorTest {
             AttentionResult want = attendOnHost(host, q, options);
             assertArrayEquals(values(want.out()), values(got.out()), 1e-6f, "step " + step);
         }
-        assertEquals(3 * 2 * 2 + 2, backend.kv.rowWrites, "three appends of two entries (keys and values) + repair");
+        assertEquals(3 * 2 + 1, backend.kv.rowWrites, "three appends of two entries, and one whole repair");
         device.close();
         assertNull(device.deviceBackend());
         assertTrue(backend.kv.closed);
@@ -168,18 +168,24 @@ class DeviceMirrorTest {
         }
 
         @Override
-        public void writeRows(boolean value, Tensor rows, int entry, int row) {
+        public void writeRows(int[] entries, int[] rows, Tensor[] keyRows, Tensor[] valueRows) {
             if (owner.failNext) {
                 owner.failNext = false;
                 throw new IllegalStateException("the stand-in device failed an upload");
             }
-            rowWrites++;
-            Tensor to = value ? values : keys;
-            float[] r = new float[rows.headDim()];
-            for (int b = 0; b < rows.batch(); b++) {
-                for (int h = 0; h < rows.heads(); h++) {
-                    for (int s = 0; s < rows.seqLen(); s++) {
-                        rows.readRow(b, h, s, r, 0);
+            for (int i = 0; i < entries.length; i++) {
+                rowWrites++;
+                copy(keyRows[i], keys, entries[i], rows[i]);
+                copy(valueRows[i], values, entries[i], rows[i]);
+            }
+        }
+
+        private static void copy(Tensor from, Tensor to, int entry, int row) {
+            float[] r = new float[from.headDim()];
+            for (int b = 0; b < from.batch(); b++) {
+                for (int h = 0; h < from.heads(); h++) {
+                    for (int s = 0; s < from.seqLen(); s++) {
+                        from.readRow(b, h, s, r, 0);
                         to.writeRow(entry + b, h, row + s, r, 0);
                     }
                 }

@@ -9,7 +9,7 @@ import dev.aule.spi.DeviceKv;
 
 /**
  * The device copy of a {@link dev.aule.serving.KvCache} or {@link dev.aule.serving.PagedKvCache} built with the
- * {@code vulkan} backend: two {@link VulkanTensor}s, written row by row through {@link VulkanTensor#uploadRows} and
+ * {@code vulkan} backend: two {@link VulkanTensor}s, written a few rows at a time (each cache operation's in one submission, checked as {@link VulkanTensor#uploadRows} checks) and
  * read in place by {@link ResidentCalls}.
  */
 final class ResidentKv implements DeviceKv {
@@ -65,9 +65,21 @@ final class ResidentKv implements DeviceKv {
         return HostCopy.bytes(keys.dtype(), keys.shape()) + HostCopy.bytes(values.dtype(), values.shape());
     }
 
+    /** Every write checked first (nothing written on a bad one), then all in one submission. */
     @Override
-    public void writeRows(boolean value, Tensor rows, int entry, int row) {
-        (value ? values : keys).uploadRows(rows, entry, row);
+    public void writeRows(int[] entries, int[] rows, Tensor[] keyRows, Tensor[] valueRows) {
+        for (int i = 0; i < entries.length; i++) {
+            keys.checkRows(keyRows[i], entries[i], rows[i]);
+            values.checkRows(valueRows[i], entries[i], rows[i]);
+        }
+        Submission.run(device, (scope, s) -> {
+            DeviceBuffer kb = VulkanBackend.use(scope, keys, "keys");
+            DeviceBuffer vb = VulkanBackend.use(scope, values, "values");
+            for (int i = 0; i < entries.length; i++) {
+                s.writeRows(kb, keys.dtype(), keys.shape(), entries[i], rows[i], keyRows[i]);
+                s.writeRows(vb, values.dtype(), values.shape(), entries[i], rows[i], valueRows[i]);
+            }
+        });
     }
 
     @Override
