@@ -196,7 +196,8 @@ public final class KvCache {
      * storage stays the truth (reads such as {@link #dequantizedKeys} come from it), and a call whose options the
      * backend lacks (per-batch ALiBi, dropout, a head dim over its limit) runs on it as for a host cache. With a
      * backend that computes in host memory ({@code cpu}) this is {@link #allocate(KvFormat, int, int, int, int,
-     * int)}. {@link #close()} frees the device memory.
+     * int)}. Calls on the device copy run on {@code backend} whatever backend is forced. {@link #close()} frees the
+     * device memory.
      *
      * @param backend where the device copy lives
      * @param format F32, F16 or BF16

@@ -275,7 +275,7 @@ public final class PagedKvCache {
      * {@link #dequantizedKeys} read it), and calls whose options the backend lacks (per-batch ALiBi, dropout, a head
      * dim over its limit), packed and sparse attention run on it as for a host pool. With a backend that computes
      * in host memory ({@code cpu}) this is {@link #create(KvFormat, int, int, int, int, int)}. {@link #close()}
-     * frees the device memory.
+     * frees the device memory. Calls on the device copy run on {@code backend} whatever backend is forced.
      *
      * @param backend where the device copy lives
      * @param format F32, F16 or BF16
