@@ -8,6 +8,7 @@ import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PackedSequences;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.ServingPredicates;
 import dev.aule.spi.ServingShapes;
 
 import java.util.List;
@@ -138,7 +139,7 @@ public final class Attention {
     public static AttentionResult forwardCached(
             Tensor q, Tensor kCache, Tensor vCache, int[] cacheLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected(Capabilities::serving)
+        Backends.selected(ServingPredicates.serving(q, vCache == null ? 0 : vCache.headDim(), options))
                 .forwardCached(q, kCache, vCache, cacheLens, result.out(), result.lse(), options);
         return result;
     }
@@ -195,7 +196,7 @@ public final class Attention {
         }
         // A plain index goes as one, so a backend with only the plain cached entry point runs it.
         CacheIndex call = index.isPlain() ? CacheIndex.ofLengths(checked.cacheLens()) : checked;
-        Backends.selected(Capabilities::serving)
+        Backends.selected(ServingPredicates.serving(queries, vCache == null ? 0 : vCache.headDim(), options))
                 .forwardCached(queries, kCache, vCache, call, result.out(), result.lse(), options);
         return result;
     }
@@ -221,7 +222,7 @@ public final class Attention {
     public static AttentionResult forwardPaged(
             Tensor q, Tensor kCache, Tensor vCache, int[][] blockTables, int[] contextLens, AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        Backends.selected(Capabilities::serving)
+        Backends.selected(ServingPredicates.serving(q, vCache == null ? 0 : vCache.headDim(), options))
                 .forwardPaged(
                         q, new PagedKv(kCache, vCache, blockTables, contextLens), result.out(), result.lse(), options);
         return result;
@@ -257,8 +258,7 @@ public final class Attention {
             int[] contextLens,
             AttentionOptions options) {
         AttentionResult result = allocateResult(q, vCache);
-        boolean sinks = options != null && options.hasSinks();
-        Backends.selected(caps -> caps.serving() && (caps.sinks() || !sinks))
+        Backends.selected(ServingPredicates.serving(q, vCache == null ? 0 : vCache.headDim(), options))
                 .forwardVarlenPaged(
                         q,
                         new PagedKv(kCache, vCache, blockTables, contextLens),
@@ -303,7 +303,7 @@ public final class Attention {
                     + q.batch() + " of q " + q.shapeString());
         }
         Tensor queries = rope == null ? q : rope.rotatedQueries(q, nonNegative(lens));
-        Backends.selected(Capabilities::serving)
+        Backends.selected(ServingPredicates.serving(queries, vCache == null ? 0 : vCache.headDim(), options))
                 .forwardPaged(queries, new PagedKv(kCache, vCache, tables, lens), result.out(), result.lse(), options);
         return result;
     }

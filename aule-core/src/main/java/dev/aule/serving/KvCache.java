@@ -10,6 +10,7 @@ import dev.aule.spi.CacheIndex;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.NamedTensor;
 import dev.aule.spi.QuantizedKv;
+import dev.aule.spi.ServingPredicates;
 import dev.aule.spi.TensorChecks;
 
 import java.lang.foreign.Arena;
@@ -49,6 +50,8 @@ public final class KvCache {
     // and then keys and values hold the cache.
     private final QuantizedPool quant;
     private final int quantCapacity;
+    // The device copy of keys and values for a cache allocated with a backend that holds device memory; else null.
+    private DeviceMirror device;
 
     private KvCache(Tensor keys, Tensor values) {
         this.keys = keys;
@@ -184,6 +187,70 @@ public final class KvCache {
      */
     public static KvCache allocate(DType dtype, int batch, int kvHeads, int capacity, int headDim) {
         return allocate(dtype, batch, kvHeads, capacity, headDim, headDim);
+    }
+
+    /**
+     * A zeroed cache whose keys and values also live in {@code backend}'s memory (a GPU's, for {@code vulkan}), so
+     * attention on it reads them there: each append writes the new rows (rotated by RoPE on the host) to the host
+     * storage and uploads only those rows, and a call uploads only q, the lengths and the row indices. The host
+     * storage stays the truth (reads such as {@link #dequantizedKeys} come from it), and a call whose options the
+     * backend lacks (per-batch ALiBi, dropout, a head dim over its limit) runs on it as for a host cache. With a
+     * backend that computes in host memory ({@code cpu}) this is {@link #allocate(KvFormat, int, int, int, int,
+     * int)}. Calls on the device copy run on {@code backend} whatever backend is forced. {@link #close()} frees the
+     * device memory.
+     *
+     * @param backend where the device copy lives
+     * @param format F32, F16 or BF16
+     * @param batch sequences, at least 1
+     * @param kvHeads KV heads {@code Hkv}, at least 1
+     * @param capacity tokens each sequence can hold, at least 1
+     * @param headDim elements {@code D} per row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the empty cache
+     * @throws IllegalArgumentException when an extent is below 1, the format is quantized (device caches hold no
+     *     codes), or the device cannot hold the cache
+     */
+    public static KvCache allocate(
+            AttentionBackend backend,
+            KvFormat format,
+            int batch,
+            int kvHeads,
+            int capacity,
+            int headDim,
+            int valueDim) {
+        DeviceMirror.checkFormat(format, backend);
+        KvCache cache = allocate(format.dtype(), batch, kvHeads, capacity, headDim, valueDim);
+        cache.device = DeviceMirror.allocate(backend, cache.keys, cache.values);
+        return cache;
+    }
+
+    /**
+     * Whether keys and values also live in a backend's memory ({@link #allocate(AttentionBackend, KvFormat, int,
+     * int, int, int, int)}), until {@link #close()}.
+     *
+     * @return the backend's name, or null for a host cache
+     */
+    public String deviceBackend() {
+        return device == null ? null : device.backend();
+    }
+
+    /**
+     * The bytes of keys and values in the backend's memory (in addition to {@link #bytes()} on the host).
+     *
+     * @return the bytes, 0 for a host cache or once closed
+     */
+    public long deviceBytes() {
+        return device == null ? 0 : device.bytes();
+    }
+
+    /**
+     * Frees the device copy of a cache allocated with a backend; the cache stays usable, on its host storage.
+     * Idempotent; nothing to do for a host cache.
+     */
+    public void close() {
+        if (device != null) {
+            device.close();
+        }
     }
 
     /**
@@ -497,6 +564,9 @@ public final class KvCache {
             for (int b = 0; b < n.length; b++) {
                 appendStreaming(b, k, v, n[b], rope, row);
             }
+            if (device != null) {
+                device.flush();
+            }
             return;
         }
         for (int b = 0; b < n.length; b++) {
@@ -507,6 +577,12 @@ public final class KvCache {
                     CacheRows.copy(v, b, h, s, values, b, position, row, null, 0);
                 }
             }
+        }
+        if (device != null) {
+            for (int b = 0; b < n.length; b++) {
+                device.write(b, lengths[b], n[b]);
+            }
+            device.flush();
         }
         for (int b = 0; b < n.length; b++) {
             lengths[b] += n[b];
@@ -547,6 +623,10 @@ public final class KvCache {
                 CacheRows.copy(v, b, h, s, values, b, cursor, row, null, 0);
             }
             cursor++;
+        }
+        if (device != null) {
+            int changed = drop > 0 ? sinks : length; // the moved rows and the new ones
+            device.write(b, changed, cursor - changed);
         }
         lengths[b] = cursor;
         positions[b] = end;
@@ -633,7 +713,12 @@ public final class KvCache {
             Backends.selected(Capabilities::quantizedKv).forwardQuantized(q, quantizedView(), out, lse, options);
             return;
         }
-        Backends.selected(Capabilities::serving).forwardCached(q, keys, values, lengths.clone(), out, lse, options);
+        if (device != null && device.runs(q, valueDim(), options)) {
+            device.ready().forwardCached(q, CacheIndex.ofLengths(lengths.clone()), out, lse, options);
+            return;
+        }
+        Backends.selected(ServingPredicates.serving(q, valueDim(), options))
+                .forwardCached(q, keys, values, lengths.clone(), out, lse, options);
     }
 
     /**
@@ -752,7 +837,13 @@ public final class KvCache {
                     .forwardQuantized(queries, quant.view(tables, lens), out, lse, options);
             return;
         }
-        Backends.selected(Capabilities::serving)
+        if (device != null && device.runs(queries, valueDim(), options)) {
+            device.ready()
+                    .forwardCached(
+                            queries, new CacheIndex(lens, rows == null ? null : picked, null), out, lse, options);
+            return;
+        }
+        Backends.selected(ServingPredicates.serving(queries, valueDim(), options))
                 .forwardCached(
                         queries,
                         keys,

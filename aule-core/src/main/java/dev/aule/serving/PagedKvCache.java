@@ -10,6 +10,7 @@ import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
 import dev.aule.spi.QuantizedKv;
+import dev.aule.spi.ServingPredicates;
 import dev.aule.spi.ServingShapes;
 
 import java.lang.foreign.MemorySegment;
@@ -52,6 +53,8 @@ public final class PagedKvCache {
     private boolean keySummaries;
     // A quantized pool's codes and scales; null for F32/F16/BF16 pools, which keys and values hold.
     private final QuantizedPool quant;
+    // The device copy of the pools for a cache created with a backend that holds device memory; else null.
+    private DeviceMirror device;
 
     /**
      * A sequence's block table and length. Under a {@link StreamingPolicy} ({@code window > 0}) the table holds the
@@ -262,6 +265,70 @@ public final class PagedKvCache {
             }
         }
         return new PagedKvCache(dtype, numBlocks, blockSize, kvHeads, headDim, valueDim);
+    }
+
+    /**
+     * A pool whose blocks also live in {@code backend}'s memory (a GPU's, for {@code vulkan}), so attention reads
+     * them there: each append writes its rows (rotated by RoPE on the host) to the host pool and uploads only those
+     * rows, a copy-on-write uploads the copied block, and a call uploads only q, the block tables and the lengths.
+     * Forks, frees and block reuse work as on the host; the host pool stays the truth ({@link #keyBlocks},
+     * {@link #dequantizedKeys} read it), and calls whose options the backend lacks (per-batch ALiBi, dropout, a head
+     * dim over its limit), packed and sparse attention run on it as for a host pool. With a backend that computes
+     * in host memory ({@code cpu}) this is {@link #create(KvFormat, int, int, int, int, int)}. {@link #close()}
+     * frees the device memory. Calls on the device copy run on {@code backend} whatever backend is forced.
+     *
+     * @param backend where the device copy lives
+     * @param format F32, F16 or BF16
+     * @param numBlocks blocks in the pool, at least 1
+     * @param blockSize tokens per block, at least 1
+     * @param kvHeads KV heads {@code Hkv} of every block, at least 1
+     * @param headDim elements {@code D} per key row, at least 1
+     * @param valueDim elements {@code Dv} per value row, at least 1
+     * @return the pool, every block free
+     * @throws IllegalArgumentException when an extent is below 1, the format is quantized (device pools hold no
+     *     codes), or the device cannot hold the pool
+     */
+    public static PagedKvCache create(
+            AttentionBackend backend,
+            KvFormat format,
+            int numBlocks,
+            int blockSize,
+            int kvHeads,
+            int headDim,
+            int valueDim) {
+        DeviceMirror.checkFormat(format, backend);
+        PagedKvCache cache = create(format.dtype(), numBlocks, blockSize, kvHeads, headDim, valueDim);
+        cache.device = DeviceMirror.allocate(backend, cache.keys, cache.values);
+        return cache;
+    }
+
+    /**
+     * Whether the blocks also live in a backend's memory ({@link #create(AttentionBackend, KvFormat, int, int, int,
+     * int, int)}), until {@link #close()}.
+     *
+     * @return the backend's name, or null for a host pool
+     */
+    public String deviceBackend() {
+        return device == null ? null : device.backend();
+    }
+
+    /**
+     * The bytes of the pools in the backend's memory (in addition to {@link Usage#bytesTotal()} on the host).
+     *
+     * @return the bytes, 0 for a host pool or once closed
+     */
+    public long deviceBytes() {
+        return device == null ? 0 : device.bytes();
+    }
+
+    /**
+     * Frees the device copy of a pool created with a backend; the pool stays usable, on its host memory.
+     * Idempotent; nothing to do for a host pool.
+     */
+    public void close() {
+        if (device != null) {
+            device.close();
+        }
     }
 
     /**
@@ -708,6 +775,11 @@ public final class PagedKvCache {
             if (n > 0) {
                 unshareLastBlock(s);
             }
+            // The device copy takes each run of rows written into one block, uploaded before the next block is
+            // touched (a window may free a block and take it again within one append, so slot 0 starts a run too).
+            int runBlock = -1;
+            int runStart = 0;
+            int runRows = 0;
             for (int t = 0; t < n; t++) {
                 int position = s.length;
                 if (s.window > 0) {
@@ -718,6 +790,15 @@ public final class PagedKvCache {
                 }
                 int block = s.blocks[s.blockIndex(position, blockSize)];
                 int slot = position % blockSize;
+                if (device != null && (block != runBlock || slot == 0)) {
+                    if (runRows > 0) {
+                        device.write(runBlock, runStart, runRows);
+                    }
+                    runBlock = block;
+                    runStart = slot;
+                    runRows = 0;
+                }
+                runRows++;
                 for (int h = 0; h < kvHeads(); h++) {
                     CacheRows.copy(k, i, h, t, keys, block, slot, row, rope, position);
                     if (s.summaries != null) {
@@ -727,6 +808,12 @@ public final class PagedKvCache {
                 }
                 s.length++;
             }
+            if (device != null && runRows > 0) {
+                device.write(runBlock, runStart, runRows);
+            }
+        }
+        if (device != null) {
+            device.flush(); // every row this append changed, copy-on-write copies included, in one transfer
         }
     }
 
@@ -783,6 +870,9 @@ public final class PagedKvCache {
         } else {
             copyBlock(keys, shared, own);
             copyBlock(values, shared, own);
+            if (device != null) {
+                device.write(own, 0, s.length % blockSize); // the rows the sequence sees
+            }
         }
         blocks.release(shared);
         s.blocks[s.blockCount - 1] = own;
@@ -848,7 +938,11 @@ public final class PagedKvCache {
                     .forwardQuantized(q, quant.view(tables, lens), out, lse, options);
             return;
         }
-        Backends.selected(Capabilities::serving)
+        if (device != null && device.runs(q, valueDim(), options)) {
+            device.ready().forwardPaged(q, tables, lens, out, lse, options);
+            return;
+        }
+        Backends.selected(ServingPredicates.serving(q, valueDim(), options))
                 .forwardPaged(q, new PagedKv(keys, values, tables, lens), out, lse, options);
     }
 
@@ -955,7 +1049,14 @@ public final class PagedKvCache {
      */
     public void sparseAttentionInto(
             int[] seqs, Tensor q, SparseBudget budget, Tensor out, Tensor lse, AttentionOptions options) {
-        sparseAttentionInto(seqs, q, budget, out, lse, options, Backends.selected(Capabilities::serving));
+        sparseAttentionInto(
+                seqs,
+                q,
+                budget,
+                out,
+                lse,
+                options,
+                Backends.selected(ServingPredicates.serving(q, valueDim(), options)));
     }
 
     /** {@link #sparseAttentionInto} on {@code backend}, which must have serving entry points. */
@@ -1114,7 +1215,7 @@ public final class PagedKvCache {
             tables[i] = Arrays.copyOf(s.blocks, s.blockCount);
             lens[i] = s.kept(blockSize);
         }
-        Backends.selected(Capabilities::serving)
+        Backends.selected(ServingPredicates.serving(q, valueDim(), options))
                 .forwardVarlenPaged(q, new PagedKv(keys, values, tables, lens), cuSeqlensQ, out, lse, options);
     }
 

@@ -224,6 +224,22 @@ public interface AttentionBackend {
                         + " Capabilities.quantizedKv() is false); unless a backend is forced, such calls run on one that has it");
     }
 
+    /**
+     * Key/value storage in this backend's own memory for a serving cache ({@code KvCache.allocate} and
+     * {@code PagedKvCache.create} with a backend): keys {@code [entries, Hkv, rows, D]}, values {@code [entries,
+     * Hkv, rows, Dv]}, zeroed. The default, for backends that compute in host memory, is null: the cache then
+     * holds host memory only.
+     *
+     * @param dtype F32, F16 or BF16
+     * @param keyShape {@code [entries, Hkv, rows, D]}, every extent at least 1
+     * @param valueShape {@code [entries, Hkv, rows, Dv]}
+     * @return the storage, or null when this backend keeps caches in host memory
+     * @throws IllegalArgumentException when the device cannot hold storage of these shapes
+     */
+    default DeviceKv allocateKv(dev.aule.DType dtype, long[] keyShape, long[] valueShape) {
+        return null;
+    }
+
     private UnsupportedOperationException noServing(String what) {
         return new UnsupportedOperationException("backend " + name() + " has no " + what
                 + " (its Capabilities.serving() is false); unless a backend is forced, serving calls run on one"

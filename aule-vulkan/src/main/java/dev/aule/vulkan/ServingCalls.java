@@ -172,7 +172,7 @@ final class ServingCalls {
         });
     }
 
-    private static ServingKeys keys(VulkanDevice device, Scope scope, Submission s, ServingShapes.CachedCall call) {
+    static ServingKeys keys(VulkanDevice device, Scope scope, Submission s, ServingShapes.CachedCall call) {
         int[] lens = new int[call.cacheLens().length];
         for (int b = 0; b < lens.length; b++) {
             lens[b] = call.keyLen(b);
@@ -502,7 +502,7 @@ final class ServingCalls {
     }
 
     /** Uploaded inputs through the kernels into F32 scratch, read back into {@code out} and {@code lse}. */
-    private static void runHost(
+    static void runHost(
             VulkanDevice device,
             Scope scope,
             Submission s,
@@ -561,7 +561,7 @@ final class ServingCalls {
         VulkanBackend.pack16(device, s, shape, ob, out, b.out());
     }
 
-    private static AttentionKernels.InputTypes inputs(Tensor q, Tensor k, Tensor v) {
+    static AttentionKernels.InputTypes inputs(Tensor q, Tensor k, Tensor v) {
         return new AttentionKernels.InputTypes(q.dtype(), k.dtype(), v.dtype());
     }
 
@@ -571,7 +571,7 @@ final class ServingCalls {
      *
      * @throws IllegalArgumentException naming the pool or tensor and the limit
      */
-    private static void checkPoolLimits(
+    static void checkPoolLimits(
             VulkanDevice device,
             AttentionShape shape,
             DType q,

@@ -642,8 +642,8 @@ public final class VulkanBackend implements AttentionBackend {
     /**
      * Cached attention on device-resident caches: the contract of {@link #forwardCached(Tensor, Tensor, Tensor,
      * int[], Tensor, Tensor, AttentionOptions)} with nothing copied but the lengths, so a decode step reads its
-     * cache where it lives. {@link dev.aule.serving.KvCache} holds host memory; a device cache is a pair of
-     * {@link VulkanTensor}s {@code [B, Hkv, capacity, D]} passed here.
+     * cache where it lives. A device cache is a pair of {@link VulkanTensor}s {@code [B, Hkv, capacity, D]} passed
+     * here, or a {@link dev.aule.serving.KvCache} allocated with this backend, which does the same for you.
      *
      * @param q         queries {@code [B, Hq, Sq, D]}
      * @param kCache    the key cache {@code [B, Hkv, capacity, D]}
@@ -720,6 +720,19 @@ public final class VulkanBackend implements AttentionBackend {
             VulkanTensor lse,
             AttentionOptions options) {
         ServingCalls.paged(device(), CAPABILITIES, q, kCache, vCache, blockTables, contextLens, out, lse, options);
+    }
+
+    /**
+     * Device-resident storage for {@code KvCache.allocate(backend, ...)} and {@code PagedKvCache.create(backend,
+     * ...)}: two zeroed {@link VulkanTensor}s that the cache writes row by row and attention reads in place.
+     *
+     * @throws IllegalArgumentException when a shape exceeds the device's {@code maxStorageBufferRange}
+     * @throws BackendUnavailableException when the backend has no device
+     */
+    @Override
+    public dev.aule.spi.DeviceKv allocateKv(DType dtype, long[] keyShape, long[] valueShape) {
+        Objects.requireNonNull(dtype, "dtype");
+        return ResidentKv.allocate(this, CAPABILITIES, dtype, keyShape.clone(), valueShape.clone());
     }
 
     /** The device this backend runs on, or the reason it has none. */

@@ -156,6 +156,15 @@ public final class VulkanTensor implements AutoCloseable {
      */
     public void uploadRows(Tensor src, int batchStart, int seqStart) {
         checkOpen(null);
+        checkRows(src, batchStart, seqStart);
+        Submission.run(device, (scope, sub) -> {
+            DeviceBuffer b = scope.add(use(null)).buffer();
+            sub.writeRows(b, dtype, shape, batchStart, seqStart, src);
+        });
+    }
+
+    /** The checks of {@link #uploadRows}: src's heads and head dim, and its rows inside this tensor. */
+    void checkRows(Tensor src, int batchStart, int seqStart) {
         java.util.Objects.requireNonNull(src, "src");
         long[] s = src.shape();
         if (s[1] != shape[1] || s[3] != shape[3]) {
@@ -170,10 +179,6 @@ public final class VulkanTensor implements AutoCloseable {
             throw new IllegalArgumentException("seqStart: " + seqStart + " must be in [0, " + (shape[2] - s[2])
                     + "] so that " + s[2] + " rows fit the device tensor's " + shape[2]);
         }
-        Submission.run(device, (scope, sub) -> {
-            DeviceBuffer b = scope.add(use(null)).buffer();
-            sub.writeRows(b, dtype, shape, batchStart, seqStart, src);
-        });
     }
 
     /**
