@@ -16,6 +16,14 @@ final class Gemm {
     /** Rows per parallel task: a 64-row block of {@code a} stays in L2 while a panel streams past it. */
     private static final int ROW_BLOCK = 64;
 
+    /**
+     * Panel rows ({@code k}) per pass of the product over a row block: 128 rows of a 16-float-wide panel of 4
+     * vectors are 32 KiB, which stay in L1 while every register block of the row block passes over them (a whole
+     * panel at k = 384 or 1536 streams from L2 instead: the kernel ran at 68 % of the one-core FMA peak there and
+     * 77 % at k = 128). The passes continue each running sum in order, so the bits are those of one pass.
+     */
+    private static final int K_BLOCK = 128;
+
     private static final boolean VECTOR =
             ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
     /** Columns per panel: the product kernel's width, or 16 for the scalar loop. */
@@ -73,7 +81,20 @@ final class Gemm {
             int c0 = p * PANEL;
             int width = Math.min(PANEL, n - c0);
             if (VECTOR && width == PANEL) {
-                VectorWidth.multiply(a, r0 * k, count, k, packed, p * k * PANEL, c, r0 * n + c0, n);
+                for (int x0 = 0; x0 < k; x0 += K_BLOCK) {
+                    VectorWidth.multiply(
+                            a,
+                            r0 * k + x0,
+                            k,
+                            count,
+                            Math.min(K_BLOCK, k - x0),
+                            packed,
+                            (p * k + x0) * PANEL,
+                            c,
+                            r0 * n + c0,
+                            n,
+                            x0 > 0);
+                }
             } else {
                 scalar(a, r0, count, k, packed, p * k * PANEL, c, c0, width, n);
             }
@@ -105,8 +126,18 @@ final class Gemm {
         }
 
         static void multiply(
-                float[] a, int aOff, int rows, int k, float[] b, int bOff, float[] c, int cOff, int cStride) {
-            Products.multiply(a, aOff, rows, k, b, bOff, c, cOff, cStride);
+                float[] a,
+                int aOff,
+                int aStride,
+                int rows,
+                int k,
+                float[] b,
+                int bOff,
+                float[] c,
+                int cOff,
+                int cStride,
+                boolean accumulate) {
+            Products.multiply(a, aOff, aStride, rows, k, b, bOff, c, cOff, cStride, accumulate);
         }
     }
 }

@@ -59,33 +59,88 @@ public final class Products {
      */
     public static void multiply(
             float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
+        multiply(a, aOff, inner, rows, inner, b, bOff, c, cOff, cStride, false);
+    }
+
+    /**
+     * {@link #multiply(float[], int, int, int, float[], int, float[], int, int)} over {@code inner} columns of
+     * {@code a}'s rows {@code aStride} apart, adding to {@code c} when {@code accumulate}: the running sums start
+     * from {@code c}'s values, so a product split over consecutive ranges of {@code inner} (panel rows {@code x0}
+     * on at {@code bOff + x0 * KT}, {@code a} from {@code aOff + x0}) gives the bits of one pass over all of it.
+     */
+    public static void multiply(
+            float[] a,
+            int aOff,
+            int aStride,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            int cOff,
+            int cStride,
+            boolean accumulate) {
         if (NARROW) {
-            multiplyPairs(a, aOff, rows, inner, b, bOff, c, cOff, cStride);
+            multiplyPairs(a, aOff, aStride, rows, inner, b, bOff, c, cOff, cStride, accumulate);
             return;
         }
         int t = 0;
         if (WIDE_SCORES) {
             // 6-row blocks in pairs, so the rows left for 4-row blocks stay a multiple of 4 (same bits either way).
             for (; rows - t >= 12; t += 12) {
-                multiplySix(a, aOff + t * inner, inner, b, bOff, c, cOff + t * cStride, cStride);
-                multiplySix(a, aOff + (t + 6) * inner, inner, b, bOff, c, cOff + (t + 6) * cStride, cStride);
+                multiplySix(a, aOff + t * aStride, aStride, inner, b, bOff, c, cOff + t * cStride, cStride, accumulate);
+                multiplySix(
+                        a,
+                        aOff + (t + 6) * aStride,
+                        aStride,
+                        inner,
+                        b,
+                        bOff,
+                        c,
+                        cOff + (t + 6) * cStride,
+                        cStride,
+                        accumulate);
             }
         }
-        multiplyFours(a, aOff, t, rows, inner, b, bOff, c, cOff, cStride);
+        multiplyFours(a, aOff, aStride, t, rows, inner, b, bOff, c, cOff, cStride, accumulate);
+    }
+
+    /** {@code c}'s vector at {@code at} when accumulating, else zero: where a running sum starts. */
+    private static FloatVector start(float[] c, int at, boolean accumulate) {
+        return accumulate ? FloatVector.fromArray(F, c, at) : FloatVector.zero(F);
     }
 
     /** Rows {@code [t0, rows)} of {@link #multiply} in 4 x 4 blocks. */
     private static void multiplyFours(
-            float[] a, int aOff, int t0, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
+            float[] a,
+            int aOff,
+            int aStride,
+            int t0,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            int cOff,
+            int cStride,
+            boolean accumulate) {
         for (int t = t0; t < rows; t += 4) {
-            int a0 = aOff + t * inner;
-            int a1 = a0 + inner;
-            int a2 = a1 + inner;
-            int a3 = a2 + inner;
-            FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
-            FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-            FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-            FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+            int a0 = aOff + t * aStride;
+            int a1 = a0 + aStride;
+            int a2 = a1 + aStride;
+            int a3 = a2 + aStride;
+            int s0 = cOff + t * cStride;
+            int s1 = s0 + cStride;
+            int s2 = s1 + cStride;
+            int s3 = s2 + cStride;
+            FloatVector c00 = start(c, s0, accumulate), c01 = start(c, s0 + L, accumulate);
+            FloatVector c02 = start(c, s0 + 2 * L, accumulate), c03 = start(c, s0 + 3 * L, accumulate);
+            FloatVector c10 = start(c, s1, accumulate), c11 = start(c, s1 + L, accumulate);
+            FloatVector c12 = start(c, s1 + 2 * L, accumulate), c13 = start(c, s1 + 3 * L, accumulate);
+            FloatVector c20 = start(c, s2, accumulate), c21 = start(c, s2 + L, accumulate);
+            FloatVector c22 = start(c, s2 + 2 * L, accumulate), c23 = start(c, s2 + 3 * L, accumulate);
+            FloatVector c30 = start(c, s3, accumulate), c31 = start(c, s3 + L, accumulate);
+            FloatVector c32 = start(c, s3 + 2 * L, accumulate), c33 = start(c, s3 + 3 * L, accumulate);
             for (int x = 0, bb = bOff; x < inner; x++, bb += KT) {
                 FloatVector b0 = FloatVector.fromArray(F, b, bb);
                 FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
@@ -112,26 +167,22 @@ public final class Products {
                 c32 = b2.fma(e, c32);
                 c33 = b3.fma(e, c33);
             }
-            int o = cOff + t * cStride;
-            c00.intoArray(c, o);
-            c01.intoArray(c, o + L);
-            c02.intoArray(c, o + 2 * L);
-            c03.intoArray(c, o + 3 * L);
-            o += cStride;
-            c10.intoArray(c, o);
-            c11.intoArray(c, o + L);
-            c12.intoArray(c, o + 2 * L);
-            c13.intoArray(c, o + 3 * L);
-            o += cStride;
-            c20.intoArray(c, o);
-            c21.intoArray(c, o + L);
-            c22.intoArray(c, o + 2 * L);
-            c23.intoArray(c, o + 3 * L);
-            o += cStride;
-            c30.intoArray(c, o);
-            c31.intoArray(c, o + L);
-            c32.intoArray(c, o + 2 * L);
-            c33.intoArray(c, o + 3 * L);
+            c00.intoArray(c, s0);
+            c01.intoArray(c, s0 + L);
+            c02.intoArray(c, s0 + 2 * L);
+            c03.intoArray(c, s0 + 3 * L);
+            c10.intoArray(c, s1);
+            c11.intoArray(c, s1 + L);
+            c12.intoArray(c, s1 + 2 * L);
+            c13.intoArray(c, s1 + 3 * L);
+            c20.intoArray(c, s2);
+            c21.intoArray(c, s2 + L);
+            c22.intoArray(c, s2 + 2 * L);
+            c23.intoArray(c, s2 + 3 * L);
+            c30.intoArray(c, s3);
+            c31.intoArray(c, s3 + L);
+            c32.intoArray(c, s3 + 2 * L);
+            c33.intoArray(c, s3 + 3 * L);
         }
     }
 
@@ -159,9 +210,9 @@ public final class Products {
             int pairs = block == 6 ? 2 : 1;
             for (int i = 0; i < pairs; i++, t += block) {
                 if (block == 6) {
-                    multiplySix(a, t * inner, inner, b, bOff, c, t * KT, KT);
+                    multiplySix(a, t * inner, inner, inner, b, bOff, c, t * KT, KT, false);
                 } else {
-                    multiplyFours(a, 0, t, t + 4, inner, b, bOff, c, 0, KT);
+                    multiplyFours(a, 0, inner, t, t + 4, inner, b, bOff, c, 0, KT, false);
                 }
                 for (int r = t; r < t + block; r++) {
                     if (fuse[r]) {
@@ -180,19 +231,40 @@ public final class Products {
      * as {@link #multiply}'s 4 x 4 block, so the bits do not depend on the block a row falls in.
      */
     private static void multiplySix(
-            float[] a, int aOff, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
+            float[] a,
+            int aOff,
+            int aStride,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            int cOff,
+            int cStride,
+            boolean accumulate) {
         int a0 = aOff;
-        int a1 = aOff + 1 * inner;
-        int a2 = aOff + 2 * inner;
-        int a3 = aOff + 3 * inner;
-        int a4 = aOff + 4 * inner;
-        int a5 = aOff + 5 * inner;
-        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
-        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
-        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-        FloatVector c40 = c00, c41 = c00, c42 = c00, c43 = c00;
-        FloatVector c50 = c00, c51 = c00, c52 = c00, c53 = c00;
+        int a1 = aOff + 1 * aStride;
+        int a2 = aOff + 2 * aStride;
+        int a3 = aOff + 3 * aStride;
+        int a4 = aOff + 4 * aStride;
+        int a5 = aOff + 5 * aStride;
+        int o0 = cOff + 0 * cStride;
+        int o1 = cOff + 1 * cStride;
+        int o2 = cOff + 2 * cStride;
+        int o3 = cOff + 3 * cStride;
+        int o4 = cOff + 4 * cStride;
+        int o5 = cOff + 5 * cStride;
+        FloatVector c00 = start(c, o0, accumulate), c01 = start(c, o0 + L, accumulate);
+        FloatVector c02 = start(c, o0 + 2 * L, accumulate), c03 = start(c, o0 + 3 * L, accumulate);
+        FloatVector c10 = start(c, o1, accumulate), c11 = start(c, o1 + L, accumulate);
+        FloatVector c12 = start(c, o1 + 2 * L, accumulate), c13 = start(c, o1 + 3 * L, accumulate);
+        FloatVector c20 = start(c, o2, accumulate), c21 = start(c, o2 + L, accumulate);
+        FloatVector c22 = start(c, o2 + 2 * L, accumulate), c23 = start(c, o2 + 3 * L, accumulate);
+        FloatVector c30 = start(c, o3, accumulate), c31 = start(c, o3 + L, accumulate);
+        FloatVector c32 = start(c, o3 + 2 * L, accumulate), c33 = start(c, o3 + 3 * L, accumulate);
+        FloatVector c40 = start(c, o4, accumulate), c41 = start(c, o4 + L, accumulate);
+        FloatVector c42 = start(c, o4 + 2 * L, accumulate), c43 = start(c, o4 + 3 * L, accumulate);
+        FloatVector c50 = start(c, o5, accumulate), c51 = start(c, o5 + L, accumulate);
+        FloatVector c52 = start(c, o5 + 2 * L, accumulate), c53 = start(c, o5 + 3 * L, accumulate);
         for (int x = 0, bb = bOff; x < inner; x++, bb += KT) {
             FloatVector b0 = FloatVector.fromArray(F, b, bb);
             FloatVector b1 = FloatVector.fromArray(F, b, bb + 1 * L);
@@ -229,32 +301,26 @@ public final class Products {
             c52 = b2.fma(e, c52);
             c53 = b3.fma(e, c53);
         }
-        int o0 = cOff + 0 * cStride;
         c00.intoArray(c, o0);
         c01.intoArray(c, o0 + 1 * L);
         c02.intoArray(c, o0 + 2 * L);
         c03.intoArray(c, o0 + 3 * L);
-        int o1 = cOff + 1 * cStride;
         c10.intoArray(c, o1);
         c11.intoArray(c, o1 + 1 * L);
         c12.intoArray(c, o1 + 2 * L);
         c13.intoArray(c, o1 + 3 * L);
-        int o2 = cOff + 2 * cStride;
         c20.intoArray(c, o2);
         c21.intoArray(c, o2 + 1 * L);
         c22.intoArray(c, o2 + 2 * L);
         c23.intoArray(c, o2 + 3 * L);
-        int o3 = cOff + 3 * cStride;
         c30.intoArray(c, o3);
         c31.intoArray(c, o3 + 1 * L);
         c32.intoArray(c, o3 + 2 * L);
         c33.intoArray(c, o3 + 3 * L);
-        int o4 = cOff + 4 * cStride;
         c40.intoArray(c, o4);
         c41.intoArray(c, o4 + 1 * L);
         c42.intoArray(c, o4 + 2 * L);
         c43.intoArray(c, o4 + 3 * L);
-        int o5 = cOff + 5 * cStride;
         c50.intoArray(c, o5);
         c51.intoArray(c, o5 + 1 * L);
         c52.intoArray(c, o5 + 2 * L);
@@ -266,15 +332,30 @@ public final class Products {
      * columns.
      */
     private static void multiplyPairs(
-            float[] a, int aOff, int rows, int inner, float[] b, int bOff, float[] c, int cOff, int cStride) {
+            float[] a,
+            int aOff,
+            int aStride,
+            int rows,
+            int inner,
+            float[] b,
+            int bOff,
+            float[] c,
+            int cOff,
+            int cStride,
+            boolean accumulate) {
         for (int t = 0; t < rows; t += 4) {
-            int a0 = aOff + t * inner;
-            int a1 = a0 + inner;
-            int a2 = a1 + inner;
-            int a3 = a2 + inner;
+            int a0 = aOff + t * aStride;
+            int a1 = a0 + aStride;
+            int a2 = a1 + aStride;
+            int a3 = a2 + aStride;
             for (int h = 0; h < KT; h += 2 * L) {
-                FloatVector c00 = FloatVector.zero(F), c01 = c00, c10 = c00, c11 = c00;
-                FloatVector c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+                int o = cOff + t * cStride + h;
+                FloatVector c00 = start(c, o, accumulate), c01 = start(c, o + L, accumulate);
+                FloatVector c10 = start(c, o + cStride, accumulate), c11 = start(c, o + cStride + L, accumulate);
+                FloatVector c20 = start(c, o + 2 * cStride, accumulate);
+                FloatVector c21 = start(c, o + 2 * cStride + L, accumulate);
+                FloatVector c30 = start(c, o + 3 * cStride, accumulate);
+                FloatVector c31 = start(c, o + 3 * cStride + L, accumulate);
                 for (int x = 0, bb = bOff + h; x < inner; x++, bb += KT) {
                     FloatVector b0 = FloatVector.fromArray(F, b, bb);
                     FloatVector b1 = FloatVector.fromArray(F, b, bb + L);
@@ -291,7 +372,6 @@ public final class Products {
                     c30 = b0.fma(e, c30);
                     c31 = b1.fma(e, c31);
                 }
-                int o = cOff + t * cStride + h;
                 c00.intoArray(c, o);
                 c01.intoArray(c, o + L);
                 c10.intoArray(c, o + cStride);

@@ -98,6 +98,28 @@ class ForwardBlocksKernelsTest {
         }
     }
 
+    /** A product split over consecutive ranges of the inner dimension, each adding to c, gives one pass's bits. */
+    @Test
+    void productSplitOverTheInnerDimensionGivesTheBitsOfOnePass() {
+        SplittableRandom rnd = new SplittableRandom(34);
+        for (int rows : ROWS) {
+            for (int inner : new int[] {1, 130, 384}) {
+                int aStride = inner + 3;
+                int cStride = 2 * KT + 1;
+                float[] a = random(rnd, 2 + rows * aStride, 1f);
+                float[] b = random(rnd, 3 + inner * KT, 1f);
+                float[] whole = random(rnd, 7 + rows * cStride, 1f);
+                float[] split = whole.clone();
+                Products.multiply(a, 2, aStride, rows, inner, b, 3, whole, 7, cStride, false);
+                for (int x0 = 0; x0 < inner; x0 += 64) {
+                    int part = Math.min(64, inner - x0);
+                    Products.multiply(a, 2 + x0, aStride, rows, part, b, 3 + x0 * KT, split, 7, cStride, x0 > 0);
+                }
+                assertBitwiseEqual(whole, split, "split product rows " + rows + " inner " + inner);
+            }
+        }
+    }
+
     @Test
     void tileAccumulateGivesTheBitsOfTheFourRowBlocks() {
         SplittableRandom rnd = new SplittableRandom(32);
