@@ -9,8 +9,9 @@ import java.util.stream.IntStream;
  * {@code c[rows][n] = a[rows][k] w[k][n]} with {@code w} packed once into column panels, on aule-core's register-
  * blocked product ({@link Products#multiply}, 4 rows by one panel of {@link SimdWidth#keyTile()} columns) when the
  * Vector API is in the boot layer, else a scalar loop over the same panels. Row blocks and panels are spread over
- * the common fork-join pool; each output element is one sequential sum over {@code k} whatever the split, so results
- * do not depend on the number of threads.
+ * the common fork-join pool, and each block's product runs in passes over {@link #K_BLOCK} panel rows; each output
+ * element is one sequential sum over {@code k} whatever the split, so results do not depend on the number of
+ * threads.
  */
 final class Gemm {
     /** Rows per parallel task: a 64-row block of {@code a} stays in L2 while a panel streams past it. */
