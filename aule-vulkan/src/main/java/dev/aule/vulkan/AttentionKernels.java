@@ -283,23 +283,6 @@ final class AttentionKernels {
         return Math.max(1, Math.min(most, ceilDiv(keyLen, MIN_KEYS_PER_SPLIT)));
     }
 
-    static void forward(
-            VulkanDevice device,
-            Scope scope,
-            Submission s,
-            AttentionShape shape,
-            AttentionOptions options,
-            InputTypes types,
-            DeviceBuffer q,
-            DeviceBuffer k,
-            DeviceBuffer v,
-            DeviceBuffer out,
-            DeviceBuffer lse,
-            boolean writeLse,
-            DeviceBuffer slopes) {
-        forward(device, scope, s, shape, options, types, q, k, v, out, lse, writeLse, slopes, null);
-    }
-
     /**
      * The forward of a serving call when {@code keys} is not null: the same kernels in their serving variant, each
      * batch entry against its own key count (and block table). {@code shape.keyLen()} is then the caches' capacity
