@@ -47,7 +47,7 @@ public final class Products {
      */
     public static String forwardBlocks() {
         if (WIDE_SCORES) {
-            return "scores 6x4, P·V 4x4 (8x2 for 2-vector value rows)";
+            return "scores 6x4, P·V 6x4 (8x2 for 2-vector value rows, 4x4 for other widths)";
         }
         return NARROW ? "scores 4x2, P·V 4x2" : "scores 4x4, P·V 4x4";
     }
@@ -411,9 +411,25 @@ public final class Products {
             int dvp,
             float[] o,
             float[] alpha) {
+        accumulate(p, 0, rows, keys, pCol, v, vOff, vStride, dvp, o, alpha);
+    }
+
+    /** {@link #accumulate} over rows {@code [t0, rows)}, {@code t0} a multiple of 4. */
+    private static void accumulate(
+            float[] p,
+            int t0,
+            int rows,
+            int keys,
+            int pCol,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         // The block is written out here rather than called (as multiplyAdd does): on decode's lone group of 4 rows
         // the call to accumulateWide, compiled on its own, cost 15 to 30 % of a decode step.
-        for (int t = 0; t < rows; t += 4) {
+        for (int t = t0; t < rows; t += 4) {
             int p0 = t * KT + pCol;
             int o0 = t * dvp;
             int oStride = dvp;
@@ -529,8 +545,126 @@ public final class Products {
             for (; t < rows; t += 4) {
                 accumulatePairs(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, dvp, alpha, t);
             }
+        } else if (WIDE_SCORES && dvp % (4 * L) == 0) {
+            // 6-row blocks in pairs, so the rows left for accumulate's 4-row blocks stay a multiple of 4.
+            for (; rows - t >= 12; t += 12) {
+                accumulateSix(p, t, keys, v, vOff, vStride, dvp, o, alpha);
+                accumulateSix(p, t + 6, keys, v, vOff, vStride, dvp, o, alpha);
+            }
+            accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
         } else {
             accumulate(p, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
+        }
+    }
+
+    /**
+     * Rows {@code t..t+5} of {@link #accumulateTile} for value rows of whole 4-vector blocks, in 6 x 4 blocks (24
+     * accumulators, 4 value vectors and a broadcast: 29 of the 32 AVX-512 registers): each loaded value vector
+     * feeds 6 FMAs instead of 4, as {@link #multiplySix} does for the scores. Each output element starts from
+     * {@code alpha o} and adds its keys in order, as in {@link #accumulate}'s 4 x 4 block. The inner loop
+     * addresses the 6 probability rows from one index (rows KT apart, a constant), so that its integer registers
+     * fit x86's 16 with the loop's bounds.
+     */
+    private static void accumulateSix(
+            float[] p, int t, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha) {
+        int o0 = t * dvp;
+        for (int c = 0; c < dvp; c += 4 * L) {
+            FloatVector a00 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c).mul(alpha[t + 0]);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c + L).mul(alpha[t + 0]);
+            FloatVector a02 =
+                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 2 * L).mul(alpha[t + 0]);
+            FloatVector a03 =
+                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 3 * L).mul(alpha[t + 0]);
+            FloatVector a10 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c).mul(alpha[t + 1]);
+            FloatVector a11 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c + L).mul(alpha[t + 1]);
+            FloatVector a12 =
+                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 2 * L).mul(alpha[t + 1]);
+            FloatVector a13 =
+                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 3 * L).mul(alpha[t + 1]);
+            FloatVector a20 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c).mul(alpha[t + 2]);
+            FloatVector a21 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c + L).mul(alpha[t + 2]);
+            FloatVector a22 =
+                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 2 * L).mul(alpha[t + 2]);
+            FloatVector a23 =
+                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 3 * L).mul(alpha[t + 2]);
+            FloatVector a30 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c).mul(alpha[t + 3]);
+            FloatVector a31 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c + L).mul(alpha[t + 3]);
+            FloatVector a32 =
+                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 2 * L).mul(alpha[t + 3]);
+            FloatVector a33 =
+                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 3 * L).mul(alpha[t + 3]);
+            FloatVector a40 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c).mul(alpha[t + 4]);
+            FloatVector a41 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c + L).mul(alpha[t + 4]);
+            FloatVector a42 =
+                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 2 * L).mul(alpha[t + 4]);
+            FloatVector a43 =
+                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 3 * L).mul(alpha[t + 4]);
+            FloatVector a50 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c).mul(alpha[t + 5]);
+            FloatVector a51 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c + L).mul(alpha[t + 5]);
+            FloatVector a52 =
+                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 2 * L).mul(alpha[t + 5]);
+            FloatVector a53 =
+                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 3 * L).mul(alpha[t + 5]);
+            for (int j = 0, pj = t * KT, vb = vOff + c; j < keys; j++, pj++, vb += vStride) {
+                FloatVector v0 = FloatVector.fromArray(F, v, vb);
+                FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
+                FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);
+                FloatVector v3 = FloatVector.fromArray(F, v, vb + 3 * L);
+                FloatVector b = FloatVector.broadcast(F, p[pj]);
+                a00 = v0.fma(b, a00);
+                a01 = v1.fma(b, a01);
+                a02 = v2.fma(b, a02);
+                a03 = v3.fma(b, a03);
+                b = FloatVector.broadcast(F, p[pj + KT]);
+                a10 = v0.fma(b, a10);
+                a11 = v1.fma(b, a11);
+                a12 = v2.fma(b, a12);
+                a13 = v3.fma(b, a13);
+                b = FloatVector.broadcast(F, p[pj + 2 * KT]);
+                a20 = v0.fma(b, a20);
+                a21 = v1.fma(b, a21);
+                a22 = v2.fma(b, a22);
+                a23 = v3.fma(b, a23);
+                b = FloatVector.broadcast(F, p[pj + 3 * KT]);
+                a30 = v0.fma(b, a30);
+                a31 = v1.fma(b, a31);
+                a32 = v2.fma(b, a32);
+                a33 = v3.fma(b, a33);
+                b = FloatVector.broadcast(F, p[pj + 4 * KT]);
+                a40 = v0.fma(b, a40);
+                a41 = v1.fma(b, a41);
+                a42 = v2.fma(b, a42);
+                a43 = v3.fma(b, a43);
+                b = FloatVector.broadcast(F, p[pj + 5 * KT]);
+                a50 = v0.fma(b, a50);
+                a51 = v1.fma(b, a51);
+                a52 = v2.fma(b, a52);
+                a53 = v3.fma(b, a53);
+            }
+            a00.intoArray(o, o0 + 0 * dvp + c);
+            a01.intoArray(o, o0 + 0 * dvp + c + L);
+            a02.intoArray(o, o0 + 0 * dvp + c + 2 * L);
+            a03.intoArray(o, o0 + 0 * dvp + c + 3 * L);
+            a10.intoArray(o, o0 + 1 * dvp + c);
+            a11.intoArray(o, o0 + 1 * dvp + c + L);
+            a12.intoArray(o, o0 + 1 * dvp + c + 2 * L);
+            a13.intoArray(o, o0 + 1 * dvp + c + 3 * L);
+            a20.intoArray(o, o0 + 2 * dvp + c);
+            a21.intoArray(o, o0 + 2 * dvp + c + L);
+            a22.intoArray(o, o0 + 2 * dvp + c + 2 * L);
+            a23.intoArray(o, o0 + 2 * dvp + c + 3 * L);
+            a30.intoArray(o, o0 + 3 * dvp + c);
+            a31.intoArray(o, o0 + 3 * dvp + c + L);
+            a32.intoArray(o, o0 + 3 * dvp + c + 2 * L);
+            a33.intoArray(o, o0 + 3 * dvp + c + 3 * L);
+            a40.intoArray(o, o0 + 4 * dvp + c);
+            a41.intoArray(o, o0 + 4 * dvp + c + L);
+            a42.intoArray(o, o0 + 4 * dvp + c + 2 * L);
+            a43.intoArray(o, o0 + 4 * dvp + c + 3 * L);
+            a50.intoArray(o, o0 + 5 * dvp + c);
+            a51.intoArray(o, o0 + 5 * dvp + c + L);
+            a52.intoArray(o, o0 + 5 * dvp + c + 2 * L);
+            a53.intoArray(o, o0 + 5 * dvp + c + 3 * L);
         }
     }
 
