@@ -35,22 +35,17 @@ record Linear(int in, int out, float[] packed, float[] bias) {
      * {@code residual}): the sum rounds {@code x W + b} to float first, as a separate add would.
      */
     void applyResidual(float[] x, int rows, float[] y, float[] residual) {
-        Gemm.multiply(x, rows, in, packed, out, y, (r0, count, c0, width) -> {
-            for (int r = r0; r < r0 + count; r++) {
-                int o = r * out + c0;
-                for (int j = 0; j < width; j++) {
-                    residual[o + j] += y[o + j] + bias[c0 + j];
-                }
-            }
-        });
+        Gemm.multiply(
+                x,
+                rows,
+                in,
+                packed,
+                out,
+                y,
+                (r0, count, c0, width) -> Epilogues.addResidual(residual, y, r0, count, out, c0, width, bias));
     }
 
     private void addBias(float[] y, int r0, int rows, int c0, int width) {
-        for (int r = r0; r < r0 + rows; r++) {
-            int o = r * out + c0;
-            for (int j = 0; j < width; j++) {
-                y[o + j] += bias[c0 + j];
-            }
-        }
+        Epilogues.addBias(y, r0, rows, out, c0, width, bias);
     }
 }
