@@ -334,13 +334,39 @@ public final class Attention {
     public static AttentionResult forwardVarlen(
             Tensor q, Tensor k, Tensor v, int[] cuSeqlensQ, int[] cuSeqlensK, AttentionOptions options) {
         AttentionResult result = allocateResult(q, v);
+        forwardVarlenInto(q, k, v, cuSeqlensQ, cuSeqlensK, result.out(), result.lse(), options);
+        return result;
+    }
+
+    /**
+     * {@link #forwardVarlen} into caller-owned {@code out} (and {@code lse} when not null), so that a model can
+     * write each layer's attention straight into its own buffer, through any strided view of it: the same values,
+     * bit for bit. {@code out} and {@code lse} are validated as {@link #forwardInto} validates them (shape, dtype,
+     * writable, no overlap with an input or with each other) before anything is written.
+     *
+     * @param q query rows of every sequence {@code [1, Hq, totalQ, D]}
+     * @param k keys of every sequence {@code [1, Hkv, totalK, D]}
+     * @param v values of every sequence {@code [1, Hkv, totalK, Dv]}
+     * @param cuSeqlensQ where each sequence's query rows start, then the total ({@code n + 1} entries from 0)
+     * @param cuSeqlensK where each sequence's keys start, then the total ({@code n + 1} entries from 0)
+     * @param out receives the output {@code [1, Hq, totalQ, Dv]}, in q's dtype
+     * @param lse receives each row's log-sum-exp, F32 {@code [1, Hq, totalQ, 1]}; null when not wanted
+     * @param options masking, scale and the other options of the call
+     */
+    public static void forwardVarlenInto(
+            Tensor q,
+            Tensor k,
+            Tensor v,
+            int[] cuSeqlensQ,
+            int[] cuSeqlensK,
+            Tensor out,
+            Tensor lse,
+            AttentionOptions options) {
         boolean dropout = options != null && options.hasDropout();
         boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
         Backends.selected(caps ->
                         caps.serving() && (caps.dropout() || !dropout) && (caps.alibiPerBatch() || !alibiPerBatch))
-                .forwardVarlen(
-                        q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), result.out(), result.lse(), options);
-        return result;
+                .forwardVarlen(q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), out, lse, options);
     }
 
     /**

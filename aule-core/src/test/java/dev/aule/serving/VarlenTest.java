@@ -70,6 +70,60 @@ class VarlenTest {
     }
 
     @Test
+    void intoCallerBuffersThroughStridedViewsGivesTheBitsOfTheAllocatingCall() {
+        int[] cuQ = {0, 7, 7, 30};
+        int[] cuK = {0, 9, 12, 30};
+        int heads = 4;
+        int d = 16;
+        for (long seed = 1; seed <= 6; seed++) {
+            SplittableRandom rnd = new SplittableRandom(seed);
+            Tensor q = Tensors.random(rnd, DType.F32, 1, heads, 30, d);
+            Tensor k = Tensors.random(rnd, DType.F32, 1, 2, 30, d);
+            Tensor v = Tensors.random(rnd, DType.F32, 1, 2, 30, d);
+            AttentionOptions options = ForwardCase.randomOptions(rnd, heads, 30);
+            AttentionResult want = Attention.forwardVarlen(q, k, v, cuQ, cuK, options);
+            // The output as [tokens][heads * d] rows of a larger buffer, as a model's hidden states lie.
+            float[] hidden = new float[3 + 30 * heads * d + 5];
+            Arrays.fill(hidden, Float.NaN);
+            Tensor out = Tensor.of(
+                    java.lang.foreign.MemorySegment.ofArray(hidden).asSlice(3L * Float.BYTES),
+                    DType.F32,
+                    new long[] {1, heads, 30, d},
+                    new long[] {30L * heads * d, d, (long) heads * d, 1});
+            Tensor lse = seed % 2 == 0 ? null : Tensor.allocate(DType.F32, 1, heads, 30, 1);
+            Attention.forwardVarlenInto(q, k, v, cuQ, cuK, out, lse, options);
+            assertArrayEquals(want.out().toFloatArray(), out.toFloatArray(), "out, seed " + seed);
+            if (lse != null) {
+                assertArrayEquals(want.lse().toFloatArray(), lse.toFloatArray(), "lse, seed " + seed);
+            }
+            for (int i : new int[] {0, 1, 2, hidden.length - 5, hidden.length - 1}) {
+                assertTrue(Float.isNaN(hidden[i]), "nothing written outside the view, at " + i);
+            }
+        }
+    }
+
+    @Test
+    void intoRejectsAWrongOutputAndWritesNothing() {
+        int[] cu = {0, 5, 12};
+        Tensor q = Tensors.random(new SplittableRandom(3), DType.F32, 1, 2, 12, 8);
+        Tensor k = Tensors.random(new SplittableRandom(4), DType.F32, 1, 2, 12, 8);
+        Tensor v = Tensors.random(new SplittableRandom(5), DType.F32, 1, 2, 12, 8);
+        Tensor shortOut = Tensor.allocate(DType.F32, 1, 2, 11, 8);
+        shortOut.fill(7f);
+        IllegalArgumentException wrongShape = assertThrows(
+                IllegalArgumentException.class,
+                () -> Attention.forwardVarlenInto(q, k, v, cu, cu, shortOut, null, AttentionOptions.defaults()));
+        assertTrue(wrongShape.getMessage().contains("out"), wrongShape.getMessage());
+        for (float x : shortOut.toFloatArray()) {
+            assertTrue(x == 7f, "nothing written");
+        }
+        IllegalArgumentException overlap = assertThrows(
+                IllegalArgumentException.class,
+                () -> Attention.forwardVarlenInto(q, k, v, cu, cu, q, null, AttentionOptions.defaults()));
+        assertTrue(overlap.getMessage().contains("out"), overlap.getMessage());
+    }
+
+    @Test
     void keysOfOtherSequencesNeverInfluenceARow() {
         int[] cu = {0, 4, 10};
         AttentionOptions causal = AttentionOptions.builder().causal(true).build();

@@ -2,7 +2,6 @@ package dev.aule.models;
 
 import dev.aule.Attention;
 import dev.aule.AttentionOptions;
-import dev.aule.AttentionResult;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.models.onnx.OnnxGraph;
@@ -374,15 +373,10 @@ public final class BertEncoder {
         Tensor q = Tensor.of(all, DType.F32, shape, strides);
         Tensor k = Tensor.of(all.asSlice((long) h * Float.BYTES), DType.F32, shape, strides);
         Tensor v = Tensor.of(all.asSlice(2L * h * Float.BYTES), DType.F32, shape, strides);
-        AttentionResult result = Attention.forwardVarlen(q, k, v, offsets, offsets, AttentionOptions.defaults());
-        Tensor out = result.out();
-        float[] row = new float[d];
-        for (int head = 0; head < heads; head++) {
-            for (int t = 0; t < tokens; t++) {
-                out.readRow(0, head, t, row, 0);
-                System.arraycopy(row, 0, context, t * h + head * d, d);
-            }
-        }
+        // The output straight into context [tokens][hidden], head after head within each token's row.
+        Tensor out =
+                Tensor.of(MemorySegment.ofArray(context), DType.F32, shape, new long[] {(long) tokens * h, d, h, 1});
+        Attention.forwardVarlenInto(q, k, v, offsets, offsets, out, null, AttentionOptions.defaults());
     }
 
     private void layerNorm(float[] x, int tokens, float[] gamma, float[] beta) {
