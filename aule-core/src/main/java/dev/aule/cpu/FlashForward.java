@@ -285,7 +285,7 @@ final class FlashForward {
         sc.ensure(tileRows, keyTile, dp, dvp);
         boolean normalised = false;
         sweep(sc, path, b, kvHead, r0, n, n4, split, normalised);
-        if (sc.overflow || !allFinite(sc.o, n * dvp) || saturated(sc.m, n)) {
+        if (sc.overflow || !math.allFinite(sc.o, 0, n * dvp) || saturated(sc.m, n)) {
             // The unnormalised accumulator left the float range (values near the F32 maximum), the inputs hold a
             // NaN or an infinity, or a score overflowed (its float partial sums may have, where the exact sum
             // does not): the tile runs again with float64 dot products and the normalised accumulator, which
@@ -455,22 +455,6 @@ final class FlashForward {
         }
         return false;
     }
-
-    /**
-     * Whether every value of {@code x[0, n)} is finite: the largest exponent field over them is below all ones. A
-     * max over ints has no chain of float adds waiting on each other's latency (a sum of {@code 0 * x[i]} took a
-     * tenth of a 128-token forward at head dim 32), and the JIT turns it into a vector reduction.
-     */
-    private static boolean allFinite(float[] x, int n) {
-        int exponents = 0;
-        for (int i = 0; i < n; i++) {
-            exponents = Math.max(exponents, Float.floatToRawIntBits(x[i]) & EXPONENT_BITS);
-        }
-        return exponents != EXPONENT_BITS;
-    }
-
-    /** The exponent field of a float: all ones for the infinities and NaN. */
-    private static final int EXPONENT_BITS = 0x7f800000;
 
     /** The keys a tile's rows see together, {@code [start, end)}; empty when {@code start >= end}. */
     record KeyRange(int start, int end) {
