@@ -22,7 +22,7 @@ import java.util.SplittableRandom;
 
 /**
  * Fuzzes the serving entry points: {@code forwardCached} (contiguous caches with a length per sequence),
- * {@code forwardPaged} (block tables, head-major and vLLM layouts) and {@code forwardVarlen} (packed
+ * {@code forwardPaged} (block tables, head-major and vLLM layouts) and {@code forwardVarlen} and {@code forwardVarlenInto} (packed
  * sequences), on cpu and reference and through {@link Attention}, with broken lengths, tables and offsets
  * (out of range, negative, near {@link Integer#MAX_VALUE}, non-monotonic), aliased and unreachable memory.
  */
@@ -283,6 +283,8 @@ class ServingFuzzTest {
 
     static void varlenCase(Choices c) {
         boolean facade = c.note("facade", c.oneIn(3));
+        // The facade either allocates its result or writes into the caller's out and lse.
+        boolean into = facade && c.note("into", c.oneIn(2));
         String name = c.note("backend", c.pick("cpu", "reference"));
         AttentionBackend backend = Backends.get(name);
         int kvHeads = c.note("Hkv", c.pickInt(1, 2));
@@ -353,7 +355,7 @@ class ServingFuzzTest {
                 }
                 case 8 -> {
                     Tensor alias = Draws.over(k.memory(), DType.F32, Draws.shape(1, hq, totalQ, dv));
-                    if (alias != null && !facade && Contract.readable(k)) {
+                    if (alias != null && (!facade || into) && Contract.readable(k)) {
                         out = alias;
                         why = Breach.of("out over k", "out", "k");
                     }
@@ -368,7 +370,9 @@ class ServingFuzzTest {
                     why,
                     List.of(out, lse),
                     () -> {
-                        if (facade) {
+                        if (into) {
+                            Attention.forwardVarlenInto(fq, k, v, fq2, fk2, got[0], got[1], options);
+                        } else if (facade) {
                             AttentionResult r = Attention.forwardVarlen(fq, k, v, fq2, fk2, options);
                             got[0] = r.out();
                             got[1] = r.lse();
