@@ -10,8 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
  * (GELU with erf, its tanh approximation, ReLU) and LayerNorm.
  */
 final class Activations {
-    private static final boolean VECTOR =
-            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    private static final boolean VECTOR = VectorApi.PRESENT;
     private static final double SQRT_HALF = Math.sqrt(0.5);
     private static final double SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 

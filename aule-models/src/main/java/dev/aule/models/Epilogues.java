@@ -10,8 +10,7 @@ import jdk.incubator.vector.VectorSpecies;
  * loops.
  */
 final class Epilogues {
-    private static final boolean VECTOR =
-            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    private static final boolean VECTOR = VectorApi.PRESENT;
 
     private Epilogues() {}
 

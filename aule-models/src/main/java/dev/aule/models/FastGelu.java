@@ -15,8 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * the tests hold both to.
  */
 final class FastGelu {
-    private static final boolean VECTOR =
-            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    private static final boolean VECTOR = VectorApi.PRESENT;
     private static final double INV_SQRT2 = Math.sqrt(0.5);
     /** P(t), constant term first. */
     private static final double[] P = {

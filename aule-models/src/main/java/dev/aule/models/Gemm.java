@@ -25,8 +25,7 @@ final class Gemm {
      */
     private static final int K_BLOCK = 128;
 
-    private static final boolean VECTOR =
-            ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent();
+    private static final boolean VECTOR = VectorApi.PRESENT;
     /** Columns per panel: the product kernel's width, or 16 for the scalar loop. */
     static final int PANEL = VECTOR ? VectorWidth.panel() : 16;
 
