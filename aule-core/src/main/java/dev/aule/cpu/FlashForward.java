@@ -548,7 +548,7 @@ final class FlashForward {
                     math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
                 }
             }
-            case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW ->
+            case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW, IN_PLACE_HALVES_BY_ROW ->
                 scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
         }
     }
@@ -683,7 +683,7 @@ final class FlashForward {
     /**
      * A short tile's scores against keys {@code [j0, j0 + jn)} read in place: one call per run of rows
      * stored one stride apart (the whole block for a tensor, each run of adjacent blocks of a paged cache),
-     * by key or by row from the array, or by row from the segment, as {@code scores} says.
+     * by key or by row from the array, by row from the segment, or by row from the 16-bit array, as {@code scores} says.
      */
     private void scoresInPlace(Scratch sc, int n4, TilePath.Scores scores, int b, int kvHead, int j0, int jn) {
         InPlaceRows rows = kInPlace;
@@ -700,6 +700,18 @@ final class FlashForward {
                         rows.rowStride(),
                         count,
                         sc.sCols,
+                        sc.s,
+                        j - j0);
+            } else if (scores == TilePath.Scores.IN_PLACE_HALVES_BY_ROW) {
+                math.scoresByRow(
+                        sc.q,
+                        n4,
+                        dp,
+                        rows.halves(),
+                        rows.index(b, kvHead, stored),
+                        rows.rowStride(),
+                        rows.bf16(),
+                        count,
                         sc.s,
                         j - j0);
             } else if (scores == TilePath.Scores.IN_PLACE_ARRAY_BY_ROW) {
@@ -783,7 +795,18 @@ final class FlashForward {
         for (int j = j0, end = j0 + jn; j < end; ) {
             int count = v.contiguousRows(j, end - j);
             int stored = v.storedRow(j);
-            if (rows.array() != null) {
+            if (rows.halves() != null) {
+                math.accumulate(
+                        sc,
+                        n4,
+                        count,
+                        j - j0,
+                        rows.halves(),
+                        rows.index(b, kvHead, stored),
+                        rows.rowStride(),
+                        rows.bf16(),
+                        alpha);
+            } else if (rows.array() != null) {
                 math.accumulate(
                         sc, n4, count, j - j0, rows.array(), rows.index(b, kvHead, stored), rows.rowStride(), alpha);
             } else {

@@ -242,6 +242,39 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            short[] k,
+            int kOff,
+            int kStride,
+            boolean bf16,
+            int keys,
+            float[] s,
+            int sCol) {
+        // Widened into a copy, then scored: the scalar path's bits for copied rows, by construction.
+        scoresByRow(q, rows, dp, widenRows(k, kOff, kStride, bf16, keys, dp), 0, dp, keys, s, sCol);
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc, int rows, int keys, int pCol, short[] v, int vOff, int vStride, boolean bf16, float[] alpha) {
+        accumulate(sc, rows, keys, pCol, widenRows(v, vOff, vStride, bf16, keys, sc.dvp), 0, sc.dvp, alpha);
+    }
+
+    /** Rows {@code j < keys} of {@code width} patterns at {@code src[off + j * stride]}, widened into one array. */
+    private static float[] widenRows(short[] src, int off, int stride, boolean bf16, int keys, int width) {
+        float[] rows = new float[keys * width];
+        for (int j = 0; j < keys; j++) {
+            for (int x = 0; x < width; x++) {
+                rows[j * width + x] = HalfRows.widen(src[off + j * stride + x], bf16);
+            }
+        }
+        return rows;
+    }
+
+    @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
         for (int t = 0; t < rows; t++) {
             int cRow = t * KEY_TILE;

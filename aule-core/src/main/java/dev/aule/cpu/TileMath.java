@@ -41,6 +41,15 @@ interface TileMath {
             float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol);
 
     /**
+     * {@link #scoresByRow(float[], int, int, float[], int, int, int, float[], int)} with the keys read in place from
+     * their 16-bit patterns, F16 when {@code bf16} is false, else bfloat16: key row {@code j} at
+     * {@code k[kOff + j * kStride, +dp)}, widened as {@link #widen} widens it, with the bits of widening the rows
+     * into scratch and scoring the copies.
+     */
+    void scoresByRow(
+            float[] q, int rows, int dp, short[] k, int kOff, int kStride, boolean bf16, int keys, float[] s, int sCol);
+
+    /**
      * {@code s[t][sCol + j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
      * {@code qT[x][c]} for {@code x < d}, {@code c < }{@link #queryColumns}{@code (rows)} (columns past the
      * real rows zero), and key row {@code j} at {@code k[kOff + j * kStride, +d)}. For short tiles of more
@@ -169,6 +178,14 @@ interface TileMath {
      * of {@code v}.
      */
     void accumulate(Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha);
+
+    /**
+     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with the values read in place from their
+     * 16-bit patterns (F16, or bfloat16 when {@code bf16}): value row {@code j} at {@code v[vOff + j * vStride, +dvp)},
+     * widened as {@link #widen} widens it, with the bits of widening the rows into scratch and accumulating the copies.
+     */
+    void accumulate(
+            Scratch sc, int rows, int keys, int pCol, short[] v, int vOff, int vStride, boolean bf16, float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of

@@ -7,10 +7,12 @@ package dev.aule.cpu;
  *   <li>more than {@link TileConfig#SHORT_TILE_MAX_ROWS} rows (prefill): keys packed transposed and scored by the
  *       general product, values packed;</li>
  *   <li>a short tile (decode) whose keys cannot be read in place: keys copied row-major, scored by row;</li>
- *   <li>a short tile with keys in place: by key (query rows along the lanes) for more than
- *       {@link TileConfig#BY_ROW_MAX_ROWS} rows when the keys are a {@code float[]} (scoresByKey has only an
- *       array form), else by row from the array or from the segment;</li>
- *   <li>values in place (from the array or the segment) in a short tile whose values allow it, else packed.</li>
+ *   <li>a short tile with keys in place: F16/BF16 keys by row from their {@code short[]}, widened in registers;
+ *       F32 keys by key (query rows along the lanes) for more than {@link TileConfig#BY_ROW_MAX_ROWS} rows when
+ *       the keys are a {@code float[]} (scoresByKey has only an array form), else by row from the array or from
+ *       the segment;</li>
+ *   <li>values in place (from the float or 16-bit array, or the segment) in a short tile whose values allow it,
+ *       else packed.</li>
  * </ul>
  *
  * @param scores   how the tile's scores are taken
@@ -31,7 +33,9 @@ record TilePath(Scores scores, Values values, int qStride) {
         /** Keys read in place from their {@code float[]}, {@link TileMath#scoresByRow}. */
         IN_PLACE_ARRAY_BY_ROW,
         /** Keys read in place from their memory segment, {@link TileMath#scoresByRow}. */
-        IN_PLACE_SEGMENT_BY_ROW
+        IN_PLACE_SEGMENT_BY_ROW,
+        /** F16 or BF16 keys read in place from their {@code short[]} and widened in registers. */
+        IN_PLACE_HALVES_BY_ROW
     }
 
     /** Where a key block's values come from for {@link TileMath#accumulate}. */
@@ -41,7 +45,9 @@ record TilePath(Scores scores, Values values, int qStride) {
         /** Read in place from their {@code float[]}. */
         IN_PLACE_ARRAY,
         /** Read in place from their memory segment. */
-        IN_PLACE_SEGMENT
+        IN_PLACE_SEGMENT,
+        /** F16 or BF16 values read in place from their {@code short[]} and widened in registers. */
+        IN_PLACE_HALVES
     }
 
     /**
@@ -56,14 +62,21 @@ record TilePath(Scores scores, Values values, int qStride) {
         Scores scores;
         if (keys == null) {
             scores = Scores.COPIED_BY_ROW;
+        } else if (keys.halves() != null) {
+            scores = Scores.IN_PLACE_HALVES_BY_ROW;
         } else if (keys.array() == null) {
             scores = Scores.IN_PLACE_SEGMENT_BY_ROW;
         } else {
             scores = rows4 > TileConfig.BY_ROW_MAX_ROWS ? Scores.IN_PLACE_BY_KEY : Scores.IN_PLACE_ARRAY_BY_ROW;
         }
-        Values read = values == null
-                ? Values.PACKED
-                : values.array() != null ? Values.IN_PLACE_ARRAY : Values.IN_PLACE_SEGMENT;
+        Values read;
+        if (values == null) {
+            read = Values.PACKED;
+        } else if (values.halves() != null) {
+            read = Values.IN_PLACE_HALVES;
+        } else {
+            read = values.array() != null ? Values.IN_PLACE_ARRAY : Values.IN_PLACE_SEGMENT;
+        }
         return new TilePath(scores, read, dp);
     }
 

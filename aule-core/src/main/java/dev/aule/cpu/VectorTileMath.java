@@ -3,6 +3,7 @@ package dev.aule.cpu;
 import dev.aule.cpu.vector.BackwardRows;
 import dev.aule.cpu.vector.DropoutMasks;
 import dev.aule.cpu.vector.Elementwise;
+import dev.aule.cpu.vector.HalfProducts;
 import dev.aule.cpu.vector.HalfWidening;
 import dev.aule.cpu.vector.Products;
 import dev.aule.cpu.vector.Reductions;
@@ -160,6 +161,27 @@ final class VectorTileMath implements TileMath {
     public void accumulate(
             Scratch sc, int rows, int keys, int pCol, MemorySegment v, long vOff, long vStride, float[] alpha) {
         Products.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, sc.dvp, sc.o, alpha);
+    }
+
+    @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            short[] k,
+            int kOff,
+            int kStride,
+            boolean bf16,
+            int keys,
+            float[] s,
+            int sCol) {
+        HalfProducts.scoresByRow(q, rows, dp, k, kOff, kStride, bf16, keys, s, sCol);
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc, int rows, int keys, int pCol, short[] v, int vOff, int vStride, boolean bf16, float[] alpha) {
+        HalfProducts.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, bf16, sc.dvp, sc.o, alpha);
     }
 
     @Override

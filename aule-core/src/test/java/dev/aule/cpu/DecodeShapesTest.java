@@ -26,12 +26,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Decode-shaped forwards (1 to 8 queries, GQA groups up to 4, odd cache lengths) on every short-tile
  * path against the float64 reference: keys and values read in place from the caller's array (BHSD,
- * BSHD, a slice at an odd offset) or from any other memory (off-heap BHSD and BSHD, a heap segment
- * over a {@code byte[]}), and copied (16-bit storage, head dims that are not whole vectors, off-heap
- * rows at an address that is not a whole float). Paged caches read each run of adjacent blocks in
- * place, runs of 1 to 5 blocks that start and end inside the kernel's key blocks, from off-heap and
- * heap pools in the head-major and vLLM layouts; a block-major pool, whose blocks never follow each
- * other, is copied.
+ * BSHD, a slice at an odd offset), from any other memory (off-heap BHSD and BSHD, a heap segment
+ * over a {@code byte[]}) or from the {@code short[]} of F16 and BF16 tensors (widened in registers),
+ * and copied (16-bit storage off the heap, head dims that are not whole vectors, off-heap rows at an
+ * address that is not a whole float). Paged caches read each run of adjacent blocks in place, runs of
+ * 1 to 5 blocks that start and end inside the kernel's key blocks, from off-heap and heap pools in the
+ * head-major and vLLM layouts, F32 and F16; a block-major pool, whose blocks never follow each other,
+ * is copied. Half-precision rows read in place give the bits of the same rows copied.
  */
 class DecodeShapesTest {
     private static final int[][] SHAPES = { // {Hq, Hkv, Sq, Sk, D}
@@ -64,18 +65,75 @@ class DecodeShapesTest {
         checkPaged(new CpuBackend(math));
     }
 
+    /**
+     * F16 and BF16 keys and values read in place from their {@code short[]} give the bits of the same patterns
+     * copied from off-heap memory (widened into scratch, then the F32 kernels), on every short-tile shape.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("tileMaths")
+    void halfPrecisionInPlaceGivesTheBitsOfCopies(TileMath math) {
+        CpuBackend cpu = new CpuBackend(math);
+        SplittableRandom rnd = new SplittableRandom(43);
+        for (DType dtype : new DType[] {DType.F16, DType.BF16}) {
+            for (int[] s : SHAPES) {
+                for (AttentionOptions option : options()) {
+                    Tensor q = Tensors.random(rnd, DType.F32, 1, s[0], s[2], s[4]);
+                    Tensor k = Tensors.random(rnd, dtype, 1, s[1], s[3], s[4]);
+                    Tensor v = Tensors.random(rnd, dtype, 1, s[1], s[3], s[4]);
+                    Tensor[] heap = run(cpu, q, k, v, option);
+                    Tensor[] copied = run(cpu, q, offHeapCopy(k), offHeapCopy(v), option);
+                    String where = dtype + " " + Arrays.toString(s) + " " + option;
+                    assertEquals(0, mismatches(heap[0], copied[0]), "out " + where);
+                    assertEquals(0, mismatches(heap[1], copied[1]), "lse " + where);
+                }
+            }
+        }
+    }
+
+    private static Tensor[] run(CpuBackend cpu, Tensor q, Tensor k, Tensor v, AttentionOptions option) {
+        Tensor out = Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), v.headDim());
+        Tensor lse = Tensor.allocate(DType.F32, q.batch(), q.heads(), q.seqLen(), 1);
+        cpu.forward(q, k, v, out, lse, option);
+        return new Tensor[] {out, lse};
+    }
+
+    /** Elements whose bits differ between two F32 tensors of one shape. */
+    private static int mismatches(Tensor a, Tensor b) {
+        int count = 0;
+        for (int h = 0; h < a.heads(); h++) {
+            for (int i = 0; i < a.seqLen(); i++) {
+                for (int x = 0; x < a.headDim(); x++) {
+                    if (Float.floatToRawIntBits(a.get(0, h, i, x)) != Float.floatToRawIntBits(b.get(0, h, i, x))) {
+                        count++;
+                    }
+                }
+            }
+        }
+        return count;
+    }
+
+    /** The same elements in off-heap memory, which the kernels copy rather than read in place. */
+    private static Tensor offHeapCopy(Tensor t) {
+        MemorySegment copy = Arena.ofAuto().allocate(t.memory().byteSize(), 64);
+        MemorySegment.copy(t.memory(), 0, copy, 0, t.memory().byteSize());
+        return Tensor.of(copy, t.dtype(), new long[] {t.batch(), t.heads(), t.seqLen(), t.headDim()}, t.strides());
+    }
+
     /** The layouts above that should be read in place are: a silent fallback to copies would pass the others. */
     @Test
     void inPlaceReadsAreTakenWhereTheLayoutAllowsThem() {
         SplittableRandom rnd = new SplittableRandom(41);
         int lanes = new VectorTileMath().lanes();
         for (Layout layout : Layout.values()) {
-            boolean expected = layout != Layout.BF16 && layout != Layout.OFF_HEAP_UNALIGNED;
+            boolean expected = layout != Layout.F16_OFF_HEAP && layout != Layout.OFF_HEAP_UNALIGNED;
             InPlaceRows rows = KvRows.of(layout.make(rnd, 2, 9, 4 * lanes)).inPlace(lanes);
             assertEquals(expected, rows != null, layout.toString());
             if (rows != null) {
                 boolean array = layout == Layout.BHSD || layout == Layout.BSHD || layout == Layout.SLICE;
                 assertEquals(array, rows.array() != null, layout + " through its float[]");
+                boolean halves = layout == Layout.F16 || layout == Layout.F16_SLICE || layout == Layout.BF16;
+                assertEquals(halves, rows.halves() != null, layout + " through its short[]");
+                assertEquals(layout == Layout.BF16, rows.bf16(), layout + " as bfloat16");
             }
         }
         int[] table = {3, 4, 5, 0, 7, 8};
@@ -83,6 +141,9 @@ class DecodeShapesTest {
             KvRows rows = new PagedRows(pool.make(rnd, 9, 2, 16, 4 * lanes), table);
             boolean runs = pool != Pool.BLOCK_MAJOR_OFF_HEAP;
             assertEquals(runs && pool != Pool.HEAD_MAJOR_UNALIGNED, rows.inPlace(lanes) != null, pool.toString());
+            if (pool == Pool.HEAD_MAJOR_HEAP_F16) {
+                assertTrue(rows.inPlace(lanes).halves() != null, pool + " through its short[]");
+            }
             assertEquals(runs ? 48 - 5 : 16 - 5, rows.contiguousRows(5, 90), pool + " run from row 5");
             assertEquals(7 * 16 + 2, rows.storedRow(4 * 16 + 2), pool.toString());
         }
@@ -186,6 +247,12 @@ class DecodeShapesTest {
         BSHD,
         SLICE,
         BF16,
+        /** F16 on the heap, read in place through its {@code short[]}. */
+        F16,
+        /** F16 BSHD at an odd element offset into its {@code short[]}, read in place. */
+        F16_SLICE,
+        /** F16 off-heap: copied. */
+        F16_OFF_HEAP,
         OFF_HEAP_BHSD,
         OFF_HEAP_BSHD,
         OFF_HEAP_UNALIGNED,
@@ -196,8 +263,16 @@ class DecodeShapesTest {
             long[] shape = {1, heads, seq, dim};
             long[] bhsd = {n, (long) seq * dim, dim, 1};
             long[] bshd = {n, dim, (long) heads * dim, 1};
-            if (this == BF16) {
-                return Tensors.random(rnd, DType.BF16, 1, heads, seq, dim);
+            if (this == BF16 || this == F16) {
+                return Tensors.random(rnd, this == BF16 ? DType.BF16 : DType.F16, 1, heads, seq, dim);
+            }
+            if (this == F16_SLICE || this == F16_OFF_HEAP) {
+                MemorySegment memory = this == F16_SLICE
+                        ? MemorySegment.ofArray(new short[n + 13]).asSlice(13L * Short.BYTES)
+                        : Arena.ofAuto().allocate((long) n * Short.BYTES, 64);
+                Tensor t = Tensor.of(memory, DType.F16, shape, this == F16_SLICE ? bshd : bhsd);
+                Tensors.fillRandom(rnd, t);
+                return t;
             }
             if (this == OFF_HEAP_BHSD || this == OFF_HEAP_BSHD || this == OFF_HEAP_UNALIGNED) {
                 MemorySegment memory = offHeap(rnd, n, this == OFF_HEAP_UNALIGNED ? 2 : 0);
@@ -225,6 +300,8 @@ class DecodeShapesTest {
         HEAD_MAJOR_OFF_HEAP,
         /** The same on the heap, read through its {@code float[]}. */
         HEAD_MAJOR_HEAP,
+        /** The same in F16 on the heap, read through its {@code short[]}. */
+        HEAD_MAJOR_HEAP_F16,
         /** The same off-heap at an address that is not a whole float: copied. */
         HEAD_MAJOR_UNALIGNED,
         /** vLLM's {@code [numBlocks][blockSize][Hkv][D]} off-heap: adjacent blocks are one run of strided rows. */
@@ -240,6 +317,13 @@ class DecodeShapesTest {
                     Tensor.of(offHeap(rnd, n, this == HEAD_MAJOR_UNALIGNED ? 2 : 0), DType.F32, shape, new long[] {
                         (long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1
                     });
+                case HEAD_MAJOR_HEAP_F16 -> {
+                    Tensor t = Tensor.of(MemorySegment.ofArray(new short[(int) n]), DType.F16, shape, new long[] {
+                        (long) blockSize * dim, (long) numBlocks * blockSize * dim, dim, 1
+                    });
+                    Tensors.fillRandom(rnd, t);
+                    yield t;
+                }
                 case HEAD_MAJOR_HEAP ->
                     Tensor.of(
                             filled(rnd, MemorySegment.ofArray(new float[(int) n]), 0, n), DType.F32, shape, new long[] {
