@@ -22,6 +22,18 @@ public final class Reductions {
     private static final VectorShuffle<Float> ROTATE_4 = VectorShuffle.iota(F, 4 % L, 1, true);
     private static final VectorShuffle<Float> ROTATE_2 = VectorShuffle.iota(F, 2 % L, 1, true);
     private static final VectorShuffle<Float> ROTATE_1 = VectorShuffle.iota(F, 1 % L, 1, true);
+    // sums()'s steps: lane i takes lane i ^ n, and the masks of the lanes whose bit L/2 (L/4) is set.
+    private static final VectorShuffle<Float> SWAP_HALF = VectorShuffle.fromOp(F, i -> i ^ (L / 2));
+    private static final VectorShuffle<Float> SWAP_QUARTER = VectorShuffle.fromOp(F, i -> i ^ Math.max(L / 4, 1));
+    private static final VectorShuffle<Float> SWAP_2 = VectorShuffle.fromOp(F, i -> i ^ (2 % L));
+    private static final VectorShuffle<Float> SWAP_1 = VectorShuffle.fromOp(F, i -> i ^ 1);
+    private static final VectorMask<Float> UPPER_HALF = laneMask(L / 2);
+    private static final VectorMask<Float> UPPER_QUARTER = laneMask(Math.max(L / 4, 1));
+    // The lanes where sums() leaves the sums of its four vectors.
+    static final int SUM_A = 0;
+    static final int SUM_B = L / 2;
+    static final int SUM_C = L / 4;
+    static final int SUM_D = 3 * L / 4;
 
     private Reductions() {}
 
@@ -167,6 +179,46 @@ public final class Reductions {
             v = v.add(v.rearrange(ROTATE_1));
         }
         return v.lane(0);
+    }
+
+    /**
+     * The lane sums of four vectors at once, each in {@link #sum}'s order and so with its bits: {@code sum(a)} in lane
+     * {@link #SUM_A}, {@code sum(b)} in {@link #SUM_B}, {@code sum(c)} in {@link #SUM_C}, {@code sum(d)} in
+     * {@link #SUM_D}. For 4 to 16 lanes.
+     */
+    static FloatVector sums(FloatVector a, FloatVector b, FloatVector c, FloatVector d) {
+        // sum()'s first step adds lane i + L/2 to lane i, and only the lower half goes on; so a's lower half and
+        // b's upper half share one vector (lane i ^ L/2 is lane i + L/2 in a's half, i - L/2 in b's, and a + b is
+        // b + a in IEEE arithmetic). The second step packs c and d likewise into the quarters a and b left free,
+        // and the last steps (L/8 .. 1) halve all four sums together: 20 operations for 16 lanes, against 36 for
+        // four sum() calls.
+        if (L > 16) {
+            return FloatVector.zero(F)
+                    .withLane(SUM_A, sum(a))
+                    .withLane(SUM_B, sum(b))
+                    .withLane(SUM_C, sum(c))
+                    .withLane(SUM_D, sum(d));
+        }
+        FloatVector ab = a.blend(b, UPPER_HALF).add(b.blend(a, UPPER_HALF).rearrange(SWAP_HALF));
+        FloatVector cd = c.blend(d, UPPER_HALF).add(d.blend(c, UPPER_HALF).rearrange(SWAP_HALF));
+        FloatVector all =
+                ab.blend(cd, UPPER_QUARTER).add(cd.blend(ab, UPPER_QUARTER).rearrange(SWAP_QUARTER));
+        if (L >= 16) {
+            all = all.add(all.rearrange(SWAP_2));
+        }
+        if (L >= 8) {
+            all = all.add(all.rearrange(SWAP_1));
+        }
+        return all;
+    }
+
+    /** The mask of the lanes {@code i} with {@code (i & bit) != 0}. */
+    private static VectorMask<Float> laneMask(int bit) {
+        boolean[] lanes = new boolean[L];
+        for (int i = 0; i < L; i++) {
+            lanes[i] = (i & bit) != 0;
+        }
+        return VectorMask.fromArray(F, lanes, 0);
     }
 
     /** Rotations by L/2, L/4, ..., 1 lanes, for vectors wider than 16 lanes. */

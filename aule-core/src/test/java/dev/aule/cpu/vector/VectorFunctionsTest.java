@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The SIMD exp and tanh against {@link Math} over their whole range, tiny arguments included; the clamp-free exp and
- * the blend-based row max against the functions they stand in for, bit for bit.
+ * the blend-based row max and the four-at-once lane sums against the functions they stand in for, bit for bit.
  */
 class VectorFunctionsTest {
     private static final VectorSpecies<Float> F = SimdWidth.F;
@@ -91,6 +91,32 @@ class VectorFunctionsTest {
     }
 
     /** The row max by compares and blends: the largest value wherever it lies, NaN over everything, -inf rows. */
+    /** The score kernels sum four accumulators at once: each sum must keep {@code sum()}'s bits (its order). */
+    @Test
+    void fourSumsAtOnceHaveTheBitsOfOneAtATime() {
+        SplittableRandom rnd = new SplittableRandom(5);
+        int lanes = F.length();
+        for (int i = 0; i < 20_000; i++) {
+            FloatVector[] v = new FloatVector[4];
+            for (int n = 0; n < 4; n++) {
+                float[] x = new float[lanes];
+                for (int lane = 0; lane < lanes; lane++) {
+                    // Magnitudes over many binades, so that any change of order shows in the rounding.
+                    x[lane] = (float) ((rnd.nextDouble() * 2 - 1) * Math.pow(2, rnd.nextInt(-20, 20)));
+                }
+                v[n] = FloatVector.fromArray(F, x, 0);
+            }
+            FloatVector sums = Reductions.sums(v[0], v[1], v[2], v[3]);
+            int[] at = {Reductions.SUM_A, Reductions.SUM_B, Reductions.SUM_C, Reductions.SUM_D};
+            for (int n = 0; n < 4; n++) {
+                assertEquals(
+                        Float.floatToRawIntBits(Reductions.sum(v[n])),
+                        Float.floatToRawIntBits(sums.lane(at[n])),
+                        "sum " + n + " of " + v[n]);
+            }
+        }
+    }
+
     @Test
     void rowMaxIsTheLargestValueAndNaNWhenOneIsNaN() {
         SplittableRandom rnd = new SplittableRandom(4);
