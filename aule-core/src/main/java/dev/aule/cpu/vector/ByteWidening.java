@@ -68,16 +68,17 @@ public final class ByteWidening {
 
     /**
      * Part {@code part} of the bytes as floats. FP8: the sign-extended code's 7 magnitude bits are shifted into
-     * binary32's exponent and fraction; a normal code's exponent is rebiased by an integer add of 120 (E4M3) or 112
-     * (E5M2) to the exponent field, and a subnormal code (exponent field 0) is its fraction converted to float times
-     * {@code 2^-9} (E4M3) or {@code 2^-16} (E5M2), its sign put back; both exact. The NaN and infinity patterns (E4M3
-     * magnitude 0x7F, E5M2 0x7C and up) get every exponent bit set, their fraction kept, as the scalar decoder's
-     * NaN and infinities.
+     * binary32's exponent and fraction and the exponent rebiased by an integer add of 120 (E4M3) or 112 (E5M2), which
+     * is the code's value for every normal code. A subnormal code (exponent field 0, fraction {@code f}) comes out as
+     * the smallest normal plus {@code f} units of a quarter (E5M2) or an eighth (E4M3) of it, {@code 2^-7 + f 2^-10}
+     * for E4M3, where its value is {@code f 2^-9}: twice that minus {@code 2^-6}, one fused multiply-add, exact (the
+     * result has at most 3 significant bits), zero included. The NaN and infinity patterns (E4M3 magnitude 0x7F,
+     * E5M2 0x7C and up) get every exponent bit set, their fraction kept, as the scalar decoder's NaN and
+     * infinities; then the sign.
      *
-     * <p>Not a float multiply of the shifted bits by {@code 2^120}, which rebiases subnormals too and is two
-     * operations fewer: the shifted bits of a subnormal code are a denormal float, and on Intel cores every
-     * multiply with a denormal operand takes a microcode assist (a decode step over subnormal codes ran 11 times
-     * slower than over normal ones), and quantized caches hold many subnormal codes.
+     * <p>No operand is ever a denormal float: on Intel cores every multiply with a denormal operand takes a microcode
+     * assist (multiplying the shifted bits of a subnormal code, a denormal, by {@code 2^120} ran a decode step over
+     * subnormal codes 11 times slower than over normal ones), and quantized caches hold many subnormal codes.
      */
     static FloatVector widen(QuantizedKv.Format format, ByteVector bytes, int part) {
         if (format == QuantizedKv.Format.INT8) {
@@ -87,22 +88,23 @@ public final class ByteWidening {
         boolean e4m3 = format == QuantizedKv.Format.FP8_E4M3;
         int shift = e4m3 ? 20 : 21;
         int fractionBits = e4m3 ? 3 : 2;
-        // The code is sign-extended, so shifting it puts copies of its sign bit at bit 31 and above the magnitude;
-        // one mask keeps the sign and the 7 magnitude bits: sign | magnitude << shift, in two operations.
-        IntVector bits = code.lanewise(VectorOperators.LSHL, shift).and(0x80000000 | (0x7F << shift));
-        IntVector magnitude = bits.and(0x7F << shift);
-        IntVector normal = bits.add((e4m3 ? 120 : 112) << 23);
-        IntVector subnormal = ((FloatVector)
-                        magnitude.lanewise(VectorOperators.LSHR, shift).convert(VectorOperators.I2F, 0))
-                .mul(e4m3 ? 0x1p-9f : 0x1p-16f)
-                .reinterpretAsInts()
-                .or(bits.and(0x80000000));
-        // NaN and infinity codes are those whose magnitude bits reach the threshold.
-        return normal.blend(subnormal, magnitude.compare(VectorOperators.LT, 1 << (shift + fractionBits)))
+        IntVector magnitude = code.lanewise(VectorOperators.LSHL, shift).and(0x7F << shift);
+        FloatVector normal = magnitude.add((e4m3 ? 120 : 112) << 23).reinterpretAsFloats();
+        float smallest = e4m3 ? 0x1p-7f : 0x1p-15f;
+        FloatVector value = normal.lanewise(
+                VectorOperators.FMA,
+                2f,
+                -2 * smallest,
+                magnitude
+                        .compare(VectorOperators.LT, 1 << (shift + fractionBits))
+                        .cast(F));
+        // The sign-extended code's bit 31 is its sign.
+        return value.reinterpretAsInts()
                 .lanewise(
                         VectorOperators.OR,
                         0x7F800000,
                         magnitude.compare(VectorOperators.GE, (e4m3 ? 0x7F : 0x7C) << shift))
+                .or(code.and(0x80000000))
                 .reinterpretAsFloats();
     }
 }
