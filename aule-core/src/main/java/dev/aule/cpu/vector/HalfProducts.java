@@ -36,8 +36,8 @@ public final class HalfProducts {
             float[] s,
             int sCol) {
         // Scores.scoresByRow's loop one key at a time, each key vector widened from its 16-bit lanes where that one
-        // loads floats. (Two keys at a time, as Scores does, ran 3 times slower: with the widening's temporaries C2
-        // left vector operations out of line.)
+        // loads floats. (Two keys at a time, as Scores does, ran 3 times slower: with the widening twice in the loop
+        // C2 reached its inlining node limit and left vector operations out of line.)
         for (int j = 0, kb = kOff; j < keys; j++, kb += kStride) {
             for (int t = 0; t < rows; t += 4) {
                 int q0 = t * dp;

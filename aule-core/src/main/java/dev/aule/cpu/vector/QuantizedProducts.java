@@ -54,12 +54,13 @@ public final class QuantizedProducts {
         // Scores.scoresByRow's loops over codes (rows dim apart), each key vector converted from its bytes, the
         // block's scale applied to each sum.
         // Two keys at a time: 8 independent accumulator chains, each loaded query vector feeding 2 FMAs, and the 4
-        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key alone. (One key at a
+        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key scored twice and kept
+        // once. (One key at a
         // time waited on its 4 chains and 4 reductions: about 1.5 times slower from L1; 4 keys at a time spilled.)
         int j = 0;
         int kb = kOff;
-        for (; j + 2 <= keys; j += 2, kb += 2 * dim) {
-            int kc = kb + dim;
+        for (; j < keys; j += 2, kb += 2 * dim) {
+            int kc = j + 1 < keys ? kb + dim : kb; // an odd last key: scored twice, kept once
             for (int t = 0; t < rows; t += 4) {
                 int q0 = t * dp;
                 int q1 = q0 + dp;
@@ -91,34 +92,13 @@ public final class QuantizedProducts {
                 s[s0 + KT] = sa.lane(Reductions.SUM_B) * scale;
                 s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C) * scale;
                 s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D) * scale;
-                FloatVector sb = Reductions.sums(b0, b1, b2, b3);
-                s[s0 + 1] = sb.lane(Reductions.SUM_A) * scale;
-                s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B) * scale;
-                s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C) * scale;
-                s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D) * scale;
-            }
-        }
-        if (j < keys) {
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                for (int x = 0; x < dim; x += L) {
-                    FloatVector kv = (FloatVector)
-                            ByteVector.fromArray(ByteWidening.B, k, kb + x).convertShape(VectorOperators.B2F, F, 0);
-                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
-                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
-                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
-                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+                if (j + 1 < keys) {
+                    FloatVector sb = Reductions.sums(b0, b1, b2, b3);
+                    s[s0 + 1] = sb.lane(Reductions.SUM_A) * scale;
+                    s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B) * scale;
+                    s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C) * scale;
+                    s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D) * scale;
                 }
-                int s0 = t * KT + sCol + j;
-                FloatVector sa = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sa.lane(Reductions.SUM_A) * scale;
-                s[s0 + KT] = sa.lane(Reductions.SUM_B) * scale;
-                s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C) * scale;
-                s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D) * scale;
             }
         }
     }
@@ -136,8 +116,8 @@ public final class QuantizedProducts {
             float scale,
             float[] s,
             int sCol) {
-        // One key at a time: with the FP8 widening's temporaries, the two-key loop of the INT8 kernel ran 3 times
-        // slower (C2 left vector operations out of line).
+        // One key at a time: the INT8 kernel's two-key loop with the FP8 widening twice in it ran 5 times slower, as C2
+        // reached its inlining node limit and left Reductions.sums and vector operations out of line.
         for (int j = 0, kb = kOff; j < keys; j++, kb += dim) {
             for (int t = 0; t < rows; t += 4) {
                 int q0 = t * dp;

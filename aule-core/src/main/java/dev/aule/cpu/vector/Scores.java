@@ -36,12 +36,13 @@ public final class Scores {
         // once and stays in L1 for every group, and the query tile (at most 32 x 512 floats) stays
         // in L1/L2. 4 rows share each loaded key vector; one horizontal sum per (row, key).
         // Two keys at a time: 8 independent accumulator chains, each loaded query vector feeding 2 FMAs, and the 4
-        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key alone. (One key at a
+        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key scored twice and kept
+        // once. (One key at a
         // time waited on its 4 chains and 4 reductions: about 1.5 times slower from L1; 4 keys at a time spilled.)
         int j = 0;
         int kb = kOff;
-        for (; j + 2 <= keys; j += 2, kb += 2 * kStride) {
-            int kc = kb + kStride;
+        for (; j < keys; j += 2, kb += 2 * kStride) {
+            int kc = j + 1 < keys ? kb + kStride : kb; // an odd last key: scored twice, kept once
             for (int t = 0; t < rows; t += 4) {
                 int q0 = t * dp;
                 int q1 = q0 + dp;
@@ -71,33 +72,13 @@ public final class Scores {
                 s[s0 + KT] = sa.lane(Reductions.SUM_B);
                 s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C);
                 s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D);
-                FloatVector sb = Reductions.sums(b0, b1, b2, b3);
-                s[s0 + 1] = sb.lane(Reductions.SUM_A);
-                s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B);
-                s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C);
-                s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D);
-            }
-        }
-        if (j < keys) {
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                for (int x = 0; x < dp; x += L) {
-                    FloatVector kv = FloatVector.fromArray(F, k, kb + x);
-                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
-                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
-                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
-                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+                if (j + 1 < keys) {
+                    FloatVector sb = Reductions.sums(b0, b1, b2, b3);
+                    s[s0 + 1] = sb.lane(Reductions.SUM_A);
+                    s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B);
+                    s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C);
+                    s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D);
                 }
-                int s0 = t * KT + sCol + j;
-                FloatVector sa = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sa.lane(Reductions.SUM_A);
-                s[s0 + KT] = sa.lane(Reductions.SUM_B);
-                s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C);
-                s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D);
             }
         }
     }
@@ -110,12 +91,13 @@ public final class Scores {
             float[] q, int rows, int dp, MemorySegment k, long kOff, long kStride, int keys, float[] s, int sCol) {
         // As the array version: key rows streamed from memory, shared by every group of 4 query rows.
         // Two keys at a time: 8 independent accumulator chains, each loaded query vector feeding 2 FMAs, and the 4
-        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key alone. (One key at a
+        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key scored twice and kept
+        // once. (One key at a
         // time waited on its 4 chains and 4 reductions: about 1.5 times slower from L1; 4 keys at a time spilled.)
         int j = 0;
         long kb = kOff;
-        for (; j + 2 <= keys; j += 2, kb += 2 * kStride) {
-            long kc = kb + kStride;
+        for (; j < keys; j += 2, kb += 2 * kStride) {
+            long kc = j + 1 < keys ? kb + kStride : kb; // an odd last key: scored twice, kept once
             for (int t = 0; t < rows; t += 4) {
                 int q0 = t * dp;
                 int q1 = q0 + dp;
@@ -145,33 +127,13 @@ public final class Scores {
                 s[s0 + KT] = sa.lane(Reductions.SUM_B);
                 s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C);
                 s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D);
-                FloatVector sb = Reductions.sums(b0, b1, b2, b3);
-                s[s0 + 1] = sb.lane(Reductions.SUM_A);
-                s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B);
-                s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C);
-                s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D);
-            }
-        }
-        if (j < keys) {
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                for (int x = 0; x < dp; x += L) {
-                    FloatVector kv = FloatVector.fromMemorySegment(F, k, kb + (long) x * Float.BYTES, NATIVE);
-                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
-                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
-                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
-                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+                if (j + 1 < keys) {
+                    FloatVector sb = Reductions.sums(b0, b1, b2, b3);
+                    s[s0 + 1] = sb.lane(Reductions.SUM_A);
+                    s[s0 + 1 + KT] = sb.lane(Reductions.SUM_B);
+                    s[s0 + 1 + 2 * KT] = sb.lane(Reductions.SUM_C);
+                    s[s0 + 1 + 3 * KT] = sb.lane(Reductions.SUM_D);
                 }
-                int s0 = t * KT + sCol + j;
-                FloatVector sa = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sa.lane(Reductions.SUM_A);
-                s[s0 + KT] = sa.lane(Reductions.SUM_B);
-                s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C);
-                s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D);
             }
         }
     }
