@@ -35,7 +35,7 @@ public final class Products {
      */
     private static final boolean WIDE_SCORES = L == 16;
 
-    private static final float[] ONES = {1f, 1f, 1f, 1f};
+    private static final float[] ONES = {1f, 1f, 1f, 1f, 1f, 1f};
     /** Tensors store floats in native order. */
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
@@ -390,7 +390,16 @@ public final class Products {
      */
     public static void multiplyAdd(
             float[] a, int rows, int inner, float[] b, int bOff, int width, float[] c, int cOff) {
-        for (int t = 0; t < rows; t += 4) {
+        int t = 0;
+        if (WIDE_SCORES && width % (4 * L) == 0) {
+            // The backward's gradient products in the forward's 6 x 4 blocks (alphas of 1), in pairs so that the rows
+            // left for the 4-row blocks stay a multiple of 4; each element sums its keys in the same order.
+            for (; rows - t >= 12; t += 12) {
+                accumulateSix(a, t, inner, b, bOff, width, width, c, cOff, ONES, 0);
+                accumulateSix(a, t + 6, inner, b, bOff, width, width, c, cOff, ONES, 0);
+            }
+        }
+        for (; t < rows; t += 4) {
             // c += a b is accumulate's block with alphas of 1 (exact): a's rows are KT apart like p's.
             accumulateRows(a, t * KT, inner, b, bOff, width, width, c, cOff + t * width, width, ONES, 0, NARROW);
         }
@@ -548,8 +557,8 @@ public final class Products {
         } else if (WIDE_SCORES && dvp % (4 * L) == 0) {
             // 6-row blocks in pairs, so the rows left for accumulate's 4-row blocks stay a multiple of 4.
             for (; rows - t >= 12; t += 12) {
-                accumulateSix(p, t, keys, v, vOff, vStride, dvp, o, alpha);
-                accumulateSix(p, t + 6, keys, v, vOff, vStride, dvp, o, alpha);
+                accumulateSix(p, t, keys, v, vOff, vStride, dvp, o, 0, alpha, t);
+                accumulateSix(p, t + 6, keys, v, vOff, vStride, dvp, o, 0, alpha, t + 6);
             }
             accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
         } else {
@@ -566,45 +575,55 @@ public final class Products {
      * fit x86's 16 with the loop's bounds.
      */
     private static void accumulateSix(
-            float[] p, int t, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha) {
-        int o0 = t * dvp;
+            float[] p,
+            int t,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            int oOff,
+            float[] alpha,
+            int alphaAt) {
+        int o0 = oOff + t * dvp;
         for (int c = 0; c < dvp; c += 4 * L) {
-            FloatVector a00 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c).mul(alpha[t + 0]);
-            FloatVector a01 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c + L).mul(alpha[t + 0]);
+            FloatVector a00 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c).mul(alpha[alphaAt + 0]);
+            FloatVector a01 = FloatVector.fromArray(F, o, o0 + 0 * dvp + c + L).mul(alpha[alphaAt + 0]);
             FloatVector a02 =
-                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 2 * L).mul(alpha[t + 0]);
+                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 2 * L).mul(alpha[alphaAt + 0]);
             FloatVector a03 =
-                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 3 * L).mul(alpha[t + 0]);
-            FloatVector a10 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c).mul(alpha[t + 1]);
-            FloatVector a11 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c + L).mul(alpha[t + 1]);
+                    FloatVector.fromArray(F, o, o0 + 0 * dvp + c + 3 * L).mul(alpha[alphaAt + 0]);
+            FloatVector a10 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c).mul(alpha[alphaAt + 1]);
+            FloatVector a11 = FloatVector.fromArray(F, o, o0 + 1 * dvp + c + L).mul(alpha[alphaAt + 1]);
             FloatVector a12 =
-                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 2 * L).mul(alpha[t + 1]);
+                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 2 * L).mul(alpha[alphaAt + 1]);
             FloatVector a13 =
-                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 3 * L).mul(alpha[t + 1]);
-            FloatVector a20 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c).mul(alpha[t + 2]);
-            FloatVector a21 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c + L).mul(alpha[t + 2]);
+                    FloatVector.fromArray(F, o, o0 + 1 * dvp + c + 3 * L).mul(alpha[alphaAt + 1]);
+            FloatVector a20 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c).mul(alpha[alphaAt + 2]);
+            FloatVector a21 = FloatVector.fromArray(F, o, o0 + 2 * dvp + c + L).mul(alpha[alphaAt + 2]);
             FloatVector a22 =
-                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 2 * L).mul(alpha[t + 2]);
+                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 2 * L).mul(alpha[alphaAt + 2]);
             FloatVector a23 =
-                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 3 * L).mul(alpha[t + 2]);
-            FloatVector a30 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c).mul(alpha[t + 3]);
-            FloatVector a31 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c + L).mul(alpha[t + 3]);
+                    FloatVector.fromArray(F, o, o0 + 2 * dvp + c + 3 * L).mul(alpha[alphaAt + 2]);
+            FloatVector a30 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c).mul(alpha[alphaAt + 3]);
+            FloatVector a31 = FloatVector.fromArray(F, o, o0 + 3 * dvp + c + L).mul(alpha[alphaAt + 3]);
             FloatVector a32 =
-                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 2 * L).mul(alpha[t + 3]);
+                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 2 * L).mul(alpha[alphaAt + 3]);
             FloatVector a33 =
-                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 3 * L).mul(alpha[t + 3]);
-            FloatVector a40 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c).mul(alpha[t + 4]);
-            FloatVector a41 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c + L).mul(alpha[t + 4]);
+                    FloatVector.fromArray(F, o, o0 + 3 * dvp + c + 3 * L).mul(alpha[alphaAt + 3]);
+            FloatVector a40 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c).mul(alpha[alphaAt + 4]);
+            FloatVector a41 = FloatVector.fromArray(F, o, o0 + 4 * dvp + c + L).mul(alpha[alphaAt + 4]);
             FloatVector a42 =
-                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 2 * L).mul(alpha[t + 4]);
+                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 2 * L).mul(alpha[alphaAt + 4]);
             FloatVector a43 =
-                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 3 * L).mul(alpha[t + 4]);
-            FloatVector a50 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c).mul(alpha[t + 5]);
-            FloatVector a51 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c + L).mul(alpha[t + 5]);
+                    FloatVector.fromArray(F, o, o0 + 4 * dvp + c + 3 * L).mul(alpha[alphaAt + 4]);
+            FloatVector a50 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c).mul(alpha[alphaAt + 5]);
+            FloatVector a51 = FloatVector.fromArray(F, o, o0 + 5 * dvp + c + L).mul(alpha[alphaAt + 5]);
             FloatVector a52 =
-                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 2 * L).mul(alpha[t + 5]);
+                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 2 * L).mul(alpha[alphaAt + 5]);
             FloatVector a53 =
-                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 3 * L).mul(alpha[t + 5]);
+                    FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 3 * L).mul(alpha[alphaAt + 5]);
             for (int j = 0, pj = t * KT, vb = vOff + c; j < keys; j++, pj++, vb += vStride) {
                 FloatVector v0 = FloatVector.fromArray(F, v, vb);
                 FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
