@@ -548,8 +548,11 @@ final class FlashForward {
                     math.scoresByRow(sc.q, n4, dp, sc.kt, 0, dp, jn, sc.s, 0);
                 }
             }
-            case IN_PLACE_BY_KEY, IN_PLACE_ARRAY_BY_ROW, IN_PLACE_SEGMENT_BY_ROW, IN_PLACE_HALVES_BY_ROW ->
-                scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
+            case IN_PLACE_BY_KEY,
+                    IN_PLACE_ARRAY_BY_ROW,
+                    IN_PLACE_SEGMENT_BY_ROW,
+                    IN_PLACE_HALVES_BY_ROW,
+                    IN_PLACE_HALF_SEGMENT_BY_ROW -> scoresInPlace(sc, n4, path.scores(), b, kvHead, j0, jn);
         }
     }
 
@@ -683,7 +686,7 @@ final class FlashForward {
     /**
      * A short tile's scores against keys {@code [j0, j0 + jn)} read in place: one call per run of rows
      * stored one stride apart (the whole block for a tensor, each run of adjacent blocks of a paged cache),
-     * by key or by row from the array, by row from the segment, or by row from the 16-bit array, as {@code scores} says.
+     * by key or by row from the array, by row from the segment, or by row from 16-bit rows (array or segment), as {@code scores} says.
      */
     private void scoresInPlace(Scratch sc, int n4, TilePath.Scores scores, int b, int kvHead, int j0, int jn) {
         InPlaceRows rows = kInPlace;
@@ -710,6 +713,18 @@ final class FlashForward {
                         rows.halves(),
                         rows.index(b, kvHead, stored),
                         rows.rowStride(),
+                        rows.bf16(),
+                        count,
+                        sc.s,
+                        j - j0);
+            } else if (scores == TilePath.Scores.IN_PLACE_HALF_SEGMENT_BY_ROW) {
+                math.scoresByRow(
+                        sc.q,
+                        n4,
+                        dp,
+                        rows.memory(),
+                        rows.byteOffset(b, kvHead, stored),
+                        rows.rowBytes(),
                         rows.bf16(),
                         count,
                         sc.s,
@@ -804,6 +819,17 @@ final class FlashForward {
                         rows.halves(),
                         rows.index(b, kvHead, stored),
                         rows.rowStride(),
+                        rows.bf16(),
+                        alpha);
+            } else if (rows.half()) {
+                math.accumulate(
+                        sc,
+                        n4,
+                        count,
+                        j - j0,
+                        rows.memory(),
+                        rows.byteOffset(b, kvHead, stored),
+                        rows.rowBytes(),
                         rows.bf16(),
                         alpha);
             } else if (rows.array() != null) {

@@ -12,16 +12,15 @@ import java.lang.foreign.MemorySegment;
  * long ({@code headDim} a multiple of the lanes, so no padding is needed); other tensors are copied.
  *
  * <p>F32 tensors over a {@code float[]} are read through that array ({@link #array()} non-null,
- * rows by {@link #index}); F32 in any other memory (off-heap caches, mapped files, other heap arrays)
- * through the segment, rows by {@link #byteOffset}. F16 and BF16 tensors over a {@code short[]} (the
- * heap caches) are read through that array ({@link #halves()} non-null, rows by {@link #index}) and
- * widened in registers by the kernels; in other memory they are copied. The kernels have an overload
- * for each.
+ * rows by {@link #index}), F16 and BF16 tensors over a {@code short[]} (the heap caches) through that
+ * one ({@link #halves()} non-null); any other memory (off-heap caches, mapped files, other heap
+ * arrays) through the segment, rows by {@link #byteOffset}. The 16-bit rows are widened in registers
+ * by the kernels. The kernels have an overload for each.
  *
  * @param memory    the tensor's memory
+ * @param dtype     the tensor's element type
  * @param array     the {@code float[]} behind an F32 tensor's {@code memory}, or null
  * @param halves    the {@code short[]} behind an F16 or BF16 tensor's {@code memory}, or null
- * @param bf16      whether {@code halves} holds bfloat16 rather than binary16 patterns
  * @param arrayBase index in {@code array} or {@code halves} of the segment's first element (0 without either)
  * @param strideB   batch stride in elements
  * @param strideH   head stride in elements
@@ -29,44 +28,42 @@ import java.lang.foreign.MemorySegment;
  */
 record InPlaceRows(
         MemorySegment memory,
+        DType dtype,
         float[] array,
         short[] halves,
-        boolean bf16,
         long arrayBase,
         long strideB,
         long strideH,
         long strideS) {
 
-    /** The in-place view of {@code t}, or null when its dtype, alignment or layout does not allow one. */
+    /** The in-place view of {@code t}, or null when its alignment or layout does not allow one. */
     static InPlaceRows of(Tensor t, int lanes) {
         long[] strides = t.strides();
         MemorySegment memory = t.memory();
-        if (strides[3] != 1 || t.headDim() % lanes != 0) {
+        int size = t.dtype().byteSize();
+        if (strides[3] != 1 || t.headDim() % lanes != 0 || memory.address() % size != 0) {
             return null;
         }
+        // A heap segment's address is its byte offset into the array.
         Object base = memory.heapBase().orElse(null);
-        if (t.dtype() != DType.F32) {
-            // A heap segment's address is its byte offset into the array.
-            return base instanceof short[] halves && memory.address() % Short.BYTES == 0
-                    ? new InPlaceRows(
-                            memory,
-                            null,
-                            halves,
-                            t.dtype() == DType.BF16,
-                            memory.address() / Short.BYTES,
-                            strides[0],
-                            strides[1],
-                            strides[2])
-                    : null;
+        long at = memory.address() / size;
+        if (t.dtype() == DType.F32 && base instanceof float[] array) {
+            return new InPlaceRows(memory, t.dtype(), array, null, at, strides[0], strides[1], strides[2]);
         }
-        if (memory.address() % Float.BYTES != 0) {
-            return null;
+        if (t.dtype() != DType.F32 && base instanceof short[] halves) {
+            return new InPlaceRows(memory, t.dtype(), null, halves, at, strides[0], strides[1], strides[2]);
         }
-        if (base instanceof float[] array) {
-            return new InPlaceRows(
-                    memory, array, null, false, memory.address() / Float.BYTES, strides[0], strides[1], strides[2]);
-        }
-        return new InPlaceRows(memory, null, null, false, 0, strides[0], strides[1], strides[2]);
+        return new InPlaceRows(memory, t.dtype(), null, null, 0, strides[0], strides[1], strides[2]);
+    }
+
+    /** Whether the rows are F16 or BF16 patterns, which the kernels widen. */
+    boolean half() {
+        return dtype != DType.F32;
+    }
+
+    /** Whether the rows are bfloat16 patterns. */
+    boolean bf16() {
+        return dtype == DType.BF16;
     }
 
     /** Index in {@link #array()} or {@link #halves()} of row {@code s} of head {@code h} of batch {@code b}. */
@@ -76,7 +73,7 @@ record InPlaceRows(
 
     /** Byte offset in {@link #memory()} of row {@code s} of head {@code h} of batch {@code b}. */
     long byteOffset(int b, int h, int s) {
-        return elementOffset(b, h, s) * Float.BYTES;
+        return elementOffset(b, h, s) * dtype.byteSize();
     }
 
     int rowStride() {
@@ -84,7 +81,7 @@ record InPlaceRows(
     }
 
     long rowBytes() {
-        return strideS * Float.BYTES;
+        return strideS * dtype.byteSize();
     }
 
     private long elementOffset(int b, int h, int s) {

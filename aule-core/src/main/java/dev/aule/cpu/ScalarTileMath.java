@@ -263,6 +263,46 @@ final class ScalarTileMath implements TileMath {
         accumulate(sc, rows, keys, pCol, widenRows(v, vOff, vStride, bf16, keys, sc.dvp), 0, sc.dvp, alpha);
     }
 
+    @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            MemorySegment k,
+            long kOff,
+            long kStride,
+            boolean bf16,
+            int keys,
+            float[] s,
+            int sCol) {
+        scoresByRow(q, rows, dp, widenRows(k, kOff, kStride, bf16, keys, dp), 0, dp, keys, s, sCol);
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            boolean bf16,
+            float[] alpha) {
+        accumulate(sc, rows, keys, pCol, widenRows(v, vOff, vStride, bf16, keys, sc.dvp), 0, sc.dvp, alpha);
+    }
+
+    /** Rows {@code j < keys} of {@code width} patterns at byte {@code off + j * stride} of {@code src}, widened. */
+    private static float[] widenRows(MemorySegment src, long off, long stride, boolean bf16, int keys, int width) {
+        float[] rows = new float[keys * width];
+        for (int j = 0; j < keys; j++) {
+            for (int x = 0; x < width; x++) {
+                rows[j * width + x] = HalfRows.widen(src.get(HALF, off + j * stride + 2L * x), bf16);
+            }
+        }
+        return rows;
+    }
+
     /** Rows {@code j < keys} of {@code width} patterns at {@code src[off + j * stride]}, widened into one array. */
     private static float[] widenRows(short[] src, int off, int stride, boolean bf16, int keys, int width) {
         float[] rows = new float[keys * width];

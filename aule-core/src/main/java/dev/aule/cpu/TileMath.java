@@ -50,6 +50,22 @@ interface TileMath {
             float[] q, int rows, int dp, short[] k, int kOff, int kStride, boolean bf16, int keys, float[] s, int sCol);
 
     /**
+     * {@link #scoresByRow(float[], int, int, short[], int, int, boolean, int, float[], int)} with key row {@code j} the
+     * native-order 16-bit patterns at byte {@code kOff + j * kStride} of {@code k}.
+     */
+    void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            MemorySegment k,
+            long kOff,
+            long kStride,
+            boolean bf16,
+            int keys,
+            float[] s,
+            int sCol);
+
+    /**
      * {@code s[t][sCol + j] = q[t] . k[j]} for {@code t < rows}, {@code j < keys}, with the query tile transposed:
      * {@code qT[x][c]} for {@code x < d}, {@code c < }{@link #queryColumns}{@code (rows)} (columns past the
      * real rows zero), and key row {@code j} at {@code k[kOff + j * kStride, +d)}. For short tiles of more
@@ -186,6 +202,21 @@ interface TileMath {
      */
     void accumulate(
             Scratch sc, int rows, int keys, int pCol, short[] v, int vOff, int vStride, boolean bf16, float[] alpha);
+
+    /**
+     * {@link #accumulate(Scratch, int, int, int, short[], int, int, boolean, float[])} with value row {@code j} the
+     * native-order 16-bit patterns at byte {@code vOff + j * vStride} of {@code v}.
+     */
+    void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            boolean bf16,
+            float[] alpha);
 
     // Backward. FlashBackward works on square transposed tiles: {@link #keyTile()} keys by as many
     // query rows, the query rows along the vector lanes, so a key block's gradient rows come out of

@@ -7,7 +7,8 @@ package dev.aule.cpu;
  *   <li>more than {@link TileConfig#SHORT_TILE_MAX_ROWS} rows (prefill): keys packed transposed and scored by the
  *       general product, values packed;</li>
  *   <li>a short tile (decode) whose keys cannot be read in place: keys copied row-major, scored by row;</li>
- *   <li>a short tile with keys in place: F16/BF16 keys by row from their {@code short[]}, widened in registers;
+ *   <li>a short tile with keys in place: F16/BF16 keys by row from their {@code short[]} or segment, widened in
+ *       registers;
  *       F32 keys by key (query rows along the lanes) for more than {@link TileConfig#BY_ROW_MAX_ROWS} rows when
  *       the keys are a {@code float[]} (scoresByKey has only an array form), else by row from the array or from
  *       the segment;</li>
@@ -35,7 +36,9 @@ record TilePath(Scores scores, Values values, int qStride) {
         /** Keys read in place from their memory segment, {@link TileMath#scoresByRow}. */
         IN_PLACE_SEGMENT_BY_ROW,
         /** F16 or BF16 keys read in place from their {@code short[]} and widened in registers. */
-        IN_PLACE_HALVES_BY_ROW
+        IN_PLACE_HALVES_BY_ROW,
+        /** F16 or BF16 keys read in place from their memory segment and widened in registers. */
+        IN_PLACE_HALF_SEGMENT_BY_ROW
     }
 
     /** Where a key block's values come from for {@link TileMath#accumulate}. */
@@ -47,7 +50,9 @@ record TilePath(Scores scores, Values values, int qStride) {
         /** Read in place from their memory segment. */
         IN_PLACE_SEGMENT,
         /** F16 or BF16 values read in place from their {@code short[]} and widened in registers. */
-        IN_PLACE_HALVES
+        IN_PLACE_HALVES,
+        /** F16 or BF16 values read in place from their memory segment and widened in registers. */
+        IN_PLACE_HALF_SEGMENT
     }
 
     /**
@@ -62,8 +67,8 @@ record TilePath(Scores scores, Values values, int qStride) {
         Scores scores;
         if (keys == null) {
             scores = Scores.COPIED_BY_ROW;
-        } else if (keys.halves() != null) {
-            scores = Scores.IN_PLACE_HALVES_BY_ROW;
+        } else if (keys.half()) {
+            scores = keys.halves() != null ? Scores.IN_PLACE_HALVES_BY_ROW : Scores.IN_PLACE_HALF_SEGMENT_BY_ROW;
         } else if (keys.array() == null) {
             scores = Scores.IN_PLACE_SEGMENT_BY_ROW;
         } else {
@@ -72,8 +77,8 @@ record TilePath(Scores scores, Values values, int qStride) {
         Values read;
         if (values == null) {
             read = Values.PACKED;
-        } else if (values.halves() != null) {
-            read = Values.IN_PLACE_HALVES;
+        } else if (values.half()) {
+            read = values.halves() != null ? Values.IN_PLACE_HALVES : Values.IN_PLACE_HALF_SEGMENT;
         } else {
             read = values.array() != null ? Values.IN_PLACE_ARRAY : Values.IN_PLACE_SEGMENT;
         }

@@ -185,6 +185,35 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void scoresByRow(
+            float[] q,
+            int rows,
+            int dp,
+            MemorySegment k,
+            long kOff,
+            long kStride,
+            boolean bf16,
+            int keys,
+            float[] s,
+            int sCol) {
+        HalfProducts.scoresByRow(q, rows, dp, k, kOff, kStride, bf16, keys, s, sCol);
+    }
+
+    @Override
+    public void accumulate(
+            Scratch sc,
+            int rows,
+            int keys,
+            int pCol,
+            MemorySegment v,
+            long vOff,
+            long vStride,
+            boolean bf16,
+            float[] alpha) {
+        HalfProducts.accumulate(sc.s, rows, keys, pCol, v, vOff, vStride, bf16, sc.dvp, sc.o, alpha);
+    }
+
+    @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
         Products.multiply(a, 0, rows, inner, b, bOff, c, 0, keyTile());
     }

@@ -27,9 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Decode-shaped forwards (1 to 8 queries, GQA groups up to 4, odd cache lengths) on every short-tile
  * path against the float64 reference: keys and values read in place from the caller's array (BHSD,
  * BSHD, a slice at an odd offset), from any other memory (off-heap BHSD and BSHD, a heap segment
- * over a {@code byte[]}) or from the {@code short[]} of F16 and BF16 tensors (widened in registers),
- * and copied (16-bit storage off the heap, head dims that are not whole vectors, off-heap rows at an
- * address that is not a whole float). Paged caches read each run of adjacent blocks in place, runs of
+ * over a {@code byte[]}) or from the {@code short[]} or off-heap memory of F16 and BF16 tensors
+ * (widened in registers), and copied (head dims that are not whole vectors, off-heap rows at an
+ * address that is not a whole element). Paged caches read each run of adjacent blocks in place, runs of
  * 1 to 5 blocks that start and end inside the kernel's key blocks, from off-heap and heap pools in the
  * head-major and vLLM layouts, F32 and F16; a block-major pool, whose blocks never follow each other,
  * is copied. Half-precision rows read in place give the bits of the same rows copied.
@@ -66,8 +66,9 @@ class DecodeShapesTest {
     }
 
     /**
-     * F16 and BF16 keys and values read in place from their {@code short[]} give the bits of the same patterns
-     * copied from off-heap memory (widened into scratch, then the F32 kernels), on every short-tile shape.
+     * F16 and BF16 keys and values read in place from their {@code short[]} or from off-heap memory give the bits of
+     * the same patterns copied from off-heap memory at an odd address (widened into scratch, then the F32 kernels),
+     * on every short-tile shape.
      */
     @ParameterizedTest(name = "{0}")
     @MethodSource("tileMaths")
@@ -81,10 +82,13 @@ class DecodeShapesTest {
                     Tensor k = Tensors.random(rnd, dtype, 1, s[1], s[3], s[4]);
                     Tensor v = Tensors.random(rnd, dtype, 1, s[1], s[3], s[4]);
                     Tensor[] heap = run(cpu, q, k, v, option);
-                    Tensor[] copied = run(cpu, q, offHeapCopy(k), offHeapCopy(v), option);
+                    Tensor[] segment = run(cpu, q, offHeapCopy(k, 0), offHeapCopy(v, 0), option);
+                    Tensor[] copied = run(cpu, q, offHeapCopy(k, 1), offHeapCopy(v, 1), option);
                     String where = dtype + " " + Arrays.toString(s) + " " + option;
                     assertEquals(0, mismatches(heap[0], copied[0]), "out " + where);
                     assertEquals(0, mismatches(heap[1], copied[1]), "lse " + where);
+                    assertEquals(0, mismatches(segment[0], copied[0]), "out off-heap " + where);
+                    assertEquals(0, mismatches(segment[1], copied[1]), "lse off-heap " + where);
                 }
             }
         }
@@ -112,10 +116,14 @@ class DecodeShapesTest {
         return count;
     }
 
-    /** The same elements in off-heap memory, which the kernels copy rather than read in place. */
-    private static Tensor offHeapCopy(Tensor t) {
-        MemorySegment copy = Arena.ofAuto().allocate(t.memory().byteSize(), 64);
-        MemorySegment.copy(t.memory(), 0, copy, 0, t.memory().byteSize());
+    /**
+     * The same elements in off-heap memory from byte {@code offset} of a 64-byte aligned block: read in place at an
+     * even offset, copied (widened into scratch) at an odd one.
+     */
+    private static Tensor offHeapCopy(Tensor t, long offset) {
+        long bytes = t.memory().byteSize();
+        MemorySegment copy = Arena.ofAuto().allocate(bytes + offset, 64).asSlice(offset, bytes);
+        MemorySegment.copy(t.memory(), 0, copy, 0, bytes);
         return Tensor.of(copy, t.dtype(), new long[] {t.batch(), t.heads(), t.seqLen(), t.headDim()}, t.strides());
     }
 
@@ -125,7 +133,7 @@ class DecodeShapesTest {
         SplittableRandom rnd = new SplittableRandom(41);
         int lanes = new VectorTileMath().lanes();
         for (Layout layout : Layout.values()) {
-            boolean expected = layout != Layout.F16_OFF_HEAP && layout != Layout.OFF_HEAP_UNALIGNED;
+            boolean expected = layout != Layout.F16_UNALIGNED && layout != Layout.OFF_HEAP_UNALIGNED;
             InPlaceRows rows = KvRows.of(layout.make(rnd, 2, 9, 4 * lanes)).inPlace(lanes);
             assertEquals(expected, rows != null, layout.toString());
             if (rows != null) {
@@ -133,6 +141,7 @@ class DecodeShapesTest {
                 assertEquals(array, rows.array() != null, layout + " through its float[]");
                 boolean halves = layout == Layout.F16 || layout == Layout.F16_SLICE || layout == Layout.BF16;
                 assertEquals(halves, rows.halves() != null, layout + " through its short[]");
+                assertEquals(halves || layout == Layout.F16_OFF_HEAP, rows.half(), layout + " as 16-bit patterns");
                 assertEquals(layout == Layout.BF16, rows.bf16(), layout + " as bfloat16");
             }
         }
@@ -251,8 +260,10 @@ class DecodeShapesTest {
         F16,
         /** F16 BSHD at an odd element offset into its {@code short[]}, read in place. */
         F16_SLICE,
-        /** F16 off-heap: copied. */
+        /** F16 off-heap, read in place through the segment. */
         F16_OFF_HEAP,
+        /** F16 off-heap at an odd address: copied. */
+        F16_UNALIGNED,
         OFF_HEAP_BHSD,
         OFF_HEAP_BSHD,
         OFF_HEAP_UNALIGNED,
@@ -266,10 +277,12 @@ class DecodeShapesTest {
             if (this == BF16 || this == F16) {
                 return Tensors.random(rnd, this == BF16 ? DType.BF16 : DType.F16, 1, heads, seq, dim);
             }
-            if (this == F16_SLICE || this == F16_OFF_HEAP) {
+            if (this == F16_SLICE || this == F16_OFF_HEAP || this == F16_UNALIGNED) {
                 MemorySegment memory = this == F16_SLICE
                         ? MemorySegment.ofArray(new short[n + 13]).asSlice(13L * Short.BYTES)
-                        : Arena.ofAuto().allocate((long) n * Short.BYTES, 64);
+                        : Arena.ofAuto()
+                                .allocate((long) n * Short.BYTES + 1, 64)
+                                .asSlice(this == F16_UNALIGNED ? 1 : 0, (long) n * Short.BYTES);
                 Tensor t = Tensor.of(memory, DType.F16, shape, this == F16_SLICE ? bshd : bhsd);
                 Tensors.fillRandom(rnd, t);
                 return t;
