@@ -362,10 +362,7 @@ public final class Attention {
             Tensor out,
             Tensor lse,
             AttentionOptions options) {
-        boolean dropout = options != null && options.hasDropout();
-        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
-        Backends.selected(caps ->
-                        caps.serving() && (caps.dropout() || !dropout) && (caps.alibiPerBatch() || !alibiPerBatch))
+        Backends.selected(ServingPredicates.packed(q, v == null ? 0 : v.headDim(), options))
                 .forwardVarlen(q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), out, lse, options);
     }
 
@@ -401,12 +398,7 @@ public final class Attention {
         java.util.Objects.requireNonNull(q, "q");
         java.util.Objects.requireNonNull(k, "k");
         java.util.Objects.requireNonNull(v, "v");
-        boolean dropout = options != null && options.hasDropout();
-        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
-        AttentionBackend backend = Backends.selected(caps -> caps.serving()
-                && caps.backward()
-                && (caps.dropout() || !dropout)
-                && (caps.alibiPerBatch() || !alibiPerBatch));
+        AttentionBackend backend = Backends.selected(ServingPredicates.packedBackward(q, v.headDim(), options));
         Gradients grads = new Gradients(
                 Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), q.headDim()),
                 Tensor.allocate(k.dtype(), k.batch(), k.heads(), k.seqLen(), k.headDim()),
