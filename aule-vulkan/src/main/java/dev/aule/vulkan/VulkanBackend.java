@@ -51,8 +51,9 @@ public final class VulkanBackend implements AttentionBackend {
             Feature.MASKS_BACKWARD,
             Feature.SINKS,
             Feature.QUANTIZED_KV,
-            // Selection keeps calls on host-memory caches off the device (ServingPredicates), which would upload them
-            // whole for every call.
+            // Every serving entry point runs on the device. Selection keeps calls on host-memory caches off it
+            // (DEVICE_MEMORY, ServingPredicates.serving): device caches reach it through KvCache.allocate(this, ...).
+            Feature.SERVING,
             Feature.DEVICE_MEMORY);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
@@ -543,7 +544,8 @@ public final class VulkanBackend implements AttentionBackend {
      * Cached attention on the device: each batch entry {@code b} against the first {@code cacheLens[b]} keys of
      * its cache row, in one dispatch for the whole batch (see {@link AttentionBackend#forwardCached(Tensor, Tensor,
      * Tensor, int[], Tensor, Tensor, AttentionOptions)}). The caches are uploaded for the call; to keep them on the
-     * device across decode steps, use the {@link VulkanTensor} overload.
+     * device across decode steps, use the {@link VulkanTensor} overload. Auto-selection does not send calls on
+     * host-memory caches here ({@link Feature#DEVICE_MEMORY}): each would upload the whole cache.
      */
     @Override
     public void forwardCached(
