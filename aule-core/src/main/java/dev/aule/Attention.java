@@ -124,7 +124,9 @@ public final class Attention {
     /**
      * Attention of q {@code [B, Hq, Sq, D]} against the first {@code cacheLens[b]} keys and values of batch
      * entry {@code b} of contiguous caches {@code kCache}, {@code vCache} ({@code [B, Hkv, capacity, D]}), on
-     * the best available backend with serving entry points: each sequence is its own forward with
+     * the best available backend with serving entry points that computes in host memory (the caches are host
+     * tensors, which a device backend would copy whole; {@link ServingPredicates#serving}): each sequence is its own
+     * forward with
      * {@code Sk = cacheLens[b]}, so under causal masking (bottom-right) the queries are the sequence's last
      * {@code Sq} positions. {@link dev.aule.serving.KvCache#attention} is this call on the cache's own
      * tensors and lengths. Lengths are checked before any read ({@link ServingShapes#cached}).
@@ -203,7 +205,7 @@ public final class Attention {
 
     /**
      * Paged attention in the vLLM block-table layout, on the best available backend with serving entry
-     * points. {@code kCache} is the tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout
+     * points that computes in host memory ({@link ServingPredicates#serving}). {@code kCache} is the tensor {@code [numBlocks, Hkv, blockSize, D]}; vLLM's memory layout
      * {@code [numBlocks, blockSize, Hkv, D]} is the view {@code Tensor.ofBshd(data, numBlocks, blockSize, Hkv, D)} (or
      * {@code Tensor.of(segment, dtype, {numBlocks, Hkv, blockSize, D}, {blockSize*Hkv*D, D, Hkv*D, 1})}).
      * Sequence {@code b} (batch entry {@code b} of q {@code [B, Hq, Sq, D]}) has {@code contextLens[b]} keys,
@@ -362,10 +364,7 @@ public final class Attention {
             Tensor out,
             Tensor lse,
             AttentionOptions options) {
-        boolean dropout = options != null && options.hasDropout();
-        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
-        Backends.selected(caps ->
-                        caps.serving() && (caps.dropout() || !dropout) && (caps.alibiPerBatch() || !alibiPerBatch))
+        Backends.selected(ServingPredicates.packed(q, v == null ? 0 : v.headDim(), options))
                 .forwardVarlen(q, k, v, new PackedSequences(cuSeqlensQ, cuSeqlensK), out, lse, options);
     }
 
@@ -401,12 +400,7 @@ public final class Attention {
         java.util.Objects.requireNonNull(q, "q");
         java.util.Objects.requireNonNull(k, "k");
         java.util.Objects.requireNonNull(v, "v");
-        boolean dropout = options != null && options.hasDropout();
-        boolean alibiPerBatch = options != null && options.alibiBatches() > 0;
-        AttentionBackend backend = Backends.selected(caps -> caps.serving()
-                && caps.backward()
-                && (caps.dropout() || !dropout)
-                && (caps.alibiPerBatch() || !alibiPerBatch));
+        AttentionBackend backend = Backends.selected(ServingPredicates.packedBackward(q, v.headDim(), options));
         Gradients grads = new Gradients(
                 Tensor.allocate(q.dtype(), q.batch(), q.heads(), q.seqLen(), q.headDim()),
                 Tensor.allocate(k.dtype(), k.batch(), k.heads(), k.seqLen(), k.headDim()),

@@ -79,12 +79,17 @@ final class InfoCommand extends AuleCommand {
         try {
             Selection selection = Selection.current();
             labels.print("Selected", selection.backend().name() + " (" + selection.reason() + ")");
-            AttentionBackend serving = Backends.selected(Capabilities::serving);
+            AttentionBackend serving = Backends.selected(dev.aule.spi.ServingPredicates.serving(null, 0, null));
             if (serving != selection.backend()) {
+                Capabilities caps = selection.backend().capabilities();
                 labels.print(
                         "Serving",
-                        serving.name() + " (KvCache, PagedKvCache, paged and varlen calls: "
-                                + selection.backend().name() + " does not advertise Capabilities.serving())");
+                        serving.name() + " (KvCache, PagedKvCache and paged calls on host memory: "
+                                + selection.backend().name()
+                                + (caps.serving()
+                                        ? " computes in device memory, so it runs caches allocated on it"
+                                        : " does not advertise Capabilities.serving()")
+                                + ")");
             }
         } catch (RuntimeException e) {
             labels.print("Selected", "none: " + e.getMessage());

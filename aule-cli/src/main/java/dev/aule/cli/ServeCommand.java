@@ -7,7 +7,7 @@ import dev.aule.bench.ServeReport;
 import dev.aule.bench.ServingSimulation;
 import dev.aule.serving.KvFormat;
 import dev.aule.spi.AttentionBackend;
-import dev.aule.spi.Capabilities;
+import dev.aule.spi.ServingPredicates;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -129,7 +129,8 @@ final class ServeCommand extends AuleCommand {
         PrintWriter out = out();
         Labels labels = new Labels(out, 14);
         out.println("aule bench serve: simulated continuous batching over a paged KV cache (attention layer only)");
-        AttentionBackend backend = Backends.selected(Capabilities::serving);
+        AttentionBackend backend =
+                Backends.selected(ServingPredicates.serving(null, 0, null)); // as the host cache selects
         labels.print("backend", backend.name() + ": " + backend.description());
         labels.print(
                 "workload",

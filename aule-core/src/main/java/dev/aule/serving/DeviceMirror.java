@@ -52,8 +52,8 @@ final class DeviceMirror {
         Objects.requireNonNull(backend, "backend");
         if (format.quantized()) {
             throw new IllegalArgumentException("format: a cache on backend " + backend.name() + " holds F32, F16 or"
-                    + " BF16, not " + format + ": the device has no quantized-cache kernels (no QUANTIZED_KV);"
-                    + " allocate the " + format + " cache without a backend (host memory)");
+                    + " BF16, not " + format + ": quantized caches are kept in host memory only; allocate the "
+                    + format + " cache without a backend (its attention runs on a backend with QUANTIZED_KV)");
         }
     }
 

@@ -7,7 +7,6 @@ import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
 import dev.aule.spi.CacheIndex;
-import dev.aule.spi.Capabilities;
 import dev.aule.spi.NamedTensor;
 import dev.aule.spi.QuantizedKv;
 import dev.aule.spi.ServingPredicates;
@@ -710,7 +709,8 @@ public final class KvCache {
      */
     public void attentionInto(Tensor q, Tensor out, Tensor lse, AttentionOptions options) {
         if (quant != null) {
-            Backends.selected(Capabilities::quantizedKv).forwardQuantized(q, quantizedView(), out, lse, options);
+            Backends.selected(ServingPredicates.quantized(q, valueDim(), options))
+                    .forwardQuantized(q, quantizedView(), out, lse, options);
             return;
         }
         if (device != null && device.runs(q, valueDim(), options)) {
@@ -833,7 +833,7 @@ public final class KvCache {
             for (int i = 0; i < tables.length; i++) {
                 tables[i] = table(picked[i]);
             }
-            Backends.selected(Capabilities::quantizedKv)
+            Backends.selected(ServingPredicates.quantized(queries, valueDim(), options))
                     .forwardQuantized(queries, quant.view(tables, lens), out, lse, options);
             return;
         }

@@ -7,7 +7,6 @@ import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.spi.AttentionBackend;
-import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
 import dev.aule.spi.QuantizedKv;
 import dev.aule.spi.ServingPredicates;
@@ -934,7 +933,7 @@ public final class PagedKvCache {
             lens[i] = s.kept(blockSize);
         }
         if (quant != null) {
-            Backends.selected(Capabilities::quantizedKv)
+            Backends.selected(ServingPredicates.quantized(q, valueDim(), options))
                     .forwardQuantized(q, quant.view(tables, lens), out, lse, options);
             return;
         }

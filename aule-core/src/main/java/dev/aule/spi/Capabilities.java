@@ -59,7 +59,14 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
          */
         SINKS,
         /** It reads INT8 and FP8 caches: {@link AttentionBackend#forwardQuantized}. */
-        QUANTIZED_KV
+        QUANTIZED_KV,
+        /**
+         * It computes in its own memory (a GPU's), not the host's: the host tensors of a call are copied to it and
+         * the results back. Selection of calls on host-memory caches ({@link ServingPredicates#serving},
+         * {@link ServingPredicates#quantized}) passes over such a backend, since every decode step would copy the
+         * whole cache; caches allocated on it ({@code KvCache.allocate(backend, ...)}) reach it without selection.
+         */
+        DEVICE_MEMORY
     }
 
     /** Checks {@code maxHeadDim} and copies the sets. */
@@ -144,5 +151,10 @@ public record Capabilities(int maxHeadDim, Set<DType> dtypes, Set<Feature> featu
     /** {@return whether it has {@link Feature#QUANTIZED_KV}} */
     public boolean quantizedKv() {
         return features.contains(Feature.QUANTIZED_KV);
+    }
+
+    /** {@return whether it has {@link Feature#DEVICE_MEMORY}} */
+    public boolean deviceMemory() {
+        return features.contains(Feature.DEVICE_MEMORY);
     }
 }

@@ -39,7 +39,11 @@ public final class ServingPredicates {
     }
 
     /**
-     * The selection predicate of a serving call: {@link Capabilities#serving()} and {@link #runs}.
+     * The selection predicate of a cached or paged call on host-memory caches ({@code KvCache}, {@code
+     * PagedKvCache} allocated without a backend, or host tensors passed as caches): {@link Capabilities#serving()},
+     * not {@link Capabilities#deviceMemory()} (a device backend would copy the whole cache for every step, where a
+     * host backend reads it in place), and {@link #runs}. A forced backend is taken as is ({@link
+     * dev.aule.Backends#selected(Predicate)}).
      *
      * @param q the call's queries, or null
      * @param valueDim the value rows' elements {@code Dv}; 0 when unknown
@@ -47,6 +51,46 @@ public final class ServingPredicates {
      * @return the predicate
      */
     public static Predicate<Capabilities> serving(Tensor q, int valueDim, AttentionOptions options) {
+        return caps -> caps.serving() && !caps.deviceMemory() && runs(caps, q, valueDim, options);
+    }
+
+    /**
+     * The selection predicate of a packed call ({@code forwardVarlen}): {@link Capabilities#serving()} and {@link
+     * #runs}. Its keys and values are the call's own, copied once as a dense forward's are, so a device backend is
+     * not passed over.
+     *
+     * @param q the call's queries, or null
+     * @param valueDim the value rows' elements {@code Dv}; 0 when unknown
+     * @param options the call's options, or null
+     * @return the predicate
+     */
+    public static Predicate<Capabilities> packed(Tensor q, int valueDim, AttentionOptions options) {
         return caps -> caps.serving() && runs(caps, q, valueDim, options);
+    }
+
+    /**
+     * The selection predicate of a packed backward ({@code backwardVarlen}): {@link #packed} and {@link
+     * Capabilities#backward()}.
+     *
+     * @param q the call's queries, or null
+     * @param valueDim the value rows' elements {@code Dv}; 0 when unknown
+     * @param options the call's options, or null
+     * @return the predicate
+     */
+    public static Predicate<Capabilities> packedBackward(Tensor q, int valueDim, AttentionOptions options) {
+        return caps -> caps.backward() && packed(q, valueDim, options).test(caps);
+    }
+
+    /**
+     * The selection predicate of attention on a host-memory quantized cache: {@link Capabilities#quantizedKv()},
+     * not {@link Capabilities#deviceMemory()} (as {@link #serving}), and {@link #runs}.
+     *
+     * @param q the call's queries, or null
+     * @param valueDim the value rows' elements {@code Dv}; 0 when unknown
+     * @param options the call's options, or null
+     * @return the predicate
+     */
+    public static Predicate<Capabilities> quantized(Tensor q, int valueDim, AttentionOptions options) {
+        return caps -> caps.quantizedKv() && !caps.deviceMemory() && runs(caps, q, valueDim, options);
     }
 }

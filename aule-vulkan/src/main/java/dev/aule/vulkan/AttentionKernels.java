@@ -3,6 +3,7 @@ package dev.aule.vulkan;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.spi.AttentionShape;
+import dev.aule.spi.QuantizedKv;
 
 import java.util.List;
 import java.util.Map;
@@ -15,9 +16,26 @@ import java.util.Map;
 final class AttentionKernels {
     private AttentionKernels() {}
 
-    /** The storage types of a forward call's inputs. */
-    record InputTypes(DType q, DType k, DType v) {
+    /**
+     * The storage types of a forward call's inputs: tensors of {@code q}, {@code k} and {@code v}, or, for a
+     * quantized cache ({@code codes} not null; {@code k} and {@code v} then null), q's tensor and the cache's 8-bit
+     * codes, read through byte views of their buffers where {@code codes8} (the device's storageBuffer8BitAccess).
+     */
+    record InputTypes(DType q, DType k, DType v, QuantizedKv.Format codes, boolean codes8) {
+        InputTypes(DType q, DType k, DType v) {
+            this(q, k, v, null, false);
+        }
+
+        /** The types of a quantized call: F32, F16 or BF16 queries against {@code codes}. */
+        static InputTypes quantized(DType q, QuantizedKv.Format codes, boolean codes8) {
+            return new InputTypes(q, null, null, java.util.Objects.requireNonNull(codes, "codes"), codes8);
+        }
+
         Map<String, Integer> defines() {
+            if (codes != null) {
+                int type = Variant.codeType(codes);
+                return Map.of("Q_TYPE", Variant.typeCode(q), "K_TYPE", type, "V_TYPE", type, "CODES8", codes8 ? 1 : 0);
+            }
             return Map.of("Q_TYPE", Variant.typeCode(q), "K_TYPE", Variant.typeCode(k), "V_TYPE", Variant.typeCode(v));
         }
     }

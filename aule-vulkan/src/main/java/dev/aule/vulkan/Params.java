@@ -19,8 +19,9 @@ record Params(
         int count,
         int tileBase,
         int kvBlock,
-        int tableStride) {
-    static final int INTS = 17;
+        int tableStride,
+        int numBlocks) {
+    static final int INTS = 18;
 
     static Params of(AttentionShape shape, AttentionOptions options, boolean writeLse) {
         long span = (long) shape.queryLen() + shape.keyLen();
@@ -37,22 +38,32 @@ record Params(
                 0,
                 0,
                 0,
+                0,
                 0);
     }
 
     /** The same geometry with {@code rowCount} set (delta: rows; pack16: elements). */
     Params withCount(int n) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, n, tileBase, kvBlock, tableStride);
+        return new Params(
+                shape, scale, softcap, left, right, alibi, writeLse, n, tileBase, kvBlock, tableStride, numBlocks);
     }
 
     /** The same with the forward kernels' first query tile at {@code tiles} (one part of a split grid). */
     Params withTileBase(int tiles) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tiles, kvBlock, tableStride);
+        return new Params(
+                shape, scale, softcap, left, right, alibi, writeLse, count, tiles, kvBlock, tableStride, numBlocks);
     }
 
     /** The same with the paged serving kernels' block size and block-table stride (see ServingKeys). */
     Params withPaging(int blockSize, int stride) {
-        return new Params(shape, scale, softcap, left, right, alibi, writeLse, count, tileBase, blockSize, stride);
+        return new Params(
+                shape, scale, softcap, left, right, alibi, writeLse, count, tileBase, blockSize, stride, numBlocks);
+    }
+
+    /** The same with the quantized serving kernels' pool size in blocks (see ServingKeys). */
+    Params withBlocks(int blocks) {
+        return new Params(
+                shape, scale, softcap, left, right, alibi, writeLse, count, tileBase, kvBlock, tableStride, blocks);
     }
 
     int[] words() {
@@ -73,7 +84,8 @@ record Params(
             count,
             tileBase,
             kvBlock,
-            tableStride
+            tableStride,
+            numBlocks
         };
     }
 }

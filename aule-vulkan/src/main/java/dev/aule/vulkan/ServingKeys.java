@@ -16,20 +16,23 @@ import java.util.Map;
  * no table binds the counts there too (a placeholder the cached variant never reads).
  *
  * @param mode 1: cached (contiguous caches, a count per entry); 2: paged; 3: cached with a row and a left pad
- *     per entry
+ *     per entry; 4: quantized (paged 8-bit codes, head-major, with a scale per KV head and block)
  * @param lens one int per batch entry
- * @param table {@code B * stride} block ids (paged), {@code (row, pad)} per entry (indexed); null otherwise
- * @param blockSize keys per block, paged; 0 otherwise
- * @param stride table entries per batch entry, paged; 0 otherwise
+ * @param table {@code B * stride} block ids (paged; quantized: followed by the key and the value scales),
+ *     {@code (row, pad)} per entry (indexed); null otherwise
+ * @param blockSize keys per block, paged and quantized; 0 otherwise
+ * @param stride table entries per batch entry, paged and quantized; 0 otherwise
+ * @param numBlocks blocks in each pool, quantized; 0 otherwise
  */
-record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSize, int stride) {
+record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSize, int stride, int numBlocks) {
     static final int CACHED = 1;
     static final int PAGED = 2;
     static final int INDEXED = 3;
+    static final int QUANTIZED = 4;
 
     /** Key counts {@code lens} (validated) in a buffer of {@code scope}, written by {@code s}. */
     static ServingKeys cached(VulkanDevice device, Scope scope, Submission s, int[] lens) {
-        return new ServingKeys(CACHED, ints(device, scope, s, lens), null, 0, 0);
+        return new ServingKeys(CACHED, ints(device, scope, s, lens), null, 0, 0, 0);
     }
 
     /**
@@ -38,15 +41,55 @@ record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSiz
      */
     static ServingKeys paged(
             VulkanDevice device, Scope scope, Submission s, int[][] tables, int[] lens, int blockSize) {
+        int stride = stride(lens, blockSize);
+        int[] flat = flatten(tables, lens, blockSize, stride, 0);
+        return new ServingKeys(PAGED, ints(device, scope, s, lens), ints(device, scope, s, flat), blockSize, stride, 0);
+    }
+
+    /**
+     * A quantized call's validated {@code lens} and {@code tables} (as {@link #paged}), with the validated key
+     * and value scales ({@code Hkv * numBlocks} each) after the table in the same buffer, as float bits: binding
+     * 7 of the SERVING 4 variant (see common.glsl).
+     */
+    static ServingKeys quantized(
+            VulkanDevice device,
+            Scope scope,
+            Submission s,
+            int[][] tables,
+            int[] lens,
+            int blockSize,
+            int numBlocks,
+            float[] keyScales,
+            float[] valueScales) {
+        int stride = stride(lens, blockSize);
+        int tableInts = Math.multiplyExact(lens.length, stride);
+        int[] flat = flatten(tables, lens, blockSize, stride, keyScales.length + valueScales.length);
+        for (int i = 0; i < keyScales.length; i++) {
+            flat[tableInts + i] = Float.floatToRawIntBits(keyScales[i]);
+        }
+        for (int i = 0; i < valueScales.length; i++) {
+            flat[tableInts + keyScales.length + i] = Float.floatToRawIntBits(valueScales[i]);
+        }
+        return new ServingKeys(
+                QUANTIZED, ints(device, scope, s, lens), ints(device, scope, s, flat), blockSize, stride, numBlocks);
+    }
+
+    /** The most blocks a context reaches, at least 1: the row length of the flattened tables. */
+    private static int stride(int[] lens, int blockSize) {
         int stride = 1;
         for (int len : lens) {
             stride = Math.max(stride, (len + blockSize - 1) / blockSize);
         }
-        int[] flat = new int[Math.multiplyExact(lens.length, stride)];
+        return stride;
+    }
+
+    /** The tables as {@code [B, stride]}, each row's entries past its context's last block 0, then {@code extra} 0s. */
+    private static int[] flatten(int[][] tables, int[] lens, int blockSize, int stride, int extra) {
+        int[] flat = new int[Math.addExact(Math.multiplyExact(lens.length, stride), extra)];
         for (int b = 0; b < lens.length; b++) {
             System.arraycopy(tables[b], 0, flat, b * stride, (lens[b] + blockSize - 1) / blockSize);
         }
-        return new ServingKeys(PAGED, ints(device, scope, s, lens), ints(device, scope, s, flat), blockSize, stride);
+        return flat;
     }
 
     /**
@@ -59,7 +102,7 @@ record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSiz
             pairs[2 * b] = rows[b];
             pairs[2 * b + 1] = pads[b];
         }
-        return new ServingKeys(INDEXED, ints(device, scope, s, lens), ints(device, scope, s, pairs), 0, 0);
+        return new ServingKeys(INDEXED, ints(device, scope, s, lens), ints(device, scope, s, pairs), 0, 0, 0);
     }
 
     /** Adds the serving variant's define; none for the dense call, whose variants stay as they were. */
@@ -84,9 +127,11 @@ record ServingKeys(int mode, DeviceBuffer lens, DeviceBuffer table, int blockSiz
         return new DeviceBuffer[] {q, k, v, out, lse, slopes, lens, table};
     }
 
-    /** {@code params} with the paged call's block size and table stride. */
+    /** {@code params} with the paged (or quantized) call's block size, table stride and pool size. */
     static Params params(ServingKeys keys, Params params) {
-        return keys == null ? params : params.withPaging(keys.blockSize, keys.stride);
+        return keys == null
+                ? params
+                : params.withPaging(keys.blockSize, keys.stride).withBlocks(keys.numBlocks);
     }
 
     private static DeviceBuffer ints(VulkanDevice device, Scope scope, Submission s, int[] values) {

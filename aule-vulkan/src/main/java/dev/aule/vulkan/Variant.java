@@ -36,6 +36,15 @@ record Variant(Kernel kernel, Map<String, Integer> defines) {
         };
     }
 
+    /** The shader's code for the 8-bit codes of a quantized cache: 3 INT8, 4 FP8 E4M3, 5 FP8 E5M2. */
+    static int codeType(dev.aule.spi.QuantizedKv.Format format) {
+        return switch (format) {
+            case INT8 -> 3;
+            case FP8_E4M3 -> 4;
+            case FP8_E5M2 -> 5;
+        };
+    }
+
     @Override
     public String toString() {
         return kernel.resource + defines;

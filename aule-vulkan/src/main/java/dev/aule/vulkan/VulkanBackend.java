@@ -49,7 +49,12 @@ public final class VulkanBackend implements AttentionBackend {
             Feature.BACKWARD,
             Feature.MASKS_FORWARD,
             Feature.MASKS_BACKWARD,
-            Feature.SINKS);
+            Feature.SINKS,
+            Feature.QUANTIZED_KV,
+            // Every serving entry point runs on the device. Selection keeps calls on host-memory caches off it
+            // (DEVICE_MEMORY, ServingPredicates.serving): device caches reach it through KvCache.allocate(this, ...).
+            Feature.SERVING,
+            Feature.DEVICE_MEMORY);
 
     /** The process's device, opened on first use; shared by every instance ServiceLoader creates. */
     private static final class Shared {
@@ -539,8 +544,8 @@ public final class VulkanBackend implements AttentionBackend {
      * Cached attention on the device: each batch entry {@code b} against the first {@code cacheLens[b]} keys of
      * its cache row, in one dispatch for the whole batch (see {@link AttentionBackend#forwardCached(Tensor, Tensor,
      * Tensor, int[], Tensor, Tensor, AttentionOptions)}). The caches are uploaded for the call; to keep them on the
-     * device across decode steps, use the {@link VulkanTensor} overload. Sink logits are refused
-     * ({@link Capabilities#sinks()} is false).
+     * device across decode steps, use the {@link VulkanTensor} overload. Auto-selection does not send calls on
+     * host-memory caches here ({@link Feature#DEVICE_MEMORY}): each would upload the whole cache.
      */
     @Override
     public void forwardCached(
@@ -582,6 +587,20 @@ public final class VulkanBackend implements AttentionBackend {
     }
 
     /**
+     * Attention on an INT8 or FP8 cache on the device (see {@link AttentionBackend#forwardQuantized}): the call is
+     * validated ({@link dev.aule.spi.QuantizedShapes}) and the device's limits checked before anything is
+     * uploaded; the 8-bit codes go to the device as they are, with the validated tables, lengths and scales, and
+     * the serving kernels dequantize each code as they load it ({@code decode(code) * scale}), so no widened copy
+     * of the cache is made. Every option of the other serving calls applies (causal bottom-right per sequence,
+     * windows, softcap, ALiBi, GQA, sink logits).
+     */
+    @Override
+    public void forwardQuantized(
+            Tensor q, dev.aule.spi.QuantizedKv cache, Tensor out, Tensor lse, AttentionOptions options) {
+        QuantizedCalls.forward(device(), CAPABILITIES, q, cache, out, lse, options);
+    }
+
+    /**
      * Packed variable-length attention on the device (see {@link AttentionBackend#forwardVarlen}): the sequences
      * run as cached attention over a padded batch, single-row sequences and longer ones in separate groups, in one
      * submission; every option applies per sequence. Sequences without rows are skipped, rows without keys get 0
@@ -602,7 +621,7 @@ public final class VulkanBackend implements AttentionBackend {
     /**
      * Packed query rows against paged caches on the device (see {@link AttentionBackend#forwardVarlenPaged}):
      * padded as {@link #forwardVarlen} pads them, each sequence's keys read through its own block table, the pools
-     * uploaded once per call. Sink logits are refused.
+     * uploaded once per call.
      */
     @Override
     public void forwardVarlenPaged(

@@ -94,6 +94,9 @@ final class VulkanDevice implements AutoCloseable {
     private volatile boolean closed;
     private volatile String lostReason;
     private final String coopOpenFailure;
+    /** Whether the device was opened with storageBuffer8BitAccess (see {@link ByteStorage}). */
+    private final boolean storage8Bit;
+
     private volatile CoopCheck.Result coopStatus;
     /** Bits of the queue's timestamps that count (0: no timestamps), and nanoseconds per tick. */
     private final int timestampBits;
@@ -113,8 +116,10 @@ final class VulkanDevice implements AutoCloseable {
             boolean mapsBuffers,
             int timestampBits,
             float timestampPeriod,
-            String coopOpenFailure) {
+            String coopOpenFailure,
+            boolean storage8Bit) {
         this.coopOpenFailure = coopOpenFailure;
+        this.storage8Bit = storage8Bit;
         this.coopStatus = CoopCheck.Result.notChecked(info);
         this.mapsBuffers = mapsBuffers;
         this.timestampBits = timestampBits;
@@ -155,7 +160,8 @@ final class VulkanDevice implements AutoCloseable {
             List<Candidate> candidates = candidates(instance, stack);
             Candidate chosen = choose(candidates, System.getProperty(DEVICE_PROPERTY));
             String[] coopFailure = new String[1];
-            device = createDevice(chosen, stack, coopFailure);
+            boolean storage8Bit = ByteStorage.offered(chosen.physical, stack);
+            device = createDevice(chosen, stack, coopFailure, storage8Bit);
             PointerBuffer pq = stack.mallocPointer(1);
             vkGetDeviceQueue(device, chosen.queueFamily, 0, pq);
             VkQueue queue = new VkQueue(pq.get(0), device);
@@ -181,7 +187,8 @@ final class VulkanDevice implements AutoCloseable {
                     mapWhereUnified && chosen.info.unifiedMemory(),
                     bits,
                     period,
-                    coopFailure[0]);
+                    coopFailure[0],
+                    storage8Bit);
         } catch (RuntimeException | Error e) {
             if (compiler != null) {
                 compiler.close();
@@ -405,26 +412,31 @@ final class VulkanDevice implements AutoCloseable {
      * The scalar kernels need no optional feature (they read 16-bit data as packed words). When the device has
      * what the coop kernel needs ({@link CoopSupport#missingFeature()} null), {@code VK_KHR_cooperative_matrix} and
      * the features it uses are enabled too (see {@link CoopQuery#enable}); if that device creation fails, the
-     * device is created again without them and {@link #coopOpenFailure()} says why.
+     * device is created again without them and {@link #coopOpenFailure()} says why. {@code storage8Bit}: 8-bit
+     * storage buffers are enabled too (the quantized kernels' byte views, {@link ByteStorage}).
      */
-    private static VkDevice createDevice(Candidate chosen, MemoryStack stack, String[] coopFailure) {
+    private static VkDevice createDevice(
+            Candidate chosen, MemoryStack stack, String[] coopFailure, boolean storage8Bit) {
         if (chosen.info.coop().missingFeature() == null) {
             try (MemoryStack inner = stack.push()) {
-                return createDevice(chosen, inner, true);
+                return createDevice(chosen, inner, true, storage8Bit);
             } catch (VulkanException e) {
                 coopFailure[0] = "creating the device with " + COOP_EXTENSION + " failed (" + e.getMessage() + ")";
             }
         }
-        return createDevice(chosen, stack, false);
+        return createDevice(chosen, stack, false, storage8Bit);
     }
 
-    private static VkDevice createDevice(Candidate chosen, MemoryStack stack, boolean coop) {
+    private static VkDevice createDevice(Candidate chosen, MemoryStack stack, boolean coop, boolean storage8Bit) {
         VkDeviceQueueCreateInfo.Buffer queues = VkDeviceQueueCreateInfo.calloc(1, stack);
         queues.get(0).sType$Default().queueFamilyIndex(chosen.queueFamily).pQueuePriorities(stack.floats(1f));
         Set<String> offered =
                 hasExtension(chosen.physical, Portability.SUBSET, stack) ? Set.of(Portability.SUBSET) : Set.of();
         List<String> extensions = new ArrayList<>(Portability.deviceExtensions(offered));
         long features = coop ? CoopQuery.enable(chosen.physical, chosen.info, extensions, stack) : 0;
+        if (storage8Bit) {
+            features = ByteStorage.enable(extensions, features, stack);
+        }
         VkDeviceCreateInfo create = VkDeviceCreateInfo.calloc(stack)
                 .sType$Default()
                 .pNext(features)
@@ -433,6 +445,11 @@ final class VulkanDevice implements AutoCloseable {
         PointerBuffer handle = stack.mallocPointer(1);
         check(vkCreateDevice(chosen.physical, create, null, handle), "vkCreateDevice on " + chosen.info.name());
         return new VkDevice(handle.get(0), chosen.physical, create, VK_API_VERSION_1_1);
+    }
+
+    /** {@return whether shaders may read storage buffers through 8-bit views ({@link ByteStorage})} */
+    boolean storage8Bit() {
+        return storage8Bit;
     }
 
     /** Null, or why the device was created without cooperative matrices although it offers what they need. */

@@ -2,7 +2,20 @@
 //   HD    the head-dim bucket (>= D and Dv of the call): sizes shared arrays and per-thread accumulators
 //   BR/BC query rows / keys per tile, TPR threads per row (or per key), WG = rows * TPR
 //   *_TYPE storage type of a tensor: 0 F32, 1 F16, 2 BF16 (16-bit tensors are read as packed uint pairs,
-//          so no 16-bit storage feature is needed)
+//          so no 16-bit storage feature is needed); keys and values of a quantized cache (SERVING 4) also
+//          3 INT8, 4 FP8 E4M3, 5 FP8 E5M2 codes (see "Quantized caches" below)
+
+#ifndef SERVING
+#define SERVING 0
+#endif
+#ifndef CODES8
+#define CODES8 0
+#endif
+#if SERVING == 4 && CODES8
+// The forward kernels then declare byte views of the code pools (KView8, VView8; see "Quantized caches" below).
+// The extension must precede every declaration.
+#extension GL_EXT_shader_8bit_storage : require
+#endif
 
 #define NEG_INF uintBitsToFloat(0xff800000u)
 #define NC (HD / TPR) // columns of a head-dim row that one thread owns: c = t + TPR * u
@@ -32,6 +45,7 @@ layout(push_constant) uniform Params {
     int tileBase; // forward, dQ: query tiles before this dispatch's first; dK/dV: key blocks (a split grid)
     int kvBlock;     // paged serving: keys per block of the pools
     int tableStride; // paged serving: block-table entries per batch entry
+    int numBlocks;   // quantized serving: blocks in each pool
 } p;
 
 // Serving variants of the forward kernels (SERVING 1: a cache with a key count per batch entry; 2: the same
@@ -41,9 +55,6 @@ layout(push_constant) uniform Params {
 // block_table[b * tableStride + j / kvBlock] (binding 7) of pools [numBlocks, Hkv, kvBlock, D]; every entry a
 // context reaches was checked on the host to lie in [0, numBlocks). Kernels set seqKeys at the top of main,
 // before any use of SK.
-#ifndef SERVING
-#define SERVING 0
-#endif
 #if SERVING
 int seqKeys;
 #define SK seqKeys
@@ -64,9 +75,72 @@ int seqKeys;
 #define INDEXED_ROW(j) uint((block_table[2 * b] * p.Hkv + hkv) * p.Sk + block_table[2 * b + 1] + (j))
 #define KADDR(j, d) (INDEXED_ROW(j) * uint(p.D) + uint(d))
 #define VADDR(j, d) (INDEXED_ROW(j) * uint(p.Dv) + uint(d))
+#elif SERVING == 4
+// Quantized (QuantizedKv): 8-bit codes in pools head-major [Hkv][numBlocks][kvBlock][D], read through the block
+// table as in SERVING 2; binding 7 holds the table [B, tableStride], then the key scales [Hkv][numBlocks], then
+// the value scales, as float bits (validated on the host: finite, >= 0). Sizes were checked against the codes'
+// 2^31 elements on the host, so every index below fits an int.
+#define QUANT_BLOCK(j) block_table[b * p.tableStride + (j) / p.kvBlock]
+#define QUANT_ROW(j) uint((hkv * p.numBlocks + QUANT_BLOCK(j)) * p.kvBlock + (j) % p.kvBlock)
+#define KADDR(j, d) (QUANT_ROW(j) * uint(p.D) + uint(d))
+#define VADDR(j, d) (QUANT_ROW(j) * uint(p.Dv) + uint(d))
+#define KSCALE(j) intBitsToFloat(block_table[p.B * p.tableStride + hkv * p.numBlocks + QUANT_BLOCK(j)])
+#define VSCALE(j) intBitsToFloat(block_table[p.B * p.tableStride + (p.Hkv + hkv) * p.numBlocks + QUANT_BLOCK(j)])
 #else
 #define KADDR(j, d) (kBase + uint((j) * p.D + (d)))
 #define VADDR(j, d) (vBase + uint((j) * p.Dv + (d)))
+#endif
+
+// Quantized caches. A stored value is decodeCode(code) * scale, in float as on the host (QuantizedKv.Format
+// .decode): the kernels dequantize each code as they load it into registers or their tile, never into a copy of
+// the cache. Decoding is exact bit arithmetic: an FP8 magnitude's exponent and fraction are shifted into
+// binary32's and its exponent field rebiased (+120 E4M3, +112 E5M2); a subnormal code is its fraction times
+// 2^-9 (E4M3) or 2^-16 (E5M2), so no denormal float is ever formed (devices may flush them). E4M3 0x7F and E5M2
+// exponent 31 are NaN and the infinities, as on the host. Codes are bytes of the uint words of their binding
+// (little-endian), or, with CODES8 (the device's storageBuffer8BitAccess), of a uint8_t view of it.
+float decodeCode(int T, uint c) {
+    if (T == 3) {
+        return float(int(c << 24u) >> 24);
+    }
+    uint mag = c & 0x7Fu;
+    float v;
+    if (T == 4) {
+        if (mag == 0x7Fu) {
+            return uintBitsToFloat(0x7fc00000u);
+        }
+        v = mag < 8u ? float(mag) * (1.0 / 512.0) : uintBitsToFloat((mag << 20u) + (120u << 23u));
+    } else {
+        if (mag >= 0x7Cu) {
+            v = mag == 0x7Cu ? uintBitsToFloat(0x7f800000u) : uintBitsToFloat(0x7fc00000u);
+        } else {
+            v = mag < 4u ? float(mag) * (1.0 / 65536.0) : uintBitsToFloat((mag << 21u) + (112u << 23u));
+        }
+    }
+    return (c & 0x80u) != 0u ? -v : v;
+}
+
+// Four codes of one uint word, lowest byte first.
+vec4 decodeWord(int T, uint w) {
+    return vec4(decodeCode(T, w & 0xFFu), decodeCode(T, (w >> 8u) & 0xFFu), decodeCode(T, (w >> 16u) & 0xFFu),
+        decodeCode(T, w >> 24u));
+}
+
+#if SERVING == 4
+#if CODES8
+#define CODE_AT(buf8, buf, i) uint(buf8[i])
+#else
+#define CODE_AT(buf8, buf, i) ((buf[(i) >> 2u] >> (((i) & 3u) << 3u)) & 0xFFu)
+#endif
+// Element d (d0 .. d0+3, d0 and the row a multiple of 4) of key / value row j, dequantized.
+#define LOAD_K(j, d) (decodeCode(K_TYPE, CODE_AT(k8, k_data, KADDR(j, d))) * KSCALE(j))
+#define LOAD_V(j, d) (decodeCode(V_TYPE, CODE_AT(v8, v_data, VADDR(j, d))) * VSCALE(j))
+#define LOAD4_K(j, d) (decodeWord(K_TYPE, k_data[KADDR(j, d) >> 2u]) * KSCALE(j))
+#define LOAD4_V(j, d) (decodeWord(V_TYPE, v_data[VADDR(j, d) >> 2u]) * VSCALE(j))
+#else
+#define LOAD_K(j, d) LOAD_TYPED(K_TYPE, k_data, KADDR(j, d))
+#define LOAD_V(j, d) LOAD_TYPED(V_TYPE, v_data, VADDR(j, d))
+#define LOAD4_K(j, d) LOAD4_TYPED(K_TYPE, k4, k2, KADDR(j, d))
+#define LOAD4_V(j, d) LOAD4_TYPED(V_TYPE, v4, v2, VADDR(j, d))
 #endif
 
 int firstKey(int i) {

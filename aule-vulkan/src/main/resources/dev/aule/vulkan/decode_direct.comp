@@ -32,6 +32,10 @@ layout(std430, binding = 1) readonly buffer KView4 { uvec4 k4[]; };
 layout(std430, binding = 1) readonly buffer KView2 { uvec2 k2[]; };
 layout(std430, binding = 2) readonly buffer VView4 { uvec4 v4[]; };
 layout(std430, binding = 2) readonly buffer VView2 { uvec2 v2[]; };
+#if SERVING == 4 && CODES8 // byte views of the code pools (see common.glsl)
+layout(std430, binding = 1) readonly buffer KView8 { uint8_t k8[]; };
+layout(std430, binding = 2) readonly buffer VView8 { uint8_t v8[]; };
+#endif
 
 // Elements d0 .. d0+3 of a row of n elements at base (zeros past n), four at a time or one at a time.
 #if VEC4
@@ -40,6 +44,25 @@ layout(std430, binding = 2) readonly buffer VView2 { uvec2 v2[]; };
 #define ROW1(T, buf, base, d, n) ((d) < (n) ? LOAD_TYPED(T, buf, (base) + uint(d)) : 0.0)
 #define ROW4(T, buf, b4, b2, base, d0, n) vec4(ROW1(T, buf, base, (d0), n), ROW1(T, buf, base, (d0) + 1, n), \
     ROW1(T, buf, base, (d0) + 2, n), ROW1(T, buf, base, (d0) + 3, n))
+#endif
+// Key and value rows: codes (SERVING 4) decoded four at a time from their word, or one at a time, unscaled (the
+// row's scale multiplies the dot product and the probability instead, once per key); else as q's.
+#if SERVING == 4
+#if VEC4
+#define CODES4(T, buf8, buf, base, d0, n) ((d0) < (n) ? decodeWord(T, buf[((base) + uint(d0)) >> 2u]) : vec4(0.0))
+#else
+#define CODE1(T, buf8, buf, base, d, n) ((d) < (n) ? decodeCode(T, CODE_AT(buf8, buf, (base) + uint(d))) : 0.0)
+#define CODES4(T, buf8, buf, base, d0, n) vec4(CODE1(T, buf8, buf, base, (d0), n), \
+    CODE1(T, buf8, buf, base, (d0) + 1, n), CODE1(T, buf8, buf, base, (d0) + 2, n), \
+    CODE1(T, buf8, buf, base, (d0) + 3, n))
+#endif
+#define KROW4(base, d0) CODES4(K_TYPE, k8, k_data, base, d0, p.D)
+#define VROW4(base, d0) CODES4(V_TYPE, v8, v_data, base, d0, p.Dv)
+#else
+#define KROW4(base, d0) ROW4(K_TYPE, k_data, k4, k2, base, d0, p.D)
+#define VROW4(base, d0) ROW4(V_TYPE, v_data, v4, v2, base, d0, p.Dv)
+#define KSCALE(j) 1.0
+#define VSCALE(j) 1.0
 #endif
 
 void main() {
@@ -88,9 +111,9 @@ void main() {
         uint kRow = KADDR(j, 0);
         vec4 acc = vec4(0.0);
         for (int c = 0; c < HD / 4; c++) {
-            acc += q[c] * ROW4(K_TYPE, k_data, k4, k2, kRow, 4 * c, p.D);
+            acc += q[c] * KROW4(kRow, 4 * c);
         }
-        float s = p.scale * (acc.x + acc.y + acc.z + acc.w);
+        float s = p.scale * (KSCALE(j) * (acc.x + acc.y + acc.z + acc.w));
         if (p.softcap > 0.0) {
             s = p.softcap * safeTanh(s / p.softcap);
         }
@@ -104,9 +127,10 @@ void main() {
         float lNew = kept + pj; // >= 1: the largest score so far contributes exp(0)
         float keep = kept / lNew;
         float w = pj / lNew;
+        float wv = w * VSCALE(j);
         uint vRow = VADDR(j, 0);
         for (int c = 0; c < HD / 4; c++) {
-            o[c] = o[c] * keep + w * ROW4(V_TYPE, v_data, v4, v2, vRow, 4 * c, p.Dv);
+            o[c] = o[c] * keep + wv * VROW4(vRow, 4 * c);
         }
         l = lNew;
         m = mNew;

@@ -20,6 +20,10 @@ layout(std430, binding = 6) readonly buffer KeyLens { int key_lens[]; };
 #if SERVING >= 2
 layout(std430, binding = 7) readonly buffer BlockTable { int block_table[]; };
 #endif
+#if SERVING == 4 && CODES8 // byte views of the code pools (see common.glsl)
+layout(std430, binding = 1) readonly buffer KView8 { uint8_t k8[]; };
+layout(std430, binding = 2) readonly buffer VView8 { uint8_t v8[]; };
+#endif
 
 shared float sQ[BR * HD];
 shared float sK[BC * HD];
@@ -89,12 +93,12 @@ void main() {
         for (int idx = int(lid); idx < BC * p.D; idx += WG) {
             int jj = idx / p.D;
             int d = idx - jj * p.D;
-            sK[jj * HD + d] = kb + jj < SK ? LOAD_TYPED(K_TYPE, k_data, KADDR(kb + jj, d)) : 0.0;
+            sK[jj * HD + d] = kb + jj < SK ? LOAD_K(kb + jj, d) : 0.0;
         }
         for (int idx = int(lid); idx < BC * p.Dv; idx += WG) {
             int jj = idx / p.Dv;
             int d = idx - jj * p.Dv;
-            sV[jj * HD + d] = kb + jj < SK ? LOAD_TYPED(V_TYPE, v_data, VADDR(kb + jj, d)) : 0.0;
+            sV[jj * HD + d] = kb + jj < SK ? LOAD_V(kb + jj, d) : 0.0;
         }
         barrier();
 

@@ -45,6 +45,10 @@ layout(std430, binding = 1) readonly buffer KView4 { uvec4 k4[]; };
 layout(std430, binding = 1) readonly buffer KView2 { uvec2 k2[]; };
 layout(std430, binding = 2) readonly buffer VView4 { uvec4 v4[]; };
 layout(std430, binding = 2) readonly buffer VView2 { uvec2 v2[]; };
+#if SERVING == 4 && CODES8 // byte views of the code pools (see common.glsl)
+layout(std430, binding = 1) readonly buffer KView8 { uint8_t k8[]; };
+layout(std430, binding = 2) readonly buffer VView8 { uint8_t v8[]; };
+#endif
 
 #define RN (BC / TPR) // keys of a block per thread
 #define CN (HD / TPR) // output columns per thread
@@ -167,8 +171,8 @@ void main() {
             int jj = idx / (HD / 4);
             int d = (idx - jj * (HD / 4)) * 4;
             int j = kb + jj;
-            vec4 kx = j < SK && d < p.D ? LOAD4_TYPED(K_TYPE, k4, k2, KADDR(j, d)) : vec4(0.0);
-            vec4 vx = j < SK && d < p.Dv ? LOAD4_TYPED(V_TYPE, v4, v2, VADDR(j, d)) : vec4(0.0);
+            vec4 kx = j < SK && d < p.D ? LOAD4_K(j, d) : vec4(0.0);
+            vec4 vx = j < SK && d < p.Dv ? LOAD4_V(j, d) : vec4(0.0);
             for (int e = 0; e < 4; e++) {
                 sK[jj * HDP + d + e] = kx[e];
                 sV[jj * HD + d + e] = vx[e];
@@ -179,8 +183,8 @@ void main() {
             int jj = idx / HD;
             int d = idx - jj * HD;
             int j = kb + jj;
-            sK[jj * HDP + d] = j < SK && d < p.D ? LOAD_TYPED(K_TYPE, k_data, KADDR(j, d)) : 0.0;
-            sV[idx] = j < SK && d < p.Dv ? LOAD_TYPED(V_TYPE, v_data, VADDR(j, d)) : 0.0;
+            sK[jj * HDP + d] = j < SK && d < p.D ? LOAD_K(j, d) : 0.0;
+            sV[idx] = j < SK && d < p.Dv ? LOAD_V(j, d) : 0.0;
         }
 #endif
         barrier();

@@ -1,12 +1,16 @@
 package dev.aule.vulkan;
 
+import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.Backends;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.serving.KvCache;
 import dev.aule.spi.Accuracy;
 import dev.aule.spi.AttentionBackend;
+import dev.aule.spi.Capabilities;
 import dev.aule.spi.PagedKv;
+import dev.aule.spi.ServingPredicates;
 import dev.aule.testing.ForwardCase;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
@@ -17,6 +21,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -569,10 +574,74 @@ class ServingKernelTest {
     }
 
     @Test
-    void servingIsNotAdvertisedSoSelectionKeepsTheCallsItLacksOnCpu() {
-        // Attention and the caches route every serving call (sinks, row indices, the packed backward included) to a
-        // backend with SERVING; vulkan lacks some of them, so it must not claim the feature.
-        assertFalse(vulkan.capabilities().serving());
+    void servingIsAdvertisedAndCallsOnHostCachesStayOffTheDevice() throws Throwable {
+        Capabilities caps = vulkan.capabilities();
+        assertTrue(caps.serving() && caps.deviceMemory());
+        Tensor q = Tensors.random(new SplittableRandom(505), DType.F32, 1, 2, 3, 16);
+        AttentionOptions plain = AttentionOptions.builder().causal(true).build();
+        // A host cache would be uploaded whole for every step: selection passes over vulkan for it.
+        assertFalse(ServingPredicates.serving(q, 16, plain).test(caps));
+        assertFalse(ServingPredicates.quantized(q, 16, plain).test(caps));
+        VulkanTestSupport.withProperty(Backends.PROPERTY, null, () -> {
+            assertEquals(
+                    "cpu",
+                    Backends.selected(ServingPredicates.serving(q, 16, plain)).name());
+            assertEquals(
+                    "cpu",
+                    Backends.selected(ServingPredicates.quantized(q, 16, plain)).name());
+        });
+        // Packed calls bring their own keys, copied once as a dense forward's: vulkan takes those it runs.
+        assertTrue(ServingPredicates.packed(q, 16, plain).test(caps));
+        assertTrue(ServingPredicates.packedBackward(q, 16, plain).test(caps));
+        AttentionOptions dropout = AttentionOptions.builder().dropout(0.1f, 3).build();
+        AttentionOptions perBatch = AttentionOptions.builder()
+                .alibiSlopesPerBatch(new float[][] {{0.5f, 0.25f}, {0.125f, 0.0625f}})
+                .build();
+        Tensor q512 = Tensors.random(new SplittableRandom(506), DType.F32, 1, 2, 3, 512);
+        assertFalse(ServingPredicates.packed(q, 16, dropout).test(caps), "no DROPOUT");
+        assertFalse(ServingPredicates.packed(q, 16, perBatch).test(caps), "no ALIBI_PER_BATCH");
+        assertFalse(ServingPredicates.packed(q512, 512, plain).test(caps), "head dim over 256");
+        assertFalse(ServingPredicates.packedBackward(q, 16, dropout).test(caps));
+        // ... and the facade runs those elsewhere, with vulkan's kernel choice made unusable to show it is not asked.
+        Tensor k = Tensors.random(new SplittableRandom(507), DType.F32, 1, 1, 5, 16);
+        int[] cuQ = {0, 1, 3};
+        int[] cuK = {0, 2, 5};
+        VulkanTestSupport.withProperty(
+                Backends.PROPERTY,
+                null,
+                () -> VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "none", () -> {
+                    Attention.forwardVarlen(q, k, k, cuQ, cuK, perBatch);
+                    Attention.backwardVarlen(q, k, k, q, q, Tensor.allocate(DType.F32, 1, 2, 3, 1), cuQ, cuK, dropout);
+                }));
+    }
+
+    @Test
+    void aForcedVulkanStillReachesTheDeviceEntryPoints() throws Throwable {
+        // Under -Daule.backend=vulkan the facade and a host cache call vulkan itself: an unusable kernel choice
+        // (-Daule.vulkan.kernel=none) is refused by vulkan alone, so each call below proves it got there.
+        SplittableRandom rnd = new SplittableRandom(508);
+        Tensor q = Tensors.random(rnd, DType.F32, 2, 2, 1, 16);
+        Tensor k = Tensors.random(rnd, DType.F32, 2, 1, 6, 16);
+        AttentionOptions plain = AttentionOptions.builder().causal(true).build();
+        KvCache cache = KvCache.allocate(DType.F32, 2, 1, 6, 16);
+        cache.append(Tensors.random(rnd, DType.F32, 2, 1, 4, 16), Tensors.random(rnd, DType.F32, 2, 1, 4, 16));
+        Tensor packedQ = Tensors.random(rnd, DType.F32, 1, 2, 3, 16);
+        Tensor packedK = Tensors.random(rnd, DType.F32, 1, 1, 5, 16);
+        List<org.junit.jupiter.api.function.Executable> calls = List.of(
+                () -> Attention.forwardCached(q, k, k, new int[] {6, 2}, plain),
+                () -> Attention.forwardPaged(q, k, k, new int[][] {{0}, {1}}, new int[] {6, 3}, plain),
+                () -> Attention.forwardVarlen(
+                        packedQ, packedK, packedK, new int[] {0, 1, 3}, new int[] {0, 2, 5}, plain),
+                () -> cache.attention(q, plain));
+        VulkanTestSupport.withProperty(
+                Backends.PROPERTY,
+                "vulkan",
+                () -> VulkanTestSupport.withProperty(AttentionKernels.KERNEL_PROPERTY, "none", () -> {
+                    for (org.junit.jupiter.api.function.Executable call : calls) {
+                        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+                        assertTrue(e.getMessage().startsWith("-D" + AttentionKernels.KERNEL_PROPERTY), e.getMessage());
+                    }
+                }));
     }
 
     private static Tensor pool(

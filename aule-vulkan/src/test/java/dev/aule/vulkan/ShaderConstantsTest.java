@@ -61,6 +61,7 @@ class ShaderConstantsTest {
                 .withCount(99)
                 .withTileBase(3)
                 .withPaging(13, 17)
+                .withBlocks(19)
                 .words();
         Map<String, Integer> byName = new LinkedHashMap<>();
         byName.put("B", 2);
@@ -80,6 +81,7 @@ class ShaderConstantsTest {
         byName.put("tileBase", 3);
         byName.put("kvBlock", 13);
         byName.put("tableStride", 17);
+        byName.put("numBlocks", 19);
         assertEquals(members.size(), words.length, "Params.words() vs the block");
         for (int i = 0; i < words.length; i++) {
             String type = members.get(i)[0];

@@ -72,12 +72,13 @@ class ValidationTest {
     }
 
     /**
-     * Cached, paged and packed attention run on the device, but the backend does not advertise SERVING: serving
-     * calls go to the cpu backend unless vulkan is forced, and forced, a KvCache call runs on the device.
+     * Cached, paged and packed attention run on the device and the backend advertises SERVING, with DEVICE_MEMORY:
+     * calls on host-memory caches go to the cpu backend unless vulkan is forced, and forced, a KvCache call runs on
+     * the device.
      */
     @Test
     void servingCallsRunElsewhereUnlessVulkanIsForced() throws Throwable {
-        assertTrue(!vulkan.capabilities().serving());
+        assertTrue(vulkan.capabilities().serving() && vulkan.capabilities().deviceMemory());
         Tensor q = Tensor.allocate(DType.F32, 1, 2, 1, 16);
 
         KvCache cache = KvCache.allocate(DType.F32, 1, 2, 8, 16);
@@ -99,7 +100,7 @@ class ValidationTest {
                     .serving());
             assertEquals(
                     "vulkan",
-                    Backends.selected(caps -> !caps.serving()).name(),
+                    Backends.selected(dev.aule.spi.Capabilities::deviceMemory).name(),
                     "auto-selection passes over cpu for a call only vulkan can take");
             float[] o = cache.attention(q, AttentionOptions.defaults()).out().toFloatArray();
             assertTrue(Arrays.stream(box(o)).allMatch(Float::isFinite), Arrays.toString(o));
