@@ -336,9 +336,15 @@ final class FlashForward {
         }
         for (int j0 = keys.start(), jn; j0 < keys.end(); j0 += jn) { // j0 + jn <= end: no overflow past 2^31 - 1
             jn = Math.min(keyTile, keys.end() - j0);
-            if (!anyRowSees(sc.first, sc.last, n, j0, j0 + jn - 1)) {
+            // The rows that see the block, in whole micro-kernel groups: on a causal diagonal or a window's edge the
+            // products skip the others (which the softmax update gives zero probabilities and an alpha of 1)
+            // instead of multiplying them into probabilities of zero.
+            int from = firstRowSeeing(sc.first, sc.last, n, j0, j0 + jn - 1);
+            if (from == n) {
                 continue;
             }
+            int to = roundUp(endOfRowsSeeing(sc.first, sc.last, from, n, j0, j0 + jn - 1), TileConfig.MICRO_ROWS);
+            from -= from % TileConfig.MICRO_ROWS;
             BlockMask.Status status = masks == null ? BlockMask.Status.FULL : tileStatus(sc, b, n, j0, jn);
             if (status == BlockMask.Status.EMPTY) {
                 continue;
@@ -356,7 +362,7 @@ final class FlashForward {
                         sc.fuse[t] = sc.first[t] <= j0 && sc.last[t] >= j0 + jn - 1;
                     }
                 }
-                scoreBlock(sc, path, n4, b, kvHead, j0, jn, fused);
+                scoreBlock(sc, path, from, to, n4, b, kvHead, j0, jn, fused);
             }
             // Short tiles read quantized values in place; the normalised sweep and prefill tiles pack them.
             boolean valueCodes = vCodes != null && path.scores() != TilePath.Scores.PACKED_PRODUCT && !normalised;
@@ -382,14 +388,15 @@ final class FlashForward {
                 if (valuesInPlace) {
                     math.accumulateTile(
                             sc,
-                            n4,
+                            from,
+                            to,
                             jn,
                             vInPlace.array(),
                             vInPlace.index(b, kvHead, v.storedRow(j0)),
                             vInPlace.rowStride(),
                             sc.alpha);
                 } else {
-                    math.accumulateTile(sc, n4, jn, sc.v, 0, dvp, sc.alpha);
+                    math.accumulateTile(sc, from, to, jn, sc.v, 0, dvp, sc.alpha);
                 }
             } else {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
@@ -523,8 +530,12 @@ final class FlashForward {
         return new KeyRange(keyStart, keyEnd);
     }
 
-    /** The tile's scores against keys {@code [j0, j0 + jn)} into {@code sc.s}, as its path takes them. */
-    private void scoreBlock(Scratch sc, TilePath path, int n4, int b, int kvHead, int j0, int jn, boolean fused) {
+    /**
+     * The tile's scores against keys {@code [j0, j0 + jn)} into {@code sc.s}, as its path takes them: the packed
+     * product over rows {@code [from, to)} (the rows that see the block), the other paths over all {@code n4}.
+     */
+    private void scoreBlock(
+            Scratch sc, TilePath path, int from, int to, int n4, int b, int kvHead, int j0, int jn, boolean fused) {
         switch (path.scores()) {
             case PACKED_PRODUCT -> {
                 float[] panel = sc.kt;
@@ -538,7 +549,7 @@ final class FlashForward {
                 if (!fused) { // the product alone, in the same register blocks
                     Arrays.fill(sc.fuse, 0, n4, false);
                 }
-                math.multiplySoftmax(sc.q, n4, d, panel, panelOff, sc.s, sc.fuse, sc.m, sc.l, sc.alpha);
+                math.multiplySoftmax(sc.q, from, to, d, panel, panelOff, sc.s, sc.fuse, sc.m, sc.l, sc.alpha);
             }
             case COPIED_BY_ROW -> {
                 if (kCodes != null) {
@@ -939,13 +950,26 @@ final class FlashForward {
         return masks.tile(b, h0, h1, sc.qRow[0], sc.qRow[n - 1], j0, j0 + jn - 1);
     }
 
-    private static boolean anyRowSees(int[] first, int[] last, int n, int j0, int j1) {
-        for (int t = 0; t < n; t++) {
-            if (first[t] <= j1 && last[t] >= j0 && first[t] <= last[t]) {
-                return true;
-            }
+    /** The first of a tile's {@code n} rows that sees a key of {@code [j0, j1]}, {@code n} when none does. */
+    private static int firstRowSeeing(int[] first, int[] last, int n, int j0, int j1) {
+        int t = 0;
+        while (t < n && !sees(first[t], last[t], j0, j1)) {
+            t++;
         }
-        return false;
+        return t;
+    }
+
+    /** One past the last of a tile's {@code n} rows that sees a key of {@code [j0, j1]}; row {@code from} does. */
+    private static int endOfRowsSeeing(int[] first, int[] last, int from, int n, int j0, int j1) {
+        int end = n;
+        while (end > from + 1 && !sees(first[end - 1], last[end - 1], j0, j1)) {
+            end--;
+        }
+        return end;
+    }
+
+    private static boolean sees(int first, int last, int j0, int j1) {
+        return first <= j1 && last >= j0 && first <= last;
     }
 
     /**

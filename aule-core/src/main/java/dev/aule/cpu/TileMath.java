@@ -180,11 +180,13 @@ interface TileMath {
     void accumulate(Scratch sc, int rows, int keys, int pCol, float[] v, int vOff, int vStride, float[] alpha);
 
     /**
-     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} over a whole tile's rows and one run
-     * of value rows ({@code pCol} 0): the packed block, or the value tensor's array read in place; in whatever
-     * register blocks suit it best, with the same bits.
+     * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} over a tile's rows {@code [from, rows)}
+     * (both multiples of 4: the rows that see the block) and one run of value rows ({@code pCol} 0): the packed
+     * block, or the value tensor's array read in place; in whatever register blocks suit it best, with the same bits.
+     * The rows before {@code from} may be accumulated too, so they must carry zero probabilities and an alpha of 1.
      */
-    default void accumulateTile(Scratch sc, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
+    default void accumulateTile(
+            Scratch sc, int from, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
         accumulate(sc, rows, keys, 0, v, vOff, vStride, alpha);
     }
 
@@ -236,10 +238,13 @@ interface TileMath {
      * {@code mNew = max(m[t], max(c[t]))}, {@code c[t] = exp(c[t] - mNew)}, {@code alpha[t] = exp(m[t] - mNew)} (1
      * when the max did not move), {@code l[t] = l[t] alpha[t] + sum(c[t])} and {@code m[t] = mNew}: bit for bit
      * {@link #max} then {@link #expSum} on the row. A marked row whose {@code mNew} is not finite keeps its raw
-     * scores and comes back with {@code fuse[t]} false, for the caller's general update.
+     * scores and comes back with {@code fuse[t]} false, for the caller's general update. Rows {@code [from, rows)},
+     * both multiples of 4 (the rows that see the block); the rows before {@code from} may be multiplied too, never
+     * updated.
      */
     default void multiplySoftmax(
             float[] a,
+            int from,
             int rows,
             int inner,
             float[] b,
@@ -251,7 +256,7 @@ interface TileMath {
             float[] alpha) {
         multiply(a, rows, inner, b, bOff, c);
         int n = keyTile();
-        for (int t = 0; t < rows; t++) {
+        for (int t = from; t < rows; t++) {
             if (!fuse[t]) {
                 continue;
             }

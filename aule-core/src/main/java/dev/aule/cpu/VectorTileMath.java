@@ -153,8 +153,9 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void accumulateTile(Scratch sc, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
-        Products.accumulateTile(sc.s, rows, keys, v, vOff, vStride, sc.dvp, sc.o, alpha);
+    public void accumulateTile(
+            Scratch sc, int from, int rows, int keys, float[] v, int vOff, int vStride, float[] alpha) {
+        Products.accumulateTile(sc.s, from, rows, keys, v, vOff, vStride, sc.dvp, sc.o, alpha);
     }
 
     @Override
@@ -221,6 +222,7 @@ final class VectorTileMath implements TileMath {
     @Override
     public void multiplySoftmax(
             float[] a,
+            int from,
             int rows,
             int inner,
             float[] b,
@@ -230,7 +232,7 @@ final class VectorTileMath implements TileMath {
             float[] m,
             float[] l,
             float[] alpha) {
-        Products.multiplySoftmax(a, rows, inner, b, bOff, c, fuse, m, l, alpha);
+        Products.multiplySoftmax(a, from, rows, inner, b, bOff, c, fuse, m, l, alpha);
     }
 
     @Override

@@ -191,10 +191,12 @@ public final class Products {
      * 0) with the online-softmax update of every row {@code fuse} marks ({@link Reductions#softmaxRow}) done on
      * each group of 4 rows right after its product, while its scores are still in L1 rather than in a later pass
      * over the whole score tile. {@code fuse[t]} comes back false for a marked row the update left to the caller
-     * (a max that is not finite), whose scores are then the raw products. {@code rows} is a multiple of 4.
+     * (a max that is not finite), whose scores are then the raw products. Rows {@code [from, rows)} only, both
+     * multiples of 4: the rows before {@code from} are not read or written.
      */
     public static void multiplySoftmax(
             float[] a,
+            int from,
             int rows,
             int inner,
             float[] b,
@@ -204,7 +206,7 @@ public final class Products {
             float[] m,
             float[] l,
             float[] alpha) {
-        for (int t = 0; t < rows; ) {
+        for (int t = from; t < rows; ) {
             // 6-row blocks in pairs, so the rows left for 4-row blocks stay a multiple of 4.
             int block = WIDE_SCORES && rows - t >= 12 ? 6 : 4;
             int pairs = block == 6 ? 2 : 1;
@@ -542,11 +544,21 @@ public final class Products {
      * probabilities KT apart from 0, output rows {@code dvp} apart): {@link #accumulate}'s sums in larger register blocks where the 32 AVX-512 registers hold them
      * (6 x 4 for rows of whole 4-vector blocks, 8 x 2 for rows of 2 vectors), the remaining rows in its 4-row
      * blocks. Each output element sums its keys in the same order in every block, so the bits are
-     * {@link #accumulate}'s. {@code rows} is a multiple of 4.
+     * {@link #accumulate}'s. Rows {@code [from, rows)} only, both multiples of 4: the rows before {@code from} are
+     * not read or written.
      */
     public static void accumulateTile(
-            float[] p, int rows, int keys, float[] v, int vOff, int vStride, int dvp, float[] o, float[] alpha) {
-        int t = 0;
+            float[] p,
+            int from,
+            int rows,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
+        int t = from;
         if (WIDE_SCORES && dvp == 2 * L) {
             for (; rows - t >= 8; t += 8) {
                 accumulateEight(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, alpha, t);
@@ -562,7 +574,7 @@ public final class Products {
             }
             accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
         } else {
-            accumulate(p, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
+            accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
         }
     }
 

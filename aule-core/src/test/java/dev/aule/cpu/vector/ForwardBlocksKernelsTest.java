@@ -13,7 +13,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * bits where the CPU has them): {@link Products#multiplySoftmax} against {@link Products#multiply} then
  * {@link Reductions#max} and {@link Reductions#expSum}, {@link Products#multiply} over many rows against its 4-row
  * calls, and {@link Products#accumulateTile} against {@link Products#accumulate}. Row counts cover 4-row groups alone, pairs of 6-row blocks with and without 4-row
- * groups left over, and value rows of 1, 2, 3, 4 and 8 vectors.
+ * groups left over, and value rows of 1, 2, 3, 4 and 8 vectors; the tile kernels also from a later row on (the
+ * rows of a causal diagonal block), leaving the rows before it as they were.
  */
 class ForwardBlocksKernelsTest {
     private static final int L = SimdWidth.lanes();
@@ -25,56 +26,70 @@ class ForwardBlocksKernelsTest {
         SplittableRandom rnd = new SplittableRandom(31);
         for (int rows : ROWS) {
             for (int inner : new int[] {1, 7, 32, 64, 128}) {
-                float[] a = random(rnd, rows * inner, 1f);
-                float[] b = random(rnd, 3 + inner * KT, 1f);
-                boolean[] fuse = new boolean[rows];
-                float[] m = new float[rows];
-                float[] l = new float[rows];
-                for (int t = 0; t < rows; t++) {
-                    fuse[t] = t % 3 != 1; // rows the caller leaves to its general update in between
-                    // A first block (max -inf), a max the block does not move, and one it does.
-                    m[t] = t % 4 == 0 ? Float.NEGATIVE_INFINITY : t % 4 == 1 ? 100f : -3f;
-                    l[t] = t % 4 == 0 ? 0f : 1.5f + t;
-                }
-                if (rows > 8) {
-                    Arrays.fill(a, 5 * inner, 6 * inner, Float.NaN); // row 5: a NaN max, left to the caller
-                    fuse[5] = true;
-                }
-                float[] expected = new float[rows * KT];
-                Products.multiply(a, 0, rows, inner, b, 3, expected, 0, KT);
-                float[] raw = expected.clone();
-                float[] mExpected = m.clone();
-                float[] lExpected = l.clone();
-                float[] alphaExpected = new float[rows];
-                boolean[] done = new boolean[rows];
-                for (int t = 0; t < rows; t++) {
-                    float mNew = Math.max(m[t], Reductions.max(expected, t * KT, KT));
-                    if (!fuse[t] || !Float.isFinite(mNew)) {
-                        continue;
+                for (int from : new int[] {0, 4, 8}) {
+                    if (from < rows) {
+                        fusedScoresOfRows(rnd, from, rows, inner);
                     }
-                    alphaExpected[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew);
-                    lExpected[t] = l[t] * alphaExpected[t] + Reductions.expSum(expected, t * KT, KT, mNew);
-                    mExpected[t] = mNew;
-                    done[t] = true;
-                }
-                float[] c = new float[rows * KT];
-                float[] alpha = new float[rows];
-                Products.multiplySoftmax(a, rows, inner, b, 3, c, fuse, m, l, alpha);
-                String where = "rows " + rows + " inner " + inner;
-                for (int t = 0; t < rows; t++) {
-                    assertEquals(done[t], fuse[t], where + " row " + t);
-                }
-                assertBitwiseEqual(expected, c, where + " probabilities");
-                assertBitwiseEqual(mExpected, m, where + " max");
-                assertBitwiseEqual(lExpected, l, where + " sum");
-                assertBitwiseEqual(alphaExpected, alpha, where + " alpha");
-                if (rows > 8) {
-                    assertBitwiseEqual(
-                            Arrays.copyOfRange(raw, 5 * KT, 6 * KT),
-                            Arrays.copyOfRange(c, 5 * KT, 6 * KT),
-                            where + " the NaN row's raw scores");
                 }
             }
+        }
+    }
+
+    /** Rows {@code [from, rows)} fused; the rows before {@code from} are neither read nor written. */
+    private static void fusedScoresOfRows(SplittableRandom rnd, int from, int rows, int inner) {
+        float[] a = random(rnd, rows * inner, 1f);
+        float[] b = random(rnd, 3 + inner * KT, 1f);
+        boolean[] fuse = new boolean[rows];
+        float[] m = new float[rows];
+        float[] l = new float[rows];
+        for (int t = 0; t < rows; t++) {
+            fuse[t] = t % 3 != 1; // rows the caller leaves to its general update in between
+            // A first block (max -inf), a max the block does not move, and one it does.
+            m[t] = t % 4 == 0 ? Float.NEGATIVE_INFINITY : t % 4 == 1 ? 100f : -3f;
+            l[t] = t % 4 == 0 ? 0f : 1.5f + t;
+        }
+        if (rows > 8) {
+            Arrays.fill(a, 5 * inner, 6 * inner, Float.NaN); // row 5: a NaN max, left to the caller
+            fuse[5] = true;
+        }
+        float[] expected = new float[rows * KT];
+        Products.multiply(a, 0, rows, inner, b, 3, expected, 0, KT);
+        float[] raw = expected.clone();
+        float[] mExpected = m.clone();
+        float[] lExpected = l.clone();
+        float[] alphaExpected = new float[rows];
+        boolean[] done = new boolean[rows];
+        for (int t = 0; t < rows; t++) {
+            if (t < from) { // untouched
+                Arrays.fill(expected, t * KT, (t + 1) * KT, 0f);
+                done[t] = fuse[t];
+                continue;
+            }
+            float mNew = Math.max(m[t], Reductions.max(expected, t * KT, KT));
+            if (!fuse[t] || !Float.isFinite(mNew)) {
+                continue;
+            }
+            alphaExpected[t] = mNew == m[t] ? 1f : (float) Math.exp(m[t] - mNew);
+            lExpected[t] = l[t] * alphaExpected[t] + Reductions.expSum(expected, t * KT, KT, mNew);
+            mExpected[t] = mNew;
+            done[t] = true;
+        }
+        float[] c = new float[rows * KT];
+        float[] alpha = new float[rows];
+        Products.multiplySoftmax(a, from, rows, inner, b, 3, c, fuse, m, l, alpha);
+        String where = "rows [" + from + ", " + rows + ") inner " + inner;
+        for (int t = 0; t < rows; t++) {
+            assertEquals(done[t], fuse[t], where + " row " + t);
+        }
+        assertBitwiseEqual(expected, c, where + " probabilities");
+        assertBitwiseEqual(mExpected, m, where + " max");
+        assertBitwiseEqual(lExpected, l, where + " sum");
+        assertBitwiseEqual(alphaExpected, alpha, where + " alpha");
+        if (rows > 8 && from <= 5) {
+            assertBitwiseEqual(
+                    Arrays.copyOfRange(raw, 5 * KT, 6 * KT),
+                    Arrays.copyOfRange(c, 5 * KT, 6 * KT),
+                    where + " the NaN row's raw scores");
         }
     }
 
@@ -131,12 +146,18 @@ class ForwardBlocksKernelsTest {
                     float[] v = random(rnd, 5 + keys * stride, 1f);
                     float[] alpha = random(rnd, rows, 1f);
                     float[] start = random(rnd, rows * dvp, 4f);
-                    float[] expected = start.clone();
-                    float[] actual = start.clone();
-                    Products.accumulate(p, rows, keys, 0, v, 5, stride, dvp, expected, alpha);
-                    Products.accumulateTile(p, rows, keys, v, 5, stride, dvp, actual, alpha);
-                    assertBitwiseEqual(
-                            expected, actual, "accumulateTile rows " + rows + " dvp " + dvp + " keys " + keys);
+                    for (int from = 0; from < rows; from += 4) {
+                        float[] expected = start.clone();
+                        float[] actual = start.clone();
+                        Products.accumulate(p, rows, keys, 0, v, 5, stride, dvp, expected, alpha);
+                        // The rows before from are neither read nor written.
+                        System.arraycopy(start, 0, expected, 0, from * dvp);
+                        Products.accumulateTile(p, from, rows, keys, v, 5, stride, dvp, actual, alpha);
+                        assertBitwiseEqual(
+                                expected,
+                                actual,
+                                "accumulateTile rows [" + from + ", " + rows + ") dvp " + dvp + " keys " + keys);
+                    }
                 }
             }
         }
