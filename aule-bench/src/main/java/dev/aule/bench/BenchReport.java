@@ -110,14 +110,14 @@ public final class BenchReport {
             double read = readRate.getOrDefault(bytes(p), Double.NaN);
             System.out.printf(
                     Locale.ROOT,
-                    "%-26s %-44s %10.3f %9.1f %8.0f%% %9.1f %8.0f%%%n",
+                    "%-26s %-44s %10.3f %9s %9s %9s %9s%n",
                     name,
                     params.toString().trim(),
                     sec * 1e3,
-                    gflops,
-                    100 * gflops / peakRate,
-                    gbs,
-                    100 * gbs / read);
+                    cell("%.1f", gflops),
+                    cell("%.0f%%", 100 * gflops / peakRate),
+                    cell("%.1f", gbs),
+                    cell("%.0f%%", 100 * gbs / read));
         }
     }
 
@@ -150,13 +150,18 @@ public final class BenchReport {
             }
             System.out.printf(
                     Locale.ROOT,
-                    "%-34s %9.1f %9.2f %9.2f %14.0f%%%n",
+                    "%-34s %9.1f %9s %9s %15s%n",
                     shape,
                     flops(p) / sec / 1e9,
-                    naive / sec,
-                    ort / sec,
-                    100 * causalRatio);
+                    cell("%.2f", naive / sec),
+                    cell("%.2f", ort / sec),
+                    cell("%.0f%%", 100 * causalRatio));
         }
+    }
+
+    /** {@code value} in {@code format}, or "-" where it does not apply (NaN: no peer, no read, no FLOP count). */
+    private static String cell(String format, double value) {
+        return Double.isNaN(value) ? "-" : String.format(Locale.ROOT, format, value);
     }
 
     /** A blank line, then a table's column titles laid out by {@code format}. */
