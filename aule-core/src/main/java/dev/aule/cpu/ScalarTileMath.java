@@ -305,13 +305,8 @@ final class ScalarTileMath implements TileMath {
 
     /** Rows {@code j < keys} of {@code width} patterns at {@code src[off + j * stride]}, widened into one array. */
     private static float[] widenRows(short[] src, int off, int stride, boolean bf16, int keys, int width) {
-        float[] rows = new float[keys * width];
-        for (int j = 0; j < keys; j++) {
-            for (int x = 0; x < width; x++) {
-                rows[j * width + x] = HalfRows.widen(src[off + j * stride + x], bf16);
-            }
-        }
-        return rows;
+        // The array viewed as memory: its shorts are the native-order patterns the segment form reads.
+        return widenRows(MemorySegment.ofArray(src), 2L * off, 2L * stride, bf16, keys, width);
     }
 
     @Override
