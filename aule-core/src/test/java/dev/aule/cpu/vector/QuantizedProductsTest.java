@@ -23,18 +23,56 @@ class QuantizedProductsTest {
     private static final int KT = SimdWidth.KT;
 
     /**
-     * Codes of every kind; for FP8, one case in three also holds a NaN or infinity pattern somewhere, which the
-     * kernels must decode exactly (the others take the shorter finite decoding).
+     * Codes of every kind. FP8, one case in three each: random codes (most rows hold a zero, subnormal, NaN or
+     * infinity pattern somewhere, which the kernels must decode exactly), normal codes only (the shorter widening for
+     * every row), or normal codes with a few other patterns in some rows (both ways in one call); and in one case in
+     * three a NaN or infinity pattern on top.
      */
     private static void fillCodes(SplittableRandom rnd, QuantizedKv.Format format, byte[] codes) {
+        int kind = rnd.nextInt(3);
         for (int i = 0; i < codes.length; i++) {
             byte c = (byte) rnd.nextInt(256);
-            codes[i] = format == QuantizedKv.Format.INT8 ? c : (byte) (c & 0xBF);
+            if (format == QuantizedKv.Format.INT8) {
+                codes[i] = c;
+            } else if (kind == 0) {
+                codes[i] = (byte) (c & 0xBF);
+            } else {
+                codes[i] = normal(format, c);
+            }
+        }
+        if (format != QuantizedKv.Format.INT8 && kind == 2) {
+            for (int n = rnd.nextInt(4); n > 0 && codes.length > 0; n--) {
+                codes[rnd.nextInt(codes.length)] = (byte) rnd.nextInt(8); // zero or subnormal
+            }
         }
         if (format != QuantizedKv.Format.INT8 && codes.length > 0 && rnd.nextInt(3) == 0) {
             int special = format == QuantizedKv.Format.FP8_E4M3 ? 0x7F : 0x7C + rnd.nextInt(4);
             codes[rnd.nextInt(codes.length)] = (byte) (special | (rnd.nextBoolean() ? 0x80 : 0));
         }
+    }
+
+    /** A normal FP8 code from any byte: the exponent field moved off all zeros and all ones. */
+    private static byte normal(QuantizedKv.Format format, byte c) {
+        int shift = format == QuantizedKv.Format.FP8_E4M3 ? 3 : 2;
+        int top = format == QuantizedKv.Format.FP8_E4M3 ? 15 : 31;
+        int exponent = (c & 0x7F) >>> shift;
+        int fraction = c & ((1 << shift) - 1);
+        if (exponent == 0) {
+            exponent = 1;
+        } else if (exponent == top) {
+            exponent = top - 1;
+        }
+        return (byte) ((c & 0x80) | exponent << shift | fraction);
+    }
+
+    /** Every key count up to {@code dense}, then a few more up to a whole key tile ({@code KT}, a 64-bit mask). */
+    private static int[] keyCounts(int dense) {
+        return java.util.stream.IntStream.concat(
+                        java.util.stream.IntStream.rangeClosed(0, dense),
+                        java.util.stream.IntStream.of(KT / 2 + 5, KT - 7, KT - 1, KT))
+                .filter(n -> n <= KT)
+                .distinct()
+                .toArray();
     }
 
     /** The same bits, or both NaN (a NaN's payload after arithmetic is the hardware's). */
@@ -54,11 +92,11 @@ class QuantizedProductsTest {
         Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
         SplittableRandom rnd = new SplittableRandom(13);
         for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
-            for (int keys = 0; keys <= L + 3; keys++) {
+            for (int keys : keyCounts(L + 3)) {
                 int dim = L * (1 + rnd.nextInt(9));
                 int rows = 4 * (1 + rnd.nextInt(2));
                 int dvp = dim + L * rnd.nextInt(2);
-                int pCol = rnd.nextInt(3);
+                int pCol = rnd.nextInt(Math.min(3, KT - keys + 1));
                 float[] p = new float[rows * KT];
                 for (int i = 0; i < p.length; i++) {
                     p[i] = (float) rnd.nextDouble();
@@ -104,7 +142,7 @@ class QuantizedProductsTest {
         Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
         SplittableRandom rnd = new SplittableRandom(11);
         for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
-            for (int keys = 0; keys <= 2 * L + 3; keys++) {
+            for (int keys : keyCounts(2 * L + 3)) {
                 int dim = L * (1 + rnd.nextInt(8));
                 int rows = 4 * (1 + rnd.nextInt(2));
                 int dp = dim + L * rnd.nextInt(2);
@@ -116,7 +154,7 @@ class QuantizedProductsTest {
                 byte[] k = new byte[kOff + keys * dim + 3];
                 fillCodes(rnd, format, k);
                 float scale = (float) rnd.nextDouble(0.01, 2);
-                int sCol = rnd.nextInt(3);
+                int sCol = rnd.nextInt(Math.min(3, KT - keys + 1));
                 float[] s = new float[rows * KT];
                 QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
                 float[] column = new float[L];
