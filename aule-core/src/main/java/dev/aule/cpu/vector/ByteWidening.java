@@ -130,9 +130,28 @@ public final class ByteWidening {
         byte keep = (byte) (e4m3 ? 0x7F : 0x7C);
         byte below = (byte) (e4m3 ? 9 : 8);
         int step = SCAN.length();
+        ByteVector high = ByteVector.broadcast(SCAN, (byte) 0x7F);
+        // First the run as a whole, two vectors at a time into two minima: most runs are all normal, and this pass
+        // costs less than the row by row one below, which finds the rows only when the run needs it.
+        int n = keys * dim;
+        ByteVector least0 = high;
+        ByteVector least1 = high;
+        int i = 0;
+        for (; i + 2 * step <= n; i += 2 * step) {
+            least0 = least0.min(
+                    ByteVector.fromArray(SCAN, codes, off + i).add(add).and(keep));
+            least1 = least1.min(
+                    ByteVector.fromArray(SCAN, codes, off + i + step).add(add).and(keep));
+        }
+        boolean clean = !least0.min(least1).compare(VectorOperators.LT, below).anyTrue();
+        for (; clean && i < n; i++) {
+            clean = (byte) ((codes[off + i] + add) & keep) >= below;
+        }
+        if (clean) {
+            return 0;
+        }
         int whole = dim - dim % step;
         VectorMask<Byte> tail = SCAN.indexInRange(whole, dim);
-        ByteVector high = ByteVector.broadcast(SCAN, (byte) 0x7F);
         long abnormal = 0;
         for (int j = 0, row = off; j < keys; j++, row += dim) {
             ByteVector least = high;
