@@ -781,6 +781,7 @@ final class FlashForward {
                     d,
                     count,
                     kCodes.scale(kvHead, j),
+                    kCodes.blockNormal(kvHead, j),
                     sc.s,
                     j - j0);
             j += count;
@@ -805,6 +806,7 @@ final class FlashForward {
                     vCodes.codeOffset(kvHead, j),
                     dv,
                     vCodes.scale(kvHead, j),
+                    vCodes.blockNormal(kvHead, j),
                     alpha);
             alpha = sc.ones;
             j += count;

@@ -14,6 +14,7 @@ final class QuantRows implements KvRows {
     private final QuantizedKv.Format format;
     private final byte[] codes;
     private final float[] scales;
+    private final boolean[] blocksNormal;
     private final int[] blockTable;
     private final int numBlocks;
     private final int blockSize;
@@ -23,6 +24,7 @@ final class QuantRows implements KvRows {
             QuantizedKv.Format format,
             byte[] codes,
             float[] scales,
+            boolean[] blocksNormal,
             int[] blockTable,
             int numBlocks,
             int blockSize,
@@ -30,6 +32,7 @@ final class QuantRows implements KvRows {
         this.format = format;
         this.codes = codes;
         this.scales = scales;
+        this.blocksNormal = blocksNormal;
         this.blockTable = blockTable;
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
@@ -77,6 +80,14 @@ final class QuantRows implements KvRows {
     /** Index in {@link #codes()} of logical row {@code j}'s first code in {@code head}. */
     int codeOffset(int head, int j) {
         return (int) (((long) (head * numBlocks + blockTable[j / blockSize]) * blockSize + j % blockSize) * dim);
+    }
+
+    /**
+     * Whether logical row {@code j}'s block in {@code head} is known to hold only normal FP8 codes ({@link
+     * QuantizedKv#keyBlocksNormal}); false when nobody said so.
+     */
+    boolean blockNormal(int head, int j) {
+        return blocksNormal != null && blocksNormal[head * numBlocks + blockTable[j / blockSize]];
     }
 
     /** The scale of logical row {@code j}'s block in {@code head}. */

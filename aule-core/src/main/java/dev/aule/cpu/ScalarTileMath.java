@@ -116,6 +116,7 @@ final class ScalarTileMath implements TileMath {
             int dim,
             int keys,
             float scale,
+            boolean normal,
             float[] s,
             int sCol) {
         for (int t = 0; t < rows; t++) {
@@ -140,6 +141,7 @@ final class ScalarTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
+            boolean normal,
             float[] alpha) {
         float[] p = sc.s;
         float[] o = sc.o;

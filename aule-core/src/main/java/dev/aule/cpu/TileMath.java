@@ -115,7 +115,9 @@ interface TileMath {
     /**
      * {@code s[t][sCol + j] = scale * (q[t] . decode(k[kOff + j * dim, +dim)))} for {@code t < rows} (a multiple of
      * 4) and {@code j < keys}: a short tile's scores against one block's run of quantized keys, the block's scale
-     * folded into the scores. Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}.
+     * folded into the scores. Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}. {@code
+     * normal}: the block is known to hold only normal FP8 codes ({@link dev.aule.spi.QuantizedKv#keyBlocksNormal}),
+     * so the kernel need not scan them.
      */
     void scoresByRow(
             float[] q,
@@ -127,6 +129,7 @@ interface TileMath {
             int dim,
             int keys,
             float scale,
+            boolean normal,
             float[] s,
             int sCol);
 
@@ -134,6 +137,7 @@ interface TileMath {
      * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with value row {@code j} the
      * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities, which may be
      * left multiplied by it: the tile does not read them again); only for {@link #codesInPlace}{@code (dim)}.
+     * {@code normal} as for the scores.
      */
     void accumulate(
             Scratch sc,
@@ -145,6 +149,7 @@ interface TileMath {
             int vOff,
             int dim,
             float scale,
+            boolean normal,
             float[] alpha);
 
     /** {@code x[off, off+n) *= factor}. */

@@ -96,9 +96,11 @@ final class VectorTileMath implements TileMath {
             int dim,
             int keys,
             float scale,
+            boolean normal,
             float[] s,
             int sCol) {
-        dev.aule.cpu.vector.QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
+        dev.aule.cpu.vector.QuantizedProducts.scoresByRow(
+                q, rows, dp, format, k, kOff, dim, keys, scale, normal, s, sCol);
     }
 
     @Override
@@ -112,9 +114,10 @@ final class VectorTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
+            boolean normal,
             float[] alpha) {
         dev.aule.cpu.vector.QuantizedProducts.accumulate(
-                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, sc.dvp, sc.o, alpha);
+                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, normal, sc.dvp, sc.o, alpha);
     }
 
     @Override

@@ -39,6 +39,13 @@ final class QuantizedPool {
     final byte[] valueCodes;
     final float[] keyScales;
     final float[] valueScales;
+    /**
+     * FP8: per (KV head, block), whether every code written to the block since its slot 0 was last written is a
+     * normal number ({@link QuantizedKv#keyBlocksNormal}); null for INT8. False in a fresh pool (zero codes).
+     */
+    final boolean[] keyNormal;
+
+    final boolean[] valueNormal;
 
     /**
      * An all-zero pool; {@code keyScale}/{@code valueScale} (FP8 only, already checked: length 1 or {@code
@@ -64,6 +71,8 @@ final class QuantizedPool {
         this.valueCodes = new byte[length("values", numBlocks, blockSize, kvHeads, valueDim)];
         this.keyScales = new float[length("scales", numBlocks, 1, kvHeads, 1)];
         this.valueScales = new float[keyScales.length];
+        this.keyNormal = code == QuantizedKv.Format.INT8 ? null : new boolean[keyScales.length];
+        this.valueNormal = code == QuantizedKv.Format.INT8 ? null : new boolean[keyScales.length];
         if (code != QuantizedKv.Format.INT8) {
             for (int h = 0; h < kvHeads; h++) {
                 Arrays.fill(keyScales, h * numBlocks, (h + 1) * numBlocks, keyScale[keyScale.length == 1 ? 0 : h]);
@@ -141,7 +150,9 @@ final class QuantizedPool {
                 keyScales,
                 valueScales,
                 tables,
-                lens);
+                lens,
+                keyNormal,
+                valueNormal);
     }
 
     /**
@@ -180,9 +191,13 @@ final class QuantizedPool {
             }
         } else {
             float scale = scales[at];
+            boolean normal = slot == 0 || (key ? keyNormal : valueNormal)[at];
             for (int i = 0; i < n * dim; i++) {
-                codes[first + i] = code.encode(rows[rowOff + i] / scale);
+                byte c = code.encode(rows[rowOff + i] / scale);
+                codes[first + i] = c;
+                normal &= code.isNormal(c);
             }
+            (key ? keyNormal : valueNormal)[at] = normal;
         }
     }
 
@@ -196,6 +211,10 @@ final class QuantizedPool {
                     valueCodes, a * blockSize * valueDim, valueCodes, b * blockSize * valueDim, blockSize * valueDim);
             keyScales[b] = keyScales[a];
             valueScales[b] = valueScales[a];
+            if (keyNormal != null) {
+                keyNormal[b] = keyNormal[a];
+                valueNormal[b] = valueNormal[a];
+            }
         }
     }
 

@@ -31,6 +31,12 @@ import java.util.Objects;
  * @param valueScales value scales, {@code Hkv * numBlocks}, each finite and {@code >= 0}
  * @param blockTables each sequence's block ids, in position order
  * @param contextLens cached tokens of each sequence
+ * @param keyBlocksNormal FP8 only, optional (null: unknown): per (KV head, block), indexed as the scales, true when
+ *     every key code stored in the block's slots is a normal number (no zero, subnormal, NaN or infinity pattern).
+ *     The caches keep it; the cpu kernels then read the block's codes without first scanning them for the patterns
+ *     their shorter widening does not take. A caller that sets it for a block holding such a code gets that code
+ *     read as another finite number, never an exception or a read outside the arrays.
+ * @param valueBlocksNormal the same for the value codes
  */
 public record QuantizedKv(
         Format format,
@@ -44,7 +50,9 @@ public record QuantizedKv(
         float[] keyScales,
         float[] valueScales,
         int[][] blockTables,
-        int[] contextLens) {
+        int[] contextLens,
+        boolean[] keyBlocksNormal,
+        boolean[] valueBlocksNormal) {
 
     /** How an 8-bit code stands for a number, before its scale multiplies it. */
     public enum Format {
@@ -102,6 +110,23 @@ public record QuantizedKv(
         }
 
         /**
+         * Whether a code is a normal number: for FP8, an exponent field neither all zeros (zero and subnormals) nor
+         * the NaN or infinity patterns (E4M3 magnitude 0x7F; E5M2 exponent 31); INT8 codes are all integers, so
+         * false for every INT8 code (the distinction is FP8's).
+         *
+         * @param code the stored byte
+         * @return whether it is a normal FP8 number
+         */
+        public boolean isNormal(byte code) {
+            int magnitude = code & 0x7F;
+            return switch (this) {
+                case INT8 -> false;
+                case FP8_E4M3 -> magnitude >= 0x08 && magnitude != 0x7F;
+                case FP8_E5M2 -> magnitude >= 0x04 && magnitude < 0x7C;
+            };
+        }
+
+        /**
          * The code of {@code x} (already divided by its scale): rounded to the nearest code, ties to even,
          * saturated to {@code +-}{@link #max()}; NaN gives 0 (callers never store a NaN: caches reject them).
          *
@@ -134,5 +159,51 @@ public record QuantizedKv(
     /** Checks nothing but the format; the record is a carrier (see the class comment). */
     public QuantizedKv {
         Objects.requireNonNull(format, "format");
+    }
+
+    /**
+     * A carrier that says nothing of which blocks hold only normal codes (the kernels scan the codes they read).
+     *
+     * @param format how one code stands for a number
+     * @param numBlocks blocks in each pool
+     * @param blockSize tokens per block
+     * @param kvHeads KV heads {@code Hkv}
+     * @param headDim elements {@code D} per key row
+     * @param valueDim elements {@code Dv} per value row
+     * @param keyCodes key codes
+     * @param valueCodes value codes
+     * @param keyScales key scales
+     * @param valueScales value scales
+     * @param blockTables each sequence's block ids, in position order
+     * @param contextLens cached tokens of each sequence
+     */
+    public QuantizedKv(
+            Format format,
+            int numBlocks,
+            int blockSize,
+            int kvHeads,
+            int headDim,
+            int valueDim,
+            byte[] keyCodes,
+            byte[] valueCodes,
+            float[] keyScales,
+            float[] valueScales,
+            int[][] blockTables,
+            int[] contextLens) {
+        this(
+                format,
+                numBlocks,
+                blockSize,
+                kvHeads,
+                headDim,
+                valueDim,
+                keyCodes,
+                valueCodes,
+                keyScales,
+                valueScales,
+                blockTables,
+                contextLens,
+                null,
+                null);
     }
 }

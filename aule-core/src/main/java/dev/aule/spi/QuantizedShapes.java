@@ -18,9 +18,17 @@ public final class QuantizedShapes {
      * @param contextLens the validated copy of the lengths
      * @param keyScales the validated copy of the key scales
      * @param valueScales the validated copy of the value scales
+     * @param keyBlocksNormal a copy of {@link QuantizedKv#keyBlocksNormal}, or null
+     * @param valueBlocksNormal a copy of {@link QuantizedKv#valueBlocksNormal}, or null
      */
     public record QuantizedCall(
-            AttentionShape shape, int[][] blockTables, int[] contextLens, float[] keyScales, float[] valueScales) {}
+            AttentionShape shape,
+            int[][] blockTables,
+            int[] contextLens,
+            float[] keyScales,
+            float[] valueScales,
+            boolean[] keyBlocksNormal,
+            boolean[] valueBlocksNormal) {}
 
     /**
      * Checks a quantized call: the rules of {@link ServingShapes#paged} on q, out, lse, the options, the tables
@@ -79,6 +87,8 @@ public final class QuantizedShapes {
         checkLength("valueScales", valueScales.length, (long) kvHeads * numBlocks, "Hkv * numBlocks");
         checkScales("keyScales", keyScales);
         checkScales("valueScales", valueScales);
+        boolean[] keyNormal = normalFlags("keyBlocksNormal", cache.keyBlocksNormal(), cache, kvHeads, numBlocks);
+        boolean[] valueNormal = normalFlags("valueBlocksNormal", cache.valueBlocksNormal(), cache, kvHeads, numBlocks);
         TensorChecks.checkAccessible(new NamedTensor("q", q));
         if (q.batch() < 1) {
             throw new IllegalArgumentException("q: batch must be >= 1, got " + q.shapeString());
@@ -129,7 +139,7 @@ public final class QuantizedShapes {
             TensorChecks.checkWritable("lse", lse, inputs);
             TensorChecks.checkNoOverlap("lse", lse, "out", out);
         }
-        return new QuantizedCall(shape, tables, lens, keyScales, valueScales);
+        return new QuantizedCall(shape, tables, lens, keyScales, valueScales, keyNormal, valueNormal);
     }
 
     private static void checkLength(String name, int length, long expected, String rule) {
@@ -137,6 +147,19 @@ public final class QuantizedShapes {
             throw new IllegalArgumentException(
                     name + ": length " + length + " must be " + rule + " = " + expected + " for the cache's geometry");
         }
+    }
+
+    /** A copy of optional per-(head, block) flags: FP8 only, {@code Hkv * numBlocks} of them; null stays null. */
+    private static boolean[] normalFlags(String name, boolean[] flags, QuantizedKv cache, int kvHeads, int numBlocks) {
+        if (flags == null) {
+            return null;
+        }
+        if (cache.format() == QuantizedKv.Format.INT8) {
+            throw new IllegalArgumentException(name + ": given only for FP8 codes, not INT8");
+        }
+        boolean[] copy = flags.clone();
+        checkLength(name, copy.length, (long) kvHeads * numBlocks, "Hkv * numBlocks");
+        return copy;
     }
 
     private static void checkScales(String name, float[] scales) {

@@ -15,7 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
  * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
- * ({@link ByteWidening#widen}). A scan of each key's row ({@link ByteWidening#abnormalKeys}, about three operations
+ * ({@link ByteWidening#widen}). Unless the cache says a block holds only normal codes, a scan of each key's row
+ * ({@link ByteWidening#abnormalKeys}, about three operations
  * per 64 codes) sends the few such rows another way: the score kernel scores every key with the shorter widening and
  * then those rows again, one at a time with the full widening, in a method of their own; the value kernel runs its
  * keys in segments of one kind, in key order, each in the loop for its widening. A run where over a quarter of the
@@ -39,7 +40,8 @@ public final class QuantizedProducts {
     /**
      * {@code s[t * KT + sCol + j] = scale * sum_x q[t * dp + x] decode(k[kOff + j * dim + x])} for {@code t <
      * rows} (a multiple of 4), {@code j < keys}, {@code sCol + keys <= KT} (at most 64); {@code dim} a multiple of the
-     * lanes, {@code <= dp}.
+     * lanes, {@code <= dp}. {@code normal}: every FP8 code of the run is known to be a normal number (the cache says
+     * so), so the run is not scanned.
      */
     public static void scoresByRow(
             float[] q,
@@ -51,13 +53,14 @@ public final class QuantizedProducts {
             int dim,
             int keys,
             float scale,
+            boolean normal,
             float[] s,
             int sCol) {
         if (format == QuantizedKv.Format.INT8) {
             scoresInt8(q, rows, dp, k, kOff, dim, keys, scale, s, sCol);
             return;
         }
-        long abnormal = ByteWidening.abnormalKeys(format, k, kOff, dim, keys);
+        long abnormal = normal ? 0 : ByteWidening.abnormalKeys(format, k, kOff, dim, keys);
         if (abnormal == ByteWidening.MOSTLY_ABNORMAL) { // each key once, with the full widening
             scoresOneByOne(q, rows, dp, format, k, kOff, dim, keys == 64 ? -1L : (1L << keys) - 1, scale, s, sCol);
             return;
@@ -260,7 +263,7 @@ public final class QuantizedProducts {
      * {@code o[t] = alpha[t] o[t] + sum_j (p[t * KT + pCol + j] * scale) decode(v[vOff + j * dim ..])} over the
      * first {@code dim} floats of each output row ({@code dvp} apart) for {@code t < rows} (a multiple of 4),
      * {@code j < keys}, {@code pCol + keys <= KT} (at most 64); {@code dim} a multiple of the lanes. The probabilities
-     * {@code p} of those rows and keys are left multiplied by {@code scale}.
+     * {@code p} of those rows and keys are left multiplied by {@code scale}. {@code normal} as for the scores.
      */
     public static void accumulate(
             float[] p,
@@ -272,6 +275,7 @@ public final class QuantizedProducts {
             int vOff,
             int dim,
             float scale,
+            boolean normal,
             int dvp,
             float[] o,
             float[] alpha) {
@@ -282,7 +286,7 @@ public final class QuantizedProducts {
             }
         }
         boolean int8 = format == QuantizedKv.Format.INT8;
-        long abnormal = int8 ? 0 : ByteWidening.abnormalKeys(format, v, vOff, dim, keys);
+        long abnormal = int8 || normal ? 0 : ByteWidening.abnormalKeys(format, v, vOff, dim, keys);
         int shift = ByteWidening.normalShift(format);
         int bias = ByteWidening.normalBias(format);
         if (abnormal == 0) {

@@ -51,6 +51,19 @@ class QuantizedProductsTest {
         }
     }
 
+    /**
+     * Whether every code of the run is a normal FP8 number: the runs a cache may flag as such, whose kernels then skip
+     * their scan (half of those cases are flagged).
+     */
+    private static boolean allNormal(QuantizedKv.Format format, byte[] codes, int off, int n) {
+        for (int i = off; i < off + n; i++) {
+            if (!format.isNormal(codes[i])) {
+                return false;
+            }
+        }
+        return format != QuantizedKv.Format.INT8;
+    }
+
     /** A normal FP8 code from any byte: the exponent field moved off all zeros and all ones. */
     private static byte normal(QuantizedKv.Format format, byte c) {
         int shift = format == QuantizedKv.Format.FP8_E4M3 ? 3 : 2;
@@ -124,7 +137,8 @@ class QuantizedProductsTest {
                         want[t * dvp + c] = a;
                     }
                 }
-                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, dvp, o, alpha);
+                boolean flagged = allNormal(format, v, vOff, keys * dim) && rnd.nextBoolean();
+                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, flagged, dvp, o, alpha);
                 for (int t = 0; t < rows; t++) {
                     for (int c = 0; c < dvp; c++) {
                         assertSameFloat(
@@ -156,7 +170,8 @@ class QuantizedProductsTest {
                 float scale = (float) rnd.nextDouble(0.01, 2);
                 int sCol = rnd.nextInt(Math.min(3, KT - keys + 1));
                 float[] s = new float[rows * KT];
-                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, s, sCol);
+                boolean flagged = allNormal(format, k, kOff, keys * dim) && rnd.nextBoolean();
+                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, flagged, s, sCol);
                 float[] column = new float[L];
                 for (int t = 0; t < rows; t++) {
                     for (int j = 0; j < keys; j++) {
