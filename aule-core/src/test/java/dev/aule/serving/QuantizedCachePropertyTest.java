@@ -2,6 +2,7 @@ package dev.aule.serving;
 
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.spi.QuantizedKv;
 import dev.aule.testing.Tensors;
 import org.junit.jupiter.api.Test;
 
@@ -177,6 +178,65 @@ class QuantizedCachePropertyTest {
         return format == KvFormat.INT8 ? 1f : (float) rnd.nextDouble(0.05, 2);
     }
 
+    /**
+     * Every block a call would read that the cache flags as holding only normal FP8 codes does so in the rows the
+     * call reads (the kernels then widen them without scanning).
+     */
+    static void assertFlagsHold(QuantizedKv view, String where) {
+        if (view.format() == QuantizedKv.Format.INT8) {
+            return;
+        }
+        for (int b = 0; b < view.contextLens().length; b++) {
+            int[] table = view.blockTables()[b];
+            for (int j = 0; j < view.contextLens()[b]; j++) {
+                int block = table[j / view.blockSize()];
+                int slot = j % view.blockSize();
+                for (int h = 0; h < view.kvHeads(); h++) {
+                    int at = h * view.numBlocks() + block;
+                    checkFlagged(
+                            view.format(),
+                            view.keyBlocksNormal()[at],
+                            view.keyCodes(),
+                            at,
+                            slot,
+                            view,
+                            view.headDim(),
+                            where);
+                    checkFlagged(
+                            view.format(),
+                            view.valueBlocksNormal()[at],
+                            view.valueCodes(),
+                            at,
+                            slot,
+                            view,
+                            view.valueDim(),
+                            where);
+                }
+            }
+        }
+    }
+
+    private static void checkFlagged(
+            QuantizedKv.Format format,
+            boolean flagged,
+            byte[] codes,
+            int at,
+            int slot,
+            QuantizedKv view,
+            int dim,
+            String where) {
+        if (!flagged) {
+            return;
+        }
+        int first = (at * view.blockSize() + slot) * dim;
+        for (int x = 0; x < dim; x++) {
+            if (!format.isNormal(codes[first + x])) {
+                throw new AssertionError(where + ": (head, block) " + at + " is flagged normal but slot " + slot
+                        + " holds code 0x" + Integer.toHexString(codes[first + x] & 0xFF));
+            }
+        }
+    }
+
     /** 60 seeded cases: a format, a block size and 5 to 40 operations each. */
     @Test
     void pagedOperationsKeepEveryRowWithinTheFormatsBound() {
@@ -224,6 +284,11 @@ class QuantizedCachePropertyTest {
                                 blockSize,
                                 format + " op " + op + " sequence " + e.getKey());
             }
+            List<Integer> seqs = new ArrayList<>(model.keySet());
+            assertFlagsHold(
+                    cache.quantizedView(
+                            seqs.stream().mapToInt(Integer::intValue).toArray()),
+                    format + " op " + op);
         }
     }
 
@@ -274,6 +339,7 @@ class QuantizedCachePropertyTest {
                         KvCache.QUANT_BLOCK,
                         format + " op " + op + " sequence " + b);
             }
+            assertFlagsHold(cache.quantizedView(), format + " op " + op);
         }
     }
 
