@@ -4,6 +4,7 @@ import dev.aule.AttentionOptions;
 import dev.aule.Tensor;
 import dev.aule.serving.KvCache;
 import dev.aule.serving.KvFormat;
+import dev.aule.spi.QuantizedKv;
 import org.junit.jupiter.api.Test;
 
 import java.util.EnumMap;
@@ -36,8 +37,15 @@ class QuantizedCacheActivationsTest {
         assertTrue(ids.length >= 256, "a long text: " + ids.length + " tokens");
         int layers = 6;
         Map<KvFormat, double[]> worst = new EnumMap<>(KvFormat.class); // max abs, relative L2
+        long[] normalBlocks = new long[4]; // E4M3 scale 1, E4M3 from the data, E5M2 scale 1, E5M2 from the data
+        long blocks = 0;
         for (int layer = 0; layer < layers; layer++) {
             Tensor[] qkv = encoder.attentionInputs(List.of(ids), layer);
+            for (int kv = 1; kv <= 2; kv++) {
+                float[] rows = qkv[kv].toFloatArray();
+                blocks += normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E4M3, normalBlocks, 0);
+                normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E5M2, normalBlocks, 2);
+            }
             float[] reference = attend(KvFormat.F32, qkv);
             for (KvFormat format : BOUNDS.keySet()) {
                 float[] out = attend(format, qkv);
@@ -60,6 +68,15 @@ class QuantizedCacheActivationsTest {
                 "all-MiniLM-L6-v2, %d tokens, 12 heads, D = 32: worst over %d layers against an F32 cache%n",
                 ids.length,
                 layers);
+        System.out.printf(
+                Locale.ROOT,
+                "FP8 blocks (%d tokens of one head) whose codes are all normal, keys and values: E4M3 %.1f %% at"
+                        + " a scale of 1, %.1f %% at max |x| / 448; E5M2 %.1f %% at 1, %.1f %% at max |x| / 57344%n",
+                KvCache.QUANT_BLOCK,
+                100.0 * normalBlocks[0] / blocks,
+                100.0 * normalBlocks[1] / blocks,
+                100.0 * normalBlocks[2] / blocks,
+                100.0 * normalBlocks[3] / blocks);
         for (Map.Entry<KvFormat, double[]> e : worst.entrySet()) {
             System.out.printf(
                     Locale.ROOT,
@@ -71,6 +88,35 @@ class QuantizedCacheActivationsTest {
                     e.getValue()[1] < BOUNDS.get(e.getKey()),
                     e.getKey() + ": relative L2 " + e.getValue()[1] + " over " + BOUNDS.get(e.getKey()));
         }
+    }
+
+    /**
+     * Counts the blocks of {@link KvCache#QUANT_BLOCK} rows of each head of {@code t} ({@code [1, H, S, D]}, its
+     * elements {@code rows}) whose codes in {@code format} are all normal numbers, at a scale of 1 into {@code
+     * counts[at]} and at the tensor's largest magnitude over the format's into {@code counts[at + 1]} (the blocks a
+     * cache flags, whose codes the decode kernels read without a scan); returns the number of blocks.
+     */
+    private static long normalShare(float[] rows, Tensor t, QuantizedKv.Format format, long[] counts, int at) {
+        float amax = 0f;
+        for (float x : rows) {
+            amax = Math.max(amax, Math.abs(x));
+        }
+        float[] scales = {1f, amax / format.max()};
+        int d = t.headDim();
+        long n = 0;
+        for (int h = 0; h < t.heads(); h++) {
+            for (int s0 = 0; s0 < t.seqLen(); s0 += KvCache.QUANT_BLOCK, n++) {
+                int end = Math.min(t.seqLen(), s0 + KvCache.QUANT_BLOCK);
+                for (int c = 0; c < 2; c++) {
+                    boolean normal = true;
+                    for (int i = (h * t.seqLen() + s0) * d; normal && i < (h * t.seqLen() + end) * d; i++) {
+                        normal = format.isNormal(format.encode(rows[i] / scales[c]));
+                    }
+                    counts[at + c] += normal ? 1 : 0;
+                }
+            }
+        }
+        return n;
     }
 
     /** Every query row against the keys and values held in a {@code format} cache. */
