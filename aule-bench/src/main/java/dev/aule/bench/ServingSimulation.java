@@ -94,8 +94,21 @@ public final class ServingSimulation {
         this.streaming = streaming;
         this.config = config;
         this.rnd = new SplittableRandom(config.seed());
+        // FP8 pools take their scale from the rows' bound over the format's largest value, as vLLM's computed k_scale
+        // does: the inputs lie in (-1, 1) (below), sqrt(2) after RoPE turns a pair. With a scale of 1, rows that small
+        // would leave E4M3 mostly subnormal codes, which decode on the slower path.
+        float[] fp8Scale = cacheFormat == KvFormat.FP8_E4M3 || cacheFormat == KvFormat.FP8_E5M2
+                ? new float[] {(float) Math.sqrt(2) / cacheFormat.code().max()}
+                : null;
         this.cache = PagedKvCache.create(
-                cacheFormat, config.blocks(), config.blockSize(), config.kvHeads(), config.headDim(), config.headDim());
+                cacheFormat,
+                fp8Scale,
+                fp8Scale,
+                config.blocks(),
+                config.blockSize(),
+                config.kvHeads(),
+                config.headDim(),
+                config.headDim());
         this.rope = Rope.of(config.headDim(), config.longestSequence() + 1, 10000, Rope.Style.NEOX);
         int rows = Math.max(Math.max(config.systemPrompt(), config.maxPrompt()), config.maxBatch());
         // Decode appends take one row per request: batch entries of the key buffer, one row each.
