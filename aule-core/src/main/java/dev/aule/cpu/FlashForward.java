@@ -1,6 +1,7 @@
 package dev.aule.cpu;
 
 import dev.aule.AttentionOptions;
+import dev.aule.DType;
 import dev.aule.Tensor;
 import dev.aule.mask.BlockMask;
 import dev.aule.spi.AttentionShape;
@@ -84,6 +85,10 @@ final class FlashForward {
     // Keys and values read in place by short tiles; null when they must be copied (InPlaceRows.of).
     private final InPlaceRows kInPlace;
     private final InPlaceRows vInPlace;
+    // F32 query and output tensors over a float[] with unit element stride: rows read and written through the array
+    // (a row's copy and scale in one vector pass) instead of through the segment; null for any other tensor.
+    private final InPlaceRows qArray;
+    private final InPlaceRows outArray;
     // Quantized keys and values a short tile reads in place, the block scale folded into scores and probabilities
     // (TileMath.codesInPlace); null when they are not codes, or their rows are dequantized into scratch instead.
     private final QuantRows kCodes;
@@ -116,6 +121,8 @@ final class FlashForward {
     // Whether nothing stands between the score product and the softmax (no softcap, scale pass or ALiBi), so
     // rows that see a whole block take their softmax update in the score kernel (TileMath.multiplySoftmax).
     private final boolean fusable;
+    // Whether tiles take key blocks of TileConfig.WIDE_KEY_PANELS panels where every row sees all of them (wideBlock).
+    private final boolean wide;
 
     FlashForward(
             TileMath math,
@@ -181,6 +188,8 @@ final class FlashForward {
         this.vCodes = v instanceof QuantRows codes && math.codesInPlace(dv) ? codes : null;
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
+        this.qArray = arrayRows(q, d);
+        this.outArray = arrayRows(out, dv);
         this.fullTilePath =
                 TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         this.lastTilePath =
@@ -231,6 +240,16 @@ final class FlashForward {
             partialO = partialM = partialL = null;
             pendingSplits = null;
         }
+        this.wide = math.wideBlocks()
+                && fusable
+                && masks == null
+                && kCodes == null
+                && vCodes == null
+                && packedKeys != null
+                && fullTilePath.scores() == TilePath.Scores.PACKED_PRODUCT
+                && fullTilePath.values() == TilePath.Values.PACKED
+                && d <= TileConfig.WIDE_MAX_HEAD_DIM
+                && dv <= TileConfig.WIDE_MAX_HEAD_DIM;
     }
 
     /**
@@ -336,6 +355,15 @@ final class FlashForward {
         }
         for (int j0 = keys.start(), jn; j0 < keys.end(); j0 += jn) { // j0 + jn <= end: no overflow past 2^31 - 1
             jn = Math.min(keyTile, keys.end() - j0);
+            int panels = normalised || !wide ? 0 : widePanels(sc, path, n, j0, keys.end());
+            if (panels > 0) {
+                jn = panels * keyTile;
+                if (!wideBlock(sc, path, b, kvHead, n4, j0, jn)) {
+                    sc.overflow = true; // a NaN or a max beyond the float range: the tile runs again exactly
+                    return;
+                }
+                continue;
+            }
             // The rows that see the block, in whole micro-kernel groups: on a causal diagonal or a window's edge the
             // products skip the others (which the softmax update gives zero probabilities and an alpha of 1)
             // instead of multiplying them into probabilities of zero.
@@ -402,6 +430,60 @@ final class FlashForward {
                 accumulateInPlace(sc, n4, b, kvHead, j0, jn);
             }
         }
+    }
+
+    /**
+     * How many whole key panels from {@code j0} the tile takes as one wide block ({@link TileConfig#WIDE_KEY_PANELS}
+     * at most, at least 2), or 0: the path must be the packed product with packed or in-place values, and every row
+     * of the tile must see every key of them (a causal tile's blocks left of its diagonal, every block without a
+     * mask). Only the sequence's own shape decides, so the bits do not depend on the batch or the threads.
+     */
+    private int widePanels(Scratch sc, TilePath path, int n, int j0, int end) {
+        if (path.scores() != TilePath.Scores.PACKED_PRODUCT || path.values() != TilePath.Values.PACKED) {
+            return 0;
+        }
+        if (j0 % keyTile != 0 || j0 / keyTile >= packedBlocks) {
+            return 0;
+        }
+        int panels = Math.min(TileConfig.WIDE_KEY_PANELS, Math.min((end - j0) / keyTile, packedBlocks - j0 / keyTile));
+        if (panels < 2) {
+            return 0;
+        }
+        int last = j0 + panels * keyTile - 1;
+        for (int t = 0; t < n; t++) {
+            if (sc.first[t] > j0 || sc.last[t] < last) {
+                return 0;
+            }
+        }
+        return panels;
+    }
+
+    /**
+     * A wide block of {@code jn} keys from {@code j0} for all rows of the tile ({@link TileMath#wideBlock}). Its values
+     * are packed even where they could be read in place: a group of rows reads all of them, and value rows one
+     * strided tensor row apart (the columns of a fused QKV projection) fall on few cache sets.
+     */
+    private boolean wideBlock(Scratch sc, TilePath path, int b, int kvHead, int n4, int j0, int jn) {
+        if (sc.wideV.length < jn * dvp) {
+            sc.wideV = new float[TileConfig.WIDE_KEY_PANELS * keyTile * dvp];
+        }
+        packRows(v, sc.wideV, dvp, b, kvHead, j0, jn);
+        return math.wideBlock(
+                sc,
+                path.qStride(),
+                d,
+                0,
+                n4,
+                packedKeys(b, kvHead),
+                j0 / keyTile * d * keyTile,
+                jn / keyTile,
+                sc.wideV,
+                0,
+                dvp,
+                j0,
+                dropout,
+                dropoutThreshold,
+                dropoutInverse);
     }
 
     /**
@@ -507,8 +589,12 @@ final class FlashForward {
                     keyStart = Math.min(keyStart, first[t]);
                     keyEnd = Math.max(keyEnd, last[t] + 1);
                 }
-                q.readRow(b, head, i, qt, t * qStride);
-                math.scale(qt, t * qStride, d, queryScale);
+                if (qArray != null) {
+                    math.scaleTo(qArray.array(), qArray.index(b, head, i), d, queryScale, qt, t * qStride);
+                } else {
+                    q.readRow(b, head, i, qt, t * qStride);
+                    math.scale(qt, t * qStride, d, queryScale);
+                }
                 Arrays.fill(qt, t * qStride + d, (t + 1) * qStride, 0f);
             } else {
                 first[t] = 1; // padding rows see nothing
@@ -931,6 +1017,13 @@ final class FlashForward {
                 inverse = (float) (inverse * Math.exp(keysLse - total));
                 rowLse = (float) total;
             }
+            if (outArray != null) {
+                math.scaleTo(acc, at, dv, inverse, outArray.array(), outArray.index(b, sc.qHead[t], sc.qRow[t]));
+                if (lse != null) {
+                    lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
+                }
+                return;
+            }
             for (int x = 0; x < dv; x++) {
                 row[x] = acc[at + x] * inverse;
             }
@@ -1031,6 +1124,15 @@ final class FlashForward {
                 Arrays.fill(dst, j * stride + dim, (j + 1) * stride, 0f);
             }
         }
+    }
+
+    /** {@code t}'s rows through its {@code float[]} when it is F32 over one with unit element stride, else null. */
+    private static InPlaceRows arrayRows(Tensor t, int dim) {
+        if (t.dtype() != DType.F32 || t.strides()[3] != 1 || t.memory().address() % Float.BYTES != 0) {
+            return null;
+        }
+        InPlaceRows rows = InPlaceRows.of(t, 1);
+        return rows != null && rows.array() != null ? rows : null;
     }
 
     private static int roundUp(int x, int multiple) {

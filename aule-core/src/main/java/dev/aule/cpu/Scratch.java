@@ -14,6 +14,8 @@ final class Scratch {
     float[] q = new float[0]; // [tileRows][d], pre-scaled queries
     float[] kt = new float[0]; // [d][keyTile], the key block transposed
     float[] v = new float[0]; // [keyTile][dvp]
+    float[] wideV = new float[0]; // [WIDE_KEY_PANELS keyTile][dvp], a wide key block's values when not read in place
+    private float[] wideS = new float[0]; // a wide key block's scores for one group of rows (WideBlocks)
     float[] s = new float[0]; // [tileRows][keyTile], scores then probabilities
     float[] o = new float[0]; // [tileRows][dvp], the unnormalised output
     int dvp; // the padded value dim of the current geometry: o's and a value row's length
@@ -44,6 +46,14 @@ final class Scratch {
     float[] dvAcc = new float[0]; // [T][dvPad], the block's value gradients
     float[] row2 = new float[0]; // a second row: out beside dOut
     float[] dropT = new float[0]; // [T][T], the dropout factors of a tile pair (0 or 1 / (1 - p))
+
+    /** The wide key blocks' score buffer, at least {@code floats} long. */
+    float[] wideScores(int floats) {
+        if (wideS.length < floats) {
+            wideS = new float[floats];
+        }
+        return wideS;
+    }
 
     static Scratch acquire() {
         Scratch scratch = POOL.poll();

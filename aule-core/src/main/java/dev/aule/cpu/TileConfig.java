@@ -126,6 +126,22 @@ public final class TileConfig {
      */
     public static final long PACKED_KEYS_MAX_BYTES = 64L << 20;
 
+    /**
+     * Key panels ({@code KT} keys each) a forward tile takes in one online-softmax step where the head dims are at most
+     * {@link #WIDE_MAX_HEAD_DIM} and nothing but the softmax follows the product (no mask, softcap, ALiBi, dropout):
+     * each row's max, lane reductions and output rescale then come once per 8 KT keys (512 at 512 bits) instead of
+     * once per panel ({@code dev.aule.cpu.vector.WideBlocks}). At 12 heads of 32 and 512 tokens the attention call
+     * took 2.8 to 3.0 ms with 8 panels, 3.0 to 3.1 with 4 and 3.1 to 3.2 without wide blocks.
+     */
+    public static final int WIDE_KEY_PANELS = 8;
+
+    /**
+     * Largest query and value head dim that takes wide key blocks: the per-block softmax work the wide blocks save is
+     * a fixed cost per row and block, which weighs against the products' {@code 2 D} FMAs per score at small D (at
+     * D = 32 it cost more than the score product) and little at D = 128.
+     */
+    public static final int WIDE_MAX_HEAD_DIM = 64;
+
     /** Main-phase tasks a backward call aims for: enough for the cores of a workstation with causal imbalance. */
     public static final int BACKWARD_TARGET_TASKS = 32;
 

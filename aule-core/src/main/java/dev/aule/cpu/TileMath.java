@@ -156,6 +156,16 @@ interface TileMath {
     void scale(float[] x, int off, int n, float factor);
 
     /**
+     * {@code dst[dstOff + i] = src[srcOff + i] * factor} for {@code i < n}: a row copied and scaled in one pass (a
+     * query row into the tile, an output row out of it), with the bits of a copy then {@link #scale}.
+     */
+    default void scaleTo(float[] src, int srcOff, int n, float factor, float[] dst, int dstOff) {
+        for (int i = 0; i < n; i++) {
+            dst[dstOff + i] = src[srcOff + i] * factor;
+        }
+    }
+
+    /**
      * {@code s = cap * tanh((scale * s) / cap)} over {@code s[off, off+n)}: the softcap of unscaled dot products.
      * With a softcap the queries are not pre-scaled, so an extreme scale saturates the tanh instead of
      * overflowing the query tile ({@code scale * s} may be infinite; the tanh of an infinity is exact).
@@ -236,6 +246,40 @@ interface TileMath {
      * {@code c} start at 0, {@code b} at {@code bOff}; {@code rows} is a multiple of 4. Overwrites c.
      */
     void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c);
+
+    /** Whether this math takes wide key blocks ({@link #wideBlock}); the scalar path does not. */
+    default boolean wideBlocks() {
+        return false;
+    }
+
+    /**
+     * One wide key block of the forward ({@link TileConfig#WIDE_KEY_PANELS}): for tile rows {@code [from, to)}, all
+     * of which see every key of the block, the scores of {@code sc.q} (rows {@code qStride} apart, {@code d} columns)
+     * against {@code panels} packed key panels from {@code keys[keyOff]}, one online-softmax update of {@code sc.m},
+     * {@code sc.l} and {@code sc.alpha} over all their keys, and P·V into {@code sc.o} from value row {@code j} at
+     * {@code v[vOff + j * vStride]}; with {@code dropout}, the probabilities dropped as {@link #dropoutRow} drops
+     * them (keys from {@code key0}, the rows' mask keys in {@code sc.dropLo} and {@code sc.dropHi}) after their sums
+     * are taken. Returns false, the rows' state then partly updated, when a score is NaN or a row's max is not finite,
+     * for the caller to run the tile again exactly.
+     */
+    default boolean wideBlock(
+            Scratch sc,
+            int qStride,
+            int d,
+            int from,
+            int to,
+            float[] keys,
+            int keyOff,
+            int panels,
+            float[] v,
+            int vOff,
+            int vStride,
+            int key0,
+            boolean dropout,
+            int dropoutThreshold,
+            float dropoutInverse) {
+        throw new UnsupportedOperationException("no wide key blocks on this path");
+    }
 
     /**
      * {@link #multiply} fused with the online-softmax update of the rows {@code fuse} marks, rows every key of the

@@ -9,6 +9,7 @@ import dev.aule.cpu.vector.Products;
 import dev.aule.cpu.vector.Reductions;
 import dev.aule.cpu.vector.Scores;
 import dev.aule.cpu.vector.SimdWidth;
+import dev.aule.cpu.vector.WideBlocks;
 
 import java.lang.foreign.MemorySegment;
 
@@ -126,6 +127,11 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
+    public void scaleTo(float[] src, int srcOff, int n, float factor, float[] dst, int dstOff) {
+        Elementwise.scaleTo(src, srcOff, n, factor, dst, dstOff);
+    }
+
+    @Override
     public void softcap(float[] s, int off, int n, float scale, float cap) {
         Elementwise.softcap(s, off, n, scale, cap);
     }
@@ -220,6 +226,50 @@ final class VectorTileMath implements TileMath {
     @Override
     public void multiply(float[] a, int rows, int inner, float[] b, int bOff, float[] c) {
         Products.multiply(a, 0, rows, inner, b, bOff, c, 0, keyTile());
+    }
+
+    @Override
+    public boolean wideBlocks() {
+        return true;
+    }
+
+    @Override
+    public boolean wideBlock(
+            Scratch sc,
+            int qStride,
+            int d,
+            int from,
+            int to,
+            float[] keys,
+            int keyOff,
+            int panels,
+            float[] v,
+            int vOff,
+            int vStride,
+            int key0,
+            boolean dropout,
+            int dropoutThreshold,
+            float dropoutInverse) {
+        return WideBlocks.run(
+                sc.q,
+                qStride,
+                d,
+                from,
+                to,
+                keys,
+                keyOff,
+                panels,
+                v,
+                vOff,
+                vStride,
+                sc.dvp,
+                sc.wideScores(WideBlocks.GROUP_ROWS * panels * keyTile()),
+                sc.o,
+                sc.m,
+                sc.l,
+                sc.alpha,
+                sc.ones,
+                dropout ? new WideBlocks.Dropout(key0, sc.dropLo, sc.dropHi, dropoutThreshold, dropoutInverse) : null);
     }
 
     @Override

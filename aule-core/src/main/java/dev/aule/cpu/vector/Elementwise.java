@@ -54,6 +54,17 @@ public final class Elementwise {
         }
     }
 
+    /** {@code dst[dstOff + i] = src[srcOff + i] * factor} for {@code i < n}. */
+    public static void scaleTo(float[] src, int srcOff, int n, float factor, float[] dst, int dstOff) {
+        int i = 0;
+        for (int end = F.loopBound(n); i < end; i += L) {
+            FloatVector.fromArray(F, src, srcOff + i).mul(factor).intoArray(dst, dstOff + i);
+        }
+        for (; i < n; i++) {
+            dst[dstOff + i] = src[srcOff + i] * factor;
+        }
+    }
+
     /**
      * {@code dst[dstOff + i] += x * src[srcOff + i]} for {@code i < n} (a multiply and an add, not a fused
      * multiply-add, so the sums are those of the scalar loop it replaces: the JIT leaves that loop scalar, as it

@@ -397,8 +397,8 @@ public final class Products {
             // The backward's gradient products in the forward's 6 x 4 blocks (alphas of 1), in pairs so that the rows
             // left for the 4-row blocks stay a multiple of 4; each element sums its keys in the same order.
             for (; rows - t >= 12; t += 12) {
-                accumulateSix(a, t, inner, b, bOff, width, width, c, cOff, ONES, 0);
-                accumulateSix(a, t + 6, inner, b, bOff, width, width, c, cOff, ONES, 0);
+                accumulateSix(a, 0, t, inner, b, bOff, width, width, c, cOff, ONES, 0);
+                accumulateSix(a, 0, t + 6, inner, b, bOff, width, width, c, cOff, ONES, 0);
             }
         }
         for (; t < rows; t += 4) {
@@ -558,23 +558,43 @@ public final class Products {
             int dvp,
             float[] o,
             float[] alpha) {
+        accumulateTile(p, 0, from, rows, keys, v, vOff, vStride, dvp, o, alpha);
+    }
+
+    /**
+     * {@link #accumulateTile(float[], int, int, int, float[], int, int, int, float[], float[])} with row {@code t}'s
+     * probabilities at {@code p[pOff + t * KT]} ({@code pOff} may be negative, the index not): a wide key block's
+     * panel of probabilities for a group of rows ({@link WideBlocks}).
+     */
+    public static void accumulateTile(
+            float[] p,
+            int pOff,
+            int from,
+            int rows,
+            int keys,
+            float[] v,
+            int vOff,
+            int vStride,
+            int dvp,
+            float[] o,
+            float[] alpha) {
         int t = from;
         if (WIDE_SCORES && dvp == 2 * L) {
             for (; rows - t >= 8; t += 8) {
-                accumulateEight(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, alpha, t);
+                accumulateEight(p, pOff + t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, alpha, t);
             }
             for (; t < rows; t += 4) {
-                accumulatePairs(p, t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, dvp, alpha, t);
+                accumulatePairs(p, pOff + t * KT, keys, v, vOff, vStride, dvp, o, t * dvp, dvp, alpha, t);
             }
         } else if (WIDE_SCORES && dvp % (4 * L) == 0) {
             // 6-row blocks in pairs, so the rows left for accumulate's 4-row blocks stay a multiple of 4.
             for (; rows - t >= 12; t += 12) {
-                accumulateSix(p, t, keys, v, vOff, vStride, dvp, o, 0, alpha, t);
-                accumulateSix(p, t + 6, keys, v, vOff, vStride, dvp, o, 0, alpha, t + 6);
+                accumulateSix(p, pOff, t, keys, v, vOff, vStride, dvp, o, 0, alpha, t);
+                accumulateSix(p, pOff, t + 6, keys, v, vOff, vStride, dvp, o, 0, alpha, t + 6);
             }
-            accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
+            accumulate(p, t, rows, keys, pOff, v, vOff, vStride, dvp, o, alpha);
         } else {
-            accumulate(p, t, rows, keys, 0, v, vOff, vStride, dvp, o, alpha);
+            accumulate(p, t, rows, keys, pOff, v, vOff, vStride, dvp, o, alpha);
         }
     }
 
@@ -588,6 +608,7 @@ public final class Products {
      */
     private static void accumulateSix(
             float[] p,
+            int pOff,
             int t,
             int keys,
             float[] v,
@@ -636,7 +657,7 @@ public final class Products {
                     FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 2 * L).mul(alpha[alphaAt + 5]);
             FloatVector a53 =
                     FloatVector.fromArray(F, o, o0 + 5 * dvp + c + 3 * L).mul(alpha[alphaAt + 5]);
-            for (int j = 0, pj = t * KT, vb = vOff + c; j < keys; j++, pj++, vb += vStride) {
+            for (int j = 0, pj = pOff + t * KT, vb = vOff + c; j < keys; j++, pj++, vb += vStride) {
                 FloatVector v0 = FloatVector.fromArray(F, v, vb);
                 FloatVector v1 = FloatVector.fromArray(F, v, vb + L);
                 FloatVector v2 = FloatVector.fromArray(F, v, vb + 2 * L);

@@ -66,32 +66,35 @@ public final class Reductions {
         if (nan.anyTrue()) {
             return Float.NaN;
         }
-        // The lanes' maximum by halving rotations, as sum() does (written out for the same reason as in
-        // expSum: this method is inlined into the score kernel's softmax).
+        return laneMax(max);
+    }
+
+    /** The largest lane of {@code v}, by halving rotations as {@link #sum} adds them; a NaN lane is passed over. */
+    static float laneMax(FloatVector v) {
         if (L > 16) {
             for (int i = 0; i < HALVING_ROTATIONS.size(); i++) {
-                FloatVector r = max.rearrange(HALVING_ROTATIONS.get(i));
-                max = max.blend(r, r.compare(VectorOperators.GT, max));
+                FloatVector r = v.rearrange(HALVING_ROTATIONS.get(i));
+                v = v.blend(r, r.compare(VectorOperators.GT, v));
             }
-            return max.lane(0);
+            return v.lane(0);
         }
         if (L >= 16) {
-            FloatVector r = max.rearrange(ROTATE_8);
-            max = max.blend(r, r.compare(VectorOperators.GT, max));
+            FloatVector r = v.rearrange(ROTATE_8);
+            v = v.blend(r, r.compare(VectorOperators.GT, v));
         }
         if (L >= 8) {
-            FloatVector r = max.rearrange(ROTATE_4);
-            max = max.blend(r, r.compare(VectorOperators.GT, max));
+            FloatVector r = v.rearrange(ROTATE_4);
+            v = v.blend(r, r.compare(VectorOperators.GT, v));
         }
         if (L >= 4) {
-            FloatVector r = max.rearrange(ROTATE_2);
-            max = max.blend(r, r.compare(VectorOperators.GT, max));
+            FloatVector r = v.rearrange(ROTATE_2);
+            v = v.blend(r, r.compare(VectorOperators.GT, v));
         }
         if (L >= 2) {
-            FloatVector r = max.rearrange(ROTATE_1);
-            max = max.blend(r, r.compare(VectorOperators.GT, max));
+            FloatVector r = v.rearrange(ROTATE_1);
+            v = v.blend(r, r.compare(VectorOperators.GT, v));
         }
-        return max.lane(0);
+        return v.lane(0);
     }
 
     /**
