@@ -29,7 +29,7 @@ class ActivationsTest {
     }
 
     @Test
-    void fastGeluIsWithinFourFloatUlpsOfTheSeries() {
+    void fastGeluIsWithinTwoFloatUlpsOfTheSeries() {
         int n = 40_003;
         float[] x = new float[n];
         for (int i = 0; i < n; i++) {
@@ -43,9 +43,9 @@ class ActivationsTest {
         Activations.apply(BertConfig.Activation.GELU_ERF, fast, 1, n);
         for (int i = 1; i < n; i++) {
             double want = Activations.preciseGelu(x[i]);
-            // The vector lanes run the fit in float: at most 1.82e-7 |x| over this sweep (3 ulps of x), well within
-            // the model's agreement with ONNX Runtime, whose own float erf is of that order too.
-            assertEquals(want, fast[i], 2e-7 * Math.abs(x[i]) + 1e-38, "gelu(" + x[i] + ")");
+            // The vector lanes run their fit in float: at most 0.83e-7 |x| over this sweep (under 2 ulps of x), well
+            // within the model's agreement with ONNX Runtime, whose own float erf is of that order too.
+            assertEquals(want, fast[i], 1e-7 * Math.abs(x[i]) + 1e-38, "gelu(" + x[i] + ")");
         }
         assertEquals(x[0], fast[0], "outside the range: untouched");
     }
