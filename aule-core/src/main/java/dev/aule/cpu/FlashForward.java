@@ -467,7 +467,17 @@ final class FlashForward {
         if (sc.wideV.length < jn * dvp) {
             sc.wideV = new float[TileConfig.WIDE_KEY_PANELS * keyTile * dvp];
         }
-        packRows(v, sc.wideV, dvp, b, kvHead, j0, jn);
+        if (vInPlace != null && vInPlace.array() != null && v.contiguousRows(j0, jn) == jn) {
+            // Whole vectors wide (dv == dvp), one stride apart: array copies, without a tensor read per row.
+            float[] src = vInPlace.array();
+            int at = vInPlace.index(b, kvHead, v.storedRow(j0));
+            int stride = vInPlace.rowStride();
+            for (int j = 0; j < jn; j++) {
+                System.arraycopy(src, at + j * stride, sc.wideV, j * dvp, dvp);
+            }
+        } else {
+            packRows(v, sc.wideV, dvp, b, kvHead, j0, jn);
+        }
         return math.wideBlock(
                 sc,
                 path.qStride(),
@@ -1083,9 +1093,23 @@ final class FlashForward {
             if (packed == null) {
                 packed = takePanel(packedBlocks * d * keyTile); // every float is written below
                 float[] rows = new float[keyTile * d];
+                boolean array = kInPlace != null && kInPlace.array() != null;
                 for (int block = 0; block < packedBlocks; block++) {
-                    k.readRows(math, b, kvHead, block * keyTile, keyTile, rows, 0, d);
                     int base = block * d * keyTile;
+                    int j0 = block * keyTile;
+                    if (array && k.contiguousRows(j0, keyTile) == keyTile) {
+                        // Straight from the tensor's array, one stride apart: no tensor read per row.
+                        float[] src = kInPlace.array();
+                        int at = kInPlace.index(b, kvHead, k.storedRow(j0));
+                        int stride = kInPlace.rowStride();
+                        for (int j = 0; j < keyTile; j++) {
+                            for (int x = 0, pos = base + j, from = at + j * stride; x < d; x++, pos += keyTile) {
+                                packed[pos] = src[from + x];
+                            }
+                        }
+                        continue;
+                    }
+                    k.readRows(math, b, kvHead, j0, keyTile, rows, 0, d);
                     for (int j = 0; j < keyTile; j++) {
                         for (int x = 0, pos = base + j; x < d; x++, pos += keyTile) {
                             packed[pos] = rows[j * d + x];
