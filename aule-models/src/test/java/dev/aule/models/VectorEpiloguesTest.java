@@ -26,12 +26,18 @@ class VectorEpiloguesTest {
             float[] gamma = random(r, width);
             float[] beta = random(r, width);
             float[] fast = x.clone();
+            float[] four = x.clone();
+            float[] eight = x.clone();
             float[] reference = x.clone();
             for (int row = 0; row < rows; row++) {
                 Activations.layerNorm(fast, row, width, gamma, beta, 1e-12);
+                Activations.vectorLayerNorm(four, row, width, gamma, beta, 1e-12, false);
+                Activations.vectorLayerNorm(eight, row, width, gamma, beta, 1e-12, true);
                 Activations.scalarLayerNorm(reference, row, width, gamma, beta, 1e-12);
             }
             assertArrayEquals(reference, fast, "width " + width);
+            assertArrayEquals(reference, four, "width " + width + ", 4 double lanes");
+            assertArrayEquals(reference, eight, "width " + width + ", 8 double lanes");
         }
     }
 
