@@ -188,8 +188,8 @@ final class FlashForward {
         this.vCodes = v instanceof QuantRows codes && math.codesInPlace(dv) ? codes : null;
         this.kInPlace = k.inPlace(math.lanes());
         this.vInPlace = v.inPlace(math.lanes());
-        this.qArray = arrayRows(q, d);
-        this.outArray = arrayRows(out, dv);
+        this.qArray = arrayRows(q);
+        this.outArray = arrayRows(out);
         this.fullTilePath =
                 TilePath.of(roundUp(Math.min(tileRows, rows), TileConfig.MICRO_ROWS), kInPlace, vInPlace, d, dp);
         this.lastTilePath =
@@ -1012,6 +1012,7 @@ final class FlashForward {
         float rowLse;
         if (sum == 0f) {
             Arrays.fill(row, 0, dv, 0f);
+            out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
             rowLse = options.sink(sc.qHead[t]); // -inf without sinks; with them the sink takes all the weight
         } else {
             float inverse = normalised ? 1f : 1f / sum;
@@ -1029,16 +1030,13 @@ final class FlashForward {
             }
             if (outArray != null) {
                 math.scaleTo(acc, at, dv, inverse, outArray.array(), outArray.index(b, sc.qHead[t], sc.qRow[t]));
-                if (lse != null) {
-                    lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
+            } else {
+                for (int x = 0; x < dv; x++) {
+                    row[x] = acc[at + x] * inverse;
                 }
-                return;
-            }
-            for (int x = 0; x < dv; x++) {
-                row[x] = acc[at + x] * inverse;
+                out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
             }
         }
-        out.writeRow(b, sc.qHead[t], sc.qRow[t], row, 0);
         if (lse != null) {
             lse.set(b, sc.qHead[t], sc.qRow[t], 0, rowLse);
         }
@@ -1151,7 +1149,7 @@ final class FlashForward {
     }
 
     /** {@code t}'s rows through its {@code float[]} when it is F32 over one with unit element stride, else null. */
-    private static InPlaceRows arrayRows(Tensor t, int dim) {
+    private static InPlaceRows arrayRows(Tensor t) {
         if (t.dtype() != DType.F32 || t.strides()[3] != 1 || t.memory().address() % Float.BYTES != 0) {
             return null;
         }

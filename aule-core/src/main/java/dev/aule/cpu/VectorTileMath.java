@@ -36,7 +36,8 @@ final class VectorTileMath implements TileMath {
     @Override
     public String description() {
         return SimdWidth.bits() + "-bit Vector API (" + SimdWidth.lanes() + " floats; " + SimdWidth.keyTile()
-                + "-key blocks, " + TileConfig.WIDE_KEY_PANELS * SimdWidth.keyTile() + " per softmax step at head dims up to "
+                + "-key blocks, " + TileConfig.WIDE_KEY_PANELS * SimdWidth.keyTile()
+                + " per softmax step at head dims up to "
                 + TileConfig.WIDE_MAX_HEAD_DIM + ", register blocks " + Products.forwardBlocks()
                 + ", softmax fused into the scores)";
     }
