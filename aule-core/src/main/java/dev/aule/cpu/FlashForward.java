@@ -464,19 +464,17 @@ final class FlashForward {
      * strided tensor row apart (the columns of a fused QKV projection) fall on few cache sets.
      */
     private boolean wideBlock(Scratch sc, TilePath path, int b, int kvHead, int n4, int j0, int jn) {
-        if (sc.wideV.length < jn * dvp) {
-            sc.wideV = new float[TileConfig.WIDE_KEY_PANELS * keyTile * dvp];
-        }
+        float[] values = sc.wideValues(TileConfig.WIDE_KEY_PANELS * keyTile * dvp);
         if (vInPlace != null && vInPlace.array() != null && v.contiguousRows(j0, jn) == jn) {
             // Whole vectors wide (dv == dvp), one stride apart: array copies, without a tensor read per row.
             float[] src = vInPlace.array();
             int at = vInPlace.index(b, kvHead, v.storedRow(j0));
             int stride = vInPlace.rowStride();
             for (int j = 0; j < jn; j++) {
-                System.arraycopy(src, at + j * stride, sc.wideV, j * dvp, dvp);
+                System.arraycopy(src, at + j * stride, values, j * dvp, dvp);
             }
         } else {
-            packRows(v, sc.wideV, dvp, b, kvHead, j0, jn);
+            packRows(v, values, dvp, b, kvHead, j0, jn);
         }
         return math.wideBlock(
                 sc,
@@ -487,7 +485,7 @@ final class FlashForward {
                 packedKeys(b, kvHead),
                 j0 / keyTile * d * keyTile,
                 jn / keyTile,
-                sc.wideV,
+                values,
                 0,
                 dvp,
                 j0,

@@ -14,7 +14,7 @@ final class Scratch {
     float[] q = new float[0]; // [tileRows][d], pre-scaled queries
     float[] kt = new float[0]; // [d][keyTile], the key block transposed
     float[] v = new float[0]; // [keyTile][dvp]
-    float[] wideV = new float[0]; // [WIDE_KEY_PANELS keyTile][dvp], a wide key block's values when not read in place
+    private float[] wideV = new float[0]; // a wide key block's values, packed [keys][dvp] (FlashForward.wideBlock)
     private float[] wideS = new float[0]; // a wide key block's scores for one group of rows (WideBlocks)
     float[] s = new float[0]; // [tileRows][keyTile], scores then probabilities
     float[] o = new float[0]; // [tileRows][dvp], the unnormalised output
@@ -49,10 +49,14 @@ final class Scratch {
 
     /** The wide key blocks' score buffer, at least {@code floats} long. */
     float[] wideScores(int floats) {
-        if (wideS.length < floats) {
-            wideS = new float[floats];
-        }
+        wideS = grow(wideS, floats);
         return wideS;
+    }
+
+    /** The wide key blocks' value buffer, at least {@code floats} long. */
+    float[] wideValues(int floats) {
+        wideV = grow(wideV, floats);
+        return wideV;
     }
 
     static Scratch acquire() {
