@@ -875,11 +875,24 @@ final class FlashForward {
                     d,
                     count,
                     kCodes.scale(kvHead, j),
-                    kCodes.blockNormal(kvHead, j),
+                    abnormalRows(kCodes, kvHead, j, count),
                     sc.s,
                     j - j0);
             j += count;
         }
+    }
+
+    /**
+     * The kernels' {@code abnormal} for a run of {@code count} rows of quantized keys or values from {@code j}: the
+     * cache's row flags where it keeps them, else a scan of the run's codes; 0 for INT8.
+     */
+    private long abnormalRows(QuantRows rows, int kvHead, int j, int count) {
+        if (rows.format() == dev.aule.spi.QuantizedKv.Format.INT8) {
+            return 0;
+        }
+        return rows.hasRowFlags()
+                ? rows.abnormalRows(kvHead, j, count)
+                : math.abnormalRows(rows.format(), rows.codes(), rows.codeOffset(kvHead, j), rows.headDim(), count);
     }
 
     /**
@@ -900,7 +913,7 @@ final class FlashForward {
                     vCodes.codeOffset(kvHead, j),
                     dv,
                     vCodes.scale(kvHead, j),
-                    vCodes.blockNormal(kvHead, j),
+                    abnormalRows(vCodes, kvHead, j, count),
                     alpha);
             alpha = sc.ones;
             j += count;

@@ -14,7 +14,8 @@ final class QuantRows implements KvRows {
     private final QuantizedKv.Format format;
     private final byte[] codes;
     private final float[] scales;
-    private final boolean[] blocksNormal;
+    private final long[] rowsAbnormal;
+    private final int flagWords;
     private final int[] blockTable;
     private final int numBlocks;
     private final int blockSize;
@@ -24,7 +25,7 @@ final class QuantRows implements KvRows {
             QuantizedKv.Format format,
             byte[] codes,
             float[] scales,
-            boolean[] blocksNormal,
+            long[] rowsAbnormal,
             int[] blockTable,
             int numBlocks,
             int blockSize,
@@ -32,7 +33,8 @@ final class QuantRows implements KvRows {
         this.format = format;
         this.codes = codes;
         this.scales = scales;
-        this.blocksNormal = blocksNormal;
+        this.rowsAbnormal = rowsAbnormal;
+        this.flagWords = QuantizedKv.flagWords(blockSize);
         this.blockTable = blockTable;
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
@@ -82,12 +84,25 @@ final class QuantRows implements KvRows {
         return (int) (((long) (head * numBlocks + blockTable[j / blockSize]) * blockSize + j % blockSize) * dim);
     }
 
+    /** {@return whether the cache keeps per-row flags ({@link QuantizedKv#keyRowsAbnormal}); else kernels scan} */
+    boolean hasRowFlags() {
+        return rowsAbnormal != null;
+    }
+
     /**
-     * Whether logical row {@code j}'s block in {@code head} is known to hold only normal FP8 codes ({@link
-     * QuantizedKv#keyBlocksNormal}); false when nobody said so.
+     * The cache's flags of rows {@code j .. j + count - 1} in {@code head} (a run of {@link #runLength}, at most 64):
+     * bit {@code i} set when row {@code j + i} may hold an FP8 code that is not a normal number. Only when {@link
+     * #hasRowFlags}.
      */
-    boolean blockNormal(int head, int j) {
-        return blocksNormal != null && blocksNormal[head * numBlocks + blockTable[j / blockSize]];
+    long abnormalRows(int head, int j, int count) {
+        int slot = j % blockSize;
+        int word = (head * numBlocks + blockTable[j / blockSize]) * flagWords + (slot >>> 6);
+        int shift = slot & 63;
+        long bits = rowsAbnormal[word] >>> shift;
+        if (shift != 0 && shift + count > 64) { // the run goes on in the next word of the same block
+            bits |= rowsAbnormal[word + 1] << (64 - shift);
+        }
+        return count == 64 ? bits : bits & ((1L << count) - 1);
     }
 
     /** The scale of logical row {@code j}'s block in {@code head}. */

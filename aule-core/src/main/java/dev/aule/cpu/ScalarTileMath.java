@@ -116,7 +116,7 @@ final class ScalarTileMath implements TileMath {
             int dim,
             int keys,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] s,
             int sCol) {
         for (int t = 0; t < rows; t++) {
@@ -130,6 +130,12 @@ final class ScalarTileMath implements TileMath {
         }
     }
 
+    /** Every code is decoded the same way here, so nothing needs to be known. */
+    @Override
+    public long abnormalRows(dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
+        return 0;
+    }
+
     @Override
     public void accumulate(
             Scratch sc,
@@ -141,7 +147,7 @@ final class ScalarTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] alpha) {
         float[] p = sc.s;
         float[] o = sc.o;

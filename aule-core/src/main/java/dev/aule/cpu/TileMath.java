@@ -116,8 +116,9 @@ interface TileMath {
      * {@code s[t][sCol + j] = scale * (q[t] . decode(k[kOff + j * dim, +dim)))} for {@code t < rows} (a multiple of
      * 4) and {@code j < keys}: a short tile's scores against one block's run of quantized keys, the block's scale
      * folded into the scores. Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}. {@code
-     * normal}: the block is known to hold only normal FP8 codes ({@link dev.aule.spi.QuantizedKv#keyBlocksNormal}),
-     * so the kernel need not scan them.
+     * abnormal}: FP8, the run's keys that may hold a code which is not a normal number, bit {@code j} for key {@code
+     * j} (the cache's row flags, {@link dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalRows}); 0 for
+     * INT8.
      */
     void scoresByRow(
             float[] q,
@@ -129,15 +130,23 @@ interface TileMath {
             int dim,
             int keys,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] s,
             int sCol);
+
+    /**
+     * The rows among {@code keys} rows of {@code dim} FP8 codes from {@code off} (at most 64) that hold a code which is
+     * not a normal number, as {@link #scoresByRow} and {@link #accumulate(Scratch, int, int, int,
+     * dev.aule.spi.QuantizedKv.Format, byte[], int, int, float, long, float[])} take them, for caches that keep no
+     * row flags. A math whose kernels widen every code the same way may return any bits.
+     */
+    long abnormalRows(dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int dim, int keys);
 
     /**
      * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with value row {@code j} the
      * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities, which may be
      * left multiplied by it: the tile does not read them again); only for {@link #codesInPlace}{@code (dim)}.
-     * {@code normal} as for the scores.
+     * {@code abnormal} as for the scores.
      */
     void accumulate(
             Scratch sc,
@@ -149,7 +158,7 @@ interface TileMath {
             int vOff,
             int dim,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] alpha);
 
     /** {@code x[off, off+n) *= factor}. */

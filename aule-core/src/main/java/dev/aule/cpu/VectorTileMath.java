@@ -100,11 +100,16 @@ final class VectorTileMath implements TileMath {
             int dim,
             int keys,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] s,
             int sCol) {
         dev.aule.cpu.vector.QuantizedProducts.scoresByRow(
-                q, rows, dp, format, k, kOff, dim, keys, scale, normal, s, sCol);
+                q, rows, dp, format, k, kOff, dim, keys, scale, abnormal, s, sCol);
+    }
+
+    @Override
+    public long abnormalRows(dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
+        return dev.aule.cpu.vector.QuantizedProducts.abnormalRows(format, codes, off, dim, keys);
     }
 
     @Override
@@ -118,10 +123,10 @@ final class VectorTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] alpha) {
         dev.aule.cpu.vector.QuantizedProducts.accumulate(
-                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, normal, sc.dvp, sc.o, alpha);
+                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, abnormal, sc.dvp, sc.o, alpha);
     }
 
     @Override

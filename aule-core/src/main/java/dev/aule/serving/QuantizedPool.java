@@ -40,12 +40,17 @@ final class QuantizedPool {
     final float[] keyScales;
     final float[] valueScales;
     /**
-     * FP8: per (KV head, block), whether every code written to the block since its slot 0 was last written is a
-     * normal number ({@link QuantizedKv#keyBlocksNormal}); null for INT8. False in a fresh pool (zero codes).
+     * FP8: per (KV head, block), {@link #flagWords} words with one bit per slot, set when the slot's last written key
+     * row holds a code that is not a normal number ({@link QuantizedKv#keyRowsAbnormal}); null for INT8. All set in a
+     * fresh pool (zero codes). Kept exact, slot by slot, on every write, so the kernels never scan the codes.
      */
-    final boolean[] keyNormal;
+    final long[] keyAbnormal;
 
-    final boolean[] valueNormal;
+    /** The same for the value rows. */
+    final long[] valueAbnormal;
+
+    /** {@link QuantizedKv#flagWords} of the block size. */
+    private final int flagWords;
 
     /**
      * An all-zero pool; {@code keyScale}/{@code valueScale} (FP8 only, already checked: length 1 or {@code
@@ -71,9 +76,14 @@ final class QuantizedPool {
         this.valueCodes = new byte[length("values", numBlocks, blockSize, kvHeads, valueDim)];
         this.keyScales = new float[length("scales", numBlocks, 1, kvHeads, 1)];
         this.valueScales = new float[keyScales.length];
-        this.keyNormal = code == QuantizedKv.Format.INT8 ? null : new boolean[keyScales.length];
-        this.valueNormal = code == QuantizedKv.Format.INT8 ? null : new boolean[keyScales.length];
-        if (code != QuantizedKv.Format.INT8) {
+        this.flagWords = QuantizedKv.flagWords(blockSize);
+        boolean fp8 = code != QuantizedKv.Format.INT8;
+        // At most a sixty-fourth of the key codes' length plus a word per (head, block): fits an int.
+        this.keyAbnormal = fp8 ? new long[keyScales.length * flagWords] : null;
+        this.valueAbnormal = fp8 ? new long[keyScales.length * flagWords] : null;
+        if (fp8) {
+            Arrays.fill(keyAbnormal, -1L);
+            Arrays.fill(valueAbnormal, -1L);
             for (int h = 0; h < kvHeads; h++) {
                 Arrays.fill(keyScales, h * numBlocks, (h + 1) * numBlocks, keyScale[keyScale.length == 1 ? 0 : h]);
                 Arrays.fill(
@@ -151,8 +161,8 @@ final class QuantizedPool {
                 valueScales,
                 tables,
                 lens,
-                keyNormal,
-                valueNormal);
+                keyAbnormal,
+                valueAbnormal);
     }
 
     /**
@@ -191,13 +201,19 @@ final class QuantizedPool {
             }
         } else {
             float scale = scales[at];
-            boolean normal = slot == 0 || (key ? keyNormal : valueNormal)[at];
-            for (int i = 0; i < n * dim; i++) {
-                byte c = code.encode(rows[rowOff + i] / scale);
-                codes[first + i] = c;
-                normal &= code.isNormal(c);
+            long[] flags = key ? keyAbnormal : valueAbnormal;
+            for (int r = 0; r < n; r++) {
+                boolean normal = true;
+                for (int x = 0; x < dim; x++) {
+                    byte c = code.encode(rows[rowOff + r * dim + x] / scale);
+                    codes[first + r * dim + x] = c;
+                    normal &= code.isNormal(c);
+                }
+                int s = slot + r;
+                int word = at * flagWords + (s >>> 6);
+                long bit = 1L << (s & 63);
+                flags[word] = normal ? flags[word] & ~bit : flags[word] | bit;
             }
-            (key ? keyNormal : valueNormal)[at] = normal;
         }
     }
 
@@ -211,9 +227,9 @@ final class QuantizedPool {
                     valueCodes, a * blockSize * valueDim, valueCodes, b * blockSize * valueDim, blockSize * valueDim);
             keyScales[b] = keyScales[a];
             valueScales[b] = valueScales[a];
-            if (keyNormal != null) {
-                keyNormal[b] = keyNormal[a];
-                valueNormal[b] = valueNormal[a];
+            if (keyAbnormal != null) {
+                System.arraycopy(keyAbnormal, a * flagWords, keyAbnormal, b * flagWords, flagWords);
+                System.arraycopy(valueAbnormal, a * flagWords, valueAbnormal, b * flagWords, flagWords);
             }
         }
     }

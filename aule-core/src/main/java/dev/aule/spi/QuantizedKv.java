@@ -31,12 +31,15 @@ import java.util.Objects;
  * @param valueScales value scales, {@code Hkv * numBlocks}, each finite and {@code >= 0}
  * @param blockTables each sequence's block ids, in position order
  * @param contextLens cached tokens of each sequence
- * @param keyBlocksNormal FP8 only, optional (null: unknown): per (KV head, block), indexed as the scales, true when
- *     every key code stored in the block's slots is a normal number (no zero, subnormal, NaN or infinity pattern).
- *     The caches keep it; the cpu kernels then read the block's codes without first scanning them for the patterns
- *     their shorter widening does not take. A caller that sets it for a block holding such a code gets that code
- *     read as another finite number, never an exception or a read outside the arrays.
- * @param valueBlocksNormal the same for the value codes
+ * @param keyRowsAbnormal FP8 only, optional (null: unknown): which key rows may hold a code that is not a normal
+ *     number (a zero, subnormal, NaN or infinity pattern), {@link #flagWords}{@code (blockSize)} words per (KV head,
+ *     block) in the scales' order: bit {@code s % 64} of word {@code (h * numBlocks + n) * flagWords(blockSize) + s /
+ *     64} stands for slot {@code s} of block {@code n} of head {@code h}, set when the slot may hold such a code and
+ *     clear when every code of it is normal. The caches keep it; the cpu kernels then widen each row in the way its
+ *     bit calls for without first scanning the codes. A set bit over a normal row costs only speed; a caller that
+ *     clears the bit of a row holding such a code gets that code read as it is or as another finite number, never
+ *     an exception or a read outside the arrays.
+ * @param valueRowsAbnormal the same for the value rows
  */
 public record QuantizedKv(
         Format format,
@@ -51,8 +54,8 @@ public record QuantizedKv(
         float[] valueScales,
         int[][] blockTables,
         int[] contextLens,
-        boolean[] keyBlocksNormal,
-        boolean[] valueBlocksNormal) {
+        long[] keyRowsAbnormal,
+        long[] valueRowsAbnormal) {
 
     /** How an 8-bit code stands for a number, before its scale multiplies it. */
     public enum Format {
@@ -156,13 +159,24 @@ public record QuantizedKv(
         }
     }
 
+    /**
+     * Words of row flags per (KV head, block) in {@link #keyRowsAbnormal} and {@link #valueRowsAbnormal}: one bit per
+     * slot, 64 to a word.
+     *
+     * @param blockSize tokens per block, {@code >= 1}
+     * @return {@code ceil(blockSize / 64)}
+     */
+    public static int flagWords(int blockSize) {
+        return Math.ceilDiv(blockSize, 64);
+    }
+
     /** Checks nothing but the format; the record is a carrier (see the class comment). */
     public QuantizedKv {
         Objects.requireNonNull(format, "format");
     }
 
     /**
-     * A carrier that says nothing of which blocks hold only normal codes (the kernels scan the codes they read).
+     * A carrier that says nothing of which rows hold only normal codes (the kernels scan the codes they read).
      *
      * @param format how one code stands for a number
      * @param numBlocks blocks in each pool

@@ -18,8 +18,8 @@ public final class QuantizedShapes {
      * @param contextLens the validated copy of the lengths
      * @param keyScales the validated copy of the key scales
      * @param valueScales the validated copy of the value scales
-     * @param keyBlocksNormal a copy of {@link QuantizedKv#keyBlocksNormal}, or null
-     * @param valueBlocksNormal a copy of {@link QuantizedKv#valueBlocksNormal}, or null
+     * @param keyRowsAbnormal a copy of {@link QuantizedKv#keyRowsAbnormal}, or null
+     * @param valueRowsAbnormal a copy of {@link QuantizedKv#valueRowsAbnormal}, or null
      */
     public record QuantizedCall(
             AttentionShape shape,
@@ -27,8 +27,8 @@ public final class QuantizedShapes {
             int[] contextLens,
             float[] keyScales,
             float[] valueScales,
-            boolean[] keyBlocksNormal,
-            boolean[] valueBlocksNormal) {}
+            long[] keyRowsAbnormal,
+            long[] valueRowsAbnormal) {}
 
     /**
      * Checks a quantized call: the rules of {@link ServingShapes#paged} on q, out, lse, the options, the tables
@@ -87,8 +87,9 @@ public final class QuantizedShapes {
         checkLength("valueScales", valueScales.length, (long) kvHeads * numBlocks, "Hkv * numBlocks");
         checkScales("keyScales", keyScales);
         checkScales("valueScales", valueScales);
-        boolean[] keyNormal = normalFlags("keyBlocksNormal", cache.keyBlocksNormal(), cache, kvHeads, numBlocks);
-        boolean[] valueNormal = normalFlags("valueBlocksNormal", cache.valueBlocksNormal(), cache, kvHeads, numBlocks);
+        long[] keyFlags = rowFlags("keyRowsAbnormal", cache.keyRowsAbnormal(), cache, kvHeads, numBlocks, blockSize);
+        long[] valueFlags =
+                rowFlags("valueRowsAbnormal", cache.valueRowsAbnormal(), cache, kvHeads, numBlocks, blockSize);
         TensorChecks.checkAccessible(new NamedTensor("q", q));
         if (q.batch() < 1) {
             throw new IllegalArgumentException("q: batch must be >= 1, got " + q.shapeString());
@@ -139,7 +140,7 @@ public final class QuantizedShapes {
             TensorChecks.checkWritable("lse", lse, inputs);
             TensorChecks.checkNoOverlap("lse", lse, "out", out);
         }
-        return new QuantizedCall(shape, tables, lens, keyScales, valueScales, keyNormal, valueNormal);
+        return new QuantizedCall(shape, tables, lens, keyScales, valueScales, keyFlags, valueFlags);
     }
 
     private static void checkLength(String name, int length, long expected, String rule) {
@@ -149,16 +150,24 @@ public final class QuantizedShapes {
         }
     }
 
-    /** A copy of optional per-(head, block) flags: FP8 only, {@code Hkv * numBlocks} of them; null stays null. */
-    private static boolean[] normalFlags(String name, boolean[] flags, QuantizedKv cache, int kvHeads, int numBlocks) {
+    /**
+     * A copy of optional row flags: FP8 only, {@link QuantizedKv#flagWords} words per (head, block); null stays null.
+     * Any bits are safe to read (see {@link QuantizedKv#keyRowsAbnormal}), so only the length is checked.
+     */
+    private static long[] rowFlags(
+            String name, long[] flags, QuantizedKv cache, int kvHeads, int numBlocks, int blockSize) {
         if (flags == null) {
             return null;
         }
         if (cache.format() == QuantizedKv.Format.INT8) {
             throw new IllegalArgumentException(name + ": given only for FP8 codes, not INT8");
         }
-        boolean[] copy = flags.clone();
-        checkLength(name, copy.length, (long) kvHeads * numBlocks, "Hkv * numBlocks");
+        long[] copy = flags.clone();
+        checkLength(
+                name,
+                copy.length,
+                (long) kvHeads * numBlocks * QuantizedKv.flagWords(blockSize),
+                "Hkv * numBlocks * ceil(blockSize / 64)");
         return copy;
     }
 

@@ -179,13 +179,15 @@ class QuantizedCachePropertyTest {
     }
 
     /**
-     * Every block a call would read that the cache flags as holding only normal FP8 codes does so in the rows the
-     * call reads (the kernels then widen them without scanning).
+     * The cache's row flags are exact over every row a call reads ({@link QuantizedKv#keyRowsAbnormal}): a clear bit
+     * only over a row of normal FP8 codes (the kernels then widen it the short way), and a set bit only over a row
+     * holding another code (else the kernels would take the slow widening for nothing).
      */
     static void assertFlagsHold(QuantizedKv view, String where) {
         if (view.format() == QuantizedKv.Format.INT8) {
             return;
         }
+        int words = QuantizedKv.flagWords(view.blockSize());
         for (int b = 0; b < view.contextLens().length; b++) {
             int[] table = view.blockTables()[b];
             for (int j = 0; j < view.contextLens()[b]; j++) {
@@ -193,47 +195,41 @@ class QuantizedCachePropertyTest {
                 int slot = j % view.blockSize();
                 for (int h = 0; h < view.kvHeads(); h++) {
                     int at = h * view.numBlocks() + block;
-                    checkFlagged(
-                            view.format(),
-                            view.keyBlocksNormal()[at],
+                    int word = at * words + slot / 64;
+                    long bit = 1L << (slot % 64);
+                    checkFlag(
+                            view,
+                            (view.keyRowsAbnormal()[word] & bit) != 0,
                             view.keyCodes(),
                             at,
                             slot,
-                            view,
                             view.headDim(),
-                            where);
-                    checkFlagged(
-                            view.format(),
-                            view.valueBlocksNormal()[at],
+                            where + ", keys");
+                    checkFlag(
+                            view,
+                            (view.valueRowsAbnormal()[word] & bit) != 0,
                             view.valueCodes(),
                             at,
                             slot,
-                            view,
                             view.valueDim(),
-                            where);
+                            where + ", values");
                 }
             }
         }
     }
 
-    private static void checkFlagged(
-            QuantizedKv.Format format,
-            boolean flagged,
-            byte[] codes,
-            int at,
-            int slot,
-            QuantizedKv view,
-            int dim,
-            String where) {
-        if (!flagged) {
-            return;
-        }
+    private static void checkFlag(
+            QuantizedKv view, boolean flagged, byte[] codes, int at, int slot, int dim, String where) {
         int first = (at * view.blockSize() + slot) * dim;
+        boolean normal = true;
         for (int x = 0; x < dim; x++) {
-            if (!format.isNormal(codes[first + x])) {
-                throw new AssertionError(where + ": (head, block) " + at + " is flagged normal but slot " + slot
-                        + " holds code 0x" + Integer.toHexString(codes[first + x] & 0xFF));
-            }
+            normal &= view.format().isNormal(codes[first + x]);
+        }
+        if (flagged == normal) {
+            throw new AssertionError(where + ": (head, block) " + at + " slot " + slot + " is "
+                    + (flagged
+                            ? "flagged although every code is normal"
+                            : "not flagged although a code is not normal"));
         }
     }
 

@@ -15,9 +15,8 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
  * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
- * ({@link ByteWidening#widen}). Unless the cache says a block holds only normal codes, a scan of each key's row
- * ({@link ByteWidening#abnormalKeys}, about three operations
- * per 64 codes) sends the few such rows another way: the score kernel scores every key with the shorter widening and
+ * ({@link ByteWidening#widen}). The caller says which rows are such ({@code abnormal}: the cache's row flags, or else
+ * {@link #abnormalRows}, a scan of about three operations per 64 codes), and the few such rows go another way: the score kernel scores every key with the shorter widening and
  * then those rows again, one at a time with the full widening, in a method of their own; the value kernel runs its
  * keys in segments of one kind, in key order, each in the loop for its widening. A run where over a quarter of the
  * keys need the full widening takes it for every key. Each loop is written once per widening (and the score loop once
@@ -38,10 +37,32 @@ public final class QuantizedProducts {
     }
 
     /**
+     * The rows among {@code keys} rows of {@code dim} FP8 codes from {@code off} (at most 64) that hold a code which
+     * is not a normal number, as the kernels' {@code abnormal} takes them, for caches that keep no row flags: bit
+     * {@code j} for row {@code j}, or every bit where over a quarter of the rows hold one (the scan stops there).
+     *
+     * @param format an FP8 format
+     * @param codes the codes
+     * @param off the first row's first code
+     * @param dim codes per row, rows adjacent
+     * @param keys rows, at most 64
+     * @return the rows' bits
+     */
+    public static long abnormalRows(QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
+        return ByteWidening.abnormalKeys(format, codes, off, dim, keys);
+    }
+
+    /** A run where over a quarter of the keys need the full widening takes it for every key. */
+    private static boolean mostlyAbnormal(long abnormal, int keys) {
+        return 4 * Long.bitCount(abnormal) > keys;
+    }
+
+    /**
      * {@code s[t * KT + sCol + j] = scale * sum_x q[t * dp + x] decode(k[kOff + j * dim + x])} for {@code t <
      * rows} (a multiple of 4), {@code j < keys}, {@code sCol + keys <= KT} (at most 64); {@code dim} a multiple of the
-     * lanes, {@code <= dp}. {@code normal}: every FP8 code of the run is known to be a normal number (the cache says
-     * so), so the run is not scanned.
+     * lanes, {@code <= dp}. {@code abnormal}: FP8, bit {@code j} set when key {@code j} may hold a code that is not a
+     * normal number (bits from {@code keys} up are ignored; any bits are safe: a clear bit over such a code reads it as
+     * another finite number); 0 for INT8.
      */
     public static void scoresByRow(
             float[] q,
@@ -53,16 +74,17 @@ public final class QuantizedProducts {
             int dim,
             int keys,
             float scale,
-            boolean normal,
+            long abnormal,
             float[] s,
             int sCol) {
         if (format == QuantizedKv.Format.INT8) {
             scoresInt8(q, rows, dp, k, kOff, dim, keys, scale, s, sCol);
             return;
         }
-        long abnormal = normal ? 0 : ByteWidening.abnormalKeys(format, k, kOff, dim, keys);
-        if (abnormal == ByteWidening.MOSTLY_ABNORMAL) { // each key once, with the full widening
-            scoresOneByOne(q, rows, dp, format, k, kOff, dim, keys == 64 ? -1L : (1L << keys) - 1, scale, s, sCol);
+        long all = keys == 64 ? -1L : (1L << keys) - 1;
+        abnormal &= all;
+        if (mostlyAbnormal(abnormal, keys)) { // each key once, with the full widening
+            scoresOneByOne(q, rows, dp, format, k, kOff, dim, all, scale, s, sCol);
             return;
         }
         scoresInPairs(
@@ -263,7 +285,7 @@ public final class QuantizedProducts {
      * {@code o[t] = alpha[t] o[t] + sum_j (p[t * KT + pCol + j] * scale) decode(v[vOff + j * dim ..])} over the
      * first {@code dim} floats of each output row ({@code dvp} apart) for {@code t < rows} (a multiple of 4),
      * {@code j < keys}, {@code pCol + keys <= KT} (at most 64); {@code dim} a multiple of the lanes. The probabilities
-     * {@code p} of those rows and keys are left multiplied by {@code scale}. {@code normal} as for the scores.
+     * {@code p} of those rows and keys are left multiplied by {@code scale}. {@code abnormal} as for the scores.
      */
     public static void accumulate(
             float[] p,
@@ -275,7 +297,7 @@ public final class QuantizedProducts {
             int vOff,
             int dim,
             float scale,
-            boolean normal,
+            long abnormal,
             int dvp,
             float[] o,
             float[] alpha) {
@@ -286,12 +308,12 @@ public final class QuantizedProducts {
             }
         }
         boolean int8 = format == QuantizedKv.Format.INT8;
-        long abnormal = int8 || normal ? 0 : ByteWidening.abnormalKeys(format, v, vOff, dim, keys);
+        abnormal = int8 ? 0 : abnormal & (keys == 64 ? -1L : (1L << keys) - 1);
         int shift = ByteWidening.normalShift(format);
         int bias = ByteWidening.normalBias(format);
         if (abnormal == 0) {
             accumulateShort(p, rows, 0, keys, pCol, int8, shift, bias, v, vOff, dim, dvp, o, alpha);
-        } else if (abnormal == ByteWidening.MOSTLY_ABNORMAL) {
+        } else if (mostlyAbnormal(abnormal, keys)) {
             accumulateFull(p, rows, 0, keys, pCol, format, v, vOff, dim, dvp, o, alpha);
         } else {
             // Segments of one kind in key order: o is stored and reloaded between them, exactly, so the sums are the

@@ -52,16 +52,30 @@ class QuantizedProductsTest {
     }
 
     /**
-     * Whether every code of the run is a normal FP8 number: the runs a cache may flag as such, whose kernels then skip
-     * their scan (half of those cases are flagged).
+     * An {@code abnormal} argument for a run of {@code keys} rows: the rows that hold a code which is not a normal FP8
+     * number, as a cache keeps them, or the scan's answer, or those bits with others set as well (a set bit over a
+     * normal row is allowed and costs only speed), or every bit; 0 for INT8.
      */
-    private static boolean allNormal(QuantizedKv.Format format, byte[] codes, int off, int n) {
-        for (int i = off; i < off + n; i++) {
-            if (!format.isNormal(codes[i])) {
-                return false;
+    private static long abnormalArgument(
+            SplittableRandom rnd, QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
+        if (format == QuantizedKv.Format.INT8) {
+            return 0;
+        }
+        long exact = 0;
+        for (int j = 0; j < keys; j++) {
+            for (int x = 0; x < dim; x++) {
+                if (!format.isNormal(codes[off + j * dim + x])) {
+                    exact |= 1L << j;
+                    break;
+                }
             }
         }
-        return format != QuantizedKv.Format.INT8;
+        return switch (rnd.nextInt(4)) {
+            case 0 -> exact;
+            case 1 -> QuantizedProducts.abnormalRows(format, codes, off, dim, keys);
+            case 2 -> exact | rnd.nextLong();
+            default -> -1L;
+        };
     }
 
     /** A normal FP8 code from any byte: the exponent field moved off all zeros and all ones. */
@@ -137,8 +151,8 @@ class QuantizedProductsTest {
                         want[t * dvp + c] = a;
                     }
                 }
-                boolean flagged = allNormal(format, v, vOff, keys * dim) && rnd.nextBoolean();
-                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, flagged, dvp, o, alpha);
+                long abnormal = abnormalArgument(rnd, format, v, vOff, dim, keys);
+                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, abnormal, dvp, o, alpha);
                 for (int t = 0; t < rows; t++) {
                     for (int c = 0; c < dvp; c++) {
                         assertSameFloat(
@@ -170,8 +184,8 @@ class QuantizedProductsTest {
                 float scale = (float) rnd.nextDouble(0.01, 2);
                 int sCol = rnd.nextInt(Math.min(3, KT - keys + 1));
                 float[] s = new float[rows * KT];
-                boolean flagged = allNormal(format, k, kOff, keys * dim) && rnd.nextBoolean();
-                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, flagged, s, sCol);
+                long abnormal = abnormalArgument(rnd, format, k, kOff, dim, keys);
+                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, abnormal, s, sCol);
                 float[] column = new float[L];
                 for (int t = 0; t < rows; t++) {
                     for (int j = 0; j < keys; j++) {
