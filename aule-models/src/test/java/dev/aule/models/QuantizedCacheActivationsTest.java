@@ -37,14 +37,14 @@ class QuantizedCacheActivationsTest {
         assertTrue(ids.length >= 256, "a long text: " + ids.length + " tokens");
         int layers = 6;
         Map<KvFormat, double[]> worst = new EnumMap<>(KvFormat.class); // max abs, relative L2
-        long[] normalBlocks = new long[4]; // E4M3 scale 1, E4M3 from the data, E5M2 scale 1, E5M2 from the data
-        long blocks = 0;
+        long[] normalRows = new long[4]; // E4M3 scale 1, E4M3 from the data, E5M2 scale 1, E5M2 from the data
+        long rowCount = 0;
         for (int layer = 0; layer < layers; layer++) {
             Tensor[] qkv = encoder.attentionInputs(List.of(ids), layer);
             for (int kv = 1; kv <= 2; kv++) {
                 float[] rows = qkv[kv].toFloatArray();
-                blocks += normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E4M3, normalBlocks, 0);
-                normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E5M2, normalBlocks, 2);
+                rowCount += normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E4M3, normalRows, 0);
+                normalShare(rows, qkv[kv], QuantizedKv.Format.FP8_E5M2, normalRows, 2);
             }
             float[] reference = attend(KvFormat.F32, qkv);
             for (KvFormat format : BOUNDS.keySet()) {
@@ -70,13 +70,12 @@ class QuantizedCacheActivationsTest {
                 layers);
         System.out.printf(
                 Locale.ROOT,
-                "FP8 blocks (%d tokens of one head) whose codes are all normal, keys and values: E4M3 %.1f %% at"
+                "FP8 rows (one token of one head) whose codes are all normal, keys and values: E4M3 %.1f %% at"
                         + " a scale of 1, %.1f %% at max |x| / 448; E5M2 %.1f %% at 1, %.1f %% at max |x| / 57344%n",
-                KvCache.QUANT_BLOCK,
-                100.0 * normalBlocks[0] / blocks,
-                100.0 * normalBlocks[1] / blocks,
-                100.0 * normalBlocks[2] / blocks,
-                100.0 * normalBlocks[3] / blocks);
+                100.0 * normalRows[0] / rowCount,
+                100.0 * normalRows[1] / rowCount,
+                100.0 * normalRows[2] / rowCount,
+                100.0 * normalRows[3] / rowCount);
         for (Map.Entry<KvFormat, double[]> e : worst.entrySet()) {
             System.out.printf(
                     Locale.ROOT,
@@ -91,10 +90,10 @@ class QuantizedCacheActivationsTest {
     }
 
     /**
-     * Counts the blocks of {@link KvCache#QUANT_BLOCK} rows of each head of {@code t} ({@code [1, H, S, D]}, its
-     * elements {@code rows}) whose codes in {@code format} are all normal numbers, at a scale of 1 into {@code
-     * counts[at]} and at the tensor's largest magnitude over the format's into {@code counts[at + 1]} (the blocks a
-     * cache flags, whose codes the decode kernels read without a scan); returns the number of blocks.
+     * Counts the rows (one token of one head) of {@code t} ({@code [1, H, S, D]}, its elements {@code rows}) whose
+     * codes in {@code format} are all normal numbers, at a scale of 1 into {@code counts[at]} and at the tensor's
+     * largest magnitude over the format's into {@code counts[at + 1]} (the rows whose flag a cache leaves clear, which
+     * the decode kernels widen the short way); returns the number of rows.
      */
     private static long normalShare(float[] rows, Tensor t, QuantizedKv.Format format, long[] counts, int at) {
         float amax = 0f;
@@ -103,17 +102,14 @@ class QuantizedCacheActivationsTest {
         }
         float[] scales = {1f, amax / format.max()};
         int d = t.headDim();
-        long n = 0;
-        for (int h = 0; h < t.heads(); h++) {
-            for (int s0 = 0; s0 < t.seqLen(); s0 += KvCache.QUANT_BLOCK, n++) {
-                int end = Math.min(t.seqLen(), s0 + KvCache.QUANT_BLOCK);
-                for (int c = 0; c < 2; c++) {
-                    boolean normal = true;
-                    for (int i = (h * t.seqLen() + s0) * d; normal && i < (h * t.seqLen() + end) * d; i++) {
-                        normal = format.isNormal(format.encode(rows[i] / scales[c]));
-                    }
-                    counts[at + c] += normal ? 1 : 0;
+        long n = (long) t.heads() * t.seqLen();
+        for (int r = 0; r < n; r++) {
+            for (int c = 0; c < 2; c++) {
+                boolean normal = true;
+                for (int i = r * d; normal && i < (r + 1) * d; i++) {
+                    normal = format.isNormal(format.encode(rows[i] / scales[c]));
                 }
+                counts[at + c] += normal ? 1 : 0;
             }
         }
         return n;
