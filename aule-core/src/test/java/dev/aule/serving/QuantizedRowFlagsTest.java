@@ -48,6 +48,26 @@ class QuantizedRowFlagsTest {
         return (flags[word] & 1L << (slot % 64)) != 0;
     }
 
+    /** {@code view}'s pool with these tables, lengths and flags (null: none, so the kernels scan). */
+    private static QuantizedKv withFlags(
+            QuantizedKv view, int[][] tables, int[] lens, long[] keyFlags, long[] valueFlags) {
+        return new QuantizedKv(
+                view.format(),
+                view.numBlocks(),
+                view.blockSize(),
+                view.kvHeads(),
+                view.headDim(),
+                view.valueDim(),
+                view.keyCodes(),
+                view.valueCodes(),
+                view.keyScales(),
+                view.valueScales(),
+                tables,
+                lens,
+                keyFlags,
+                valueFlags);
+    }
+
     @Test
     void eachSlotsFlagFollowsItsLastWrittenRow() {
         SplittableRandom rnd = new SplittableRandom(3);
@@ -147,19 +167,7 @@ class QuantizedRowFlagsTest {
                 int[][] tables = {{0, 1, 2, 3, 4, 5}, {5, 4, 1}};
                 int[] lens = {BLOCKS * blockSize, 3 * blockSize - 1};
                 QuantizedKv flagged = pool.view(tables, lens);
-                QuantizedKv unflagged = new QuantizedKv(
-                        flagged.format(),
-                        BLOCKS,
-                        blockSize,
-                        HEADS,
-                        DIM,
-                        DIM,
-                        flagged.keyCodes(),
-                        flagged.valueCodes(),
-                        flagged.keyScales(),
-                        flagged.valueScales(),
-                        tables,
-                        lens);
+                QuantizedKv unflagged = withFlags(flagged, tables, lens, null, null);
                 for (int queries : new int[] {1, 5}) {
                     Tensor q = Tensors.random(rnd, DType.F32, 2, HEADS * 4, queries, DIM);
                     AttentionOptions options =
@@ -189,34 +197,8 @@ class QuantizedRowFlagsTest {
         pool.write(false, 0, 0, 0, rows(rnd, 4, 0f), 0, 4);
         QuantizedKv view = pool.view(new int[][] {{0}}, new int[] {4});
         long[] clear = new long[HEADS * BLOCKS];
-        QuantizedKv lying = new QuantizedKv(
-                view.format(),
-                BLOCKS,
-                4,
-                HEADS,
-                DIM,
-                DIM,
-                view.keyCodes(),
-                view.valueCodes(),
-                view.keyScales(),
-                view.valueScales(),
-                view.blockTables(),
-                view.contextLens(),
-                clear,
-                clear);
-        QuantizedKv unflagged = new QuantizedKv(
-                view.format(),
-                BLOCKS,
-                4,
-                HEADS,
-                DIM,
-                DIM,
-                view.keyCodes(),
-                view.valueCodes(),
-                view.keyScales(),
-                view.valueScales(),
-                view.blockTables(),
-                view.contextLens());
+        QuantizedKv lying = withFlags(view, view.blockTables(), view.contextLens(), clear, clear);
+        QuantizedKv unflagged = withFlags(view, view.blockTables(), view.contextLens(), null, null);
         Tensor q = Tensors.random(rnd, DType.F32, 1, HEADS, 1, DIM);
         AttentionOptions options = AttentionOptions.builder().build();
         CpuBackend cpu = new CpuBackend();
@@ -232,21 +214,9 @@ class QuantizedRowFlagsTest {
     void flagsOfTheWrongLengthOrForInt8AreRefused() {
         QuantizedPool pool = pool(KvFormat.FP8_E4M3, 80);
         QuantizedKv good = pool.view(new int[][] {{0}}, new int[] {1});
-        QuantizedKv shortFlags = new QuantizedKv(
-                good.format(),
-                BLOCKS,
-                80,
-                HEADS,
-                DIM,
-                DIM,
-                good.keyCodes(),
-                good.valueCodes(),
-                good.keyScales(),
-                good.valueScales(),
-                good.blockTables(),
-                good.contextLens(),
-                new long[HEADS * BLOCKS], // blocks of 80 take two words each
-                null);
+        // Blocks of 80 take two words each.
+        QuantizedKv shortFlags =
+                withFlags(good, good.blockTables(), good.contextLens(), new long[HEADS * BLOCKS], null);
         Tensor q = Tensor.allocate(DType.F32, 1, HEADS, 1, DIM);
         Tensor out = Tensor.allocate(DType.F32, 1, HEADS, 1, DIM);
         AttentionOptions options = AttentionOptions.builder().build();
@@ -259,21 +229,8 @@ class QuantizedRowFlagsTest {
                 e.getMessage());
         QuantizedPool int8 = pool(KvFormat.INT8, 4);
         QuantizedKv int8View = int8.view(new int[][] {{0}}, new int[] {1});
-        QuantizedKv int8Flags = new QuantizedKv(
-                int8View.format(),
-                BLOCKS,
-                4,
-                HEADS,
-                DIM,
-                DIM,
-                int8View.keyCodes(),
-                int8View.valueCodes(),
-                int8View.keyScales(),
-                int8View.valueScales(),
-                int8View.blockTables(),
-                int8View.contextLens(),
-                null,
-                new long[HEADS * BLOCKS]);
+        QuantizedKv int8Flags =
+                withFlags(int8View, int8View.blockTables(), int8View.contextLens(), null, new long[HEADS * BLOCKS]);
         e = assertThrows(
                 IllegalArgumentException.class,
                 () -> new CpuBackend().forwardQuantized(q, int8Flags, out, null, options));
