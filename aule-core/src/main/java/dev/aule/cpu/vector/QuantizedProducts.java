@@ -16,13 +16,14 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
  * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
  * ({@link ByteWidening#widen}). The caller says which rows are such ({@code abnormal}: the cache's row flags, or else
- * {@link #abnormalRows}, a scan of about three operations per 64 codes), and the few such rows go another way: the score kernel scores every key with the shorter widening and
- * then those rows again, one at a time with the full widening, in a method of their own; the value kernel runs its
- * keys in segments of one kind, in key order, each in the loop for its widening. A run where over a quarter of the
- * keys need the full widening takes it for every key. Each loop is written once per widening (and the score loop once
- * more for INT8, about a tenth faster than sharing FP8's): with two widenings in one loop, C2 passed its inlining
- * budget and left vector operations out of line, about twice as slow. The choice depends on the codes alone, and
- * either way a score or an output is the same sum in the same order, so the bits do not depend on it.
+ * {@link #abnormalRows}, a scan of about three operations per 64 codes), and the few such rows go another way: the
+ * score kernel scores every key with the shorter widening and then those rows again, one at a time with the full
+ * widening, in a method of their own; the value kernel runs its keys in segments of one kind, in key order, each in the
+ * loop for its widening. A run where over a quarter of the keys need the full widening takes it for every key. Each
+ * loop is written once per widening (and the score loop once more for INT8, about a tenth faster than sharing FP8's):
+ * with two widenings in one loop, C2 passed its inlining budget and left vector operations out of line, about twice as
+ * slow. The choice depends on the codes alone, and either way a score or an output is the same sum in the same order,
+ * so the bits do not depend on it.
  */
 public final class QuantizedProducts {
     private static final VectorSpecies<Float> F = SimdWidth.F;
@@ -50,6 +51,11 @@ public final class QuantizedProducts {
      */
     public static long abnormalRows(QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
         return ByteWidening.abnormalKeys(format, codes, off, dim, keys);
+    }
+
+    /** {@return bits 0 to {@code keys - 1} set, for {@code keys} from 1 to 64} */
+    private static long firstBits(int keys) {
+        return keys == 64 ? -1L : (1L << keys) - 1;
     }
 
     /** A run where over a quarter of the keys need the full widening takes it for every key. */
@@ -81,7 +87,7 @@ public final class QuantizedProducts {
             scoresInt8(q, rows, dp, k, kOff, dim, keys, scale, s, sCol);
             return;
         }
-        long all = keys == 64 ? -1L : (1L << keys) - 1;
+        long all = firstBits(keys);
         abnormal &= all;
         if (mostlyAbnormal(abnormal, keys)) { // each key once, with the full widening
             scoresOneByOne(q, rows, dp, format, k, kOff, dim, all, scale, s, sCol);
@@ -308,7 +314,7 @@ public final class QuantizedProducts {
             }
         }
         boolean int8 = format == QuantizedKv.Format.INT8;
-        abnormal = int8 ? 0 : abnormal & (keys == 64 ? -1L : (1L << keys) - 1);
+        abnormal = int8 ? 0 : abnormal & firstBits(keys);
         int shift = ByteWidening.normalShift(format);
         int bias = ByteWidening.normalBias(format);
         if (abnormal == 0) {
