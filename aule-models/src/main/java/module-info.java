@@ -7,6 +7,8 @@ module dev.aule.models {
     requires transitive dev.aule;
     requires static jdk.incubator.vector;
     requires ai.djl.tokenizers;
+    // The VM's array layout (LineAlignment): HotSpot's diagnostic bean.
+    requires jdk.management;
 
     exports dev.aule.models;
     exports dev.aule.models.onnx;

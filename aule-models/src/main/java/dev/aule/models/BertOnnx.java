@@ -80,6 +80,7 @@ final class BertOnnx {
         float[] type = floats("embeddings.token_type_embeddings.weight", c.typeVocabSize(), h);
         float[] normW = floats("embeddings.LayerNorm.weight", h);
         float[] normB = floats("embeddings.LayerNorm.bias", h);
+        PanelArena arena = PanelArena.forShapes(denseShapes(c));
         List<BertWeights.Layer> layers = new ArrayList<>();
         for (int i = 0; i < c.layers(); i++) {
             float[] q = denseWeight(i, "attention.self.query", h, h);
@@ -96,12 +97,12 @@ final class BertOnnx {
             System.arraycopy(floats(layerName(i, "attention.self.key.bias"), h), 0, qkvBias, h, h);
             System.arraycopy(floats(layerName(i, "attention.self.value.bias"), h), 0, qkvBias, 2 * h, h);
             layers.add(new BertWeights.Layer(
-                    Linear.of(qkv, qkvBias, h, 3 * h),
-                    dense(i, "attention.output.dense", h, h),
+                    new Linear(arena.pack(qkv, h, 3 * h), qkvBias),
+                    dense(arena, i, "attention.output.dense", h, h),
                     floats(layerName(i, "attention.output.LayerNorm.weight"), h),
                     floats(layerName(i, "attention.output.LayerNorm.bias"), h),
-                    dense(i, "intermediate.dense", h, c.intermediate()),
-                    dense(i, "output.dense", c.intermediate(), h),
+                    dense(arena, i, "intermediate.dense", h, c.intermediate()),
+                    dense(arena, i, "output.dense", c.intermediate(), h),
                     floats(layerName(i, "output.LayerNorm.weight"), h),
                     floats(layerName(i, "output.LayerNorm.bias"), h)));
         }
@@ -111,8 +112,22 @@ final class BertOnnx {
         return new BertWeights(c, word, position, type, normW, normB, List.copyOf(layers));
     }
 
-    private Linear dense(int layer, String name, int in, int out) {
-        return Linear.of(denseWeight(layer, name, in, out), floats(layerName(layer, name + ".bias"), out), in, out);
+    /** Every dense layer's weight shape, in the order {@link #weights(BertConfig)} packs them. */
+    private static List<PanelArena.Shape> denseShapes(BertConfig c) {
+        int h = c.hidden();
+        List<PanelArena.Shape> shapes = new ArrayList<>();
+        for (int i = 0; i < c.layers(); i++) {
+            shapes.add(new PanelArena.Shape(h, 3 * h));
+            shapes.add(new PanelArena.Shape(h, h));
+            shapes.add(new PanelArena.Shape(h, c.intermediate()));
+            shapes.add(new PanelArena.Shape(c.intermediate(), h));
+        }
+        return shapes;
+    }
+
+    private Linear dense(PanelArena arena, int layer, String name, int in, int out) {
+        return new Linear(
+                arena.pack(denseWeight(layer, name, in, out), in, out), floats(layerName(layer, name + ".bias"), out));
     }
 
     /**

@@ -32,20 +32,40 @@ final class Gemm {
     private Gemm() {}
 
     /**
-     * {@code w[k][n]} (row-major) as panels: panel {@code p} is {@code [k][PANEL]} at {@code p * k * PANEL}, the
-     * columns past {@code n} of the last panel zero.
+     * A packed {@code [k][n]} weight: panel {@code p} is {@code [k][PANEL]} at {@code offset + p * k * PANEL} in
+     * {@code store}, the columns past {@code n} of the last panel zero.
      */
-    static float[] pack(float[] w, int k, int n) {
+    record Packed(float[] store, int offset, int k, int n) {
+        Packed {
+            if (offset < 0 || offset > store.length - packedLength(k, n)) {
+                throw new IllegalArgumentException("offset: " + offset + " leaves no room for a " + k + " x " + n
+                        + " packed weight in a store of " + store.length);
+            }
+        }
+    }
+
+    /** Floats a packed {@code [k][n]} weight takes: whole panels. */
+    static int packedLength(int k, int n) {
+        return Math.multiplyExact(Math.multiplyExact(panels(n), k), PANEL);
+    }
+
+    /** {@code w[k][n]} (row-major) packed into an array of its own. */
+    static Packed pack(float[] w, int k, int n) {
+        float[] store = new float[packedLength(k, n)];
+        packInto(w, k, n, store, 0);
+        return new Packed(store, 0, k, n);
+    }
+
+    /** {@code w[k][n]} (row-major) packed into {@code store} from {@code offset}, where {@link Packed} finds it. */
+    static void packInto(float[] w, int k, int n, float[] store, int offset) {
         int panels = panels(n);
-        float[] packed = new float[Math.multiplyExact(Math.multiplyExact(panels, k), PANEL)];
         for (int p = 0; p < panels; p++) {
             int c0 = p * PANEL;
             int width = Math.min(PANEL, n - c0);
             for (int x = 0; x < k; x++) {
-                System.arraycopy(w, x * n + c0, packed, (p * k + x) * PANEL, width);
+                System.arraycopy(w, x * n + c0, store, offset + (p * k + x) * PANEL, width);
             }
         }
-        return packed;
     }
 
     static int panels(int n) {
@@ -54,10 +74,10 @@ final class Gemm {
 
     /**
      * {@code c[r][j] = sum_x a[r][x] w[x][j]} for {@code r < rows} (a multiple of 4, the arrays that long),
-     * {@code j < n}.
+     * {@code j < n}, with {@code a}'s rows {@code k} long and {@code c}'s {@code n}.
      */
-    static void multiply(float[] a, int rows, int k, float[] packed, int n, float[] c) {
-        multiply(a, rows, k, packed, n, c, (r0, count, c0, width) -> {});
+    static void multiply(float[] a, int rows, Packed w, float[] c) {
+        multiply(a, rows, w, c, (r0, count, c0, width) -> {});
     }
 
     /**
@@ -69,8 +89,12 @@ final class Gemm {
         void finish(int r0, int rows, int c0, int width);
     }
 
-    /** {@link #multiply(float[], int, int, float[], int, float[])}, then {@code epilogue} on each block written. */
-    static void multiply(float[] a, int rows, int k, float[] packed, int n, float[] c, Epilogue epilogue) {
+    /** {@link #multiply(float[], int, Packed, float[])}, then {@code epilogue} on each block written. */
+    static void multiply(float[] a, int rows, Packed w, float[] c, Epilogue epilogue) {
+        int k = w.k();
+        int n = w.n();
+        float[] packed = w.store();
+        int base = w.offset();
         int rowBlocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
         int panels = panels(n);
         IntStream.range(0, rowBlocks * panels).parallel().forEach(task -> {
@@ -89,14 +113,14 @@ final class Gemm {
                             count,
                             Math.min(K_BLOCK, k - x0),
                             packed,
-                            (p * k + x0) * PANEL,
+                            base + (p * k + x0) * PANEL,
                             c,
                             r0 * n + c0,
                             n,
                             x0 > 0);
                 }
             } else {
-                scalar(a, r0, count, k, packed, p * k * PANEL, c, c0, width, n);
+                scalar(a, r0, count, k, packed, base + p * k * PANEL, c, c0, width, n);
             }
             epilogue.finish(r0, count, c0, width);
         });

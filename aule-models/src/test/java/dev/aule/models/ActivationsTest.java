@@ -60,7 +60,7 @@ class ActivationsTest {
             for (int i = 0; i < a.length; i++) a[i] = (float) random.nextGaussian();
             for (int i = 0; i < w.length; i++) w[i] = (float) random.nextGaussian();
             float[] c = new float[rows * n];
-            Gemm.multiply(a, rows, k, Gemm.pack(w, k, n), n, c);
+            Gemm.multiply(a, rows, Gemm.pack(w, k, n), c);
             for (int r = 0; r < rows; r++) {
                 for (int j = 0; j < n; j++) {
                     double want = 0;
