@@ -21,6 +21,9 @@ module dev.aule {
     // The register-blocked product kernel, for aule-models' dense layers (one GEMM in the project, not two).
     exports dev.aule.cpu.vector to
             dev.aule.models;
+    // The library's one team of CPU threads, for aule-models' dense layers (one pool, not two).
+    exports dev.aule.cpu.workers to
+            dev.aule.models;
     // The float64 oracle, for the vulkan backend's first-use check of its cooperative-matrix kernel.
     exports dev.aule.reference to
             dev.aule.vulkan;

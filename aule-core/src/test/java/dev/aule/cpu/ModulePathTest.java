@@ -24,10 +24,11 @@ class ModulePathTest {
         assertTrue(module.isNamed());
         assertEquals("dev.aule", module.getName());
         assertEquals(module, CpuBackend.class.getModule());
-        // The CPU packages are not exported, but for the kernel package's qualified export to aule-models.
+        // The CPU packages are not exported, but for the kernels' and the threads' qualified exports to aule-models.
         assertTrue(module.getDescriptor().exports().stream()
                 .filter(e -> e.source().startsWith("dev.aule.cpu"))
-                .allMatch(e -> e.source().equals("dev.aule.cpu.vector")
+                .allMatch(e -> java.util.Set.of("dev.aule.cpu.vector", "dev.aule.cpu.workers")
+                                .contains(e.source())
                         && e.targets().equals(java.util.Set.of("dev.aule.models"))));
         assertTrue(((CpuBackend) Backends.get("cpu")).simd());
         assertFalse(Backends.get("reference").description().isBlank());

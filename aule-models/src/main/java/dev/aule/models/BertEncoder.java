@@ -4,6 +4,7 @@ import dev.aule.Attention;
 import dev.aule.AttentionOptions;
 import dev.aule.DType;
 import dev.aule.Tensor;
+import dev.aule.cpu.workers.WorkerTeam;
 import dev.aule.models.onnx.OnnxGraph;
 import dev.aule.models.onnx.OnnxReader;
 
@@ -12,7 +13,6 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.stream.IntStream;
 
 /**
  * A BERT-family encoder in pure Java: embeddings (word, position, token type) and LayerNorm, then per layer fused
@@ -446,10 +446,10 @@ public final class BertEncoder {
         });
     }
 
-    /** Splits {@code [0, rows)} into blocks of 16 rows over the common pool. */
+    /** Splits {@code [0, rows)} into blocks of 16 rows over the library's team of CPU threads. */
     private static void parallelRows(int rows, RowRange body) {
         int blocks = (rows + 15) / 16;
-        IntStream.range(0, blocks).parallel().forEach(b -> body.run(b * 16, Math.min(rows, b * 16 + 16)));
+        WorkerTeam.shared().forEach(blocks, Integer.MAX_VALUE, b -> body.run(b * 16, Math.min(rows, b * 16 + 16)));
     }
 
     @FunctionalInterface

@@ -2,14 +2,13 @@ package dev.aule.models;
 
 import dev.aule.cpu.vector.Products;
 import dev.aule.cpu.vector.SimdWidth;
-
-import java.util.stream.IntStream;
+import dev.aule.cpu.workers.WorkerTeam;
 
 /**
  * {@code c[rows][n] = a[rows][k] w[k][n]} with {@code w} packed once into column panels, on aule-core's register-
  * blocked product ({@link Products#multiply}, 4 rows by one panel of {@link SimdWidth#keyTile()} columns) when the
  * Vector API is in the boot layer, else a scalar loop over the same panels. Row blocks and panels are spread over
- * the common fork-join pool, and each block's product runs in passes over {@link #K_BLOCK} panel rows; each output
+ * the library's team of CPU threads ({@link WorkerTeam#shared()}), and each block's product runs in passes over {@link #K_BLOCK} panel rows; each output
  * element is one sequential sum over {@code k} whatever the split, so results do not depend on the number of
  * threads.
  */
@@ -97,8 +96,8 @@ final class Gemm {
         int base = w.offset();
         int rowBlocks = (rows + ROW_BLOCK - 1) / ROW_BLOCK;
         int panels = panels(n);
-        IntStream.range(0, rowBlocks * panels).parallel().forEach(task -> {
-            // Consecutive tasks (one thread's share of the range) keep one panel of w hot in cache over row blocks.
+        WorkerTeam.shared().forEach(rowBlocks * panels, Integer.MAX_VALUE, task -> {
+            // Consecutive tasks share a panel of w, which stays hot in cache over their row blocks.
             int p = task / rowBlocks;
             int r0 = (task % rowBlocks) * ROW_BLOCK;
             int count = Math.min(ROW_BLOCK, rows - r0);
