@@ -183,6 +183,9 @@ public final class WorkerTeam {
 
     /** The first call with indices left and a free seat, its seat taken; null when there is none. */
     private Job takeSeat() {
+        if (jobs.isEmpty()) { // the idle spin's usual case, without an iterator
+            return null;
+        }
         for (Job job : jobs) {
             if (!job.open()) {
                 continue;
