@@ -203,8 +203,9 @@ final class BenchEmbedCommand extends AuleCommand {
                         .reduce((a, b) -> b.tokens() >= a.tokens() ? b : a)
                         .orElse(null);
                 double[] attention = null;
+                double productsGflops = Double.NaN;
                 double peak;
-                try (ProgressBar bar = progressBar("embed", workloads.size() * 2 + (longest == null ? 0 : 3) + 1)) {
+                try (ProgressBar bar = progressBar("embed", workloads.size() * 2 + (longest == null ? 0 : 4) + 1)) {
                     bar.setExtraMessage("FMA peak");
                     peak = FmaPeak.measure(Math.min(0.5, seconds / 4), 3);
                     bar.step();
@@ -215,6 +216,9 @@ final class BenchEmbedCommand extends AuleCommand {
                     if (longest != null) {
                         bar.setExtraMessage("attention alone");
                         attention = attentionAlone(c, longest.tokens(), bar);
+                        bar.setExtraMessage("dense products alone");
+                        productsGflops = encoder.denseProductsGflops(longest.tokens(), seconds);
+                        bar.step();
                     }
                 }
                 double worst =
@@ -234,6 +238,13 @@ final class BenchEmbedCommand extends AuleCommand {
                 out.println();
                 out.print(table(results, peak).render("  "));
                 if (attention != null) {
+                    out.printf(
+                            Locale.ROOT,
+                            "%nDense products alone at %s (layer 0's four, no bias, activation or residual):"
+                                    + " %.1f GFLOP/s, %.0f %% of the FMA peak%n",
+                            longest.label(),
+                            productsGflops,
+                            100 * productsGflops / peak);
                     printAttention(out, c, longest, results.get(workloads.indexOf(longest)), attention);
                 }
                 List<Path> written = write(results);

@@ -125,6 +125,56 @@ public final class BertEncoder {
     }
 
     /**
+     * For benchmarks: the speed of this encoder's dense products alone, without their bias, activation and residual
+     * sums, at the shapes a pass over {@code tokens} tokens gives them. Runs the first layer's four products over
+     * inputs of ones in turn, repeatedly, for about {@code seconds}, after a warm-up, on the threads a pass uses.
+     *
+     * @param tokens rows of each product, 4 to 65536
+     * @param seconds how long to time, 0.01 to 600
+     * @return GFLOP/s ({@code 2 x tokens x weights} per round over the wall-clock time)
+     * @throws IllegalArgumentException if {@code tokens} or {@code seconds} is out of range
+     */
+    public double denseProductsGflops(int tokens, double seconds) {
+        if (tokens < 4 || tokens > 65536) {
+            throw new IllegalArgumentException("tokens must be in [4, 65536], got " + tokens);
+        }
+        if (!(seconds >= 0.01 && seconds <= 600)) {
+            throw new IllegalArgumentException("seconds must be in [0.01, 600], got " + seconds);
+        }
+        int rows = (tokens + 3) & ~3;
+        BertWeights.Layer layer = weights.layers().get(0);
+        Linear[] products = {layer.qkv(), layer.attentionOutput(), layer.intermediate(), layer.output()};
+        float[][] in = new float[products.length][];
+        float[][] out = new float[products.length][];
+        double flopsPerRound = 0;
+        for (int i = 0; i < products.length; i++) {
+            in[i] = new float[rows * products[i].in()];
+            java.util.Arrays.fill(in[i], 1f);
+            out[i] = new float[rows * products[i].out()];
+            flopsPerRound += 2.0 * rows * products[i].in() * products[i].out();
+        }
+        Runnable round = () -> {
+            for (int i = 0; i < products.length; i++) {
+                Gemm.multiply(in[i], rows, products[i].weight(), out[i]);
+            }
+        };
+        long warmEnd = System.nanoTime() + (long) (Math.min(1.0, seconds / 2) * 1e9);
+        while (System.nanoTime() < warmEnd) {
+            round.run();
+        }
+        long start = System.nanoTime();
+        long end = start + (long) (seconds * 1e9);
+        int rounds = 0;
+        long now;
+        do {
+            round.run();
+            rounds++;
+            now = System.nanoTime();
+        } while (now < end);
+        return rounds * flopsPerRound / ((now - start) * 1e-9) / 1e9;
+    }
+
+    /**
      * {@link #encode(List, List)}, adding the time of each stage of the pass to {@code timings}.
      *
      * @param tokenIds each sequence's ids, as {@link #encode(List, List)} takes them

@@ -59,4 +59,17 @@ class EncoderWorkspaceTest {
             pool.shutdownNow();
         }
     }
+
+    @Test
+    void denseProductsAloneAreTimedAndTheirArgumentsChecked() {
+        BertEncoder encoder = BertEncoder.load(model.onnx());
+        double gflops = encoder.denseProductsGflops(8, 0.02);
+        org.junit.jupiter.api.Assertions.assertTrue(gflops > 0 && Double.isFinite(gflops), "GFLOP/s: " + gflops);
+        IllegalArgumentException tokens = org.junit.jupiter.api.Assertions.assertThrows(
+                IllegalArgumentException.class, () -> encoder.denseProductsGflops(3, 1));
+        org.junit.jupiter.api.Assertions.assertEquals("tokens must be in [4, 65536], got 3", tokens.getMessage());
+        IllegalArgumentException seconds = org.junit.jupiter.api.Assertions.assertThrows(
+                IllegalArgumentException.class, () -> encoder.denseProductsGflops(8, Double.NaN));
+        org.junit.jupiter.api.Assertions.assertEquals("seconds must be in [0.01, 600], got NaN", seconds.getMessage());
+    }
 }
