@@ -266,39 +266,36 @@ public final class WorkerTeam {
      * never breaks the library: it is reported and the cores are used.
      */
     public static Choice chooseThreads(String configured, int cores) {
-        if (configured == null || configured.isBlank()) {
-            return new Choice(cores, null);
-        }
-        try {
-            int threads = Integer.parseInt(configured.trim());
-            if (threads >= 1 && threads <= MAX_THREADS) {
-                return new Choice(threads, null);
-            }
-        } catch (NumberFormatException ignored) {
-            // reported below
-        }
-        return new Choice(
-                cores,
-                THREADS_PROPERTY + " must be an integer in [1, " + MAX_THREADS + "], got '" + configured
-                        + "': using the " + cores + " available processors");
+        return choose(
+                configured, THREADS_PROPERTY, 1, MAX_THREADS, cores, "using the " + cores + " available processors");
     }
 
     /** The spin for a configured {@value #SPIN_PROPERTY} value (null or blank: the default), as {@link #chooseThreads}. */
     public static Choice chooseSpinMicros(String configured) {
+        return choose(
+                configured,
+                SPIN_PROPERTY,
+                0,
+                MAX_SPIN_MICROS,
+                DEFAULT_SPIN_MICROS,
+                "spinning " + DEFAULT_SPIN_MICROS + " µs");
+    }
+
+    /** An integer property in {@code [min, max]}: {@code fallback} when unset, and with a warning when refused. */
+    private static Choice choose(String configured, String property, int min, int max, int fallback, String instead) {
         if (configured == null || configured.isBlank()) {
-            return new Choice(DEFAULT_SPIN_MICROS, null);
+            return new Choice(fallback, null);
         }
         try {
-            int micros = Integer.parseInt(configured.trim());
-            if (micros >= 0 && micros <= MAX_SPIN_MICROS) {
-                return new Choice(micros, null);
+            int value = Integer.parseInt(configured.trim());
+            if (value >= min && value <= max) {
+                return new Choice(value, null);
             }
         } catch (NumberFormatException ignored) {
             // reported below
         }
         return new Choice(
-                DEFAULT_SPIN_MICROS,
-                SPIN_PROPERTY + " must be an integer in [0, " + MAX_SPIN_MICROS + "], got '" + configured
-                        + "': spinning " + DEFAULT_SPIN_MICROS + " µs");
+                fallback,
+                property + " must be an integer in [" + min + ", " + max + "], got '" + configured + "': " + instead);
     }
 }
