@@ -98,7 +98,7 @@ public final class QuantizedProducts {
                 rows,
                 dp,
                 ByteWidening.normalShift(format),
-                ByteWidening.normalBias(format),
+                ByteWidening.normalConstants(format),
                 k,
                 kOff,
                 dim,
@@ -171,7 +171,7 @@ public final class QuantizedProducts {
 
     /**
      * {@link #scoresByRow} of FP8 codes with {@link ByteWidening#widenNormal}'s widening ({@code shift}, {@code
-     * bias}): exact for rows of normal codes; a row holding other patterns gets a finite score that the caller
+     * constants}): exact for rows of normal codes; a row holding other patterns gets a finite score that the caller
      * replaces (the widening turns those codes into normal floats, so no operand is ever a denormal). The loops of
      * {@link #scoresInt8}, with this widening: one loop with both widenings ran INT8 about a tenth slower.
      */
@@ -180,7 +180,7 @@ public final class QuantizedProducts {
             int rows,
             int dp,
             int shift,
-            int bias,
+            int constants,
             byte[] k,
             int kOff,
             int dim,
@@ -207,9 +207,9 @@ public final class QuantizedProducts {
                 FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
                 for (int x = 0; x < dim; x += L) {
                     FloatVector kv = ByteWidening.widenNormal(
-                            ByteVector.fromArray(ByteWidening.B, k, kb + x), false, shift, bias);
+                            ByteVector.fromArray(ByteWidening.B, k, kb + x), false, shift, constants);
                     FloatVector kw = ByteWidening.widenNormal(
-                            ByteVector.fromArray(ByteWidening.B, k, kc + x), false, shift, bias);
+                            ByteVector.fromArray(ByteWidening.B, k, kc + x), false, shift, constants);
                     FloatVector qv = FloatVector.fromArray(F, q, q0 + x);
                     a0 = qv.fma(kv, a0);
                     b0 = qv.fma(kw, b0);
@@ -316,9 +316,9 @@ public final class QuantizedProducts {
         boolean int8 = format == QuantizedKv.Format.INT8;
         abnormal = int8 ? 0 : abnormal & firstBits(keys);
         int shift = ByteWidening.normalShift(format);
-        int bias = ByteWidening.normalBias(format);
+        int constants = ByteWidening.normalConstants(format);
         if (abnormal == 0) {
-            accumulateShort(p, rows, 0, keys, pCol, int8, shift, bias, v, vOff, dim, dvp, o, alpha);
+            accumulateShort(p, rows, 0, keys, pCol, int8, shift, constants, v, vOff, dim, dvp, o, alpha);
         } else if (mostlyAbnormal(abnormal, keys)) {
             accumulateFull(p, rows, 0, keys, pCol, format, v, vOff, dim, dvp, o, alpha);
         } else {
@@ -332,7 +332,7 @@ public final class QuantizedProducts {
                 if (full) {
                     accumulateFull(p, rows, j, end, pCol, format, v, vOff, dim, dvp, o, rescale);
                 } else {
-                    accumulateShort(p, rows, j, end, pCol, int8, shift, bias, v, vOff, dim, dvp, o, rescale);
+                    accumulateShort(p, rows, j, end, pCol, int8, shift, constants, v, vOff, dim, dvp, o, rescale);
                 }
                 rescale = null;
                 j = end;
@@ -352,7 +352,7 @@ public final class QuantizedProducts {
             int pCol,
             boolean int8,
             int shift,
-            int bias,
+            int constants,
             byte[] v,
             int vOff,
             int dim,
@@ -385,10 +385,10 @@ public final class QuantizedProducts {
                 FloatVector a30 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
                 FloatVector a31 = FloatVector.fromArray(F, o, o3 + c + L).mul(al3);
                 for (int j = from, vb = vOff + from * dim + c; j < to; j++, vb += dim) {
-                    FloatVector v0 =
-                            ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, v, vb), int8, shift, bias);
+                    FloatVector v0 = ByteWidening.widenNormal(
+                            ByteVector.fromArray(ByteWidening.B, v, vb), int8, shift, constants);
                     FloatVector v1 = ByteWidening.widenNormal(
-                            ByteVector.fromArray(ByteWidening.B, v, vb + L), int8, shift, bias);
+                            ByteVector.fromArray(ByteWidening.B, v, vb + L), int8, shift, constants);
                     FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
                     a00 = v0.fma(b, a00);
                     a01 = v1.fma(b, a01);
@@ -417,8 +417,8 @@ public final class QuantizedProducts {
                 FloatVector a2 = FloatVector.fromArray(F, o, o2 + c).mul(al2);
                 FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
                 for (int j = from, vb = vOff + from * dim + c; j < to; j++, vb += dim) {
-                    FloatVector v0 =
-                            ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, v, vb), int8, shift, bias);
+                    FloatVector v0 = ByteWidening.widenNormal(
+                            ByteVector.fromArray(ByteWidening.B, v, vb), int8, shift, constants);
                     a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
                     a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
                     a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);

@@ -96,7 +96,7 @@ class ByteWideningTest {
                                 jdk.incubator.vector.ByteVector.fromArray(ByteWidening.B, codes, 0),
                                 format == QuantizedKv.Format.INT8,
                                 ByteWidening.normalShift(format),
-                                ByteWidening.normalBias(format))
+                                ByteWidening.normalConstants(format))
                         .lane(0);
                 assertEquals(
                         Float.floatToRawIntBits(format.decode((byte) code)),
