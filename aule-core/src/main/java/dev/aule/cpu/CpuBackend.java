@@ -203,6 +203,7 @@ public final class CpuBackend implements AttentionBackend {
                     lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
                     new QuantRows(
                             cache.format(),
+                            true,
                             cache.keyCodes(),
                             call.keyScales(),
                             call.keyRowsAbnormal(),
@@ -212,6 +213,7 @@ public final class CpuBackend implements AttentionBackend {
                             cache.headDim()),
                     new QuantRows(
                             cache.format(),
+                            false,
                             cache.valueCodes(),
                             call.valueScales(),
                             call.valueRowsAbnormal(),

@@ -865,17 +865,18 @@ final class FlashForward {
     private void scoresFromCodes(Scratch sc, int n4, int kvHead, int j0, int jn) {
         for (int j = j0, end = j0 + jn; j < end; ) {
             int count = kCodes.runLength(j, end - j);
-            math.scoresByRow(
+            math.scoresByKey(
                     sc.q,
                     n4,
                     dp,
                     kCodes.format(),
                     kCodes.codes(),
                     kCodes.codeOffset(kvHead, j),
+                    kCodes.keyStride(),
                     d,
                     count,
                     kCodes.scale(kvHead, j),
-                    abnormalRows(kCodes, kvHead, j, count),
+                    abnormalKeys(kCodes, kvHead, j, count),
                     sc.s,
                     j - j0);
             j += count;
@@ -883,8 +884,22 @@ final class FlashForward {
     }
 
     /**
-     * The kernels' {@code abnormal} for a run of {@code count} rows of quantized keys or values from {@code j}: the
-     * cache's row flags where it keeps them, else a scan of the run's codes; 0 for INT8.
+     * The score kernel's {@code abnormal} for a run of {@code count} quantized keys from {@code j}: the cache's row
+     * flags where it keeps them, else a scan of the run's codes; 0 for INT8.
+     */
+    private long abnormalKeys(QuantRows keys, int kvHead, int j, int count) {
+        if (keys.format() == dev.aule.spi.QuantizedKv.Format.INT8) {
+            return 0;
+        }
+        return keys.hasRowFlags()
+                ? keys.abnormalRows(kvHead, j, count)
+                : math.abnormalKeys(
+                        keys.format(), keys.codes(), keys.codeOffset(kvHead, j), keys.keyStride(), d, count);
+    }
+
+    /**
+     * The value kernel's {@code abnormal} for a run of {@code count} rows of quantized values from {@code j}, as
+     * {@link #abnormalKeys}.
      */
     private long abnormalRows(QuantRows rows, int kvHead, int j, int count) {
         if (rows.format() == dev.aule.spi.QuantizedKv.Format.INT8) {

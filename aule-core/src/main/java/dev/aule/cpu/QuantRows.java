@@ -4,14 +4,16 @@ import dev.aule.spi.QuantizedKv;
 
 /**
  * The keys (or values) of one sequence of a quantized cache ({@link QuantizedKv}): logical row {@code j} is slot
- * {@code j % blockSize} of block {@code blockTable[j / blockSize]}, 8-bit codes times the (head, block) scale. Rows
- * are dequantized straight from the codes into the kernel's packed scratch a vector at a time ({@link
- * TileMath#dequantize}), never through a widened copy of the cache; there is no in-place view (the kernels'
- * in-place reads are of F32 memory). The table and the scales are the validated copies
+ * {@code j % blockSize} of block {@code blockTable[j / blockSize]}, 8-bit codes times the (head, block) scale, keys
+ * stored element by element ({@link QuantizedKv#keyCode}) and values row by row ({@link QuantizedKv#valueCode}).
+ * Rows are dequantized straight from the codes into the kernel's packed scratch ({@link TileMath#dequantize} for
+ * values, a decode table for keys), never through a widened copy of the cache; there is no in-place view (the
+ * kernels' in-place reads are of F32 memory). The table and the scales are the validated copies
  * ({@link dev.aule.spi.QuantizedShapes}); the batch index is ignored (one sequence).
  */
 final class QuantRows implements KvRows {
     private final QuantizedKv.Format format;
+    private final boolean keys;
     private final byte[] codes;
     private final float[] scales;
     private final long[] rowsAbnormal;
@@ -20,9 +22,13 @@ final class QuantRows implements KvRows {
     private final int numBlocks;
     private final int blockSize;
     private final int dim;
+    /** Keys: each code's value, by its unsigned byte (what {@code format.decode} gives); null for values. */
+    private final float[] decoded;
 
+    /** The keys ({@code keys}: stored element by element) or the values (row by row) of one sequence. */
     QuantRows(
             QuantizedKv.Format format,
+            boolean keys,
             byte[] codes,
             float[] scales,
             long[] rowsAbnormal,
@@ -31,6 +37,7 @@ final class QuantRows implements KvRows {
             int blockSize,
             int dim) {
         this.format = format;
+        this.keys = keys;
         this.codes = codes;
         this.scales = scales;
         this.rowsAbnormal = rowsAbnormal;
@@ -39,6 +46,15 @@ final class QuantRows implements KvRows {
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         this.dim = dim;
+        this.decoded = keys ? decodeTable(format) : null;
+    }
+
+    private static float[] decodeTable(QuantizedKv.Format format) {
+        float[] table = new float[256];
+        for (int c = 0; c < 256; c++) {
+            table[c] = format.decode((byte) c);
+        }
+        return table;
     }
 
     @Override
@@ -52,13 +68,20 @@ final class QuantRows implements KvRows {
         int end = j0 + count;
         int at = dstOffset;
         while (j < end) {
-            int block = blockTable[j / blockSize];
-            int slot = j % blockSize;
-            int n = Math.min(blockSize - slot, end - j);
-            int scaleAt = head * numBlocks + block;
-            // Fits an int: validation checked the codes array holds Hkv * numBlocks * blockSize * dim.
-            int code = (int) (((long) scaleAt * blockSize + slot) * dim);
-            math.dequantize(format, codes, code, dim, n, scales[scaleAt], dst, at, dstStride);
+            int n = runLength(j, end - j);
+            float scale = scale(head, j);
+            int code = codeOffset(head, j);
+            if (keys) {
+                // Element x of the run's keys lies one block size apart from element x - 1: decoded in that order,
+                // the codes read in sequence (a vector widening would have to scatter the floats across rows).
+                for (int x = 0; x < dim; x++) {
+                    for (int r = 0, c = code + x * blockSize, d = at + x; r < n; r++, c++, d += dstStride) {
+                        dst[d] = decoded[codes[c] & 0xFF] * scale;
+                    }
+                }
+            } else {
+                math.dequantize(format, codes, code, dim, n, scale, dst, at, dstStride);
+            }
             j += n;
             at += n * dstStride;
         }
@@ -79,9 +102,19 @@ final class QuantRows implements KvRows {
         return Math.min(blockSize - j % blockSize, max);
     }
 
-    /** Index in {@link #codes()} of logical row {@code j}'s first code in {@code head}. */
+    /**
+     * Index in {@link #codes()} of logical row {@code j}'s first code in {@code head}; a key's next element is
+     * {@link #keyStride()} further on, a value's next.
+     */
     int codeOffset(int head, int j) {
-        return (int) (((long) (head * numBlocks + blockTable[j / blockSize]) * blockSize + j % blockSize) * dim);
+        // Fits an int: validation checked the codes array holds Hkv * numBlocks * blockSize * dim.
+        long at = (long) head * numBlocks + blockTable[j / blockSize];
+        return (int) (keys ? at * blockSize * dim + j % blockSize : (at * blockSize + j % blockSize) * dim);
+    }
+
+    /** {@return codes from one element of a key to the next: the block size} */
+    int keyStride() {
+        return blockSize;
     }
 
     /** {@return whether the cache keeps per-row flags ({@link QuantizedKv#keyRowsAbnormal}); else kernels scan} */

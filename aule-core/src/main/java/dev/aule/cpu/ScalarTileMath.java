@@ -106,13 +106,14 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(
+    public void scoresByKey(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
             int keys,
             float scale,
@@ -123,11 +124,18 @@ final class ScalarTileMath implements TileMath {
             for (int j = 0; j < keys; j++) {
                 float dot = 0f;
                 for (int x = 0; x < dim; x++) {
-                    dot = Math.fma(q[t * dp + x], format.decode(k[kOff + j * dim + x]), dot);
+                    dot = Math.fma(q[t * dp + x], format.decode(k[kOff + x * keyStride + j]), dot);
                 }
                 s[t * KEY_TILE + sCol + j] = dot * scale;
             }
         }
+    }
+
+    /** Every code is decoded the same way here, so nothing needs to be known. */
+    @Override
+    public long abnormalKeys(
+            dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
+        return 0;
     }
 
     /** Every code is decoded the same way here, so nothing needs to be known. */

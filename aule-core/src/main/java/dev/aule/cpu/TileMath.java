@@ -106,27 +106,29 @@ interface TileMath {
             int dstStride);
 
     /**
-     * Whether {@link #scoresByRow(float[], int, int, dev.aule.spi.QuantizedKv.Format, byte[], int, int, int, float,
-     * float[], int)} and the matching {@code accumulate} read rows of {@code dim} codes in place (else the codes
-     * are dequantized into scratch).
+     * Whether {@link #scoresByKey} and the matching {@code accumulate} read keys and rows of {@code dim} codes in
+     * place (else the codes are dequantized into scratch).
      */
     boolean codesInPlace(int dim);
 
     /**
-     * {@code s[t][sCol + j] = scale * (q[t] . decode(k[kOff + j * dim, +dim)))} for {@code t < rows} (a multiple of
-     * 4) and {@code j < keys}: a short tile's scores against one block's run of quantized keys, the block's scale
-     * folded into the scores. Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}. {@code
-     * abnormal}: FP8, the run's keys that may hold a code which is not a normal number, bit {@code j} for key {@code
-     * j} (the cache's row flags, {@link dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalRows}); 0 for
-     * INT8.
+     * {@code s[t][sCol + j] = scale * (q[t] . decode(key j))} for {@code t < rows} (a multiple of 4) and {@code j <
+     * keys}, element {@code x} of key {@code j} the code {@code k[kOff + x * keyStride + j]}: a short tile's scores
+     * against one block's run of quantized keys, stored element by element ({@link
+     * dev.aule.spi.QuantizedKv#keyCode}, {@code keyStride} the block size, {@code keys <= keyStride}), the block's
+     * scale folded into the scores; each sum is {@link Math#fma}'s chain over {@code x} in order, in every math. Query
+     * rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}. {@code abnormal}: FP8, the run's keys that
+     * may hold a code which is not a normal number, bit {@code j} for key {@code j} (the cache's row flags, {@link
+     * dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalKeys}); 0 for INT8.
      */
-    void scoresByRow(
+    void scoresByKey(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
             int keys,
             float scale,
@@ -135,10 +137,17 @@ interface TileMath {
             int sCol);
 
     /**
+     * The keys among {@code keys} FP8 keys stored as {@link #scoresByKey} reads them that hold a code which is not a
+     * normal number, as it takes them, for caches that keep no row flags. A math whose kernels widen every code the
+     * same way may return any bits.
+     */
+    long abnormalKeys(dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys);
+
+    /**
      * The rows among {@code keys} rows of {@code dim} FP8 codes from {@code off} (at most 64) that hold a code which is
-     * not a normal number, as {@link #scoresByRow} and {@link #accumulate(Scratch, int, int, int,
-     * dev.aule.spi.QuantizedKv.Format, byte[], int, int, float, long, float[])} take them, for caches that keep no
-     * row flags. A math whose kernels widen every code the same way may return any bits.
+     * not a normal number, as {@link #accumulate(Scratch, int, int, int, dev.aule.spi.QuantizedKv.Format, byte[], int,
+     * int, float, long, float[])} takes them, for caches that keep no row flags. A math whose kernels widen every code
+     * the same way may return any bits.
      */
     long abnormalRows(dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int dim, int keys);
 

@@ -90,21 +90,28 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByRow(
+    public void scoresByKey(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
             int keys,
             float scale,
             long abnormal,
             float[] s,
             int sCol) {
-        dev.aule.cpu.vector.QuantizedProducts.scoresByRow(
-                q, rows, dp, format, k, kOff, dim, keys, scale, abnormal, s, sCol);
+        dev.aule.cpu.vector.QuantizedProducts.scoresByKey(
+                q, rows, dp, format, k, kOff, keyStride, dim, keys, scale, abnormal, s, sCol);
+    }
+
+    @Override
+    public long abnormalKeys(
+            dev.aule.spi.QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
+        return dev.aule.cpu.vector.QuantizedProducts.abnormalKeys(format, codes, off, keyStride, dim, keys);
     }
 
     @Override

@@ -183,8 +183,8 @@ public final class ReferenceBackend implements AttentionBackend {
             forwardSequence(
                     new SequenceView(
                             q.sequence(b, 0, shape.queryLen()),
-                            dequantize(cache, cache.keyCodes(), call.keyScales(), cache.headDim(), table, len),
-                            dequantize(cache, cache.valueCodes(), call.valueScales(), cache.valueDim(), table, len),
+                            dequantize(cache, true, call.keyScales(), table, len),
+                            dequantize(cache, false, call.valueScales(), table, len),
                             out.sequence(b, 0, shape.queryLen()),
                             lse == null ? null : lse.sequence(b, 0, shape.queryLen()),
                             b),
@@ -192,20 +192,28 @@ public final class ReferenceBackend implements AttentionBackend {
         }
     }
 
-    /** The first {@code len} rows of one sequence of a quantized pool, dequantized into an F32 tensor; null when empty. */
-    private static Tensor dequantize(QuantizedKv cache, byte[] codes, float[] scales, int dim, int[] table, int len) {
+    /**
+     * The first {@code len} keys (or values) of one sequence of a quantized pool, each code found through the
+     * layout's index ({@link QuantizedKv#keyCode}, {@link QuantizedKv#valueCode}), dequantized into an F32 tensor;
+     * null when empty.
+     */
+    private static Tensor dequantize(QuantizedKv cache, boolean keys, float[] scales, int[] table, int len) {
         if (len == 0) {
             return null;
         }
         int blockSize = cache.blockSize();
+        int dim = keys ? cache.headDim() : cache.valueDim();
+        byte[] codes = keys ? cache.keyCodes() : cache.valueCodes();
         Tensor rows = Tensor.allocate(DType.F32, 1, cache.kvHeads(), len, dim);
         float[] row = new float[dim];
         for (int h = 0; h < cache.kvHeads(); h++) {
             for (int j = 0; j < len; j++) {
-                int at = h * cache.numBlocks() + table[j / blockSize];
-                long first = ((long) at * blockSize + j % blockSize) * dim;
+                int block = table[j / blockSize];
+                int slot = j % blockSize;
+                float scale = scales[h * cache.numBlocks() + block];
                 for (int x = 0; x < dim; x++) {
-                    row[x] = cache.format().decode(codes[(int) (first + x)]) * scales[at];
+                    long at = keys ? cache.keyCode(h, block, slot, x) : cache.valueCode(h, block, slot, x);
+                    row[x] = cache.format().decode(codes[(int) at]) * scale;
                 }
                 rows.writeRow(0, h, j, row, 0);
             }

@@ -7,9 +7,10 @@ import dev.aule.spi.QuantizedKv;
 import java.util.Arrays;
 
 /**
- * The storage of a quantized cache: key and value codes, head-major {@code [Hkv][numBlocks][blockSize][dim]} in one
- * {@code byte[]} each, and a float scale per (KV head, block) for each ({@link QuantizedKv}'s layout, so a call
- * hands the arrays to the backend as they are).
+ * The storage of a quantized cache: key codes head-major {@code [Hkv][numBlocks][headDim][blockSize]} (a block's
+ * slots adjacent, element by element, so the decode kernels load one element of consecutive keys as a vector) and
+ * value codes {@code [Hkv][numBlocks][blockSize][valueDim]}, in one {@code byte[]} each, and a float scale per (KV
+ * head, block) for each ({@link QuantizedKv}'s layout, so a call hands the arrays to the backend as they are).
  *
  * <p>Scales. INT8: the scale of a (head, block) is {@code max |x| / 127} over the rows stored in it, 0 while they
  * are all zero; a block's scale is reset when its first slot is written again (a new block, or one truncated to
@@ -175,7 +176,6 @@ final class QuantizedPool {
         byte[] codes = key ? keyCodes : valueCodes;
         float[] scales = key ? keyScales : valueScales;
         int at = head * numBlocks + block;
-        int first = (at * blockSize + slot) * dim; // fits: the array does
         if (code == QuantizedKv.Format.INT8) {
             float max = 0f;
             for (int i = rowOff; i < rowOff + n * dim; i++) {
@@ -186,9 +186,11 @@ final class QuantizedPool {
             if (needed > old) {
                 if (old > 0f) {
                     double ratio = (double) old / needed;
-                    int start = at * blockSize * dim;
-                    for (int i = start; i < first; i++) {
-                        codes[i] = (byte) Math.rint(codes[i] * ratio);
+                    for (int s = 0; s < slot; s++) {
+                        for (int x = 0; x < dim; x++) {
+                            int i = index(key, at, s, x);
+                            codes[i] = (byte) Math.rint(codes[i] * ratio);
+                        }
                     }
                 }
                 scales[at] = needed;
@@ -196,8 +198,11 @@ final class QuantizedPool {
                 scales[at] = needed; // a block written from its start again: no rows of the old contents remain
             }
             float scale = scales[at];
-            for (int i = 0; i < n * dim; i++) {
-                codes[first + i] = scale == 0f ? 0 : code.encode(rows[rowOff + i] / scale);
+            for (int r = 0; r < n; r++) {
+                for (int x = 0; x < dim; x++) {
+                    codes[index(key, at, slot + r, x)] =
+                            scale == 0f ? 0 : code.encode(rows[rowOff + r * dim + x] / scale);
+                }
             }
         } else {
             float scale = scales[at];
@@ -206,7 +211,7 @@ final class QuantizedPool {
                 boolean normal = true;
                 for (int x = 0; x < dim; x++) {
                     byte c = code.encode(rows[rowOff + r * dim + x] / scale);
-                    codes[first + r * dim + x] = c;
+                    codes[index(key, at, slot + r, x)] = c;
                     normal &= code.isNormal(c);
                 }
                 int s = slot + r;
@@ -215,6 +220,15 @@ final class QuantizedPool {
                 flags[word] = normal ? flags[word] & ~bit : flags[word] | bit;
             }
         }
+    }
+
+    /**
+     * Where element {@code x} of slot {@code slot} of (head, block) {@code at} ({@code head * numBlocks + block}) is
+     * in the key or value codes: {@link QuantizedKv#keyCode} and {@link QuantizedKv#valueCode}'s layout. Fits an int:
+     * the arrays do.
+     */
+    private int index(boolean key, int at, int slot, int x) {
+        return key ? (at * headDim + x) * blockSize + slot : (at * blockSize + slot) * valueDim + x;
     }
 
     /** Copies every head's codes and scales of block {@code from} into block {@code to} (copy-on-write). */
@@ -240,9 +254,8 @@ final class QuantizedPool {
         byte[] codes = key ? keyCodes : valueCodes;
         int at = head * numBlocks + block;
         float scale = (key ? keyScales : valueScales)[at];
-        int first = (at * blockSize + slot) * dim;
         for (int x = 0; x < dim; x++) {
-            dst[x] = code.decode(codes[first + x]) * scale;
+            dst[x] = code.decode(codes[index(key, at, slot, x)]) * scale;
         }
     }
 

@@ -9,11 +9,14 @@ import java.util.Objects;
  * {@code kv_cache_dtype} {@code "int8"}/{@code "fp8_e4m3"}/{@code "fp8_e5m2"}, {@code k_scale}, {@code v_scale},
  * {@code block_tables} and {@code context_lens}).
  *
- * <p>Layout, head-major: element {@code x} of slot {@code s} of block {@code n} of KV head {@code h} is code
- * {@code ((h * numBlocks + n) * blockSize + s) * dim + x} of {@code keyCodes} ({@code dim = headDim}) or of
- * {@code valueCodes} ({@code dim = valueDim}); its scale is {@code keyScales[h * numBlocks + n]} (or
- * {@code valueScales}). The stored value is {@link Format#decode}{@code (code) * scale}. A contiguous cache is the
- * case where sequence {@code b}'s blocks are {@code b * blocksPerSequence + i}.
+ * <p>Layout, head-major, each (KV head, block) one run of codes: element {@code x} of the key in slot {@code s} of
+ * block {@code n} of KV head {@code h} is code {@code ((h * numBlocks + n) * headDim + x) * blockSize + s} of {@code
+ * keyCodes} ({@link #keyCode}: a block's keys are stored element by element, the block's slots adjacent, so that one
+ * vector load holds one element of consecutive keys, as vLLM's key cache keeps its block slots inside each group of
+ * head elements), and element {@code x} of the value in that slot is code {@code ((h * numBlocks + n) * blockSize +
+ * s) * valueDim + x} of {@code valueCodes} ({@link #valueCode}: row by row). Their scales are {@code keyScales[h *
+ * numBlocks + n]} and {@code valueScales[h * numBlocks + n]}. The stored value is {@link Format#decode}{@code (code)
+ * * scale}. A contiguous cache is the case where sequence {@code b}'s blocks are {@code b * blocksPerSequence + i}.
  *
  * <p>A plain carrier: it checks nothing and holds the caller's arrays as they are.
  * {@link QuantizedShapes#quantized} validates it and copies the tables, lengths and scales before a backend
@@ -168,6 +171,34 @@ public record QuantizedKv(
      */
     public static int flagWords(int blockSize) {
         return Math.ceilDiv(blockSize, 64);
+    }
+
+    /**
+     * Where element {@code x} of the key in slot {@code slot} of block {@code block} of KV head {@code head} is in
+     * {@link #keyCodes} (the class comment's layout; indices are not checked).
+     *
+     * @param head the KV head
+     * @param block the block
+     * @param slot the slot in the block
+     * @param x the element
+     * @return the code's index
+     */
+    public long keyCode(int head, int block, int slot, int x) {
+        return (((long) head * numBlocks + block) * headDim + x) * blockSize + slot;
+    }
+
+    /**
+     * Where element {@code x} of the value in slot {@code slot} of block {@code block} of KV head {@code head} is in
+     * {@link #valueCodes} (the class comment's layout; indices are not checked).
+     *
+     * @param head the KV head
+     * @param block the block
+     * @param slot the slot in the block
+     * @param x the element
+     * @return the code's index
+     */
+    public long valueCode(int head, int block, int slot, int x) {
+        return (((long) head * numBlocks + block) * blockSize + slot) * valueDim + x;
     }
 
     /** Checks nothing but the format; the record is a carrier (see the class comment). */

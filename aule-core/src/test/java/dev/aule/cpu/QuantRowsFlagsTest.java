@@ -28,6 +28,7 @@ class QuantRowsFlagsTest {
             int[] table = {3, 0, 4, 1};
             QuantRows rows = new QuantRows(
                     QuantizedKv.Format.FP8_E4M3,
+                    true,
                     new byte[heads * numBlocks * blockSize],
                     new float[heads * numBlocks],
                     flags,
@@ -56,7 +57,8 @@ class QuantRowsFlagsTest {
                 }
             }
         }
-        assertFalse(new QuantRows(QuantizedKv.Format.FP8_E5M2, new byte[4], new float[1], null, new int[] {0}, 1, 4, 1)
+        assertFalse(new QuantRows(
+                        QuantizedKv.Format.FP8_E5M2, false, new byte[4], new float[1], null, new int[] {0}, 1, 4, 1)
                 .hasRowFlags());
     }
 }

@@ -197,21 +197,14 @@ class QuantizedCachePropertyTest {
                     int at = h * view.numBlocks() + block;
                     int word = at * words + slot / 64;
                     long bit = 1L << (slot % 64);
-                    checkFlag(
-                            view,
-                            (view.keyRowsAbnormal()[word] & bit) != 0,
-                            view.keyCodes(),
-                            at,
-                            slot,
-                            view.headDim(),
-                            where + ", keys");
+                    checkFlag(view, (view.keyRowsAbnormal()[word] & bit) != 0, true, h, block, slot, where + ", keys");
                     checkFlag(
                             view,
                             (view.valueRowsAbnormal()[word] & bit) != 0,
-                            view.valueCodes(),
-                            at,
+                            false,
+                            h,
+                            block,
                             slot,
-                            view.valueDim(),
                             where + ", values");
                 }
             }
@@ -219,14 +212,16 @@ class QuantizedCachePropertyTest {
     }
 
     private static void checkFlag(
-            QuantizedKv view, boolean flagged, byte[] codes, int at, int slot, int dim, String where) {
-        int first = (at * view.blockSize() + slot) * dim;
+            QuantizedKv view, boolean flagged, boolean key, int head, int block, int slot, String where) {
         boolean normal = true;
-        for (int x = 0; x < dim; x++) {
-            normal &= view.format().isNormal(codes[first + x]);
+        for (int x = 0; x < (key ? view.headDim() : view.valueDim()); x++) {
+            byte code = key
+                    ? view.keyCodes()[(int) view.keyCode(head, block, slot, x)]
+                    : view.valueCodes()[(int) view.valueCode(head, block, slot, x)];
+            normal &= view.format().isNormal(code);
         }
         if (flagged == normal) {
-            throw new AssertionError(where + ": (head, block) " + at + " slot " + slot + " is "
+            throw new AssertionError(where + ": head " + head + " block " + block + " slot " + slot + " is "
                     + (flagged
                             ? "flagged although every code is normal"
                             : "not flagged although a code is not normal"));

@@ -130,9 +130,9 @@ class QuantizedRowFlagsTest {
                     for (int block = 0; block < BLOCKS; block++) {
                         for (int slot = 0; slot < blockSize; slot++) {
                             boolean normal = true;
-                            int first = ((head * BLOCKS + block) * blockSize + slot) * DIM;
-                            for (int x = 0; x < DIM; x++) {
-                                normal &= pool.code.isNormal(pool.keyCodes[first + x]);
+                            for (int x = 0; x < DIM; x++) { // QuantizedKv.keyCode's layout
+                                normal &= pool.code.isNormal(
+                                        pool.keyCodes[((head * BLOCKS + block) * DIM + x) * blockSize + slot]);
                             }
                             assertEquals(
                                     !normal,

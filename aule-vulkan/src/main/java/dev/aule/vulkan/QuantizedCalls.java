@@ -18,9 +18,9 @@ import java.lang.foreign.ValueLayout;
  * widened copy of the cache.
  *
  * <p>Order: {@link QuantizedShapes#quantized} validates the call and copies the tables, lengths and scales; the
- * device's limits are checked; only then is anything allocated, and the kernels read those copies. The codes are
- * uploaded as they are (the cache's memory, read in place on the host too), into buffers rounded up to whole
- * words with zeros.
+ * device's limits are checked; only then is anything allocated, and the kernels read those copies. The value codes
+ * are uploaded as they are (the cache's memory, read in place on the host too) and the key codes row by row ({@link
+ * #keyRows}), into buffers rounded up to whole words with zeros.
  */
 final class QuantizedCalls {
     private QuantizedCalls() {}
@@ -47,7 +47,7 @@ final class QuantizedCalls {
                 AttentionKernels.InputTypes.quantized(q.dtype(), cache.format(), byteViews(device));
         Submission.run(device, (scope, s) -> {
             DeviceBuffer qb = HostCopy.upload(device, scope, s, q);
-            DeviceBuffer kb = codes(device, scope, s, cache.keyCodes());
+            DeviceBuffer kb = codes(device, scope, s, keyRows(cache));
             DeviceBuffer vb = codes(device, scope, s, cache.valueCodes());
             ServingKeys keys = ServingKeys.quantized(
                     device,
@@ -108,6 +108,28 @@ final class QuantizedCalls {
 
     private static long words(int bytes) {
         return Math.max(1, (bytes + 3L) / 4);
+    }
+
+    /**
+     * The key codes row by row, {@code [Hkv][numBlocks][blockSize][D]}, as the kernels read keys (a row's elements in
+     * the words of one load): the host's layout keeps a block's keys element by element ({@link QuantizedKv#keyCode},
+     * for its vector kernels), so the upload reorders them, one pass over the pool beside the copy it makes anyway.
+     */
+    static byte[] keyRows(QuantizedKv cache) {
+        byte[] codes = cache.keyCodes();
+        byte[] rows = new byte[codes.length];
+        int blockSize = cache.blockSize();
+        int d = cache.headDim();
+        int blocks = codes.length / Math.max(1, blockSize * d); // validated: Hkv * numBlocks of them
+        for (int block = 0; block < blocks; block++) {
+            int base = block * blockSize * d;
+            for (int x = 0; x < d; x++) {
+                for (int slot = 0, from = base + x * blockSize, to = base + x; slot < blockSize; slot++, to += d) {
+                    rows[to] = codes[from + slot];
+                }
+            }
+        }
+        return rows;
     }
 
     /** {@code codes} in a buffer of {@code scope} of whole words, the bytes past them zero. */

@@ -76,7 +76,8 @@ int seqKeys;
 #define KADDR(j, d) (INDEXED_ROW(j) * uint(p.D) + uint(d))
 #define VADDR(j, d) (INDEXED_ROW(j) * uint(p.Dv) + uint(d))
 #elif SERVING == 4
-// Quantized (QuantizedKv): 8-bit codes in pools head-major [Hkv][numBlocks][kvBlock][D], read through the block
+// Quantized (QuantizedKv): 8-bit codes in pools head-major [Hkv][numBlocks][kvBlock][D] (the keys reordered row by
+// row on upload: QuantizedCalls.keyRows), read through the block
 // table as in SERVING 2; binding 7 holds the table [B, tableStride], then the key scales [Hkv][numBlocks], then
 // the value scales, as float bits (validated on the host: finite, >= 0). Sizes were checked against the codes'
 // 2^31 elements on the host, so every index below fits an int.

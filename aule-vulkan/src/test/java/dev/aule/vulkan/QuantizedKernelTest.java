@@ -313,9 +313,16 @@ class QuantizedKernelTest {
     private static Tensor dequantizedKeys(QuantizedKv c) {
         int rows = c.numBlocks() * c.blockSize();
         float[] data = new float[c.kvHeads() * rows * c.headDim()];
-        for (int i = 0; i < data.length; i++) {
-            int block = i / (c.blockSize() * c.headDim()); // h * numBlocks + n
-            data[i] = c.format().decode(c.keyCodes()[i]) * c.keyScales()[block];
+        int i = 0;
+        for (int h = 0; h < c.kvHeads(); h++) {
+            for (int n = 0; n < c.numBlocks(); n++) {
+                for (int slot = 0; slot < c.blockSize(); slot++) {
+                    for (int x = 0; x < c.headDim(); x++) {
+                        byte code = c.keyCodes()[(int) c.keyCode(h, n, slot, x)];
+                        data[i++] = c.format().decode(code) * c.keyScales()[h * c.numBlocks() + n];
+                    }
+                }
+            }
         }
         return Tensor.of(data, 1, c.kvHeads(), rows, c.headDim());
     }

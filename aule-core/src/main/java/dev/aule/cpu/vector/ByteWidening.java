@@ -175,6 +175,43 @@ public final class ByteWidening {
     }
 
     /**
+     * {@link #abnormalKeys} of {@code keys} keys stored element by element: element {@code x} of key {@code j} is
+     * {@code codes[off + x * keyStride + j]} ({@code keys <= keyStride}, at most 64). Keys run along the lanes, so
+     * one minimum per lane over the elements, the same test as {@link #abnormalKeys}'s, decides each key; no early
+     * stop (the key score kernel chooses its widening per vector of keys, not per run).
+     */
+    static long abnormalColumns(QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
+        boolean e4m3 = format == QuantizedKv.Format.FP8_E4M3;
+        byte add = (byte) (e4m3 ? 1 : 4);
+        byte keep = (byte) (e4m3 ? 0x7F : 0x7C);
+        byte below = (byte) (e4m3 ? 9 : 8);
+        int step = B.length();
+        ByteVector high = ByteVector.broadcast(B, (byte) 0x7F);
+        // Loads of a vector of keys from each element's first: not past the array's end (the keys there are
+        // scanned one by one).
+        long room = (long) codes.length - off - (long) (dim - 1) * keyStride;
+        int vectorKeys = (int) Math.max(0, Math.min(keys, room - step + 1));
+        long abnormal = 0;
+        int g = 0;
+        for (; g < vectorKeys; g += step) {
+            ByteVector least = high;
+            for (int x = 0, at = off + g; x < dim; x++, at += keyStride) {
+                least = least.min(ByteVector.fromArray(B, codes, at).add(add).and(keep));
+            }
+            abnormal |= least.compare(VectorOperators.LT, below).toLong() << g;
+        }
+        for (int j = g; j < keys; j++) {
+            for (int x = 0; x < dim; x++) {
+                if ((byte) ((codes[off + x * keyStride + j] + add) & keep) < below) {
+                    abnormal |= 1L << j;
+                    break;
+                }
+            }
+        }
+        return keys == 64 ? abnormal : abnormal & ((1L << keys) - 1);
+    }
+
+    /**
      * The first float vector of the bytes, for INT8 codes or for FP8 codes in rows {@link #abnormalKeys} leaves clear: the
      * bits of {@link #widen} for those, in two to four operations instead of ten. FP8: the sign-extended code shifted
      * so that its magnitude lands in binary32's exponent and fraction and its sign in bit 31, the sign's copies

@@ -3,6 +3,7 @@ package dev.aule.cpu.vector;
 import dev.aule.spi.QuantizedKv;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -13,17 +14,19 @@ import jdk.incubator.vector.VectorSpecies;
  * byte load widens to exactly one float vector ({@link #supported()}: 256 and 512 bits) and rows a whole number of
  * vectors long; other shapes dequantize into scratch ({@link ByteWidening}).
  *
+ * <p>Keys are stored element by element ({@link QuantizedKv#keyCode}) and scored with a key in each lane ({@link
+ * #scoresByKey}); values are stored row by row and accumulated a row's vectors at a time ({@link #accumulate}).
+ *
  * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
  * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
  * ({@link ByteWidening#widen}). The caller says which rows are such ({@code abnormal}: the cache's row flags, or else
- * {@link #abnormalRows}, a scan of about three operations per 64 codes), and the few such rows go another way: the
- * score kernel scores every key with the shorter widening and then those rows again, one at a time with the full
- * widening, in a method of their own; the value kernel runs its keys in segments of one kind, in key order, each in the
- * loop for its widening. A run where over a quarter of the keys need the full widening takes it for every key. Each
- * loop is written once per widening (and the score loop once more for INT8, about a tenth faster than sharing FP8's):
- * with two widenings in one loop, C2 passed its inlining budget and left vector operations out of line, about twice as
- * slow. The choice depends on the codes alone, and either way a score or an output is the same sum in the same order,
- * so the bits do not depend on it.
+ * {@link #abnormalKeys} and {@link #abnormalRows}, scans of the codes), and those go another way: the score kernel
+ * takes a vector of keys holding one with the full widening, its other vectors with the shorter; the value kernel runs
+ * its keys in segments of one kind, in key order, each in the loop for its widening (a run where over a quarter of the
+ * keys need the full widening takes it for every key). Each loop is written once per widening (and the score loop
+ * once more for INT8): with two widenings in one loop, C2 passed its inlining budget and left vector operations out of
+ * line, two to seven times slower. The choice depends on the codes alone, and either way a score or an output is the
+ * same sum in the same order, so the bits do not depend on it.
  */
 public final class QuantizedProducts {
     private static final VectorSpecies<Float> F = SimdWidth.F;
@@ -64,118 +67,149 @@ public final class QuantizedProducts {
     }
 
     /**
-     * {@code s[t * KT + sCol + j] = scale * sum_x q[t * dp + x] decode(k[kOff + j * dim + x])} for {@code t <
-     * rows} (a multiple of 4), {@code j < keys}, {@code sCol + keys <= KT} (at most 64); {@code dim} a multiple of the
-     * lanes, {@code <= dp}. {@code abnormal}: FP8, bit {@code j} set when key {@code j} may hold a code that is not a
-     * normal number (bits from {@code keys} up are ignored; any bits are safe: a clear bit over such a code reads it as
-     * another finite number); 0 for INT8.
+     * The keys among {@code keys} keys of {@code dim} FP8 codes stored element by element ({@code codes[off + x *
+     * keyStride + j]} for element {@code x} of key {@code j}, at most 64 keys), that hold a code which is not a normal
+     * number, as {@link #scoresByKey} takes them, for caches that keep no row flags: bit {@code j} for key {@code j}.
+     * One minimum per vector of keys over their elements, as {@link #abnormalRows}'s test.
+     *
+     * @param format an FP8 format
+     * @param codes the codes
+     * @param off key 0's element 0
+     * @param keyStride codes from one element of a key to the next (the block size)
+     * @param dim elements per key
+     * @param keys keys, at most 64 and at most {@code keyStride}
+     * @return the keys' bits
      */
-    public static void scoresByRow(
+    public static long abnormalKeys(
+            QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
+        return ByteWidening.abnormalColumns(format, codes, off, keyStride, dim, keys);
+    }
+
+    /*
+     * The score kernel's layout. A block's key codes are stored element by element (QuantizedKv.keyCode), so one
+     * byte load holds element x of L consecutive keys and widens to one float vector with a key in each lane: the
+     * scores of L keys accumulate lane by lane, sum_x q[x] * k_j[x] one FMA per element, and leave the loop as
+     * one vector per query row, with no reduction across lanes. Against keys stored row by row (a vector along the
+     * elements of one key, four rows' sums folded and extracted lane by lane per key), the loop does the same 32 FMAs
+     * per key at D = 128 with about 35 fewer other operations: 14.1 against 19.5 ns per key for INT8 and 15.5
+     * against 23.4 for FP8 E4M3 (Zen 4, one thread, four query rows, 64 blocks of 32 keys from L2).
+     *
+     * Tile: two vectors of keys (2L) by four query rows, eight accumulators; each broadcast query element feeds two
+     * FMAs and each widened key vector four. Each lane's sum is Math.fma's chain over x from 0 in order, so the
+     * scalar loop (scoresOneByOne, the arrays' last keys and ScalarTileMath) gives the same bits.
+     */
+
+    /**
+     * {@code s[t * KT + sCol + j] = scale * sum_x q[t * dp + x] decode(k[kOff + x * keyStride + j])} for {@code t <
+     * rows} (a multiple of 4), {@code j < keys}, {@code sCol + keys <= KT} (at most 64), {@code keys <= keyStride}:
+     * one block's run of keys stored element by element ({@link QuantizedKv#keyCode}, {@code keyStride} the block
+     * size), each sum a fused multiply-add chain over {@code x} in order. {@code abnormal}: FP8, bit {@code j} set when
+     * key {@code j} may hold a code that is not a normal number (bits from {@code keys} up are ignored; any bits are
+     * safe: a clear bit over such a code reads it as another finite number); 0 for INT8.
+     */
+    public static void scoresByKey(
             float[] q,
             int rows,
             int dp,
             QuantizedKv.Format format,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
             int keys,
             float scale,
             long abnormal,
             float[] s,
             int sCol) {
-        if (format == QuantizedKv.Format.INT8) {
-            scoresInt8(q, rows, dp, k, kOff, dim, keys, scale, s, sCol);
-            return;
-        }
-        long all = firstBits(keys);
-        abnormal &= all;
-        if (mostlyAbnormal(abnormal, keys)) { // each key once, with the full widening
-            scoresOneByOne(q, rows, dp, format, k, kOff, dim, all, scale, s, sCol);
-            return;
-        }
-        scoresInPairs(
-                q,
-                rows,
-                dp,
-                ByteWidening.normalShift(format),
-                ByteWidening.normalConstants(format),
-                k,
-                kOff,
-                dim,
-                keys,
-                scale,
-                s,
-                sCol);
-        if (abnormal != 0) { // scored again, over the shorter widening's finite stand-ins
-            scoresOneByOne(q, rows, dp, format, k, kOff, dim, abnormal, scale, s, sCol);
-        }
-    }
-
-    /**
-     * {@link #scoresByRow} of INT8 codes.
-     */
-    private static void scoresInt8(
-            float[] q, int rows, int dp, byte[] k, int kOff, int dim, int keys, float scale, float[] s, int sCol) {
-        // Scores.scoresByRow's loops over codes (rows dim apart), each key vector converted from its bytes, the
-        // block's scale applied to each sum.
-        // Two keys at a time: 8 independent accumulator chains, each loaded query vector feeding 2 FMAs, and the 4
-        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key scored twice and kept
-        // once. (One key at a time waited on its 4 chains and 4 reductions: about 1.5 times slower from L1; 4 keys at
-        // a time spilled.)
-        int j = 0;
-        int kb = kOff;
-        for (; j < keys; j += 2, kb += 2 * dim) {
-            int kc = j + 1 < keys ? kb + dim : kb; // an odd last key: scored twice, kept once
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-                for (int x = 0; x < dim; x += L) {
-                    FloatVector kv = (FloatVector)
-                            ByteVector.fromArray(ByteWidening.B, k, kb + x).convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector kw = (FloatVector)
-                            ByteVector.fromArray(ByteWidening.B, k, kc + x).convertShape(VectorOperators.B2F, F, 0);
-                    FloatVector qv = FloatVector.fromArray(F, q, q0 + x);
-                    a0 = qv.fma(kv, a0);
-                    b0 = qv.fma(kw, b0);
-                    qv = FloatVector.fromArray(F, q, q1 + x);
-                    a1 = qv.fma(kv, a1);
-                    b1 = qv.fma(kw, b1);
-                    qv = FloatVector.fromArray(F, q, q2 + x);
-                    a2 = qv.fma(kv, a2);
-                    b2 = qv.fma(kw, b2);
-                    qv = FloatVector.fromArray(F, q, q3 + x);
-                    a3 = qv.fma(kv, a3);
-                    b3 = qv.fma(kw, b3);
-                }
-                int s0 = t * KT + sCol + j;
-                FloatVector sa = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sa.lane(Reductions.SUM_A) * scale;
-                s[s0 + KT] = sa.lane(Reductions.SUM_B) * scale;
-                s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C) * scale;
-                s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D) * scale;
-                if (j + 1 < keys) {
-                    int s1 = s0 + 1;
-                    FloatVector sb = Reductions.sums(b0, b1, b2, b3);
-                    s[s1] = sb.lane(Reductions.SUM_A) * scale;
-                    s[s1 + KT] = sb.lane(Reductions.SUM_B) * scale;
-                    s[s1 + 2 * KT] = sb.lane(Reductions.SUM_C) * scale;
-                    s[s1 + 3 * KT] = sb.lane(Reductions.SUM_D) * scale;
+        boolean int8 = format == QuantizedKv.Format.INT8;
+        abnormal = int8 ? 0 : abnormal & firstBits(keys);
+        int shift = ByteWidening.normalShift(format);
+        int constants = ByteWidening.normalConstants(format);
+        // The vector loads read 2L codes from each element's first: past the run's keys (lanes that are not stored)
+        // but not past the array. Keys whose loads would pass its end go through the scalar loop.
+        long room = (long) k.length - kOff - (long) (dim - 1) * keyStride;
+        int vectorKeys = (int) Math.max(0, Math.min(keys, room - 2 * L + 1));
+        int g = 0;
+        for (; g < vectorKeys; g += 2 * L) {
+            int n = Math.min(2 * L, keys - g);
+            if (int8) {
+                scoresInt8(q, rows, dp, k, kOff + g, keyStride, dim, n, scale, s, sCol + g);
+            } else if ((abnormal >>> g & firstBits(n)) == 0) {
+                scoresShort(q, rows, dp, shift, constants, k, kOff + g, keyStride, dim, n, scale, s, sCol + g);
+            } else {
+                // A vector of keys at a time, each with the widening its keys need: a key that needs the full one
+                // costs its L neighbours that widening too, not its 2L.
+                for (int h = g; h < g + n; h += L) {
+                    int m = Math.min(L, g + n - h);
+                    if ((abnormal >>> h & firstBits(m)) == 0) {
+                        scoresShortOne(
+                                q, rows, dp, shift, constants, k, kOff + h, keyStride, dim, m, scale, s, sCol + h);
+                    } else {
+                        scoresFull(q, rows, dp, format, k, kOff + h, keyStride, dim, m, scale, s, sCol + h);
+                    }
                 }
             }
         }
+        if (g < keys) {
+            scoresOneByOne(q, rows, dp, format, k, kOff + g, keyStride, dim, keys - g, scale, s, sCol + g);
+        }
     }
 
     /**
-     * {@link #scoresByRow} of FP8 codes with {@link ByteWidening#widenNormal}'s widening ({@code shift}, {@code
-     * constants}): exact for rows of normal codes; a row holding other patterns gets a finite score that the caller
-     * replaces (the widening turns those codes into normal floats, so no operand is ever a denormal). The loops of
-     * {@link #scoresInt8}, with this widening: one loop with both widenings ran INT8 about a tenth slower.
+     * {@link #scoresByKey} of up to 2L INT8 keys: {@link #scoresShort}'s loop with the codes converted straight to
+     * floats (with the format a branch in one shared loop, C2 compiled it about three times slower once both formats
+     * had run).
      */
-    private static void scoresInPairs(
+    private static void scoresInt8(
+            float[] q,
+            int rows,
+            int dp,
+            byte[] k,
+            int kOff,
+            int keyStride,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol) {
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * dp;
+            int q1 = q0 + dp;
+            int q2 = q1 + dp;
+            int q3 = q2 + dp;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+                FloatVector kv = (FloatVector)
+                        ByteVector.fromArray(ByteWidening.B, k, kb).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector kw = (FloatVector)
+                        ByteVector.fromArray(ByteWidening.B, k, kb + L).convertShape(VectorOperators.B2F, F, 0);
+                FloatVector qb = FloatVector.broadcast(F, q[q0 + x]);
+                a0 = qb.fma(kv, a0);
+                b0 = qb.fma(kw, b0);
+                qb = FloatVector.broadcast(F, q[q1 + x]);
+                a1 = qb.fma(kv, a1);
+                b1 = qb.fma(kw, b1);
+                qb = FloatVector.broadcast(F, q[q2 + x]);
+                a2 = qb.fma(kv, a2);
+                b2 = qb.fma(kw, b2);
+                qb = FloatVector.broadcast(F, q[q3 + x]);
+                a3 = qb.fma(kv, a3);
+                b3 = qb.fma(kw, b3);
+            }
+            int at = t * KT + sCol;
+            storeRow(a0, b0, keys, scale, s, at);
+            storeRow(a1, b1, keys, scale, s, at + KT);
+            storeRow(a2, b2, keys, scale, s, at + 2 * KT);
+            storeRow(a3, b3, keys, scale, s, at + 3 * KT);
+        }
+    }
+
+    /**
+     * {@link #scoresByKey} of up to 2L FP8 keys whose codes are all normal ({@link ByteWidening#widenNormal}); for
+     * other patterns a finite score the caller does not keep. Lanes past {@code keys} are computed and not stored.
+     */
+    private static void scoresShort(
             float[] q,
             int rows,
             int dp,
@@ -183,69 +217,144 @@ public final class QuantizedProducts {
             int constants,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
             int keys,
             float scale,
             float[] s,
             int sCol) {
-        // Scores.scoresByRow's loops over codes (rows dim apart), each key vector widened from its bytes, the
-        // block's scale applied to each sum.
-        // Two keys at a time: 8 independent accumulator chains, each loaded query vector feeding 2 FMAs, and the 4
-        // rows' sums of a key reduced together (Reductions.sums, sum()'s bits); an odd last key scored twice and kept
-        // once. (One key at a time waited on its 4 chains and 4 reductions: about 1.5 times slower from L1; 4 keys at
-        // a time spilled. Pairs taken from a mask of the normal rows instead of in order ran 15 % slower.)
-        int j = 0;
-        int kb = kOff;
-        for (; j < keys; j += 2, kb += 2 * dim) {
-            int kc = j + 1 < keys ? kb + dim : kb; // an odd last key: scored twice, kept once
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-                for (int x = 0; x < dim; x += L) {
-                    FloatVector kv = ByteWidening.widenNormal(
-                            ByteVector.fromArray(ByteWidening.B, k, kb + x), false, shift, constants);
-                    FloatVector kw = ByteWidening.widenNormal(
-                            ByteVector.fromArray(ByteWidening.B, k, kc + x), false, shift, constants);
-                    FloatVector qv = FloatVector.fromArray(F, q, q0 + x);
-                    a0 = qv.fma(kv, a0);
-                    b0 = qv.fma(kw, b0);
-                    qv = FloatVector.fromArray(F, q, q1 + x);
-                    a1 = qv.fma(kv, a1);
-                    b1 = qv.fma(kw, b1);
-                    qv = FloatVector.fromArray(F, q, q2 + x);
-                    a2 = qv.fma(kv, a2);
-                    b2 = qv.fma(kw, b2);
-                    qv = FloatVector.fromArray(F, q, q3 + x);
-                    a3 = qv.fma(kv, a3);
-                    b3 = qv.fma(kw, b3);
-                }
-                int s0 = t * KT + sCol + j;
-                FloatVector sa = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sa.lane(Reductions.SUM_A) * scale;
-                s[s0 + KT] = sa.lane(Reductions.SUM_B) * scale;
-                s[s0 + 2 * KT] = sa.lane(Reductions.SUM_C) * scale;
-                s[s0 + 3 * KT] = sa.lane(Reductions.SUM_D) * scale;
-                if (j + 1 < keys) {
-                    int s1 = s0 + 1;
-                    FloatVector sb = Reductions.sums(b0, b1, b2, b3);
-                    s[s1] = sb.lane(Reductions.SUM_A) * scale;
-                    s[s1 + KT] = sb.lane(Reductions.SUM_B) * scale;
-                    s[s1 + 2 * KT] = sb.lane(Reductions.SUM_C) * scale;
-                    s[s1 + 3 * KT] = sb.lane(Reductions.SUM_D) * scale;
-                }
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * dp;
+            int q1 = q0 + dp;
+            int q2 = q1 + dp;
+            int q3 = q2 + dp;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+                FloatVector kv =
+                        ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, kb), false, shift, constants);
+                FloatVector kw = ByteWidening.widenNormal(
+                        ByteVector.fromArray(ByteWidening.B, k, kb + L), false, shift, constants);
+                FloatVector qb = FloatVector.broadcast(F, q[q0 + x]);
+                a0 = qb.fma(kv, a0);
+                b0 = qb.fma(kw, b0);
+                qb = FloatVector.broadcast(F, q[q1 + x]);
+                a1 = qb.fma(kv, a1);
+                b1 = qb.fma(kw, b1);
+                qb = FloatVector.broadcast(F, q[q2 + x]);
+                a2 = qb.fma(kv, a2);
+                b2 = qb.fma(kw, b2);
+                qb = FloatVector.broadcast(F, q[q3 + x]);
+                a3 = qb.fma(kv, a3);
+                b3 = qb.fma(kw, b3);
             }
+            int at = t * KT + sCol;
+            storeRow(a0, b0, keys, scale, s, at);
+            storeRow(a1, b1, keys, scale, s, at + KT);
+            storeRow(a2, b2, keys, scale, s, at + 2 * KT);
+            storeRow(a3, b3, keys, scale, s, at + 3 * KT);
         }
     }
 
     /**
-     * {@link #scoresByRow} of the keys whose bit is set in {@code keys}, FP8 rows holding zero, subnormal, NaN or
-     * infinity patterns: the full widening, one key at a time (with this widening twice in the two-key loop, C2
-     * reached its inlining node limit, left Reductions.sums and vector operations out of line, and the loop ran 5
-     * times slower).
+     * {@link #scoresByKey} of up to L FP8 keys of any pattern ({@link ByteWidening#widen}), one vector of keys: with
+     * two full widenings in the loop (as {@link #scoresShort}'s two), C2 passed its inlining limits, left vector
+     * operations out of line and ran seven times slower. A normal key's score has the same bits either way.
+     */
+    private static void scoresFull(
+            float[] q,
+            int rows,
+            int dp,
+            QuantizedKv.Format format,
+            byte[] k,
+            int kOff,
+            int keyStride,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol) {
+        VectorMask<Float> lanes = F.indexInRange(0, keys);
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * dp;
+            int q1 = q0 + dp;
+            int q2 = q1 + dp;
+            int q3 = q2 + dp;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+                FloatVector kv = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, k, kb), 0);
+                a0 = FloatVector.broadcast(F, q[q0 + x]).fma(kv, a0);
+                a1 = FloatVector.broadcast(F, q[q1 + x]).fma(kv, a1);
+                a2 = FloatVector.broadcast(F, q[q2 + x]).fma(kv, a2);
+                a3 = FloatVector.broadcast(F, q[q3 + x]).fma(kv, a3);
+            }
+            int at = t * KT + sCol;
+            a0.mul(scale).intoArray(s, at, lanes);
+            a1.mul(scale).intoArray(s, at + KT, lanes);
+            a2.mul(scale).intoArray(s, at + 2 * KT, lanes);
+            a3.mul(scale).intoArray(s, at + 3 * KT, lanes);
+        }
+    }
+
+    /**
+     * {@link #scoresByKey} of up to L FP8 keys whose codes are all normal: {@link #scoresFull}'s loop with {@link
+     * ByteWidening#widenNormal}, for the clean half of a pair whose other half needs the full widening.
+     */
+    private static void scoresShortOne(
+            float[] q,
+            int rows,
+            int dp,
+            int shift,
+            int constants,
+            byte[] k,
+            int kOff,
+            int keyStride,
+            int dim,
+            int keys,
+            float scale,
+            float[] s,
+            int sCol) {
+        VectorMask<Float> lanes = F.indexInRange(0, keys);
+        for (int t = 0; t < rows; t += 4) {
+            int q0 = t * dp;
+            int q1 = q0 + dp;
+            int q2 = q1 + dp;
+            int q3 = q2 + dp;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+                FloatVector kv =
+                        ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, kb), false, shift, constants);
+                a0 = FloatVector.broadcast(F, q[q0 + x]).fma(kv, a0);
+                a1 = FloatVector.broadcast(F, q[q1 + x]).fma(kv, a1);
+                a2 = FloatVector.broadcast(F, q[q2 + x]).fma(kv, a2);
+                a3 = FloatVector.broadcast(F, q[q3 + x]).fma(kv, a3);
+            }
+            int at = t * KT + sCol;
+            a0.mul(scale).intoArray(s, at, lanes);
+            a1.mul(scale).intoArray(s, at + KT, lanes);
+            a2.mul(scale).intoArray(s, at + 2 * KT, lanes);
+            a3.mul(scale).intoArray(s, at + 3 * KT, lanes);
+        }
+    }
+
+    /**
+     * One query row's scores of up to 2L keys ({@code a} the first L, {@code b} the rest) times the scale. Per row,
+     * so that C2 inlines it (a store of all four rows, 370 bytecodes, was not, and the eight vectors passed to it
+     * were boxed: the loop ran ten times slower).
+     */
+    private static void storeRow(FloatVector a, FloatVector b, int keys, float scale, float[] s, int at) {
+        if (keys == 2 * L) {
+            a.mul(scale).intoArray(s, at);
+            b.mul(scale).intoArray(s, at + L);
+        } else { // only the run's keys: the columns after them belong to the next run or to no key
+            a.mul(scale).intoArray(s, at, F.indexInRange(0, keys));
+            b.mul(scale).intoArray(s, at + L, F.indexInRange(L, keys));
+        }
+    }
+
+    /**
+     * {@link #scoresByKey} one key at a time in scalar code, for keys whose vector loads would pass the array's end:
+     * the same chain of fused multiply-adds as a vector lane's, so the same bits.
      */
     private static void scoresOneByOne(
             float[] q,
@@ -254,35 +363,19 @@ public final class QuantizedProducts {
             QuantizedKv.Format format,
             byte[] k,
             int kOff,
+            int keyStride,
             int dim,
-            long keys,
+            int keys,
             float scale,
             float[] s,
             int sCol) {
-        int end = 64 - Long.numberOfLeadingZeros(keys);
-        for (int j = 0, kb = kOff; j < end; j++, kb += dim) { // in order, which ran faster than bit by bit
-            if ((keys >>> j & 1) == 0) {
-                continue;
-            }
-            for (int t = 0; t < rows; t += 4) {
-                int q0 = t * dp;
-                int q1 = q0 + dp;
-                int q2 = q1 + dp;
-                int q3 = q2 + dp;
-                FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-                for (int x = 0; x < dim; x += L) {
-                    FloatVector kv = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, k, kb + x), 0);
-                    a0 = FloatVector.fromArray(F, q, q0 + x).fma(kv, a0);
-                    a1 = FloatVector.fromArray(F, q, q1 + x).fma(kv, a1);
-                    a2 = FloatVector.fromArray(F, q, q2 + x).fma(kv, a2);
-                    a3 = FloatVector.fromArray(F, q, q3 + x).fma(kv, a3);
+        for (int t = 0; t < rows; t++) {
+            for (int j = 0; j < keys; j++) {
+                float dot = 0f;
+                for (int x = 0; x < dim; x++) {
+                    dot = Math.fma(q[t * dp + x], format.decode(k[kOff + x * keyStride + j]), dot);
                 }
-                int s0 = t * KT + sCol + j;
-                FloatVector sums = Reductions.sums(a0, a1, a2, a3);
-                s[s0] = sums.lane(Reductions.SUM_A) * scale;
-                s[s0 + KT] = sums.lane(Reductions.SUM_B) * scale;
-                s[s0 + 2 * KT] = sums.lane(Reductions.SUM_C) * scale;
-                s[s0 + 3 * KT] = sums.lane(Reductions.SUM_D) * scale;
+                s[t * KT + sCol + j] = dot * scale;
             }
         }
     }

@@ -1,7 +1,6 @@
 package dev.aule.cpu.vector;
 
 import dev.aule.spi.QuantizedKv;
-import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -13,7 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The quantized decode kernels at this JVM's width (the 256- and 128-bit executions run them again), bit for bit
- * against the decoded codes: the score kernel a horizontal sum per score, the value kernel one FMA per key and
+ * against the decoded codes: the score kernel one FMA chain per score over keys stored element by element, its scan
+ * exact, the value kernel one FMA per key and
  * column, whatever the number of keys, with FP8 runs that hold NaN or infinity patterns and runs that do not, and
  * nothing written outside the kernel's columns.
  */
@@ -165,42 +165,69 @@ class QuantizedProductsTest {
         }
     }
 
+    /** The keys among {@code keys} stored element by element that hold a code which is not a normal FP8 number. */
+    private static long abnormalColumns(
+            QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
+        long exact = 0;
+        for (int j = 0; j < keys; j++) {
+            for (int x = 0; x < dim; x++) {
+                if (!format.isNormal(codes[off + x * keyStride + j])) {
+                    exact |= 1L << j;
+                    break;
+                }
+            }
+        }
+        return exact;
+    }
+
     @Test
-    void scoresEqualOneHorizontalSumPerScore() {
+    void scoresEqualOneFmaChainPerScore() {
         Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
         SplittableRandom rnd = new SplittableRandom(11);
         for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
             for (int keys : keyCounts(2 * L + 3)) {
-                int dim = L * (1 + rnd.nextInt(8));
+                int dim = rnd.nextInt(3) == 0 ? 1 + rnd.nextInt(70) : L * (1 + rnd.nextInt(8));
                 int rows = 4 * (1 + rnd.nextInt(2));
-                int dp = dim + L * rnd.nextInt(2);
+                int dp = dim + rnd.nextInt(L + 1);
                 float[] q = new float[rows * dp];
                 for (int i = 0; i < q.length; i++) {
                     q[i] = (float) rnd.nextGaussian();
                 }
+                int keyStride = Math.max(1, keys + rnd.nextInt(4) * (rnd.nextBoolean() ? 1 : 9));
                 int kOff = rnd.nextInt(5);
-                byte[] k = new byte[kOff + keys * dim + 3];
+                // The run's last element ends the array (the vector loads must not read past it), or does not.
+                int past = new int[] {0, 0, 3, 2 * L + 1}[rnd.nextInt(4)];
+                byte[] k = new byte[kOff + (dim - 1) * keyStride + keys + past];
                 fillCodes(rnd, format, k);
                 float scale = (float) rnd.nextDouble(0.01, 2);
                 int sCol = rnd.nextInt(Math.min(3, KT - keys + 1));
                 float[] s = new float[rows * KT];
-                long abnormal = abnormalArgument(rnd, format, k, kOff, dim, keys);
-                QuantizedProducts.scoresByRow(q, rows, dp, format, k, kOff, dim, keys, scale, abnormal, s, sCol);
-                float[] column = new float[L];
+                long exact =
+                        format == QuantizedKv.Format.INT8 ? 0 : abnormalColumns(format, k, kOff, keyStride, dim, keys);
+                if (format != QuantizedKv.Format.INT8) {
+                    assertEquals(
+                            exact,
+                            QuantizedProducts.abnormalKeys(format, k, kOff, keyStride, dim, keys),
+                            format + ", " + keys + " keys, dim " + dim + ": the scan");
+                }
+                long abnormal = switch (format == QuantizedKv.Format.INT8 ? 0 : rnd.nextInt(3)) {
+                    case 0 -> exact;
+                    case 1 -> exact | rnd.nextLong();
+                    default -> -1L;
+                };
+                QuantizedProducts.scoresByKey(
+                        q, rows, dp, format, k, kOff, keyStride, dim, keys, scale, abnormal, s, sCol);
                 for (int t = 0; t < rows; t++) {
                     for (int j = 0; j < keys; j++) {
-                        FloatVector acc = FloatVector.zero(F);
-                        for (int x = 0; x < dim; x += L) {
-                            for (int i = 0; i < L; i++) {
-                                column[i] = format.decode(k[kOff + j * dim + x + i]);
-                            }
-                            acc = FloatVector.fromArray(F, q, t * dp + x).fma(FloatVector.fromArray(F, column, 0), acc);
+                        float dot = 0f;
+                        for (int x = 0; x < dim; x++) {
+                            dot = Math.fma(q[t * dp + x], format.decode(k[kOff + x * keyStride + j]), dot);
                         }
-                        float want = Reductions.sum(acc) * scale;
                         assertSameFloat(
-                                want,
+                                dot * scale,
                                 s[t * KT + sCol + j],
-                                format + ", " + keys + " keys, dim " + dim + ": row " + t + ", key " + j);
+                                format + ", " + keys + " keys, dim " + dim + ", stride " + keyStride + ": row " + t
+                                        + ", key " + j);
                     }
                 }
                 for (int t = 0; t < rows; t++) {
