@@ -861,26 +861,36 @@ final class FlashForward {
         }
     }
 
-    /** A short tile's scores against quantized keys {@code [j0, j0 + jn)} read in place, one block's run at a time. */
+    /**
+     * A short tile's scores against quantized keys {@code [j0, j0 + jn)} read in place: the tile's runs (one block's
+     * keys each) with their offsets, scales and flags gathered first, then one kernel call over all of them.
+     */
     private void scoresFromCodes(Scratch sc, int n4, int kvHead, int j0, int jn) {
-        for (int j = j0, end = j0 + jn; j < end; ) {
+        int runs = 0;
+        long abnormal = 0;
+        for (int j = j0, end = j0 + jn; j < end; runs++) {
             int count = kCodes.runLength(j, end - j);
-            math.scoresByKey(
-                    sc.q,
-                    n4,
-                    dp,
-                    kCodes.format(),
-                    kCodes.codes(),
-                    kCodes.codeOffset(kvHead, j),
-                    kCodes.keyStride(),
-                    d,
-                    count,
-                    kCodes.scale(kvHead, j),
-                    abnormalKeys(kCodes, kvHead, j, count),
-                    sc.s,
-                    j - j0);
+            sc.runOffsets[runs] = kCodes.codeOffset(kvHead, j);
+            sc.runKeys[runs] = count;
+            sc.runScales[runs] = kCodes.scale(kvHead, j);
+            abnormal |= abnormalKeys(kCodes, kvHead, j, count) << (j - j0);
             j += count;
         }
+        math.quantizedScores(
+                sc.q,
+                n4,
+                dp,
+                kCodes.format(),
+                kCodes.codes(),
+                kCodes.keyStride(),
+                d,
+                runs,
+                sc.runOffsets,
+                sc.runKeys,
+                sc.runScales,
+                abnormal,
+                sc.s,
+                0);
     }
 
     /**

@@ -106,27 +106,30 @@ final class ScalarTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByKey(
+    public void quantizedScores(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
-            int kOff,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            int runs,
+            int[] runOffsets,
+            int[] runKeys,
+            float[] runScales,
             long abnormal,
             float[] s,
             int sCol) {
-        for (int t = 0; t < rows; t++) {
-            for (int j = 0; j < keys; j++) {
-                float dot = 0f;
-                for (int x = 0; x < dim; x++) {
-                    dot = Math.fma(q[t * dp + x], format.decode(k[kOff + x * keyStride + j]), dot);
+        for (int r = 0, col = sCol; r < runs; col += runKeys[r], r++) {
+            for (int t = 0; t < rows; t++) {
+                for (int j = 0; j < runKeys[r]; j++) {
+                    float dot = 0f;
+                    for (int x = 0; x < dim; x++) {
+                        dot = Math.fma(q[t * dp + x], format.decode(k[runOffsets[r] + x * keyStride + j]), dot);
+                    }
+                    s[t * KEY_TILE + col + j] = dot * runScales[r];
                 }
-                s[t * KEY_TILE + sCol + j] = dot * scale;
             }
         }
     }

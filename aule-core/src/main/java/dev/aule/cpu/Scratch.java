@@ -28,6 +28,9 @@ final class Scratch {
     boolean overflow; // a raw score of the tile's fast sweep was not finite where a softcap would hide it
     float[] ones = new float[0]; // alphas of 1: a block's later runs of in-place values (no rescale)
     int[] qRow = new int[0]; // query index of each tile row
+    int[] runOffsets = new int[0]; // a short tile's runs of quantized keys (TileMath.quantizedScores): first codes
+    int[] runKeys = new int[0]; // their key counts
+    float[] runScales = new float[0]; // their blocks' scales
     int[] qHead = new int[0]; // query head of each tile row
     int[] first = new int[0]; // first visible key of each tile row
     int[] last = new int[0]; // last visible key of each tile row
@@ -82,6 +85,11 @@ final class Scratch {
         m = grow(m, tileRows);
         l = grow(l, tileRows);
         alpha = grow(alpha, tileRows);
+        runScales = grow(runScales, keyTile);
+        if (runOffsets.length < keyTile) {
+            runOffsets = new int[keyTile];
+            runKeys = new int[keyTile];
+        }
         if (ones.length < tileRows) {
             ones = new float[tileRows];
             Arrays.fill(ones, 1f);

@@ -106,38 +106,42 @@ interface TileMath {
             int dstStride);
 
     /**
-     * Whether {@link #scoresByKey} and the matching {@code accumulate} read keys and rows of {@code dim} codes in
+     * Whether {@link #quantizedScores} and the matching {@code accumulate} read keys and rows of {@code dim} codes in
      * place (else the codes are dequantized into scratch).
      */
     boolean codesInPlace(int dim);
 
     /**
-     * {@code s[t][sCol + j] = scale * (q[t] . decode(key j))} for {@code t < rows} (a multiple of 4) and {@code j <
-     * keys}, element {@code x} of key {@code j} the code {@code k[kOff + x * keyStride + j]}: a short tile's scores
-     * against one block's run of quantized keys, stored element by element ({@link
-     * dev.aule.spi.QuantizedKv#keyCode}, {@code keyStride} the block size, {@code keys <= keyStride}), the block's
-     * scale folded into the scores; each sum is {@link Math#fma}'s chain over {@code x} in order, in every math. Query
-     * rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}. {@code abnormal}: FP8, the run's keys that
-     * may hold a code which is not a normal number, bit {@code j} for key {@code j} (the cache's row flags, {@link
-     * dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalKeys}); 0 for INT8.
+     * A short tile's scores against quantized keys stored element by element ({@link
+     * dev.aule.spi.QuantizedKv#keyCode}), given as {@code runs} runs of consecutive keys of one block each: run
+     * {@code r} holds {@code runKeys[r]} keys, element {@code x} of its key {@code i} the code {@code
+     * k[runOffsets[r] + x * keyStride + i]} ({@code keyStride} the block size), scale {@code runScales[r]}, and the
+     * runs' keys fill the tile's columns in order from {@code sCol}: {@code s[t][c] = scale * (q[t] . decode(key))}
+     * for {@code t < rows} (a multiple of 4), each sum {@link Math#fma}'s chain over {@code x} in order in every math.
+     * Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}; at most 64 keys in all. {@code
+     * abnormal}: FP8, bit {@code c - sCol} set when the key of column {@code c} may hold a code which is not a normal
+     * number (the cache's row flags, {@link dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalKeys}); 0
+     * for INT8. Given all at once so that the kernel can pair vectors of keys from different blocks.
      */
-    void scoresByKey(
+    void quantizedScores(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
-            int kOff,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            int runs,
+            int[] runOffsets,
+            int[] runKeys,
+            float[] runScales,
             long abnormal,
             float[] s,
             int sCol);
 
     /**
-     * The keys among {@code keys} FP8 keys stored as {@link #scoresByKey} reads them that hold a code which is not a
+     * The keys among {@code keys} FP8 keys of one block's run, stored as {@link #quantizedScores} reads them, that hold
+     * a code which is not a
      * normal number, as it takes them, for caches that keep no row flags. A math whose kernels widen every code the
      * same way may return any bits.
      */

@@ -90,22 +90,23 @@ final class VectorTileMath implements TileMath {
     }
 
     @Override
-    public void scoresByKey(
+    public void quantizedScores(
             float[] q,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
             byte[] k,
-            int kOff,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            int runs,
+            int[] runOffsets,
+            int[] runKeys,
+            float[] runScales,
             long abnormal,
             float[] s,
             int sCol) {
-        dev.aule.cpu.vector.QuantizedProducts.scoresByKey(
-                q, rows, dp, format, k, kOff, keyStride, dim, keys, scale, abnormal, s, sCol);
+        dev.aule.cpu.vector.QuantizedProducts.scores(
+                q, rows, dp, format, k, keyStride, dim, runs, runOffsets, runKeys, runScales, abnormal, s, sCol);
     }
 
     @Override

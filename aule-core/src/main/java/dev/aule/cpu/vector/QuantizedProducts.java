@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * vectors long; other shapes dequantize into scratch ({@link ByteWidening}).
  *
  * <p>Keys are stored element by element ({@link QuantizedKv#keyCode}) and scored with a key in each lane ({@link
- * #scoresByKey}); values are stored row by row and accumulated a row's vectors at a time ({@link #accumulate}).
+ * #scores}); values are stored row by row and accumulated a row's vectors at a time ({@link #accumulate}).
  *
  * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
  * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
@@ -69,7 +69,7 @@ public final class QuantizedProducts {
     /**
      * The keys among {@code keys} keys of {@code dim} FP8 codes stored element by element ({@code codes[off + x *
      * keyStride + j]} for element {@code x} of key {@code j}, at most 64 keys), that hold a code which is not a normal
-     * number, as {@link #scoresByKey} takes them, for caches that keep no row flags: bit {@code j} for key {@code j}.
+     * number, as {@link #scores} takes them, for caches that keep no row flags: bit {@code j} for key {@code j}.
      * One minimum per vector of keys over their elements, as {@link #abnormalRows}'s test.
      *
      * @param format an FP8 format
@@ -95,83 +95,119 @@ public final class QuantizedProducts {
      * against 23.4 for FP8 E4M3 (Zen 4, one thread, four query rows, 64 blocks of 32 keys from L2).
      *
      * Tile: two vectors of keys (2L) by four query rows, eight accumulators; each broadcast query element feeds two
-     * FMAs and each widened key vector four. Each lane's sum is Math.fma's chain over x from 0 in order, so the
-     * scalar loop (scoresOneByOne, the arrays' last keys and ScalarTileMath) gives the same bits.
+     * FMAs and each widened key vector four. One vector at a time (four accumulators, a broadcast per FMA) ran at
+     * 22 ns per key against 15.6 for FP8, so the kernel pairs whole vectors of keys wherever they come from: the
+     * two halves of a block of 2L keys, or two blocks of L (vLLM's and `aule bench serve`'s 16 at 512 bits). A
+     * vector a run leaves part-filled, or one holding an FP8 key that needs the full widening, goes alone. Each
+     * lane's sum is Math.fma's chain over x from 0 in order, so the scalar loop (scoresOneByOne, for keys whose
+     * loads would pass the array's end, and ScalarTileMath) gives the same bits, and so does any pairing.
+     *
+     * The pair loops store whole vectors and the single ones through a mask made once per call: a masked store
+     * beside the plain one in the pair loop passed C2's NodeCountInliningCutoff and boxed the accumulators (ten
+     * times slower).
      */
 
     /**
-     * {@code s[t * KT + sCol + j] = scale * sum_x q[t * dp + x] decode(k[kOff + x * keyStride + j])} for {@code t <
-     * rows} (a multiple of 4), {@code j < keys}, {@code sCol + keys <= KT} (at most 64), {@code keys <= keyStride}:
-     * one block's run of keys stored element by element ({@link QuantizedKv#keyCode}, {@code keyStride} the block
-     * size), each sum a fused multiply-add chain over {@code x} in order. {@code abnormal}: FP8, bit {@code j} set when
-     * key {@code j} may hold a code that is not a normal number (bits from {@code keys} up are ignored; any bits are
-     * safe: a clear bit over such a code reads it as another finite number); 0 for INT8.
+     * The scores of a short tile's quantized keys, run by run ({@code TileMath.quantizedScores}'s contract): run
+     * {@code r}'s {@code runKeys[r]} keys (at most {@code keyStride}) start at code {@code runOffsets[r]}, element
+     * {@code x} of key {@code i} at {@code runOffsets[r] + x * keyStride + i}, its scale {@code runScales[r]}; the
+     * runs fill columns {@code sCol ..} of each score row in order, at most 64 in all; {@code rows} a multiple of 4.
+     * {@code abnormal}: FP8, bit {@code c - sCol} set when the key of column {@code c} may hold a code that is not a
+     * normal number (any bits are safe: a clear bit over such a code reads it as another finite number); 0 for INT8.
      */
-    public static void scoresByKey(
+    public static void scores(
             float[] q,
             int rows,
             int dp,
             QuantizedKv.Format format,
             byte[] k,
-            int kOff,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            int runs,
+            int[] runOffsets,
+            int[] runKeys,
+            float[] runScales,
             long abnormal,
             float[] s,
             int sCol) {
         boolean int8 = format == QuantizedKv.Format.INT8;
-        abnormal = int8 ? 0 : abnormal & firstBits(keys);
         int shift = ByteWidening.normalShift(format);
         int constants = ByteWidening.normalConstants(format);
-        // The vector loads read 2L codes from each element's first: past the run's keys (lanes that are not stored)
-        // but not past the array. Keys whose loads would pass its end go through the scalar loop.
-        long room = (long) k.length - kOff - (long) (dim - 1) * keyStride;
-        int vectorKeys = (int) Math.max(0, Math.min(keys, room - 2 * L + 1));
-        int g = 0;
-        for (; g < vectorKeys; g += 2 * L) {
-            int n = Math.min(2 * L, keys - g);
-            if (int8) {
-                scoresInt8(q, rows, dp, k, kOff + g, keyStride, dim, n, scale, s, sCol + g);
-            } else if ((abnormal >>> g & firstBits(n)) == 0) {
-                scoresShort(q, rows, dp, shift, constants, k, kOff + g, keyStride, dim, n, scale, s, sCol + g);
-            } else {
-                // A vector of keys at a time, each with the widening its keys need: a key that needs the full one
-                // costs its L neighbours that widening too, not its 2L.
-                for (int h = g; h < g + n; h += L) {
-                    int m = Math.min(L, g + n - h);
-                    if ((abnormal >>> h & firstBits(m)) == 0) {
-                        scoresShortOne(
-                                q, rows, dp, shift, constants, k, kOff + h, keyStride, dim, m, scale, s, sCol + h);
-                    } else {
-                        scoresFull(q, rows, dp, format, k, kOff + h, keyStride, dim, m, scale, s, sCol + h);
-                    }
+        // A vector's loads read L codes from each element's first, not past the array's end.
+        long lastFirst = (long) k.length - L - (long) (dim - 1) * keyStride;
+        int waitingOff = -1; // a whole vector of short-widening keys waiting for a partner
+        int waitingCol = 0;
+        float waitingScale = 0f;
+        int col = sCol;
+        for (int r = 0; r < runs; r++) {
+            int off = runOffsets[r];
+            int n = runKeys[r];
+            float scale = runScales[r];
+            for (int h = 0; h < n; h += L) {
+                int m = Math.min(L, n - h);
+                int at = off + h;
+                int c = col + h;
+                if (at > lastFirst) {
+                    scoresOneByOne(q, rows, dp, format, k, at, keyStride, dim, m, scale, s, c);
+                } else if (!int8 && (abnormal >>> (c - sCol) & firstBits(m)) != 0) {
+                    scoresFull(q, rows, dp, format, k, at, keyStride, dim, m, scale, s, c);
+                } else if (m < L) {
+                    scoresShortOne(q, rows, dp, int8, shift, constants, k, at, keyStride, dim, m, scale, s, c);
+                } else if (waitingOff < 0) {
+                    waitingOff = at;
+                    waitingCol = c;
+                    waitingScale = scale;
+                } else if (int8) {
+                    scoresInt8(q, rows, dp, k, waitingOff, at, keyStride, dim, waitingScale, scale, s, waitingCol, c);
+                    waitingOff = -1;
+                } else {
+                    scoresShort(
+                            q,
+                            rows,
+                            dp,
+                            shift,
+                            constants,
+                            k,
+                            waitingOff,
+                            at,
+                            keyStride,
+                            dim,
+                            waitingScale,
+                            scale,
+                            s,
+                            waitingCol,
+                            c);
+                    waitingOff = -1;
                 }
             }
+            col += n;
         }
-        if (g < keys) {
-            scoresOneByOne(q, rows, dp, format, k, kOff + g, keyStride, dim, keys - g, scale, s, sCol + g);
+        if (waitingOff >= 0) {
+            scoresShortOne(
+                    q, rows, dp, int8, shift, constants, k, waitingOff, keyStride, dim, L, waitingScale, s, waitingCol);
         }
     }
 
     /**
-     * {@link #scoresByKey} of up to 2L INT8 keys: {@link #scoresShort}'s loop with the codes converted straight to
-     * floats (with the format a branch in one shared loop, C2 compiled it about three times slower once both formats
-     * had run).
+     * The scores of two whole vectors of INT8 keys, from codes {@code offA} and {@code offB} (scales {@code scaleA},
+     * {@code scaleB}) into columns {@code colA ..} and {@code colB ..}: {@link #scoresShort}'s loop with the codes
+     * converted straight to floats (with the format a branch in one shared loop, C2 compiled it about three times
+     * slower once both formats had run).
      */
     private static void scoresInt8(
             float[] q,
             int rows,
             int dp,
             byte[] k,
-            int kOff,
+            int offA,
+            int offB,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            float scaleA,
+            float scaleB,
             float[] s,
-            int sCol) {
+            int colA,
+            int colB) {
         for (int t = 0; t < rows; t += 4) {
             int q0 = t * dp;
             int q1 = q0 + dp;
@@ -179,11 +215,11 @@ public final class QuantizedProducts {
             int q3 = q2 + dp;
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+            for (int x = 0, ka = offA, kb = offB; x < dim; x++, ka += keyStride, kb += keyStride) {
                 FloatVector kv = (FloatVector)
-                        ByteVector.fromArray(ByteWidening.B, k, kb).convertShape(VectorOperators.B2F, F, 0);
+                        ByteVector.fromArray(ByteWidening.B, k, ka).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector kw = (FloatVector)
-                        ByteVector.fromArray(ByteWidening.B, k, kb + L).convertShape(VectorOperators.B2F, F, 0);
+                        ByteVector.fromArray(ByteWidening.B, k, kb).convertShape(VectorOperators.B2F, F, 0);
                 FloatVector qb = FloatVector.broadcast(F, q[q0 + x]);
                 a0 = qb.fma(kv, a0);
                 b0 = qb.fma(kw, b0);
@@ -197,17 +233,21 @@ public final class QuantizedProducts {
                 a3 = qb.fma(kv, a3);
                 b3 = qb.fma(kw, b3);
             }
-            int at = t * KT + sCol;
-            storeRow(a0, b0, keys, scale, s, at);
-            storeRow(a1, b1, keys, scale, s, at + KT);
-            storeRow(a2, b2, keys, scale, s, at + 2 * KT);
-            storeRow(a3, b3, keys, scale, s, at + 3 * KT);
+            int row = t * KT;
+            a0.mul(scaleA).intoArray(s, row + colA);
+            b0.mul(scaleB).intoArray(s, row + colB);
+            a1.mul(scaleA).intoArray(s, row + KT + colA);
+            b1.mul(scaleB).intoArray(s, row + KT + colB);
+            a2.mul(scaleA).intoArray(s, row + 2 * KT + colA);
+            b2.mul(scaleB).intoArray(s, row + 2 * KT + colB);
+            a3.mul(scaleA).intoArray(s, row + 3 * KT + colA);
+            b3.mul(scaleB).intoArray(s, row + 3 * KT + colB);
         }
     }
 
     /**
-     * {@link #scoresByKey} of up to 2L FP8 keys whose codes are all normal ({@link ByteWidening#widenNormal}); for
-     * other patterns a finite score the caller does not keep. Lanes past {@code keys} are computed and not stored.
+     * The scores of two whole vectors of FP8 keys whose codes are all normal ({@link ByteWidening#widenNormal}), as
+     * {@link #scoresInt8} takes them; for other patterns a finite score the caller does not keep.
      */
     private static void scoresShort(
             float[] q,
@@ -216,13 +256,15 @@ public final class QuantizedProducts {
             int shift,
             int constants,
             byte[] k,
-            int kOff,
+            int offA,
+            int offB,
             int keyStride,
             int dim,
-            int keys,
-            float scale,
+            float scaleA,
+            float scaleB,
             float[] s,
-            int sCol) {
+            int colA,
+            int colB) {
         for (int t = 0; t < rows; t += 4) {
             int q0 = t * dp;
             int q1 = q0 + dp;
@@ -230,11 +272,11 @@ public final class QuantizedProducts {
             int q3 = q2 + dp;
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             FloatVector b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
+            for (int x = 0, ka = offA, kb = offB; x < dim; x++, ka += keyStride, kb += keyStride) {
                 FloatVector kv =
+                        ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, ka), false, shift, constants);
+                FloatVector kw =
                         ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, kb), false, shift, constants);
-                FloatVector kw = ByteWidening.widenNormal(
-                        ByteVector.fromArray(ByteWidening.B, k, kb + L), false, shift, constants);
                 FloatVector qb = FloatVector.broadcast(F, q[q0 + x]);
                 a0 = qb.fma(kv, a0);
                 b0 = qb.fma(kw, b0);
@@ -248,18 +290,23 @@ public final class QuantizedProducts {
                 a3 = qb.fma(kv, a3);
                 b3 = qb.fma(kw, b3);
             }
-            int at = t * KT + sCol;
-            storeRow(a0, b0, keys, scale, s, at);
-            storeRow(a1, b1, keys, scale, s, at + KT);
-            storeRow(a2, b2, keys, scale, s, at + 2 * KT);
-            storeRow(a3, b3, keys, scale, s, at + 3 * KT);
+            int row = t * KT;
+            a0.mul(scaleA).intoArray(s, row + colA);
+            b0.mul(scaleB).intoArray(s, row + colB);
+            a1.mul(scaleA).intoArray(s, row + KT + colA);
+            b1.mul(scaleB).intoArray(s, row + KT + colB);
+            a2.mul(scaleA).intoArray(s, row + 2 * KT + colA);
+            b2.mul(scaleB).intoArray(s, row + 2 * KT + colB);
+            a3.mul(scaleA).intoArray(s, row + 3 * KT + colA);
+            b3.mul(scaleB).intoArray(s, row + 3 * KT + colB);
         }
     }
 
     /**
-     * {@link #scoresByKey} of up to L FP8 keys of any pattern ({@link ByteWidening#widen}), one vector of keys: with
-     * two full widenings in the loop (as {@link #scoresShort}'s two), C2 passed its inlining limits, left vector
-     * operations out of line and ran seven times slower. A normal key's score has the same bits either way.
+     * The scores of up to L FP8 keys of any pattern ({@link ByteWidening#widen}) from code {@code kOff} into columns
+     * {@code sCol ..}, one vector: with two full widenings in the loop (as {@link #scoresShort}'s two), C2 passed its
+     * inlining limits, left vector operations out of line and ran seven times slower. A normal key's score has the
+     * same bits either way.
      */
     private static void scoresFull(
             float[] q,
@@ -297,13 +344,14 @@ public final class QuantizedProducts {
     }
 
     /**
-     * {@link #scoresByKey} of up to L FP8 keys whose codes are all normal: {@link #scoresFull}'s loop with {@link
-     * ByteWidening#widenNormal}, for the clean half of a pair whose other half needs the full widening.
+     * {@link #scoresFull}'s loop for up to L INT8 keys or FP8 keys whose codes are all normal ({@link
+     * ByteWidening#widenNormal}): a vector of keys with no partner.
      */
     private static void scoresShortOne(
             float[] q,
             int rows,
             int dp,
+            boolean int8,
             int shift,
             int constants,
             byte[] k,
@@ -323,7 +371,7 @@ public final class QuantizedProducts {
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             for (int x = 0, kb = kOff; x < dim; x++, kb += keyStride) {
                 FloatVector kv =
-                        ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, kb), false, shift, constants);
+                        ByteWidening.widenNormal(ByteVector.fromArray(ByteWidening.B, k, kb), int8, shift, constants);
                 a0 = FloatVector.broadcast(F, q[q0 + x]).fma(kv, a0);
                 a1 = FloatVector.broadcast(F, q[q1 + x]).fma(kv, a1);
                 a2 = FloatVector.broadcast(F, q[q2 + x]).fma(kv, a2);
@@ -338,23 +386,8 @@ public final class QuantizedProducts {
     }
 
     /**
-     * One query row's scores of up to 2L keys ({@code a} the first L, {@code b} the rest) times the scale. Per row,
-     * so that C2 inlines it (a store of all four rows, 370 bytecodes, was not, and the eight vectors passed to it
-     * were boxed: the loop ran ten times slower).
-     */
-    private static void storeRow(FloatVector a, FloatVector b, int keys, float scale, float[] s, int at) {
-        if (keys == 2 * L) {
-            a.mul(scale).intoArray(s, at);
-            b.mul(scale).intoArray(s, at + L);
-        } else { // only the run's keys: the columns after them belong to the next run or to no key
-            a.mul(scale).intoArray(s, at, F.indexInRange(0, keys));
-            b.mul(scale).intoArray(s, at + L, F.indexInRange(L, keys));
-        }
-    }
-
-    /**
-     * {@link #scoresByKey} one key at a time in scalar code, for keys whose vector loads would pass the array's end:
-     * the same chain of fused multiply-adds as a vector lane's, so the same bits.
+     * {@link #scores} of up to L keys from code {@code kOff} one at a time in scalar code, for keys whose vector loads
+     * would pass the array's end: the same chain of fused multiply-adds as a vector lane's, so the same bits.
      */
     private static void scoresOneByOne(
             float[] q,

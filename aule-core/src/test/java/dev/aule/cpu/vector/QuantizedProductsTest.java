@@ -185,54 +185,77 @@ class QuantizedProductsTest {
         Assumptions.assumeTrue(QuantizedProducts.supported(), "codes are read in place at 256 and 512 bits only");
         SplittableRandom rnd = new SplittableRandom(11);
         for (QuantizedKv.Format format : QuantizedKv.Format.values()) {
-            for (int keys : keyCounts(2 * L + 3)) {
+            for (int trial = 0; trial < 120; trial++) {
+                // A pool of blocks stored element by element, and a tile of runs of consecutive keys of one block
+                // each: block sizes below, at and above the vector's lanes, runs starting inside blocks, blocks at
+                // the array's end (whose vector loads would pass it).
+                int blockSize = new int[] {1, 3, L / 2, L, L + 1, 2 * L, 2 * L + 3, 4 * L}[rnd.nextInt(8)];
                 int dim = rnd.nextInt(3) == 0 ? 1 + rnd.nextInt(70) : L * (1 + rnd.nextInt(8));
+                int blocks = 1 + rnd.nextInt(6);
                 int rows = 4 * (1 + rnd.nextInt(2));
                 int dp = dim + rnd.nextInt(L + 1);
                 float[] q = new float[rows * dp];
                 for (int i = 0; i < q.length; i++) {
                     q[i] = (float) rnd.nextGaussian();
                 }
-                int keyStride = Math.max(1, keys + rnd.nextInt(4) * (rnd.nextBoolean() ? 1 : 9));
-                int kOff = rnd.nextInt(5);
-                // The run's last element ends the array (the vector loads must not read past it), or does not.
-                int past = new int[] {0, 0, 3, 2 * L + 1}[rnd.nextInt(4)];
-                byte[] k = new byte[kOff + (dim - 1) * keyStride + keys + past];
+                int base = rnd.nextInt(5);
+                byte[] k = new byte[base + blocks * blockSize * dim + (rnd.nextBoolean() ? 0 : rnd.nextInt(2 * L))];
                 fillCodes(rnd, format, k);
-                float scale = (float) rnd.nextDouble(0.01, 2);
-                int sCol = rnd.nextInt(Math.min(3, KT - keys + 1));
-                float[] s = new float[rows * KT];
-                long exact =
-                        format == QuantizedKv.Format.INT8 ? 0 : abnormalColumns(format, k, kOff, keyStride, dim, keys);
-                if (format != QuantizedKv.Format.INT8) {
-                    assertEquals(
-                            exact,
-                            QuantizedProducts.abnormalKeys(format, k, kOff, keyStride, dim, keys),
-                            format + ", " + keys + " keys, dim " + dim + ": the scan");
+                int sCol = rnd.nextInt(3);
+                int[] offsets = new int[KT];
+                int[] counts = new int[KT];
+                float[] scales = new float[KT];
+                int runs = 0;
+                int total = 0;
+                while (total < KT - sCol && (runs == 0 || rnd.nextInt(4) != 0)) {
+                    int block = rnd.nextInt(blocks);
+                    int slot = rnd.nextInt(3) == 0 ? rnd.nextInt(blockSize) : 0;
+                    int n = Math.min(KT - sCol - total, 1 + rnd.nextInt(blockSize - slot));
+                    offsets[runs] = base + block * blockSize * dim + slot;
+                    counts[runs] = n;
+                    scales[runs] = (float) rnd.nextDouble(0.01, 2);
+                    runs++;
+                    total += n;
+                }
+                long exact = 0;
+                for (int r = 0, c = 0; r < runs; c += counts[r], r++) {
+                    long run = format == QuantizedKv.Format.INT8
+                            ? 0
+                            : abnormalColumns(format, k, offsets[r], blockSize, dim, counts[r]);
+                    if (format != QuantizedKv.Format.INT8) {
+                        assertEquals(
+                                run,
+                                QuantizedProducts.abnormalKeys(format, k, offsets[r], blockSize, dim, counts[r]),
+                                format + ", blocks of " + blockSize + ", dim " + dim + ": the scan of run " + r);
+                    }
+                    exact |= run << c;
                 }
                 long abnormal = switch (format == QuantizedKv.Format.INT8 ? 0 : rnd.nextInt(3)) {
                     case 0 -> exact;
                     case 1 -> exact | rnd.nextLong();
                     default -> -1L;
                 };
-                QuantizedProducts.scoresByKey(
-                        q, rows, dp, format, k, kOff, keyStride, dim, keys, scale, abnormal, s, sCol);
-                for (int t = 0; t < rows; t++) {
-                    for (int j = 0; j < keys; j++) {
-                        float dot = 0f;
-                        for (int x = 0; x < dim; x++) {
-                            dot = Math.fma(q[t * dp + x], format.decode(k[kOff + x * keyStride + j]), dot);
+                float[] s = new float[rows * KT];
+                QuantizedProducts.scores(
+                        q, rows, dp, format, k, blockSize, dim, runs, offsets, counts, scales, abnormal, s, sCol);
+                for (int r = 0, c = sCol; r < runs; c += counts[r], r++) {
+                    for (int t = 0; t < rows; t++) {
+                        for (int j = 0; j < counts[r]; j++) {
+                            float dot = 0f;
+                            for (int x = 0; x < dim; x++) {
+                                dot = Math.fma(q[t * dp + x], format.decode(k[offsets[r] + x * blockSize + j]), dot);
+                            }
+                            assertSameFloat(
+                                    dot * scales[r],
+                                    s[t * KT + c + j],
+                                    format + ", blocks of " + blockSize + ", dim " + dim + ": run " + r + " row " + t
+                                            + ", key " + j);
                         }
-                        assertSameFloat(
-                                dot * scale,
-                                s[t * KT + sCol + j],
-                                format + ", " + keys + " keys, dim " + dim + ", stride " + keyStride + ": row " + t
-                                        + ", key " + j);
                     }
                 }
                 for (int t = 0; t < rows; t++) {
                     for (int c = 0; c < KT; c++) {
-                        if (c < sCol || c >= sCol + keys) {
+                        if (c < sCol || c >= sCol + total) {
                             assertEquals(0f, s[t * KT + c], "row " + t + " column " + c + " is not the kernel's");
                         }
                     }
