@@ -126,10 +126,10 @@ public final class ByteWidening {
      * found so, the scan stops and returns {@link #MOSTLY_ABNORMAL}: such runs take the full widening for every row.
      */
     static long abnormalKeys(QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
-        boolean e4m3 = format == QuantizedKv.Format.FP8_E4M3;
-        byte add = (byte) (e4m3 ? 1 : 4);
-        byte keep = (byte) (e4m3 ? 0x7F : 0x7C);
-        byte below = (byte) (e4m3 ? 9 : 8);
+        NormalTest test = NormalTest.of(format);
+        byte add = test.add();
+        byte keep = test.keep();
+        byte below = test.below();
         int step = SCAN.length();
         ByteVector high = ByteVector.broadcast(SCAN, (byte) 0x7F);
         // First the run as a whole, two vectors at a time into two minima: most runs are all normal, and this pass
@@ -175,16 +175,29 @@ public final class ByteWidening {
     }
 
     /**
+     * The scans' test of a byte: {@code (code + add) & keep} is below {@code below} exactly for the codes that are not
+     * normal numbers (see {@link #abnormalKeys}).
+     */
+    private record NormalTest(byte add, byte keep, byte below) {
+        private static final NormalTest E4M3 = new NormalTest((byte) 1, (byte) 0x7F, (byte) 9);
+        private static final NormalTest E5M2 = new NormalTest((byte) 4, (byte) 0x7C, (byte) 8);
+
+        static NormalTest of(QuantizedKv.Format format) {
+            return format == QuantizedKv.Format.FP8_E4M3 ? E4M3 : E5M2;
+        }
+    }
+
+    /**
      * {@link #abnormalKeys} of {@code keys} keys stored element by element: element {@code x} of key {@code j} is
      * {@code codes[off + x * keyStride + j]} ({@code keys <= keyStride}, at most 64). Keys run along the lanes, so
      * one minimum per lane over the elements, the same test as {@link #abnormalKeys}'s, decides each key; no early
      * stop (the key score kernel chooses its widening per vector of keys, not per run).
      */
     static long abnormalColumns(QuantizedKv.Format format, byte[] codes, int off, int keyStride, int dim, int keys) {
-        boolean e4m3 = format == QuantizedKv.Format.FP8_E4M3;
-        byte add = (byte) (e4m3 ? 1 : 4);
-        byte keep = (byte) (e4m3 ? 0x7F : 0x7C);
-        byte below = (byte) (e4m3 ? 9 : 8);
+        NormalTest test = NormalTest.of(format);
+        byte add = test.add();
+        byte keep = test.keep();
+        byte below = test.below();
         int step = B.length();
         ByteVector high = ByteVector.broadcast(B, (byte) 0x7F);
         // Loads of a vector of keys from each element's first: not past the array's end (the keys there are
