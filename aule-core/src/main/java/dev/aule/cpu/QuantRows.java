@@ -25,6 +25,9 @@ final class QuantRows implements KvRows {
     /** Keys: each code's value, by its unsigned byte (what {@code format.decode} gives); null for values. */
     private final float[] decoded;
 
+    /** {@link #decoded}'s tables, one per format by ordinal, made once. */
+    private static final float[][] DECODED = decodeTables();
+
     /** The keys ({@code keys}: stored element by element) or the values (row by row) of one sequence. */
     QuantRows(
             QuantizedKv.Format format,
@@ -46,15 +49,18 @@ final class QuantRows implements KvRows {
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         this.dim = dim;
-        this.decoded = keys ? decodeTable(format) : null;
+        this.decoded = keys ? DECODED[format.ordinal()] : null;
     }
 
-    private static float[] decodeTable(QuantizedKv.Format format) {
-        float[] table = new float[256];
-        for (int c = 0; c < 256; c++) {
-            table[c] = format.decode((byte) c);
+    private static float[][] decodeTables() {
+        QuantizedKv.Format[] formats = QuantizedKv.Format.values();
+        float[][] tables = new float[formats.length][256];
+        for (QuantizedKv.Format format : formats) {
+            for (int c = 0; c < 256; c++) {
+                tables[format.ordinal()][c] = format.decode((byte) c);
+            }
         }
-        return table;
+        return tables;
     }
 
     @Override
