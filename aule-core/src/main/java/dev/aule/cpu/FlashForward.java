@@ -873,7 +873,7 @@ final class FlashForward {
             sc.runOffsets[runs] = kCodes.codeOffset(kvHead, j);
             sc.runKeys[runs] = count;
             sc.runScales[runs] = kCodes.scale(kvHead, j);
-            abnormal |= abnormalKeys(kCodes, kvHead, j, count) << (j - j0);
+            abnormal |= abnormalRows(kCodes, kvHead, j, count) << (j - j0);
             j += count;
         }
         math.quantizedScores(
@@ -894,30 +894,20 @@ final class FlashForward {
     }
 
     /**
-     * The score kernel's {@code abnormal} for a run of {@code count} quantized keys from {@code j}: the cache's row
-     * flags where it keeps them, else a scan of the run's codes; 0 for INT8.
-     */
-    private long abnormalKeys(QuantRows keys, int kvHead, int j, int count) {
-        if (keys.format() == dev.aule.spi.QuantizedKv.Format.INT8) {
-            return 0;
-        }
-        return keys.hasRowFlags()
-                ? keys.abnormalRows(kvHead, j, count)
-                : math.abnormalKeys(
-                        keys.format(), keys.codes(), keys.codeOffset(kvHead, j), keys.keyStride(), d, count);
-    }
-
-    /**
-     * The value kernel's {@code abnormal} for a run of {@code count} rows of quantized values from {@code j}, as
-     * {@link #abnormalKeys}.
+     * The kernels' {@code abnormal} for a run of {@code count} quantized keys or values from {@code j}: the cache's
+     * row flags where it keeps them, else a scan of the run's codes in their layout; 0 for INT8.
      */
     private long abnormalRows(QuantRows rows, int kvHead, int j, int count) {
         if (rows.format() == dev.aule.spi.QuantizedKv.Format.INT8) {
             return 0;
         }
-        return rows.hasRowFlags()
-                ? rows.abnormalRows(kvHead, j, count)
-                : math.abnormalRows(rows.format(), rows.codes(), rows.codeOffset(kvHead, j), rows.headDim(), count);
+        if (rows.hasRowFlags()) {
+            return rows.abnormalRows(kvHead, j, count);
+        }
+        int off = rows.codeOffset(kvHead, j);
+        return rows.keys()
+                ? math.abnormalKeys(rows.format(), rows.codes(), off, rows.keyStride(), rows.headDim(), count)
+                : math.abnormalRows(rows.format(), rows.codes(), off, rows.headDim(), count);
     }
 
     /**

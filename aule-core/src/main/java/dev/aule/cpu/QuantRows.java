@@ -118,6 +118,11 @@ final class QuantRows implements KvRows {
         return (int) (keys ? at * blockSize * dim + j % blockSize : (at * blockSize + j % blockSize) * dim);
     }
 
+    /** {@return whether these are keys, stored element by element (else values, row by row)} */
+    boolean keys() {
+        return keys;
+    }
+
     /** {@return codes from one element of a key to the next: the block size} */
     int keyStride() {
         return blockSize;
