@@ -613,6 +613,9 @@ final class FlashForward {
             sc.l[t] = 0f;
         }
         Arrays.fill(sc.o, 0, n4 * dvp, 0f);
+        sc.qRebiased = kCodes != null && path.scores() == TilePath.Scores.COPIED_BY_ROW
+                ? math.rebiasQueries(kCodes.format(), qt, n4 * qStride, sc.rebiasBuffer(n4 * qStride))
+                : null;
         if (path.transposedQueries()) {
             int cols = math.queryColumns(n4);
             for (int x = 0; x < d; x++) {
@@ -878,6 +881,7 @@ final class FlashForward {
         }
         math.quantizedScores(
                 sc.q,
+                sc.qRebiased,
                 n4,
                 dp,
                 kCodes.format(),
@@ -928,6 +932,7 @@ final class FlashForward {
                     vCodes.codeOffset(kvHead, j),
                     dv,
                     vCodes.scale(kvHead, j),
+                    dropout ? dropoutInverse : 1f, // softmax probabilities, times the dropout's factor
                     abnormalRows(vCodes, kvHead, j, count),
                     alpha);
             alpha = sc.ones;

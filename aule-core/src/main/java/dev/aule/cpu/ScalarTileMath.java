@@ -108,6 +108,7 @@ final class ScalarTileMath implements TileMath {
     @Override
     public void quantizedScores(
             float[] q,
+            float[] qRebiased,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
@@ -134,6 +135,12 @@ final class ScalarTileMath implements TileMath {
         }
     }
 
+    /** The scalar loop reads the queries as they are. */
+    @Override
+    public float[] rebiasQueries(dev.aule.spi.QuantizedKv.Format format, float[] q, int n, float[] dst) {
+        return null;
+    }
+
     /** Every code is decoded the same way here, so nothing needs to be known. */
     @Override
     public long abnormalKeys(
@@ -158,6 +165,7 @@ final class ScalarTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
+            float pBound,
             long abnormal,
             float[] alpha) {
         float[] p = sc.s;

@@ -12,6 +12,8 @@ final class Scratch {
     private static final ConcurrentLinkedQueue<Scratch> POOL = new ConcurrentLinkedQueue<>();
 
     float[] q = new float[0]; // [tileRows][d], pre-scaled queries
+    private float[] rebiasBuffer = new float[0]; // q in the form a short tile's quantized key scores read as well
+    float[] qRebiased; // rebiasBuffer where it holds the current tile's queries (TileMath.rebiasQueries), else null
     float[] kt = new float[0]; // [d][keyTile], the key block transposed
     float[] v = new float[0]; // [keyTile][dvp]
     private float[] wideV = new float[0]; // a wide key block's values, packed [keys][dvp] (FlashForward.wideBlock)
@@ -49,6 +51,12 @@ final class Scratch {
     float[] dvAcc = new float[0]; // [T][dvPad], the block's value gradients
     float[] row2 = new float[0]; // a second row: out beside dOut
     float[] dropT = new float[0]; // [T][T], the dropout factors of a tile pair (0 or 1 / (1 - p))
+
+    /** The rebiased queries' buffer, at least {@code floats} long. */
+    float[] rebiasBuffer(int floats) {
+        rebiasBuffer = grow(rebiasBuffer, floats);
+        return rebiasBuffer;
+    }
 
     /** The wide key blocks' score buffer, at least {@code floats} long. */
     float[] wideScores(int floats) {

@@ -121,10 +121,12 @@ interface TileMath {
      * Query rows {@code dp} apart; only for {@link #codesInPlace}{@code (dim)}; at most 64 keys in all. {@code
      * abnormal}: FP8, bit {@code c - sCol} set when the key of column {@code c} may hold a code which is not a normal
      * number (the cache's row flags, {@link dev.aule.spi.QuantizedKv#keyRowsAbnormal}, or {@link #abnormalKeys}); 0
-     * for INT8. Given all at once so that the kernel can pair vectors of keys from different blocks.
+     * for INT8. Given all at once so that the kernel can pair vectors of keys from different blocks. {@code
+     * qRebiased}: what {@link #rebiasQueries} returned for the tile's queries and this format.
      */
     void quantizedScores(
             float[] q,
+            float[] qRebiased,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
@@ -138,6 +140,13 @@ interface TileMath {
             long abnormal,
             float[] s,
             int sCol);
+
+    /**
+     * Called once a short tile's queries are loaded, before its {@link #quantizedScores} against keys of {@code
+     * format}: a math whose kernel reads the queries in another form as well writes that form of {@code q}'s first
+     * {@code n} floats to {@code dst} and returns it; else (and where that form does not serve these queries) null.
+     */
+    float[] rebiasQueries(dev.aule.spi.QuantizedKv.Format format, float[] q, int n, float[] dst);
 
     /**
      * The keys among {@code keys} FP8 keys of one block's run, stored as {@link #quantizedScores} reads them, that hold
@@ -158,8 +167,9 @@ interface TileMath {
     /**
      * {@link #accumulate(Scratch, int, int, int, float[], int, int, float[])} with value row {@code j} the
      * {@code dim} codes at {@code v[vOff + j * dim]} times {@code scale} (folded into the probabilities, which may be
-     * left multiplied by it: the tile does not read them again); only for {@link #codesInPlace}{@code (dim)}.
-     * {@code abnormal} as for the scores.
+     * left multiplied by it, or by more: the tile does not read them again); only for {@link #codesInPlace}{@code
+     * (dim)}. {@code pBound}: no probability of the rows exceeds it (a kernel may rely on it to keep its products
+     * exact). {@code abnormal} as for the scores.
      */
     void accumulate(
             Scratch sc,
@@ -171,6 +181,7 @@ interface TileMath {
             int vOff,
             int dim,
             float scale,
+            float pBound,
             long abnormal,
             float[] alpha);
 

@@ -92,6 +92,7 @@ final class VectorTileMath implements TileMath {
     @Override
     public void quantizedScores(
             float[] q,
+            float[] qRebiased,
             int rows,
             int dp,
             dev.aule.spi.QuantizedKv.Format format,
@@ -106,7 +107,26 @@ final class VectorTileMath implements TileMath {
             float[] s,
             int sCol) {
         dev.aule.cpu.vector.QuantizedProducts.scores(
-                q, rows, dp, format, k, keyStride, dim, runs, runOffsets, runKeys, runScales, abnormal, s, sCol);
+                q,
+                qRebiased,
+                rows,
+                dp,
+                format,
+                k,
+                keyStride,
+                dim,
+                runs,
+                runOffsets,
+                runKeys,
+                runScales,
+                abnormal,
+                s,
+                sCol);
+    }
+
+    @Override
+    public float[] rebiasQueries(dev.aule.spi.QuantizedKv.Format format, float[] q, int n, float[] dst) {
+        return dev.aule.cpu.vector.QuantizedProducts.rebiasQueries(format, q, n, dst) ? dst : null;
     }
 
     @Override
@@ -131,10 +151,11 @@ final class VectorTileMath implements TileMath {
             int vOff,
             int dim,
             float scale,
+            float pBound,
             long abnormal,
             float[] alpha) {
         dev.aule.cpu.vector.QuantizedProducts.accumulate(
-                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, abnormal, sc.dvp, sc.o, alpha);
+                sc.s, rows, keys, pCol, format, v, vOff, dim, scale, pBound, abnormal, sc.dvp, sc.o, alpha);
     }
 
     @Override

@@ -225,15 +225,19 @@ public final class ByteWidening {
     }
 
     /**
-     * The first float vector of the bytes, for INT8 codes or for FP8 codes in rows {@link #abnormalKeys} leaves clear: the
-     * bits of {@link #widen} for those, in two to four operations instead of ten. FP8: the sign-extended code shifted
-     * so that its magnitude lands in binary32's exponent and fraction and its sign in bit 31, the sign's copies
-     * between them cleared, and the exponent rebiased by an integer add (no carry reaches the sign: a normal
-     * exponent field plus the bias stays below 256).
+     * The first float vector of the bytes, for INT8 codes or for FP8 codes in rows {@link #abnormalKeys} leaves clear:
+     * INT8 codes as floats, in two operations; FP8 codes as their values times {@code 2^-120} (E4M3) or {@code 2^-112}
+     * (E5M2), {@code 1 / }{@link #normalBias}, in three operations instead of {@link #widen}'s ten. FP8: the
+     * sign-extended code shifted so that its magnitude lands in binary32's exponent and fraction and its sign in bit
+     * 31, and the sign's copies between them cleared: a normal code's exponent field, 1 to 15 (E4M3) or 1 to 30
+     * (E5M2), becomes a binary32 exponent field unrebiased, so the float is a normal number whose bits are the
+     * code's own and whose value falls short of the code's by exactly the power of two. The kernels multiply the
+     * other factor of each product by {@link #normalBias} instead, which leaves every product, and so every sum, as
+     * the code's value would give it (see {@link QuantizedProducts}).
      *
-     * @param int8 whether the codes are INT8 (else FP8 with the shift and constants below)
+     * @param int8 whether the codes are INT8 (else FP8 with the shift and mask below)
      * @param shift {@link #normalShift}: 20 (E4M3) or 21 (E5M2)
-     * @param constants {@link #normalConstants}: where the format's mask and rebiasing add start in the table
+     * @param constants {@link #normalConstants}: where the format's mask starts in the table
      */
     static FloatVector widenNormal(ByteVector bytes, boolean int8, int shift, int constants) {
         if (int8) {
@@ -242,28 +246,28 @@ public final class ByteWidening {
         IntVector code = (IntVector) bytes.convertShape(VectorOperators.B2I, I, 0);
         return code.lanewise(VectorOperators.LSHL, shiftCount(shift))
                 .and(IntVector.fromArray(I, NORMAL_CONSTANTS, constants))
-                .add(IntVector.fromArray(I, NORMAL_CONSTANTS, constants + L))
                 .reinterpretAsFloats();
     }
 
     /*
-     * The mask and the rebiasing add of widenNormal, one vector of each per FP8 format (E4M3's, then E5M2's), read
-     * from this table where they are used rather than broadcast from scalars. The score loop holds eight
-     * accumulators and the query vectors of C2's unrolled steps, so broadcast constants did not stay in registers:
-     * C2 spilled the two scalars and broadcast them again from the stack for every widening. The table's two loads
-     * are hoisted out of the loop into registers instead (a query vector is spilled in their place): the FP8 score
-     * loop ran at 19.4 to 20.3 ns per key against 20.5 to 23.1 (Zen 4, one thread, D = 128). Taking the shift
-     * count from the table as well ran slower (21.5 to 21.6).
+     * The mask of widenNormal, one vector per FP8 format (E4M3's, then E5M2's), read from this table where it is used
+     * rather than broadcast from a scalar. The score loop holds eight accumulators and the query vectors of C2's
+     * unrolled steps, so broadcast constants did not stay in registers: C2 spilled the scalar and broadcast it again
+     * from the stack for every widening. The table's load is hoisted out of the loop into a register instead: the FP8
+     * score loop (then with a second table vector, the rebiasing add) ran at 19.4 to 20.3 ns per key against 20.5 to
+     * 23.1 (Zen 4, one thread, D = 128). Taking the shift count from the table as well ran slower.
+     *
+     * The rebiasing add itself left the loops once the kernels took the power of two in the other factor: the FP8
+     * score kernel then ran at 13.3 ns per key against 15.0 with the add, the value kernel at 13.8 against 15.2 (Zen 4,
+     * one thread, D = 128, four query rows, blocks of 32 keys from L2).
      */
     private static final int[] NORMAL_CONSTANTS = normalConstantTable();
 
     private static int[] normalConstantTable() {
-        int[] table = new int[4 * L];
+        int[] table = new int[2 * L];
         for (int lane = 0; lane < L; lane++) {
             table[lane] = 0x80000000 | (0x7F << 20); // E4M3: the sign and the 7 magnitude bits, shifted by 20
-            table[L + lane] = 120 << 23; // E4M3's exponent bias 7 to binary32's 127
-            table[2 * L + lane] = 0x80000000 | (0x7F << 21); // E5M2, shifted by 21
-            table[3 * L + lane] = 112 << 23; // E5M2's bias 15 to 127
+            table[L + lane] = 0x80000000 | (0x7F << 21); // E5M2, shifted by 21
         }
         return table;
     }
@@ -283,8 +287,25 @@ public final class ByteWidening {
         return format == QuantizedKv.Format.FP8_E4M3 ? 20 : 21;
     }
 
-    /** {@return where {@link #widenNormal}'s mask and rebiasing add for FP8 codes of this format start} */
+    /** {@return where {@link #widenNormal}'s mask for FP8 codes of this format starts} */
     static int normalConstants(QuantizedKv.Format format) {
-        return format == QuantizedKv.Format.FP8_E4M3 ? 0 : 2 * L;
+        return format == QuantizedKv.Format.FP8_E4M3 ? 0 : L;
+    }
+
+    /**
+     * {@return the power of two by which {@link #widenNormal}'s floats for normal FP8 codes of this format fall short
+     * of the codes' values: {@code 2^120} (E4M3, exponent bias 7 against binary32's 127) or {@code 2^112} (E5M2,
+     * bias 15)}
+     */
+    static float normalBias(QuantizedKv.Format format) {
+        return format == QuantizedKv.Format.FP8_E4M3 ? 0x1p120f : 0x1p112f;
+    }
+
+    /**
+     * {@return the magnitude below which a float times {@link #normalBias} is finite: {@code 2^8} (E4M3) or {@code
+     * 2^16} (E5M2); the product of any float below it is exact}
+     */
+    static float normalLimit(QuantizedKv.Format format) {
+        return format == QuantizedKv.Format.FP8_E4M3 ? 0x1p8f : 0x1p16f;
     }
 }

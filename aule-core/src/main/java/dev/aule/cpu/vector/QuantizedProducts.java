@@ -17,9 +17,16 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Keys are stored element by element ({@link QuantizedKv#keyCode}) and scored with a key in each lane ({@link
  * #scores}); values are stored row by row and accumulated a row's vectors at a time ({@link #accumulate}).
  *
- * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two to four vector operations per float
- * vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern needs ten
- * ({@link ByteWidening#widen}). The caller says which rows are such ({@code abnormal}: the cache's row flags, or else
+ * <p>INT8 codes, and FP8 rows whose codes are all normal numbers, widen in two or three vector operations per
+ * float vector ({@link ByteWidening#widenNormal}); an FP8 row holding a zero, subnormal, NaN or infinity pattern
+ * needs ten ({@link ByteWidening#widen}). The shorter FP8 widening leaves out the exponent's rebiasing: its floats
+ * are the codes' values times {@code 2^-120} (E4M3) or {@code 2^-112} (E5M2), normal numbers, and the kernels take
+ * the power of two in the other factor instead, the queries ({@link #rebiasQueries}, once per tile) and the
+ * probabilities (once per call). Multiplying a float by a power of two is exact short of overflow, so each product
+ * {@code (q 2^120) (k 2^-120)} is the real number {@code q k}, and each FMA rounds it as it would the decoded code's:
+ * the same bits. Where the power of two would overflow a factor (queries of magnitude {@code 2^8} and more against
+ * E4M3 keys, {@code 2^16} against E5M2; the same bounds for a probability times its scale), the call widens every
+ * FP8 code the full way. The caller says which rows are such ({@code abnormal}: the cache's row flags, or else
  * {@link #abnormalKeys} and {@link #abnormalRows}, scans of the codes), and those go another way: the score kernel
  * takes a vector of keys holding one with the full widening, its other vectors with the shorter; the value kernel runs
  * its keys in segments of one kind, in key order, each in the loop for its widening (a run where over a quarter of the
@@ -54,6 +61,60 @@ public final class QuantizedProducts {
      */
     public static long abnormalRows(QuantizedKv.Format format, byte[] codes, int off, int dim, int keys) {
         return ByteWidening.abnormalKeys(format, codes, off, dim, keys);
+    }
+
+    /**
+     * The queries as {@link #scores} reads them beside {@code q} for FP8 keys of this format: {@code dst[i] = q[i] *
+     * 2^120} (E4M3) or {@code 2^112} (E5M2) for {@code i < n}, exact. Returns whether the kernels may use them: false
+     * for INT8, and where a query's magnitude is {@code 2^8} (E4M3) or {@code 2^16} (E5M2) or more, infinite or NaN
+     * (its product would not be exact), {@code dst} then holding no promise.
+     *
+     * @param format the keys' format
+     * @param q the tile's queries
+     * @param n floats of {@code q} from 0
+     * @param dst receives the products, at least {@code n} long
+     * @return whether {@code dst} holds the queries {@link #scores} takes
+     */
+    public static boolean rebiasQueries(QuantizedKv.Format format, float[] q, int n, float[] dst) {
+        if (format == QuantizedKv.Format.INT8 || !supported()) {
+            return false;
+        }
+        float bias = ByteWidening.normalBias(format);
+        FloatVector largest = FloatVector.zero(F);
+        int i = 0;
+        for (; i + L <= n; i += L) {
+            FloatVector x = FloatVector.fromArray(F, q, i);
+            largest = largest.max(x.abs());
+            x.mul(bias).intoArray(dst, i);
+        }
+        float rest = 0f;
+        for (; i < n; i++) {
+            rest = Math.max(rest, Math.abs(q[i]));
+            dst[i] = q[i] * bias;
+        }
+        // Math.max keeps a NaN, which fails the comparison.
+        return Math.max(largest.reduceLanes(VectorOperators.MAX), rest) < ByteWidening.normalLimit(format);
+    }
+
+    /** {@code p[t * KT + pCol + j] *= scale} for {@code t < rows}, {@code j < keys}. */
+    private static void scaleProbabilities(float[] p, int rows, int keys, int pCol, float scale) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = t * KT + pCol, end = j + keys; j < end; j++) {
+                p[j] *= scale;
+            }
+        }
+    }
+
+    /**
+     * {@code p[..] = (p[..] * scale) * bias} over {@link #scaleProbabilities}'s range: the scaled probabilities, then
+     * the power of two, exact where the caller has made sure that it does not overflow.
+     */
+    private static void rebiasProbabilities(float[] p, int rows, int keys, int pCol, float scale, float bias) {
+        for (int t = 0; t < rows; t++) {
+            for (int j = t * KT + pCol, end = j + keys; j < end; j++) {
+                p[j] = p[j] * scale * bias;
+            }
+        }
     }
 
     /** {@return bits 0 to {@code keys - 1} set, for {@code keys} from 1 to 64} */
@@ -114,9 +175,12 @@ public final class QuantizedProducts {
      * runs fill columns {@code sCol ..} of each score row in order, at most 64 in all; {@code rows} a multiple of 4.
      * {@code abnormal}: FP8, bit {@code c - sCol} set when the key of column {@code c} may hold a code that is not a
      * normal number (any bits are safe: a clear bit over such a code reads it as another finite number); 0 for INT8.
+     * {@code qRebiased}: FP8, the tile's queries as {@link #rebiasQueries} gave them where it returned true, else
+     * null (every FP8 key then takes the full widening); INT8 ignores it.
      */
     public static void scores(
             float[] q,
+            float[] qRebiased,
             int rows,
             int dp,
             QuantizedKv.Format format,
@@ -133,6 +197,10 @@ public final class QuantizedProducts {
         boolean int8 = format == QuantizedKv.Format.INT8;
         int shift = ByteWidening.normalShift(format);
         int constants = ByteWidening.normalConstants(format);
+        float[] qShort = int8 ? q : qRebiased; // the queries of the shorter widening's products
+        if (qShort == null) {
+            abnormal = -1L;
+        }
         // A vector's loads read L codes from each element's first, not past the array's end.
         long lastFirst = (long) k.length - L - (long) (dim - 1) * keyStride;
         int waitingOff = -1; // a whole vector of short-widening keys waiting for a partner
@@ -152,17 +220,18 @@ public final class QuantizedProducts {
                 } else if (!int8 && (abnormal >>> (c - sCol) & firstBits(m)) != 0) {
                     scoresFull(q, rows, dp, format, k, at, keyStride, dim, m, scale, s, c);
                 } else if (m < L) {
-                    scoresShortOne(q, rows, dp, int8, shift, constants, k, at, keyStride, dim, m, scale, s, c);
+                    scoresShortOne(qShort, rows, dp, int8, shift, constants, k, at, keyStride, dim, m, scale, s, c);
                 } else if (waitingOff < 0) {
                     waitingOff = at;
                     waitingCol = c;
                     waitingScale = scale;
                 } else if (int8) {
-                    scoresInt8(q, rows, dp, k, waitingOff, at, keyStride, dim, waitingScale, scale, s, waitingCol, c);
+                    scoresInt8(
+                            qShort, rows, dp, k, waitingOff, at, keyStride, dim, waitingScale, scale, s, waitingCol, c);
                     waitingOff = -1;
                 } else {
                     scoresShort(
-                            q,
+                            qShort,
                             rows,
                             dp,
                             shift,
@@ -184,7 +253,20 @@ public final class QuantizedProducts {
         }
         if (waitingOff >= 0) {
             scoresShortOne(
-                    q, rows, dp, int8, shift, constants, k, waitingOff, keyStride, dim, L, waitingScale, s, waitingCol);
+                    qShort,
+                    rows,
+                    dp,
+                    int8,
+                    shift,
+                    constants,
+                    k,
+                    waitingOff,
+                    keyStride,
+                    dim,
+                    L,
+                    waitingScale,
+                    s,
+                    waitingCol);
         }
     }
 
@@ -247,7 +329,8 @@ public final class QuantizedProducts {
 
     /**
      * The scores of two whole vectors of FP8 keys whose codes are all normal ({@link ByteWidening#widenNormal}), as
-     * {@link #scoresInt8} takes them; for other patterns a finite score the caller does not keep.
+     * {@link #scoresInt8} takes them, {@code q} the rebiased queries; for other patterns a finite score the caller
+     * does not keep.
      */
     private static void scoresShort(
             float[] q,
@@ -345,7 +428,7 @@ public final class QuantizedProducts {
 
     /**
      * {@link #scoresFull}'s loop for up to L INT8 keys or FP8 keys whose codes are all normal ({@link
-     * ByteWidening#widenNormal}): a vector of keys with no partner.
+     * ByteWidening#widenNormal}, {@code q} the rebiased queries): a vector of keys with no partner.
      */
     private static void scoresShortOne(
             float[] q,
@@ -417,7 +500,9 @@ public final class QuantizedProducts {
      * {@code o[t] = alpha[t] o[t] + sum_j (p[t * KT + pCol + j] * scale) decode(v[vOff + j * dim ..])} over the
      * first {@code dim} floats of each output row ({@code dvp} apart) for {@code t < rows} (a multiple of 4),
      * {@code j < keys}, {@code pCol + keys <= KT} (at most 64); {@code dim} a multiple of the lanes. The probabilities
-     * {@code p} of those rows and keys are left multiplied by {@code scale}. {@code abnormal} as for the scores.
+     * {@code p} of those rows and keys are left multiplied by {@code scale}, and for FP8 codes possibly by a power of
+     * two as well. {@code pBound}: no probability's magnitude exceeds it (1 for softmax probabilities, the inverse
+     * keep rate with dropout). {@code abnormal} as for the scores.
      */
     public static void accumulate(
             float[] p,
@@ -429,46 +514,57 @@ public final class QuantizedProducts {
             int vOff,
             int dim,
             float scale,
+            float pBound,
             long abnormal,
             int dvp,
             float[] o,
             float[] alpha) {
         // The scale is folded into the probabilities once, in place (the tile's probabilities are not read again).
-        for (int t = 0; t < rows; t++) {
-            for (int j = t * KT + pCol, end = j + keys; j < end; j++) {
-                p[j] *= scale;
-            }
-        }
         boolean int8 = format == QuantizedKv.Format.INT8;
-        abnormal = int8 ? 0 : abnormal & firstBits(keys);
         int shift = ByteWidening.normalShift(format);
         int constants = ByteWidening.normalConstants(format);
+        if (int8) {
+            scaleProbabilities(p, rows, keys, pCol, scale);
+            accumulateShort(p, rows, 0, keys, pCol, true, shift, constants, v, vOff, dim, dvp, o, alpha);
+            return;
+        }
+        abnormal &= firstBits(keys);
+        // Rounding is monotonic, so no scaled probability exceeds pBound * scale rounded: below the limit, none
+        // overflows once multiplied by the shorter widening's power of two. (A bound from the caller rather than a
+        // maximum taken here: the scan and its reduction cost the value kernel about a nanosecond per key.)
+        if (mostlyAbnormal(abnormal, keys) || !(Math.abs(pBound * scale) < ByteWidening.normalLimit(format))) {
+            scaleProbabilities(p, rows, keys, pCol, scale);
+            accumulateFull(p, rows, 0, keys, pCol, 1f, format, v, vOff, dim, dvp, o, alpha);
+            return;
+        }
+        float bias = ByteWidening.normalBias(format);
+        rebiasProbabilities(p, rows, keys, pCol, scale, bias);
         if (abnormal == 0) {
-            accumulateShort(p, rows, 0, keys, pCol, int8, shift, constants, v, vOff, dim, dvp, o, alpha);
-        } else if (mostlyAbnormal(abnormal, keys)) {
-            accumulateFull(p, rows, 0, keys, pCol, format, v, vOff, dim, dvp, o, alpha);
-        } else {
-            // Segments of one kind in key order: o is stored and reloaded between them, exactly, so the sums are the
-            // ones a single pass would make; only the first applies alpha.
-            float[] rescale = alpha;
-            for (int j = 0; j < keys; ) {
-                long rest = abnormal >>> j;
-                boolean full = (rest & 1) != 0;
-                int end = Math.min(keys, j + Long.numberOfTrailingZeros(full ? ~rest : rest));
-                if (full) {
-                    accumulateFull(p, rows, j, end, pCol, format, v, vOff, dim, dvp, o, rescale);
-                } else {
-                    accumulateShort(p, rows, j, end, pCol, int8, shift, constants, v, vOff, dim, dvp, o, rescale);
-                }
-                rescale = null;
-                j = end;
+            accumulateShort(p, rows, 0, keys, pCol, false, shift, constants, v, vOff, dim, dvp, o, alpha);
+            return;
+        }
+        // Segments of one kind in key order: o is stored and reloaded between them, exactly, so the sums are the ones
+        // a single pass would make; only the first applies alpha. The full widening's segments take the probabilities
+        // back by the inverse power of two, again exactly.
+        float[] rescale = alpha;
+        for (int j = 0; j < keys; ) {
+            long rest = abnormal >>> j;
+            boolean full = (rest & 1) != 0;
+            int end = Math.min(keys, j + Long.numberOfTrailingZeros(full ? ~rest : rest));
+            if (full) {
+                accumulateFull(p, rows, j, end, pCol, 1f / bias, format, v, vOff, dim, dvp, o, rescale);
+            } else {
+                accumulateShort(p, rows, j, end, pCol, false, shift, constants, v, vOff, dim, dvp, o, rescale);
             }
+            rescale = null;
+            j = end;
         }
     }
 
     /**
      * {@link #accumulate}'s sums over keys {@code [from, to)}, the scale already in {@code p}, for INT8 codes or FP8
-     * codes all normal ({@link ByteWidening#widenNormal}); a null {@code alpha} leaves the rows as they are.
+     * codes all normal ({@link ByteWidening#widenNormal}, {@code p} then rebiased as well); a null {@code alpha}
+     * leaves the rows as they are.
      */
     private static void accumulateShort(
             float[] p,
@@ -559,8 +655,9 @@ public final class QuantizedProducts {
     }
 
     /**
-     * {@link #accumulate}'s sums over keys {@code [from, to)}, the scale already in {@code p}, FP8 codes of any pattern ({@link ByteWidening#widen}); a null
-     * {@code alpha} leaves the rows as they are.
+     * {@link #accumulate}'s sums over keys {@code [from, to)}, FP8 codes of any pattern ({@link ByteWidening#widen}),
+     * each probability {@code p[..] * unbias} (the scale folded in: 1 where {@code p} holds that, the inverse power of
+     * two where {@code p} holds the rebiased probabilities); a null {@code alpha} leaves the rows as they are.
      */
     private static void accumulateFull(
             float[] p,
@@ -568,6 +665,7 @@ public final class QuantizedProducts {
             int from,
             int to,
             int pCol,
+            float unbias,
             QuantizedKv.Format format,
             byte[] v,
             int vOff,
@@ -603,16 +701,16 @@ public final class QuantizedProducts {
                 for (int j = from, vb = vOff + from * dim + c; j < to; j++, vb += dim) {
                     FloatVector v0 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb), 0);
                     FloatVector v1 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb + L), 0);
-                    FloatVector b = FloatVector.broadcast(F, p[p0 + j]);
+                    FloatVector b = FloatVector.broadcast(F, p[p0 + j] * unbias);
                     a00 = v0.fma(b, a00);
                     a01 = v1.fma(b, a01);
-                    b = FloatVector.broadcast(F, p[p1 + j]);
+                    b = FloatVector.broadcast(F, p[p1 + j] * unbias);
                     a10 = v0.fma(b, a10);
                     a11 = v1.fma(b, a11);
-                    b = FloatVector.broadcast(F, p[p2 + j]);
+                    b = FloatVector.broadcast(F, p[p2 + j] * unbias);
                     a20 = v0.fma(b, a20);
                     a21 = v1.fma(b, a21);
-                    b = FloatVector.broadcast(F, p[p3 + j]);
+                    b = FloatVector.broadcast(F, p[p3 + j] * unbias);
                     a30 = v0.fma(b, a30);
                     a31 = v1.fma(b, a31);
                 }
@@ -632,10 +730,10 @@ public final class QuantizedProducts {
                 FloatVector a3 = FloatVector.fromArray(F, o, o3 + c).mul(al3);
                 for (int j = from, vb = vOff + from * dim + c; j < to; j++, vb += dim) {
                     FloatVector v0 = ByteWidening.widen(format, ByteVector.fromArray(ByteWidening.B, v, vb), 0);
-                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j]), a0);
-                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j]), a1);
-                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j]), a2);
-                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j]), a3);
+                    a0 = v0.fma(FloatVector.broadcast(F, p[p0 + j] * unbias), a0);
+                    a1 = v0.fma(FloatVector.broadcast(F, p[p1 + j] * unbias), a1);
+                    a2 = v0.fma(FloatVector.broadcast(F, p[p2 + j] * unbias), a2);
+                    a3 = v0.fma(FloatVector.broadcast(F, p[p3 + j] * unbias), a3);
                 }
                 a0.intoArray(o, o0 + c);
                 a1.intoArray(o, o1 + c);

@@ -13,9 +13,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The quantized decode kernels at this JVM's width (the 256- and 128-bit executions run them again), bit for bit
  * against the decoded codes: the score kernel one FMA chain per score over keys stored element by element, its scan
- * exact, the value kernel one FMA per key and
- * column, whatever the number of keys, with FP8 runs that hold NaN or infinity patterns and runs that do not, and
- * nothing written outside the kernel's columns.
+ * exact, the value kernel one FMA per key and column, whatever the number of keys, with FP8 runs that hold NaN or
+ * infinity patterns and runs that do not, queries and probabilities of every range (the shorter FP8 widening's power
+ * of two taken in them exactly, or not at all where it would overflow), and nothing written outside the kernel's
+ * columns.
  */
 class QuantizedProductsTest {
     private static final VectorSpecies<Float> F = SimdWidth.F;
@@ -102,6 +103,41 @@ class QuantizedProductsTest {
                 .toArray();
     }
 
+    /**
+     * Queries of every range: mostly normal magnitudes, in one case in four a few of {@code 2^8} and more (past which
+     * E4M3's rebiased queries would overflow) or of {@code 2^16} and more (E5M2's), in one in four some subnormal
+     * floats, and rarely an infinity or NaN.
+     */
+    private static float[] queries(SplittableRandom rnd, QuantizedKv.Format format, int n) {
+        float[] q = new float[n];
+        int kind = rnd.nextInt(4);
+        for (int i = 0; i < n; i++) {
+            q[i] = (float) rnd.nextGaussian();
+            if (kind == 1 && rnd.nextInt(16) == 0) {
+                q[i] *= rnd.nextBoolean() ? 0x1p8f : 0x1p16f;
+            } else if (kind == 2 && rnd.nextInt(4) == 0) {
+                q[i] *= 0x1p-130f;
+            }
+        }
+        if (n > 0 && rnd.nextInt(20) == 0) {
+            q[rnd.nextInt(n)] = rnd.nextBoolean() ? Float.POSITIVE_INFINITY : Float.NaN;
+        }
+        return q;
+    }
+
+    private static float largest(float[] x) {
+        float m = 0f;
+        for (float f : x) {
+            m = Math.max(m, Math.abs(f));
+        }
+        return m;
+    }
+
+    /** The magnitude from which a query's product with the format's power of two would overflow. */
+    private static float limit(QuantizedKv.Format format) {
+        return format == QuantizedKv.Format.FP8_E4M3 ? 0x1p8f : 0x1p16f;
+    }
+
     /** The same bits, or both NaN (a NaN's payload after arithmetic is the hardware's). */
     private static void assertSameFloat(float want, float got, String where) {
         if (Float.isNaN(want)) {
@@ -124,9 +160,12 @@ class QuantizedProductsTest {
                 int rows = 4 * (1 + rnd.nextInt(2));
                 int dvp = dim + L * rnd.nextInt(2);
                 int pCol = rnd.nextInt(Math.min(3, KT - keys + 1));
+                // Probabilities up to a bound (above 1 as with dropout), some so small that times the scale they are
+                // subnormal floats.
+                float pBound = rnd.nextBoolean() ? 1f : 3f;
                 float[] p = new float[rows * KT];
                 for (int i = 0; i < p.length; i++) {
-                    p[i] = (float) rnd.nextDouble();
+                    p[i] = (float) rnd.nextDouble() * pBound * (rnd.nextInt(8) == 0 ? 0x1p-130f : 1f);
                 }
                 float[] o = new float[rows * dvp];
                 for (int i = 0; i < o.length; i++) {
@@ -139,7 +178,9 @@ class QuantizedProductsTest {
                 int vOff = rnd.nextInt(5);
                 byte[] v = new byte[vOff + keys * dim + 3];
                 fillCodes(rnd, format, v);
-                float scale = (float) rnd.nextDouble(0.01, 2);
+                // Scales up to 2^17, past 2^8 E4M3's and past 2^16 E5M2's probabilities cannot take the power of two
+                // of the shorter widening (the kernel then widens every code the full way).
+                float scale = (float) (rnd.nextDouble(0.01, 2) * new double[] {1, 1, 0x1p8, 0x1p16}[rnd.nextInt(4)]);
                 float[] want = o.clone();
                 for (int t = 0; t < rows; t++) {
                     for (int c = 0; c < dim; c++) {
@@ -152,7 +193,8 @@ class QuantizedProductsTest {
                     }
                 }
                 long abnormal = abnormalArgument(rnd, format, v, vOff, dim, keys);
-                QuantizedProducts.accumulate(p, rows, keys, pCol, format, v, vOff, dim, scale, abnormal, dvp, o, alpha);
+                QuantizedProducts.accumulate(
+                        p, rows, keys, pCol, format, v, vOff, dim, scale, pBound, abnormal, dvp, o, alpha);
                 for (int t = 0; t < rows; t++) {
                     for (int c = 0; c < dvp; c++) {
                         assertSameFloat(
@@ -194,10 +236,7 @@ class QuantizedProductsTest {
                 int blocks = 1 + rnd.nextInt(6);
                 int rows = 4 * (1 + rnd.nextInt(2));
                 int dp = dim + rnd.nextInt(L + 1);
-                float[] q = new float[rows * dp];
-                for (int i = 0; i < q.length; i++) {
-                    q[i] = (float) rnd.nextGaussian();
-                }
+                float[] q = queries(rnd, format, rows * dp);
                 int base = rnd.nextInt(5);
                 byte[] k = new byte[base + blocks * blockSize * dim + (rnd.nextBoolean() ? 0 : rnd.nextInt(2 * L))];
                 fillCodes(rnd, format, k);
@@ -236,8 +275,17 @@ class QuantizedProductsTest {
                     default -> -1L;
                 };
                 float[] s = new float[rows * KT];
+                // The rebiased queries where they serve, sometimes withheld (every FP8 key then widens the full way).
+                float[] rebiased = new float[q.length];
+                boolean usable = QuantizedProducts.rebiasQueries(format, q, q.length, rebiased);
+                assertEquals(
+                        format != QuantizedKv.Format.INT8 && largest(q) < limit(format),
+                        usable,
+                        format + ": whether the rebiased queries serve, largest magnitude " + largest(q));
+                float[] qRebiased = usable && rnd.nextInt(4) != 0 ? rebiased : null;
                 QuantizedProducts.scores(
-                        q, rows, dp, format, k, blockSize, dim, runs, offsets, counts, scales, abnormal, s, sCol);
+                        q, qRebiased, rows, dp, format, k, blockSize, dim, runs, offsets, counts, scales, abnormal, s,
+                        sCol);
                 for (int r = 0, c = sCol; r < runs; c += counts[r], r++) {
                     for (int t = 0; t < rows; t++) {
                         for (int j = 0; j < counts[r]; j++) {
