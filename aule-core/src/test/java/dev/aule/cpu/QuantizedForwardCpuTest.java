@@ -17,7 +17,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The cpu kernels on quantized caches, scalar and SIMD at this JVM's width (the 256- and 128-bit executions run
  * it again): codes read in place (head dims a whole number of vectors) and dequantized into scratch (others),
  * decode and prefill tiles, random block tables and scales, against the reference's float64 forward on the
- * dequantized rows.
+ * dequantized rows. Seeds past 36 take the FP8 kernels past the range of their shorter widening's power of two:
+ * seeds 37 to 42 with queries of magnitude 2^8 (E4M3) or 2^16 (E5M2) and more, the keys' scales smaller by as much
+ * (so the scores stay where they were), seeds 43 to 48 with value scales large enough that the probabilities
+ * cannot take the power of two.
  */
 class QuantizedForwardCpuTest {
 
@@ -45,7 +48,7 @@ class QuantizedForwardCpuTest {
     @Test
     void scalarAndSimdMatchTheReferenceOnQuantizedCaches() {
         CpuBackend[] backends = {new CpuBackend(new ScalarTileMath()), new CpuBackend(new VectorTileMath())};
-        for (long seed = 1; seed <= 36; seed++) {
+        for (long seed = 1; seed <= 48; seed++) {
             SplittableRandom rnd = new SplittableRandom(seed);
             QuantizedKv.Format format = QuantizedKv.Format.values()[(int) (seed % 3)];
             int kvHeads = 1 + rnd.nextInt(2);
@@ -74,6 +77,17 @@ class QuantizedForwardCpuTest {
                 keyScales[i] = (float) (rnd.nextDouble(0.2, 1) * unit);
                 valueScales[i] = (float) (rnd.nextDouble(0.2, 1) * unit);
             }
+            // Past the shorter widening's range (see the class comment; the queries are uniform in (-1, 1) and scaled
+            // by the softmax scale, 1 / sqrt(d), before the kernels read them); INT8 takes E4M3's factors.
+            float queryFactor = format == QuantizedKv.Format.FP8_E5M2 ? 0x1p21f : 0x1p12f;
+            float valueFactor = format == QuantizedKv.Format.FP8_E5M2 ? 0x1p24f : 0x1p13f;
+            for (int i = 0; i < keyScales.length; i++) {
+                if (seed > 36 && seed <= 42) {
+                    keyScales[i] /= queryFactor;
+                } else if (seed > 42) {
+                    valueScales[i] *= valueFactor;
+                }
+            }
             QuantizedKv cache = new QuantizedKv(
                     format,
                     numBlocks,
@@ -88,6 +102,13 @@ class QuantizedForwardCpuTest {
                     tables,
                     lens);
             Tensor q = Tensors.random(rnd, DType.F32, batch, kvHeads * group, sq, d);
+            if (seed > 36 && seed <= 42) {
+                float[] scaled = q.toFloatArray();
+                for (int i = 0; i < scaled.length; i++) {
+                    scaled[i] *= queryFactor;
+                }
+                q = Tensor.of(scaled, batch, kvHeads * group, sq, d);
+            }
             AttentionOptions options =
                     AttentionOptions.builder().causal(rnd.nextBoolean()).build();
             Tensor expected = Tensor.allocate(DType.F32, batch, kvHeads * group, sq, dv);
