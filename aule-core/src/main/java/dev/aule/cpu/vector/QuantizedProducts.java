@@ -96,20 +96,12 @@ public final class QuantizedProducts {
         return Math.max(largest.reduceLanes(VectorOperators.MAX), rest) < ByteWidening.normalLimit(format);
     }
 
-    /** {@code p[t * KT + pCol + j] *= scale} for {@code t < rows}, {@code j < keys}. */
-    private static void scaleProbabilities(float[] p, int rows, int keys, int pCol, float scale) {
-        for (int t = 0; t < rows; t++) {
-            for (int j = t * KT + pCol, end = j + keys; j < end; j++) {
-                p[j] *= scale;
-            }
-        }
-    }
-
     /**
-     * {@code p[..] = (p[..] * scale) * bias} over {@link #scaleProbabilities}'s range: the scaled probabilities, then
-     * the power of two, exact where the caller has made sure that it does not overflow.
+     * {@code p[t * KT + pCol + j] = (p[t * KT + pCol + j] * scale) * bias} for {@code t < rows}, {@code j < keys}: the
+     * block's scale folded into the probabilities, then a power of two (1 for none), exact where the caller has made
+     * sure that it does not overflow.
      */
-    private static void rebiasProbabilities(float[] p, int rows, int keys, int pCol, float scale, float bias) {
+    private static void scaleProbabilities(float[] p, int rows, int keys, int pCol, float scale, float bias) {
         for (int t = 0; t < rows; t++) {
             for (int j = t * KT + pCol, end = j + keys; j < end; j++) {
                 p[j] = p[j] * scale * bias;
@@ -524,7 +516,7 @@ public final class QuantizedProducts {
         int shift = ByteWidening.normalShift(format);
         int constants = ByteWidening.normalConstants(format);
         if (int8) {
-            scaleProbabilities(p, rows, keys, pCol, scale);
+            scaleProbabilities(p, rows, keys, pCol, scale, 1f);
             accumulateShort(p, rows, 0, keys, pCol, true, shift, constants, v, vOff, dim, dvp, o, alpha);
             return;
         }
@@ -533,12 +525,12 @@ public final class QuantizedProducts {
         // overflows once multiplied by the shorter widening's power of two. (A bound from the caller rather than a
         // maximum taken here: the scan and its reduction cost the value kernel about a nanosecond per key.)
         if (mostlyAbnormal(abnormal, keys) || !(Math.abs(pBound * scale) < ByteWidening.normalLimit(format))) {
-            scaleProbabilities(p, rows, keys, pCol, scale);
+            scaleProbabilities(p, rows, keys, pCol, scale, 1f);
             accumulateFull(p, rows, 0, keys, pCol, 1f, format, v, vOff, dim, dvp, o, alpha);
             return;
         }
         float bias = ByteWidening.normalBias(format);
-        rebiasProbabilities(p, rows, keys, pCol, scale, bias);
+        scaleProbabilities(p, rows, keys, pCol, scale, bias);
         if (abnormal == 0) {
             accumulateShort(p, rows, 0, keys, pCol, false, shift, constants, v, vOff, dim, dvp, o, alpha);
             return;
